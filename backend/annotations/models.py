@@ -1,0 +1,88 @@
+from django.conf import settings
+from django.db import models
+from pgvector.django import VectorField
+
+from backend.images.models import Image
+from backend.projects.models import LabelClass, Project
+
+
+class Source(models.TextChoices):
+    MODEL = "model"
+    HUMAN = "human"
+
+
+class ReviewState(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Annotation(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    label_class = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    # COCO compressed RLE: {"size": [h, w], "counts": "<str>"}.
+    mask_rle = models.JSONField()
+    bbox = models.JSONField()  # [x, y, w, h] in pixels, tight around the mask
+    area = models.PositiveIntegerField()
+    source = models.CharField(max_length=8, choices=Source.choices)
+    det_score = models.FloatField(null=True, blank=True)
+    mask_score = models.FloatField(null=True, blank=True)
+    class_score = models.FloatField(null=True, blank=True)
+    class_margin = models.FloatField(null=True, blank=True)
+    # [{"class_id", "name", "score", "exemplar_id"}...], best first.
+    candidates = models.JSONField(default=list, blank=True)
+    embedding = VectorField(null=True, blank=True)
+    embedder_version = models.CharField(max_length=200, blank=True, default="")
+    class_review = models.CharField(max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING)
+    mask_review = models.CharField(max_length=10, choices=ReviewState.choices, default=ReviewState.PENDING)
+    job_id = models.BigIntegerField(null=True, blank=True)  # the pre-annotation job that proposed it
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(source__in=Source.values), name="annotation_valid_source"),
+            models.CheckConstraint(condition=models.Q(class_review__in=ReviewState.values), name="annotation_valid_class_review"),
+            models.CheckConstraint(condition=models.Q(mask_review__in=ReviewState.values), name="annotation_valid_mask_review"),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="annotation_version_positive"),
+        ]
+        indexes = [models.Index(fields=["project", "image"]), models.Index(fields=["image", "job_id"])]
+
+    @property
+    def touched_by_human(self) -> bool:
+        return (
+            self.source == Source.HUMAN
+            or self.class_review != ReviewState.PENDING
+            or self.mask_review != ReviewState.PENDING
+            or self.version > 1
+        )
+
+
+class AnnotationEvent(models.Model):
+    """Append-only audit trail; a database trigger refuses UPDATEs (but the actor's SET NULL)."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        REVIEWED = "reviewed"
+        DELETED = "deleted"
+        RESCORED = "rescored"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="events")
+    # A plain id, not a foreign key: the trail outlives the annotation it describes.
+    annotation_id = models.BigIntegerField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    before = models.JSONField(null=True)
+    after = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["image", "id"])]

@@ -1,0 +1,49 @@
+from rest_framework import serializers
+
+from .models import Annotation, AnnotationEvent, ReviewState
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    class_name = serializers.CharField(source="label_class.name", read_only=True, default=None)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "image", "label_class", "class_name", "mask_rle", "bbox", "area", "source", "det_score",
+            "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review",
+            "job_id", "created_at", "updated_at", "version",
+        ]
+        read_only_fields = fields
+
+
+class AnnotationCreateSerializer(serializers.Serializer):
+    image = serializers.IntegerField()
+    label_class = serializers.IntegerField(allow_null=True, required=False, default=None)
+    mask_rle = serializers.JSONField(required=False, default=None)
+    polygons = serializers.JSONField(required=False, default=None)
+
+
+class AnnotationUpdateSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    label_class = serializers.IntegerField(allow_null=True, required=False)
+    mask_rle = serializers.JSONField(required=False)
+    polygons = serializers.JSONField(required=False)
+
+
+class ReviewSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    target = serializers.ChoiceField(choices=["class", "mask", "both"])
+    decision = serializers.ChoiceField(choices=ReviewState.choices)
+
+
+class AcceptAllSerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, help_text="The image's version, if the client wants it checked.")
+
+
+class AnnotationEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+
+    class Meta:
+        model = AnnotationEvent
+        fields = ["id", "annotation_id", "actor", "action", "before", "after", "created_at"]
+        read_only_fields = fields

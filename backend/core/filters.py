@@ -1,0 +1,67 @@
+"""Allowlisted list filtering and ordering: an unknown query parameter is a 400, never a lookup."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+
+RESERVED_PARAMS = {"page", "page_size", "format"}
+
+FilterFn = Callable[[QuerySet, str], QuerySet]
+
+
+def apply_filters(
+    queryset: QuerySet,
+    params: Mapping[str, str],
+    *,
+    filters: Mapping[str, FilterFn],
+    orderings: Mapping[str, str],
+    default_ordering: str,
+) -> QuerySet:
+    unknown = sorted(set(params) - RESERVED_PARAMS - set(filters) - {"ordering"})
+    if unknown:
+        raise ValidationError(
+            {unknown[0]: f"Unknown filter '{unknown[0]}'. Allowed filters: {', '.join(sorted(filters)) or 'none'}."}
+        )
+    for name, fn in filters.items():
+        value = params.get(name)
+        if value not in (None, ""):
+            queryset = fn(queryset, value)
+    ordering = params.get("ordering") or default_ordering
+    descending = ordering.startswith("-")
+    field = orderings.get(ordering.lstrip("-"))
+    if field is None:
+        raise ValidationError({"ordering": f"Unknown ordering '{ordering}'. Allowed: {', '.join(sorted(orderings))}."})
+    return queryset.order_by(f"-{field}" if descending else field, "-id" if descending else "id")
+
+
+def choice_filter(field: str, choices: list[str]) -> FilterFn:
+    def apply(queryset: QuerySet, value: str) -> QuerySet:
+        values = [v for v in value.split(",") if v]
+        bad = [v for v in values if v not in choices]
+        if bad:
+            raise ValidationError({field: f"Unknown value '{bad[0]}'. Allowed: {', '.join(choices)}."})
+        return queryset.filter(**{f"{field}__in": values})
+
+    return apply
+
+
+def int_filter(field: str) -> FilterFn:
+    def apply(queryset: QuerySet, value: str) -> QuerySet:
+        try:
+            ids = [int(v) for v in value.split(",") if v]
+        except ValueError:
+            raise ValidationError({field: "Expected an integer or a comma-separated list of integers."}) from None
+        return queryset.filter(**{f"{field}__in": ids})
+
+    return apply
+
+
+def bool_filter(field: str) -> FilterFn:
+    def apply(queryset: QuerySet, value: str) -> QuerySet:
+        if value.lower() not in {"true", "false", "1", "0"}:
+            raise ValidationError({field: "Expected true or false."})
+        return queryset.filter(**{field: value.lower() in {"true", "1"}})
+
+    return apply

@@ -1,0 +1,136 @@
+"""Image upload validation: decoded by Pillow, allowlisted formats, bombs and polyglots refused.
+
+The file's name and declared type are never trusted; what Pillow decodes is what we store.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+    "BMP": ("image/bmp", "bmp"),
+    "TIFF": ("image/tiff", "tif"),
+}
+
+# Markup that a browser could execute if the file were ever sniffed as HTML/SVG.
+_MARKUP = re.compile(rb"<\s*(svg|html|script|body|iframe|object|embed|!doctype|\?xml)\b", re.IGNORECASE)
+
+
+class UploadError(Exception):
+    """The file cannot be accepted; the message is shown to the user next to the file name."""
+
+
+@dataclass(frozen=True)
+class ValidatedImage:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    sha256: str
+
+
+def validate_image(data: bytes) -> ValidatedImage:
+    if len(data) == 0:
+        raise UploadError("The file is empty.")
+    if len(data) > settings.MAX_IMAGE_BYTES:
+        raise UploadError(f"The file is larger than the limit of {settings.MAX_IMAGE_BYTES // (1024 * 1024)} MiB (MAX_IMAGE_BYTES).")
+    if _MARKUP.search(data):
+        raise UploadError("The file contains HTML/SVG markup; image/markup polyglots are refused.")
+    PILImage.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x the pixel limit; we refuse there too.
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as probe:
+                fmt = probe.format
+                if fmt not in ALLOWED_FORMATS:
+                    raise UploadError(f"Unsupported image format {fmt}; allowed: JPEG, PNG, WebP, BMP, TIFF.")
+                probe.verify()
+            with PILImage.open(io.BytesIO(data)) as img:
+                img.load()
+                transposed = ImageOps.exif_transpose(img)
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise UploadError(
+            f"The image has more pixels than the limit of {settings.MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS)."
+        ) from None
+    except UnidentifiedImageError:
+        raise UploadError("The file is not an image in an allowed format (JPEG, PNG, WebP, BMP, TIFF).") from None
+    except UploadError:
+        raise
+    except Exception as exc:  # Pillow raises many types for truncated or corrupt files
+        raise UploadError(f"The image could not be decoded: {exc}.") from None
+    content_type, extension = ALLOWED_FORMATS[fmt]
+    if transposed is not img:
+        # EXIF said "rotate": store the pixels upright so masks and exports match what people see.
+        data = _encode(transposed, fmt)
+    return ValidatedImage(
+        data=data,
+        content_type=content_type,
+        extension=extension,
+        width=transposed.width,
+        height=transposed.height,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _encode(img: PILImage.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    params = {"quality": 95} if fmt in {"JPEG", "WEBP"} else {}
+    if fmt == "JPEG" and img.mode not in {"RGB", "L", "CMYK"}:
+        img = img.convert("RGB")
+    img.save(out, format=fmt, **params)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One image from an upload: a plain file, or an entry of a zip (name = path inside it)."""
+
+    name: str
+    image: ValidatedImage | None = None
+    error: str | None = None
+
+
+def iter_upload_items(files) -> Iterator[UploadItem]:
+    """Validate every uploaded file; zips are opened and each entry validated on its own."""
+    from .zips import ZipRejected, iter_zip
+
+    for upload in files:
+        name = getattr(upload, "name", "upload")
+        upload.seek(0)
+        head = upload.read(4)
+        upload.seek(0)
+        if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+            try:
+                for entry in iter_zip(upload):
+                    if entry.error:
+                        yield UploadItem(f"{name}/{entry.name}", error=entry.error)
+                        continue
+                    yield _validated(f"{name}/{entry.name}", entry.data)
+            except ZipRejected as exc:
+                yield UploadItem(name, error=str(exc))
+            continue
+        size = getattr(upload, "size", None)
+        if size is not None and size > settings.MAX_IMAGE_BYTES:
+            yield UploadItem(name, error=f"The file is larger than the limit of {settings.MAX_IMAGE_BYTES // (1024 * 1024)} MiB (MAX_IMAGE_BYTES).")
+            continue
+        yield _validated(name, upload.read())
+
+
+def _validated(name: str, data: bytes) -> UploadItem:
+    try:
+        return UploadItem(name, image=validate_image(data))
+    except UploadError as exc:
+        return UploadItem(name, error=str(exc))

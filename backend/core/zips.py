@@ -1,0 +1,107 @@
+"""Reading uploaded zips safely: entry by entry, with limits, never extracted to disk.
+
+Each entry yields either its bytes or an error that names it, so one bad entry never costs the
+good ones. Limits: entry count, total uncompressed bytes (counted while reading, not trusted
+from the header) and compression ratio (zip bombs).
+"""
+from __future__ import annotations
+
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from django.conf import settings
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    name: str
+    data: bytes | None = None
+    error: str | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return PurePosixPath(self.name).parts
+
+
+class ZipRejected(Exception):
+    """The archive as a whole cannot be read."""
+
+
+def _unsafe_name(name: str) -> str | None:
+    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute or Windows-style path refused"
+    if any(part == ".." for part in PurePosixPath(name).parts):
+        return "path with '..' refused"
+    return None
+
+
+def _skippable(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntry]:
+    max_entry_bytes = max_entry_bytes or settings.MAX_IMAGE_BYTES
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ZipRejected(f"Not a readable zip archive: {exc}.") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > settings.ZIP_MAX_ENTRIES:
+            raise ZipRejected(f"The zip has {len(infos)} entries; the limit is {settings.ZIP_MAX_ENTRIES} (ZIP_MAX_ENTRIES).")
+        total = 0
+        for info in infos:
+            name = info.filename
+            if info.is_dir() or _skippable(name):
+                continue
+            problem = _unsafe_name(name)
+            if problem:
+                yield ZipEntry(name, error=problem)
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                yield ZipEntry(name, error="symbolic link refused")
+                continue
+            if info.flag_bits & 0x1:
+                yield ZipEntry(name, error="encrypted entry refused")
+                continue
+            if info.file_size > max_entry_bytes:
+                yield ZipEntry(name, error=f"entry is larger than the limit of {max_entry_bytes} bytes")
+                continue
+            if info.compress_size and info.file_size / info.compress_size > settings.ZIP_MAX_RATIO:
+                yield ZipEntry(name, error=f"compression ratio above {settings.ZIP_MAX_RATIO}:1 refused (zip bomb?)")
+                continue
+            if total + info.file_size > settings.ZIP_MAX_TOTAL_BYTES:
+                yield ZipEntry(name, error=f"the zip's total size limit of {settings.ZIP_MAX_TOTAL_BYTES} bytes was reached")
+                continue
+            try:
+                data = _read_bounded(archive, info, max_entry_bytes)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                yield ZipEntry(name, error=f"unreadable entry: {exc}")
+                continue
+            if data is None:
+                yield ZipEntry(name, error="entry is larger than its header says (zip bomb?)")
+                continue
+            total += len(data)
+            yield ZipEntry(name, data=data)
+
+
+def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+    """Read at most `limit` bytes (and never more than the header declared); None when exceeded."""
+    cap = min(limit, info.file_size)
+    chunks, size = [], 0
+    with archive.open(info) as fh:
+        while True:
+            chunk = fh.read(min(CHUNK, cap + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,43 @@
+from django.conf import settings
+from django.db import models
+from pgvector.django import VectorField
+
+from backend.projects.models import LabelClass, Project
+
+
+class GalleryImage(models.Model):
+    """A reference crop of one class; the matcher compares every crop with every exemplar."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="gallery")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="exemplars")
+    file = models.FileField(max_length=300)
+    original_name = models.CharField(max_length=500)
+    content_type = models.CharField(max_length=40)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label_class__name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["label_class", "sha256"], name="gallery_unique_sha256_per_class"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_class.name}: {self.original_name}"
+
+
+class GalleryEmbedding(models.Model):
+    """An exemplar's embedding for one embedder version (a new model gets new rows, not overwrites)."""
+
+    gallery_image = models.ForeignKey(GalleryImage, on_delete=models.CASCADE, related_name="embeddings")
+    embedder_version = models.CharField(max_length=200)
+    vector = VectorField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gallery_image", "embedder_version"], name="gallery_embedding_unique_version"),
+        ]

@@ -1,0 +1,21 @@
+from django.db.models import QuerySet
+
+from backend.core.errors import NotFound
+from backend.core.filters import apply_filters, int_filter
+
+from .models import GalleryImage
+
+
+def exemplars_of_project(project, params) -> QuerySet[GalleryImage]:
+    queryset = GalleryImage.objects.filter(project=project).select_related("label_class")
+    return apply_filters(
+        queryset, params, filters={"label_class": int_filter("label_class")},
+        orderings={"id": "id", "created_at": "created_at", "class": "label_class__name"}, default_ordering="class",
+    )
+
+
+def get_exemplar(project, exemplar_id: int) -> GalleryImage:
+    exemplar = GalleryImage.objects.filter(project=project, pk=exemplar_id).first()
+    if exemplar is None:
+        raise NotFound("Gallery image not found.")
+    return exemplar

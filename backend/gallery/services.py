@@ -1,0 +1,127 @@
+"""Writes for the reference gallery: exemplar uploads (files for one class, or an ImageFolder zip)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from backend.core import events
+from backend.core.errors import DomainError, NotFound
+from backend.core.files import store_file
+from backend.core.uploads import UploadItem, iter_upload_items
+from backend.projects.models import LabelClass, Project
+from backend.projects.services import bump_gallery_version
+
+from .models import GalleryImage
+
+
+@dataclass
+class GalleryUploadReport:
+    created: list[GalleryImage] = field(default_factory=list)
+    created_classes: list[str] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> GalleryUploadReport:
+    """With class_id, every image goes to that class. Without it, images must come in a zip in
+    ImageFolder layout (`<class name>/<file>`, optionally under one root folder); missing classes
+    are created."""
+    target = None
+    if class_id is not None:
+        target = LabelClass.objects.filter(project=project, pk=class_id).first()
+        if target is None:
+            raise DomainError(f"Class {class_id} does not exist in this project.")
+    report = GalleryUploadReport()
+    items = list(iter_upload_items(files))
+    roots = _common_root(items)
+    for item in items:
+        if item.error:
+            report.errors.append({"name": item.name, "error": item.error})
+            continue
+        label_class = target or _class_from_path(project, item.name, roots, report)
+        if label_class is None:
+            continue
+        _store_exemplar(project=project, user=user, label_class=label_class, item=item, report=report)
+    if report.created:
+        _gallery_changed(project.pk)
+    return report
+
+
+def _common_root(items: list[UploadItem]) -> set[str]:
+    """Zip-internal folders that wrap the class folders (e.g. `dataset/1_screw_flat/a.jpg`)."""
+    roots = set()
+    by_zip: dict[str, set[str]] = {}
+    for item in items:
+        parts = PurePosixPath(item.name).parts
+        if len(parts) >= 4:
+            by_zip.setdefault(parts[0], set()).add(parts[1])
+    for zip_name, firsts in by_zip.items():
+        if len(firsts) == 1:
+            roots.add(f"{zip_name}/{next(iter(firsts))}")
+    return roots
+
+
+def _class_from_path(project: Project, name: str, roots: set[str], report: GalleryUploadReport) -> LabelClass | None:
+    parts = PurePosixPath(name).parts
+    for root in roots:
+        if name.startswith(root + "/"):
+            parts = (parts[0],) + parts[2:]
+            break
+    if len(parts) < 3:
+        report.errors.append({
+            "name": name,
+            "error": "no class: choose a class, or upload a zip with one folder per class (ImageFolder layout)",
+        })
+        return None
+    class_name = parts[1].strip()[:120]
+    label_class = LabelClass.objects.annotate(lname=Lower("name")).filter(project=project, lname=class_name.lower()).first()
+    if label_class is None:
+        try:
+            with transaction.atomic():
+                label_class = LabelClass.objects.create(project=project, name=class_name)
+            report.created_classes.append(class_name)
+        except IntegrityError:
+            label_class = LabelClass.objects.annotate(lname=Lower("name")).get(project=project, lname=class_name.lower())
+    return label_class
+
+
+def _store_exemplar(*, project, user, label_class, item: UploadItem, report: GalleryUploadReport) -> None:
+    image = item.image
+    existing = GalleryImage.objects.filter(label_class=label_class, sha256=image.sha256).values_list("pk", flat=True).first()
+    if existing:
+        report.duplicates.append({"name": item.name, "existing_id": existing})
+        return
+    stored = store_file(f"projects/{project.pk}/gallery", image.extension, image.data)
+    try:
+        with transaction.atomic():
+            report.created.append(GalleryImage.objects.create(
+                project=project, label_class=label_class, file=stored, original_name=item.name[:500],
+                content_type=image.content_type, sha256=image.sha256, width=image.width, height=image.height,
+                uploaded_by=user,
+            ))
+    except IntegrityError:
+        default_storage.delete(stored)
+        report.duplicates.append({"name": item.name, "existing_id": None})
+
+
+@transaction.atomic
+def delete_exemplar(*, project: Project, exemplar_id: int) -> None:
+    exemplar = GalleryImage.objects.select_for_update().filter(project=project, pk=exemplar_id).first()
+    if exemplar is None:
+        raise NotFound("Gallery image not found.")
+    name = exemplar.file.name
+    exemplar.delete()
+    transaction.on_commit(lambda: default_storage.delete(name))
+    _gallery_changed(project.pk)
+
+
+def _gallery_changed(project_id: int) -> None:
+    bump_gallery_version(project_id=project_id)
+    events.emit(project_id, "gallery.changed")
+    from . import hooks
+
+    hooks.gallery_changed(project_id)

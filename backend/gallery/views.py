@@ -1,0 +1,53 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from backend.core.errors import DomainError
+from backend.core.files import private_file_response
+from backend.core.params import int_or_404
+from backend.core.upload_guard import check_upload_request
+from backend.projects.access import Capability, ProjectScopedMixin
+
+from . import selectors, services
+from .serializers import GalleryImageSerializer, GalleryUploadReportSerializer, GalleryUploadSerializer
+
+
+class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    serializer_class = GalleryImageSerializer
+    capabilities = {"file": Capability.READ}
+
+    @extend_schema(parameters=[OpenApiParameter("label_class", int), OpenApiParameter("ordering", str)])
+    def list(self, request, project_pk=None):
+        page = self.paginate_queryset(selectors.exemplars_of_project(self.project, request.query_params))
+        return self.get_paginated_response(GalleryImageSerializer(page, many=True).data)
+
+    @extend_schema(request={"multipart/form-data": GalleryUploadSerializer}, responses={201: GalleryUploadReportSerializer})
+    def create(self, request, project_pk=None):
+        files = check_upload_request(request)
+        raw_class = request.data.get("label_class")
+        try:
+            class_id = int(raw_class) if raw_class not in (None, "") else None
+        except (TypeError, ValueError):
+            raise DomainError("label_class must be a class id.") from None
+        report = services.upload_exemplars(project=self.project, user=request.user, files=files, class_id=class_id)
+        body = {
+            "created": GalleryImageSerializer(report.created, many=True).data,
+            "created_classes": report.created_classes,
+            "duplicates": report.duplicates,
+            "errors": report.errors,
+        }
+        code = status.HTTP_201_CREATED if report.created else (status.HTTP_400_BAD_REQUEST if report.errors else 200)
+        return Response(body, status=code)
+
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        services.delete_exemplar(project=self.project, exemplar_id=int_or_404(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(detail=True, methods=["get"])
+    def file(self, request, project_pk=None, pk=None):
+        exemplar = selectors.get_exemplar(self.project, int_or_404(pk))
+        return private_file_response(exemplar.file.name, exemplar.content_type, exemplar.original_name.rsplit("/", 1)[-1])

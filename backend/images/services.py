@@ -1,0 +1,87 @@
+"""Writes for images: uploads (files or zips) and deletions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from backend.core import events
+from backend.core.errors import NotFound
+from backend.core.files import store_file
+from backend.core.locking import check_version
+from backend.core.uploads import iter_upload_items
+from backend.projects.models import Project
+
+from .models import Image, ImageStatus
+
+
+@dataclass
+class UploadReport:
+    created: list[Image] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def upload_images(*, project: Project, user, files) -> UploadReport:
+    """Store every valid image; report duplicates and bad files by name. Good files are kept
+    even when others in the same upload fail (each image commits on its own)."""
+    report = UploadReport()
+    for item in iter_upload_items(files):
+        if item.error:
+            report.errors.append({"name": item.name, "error": item.error})
+            continue
+        image = item.image
+        existing = Image.objects.filter(project=project, sha256=image.sha256).values_list("pk", flat=True).first()
+        if existing:
+            report.duplicates.append({"name": item.name, "existing_id": existing})
+            continue
+        stored = store_file(f"projects/{project.pk}/images", image.extension, image.data)
+        try:
+            with transaction.atomic():
+                created = Image.objects.create(
+                    project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
+                    sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
+                    uploaded_by=user,
+                )
+                events.emit(project.pk, "image.created", image=created.pk)
+        except IntegrityError:  # the same bytes arrived concurrently
+            default_storage.delete(stored)
+            existing = Image.objects.filter(project=project, sha256=image.sha256).values_list("pk", flat=True).first()
+            report.duplicates.append({"name": item.name, "existing_id": existing})
+            continue
+        report.created.append(created)
+    return report
+
+
+@transaction.atomic
+def delete_image(*, project: Project, image_id: int, version: int | None) -> None:
+    image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()
+    if image is None:
+        raise NotFound("Image not found.")
+    check_version(image, version)
+    name = image.file.name
+    image.delete()
+    transaction.on_commit(lambda: default_storage.delete(name))
+    events.emit(project.pk, "image.deleted", image=image_id)
+
+
+def refresh_status(*, image: Image) -> Image:
+    """Derive the image's review status from its annotations (call inside the writing transaction)."""
+    from backend.annotations.models import ReviewState
+
+    annotations = list(image.annotations.values_list("class_review", "mask_review", "source"))
+    if not annotations:
+        status = ImageStatus.NEW if image.status == ImageStatus.NEW else image.status
+    elif all(c != ReviewState.PENDING and m != ReviewState.PENDING for c, m, _ in annotations):
+        status = ImageStatus.DONE
+    elif any(c != ReviewState.PENDING or m != ReviewState.PENDING or s == "human" for c, m, s in annotations):
+        status = ImageStatus.IN_REVIEW
+    else:
+        status = ImageStatus.PRELABELED
+    if status != image.status:
+        image.status = status
+        image.version += 1
+        image.save(update_fields=["status", "version", "updated_at"])
+        events.emit(image.project_id, "image.status", image=image.pk, status=status, version=image.version)
+    return image

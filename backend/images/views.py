@@ -1,0 +1,87 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from backend.annotations import selectors as annotation_selectors
+from backend.annotations import services as annotation_services
+from backend.annotations.serializers import AcceptAllSerializer, AnnotationEventSerializer, AnnotationSerializer
+from backend.core.files import private_file_response
+from backend.core.params import int_or_404, version_from
+from backend.core.upload_guard import check_upload_request
+from backend.projects.access import Capability, ProjectScopedMixin
+
+from . import selectors, services
+from .models import ImageStatus
+from .serializers import ImageDetailSerializer, ImageSerializer, UploadReportSerializer, UploadSerializer
+
+
+class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    serializer_class = ImageSerializer
+    capabilities = {
+        "create": Capability.ANNOTATE,
+        "accept_all": Capability.REVIEW,
+        "destroy": Capability.MANAGE,
+    }
+
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, enum=ImageStatus.values),
+        OpenApiParameter("label_class", int),
+        OpenApiParameter("id", str, description="comma-separated ids"),
+        OpenApiParameter("ordering", str),
+    ])
+    def list(self, request, project_pk=None):
+        page = self.paginate_queryset(selectors.images_of_project(self.project, request.query_params))
+        return self.get_paginated_response(ImageSerializer(page, many=True).data)
+
+    @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={201: UploadReportSerializer})
+    def create(self, request, project_pk=None):
+        report = services.upload_images(project=self.project, user=request.user, files=check_upload_request(request))
+        body = {
+            "created": ImageSerializer(report.created, many=True).data,
+            "duplicates": report.duplicates,
+            "errors": report.errors,
+        }
+        if report.created:
+            code = status.HTTP_201_CREATED
+        elif report.errors:
+            code = status.HTTP_400_BAD_REQUEST
+        else:
+            code = status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+    @extend_schema(responses=ImageDetailSerializer)
+    def retrieve(self, request, project_pk=None, pk=None):
+        image = selectors.get_image(self.project, int_or_404(pk))
+        annotations = annotation_selectors.annotations_of_image(image)
+        return Response(ImageDetailSerializer(image, context={"annotations": annotations}).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(detail=True, methods=["get"])
+    def file(self, request, project_pk=None, pk=None):
+        image = selectors.get_image(self.project, int_or_404(pk))
+        return private_file_response(image.file.name, image.content_type, image.original_name.rsplit("/", 1)[-1])
+
+    @extend_schema(responses=AnnotationEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, project_pk=None, pk=None):
+        image = selectors.get_image(self.project, int_or_404(pk))
+        page = self.paginate_queryset(annotation_selectors.events_of_image(image))
+        return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
+
+    @extend_schema(request=AcceptAllSerializer, responses=AnnotationSerializer(many=True))
+    @action(detail=True, methods=["post"], url_path="accept-all")
+    def accept_all(self, request, project_pk=None, pk=None):
+        serializer = AcceptAllSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changed = annotation_services.accept_all(
+            project=self.project, image_id=int_or_404(pk), user=request.user,
+            image_version=serializer.validated_data.get("version"),
+        )
+        return Response(AnnotationSerializer(changed, many=True).data)

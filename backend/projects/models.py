@@ -1,0 +1,90 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    ANNOTATOR = "annotator"
+    VIEWER = "viewer"
+
+
+def _default_prompts() -> list[str]:
+    return ["hand tool"]
+
+
+_unit = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    prompts = models.JSONField(default=_default_prompts)
+    box_threshold = models.FloatField(default=0.35, validators=_unit)
+    text_threshold = models.FloatField(default=0.25, validators=_unit)
+    nms_iou = models.FloatField(default=0.5, validators=_unit)
+    unknown_threshold = models.FloatField(default=0.5, validators=_unit)
+    min_margin = models.FloatField(default=0.0, validators=_unit)
+    top_k = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    unique_classes_per_image = models.BooleanField(default=False)
+    pipeline_settings = models.JSONField(default=dict, blank=True)
+    # Bumped on every gallery change; stored embeddings are re-scored against the new gallery.
+    gallery_version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(box_threshold__gte=0, box_threshold__lte=1), name="project_box_threshold_unit"),
+            models.CheckConstraint(condition=models.Q(text_threshold__gte=0, text_threshold__lte=1), name="project_text_threshold_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="membership_valid_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.project} ({self.role})"
+
+
+class LabelClass(models.Model):
+    class Kind(models.TextChoices):
+        CLASS = "class"
+        INSTANCE = "instance"  # one physical object, e.g. "screwdriver-1234"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=120)
+    color = models.CharField(max_length=7, default="#e6194b", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")])
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CLASS)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "project", name="labelclass_unique_name_ci"),
+            models.CheckConstraint(condition=models.Q(kind__in=["class", "instance"]), name="labelclass_valid_kind"),
+            models.CheckConstraint(condition=models.Q(color__regex=r"^#[0-9a-fA-F]{6}$"), name="labelclass_valid_color"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

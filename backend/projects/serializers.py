@@ -1,0 +1,81 @@
+from rest_framework import serializers
+
+from .models import LabelClass, Membership, Project, Role
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    my_role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
+            "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image", "pipeline_settings",
+            "gallery_version", "created_at", "updated_at", "version", "my_role",
+        ]
+        read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "version", "my_role"]
+
+    def get_my_role(self, project) -> str | None:
+        membership = self.context.get("membership")
+        if membership is not None and membership.project_id == project.pk:
+            return membership.role
+        roles = self.context.get("roles") or {}
+        return roles.get(project.pk)
+
+    def validate_prompts(self, value):
+        if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
+            raise serializers.ValidationError("Give at least one non-empty text prompt.")
+        if len(value) > 20 or any(len(p) > 200 for p in value):
+            raise serializers.ValidationError("At most 20 prompts of at most 200 characters.")
+        return [p.strip() for p in value]
+
+    def validate_pipeline_settings(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object.")
+        return value
+
+
+class ProjectUpdateSerializer(ProjectSerializer):
+    version = serializers.IntegerField()
+
+    class Meta(ProjectSerializer.Meta):
+        read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "my_role"]
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    exemplar_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "color", "kind", "active", "created_at", "version", "exemplar_count"]
+        read_only_fields = ["id", "created_at", "version", "exemplar_count"]
+
+
+class LabelClassUpdateSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField()
+
+    class Meta:
+        model = LabelClass
+        fields = ["name", "color", "kind", "active", "version"]
+        extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}

@@ -1,0 +1,154 @@
+"""Writes for projects, memberships and classes (keyword-only, atomic, version-checked)."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F, ProtectedError
+
+from backend.core.errors import DomainError, NotFound
+from backend.core.locking import check_version
+
+from .models import LabelClass, Membership, Project, Role
+
+PROJECT_FIELDS = {
+    "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
+    "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image", "pipeline_settings",
+}
+CLASS_FIELDS = {"name", "color", "kind", "active"}
+
+
+@transaction.atomic
+def create_project(*, user, **fields) -> Project:
+    project = Project.objects.create(created_by=user, **_only(fields, PROJECT_FIELDS))
+    Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+    return project
+
+
+@transaction.atomic
+def update_project(*, project_id: int, version: int | None, **fields) -> Project:
+    project = Project.objects.select_for_update().get(pk=project_id)
+    check_version(project, version)
+    for key, value in _only(fields, PROJECT_FIELDS).items():
+        setattr(project, key, value)
+    project.version += 1
+    project.save()
+    return project
+
+
+@transaction.atomic
+def delete_project(*, project_id: int, version: int | None) -> None:
+    from backend.annotations.models import Annotation
+
+    project = Project.objects.select_for_update().get(pk=project_id)
+    check_version(project, version)
+    # Annotations protect their class from deletion; with the whole project going, they go first.
+    Annotation.objects.filter(project=project).delete()
+    project.delete()
+
+
+def bump_gallery_version(*, project_id: int) -> None:
+    Project.objects.filter(pk=project_id).update(gallery_version=F("gallery_version") + 1)
+
+
+@transaction.atomic
+def add_member(*, project: Project, username: str, role: str) -> Membership:
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise DomainError(f"No active user named '{username}'.")
+    if role not in Role.values:
+        raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(project=project, user=user, role=role)
+    except IntegrityError:
+        raise DomainError(f"'{username}' is already a member of this project.") from None
+
+
+@transaction.atomic
+def change_role(*, project: Project, membership_id: int, role: str) -> Membership:
+    membership = _membership(project, membership_id)
+    if role not in Role.values:
+        raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
+    if membership.role == Role.ADMIN and role != Role.ADMIN:
+        _keep_an_admin(project, membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _notify_membership_changed(membership)
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, project: Project, membership_id: int) -> None:
+    membership = _membership(project, membership_id)
+    if membership.role == Role.ADMIN:
+        _keep_an_admin(project, membership)
+    membership.delete()
+    _notify_membership_changed(membership)
+
+
+@transaction.atomic
+def create_class(*, project: Project, **fields) -> LabelClass:
+    try:
+        with transaction.atomic():
+            return LabelClass.objects.create(project=project, **_only(fields, CLASS_FIELDS))
+    except IntegrityError:
+        raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+
+
+@transaction.atomic
+def update_class(*, project: Project, class_id: int, version: int | None, **fields) -> LabelClass:
+    label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
+    if label_class is None:
+        raise NotFound("Class not found.")
+    check_version(label_class, version)
+    for key, value in _only(fields, CLASS_FIELDS).items():
+        setattr(label_class, key, value)
+    label_class.version += 1
+    try:
+        with transaction.atomic():
+            label_class.save()
+    except IntegrityError:
+        raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+    return label_class
+
+
+@transaction.atomic
+def delete_class(*, project: Project, class_id: int, version: int | None) -> None:
+    label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
+    if label_class is None:
+        raise NotFound("Class not found.")
+    check_version(label_class, version)
+    try:
+        with transaction.atomic():
+            label_class.delete()
+    except ProtectedError:
+        raise DomainError(
+            f"Class '{label_class.name}' is used by annotations; deactivate it instead of deleting it."
+        ) from None
+    bump_gallery_version(project_id=project.pk)
+
+
+def _only(fields: dict, allowed: set[str]) -> dict:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise DomainError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    return fields
+
+
+def _membership(project: Project, membership_id: int) -> Membership:
+    membership = Membership.objects.select_for_update().filter(project=project, pk=membership_id).first()
+    if membership is None:
+        raise NotFound("Membership not found.")
+    return membership
+
+
+def _keep_an_admin(project: Project, leaving: Membership) -> None:
+    if not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(pk=leaving.pk).exists():
+        raise DomainError("A project needs at least one admin; make someone else admin first.")
+
+
+def _notify_membership_changed(membership: Membership) -> None:
+    """Hook for live connections to re-check access (wired by the realtime app)."""
+    from backend.core import events
+
+    events.membership_changed(project_id=membership.project_id, user_id=membership.user_id)

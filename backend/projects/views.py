@@ -1,0 +1,147 @@
+from django.db.models import Count
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from backend.core.errors import NotFound
+from backend.core.params import int_or_404, version_from
+from backend.core.filters import apply_filters, bool_filter, choice_filter
+
+from . import selectors, services
+from .access import Capability, ProjectScopedMixin, require_capability
+from .models import LabelClass
+from .serializers import (
+    LabelClassSerializer,
+    LabelClassUpdateSerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    VersionSerializer,
+)
+
+
+class ProjectViewSet(viewsets.ViewSet):
+    """Projects the user is a member of. Anyone signed in may create one and becomes its admin."""
+
+    serializer_class = ProjectSerializer
+    lookup_value_converter = "int"
+
+    def _membership(self, pk, capability):
+        return require_capability(self.request.user, pk, capability)
+
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def list(self, request):
+        queryset = apply_filters(
+            selectors.projects_for_user(request.user), request.query_params,
+            filters={}, orderings={"id": "id", "name": "name", "created_at": "created_at"}, default_ordering="id",
+        )
+        page = self.paginator.paginate_queryset(queryset, request, view=self)
+        roles = dict(request.user.memberships.values_list("project_id", "role"))
+        return self.paginator.get_paginated_response(ProjectSerializer(page, many=True, context={"roles": roles}).data)
+
+    @property
+    def paginator(self):
+        from backend.core.pagination import Pagination
+
+        if not hasattr(self, "_paginator"):
+            self._paginator = Pagination()
+        return self._paginator
+
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
+    def create(self, request):
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.create_project(user=request.user, **serializer.validated_data)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: "admin"}}).data, status=201)
+
+    @extend_schema(responses=ProjectSerializer)
+    def retrieve(self, request, pk=None):
+        membership = self._membership(pk, Capability.READ)
+        return Response(ProjectSerializer(membership.project, context={"membership": membership}).data)
+
+    @extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
+    def partial_update(self, request, pk=None):
+        membership = self._membership(pk, Capability.MANAGE)
+        serializer = ProjectUpdateSerializer(membership.project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = services.update_project(project_id=membership.project_id, version=data.pop("version", None), **data)
+        return Response(ProjectSerializer(project, context={"membership": membership}).data)
+
+    @extend_schema(request=VersionSerializer, responses={204: None})
+    def destroy(self, request, pk=None):
+        membership = self._membership(pk, Capability.MANAGE)
+        services.delete_project(project_id=membership.project_id, version=version_from(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    serializer_class = MembershipSerializer
+    capabilities = {"list": Capability.READ}
+
+    def list(self, request, project_pk=None):
+        page = self.paginate_queryset(selectors.memberships_of_project(self.project))
+        return self.get_paginated_response(MembershipSerializer(page, many=True).data)
+
+    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
+    def create(self, request, project_pk=None):
+        serializer = MembershipCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.add_member(project=self.project, **serializer.validated_data)
+        return Response(MembershipSerializer(membership).data, status=201)
+
+    @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
+    def partial_update(self, request, project_pk=None, pk=None):
+        serializer = MembershipUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.change_role(project=self.project, membership_id=int_or_404(pk), **serializer.validated_data)
+        return Response(MembershipSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        services.remove_member(project=self.project, membership_id=int_or_404(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = LabelClassSerializer
+    capabilities = {"list": Capability.READ, "retrieve": Capability.READ}
+
+    def get_queryset(self):
+        queryset = selectors.classes_of_project(self.project).annotate(exemplar_count=Count("exemplars"))
+        return apply_filters(
+            queryset, self.request.query_params,
+            filters={"active": bool_filter("active"), "kind": choice_filter("kind", LabelClass.Kind.values)},
+            orderings={"name": "name", "id": "id", "created_at": "created_at"}, default_ordering="name",
+        )
+
+    def retrieve(self, request, project_pk=None, pk=None):
+        label_class = self.get_queryset().filter(pk=int_or_404(pk)).first()
+        if label_class is None:
+            raise NotFound("Class not found.")
+        return Response(LabelClassSerializer(label_class).data)
+
+    @extend_schema(request=LabelClassSerializer, responses={201: LabelClassSerializer})
+    def create(self, request, project_pk=None):
+        serializer = LabelClassSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        label_class = services.create_class(project=self.project, **serializer.validated_data)
+        return Response(LabelClassSerializer(label_class).data, status=201)
+
+    @extend_schema(request=LabelClassUpdateSerializer, responses=LabelClassSerializer)
+    def partial_update(self, request, project_pk=None, pk=None):
+        serializer = LabelClassUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        label_class = services.update_class(
+            project=self.project, class_id=int_or_404(pk), version=data.pop("version", None), **data
+        )
+        return Response(LabelClassSerializer(label_class).data)
+
+    @extend_schema(request=VersionSerializer, responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        services.delete_class(project=self.project, class_id=int_or_404(pk), version=version_from(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
