@@ -16,6 +16,9 @@ def _from_url(url: str) -> dict:
 
 
 _conn = _from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else ensure_postgres()
+if os.environ.get("RAZMETKA_DB_NAME"):
+    # Worker processes started by the test suite point at the suite's test database.
+    _conn["NAME"] = os.environ["RAZMETKA_DB_NAME"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",

@@ -22,7 +22,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Queue names carry a prefix so a test run never feeds a `make run` worker on the same Redis.
+QUEUE_PREFIX = os.environ.get("RAZMETKA_QUEUE_PREFIX", "")
+QUEUE_CPU = f"{QUEUE_PREFIX}cpu"
+QUEUE_GPU = f"{QUEUE_PREFIX}gpu"
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_CPU
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
@@ -32,6 +36,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": os.environ.get("CHANNELS_PREFIX", "razmetka")},
+        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": f"{QUEUE_PREFIX}razmetka"},
     }
 }

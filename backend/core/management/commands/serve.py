@@ -27,9 +27,9 @@ class Command(BaseCommand):
         commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "backend.config.asgi:application"]]
         if not no_workers:
             celery = [python, "-m", "celery", "-A", "backend.config", "worker", "--loglevel", "INFO"]
-            commands.append(celery + ["-Q", "cpu", "-c", "2", "-n", "cpu@%h"])
+            commands.append(celery + ["-Q", settings.QUEUE_CPU, "-c", "2", "-n", "cpu@%h"])
             # One process that loads the models once; the device comes from RAZMETKA_ML_DEVICE.
-            commands.append(celery + ["-Q", "gpu", "-c", "1", "--pool", "solo", "-n", "gpu@%h"])
+            commands.append(celery + ["-Q", settings.QUEUE_GPU, "-c", "1", "--pool", "solo", "-n", "gpu@%h"])
         children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR) for cmd in commands]
         self.stdout.write(self.style.SUCCESS(f"\nRazmetka is running at http://{host}:{port}/  ({login})"))
         if not settings.RAZMETKA_ML_CONFIG:

@@ -1,0 +1,11 @@
+"""Loaded with -p before Django's settings are imported: the environment of the whole test run.
+
+Worker processes started by tests inherit it, so they see the same media root and queues.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["RAZMETKA_QUEUE_PREFIX"] = f"test{os.getpid()}-"
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="razmetka-test-media-"))
