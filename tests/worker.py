@@ -20,7 +20,8 @@ def start_worker(*, queues: list[str] | None = None, extra_env: dict | None = No
     queues = queues or [settings.QUEUE_CPU, settings.QUEUE_GPU]
     env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], **(extra_env or {})}
     node = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
-    log = open(ROOT / "var" / f"worker-{name}.log", "ab")
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    log = open(settings.VAR_DIR / f"worker-{name}.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "backend.config", "worker", "-Q", ",".join(queues),
          "--pool", "solo", "-c", "1", "-n", node, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],

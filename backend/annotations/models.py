@@ -55,11 +55,12 @@ class Annotation(models.Model):
 
     @property
     def touched_by_human(self) -> bool:
+        # Re-scoring bumps the version but leaves updated_by empty: only people set it.
         return (
             self.source == Source.HUMAN
             or self.class_review != ReviewState.PENDING
             or self.mask_review != ReviewState.PENDING
-            or self.version > 1
+            or self.updated_by_id is not None
         )
 
 

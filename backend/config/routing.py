@@ -1,1 +1,3 @@
-websocket_urlpatterns: list = []
+from backend.realtime.routing import websocket_urlpatterns
+
+__all__ = ["websocket_urlpatterns"]

@@ -7,7 +7,8 @@ from backend.annotations.views import AnnotationViewSet
 from backend.core import auth_views
 from backend.core.frontend import frontend_view
 from backend.gallery.views import GalleryViewSet
-from backend.images.views import ImageViewSet
+from backend.images.views import ImageReviewViewSet, ImageViewSet
+from backend.jobs.views import PrelabelJobViewSet
 from backend.projects.views import LabelClassViewSet, MembershipViewSet, ProjectViewSet
 
 root = SimpleRouter(trailing_slash=True, use_regex_path=False)
@@ -18,6 +19,8 @@ nested.register("members", MembershipViewSet, basename="member")
 nested.register("classes", LabelClassViewSet, basename="class")
 nested.register("gallery", GalleryViewSet, basename="gallery")
 nested.register("images", ImageViewSet, basename="image")
+nested.register("images", ImageReviewViewSet, basename="image-review")
+nested.register("jobs", PrelabelJobViewSet, basename="job")
 nested.register("annotations", AnnotationViewSet, basename="annotation")
 
 api = [

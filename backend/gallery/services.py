@@ -8,12 +8,11 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
-from backend.core import events
 from backend.core.errors import DomainError, NotFound
 from backend.core.files import store_file
 from backend.core.uploads import UploadItem, iter_upload_items
 from backend.projects.models import LabelClass, Project
-from backend.projects.services import bump_gallery_version
+from backend.projects.services import gallery_changed
 
 from .models import GalleryImage
 
@@ -47,7 +46,7 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
             continue
         _store_exemplar(project=project, user=user, label_class=label_class, item=item, report=report)
     if report.created:
-        _gallery_changed(project.pk)
+        gallery_changed(project.pk)
     return report
 
 
@@ -116,12 +115,6 @@ def delete_exemplar(*, project: Project, exemplar_id: int) -> None:
     name = exemplar.file.name
     exemplar.delete()
     transaction.on_commit(lambda: default_storage.delete(name))
-    _gallery_changed(project.pk)
+    gallery_changed(project.pk)
 
 
-def _gallery_changed(project_id: int) -> None:
-    bump_gallery_version(project_id=project_id)
-    events.emit(project_id, "gallery.changed")
-    from . import hooks
-
-    hooks.gallery_changed(project_id)

@@ -22,6 +22,9 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.NEW)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # A reviewer's short lease on the image while it is open; a heartbeat extends it.
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1)

@@ -1,4 +1,7 @@
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Min, Q, QuerySet
+from django.utils import timezone
+
+from rest_framework.exceptions import ValidationError
 
 from backend.core.errors import NotFound
 from backend.core.filters import apply_filters, choice_filter, int_filter
@@ -15,7 +18,7 @@ IMAGE_ORDERINGS = {"id": "id", "created_at": "created_at", "original_name": "ori
 
 
 def images_of_project(project: Project, params) -> QuerySet[Image]:
-    queryset = Image.objects.filter(project=project).annotate(
+    queryset = Image.objects.filter(project=project).select_related("claimed_by").annotate(
         annotation_count=Count("annotations", distinct=True),
         pending_count=Count(
             "annotations",
@@ -37,3 +40,28 @@ def get_image(project: Project, image_id: int) -> Image:
 def status_counts(project: Project) -> dict[str, int]:
     counts = dict(Image.objects.filter(project=project).values_list("status").annotate(n=Count("id")))
     return {status: counts.get(status, 0) for status in ImageStatus.values}
+
+
+def next_for_review(project: Project, user, params) -> Image | None:
+    """The next image needing review that nobody else holds: most ambiguous first (the smallest
+    top-2 class margin among its pending objects), then oldest."""
+    allowed = {"status", "label_class", "after"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValidationError({unknown[0]: f"Unknown filter '{unknown[0]}'. Allowed: {', '.join(sorted(allowed))}."})
+    statuses = [ImageStatus.PRELABELED, ImageStatus.IN_REVIEW]
+    queryset = Image.objects.filter(project=project)
+    if params.get("status"):
+        queryset = choice_filter("status", ImageStatus.values)(queryset, params["status"])
+    else:
+        queryset = queryset.filter(status__in=statuses)
+    if params.get("label_class"):
+        queryset = int_filter("annotations__label_class")(queryset, params["label_class"])
+    if params.get("after"):  # images the reviewer skipped in this session
+        queryset = queryset.exclude(pk__in=[int(v) for v in params["after"].split(",") if v.isdigit()])
+    now = timezone.now()
+    queryset = queryset.exclude(Q(claim_expires_at__gt=now) & ~Q(claimed_by=user))
+    queryset = queryset.annotate(
+        ambiguity=Min("annotations__class_margin", filter=Q(annotations__class_review="pending")),
+    )
+    return queryset.order_by(F("ambiguity").asc(nulls_last=True), "id").first()

@@ -11,9 +11,17 @@ from backend.core.params import int_or_404, version_from
 from backend.core.upload_guard import check_upload_request
 from backend.projects.access import Capability, ProjectScopedMixin
 
-from . import selectors, services
+from . import claims, selectors, services
 from .models import ImageStatus
-from .serializers import ImageDetailSerializer, ImageSerializer, UploadReportSerializer, UploadSerializer
+from .serializers import (
+    ClaimSerializer,
+    ImageDetailSerializer,
+    ImageSerializer,
+    SegmentRequestSerializer,
+    SegmentResultSerializer,
+    UploadReportSerializer,
+    UploadSerializer,
+)
 
 
 class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
@@ -85,3 +93,40 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             image_version=serializer.validated_data.get("version"),
         )
         return Response(AnnotationSerializer(changed, many=True).data)
+
+
+class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    """Claims, the review queue and interactive segmentation on images."""
+
+    serializer_class = ImageSerializer
+    capabilities = {"claim": Capability.ANNOTATE, "next": Capability.READ, "segment": Capability.ANNOTATE}
+
+    @extend_schema(request=None, responses={200: ClaimSerializer, 409: ClaimSerializer})
+    @action(detail=True, methods=["post", "delete"])
+    def claim(self, request, project_pk=None, pk=None):
+        if request.method == "DELETE":
+            claims.release_image(project=self.project, image_id=int_or_404(pk), user=request.user, membership=self.membership)
+            return Response({"claimed_by": None, "expires_at": None})
+        image = claims.claim_image(project=self.project, image_id=int_or_404(pk), user=request.user)
+        return Response({"claimed_by": request.user.username, "expires_at": image.claim_expires_at})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("label_class", int), OpenApiParameter("after", str)],
+        responses={200: ImageSerializer, 204: None},
+    )
+    @action(detail=False, methods=["get"])
+    def next(self, request, project_pk=None):
+        image = selectors.next_for_review(self.project, request.user, request.query_params)
+        if image is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ImageSerializer(image).data)
+
+    @extend_schema(request=SegmentRequestSerializer, responses=SegmentResultSerializer)
+    @action(detail=True, methods=["post"])
+    def segment(self, request, project_pk=None, pk=None):
+        serializer = SegmentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image = selectors.get_image(self.project, int_or_404(pk))
+        from backend.jobs.interactive import segment_box_now
+
+        return Response(segment_box_now(image=image, box=serializer.validated_data["box"]))

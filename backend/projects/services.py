@@ -101,6 +101,7 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
     if label_class is None:
         raise NotFound("Class not found.")
     check_version(label_class, version)
+    activity_changed = "active" in fields and fields["active"] != label_class.active
     for key, value in _only(fields, CLASS_FIELDS).items():
         setattr(label_class, key, value)
     label_class.version += 1
@@ -109,6 +110,8 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
             label_class.save()
     except IntegrityError:
         raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+    if activity_changed:  # an inactive class leaves the gallery: candidates must be re-scored
+        gallery_changed(project.pk)
     return label_class
 
 
@@ -125,7 +128,17 @@ def delete_class(*, project: Project, class_id: int, version: int | None) -> Non
         raise DomainError(
             f"Class '{label_class.name}' is used by annotations; deactivate it instead of deleting it."
         ) from None
-    bump_gallery_version(project_id=project.pk)
+    gallery_changed(project.pk)
+
+
+def gallery_changed(project_id: int) -> None:
+    """The set of exemplars the matcher sees changed: bump the version, tell listeners on commit."""
+    from backend.core import events
+    from backend.gallery import hooks
+
+    bump_gallery_version(project_id=project_id)
+    events.emit(project_id, "gallery.changed")
+    hooks.gallery_changed(project_id)
 
 
 def _only(fields: dict, allowed: set[str]) -> dict:

@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "backend.images",
     "backend.gallery",
     "backend.annotations",
+    "backend.jobs",
+    "backend.realtime",
 ]
 
 MIDDLEWARE = [

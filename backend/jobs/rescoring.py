@@ -1,0 +1,73 @@
+"""Re-scoring stored crop embeddings against the current gallery: a matrix product, no model."""
+from __future__ import annotations
+
+from itertools import groupby
+
+import numpy as np
+from django.db import transaction
+
+from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
+from backend.annotations.services import record_event, snapshot
+from backend.gallery.models import GalleryImage
+from backend.projects.models import Project
+
+from .gallery_index import classification, load_gallery, project_matcher
+from .services import classes_by_id
+
+
+def _pending(project_id: int):
+    return Annotation.objects.filter(
+        project_id=project_id, source=Source.MODEL, class_review=ReviewState.PENDING, embedding__isnull=False,
+    ).exclude(embedder_version="")
+
+
+def exemplars_missing_vectors(*, project_id: int) -> bool:
+    versions = set(_pending(project_id).values_list("embedder_version", flat=True).distinct())
+    return any(
+        GalleryImage.objects.filter(project_id=project_id).exclude(embeddings__embedder_version=v).exists() for v in versions
+    )
+
+
+def rescore_project(*, project_id: int) -> int:
+    """Every unreviewed model annotation gets fresh candidates; returns how many changed."""
+    project = Project.objects.get(pk=project_id)
+    matcher = project_matcher(project)
+    classes = classes_by_id(project_id)
+    changed = 0
+    for version in set(_pending(project_id).values_list("embedder_version", flat=True).distinct()):
+        gallery = load_gallery(project_id=project_id, embedder_version=version)
+        image_ids = list(_pending(project_id).filter(embedder_version=version).values_list("image_id", flat=True).distinct())
+        for start in range(0, len(image_ids), 200):
+            changed += _rescore_images(project_id, version, image_ids[start:start + 200], gallery, matcher, classes)
+    return changed
+
+
+@transaction.atomic
+def _rescore_images(project_id, version, image_ids, gallery, matcher, classes) -> int:
+    rows = list(
+        _pending(project_id).filter(embedder_version=version, image_id__in=image_ids)
+        .select_for_update(skip_locked=True).order_by("image_id", "id")
+    )
+    changed = 0
+    for _, group in groupby(rows, key=lambda a: a.image_id):
+        annotations = list(group)  # one image at a time: "one object per class" is per image
+        if len(gallery):
+            matches = matcher.match(np.stack([np.asarray(a.embedding, np.float32) for a in annotations]), gallery)
+        else:
+            matches = [None] * len(annotations)
+        for annotation, match in zip(annotations, matches):
+            fields = classification(match, classes) if match is not None else {
+                "label_class": None, "class_score": None, "class_margin": None, "candidates": [],
+            }
+            before = snapshot(annotation)
+            annotation.label_class = fields["label_class"]
+            annotation.class_score = fields["class_score"]
+            annotation.class_margin = fields["class_margin"]
+            annotation.candidates = fields["candidates"]
+            if snapshot(annotation) == before:
+                continue
+            annotation.version += 1
+            annotation.save(update_fields=["label_class", "class_score", "class_margin", "candidates", "version", "updated_at"])
+            record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.RESCORED, before=before, after=snapshot(annotation))
+            changed += 1
+    return changed

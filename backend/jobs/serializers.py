@@ -1,0 +1,36 @@
+from rest_framework import serializers
+
+from .models import PrelabelJob, PrelabelJobImage
+
+
+class PrelabelJobSerializer(serializers.ModelSerializer):
+    errors = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = PrelabelJob
+        fields = [
+            "id", "kind", "status", "total", "processed", "failed", "stage_ms", "error", "errors",
+            "settings_snapshot", "created_by", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_errors(self, job) -> list[dict]:
+        rows = job.items.filter(status="failed").values_list("image_id", "image__original_name", "error")[:200]
+        return [{"image": image, "name": name, "error": error} for image, name, error in rows]
+
+
+class PrelabelJobItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PrelabelJobImage
+        fields = ["image", "status", "attempts", "error", "stage_ms", "detections", "updated_at"]
+        read_only_fields = fields
+
+
+class StartJobSerializer(serializers.Serializer):
+    images = serializers.JSONField(default="new", help_text='"new", "all" or a list of image ids')
+    kind = serializers.ChoiceField(choices=PrelabelJob.Kind.choices, default=PrelabelJob.Kind.PRELABEL)
+    prompts = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=20)
+    box_threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
+    text_threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
+    nms_iou = serializers.FloatField(required=False, min_value=0, max_value=1)

@@ -1,0 +1,256 @@
+"""Writes for pre-annotation jobs: start, cancel, retry, and the idempotent result writes."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from pycocotools import mask as mask_utils
+
+from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
+from backend.annotations.services import record_event, snapshot
+from backend.core import events
+from backend.core.errors import DomainError, NotFound
+from backend.images.models import Image, ImageStatus
+from backend.images.services import refresh_status
+from backend.projects.models import LabelClass, Project
+
+from .models import FINAL_ITEM_STATES, FINAL_JOB_STATES, ItemStatus, JobStatus, PrelabelJob, PrelabelJobImage
+
+MAX_ATTEMPTS = 3
+# A new proposal that overlaps an annotation a person already handled is the same object: skip it.
+DUPLICATE_IOU = 0.7
+
+
+def job_payload(job: PrelabelJob) -> dict:
+    from .serializers import PrelabelJobSerializer
+
+    return PrelabelJobSerializer(job).data
+
+
+def _emit_progress(job: PrelabelJob) -> None:
+    events.emit(job.project_id, "job.progress", job=job_payload(job))
+
+
+def _select_images(project: Project, images) -> list[int]:
+    queryset = Image.objects.filter(project=project)
+    if images == "new":
+        queryset = queryset.filter(status=ImageStatus.NEW)
+    elif images == "all":
+        pass
+    elif isinstance(images, list) and images and all(isinstance(i, int) for i in images):
+        found = set(queryset.filter(pk__in=images).values_list("pk", flat=True))
+        missing = [i for i in images if i not in found]
+        if missing:
+            raise DomainError(f"Image(s) not in this project: {', '.join(map(str, missing[:10]))}.")
+        queryset = queryset.filter(pk__in=images)
+    else:
+        raise DomainError("images must be 'new', 'all' or a non-empty list of image ids.")
+    return list(queryset.order_by("id").values_list("pk", flat=True))
+
+
+@transaction.atomic
+def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.Kind.PRELABEL, overrides: dict | None = None) -> PrelabelJob:
+    image_ids = _select_images(project, images)
+    if not image_ids:
+        raise DomainError("No images to pre-annotate (no new images in this project).")
+    overrides = overrides or {}
+    snapshot_ = {
+        "prompts": overrides.get("prompts") or project.prompts,
+        "box_threshold": overrides.get("box_threshold", project.box_threshold),
+        "text_threshold": overrides.get("text_threshold", project.text_threshold),
+        "nms_iou": overrides.get("nms_iou", project.nms_iou),
+        "unknown_threshold": project.unknown_threshold,
+        "min_margin": project.min_margin,
+        "top_k": project.top_k,
+        "unique_classes_per_image": project.unique_classes_per_image,
+        "gallery_version": project.gallery_version,
+        "ml_config": settings.RAZMETKA_ML_CONFIG,
+        "device": settings.RAZMETKA_ML_DEVICE,
+    }
+    job = PrelabelJob.objects.create(
+        project=project, kind=kind, created_by=user, settings_snapshot=snapshot_, total=len(image_ids),
+    )
+    PrelabelJobImage.objects.bulk_create([PrelabelJobImage(job=job, image_id=i) for i in image_ids])
+    _enqueue(job, image_ids)
+    _emit_progress(job)
+    return job
+
+
+def _enqueue(job: PrelabelJob, image_ids: list[int]) -> None:
+    from .tasks import run_batch
+
+    size = max(1, int(getattr(settings, "PRELABEL_BATCH_SIZE", 4)))
+    batches = [image_ids[i:i + size] for i in range(0, len(image_ids), size)]
+    transaction.on_commit(
+        lambda: [run_batch.apply_async(args=[job.pk, batch], queue=settings.QUEUE_GPU) for batch in batches]
+    )
+
+
+@transaction.atomic
+def cancel_job(*, project: Project, job_id: int) -> PrelabelJob:
+    job = PrelabelJob.objects.select_for_update().filter(project=project, pk=job_id).first()
+    if job is None:
+        raise NotFound("Job not found.")
+    if job.status in FINAL_JOB_STATES:
+        raise DomainError(f"The job is already {job.status}.")
+    # Items already running finish their batch; everything still pending is skipped.
+    job.items.filter(status=ItemStatus.PENDING).update(status=ItemStatus.CANCELLED, error="cancelled")
+    job.status = JobStatus.CANCELLED
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "finished_at"])
+    _emit_progress(job)
+    return job
+
+
+@transaction.atomic
+def retry_failed(*, project: Project, job_id: int, user) -> PrelabelJob:
+    job = PrelabelJob.objects.select_for_update().filter(project=project, pk=job_id).first()
+    if job is None:
+        raise NotFound("Job not found.")
+    if job.status not in FINAL_JOB_STATES:
+        raise DomainError("The job is still running; retry its failed images when it has finished.")
+    failed = list(job.items.filter(status=ItemStatus.FAILED).values_list("image_id", flat=True))
+    if not failed:
+        raise DomainError("The job has no failed images.")
+    job.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING, error="", attempts=0)
+    job.failed = 0
+    job.processed = F("processed") - len(failed)
+    job.status = JobStatus.QUEUED
+    job.finished_at = None
+    job.error = ""
+    job.save(update_fields=["failed", "processed", "status", "finished_at", "error"])
+    job.refresh_from_db()
+    _enqueue(job, failed)
+    _emit_progress(job)
+    return job
+
+
+@transaction.atomic
+def claim_items(*, job_id: int, image_ids: list[int]) -> tuple[PrelabelJob | None, list[int]]:
+    """Mark this batch's unfinished items running; returns the ones to process now.
+
+    Items that reach MAX_ATTEMPTS (the worker died on them each time) fail instead of looping."""
+    job = PrelabelJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.status == JobStatus.CANCELLED:
+        return None, []
+    items = list(job.items.select_for_update().filter(image_id__in=image_ids).exclude(status__in=FINAL_ITEM_STATES))
+    todo = []
+    for item in items:
+        if item.attempts >= MAX_ATTEMPTS:
+            _fail_item(job, item, f"gave up after {item.attempts} attempts (the worker stopped while processing it)")
+            continue
+        item.attempts += 1
+        item.status = ItemStatus.RUNNING
+        item.save(update_fields=["attempts", "status", "updated_at"])
+        todo.append(item.image_id)
+    if job.status == JobStatus.QUEUED:
+        job.status = JobStatus.RUNNING
+        job.started_at = timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    _maybe_finish(job)
+    return job, todo
+
+
+def _fail_item(job: PrelabelJob, item: PrelabelJobImage, error: str) -> None:
+    item.status = ItemStatus.FAILED
+    item.error = error[:2000]
+    item.save(update_fields=["status", "error", "updated_at"])
+    PrelabelJob.objects.filter(pk=job.pk).update(processed=F("processed") + 1, failed=F("failed") + 1)
+    job.refresh_from_db(fields=["processed", "failed"])
+
+
+@transaction.atomic
+def fail_items(*, job_id: int, image_ids: list[int], error: str) -> None:
+    job = PrelabelJob.objects.select_for_update().get(pk=job_id)
+    for item in job.items.select_for_update().filter(image_id__in=image_ids).exclude(status__in=FINAL_ITEM_STATES):
+        _fail_item(job, item, error)
+    _maybe_finish(job)
+    _emit_progress(job)
+
+
+@transaction.atomic
+def write_image_result(*, job_id: int, image_id: int, detections: list[dict], stage_ms: dict) -> int:
+    """Replace the untouched model annotations of this image with this job's; keep what people
+    touched. Idempotent: a finished item is never written twice. Returns annotations created."""
+    job = PrelabelJob.objects.select_for_update().get(pk=job_id)
+    item = job.items.select_for_update().get(image_id=image_id)
+    if item.status in FINAL_ITEM_STATES:
+        return 0
+    image = Image.objects.select_for_update().get(pk=image_id)
+    kept_rles = []
+    for old in Annotation.objects.filter(image=image).select_for_update():
+        if old.touched_by_human:
+            kept_rles.append(_coco(old.mask_rle))
+            continue
+        if old.source == Source.MODEL:
+            record_event(annotation=old, actor=None, action=AnnotationEvent.Action.DELETED, before=snapshot(old), after=None)
+            old.delete()
+    created = 0
+    for det in detections:
+        if det["area"] == 0:
+            continue  # SAM found nothing inside the box
+        if kept_rles and float(mask_utils.iou([_coco(det["mask_rle"])], kept_rles, [0] * len(kept_rles)).max()) >= DUPLICATE_IOU:
+            continue
+        annotation = Annotation.objects.create(project_id=job.project_id, image=image, source=Source.MODEL, job_id=job.pk, **det)
+        record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.CREATED, before=None, after=snapshot(annotation))
+        created += 1
+    item.status = ItemStatus.DONE
+    item.stage_ms = stage_ms
+    item.detections = created
+    item.save(update_fields=["status", "stage_ms", "detections", "updated_at"])
+    job.processed += 1
+    job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in stage_ms.items()} | {
+        k: v for k, v in job.stage_ms.items() if k not in stage_ms
+    }
+    job.save(update_fields=["processed", "stage_ms"])
+    if image.status == ImageStatus.NEW:
+        image.status = ImageStatus.PRELABELED
+        image.version += 1
+        image.save(update_fields=["status", "version", "updated_at"])
+    refresh_status(image=image)
+    _maybe_finish(job)
+    _emit_progress(job)
+    return created
+
+
+def _coco(rle: dict) -> dict:
+    return {"size": rle["size"], "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]}
+
+
+def _maybe_finish(job: PrelabelJob) -> None:
+    if job.status in FINAL_JOB_STATES:
+        return
+    if job.items.exclude(status__in=FINAL_ITEM_STATES).exists():
+        return
+    all_failed = not job.items.exclude(status=ItemStatus.FAILED).exists()
+    job.status = JobStatus.FAILED if all_failed else JobStatus.DONE
+    if all_failed:
+        first = job.items.filter(status=ItemStatus.FAILED).values_list("error", flat=True).first()
+        job.error = f"Every image failed. First error: {first}"
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "finished_at"])
+
+
+def annotation_fields(det, classification: dict, embedder_version: str) -> dict:
+    """Annotation columns from an ml Detection plus its classification."""
+    x0, y0, x1, y1 = det.bbox_xyxy
+    return {
+        "label_class": classification["label_class"],
+        "mask_rle": det.mask_rle,
+        "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        "area": int(det.area),
+        "det_score": float(det.det_score),
+        "mask_score": float(det.mask_score),
+        "class_score": classification["class_score"],
+        "class_margin": classification["class_margin"],
+        "candidates": classification["candidates"],
+        "embedding": det.embedding.tolist(),
+        "embedder_version": embedder_version,
+        "class_review": ReviewState.PENDING,
+        "mask_review": ReviewState.PENDING,
+    }
+
+
+def classes_by_id(project_id: int) -> dict[int, LabelClass]:
+    return {c.pk: c for c in LabelClass.objects.filter(project_id=project_id)}

@@ -1,0 +1,136 @@
+"""Celery tasks: thin wrappers that take ids and call services. Heavy work on the gpu queue."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from backend.images.models import Image
+from backend.projects.models import Project
+
+from . import services
+from .engine import EngineNotConfigured, get_pipeline, read_rgb
+from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery, project_matcher
+
+logger = logging.getLogger("razmetka.jobs")
+
+
+@shared_task(name="jobs.run_batch", acks_late=True)
+def run_batch(job_id: int, image_ids: list[int]) -> dict:
+    job, todo = services.claim_items(job_id=job_id, image_ids=image_ids)
+    if not todo:
+        return {"processed": 0}
+    try:
+        pipeline = get_pipeline()
+    except Exception as exc:  # not configured, or a model that cannot be loaded: say which setting
+        services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
+        return {"failed": len(todo)}
+    snapshot = job.settings_snapshot
+    project = Project.objects.get(pk=job.project_id)
+    try:
+        ensure_exemplar_embeddings(project_id=project.pk, pipeline=pipeline)
+        gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
+        images, ok_ids = [], []
+        for image in Image.objects.filter(pk__in=todo).order_by("id"):
+            try:
+                images.append(read_rgb(image.file.name))
+                ok_ids.append(image.pk)
+            except Exception as exc:
+                services.fail_items(job_id=job_id, image_ids=[image.pk], error=f"could not read the image: {exc}")
+        if not ok_ids:
+            return {"processed": 0}
+        boxes = _import_boxes(ok_ids) if job.kind == "boxes" else None
+        _configure_detector(pipeline, snapshot)
+        results = pipeline.annotate(images, gallery, prompts=snapshot["prompts"], boxes=boxes)
+    except SoftTimeLimitExceeded:
+        services.fail_items(job_id=job_id, image_ids=todo, error="timed out (CELERY_TASK_TIME_LIMIT)")
+        return {"failed": len(todo)}
+    except EngineNotConfigured as exc:
+        services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
+        return {"failed": len(todo)}
+    except Exception as exc:
+        logger.exception("pre-annotation batch failed")
+        services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
+        return {"failed": len(todo)}
+    matcher = project_matcher(project)
+    classes = services.classes_by_id(project.pk)
+    by_probs = pipeline.cfg.embedder.classify_with == "probs"
+    created = 0
+    for image_id, result in zip(ok_ids, results):
+        dets = result.detections
+        try:
+            matches = [d.match for d in dets] if by_probs or not dets else matcher.match(np.stack([d.embedding for d in dets]), gallery)
+            fields = [services.annotation_fields(d, classification(m, classes), pipeline.embedder_version) for d, m in zip(dets, matches)]
+            created += services.write_image_result(job_id=job_id, image_id=image_id, detections=fields, stage_ms=result.timings_ms)
+        except Exception as exc:  # one bad image must not leave the job unfinished
+            logger.exception("writing results of image %s failed", image_id)
+            services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
+    return {"processed": len(ok_ids), "annotations": created}
+
+
+def _configure_detector(pipeline, snapshot: dict) -> None:
+    """Project thresholds for this batch (the worker runs one task at a time: --pool solo)."""
+    import dataclasses
+
+    if pipeline.detector is None:
+        return
+    base = getattr(pipeline, "_base_detector_cfg", None) or pipeline.detector.cfg
+    pipeline._base_detector_cfg = base
+    pipeline.detector.cfg = dataclasses.replace(
+        base, box_threshold=snapshot["box_threshold"], text_threshold=snapshot["text_threshold"], nms_iou=snapshot["nms_iou"],
+    )
+
+
+def _import_boxes(image_ids: list[int]) -> list[list]:
+    """Box-prompt jobs: the boxes of the untouched annotations already on each image (imports)."""
+    from backend.annotations.models import Annotation
+
+    boxes = []
+    for image_id in image_ids:
+        rows = Annotation.objects.filter(image_id=image_id, class_review="pending", mask_review="pending").values_list("bbox", flat=True)
+        boxes.append([[x, y, x + w, y + h] for x, y, w, h in rows])
+    return boxes
+
+
+@shared_task(name="jobs.embed_gallery", acks_late=True)
+def embed_gallery(project_id: int) -> int:
+    try:
+        pipeline = get_pipeline()
+    except Exception as exc:
+        logger.warning("gallery of project %s not embedded: %s", project_id, exc)
+        return 0
+    added = ensure_exemplar_embeddings(project_id=project_id, pipeline=pipeline)
+    rescore.apply_async(args=[project_id], kwargs={"after_embedding": True}, queue=settings.QUEUE_CPU)
+    return added
+
+
+@shared_task(name="jobs.rescore", acks_late=True)
+def rescore(project_id: int, after_embedding: bool = False) -> int:
+    """Re-score stored crop embeddings against the gallery: numpy only, no model pass. If new
+    exemplars have no vector yet, the gpu worker embeds them first and calls this again."""
+    from .rescoring import exemplars_missing_vectors, rescore_project
+
+    if not after_embedding and exemplars_missing_vectors(project_id=project_id):
+        embed_gallery.apply_async(args=[project_id], queue=settings.QUEUE_GPU)
+        return 0
+    return rescore_project(project_id=project_id)
+
+
+@shared_task(name="jobs.segment_box")
+def segment_box(image_id: int, box: list[float]) -> dict:
+    """Interactive SAM 2 from a box drawn in the browser; the web process waits for it."""
+    from ml.masks import encode_rle
+
+    pipeline = get_pipeline()
+    image = Image.objects.get(pk=image_id)
+    result = pipeline.segment_boxes(read_rgb(image.file.name), [box])[0]
+    x0, y0, x1, y1 = result.bbox_xyxy
+    return {"mask_rle": encode_rle(result.mask), "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(result.score)}
+
+
+def schedule_gallery_refresh(project_id: int) -> None:
+    """Gallery changed (called on commit): re-score, embedding new exemplars first if needed."""
+    rescore.apply_async(args=[project_id], queue=settings.QUEUE_CPU)

@@ -1,0 +1,63 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from backend.core.errors import NotFound
+from backend.core.filters import apply_filters, choice_filter
+from backend.core.params import int_or_404
+from backend.projects.access import Capability, ProjectScopedMixin
+
+from . import services
+from .models import JobStatus, PrelabelJob
+from .serializers import PrelabelJobItemSerializer, PrelabelJobSerializer, StartJobSerializer
+
+
+class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    serializer_class = PrelabelJobSerializer
+    capabilities = {"items": Capability.READ}
+
+    def _job(self, pk) -> PrelabelJob:
+        job = PrelabelJob.objects.filter(project=self.project, pk=int_or_404(pk)).first()
+        if job is None:
+            raise NotFound("Job not found.")
+        return job
+
+    def list(self, request, project_pk=None):
+        queryset = apply_filters(
+            PrelabelJob.objects.filter(project=self.project).select_related("created_by"), request.query_params,
+            filters={"status": choice_filter("status", JobStatus.values)},
+            orderings={"id": "id", "created_at": "created_at"}, default_ordering="-id",
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(PrelabelJobSerializer(page, many=True).data)
+
+    def retrieve(self, request, project_pk=None, pk=None):
+        return Response(PrelabelJobSerializer(self._job(pk)).data)
+
+    @extend_schema(request=StartJobSerializer, responses={201: PrelabelJobSerializer})
+    def create(self, request, project_pk=None):
+        serializer = StartJobSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        job = services.start_job(
+            project=self.project, user=request.user, images=data.pop("images"), kind=data.pop("kind"), overrides=data,
+        )
+        return Response(PrelabelJobSerializer(job).data, status=201)
+
+    @extend_schema(request=None, responses=PrelabelJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, project_pk=None, pk=None):
+        return Response(PrelabelJobSerializer(services.cancel_job(project=self.project, job_id=int_or_404(pk))).data)
+
+    @extend_schema(request=None, responses=PrelabelJobSerializer)
+    @action(detail=True, methods=["post"], url_path="retry-failed")
+    def retry_failed(self, request, project_pk=None, pk=None):
+        job = services.retry_failed(project=self.project, job_id=int_or_404(pk), user=request.user)
+        return Response(PrelabelJobSerializer(job).data)
+
+    @extend_schema(responses=PrelabelJobItemSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def items(self, request, project_pk=None, pk=None):
+        page = self.paginate_queryset(self._job(pk).items.all())
+        return self.get_paginated_response(PrelabelJobItemSerializer(page, many=True).data)

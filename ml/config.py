@@ -1,0 +1,149 @@
+"""Pipeline configuration: typed dataclasses loadable from JSON or YAML.
+
+Model locations are a local path or a hub id. Relative paths in a config file are
+resolved against the file's folder, so a tiny-models folder can be moved whole.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ml.errors import ConfigError
+
+ENV_CONFIG = "RAZMETKA_ML_CONFIG"
+
+
+@dataclass
+class DetectorConfig:
+    model: str = "IDEA-Research/grounding-dino-tiny"  # hub id or local dir
+    prompts: list[str] = field(default_factory=lambda: ["tool"])
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    nms_iou: float = 0.5
+    nms_prefer: str = "score"  # "score" | "area": which of two overlapping boxes survives
+    max_detections: int = 100  # top-N after thresholding and NMS
+    batch_size: int = 4  # images per forward (same-size images only, see detector.py)
+
+
+@dataclass
+class SegmenterConfig:
+    config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"  # packaged hydra name or a yaml file path
+    checkpoint: str | None = "facebook/sam2.1-hiera-tiny"  # .pt file or hub id
+    mask_threshold: float = 0.0
+    multimask: bool = True  # pick the best of 3 masks by predicted IoU
+    roi_margin: float | None = None  # boxes-given mode: crop ROI = box grown by this fraction
+    batch_size: int = 4  # images per image-encoder forward
+
+
+@dataclass
+class EmbedderConfig:
+    kind: str = "timm"  # "timm" | "projection_head" | "onnx"
+    model: str = "vit_large_patch16_dinov3.lvd1689m"  # timm id, head .pt, or .onnx path
+    checkpoint: str | None = None  # timm: local weights file (else hub via pretrained=True)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm create_model kwargs
+    pretrained: bool = True  # timm: load weights (hub or checkpoint); False = random (bench)
+    global_pool: str = "token"  # DINOv3 upstream uses the CLS token
+    input_size: int = 224
+    crop_mode: str = "masked"  # "masked" (object on neutral bg) | "bbox" (plain box crop)
+    background: list[int] = field(default_factory=lambda: [124, 116, 104])  # ~ImageNet mean
+    crop_padding: float = 0.0  # grow the crop box by this fraction of its size
+    batch_size: int = 32
+    # ONNX-only settings
+    layout: str = "NHWC"  # "NHWC" | "NCHW"
+    input_dtype: str = "uint8"  # "uint8" | "float32"
+    mean: list[float] | None = None  # float32 inputs: (x/255 - mean) / std; None = x/255
+    std: list[float] | None = None
+    input_name: str | None = None  # None = the model's first input
+    feature_output: str = "feature"
+    probs_output: str | None = "p"  # None or missing output = no class probabilities
+    class_names: list[str] = field(default_factory=list)
+    classify_with: str = "gallery"  # "gallery" (match the feature) | "probs" (take the class from p)
+
+
+@dataclass
+class MatcherConfig:
+    unknown_threshold: float = 0.5
+    margin: float = 0.0
+    top_k: int = 5
+    unique_per_image: bool = True
+    min_assign_score: float = 0.0
+
+
+@dataclass
+class PipelineConfig:
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
+    dtype: str = "float32"  # CUDA autocast dtype: "float32" | "bfloat16" | "float16"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+
+    _SECTIONS = {"detector": DetectorConfig, "segmenter": SegmenterConfig,
+                 "embedder": EmbedderConfig, "matcher": MatcherConfig}
+
+    @classmethod
+    def from_dict(cls, d: dict, base_dir: str | os.PathLike | None = None) -> "PipelineConfig":
+        d = dict(d or {})
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key in cls._SECTIONS:
+                kwargs[key] = _section(cls._SECTIONS[key], key, value or {})
+            elif key in ("device", "dtype"):
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"unknown config key {key!r}")
+        cfg = cls(**kwargs)
+        if cfg.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype: {cfg.dtype!r} must be float32, bfloat16 or float16")
+        if base_dir is not None:
+            cfg._resolve_paths(Path(base_dir))
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "PipelineConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} not found (env {ENV_CONFIG} or --config)")
+        text = p.read_text(encoding="utf-8")
+        if p.suffix.lower() in (".yaml", ".yml"):
+            from omegaconf import OmegaConf  # yaml without adding a dependency (sam2 needs it)
+            data = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
+        else:
+            data = json.loads(text)
+        return cls.from_dict(data, base_dir=p.parent)
+
+    @classmethod
+    def from_env(cls, path: str | None = None) -> "PipelineConfig":
+        """``path`` if given, else the file in $RAZMETKA_ML_CONFIG, else defaults."""
+        path = path or os.environ.get(ENV_CONFIG)
+        return cls.from_file(path) if path else cls()
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("_")}
+
+    def to_file(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+
+    def _resolve_paths(self, base: Path) -> None:
+        # Only values that look like relative paths AND exist under base are rewritten,
+        # so hub ids ("org/name") and packaged sam2 config names are left alone.
+        for sec, attr in (("detector", "model"), ("segmenter", "config"), ("segmenter", "checkpoint"),
+                          ("embedder", "model"), ("embedder", "checkpoint")):
+            obj = getattr(self, sec)
+            val = getattr(obj, attr)
+            if val and not os.path.isabs(val) and (base / val).exists():
+                setattr(obj, attr, str((base / val).resolve()))
+
+
+def _section(klass, name: str, value: dict):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+    known = {f.name for f in fields(klass)}
+    unknown = set(value) - known
+    if unknown:
+        raise ConfigError(f"{name}: unknown setting(s) {sorted(unknown)}")
+    return klass(**value)

@@ -1,0 +1,24 @@
+"""Errors raised by the ML engine."""
+from __future__ import annotations
+
+
+class MLError(Exception):
+    """Base class for every error raised by ``ml``."""
+
+
+class ModelLoadError(MLError):
+    """A configured model is missing or cannot be loaded.
+
+    The message always names the config setting to change, because the person
+    who sees it (an operator reading a Celery log) fixes it in the config file.
+    """
+
+    def __init__(self, setting: str, value: object, reason: str, hint: str = "a local path or hub id"):
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{setting}: {value!r} {reason}; set {setting} (env RAZMETKA_ML_CONFIG file) to {hint}")
+
+
+class ConfigError(MLError):
+    """The config file is malformed or has an invalid value."""

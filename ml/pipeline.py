@@ -1,0 +1,154 @@
+"""The pipeline: detector -> segmenter -> crop embedder -> matcher.
+
+Build it once per worker (``Pipeline.from_config``) and reuse it: every model is
+loaded in the constructor. Two paths give the same result:
+``annotate`` (batched: several images per detector / SAM-encoder forward, all
+boxes of an image in one SAM call, all crops in embedder batches) and
+``annotate_reference`` (seed-000 style: one image, one box, one crop at a time).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from ml.config import PipelineConfig
+from ml.detector import Detector
+from ml.device import resolve_device
+from ml.embedders import Embedder, EmbedOutput, load_embedder
+from ml.embedders.crops import make_crop
+from ml.gallery import Gallery
+from ml.masks import encode_rle
+from ml.matcher import Matcher
+from ml.segmenter import Segmenter
+from ml.types import STAGES, Box, Detection, ImageResult, MaskResult, MatchResult
+
+
+
+@contextmanager
+def _timed(acc: dict, key: str):
+    t0 = time.perf_counter()
+    yield
+    acc[key] = acc.get(key, 0.0) + (time.perf_counter() - t0) * 1000.0
+
+
+class Pipeline:
+    def __init__(self, cfg: PipelineConfig, detector: Detector | None, segmenter: Segmenter,
+                 embedder: Embedder, matcher: Matcher):
+        self.cfg = cfg
+        self.detector = detector
+        self.segmenter = segmenter
+        self.embedder = embedder
+        self.matcher = matcher
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, with_detector: bool = True) -> "Pipeline":
+        """Load every model once. ``with_detector=False`` for boxes-given workers."""
+        device = resolve_device(cfg.device)
+        det = Detector.load(cfg.detector, device, cfg.dtype) if with_detector else None
+        seg = Segmenter.load(cfg.segmenter, device, cfg.dtype)
+        emb = load_embedder(cfg.embedder, device, cfg.dtype)
+        return cls(cfg, det, seg, emb, Matcher.from_config(cfg.matcher))
+
+    # -- small public helpers -------------------------------------------------
+    @property
+    def embedder_version(self) -> str:
+        return self.embedder.version
+
+    def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """[N, D] float32 L2-normalised; crops are used as given (gallery exemplars)."""
+        return self.embedder.embed([np.ascontiguousarray(c) for c in crops]).features
+
+    def segment_boxes(self, image: np.ndarray, boxes_xyxy, roi_margin: float | None = None) -> list[MaskResult]:
+        """Boxes-given mode (boxes from an import, no detector)."""
+        margin = self.cfg.segmenter.roi_margin if roi_margin is None else roi_margin
+        if margin is not None:
+            return self.segmenter.segment_rois(image, boxes_xyxy, float(margin))
+        return self.segmenter.segment(image, boxes_xyxy)
+
+    def _crop(self, image: np.ndarray, m: MaskResult) -> np.ndarray:
+        e = self.cfg.embedder
+        return make_crop(image, m.bbox_xyxy, m.mask, e.crop_mode, e.background, e.crop_padding)
+
+    def _match(self, emb: EmbedOutput, gallery: Gallery | None) -> list[MatchResult]:
+        if self.cfg.embedder.classify_with == "probs":
+            if emb.probs is None:
+                raise ValueError("embedder.classify_with='probs' but the embedder has no class probabilities")
+            return self.matcher.match_probs(emb.probs, emb.class_names)
+        if gallery is None:
+            gallery = Gallery(np.zeros((0, 0), np.float32), [], [])
+        if len(gallery) and gallery.version and gallery.version != self.embedder_version:
+            raise ValueError("gallery embeddings were computed with another embedder "
+                             f"({gallery.version!r} != {self.embedder_version!r}); re-embed the gallery")
+        return self.matcher.match(emb.features, gallery)
+
+    @staticmethod
+    def _detections(boxes: list[Box], masks: list[MaskResult], emb: EmbedOutput,
+                    matches: list[MatchResult]) -> list[Detection]:
+        return [Detection(bbox_xyxy=m.bbox_xyxy, det_score=b.score, det_label=b.label, mask_rle=encode_rle(m.mask),
+                          area=m.area, mask_score=m.score, embedding=emb.features[i], match=matches[i],
+                          prompt_xyxy=m.prompt_xyxy, mask=m.mask)
+                for i, (b, m) in enumerate(zip(boxes, masks))]
+
+    # -- batched path ---------------------------------------------------------
+    def annotate(self, images: list[np.ndarray], gallery: Gallery | None, prompts: list[str] | None = None,
+                 boxes: list[list] | None = None) -> list[ImageResult]:
+        """Batched path. ``boxes`` (per image, xyxy) skips the detector. Stage
+        timings of batched stages are split evenly over the images of the call."""
+        images = [np.ascontiguousarray(im) for im in images]
+        t: dict[str, float] = {}
+        n = max(1, len(images))
+        with _timed(t, "detect"):
+            if boxes is None:
+                if self.detector is None:
+                    raise ValueError("pipeline was built without a detector: pass boxes=")
+                det_boxes = self.detector.detect(images, prompts)
+            else:
+                det_boxes = [[Box([float(v) for v in b], 1.0, "") for b in bs] for bs in boxes]
+        with _timed(t, "segment"):
+            masks = self.segmenter.segment_batch(images, [[b.xyxy for b in bs] for bs in det_boxes])
+        with _timed(t, "embed"):
+            crops = [self._crop(im, m) for im, ms in zip(images, masks) for m in ms]
+            emb_all = self.embedder.embed(crops)
+        results = []
+        offset = 0
+        t_match = 0.0
+        for im, bs, ms in zip(images, det_boxes, masks):
+            k = len(ms)
+            emb = EmbedOutput(emb_all.features[offset:offset + k],
+                              None if emb_all.probs is None else emb_all.probs[offset:offset + k],
+                              emb_all.class_names)
+            offset += k
+            tm: dict[str, float] = {}
+            with _timed(tm, "match"):
+                matches = self._match(emb, gallery)
+            t_match += tm["match"]
+            results.append(ImageResult(im.shape[1], im.shape[0], self._detections(bs, ms, emb, matches),
+                                       {s: t[s] / n for s in ("detect", "segment", "embed")} | tm))
+        return results
+
+    # -- reference path -------------------------------------------------------
+    def annotate_reference(self, images: list[np.ndarray], gallery: Gallery | None,
+                           prompts: list[str] | None = None) -> list[ImageResult]:
+        """Seed-000 style: one image per detector forward, SAM once per box, the
+        embedder once per crop. Slow; the bench and tests compare it with annotate()."""
+        results = []
+        for im in images:
+            im = np.ascontiguousarray(im)
+            t: dict[str, float] = {}
+            with _timed(t, "detect"):
+                bs = self.detector.detect([im], prompts)[0]
+            with _timed(t, "segment"):
+                self.segmenter.set_image(im)
+                ms = [self.segmenter.segment(im, [b.xyxy], set_image=False)[0] for b in bs]
+            with _timed(t, "embed"):
+                outs = [self.embedder.embed([self._crop(im, m)]) for m in ms]
+                feats = np.concatenate([o.features for o in outs]) if outs else \
+                    np.zeros((0, self.embedder.dim), np.float32)
+                probs = np.concatenate([o.probs for o in outs]) if outs and outs[0].probs is not None else None
+                emb = EmbedOutput(feats, probs, self.embedder.class_names)
+            with _timed(t, "match"):
+                matches = self._match(emb, gallery)
+            results.append(ImageResult(im.shape[1], im.shape[0], self._detections(bs, ms, emb, matches), t))
+        return results
