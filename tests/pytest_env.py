@@ -9,3 +9,5 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["RAZMETKA_QUEUE_PREFIX"] = f"test{os.getpid()}-"
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="razmetka-test-media-"))
+# Each run gets its own test database, so parallel runs on one embedded server never collide.
+os.environ.setdefault("RAZMETKA_TEST_DB_NAME", f"test_razmetka_{os.getpid()}")

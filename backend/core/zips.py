@@ -58,11 +58,11 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
         total = 0
         for info in infos:
             name = info.filename
-            if info.is_dir() or _skippable(name):
-                continue
-            problem = _unsafe_name(name)
+            problem = _unsafe_name(name)  # before the hidden-file skip: ".." starts with a dot
             if problem:
                 yield ZipEntry(name, error=problem)
+                continue
+            if info.is_dir() or _skippable(name):
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
                 yield ZipEntry(name, error="symbolic link refused")

@@ -17,7 +17,7 @@ CLAIM_SECONDS = 300
 
 
 def _locked(project: Project, image_id: int) -> Image:
-    image = Image.objects.select_for_update().select_related("claimed_by").filter(project=project, pk=image_id).first()
+    image = Image.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(project=project, pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
     return image
