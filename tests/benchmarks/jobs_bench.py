@@ -1,0 +1,106 @@
+"""Pipeline directly vs the same images through a pre-annotation job on a real Celery worker.
+
+Run: .venv/bin/python tests/benchmarks/jobs_bench.py [--images 8] [--config var/tiny-models/config.json]
+Uses the embedded servers, a scratch project (deleted afterwards) and its own worker process on
+private queues. Prints images/s both ways and the overhead ratio (job time / direct time).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--config", default=str(ROOT / "var" / "tiny-models" / "config.json"))
+    parser.add_argument("--batch", type=int, default=4)
+    args = parser.parse_args()
+    if not os.path.isfile(args.config):
+        subprocess.run([sys.executable, "-m", "ml", "tiny-models", "--out", str(Path(args.config).parent)], check=True)
+    prefix = f"bench{os.getpid()}-"
+    os.environ["RAZMETKA_QUEUE_PREFIX"] = prefix
+    os.environ["RAZMETKA_ML_CONFIG"] = args.config
+    os.environ["PRELABEL_BATCH_SIZE"] = str(args.batch)
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image as PILImage
+
+    from backend.images.services import upload_images
+    from backend.jobs import services
+    from backend.jobs.engine import get_pipeline, read_rgb
+    from backend.jobs.gallery_index import load_gallery
+    from backend.jobs.models import PrelabelJob
+    from backend.projects.services import create_project
+    from ml.tiny import synthetic_image
+
+    user = get_user_model().objects.create_user(f"jobs-bench-{time.time_ns()}")
+    project = create_project(user=user, name="jobs-bench", box_threshold=0.0, text_threshold=0.0)
+    files = []
+    for i in range(args.images):
+        buf = io.BytesIO()
+        PILImage.fromarray(synthetic_image(1000 + i, h=240, w=320)).save(buf, "PNG")
+        files.append(SimpleUploadedFile(f"b{i}.png", buf.getvalue()))
+    images = upload_images(project=project, user=user, files=files).created
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "backend.config", "worker", "-Q", f"{prefix}gpu,{prefix}cpu",
+         "--pool", "solo", "-n", f"{prefix}@localhost", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        pipeline = get_pipeline()
+        arrays = [read_rgb(im.file.name) for im in images]
+        gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
+        pipeline.annotate(arrays[:1], gallery, prompts=project.prompts)  # warm-up
+        t0 = time.perf_counter()
+        for start in range(0, len(arrays), args.batch):
+            pipeline.annotate(arrays[start:start + args.batch], gallery, prompts=project.prompts)
+        direct = time.perf_counter() - t0
+
+        # Warm the worker's pipeline with a one-image job, then time the real one.
+        warm = services.start_job(project=project, user=user, images=[images[0].pk])
+        _wait(PrelabelJob, warm.pk)
+        t0 = time.perf_counter()
+        job = services.start_job(project=project, user=user, images="all")
+        job = _wait(PrelabelJob, job.pk)
+        via_job = time.perf_counter() - t0
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        from backend.annotations.models import Annotation
+
+        Annotation.objects.filter(project=project).delete()
+        project.delete()
+        user.delete()
+    n = len(arrays)
+    print(f"images={n} batch={args.batch} config={args.config} job_status={job.status}")
+    print(f"direct: {direct:.2f}s {n / direct:.2f} img/s")
+    print(f"job:    {via_job:.2f}s {n / via_job:.2f} img/s (Celery, Postgres writes, events)")
+    print(f"overhead_ratio={via_job / direct:.2f}")
+
+
+def _wait(model, pk, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = model.objects.get(pk=pk)
+        if job.status in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise SystemExit(f"job {pk} did not finish")
+
+
+if __name__ == "__main__":
+    main()
