@@ -184,3 +184,20 @@ def test_unconfigured_engine_names_the_setting(settings):
     settings.RAZMETKA_ML_CONFIG = ""
     with pytest.raises(EngineNotConfigured, match="RAZMETKA_ML_CONFIG"):
         config_path()
+
+
+def test_box_prompt_job_segments_imported_boxes(celery_worker, client_for):
+    from .factories import make_model_annotation
+
+    owner, project, (hammer, _) = build_project(n_images=1)
+    image = Image.objects.get(project=project)
+    imported = make_model_annotation(image, hammer)  # a box-shaped suggestion, as an import leaves it
+    response = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": [image.pk], "kind": "boxes"}, format="json")
+    assert response.status_code == 201, response.content
+    job = wait_for_job(response.json()["id"])
+    assert job.status == JobStatus.DONE, job.error
+    assert job.stage_ms.get("detect", 0) < 50, "no detector pass for given boxes"
+    after = list(Annotation.objects.filter(image=image))
+    assert len(after) == 1 and after[0].pk != imported.pk
+    assert after[0].job_id == job.pk and after[0].embedding is not None and after[0].candidates
+    assert after[0].mask_score is not None
