@@ -22,7 +22,7 @@ from .serializers import (
 )
 
 
-class ProjectViewSet(viewsets.ViewSet):
+class ProjectViewSet(viewsets.GenericViewSet):
     """Projects the user is a member of. Anyone signed in may create one and becomes its admin."""
 
     serializer_class = ProjectSerializer
@@ -37,17 +37,9 @@ class ProjectViewSet(viewsets.ViewSet):
             selectors.projects_for_user(request.user), request.query_params,
             filters={}, orderings={"id": "id", "name": "name", "created_at": "created_at"}, default_ordering="id",
         )
-        page = self.paginator.paginate_queryset(queryset, request, view=self)
+        page = self.paginate_queryset(queryset)
         roles = dict(request.user.memberships.values_list("project_id", "role"))
-        return self.paginator.get_paginated_response(ProjectSerializer(page, many=True, context={"roles": roles}).data)
-
-    @property
-    def paginator(self):
-        from backend.core.pagination import Pagination
-
-        if not hasattr(self, "_paginator"):
-            self._paginator = Pagination()
-        return self._paginator
+        return self.get_paginated_response(ProjectSerializer(page, many=True, context={"roles": roles}).data)
 
     @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
     def create(self, request):
