@@ -1,0 +1,6 @@
+export * from "./rle";
+export * from "./brush";
+export * from "./hittest";
+export * from "./overlay";
+export * from "./viewport";
+export * from "./renderer";

@@ -1,0 +1,122 @@
+import { useEffect, useState } from "react";
+import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type GalleryImage, type GalleryUploadReport, type LabelClass, type Page } from "../api/client";
+import { subscribe } from "../api/live";
+import { notify } from "../notify";
+import type { ProjectCtx } from "./ProjectLayout";
+
+export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
+  const pid = ctx.project.id;
+  const [gallery, setGallery] = useState<GalleryImage[]>([]);
+  const [name, setName] = useState("");
+  const [color, setColor] = useState("#e6194b");
+  const [progress, setProgress] = useState<number | null>(null);
+  const [report, setReport] = useState<GalleryUploadReport | null>(null);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    get<Page<GalleryImage>>(`${P(pid)}/gallery/?page_size=500`).then((p) => setGallery(p.results)).catch((e) => notify(`Couldn't load the gallery: ${e.message}`, "error"));
+  }, [pid, tick]);
+  useEffect(() => subscribe(pid, (ev) => ev.type === "gallery.changed" && (setTick((t) => t + 1), ctx.reloadClasses())), [pid]);
+
+  const save = async (c: LabelClass, change: Partial<LabelClass>) => {
+    try {
+      await patch(`${P(pid)}/classes/${c.id}/`, { ...change, version: c.version });
+    } catch (e) {
+      notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Apply your change again.` : `Couldn't save “${c.name}”: ${(e as Error).message}`, "error");
+    }
+    await ctx.reloadClasses();
+  };
+  const add = async (e: React.FormEvent) => {
+    e.preventDefault();
+    try {
+      await post(`${P(pid)}/classes/`, { name: name.trim(), color });
+      setName("");
+      await ctx.reloadClasses();
+    } catch (err: any) {
+      notify(`Couldn't add the class: ${err.message}`, "error");
+    }
+  };
+  const upload = (files: File[], classId?: number) => {
+    if (!files.length) return;
+    const form = new FormData();
+    files.forEach((f) => form.append("files", f, f.name));
+    if (classId) form.append("label_class", String(classId));
+    setProgress(0);
+    setReport(null);
+    uploadWithProgress<GalleryUploadReport>(`${P(pid)}/gallery/`, form, setProgress).promise.then(({ status, body }) => {
+      setProgress(null);
+      if (body && typeof body === "object" && "errors" in body) setReport(body);
+      else if (status >= 300) notify(`Gallery upload failed: ${errorText(body, status)}`, "error");
+      setTick((t) => t + 1);
+      ctx.reloadClasses();
+    }).catch((e) => { setProgress(null); notify(e.message, "error"); });
+  };
+  const remove = async (g: GalleryImage) => {
+    try {
+      await del(`${P(pid)}/gallery/${g.id}/`);
+      setTick((t) => t + 1);
+    } catch (e: any) {
+      notify(e.message, "error");
+    }
+  };
+
+  return (
+    <main className="page">
+      <h1>Classes &amp; gallery</h1>
+      {ctx.isAdmin && (
+        <div className="grid2">
+          <form className="card form-row" onSubmit={add}>
+            <h2>Add a class</h2>
+            <label>Name <input name="class-name" value={name} onChange={(e) => setName(e.target.value)} /></label>
+            <label>Color <input type="color" value={color} onChange={(e) => setColor(e.target.value)} /></label>
+            <button className="primary" disabled={!name.trim()}>Add class</button>
+          </form>
+          <div className="card">
+            <h2>Upload an ImageFolder zip</h2>
+            <p className="small muted">One folder per class (folders with new names become classes).</p>
+            <input type="file" accept=".zip" aria-label="gallery zip" onChange={(e) => { upload([...(e.target.files ?? [])]); e.target.value = ""; }} />
+            {progress !== null && <progress max={1} value={progress} />}
+            {report && (
+              <div className="small">
+                {report.created.length} exemplars added{report.created_classes.length ? `, new classes: ${report.created_classes.join(", ")}` : ""}
+                {report.duplicates.length ? `, ${report.duplicates.length} duplicates` : ""}
+                {report.errors.length > 0 && <ul className="errors">{report.errors.map((er: any, i) => <li key={i}><b>{String(er.name)}</b>: {String(er.error)}</li>)}</ul>}
+              </div>
+            )}
+          </div>
+        </div>
+      )}
+      {ctx.classes.length === 0 && <p className="muted">No classes yet.</p>}
+      {ctx.classes.map((c) => (
+        <section key={c.id} className={`card class-card ${c.active === false ? "inactive" : ""}`} data-testid={`class-${c.name}`}>
+          <div className="toolbar">
+            <input type="color" aria-label={`color of ${c.name}`} value={c.color || "#888888"} disabled={!ctx.isAdmin}
+              onChange={(e) => save(c, { color: e.target.value })} />
+            {ctx.isAdmin ? (
+              <input className="class-name" aria-label={`name of ${c.name}`} defaultValue={c.name} key={`${c.id}:${c.version}`}
+                onBlur={(e) => e.target.value.trim() && e.target.value.trim() !== c.name && save(c, { name: e.target.value.trim() })}
+                onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
+            ) : <b>{c.name}</b>}
+            <span className="muted small">{c.kind} · {c.exemplar_count} exemplars</span>
+            <span className="spacer" />
+            {ctx.isAdmin && (
+              <>
+                <label className="button small">Add exemplars
+                  <input type="file" multiple accept="image/*" hidden onChange={(e) => { upload([...(e.target.files ?? [])], c.id); e.target.value = ""; }} />
+                </label>
+                <button className="small" onClick={() => save(c, { active: !(c.active ?? true) })}>{c.active === false ? "Activate" : "Deactivate"}</button>
+              </>
+            )}
+          </div>
+          <div className="thumbs">
+            {gallery.filter((g) => g.label_class === c.id).map((g) => (
+              <figure key={g.id} className="thumb">
+                <img src={`${P(pid)}/gallery/${g.id}/file/`} alt={g.original_name} loading="lazy" />
+                {ctx.isAdmin && <button className="thumb-del" title="Remove exemplar" onClick={() => remove(g)}>×</button>}
+              </figure>
+            ))}
+          </div>
+        </section>
+      ))}
+    </main>
+  );
+}

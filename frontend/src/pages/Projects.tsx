@@ -1,0 +1,51 @@
+import { useEffect, useState } from "react";
+import { get, post, type Page, type Project } from "../api/client";
+import { notify } from "../notify";
+import { Link, navigate } from "../router";
+
+export function ProjectsPage() {
+  const [projects, setProjects] = useState<Project[] | null>(null);
+  const [name, setName] = useState("");
+  const [prompts, setPrompts] = useState("hammer . screwdriver . wrench . pliers");
+  useEffect(() => {
+    get<Page<Project>>("/api/projects/?page_size=500")
+      .then((p) => setProjects(p.results))
+      .catch((e) => notify(`Couldn't load projects: ${e.message}`, "error"));
+  }, []);
+  const create = async (e: React.FormEvent) => {
+    e.preventDefault();
+    try {
+      const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
+      const p = await post<Project>("/api/projects/", { name, ...(list.length ? { prompts: list } : {}) });
+      navigate(`/p/${p.id}`);
+    } catch (err: any) {
+      notify(`Couldn't create the project: ${err.message}`, "error");
+    }
+  };
+  return (
+    <main className="page">
+      <h1>Projects</h1>
+      {projects === null ? (
+        <p className="muted">Loading…</p>
+      ) : projects.length === 0 ? (
+        <p className="muted">No projects yet. Create one below.</p>
+      ) : (
+        <ul className="cards">
+          {projects.map((p) => (
+            <li key={p.id} className="card">
+              <Link to={`/p/${p.id}`} className="card-title">{p.name}</Link>
+              <div className="muted small">{p.description || (Array.isArray(p.prompts) ? (p.prompts as string[]).join(", ") : "")}</div>
+              <div className="small">your role: {p.my_role ?? "—"}</div>
+            </li>
+          ))}
+        </ul>
+      )}
+      <form className="card form-row" onSubmit={create}>
+        <h2>New project</h2>
+        <label>Name <input name="project-name" value={name} onChange={(e) => setName(e.target.value)} required /></label>
+        <label>Prompts (separated by “.”) <input name="prompts" value={prompts} onChange={(e) => setPrompts(e.target.value)} /></label>
+        <button className="primary" disabled={!name.trim()}>Create project</button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,42 @@
+import { useEffect, useState } from "react";
+import { Link, navigate } from "../router";
+import { nextImageId, queueFilters, setQueueFilters } from "../review/queue";
+import type { ProjectCtx } from "./ProjectLayout";
+
+/** Finds the next image to review (most ambiguous first when the server supports it) and opens it. */
+export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
+  const pid = ctx.project.id;
+  const [filters, setFilters] = useState(queueFilters(pid));
+  const [state, setState] = useState<"searching" | "empty" | string>("searching");
+  useEffect(() => {
+    setState("searching");
+    setQueueFilters(pid, filters);
+    nextImageId(pid, filters, null)
+      .then((id) => (id ? navigate(`/p/${pid}/review/${id}`, true) : setState("empty")))
+      .catch((e) => setState(e.message));
+  }, [pid, filters.status, filters.label_class]);
+  return (
+    <main className="page">
+      <div className="toolbar">
+        <h1>Review queue</h1>
+        <select aria-label="queue status" value={filters.status} onChange={(e) => setFilters({ ...filters, status: e.target.value })}>
+          <option value="">Pre-labeled and in review</option>
+          <option value="prelabeled">Pre-labeled</option>
+          <option value="in_review">In review</option>
+          <option value="new">New</option>
+          <option value="done">Done</option>
+        </select>
+        <select aria-label="queue class" value={filters.label_class} onChange={(e) => setFilters({ ...filters, label_class: e.target.value })}>
+          <option value="">All classes</option>
+          {ctx.classes.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+        </select>
+      </div>
+      {state === "searching" ? <p className="muted">Finding the next image…</p> : state === "empty" ? (
+        <div className="card" data-testid="queue-empty">
+          <h2>Nothing left to review 🎉</h2>
+          <p>No unclaimed image matches these filters. <Link to={`/p/${pid}`}>Back to the dashboard</Link></p>
+        </div>
+      ) : <p className="error">{state}</p>}
+    </main>
+  );
+}

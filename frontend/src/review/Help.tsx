@@ -1,0 +1,43 @@
+export const SHORTCUTS: [string, string][] = [
+  ["Enter", "Accept all objects and open the next image"],
+  ["Tab / j / ↓", "Next object"],
+  ["Shift+Tab / k / ↑", "Previous object"],
+  ["a", "Accept the object (class and mask)"],
+  ["r", "Reject the object (class and mask)"],
+  ["c / Shift+C", "Accept / reject the class"],
+  ["m / Shift+M", "Accept / reject the mask"],
+  ["u", "Back to pending"],
+  ["1 … 9", "Set the class to top-k candidate n"],
+  ["/", "Search for a class"],
+  ["Delete / Backspace", "Delete the object"],
+  ["v / Esc", "Select and pan tool (drag pans, click selects)"],
+  ["b / e", "Brush / eraser on the selected mask"],
+  ["[ / ]", "Smaller / bigger brush"],
+  ["x", "Box → SAM 2 mask (drag a box)"],
+  ["z / Ctrl+Z", "Undo the last mask edit"],
+  ["Shift+Z / Ctrl+Shift+Z", "Redo"],
+  ["wheel, + / −", "Zoom"],
+  ["Shift+drag, right-drag", "Pan with any tool"],
+  ["f / 0", "Fit the image"],
+  ["h", "Hide / show masks"],
+  ["n / p", "Skip to the next image / back to the previous one"],
+  ["?", "This help"],
+];
+
+export function HelpOverlay({ onClose }: { onClose: () => void }) {
+  return (
+    <div className="overlay" role="dialog" aria-label="Keyboard shortcuts" onClick={onClose}>
+      <div className="card help" onClick={(e) => e.stopPropagation()}>
+        <h2>Keyboard shortcuts</h2>
+        <table>
+          <tbody>
+            {SHORTCUTS.map(([k, v]) => (
+              <tr key={k}><td><kbd>{k}</kbd></td><td>{v}</td></tr>
+            ))}
+          </tbody>
+        </table>
+        <button onClick={onClose}>Close (Esc)</button>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,51 @@
+/** The review queue: the server's /images/next/ when it exists, else the image list as a fallback. */
+import { ApiError, get, P, qs, type ImageRow, type Page } from "../api/client";
+
+export interface QueueFilters {
+  status: string;
+  label_class: string;
+}
+const KEY = (pid: number) => `razmetka.queue.${pid}`;
+export function queueFilters(pid: number): QueueFilters {
+  try {
+    return { status: "", label_class: "", ...JSON.parse(sessionStorage.getItem(KEY(pid)) || "{}") };
+  } catch {
+    return { status: "", label_class: "" };
+  }
+}
+export function setQueueFilters(pid: number, f: QueueFilters) {
+  sessionStorage.setItem(KEY(pid), JSON.stringify(f));
+}
+
+let hasNextRoute: boolean | undefined;
+/** Images skipped in this session, per project: the queue does not offer them again. */
+const skipped = new Map<number, Set<number>>();
+export function markSkipped(pid: number, id: number) {
+  if (!skipped.has(pid)) skipped.set(pid, new Set());
+  skipped.get(pid)!.add(id);
+}
+
+/** Next image id to review after `after` (skipping `skip`), or null when the queue is empty. */
+export async function nextImageId(pid: number, f: QueueFilters, after: number | null, skip: Set<number> = new Set()): Promise<number | null> {
+  if (hasNextRoute !== false) {
+    try {
+      const exclude = [...new Set([...(after === null ? [] : [after]), ...skip, ...(skipped.get(pid) ?? [])])].slice(-200);
+      const img = await get<ImageRow | undefined>(`${P(pid)}/images/next/${qs({ status: f.status, label_class: f.label_class, after: exclude.join(",") })}`);
+      hasNextRoute = true;
+      if (!img) return null;
+      if (!skip.has(img.id)) return img.id;
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405) && e.body?.code !== "not_found_image") hasNextRoute = false;
+      else throw e;
+    }
+  }
+  const statuses = f.status ? [f.status] : ["prelabeled", "in_review"];
+  for (const status of statuses) {
+    const page = await get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status, label_class: f.label_class, ordering: "id", page_size: 200 })}`);
+    const rows = page.results.filter((r) => r.id !== after && !skip.has(r.id) && !skipped.get(pid)?.has(r.id) && !r.claimed_by);
+    const later = rows.find((r) => after === null || r.id > after);
+    if (later) return later.id;
+    if (rows.length) return rows[0].id;
+  }
+  return null;
+}

@@ -1,0 +1,153 @@
+"""End-to-end fixtures: the real app (daphne on the test database) driven by headless Debian chromium.
+
+The server is a subprocess on a free port, pointed at pytest-django's test database through
+RAZMETKA_DB_NAME; tests use `django_db(transaction=True)` so it sees their committed rows.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+RESULTS = ROOT / "test-results"
+CHROMIUM = os.environ.get("RAZMETKA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+from playwright.sync_api import expect as _expect  # noqa: E402
+
+_expect.set_options(timeout=10_000)
+
+
+def pytest_collection_modifyitems(items):
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason=f"no chromium at {CHROMIUM} (apt-get install chromium)")
+        for item in items:
+            if "e2e" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def _build_frontend() -> None:
+    if (FRONTEND / "dist" / "index.html").is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("frontend/dist is missing and npm is not installed")
+    if not (FRONTEND / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
+    subprocess.run([npm, "run", "build"], cwd=FRONTEND, check=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_url(django_db_setup, django_db_blocker):
+    from django.db import connection
+
+    _build_frontend()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env["RAZMETKA_DB_NAME"] = connection.settings_dict["NAME"]
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / "e2e-server.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited with {proc.returncode}; see var/e2e-server.log")
+        try:
+            urllib.request.urlopen(f"{url}/api/auth/me/", timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up
+        except OSError:
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise RuntimeError("daphne did not start within 60 s; see var/e2e-server.log")
+            time.sleep(0.3)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make in
+    # between are still synchronous, so Django's async guard must not trip (only while it runs).
+    had = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+    pw.stop()
+    if had is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser, live_url, request):
+    context = browser.new_context(base_url=live_url, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10000)
+    pg = context.new_page()
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    yield pg
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        RESULTS.mkdir(exist_ok=True)
+        name = request.node.name.replace("/", "_")
+        try:
+            pg.screenshot(path=str(RESULTS / f"{name}.png"), full_page=True)
+        except Exception:
+            pass
+        (RESULTS / f"{name}.console.txt").write_text("\n".join(console))
+    context.close()
+
+
+@pytest.fixture
+def login_as(page, live_url):
+    """Sign the browser in as a user without the login form (a real session row)."""
+    from django.test import Client
+
+    def sign_in(user):
+        client = Client()
+        client.force_login(user)
+        page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_url}])
+        return page
+
+    return sign_in
