@@ -67,6 +67,19 @@ def _current(annotation: Annotation) -> dict:
     return AnnotationSerializer(annotation).data
 
 
+def _commit_change(annotation: Annotation, *, user, action: str, before: dict) -> Annotation:
+    """Save a person's change: new version, one audit event, the image's status. A no-op edit
+    leaves no version and no event."""
+    if snapshot(annotation) == before:
+        return annotation
+    annotation.version += 1
+    annotation.updated_by = user
+    annotation.save()
+    record_event(annotation=annotation, actor=user, action=action, before=before, after=snapshot(annotation))
+    refresh_status(image=annotation.image)
+    return annotation
+
+
 @transaction.atomic
 def create_annotation(
     *, project: Project, image_id: int, user, class_id: int | None, mask_rle: dict | None = None,
@@ -105,14 +118,7 @@ def update_annotation(
         )
         annotation.bbox, annotation.area = mask_geometry(annotation.mask_rle)
         annotation.mask_review = ReviewState.ACCEPTED
-    if snapshot(annotation) == before:
-        return annotation  # nothing changed: no new version, no event
-    annotation.version += 1
-    annotation.updated_by = user
-    annotation.save()
-    record_event(annotation=annotation, actor=user, action=AnnotationEvent.Action.UPDATED, before=before, after=snapshot(annotation))
-    refresh_status(image=annotation.image)
-    return annotation
+    return _commit_change(annotation, user=user, action=AnnotationEvent.Action.UPDATED, before=before)
 
 
 @transaction.atomic
@@ -132,14 +138,7 @@ def review_annotation(
         annotation.class_review = decision
     if target in {"mask", "both"}:
         annotation.mask_review = decision
-    if snapshot(annotation) == before:
-        return annotation
-    annotation.version += 1
-    annotation.updated_by = user
-    annotation.save()
-    record_event(annotation=annotation, actor=user, action=AnnotationEvent.Action.REVIEWED, before=before, after=snapshot(annotation))
-    refresh_status(image=annotation.image)
-    return annotation
+    return _commit_change(annotation, user=user, action=AnnotationEvent.Action.REVIEWED, before=before)
 
 
 @transaction.atomic

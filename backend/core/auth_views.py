@@ -26,6 +26,16 @@ class LoginThrottle(AnonRateThrottle):
     rate = "30/min"
 
 
+def _authenticate(request):
+    serializer = LoginSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return authenticate(request, **serializer.validated_data)
+
+
+def _bad_credentials() -> Response:
+    return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
+
+
 def _me(user) -> dict:
     return {"id": user.pk, "username": user.username, "is_staff": user.is_staff}
 
@@ -35,11 +45,9 @@ def _me(user) -> dict:
 @permission_classes([AllowAny])
 @throttle_classes([LoginThrottle])
 def login_view(request):
-    serializer = LoginSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    user = authenticate(request, **serializer.validated_data)
+    user = _authenticate(request)
     if user is None:
-        return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
+        return _bad_credentials()
     login(request, user)
     return Response(_me(user))
 
@@ -73,10 +81,8 @@ class TokenSerializer(serializers.Serializer):
 @permission_classes([AllowAny])
 @throttle_classes([LoginThrottle])
 def token_view(request):
-    serializer = LoginSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    user = authenticate(request, **serializer.validated_data)
+    user = _authenticate(request)
     if user is None:
-        return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
+        return _bad_credentials()
     token, _ = Token.objects.get_or_create(user=user)
     return Response({"token": token.key})

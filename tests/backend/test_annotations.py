@@ -152,3 +152,19 @@ def test_fast_detail_rows_match_the_serializer(setup):
     expected = [dict(row) for row in AnnotationSerializer(annotations_of_image(image), many=True).data]
     assert annotation_rows(image) == expected
     assert client.get(url(project, "images", image.pk)).json()["annotations"] == expected
+
+
+def test_login_and_token_auth(db, client):
+    from .factories import make_user as mk
+
+    mk("tok", password="secret-pass-1")
+    bad = client.post("/api/auth/login/", {"username": "tok", "password": "nope"}, content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_credentials"
+    token = client.post("/api/auth/token/", {"username": "tok", "password": "secret-pass-1"}, content_type="application/json").json()["token"]
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    assert api.get("/api/projects/").status_code in (401, 403)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get("/api/projects/").status_code == 200
+    assert api.post("/api/projects/", {"name": "Scripted"}, format="json").status_code == 201
