@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from backend.annotations.views import AnnotationViewSet
 from backend.core import auth_views
 from backend.core.frontend import frontend_view
+from backend.exchange.views import ExportViewSet, ImportViewSet
 from backend.gallery.views import GalleryViewSet
 from backend.images.views import ImageReviewViewSet, ImageViewSet
 from backend.jobs.views import PrelabelJobViewSet
@@ -22,6 +23,8 @@ nested.register("images", ImageViewSet, basename="image")
 nested.register("images", ImageReviewViewSet, basename="image-review")
 nested.register("jobs", PrelabelJobViewSet, basename="job")
 nested.register("annotations", AnnotationViewSet, basename="annotation")
+nested.register("exports", ExportViewSet, basename="export")
+nested.register("imports", ImportViewSet, basename="import")
 
 api = [
     path("auth/login/", auth_views.login_view, name="login"),

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "backend.annotations",
     "backend.jobs",
     "backend.realtime",
+    "backend.exchange",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,265 @@
+"""What every format shares: the export writer interface, the import record, and safe names.
+
+Export: a writer gets each image with its objects once (images arrive in id order, in chunks),
+writes into an open zip, and may spool a big JSON document to a temp file on disk so memory
+stays bounded. Import: a parser turns the uploaded files into Records (one per annotation to
+create) and ItemErrors; the service resolves images/classes and rasterizes.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import geometry
+
+COPY_CHUNK = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportObject:
+    id: int
+    class_id: int
+    class_name: str
+    rle: dict
+    bbox: list
+    area: int
+    det_score: float | None = None
+    class_score: float | None = None
+    candidates: list = field(default_factory=list)
+
+    def mask(self) -> np.ndarray:
+        return geometry.decode(self.rle)
+
+
+@dataclass
+class ExportImage:
+    id: int
+    file_name: str  # unique within the export, a plain base name
+    width: int
+    height: int
+    storage_name: str
+    objects: list[ExportObject]
+
+
+@dataclass
+class ExportContext:
+    zf: zipfile.ZipFile
+    classes: list[tuple[int, str]]  # (id, name) of every class of the project, by id
+    segmentation: str  # "rle" | "polygon"
+    include_images: bool
+    project_name: str
+
+    def add_image(self, arcname: str, image: ExportImage) -> None:
+        if not self.include_images:
+            return
+        from django.core.files.storage import default_storage
+
+        # Stored images are already compressed (JPEG/PNG/WebP): deflating them again wastes CPU.
+        with default_storage.open(image.storage_name, "rb") as src, self.zf.open(
+            zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True
+        ) as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK)
+
+    def write_text(self, arcname: str, text: str) -> None:
+        info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self.zf.writestr(info, text.encode("utf-8"))
+
+
+class JsonArraySpool:
+    """A JSON array written item by item to a temp file, then copied into the zip."""
+
+    def __init__(self):
+        self.fh = tempfile.TemporaryFile("w+b")
+        self.count = 0
+
+    def append(self, item: Any) -> None:
+        self.fh.write(b",\n" if self.count else b"\n")
+        self.fh.write(dumps(item).encode("utf-8"))
+        self.count += 1
+
+    def copy_into(self, dst) -> None:
+        self.fh.seek(0)
+        dst.write(b"[")
+        shutil.copyfileobj(self.fh, dst, COPY_CHUNK)
+        dst.write(b"\n]" if self.count else b"]")
+        self.fh.close()
+
+
+def open_entry(zf: zipfile.ZipFile, arcname: str):
+    info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return zf.open(info, "w", force_zip64=True)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Writer:
+    """One export format. Subclasses write per image in add() and close documents in finish()."""
+
+    def begin(self, ctx: ExportContext) -> None:
+        pass
+
+    def add(self, ctx: ExportContext, image: ExportImage) -> None:
+        raise NotImplementedError
+
+    def finish(self, ctx: ExportContext) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass
+class Shape:
+    """kind: rle | row_major | coco_polygons | center_polygons | box | crop_mask | array.
+    `normalized` coordinates (YOLO) are fractions of the image's width/height."""
+
+    kind: str
+    data: Any
+    normalized: bool = False
+
+
+@dataclass
+class Record:
+    item: str  # names the object in error messages
+    file_name: str  # the image's base name
+    class_name: str | None
+    shapes: list[Shape]
+    size: tuple[int, int] | None = None  # (height, width) the file declares for the image
+    det_score: float | None = None
+    class_score: float | None = None
+    ranked: list = field(default_factory=list)  # [{"name", "score"}] best first
+
+    @property
+    def box_only(self) -> bool:
+        return all(s.kind == "box" for s in self.shapes)
+
+
+@dataclass
+class ItemError:
+    item: str
+    error: str
+
+
+@dataclass
+class SourceFile:
+    name: str
+    data: bytes
+
+
+class Parser:
+    def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
+        raise NotImplementedError
+
+
+def load_json(source: SourceFile) -> tuple[Any, ItemError | None]:
+    try:
+        return json.loads(source.data.decode("utf-8-sig")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, ItemError(source.name, f"malformed JSON: {exc}")
+
+
+def image_base_name(raw: Any, *, allow_absolute: bool = False) -> tuple[str | None, str | None]:
+    """(base name, None) or (None, why it is refused). Paths climbing out ('..') are refused
+    everywhere; absolute paths too unless the format stores URLs (Label Studio)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None, "missing image file name"
+    path = raw.replace("\\", "/")
+    if any(part == ".." for part in path.split("/")):
+        return None, f"file name {raw!r} contains '..'"
+    if not allow_absolute and (path.startswith("/") or (len(path) > 1 and path[1] == ":")):
+        return None, f"file name {raw!r} is an absolute path"
+    base = posixpath.basename(path)
+    if not base:
+        return None, f"file name {raw!r} has no base name"
+    return base, None
+
+
+def finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+# --------------------------------------------------------------------------- rasterization
+
+
+def rasterize(record: Record, height: int, width: int) -> np.ndarray:
+    """The union of the record's shapes as an (h, w) uint8 mask; GeometryError if a shape does
+    not fit this image."""
+    if record.size is not None and tuple(record.size) != (height, width):
+        raise geometry.GeometryError(
+            f"the file says the image is {record.size[1]}x{record.size[0]}, the project's image is {width}x{height}"
+        )
+    out = np.zeros((height, width), dtype=np.uint8)
+    for shape in record.shapes:
+        out |= _shape_mask(shape, height, width)
+    if not out.any():
+        raise geometry.GeometryError("the mask is empty")
+    return out
+
+
+def _scaled(points, shape: Shape, height: int, width: int) -> np.ndarray:
+    arr = np.asarray(points, dtype=float).reshape(-1, 2)
+    if shape.normalized:
+        # 6 decimals of a fraction are not exact pixels (0.895833 * 48 = 42.99998): round to
+        # the pixel grid, as the polygon came from one.
+        arr = np.rint(arr * np.array([width, height], dtype=float) * 1000) / 1000
+        if shape.kind == "center_polygons":
+            arr = np.rint(arr)
+    return arr
+
+
+def _shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
+    kind, data = shape.kind, shape.data
+    if kind in {"rle", "row_major"}:
+        size = [int(v) for v in data["size"]]
+        if size != [height, width]:
+            raise geometry.GeometryError(f"mask size {size} does not match the image size [{height}, {width}]")
+        if kind == "row_major":
+            return geometry.from_row_major(size, data["counts"])
+        from pycocotools import mask as mask_utils
+
+        counts = data["counts"]
+        rle = mask_utils.frPyObjects(data, height, width) if isinstance(counts, list) else {
+            "size": size, "counts": counts.encode("ascii")}
+        return mask_utils.decode(rle)
+    if kind == "coco_polygons":
+        for poly in data:
+            geometry.check_points_inside(poly, height, width, tolerance=0.0)
+        return geometry.fill_coco_polygons(data, height, width)
+    if kind == "center_polygons":
+        polys = [_scaled(p, shape, height, width) for p in data]
+        for poly in polys:
+            # Pixel-center coordinates run from 0 to w-1; half a pixel of slack for rounding.
+            geometry.check_points_inside(poly, height - 1, width - 1)
+        return geometry.fill_center_polygons([p.tolist() for p in polys], height, width)
+    if kind == "box":
+        (x0, y0), (x1, y1) = _scaled(data, shape, height, width)
+        geometry.check_points_inside([[x0, y0], [x1, y1]], height, width)
+        return geometry.fill_box((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), height, width)
+    if kind == "crop_mask":
+        x0, y0, crop = data
+        h, w = crop.shape[:2]
+        if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
+            raise geometry.GeometryError(f"the mask ({w}x{h} at {x0},{y0}) reaches outside the image ({width}x{height})")
+        out = np.zeros((height, width), dtype=np.uint8)
+        out[y0:y0 + h, x0:x0 + w] = crop.astype(bool)
+        return out
+    if kind == "array":
+        if data.shape != (height, width):
+            raise geometry.GeometryError(f"mask size {list(data.shape)} does not match the image size [{height}, {width}]")
+        return data.astype(np.uint8)
+    raise geometry.GeometryError(f"unsupported shape kind {kind!r}")

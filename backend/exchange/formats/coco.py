@@ -1,0 +1,131 @@
+"""COCO instances JSON (annotations/instances.json + images/).
+
+Ids are ours so they stay stable across exports: image id = Image.id, category id = class id,
+annotation id = Annotation.id. Segmentation is compressed RLE, or polygons along pixel edges
+(which pycocotools fills back to exactly our pixels); a mask with holes stays RLE even in
+polygon mode, because COCO polygons cannot express holes.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import geometry
+from .base import (
+    ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
+    dumps, finite_number, image_base_name, load_json, open_entry,
+)
+
+ANNOTATIONS_PATH = "annotations/instances.json"
+
+
+class CocoWriter(Writer):
+    def begin(self, ctx: ExportContext) -> None:
+        self.images = JsonArraySpool()
+        self.annotations = JsonArraySpool()
+
+    def add(self, ctx: ExportContext, image: ExportImage) -> None:
+        ctx.add_image(f"images/{image.file_name}", image)
+        self.images.append({"id": image.id, "file_name": image.file_name, "width": image.width, "height": image.height})
+        for obj in image.objects:
+            self.annotations.append({
+                "id": obj.id, "image_id": image.id, "category_id": obj.class_id,
+                "segmentation": self._segmentation(ctx, obj), "area": obj.area,
+                "bbox": obj.bbox, "iscrowd": 0,
+            })
+
+    @staticmethod
+    def _segmentation(ctx: ExportContext, obj) -> dict | list:
+        if ctx.segmentation == "polygon":
+            polygons, has_holes = geometry.corner_polygons(obj.mask())
+            if polygons and not has_holes:
+                return polygons
+        return obj.rle
+
+    def finish(self, ctx: ExportContext) -> None:
+        categories = [{"id": cid, "name": name, "supercategory": ""} for cid, name in ctx.classes]
+        with open_entry(ctx.zf, ANNOTATIONS_PATH) as dst:
+            dst.write(('{"info":' + dumps({"description": ctx.project_name, "version": "1.0"})).encode())
+            dst.write(b',"licenses":[],"categories":' + dumps(categories).encode())
+            dst.write(b',"images":')
+            self.images.copy_into(dst)
+            dst.write(b',"annotations":')
+            self.annotations.copy_into(dst)
+            dst.write(b"}\n")
+
+
+class CocoParser(Parser):
+    def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
+        documents = [f for f in files if f.name.lower().endswith(".json")]
+        if not documents:
+            yield ItemError("upload", "no COCO .json file found")
+            return
+        for source in documents:
+            yield from self._parse_document(source)
+
+    def _parse_document(self, source: SourceFile) -> Iterator[Record | ItemError]:
+        doc, error = load_json(source)
+        if error:
+            yield error
+            return
+        if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
+            yield ItemError(source.name, "not a COCO instances file (needs 'images' and 'annotations' lists)")
+            return
+        categories = {}
+        for cat in doc.get("categories") or []:
+            if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+                categories[cat["id"]] = cat["name"]
+        images = {}
+        for index, img in enumerate(doc["images"]):
+            item = f"{source.name}: image {img.get('id', index) if isinstance(img, dict) else index}"
+            if not isinstance(img, dict) or not isinstance(img.get("id"), int):
+                yield ItemError(item, "image entry needs an integer 'id'")
+                continue
+            name, why = image_base_name(img.get("file_name"))
+            if why:
+                yield ItemError(item, why)
+                continue
+            size = (img["height"], img["width"]) if isinstance(img.get("height"), int) and isinstance(img.get("width"), int) else None
+            images[img["id"]] = (name, size)
+        for index, ann in enumerate(doc["annotations"]):
+            item = f"{source.name}: annotation {ann.get('id', index) if isinstance(ann, dict) else index}"
+            if not isinstance(ann, dict):
+                yield ItemError(item, "annotation must be an object")
+                continue
+            if ann.get("image_id") not in images:
+                yield ItemError(item, f"image_id {ann.get('image_id')!r} is not in the file's images")
+                continue
+            if ann.get("category_id") not in categories:
+                yield ItemError(item, f"unknown category_id {ann.get('category_id')!r}")
+                continue
+            shape, why = _shape(ann)
+            if why:
+                yield ItemError(item, why)
+                continue
+            name, size = images[ann["image_id"]]
+            score = ann.get("score")
+            yield Record(item=item, file_name=name, class_name=categories[ann["category_id"]], shapes=[shape],
+                         size=size, det_score=score if finite_number(score) else None)
+
+
+def _shape(ann: dict) -> tuple[Shape | None, str | None]:
+    seg = ann.get("segmentation")
+    if isinstance(seg, dict):
+        counts = seg.get("counts")
+        size = seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            return None, "RLE segmentation needs 'size': [height, width]"
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != size[0] * size[1]:
+                return None, "uncompressed RLE counts must be non-negative integers summing to height*width"
+        elif not isinstance(counts, str) or not counts.isascii():
+            return None, "RLE counts must be a string or a list of integers"
+        return Shape("rle", {"size": size, "counts": counts}), None
+    if isinstance(seg, list) and seg:
+        if not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(finite_number(v) for v in p) for p in seg):
+            return None, "polygons must be [x1, y1, x2, y2, x3, y3, ...] lists with 3+ points"
+        return Shape("coco_polygons", seg), None
+    bbox = ann.get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 4 and all(finite_number(v) for v in bbox) and bbox[2] > 0 and bbox[3] > 0:
+        x, y, w, h = bbox
+        return Shape("box", [[x, y], [x + w, y + h]]), None
+    return None, "no segmentation and no valid bbox"

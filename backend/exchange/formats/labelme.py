@@ -1,0 +1,129 @@
+"""LabelMe JSON: one <name>.json next to each image, imagePath relative, imageData null.
+
+Each annotation is an instance with its own group_id (1, 2, ... per image), so LabelMe's own
+shapes_to_label() keeps multi-part objects together. A mask without holes becomes one polygon
+shape per outer contour (through boundary pixel centers, which LabelMe fills back to exactly
+our pixels). LabelMe polygons cannot express holes, so a mask with holes (or with a part too
+small for a 3-point polygon) becomes one `mask` shape: its box as two points plus a PNG of the
+crop, which labelme 6 loads and draws natively. Nothing is lost either way.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image as PILImage
+
+from .. import geometry
+from .base import (
+    ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer, dumps, finite_number,
+    image_base_name, load_json,
+)
+
+LABELME_VERSION = "6.3.1"
+
+
+class LabelmeWriter(Writer):
+    def add(self, ctx: ExportContext, image: ExportImage) -> None:
+        ctx.add_image(image.file_name, image)
+        shapes = []
+        for group_id, obj in enumerate(image.objects, 1):
+            shapes.extend(_shapes(obj.mask(), obj.class_name, group_id))
+        doc = {
+            "version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image.file_name,
+            "imageData": None, "imageHeight": image.height, "imageWidth": image.width,
+        }
+        ctx.write_text(f"{image.file_name.rpartition('.')[0]}.json", dumps(doc))
+
+
+def _shape(label: str, group_id: int, shape_type: str, points: list, mask: str | None = None) -> dict:
+    return {"label": label, "points": points, "group_id": group_id, "description": "",
+            "shape_type": shape_type, "flags": {}, "mask": mask}
+
+
+def _shapes(mask: np.ndarray, label: str, group_id: int) -> list[dict]:
+    polygons, has_holes = geometry.center_polygons(mask)
+    if polygons and not has_holes and all(len(p) >= 3 for p in polygons):
+        return [_shape(label, group_id, "polygon", [[float(x), float(y)] for x, y in p]) for p in polygons]
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+    crop = (mask[y0:y1 + 1, x0:x1 + 1] > 0).astype(np.uint8) * 255
+    out = io.BytesIO()
+    PILImage.fromarray(crop, mode="L").save(out, format="PNG")
+    png = base64.b64encode(out.getvalue()).decode("ascii")
+    return [_shape(label, group_id, "mask", [[float(x0), float(y0)], [float(x1), float(y1)]], png)]
+
+
+class LabelmeParser(Parser):
+    def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
+        documents = [f for f in files if f.name.lower().endswith(".json")]
+        if not documents:
+            yield ItemError("upload", "no LabelMe .json file found")
+        for source in documents:
+            yield from _parse_file(source)
+
+
+def _parse_file(source: SourceFile) -> Iterator[Record | ItemError]:
+    doc, error = load_json(source)
+    if error:
+        yield error
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+        yield ItemError(source.name, "not a LabelMe file (needs a 'shapes' list)")
+        return
+    name, why = image_base_name(doc.get("imagePath"))
+    if why:
+        yield ItemError(source.name, why)
+        return
+    h, w = doc.get("imageHeight"), doc.get("imageWidth")
+    size = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+    groups: dict[tuple, Record] = {}
+    for index, raw in enumerate(doc["shapes"]):
+        item = f"{source.name}: shape {index}"
+        shape, why = _parse_shape(raw)
+        if why:
+            yield ItemError(item, why)
+            continue
+        group_id = raw.get("group_id")
+        # Same label and group id = one object (LabelMe's own rule); no group id = alone.
+        key = (raw["label"], group_id) if isinstance(group_id, int) else ("", index)
+        if key in groups:
+            groups[key].shapes.append(shape)
+        else:
+            groups[key] = Record(item=item, file_name=name, class_name=raw["label"], shapes=[shape], size=size)
+    yield from groups.values()
+
+
+def _parse_shape(raw) -> tuple[Shape | None, str | None]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
+        return None, "a shape needs a string 'label'"
+    points = raw.get("points")
+    if not isinstance(points, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(finite_number(v) for v in p) for p in points
+    ):
+        return None, "points must be a list of [x, y]"
+    kind = raw.get("shape_type") or "polygon"
+    if kind == "polygon":
+        if len(points) < 3:
+            return None, "a polygon needs at least 3 points"
+        return Shape("center_polygons", [points]), None
+    if kind == "rectangle":
+        if len(points) != 2:
+            return None, "a rectangle needs 2 points"
+        # LabelMe rectangles include both corner pixels: the edge box ends one pixel further.
+        (xa, ya), (xb, yb) = points
+        return Shape("box", [[min(xa, xb), min(ya, yb)], [max(xa, xb) + 1, max(ya, yb) + 1]]), None
+    if kind == "mask":
+        if len(points) != 2 or not isinstance(raw.get("mask"), str):
+            return None, "a mask shape needs 2 points and a base64 PNG 'mask'"
+        try:
+            crop = np.asarray(PILImage.open(io.BytesIO(base64.b64decode(raw["mask"], validate=True))))
+        except Exception as exc:
+            return None, f"the mask PNG could not be decoded: {exc}"
+        if crop.ndim == 3:
+            crop = crop[..., 0]
+        (x0, y0), _ = points
+        return Shape("crop_mask", (int(round(x0)), int(round(y0)), crop > 0)), None
+    return None, f"shape_type '{kind}' is not supported (polygon, rectangle, mask)"

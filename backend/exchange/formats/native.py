@@ -1,0 +1,100 @@
+"""The pre-annotation script's predictions.json (seed 000): a list of
+{"image", "detections": [{"bbox_xyxy", "class", "score_metric", "score_vlm", "vlm_class",
+"ranked", "mask_rle"}]}, masks as uncompressed row-major RLE starting with a run of zeros.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import geometry
+from .base import (
+    ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
+    finite_number, image_base_name, load_json, open_entry,
+)
+
+PREDICTIONS_PATH = "predictions.json"
+
+
+class NativeWriter(Writer):
+    def begin(self, ctx: ExportContext) -> None:
+        self.spool = JsonArraySpool()
+
+    def add(self, ctx: ExportContext, image: ExportImage) -> None:
+        ctx.add_image(f"images/{image.file_name}", image)
+        detections = []
+        for obj in image.objects:
+            x, y, w, h = obj.bbox
+            detections.append({
+                "bbox_xyxy": [x, y, x + w, y + h], "class": obj.class_name,
+                "score_metric": obj.class_score, "score_vlm": obj.det_score, "vlm_class": None,
+                "ranked": [{"name": c.get("name"), "score": c.get("score")} for c in obj.candidates],
+                "mask_rle": {"size": [image.height, image.width], "counts": geometry.row_major_runs(obj.mask()),
+                             "order": "row-major"},
+            })
+        self.spool.append({"image": image.file_name, "detections": detections})
+
+    def finish(self, ctx: ExportContext) -> None:
+        with open_entry(ctx.zf, PREDICTIONS_PATH) as dst:
+            self.spool.copy_into(dst)
+
+
+class NativeParser(Parser):
+    def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
+        documents = [f for f in files if f.name.lower().endswith(".json")]
+        if not documents:
+            yield ItemError("upload", "no predictions .json file found")
+        for source in documents:
+            yield from _parse(source)
+
+
+def _parse(source: SourceFile) -> Iterator[Record | ItemError]:
+    doc, error = load_json(source)
+    if error:
+        yield error
+        return
+    if not isinstance(doc, list):
+        yield ItemError(source.name, "predictions.json must be a list of {image, detections}")
+        return
+    for index, entry in enumerate(doc):
+        item = f"{source.name}: entry {index}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("detections"), list):
+            yield ItemError(item, "each entry needs 'image' and a 'detections' list")
+            continue
+        name, why = image_base_name(entry.get("image"))
+        if why:
+            yield ItemError(item, why)
+            continue
+        for number, det in enumerate(entry["detections"]):
+            det_item = f"{source.name}: {name} detection {number}"
+            shape, why = _shape(det)
+            if why:
+                yield ItemError(det_item, why)
+                continue
+            ranked = det.get("ranked") if isinstance(det.get("ranked"), list) else []
+            yield Record(
+                item=det_item, file_name=name, class_name=det.get("class") if isinstance(det.get("class"), str) else None,
+                shapes=[shape],
+                class_score=det["score_metric"] if finite_number(det.get("score_metric")) else None,
+                det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
+                ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
+            )
+
+
+def _shape(det) -> tuple[Shape | None, str | None]:
+    if not isinstance(det, dict):
+        return None, "a detection must be an object"
+    rle = det.get("mask_rle")
+    if rle is not None:
+        if not isinstance(rle, dict) or rle.get("order", "row-major") != "row-major":
+            return None, "mask_rle must be {size, counts, order: 'row-major'}"
+        size, counts = rle.get("size"), rle.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            return None, "mask_rle needs 'size': [height, width]"
+        if not isinstance(counts, list) or not all(isinstance(c, int) and c >= 0 for c in counts) \
+                or sum(counts) != size[0] * size[1]:
+            return None, "mask_rle counts must be non-negative integers summing to height*width"
+        return Shape("row_major", {"size": size, "counts": counts}), None
+    box = det.get("bbox_xyxy")
+    if isinstance(box, list) and len(box) == 4 and all(finite_number(v) for v in box):
+        return Shape("box", [box[:2], box[2:]]), None
+    return None, "a detection needs mask_rle or bbox_xyxy"

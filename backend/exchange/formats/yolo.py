@@ -1,0 +1,103 @@
+"""YOLO (Ultralytics) segmentation: data.yaml + labels/<stem>.txt + images/.
+
+Class indices must be 0..n-1, so they follow the project's classes in id order; data.yaml
+names them. One line per object part: `<class> x1 y1 x2 y2 ...`, normalized, through boundary
+pixel centers (cv2.fillPoly, which Ultralytics uses, fills them back to the same pixels). YOLO
+has one polygon per line and no holes: a multi-part mask writes one line per part and holes
+are filled; a part of 1-2 pixels repeats its points to make the 3 a polygon needs.
+Import reads segmentation lines and detection lines (`<class> cx cy w h`, boxes only).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import yaml
+
+from .. import geometry
+from .base import ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer
+
+
+class YoloWriter(Writer):
+    def begin(self, ctx: ExportContext) -> None:
+        self.index = {cid: i for i, (cid, _) in enumerate(ctx.classes)}
+
+    def add(self, ctx: ExportContext, image: ExportImage) -> None:
+        ctx.add_image(f"images/{image.file_name}", image)
+        lines = []
+        for obj in image.objects:
+            polygons, _ = geometry.center_polygons(obj.mask())
+            for poly in polygons:
+                points = list(poly)
+                while len(points) < 3:
+                    points.append(points[-1])
+                coords = " ".join(f"{x / image.width:.6f} {y / image.height:.6f}" for x, y in points)
+                lines.append(f"{self.index[obj.class_id]} {coords}")
+        stem = image.file_name.rpartition(".")[0]
+        ctx.write_text(f"labels/{stem}.txt", "".join(f"{line}\n" for line in lines))
+
+    def finish(self, ctx: ExportContext) -> None:
+        data = {"path": ".", "train": "images", "val": "images",
+                "names": {i: name for i, (_, name) in enumerate(ctx.classes)}}
+        ctx.write_text("data.yaml", yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+class YoloParser(Parser):
+    def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
+        config = [f for f in files if f.name.lower().rsplit("/", 1)[-1] in {"data.yaml", "data.yml"}]
+        if len(config) != 1:
+            yield ItemError("data.yaml", "the zip needs exactly one data.yaml naming the classes")
+            return
+        names, why = _names(config[0])
+        if why:
+            yield ItemError(config[0].name, why)
+            return
+        labels = [f for f in files if f.name.lower().endswith(".txt")]
+        if not labels:
+            yield ItemError("upload", "no label .txt files found")
+        for source in labels:
+            yield from _parse_labels(source, names)
+
+
+def _names(source: SourceFile) -> tuple[dict[int, str], str | None]:
+    try:
+        data = yaml.safe_load(source.data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        return {}, f"malformed YAML: {exc}"
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not all(isinstance(k, int) and isinstance(v, str) for k, v in names.items()):
+        return {}, "data.yaml needs 'names' as a list or an {index: name} map"
+    return names, None
+
+
+def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record | ItemError]:
+    stem = source.name.rsplit("/", 1)[-1][:-4]
+    try:
+        text = source.data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        yield ItemError(source.name, "not a UTF-8 text file")
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        item = f"{source.name}: line {number}"
+        parts = line.split()
+        try:
+            cls, values = int(parts[0]), [float(v) for v in parts[1:]]
+        except ValueError:
+            yield ItemError(item, "expected '<class index> <numbers>'")
+            continue
+        if cls not in names:
+            yield ItemError(item, f"unknown class index {cls} (data.yaml names {len(names)} classes)")
+            continue
+        if len(values) == 4:
+            cx, cy, w, h = values
+            shape = Shape("box", [[cx - w / 2, cy - h / 2], [cx + w / 2, cy + h / 2]], normalized=True)
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            shape = Shape("center_polygons", [values], normalized=True)
+        else:
+            yield ItemError(item, "expected 4 numbers (box) or 3+ x y pairs (polygon)")
+            continue
+        # YOLO names no image: the label file's stem is the image's, with any extension.
+        yield Record(item=item, file_name=f"{stem}.*", class_name=names[cls], shapes=[shape])

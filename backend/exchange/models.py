@@ -1,0 +1,67 @@
+from django.conf import settings
+from django.db import models
+
+from backend.projects.models import Project
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExchangeFormat(models.TextChoices):
+    COCO = "coco"
+    LABELME = "labelme"
+    YOLO = "yolo"
+    NATIVE = "native"  # seed 000's predictions.json
+    LABELSTUDIO = "labelstudio"
+
+
+class _Job(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    format = models.CharField(max_length=16, choices=ExchangeFormat.choices)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-id"]
+
+
+class ExportJob(_Job):
+    error = models.TextField(blank=True, default="")
+    result_file = models.CharField(max_length=300, blank=True, default="")  # a storage name under exports/
+    result_size = models.BigIntegerField(default=0)
+    # {"images": n, "annotations": n, "skipped_unclassified": n}
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta(_Job.Meta):
+        indexes = [models.Index(fields=["project", "-id"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="exportjob_valid_status"),
+            models.CheckConstraint(condition=models.Q(format__in=ExchangeFormat.values), name="exportjob_valid_format"),
+        ]
+
+
+class ImportJob(_Job):
+    upload_file = models.CharField(max_length=300, blank=True, default="")  # storage name under imports/
+    upload_name = models.CharField(max_length=300, blank=True, default="")
+    # [{"item": "<names the file/entry/object>", "error": "..."}]; any error means nothing applied.
+    errors = models.JSONField(default=list, blank=True)
+    # {"annotations": n, "images": n, "classes_created": [...], "box_only": [annotation ids]}
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta(_Job.Meta):
+        indexes = [models.Index(fields=["project", "-id"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="importjob_valid_status"),
+            models.CheckConstraint(condition=models.Q(format__in=ExchangeFormat.values), name="importjob_valid_format"),
+        ]

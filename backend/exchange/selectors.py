@@ -1,0 +1,108 @@
+"""Reads for exchange: the jobs, and the images/annotations an export covers, in bounded chunks."""
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
+
+from backend.annotations.models import Annotation, ReviewState
+from backend.core.errors import NotFound
+from backend.images.models import Image
+from backend.projects.models import LabelClass, Project
+
+from .formats.base import ExportImage, ExportObject
+from .models import ExportJob, ImportJob
+
+CHUNK = 500
+
+
+def export_jobs(project: Project) -> QuerySet[ExportJob]:
+    return ExportJob.objects.filter(project=project).select_related("created_by").order_by("-id")
+
+
+def import_jobs(project: Project) -> QuerySet[ImportJob]:
+    return ImportJob.objects.filter(project=project).select_related("created_by").order_by("-id")
+
+
+def get_export_job(project: Project, job_id: int) -> ExportJob:
+    job = export_jobs(project).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("Export not found.")
+    return job
+
+
+def get_import_job(project: Project, job_id: int) -> ImportJob:
+    job = import_jobs(project).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("Import not found.")
+    return job
+
+
+def export_images(project: Project, options: dict) -> QuerySet[Image]:
+    images = Image.objects.filter(project=project)
+    if options.get("image_ids"):
+        images = images.filter(pk__in=options["image_ids"])
+    if options.get("status"):
+        images = images.filter(status__in=options["status"])
+    return images.order_by("id")
+
+
+def export_annotations(project: Project, options: dict) -> QuerySet[Annotation]:
+    """Approved only (both reviews accepted); with include_pending, pending too; rejected never.
+    Objects without a class have no category to export and are left out."""
+    allowed = [ReviewState.ACCEPTED, ReviewState.PENDING] if options.get("include_pending") else [ReviewState.ACCEPTED]
+    return Annotation.objects.filter(
+        project=project, class_review__in=allowed, mask_review__in=allowed, label_class__isnull=False,
+    )
+
+
+def project_classes(project: Project) -> list[tuple[int, str]]:
+    return list(LabelClass.objects.filter(project=project).order_by("id").values_list("id", "name"))
+
+
+def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK) -> Iterator[ExportImage]:
+    """Images in id order with their objects; one annotation query per chunk of images, and
+    only the columns an export needs (no embeddings)."""
+    names = dict(project_classes(project))
+    used: set[str] = set()
+    rows = export_images(project, options).values_list("id", "original_name", "width", "height", "file")
+    batch: list[tuple] = []
+    for row in rows.iterator(chunk_size=chunk):
+        batch.append(row)
+        if len(batch) >= chunk:
+            yield from _with_objects(project, options, batch, names, used)
+            batch = []
+    if batch:
+        yield from _with_objects(project, options, batch, names, used)
+
+
+def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]:
+    by_image: dict[int, list[ExportObject]] = {row[0]: [] for row in batch}
+    annotations = export_annotations(project, options).filter(image_id__in=list(by_image)).order_by("image_id", "id")
+    for ann_id, image_id, class_id, rle, bbox, area, det, cls, cands in annotations.values_list(
+        "id", "image_id", "label_class_id", "mask_rle", "bbox", "area", "det_score", "class_score", "candidates",
+    ):
+        by_image[image_id].append(ExportObject(
+            id=ann_id, class_id=class_id, class_name=names[class_id], rle=rle, bbox=bbox, area=area,
+            det_score=det, class_score=cls, candidates=cands or [],
+        ))
+    for image_id, original_name, width, height, storage_name in batch:
+        yield ExportImage(
+            id=image_id, file_name=unique_file_name(original_name, image_id, storage_name, used),
+            width=width, height=height, storage_name=storage_name, objects=by_image[image_id],
+        )
+
+
+def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[str]) -> str:
+    """The upload's base name (imports match on it); a clash gets the image id appended, so two
+    'IMG_0001.JPG' from different folders both survive."""
+    base = posixpath.basename(original_name.replace("\\", "/")) or f"image_{image_id}"
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, storage_name.rpartition(".")[2]
+    name = f"{stem}.{ext}"
+    if name.lower() in used:
+        name = f"{stem}_{image_id}.{ext}"
+    used.add(name.lower())
+    return name

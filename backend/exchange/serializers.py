@@ -1,0 +1,56 @@
+from rest_framework import serializers
+
+from backend.images.models import ImageStatus
+
+from .models import ExchangeFormat, ExportJob, ImportJob
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ExchangeFormat.choices)
+    segmentation = serializers.ChoiceField(choices=["rle", "polygon"], default="rle")
+    include_pending = serializers.BooleanField(default=False)
+    include_images = serializers.BooleanField(default=False)
+    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=100_000)
+    status = serializers.ListField(child=serializers.ChoiceField(choices=ImageStatus.choices), required=False)
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=ExchangeFormat.choices)
+    as_accepted = serializers.BooleanField(default=False)
+    create_missing_classes = serializers.BooleanField(default=False)
+
+
+class _JobSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    def get_progress(self, job) -> dict:
+        return {"done": job.progress_done, "total": job.progress_total}
+
+
+class ExportJobSerializer(_JobSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = [
+            "id", "format", "options", "status", "progress", "error", "result", "result_size", "download_url",
+            "created_by", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, job) -> str | None:
+        if job.status != "done":
+            return None
+        return f"/api/projects/{job.project_id}/exports/{job.pk}/download/"
+
+
+class ImportJobSerializer(_JobSerializer):
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "format", "options", "upload_name", "status", "progress", "errors", "result",
+            "created_by", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,172 @@
+"""Writes for exchange: start export/import jobs, and run them (called by the thin tasks)."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import zipfile
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from backend.core import events
+from backend.core.errors import DomainError
+from backend.core.files import store_file
+from backend.projects.models import Project
+
+from . import selectors
+from .formats import writer_for
+from .formats.base import ExportContext
+from .models import ExchangeFormat, ExportJob, ImportJob, JobStatus
+
+logger = logging.getLogger("razmetka.exchange")
+
+SEGMENTATIONS = {"rle", "polygon"}
+
+
+def _enqueue(task, job_id: int) -> None:
+    transaction.on_commit(lambda: task.apply_async(args=[job_id], queue=settings.QUEUE_CPU))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ExchangeFormat.values:
+        raise DomainError(f"Unknown format '{fmt}'. Allowed: {', '.join(ExchangeFormat.values)}.")
+
+
+# --------------------------------------------------------------------------- export
+
+
+@transaction.atomic
+def start_export(
+    *, project: Project, user, format: str, segmentation: str = "rle", include_pending: bool = False,
+    include_images: bool = False, image_ids: list[int] | None = None, status: list[str] | None = None,
+) -> ExportJob:
+    from .tasks import run_export_task
+
+    _check_format(format)
+    if segmentation not in SEGMENTATIONS:
+        raise DomainError("segmentation must be 'rle' or 'polygon'.")
+    if image_ids:
+        known = set(selectors.export_images(project, {"image_ids": image_ids}).values_list("id", flat=True))
+        missing = sorted(set(image_ids) - known)
+        if missing:
+            raise DomainError(f"Image {missing[0]} does not exist in this project.")
+    options = {
+        "segmentation": segmentation, "include_pending": include_pending, "include_images": include_images,
+        "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
+    }
+    job = ExportJob.objects.create(project=project, created_by=user, format=format, options=options)
+    _enqueue(run_export_task, job.pk)
+    return job
+
+
+def _claim(model, job_id: int):
+    """Move a queued job to running exactly once (a redelivered task finds it taken)."""
+    updated = model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(),
+    )
+    return model.objects.select_related("project").get(pk=job_id) if updated else None
+
+
+def _progress(model, job, done: int, total: int, event: str) -> None:
+    model.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total)
+    events.emit(job.project_id, event, job=job.pk, done=done, total=total)
+
+
+def run_export(*, job_id: int, chunk: int = selectors.CHUNK) -> ExportJob | None:
+    job = _claim(ExportJob, job_id)
+    if job is None:
+        return None
+    name = f"exports/{job.project_id}/{uuid.uuid4().hex}.zip"
+    path = os.path.join(settings.MEDIA_ROOT, name)
+    try:
+        result = write_export(job=job, path=path, chunk=chunk)
+    except Exception as exc:  # the job records why; the worker stays healthy
+        logger.exception("export %s failed", job_id)
+        if os.path.exists(path):
+            os.remove(path)
+        ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
+        return ExportJob.objects.get(pk=job.pk)
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.DONE, result_file=name, result_size=os.path.getsize(path), result=result,
+        finished_at=timezone.now(),
+    )
+    events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.DONE)
+    return ExportJob.objects.get(pk=job.pk)
+
+
+def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> dict:
+    """Stream the export into a zip on disk: images arrive in chunks, big JSON documents are
+    spooled to temp files, so memory does not grow with the project."""
+    options = job.options
+    total = selectors.export_images(job.project, options).count()
+    _progress(ExportJob, job, 0, total, "export.progress")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    counts = {"images": 0, "annotations": 0}
+    writer = writer_for(job.format)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        ctx = ExportContext(
+            zf=zf, classes=selectors.project_classes(job.project), segmentation=options.get("segmentation", "rle"),
+            include_images=bool(options.get("include_images")), project_name=job.project.name,
+        )
+        writer.begin(ctx)
+        for image in selectors.iter_export_images(job.project, options, chunk=chunk):
+            writer.add(ctx, image)
+            counts["images"] += 1
+            counts["annotations"] += len(image.objects)
+            if counts["images"] % chunk == 0:
+                _progress(ExportJob, job, counts["images"], total, "export.progress")
+        writer.finish(ctx)
+    _progress(ExportJob, job, counts["images"], max(total, counts["images"]), "export.progress")
+    return counts
+
+
+# --------------------------------------------------------------------------- import
+
+
+@transaction.atomic
+def start_import(
+    *, project: Project, user, format: str, upload, as_accepted: bool = False, create_missing_classes: bool = False,
+) -> ImportJob:
+    from .tasks import run_import_task
+
+    _check_format(format)
+    size = getattr(upload, "size", None) or 0
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise DomainError(f"The file is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes (MAX_UPLOAD_BYTES).")
+    upload.seek(0)
+    head = upload.read(4)
+    upload.seek(0)
+    extension = "zip" if head.startswith(b"PK") else "json"
+    stored = store_file(f"imports/{project.pk}", extension, upload.read())
+    job = ImportJob.objects.create(
+        project=project, created_by=user, format=format, upload_file=stored,
+        upload_name=os.path.basename(getattr(upload, "name", "") or "upload")[:300],
+        options={"as_accepted": as_accepted, "create_missing_classes": create_missing_classes},
+    )
+    _enqueue(run_import_task, job.pk)
+    return job
+
+
+def run_import(*, job_id: int) -> ImportJob | None:
+    from .importing import apply_import
+
+    job = _claim(ImportJob, job_id)
+    if job is None:
+        return None
+    try:
+        errors, result = apply_import(job=job, progress=lambda d, t: _progress(ImportJob, job, d, t, "import.progress"))
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        errors, result = [{"item": job.upload_name or "upload", "error": f"internal error: {exc}"}], {}
+    status = JobStatus.FAILED if errors else JobStatus.DONE
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=status, errors=errors, result=result, finished_at=timezone.now(), upload_file="",
+    )
+    events.emit(job.project_id, "import.finished", job=job.pk, status=status)
+    if job.upload_file:
+        default_storage.delete(job.upload_file)  # the upload served its purpose; nothing needs it
+    return ImportJob.objects.get(pk=job.pk)
