@@ -29,3 +29,20 @@ def store_file(prefix: str, extension: str, data: bytes) -> str:
     from django.core.files.base import ContentFile
 
     return default_storage.save(f"{prefix}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
+
+
+def create_with_file(prefix: str, extension: str, data: bytes, create):
+    """Store the bytes, then create the row with `create(stored_name)` in its own transaction.
+
+    When a unique constraint says the row already exists (the same bytes uploaded concurrently),
+    the stored file is deleted again and None is returned: no orphan files, no duplicate rows."""
+    from django.core.files.storage import default_storage
+    from django.db import IntegrityError, transaction
+
+    stored = store_file(prefix, extension, data)
+    try:
+        with transaction.atomic():
+            return create(stored)
+    except IntegrityError:
+        default_storage.delete(stored)
+        return None

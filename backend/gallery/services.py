@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from backend.core.errors import DomainError, NotFound
-from backend.core.files import store_file
+from backend.core.files import create_with_file
 from backend.core.uploads import UploadItem, iter_upload_items
 from backend.projects.models import LabelClass, Project
 from backend.projects.services import gallery_changed
@@ -94,17 +94,18 @@ def _store_exemplar(*, project, user, label_class, item: UploadItem, report: Gal
     if existing:
         report.duplicates.append({"name": item.name, "existing_id": existing})
         return
-    stored = store_file(f"projects/{project.pk}/gallery", image.extension, image.data)
-    try:
-        with transaction.atomic():
-            report.created.append(GalleryImage.objects.create(
-                project=project, label_class=label_class, file=stored, original_name=item.name[:500],
-                content_type=image.content_type, sha256=image.sha256, width=image.width, height=image.height,
-                uploaded_by=user,
-            ))
-    except IntegrityError:
-        default_storage.delete(stored)
+    created = create_with_file(
+        f"projects/{project.pk}/gallery", image.extension, image.data,
+        lambda stored: GalleryImage.objects.create(
+            project=project, label_class=label_class, file=stored, original_name=item.name[:500],
+            content_type=image.content_type, sha256=image.sha256, width=image.width, height=image.height,
+            uploaded_by=user,
+        ),
+    )
+    if created is None:
         report.duplicates.append({"name": item.name, "existing_id": None})
+    else:
+        report.created.append(created)
 
 
 @transaction.atomic

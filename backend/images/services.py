@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from backend.core import events
 from backend.core.errors import NotFound
-from backend.core.files import store_file
+from backend.core.files import create_with_file
 from backend.core.locking import check_version
 from backend.core.uploads import iter_upload_items
 from backend.projects.models import Project
@@ -36,17 +36,17 @@ def upload_images(*, project: Project, user, files) -> UploadReport:
         if existing:
             report.duplicates.append({"name": item.name, "existing_id": existing})
             continue
-        stored = store_file(f"projects/{project.pk}/images", image.extension, image.data)
-        try:
-            with transaction.atomic():
-                created = Image.objects.create(
-                    project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
-                    sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
-                    uploaded_by=user,
-                )
-                events.emit(project.pk, "image.created", image=created.pk)
-        except IntegrityError:  # the same bytes arrived concurrently
-            default_storage.delete(stored)
+        def create(stored: str, item=item, image=image) -> Image:
+            row = Image.objects.create(
+                project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
+                sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
+                uploaded_by=user,
+            )
+            events.emit(project.pk, "image.created", image=row.pk)
+            return row
+
+        created = create_with_file(f"projects/{project.pk}/images", image.extension, image.data, create)
+        if created is None:  # the same bytes arrived concurrently
             existing = Image.objects.filter(project=project, sha256=image.sha256).values_list("pk", flat=True).first()
             report.duplicates.append({"name": item.name, "existing_id": existing})
             continue

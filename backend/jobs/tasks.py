@@ -12,7 +12,7 @@ from backend.images.models import Image
 from backend.projects.models import Project
 
 from . import services
-from .engine import EngineNotConfigured, get_pipeline, read_rgb
+from .engine import get_pipeline, read_rgb
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery, project_matcher
 
 logger = logging.getLogger("razmetka.jobs")
@@ -48,9 +48,6 @@ def run_batch(job_id: int, image_ids: list[int]) -> dict:
     except SoftTimeLimitExceeded:
         services.fail_items(job_id=job_id, image_ids=todo, error="timed out (CELERY_TASK_TIME_LIMIT)")
         return {"failed": len(todo)}
-    except EngineNotConfigured as exc:
-        services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
-        return {"failed": len(todo)}
     except Exception as exc:
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
@@ -77,10 +74,10 @@ def _configure_detector(pipeline, snapshot: dict) -> None:
 
     if pipeline.detector is None:
         return
-    base = getattr(pipeline, "_base_detector_cfg", None) or pipeline.detector.cfg
-    pipeline._base_detector_cfg = base
+    # Every batch overwrites all three fields, so no earlier job's values can leak through.
     pipeline.detector.cfg = dataclasses.replace(
-        base, box_threshold=snapshot["box_threshold"], text_threshold=snapshot["text_threshold"], nms_iou=snapshot["nms_iou"],
+        pipeline.detector.cfg, box_threshold=snapshot["box_threshold"], text_threshold=snapshot["text_threshold"],
+        nms_iou=snapshot["nms_iou"],
     )
 
 

@@ -38,7 +38,7 @@ def build_project(n_images: int = 3, **fields):
     project = make_project(owner, box_threshold=0.0, text_threshold=0.0, unknown_threshold=0.0, **fields)
     hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
     for label, seeds in ((hammer, (101, 102)), (wrench, (103,))):
-        files = [SimpleUploadedFile(f"{label.name}{s}.png", synthetic_png(s)[:]) for s in seeds]
+        files = [SimpleUploadedFile(f"{label.name}{s}.png", synthetic_png(s)) for s in seeds]
         upload_exemplars(project=project, user=owner, files=files, class_id=label.pk)
     report = upload_images(project=project, user=owner, files=[SimpleUploadedFile(f"img{i}.png", synthetic_png(i)) for i in range(n_images)])
     assert len(report.created) == n_images
