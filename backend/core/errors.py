@@ -1,6 +1,7 @@
 """API errors: one JSON shape ({"detail": ..., "code": ...}) and the domain errors services raise."""
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -46,6 +47,12 @@ def exception_handler(exc, context):
         from rest_framework.response import Response
 
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # Django's own cap on a non-file body, as JSON
+        from django.conf import settings
+        from rest_framework.response import Response
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"detail": f"The request body is larger than {limit} bytes.", "code": "too_large"}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

@@ -5,6 +5,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
 from backend.core.errors import DomainError
+from backend.core.geometry import validate_box
 
 SEGMENT_TIMEOUT_S = 30
 
@@ -15,9 +16,7 @@ class SegmentUnavailable(DomainError):
 
 
 def segment_box_now(*, image, box: list[float]) -> dict:
-    x0, y0, x1, y1 = box
-    if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
-        raise DomainError(f"The box must lie inside the image (0..{image.width} × 0..{image.height}) with x0<x1, y0<y1.")
+    x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
     from .tasks import segment_box
 
     result = segment_box.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_GPU)

@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +22,8 @@ CHROMIUM_ARGS = [
 ]
 
 from playwright.sync_api import expect as _expect  # noqa: E402
+
+from tests.live_server import start_daphne, stop  # noqa: E402
 
 _expect.set_options(timeout=10_000)
 
@@ -58,47 +54,14 @@ def _build_frontend() -> None:
     subprocess.run([npm, "run", "build"], cwd=FRONTEND, check=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_url(django_db_setup, django_db_blocker):
     from django.db import connection
 
     _build_frontend()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env["RAZMETKA_DB_NAME"] = connection.settings_dict["NAME"]
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / "e2e-server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}; see var/e2e-server.log")
-        try:
-            urllib.request.urlopen(f"{url}/api/auth/me/", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break  # 401: up
-        except OSError:
-            if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                raise RuntimeError("daphne did not start within 60 s; see var/e2e-server.log")
-            time.sleep(0.3)
+    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="e2e-server.log")
     yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop(proc)
 
 
 @pytest.fixture(scope="session")

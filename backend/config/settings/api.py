@@ -1,3 +1,9 @@
+from .env import env_int
+
+# Every JSON body: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (storage.py) and this many levels
+# of nesting; either answers 400 with a message.
+RAZMETKA_MAX_JSON_DEPTH = env_int("RAZMETKA_MAX_JSON_DEPTH", 64)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -8,7 +14,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "backend.core.json_limits.LimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
 }

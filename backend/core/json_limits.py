@@ -1,0 +1,63 @@
+"""Size and nesting limits for every JSON body, checked before the parser runs.
+
+Python's json module recurses once per nesting level, so ~1000 levels raise RecursionError
+(a 500) and deeper ones can exhaust the stack; nothing limits the body's size either. The
+depth is measured with one regex pass and a cumulative sum, both in C, so a hostile body
+costs no more than reading it.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+class JSONTooLarge(ParseError):
+    default_code = "too_large"
+
+
+class JSONTooDeep(ParseError):
+    default_code = "too_deep"
+
+
+def nesting_depth(body: bytes) -> int:
+    """Deepest bracket nesting of a JSON text, brackets inside strings not counted."""
+    structural = _STRING.sub(b'""', body)
+    if not structural:
+        return 0
+    steps = _OPEN[np.frombuffer(structural, dtype=np.uint8)].astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def check_json_body(body: bytes) -> None:
+    max_bytes, max_depth = settings.DATA_UPLOAD_MAX_MEMORY_SIZE, settings.RAZMETKA_MAX_JSON_DEPTH
+    if len(body) > max_bytes:
+        raise JSONTooLarge(f"The JSON body is larger than {max_bytes} bytes.")
+    depth = nesting_depth(body)
+    if depth > max_depth:
+        raise JSONTooDeep(f"The JSON body is nested {depth} levels deep; at most {max_depth} are accepted.")
+
+
+class LimitedJSONParser(JSONParser):
+    """DRF's JSON parser behind the size and depth limits; every JSON endpoint uses it."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        # DRF hands JSON parsers request.body, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE
+        # (RequestDataTooBig, answered in core.errors); reading one byte more keeps the cap
+        # here too if that ever changes.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = stream.read(limit + 1) if stream is not None else b""
+        check_json_body(body)
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:  # the depth check should make this unreachable; never a 500
+            raise JSONTooDeep("The JSON body is nested too deeply.") from None
