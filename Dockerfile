@@ -8,4 +8,8 @@ RUN pip install -r requirements/torch.txt \
  && SAM2_BUILD_CUDA=0 pip install --no-build-isolation -c requirements/constraints.txt -r requirements/sam2.txt
 COPY . .
 RUN if [ -f frontend/package.json ]; then cd frontend && npm ci && npm run build; fi
+# Admin/DRF static files into STATIC_ROOT, served by whitenoise. The dummy URLs and key only keep
+# settings from starting the embedded servers or writing a secret into the image; nothing connects.
+RUN DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 SECRET_KEY=collectstatic-only \
+    python manage.py collectstatic --noinput --verbosity 0
 EXPOSE 8000

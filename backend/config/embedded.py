@@ -105,6 +105,34 @@ def ensure_redis() -> str:
     return f"unix://{redis_socket()}"
 
 
+def postgres_alive() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(host=str(postgres_dir()), dbname="postgres", user="postgres", connect_timeout=2).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def revive_postgres() -> None:
+    """Start the embedded PostgreSQL again after it died (`manage.py serve` calls this).
+
+    pgserver caches one handle per data dir and only starts the server when it creates that
+    handle, so a long-lived process asks the cached handle to start it again.
+    """
+    import pgserver
+
+    with _locked("pg"):
+        server = pgserver.get_server(postgres_dir(), cleanup_mode=None)
+        with server._lock:  # pgserver's own inter-process lock, which this method expects held
+            server.ensure_postgres_running()
+
+
+def redis_alive() -> bool:
+    return _redis_alive()
+
+
 def stop_all() -> None:
     """Stop both embedded servers (used by `make stop` and after the test run)."""
     import signal

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from backend.annotations.views import AnnotationViewSet
 from backend.core import auth_views
 from backend.core.frontend import frontend_view
+from backend.core.health import health_view
 from backend.exchange.views import ExportViewSet, ImportViewSet
 from backend.gallery.views import GalleryViewSet
 from backend.images.views import ImageReviewViewSet, ImageViewSet
@@ -35,11 +36,13 @@ api = [
     path("projects/<int:project_pk>/", include(nested.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("health/", health_view, name="health"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    # Last: the app's routes get index.html; /static/, /media/, /api/ misses answer 404 (see frontend.py).
     path("", frontend_view, name="frontend"),
     path("<path:path>", frontend_view),
 ]

@@ -42,6 +42,18 @@ class PayloadTooLarge(DomainError):
     code = "too_large"
 
 
+def _backing_service_down(exc) -> bool:
+    """A lost connection to PostgreSQL, Redis or the broker: the request's transaction rolled
+    back, so the honest answer is 503 + Retry-After, not a 500 (`manage.py serve` or compose
+    restarts the server within seconds)."""
+    from django import db
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, (db.OperationalError, db.InterfaceError, BrokerError, RedisConnectionError, RedisTimeout))
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         from rest_framework.response import Response
@@ -53,6 +65,14 @@ def exception_handler(exc, context):
 
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response({"detail": f"The request body is larger than {limit} bytes.", "code": "too_large"}, status=400)
+    if _backing_service_down(exc):
+        from rest_framework.response import Response
+
+        return Response(
+            {"detail": "The database or the task queue is restarting; nothing was changed. Try again in a few seconds.",
+             "code": "unavailable"},
+            status=503, headers={"Retry-After": "5"},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

@@ -1,8 +1,13 @@
-"""Serves the built review app (frontend/dist): assets by path, index.html for app routes."""
+"""Serves the built review app (frontend/dist): assets by path, index.html for app routes.
+
+Only app routes get index.html. A path under a server prefix (/api/, /static/, /media/, ...) or a
+missing build asset answers a plain 404: a stylesheet or JSON client that gets the HTML page
+instead fails in confusing ways (admin without CSS, "Unexpected token <").
+"""
 import mimetypes
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseNotFound, JsonResponse
 
 _MISSING = (
     "<!doctype html><title>Razmetka</title><h1>Razmetka</h1>"
@@ -10,10 +15,20 @@ _MISSING = (
 )
 
 
+def _server_prefixes() -> tuple[str, ...]:
+    static = settings.STATIC_URL.strip("/")
+    media = settings.MEDIA_URL.strip("/")
+    return tuple(p for p in ("api", "admin", "ws", static, media) if p)
+
+
+def _not_found(path: str):
+    if path == "api" or path.startswith("api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return HttpResponseNotFound(f"Not found: /{path}\n", content_type="text/plain; charset=utf-8")
+
+
 def frontend_view(request, path: str = ""):
     dist = settings.FRONTEND_DIST.resolve()
-    if path.startswith(("api/", "admin/", "ws/")):
-        raise Http404
     candidate = (dist / path).resolve()
     if path and candidate.is_file() and dist in candidate.parents:
         content_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
@@ -21,6 +36,8 @@ def frontend_view(request, path: str = ""):
         if "/assets/" in f"/{path}":
             response["Cache-Control"] = "public, max-age=31536000, immutable"  # hashed file names
         return response
+    if path.split("/", 1)[0] in (*_server_prefixes(), "assets"):
+        return _not_found(path)
     index = dist / "index.html"
     if not index.is_file():
         return HttpResponse(_MISSING)

@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 from ..embedded import VAR_DIR
@@ -32,6 +33,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (admin, DRF, Swagger assets) under daphne, which serves no files itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -39,6 +42,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Static files come straight from the apps (no collectstatic needed in dev and tests); the Docker
+# image also collects them into STATIC_ROOT at build time. So an absent STATIC_ROOT is expected.
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at")  # whitenoise, about STATIC_ROOT
 
 ROOT_URLCONF = "backend.config.urls"
 ASGI_APPLICATION = "backend.config.asgi.application"

@@ -1,65 +1,92 @@
-"""`make run`: migrate, make sure an admin exists, start web + workers, stop them all on Ctrl-C."""
+"""`make run`: migrate, make sure an admin exists, start web + workers, keep them running, stop all on Ctrl-C."""
+import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from backend.config import embedded
+from backend.core.supervisor import Service, Supervisor
+
+WORKERS = ("cpu", "gpu")
 
 
 class Command(BaseCommand):
-    help = "Run the ASGI web server and the cpu + gpu Celery workers on the configured (or embedded) servers."
+    help = (
+        "Run the ASGI web server and the cpu + gpu Celery workers on the configured (or embedded) servers; "
+        "a child that crashes is restarted with backoff."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("RAZMETKA_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("RAZMETKA_PORT", "8000")))
-        parser.add_argument("--no-workers", action="store_true", help="web server only")
+        parser.add_argument(
+            "--workers",
+            default=os.environ.get("RAZMETKA_WORKERS", ",".join(WORKERS)),
+            help="comma-separated workers to start: cpu, gpu (default both; empty for none)",
+        )
+        parser.add_argument("--no-workers", action="store_true", help="web server only (same as --workers '')")
 
-    def handle(self, *args, host, port, no_workers, **options):
+    def handle(self, *args, host, port, workers, no_workers, **options):
+        wanted = [] if no_workers else [w.strip() for w in workers.split(",") if w.strip()]
+        unknown = sorted(set(wanted) - set(WORKERS))
+        if unknown:
+            raise CommandError(f"unknown worker(s) {unknown}; choose from {list(WORKERS)}")
         call_command("migrate", interactive=False, verbosity=0)
         login = self._ensure_admin()
-        python = sys.executable
-        commands = [[python, "-m", "daphne", "-b", host, "-p", str(port), "backend.config.asgi:application"]]
-        if not no_workers:
-            celery = [python, "-m", "celery", "-A", "backend.config", "worker", "--loglevel", "INFO"]
-            commands.append(celery + ["-Q", settings.QUEUE_CPU, "-c", "2", "-n", "cpu@%h"])
-            # One process that loads the models once; the device comes from RAZMETKA_ML_DEVICE.
-            commands.append(celery + ["-Q", settings.QUEUE_GPU, "-c", "1", "--pool", "solo", "-n", "gpu@%h"])
-        children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR) for cmd in commands]
+        self._log_to_console()
+        supervisor = Supervisor(self._commands(host, port, wanted), cwd=settings.BASE_DIR, services=self._embedded())
+        # Installed before the first child starts, so a Ctrl-C at any point stops them all.
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        supervisor.start()
         self.stdout.write(self.style.SUCCESS(f"\nRazmetka is running at http://{host}:{port}/  ({login})"))
-        if not settings.RAZMETKA_ML_CONFIG:
+        if "gpu" in wanted and not settings.RAZMETKA_ML_CONFIG:
             self.stdout.write(
                 "No models configured (RAZMETKA_ML_CONFIG is empty): pre-annotation jobs will fail with that message.\n"
                 "Try it offline with tiny random models: make tiny-models, then set RAZMETKA_ML_CONFIG=var/tiny-models/config.json."
             )
         self.stdout.write("Press Ctrl-C to stop.\n")
-        stopping = False
+        self.stdout.flush()
+        supervisor.run()
+        self.stdout.write("Stopped.\n")
 
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
+    def _commands(self, host: str, port: int, workers: list[str]) -> dict[str, list[str]]:
+        python = sys.executable
+        commands = {"web": [python, "-m", "daphne", "-b", host, "-p", str(port), "backend.config.asgi:application"]}
+        celery = [python, "-m", "celery", "-A", "backend.config", "worker", "--loglevel", "INFO"]
+        # Node names carry the queue prefix, like the queues, so a test run's workers are told
+        # apart from a `make run` on the same Redis (`celery inspect ping -d cpu@host`).
+        prefix = settings.QUEUE_PREFIX
+        if "cpu" in workers:
+            commands["cpu"] = celery + ["-Q", settings.QUEUE_CPU, "-c", "2", "-n", f"{prefix}cpu@%h"]
+        if "gpu" in workers:
+            # One process that loads the models once; the device comes from RAZMETKA_ML_DEVICE.
+            commands["gpu"] = celery + ["-Q", settings.QUEUE_GPU, "-c", "1", "--pool", "solo", "-n", f"{prefix}gpu@%h"]
+        return commands
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        failed = [c.args[2] for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not stopping:
-            self.stderr.write(f"A process exited unexpectedly: {failed}")
-            sys.exit(1)
+    def _embedded(self) -> list[Service]:
+        """The embedded servers this process started (no URL given) are restarted when they die;
+        real servers belong to their own supervisor (compose, systemd)."""
+        services = []
+        if not os.environ.get("DATABASE_URL"):
+            services.append(Service("postgres (embedded)", embedded.postgres_alive, embedded.revive_postgres))
+        if not os.environ.get("REDIS_URL"):
+            services.append(Service("redis (embedded)", embedded.redis_alive, embedded.ensure_redis))
+        return services
+
+    def _log_to_console(self) -> None:
+        handler = logging.StreamHandler()  # stderr, next to the children's own logs
+        handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s/serve] %(message)s"))
+        log = logging.getLogger("razmetka.supervisor")
+        log.handlers[:] = [handler]
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
     def _ensure_admin(self) -> str:
         username = os.environ.get("RAZMETKA_ADMIN_USER", "admin")
