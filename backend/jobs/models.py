@@ -64,10 +64,18 @@ class PrelabelJobImage(models.Model):
     error = models.TextField(blank=True, default="")
     stage_ms = models.JSONField(default=dict)
     detections = models.PositiveIntegerField(default=0)
+    # The lease of a running item (leases.py): which worker process holds it, and until when (the
+    # database's clock). A running item whose lease lapsed belongs to a dead worker: re-queued.
+    lease_owner = models.CharField(max_length=120, blank=True, default="")
+    leased_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The sweeper's query: running items by lease expiry (few rows, so a small partial index).
+            models.Index(fields=["leased_until"], name="prelabeljobimage_lease", condition=models.Q(status="running")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["job", "image"], name="prelabeljobimage_unique"),
             models.CheckConstraint(condition=models.Q(status__in=ItemStatus.values), name="prelabeljobimage_valid_status"),

@@ -11,10 +11,12 @@ from backend.annotations.models import Annotation, AnnotationEvent, ReviewState,
 from backend.annotations.services import record_event, snapshot
 from backend.core import events
 from backend.core.errors import DomainError, NotFound
+from backend.core.geometry import validate_rle
 from backend.images.models import Image, ImageStatus
 from backend.images.services import refresh_status
 from backend.projects.models import LabelClass, Project
 
+from . import leases
 from .models import FINAL_ITEM_STATES, FINAL_JOB_STATES, ItemStatus, JobStatus, PrelabelJob, PrelabelJobImage
 
 MAX_ATTEMPTS = 3
@@ -127,22 +129,28 @@ def retry_failed(*, project: Project, job_id: int, user) -> PrelabelJob:
 
 
 @transaction.atomic
-def claim_items(*, job_id: int, image_ids: list[int]) -> tuple[PrelabelJob | None, list[int]]:
-    """Mark this batch's unfinished items running; returns the ones to process now.
+def claim_items(*, job_id: int, image_ids: list[int], owner: str) -> tuple[PrelabelJob | None, list[int]]:
+    """Lease this batch's unfinished items to `owner` and mark them running; returns the ones to
+    process now. Items a live worker holds are skipped (a duplicate or redelivered message), so
+    no image runs twice at once; a lapsed lease (its worker died) is taken over.
 
     Items that reach MAX_ATTEMPTS (the worker died on them each time) fail instead of looping."""
     job = PrelabelJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.status == JobStatus.CANCELLED:
         return None, []
-    items = list(job.items.select_for_update().filter(image_id__in=image_ids).exclude(status__in=FINAL_ITEM_STATES))
+    items = list(
+        job.items.select_for_update().filter(image_id__in=image_ids)
+        .exclude(status__in=FINAL_ITEM_STATES).exclude(leases.live_lease())
+    )
     todo = []
     for item in items:
         if item.attempts >= MAX_ATTEMPTS:
-            _fail_item(job, item, f"gave up after {item.attempts} attempts (the worker stopped while processing it)")
+            _fail_item(job, item, _gave_up(item))
             continue
         item.attempts += 1
         item.status = ItemStatus.RUNNING
-        item.save(update_fields=["attempts", "status", "updated_at"])
+        item.lease_owner, item.leased_until = owner, leases.lease_expiry()
+        item.save(update_fields=["attempts", "status", "lease_owner", "leased_until", "updated_at"])
         todo.append(item.image_id)
     if job.status == JobStatus.QUEUED:
         job.status = JobStatus.RUNNING
@@ -152,10 +160,50 @@ def claim_items(*, job_id: int, image_ids: list[int]) -> tuple[PrelabelJob | Non
     return job, todo
 
 
+def _gave_up(item: PrelabelJobImage) -> str:
+    return f"gave up after {item.attempts} attempts (the worker stopped while processing it)"
+
+
+@transaction.atomic
+def requeue_lapsed(*, job_id: int) -> dict:
+    """The sweeper's write: items of this job whose worker died (lease lapsed) go back to the gpu
+    queue as a new message, or fail once they have killed MAX_ATTEMPTS workers; a cancelled
+    job's are cancelled. SKIP LOCKED, job row first (as every writer here): several sweepers
+    never handle the same item twice, and a job being written right now waits for the next sweep."""
+    job = PrelabelJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+    if job is None:
+        return {}
+    items = list(job.items.select_for_update(skip_locked=True).filter(leases.lapsed_lease()))
+    if not items:
+        return {}
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    if job.status in FINAL_JOB_STATES:
+        job.items.filter(pk__in=[i.pk for i in items]).update(
+            status=ItemStatus.CANCELLED, error="cancelled", lease_owner="", leased_until=None,
+        )
+        counts["cancelled"] = len(items)
+    else:
+        again = []
+        for item in items:
+            if item.attempts >= MAX_ATTEMPTS:
+                _fail_item(job, item, _gave_up(item))
+                counts["failed"] += 1
+            else:
+                again.append(item.image_id)
+        job.items.filter(image_id__in=again).update(status=ItemStatus.PENDING, lease_owner="", leased_until=None)
+        counts["requeued"] = len(again)
+        _maybe_finish(job)
+        if again:
+            _enqueue(job, again)
+    _emit_progress(job)
+    return counts
+
+
 def _fail_item(job: PrelabelJob, item: PrelabelJobImage, error: str) -> None:
     item.status = ItemStatus.FAILED
     item.error = error[:2000]
-    item.save(update_fields=["status", "error", "updated_at"])
+    item.lease_owner, item.leased_until = "", None
+    item.save(update_fields=["status", "error", "lease_owner", "leased_until", "updated_at"])
     PrelabelJob.objects.filter(pk=job.pk).update(processed=F("processed") + 1, failed=F("failed") + 1)
     job.refresh_from_db(fields=["processed", "failed"])
 
@@ -190,6 +238,8 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
     for det in detections:
         if det["area"] == 0:
             continue  # SAM found nothing inside the box
+        # A model's mask passes the same gate as a person's before pycocotools reads it.
+        det = {**det, "mask_rle": validate_rle(det["mask_rle"], height=image.height, width=image.width)}
         if kept_rles and float(mask_utils.iou([_coco(det["mask_rle"])], kept_rles, [0] * len(kept_rles)).max()) >= DUPLICATE_IOU:
             continue
         annotation = Annotation.objects.create(project_id=job.project_id, image=image, source=Source.MODEL, job_id=job.pk, **det)
@@ -198,7 +248,8 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
     item.status = ItemStatus.DONE
     item.stage_ms = stage_ms
     item.detections = created
-    item.save(update_fields=["status", "stage_ms", "detections", "updated_at"])
+    item.lease_owner, item.leased_until = "", None
+    item.save(update_fields=["status", "stage_ms", "detections", "lease_owner", "leased_until", "updated_at"])
     job.processed += 1
     job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in stage_ms.items()} | {
         k: v for k, v in job.stage_ms.items() if k not in stage_ms

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 from celery import shared_task
@@ -11,7 +12,7 @@ from django.conf import settings
 from backend.images.models import Image
 from backend.projects.models import Project
 
-from . import services
+from . import leases, services
 from .engine import get_pipeline, read_rgb
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery, project_matcher
 
@@ -20,9 +21,18 @@ logger = logging.getLogger("razmetka.jobs")
 
 @shared_task(name="jobs.run_batch", acks_late=True)
 def run_batch(job_id: int, image_ids: list[int]) -> dict:
-    job, todo = services.claim_items(job_id=job_id, image_ids=image_ids)
+    """Idempotent: items done, or held by a live worker, are skipped (redelivered or duplicate
+    messages, the sweeper's re-queues); the heartbeat keeps this run's leases while it works."""
+    owner = leases.new_owner()
+    job, todo = services.claim_items(job_id=job_id, image_ids=image_ids, owner=owner)
     if not todo:
         return {"processed": 0}
+    with leases.Heartbeat(job_id=job_id, owner=owner):
+        return _run_claimed(job, todo)
+
+
+def _run_claimed(job, todo: list[int]) -> dict:
+    job_id = job.pk
     try:
         pipeline = get_pipeline()
     except Exception as exc:  # not configured, or a model that cannot be loaded: say which setting
@@ -57,6 +67,8 @@ def run_batch(job_id: int, image_ids: list[int]) -> dict:
     by_probs = pipeline.cfg.embedder.classify_with == "probs"
     created = 0
     for image_id, result in zip(ok_ids, results):
+        if settings.JOB_TEST_ITEM_DELAY_S:
+            time.sleep(settings.JOB_TEST_ITEM_DELAY_S)  # tests: a batch that outlives its lease
         dets = result.detections
         try:
             matches = [d.match for d in dets] if by_probs or not dets else matcher.match(np.stack([d.embedding for d in dets]), gallery)
