@@ -68,6 +68,9 @@ class PrelabelJobImage(models.Model):
     # database's clock). A running item whose lease lapsed belongs to a dead worker: re-queued.
     lease_owner = models.CharField(max_length=120, blank=True, default="")
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When the message that carries this pending item reached the broker (dispatch.py). A pending
+    # item without it was never sent (the broker was down at commit): the sweeper sends it.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -75,6 +78,10 @@ class PrelabelJobImage(models.Model):
         indexes = [
             # The sweeper's query: running items by lease expiry (few rows, so a small partial index).
             models.Index(fields=["leased_until"], name="prelabeljobimage_lease", condition=models.Q(status="running")),
+            models.Index(
+                fields=["updated_at"], name="prelabeljobimage_unsent",
+                condition=models.Q(status="pending", dispatched_at__isnull=True),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["job", "image"], name="prelabeljobimage_unique"),

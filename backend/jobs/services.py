@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 from pycocotools import mask as mask_utils
 
@@ -80,13 +81,11 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
 
 
 def _enqueue(job: PrelabelJob, image_ids: list[int]) -> None:
-    from .tasks import run_batch
+    """Send the items' batches once the transaction commits; what cannot be sent then (the broker
+    is down) stays undispatched and the sweeper sends it later (dispatch.py)."""
+    from .dispatch import send_batches
 
-    size = max(1, int(getattr(settings, "PRELABEL_BATCH_SIZE", 4)))
-    batches = [image_ids[i:i + size] for i in range(0, len(image_ids), size)]
-    transaction.on_commit(
-        lambda: [run_batch.apply_async(args=[job.pk, batch], queue=settings.QUEUE_GPU) for batch in batches]
-    )
+    transaction.on_commit(lambda: send_batches(job.pk, image_ids))
 
 
 @transaction.atomic
@@ -115,7 +114,9 @@ def retry_failed(*, project: Project, job_id: int, user) -> PrelabelJob:
     failed = list(job.items.filter(status=ItemStatus.FAILED).values_list("image_id", flat=True))
     if not failed:
         raise DomainError("The job has no failed images.")
-    job.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING, error="", attempts=0)
+    job.items.filter(status=ItemStatus.FAILED).update(
+        status=ItemStatus.PENDING, error="", attempts=0, dispatched_at=None, updated_at=Now(),
+    )
     job.failed = 0
     job.processed = F("processed") - len(failed)
     job.status = JobStatus.QUEUED
@@ -190,7 +191,9 @@ def requeue_lapsed(*, job_id: int) -> dict:
                 counts["failed"] += 1
             else:
                 again.append(item.image_id)
-        job.items.filter(image_id__in=again).update(status=ItemStatus.PENDING, lease_owner="", leased_until=None)
+        job.items.filter(image_id__in=again).update(
+            status=ItemStatus.PENDING, lease_owner="", leased_until=None, dispatched_at=None, updated_at=Now(),
+        )
         counts["requeued"] = len(again)
         _maybe_finish(job)
         if again:

@@ -1,5 +1,15 @@
-"""One websocket per project. Membership is checked at connect and again whenever it changes."""
+"""One websocket per project. Membership is checked at connect, on resume and whenever it changes.
+
+Every project event carries `seq` (see backlog.py). A client that has seen events up to N
+connects with `?since=N` (or sends `{"type": "resume", "since": N}`) and gets the events after
+N from the backlog, then live ones; when the backlog cannot cover N it gets `resync` instead
+and reloads what it shows. The README's "Live updates" paragraph is the protocol's reference.
+"""
 from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -7,38 +17,117 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from backend.core.events import project_group, user_group
 from backend.projects.models import Membership
 
+from . import backlog
+
+# Clients send pings and resumes, a few dozen bytes; anything near this is not our client.
+MAX_MESSAGE_CHARS = 4096
+CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_FORBIDDEN = 4403
+
 
 @database_sync_to_async
 def _is_member(user, project_id: int) -> bool:
     return bool(user and user.is_authenticated and Membership.objects.filter(user=user, project_id=project_id).exists())
 
 
+def _seq_arg(value) -> int | None:
+    """A client-sent seq: a non-negative integer, or None when it is anything else."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
         self.user = self.scope.get("user")
+        # Live events at or below this seq were already sent by a replay (or precede `hello`).
+        self.floor = 0
         if not await _is_member(self.user, self.project_id):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
+        # Join before reading the backlog: an event is then either in the backlog read or
+        # arrives live after it (and the floor drops it if it was both).
         self.groups_joined = [project_group(self.project_id), user_group(self.user.pk)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "project": self.project_id})
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "since" not in query:
+            seq = await asyncio.to_thread(backlog.current, self.project_id)
+            self.floor = seq
+            await self.send_json({"type": "hello", "project": self.project_id, "seq": seq})
+            return
+        await self._catch_up(_seq_arg(query["since"][0]), hello=True)
+
+    async def _catch_up(self, since: int | None, *, hello: bool = False) -> None:
+        if since is None:
+            catchup = backlog.Catchup(await asyncio.to_thread(backlog.current, self.project_id), None)
+        else:
+            catchup = await asyncio.to_thread(backlog.since, self.project_id, since)
+        if hello:
+            await self.send_json({"type": "hello", "project": self.project_id, "seq": catchup.seq})
+        if catchup.events is None:
+            await self.send_json({"type": "resync", "project": self.project_id, "seq": catchup.seq})
+        else:
+            for event in catchup.events:
+                await self.send_json(event)
+        self.floor = max(self.floor, catchup.seq)
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # Whatever a client sends, the socket answers with an error (or a clear close), never a crash.
+        if text_data is None:
+            await self._error("send JSON text frames, not binary ones")
+            return
+        if len(text_data) > MAX_MESSAGE_CHARS:
+            await self.close(code=CLOSE_TOO_BIG, reason=f"messages are limited to {MAX_MESSAGE_CHARS} characters")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self._error("the message is not valid JSON")
+            return
+        if not isinstance(content, dict):
+            await self._error('a message is a JSON object with a "type"')
+            return
+        await self.receive_json(content)
+
     async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
+        kind = content.get("type")
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "resume":
+            since = _seq_arg(content.get("since"))
+            if since is None:
+                await self._error('"since" must be a non-negative integer seq')
+            elif await self._still_member():
+                await self._catch_up(since)
+        else:
+            await self._error(f"unknown message type {str(kind)[:40]!r}")
+
+    async def _error(self, message: str) -> None:
+        await self.send_json({"type": "error", "error": message})
+
+    async def _still_member(self) -> bool:
+        if await _is_member(self.user, self.project_id):
+            return True
+        await self.send_json({"type": "access.revoked", "project": self.project_id})
+        await self.close(code=CLOSE_FORBIDDEN)
+        return False
 
     async def event_message(self, event):
         payload = event["payload"]
         if payload.get("type") == "membership.changed":
-            if payload.get("project") == self.project_id and not await _is_member(self.user, self.project_id):
-                await self.send_json({"type": "access.revoked", "project": self.project_id})
-                await self.close(code=4403)
+            if payload.get("project") == self.project_id:
+                await self._still_member()
             return
+        seq = payload.get("seq")
+        if isinstance(seq, int) and seq <= self.floor:
+            return  # already sent by a replay
         await self.send_json(payload)

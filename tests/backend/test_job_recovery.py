@@ -74,13 +74,13 @@ def test_sweep_requeues_a_lapsed_lease_and_leaves_a_live_one(settings):
     lease(job, dead, seconds=-1)
     lease(job, live, seconds=60)
 
-    assert sweep_once() == {"requeued": 1, "failed": 0, "cancelled": 0}
+    assert sweep_once() == {"requeued": 1, "failed": 0, "cancelled": 0, "sent": 0}
     items = {i.image_id: i for i in job.items.all()}
     assert items[dead].status == ItemStatus.PENDING and items[dead].leased_until is None and items[dead].lease_owner == ""
     assert items[live].status == ItemStatus.RUNNING and items[live].lease_owner == "dead-host:4242:abc"
     assert items[pending].status == ItemStatus.PENDING
     assert take_messages(queue) == [("jobs.run_batch", [job.pk, [dead]])], "one new message for the lapsed item"
-    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 0}, "a second sweep re-queues nothing"
+    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 0, "sent": 0}, "a second sweep re-queues nothing"
     assert take_messages(queue) == []
 
 
@@ -90,7 +90,7 @@ def test_an_item_that_killed_three_workers_fails_instead_of_coming_back(settings
     lease(job, poison, seconds=-1, attempts=services.MAX_ATTEMPTS)
     lease(job, fine, seconds=-1, attempts=1)
 
-    assert sweep_once() == {"requeued": 1, "failed": 1, "cancelled": 0}
+    assert sweep_once() == {"requeued": 1, "failed": 1, "cancelled": 0, "sent": 0}
     item = job.items.get(image_id=poison)
     assert item.status == ItemStatus.FAILED and item.error.startswith("gave up after 3 attempts"), item.error
     assert item.leased_until is None
@@ -105,7 +105,7 @@ def test_a_cancelled_jobs_lapsed_items_are_cancelled_not_requeued(settings):
     lease(job, held, seconds=-1)
     services.cancel_job(project=job.project, job_id=job.pk)
 
-    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 1}
+    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 1, "sent": 0}
     assert set(job.items.values_list("status", flat=True)) == {ItemStatus.CANCELLED}
     assert take_messages(queue) == []
 
@@ -288,3 +288,55 @@ def test_a_live_workers_batch_longer_than_its_lease_is_never_run_twice(settings,
     assert list(job.items.values_list("attempts", flat=True)) == [1, 1], "each image processed exactly once"
     model_annotations_per_image(job)
     assert PrelabelJobImage.objects.filter(status=ItemStatus.RUNNING).count() == 0
+
+
+# --- the outbox: items whose message never reached the broker --------------------------------
+
+def test_a_job_started_while_the_broker_is_down_is_sent_by_the_sweeper(settings):
+    """start_job commits, then its commit hook cannot reach Redis: the job must not sit queued
+    forever (the chaos drill found this after SIGKILL of Redis during a sweep)."""
+    import subprocess
+    import sys
+
+    from django.db import connection as conn
+
+    queue = private_queues(settings, "outbox")
+    owner = make_user("outbox-owner")
+    project = make_project(owner)
+    images = [make_image(project, seed=i) for i in range(5)]
+    script = (
+        "from backend.jobs import services; from backend.projects.models import Project; "
+        "from django.contrib.auth import get_user_model; "
+        f"job = services.start_job(project=Project.objects.get(pk={project.pk}), user=get_user_model().objects.get(pk={owner.pk})); "
+        "print('JOB', job.pk)"
+    )
+    env = {**os.environ, "RAZMETKA_DB_NAME": conn.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
+           "RAZMETKA_QUEUE_PREFIX": queue[: -len("gpu")]}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    job = PrelabelJob.objects.get(pk=int(out.stdout.split("JOB")[1].split()[0]))
+    print(f"start_job with the broker down took {time.monotonic() - started:.1f} s (process start included)")
+    assert job.items.count() == 5 and not job.items.exclude(dispatched_at=None).exists()
+    assert take_messages(queue) == []
+
+    job.items.update(updated_at=timezone.now())
+    assert sweep_once()["sent"] == 0, "within the grace period the commit hook may still be sending"
+    job.items.update(updated_at=timezone.now() - timedelta(seconds=60))
+    assert sweep_once()["sent"] == 5
+    messages = take_messages(queue)
+    assert sorted(i for _, batch in messages for i in batch[1]) == sorted(i.pk for i in images)
+    assert not job.items.filter(dispatched_at=None).exists()
+    assert sweep_once()["sent"] == 0 and take_messages(queue) == []
+
+
+def test_requeued_items_are_sent_again_if_their_message_was_lost(settings):
+    queue = private_queues(settings, "outbox2")
+    job, (dead, _, _) = job_with_items(3, queue)
+    lease(job, dead, seconds=-1)
+    # The sweep re-queues it; pretend its commit hook could not reach the broker.
+    assert sweep_once()["requeued"] == 1
+    assert len(take_messages(queue)) == 1
+    job.items.filter(image_id=dead).update(dispatched_at=None, updated_at=timezone.now() - timedelta(seconds=60))
+    assert sweep_once()["sent"] == 1
+    assert [batch[1] for _, batch in take_messages(queue)] == [[dead]]

@@ -1,19 +1,32 @@
-"""The project websocket: session auth, Origin check, membership at connect and on change."""
+"""The project websocket: session auth, Origin check, membership at connect and on change, and
+the seq/resume protocol, against the real Redis channel layer (and a real daphne server)."""
 import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import websockets
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from rest_framework.test import APIClient
 
 from backend.config.asgi import application
 from backend.core import events
 from backend.projects import services as project_services
 from backend.projects.models import Membership, Role
+from backend.realtime import backlog
 
-from .factories import make_project, make_user
+from .factories import make_class, make_image, make_model_annotation, make_project, make_user
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -43,12 +56,14 @@ async def connect(project_id: int, user=None, origin: str = "http://localhost:80
     return communicator, connected, code
 
 
-@sync_to_async
-def world():
+def _world():
     owner, member, outsider = make_user("ws-owner"), make_user("ws-member"), make_user("ws-outsider")
     project = make_project(owner)
     membership = Membership.objects.create(project=project, user=member, role=Role.REVIEWER)
     return owner, member, outsider, project, membership
+
+
+world = sync_to_async(_world)
 
 
 async def test_member_receives_events_sent_on_commit():
@@ -66,6 +81,7 @@ async def test_member_receives_events_sent_on_commit():
 
     await progress()
     message = await communicator.receive_json_from(timeout=5)
+    assert message.pop("seq") > 0
     assert message == {"type": "job.progress", "project": project.pk, "job": {"id": 1, "processed": 2, "total": 3}}
     await communicator.disconnect()
 
@@ -96,3 +112,324 @@ async def test_removed_member_is_disconnected():
     output = await communicator.receive_output(timeout=5)
     assert output["type"] == "websocket.close" and output["code"] == 4403
     await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------- a real server
+
+
+@pytest.fixture(scope="module")
+def daphne_url(django_db_setup, django_db_blocker):
+    """The real ASGI app served by daphne on a free port, on this run's test database."""
+    from django.db import connection
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"]}
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    log = open(settings.VAR_DIR / "daphne-test.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("daphne did not start; see var/daphne-test.log")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+async def open_socket(server: str, project_id: int, user, since: int | None = None):
+    cookie = await sync_to_async(session_cookie)(user)
+    query = "" if since is None else f"?since={since}"
+    return await websockets.connect(
+        f"ws://{server}/ws/projects/{project_id}/{query}",
+        additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}", "Origin": f"http://{server}"},
+        open_timeout=10,
+    )
+
+
+async def recv(ws, timeout: float = 10) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+@sync_to_async
+def emit_progress(project_id: int, processed: int) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        events.emit(project_id, "job.progress", job={"id": 1, "processed": processed, "total": 9})
+
+
+async def test_idle_socket_outlives_the_redis_socket_timeout(daphne_url):
+    # The channel layer's receive blocks 5 s in BZPOPMIN; with redis-py's default 5 s socket
+    # timeout the consumer died with "Timeout reading from redis.sock" within seconds of idling.
+    _, member, _, project, _ = await world()
+    ws = await open_socket(daphne_url, project.pk, member)
+    hello = await recv(ws)
+    assert hello["type"] == "hello"
+    await asyncio.sleep(60)
+    await emit_progress(project.pk, 1)
+    message = await recv(ws)
+    assert message["type"] == "job.progress" and message["seq"] == hello["seq"] + 1
+    await ws.close()
+
+
+@sync_to_async
+def review_world():
+    owner, member, outsider, project, membership = _world()
+    hammer = make_class(project, "hammer")
+    image = make_image(project, seed=3)
+    annotation = make_model_annotation(image, hammer)
+    return owner, member, project, image, annotation
+
+
+@sync_to_async
+def accept_through_api(user, project, annotation) -> dict:
+    client = APIClient()
+    client.force_login(user)
+    response = client.post(
+        f"/api/projects/{project.pk}/annotations/{annotation.pk}/review/",
+        {"version": annotation.version, "target": "both", "decision": "accepted"}, format="json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+async def test_events_missed_while_disconnected_arrive_after_reconnect(daphne_url):
+    owner, member, project, image, annotation = await review_world()
+    ws = await open_socket(daphne_url, project.pk, member)
+    last = (await recv(ws))["seq"]
+    await ws.close()
+
+    # Another reviewer accepts the object while this client is away.
+    accepted = await accept_through_api(owner, project, annotation)
+
+    ws = await open_socket(daphne_url, project.pk, member, since=last)
+    hello = await recv(ws)
+    assert hello["type"] == "hello" and hello["seq"] > last
+    missed = [await recv(ws) for _ in range(hello["seq"] - last)]
+    assert [m["seq"] for m in missed] == list(range(last + 1, hello["seq"] + 1))
+    assert all(m["project"] == project.pk for m in missed)
+    changed = [m for m in missed if m["type"] == "annotation.changed"]
+    assert changed and changed[-1]["annotation"] == annotation.pk and changed[-1]["version"] == accepted["version"]
+    # Then live events, continuing the sequence.
+    await emit_progress(project.pk, 5)
+    live = await recv(ws)
+    assert live["type"] == "job.progress" and live["seq"] == hello["seq"] + 1
+    await ws.close()
+
+
+# ---------------------------------------------------------------- resume, in process
+
+
+async def connect_since(project_id: int, user, since):
+    cookie = await sync_to_async(session_cookie)(user)
+    headers = [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000"),
+               (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+    communicator = WebsocketCommunicator(application, f"/ws/projects/{project_id}/?since={since}", headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def test_stale_or_lost_since_gets_resync():
+    _, member, _, project, _ = await world()
+    await emit_progress(project.pk, 1)
+    current = await sync_to_async(backlog.current)(project.pk)
+    # Older than anything kept (a client from long ago), from the future (Redis lost the
+    # counter), or not a number: all answer resync with the current seq.
+    for since in (0, current + 50, "x1"):
+        communicator, connected, _ = await connect_since(project.pk, member, since)
+        assert connected
+        assert (await communicator.receive_json_from(timeout=5)) == {"type": "hello", "project": project.pk, "seq": current}
+        assert (await communicator.receive_json_from(timeout=5)) == {"type": "resync", "project": project.pk, "seq": current}
+        assert await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+
+
+async def test_trimmed_backlog_gets_resync_and_recent_since_gets_the_rest():
+    _, member, _, project, _ = await world()
+
+    @sync_to_async
+    def fill() -> list[int]:
+        return [backlog.append(project.pk, {"type": "image.status", "project": project.pk, "image": i}) for i in range(backlog.SIZE + 5)]
+
+    seqs = await fill()
+    communicator, _, _ = await connect_since(project.pk, member, seqs[2])  # its successor was trimmed
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "resync"
+    await communicator.disconnect()
+
+    communicator, _, _ = await connect_since(project.pk, member, seqs[-4])
+    assert (await communicator.receive_json_from(timeout=5))["seq"] == seqs[-1]
+    replayed = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
+    assert [(m["seq"], m["image"]) for m in replayed] == [(seqs[-3], backlog.SIZE + 2), (seqs[-2], backlog.SIZE + 3), (seqs[-1], backlog.SIZE + 4)]
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_lost_backlog_gets_resync():
+    _, member, _, project, _ = await world()
+    await emit_progress(project.pk, 1)
+    before = await sync_to_async(backlog.current)(project.pk)
+    await emit_progress(project.pk, 2)
+    # Redis lost the buffer (expired, flushed): the counter alone cannot replay anything.
+    import redis
+
+    await sync_to_async(redis.Redis.from_url(settings.REDIS_URL).delete)(backlog._keys(project.pk)[1])
+    communicator, _, _ = await connect_since(project.pk, member, before)
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "resync"
+    await communicator.disconnect()
+
+
+async def test_other_projects_events_are_never_replayed():
+    owner, member, _, project, _ = await world()
+
+    @sync_to_async
+    def second_project():
+        other = make_project(owner, name="Other")
+        Membership.objects.create(project=other, user=member, role=Role.REVIEWER)
+        return other
+
+    other = await second_project()
+    await emit_progress(project.pk, 1)
+    since = await sync_to_async(backlog.current)(project.pk)
+    await emit_progress(other.pk, 7)
+    await emit_progress(project.pk, 2)
+    await emit_progress(other.pk, 8)
+    communicator, _, _ = await connect_since(project.pk, member, since)
+    hello = await communicator.receive_json_from(timeout=5)
+    assert hello["seq"] == since + 1
+    replayed = await communicator.receive_json_from(timeout=5)
+    assert replayed["project"] == project.pk and replayed["job"]["processed"] == 2
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+async def test_replayed_event_is_not_sent_again_when_it_arrives_live():
+    _, member, _, project, _ = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    last = (await communicator.receive_json_from(timeout=5))["seq"]
+    await communicator.disconnect()
+
+    # The race events.emit can lose: numbered and kept, but its live send comes after the
+    # reconnecting client's replay already carried it.
+    payload = {"type": "image.released", "project": project.pk, "image": 1}
+    seq = await sync_to_async(backlog.append)(project.pk, payload)
+    communicator, _, _ = await connect_since(project.pk, member, last)
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    assert (await communicator.receive_json_from(timeout=5)) == {**payload, "seq": seq}
+    await get_channel_layer().group_send(events.project_group(project.pk), {"type": "event.message", "payload": {**payload, "seq": seq}})
+    await emit_progress(project.pk, 3)
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["type"] == "job.progress" and message["seq"] == seq + 1
+    await communicator.disconnect()
+
+
+async def test_resume_message_fills_a_gap():
+    _, member, _, project, _ = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    last = (await communicator.receive_json_from(timeout=5))["seq"]
+    # An event numbered and kept whose live copy never reached this socket (e.g. dropped by
+    # the channel layer's per-channel capacity): the client sees the gap and resumes.
+    seq = await sync_to_async(backlog.append)(project.pk, {"type": "image.released", "project": project.pk, "image": 4})
+    await communicator.send_json_to({"type": "resume", "since": last})
+    assert (await communicator.receive_json_from(timeout=5)) == {"type": "image.released", "project": project.pk, "image": 4, "seq": seq}
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_membership_is_checked_on_reconnect_and_on_resume():
+    _, member, _, project, membership = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    last = (await communicator.receive_json_from(timeout=5))["seq"]
+    await emit_progress(project.pk, 1)
+    await communicator.receive_json_from(timeout=5)
+
+    # Removed without an event reaching this socket: the resume itself is refused.
+    await sync_to_async(Membership.objects.filter(pk=membership.pk).delete)()
+    await communicator.send_json_to({"type": "resume", "since": last})
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "access.revoked"
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4403
+
+    reconnect, connected, code = await connect_since(project.pk, member, last)
+    assert not connected and code == 4403
+    await reconnect.disconnect()
+
+
+async def test_malformed_messages_get_an_error_and_the_socket_survives():
+    _, member, _, project, _ = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    await communicator.receive_json_from(timeout=5)
+    for frame in ({"text_data": "{not json"}, {"text_data": "[1, 2]"}, {"text_data": "null"},
+                  {"bytes_data": b"\x00\x01"}, {"text_data": '{"type": "resume", "since": "soon"}'},
+                  {"text_data": '{"type": "resume", "since": true}'}, {"text_data": '{"type": "hack"}'}):
+        await communicator.send_to(**frame)
+        answer = await communicator.receive_json_from(timeout=5)
+        assert answer["type"] == "error" and answer["error"], frame
+    await communicator.send_json_to({"type": "ping"})
+    assert (await communicator.receive_json_from(timeout=5)) == {"type": "pong"}
+
+    await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 100_000}))
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 1009
+
+
+async def test_cancelled_receive_ends():
+    # A consumer whose socket closed cancels its channel-layer receive. With a finite redis socket
+    # timeout, redis-py sends through asyncio.wait_for, which on Python 3.11 can swallow that
+    # cancellation: the receive then polled Redis forever (and this test's wait timed out).
+    layer = get_channel_layer()
+    rng = random.Random(7)
+    for attempt in range(150):
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(rng.random() * 0.01)
+        receiving.cancel()
+        done, _ = await asyncio.wait([receiving], timeout=7)
+        assert done, f"receive #{attempt} ignored its cancellation"
+
+
+async def test_a_socket_timeout_in_the_url_is_lifted():
+    from backend.config.settings.redis import _channel_layer_host
+
+    for host in settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:
+        assert host["socket_timeout"] is None
+    # redis-py lets the URL's options win over the layer's.
+    host = _channel_layer_host("redis://cache:6379/0?socket_timeout=5&health_check_interval=10")
+    assert host["socket_timeout"] is None
+    assert host["address"] == "redis://cache:6379/0?health_check_interval=10"
+    assert _channel_layer_host("unix:///run/redis.sock")["address"] == "unix:///run/redis.sock"
+
+
+async def test_backlog_outage_never_fails_a_committed_write(monkeypatch):
+    _, member, _, project, _ = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    await communicator.receive_json_from(timeout=5)
+    # The backlog's Redis goes away (the channel layer's stays): the write's event still goes out
+    # live, just without a seq, and the service call does not fail.
+    import redis
+
+    dead = redis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_connect_timeout=1)
+    monkeypatch.setattr(backlog, "_client", dead)
+    monkeypatch.setattr(backlog, "_scripts", {"append": dead.register_script(backlog._APPEND)})
+    await emit_progress(project.pk, 4)
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["type"] == "job.progress" and "seq" not in message
+    await communicator.disconnect()

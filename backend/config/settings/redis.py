@@ -37,10 +37,40 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Job leases (backend/jobs/leases.py): a worker holds each image of its batch for
+# JOB_LEASE_SECONDS and renews that every JOB_HEARTBEAT_SECONDS; every worker sweeps expired
+# leases every JOB_SWEEP_SECONDS and re-queues them. Work held by a dead worker thus comes back
+# in under a minute, not after the visibility timeout above. 0 sweep seconds: no sweeper.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30)
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+JOB_SWEEP_SECONDS = env_int("JOB_SWEEP_SECONDS", 15)
+# Tests only: seconds a worker waits before writing each image, so a batch can outlive its lease.
+JOB_TEST_ITEM_DELAY_S = float(os.environ.get("JOB_TEST_ITEM_DELAY_S") or 0)
+
+
+def _channel_layer_host(url: str) -> dict:
+    """Connection settings for the Channels layer: no socket read timeout.
+
+    The layer's receive is a blocking BZPOPMIN of `brpop_timeout` (5 s). redis-py 8 reads with a
+    5 s socket timeout by default, so an idle socket's receive raced the server's empty reply and
+    raised TimeoutError, killing the websocket every ~5 s. Any finite timeout is also wrong on
+    Python 3.11: redis-py then sends through asyncio.wait_for, which can swallow a cancellation,
+    so a closed socket's receive task kept polling Redis forever. channels-redis was written for
+    redis-py's old default, None; the server's BZPOPMIN timeout bounds every read anyway. A
+    `socket_timeout` in the URL would override ours (redis-py lets the URL win), so it is lifted.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    if any(key == "socket_timeout" for key, _ in query):
+        url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "socket_timeout"])))
+    return {"address": url, "socket_timeout": None, "socket_connect_timeout": 5}
+
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": f"{QUEUE_PREFIX}razmetka"},
+        "CONFIG": {"hosts": [_channel_layer_host(REDIS_URL)], "prefix": f"{QUEUE_PREFIX}razmetka"},
     }
 }

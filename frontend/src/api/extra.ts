@@ -41,11 +41,14 @@ export interface SegmentResult {
   bbox: [number, number, number, number];
   score: number;
 }
-export type LiveEvent =
+/** Project events carry `seq` (per project, increasing); `resync` means "reload what you show". */
+export type LiveEvent = { seq?: number } & (
   | { type: "job.progress"; project: number; job: Job }
   | { type: "image.status"; project: number; image: number; status: string; version: number }
   | { type: "image.claimed"; project: number; image: number; claimed_by: string; expires_at: string }
   | { type: "image.released"; project: number; image: number }
   | { type: "annotation.changed"; project: number; image: number; annotation: number; action: string; version: number }
   | { type: "gallery.changed"; project: number }
-  | { type: string; project: number; [k: string]: unknown };
+  | { type: "resync"; project: number }
+  | { type: string; project?: number; [k: string]: unknown }
+);

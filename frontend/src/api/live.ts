@@ -1,51 +1,135 @@
-/** The project websocket with reconnect backoff; listeners get parsed events. */
+/**
+ * The project websocket. Reconnects with backoff and resumes from the last event seen
+ * (`?since=`), drops duplicates, asks the server to fill gaps, and turns the server's `resync`
+ * (or a gap it cannot fill) into a `resync` event: listeners then reload what they show.
+ */
 import type { LiveEvent } from "./extra";
+import { EventSequence } from "./liveseq";
 
 type Listener = (e: LiveEvent) => void;
+
+/** How long an out-of-order event may wait for the ones before it before we ask to resume. */
+export const GAP_WAIT_MS = 1500;
+
+export interface SocketOptions {
+  url?: (project: number, since: number | null) => string;
+  WebSocketImpl?: new (url: string) => WebSocket;
+}
+
+function defaultUrl(project: number, since: number | null): string {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const query = since === null ? "" : `?since=${since}`;
+  return `${proto}://${location.host}/ws/projects/${project}/${query}`;
+}
 
 export class ProjectSocket {
   private ws: WebSocket | null = null;
   private listeners = new Set<Listener>();
   private retry = 0;
-  private timer: number | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private gapTimer: ReturnType<typeof setTimeout> | undefined;
+  private resumeAsked = false;
   private closed = false;
+  readonly seq = new EventSequence();
   connected = false;
 
-  constructor(private project: number) {
+  constructor(private project: number, private opts: SocketOptions = {}) {
     this.open();
   }
 
   private open() {
     if (this.closed) return;
-    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const url = (this.opts.url ?? defaultUrl)(this.project, this.seq.last);
+    const Impl = this.opts.WebSocketImpl ?? WebSocket;
+    let ws: WebSocket;
     try {
-      this.ws = new WebSocket(`${proto}://${location.host}/ws/projects/${this.project}/`);
+      ws = this.ws = new Impl(url);
     } catch {
       this.schedule();
       return;
     }
-    this.ws.onopen = () => {
-      this.retry = 0;
+    ws.onopen = () => {
       this.connected = true;
     };
-    this.ws.onmessage = (m) => {
+    ws.onmessage = (m) => {
+      let data: LiveEvent;
       try {
-        const data = JSON.parse(m.data) as LiveEvent;
-        this.listeners.forEach((l) => l(data));
+        data = JSON.parse(m.data as string) as LiveEvent;
       } catch {
-        /* ignore malformed */
+        return; // not ours to handle
       }
+      if (data && typeof data === "object") this.handle(data);
     };
-    this.ws.onclose = () => {
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
       this.connected = false;
+      this.ws = null;
+      this.clearGap();
       this.schedule();
     };
+  }
+
+  private handle(data: LiveEvent) {
+    const seq = typeof data.seq === "number" ? data.seq : null;
+    switch (data.type) {
+      case "hello":
+        this.retry = 0; // a working connection: the next drop retries quickly again
+        if (seq !== null) this.seq.hello(seq);
+        return;
+      case "resync":
+        this.resync(seq ?? this.seq.newest ?? 0);
+        return;
+      case "pong":
+        return;
+      case "error":
+        console.warn("live updates:", (data as { error?: unknown }).error);
+        return;
+    }
+    if (seq !== null) {
+      if (!this.seq.accept(seq)) return; // already handled (a replay and its live copy)
+      if (this.seq.gap) this.watchGap();
+      else this.clearGap();
+    }
+    this.emit(data);
+  }
+
+  /** Give the missing events a moment (live sends may overtake each other), then ask the
+   * server for them once; a gap that survives that cannot be filled: reload. */
+  private watchGap() {
+    if (this.gapTimer !== undefined) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = undefined;
+      if (!this.seq.gap) return;
+      if (!this.resumeAsked && this.ws && this.connected) {
+        this.resumeAsked = true;
+        this.ws.send(JSON.stringify({ type: "resume", since: this.seq.last }));
+        this.watchGap();
+      } else {
+        this.resync(this.seq.newest ?? 0);
+      }
+    }, GAP_WAIT_MS);
+  }
+
+  private clearGap() {
+    if (this.gapTimer !== undefined) clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+    this.resumeAsked = false;
+  }
+
+  private resync(seq: number) {
+    this.seq.reset(seq);
+    this.clearGap();
+    this.emit({ type: "resync", project: this.project, seq });
+  }
+
+  private emit(e: LiveEvent) {
+    this.listeners.forEach((l) => l(e));
   }
 
   private schedule() {
     if (this.closed) return;
     const delay = Math.min(30000, 1000 * 2 ** this.retry++) * (0.75 + Math.random() / 2);
-    this.timer = window.setTimeout(() => this.open(), delay);
+    this.timer = setTimeout(() => this.open(), delay);
   }
 
   on(l: Listener): () => void {
@@ -55,7 +139,8 @@ export class ProjectSocket {
 
   close() {
     this.closed = true;
-    window.clearTimeout(this.timer);
+    clearTimeout(this.timer);
+    this.clearGap();
     this.ws?.close();
   }
 }

@@ -15,7 +15,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   useEffect(() => {
     get<Page<GalleryImage>>(`${P(pid)}/gallery/?page_size=500`).then((p) => setGallery(p.results)).catch((e) => notify(`Couldn't load the gallery: ${e.message}`, "error"));
   }, [pid, tick]);
-  useEffect(() => subscribe(pid, (ev) => ev.type === "gallery.changed" && (setTick((t) => t + 1), ctx.reloadClasses())), [pid]);
+  useEffect(() => subscribe(pid, (ev) => (ev.type === "gallery.changed" || ev.type === "resync") && (setTick((t) => t + 1), ctx.reloadClasses())), [pid]);
 
   const save = async (c: LabelClass, change: Partial<LabelClass>) => {
     try {

@@ -46,6 +46,7 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
         setJobs((old) => (Array.isArray(old) ? (old.some((j) => j.id === job.id) ? old.map((j) => (j.id === job.id ? job : j)) : [job, ...old]) : old));
         if (job.status !== "running" && job.status !== "queued") setTick((t) => t + 1);
       } else if (ev.type === "image.status") setTick((t) => t + 1);
+      else if (ev.type === "resync") { loadJobs(); setTick((t) => t + 1); } // missed events: reload
     });
   }, [pid]);
   // Poll while a job runs, in case the websocket is down.

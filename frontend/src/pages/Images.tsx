@@ -19,7 +19,7 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
       .catch((e) => notify(`Couldn't load images: ${e.message}`, "error"));
   }, [pid, status, cls, page, tick]);
   useEffect(() => subscribe(pid, (ev) => {
-    if (ev.type.startsWith("image.")) setTick((t) => t + 1);
+    if (ev.type.startsWith("image.") || ev.type === "resync") setTick((t) => t + 1);
   }), [pid]);
   useEffect(() => {
     history.replaceState(null, "", `/p/${pid}/images${qs({ status, label_class: cls })}`);

@@ -269,6 +269,19 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   // ---------------------------------------------------------------- live updates
   useEffect(() => subscribe(pid, (ev) => {
     const e = ev as any;
+    if (ev.type === "resync") {
+      // Live events were missed: take the server's current status, objects and claim.
+      get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
+        setDetail(fresh);
+        updateAnns((list) => fresh.annotations.map((a) => {
+          const local = list.find((x) => x.id === a.id);
+          return local && local.version > a.version ? local : a;
+        }));
+        const other = !!fresh.claimed_by && fresh.claimed_by !== ctx.me.username && !!fresh.claim_expires_at && Date.parse(fresh.claim_expires_at) > Date.now();
+        setClaim((c) => (other ? (c.state === "mine" ? c : { state: "other", by: fresh.claimed_by! }) : c.state === "other" ? { state: "pending" } : c));
+      }).catch(() => undefined);
+      return;
+    }
     if (e.image !== imageId) return;
     if (ev.type === "annotation.changed") {
       const local = annsRef.current.find((a) => a.id === e.annotation);
