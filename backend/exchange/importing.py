@@ -1,30 +1,48 @@
-"""Applying an import: read the upload, parse, resolve images and classes, rasterize, and only
-then write everything in one transaction. Any error anywhere means nothing is applied."""
+"""Applying an import in two streamed passes, so memory stays flat whatever the file's size.
+
+Pass 1 (stage "checking") streams the upload through the format's parser, resolves each item's
+image and class, validates its geometry and spools the planned row (compressed RLE, bbox, area,
+scores) to a temp file on disk. It writes nothing to the database and keeps only the first
+MAX_ERRORS errors plus a count. Pass 2 (stage "writing") runs only when pass 1 found no error:
+it reads the spool back and bulk-inserts annotations and their audit events in batches, all in
+one transaction, so any error anywhere still means nothing is applied.
+"""
 from __future__ import annotations
 
+import functools
+import json
 import posixpath
 import re
+import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
+from typing import IO
 
+from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import reset_queries, transaction
 
 from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
-from backend.annotations.services import record_event, snapshot
-from backend.core.masks import mask_geometry
-from backend.core.zips import ZipRejected, iter_zip
+from backend.annotations.services import snapshot
+from backend.core import events
+from backend.core import geometry as gate
 from backend.images.models import Image
 from backend.images.services import refresh_status
 from backend.projects.models import LabelClass
 
 from . import geometry
 from .formats import parser_for
-from .formats.base import ItemError, Record, SourceFile, image_base_name, rasterize
+from .formats.base import ItemError, Record, image_base_name, rasterize
 from .models import ImportJob
 
-MAX_ERRORS = 500
+MAX_ERRORS = 500  # errors kept on the job; the rest are only counted
+MAX_NEW_CLASSES = 1_000
+BATCH = 2_000  # rows per bulk insert, and items between progress reports
+LIVE_EVENTS_MAX = BATCH  # per-annotation live events only for imports this small (see _write)
+CHECKING, WRITING = "checking", "writing"
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with a hash
 # Entries of an uploaded zip each format reads; anything else (e.g. the images) is skipped.
 READS = {
@@ -33,42 +51,94 @@ READS = {
 }
 PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#008080"]
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0 = not known yet
+
+
+class ImportAborted(Exception):
+    """Pass 2 found the project changed under it (an image deleted); nothing was applied."""
+
+
+# --------------------------------------------------------------------------- the upload
+
 
 @dataclass
-class Planned:
-    record: Record
-    image_id: int
-    class_key: str
-    rle: dict
+class UploadEntry:
+    """One file of the upload, opened on demand: a parser streams it (`open()`, possibly twice)
+    or reads it whole (`data`, for formats made of many small files)."""
+
+    name: str
+    opener: Callable[[], IO[bytes]]
+
+    def open(self) -> IO[bytes]:
+        return self.opener()
+
+    @property
+    def data(self) -> bytes:
+        with self.open() as fh:
+            return fh.read()
 
 
-def read_upload(job: ImportJob) -> tuple[list[SourceFile], list[dict]]:
+@contextmanager
+def open_upload(job: ImportJob) -> Iterator[tuple[list[UploadEntry], list[dict]]]:
+    """The upload's entries the format reads, and the errors of the zip itself."""
     with default_storage.open(job.upload_file, "rb") as fh:
-        head = fh.read(4)
+        if not fh.read(4).startswith(b"PK"):
+            yield [UploadEntry(job.upload_name or "upload.json", lambda: default_storage.open(job.upload_file, "rb"))], []
+            return
         fh.seek(0)
-        if not head.startswith(b"PK"):
-            return [SourceFile(job.upload_name or "upload.json", fh.read())], []
-        files, errors = [], _unsafe_entries(fh, job.upload_name)
+        errors = _unsafe_entries(fh, job.upload_name)
         fh.seek(0)
-        wanted = READS[job.format]
         try:
-            for entry in iter_zip(fh):
-                relevant = entry.name.lower().endswith(wanted)
-                if entry.error and (relevant or "refused" in entry.error):
-                    errors.append({"item": f"{job.upload_name}/{entry.name}", "error": entry.error})
-                elif relevant and entry.data is not None:
-                    files.append(SourceFile(entry.name, entry.data))
-        except ZipRejected as exc:
-            errors.append({"item": job.upload_name, "error": str(exc)})
-        return files, errors
+            archive = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError) as exc:
+            yield [], errors + [{"item": job.upload_name, "error": f"Not a readable zip archive: {exc}."}]
+            return
+        with archive:
+            entries, problems = _zip_entries(archive, job.upload_name, READS[job.format])
+            yield entries, errors + problems
+
+
+def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> tuple[list[UploadEntry], list[dict]]:
+    """The wanted entries, opened lazily (zipfile streams and stops at the declared size), with
+    backend.core.zips' refusals; JSON entries may be as big as an upload, since they stream."""
+    infos = archive.infolist()
+    if len(infos) > settings.ZIP_MAX_ENTRIES:
+        return [], [{"item": upload_name, "error": f"The zip has {len(infos)} entries; the limit is "
+                                                   f"{settings.ZIP_MAX_ENTRIES} (ZIP_MAX_ENTRIES)."}]
+    entries, errors, total = [], [], 0
+    for info in infos:
+        name = info.filename
+        parts = name.split("/")
+        if info.is_dir() or not name.lower().endswith(wanted) or any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX":
+            continue  # '..' and absolute names were reported by _unsafe_entries
+        if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            problem = "absolute or Windows-style path refused"
+        elif (info.external_attr >> 16) & 0o170000 == 0o120000:
+            problem = "symbolic link refused"
+        elif info.flag_bits & 0x1:
+            problem = "encrypted entry refused"
+        elif info.file_size > settings.MAX_UPLOAD_BYTES:
+            problem = f"entry is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes"
+        elif info.compress_size and info.file_size / info.compress_size > settings.ZIP_MAX_RATIO:
+            problem = f"compression ratio above {settings.ZIP_MAX_RATIO}:1 refused (zip bomb?)"
+        elif total + info.file_size > settings.ZIP_MAX_TOTAL_BYTES:
+            problem = f"the zip's total size limit of {settings.ZIP_MAX_TOTAL_BYTES} bytes was reached"
+        else:
+            problem = None
+        if problem:
+            errors.append({"item": f"{upload_name}/{name}", "error": problem})
+            continue
+        total += info.file_size
+        entries.append(UploadEntry(name, functools.partial(archive.open, info)))
+    return entries, errors
 
 
 def _unsafe_entries(fh, upload_name: str) -> list[dict]:
-    """iter_zip skips dot-entries as hidden files, '../x' among them; an import refuses them."""
+    """Dot-entries are skipped as hidden files, '../x' among them; an import refuses them."""
     try:
         names = zipfile.ZipFile(fh).namelist()
     except (zipfile.BadZipFile, OSError):
-        return []  # iter_zip reports the unreadable archive
+        return []  # reported when the archive is opened
     errors = []
     for name in names:
         _, why = image_base_name(name)
@@ -77,36 +147,85 @@ def _unsafe_entries(fh, upload_name: str) -> list[dict]:
     return errors
 
 
-def apply_import(*, job: ImportJob, progress: Callable[[int, int], None]) -> tuple[list[dict], dict]:
-    project = job.project
-    files, errors = read_upload(job)
-    records: list[Record] = []
-    for item in parser_for(job.format).parse(files):
-        if isinstance(item, ItemError):
-            errors.append({"item": item.item, "error": item.error})
-        else:
-            records.append(item)
-    if not records and not errors:
-        errors.append({"item": job.upload_name or "upload", "error": "the file contains no annotations"})
-    images = _images_by_name(project)
-    classes = {c.name.lower(): c for c in LabelClass.objects.filter(project=project)}
-    create_missing = bool(job.options.get("create_missing_classes"))
-    missing: dict[str, str] = {}
-    planned: list[Planned] = []
-    progress(0, len(records))
-    for index, record in enumerate(records, 1):
-        problem = _plan(record, images, classes, create_missing, missing, planned)
-        if problem:
-            errors.append({"item": record.item, "error": problem})
-        if index % 200 == 0:
-            progress(index, len(records))
-    if errors:
-        if len(errors) > MAX_ERRORS:
-            errors = errors[:MAX_ERRORS] + [{"item": "…", "error": f"and {len(errors) - MAX_ERRORS} more errors"}]
-        return errors, {}
-    result = _write(job, planned, classes, missing)
-    progress(len(records), len(records))
+# --------------------------------------------------------------------------- errors
+
+
+class Errors:
+    """The first `limit` errors, and how many there were: a file of 1M bad items costs 500."""
+
+    def __init__(self, limit: int = MAX_ERRORS):
+        self.limit, self.kept, self.count = limit, [], 0
+
+    def add(self, item: str, error: str) -> None:
+        self.count += 1
+        if len(self.kept) < self.limit:
+            self.kept.append({"item": item, "error": error})
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def as_list(self) -> list[dict]:
+        more = self.count - len(self.kept)
+        return self.kept + ([{"item": "…", "error": f"and {more} more errors"}] if more else [])
+
+
+# --------------------------------------------------------------------------- the import
+
+
+def apply_import(*, job: ImportJob, progress: Progress, batch: int = BATCH) -> tuple[list[dict], dict]:
+    """(errors, result): errors (at most MAX_ERRORS + 1 entries) mean nothing was applied."""
+    errors = Errors()
+    with tempfile.TemporaryFile("w+b") as spool:
+        with open_upload(job) as (entries, upload_errors):
+            for error in upload_errors:
+                errors.add(error["item"], error["error"])
+            plan = _check(job, entries, errors, spool, progress, batch)
+        if errors:
+            return errors.as_list(), {"error_count": errors.count}
+        try:
+            result = _write(job, plan, spool, progress, batch)
+        except ImportAborted as exc:
+            return [{"item": job.upload_name or "upload", "error": str(exc)}], {"error_count": 1}
+    progress(WRITING, plan.count, plan.count)
     return [], result
+
+
+@dataclass
+class Plan:
+    classes: dict[str, LabelClass]
+    missing: dict[str, str]  # lowercased name -> name, classes to create
+    image_ids: set[int]
+    count: int = 0  # rows in the spool
+
+
+def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO[bytes], progress: Progress,
+           batch: int) -> Plan:
+    """Pass 1: validate every item, spool the valid rows; nothing is written to the database."""
+    project = job.project
+    images = _images_by_name(project)
+    plan = Plan(classes={c.name.lower(): c for c in LabelClass.objects.filter(project=project)}, missing={},
+                image_ids=set())
+    create_missing = bool(job.options.get("create_missing_classes"))
+    progress(CHECKING, 0, 0)
+    seen = 0
+    for item in parser_for(job.format).parse(entries):
+        seen += 1
+        if isinstance(item, ItemError):
+            errors.add(item.item, item.error)
+        else:
+            row, problem = _plan(item, images, plan, create_missing)
+            if problem:
+                errors.add(item.item, problem)
+            elif not errors:  # after the first error nothing will be written: stop spooling
+                spool.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+                plan.image_ids.add(row[0])
+                plan.count += 1
+        if seen % batch == 0:
+            progress(CHECKING, seen, 0)
+    if not seen and not errors:
+        errors.add(job.upload_name or "upload", "the file contains no annotations")
+    progress(CHECKING, seen, seen)
+    return plan
 
 
 def _images_by_name(project) -> dict[str, list[tuple[int, int, int]]]:
@@ -138,66 +257,127 @@ def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
     return candidates[0], None
 
 
-def _plan(record, images, classes, create_missing, missing, planned) -> str | None:
+def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[list | None, str | None]:
+    """(spool row, None) or (None, why the item is refused)."""
     image, problem = _match_image(record.file_name, images)
     if problem:
-        return problem
+        return None, problem
     name = (record.class_name or "").strip()
     if not name:
-        return "the object has no class name"
+        return None, "the object has no class name"
     key = name.lower()
-    if key not in classes:
+    if key not in plan.classes and key not in plan.missing:
         if not create_missing:
-            return f"unknown class '{name}' (enable create_missing_classes to create it)"
+            return None, f"unknown class '{name}' (enable create_missing_classes to create it)"
         if len(name) > 120:
-            return f"class name '{name[:40]}…' is longer than 120 characters"
-        missing.setdefault(key, name)
+            return None, f"class name '{name[:40]}…' is longer than 120 characters"
+        if len(plan.missing) >= MAX_NEW_CLASSES:
+            return None, f"more than {MAX_NEW_CLASSES} new classes; create the classes first"
+        plan.missing[key] = name
     image_id, height, width = image
     try:
-        mask = rasterize(record, height, width)
+        rle = _encode(record, height, width)
+        bbox, area = gate.rle_geometry(rle)
     except geometry.GeometryError as exc:
-        return str(exc)
+        return None, str(exc)
     except Exception as exc:  # pycocotools/PIL on a malformed mask
-        return f"the mask could not be decoded: {exc}"
-    planned.append(Planned(record=record, image_id=image_id, class_key=key, rle=geometry.encode(mask)))
-    return None
+        return None, f"the mask could not be decoded: {exc}"
+    if area == 0:
+        return None, "the mask is empty"
+    ranked = [{"name": r.get("name"), "score": r.get("score")} for r in record.ranked]
+    return [image_id, key, rle, bbox, area, record.det_score, record.class_score, ranked, record.box_only], None
+
+
+def _encode(record: Record, height: int, width: int) -> dict:
+    """The record's mask as compressed RLE. A lone RLE or polygon shape (what big COCO files are
+    made of) goes straight through the geometry gate to RLE, never decoding a full-size mask;
+    everything else is rasterized as before."""
+    if record.size is not None and tuple(record.size) != (height, width):
+        raise geometry.GeometryError(
+            f"the file says the image is {record.size[1]}x{record.size[0]}, the project's image is {width}x{height}"
+        )
+    shape = record.shapes[0] if len(record.shapes) == 1 else None
+    try:
+        if shape is not None and shape.kind == "rle":
+            size = shape.data["size"]
+            if size != [height, width]:  # the message the rasterizing path gives
+                raise geometry.GeometryError(f"mask size {size} does not match the image size [{height}, {width}]")
+            return gate.validate_rle(shape.data, height=height, width=width)
+        if shape is not None and shape.kind == "coco_polygons":
+            polygons = gate.validate_polygons(shape.data, height=height, width=width, clip=False, tolerance=0.0)
+            return gate.polygons_to_rle(polygons, height=height, width=width)
+    except gate.GeometryError as exc:  # the item's error names the shape's problem, not an API field
+        raise geometry.GeometryError(exc.reason) from None
+    return geometry.encode(rasterize(record, height, width))
+
+
+# --------------------------------------------------------------------------- pass 2
 
 
 @transaction.atomic
-def _write(job: ImportJob, planned: list[Planned], classes: dict, missing: dict[str, str]) -> dict:
+def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, batch: int) -> dict:
+    """Pass 2: create the classes, then the spooled rows and their audit events in batches."""
     project, user = job.project, job.created_by
+    classes = plan.classes
     created_classes = []
-    for index, (key, name) in enumerate(sorted(missing.items())):
+    for index, (key, name) in enumerate(sorted(plan.missing.items())):
         classes[key] = LabelClass.objects.create(project=project, name=name, color=PALETTE[index % len(PALETTE)])
         created_classes.append(name)
+    image_ids = sorted(plan.image_ids)
+    for chunk in _chunks(image_ids, 1000):  # in id order, like every writer that locks images
+        locked = set(Image.objects.select_for_update().filter(project=project, pk__in=chunk).values_list("id", flat=True))
+        if len(locked) != len(chunk):
+            gone = min(set(chunk) - locked)
+            raise ImportAborted(f"image {gone} was deleted while the import ran; nothing was imported")
     accepted = bool(job.options.get("as_accepted"))
     review = ReviewState.ACCEPTED if accepted else ReviewState.PENDING
-    image_ids = sorted({p.image_id for p in planned})
-    locked = {img.pk: img for img in Image.objects.select_for_update().filter(pk__in=image_ids).order_by("id")}
-    box_only, created = [], 0
-    for plan in planned:
-        record = plan.record
-        bbox, area = mask_geometry(plan.rle)
-        annotation = Annotation.objects.create(
-            project=project, image_id=plan.image_id, label_class=classes[plan.class_key], mask_rle=plan.rle,
-            bbox=bbox, area=area, source=Source.HUMAN if accepted else Source.MODEL,
-            det_score=record.det_score, class_score=record.class_score,
-            candidates=_candidates(record, classes), class_review=review, mask_review=review,
-            created_by=user, updated_by=user,
-        )
-        record_event(annotation=annotation, actor=user, action=AnnotationEvent.Action.CREATED, before=None,
-                     after=snapshot(annotation))
-        created += 1
-        if record.box_only:
-            box_only.append(annotation.pk)
-    for image in locked.values():
-        refresh_status(image=image)
-    return {"annotations": created, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
+    source = Source.HUMAN if accepted else Source.MODEL
+    actor = user if user is not None and user.is_authenticated else None
+    live = plan.count <= LIVE_EVENTS_MAX
+    box_only, done = [], 0
+    spool.seek(0)
+    progress(WRITING, 0, plan.count)
+    while rows := [json.loads(line) for line in islice(spool, batch)]:
+        annotations = Annotation.objects.bulk_create([_annotation(project, row, classes, source, review, user) for row in rows])
+        AnnotationEvent.objects.bulk_create([
+            AnnotationEvent(project_id=project.pk, image_id=a.image_id, annotation_id=a.pk, actor=actor,
+                            action=AnnotationEvent.Action.CREATED, before=None, after=snapshot(a))
+            for a in annotations
+        ])
+        for annotation, row in zip(annotations, rows):
+            if row[8]:
+                box_only.append(annotation.pk)
+            if live:
+                # What record_event announces; a big import announces itself once, at the end
+                # (import.finished), instead of queueing a million on-commit callbacks.
+                events.emit(project.pk, "annotation.changed", image=annotation.image_id, annotation=annotation.pk,
+                            action=AnnotationEvent.Action.CREATED, version=annotation.version)
+        done += len(rows)
+        progress(WRITING, done, plan.count)
+        reset_queries()  # with DEBUG on, Django would keep every batch's SQL (megabytes each)
+    for chunk in _chunks(image_ids, 1000):
+        for image in Image.objects.filter(pk__in=chunk).order_by("id"):
+            refresh_status(image=image)
+    return {"annotations": done, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
 
 
-def _candidates(record: Record, classes: dict) -> list[dict]:
+def _annotation(project, row: list, classes: dict, source: str, review: str, user) -> Annotation:
+    image_id, key, rle, bbox, area, det_score, class_score, ranked, _ = row
+    return Annotation(
+        project=project, image_id=image_id, label_class=classes[key], mask_rle=rle, bbox=bbox, area=area,
+        source=source, det_score=det_score, class_score=class_score, candidates=_candidates(ranked, classes),
+        class_review=review, mask_review=review, created_by=user, updated_by=user,
+    )
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _candidates(ranked: list[dict], classes: dict) -> list[dict]:
     out = []
-    for entry in record.ranked:
+    for entry in ranked:
         cls = classes.get(str(entry.get("name", "")).lower())
         out.append({"class_id": cls.pk if cls else None, "name": entry.get("name"), "score": entry.get("score")})
     return out

@@ -54,9 +54,13 @@ class ExportJob(_Job):
 class ImportJob(_Job):
     upload_file = models.CharField(max_length=300, blank=True, default="")  # storage name under imports/
     upload_name = models.CharField(max_length=300, blank=True, default="")
+    # "checking" (pass 1: done = items read, total 0 until the end) or "writing" (pass 2).
+    progress_stage = models.CharField(max_length=10, blank=True, default="")
     # [{"item": "<names the file/entry/object>", "error": "..."}]; any error means nothing applied.
+    # At most the first 500, then {"item": "…", "error": "and N more errors"}.
     errors = models.JSONField(default=list, blank=True)
-    # {"annotations": n, "images": n, "classes_created": [...], "box_only": [annotation ids]}
+    # {"annotations": n, "images": n, "classes_created": [...], "box_only": [annotation ids]};
+    # a failed import: {"error_count": n}.
     result = models.JSONField(default=dict, blank=True)
 
     class Meta(_Job.Meta):

@@ -47,6 +47,9 @@ class ExportJobSerializer(_JobSerializer):
 
 
 class ImportJobSerializer(_JobSerializer):
+    def get_progress(self, job) -> dict:
+        return {"done": job.progress_done, "total": job.progress_total, "stage": job.progress_stage}
+
     class Meta:
         model = ImportJob
         fields = [

@@ -7,13 +7,13 @@ import uuid
 import zipfile
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from backend.core import events
 from backend.core.errors import DomainError
-from backend.core.files import store_file
 from backend.projects.models import Project
 
 from . import selectors
@@ -141,7 +141,8 @@ def start_import(
     head = upload.read(4)
     upload.seek(0)
     extension = "zip" if head.startswith(b"PK") else "json"
-    stored = store_file(f"imports/{project.pk}", extension, upload.read())
+    # Saved chunk by chunk from the (spooled) upload: a big file is never one bytes object here.
+    stored = default_storage.save(f"imports/{project.pk}/{uuid.uuid4().hex}.{extension}", File(upload))
     job = ImportJob.objects.create(
         project=project, created_by=user, format=format, upload_file=stored,
         upload_name=os.path.basename(getattr(upload, "name", "") or "upload")[:300],
@@ -151,17 +152,54 @@ def start_import(
     return job
 
 
+class ImportProgress:
+    """Reports an import's progress on its row and as a live `import.progress` event.
+
+    Pass 2 writes in one long transaction, where an UPDATE of the job row and an on-commit
+    event would only show once it is over. So while that transaction is open, progress goes
+    through a database connection of its own (autocommit) and the event is sent at once: it
+    describes no data, so nothing needs to wait for the commit. Callers already inside a
+    transaction (a test's) cannot be seen from another connection; they report inline."""
+
+    def __init__(self, job: ImportJob):
+        self.job = job
+        self.outer = connection.in_atomic_block
+        self.side = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        job = self.job
+        if self.outer or not connection.in_atomic_block:
+            ImportJob.objects.filter(pk=job.pk).update(progress_stage=stage, progress_done=done, progress_total=total)
+            events.emit(job.project_id, "import.progress", job=job.pk, stage=stage, done=done, total=total)
+            return
+        if self.side is None:
+            self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+        with self.side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {ImportJob._meta.db_table} SET progress_stage = %s, progress_done = %s, progress_total = %s "
+                "WHERE id = %s", [stage, done, total, job.pk],
+            )
+        events.emit_now(job.project_id, "import.progress", job=job.pk, stage=stage, done=done, total=total)
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
+
+
 def run_import(*, job_id: int) -> ImportJob | None:
     from .importing import apply_import
 
     job = _claim(ImportJob, job_id)
     if job is None:
         return None
+    progress = ImportProgress(job)
     try:
-        errors, result = apply_import(job=job, progress=lambda d, t: _progress(ImportJob, job, d, t, "import.progress"))
+        errors, result = apply_import(job=job, progress=progress)
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         errors, result = [{"item": job.upload_name or "upload", "error": f"internal error: {exc}"}], {}
+    finally:
+        progress.close()
     status = JobStatus.FAILED if errors else JobStatus.DONE
     ImportJob.objects.filter(pk=job.pk).update(
         status=status, errors=errors, result=result, finished_at=timezone.now(), upload_file="",

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.core import geometry as gate
 from .. import geometry
 
 COPY_CHUNK = 1024 * 1024
@@ -223,23 +224,28 @@ def _scaled(points, shape: Shape, height: int, width: int) -> np.ndarray:
 
 
 def _shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
+    try:
+        return _gated_shape_mask(shape, height, width)
+    except gate.GeometryError as exc:  # the item's error names the shape's problem, not an API field
+        raise geometry.GeometryError(exc.reason) from None
+
+
+def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
     kind, data = shape.kind, shape.data
     if kind in {"rle", "row_major"}:
-        size = [int(v) for v in data["size"]]
+        size = data.get("size") if isinstance(data, dict) else None
+        if not (isinstance(size, list) and len(size) == 2 and all(finite_number(v) for v in size)):
+            raise geometry.GeometryError("mask size must be [height, width]")
+        size = [int(v) for v in size]
         if size != [height, width]:
             raise geometry.GeometryError(f"mask size {size} does not match the image size [{height}, {width}]")
         if kind == "row_major":
-            return geometry.from_row_major(size, data["counts"])
-        from pycocotools import mask as mask_utils
-
-        counts = data["counts"]
-        rle = mask_utils.frPyObjects(data, height, width) if isinstance(counts, list) else {
-            "size": size, "counts": counts.encode("ascii")}
-        return mask_utils.decode(rle)
+            return gate.rle_from_runs_row_major(data["counts"], height=height, width=width)
+        rle = gate.validate_rle({"size": size, "counts": data["counts"]}, height=height, width=width)
+        return geometry.decode(rle)
     if kind == "coco_polygons":
-        for poly in data:
-            geometry.check_points_inside(poly, height, width, tolerance=0.0)
-        return geometry.fill_coco_polygons(data, height, width)
+        polygons = gate.validate_polygons(data, height=height, width=width, clip=False, tolerance=0.0)
+        return geometry.fill_coco_polygons(polygons, height, width)
     if kind == "center_polygons":
         polys = [_scaled(p, shape, height, width) for p in data]
         for poly in polys:

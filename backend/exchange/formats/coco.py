@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import geometry
+from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    dumps, finite_number, image_base_name, load_json, open_entry,
+    dumps, finite_number, image_base_name, open_entry,
 )
 
 ANNOTATIONS_PATH = "annotations/instances.json"
@@ -54,6 +55,9 @@ class CocoWriter(Writer):
 
 
 class CocoParser(Parser):
+    """Streams the document: the (small) categories and images first, then the annotations
+    item by item, each a scan of its own; a 1M-annotation file never sits in memory."""
+
     def parse(self, files: list[SourceFile]) -> Iterator[Record | ItemError]:
         documents = [f for f in files if f.name.lower().endswith(".json")]
         if not documents:
@@ -63,19 +67,42 @@ class CocoParser(Parser):
             yield from self._parse_document(source)
 
     def _parse_document(self, source: SourceFile) -> Iterator[Record | ItemError]:
-        doc, error = load_json(source)
-        if error:
-            yield error
+        header: dict = {}
+        try:
+            yield from _header(source, header)
+        except jsonstream.JSONError as exc:
+            yield jsonstream.malformed(source, exc)
             return
-        if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
+        if not header["found"]:
             yield ItemError(source.name, "not a COCO instances file (needs 'images' and 'annotations' lists)")
             return
-        categories = {}
-        for cat in doc.get("categories") or []:
-            if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
-                categories[cat["id"]] = cat["name"]
-        images = {}
-        for index, img in enumerate(doc["images"]):
+        images, categories = header["images"], header["categories"]
+        try:
+            with jsonstream.json_stream(source) as (fh, _):
+                for index, ann in enumerate(jsonstream.items(fh, "annotations.item")):
+                    yield _annotation(source, index, ann, images, categories)
+        except jsonstream.JSONError as exc:
+            yield jsonstream.malformed(source, exc)
+
+
+def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
+    """Fill `out` with categories {id: name}, images {id: (base name, size)} and `found`
+    (False when the document has neither: not COCO at all); yield the bad image entries."""
+    out.update(categories={}, images={}, found=False)
+    with jsonstream.json_stream(source) as (fh, first):
+        if first != b"{":
+            jsonstream.check_well_formed(fh)  # malformed JSON says so; well-formed is not COCO
+            return
+        # The categories list is small and usually comes first: stop reading once it is built.
+        for value in jsonstream.items(fh, "categories"):
+            for cat in value if isinstance(value, list) else []:
+                if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+                    out["categories"][cat["id"]] = cat["name"]
+            out["found"] = True
+            break
+    with jsonstream.json_stream(source) as (fh, _):
+        for index, img in enumerate(jsonstream.items(fh, "images.item")):
+            out["found"] = True
             item = f"{source.name}: image {img.get('id', index) if isinstance(img, dict) else index}"
             if not isinstance(img, dict) or not isinstance(img.get("id"), int):
                 yield ItemError(item, "image entry needs an integer 'id'")
@@ -85,26 +112,25 @@ class CocoParser(Parser):
                 yield ItemError(item, why)
                 continue
             size = (img["height"], img["width"]) if isinstance(img.get("height"), int) and isinstance(img.get("width"), int) else None
-            images[img["id"]] = (name, size)
-        for index, ann in enumerate(doc["annotations"]):
-            item = f"{source.name}: annotation {ann.get('id', index) if isinstance(ann, dict) else index}"
-            if not isinstance(ann, dict):
-                yield ItemError(item, "annotation must be an object")
-                continue
-            if ann.get("image_id") not in images:
-                yield ItemError(item, f"image_id {ann.get('image_id')!r} is not in the file's images")
-                continue
-            if ann.get("category_id") not in categories:
-                yield ItemError(item, f"unknown category_id {ann.get('category_id')!r}")
-                continue
-            shape, why = _shape(ann)
-            if why:
-                yield ItemError(item, why)
-                continue
-            name, size = images[ann["image_id"]]
-            score = ann.get("score")
-            yield Record(item=item, file_name=name, class_name=categories[ann["category_id"]], shapes=[shape],
-                         size=size, det_score=score if finite_number(score) else None)
+            out["images"][img["id"]] = (name, size)
+
+
+def _annotation(source: SourceFile, index: int, ann, images: dict, categories: dict) -> Record | ItemError:
+    item = f"{source.name}: annotation {ann.get('id', index) if isinstance(ann, dict) else index}"
+    if not isinstance(ann, dict):
+        return ItemError(item, "annotation must be an object")
+    image_id, category_id = ann.get("image_id"), ann.get("category_id")
+    if not isinstance(image_id, int) or image_id not in images:  # (a list is not even hashable)
+        return ItemError(item, f"image_id {image_id!r} is not in the file's images")
+    if not isinstance(category_id, int) or category_id not in categories:
+        return ItemError(item, f"unknown category_id {category_id!r}")
+    shape, why = _shape(ann)
+    if why:
+        return ItemError(item, why)
+    name, size = images[image_id]
+    score = ann.get("score")
+    return Record(item=item, file_name=name, class_name=categories[category_id], shapes=[shape],
+                  size=size, det_score=score if finite_number(score) else None)
 
 
 def _shape(ann: dict) -> tuple[Shape | None, str | None]:

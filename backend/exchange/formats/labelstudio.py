@@ -18,9 +18,10 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    finite_number, image_base_name, load_json, open_entry,
+    finite_number, image_base_name, open_entry,
 )
 
 TASKS_PATH = "tasks.json"
@@ -112,13 +113,18 @@ class LabelStudioParser(Parser):
         if not documents:
             yield ItemError("upload", "no Label Studio .json file found")
         for source in documents:
-            doc, error = load_json(source)
-            if error:
-                yield error
-                continue
-            tasks = doc if isinstance(doc, list) else [doc]
+            yield from _parse_document(source)
+
+
+def _parse_document(source: SourceFile) -> Iterator[Record | ItemError]:
+    try:
+        with jsonstream.json_stream(source) as (fh, first):
+            # An export is a list of tasks: streamed task by task. A single task is small.
+            tasks = jsonstream.items(fh, "item" if first == b"[" else "")
             for index, task in enumerate(tasks):
                 yield from _parse_task(f"{source.name}: task {task.get('id', index) if isinstance(task, dict) else index}", task)
+    except jsonstream.JSONError as exc:
+        yield jsonstream.malformed(source, exc)
 
 
 def _image_name(url) -> tuple[str | None, str | None]:

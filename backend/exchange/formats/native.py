@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import geometry
+from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    finite_number, image_base_name, load_json, open_entry,
+    finite_number, image_base_name, open_entry,
 )
 
 PREDICTIONS_PATH = "predictions.json"
@@ -48,36 +49,41 @@ class NativeParser(Parser):
 
 
 def _parse(source: SourceFile) -> Iterator[Record | ItemError]:
-    doc, error = load_json(source)
-    if error:
-        yield error
+    try:
+        with jsonstream.json_stream(source) as (fh, first):
+            if first != b"[":
+                jsonstream.check_well_formed(fh)
+                yield ItemError(source.name, "predictions.json must be a list of {image, detections}")
+                return
+            for index, entry in enumerate(jsonstream.items(fh, "item")):  # streamed, entry by entry
+                yield from _entry(source, index, entry)
+    except jsonstream.JSONError as exc:
+        yield jsonstream.malformed(source, exc)
+
+
+def _entry(source: SourceFile, index: int, entry) -> Iterator[Record | ItemError]:
+    item = f"{source.name}: entry {index}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("detections"), list):
+        yield ItemError(item, "each entry needs 'image' and a 'detections' list")
         return
-    if not isinstance(doc, list):
-        yield ItemError(source.name, "predictions.json must be a list of {image, detections}")
+    name, why = image_base_name(entry.get("image"))
+    if why:
+        yield ItemError(item, why)
         return
-    for index, entry in enumerate(doc):
-        item = f"{source.name}: entry {index}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("detections"), list):
-            yield ItemError(item, "each entry needs 'image' and a 'detections' list")
-            continue
-        name, why = image_base_name(entry.get("image"))
+    for number, det in enumerate(entry["detections"]):
+        det_item = f"{source.name}: {name} detection {number}"
+        shape, why = _shape(det)
         if why:
-            yield ItemError(item, why)
+            yield ItemError(det_item, why)
             continue
-        for number, det in enumerate(entry["detections"]):
-            det_item = f"{source.name}: {name} detection {number}"
-            shape, why = _shape(det)
-            if why:
-                yield ItemError(det_item, why)
-                continue
-            ranked = det.get("ranked") if isinstance(det.get("ranked"), list) else []
-            yield Record(
-                item=det_item, file_name=name, class_name=det.get("class") if isinstance(det.get("class"), str) else None,
-                shapes=[shape],
-                class_score=det["score_metric"] if finite_number(det.get("score_metric")) else None,
-                det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
-                ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
-            )
+        ranked = det.get("ranked") if isinstance(det.get("ranked"), list) else []
+        yield Record(
+            item=det_item, file_name=name, class_name=det.get("class") if isinstance(det.get("class"), str) else None,
+            shapes=[shape],
+            class_score=det["score_metric"] if finite_number(det.get("score_metric")) else None,
+            det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
+            ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
+        )
 
 
 def _shape(det) -> tuple[Shape | None, str | None]:
