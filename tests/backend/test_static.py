@@ -4,6 +4,7 @@ Static requests go through the real ASGI application (the object daphne serves),
 place in the middleware stack is what is tested, not a test-only shortcut.
 """
 import asyncio
+import threading
 
 import pytest
 from django.test import Client
@@ -29,7 +30,10 @@ def asgi_get(path: str) -> tuple[int, dict[str, str], bytes]:
     async def send(message):
         messages.append(message)
 
-    asyncio.run(application(scope, receive, send))
+    # A thread of its own: an earlier test in the same run may leave an event loop in this one.
+    runner = threading.Thread(target=lambda: asyncio.run(application(scope, receive, send)))
+    runner.start()
+    runner.join(timeout=60)
     start = next(m for m in messages if m["type"] == "http.response.start")
     headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
