@@ -3,8 +3,11 @@ down, and `manage.py serve` starts the embedded PostgreSQL and Redis again."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.backend.factories import make_project, make_user
 from tests.backend.test_supervision import Serve, free_port, http_ok, wait_for
-from tests.live_server import start_daphne, stop
+from tests.live_server import ROOT, start_daphne, stop
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,7 +41,11 @@ def test_a_database_that_is_down_answers_503_with_retry_after():
 
 
 def test_serve_restarts_the_embedded_postgres_and_redis_when_they_die(tmp_path):
-    var = tmp_path / "var"
+    # Not under tmp_path: as root, pgserver runs PostgreSQL as its own user, who cannot enter
+    # pytest's 0700 temp folders; the checkout's var/ is where the embedded servers live anyway.
+    (ROOT / "var").mkdir(exist_ok=True)
+    var = Path(tempfile.mkdtemp(prefix="outage-", dir=ROOT / "var")) / "var"
+    var.parent.chmod(0o755)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/health/"
     env = {k: v for k, v in os.environ.items() if k not in {"XDG_RUNTIME_DIR", "RAZMETKA_DB_NAME", "DATABASE_URL", "REDIS_URL"}}
@@ -68,3 +75,5 @@ def test_serve_restarts_the_embedded_postgres_and_redis_when_they_die(tmp_path):
                 os.kill(int(pid_file.read_text().split()[0]), sig)
             except (FileNotFoundError, ProcessLookupError, ValueError):
                 pass
+        time.sleep(1)  # PostgreSQL's fast shutdown, before its files go
+        shutil.rmtree(var.parent, ignore_errors=True)
