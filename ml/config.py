@@ -35,7 +35,9 @@ class SegmenterConfig:
     checkpoint: str | None = "facebook/sam2.1-hiera-tiny"  # .pt file or hub id
     mask_threshold: float = 0.0
     multimask: bool = True  # pick the best of 3 masks by predicted IoU
-    roi_margin: float | None = None  # boxes-given mode: crop ROI = box grown by this fraction
+    # Boxes-given mode (imported boxes, a box drawn in the browser): SAM segments each box on its
+    # own crop, the box grown by this fraction of its size per side (seed 003); null = whole image.
+    roi_margin: float | None = 0.1
     batch_size: int = 4  # images per image-encoder forward
 
 
@@ -99,6 +101,9 @@ class PipelineConfig:
         cfg = cls(**kwargs)
         if cfg.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype: {cfg.dtype!r} must be float32, bfloat16 or float16")
+        margin = cfg.segmenter.roi_margin
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 10):
+            raise ConfigError(f"segmenter.roi_margin: {margin!r} must be null or a number from 0 to 10")
         if base_dir is not None:
             cfg._resolve_paths(Path(base_dir))
         return cfg

@@ -5,6 +5,10 @@ loaded in the constructor. Two paths give the same result:
 ``annotate`` (batched: several images per detector / SAM-encoder forward, all
 boxes of an image in one SAM call, all crops in embedder batches) and
 ``annotate_reference`` (seed-000 style: one image, one box, one crop at a time).
+
+Matching runs once per image, inside the pipeline, with the ``matcher`` the caller
+passes (a job's frozen settings) or else the config's; ``timings_ms["match"]`` times
+that one pass.
 """
 from __future__ import annotations
 
@@ -61,27 +65,32 @@ class Pipeline:
         return self.embedder.embed([np.ascontiguousarray(c) for c in crops]).features
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy, roi_margin: float | None = None) -> list[MaskResult]:
-        """Boxes-given mode (boxes from an import, no detector)."""
-        margin = self.cfg.segmenter.roi_margin if roi_margin is None else roi_margin
+        """Boxes-given mode (boxes from an import or drawn by hand, no detector)."""
+        margin = self._roi_margin(roi_margin)
         if margin is not None:
-            return self.segmenter.segment_rois(image, boxes_xyxy, float(margin))
+            return self.segmenter.segment_rois(image, boxes_xyxy, margin)
         return self.segmenter.segment(image, boxes_xyxy)
+
+    def _roi_margin(self, roi_margin: float | None) -> float | None:
+        margin = self.cfg.segmenter.roi_margin if roi_margin is None else roi_margin
+        return None if margin is None else float(margin)
 
     def _crop(self, image: np.ndarray, m: MaskResult) -> np.ndarray:
         e = self.cfg.embedder
         return make_crop(image, m.bbox_xyxy, m.mask, e.crop_mode, e.background, e.crop_padding)
 
-    def _match(self, emb: EmbedOutput, gallery: Gallery | None) -> list[MatchResult]:
+    def _match(self, emb: EmbedOutput, gallery: Gallery | None, matcher: Matcher | None = None) -> list[MatchResult]:
+        matcher = self.matcher if matcher is None else matcher
         if self.cfg.embedder.classify_with == "probs":
             if emb.probs is None:
                 raise ValueError("embedder.classify_with='probs' but the embedder has no class probabilities")
-            return self.matcher.match_probs(emb.probs, emb.class_names)
+            return matcher.match_probs(emb.probs, emb.class_names)
         if gallery is None:
             gallery = Gallery(np.zeros((0, 0), np.float32), [], [])
         if len(gallery) and gallery.version and gallery.version != self.embedder_version:
             raise ValueError("gallery embeddings were computed with another embedder "
                              f"({gallery.version!r} != {self.embedder_version!r}); re-embed the gallery")
-        return self.matcher.match(emb.features, gallery)
+        return matcher.match(emb.features, gallery)
 
     @staticmethod
     def _detections(boxes: list[Box], masks: list[MaskResult], emb: EmbedOutput,
@@ -93,8 +102,11 @@ class Pipeline:
 
     # -- batched path ---------------------------------------------------------
     def annotate(self, images: list[np.ndarray], gallery: Gallery | None, prompts: list[str] | None = None,
-                 boxes: list[list] | None = None) -> list[ImageResult]:
-        """Batched path. ``boxes`` (per image, xyxy) skips the detector. Stage
+                 boxes: list[list] | None = None, matcher: Matcher | None = None,
+                 roi_margin: float | None = None) -> list[ImageResult]:
+        """Batched path. ``boxes`` (per image, xyxy) skips the detector; SAM then sees each
+        box's ROI crop (``roi_margin``, else ``segmenter.roi_margin``; null = the whole image).
+        ``matcher`` (default: the config's) classifies the crops, once per image. Stage
         timings of batched stages are split evenly over the images of the call."""
         images = [np.ascontiguousarray(im) for im in images]
         t: dict[str, float] = {}
@@ -106,8 +118,13 @@ class Pipeline:
                 det_boxes = self.detector.detect(images, prompts)
             else:
                 det_boxes = [[Box([float(v) for v in b], 1.0, "") for b in bs] for bs in boxes]
+        margin = self._roi_margin(roi_margin) if boxes is not None else None
         with _timed(t, "segment"):
-            masks = self.segmenter.segment_batch(images, [[b.xyxy for b in bs] for bs in det_boxes])
+            if margin is None:
+                masks = self.segmenter.segment_batch(images, [[b.xyxy for b in bs] for bs in det_boxes])
+            else:  # seed 003: a given box is segmented on its own crop, grown by the margin
+                masks = [self.segmenter.segment_rois(im, [b.xyxy for b in bs], margin)
+                         for im, bs in zip(images, det_boxes)]
         with _timed(t, "embed"):
             crops = [self._crop(im, m) for im, ms in zip(images, masks) for m in ms]
             emb_all = self.embedder.embed(crops)
@@ -122,7 +139,7 @@ class Pipeline:
             offset += k
             tm: dict[str, float] = {}
             with _timed(tm, "match"):
-                matches = self._match(emb, gallery)
+                matches = self._match(emb, gallery, matcher)
             t_match += tm["match"]
             results.append(ImageResult(im.shape[1], im.shape[0], self._detections(bs, ms, emb, matches),
                                        {s: t[s] / n for s in ("detect", "segment", "embed")} | tm))
@@ -130,7 +147,7 @@ class Pipeline:
 
     # -- reference path -------------------------------------------------------
     def annotate_reference(self, images: list[np.ndarray], gallery: Gallery | None,
-                           prompts: list[str] | None = None) -> list[ImageResult]:
+                           prompts: list[str] | None = None, matcher: Matcher | None = None) -> list[ImageResult]:
         """Seed-000 style: one image per detector forward, SAM once per box, the
         embedder once per crop. Slow; the bench and tests compare it with annotate()."""
         results = []
@@ -149,6 +166,6 @@ class Pipeline:
                 probs = np.concatenate([o.probs for o in outs]) if outs and outs[0].probs is not None else None
                 emb = EmbedOutput(feats, probs, self.embedder.class_names)
             with _timed(t, "match"):
-                matches = self._match(emb, gallery)
+                matches = self._match(emb, gallery, matcher)
             results.append(ImageResult(im.shape[1], im.shape[0], self._detections(bs, ms, emb, matches), t))
         return results

@@ -132,15 +132,13 @@ class Segmenter:
         return res
 
     def segment_rois(self, image: np.ndarray, boxes_xyxy, margin: float) -> list[MaskResult]:
-        """Boxes-given mode with an ROI crop: each box is segmented on its own crop
-        (box grown by ``margin`` of its size) so small objects get SAM's full resolution."""
+        """Boxes-given mode with an ROI crop (seed 003): each box is segmented on its own crop,
+        the box grown by ``margin`` × its width / height on every side and clipped to the image,
+        so small objects get SAM's full resolution. One image-encoder pass per box."""
         h, w = image.shape[:2]
         res = []
         for box in np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4):
-            x1, y1, x2, y2 = box
-            mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-            cx1, cy1 = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
-            cx2, cy2 = int(min(w, np.ceil(x2 + mx))), int(min(h, np.ceil(y2 + my)))
+            cx1, cy1, cx2, cy2 = roi_crop(box, margin, w, h)
             crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2])
             r = self.segment(crop, box[None] - np.array([cx1, cy1, cx1, cy1], dtype=np.float32))[0]
             full = np.zeros((h, w), dtype=bool)
@@ -160,3 +158,14 @@ class Segmenter:
         b = np.zeros((1, 4), np.float32) if box is None else np.asarray(box, np.float32).reshape(1, 4)
         return self._pick(masks, ious, b)[0]
 
+
+def roi_crop(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer xyxy of the ROI crop: ``box`` grown by ``margin`` of its size on each side,
+    clipped to the image and never empty (a degenerate box still gives SAM a pixel)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    cx1 = min(max(0, int(np.floor(x1 - mx))), width - 1)
+    cy1 = min(max(0, int(np.floor(y1 - my))), height - 1)
+    cx2 = max(min(width, int(np.ceil(x2 + mx))), cx1 + 1)
+    cy2 = max(min(height, int(np.ceil(y2 + my))), cy1 + 1)
+    return cx1, cy1, cx2, cy2

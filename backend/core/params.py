@@ -16,3 +16,8 @@ def version_from(request) -> int | None:
         return int(raw) if raw is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def force_from(request) -> bool:
+    """`?force=1`: a project admin writes through someone else's claim on purpose."""
+    return request.query_params.get("force", "").lower() in {"1", "true", "yes"}

@@ -366,7 +366,10 @@ def _annotation(project, row: list, classes: dict, source: str, review: str, use
     return Annotation(
         project=project, image_id=image_id, label_class=classes[key], mask_rle=rle, bbox=bbox, area=area,
         source=source, det_score=det_score, class_score=class_score, candidates=_candidates(ranked, classes),
-        class_review=review, mask_review=review, created_by=user, updated_by=user,
+        class_review=review, mask_review=review, created_by=user,
+        # updated_by means "a person decided on it": only objects imported as accepted are that;
+        # pending ones stay proposals a job may replace and re-scoring may re-label.
+        updated_by=user if review == ReviewState.ACCEPTED else None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from backend.annotations.models import Annotation, ReviewState
 from backend.core.errors import NotFound
@@ -40,11 +40,16 @@ def get_import_job(project: Project, job_id: int) -> ImportJob:
 
 
 def export_images(project: Project, options: dict) -> QuerySet[Image]:
+    """The images an export lists: by default only those with at least one exported object, so
+    an approved set is not padded with unreviewed images that read as "nothing here";
+    include_empty_images lists the rest too (still filtered by image_ids and status)."""
     images = Image.objects.filter(project=project)
     if options.get("image_ids"):
         images = images.filter(pk__in=options["image_ids"])
     if options.get("status"):
         images = images.filter(status__in=options["status"])
+    if not options.get("include_empty_images"):
+        images = images.filter(Exists(export_annotations(project, options).filter(image_id=OuterRef("pk"))))
     return images.order_by("id")
 
 

@@ -9,6 +9,9 @@ class ExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExchangeFormat.choices)
     segmentation = serializers.ChoiceField(choices=["rle", "polygon"], default="rle")
     include_pending = serializers.BooleanField(default=False)
+    include_empty_images = serializers.BooleanField(
+        default=False, help_text="Also list images with no exported object (unreviewed or empty ones).",
+    )
     include_images = serializers.BooleanField(default=False)
     image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=100_000)
     status = serializers.ListField(child=serializers.ChoiceField(choices=ImageStatus.choices), required=False)

@@ -41,7 +41,8 @@ def _check_format(fmt: str) -> None:
 @transaction.atomic
 def start_export(
     *, project: Project, user, format: str, segmentation: str = "rle", include_pending: bool = False,
-    include_images: bool = False, image_ids: list[int] | None = None, status: list[str] | None = None,
+    include_empty_images: bool = False, include_images: bool = False, image_ids: list[int] | None = None,
+    status: list[str] | None = None,
 ) -> ExportJob:
     from .tasks import run_export_task
 
@@ -49,13 +50,15 @@ def start_export(
     if segmentation not in SEGMENTATIONS:
         raise DomainError("segmentation must be 'rle' or 'polygon'.")
     if image_ids:
-        known = set(selectors.export_images(project, {"image_ids": image_ids}).values_list("id", flat=True))
+        # Existence only: an image with nothing to export yet is still one of this project's.
+        known = set(selectors.export_images(project, {"image_ids": image_ids, "include_empty_images": True})
+                    .values_list("id", flat=True))
         missing = sorted(set(image_ids) - known)
         if missing:
             raise DomainError(f"Image {missing[0]} does not exist in this project.")
     options = {
-        "segmentation": segmentation, "include_pending": include_pending, "include_images": include_images,
-        "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
+        "segmentation": segmentation, "include_pending": include_pending, "include_empty_images": include_empty_images,
+        "include_images": include_images, "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
     }
     job = ExportJob.objects.create(project=project, created_by=user, format=format, options=options)
     _enqueue(run_export_task, job.pk)

@@ -61,6 +61,9 @@ class ImportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         # Creating classes changes the project's vocabulary: that is a manager's decision.
         if data["create_missing_classes"] and Capability.MANAGE not in ROLE_CAPABILITIES[self.membership.role]:
             raise PermissionDenied(f"Your role '{self.membership.role}' cannot create classes (create_missing_classes).")
+        if data["as_accepted"] and Capability.REVIEW not in ROLE_CAPABILITIES[self.membership.role]:
+            # Accepted objects reach approved-only exports: only a reviewer may approve, here too.
+            raise PermissionDenied(f"Your role '{self.membership.role}' cannot import objects as accepted (as_accepted).")
         job = services.start_import(
             project=self.project, user=request.user, format=data["format"], upload=data["file"],
             as_accepted=data["as_accepted"], create_missing_classes=data["create_missing_classes"],

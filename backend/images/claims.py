@@ -1,4 +1,8 @@
-"""Image claims: a reviewer holds an image for a few minutes while it is open; others see it locked."""
+"""Image claims: a reviewer holds an image for a few minutes while it is open; others see it locked.
+
+The server enforces them: every annotation write goes through `guard_write`, so a write to an
+image someone else holds is a 409 that names the holder. Claiming an image releases the claimer's
+other claims in the project (they moved on); an idle claim simply expires."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -40,6 +44,8 @@ def claim_image(*, project: Project, image_id: int, user) -> Image:
             extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
         )
     fresh = holder is None
+    if fresh:
+        _release_others(project=project, image=image, user=user)
     image.claimed_by = user
     image.claim_expires_at = timezone.now() + timedelta(seconds=CLAIM_SECONDS)
     image.save(update_fields=["claimed_by", "claim_expires_at"])
@@ -47,6 +53,33 @@ def claim_image(*, project: Project, image_id: int, user) -> Image:
         events.emit(project.pk, "image.claimed", image=image.pk, claimed_by=user.username,
                     expires_at=image.claim_expires_at.isoformat())
     return image
+
+
+def _release_others(*, project: Project, image: Image, user) -> None:
+    """One person reviews one image at a time: moving on frees the images they left."""
+    held = Image.objects.filter(project=project, claimed_by=user, claim_expires_at__gt=timezone.now()).exclude(pk=image.pk)
+    left = list(held.values_list("pk", flat=True))
+    if left:
+        held.filter(pk__in=left).update(claimed_by=None, claim_expires_at=None)
+        for pk in left:
+            events.emit(project.pk, "image.released", image=pk)
+
+
+def guard_write(image: Image, *, user, can_override: bool, force: bool = False) -> dict | None:
+    """Refuse an annotation write to an image another person holds (409 naming them; nothing is
+    written). A project admin may override with an explicit force; the overridden claim is
+    returned so the caller records it in the audit trail. An expired claim does not block."""
+    holder = active_claimant(image)
+    if holder is None or holder.pk == getattr(user, "pk", None):
+        return None
+    if force and can_override:
+        return {"held_by": holder.username, "expires_at": image.claim_expires_at.isoformat()}
+    hint = " (as a project admin you may override it with ?force=1)" if can_override else ""
+    raise ClaimConflict(
+        f"This image is held by {holder.username} until {image.claim_expires_at:%H:%M:%S} UTC{hint}; "
+        "your change was not saved. Try again when they have moved on.",
+        extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
+    )
 
 
 @transaction.atomic

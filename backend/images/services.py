@@ -70,12 +70,13 @@ def refresh_status(*, image: Image) -> Image:
     """Derive the image's review status from its annotations (call inside the writing transaction)."""
     from backend.annotations.models import ReviewState
 
-    annotations = list(image.annotations.values_list("class_review", "mask_review", "source"))
+    # updated_by: a person edited it (an annotator's edit stays pending review but is started work).
+    annotations = list(image.annotations.values_list("class_review", "mask_review", "source", "updated_by_id"))
     if not annotations:
         status = ImageStatus.NEW if image.status == ImageStatus.NEW else image.status
-    elif all(c != ReviewState.PENDING and m != ReviewState.PENDING for c, m, _ in annotations):
+    elif all(c != ReviewState.PENDING and m != ReviewState.PENDING for c, m, _, _ in annotations):
         status = ImageStatus.DONE
-    elif any(c != ReviewState.PENDING or m != ReviewState.PENDING or s == "human" for c, m, s in annotations):
+    elif any(c != ReviewState.PENDING or m != ReviewState.PENDING or s == "human" or u for c, m, s, u in annotations):
         status = ImageStatus.IN_REVIEW
     else:
         status = ImageStatus.PRELABELED

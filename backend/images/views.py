@@ -7,7 +7,7 @@ from backend.annotations import selectors as annotation_selectors
 from backend.annotations import services as annotation_services
 from backend.annotations.serializers import AcceptAllSerializer, AnnotationEventSerializer, AnnotationSerializer
 from backend.core.files import private_file_response
-from backend.core.params import int_or_404, version_from
+from backend.core.params import force_from, int_or_404, version_from
 from backend.core.upload_guard import check_upload_request
 from backend.projects.access import Capability, ProjectScopedMixin
 
@@ -82,14 +82,17 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(annotation_selectors.events_of_image(image))
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 
-    @extend_schema(request=AcceptAllSerializer, responses=AnnotationSerializer(many=True))
+    @extend_schema(
+        request=AcceptAllSerializer, responses=AnnotationSerializer(many=True),
+        parameters=[OpenApiParameter("force", bool, description="1: a project admin accepts through another person's claim (audited)")],
+    )
     @action(detail=True, methods=["post"], url_path="accept-all")
     def accept_all(self, request, project_pk=None, pk=None):
         serializer = AcceptAllSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changed = annotation_services.accept_all(
             project=self.project, image_id=int_or_404(pk), user=request.user,
-            image_version=serializer.validated_data.get("version"),
+            image_version=serializer.validated_data.get("version"), force=force_from(request),
         )
         return Response(AnnotationSerializer(changed, many=True).data)
 

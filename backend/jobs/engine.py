@@ -60,3 +60,14 @@ def read_rgb(name: str) -> np.ndarray:
             background = PILImage.new("RGBA", rgba.size, (124, 116, 104, 255))
             return np.asarray(PILImage.alpha_composite(background, rgba).convert("RGB"))
         return np.asarray(img.convert("RGB"))
+
+
+def job_matcher(snapshot: dict):
+    """The matcher of a job: the matching settings frozen in its settings_snapshot at start
+    (jobs/services.start_job), never the live project's."""
+    from ml.matcher import Matcher
+
+    return Matcher(
+        unknown_threshold=snapshot["unknown_threshold"], margin=snapshot["min_margin"], top_k=snapshot["top_k"],
+        unique_per_image=snapshot["unique_classes_per_image"], min_assign_score=snapshot["unknown_threshold"],
+    )

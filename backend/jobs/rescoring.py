@@ -16,9 +16,15 @@ from .services import classes_by_id
 
 
 def _pending(project_id: int):
+    """Unreviewed model annotations whose class came from the gallery. A classifier's own
+    probabilities (embedder.classify_with = "probs") do not depend on the gallery, so a gallery
+    change must not re-label those: they are told apart by their candidates, which name an
+    exemplar for every gallery match and none for a probability (ml Matcher.match_probs). An
+    annotation with no candidates (the gallery was empty when it was made) is re-scored."""
     return Annotation.objects.filter(
         project_id=project_id, source=Source.MODEL, class_review=ReviewState.PENDING, embedding__isnull=False,
-    ).exclude(embedder_version="")
+        updated_by__isnull=True,  # an annotator's edit is pending review too, but a person chose that class
+    ).exclude(embedder_version="").exclude(candidates__contains=[{"exemplar_id": None}])
 
 
 def exemplars_missing_vectors(*, project_id: int) -> bool:
@@ -29,13 +35,17 @@ def exemplars_missing_vectors(*, project_id: int) -> bool:
 
 
 def rescore_project(*, project_id: int) -> int:
-    """Every unreviewed model annotation gets fresh candidates; returns how many changed."""
+    """Every unreviewed gallery-classified model annotation gets fresh candidates; returns how
+    many changed. With no exemplars for an embedder there is nothing to match against, so its
+    annotations keep their class and candidates (still pending review) until a gallery exists."""
     project = Project.objects.get(pk=project_id)
     matcher = project_matcher(project)
     classes = classes_by_id(project_id)
     changed = 0
     for version in set(_pending(project_id).values_list("embedder_version", flat=True).distinct()):
         gallery = load_gallery(project_id=project_id, embedder_version=version)
+        if not len(gallery):
+            continue
         image_ids = list(_pending(project_id).filter(embedder_version=version).values_list("image_id", flat=True).distinct())
         for start in range(0, len(image_ids), 200):
             changed += _rescore_images(project_id, version, image_ids[start:start + 200], gallery, matcher, classes)
@@ -51,14 +61,9 @@ def _rescore_images(project_id, version, image_ids, gallery, matcher, classes) -
     changed = 0
     for _, group in groupby(rows, key=lambda a: a.image_id):
         annotations = list(group)  # one image at a time: "one object per class" is per image
-        if len(gallery):
-            matches = matcher.match(np.stack([np.asarray(a.embedding, np.float32) for a in annotations]), gallery)
-        else:
-            matches = [None] * len(annotations)
+        matches = matcher.match(np.stack([np.asarray(a.embedding, np.float32) for a in annotations]), gallery)
         for annotation, match in zip(annotations, matches):
-            fields = classification(match, classes) if match is not None else {
-                "label_class": None, "class_score": None, "class_margin": None, "candidates": [],
-            }
+            fields = classification(match, classes)
             before = snapshot(annotation)
             annotation.label_class = fields["label_class"]
             annotation.class_score = fields["class_score"]

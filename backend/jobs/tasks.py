@@ -4,17 +4,15 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from backend.images.models import Image
-from backend.projects.models import Project
 
 from . import leases, services
-from .engine import get_pipeline, read_rgb
-from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery, project_matcher
+from .engine import get_pipeline, job_matcher, read_rgb
+from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery
 
 logger = logging.getLogger("razmetka.jobs")
 
@@ -39,10 +37,10 @@ def _run_claimed(job, todo: list[int]) -> dict:
         services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
         return {"failed": len(todo)}
     snapshot = job.settings_snapshot
-    project = Project.objects.get(pk=job.project_id)
+    project_id = job.project_id
     try:
-        ensure_exemplar_embeddings(project_id=project.pk, pipeline=pipeline)
-        gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
+        ensure_exemplar_embeddings(project_id=project_id, pipeline=pipeline)
+        gallery = load_gallery(project_id=project_id, embedder_version=pipeline.embedder_version)
         images, ok_ids = [], []
         for image in Image.objects.filter(pk__in=todo).order_by("id"):
             try:
@@ -52,9 +50,14 @@ def _run_claimed(job, todo: list[int]) -> dict:
                 services.fail_items(job_id=job_id, image_ids=[image.pk], error=f"could not read the image: {exc}")
         if not ok_ids:
             return {"processed": 0}
-        boxes = _import_boxes(ok_ids) if job.kind == "boxes" else None
+        given = _import_boxes(ok_ids) if job.kind == "boxes" else None
         _configure_detector(pipeline, snapshot)
-        results = pipeline.annotate(images, gallery, prompts=snapshot["prompts"], boxes=boxes)
+        # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
+        # frozen when the job started: a later edit of the project does not reach this job.
+        results = pipeline.annotate(
+            images, gallery, prompts=snapshot["prompts"], matcher=job_matcher(snapshot),
+            boxes=None if given is None else [[box for box, _ in rows] for rows in given],
+        )
     except SoftTimeLimitExceeded:
         services.fail_items(job_id=job_id, image_ids=todo, error="timed out (CELERY_TASK_TIME_LIMIT)")
         return {"failed": len(todo)}
@@ -62,22 +65,39 @@ def _run_claimed(job, todo: list[int]) -> dict:
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
-    matcher = project_matcher(project)
-    classes = services.classes_by_id(project.pk)
-    by_probs = pipeline.cfg.embedder.classify_with == "probs"
+    classes = services.classes_by_id(project_id)
     created = 0
-    for image_id, result in zip(ok_ids, results):
+    for index, (image_id, result) in enumerate(zip(ok_ids, results)):
         if settings.JOB_TEST_ITEM_DELAY_S:
             time.sleep(settings.JOB_TEST_ITEM_DELAY_S)  # tests: a batch that outlives its lease
         dets = result.detections
+        kept = [imported for _, imported in given[index]] if given is not None else [None] * len(dets)
         try:
-            matches = [d.match for d in dets] if by_probs or not dets else matcher.match(np.stack([d.embedding for d in dets]), gallery)
-            fields = [services.annotation_fields(d, classification(m, classes), pipeline.embedder_version) for d, m in zip(dets, matches)]
+            fields = [
+                _with_imported_class(services.annotation_fields(d, classification(d.match, classes), pipeline.embedder_version),
+                                     imported, classes)
+                for d, imported in zip(dets, kept)
+            ]
             created += services.write_image_result(job_id=job_id, image_id=image_id, detections=fields, stage_ms=result.timings_ms)
         except Exception as exc:  # one bad image must not leave the job unfinished
             logger.exception("writing results of image %s failed", image_id)
             services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
     return {"processed": len(ok_ids), "annotations": created}
+
+
+def _with_imported_class(fields: dict, imported: tuple | None, classes: dict) -> dict:
+    """A given box keeps the class it came with (still pending review); a box without a class
+    (or whose class is gone) takes the matched class. The kept class leads the candidates with
+    no exemplar: it is not a gallery match, so a gallery change does not re-label it (re-scoring
+    skips candidates without an exemplar); the matched classes follow as alternatives."""
+    if imported is None or imported[0] not in classes:
+        return fields
+    class_id, class_score = imported
+    label = classes[class_id]
+    given = {"class_id": label.pk, "name": label.name, "score": class_score, "exemplar_id": None}
+    others = [c for c in fields["candidates"] if c["class_id"] != label.pk]
+    return {**fields, "label_class": label, "class_score": class_score, "class_margin": None,
+            "candidates": [given, *others]}
 
 
 def _configure_detector(pipeline, snapshot: dict) -> None:
@@ -93,14 +113,16 @@ def _configure_detector(pipeline, snapshot: dict) -> None:
     )
 
 
-def _import_boxes(image_ids: list[int]) -> list[list]:
-    """Box-prompt jobs: the boxes of the untouched annotations already on each image (imports)."""
+def _import_boxes(image_ids: list[int]) -> list[list[tuple]]:
+    """Box-prompt jobs: per image, the untouched annotations already on it (an import's boxes),
+    as (xyxy box, (class id or None, class score)) in id order."""
     from backend.annotations.models import Annotation
 
     boxes = []
     for image_id in image_ids:
-        rows = Annotation.objects.filter(image_id=image_id, class_review="pending", mask_review="pending").values_list("bbox", flat=True)
-        boxes.append([[x, y, x + w, y + h] for x, y, w, h in rows])
+        rows = (Annotation.objects.filter(image_id=image_id, class_review="pending", mask_review="pending")
+                .order_by("id").values_list("bbox", "label_class_id", "class_score"))
+        boxes.append([([x, y, x + w, y + h], (class_id, score)) for (x, y, w, h), class_id, score in rows])
     return boxes
 
 

@@ -28,8 +28,9 @@ class Project(models.Model):
     unknown_threshold = models.FloatField(default=0.5, validators=_unit)
     min_margin = models.FloatField(default=0.0, validators=_unit)
     top_k = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(50)])
-    unique_classes_per_image = models.BooleanField(default=False)
-    pipeline_settings = models.JSONField(default=dict, blank=True)
+    # On by default, as in the ml CLI (MatcherConfig.unique_per_image) and seed 000: a photo holds
+    # one of each tool, so two objects never both get the same class.
+    unique_classes_per_image = models.BooleanField(default=True)
     # Bumped on every gallery change; stored embeddings are re-scored against the new gallery.
     gallery_version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -10,7 +10,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
-            "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image", "pipeline_settings",
+            "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image",
             "gallery_version", "created_at", "updated_at", "version", "my_role",
         ]
         read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "version", "my_role"]
@@ -28,11 +28,6 @@ class ProjectSerializer(serializers.ModelSerializer):
         if len(value) > 20 or any(len(p) > 200 for p in value):
             raise serializers.ValidationError("At most 20 prompts of at most 200 characters.")
         return [p.strip() for p in value]
-
-    def validate_pipeline_settings(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be an object.")
-        return value
 
 
 class ProjectUpdateSerializer(ProjectSerializer):

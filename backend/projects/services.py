@@ -12,7 +12,7 @@ from .models import LabelClass, Membership, Project, Role
 
 PROJECT_FIELDS = {
     "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
-    "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image", "pipeline_settings",
+    "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image",
 }
 CLASS_FIELDS = {"name", "color", "kind", "active"}
 

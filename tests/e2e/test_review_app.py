@@ -160,14 +160,14 @@ def test_conflict_shows_a_message_and_reloads(page, project, login_as):
     hammer = make_class(proj, "hammer")
     wrench = make_class(proj, "wrench")
     other = make_user("boris")
-    add_member(proj, other, "reviewer")
+    add_member(proj, other, "admin")
     image = make_image(proj, width=200, height=150, seed=5)
     ann = add_prediction(image, hammer, rect_mask(150, 200, 30, 30, 120, 110))
     mark_prelabeled(image)
     login_as(owner)
     open_review(page, proj, image)
-    # Another reviewer changes the class behind our back.
-    services.update_annotation(project=proj, annotation_id=ann.pk, user=other, version=ann.version, class_id=wrench.pk)
+    # Another admin changes the class behind our back (through our claim: only an admin's forced write can).
+    services.update_annotation(project=proj, annotation_id=ann.pk, user=other, version=ann.version, class_id=wrench.pk, force=True)
     page.keyboard.press("a")
     expect(page.get_by_role("alert")).to_contain_text("Someone else changed this object")
     expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_attribute("data-class", "wrench")
@@ -206,7 +206,7 @@ def test_another_reviewers_change_appears_live(page, project, login_as):
     proj, owner = project
     hammer = make_class(proj, "hammer")
     other = make_user("boris")
-    add_member(proj, other, "reviewer")
+    add_member(proj, other, "admin")  # we hold the claim: only an admin's forced write gets through
     image = make_image(proj, width=200, height=150, seed=6)
     ann = add_prediction(image, hammer, rect_mask(150, 200, 30, 30, 120, 110))
     mark_prelabeled(image)
@@ -216,7 +216,7 @@ def test_another_reviewers_change_appears_live(page, project, login_as):
     expect(row).to_have_attribute("data-mask-review", "pending")
     page.wait_for_timeout(300)  # let the websocket join the project group
     in_thread(services.review_annotation, project=proj, annotation_id=ann.pk, user=other, version=ann.version,
-              target="mask", decision="rejected")
+              target="mask", decision="rejected", force=True)
     expect(row).to_have_attribute("data-mask-review", "rejected")
 
 
@@ -310,3 +310,54 @@ def test_every_page_renders(page, project, login_as):
     page.keyboard.press("?")
     page.screenshot(path=str(out / "help.png"))
     assert not errors, errors
+
+
+def test_server_refusal_of_a_claimed_image_names_the_holder(page, project, login_as):
+    """The page believed it held the image; the server says boris does: a clear message, the
+    page turns read-only and nothing is written."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    other = make_user("boris")
+    add_member(proj, other, "reviewer")
+    image = make_image(proj, width=200, height=150, seed=8)
+    ann = add_prediction(image, hammer, rect_mask(150, 200, 30, 30, 120, 110))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    wait_for(lambda: Image.objects.get(pk=image.pk).claimed_by_id == owner.pk, what="our claim")
+    # Our claim lapsed and boris took the image (no live event reached this page).
+    Image.objects.filter(pk=image.pk).update(claimed_by=other, claim_expires_at=timezone.now() + timedelta(minutes=5))
+    page.keyboard.press("a")
+    expect(page.get_by_role("alert")).to_contain_text("boris holds this image")
+    expect(page.get_by_test_id("locked")).to_contain_text("boris")
+    expect(page.get_by_test_id("accept-all")).to_be_disabled()
+    ann.refresh_from_db()
+    assert (ann.class_review, ann.mask_review, ann.version) == (ReviewState.PENDING, ReviewState.PENDING, 1)
+
+
+def test_an_annotators_edit_shows_pending_review(page, project, login_as):
+    proj, _ = project
+    hammer = make_class(proj, "hammer")
+    wrench = make_class(proj, "wrench")
+    annotator = make_user("anna")
+    add_member(proj, annotator, "annotator")
+    image = make_image(proj, width=200, height=150, seed=9)
+    ann = add_prediction(image, wrench, rect_mask(150, 200, 30, 30, 120, 110), candidates=[
+        {"class_id": wrench.pk, "name": "wrench", "score": 0.51, "exemplar_id": None},
+        {"class_id": hammer.pk, "name": "hammer", "score": 0.49, "exemplar_id": None},
+    ])
+    mark_prelabeled(image)
+    login_as(annotator)
+    open_review(page, proj, image)
+    row = page.get_by_test_id(f"object-{ann.pk}")
+    expect(row.get_by_test_id(f"awaiting-{ann.pk}")).to_have_count(0)
+    row.get_by_test_id("candidate-hammer").click()
+    expect(row).to_have_attribute("data-class", "hammer")
+    expect(row).to_have_attribute("data-class-review", "pending")
+    expect(row.get_by_test_id(f"awaiting-{ann.pk}")).to_contain_text("pending review")
+    ann.refresh_from_db()
+    assert ann.label_class_id == hammer.pk and ann.class_review == ReviewState.PENDING

@@ -877,6 +877,11 @@ export interface components {
             segmentation: components["schemas"]["SegmentationEnum"];
             /** @default false */
             include_pending: boolean;
+            /**
+             * @description Also list images with no exported object (unreviewed or empty ones).
+             * @default false
+             */
+            include_empty_images: boolean;
             /** @default false */
             include_images: boolean;
             image_ids?: number[];
@@ -1236,7 +1241,6 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
-            pipeline_settings?: unknown;
             version?: number;
         };
         PrelabelJob: {
@@ -1305,7 +1309,6 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
-            pipeline_settings?: unknown;
             readonly gallery_version: number;
             /** Format: date-time */
             readonly created_at: string;
@@ -1330,7 +1333,6 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
-            pipeline_settings?: unknown;
         };
         ReviewRequest: {
             version: number;
@@ -1640,7 +1642,10 @@ export interface operations {
     };
     projects_annotations_create: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 project_pk: number;
@@ -1688,7 +1693,10 @@ export interface operations {
     };
     projects_annotations_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 id: number;
@@ -1709,7 +1717,10 @@ export interface operations {
     };
     projects_annotations_partial_update: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 id: number;
@@ -1736,7 +1747,10 @@ export interface operations {
     };
     projects_annotations_review_create: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 id: number;
@@ -2177,6 +2191,8 @@ export interface operations {
     projects_images_accept_all_create: {
         parameters: {
             query?: {
+                /** @description 1: a project admin accepts through another person's claim (audited) */
+                force?: boolean;
                 /** @description A page number within the paginated result set. */
                 page?: number;
                 /** @description Number of results to return per page. */

@@ -17,6 +17,7 @@ import { Link, navigate } from "../router";
 import { colorOf, dropBundle, loadBundle, syncOverlays, type Bundle } from "./bundle";
 import { markSkipped, nextImageId, queueFilters } from "./queue";
 import { HelpOverlay } from "./Help";
+import { awaitsReview, claimMessage, claimRefusal } from "./rules";
 
 type Tool = "select" | "brush" | "eraser" | "box";
 interface EditSession {
@@ -49,6 +50,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const [claim, setClaim] = useState<{ state: "mine" | "other" | "none" | "pending"; by?: string }>({ state: "pending" });
   const [busy, setBusy] = useState(false);
   const [unsaved, setUnsaved] = useState<Map<number, Rle>>(new Map());
+  /** Objects this annotator changed here: the server left them pending review. */
+  const [edited, setEdited] = useState<Set<number>>(new Set());
   const [, setFrame] = useState(0);
 
   const canvasRef = useRef<HTMLCanvasElement>(null);
@@ -320,9 +323,16 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     try {
       const res = await queued(ann.id, fn);
       if (res) replace(res);
+      if (res && !ctx.canReview && (res.class_review === "pending" || res.mask_review === "pending"))
+        setEdited((s) => new Set(s).add(res.id));
       return true;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 409 && e.body?.current) {
+      const refused = claimRefusal(e);
+      if (refused) {
+        // The server holds the claim, whatever this page believed: show it locked, keep the edit local.
+        setClaim({ state: "other", by: refused.by });
+        notify(claimMessage(refused, what), "error");
+      } else if (e instanceof ApiError && e.status === 409 && e.body?.current) {
         replace(e.body.current as Annotation);
         notify(`Someone else changed this object while you were working (${what} not saved). It has been reloaded — check it and try again.`, "error");
       } else if (e instanceof ApiError && e.status === 404) {
@@ -407,7 +417,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
       dropBundle(pid, imageId);
       await nextImage();
     } catch (e: any) {
-      notify(`Couldn't accept this image: ${e.message}. Nothing was lost; try again.`, "error");
+      const refused = claimRefusal(e);
+      if (refused) {
+        setClaim({ state: "other", by: refused.by });
+        notify(claimMessage(refused, "the acceptance"), "error");
+      } else notify(`Couldn't accept this image: ${e.message}. Nothing was lost; try again.`, "error");
     } finally {
       setBusy(false);
     }
@@ -507,7 +521,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
         setSelId(created.id);
       }
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) notify("Box → SAM mask isn't available on this server yet.", "warn");
+      const refused = claimRefusal(e);
+      if (refused) {
+        setClaim({ state: "other", by: refused.by });
+        notify(claimMessage(refused, "the new object"), "error");
+      } else if (e instanceof ApiError && (e.status === 404 || e.status === 405)) notify("Box → SAM mask isn't available on this server yet.", "warn");
       else notify(`SAM couldn't segment that box: ${(e as Error).message}`, "error");
     }
   };
@@ -729,6 +747,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           {anns.length === 0 && detail && <li className="muted">No objects on this image. Draw a box (x) to add one.</li>}
           {sorted.map((a, i) => (
             <ObjectRow key={a.id} a={a} index={i} pid={pid} selected={a.id === selId} color={colorOf(a, classes)} unsaved={unsaved.has(a.id)}
+              awaiting={!ctx.canReview && awaitsReview(a, edited.has(a.id))}
               onSelect={() => selectObject(a.id)} onReview={(t, d) => review(a, t, d)} onClass={(cid) => setClass(a, cid)} onDelete={() => remove(a)} />
           ))}
         </ol>
@@ -760,7 +779,7 @@ function fmt(x: number | null | undefined, digits = 2) {
 }
 
 function ObjectRow(props: {
-  a: Annotation; index: number; pid: number; selected: boolean; color: string; unsaved: boolean;
+  a: Annotation; index: number; pid: number; selected: boolean; color: string; unsaved: boolean; awaiting: boolean;
   onSelect: () => void; onReview: (t: "class" | "mask", d: "accepted" | "rejected" | "pending") => void;
   onClass: (id: number) => void; onDelete: () => void;
 }) {
@@ -779,6 +798,11 @@ function ObjectRow(props: {
         <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
+        {props.awaiting && (
+          <span className="badge badge-in_review" data-testid={`awaiting-${a.id}`} title="Your change is saved; a reviewer has to accept it before it is exported">
+            edited · pending review
+          </span>
+        )}
         <span className="muted small">{a.source}</span>
       </div>
       <div className="object-review">

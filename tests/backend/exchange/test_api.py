@@ -34,7 +34,8 @@ def test_export_and_import_end_to_end_through_the_worker(celery_worker, admin_us
     job = wait_for(ExportJob, response.json()["id"])
     assert job.status == "done", job.error
     detail = client.get(f"/api/projects/{project.pk}/exports/{job.pk}/").json()
-    assert detail["progress"] == {"done": 3, "total": 3} and detail["download_url"]
+    # The third image has nothing approved: the default export leaves it out.
+    assert detail["progress"] == {"done": 2, "total": 2} and detail["download_url"]
     response = client.get(detail["download_url"])
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment;")
@@ -90,6 +91,10 @@ def test_roles(admin_user, client_for):
     response = as_annotator.post(f"{base}/imports/", {"format": "coco", "file": json_upload({}), "create_missing_classes": "true"},
                                  format="multipart")
     assert response.status_code == 403 and "create classes" in response.json()["detail"]
+    # Importing as accepted would approve objects without a review.
+    response = as_annotator.post(f"{base}/imports/", {"format": "coco", "file": json_upload({}), "as_accepted": "true"},
+                                 format="multipart")
+    assert response.status_code == 403 and "as accepted" in response.json()["detail"]
     assert as_annotator.post(f"{base}/imports/", {"format": "coco", "file": json_upload({})}, format="multipart").status_code == 202
     assert as_viewer.get(f"{base}/exports/").status_code == 200
     job = ExportJob.objects.create(project=project, format="coco")

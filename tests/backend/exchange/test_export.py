@@ -18,7 +18,8 @@ def test_coco_export_loads_in_pycocotools_and_masks_match(source, admin_user, tm
     path = tmp_path / "instances.json"
     path.write_bytes(zf.read("annotations/instances.json"))
     coco = COCO(str(path))
-    assert sorted(coco.getImgIds()) == [i.pk for i in images]  # stable ids = ours
+    # Stable ids = ours; the third image has only a pending and a rejected object: not listed by default.
+    assert sorted(coco.getImgIds()) == [i.pk for i in images[:2]]
     assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == {c.pk: c.name for c in classes}
     exported = {a["id"]: a for a in coco.loadAnns(coco.getAnnIds())}
     # Approved only: the pending and the rejected object are left out.
@@ -29,8 +30,8 @@ def test_coco_export_loads_in_pycocotools_and_masks_match(source, admin_user, tm
     if segmentation == "polygon":
         assert isinstance(exported[anns["box"].pk]["segmentation"], list)
         assert isinstance(exported[anns["ring"].pk]["segmentation"], dict)  # holes stay RLE
-    assert job.result == {"images": 3, "annotations": 4}
-    assert job.progress_done == job.progress_total == 3
+    assert job.result == {"images": 2, "annotations": 4}
+    assert job.progress_done == job.progress_total == 2
 
 
 @pytest.mark.django_db
@@ -75,7 +76,8 @@ def test_yolo_export_layout(source, admin_user):
     project, classes, images, anns = source
     _, zf = export(project, admin_user, "yolo", include_images=True)
     names = set(zf.namelist())
-    assert {"data.yaml", "labels/img1.txt", "labels/img3.txt", "images/img1.png"} <= names
+    assert {"data.yaml", "labels/img1.txt", "images/img1.png"} <= names
+    assert "labels/img3.txt" not in names  # nothing approved on it: left out by default
     assert yaml.safe_load(zf.read("data.yaml"))["names"] == {0: "hammer", 1: "wrench"}
     lines = zf.read("labels/img2.txt").decode().splitlines()
     assert len(lines) == 4  # two-part wrench = 2 lines, the sliver + its lone pixel = 2 lines
