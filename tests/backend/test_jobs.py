@@ -167,6 +167,12 @@ def test_cancel_and_permissions(client_for, settings):
     viewer = make_user("viewer-jobs")
     add_member(project, viewer, Role.VIEWER)
     assert client_for(viewer).post(f"/api/projects/{project.pk}/jobs/", {}, format="json").status_code == 403
+    # As the README's role table says: members read jobs, only admins start them.
+    for role in (Role.ANNOTATOR, Role.REVIEWER):
+        member = make_user(f"{role}-jobs")
+        add_member(project, member, role)
+        assert client_for(member).post(f"/api/projects/{project.pk}/jobs/", {}, format="json").status_code == 403
+        assert client_for(member).get(f"/api/projects/{project.pk}/jobs/").status_code == 200
     outsider = make_user("outsider-jobs")
     assert client_for(outsider).get(f"/api/projects/{project.pk}/jobs/").status_code == 404
     # No worker consumes that queue: the job stays queued until cancelled.
