@@ -121,8 +121,10 @@ class Detector:
             out = self.model(**inputs)
         probs = torch.sigmoid(out.logits.float()).cpu().numpy()  # [B, Q, T]
         boxes_cxcywh = out.pred_boxes.float().cpu().numpy()  # [B, Q, 4] relative
-        tok_map = self._phrase_token_map(inputs["input_ids"][0].cpu(), prompt.phrases)
+        input_ids = inputs["input_ids"][0].cpu()  # one prompt for the whole batch
+        tok_map = self._phrase_token_map(input_ids, prompt.phrases)
         valid = np.flatnonzero(tok_map >= 0)
+        valid_ids = input_ids.numpy()[valid]
         res = []
         for b, im in enumerate(images):
             h, w = im.shape[:2]
@@ -133,15 +135,21 @@ class Detector:
             best_tok = p.argmax(axis=1)
             scores = p.max(axis=1)
             phrase_idx = tok_map[valid][best_tok]
-            keep = scores > self.cfg.box_threshold
-            # text threshold: the winning phrase must itself be confident
-            keep &= scores > self.cfg.text_threshold
+            keep = scores > self.cfg.box_threshold  # text_threshold picks the phrase, it cuts no box
             cx, cy, bw, bh = boxes_cxcywh[b].T
             xyxy = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
             xyxy = np.clip(xyxy, 0, [w, h, w, h])
             idx = np.flatnonzero(keep)
             kept = nms(xyxy[idx], scores[idx], self.cfg.nms_iou, self.cfg.nms_prefer)
             idx = idx[kept][: self.cfg.max_detections]
-            res.append([Box([float(v) for v in xyxy[i]], float(scores[i]), prompt.phrases[phrase_idx[i]])
+            res.append([Box([float(v) for v in xyxy[i]], float(scores[i]), prompt.phrases[phrase_idx[i]],
+                            self._phrase(valid_ids[p[i] > self.cfg.text_threshold]))
                         for i in idx])
         return res
+
+    def _phrase(self, token_ids: np.ndarray) -> str:
+        """GroundingDINO's label phrase: the prompt tokens scoring above text_threshold, decoded
+        in prompt order ("" when none does). Separators and special tokens never count."""
+        if not len(token_ids):
+            return ""
+        return self.processor.tokenizer.decode(token_ids.tolist(), skip_special_tokens=True).strip()

@@ -26,7 +26,7 @@ def to_native(names: list[str], results: list[ImageResult]) -> list[dict]:
                 "class": d.match.label,
                 "score_metric": _num(d.match.score),
                 "score_vlm": _num(d.det_score),
-                "vlm_class": d.det_label,
+                "vlm_class": d.det_phrase,  # GroundingDINO's text_threshold phrase, as seed 000
                 "ranked": [{"name": n, "score": _num(s)} for n, s, _ in d.match.ranked],
                 "mask_rle": encode_native_rle(mask),
             })

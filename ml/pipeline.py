@@ -97,7 +97,7 @@ class Pipeline:
                     matches: list[MatchResult]) -> list[Detection]:
         return [Detection(bbox_xyxy=m.bbox_xyxy, det_score=b.score, det_label=b.label, mask_rle=encode_rle(m.mask),
                           area=m.area, mask_score=m.score, embedding=emb.features[i], match=matches[i],
-                          prompt_xyxy=m.prompt_xyxy, mask=m.mask)
+                          prompt_xyxy=m.prompt_xyxy, mask=m.mask, det_phrase=b.phrase)
                 for i, (b, m) in enumerate(zip(boxes, masks))]
 
     # -- batched path ---------------------------------------------------------

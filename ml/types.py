@@ -11,10 +11,12 @@ STAGES = ("detect", "segment", "embed", "match")
 
 @dataclass
 class Box:
-    """A detector output: xyxy in image pixels, score and the prompt phrase it matched."""
+    """A detector output: xyxy in image pixels, score, the prompt it matched best (``label``)
+    and GroundingDINO's phrase: the prompt words scoring above text_threshold (may be "")."""
     xyxy: list[float]
     score: float
     label: str
+    phrase: str = ""
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Detection:
     embedding: np.ndarray  # float32 [D], L2-normalised
     match: MatchResult
     prompt_xyxy: list[float] = field(default_factory=list)
+    det_phrase: str = ""  # Box.phrase (seed 000's vlm_class)
     mask: np.ndarray | None = field(default=None, repr=False)  # kept for export / refine
 
 

@@ -27,6 +27,8 @@ class Annotation(models.Model):
     area = models.PositiveIntegerField()
     source = models.CharField(max_length=8, choices=Source.choices)
     det_score = models.FloatField(null=True, blank=True)
+    # GroundingDINO's phrase for the box (the prompt words above text_threshold); seed 000's vlm_class.
+    det_phrase = models.CharField(max_length=255, blank=True, default="")  # writers cut longer ones
     mask_score = models.FloatField(null=True, blank=True)
     class_score = models.FloatField(null=True, blank=True)
     class_margin = models.FloatField(null=True, blank=True)

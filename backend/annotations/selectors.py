@@ -14,7 +14,7 @@ def events_of_image(image) -> QuerySet[AnnotationEvent]:
 _ROW_FIELDS = (
     "id", "image_id", "label_class_id", "label_class__name", "mask_rle", "bbox", "area", "source", "det_score",
     "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id",
-    "created_at", "updated_at", "version",
+    "created_at", "updated_at", "version", "det_phrase",
 )
 
 
@@ -33,6 +33,6 @@ def annotation_rows(image) -> list[dict]:
             "id": r[0], "image": r[1], "label_class": r[2], "class_name": r[3], "mask_rle": r[4], "bbox": r[5],
             "area": r[6], "source": r[7], "det_score": r[8], "mask_score": r[9], "class_score": r[10],
             "class_margin": r[11], "candidates": r[12], "class_review": r[13], "mask_review": r[14], "job_id": r[15],
-            "created_at": _iso(r[16]), "updated_at": _iso(r[17]), "version": r[18],
+            "created_at": _iso(r[16]), "updated_at": _iso(r[17]), "version": r[18], "det_phrase": r[19],
         })
     return out

@@ -10,7 +10,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         model = Annotation
         fields = [
             "id", "image", "label_class", "class_name", "mask_rle", "bbox", "area", "source", "det_score",
-            "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review",
+            "det_phrase", "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review",
             "job_id", "created_at", "updated_at", "version",
         ]
         read_only_fields = fields

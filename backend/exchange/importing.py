@@ -285,7 +285,8 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     if area == 0:
         return None, "the mask is empty"
     ranked = [{"name": r.get("name"), "score": r.get("score")} for r in record.ranked]
-    return [image_id, key, rle, bbox, area, record.det_score, record.class_score, ranked, record.box_only], None
+    return [image_id, key, rle, bbox, area, record.det_score, record.class_score, ranked, record.box_only,
+            record.det_phrase[:Annotation._meta.get_field("det_phrase").max_length]], None
 
 
 def _encode(record: Record, height: int, width: int) -> dict:
@@ -362,10 +363,11 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
 
 
 def _annotation(project, row: list, classes: dict, source: str, review: str, user) -> Annotation:
-    image_id, key, rle, bbox, area, det_score, class_score, ranked, _ = row
+    image_id, key, rle, bbox, area, det_score, class_score, ranked, _, det_phrase = row
     return Annotation(
         project=project, image_id=image_id, label_class=classes[key], mask_rle=rle, bbox=bbox, area=area,
-        source=source, det_score=det_score, class_score=class_score, candidates=_candidates(ranked, classes),
+        source=source, det_score=det_score, det_phrase=det_phrase, class_score=class_score,
+        candidates=_candidates(ranked, classes),
         class_review=review, mask_review=review, created_by=user,
         # updated_by means "a person decided on it": only objects imported as accepted are that;
         # pending ones stay proposals a job may replace and re-scoring may re-label.

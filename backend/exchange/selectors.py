@@ -85,12 +85,13 @@ def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK) -
 def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]:
     by_image: dict[int, list[ExportObject]] = {row[0]: [] for row in batch}
     annotations = export_annotations(project, options).filter(image_id__in=list(by_image)).order_by("image_id", "id")
-    for ann_id, image_id, class_id, rle, bbox, area, det, cls, cands in annotations.values_list(
+    for ann_id, image_id, class_id, rle, bbox, area, det, cls, cands, phrase in annotations.values_list(
         "id", "image_id", "label_class_id", "mask_rle", "bbox", "area", "det_score", "class_score", "candidates",
+        "det_phrase",
     ):
         by_image[image_id].append(ExportObject(
             id=ann_id, class_id=class_id, class_name=names[class_id], rle=rle, bbox=bbox, area=area,
-            det_score=det, class_score=cls, candidates=cands or [],
+            det_score=det, class_score=cls, candidates=cands or [], det_phrase=phrase,
         ))
     for image_id, original_name, width, height, storage_name in batch:
         yield ExportImage(

@@ -14,5 +14,8 @@ def on_gallery_changed(listener: Callable[[int], None]) -> None:
 
 
 def gallery_changed(project_id: int) -> None:
+    from .versions import current_version
+
+    current_version(project_id)  # the new set becomes a version now, in the caller's transaction
     for listener in _listeners:
         transaction.on_commit(lambda listener=listener: listener(project_id))

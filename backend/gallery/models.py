@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import VectorField
 
@@ -18,11 +19,16 @@ class GalleryImage(models.Model):
     height = models.PositiveIntegerField()
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Removing an exemplar only hides it: older gallery versions (and jobs pinned to them) still use it.
+    removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["label_class__name", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["label_class", "sha256"], name="gallery_unique_sha256_per_class"),
+            models.UniqueConstraint(
+                fields=["label_class", "sha256"], condition=models.Q(removed_at__isnull=True),
+                name="gallery_unique_sha256_per_class",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -41,3 +47,21 @@ class GalleryEmbedding(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["gallery_image", "embedder_version"], name="gallery_embedding_unique_version"),
         ]
+
+
+class GalleryVersion(models.Model):
+    """An immutable set of exemplars: every gallery change records a new one, a job pins one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="gallery_versions")
+    number = models.PositiveIntegerField()  # the project's gallery_version when it was recorded
+    exemplar_ids = ArrayField(models.BigIntegerField(), default=list)  # sorted GalleryImage ids
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="gallery_version_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gallery v{self.number} of project {self.project_id}"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import GalleryImage
+from .models import GalleryImage, GalleryVersion
 
 
 class GalleryImageSerializer(serializers.ModelSerializer):
@@ -26,3 +26,10 @@ class GalleryUploadReportSerializer(serializers.Serializer):
     created_classes = serializers.ListField(child=serializers.CharField())
     duplicates = serializers.ListField(child=serializers.DictField())
     errors = serializers.ListField(child=serializers.DictField())
+
+
+class GalleryVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GalleryVersion
+        fields = ["id", "number", "exemplar_ids", "created_at"]
+        read_only_fields = fields

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from backend.core.errors import DomainError, NotFound
 from backend.core.files import create_with_file
@@ -90,7 +90,9 @@ def _class_from_path(project: Project, name: str, roots: set[str], report: Galle
 
 def _store_exemplar(*, project, user, label_class, item: UploadItem, report: GalleryUploadReport) -> None:
     image = item.image
-    existing = GalleryImage.objects.filter(label_class=label_class, sha256=image.sha256).values_list("pk", flat=True).first()
+    existing = GalleryImage.objects.filter(
+        label_class=label_class, sha256=image.sha256, removed_at__isnull=True,
+    ).values_list("pk", flat=True).first()
     if existing:
         report.duplicates.append({"name": item.name, "existing_id": existing})
         return
@@ -110,12 +112,14 @@ def _store_exemplar(*, project, user, label_class, item: UploadItem, report: Gal
 
 @transaction.atomic
 def delete_exemplar(*, project: Project, exemplar_id: int) -> None:
-    exemplar = GalleryImage.objects.select_for_update().filter(project=project, pk=exemplar_id).first()
+    """Takes the exemplar out of the gallery (a new version); row and file stay for older versions."""
+    exemplar = GalleryImage.objects.select_for_update().filter(
+        project=project, pk=exemplar_id, removed_at__isnull=True,
+    ).first()
     if exemplar is None:
         raise NotFound("Gallery image not found.")
-    name = exemplar.file.name
-    exemplar.delete()
-    transaction.on_commit(lambda: default_storage.delete(name))
+    exemplar.removed_at = timezone.now()
+    exemplar.save(update_fields=["removed_at"])
     gallery_changed(project.pk)
 
 

@@ -10,7 +10,9 @@ from backend.core.upload_guard import check_upload_request
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import selectors, services
-from .serializers import GalleryImageSerializer, GalleryUploadReportSerializer, GalleryUploadSerializer
+from .serializers import (
+    GalleryImageSerializer, GalleryUploadReportSerializer, GalleryUploadSerializer, GalleryVersionSerializer,
+)
 
 
 class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
@@ -45,6 +47,13 @@ class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def destroy(self, request, project_pk=None, pk=None):
         services.delete_exemplar(project=self.project, exemplar_id=int_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: GalleryVersionSerializer(many=True)})
+    @action(detail=False, methods=["get"])
+    def versions(self, request, project_pk=None):
+        """Every recorded gallery version, newest first: which exemplars each one matched against."""
+        page = self.paginate_queryset(selectors.versions_of_project(self.project))
+        return self.get_paginated_response(GalleryVersionSerializer(page, many=True).data)
 
     @extend_schema(responses={(200, "image/*"): bytes})
     @action(detail=True, methods=["get"])

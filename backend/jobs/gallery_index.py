@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from backend.gallery.models import GalleryEmbedding, GalleryImage
+from backend.gallery.versions import current_version
 from backend.projects.models import LabelClass, Project
 
 from .engine import read_rgb
@@ -13,11 +14,14 @@ from .engine import read_rgb
 EMBED_BATCH = 16
 
 
-def ensure_exemplar_embeddings(*, project_id: int, pipeline) -> int:
-    """Embed every exemplar that has no vector for this embedder yet; returns how many were added."""
+def ensure_exemplar_embeddings(*, project_id: int, pipeline, exemplar_ids: list[int] | None = None) -> int:
+    """Embed every exemplar (of the live gallery, or these of a pinned version) that has no vector
+    for this embedder yet; returns how many were added."""
     version = pipeline.embedder_version
+    exemplars = GalleryImage.objects.filter(project_id=project_id)
+    exemplars = exemplars.filter(removed_at__isnull=True) if exemplar_ids is None else exemplars.filter(pk__in=exemplar_ids)
     missing = list(
-        GalleryImage.objects.filter(project_id=project_id)
+        exemplars
         .exclude(embeddings__embedder_version=version)
         .values_list("pk", "file")
     )
@@ -34,13 +38,17 @@ def ensure_exemplar_embeddings(*, project_id: int, pipeline) -> int:
     return added
 
 
-def load_gallery(*, project_id: int, embedder_version: str):
-    """Every exemplar of the project's active classes; labels are class ids (as strings)."""
+def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[int] | None = None):
+    """The exemplars of one gallery version (gallery.versions; the newest one without ids);
+    labels are class ids (as strings)."""
     from ml.gallery import Gallery
+
+    if exemplar_ids is None:
+        exemplar_ids = current_version(project_id).exemplar_ids
 
     rows = list(
         GalleryEmbedding.objects.filter(
-            gallery_image__project_id=project_id, gallery_image__label_class__active=True,
+            gallery_image__project_id=project_id, gallery_image_id__in=exemplar_ids,
             embedder_version=embedder_version,
         ).values_list("gallery_image_id", "gallery_image__label_class_id", "vector").order_by("gallery_image_id")
     )

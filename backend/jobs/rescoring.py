@@ -1,4 +1,4 @@
-"""Re-scoring stored crop embeddings against the current gallery: a matrix product, no model."""
+"""Re-scoring stored crop embeddings against the newest gallery version: a matrix product, no model."""
 from __future__ import annotations
 
 from itertools import groupby
@@ -9,6 +9,7 @@ from django.db import transaction
 from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
 from backend.annotations.services import record_event, snapshot
 from backend.gallery.models import GalleryImage
+from backend.gallery.versions import current_version
 from backend.projects.models import Project
 
 from .gallery_index import classification, load_gallery, project_matcher
@@ -30,30 +31,34 @@ def _pending(project_id: int):
 def exemplars_missing_vectors(*, project_id: int) -> bool:
     versions = set(_pending(project_id).values_list("embedder_version", flat=True).distinct())
     return any(
-        GalleryImage.objects.filter(project_id=project_id).exclude(embeddings__embedder_version=v).exists() for v in versions
+        GalleryImage.objects.filter(project_id=project_id, removed_at__isnull=True)
+        .exclude(embeddings__embedder_version=v).exists() for v in versions
     )
 
 
 def rescore_project(*, project_id: int) -> int:
     """Every unreviewed gallery-classified model annotation gets fresh candidates; returns how
     many changed. With no exemplars for an embedder there is nothing to match against, so its
-    annotations keep their class and candidates (still pending review) until a gallery exists."""
+    annotations keep their class and candidates (still pending review) until a gallery exists.
+    Each "rescored" event records the gallery version number it matched against."""
     project = Project.objects.get(pk=project_id)
     matcher = project_matcher(project)
     classes = classes_by_id(project_id)
+    newest = current_version(project_id)
     changed = 0
     for version in set(_pending(project_id).values_list("embedder_version", flat=True).distinct()):
-        gallery = load_gallery(project_id=project_id, embedder_version=version)
+        gallery = load_gallery(project_id=project_id, embedder_version=version, exemplar_ids=newest.exemplar_ids)
         if not len(gallery):
             continue
         image_ids = list(_pending(project_id).filter(embedder_version=version).values_list("image_id", flat=True).distinct())
         for start in range(0, len(image_ids), 200):
-            changed += _rescore_images(project_id, version, image_ids[start:start + 200], gallery, matcher, classes)
+            changed += _rescore_images(project_id, version, image_ids[start:start + 200], gallery, matcher, classes,
+                                       newest.number)
     return changed
 
 
 @transaction.atomic
-def _rescore_images(project_id, version, image_ids, gallery, matcher, classes) -> int:
+def _rescore_images(project_id, version, image_ids, gallery, matcher, classes, gallery_version: int) -> int:
     rows = list(
         _pending(project_id).filter(embedder_version=version, image_id__in=image_ids)
         .select_for_update(skip_locked=True).order_by("image_id", "id")
@@ -73,6 +78,7 @@ def _rescore_images(project_id, version, image_ids, gallery, matcher, classes) -
                 continue
             annotation.version += 1
             annotation.save(update_fields=["label_class", "class_score", "class_margin", "candidates", "version", "updated_at"])
-            record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.RESCORED, before=before, after=snapshot(annotation))
+            record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.RESCORED, before=before,
+                         after={**snapshot(annotation), "gallery_version": gallery_version})
             changed += 1
     return changed

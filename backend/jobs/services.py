@@ -13,6 +13,7 @@ from backend.annotations.services import record_event, snapshot
 from backend.core import events
 from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import validate_rle
+from backend.gallery.versions import current_version
 from backend.images.models import Image, ImageStatus
 from backend.images.services import refresh_status
 from backend.projects.models import LabelClass, Project
@@ -58,6 +59,7 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     if not image_ids:
         raise DomainError("No images to pre-annotate (no new images in this project).")
     overrides = overrides or {}
+    gallery = current_version(project.pk)
     snapshot_ = {
         "prompts": overrides.get("prompts") or project.prompts,
         "box_threshold": overrides.get("box_threshold", project.box_threshold),
@@ -67,7 +69,8 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         "min_margin": project.min_margin,
         "top_k": project.top_k,
         "unique_classes_per_image": project.unique_classes_per_image,
-        "gallery_version": project.gallery_version,
+        "gallery_version": gallery.number,
+        "gallery_version_id": gallery.pk,  # run_batch matches against exactly this set of exemplars
         "ml_config": settings.RAZMETKA_ML_CONFIG,
         "device": settings.RAZMETKA_ML_DEVICE,
     }
@@ -295,6 +298,7 @@ def annotation_fields(det, classification: dict, embedder_version: str) -> dict:
         "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
         "area": int(det.area),
         "det_score": float(det.det_score),
+        "det_phrase": det.det_phrase[:Annotation._meta.get_field("det_phrase").max_length],
         "mask_score": float(det.mask_score),
         "class_score": classification["class_score"],
         "class_margin": classification["class_margin"],

@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from backend.gallery.versions import pinned_version
 from backend.images.models import Image
 
 from . import leases, services
@@ -39,8 +40,10 @@ def _run_claimed(job, todo: list[int]) -> dict:
     snapshot = job.settings_snapshot
     project_id = job.project_id
     try:
-        ensure_exemplar_embeddings(project_id=project_id, pipeline=pipeline)
-        gallery = load_gallery(project_id=project_id, embedder_version=pipeline.embedder_version)
+        # The gallery version pinned at start: a later gallery change does not reach this job.
+        exemplar_ids = pinned_version(project_id, snapshot).exemplar_ids
+        ensure_exemplar_embeddings(project_id=project_id, pipeline=pipeline, exemplar_ids=exemplar_ids)
+        gallery = load_gallery(project_id=project_id, embedder_version=pipeline.embedder_version, exemplar_ids=exemplar_ids)
         images, ok_ids = [], []
         for image in Image.objects.filter(pk__in=todo).order_by("id"):
             try:

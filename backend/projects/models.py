@@ -31,7 +31,7 @@ class Project(models.Model):
     # On by default, as in the ml CLI (MatcherConfig.unique_per_image) and seed 000: a photo holds
     # one of each tool, so two objects never both get the same class.
     unique_classes_per_image = models.BooleanField(default=True)
-    # Bumped on every gallery change; stored embeddings are re-scored against the new gallery.
+    # Bumped on every gallery change: the number of the newest gallery.GalleryVersion (jobs pin one).
     gallery_version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,4 @@
-from django.db.models import Count
+from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
@@ -102,7 +102,9 @@ class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.Gene
     capabilities = {"list": Capability.READ, "retrieve": Capability.READ}
 
     def get_queryset(self):
-        queryset = selectors.classes_of_project(self.project).annotate(exemplar_count=Count("exemplars"))
+        queryset = selectors.classes_of_project(self.project).annotate(
+            exemplar_count=Count("exemplars", filter=Q(exemplars__removed_at__isnull=True)),  # removed: old versions only
+        )
         return apply_filters(
             queryset, self.request.query_params,
             filters={"active": bool_filter("active"), "kind": choice_filter("kind", LabelClass.Kind.values)},

@@ -40,6 +40,7 @@ ROUTES = [
     Route("get", "/api/projects/{p}/gallery/", Capability.READ),
     Route("post", "/api/projects/{p}/gallery/", Capability.MANAGE, "gallery_upload", multipart=True),
     Route("get", "/api/projects/{p}/gallery/{g}/file/", Capability.READ),
+    Route("get", "/api/projects/{p}/gallery/versions/", Capability.READ),
     Route("delete", "/api/projects/{p}/gallery/{g}/", Capability.MANAGE),
     Route("get", "/api/projects/{p}/images/", Capability.READ),
     Route("post", "/api/projects/{p}/images/", Capability.ANNOTATE, "image_upload", multipart=True),

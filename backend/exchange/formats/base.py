@@ -38,6 +38,7 @@ class ExportObject:
     det_score: float | None = None
     class_score: float | None = None
     candidates: list = field(default_factory=list)
+    det_phrase: str = ""  # the detector's phrase (native vlm_class)
 
     def mask(self) -> np.ndarray:
         return geometry.decode(self.rle)
@@ -144,6 +145,7 @@ class Record:
     det_score: float | None = None
     class_score: float | None = None
     ranked: list = field(default_factory=list)  # [{"name", "score"}] best first
+    det_phrase: str = ""  # the detector's phrase (native vlm_class)
 
     @property
     def box_only(self) -> bool:

@@ -27,7 +27,8 @@ class NativeWriter(Writer):
             x, y, w, h = obj.bbox
             detections.append({
                 "bbox_xyxy": [x, y, x + w, y + h], "class": obj.class_name,
-                "score_metric": obj.class_score, "score_vlm": obj.det_score, "vlm_class": None,
+                "score_metric": obj.class_score, "score_vlm": obj.det_score,
+                "vlm_class": obj.det_phrase or None,  # the detector's phrase; null on a drawn object
                 "ranked": [{"name": c.get("name"), "score": c.get("score")} for c in obj.candidates],
                 "mask_rle": {"size": [image.height, image.width], "counts": geometry.row_major_runs(obj.mask()),
                              "order": "row-major"},
@@ -82,6 +83,7 @@ def _entry(source: SourceFile, index: int, entry) -> Iterator[Record | ItemError
             shapes=[shape],
             class_score=det["score_metric"] if finite_number(det.get("score_metric")) else None,
             det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
+            det_phrase=det["vlm_class"] if isinstance(det.get("vlm_class"), str) else "",
             ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
         )
 

@@ -389,6 +389,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/gallery/versions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every recorded gallery version, newest first: which exemplars each one matched against. */
+        get: operations["projects_gallery_versions_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/images/": {
         parameters: {
             query?: never;
@@ -813,6 +830,7 @@ export interface components {
             readonly source: components["schemas"]["SourceEnum"];
             /** Format: double */
             readonly det_score: number | null;
+            readonly det_phrase: string;
             /** Format: double */
             readonly mask_score: number | null;
             /** Format: double */
@@ -921,6 +939,13 @@ export interface components {
             files: string[];
             /** @description Omit for an ImageFolder zip. */
             label_class?: number;
+        };
+        GalleryVersion: {
+            readonly id: number;
+            readonly number: number;
+            readonly exemplar_ids: number[];
+            /** Format: date-time */
+            readonly created_at: string;
         };
         Image: {
             readonly id: number;
@@ -1103,6 +1128,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["GalleryImage"][];
+        };
+        PaginatedGalleryVersionList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["GalleryVersion"][];
         };
         PaginatedImageList: {
             /** @example 123 */
@@ -2085,6 +2125,32 @@ export interface operations {
                 };
                 content: {
                     "image/*": string;
+                };
+            };
+        };
+    };
+    projects_gallery_versions_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedGalleryVersionList"];
                 };
             };
         };

@@ -1,0 +1,98 @@
+/**
+ * Writes to the open image's objects: review decisions, class changes and deletions. Writes to
+ * one object are queued so each carries the version the previous one returned; every failure is
+ * shown and loses nothing silently.
+ */
+import { useEffect, useRef, useState, type RefObject } from "react";
+import { ApiError, del, P, patch, post, type Annotation } from "../api/client";
+import { notify } from "../notify";
+import type { Decision, ReviewTarget } from "./ObjectList";
+import { claimMessage, claimRefusal } from "./rules";
+import type { ClaimState } from "./useClaim";
+
+export type Write = (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void) => Promise<boolean>;
+
+export function useAnnotationWrites(opts: {
+  pid: number; imageId: number; canReview: boolean; readOnly: boolean; claim: ClaimState; setClaim: (c: ClaimState) => void;
+  annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
+  setSelId: (id: number | null) => void;
+}) {
+  const { pid, imageId, canReview, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
+  const chains = useRef(new Map<number, Promise<unknown>>());
+  /** Objects this annotator changed here: the server left them pending review. */
+  const [edited, setEdited] = useState<Set<number>>(new Set());
+
+  useEffect(() => {
+    chains.current.clear();
+  }, [pid, imageId]);
+
+  const replace = (a: Annotation) => updateAnns((list) => list.map((x) => (x.id === a.id ? a : x)));
+  const latest = (a: Annotation) => annsRef.current.find((x) => x.id === a.id) ?? a;
+  const queued = <T,>(id: number, fn: () => Promise<T>): Promise<T> => {
+    const run = (chains.current.get(id) ?? Promise.resolve()).then(fn);
+    chains.current.set(id, run.catch(() => undefined));
+    return run;
+  };
+
+  /** Say why a read-only user's action did nothing. */
+  const refuseReadOnly = () => {
+    notify(claim.state === "other" ? `${claim.by ?? "Another reviewer"} has this image open; it is read-only for you.` : "You can only view this project.", "warn");
+  };
+
+  /** Run a write for one object; 409 reloads the object with a clear message, nothing is lost silently. */
+  const write: Write = async (ann, what, fn, retry) => {
+    if (readOnly) {
+      refuseReadOnly();
+      return false;
+    }
+    try {
+      const res = await queued(ann.id, fn);
+      if (res) replace(res);
+      if (res && !canReview && (res.class_review === "pending" || res.mask_review === "pending"))
+        setEdited((s) => new Set(s).add(res.id));
+      return true;
+    } catch (e) {
+      const refused = claimRefusal(e);
+      if (refused) {
+        // The server holds the claim, whatever this page believed: show it locked, keep the edit local.
+        setClaim({ state: "other", by: refused.by });
+        notify(claimMessage(refused, what), "error");
+      } else if (e instanceof ApiError && e.status === 409 && e.body?.current) {
+        replace(e.body.current as Annotation);
+        notify(`Someone else changed this object while you were working (${what} not saved). It has been reloaded — check it and try again.`, "error");
+      } else if (e instanceof ApiError && e.status === 404) {
+        updateAnns((list) => list.filter((x) => x.id !== ann.id));
+        notify(`This object was deleted by someone else (${what} not saved).`, "error");
+      } else {
+        notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", retry ? { label: "Retry", run: retry } : undefined);
+      }
+      return false;
+    }
+  };
+
+  const review = (a: Annotation | null, target: ReviewTarget, decision: Decision) => {
+    if (!a) return;
+    const run = () => write(a, `the ${target === "both" ? "review" : target + " review"}`, () =>
+      post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), run);
+    return run();
+  };
+
+  const setClass = (a: Annotation, classId: number) => {
+    const run = () => write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, label_class: classId }), run);
+    return run();
+  };
+
+  const remove = async (a: Annotation | null) => {
+    if (!a) return;
+    const idx = annsRef.current.findIndex((x) => x.id === a.id);
+    const ok = await write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${latest(a).version}`));
+    if (ok) {
+      const rest = annsRef.current.filter((x) => x.id !== a.id);
+      updateAnns(() => rest);
+      setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
+      notify("Object deleted.");
+    }
+  };
+
+  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly };
+}

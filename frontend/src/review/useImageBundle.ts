@@ -1,0 +1,95 @@
+/**
+ * The open image: its detail, its object list and its pixels and overlays (from the bundle cache),
+ * reloaded whenever the image changes; the next image in the queue is prefetched once this one shows.
+ */
+import { useEffect, useRef, useState, type RefObject } from "react";
+import { ApiError, get, P, type Annotation, type ImageDetail, type LabelClass } from "../api/client";
+import { notify } from "../notify";
+import { loadBundle, type Bundle } from "./bundle";
+import { nextImageId, queueFilters } from "./queue";
+
+declare global {
+  interface Window {
+    __razmetka?: { imageId: number; overlayMs: number; imageMs: number; overlays: number };
+  }
+}
+
+export type Pixels = { full: ImageBitmap; small: ImageBitmap | null };
+
+export function useImageBundle(
+  pid: number, imageId: number, classes: LabelClass[], canvasRef: RefObject<HTMLCanvasElement | null>,
+  onOpened: (d: ImageDetail) => void,
+) {
+  const [detail, setDetail] = useState<ImageDetail | null>(null);
+  const [anns, setAnns] = useState<Annotation[]>([]);
+  const [loadError, setLoadError] = useState("");
+  const [, setFrame] = useState(0);
+  const bundleRef = useRef<Bundle | null>(null);
+  const pixelsRef = useRef<Pixels | null>(null);
+  const annsRef = useRef<Annotation[]>([]);
+  /** The object list, updated synchronously so queued writes always read the newest version. */
+  const updateAnns = (fn: (list: Annotation[]) => Annotation[]) => {
+    annsRef.current = fn(annsRef.current);
+    setAnns(annsRef.current);
+  };
+
+  useEffect(() => {
+    let cancelled = false;
+    const t0 = performance.now();
+    setLoadError("");
+    setDetail(null);
+    updateAnns(() => []);
+    pixelsRef.current = null;
+    const b = loadBundle(pid, imageId, classes);
+    bundleRef.current = b;
+    if (canvasRef.current) delete canvasRef.current.dataset.overlaysReady;
+    b.detail
+      .then((d) => {
+        if (cancelled) return;
+        setDetail(d);
+        updateAnns(() => d.annotations);
+        onOpened(d);
+        return b.overlaysDone!.then(() => {
+          if (cancelled) return;
+          const overlayMs = performance.now() - t0;
+          window.__razmetka = { ...(window.__razmetka ?? { imageMs: 0 }), imageId, overlayMs, overlays: b.overlays.size };
+          if (canvasRef.current) canvasRef.current.dataset.overlaysReady = String(imageId);
+          setFrame((f) => f + 1);
+        });
+      })
+      .catch((e) => !cancelled && setLoadError(e instanceof ApiError && e.status === 404 ? "This image doesn't exist (it may have been deleted)." : `Couldn't open the image: ${e.message}`));
+    b.pixels
+      .then((px) => {
+        if (cancelled) return;
+        pixelsRef.current = px;
+        window.__razmetka = { ...(window.__razmetka ?? { overlayMs: 0, overlays: 0, imageId }), imageMs: performance.now() - t0 };
+        if (canvasRef.current) canvasRef.current.dataset.imageReady = String(imageId);
+        setFrame((f) => f + 1);
+      })
+      .catch((e) => !cancelled && notify(e.message, "error"));
+    // Show the cached copy at once, then reconcile with the server's current state.
+    if (performance.now() - b.startedAt > 1500) {
+      get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
+        if (cancelled) return;
+        setDetail(fresh);
+        updateAnns(() => fresh.annotations);
+      }).catch(() => undefined);
+    }
+    return () => {
+      cancelled = true;
+    };
+  }, [pid, imageId]);
+
+  // Prefetch the next image once this one is on screen.
+  useEffect(() => {
+    if (!detail) return;
+    const t = setTimeout(() => {
+      nextImageId(pid, queueFilters(pid), imageId, new Set([imageId]))
+        .then((id) => id && loadBundle(pid, id, classes))
+        .catch(() => undefined);
+    }, 300);
+    return () => clearTimeout(t);
+  }, [detail?.id]);
+
+  return { detail, setDetail, anns, annsRef, updateAnns, loadError, bundleRef, pixelsRef };
+}

@@ -1,0 +1,48 @@
+/** Other reviewers' changes to the open image, from the project websocket. */
+import { useEffect, type Dispatch, type RefObject, type SetStateAction } from "react";
+import { get, P, type Annotation, type ImageDetail } from "../api/client";
+import { subscribe } from "../api/live";
+import { heldByOther, type ClaimState } from "./useClaim";
+
+export function useLiveAnnotations(opts: {
+  pid: number; imageId: number; me: string;
+  annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
+  setDetail: Dispatch<SetStateAction<ImageDetail | null>>;
+  setClaim: Dispatch<SetStateAction<ClaimState>>;
+}) {
+  const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
+  useEffect(() => subscribe(pid, (ev) => {
+    const e = ev as any;
+    if (ev.type === "resync") {
+      // Live events were missed: take the server's current status, objects and claim.
+      get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
+        setDetail(fresh);
+        updateAnns((list) => fresh.annotations.map((a) => {
+          const local = list.find((x) => x.id === a.id);
+          return local && local.version > a.version ? local : a;
+        }));
+        const other = heldByOther(fresh, me);
+        setClaim((c) => (other ? (c.state === "mine" ? c : { state: "other", by: fresh.claimed_by! }) : c.state === "other" ? { state: "pending" } : c));
+      }).catch(() => undefined);
+      return;
+    }
+    if (e.image !== imageId) return;
+    if (ev.type === "annotation.changed") {
+      const local = annsRef.current.find((a) => a.id === e.annotation);
+      if (e.action === "deleted") {
+        updateAnns((list) => list.filter((a) => a.id !== e.annotation));
+        return;
+      }
+      if (local && local.version >= e.version) return;
+      get<Annotation>(`${P(pid)}/annotations/${e.annotation}/`)
+        .then((a) => updateAnns((list) => (list.some((x) => x.id === a.id) ? list.map((x) => (x.id === a.id && x.version < a.version ? a : x)) : [...list, a])))
+        .catch(() => undefined);
+    } else if (ev.type === "image.status") {
+      setDetail((d) => (d ? { ...d, status: e.status, version: e.version } : d));
+    } else if (ev.type === "image.claimed" && e.claimed_by !== me) {
+      setClaim({ state: "other", by: e.claimed_by });
+    } else if (ev.type === "image.released") {
+      setClaim((c) => (c.state === "other" ? { state: "pending" } : c));
+    }
+  }), [pid, imageId]);
+}

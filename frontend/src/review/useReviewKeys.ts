@@ -1,0 +1,86 @@
+/** The workspace's keyboard shortcuts (listed for users in Help.tsx and docs/frontend.md). */
+import { useEffect, useRef, type Dispatch, type SetStateAction } from "react";
+import type { Annotation } from "../api/client";
+import type { Decision, ReviewTarget } from "./ObjectList";
+import type { Tool } from "./StageBar";
+
+export interface ReviewKeyActions {
+  help: boolean;
+  sel: Annotation | null;
+  setHelp: Dispatch<SetStateAction<boolean>>;
+  setSearch: (s: string | null) => void;
+  setTool: (t: Tool) => void;
+  setBrushPx: Dispatch<SetStateAction<number>>;
+  setShowOverlays: Dispatch<SetStateAction<boolean>>;
+  acceptAllAndNext: () => Promise<unknown>;
+  step: (delta: number) => void;
+  review: (a: Annotation | null, target: ReviewTarget, decision: Decision) => unknown;
+  setClass: (a: Annotation | null, classId: number) => Promise<unknown>;
+  remove: (a: Annotation | null) => Promise<unknown>;
+  undoEdit: (redo?: boolean) => Promise<unknown>;
+  fit: () => void;
+  zoomCenter: (f: number) => void;
+  skip: () => void;
+  previous: () => boolean;
+}
+
+/** Listens on the window; the handler always sees the latest render's actions. */
+export function useReviewKeys(actions: ReviewKeyActions) {
+  const keyRef = useRef<(e: KeyboardEvent) => void>(() => {});
+  keyRef.current = (e: KeyboardEvent) => onKey(e, actions);
+  useEffect(() => {
+    const h = (e: KeyboardEvent) => keyRef.current(e);
+    window.addEventListener("keydown", h);
+    return () => window.removeEventListener("keydown", h);
+  }, []);
+}
+
+function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
+  const t = e.target as HTMLElement;
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
+    if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); }
+    return;
+  }
+  if (x.help && e.key !== "?" && e.key !== "Escape") return;
+  const k = e.key;
+  const ctrl = e.ctrlKey || e.metaKey;
+  const sel = x.sel;
+  let handled = true;
+  if (k === "?") x.setHelp((h) => !h);
+  else if (k === "Escape") { x.setHelp(false); x.setSearch(null); x.setTool("select"); }
+  else if (k === "Enter") void x.acceptAllAndNext();
+  else if (k === "Tab") x.step(e.shiftKey ? -1 : 1);
+  else if (k === "j" || k === "ArrowDown") x.step(1);
+  else if (k === "k" || k === "ArrowUp") x.step(-1);
+  else if (ctrl && (k === "z" || k === "Z")) void x.undoEdit(e.shiftKey);
+  else if (ctrl) handled = false;
+  else if (k === "a") void x.review(sel, "both", "accepted");
+  else if (k === "r") void x.review(sel, "both", "rejected");
+  else if (k === "c") void x.review(sel, "class", "accepted");
+  else if (k === "C") void x.review(sel, "class", "rejected");
+  else if (k === "m") void x.review(sel, "mask", "accepted");
+  else if (k === "M") void x.review(sel, "mask", "rejected");
+  else if (k === "u") void x.review(sel, "both", "pending");
+  else if (/^[1-9]$/.test(k)) {
+    const cand = sel?.candidates?.[Number(k) - 1];
+    if (cand) void x.setClass(sel, cand.class_id);
+    else handled = false;
+  } else if (k === "/") x.setSearch("");
+  else if (k === "Delete" || k === "Backspace") void x.remove(sel);
+  else if (k === "v") x.setTool("select");
+  else if (k === "b") x.setTool("brush");
+  else if (k === "e") x.setTool("eraser");
+  else if (k === "x") x.setTool("box");
+  else if (k === "[") x.setBrushPx((b) => Math.max(2, Math.round(b / 1.25)));
+  else if (k === "]") x.setBrushPx((b) => Math.min(200, Math.round(b * 1.25)));
+  else if (k === "z") void x.undoEdit(false);
+  else if (k === "Z") void x.undoEdit(true);
+  else if (k === "f" || k === "0") x.fit();
+  else if (k === "+" || k === "=") x.zoomCenter(1.25);
+  else if (k === "-") x.zoomCenter(0.8);
+  else if (k === "h") x.setShowOverlays((s) => !s);
+  else if (k === "n") x.skip();
+  else if (k === "p") handled = x.previous();
+  else handled = false;
+  if (handled) e.preventDefault();
+}

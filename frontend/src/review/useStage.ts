@@ -1,0 +1,161 @@
+/**
+ * The stage: one canvas with the image and every mask overlay at the current zoom/pan, the
+ * selected object's box, the box being dragged and the brush cursor. Draws at most once a frame.
+ */
+import { useCallback, useEffect, useRef, type RefObject } from "react";
+import type { Annotation, ImageDetail, LabelClass } from "../api/client";
+import { fitView, zoomAt, type View } from "../canvas";
+import { syncOverlays, type Bundle } from "./bundle";
+import type { Tool } from "./StageBar";
+import type { Pixels } from "./useImageBundle";
+
+declare global {
+  interface Window {
+    __razmetkaDrawMs?: number[];
+  }
+}
+
+/** A mask being painted: the full-size mask plus its preview at overlay scale. */
+export interface EditSession {
+  annId: number;
+  mask: Uint8Array;
+  canvas: HTMLCanvasElement;
+  scale: number;
+}
+
+/** A pointer drag in progress, in screen (pan/click) or image (paint/box) coordinates. */
+export interface Drag {
+  kind: "pan" | "paint" | "box" | "click";
+  sx: number;
+  sy: number;
+  lx: number;
+  ly: number;
+  moved: boolean;
+  box?: [number, number, number, number];
+}
+
+export function useStage(opts: {
+  canvasRef: RefObject<HTMLCanvasElement | null>; wrapRef: RefObject<HTMLDivElement | null>;
+  pid: number; imageId: number; detail: ImageDetail | null; anns: Annotation[]; annsRef: RefObject<Annotation[]>;
+  classes: LabelClass[]; bundleRef: RefObject<Bundle | null>; pixelsRef: RefObject<Pixels | null>;
+  selId: number | null; showOverlays: boolean; tool: Tool; brushPx: number;
+}) {
+  const { canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx } = opts;
+  const viewRef = useRef<View | null>(null);
+  const editRef = useRef<EditSession | null>(null);
+  const dragRef = useRef<Drag | null>(null);
+  const cursorRef = useRef<[number, number] | null>(null);
+  const rafRef = useRef(0);
+
+  const draw = useCallback(() => {
+    rafRef.current = 0;
+    const canvas = canvasRef.current;
+    const d = bundleRef.current && detail;
+    if (!canvas || !d) return;
+    const started = performance.now();
+    const ctx2 = canvas.getContext("2d")!;
+    const dpr = window.devicePixelRatio || 1;
+    ctx2.setTransform(1, 0, 0, 1, 0, 0);
+    ctx2.fillStyle = "#1f2329";
+    ctx2.fillRect(0, 0, canvas.width, canvas.height);
+    let v = viewRef.current;
+    if (!v) v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
+    ctx2.setTransform(v.scale * dpr, 0, 0, v.scale * dpr, v.tx * dpr, v.ty * dpr);
+    const px = pixelsRef.current;
+    if (px) {
+      ctx2.imageSmoothingEnabled = v.scale < 2;
+      const img = px.small && v.scale * dpr < px.small.width / d.width ? px.small : px.full;
+      ctx2.drawImage(img, 0, 0, d.width, d.height);
+    }
+    ctx2.imageSmoothingEnabled = false;
+    const overlays = bundleRef.current!.overlays;
+    const edit = editRef.current;
+    if (showOverlays) {
+      for (const a of annsRef.current) {
+        const selected = a.id === selId;
+        ctx2.globalAlpha = a.mask_review === "rejected" ? 0.25 : selected ? 1 : selId !== null ? 0.6 : 0.85;
+        if (edit && edit.annId === a.id) {
+          ctx2.drawImage(edit.canvas, 0, 0, d.width, d.height);
+          continue;
+        }
+        const o = overlays.get(a.id);
+        if (o?.bitmap && o.box) ctx2.drawImage(o.bitmap, o.box.x, o.box.y, o.box.w, o.box.h);
+      }
+      ctx2.globalAlpha = 1;
+    }
+    const s = annsRef.current.find((a) => a.id === selId);
+    if (s?.bbox) {
+      const [x, y, w, h] = s.bbox;
+      ctx2.lineWidth = 2 / v.scale;
+      ctx2.setLineDash([6 / v.scale, 4 / v.scale]);
+      ctx2.strokeStyle = "#fff";
+      ctx2.strokeRect(x, y, w, h);
+      ctx2.setLineDash([]);
+    }
+    const drag = dragRef.current;
+    if (drag?.box) {
+      const [x0, y0, x1, y1] = drag.box;
+      ctx2.lineWidth = 2 / v.scale;
+      ctx2.strokeStyle = "#facc15";
+      ctx2.strokeRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+    }
+    const cur = cursorRef.current;
+    if (cur && (tool === "brush" || tool === "eraser")) {
+      ctx2.lineWidth = 1.5 / v.scale;
+      ctx2.strokeStyle = tool === "brush" ? "#fff" : "#f87171";
+      ctx2.beginPath();
+      ctx2.arc(cur[0], cur[1], brushPx / v.scale, 0, Math.PI * 2);
+      ctx2.stroke();
+    }
+    const times = (window.__razmetkaDrawMs ??= []);
+    times.push(performance.now() - started);
+    if (times.length > 200) times.shift();
+  }, [detail, selId, showOverlays, tool, brushPx]);
+
+  const requestDraw = useCallback(() => {
+    if (!rafRef.current) rafRef.current = requestAnimationFrame(draw);
+  }, [draw]);
+  useEffect(() => requestDraw(), [requestDraw, anns]);
+
+  useEffect(() => {
+    const wrap = wrapRef.current, canvas = canvasRef.current;
+    if (!wrap || !canvas) return;
+    const ro = new ResizeObserver(() => {
+      const dpr = window.devicePixelRatio || 1;
+      canvas.width = Math.max(1, Math.round(wrap.clientWidth * dpr));
+      canvas.height = Math.max(1, Math.round(wrap.clientHeight * dpr));
+      requestDraw();
+    });
+    ro.observe(wrap);
+    return () => ro.disconnect();
+  }, [requestDraw]);
+
+  // A new image opens fitted, with no edit in progress.
+  useEffect(() => {
+    editRef.current = null;
+    viewRef.current = null;
+  }, [pid, imageId]);
+
+  // Re-render overlays whose mask or class color changed.
+  useEffect(() => {
+    const b = bundleRef.current;
+    if (!b || !detail) return;
+    syncOverlays(b.overlays, anns, classes, detail.width, detail.height, requestDraw).then(requestDraw);
+  }, [anns, classes, detail, requestDraw]);
+
+  useEffect(() => () => { if (rafRef.current) cancelAnimationFrame(rafRef.current); }, []);
+
+  const zoomCenter = (f: number) => {
+    const c = canvasRef.current;
+    if (!c || !viewRef.current) return;
+    const dpr = window.devicePixelRatio || 1;
+    viewRef.current = zoomAt(viewRef.current, c.width / dpr / 2, c.height / dpr / 2, f);
+    requestDraw();
+  };
+  const fit = () => {
+    viewRef.current = null;
+    requestDraw();
+  };
+
+  return { viewRef, editRef, dragRef, cursorRef, requestDraw, zoomCenter, fit };
+}
