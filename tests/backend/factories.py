@@ -76,3 +76,12 @@ def make_model_annotation(image: Image, label_class: LabelClass | None = None, *
         source=Source.MODEL, class_score=0.8, class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING,
         **fields,
     )
+
+
+def synthetic_png(seed: int) -> bytes:
+    """A PNG of ml.tiny's synthetic scene (shapes the tiny detector proposes boxes for)."""
+    from ml.tiny import synthetic_image
+
+    out = io.BytesIO()
+    PILImage.fromarray(synthetic_image(seed)).save(out, format="PNG")
+    return out.getvalue()

@@ -15,7 +15,7 @@ from backend.jobs.services import classes_by_id
 from backend.projects.models import Project
 from ml.matcher import Matcher
 
-from .factories import make_class, make_image, make_project, make_user, rect_rle
+from .factories import make_class, make_image, make_project, make_user, rect_rle, synthetic_png
 
 VERSION = "test-embedder-v1"
 
@@ -159,18 +159,6 @@ def test_an_empty_gallery_leaves_pending_classes_as_they_are(project, tools, cli
 
 
 # --------------------------------------------------------------------------- through a real job
-
-
-def synthetic_png(seed: int) -> bytes:
-    import io
-
-    from PIL import Image as PILImage
-
-    from ml.tiny import synthetic_image
-
-    out = io.BytesIO()
-    PILImage.fromarray(synthetic_image(seed)).save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.mark.worker

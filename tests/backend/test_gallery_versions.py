@@ -13,7 +13,7 @@ from backend.gallery.models import GalleryEmbedding, GalleryImage, GalleryVersio
 from backend.gallery.services import delete_exemplar, upload_exemplars
 from backend.jobs.rescoring import rescore_project
 
-from .factories import image_bytes, make_class, make_image, make_project, make_user, rect_rle
+from .factories import image_bytes, make_class, make_image, make_project, make_user, rect_rle, synthetic_png
 
 VERSION = "test-embedder-v1"
 
@@ -105,18 +105,6 @@ def test_rescoring_matches_against_the_newest_version_and_records_it(admin_user)
     assert close.pk not in newest.exemplar_ids
     event = AnnotationEvent.objects.filter(annotation_id=annotation.pk, action="rescored").order_by("-id").first()
     assert event.after["gallery_version"] == newest.number
-
-
-def synthetic_png(seed: int) -> bytes:
-    import io
-
-    from PIL import Image as PILImage
-
-    from ml.tiny import synthetic_image
-
-    out = io.BytesIO()
-    PILImage.fromarray(synthetic_image(seed)).save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.mark.worker
