@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from backend.core.supervisor import Supervisor
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,12 +129,6 @@ def test_children_get_sigterm_when_the_supervisor_is_killed():
 
 
 # -- the real `manage.py serve` -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_ok(url: str) -> bool:
