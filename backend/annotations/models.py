@@ -20,7 +20,9 @@ class ReviewState(models.TextChoices):
 class Annotation(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
-    label_class = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    # RESTRICT, not PROTECT: a class in use cannot be deleted, but deleting the whole project
+    # (which cascades to both) needs no hand-written pre-deletion of its annotations.
+    label_class = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.RESTRICT, related_name="annotations")
     # COCO compressed RLE: {"size": [h, w], "counts": "<str>"}.
     mask_rle = models.JSONField()
     bbox = models.JSONField()  # [x, y, w, h] in pixels, tight around the mask
@@ -66,6 +68,16 @@ class Annotation(models.Model):
         )
 
 
+class ChangeSource(models.TextChoices):
+    """Who caused a change: a person in the app, a pre-annotation job, an import, or re-scoring
+    after a gallery change."""
+
+    HUMAN = "human"
+    MODEL = "model"
+    IMPORT = "import"
+    RESCORE = "rescore"
+
+
 class AnnotationEvent(models.Model):
     """Append-only audit trail; a database trigger refuses UPDATEs (but the actor's SET NULL)."""
 
@@ -75,6 +87,7 @@ class AnnotationEvent(models.Model):
         REVIEWED = "reviewed"
         DELETED = "deleted"
         RESCORED = "rescored"
+        RESTORED = "restored"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="events")
@@ -82,6 +95,7 @@ class AnnotationEvent(models.Model):
     annotation_id = models.BigIntegerField(db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=10, choices=Action.choices)
+    source = models.CharField(max_length=8, choices=ChangeSource.choices)
     before = models.JSONField(null=True)
     after = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -89,3 +103,6 @@ class AnnotationEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["image", "id"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(source__in=ChangeSource.values), name="event_valid_source"),
+        ]

@@ -1,14 +1,28 @@
 from django.db.models import QuerySet
 
-from .models import Annotation, AnnotationEvent
+from .models import Annotation, AnnotationEvent, ReviewState
 
 
 def annotations_of_image(image) -> QuerySet[Annotation]:
     return Annotation.objects.filter(image=image).select_related("label_class").defer("embedding").order_by("id")
 
 
-def events_of_image(image) -> QuerySet[AnnotationEvent]:
-    return AnnotationEvent.objects.filter(image=image).select_related("actor").order_by("id")
+def events_of_image(image, annotation_id: int | None = None) -> QuerySet[AnnotationEvent]:
+    events = AnnotationEvent.objects.filter(image=image).select_related("actor").order_by("id")
+    return events if annotation_id is None else events.filter(annotation_id=annotation_id)
+
+
+def events_of_annotation(project, annotation_id: int) -> QuerySet[AnnotationEvent]:
+    """An object's history, also after it was deleted (the trail outlives it)."""
+    return AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id).select_related("actor").order_by("id")
+
+
+def unreviewed_boxes(image_id: int) -> list[tuple]:
+    """(bbox, class id, class score) of the image's objects nobody has reviewed, in id order."""
+    return list(
+        Annotation.objects.filter(image_id=image_id, class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING)
+        .order_by("id").values_list("bbox", "label_class_id", "class_score")
+    )
 
 
 _ROW_FIELDS = (

@@ -1,4 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from backend.images.serializers import ImageSerializer
 
 from .models import Annotation, AnnotationEvent, ReviewState
 
@@ -45,5 +48,24 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AnnotationEvent
-        fields = ["id", "annotation_id", "actor", "action", "before", "after", "created_at"]
+        fields = ["id", "annotation_id", "actor", "action", "source", "before", "after", "created_at"]
         read_only_fields = fields
+
+
+class RestoreSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The object's current version.")
+    event = serializers.IntegerField(help_text="The audit event whose after-state to restore.")
+
+
+class ImageDetailSerializer(ImageSerializer):
+    """An image with its objects: the review app's bundle."""
+
+    annotations = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = ImageSerializer.Meta.fields + ["annotations"]
+        read_only_fields = fields
+
+    @extend_schema_field(AnnotationSerializer(many=True))
+    def get_annotations(self, image) -> list[dict]:
+        return self.context["annotations"]  # pre-rendered rows (selectors.annotation_rows)

@@ -8,56 +8,18 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from backend.core import events
 from backend.core.errors import DomainError, NotFound, PermissionDenied
 from backend.core.locking import check_version
 from backend.core.masks import mask_geometry, normalize_mask
 from backend.images.claims import guard_write
 from backend.images.models import Image
-from backend.images.services import refresh_status
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership, Project
 
-from .models import Annotation, AnnotationEvent, ReviewState, Source
+from .changes import Create, Delete, Update, apply_changes
+from .models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 
 UNSET = object()
-
-
-def snapshot(annotation: Annotation) -> dict:
-    """What the audit trail and live events record of an annotation."""
-    return {
-        "label_class": annotation.label_class_id,
-        "mask_rle": annotation.mask_rle,
-        "bbox": annotation.bbox,
-        "area": annotation.area,
-        "class_review": annotation.class_review,
-        "mask_review": annotation.mask_review,
-        "class_score": annotation.class_score,
-        "candidates": annotation.candidates,
-        "version": annotation.version,
-    }
-
-
-def record_event(
-    *, annotation: Annotation, actor, action: str, before: dict | None, after: dict | None,
-    claim_override: dict | None = None,
-) -> None:
-    if claim_override is not None:
-        # An admin wrote through someone else's claim: the event says whose (in `after`, or in
-        # `before` for a deletion, which has no after).
-        if after is not None:
-            after = {**after, "claim_override": claim_override}
-        else:
-            before = {**(before or {}), "claim_override": claim_override}
-    AnnotationEvent.objects.create(
-        project_id=annotation.project_id, image_id=annotation.image_id, annotation_id=annotation.pk,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action, before=before, after=after,
-    )
-    events.emit(
-        annotation.project_id, "annotation.changed", image=annotation.image_id, annotation=annotation.pk,
-        action=action, version=None if after is None else after["version"],
-    )
 
 
 def _class_in_project(project: Project, class_id: int | None) -> LabelClass | None:
@@ -104,16 +66,12 @@ def _current(annotation: Annotation) -> dict:
     return AnnotationSerializer(annotation).data
 
 
-def _commit_change(annotation: Annotation, *, user, action: str, before: dict, claim_override: dict | None = None) -> Annotation:
-    """Save a person's change: new version, one audit event, the image's status. A no-op edit
-    leaves no version and no event."""
-    if snapshot(annotation) == before:
-        return annotation
-    annotation.version += 1
-    annotation.updated_by = user
-    annotation.save()
-    record_event(annotation=annotation, actor=user, action=action, before=before, after=snapshot(annotation), claim_override=claim_override)
-    refresh_status(image=annotation.image)
+def _commit(annotation: Annotation, fields: dict, *, user, action: str, claim_override: dict | None) -> Annotation:
+    """A person's change to one object; a no-op edit leaves no version and no event."""
+    apply_changes(
+        project_id=annotation.project_id, changes=[Update(annotation, fields, action)], actor=user,
+        source=ChangeSource.HUMAN, claim_override=claim_override,
+    )
     return annotation
 
 
@@ -130,16 +88,19 @@ def create_annotation(
     override = _may_write(image, user=user, caps=_capabilities(project, user), force=force)
     rle = normalize_mask(height=image.height, width=image.width, rle=mask_rle, polygons=polygons)
     bbox, area = mask_geometry(rle)
-    annotation = Annotation.objects.create(
-        project=project, image=image, label_class=_class_in_project(project, class_id), mask_rle=rle,
-        bbox=bbox, area=area, source=Source.HUMAN, created_by=user, updated_by=user,
-    )
-    record_event(
-        annotation=annotation, actor=user, action=AnnotationEvent.Action.CREATED, before=None, after=snapshot(annotation),
+    fields = {"label_class": _class_in_project(project, class_id), "mask_rle": rle, "bbox": bbox, "area": area,
+              "source": Source.HUMAN}
+    applied = apply_changes(
+        project_id=project.pk, changes=[Create(image.pk, fields)], actor=user, source=ChangeSource.HUMAN,
         claim_override=override,
     )
-    refresh_status(image=image)
-    return annotation
+    return applied.created[0]
+
+
+def _edited(caps: frozenset[Capability]) -> str:
+    # A reviewer's edit is their decision; an annotator's edit waits for one (else it would
+    # reach an approved-only export unreviewed).
+    return ReviewState.ACCEPTED if Capability.REVIEW in caps else ReviewState.PENDING
 
 
 @transaction.atomic
@@ -151,22 +112,19 @@ def update_annotation(
     caps = _capabilities(project, user)
     override = _may_write(annotation.image, user=user, caps=caps, force=force)
     check_version(annotation, version, current=_current)
-    before = snapshot(annotation)
-    # A reviewer's edit is their decision; an annotator's edit waits for one (else it would
-    # reach an approved-only export unreviewed).
-    edited = ReviewState.ACCEPTED if Capability.REVIEW in caps else ReviewState.PENDING
+    fields: dict = {}
     if class_id is not UNSET and class_id != annotation.label_class_id:
-        annotation.label_class = _class_in_project(project, class_id)
-        annotation.class_review = edited if annotation.label_class is not None else ReviewState.PENDING
+        fields["label_class"] = _class_in_project(project, class_id)
+        fields["class_review"] = _edited(caps) if fields["label_class"] is not None else ReviewState.PENDING
     if mask_rle is not UNSET or polygons is not UNSET:
         image = annotation.image
-        annotation.mask_rle = normalize_mask(
+        fields["mask_rle"] = normalize_mask(
             height=image.height, width=image.width,
             rle=None if mask_rle is UNSET else mask_rle, polygons=None if polygons is UNSET else polygons,
         )
-        annotation.bbox, annotation.area = mask_geometry(annotation.mask_rle)
-        annotation.mask_review = edited
-    return _commit_change(annotation, user=user, action=AnnotationEvent.Action.UPDATED, before=before, claim_override=override)
+        fields["bbox"], fields["area"] = mask_geometry(fields["mask_rle"])
+        fields["mask_review"] = _edited(caps)
+    return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.UPDATED, claim_override=override)
 
 
 @transaction.atomic
@@ -184,12 +142,12 @@ def review_annotation(
     check_version(annotation, version, current=_current)
     if decision == ReviewState.ACCEPTED and target in {"class", "both"} and annotation.label_class_id is None:
         raise DomainError("Choose a class before accepting it.")
-    before = snapshot(annotation)
+    fields = {}
     if target in {"class", "both"}:
-        annotation.class_review = decision
+        fields["class_review"] = decision
     if target in {"mask", "both"}:
-        annotation.mask_review = decision
-    return _commit_change(annotation, user=user, action=AnnotationEvent.Action.REVIEWED, before=before, claim_override=override)
+        fields["mask_review"] = decision
+    return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.REVIEWED, claim_override=override)
 
 
 @transaction.atomic
@@ -197,14 +155,43 @@ def delete_annotation(*, project: Project, annotation_id: int, user, version: in
     annotation = _locked(project, annotation_id)
     override = _may_write(annotation.image, user=user, caps=_capabilities(project, user), force=force)
     check_version(annotation, version, current=_current)
-    before = snapshot(annotation)
-    image = annotation.image
-    record_event(
-        annotation=annotation, actor=user, action=AnnotationEvent.Action.DELETED, before=before, after=None,
+    apply_changes(
+        project_id=project.pk, changes=[Delete(annotation)], actor=user, source=ChangeSource.HUMAN,
         claim_override=override,
     )
-    annotation.delete()
-    refresh_status(image=image)
+
+
+@transaction.atomic
+def restore_annotation(
+    *, project: Project, annotation_id: int, event_id: int, user, version: int | None, force: bool = False,
+) -> Annotation:
+    """Bring an object's class and mask back to what they were after one of its audit events
+    ("restore this version"). It is a new, audited change (action "restored"), never a rewrite
+    of history, and it follows the review rule of any edit: restored parts are the reviewer's
+    decision, or pending review when an annotator restores them."""
+    annotation = _locked(project, annotation_id)
+    caps = _capabilities(project, user)
+    override = _may_write(annotation.image, user=user, caps=caps, force=force)
+    check_version(annotation, version, current=_current)
+    event = AnnotationEvent.objects.filter(project=project, annotation_id=annotation.pk, pk=event_id).first()
+    if event is None:
+        raise NotFound(f"Event {event_id} is not in this object's history.")
+    state = event.after if event.after is not None else event.before  # a deletion's last state
+    fields: dict = {}
+    if state["label_class"] != annotation.label_class_id:
+        label_class = None if state["label_class"] is None else LabelClass.objects.filter(project=project, pk=state["label_class"]).first()
+        if state["label_class"] is not None and label_class is None:
+            raise DomainError("The class of that version has been deleted; it cannot be restored.")
+        fields["label_class"] = label_class
+        fields["class_review"] = _edited(caps) if label_class is not None else ReviewState.PENDING
+    if state["mask_rle"] != annotation.mask_rle:
+        image = annotation.image
+        fields["mask_rle"] = normalize_mask(height=image.height, width=image.width, rle=state["mask_rle"], polygons=None)
+        fields["bbox"], fields["area"] = mask_geometry(fields["mask_rle"])
+        fields["mask_review"] = _edited(caps)
+    if not fields:
+        raise DomainError("The object already looks like that version; nothing to restore.")
+    return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.RESTORED, claim_override=override)
 
 
 @transaction.atomic
@@ -220,22 +207,16 @@ def accept_all(
     override = _may_write(image, user=user, caps=caps, force=force)
     if image_version is not None:
         check_version(image, image_version)
-    changed = []
+    changes = []
     for annotation in image.annotations.select_for_update().order_by("id"):
-        before = snapshot(annotation)
+        fields = {}
         if annotation.class_review == ReviewState.PENDING and annotation.label_class_id is not None:
-            annotation.class_review = ReviewState.ACCEPTED
+            fields["class_review"] = ReviewState.ACCEPTED
         if annotation.mask_review == ReviewState.PENDING:
-            annotation.mask_review = ReviewState.ACCEPTED
-        if snapshot(annotation) == before:
-            continue
-        annotation.version += 1
-        annotation.updated_by = user
-        annotation.save()
-        record_event(
-            annotation=annotation, actor=user, action=AnnotationEvent.Action.REVIEWED, before=before, after=snapshot(annotation),
-            claim_override=override,
-        )
-        changed.append(annotation)
-    refresh_status(image=image)
-    return changed
+            fields["mask_review"] = ReviewState.ACCEPTED
+        if fields:
+            changes.append(Update(annotation, fields, AnnotationEvent.Action.REVIEWED))
+    applied = apply_changes(
+        project_id=project.pk, changes=changes, actor=user, source=ChangeSource.HUMAN, claim_override=override,
+    )
+    return applied.updated

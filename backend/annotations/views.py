@@ -5,14 +5,20 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.params import force_from, int_or_404, version_from
+from backend.images import selectors as image_selectors
+from backend.images import services as image_services
 from backend.projects.access import Capability, ProjectScopedMixin
 
-from . import services
+from . import selectors, services
 from .models import Annotation
 from .serializers import (
+    AcceptAllSerializer,
     AnnotationCreateSerializer,
+    AnnotationEventSerializer,
     AnnotationSerializer,
     AnnotationUpdateSerializer,
+    ImageDetailSerializer,
+    RestoreSerializer,
     ReviewSerializer,
 )
 
@@ -30,6 +36,8 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         "partial_update": Capability.ANNOTATE,
         "destroy": Capability.ANNOTATE,
         "review": Capability.REVIEW,
+        "restore": Capability.ANNOTATE,
+        "events": Capability.READ,
     }
 
     def retrieve(self, request, project_pk=None, pk=None):
@@ -84,3 +92,65 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             **serializer.validated_data,
         )
         return Response(AnnotationSerializer(annotation).data)
+
+    @extend_schema(request=RestoreSerializer, responses=AnnotationSerializer, parameters=[FORCE])
+    @action(detail=True, methods=["post"])
+    def restore(self, request, project_pk=None, pk=None):
+        """Bring the class and mask back to what they were after one of this object's events."""
+        serializer = RestoreSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        annotation = services.restore_annotation(
+            project=self.project, annotation_id=int_or_404(pk), user=request.user, force=force_from(request),
+            event_id=serializer.validated_data["event"], version=serializer.validated_data["version"],
+        )
+        return Response(AnnotationSerializer(annotation).data)
+
+    @extend_schema(responses=AnnotationEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, project_pk=None, pk=None):
+        """This object's history, oldest first; still readable after the object was deleted."""
+        page = self.paginate_queryset(selectors.events_of_annotation(self.project, int_or_404(pk)))
+        return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
+
+
+class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    """An image with its objects, its history, accept-all and deletion (routed under images/)."""
+
+    serializer_class = ImageDetailSerializer
+    capabilities = {"accept_all": Capability.REVIEW, "destroy": Capability.MANAGE}
+
+    @extend_schema(responses=ImageDetailSerializer)
+    def retrieve(self, request, project_pk=None, pk=None):
+        image = image_selectors.get_image(self.project, int_or_404(pk))
+        return Response(ImageDetailSerializer(image, context={"annotations": selectors.annotation_rows(image)}).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        image_services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        responses=AnnotationEventSerializer(many=True),
+        parameters=[OpenApiParameter("annotation", int, description="only this object's events")],
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request, project_pk=None, pk=None):
+        image = image_selectors.get_image(self.project, int_or_404(pk))
+        raw = request.query_params.get("annotation")
+        annotation_id = int_or_404(raw) if raw not in (None, "") else None
+        page = self.paginate_queryset(selectors.events_of_image(image, annotation_id))
+        return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=AcceptAllSerializer, responses=AnnotationSerializer(many=True),
+        parameters=[OpenApiParameter("force", bool, description="1: a project admin accepts through another person's claim (audited)")],
+    )
+    @action(detail=True, methods=["post"], url_path="accept-all")
+    def accept_all(self, request, project_pk=None, pk=None):
+        serializer = AcceptAllSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changed = services.accept_all(
+            project=self.project, image_id=int_or_404(pk), user=request.user,
+            image_version=serializer.validated_data.get("version"), force=force_from(request),
+        )
+        return Response(AnnotationSerializer(changed, many=True).data)

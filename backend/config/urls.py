@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from backend.annotations.views import AnnotationViewSet
+from backend.annotations.views import AnnotationViewSet, ImageBundleViewSet
 from backend.core import auth_views
 from backend.core.frontend import frontend_view
 from backend.core.health import health_view
@@ -22,6 +22,7 @@ nested.register("classes", LabelClassViewSet, basename="class")
 nested.register("gallery", GalleryViewSet, basename="gallery")
 nested.register("images", ImageViewSet, basename="image")
 nested.register("images", ImageReviewViewSet, basename="image-review")
+nested.register("images", ImageBundleViewSet, basename="image-bundle")
 nested.register("jobs", PrelabelJobViewSet, basename="job")
 nested.register("annotations", AnnotationViewSet, basename="annotation")
 nested.register("exports", ExportViewSet, basename="export")

@@ -1,5 +1,5 @@
 """Browser login (session + CSRF) and script tokens."""
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.middleware.csrf import get_token
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
@@ -9,6 +9,8 @@ from rest_framework.decorators import api_view, permission_classes, throttle_cla
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
+
+from .accounts import change_own_password, must_change_password
 
 
 class LoginSerializer(serializers.Serializer):
@@ -20,6 +22,12 @@ class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     is_staff = serializers.BooleanField()
+    must_change_password = serializers.BooleanField(help_text="Signed in with a one-time password: set your own first.")
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    current_password = serializers.CharField(style={"input_type": "password"})
+    new_password = serializers.CharField(style={"input_type": "password"}, max_length=128)
 
 
 class LoginThrottle(AnonRateThrottle):
@@ -37,7 +45,10 @@ def _bad_credentials() -> Response:
 
 
 def _me(user) -> dict:
-    return {"id": user.pk, "username": user.username, "is_staff": user.is_staff}
+    return {
+        "id": user.pk, "username": user.username, "is_staff": user.is_staff,
+        "must_change_password": must_change_password(user),
+    }
 
 
 @extend_schema(request=LoginSerializer, responses=MeSerializer)
@@ -60,12 +71,19 @@ def logout_view(request):
 
 
 @extend_schema(responses=MeSerializer)
-@api_view(["GET"])
+@extend_schema(methods=["PATCH"], request=PasswordChangeSerializer, responses=MeSerializer)
+@api_view(["GET", "PATCH"])
 @permission_classes([AllowAny])
 def me_view(request):
+    """GET: who is signed in. PATCH: change one's own password (the one-time one at first)."""
     get_token(request)  # sets the CSRF cookie the browser app sends back
     if not request.user.is_authenticated:
         return Response({"detail": "Not signed in.", "code": "not_authenticated"}, status=401)
+    if request.method == "PATCH":
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        change_own_password(user=request.user, **serializer.validated_data)
+        update_session_auth_hash(request, request.user)  # stay signed in with the new password
     return Response(_me(request.user))
 
 

@@ -87,8 +87,10 @@ class Supervisor:
         stop_timeout: float = 20.0,
         services: list[Service] | None = None,
         check_interval: float = 1.0,
+        pass_fds: tuple[int, ...] = (),
     ):
         self.children = [Child(name, list(argv)) for name, argv in commands.items()]
+        self.pass_fds = tuple(pass_fds)  # e.g. the web port every web process accepts on
         self.services = list(services or [])
         self.check_interval = check_interval
         self._next_check = 0.0
@@ -180,6 +182,7 @@ class Supervisor:
             env=self.env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=self.pass_fds,
             preexec_fn=_die_with_parent(os.getpid()),
         )
         child.started_at = time.monotonic()

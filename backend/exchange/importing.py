@@ -25,12 +25,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import reset_queries, transaction
 
-from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
-from backend.annotations.services import snapshot
-from backend.core import events
+from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
+from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
+from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.images.models import Image
-from backend.images.services import refresh_status
+from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
 
 from . import geometry
@@ -41,7 +41,6 @@ from .models import ImportJob
 MAX_ERRORS = 500  # errors kept on the job; the rest are only counted
 MAX_NEW_CLASSES = 1_000
 BATCH = 2_000  # rows per bulk insert, and items between progress reports
-LIVE_EVENTS_MAX = BATCH  # per-annotation live events only for imports this small (see _write)
 CHECKING, WRITING = "checking", "writing"
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with a hash
 # Entries of an uploaded zip each format reads; anything else (e.g. the images) is skipped.
@@ -49,7 +48,6 @@ READS = {
     "coco": (".json",), "labelme": (".json",), "native": (".json",), "labelstudio": (".json",),
     "yolo": (".txt", ".yaml", ".yml"),
 }
-PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#008080"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0 = not known yet
 
@@ -265,6 +263,11 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     name = (record.class_name or "").strip()
     if not name:
         return None, "the object has no class name"
+    instance = (record.instance_name or "").strip().lower()
+    if instance and instance in plan.classes:
+        # Exports name an instance as its type plus an attribute: an instance this project
+        # has comes back as itself; an unknown one falls back to its type.
+        name = plan.classes[instance].name
     key = name.lower()
     if key not in plan.classes and key not in plan.missing:
         if not create_missing:
@@ -321,8 +324,9 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     project, user = job.project, job.created_by
     classes = plan.classes
     created_classes = []
-    for index, (key, name) in enumerate(sorted(plan.missing.items())):
-        classes[key] = LabelClass.objects.create(project=project, name=name, color=PALETTE[index % len(PALETTE)])
+    missing = sorted(plan.missing.items())
+    for (key, name), color in zip(missing, distinct_colors(project.pk, len(missing))):
+        classes[key] = LabelClass.objects.create(project=project, name=name, color=color)
         created_classes.append(name)
     image_ids = sorted(plan.image_ids)
     for chunk in _chunks(image_ids, 1000):  # in id order, like every writer that locks images
@@ -333,46 +337,36 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     accepted = bool(job.options.get("as_accepted"))
     review = ReviewState.ACCEPTED if accepted else ReviewState.PENDING
     source = Source.HUMAN if accepted else Source.MODEL
-    actor = user if user is not None and user.is_authenticated else None
+    # Per-object live events only for small imports; a big one announces itself once, at the
+    # end (import.finished), instead of queueing a million on-commit callbacks.
     live = plan.count <= LIVE_EVENTS_MAX
     box_only, done = [], 0
     spool.seek(0)
     progress(WRITING, 0, plan.count)
     while rows := [json.loads(line) for line in islice(spool, batch)]:
-        annotations = Annotation.objects.bulk_create([_annotation(project, row, classes, source, review, user) for row in rows])
-        AnnotationEvent.objects.bulk_create([
-            AnnotationEvent(project_id=project.pk, image_id=a.image_id, annotation_id=a.pk, actor=actor,
-                            action=AnnotationEvent.Action.CREATED, before=None, after=snapshot(a))
-            for a in annotations
-        ])
-        for annotation, row in zip(annotations, rows):
-            if row[8]:
-                box_only.append(annotation.pk)
-            if live:
-                # What record_event announces; a big import announces itself once, at the end
-                # (import.finished), instead of queueing a million on-commit callbacks.
-                events.emit(project.pk, "annotation.changed", image=annotation.image_id, annotation=annotation.pk,
-                            action=AnnotationEvent.Action.CREATED, version=annotation.version)
+        applied = apply_changes(
+            project_id=project.pk, changes=[_create(row, classes, source, review, user) for row in rows],
+            actor=user, source=ChangeSource.IMPORT, refresh_status=False, announce=live,
+        )
+        box_only += [a.pk for a, row in zip(applied.created, rows) if row[8]]
         done += len(rows)
         progress(WRITING, done, plan.count)
         reset_queries()  # with DEBUG on, Django would keep every batch's SQL (megabytes each)
-    for chunk in _chunks(image_ids, 1000):
-        for image in Image.objects.filter(pk__in=chunk).order_by("id"):
-            refresh_status(image=image)
+    refresh_statuses(image_ids)
     return {"annotations": done, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
 
 
-def _annotation(project, row: list, classes: dict, source: str, review: str, user) -> Annotation:
+def _create(row: list, classes: dict, source: str, review: str, user) -> Create:
     image_id, key, rle, bbox, area, det_score, class_score, ranked, _, det_phrase = row
-    return Annotation(
-        project=project, image_id=image_id, label_class=classes[key], mask_rle=rle, bbox=bbox, area=area,
+    return Create(image_id, dict(
+        label_class=classes[key], mask_rle=rle, bbox=bbox, area=area,
         source=source, det_score=det_score, det_phrase=det_phrase, class_score=class_score,
         candidates=_candidates(ranked, classes),
         class_review=review, mask_review=review, created_by=user,
         # updated_by means "a person decided on it": only objects imported as accepted are that;
         # pending ones stay proposals a job may replace and re-scoring may re-label.
         updated_by=user if review == ReviewState.ACCEPTED else None,
-    )
+    ))
 
 
 def _chunks(values: list, size: int) -> Iterator[list]:

@@ -55,21 +55,38 @@ def export_images(project: Project, options: dict) -> QuerySet[Image]:
 
 def export_annotations(project: Project, options: dict) -> QuerySet[Annotation]:
     """Approved only (both reviews accepted); with include_pending, pending too; rejected never.
-    Objects without a class have no category to export and are left out."""
+    Objects without a class have no category to export and are left out; class_ids narrows to
+    those classes."""
     allowed = [ReviewState.ACCEPTED, ReviewState.PENDING] if options.get("include_pending") else [ReviewState.ACCEPTED]
-    return Annotation.objects.filter(
+    annotations = Annotation.objects.filter(
         project=project, class_review__in=allowed, mask_review__in=allowed, label_class__isnull=False,
     )
+    if options.get("class_ids"):
+        annotations = annotations.filter(label_class_id__in=options["class_ids"])
+    return annotations
 
 
 def project_classes(project: Project) -> list[tuple[int, str]]:
-    return list(LabelClass.objects.filter(project=project).order_by("id").values_list("id", "name"))
+    """The export's categories: type classes only. An instance is exported as its type's
+    category plus an `instance` attribute (class_levels)."""
+    return list(
+        LabelClass.objects.filter(project=project, kind=LabelClass.Kind.CLASS).order_by("id").values_list("id", "name")
+    )
+
+
+def class_levels(project: Project) -> dict[int, tuple[int, str, int | None, str | None]]:
+    """class id -> (type id, type name, instance id, instance name); a type is its own type."""
+    rows = LabelClass.objects.filter(project=project).values_list("id", "name", "parent_id", "parent__name")
+    return {
+        pk: (parent_id, parent_name, pk, name) if parent_id is not None else (pk, name, None, None)
+        for pk, name, parent_id, parent_name in rows
+    }
 
 
 def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK) -> Iterator[ExportImage]:
     """Images in id order with their objects; one annotation query per chunk of images, and
     only the columns an export needs (no embeddings)."""
-    names = dict(project_classes(project))
+    names = class_levels(project)
     used: set[str] = set()
     rows = export_images(project, options).values_list("id", "original_name", "width", "height", "file")
     batch: list[tuple] = []
@@ -89,9 +106,11 @@ def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]
         "id", "image_id", "label_class_id", "mask_rle", "bbox", "area", "det_score", "class_score", "candidates",
         "det_phrase",
     ):
+        type_id, type_name, instance_id, instance_name = names[class_id]
         by_image[image_id].append(ExportObject(
-            id=ann_id, class_id=class_id, class_name=names[class_id], rle=rle, bbox=bbox, area=area,
+            id=ann_id, class_id=type_id, class_name=type_name, rle=rle, bbox=bbox, area=area,
             det_score=det, class_score=cls, candidates=cands or [], det_phrase=phrase,
+            instance_id=instance_id, instance_name=instance_name,
         ))
     for image_id, original_name, width, height, storage_name in batch:
         yield ExportImage(

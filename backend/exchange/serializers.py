@@ -15,6 +15,10 @@ class ExportRequestSerializer(serializers.Serializer):
     include_images = serializers.BooleanField(default=False)
     image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=100_000)
     status = serializers.ListField(child=serializers.ChoiceField(choices=ImageStatus.choices), required=False)
+    class_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000,
+        help_text="Only objects of these classes (ids of this project's classes); empty = all classes.",
+    )
 
 
 class ImportRequestSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from backend.core import events
 from backend.core.errors import DomainError
-from backend.projects.models import Project
+from backend.projects.models import LabelClass, Project
 
 from . import selectors
 from .formats import writer_for
@@ -42,7 +42,7 @@ def _check_format(fmt: str) -> None:
 def start_export(
     *, project: Project, user, format: str, segmentation: str = "rle", include_pending: bool = False,
     include_empty_images: bool = False, include_images: bool = False, image_ids: list[int] | None = None,
-    status: list[str] | None = None,
+    status: list[str] | None = None, class_ids: list[int] | None = None,
 ) -> ExportJob:
     from .tasks import run_export_task
 
@@ -56,9 +56,15 @@ def start_export(
         missing = sorted(set(image_ids) - known)
         if missing:
             raise DomainError(f"Image {missing[0]} does not exist in this project.")
+    if class_ids:
+        known = set(LabelClass.objects.filter(project=project, pk__in=class_ids).values_list("id", flat=True))
+        missing = sorted(set(class_ids) - known)
+        if missing:
+            raise DomainError(f"Class {missing[0]} does not exist in this project.")
     options = {
         "segmentation": segmentation, "include_pending": include_pending, "include_empty_images": include_empty_images,
         "include_images": include_images, "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
+        "class_ids": sorted(set(class_ids or [])),
     }
     job = ExportJob.objects.create(project=project, created_by=user, format=format, options=options)
     _enqueue(run_export_task, job.pk)

@@ -12,6 +12,7 @@ from backend.core.errors import DomainError, NotFound
 from backend.core.files import create_with_file
 from backend.core.uploads import UploadItem, iter_upload_items
 from backend.projects.models import LabelClass, Project
+from backend.projects.colors import distinct_colors
 from backend.projects.services import gallery_changed
 
 from .models import GalleryImage
@@ -81,7 +82,8 @@ def _class_from_path(project: Project, name: str, roots: set[str], report: Galle
     if label_class is None:
         try:
             with transaction.atomic():
-                label_class = LabelClass.objects.create(project=project, name=class_name)
+                label_class = LabelClass.objects.create(
+                    project=project, name=class_name, color=distinct_colors(project.pk, 1)[0])
             report.created_classes.append(class_name)
         except IntegrityError:
             label_class = LabelClass.objects.annotate(lname=Lower("name")).get(project=project, lname=class_name.lower())

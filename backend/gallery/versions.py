@@ -9,9 +9,11 @@ from .models import GalleryImage, GalleryVersion
 
 
 def live_exemplar_ids(project_id: int) -> list[int]:
-    """What the matcher sees now: exemplars not removed, of active classes."""
+    """What the matcher sees now: exemplars not removed, of active classes (an instance of an
+    inactive type is out with its type)."""
     return list(
         GalleryImage.objects.filter(project_id=project_id, removed_at__isnull=True, label_class__active=True)
+        .exclude(label_class__parent__active=False)
         .order_by("id").values_list("pk", flat=True)
     )
 

@@ -1,7 +1,4 @@
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-
-from backend.annotations.serializers import AnnotationSerializer
 
 from .models import Image
 
@@ -31,18 +28,6 @@ class ImageSerializer(serializers.ModelSerializer):
         return f"/api/projects/{image.project_id}/images/{image.pk}/file/"
 
 
-class ImageDetailSerializer(ImageSerializer):
-    annotations = serializers.SerializerMethodField()
-
-    class Meta(ImageSerializer.Meta):
-        fields = ImageSerializer.Meta.fields + ["annotations"]
-        read_only_fields = fields
-
-    @extend_schema_field(AnnotationSerializer(many=True))
-    def get_annotations(self, image) -> list[dict]:
-        return self.context["annotations"]  # pre-rendered rows (annotations.selectors.annotation_rows)
-
-
 class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
 
@@ -62,7 +47,20 @@ class SegmentRequestSerializer(serializers.Serializer):
     box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
 
 
+class SegmentCandidateSerializer(serializers.Serializer):
+    class_id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField()
+    score = serializers.FloatField()
+    exemplar_id = serializers.IntegerField(allow_null=True)
+
+
 class SegmentResultSerializer(serializers.Serializer):
     mask_rle = serializers.DictField()
     bbox = serializers.ListField(child=serializers.FloatField())
     score = serializers.FloatField()
+    label_class = serializers.IntegerField(allow_null=True, help_text="Class proposed by the gallery match; null when the gallery is empty or the match is unsure.")
+    class_name = serializers.CharField(allow_null=True)
+    class_score = serializers.FloatField(allow_null=True)
+    class_margin = serializers.FloatField(allow_null=True)
+    candidates = SegmentCandidateSerializer(many=True)
+    gallery_size = serializers.IntegerField()

@@ -64,25 +64,3 @@ def delete_image(*, project: Project, image_id: int, version: int | None) -> Non
     image.delete()
     transaction.on_commit(lambda: default_storage.delete(name))
     events.emit(project.pk, "image.deleted", image=image_id)
-
-
-def refresh_status(*, image: Image) -> Image:
-    """Derive the image's review status from its annotations (call inside the writing transaction)."""
-    from backend.annotations.models import ReviewState
-
-    # updated_by: a person edited it (an annotator's edit stays pending review but is started work).
-    annotations = list(image.annotations.values_list("class_review", "mask_review", "source", "updated_by_id"))
-    if not annotations:
-        status = ImageStatus.NEW if image.status == ImageStatus.NEW else image.status
-    elif all(c != ReviewState.PENDING and m != ReviewState.PENDING for c, m, _, _ in annotations):
-        status = ImageStatus.DONE
-    elif any(c != ReviewState.PENDING or m != ReviewState.PENDING or s == "human" or u for c, m, s, u in annotations):
-        status = ImageStatus.IN_REVIEW
-    else:
-        status = ImageStatus.PRELABELED
-    if status != image.status:
-        image.status = status
-        image.version += 1
-        image.save(update_fields=["status", "version", "updated_at"])
-        events.emit(image.project_id, "image.status", image=image.pk, status=status, version=image.version)
-    return image

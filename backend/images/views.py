@@ -3,11 +3,8 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from backend.annotations import selectors as annotation_selectors
-from backend.annotations import services as annotation_services
-from backend.annotations.serializers import AcceptAllSerializer, AnnotationEventSerializer, AnnotationSerializer
 from backend.core.files import private_file_response
-from backend.core.params import force_from, int_or_404, version_from
+from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.projects.access import Capability, ProjectScopedMixin
 
@@ -15,7 +12,6 @@ from . import claims, selectors, services
 from .models import ImageStatus
 from .serializers import (
     ClaimSerializer,
-    ImageDetailSerializer,
     ImageSerializer,
     SegmentRequestSerializer,
     SegmentResultSerializer,
@@ -26,11 +22,7 @@ from .serializers import (
 
 class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = ImageSerializer
-    capabilities = {
-        "create": Capability.ANNOTATE,
-        "accept_all": Capability.REVIEW,
-        "destroy": Capability.MANAGE,
-    }
+    capabilities = {"create": Capability.ANNOTATE}
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=ImageStatus.values),
@@ -58,43 +50,11 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             code = status.HTTP_200_OK
         return Response(body, status=code)
 
-
-    @extend_schema(responses=ImageDetailSerializer)
-    def retrieve(self, request, project_pk=None, pk=None):
-        image = selectors.get_image(self.project, int_or_404(pk))
-        return Response(ImageDetailSerializer(image, context={"annotations": annotation_selectors.annotation_rows(image)}).data)
-
-    @extend_schema(responses={204: None})
-    def destroy(self, request, project_pk=None, pk=None):
-        services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
     @extend_schema(responses={(200, "image/*"): bytes})
     @action(detail=True, methods=["get"])
     def file(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
         return private_file_response(image.file.name, image.content_type, image.original_name.rsplit("/", 1)[-1])
-
-    @extend_schema(responses=AnnotationEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
-    def events(self, request, project_pk=None, pk=None):
-        image = selectors.get_image(self.project, int_or_404(pk))
-        page = self.paginate_queryset(annotation_selectors.events_of_image(image))
-        return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
-
-    @extend_schema(
-        request=AcceptAllSerializer, responses=AnnotationSerializer(many=True),
-        parameters=[OpenApiParameter("force", bool, description="1: a project admin accepts through another person's claim (audited)")],
-    )
-    @action(detail=True, methods=["post"], url_path="accept-all")
-    def accept_all(self, request, project_pk=None, pk=None):
-        serializer = AcceptAllSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        changed = annotation_services.accept_all(
-            project=self.project, image_id=int_or_404(pk), user=request.user,
-            image_version=serializer.validated_data.get("version"), force=force_from(request),
-        )
-        return Response(AnnotationSerializer(changed, many=True).data)
 
 
 class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):

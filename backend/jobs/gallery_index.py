@@ -53,13 +53,21 @@ def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[i
         ).values_list("gallery_image_id", "gallery_image__label_class_id", "vector").order_by("gallery_image_id")
     )
     if not rows:
-        return Gallery(np.zeros((0, 0), np.float32), [], [], version=embedder_version)
-    return Gallery(
-        np.stack([np.asarray(vec, np.float32) for _, _, vec in rows]),
-        [str(class_id) for _, class_id, _ in rows],
-        [pk for pk, _, _ in rows],
-        version=embedder_version,
-    )
+        gallery = Gallery(np.zeros((0, 0), np.float32), [], [], version=embedder_version)
+    else:
+        gallery = Gallery(
+            np.stack([np.asarray(vec, np.float32) for _, _, vec in rows]),
+            [str(class_id) for _, class_id, _ in rows],
+            [pk for pk, _, _ in rows],
+            version=embedder_version,
+        )
+    # Instance -> type, read by ml.matcher.Matcher.match: the type is decided with its instances'
+    # exemplars too, then the instances are ranked within it.
+    gallery.parents = {
+        str(pk): str(parent) for pk, parent in LabelClass.objects.filter(
+            project_id=project_id, parent__isnull=False).values_list("pk", "parent_id")
+    }
+    return gallery
 
 
 def project_matcher(project: Project):
@@ -73,7 +81,8 @@ def project_matcher(project: Project):
 
 def classification(match, classes: dict[int, LabelClass]) -> dict:
     """Annotation fields from an ml MatchResult whose labels are class ids (or class names, for
-    a classifier that names its classes itself)."""
+    a classifier that names its classes itself). With instances the label is the instance when
+    the matcher named one, else the type (ml.matcher.HierarchicalMatch)."""
     by_name = {c.name.lower(): c for c in classes.values()}
 
     def resolve(label: str) -> LabelClass | None:
@@ -87,6 +96,9 @@ def classification(match, classes: dict[int, LabelClass]) -> dict:
         candidates.append({
             "class_id": resolved.pk if resolved else None,
             "name": resolved.name if resolved else str(label),
+            # Both levels in one list: an instance names its type, so review can show "type › instance".
+            "kind": resolved.kind if resolved else LabelClass.Kind.CLASS,
+            "parent_id": resolved.parent_id if resolved else None,
             "score": round(float(score), 5),
             "exemplar_id": int(exemplar) if isinstance(exemplar, numbers.Integral) else None,
         })

@@ -34,6 +34,8 @@ class PrelabelJob(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prelabel_jobs")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PRELABEL)
+    # 1, 2, 3… within the project (what people call "job #3"); the id stays global.
+    number = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     # What it ran with: prompts, thresholds, model config, gallery version (for reproducibility).
     settings_snapshot = models.JSONField(default=dict)
@@ -51,6 +53,7 @@ class PrelabelJob(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(status__in=JobStatus.values), name="prelabeljob_valid_status"),
+            models.UniqueConstraint(fields=["project", "number"], name="prelabeljob_unique_number"),
         ]
 
 

@@ -6,8 +6,8 @@ from itertools import groupby
 import numpy as np
 from django.db import transaction
 
-from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
-from backend.annotations.services import record_event, snapshot
+from backend.annotations.changes import Update, apply_changes
+from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 from backend.gallery.models import GalleryImage
 from backend.gallery.versions import current_version
 from backend.projects.models import Project
@@ -63,22 +63,18 @@ def _rescore_images(project_id, version, image_ids, gallery, matcher, classes, g
         _pending(project_id).filter(embedder_version=version, image_id__in=image_ids)
         .select_for_update(skip_locked=True).order_by("image_id", "id")
     )
-    changed = 0
+    changes = []
     for _, group in groupby(rows, key=lambda a: a.image_id):
         annotations = list(group)  # one image at a time: "one object per class" is per image
         matches = matcher.match(np.stack([np.asarray(a.embedding, np.float32) for a in annotations]), gallery)
         for annotation, match in zip(annotations, matches):
             fields = classification(match, classes)
-            before = snapshot(annotation)
-            annotation.label_class = fields["label_class"]
-            annotation.class_score = fields["class_score"]
-            annotation.class_margin = fields["class_margin"]
-            annotation.candidates = fields["candidates"]
-            if snapshot(annotation) == before:
-                continue
-            annotation.version += 1
-            annotation.save(update_fields=["label_class", "class_score", "class_margin", "candidates", "version", "updated_at"])
-            record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.RESCORED, before=before,
-                         after={**snapshot(annotation), "gallery_version": gallery_version})
-            changed += 1
-    return changed
+            changes.append(Update(annotation, {
+                "label_class": fields["label_class"], "class_score": fields["class_score"],
+                "class_margin": fields["class_margin"], "candidates": fields["candidates"],
+            }, AnnotationEvent.Action.RESCORED))
+    applied = apply_changes(
+        project_id=project_id, changes=changes, actor=None, source=ChangeSource.RESCORE,
+        extra_after={"gallery_version": gallery_version},
+    )
+    return len(applied.updated)

@@ -10,7 +10,7 @@ class PrelabelJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = PrelabelJob
         fields = [
-            "id", "kind", "status", "total", "processed", "failed", "stage_ms", "error", "errors",
+            "id", "number", "kind", "status", "total", "processed", "failed", "stage_ms", "error", "errors",
             "settings_snapshot", "created_by", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields

@@ -8,14 +8,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from pycocotools import mask as mask_utils
 
-from backend.annotations.models import Annotation, AnnotationEvent, ReviewState, Source
-from backend.annotations.services import record_event, snapshot
+from backend.annotations.changes import Create, Delete, apply_changes
+from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
 from backend.core import events
 from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import validate_rle
 from backend.gallery.versions import current_version
 from backend.images.models import Image, ImageStatus
-from backend.images.services import refresh_status
 from backend.projects.models import LabelClass, Project
 
 from . import leases
@@ -74,8 +73,12 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         "ml_config": settings.RAZMETKA_ML_CONFIG,
         "device": settings.RAZMETKA_ML_DEVICE,
     }
+    # The project row lock serialises concurrent starts, so two jobs never take the same number.
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).get()
+    last = PrelabelJob.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
     job = PrelabelJob.objects.create(
-        project=project, kind=kind, created_by=user, settings_snapshot=snapshot_, total=len(image_ids),
+        project=project, kind=kind, number=(last or 0) + 1, created_by=user, settings_snapshot=snapshot_,
+        total=len(image_ids),
     )
     PrelabelJobImage.objects.bulk_create([PrelabelJobImage(job=job, image_id=i) for i in image_ids])
     _enqueue(job, image_ids)
@@ -232,15 +235,12 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
     if item.status in FINAL_ITEM_STATES:
         return 0
     image = Image.objects.select_for_update().get(pk=image_id)
-    kept_rles = []
-    for old in Annotation.objects.filter(image=image).select_for_update():
+    kept_rles, changes = [], []
+    for old in Annotation.objects.filter(image=image).select_for_update().order_by("id"):
         if old.touched_by_human:
             kept_rles.append(_coco(old.mask_rle))
-            continue
-        if old.source == Source.MODEL:
-            record_event(annotation=old, actor=None, action=AnnotationEvent.Action.DELETED, before=snapshot(old), after=None)
-            old.delete()
-    created = 0
+        elif old.source == Source.MODEL:
+            changes.append(Delete(old))
     for det in detections:
         if det["area"] == 0:
             continue  # SAM found nothing inside the box
@@ -248,9 +248,11 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
         det = {**det, "mask_rle": validate_rle(det["mask_rle"], height=image.height, width=image.width)}
         if kept_rles and float(mask_utils.iou([_coco(det["mask_rle"])], kept_rles, [0] * len(kept_rles)).max()) >= DUPLICATE_IOU:
             continue
-        annotation = Annotation.objects.create(project_id=job.project_id, image=image, source=Source.MODEL, job_id=job.pk, **det)
-        record_event(annotation=annotation, actor=None, action=AnnotationEvent.Action.CREATED, before=None, after=snapshot(annotation))
-        created += 1
+        changes.append(Create(image.pk, {**det, "source": Source.MODEL, "job_id": job.pk}))
+    # The image counts as pre-labelled even when the model found nothing on it.
+    created = len(apply_changes(
+        project_id=job.project_id, changes=changes, actor=None, source=ChangeSource.MODEL, examined=[image.pk],
+    ).created)
     item.status = ItemStatus.DONE
     item.stage_ms = stage_ms
     item.detections = created
@@ -261,11 +263,6 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
         k: v for k, v in job.stage_ms.items() if k not in stage_ms
     }
     job.save(update_fields=["processed", "stage_ms"])
-    if image.status == ImageStatus.NEW:
-        image.status = ImageStatus.PRELABELED
-        image.version += 1
-        image.save(update_fields=["status", "version", "updated_at"])
-    refresh_status(image=image)
     _maybe_finish(job)
     _emit_progress(job)
     return created

@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django import db
 from django.conf import settings
 
+from backend.annotations import selectors as annotation_selectors
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
 
@@ -134,12 +135,9 @@ def _configure_detector(pipeline, snapshot: dict) -> None:
 def _import_boxes(image_ids: list[int]) -> list[list[tuple]]:
     """Box-prompt jobs: per image, the untouched annotations already on it (an import's boxes),
     as (xyxy box, (class id or None, class score)) in id order."""
-    from backend.annotations.models import Annotation
-
     boxes = []
     for image_id in image_ids:
-        rows = (Annotation.objects.filter(image_id=image_id, class_review="pending", mask_review="pending")
-                .order_by("id").values_list("bbox", "label_class_id", "class_score"))
+        rows = annotation_selectors.unreviewed_boxes(image_id)
         boxes.append([([x, y, x + w, y + h], (class_id, score)) for (x, y, w, h), class_id, score in rows])
     return boxes
 

@@ -75,6 +75,10 @@ class LabelClass(models.Model):
     name = models.CharField(max_length=120)
     color = models.CharField(max_length=7, default="#e6194b", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CLASS)
+    # An instance belongs to one type class of the same project (services.validate_hierarchy keeps
+    # it one level deep). services.delete_class refuses a type that still has instances; the cascade
+    # is for deleting a whole project.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="instances")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)
@@ -85,6 +89,13 @@ class LabelClass(models.Model):
             models.UniqueConstraint(Lower("name"), "project", name="labelclass_unique_name_ci"),
             models.CheckConstraint(condition=models.Q(kind__in=["class", "instance"]), name="labelclass_valid_kind"),
             models.CheckConstraint(condition=models.Q(color__regex=r"^#[0-9a-fA-F]{6}$"), name="labelclass_valid_color"),
+            # An instance has a type and a type has none; the services check the rest (same project,
+            # the parent is a type) with messages a user can act on.
+            models.CheckConstraint(
+                condition=(models.Q(kind="instance", parent__isnull=False) | models.Q(kind="class", parent__isnull=True)),
+                name="labelclass_instance_has_parent",
+            ),
+            models.CheckConstraint(condition=~models.Q(parent=models.F("id")), name="labelclass_not_own_parent"),
         ]
 
     def __str__(self) -> str:

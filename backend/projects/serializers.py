@@ -58,19 +58,37 @@ class MembershipUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
+class NewUserMembershipSerializer(serializers.Serializer):
+    """A new account (instance admins only), added to this project at once."""
+
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class NewUserMembershipResultSerializer(MembershipSerializer):
+    one_time_password = serializers.CharField(read_only=True, help_text="Shown once; the user sets their own at first sign-in.")
+
+    class Meta(MembershipSerializer.Meta):
+        fields = [*MembershipSerializer.Meta.fields, "one_time_password"]
+
+
 class LabelClassSerializer(serializers.ModelSerializer):
     exemplar_count = serializers.IntegerField(read_only=True, default=0)
+    # A plain id, resolved by the service within the project (a related field would look the id up
+    # across all projects and tell a foreign class apart from a missing one).
+    parent = serializers.IntegerField(source="parent_id", allow_null=True, required=False)
 
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "color", "kind", "active", "created_at", "version", "exemplar_count"]
+        fields = ["id", "name", "color", "kind", "parent", "active", "created_at", "version", "exemplar_count"]
         read_only_fields = ["id", "created_at", "version", "exemplar_count"]
 
 
 class LabelClassUpdateSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField()
+    parent = serializers.IntegerField(source="parent_id", allow_null=True, required=False)
 
     class Meta:
         model = LabelClass
-        fields = ["name", "color", "kind", "active", "version"]
+        fields = ["name", "color", "kind", "parent", "active", "version"]
         extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}

@@ -8,13 +8,16 @@ from django.db.models import F, ProtectedError
 from backend.core.errors import DomainError, NotFound
 from backend.core.locking import check_version
 
+from .colors import distinct_colors
 from .models import LabelClass, Membership, Project, Role
 
 PROJECT_FIELDS = {
     "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
     "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image",
 }
-CLASS_FIELDS = {"name", "color", "kind", "active"}
+CLASS_FIELDS = {"name", "color", "kind", "parent_id", "active"}
+# Changing these changes what the matcher sees (which exemplars, grouped under which type).
+_MATCHING_FIELDS = ("active", "kind", "parent_id")
 
 
 @transaction.atomic
@@ -37,12 +40,10 @@ def update_project(*, project_id: int, version: int | None, **fields) -> Project
 
 @transaction.atomic
 def delete_project(*, project_id: int, version: int | None) -> None:
-    from backend.annotations.models import Annotation
-
+    """Everything of the project goes in one cascade (annotations and their trail included: the
+    class foreign key is RESTRICT, which allows it when the annotations go too)."""
     project = Project.objects.select_for_update().get(pk=project_id)
     check_version(project, version)
-    # Annotations protect their class from deletion; with the whole project going, they go first.
-    Annotation.objects.filter(project=project).delete()
     project.delete()
 
 
@@ -88,11 +89,20 @@ def remove_member(*, project: Project, membership_id: int) -> None:
 
 @transaction.atomic
 def create_class(*, project: Project, **fields) -> LabelClass:
+    fields = _only(fields, CLASS_FIELDS)
+    if not fields.get("color"):  # a colour nobody uses yet, so the new class stands out on the canvas
+        fields["color"] = distinct_colors(project.pk, 1)[0]
+    label_class = LabelClass(project=project, **fields)
+    _settle_kind(label_class, fields)
+    validate_hierarchy(label_class)
     try:
         with transaction.atomic():
-            return LabelClass.objects.create(project=project, **_only(fields, CLASS_FIELDS))
+            label_class.save()
     except IntegrityError:
         raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+    if label_class.parent_id is not None:  # a new instance regroups its type's exemplars
+        gallery_changed(project.pk)
+    return label_class
 
 
 @transaction.atomic
@@ -101,18 +111,51 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
     if label_class is None:
         raise NotFound("Class not found.")
     check_version(label_class, version)
-    activity_changed = "active" in fields and fields["active"] != label_class.active
-    for key, value in _only(fields, CLASS_FIELDS).items():
+    fields = _only(fields, CLASS_FIELDS)
+    before = {key: getattr(label_class, key) for key in _MATCHING_FIELDS}
+    for key, value in fields.items():
         setattr(label_class, key, value)
+    _settle_kind(label_class, fields)
+    validate_hierarchy(label_class)
     label_class.version += 1
     try:
         with transaction.atomic():
             label_class.save()
     except IntegrityError:
         raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
-    if activity_changed:  # an inactive class leaves the gallery: candidates must be re-scored
+    # An inactive class leaves the gallery, a moved instance counts for another type: re-score.
+    if any(getattr(label_class, key) != value for key, value in before.items()):
         gallery_changed(project.pk)
     return label_class
+
+
+def _settle_kind(label_class: LabelClass, fields: dict) -> None:
+    """Naming a parent makes an instance and `kind: class` drops the parent, so a client can send
+    either field alone; sending both must agree (validate_hierarchy says why not)."""
+    if "kind" not in fields and "parent_id" in fields:
+        label_class.kind = LabelClass.Kind.CLASS if fields["parent_id"] is None else LabelClass.Kind.INSTANCE
+    if "parent_id" not in fields and fields.get("kind") == LabelClass.Kind.CLASS:
+        label_class.parent_id = None
+
+
+def validate_hierarchy(label_class: LabelClass) -> None:
+    """Instances hang one level deep under a type of the same project."""
+    Kind = LabelClass.Kind
+    if label_class.kind == Kind.CLASS:
+        if label_class.parent_id is not None:
+            raise DomainError("Only an instance has a parent type; set kind to 'instance' or clear 'parent'.")
+        return
+    if label_class.parent_id is None:
+        raise DomainError("An instance needs a parent: the type class it is one of (e.g. 'screwdriver').")
+    if label_class.pk is not None and label_class.parent_id == label_class.pk:
+        raise DomainError("A class cannot be its own parent.")
+    parent = LabelClass.objects.filter(project_id=label_class.project_id, pk=label_class.parent_id).first()
+    if parent is None:
+        raise DomainError(f"Parent class {label_class.parent_id} not found in this project.")
+    if parent.kind != Kind.CLASS:
+        raise DomainError(f"'{parent.name}' is an instance; an instance cannot have instances. Choose a type class.")
+    if label_class.pk is not None and LabelClass.objects.filter(parent_id=label_class.pk).exists():
+        raise DomainError(f"'{label_class.name}' is a type with instances; move or delete its instances before making it an instance.")
 
 
 @transaction.atomic
@@ -121,6 +164,8 @@ def delete_class(*, project: Project, class_id: int, version: int | None) -> Non
     if label_class is None:
         raise NotFound("Class not found.")
     check_version(label_class, version)
+    if LabelClass.objects.filter(parent_id=label_class.pk).exists():
+        raise DomainError(f"Class '{label_class.name}' has instances; delete or move them first.")
     try:
         with transaction.atomic():
             label_class.delete()

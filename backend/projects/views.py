@@ -1,13 +1,14 @@
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.params import int_or_404, version_from
 from backend.core.filters import apply_filters, bool_filter, choice_filter
 
-from . import selectors, services
+from . import onboarding, selectors, services
 from .access import Capability, ProjectScopedMixin, require_capability
 from .models import LabelClass
 from .serializers import (
@@ -16,6 +17,8 @@ from .serializers import (
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
+    NewUserMembershipResultSerializer,
+    NewUserMembershipSerializer,
     ProjectSerializer,
     ProjectUpdateSerializer,
     VersionSerializer,
@@ -83,6 +86,17 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         membership = services.add_member(project=self.project, **serializer.validated_data)
         return Response(MembershipSerializer(membership).data, status=201)
+
+    @extend_schema(request=NewUserMembershipSerializer, responses={201: NewUserMembershipResultSerializer})
+    @action(detail=False, methods=["post"], url_path="new-user")
+    def new_user(self, request, project_pk=None):
+        """An instance admin creates an account with a one-time password and adds it here."""
+        serializer = NewUserMembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership, password = onboarding.add_new_user(project=self.project, by=request.user, **serializer.validated_data)
+        data = NewUserMembershipResultSerializer(membership).data
+        data["one_time_password"] = password
+        return Response(data, status=201)
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request, project_pk=None, pk=None):

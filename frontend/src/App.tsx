@@ -1,14 +1,17 @@
 import { useEffect, useState } from "react";
 import { ApiError, get, post, setOnUnauthorized, type Me } from "./api/client";
-import { Notes, notify } from "./notify";
+import { clearForNavigation, Notes, notify } from "./notify";
 import { Link, navigate, usePath } from "./router";
 import { LoginPage } from "./pages/Login";
 import { ProjectsPage } from "./pages/Projects";
 import { ProjectLayout } from "./pages/ProjectLayout";
+import { NotFoundPage } from "./pages/NotFound";
+import { SetPasswordPage } from "./pages/SetPassword";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const path = usePath();
+  const pathname = path.split("?")[0];
 
   useEffect(() => {
     setOnUnauthorized(() => setMe(null));
@@ -19,6 +22,8 @@ export function App() {
         if (!(e instanceof ApiError) || e.status !== 401) notify(e.message, "error");
       });
   }, []);
+  // Messages belong to the page they were raised on.
+  useEffect(() => clearForNavigation(), [pathname]);
 
   if (me === undefined) return <div className="center muted">Loading…</div>;
   if (me === null)
@@ -39,7 +44,16 @@ export function App() {
     navigate("/");
   };
 
-  const projectMatch = /^\/p\/(\d+)(\/.*)?$/.exec(path.split("?")[0]);
+  const projectMatch = /^\/p\/(\d+)(\/.*)?$/.exec(pathname);
+  const body = me.must_change_password ? (
+    <SetPasswordPage me={me} onDone={setMe} />
+  ) : projectMatch ? (
+    <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={me} />
+  ) : pathname === "/" ? (
+    <ProjectsPage />
+  ) : (
+    <NotFoundPage />
+  );
   return (
     <div className="app">
       <header className="topbar">
@@ -48,7 +62,7 @@ export function App() {
         <span className="muted" data-testid="whoami">{me.username}</span>
         <button className="link" onClick={logout}>Sign out</button>
       </header>
-      {projectMatch ? <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={me} /> : <ProjectsPage />}
+      {body}
       <Notes />
     </div>
   );

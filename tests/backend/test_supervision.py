@@ -142,7 +142,7 @@ def http_ok(url: str) -> bool:
 class Serve:
     """`manage.py serve` in a subprocess, its log in a file the test reads."""
 
-    STARTED = re.compile(r"started (\w+) \(pid (\d+)\)")
+    STARTED = re.compile(r"started ([\w-]+) \(pid (\d+)\)")
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict):
         self.log_path = tmp_path / "serve.log"
@@ -204,20 +204,24 @@ def test_serve_restarts_crashed_children_and_stops_cleanly_on_ctrl_c(tmp_path):
     # The test database (already migrated by the suite): serve's migrate is a no-op and the admin
     # user it creates is flushed with the rest after this test.
     env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], "RAZMETKA_ADMIN_PASSWORD": "x" * 12}
-    serve = Serve(tmp_path, ["--port", str(port), "--workers", "cpu"], env)
+    serve = Serve(tmp_path, ["--port", str(port), "--workers", "cpu", "--web-processes", "2"], env)
     try:
-        web, cpu = serve.pid("web", timeout=120), serve.pid("cpu", timeout=120)
+        web, cpu = serve.pid("web-1", timeout=120), serve.pid("cpu", timeout=120)
+        other_web = serve.pid("web-2", timeout=120)
         wait_for(lambda: http_ok(url) or serve._check_running(), 120, "the web server", interval=0.3)
         wait_for(lambda: celery_node_answers(node), 120, f"a ping from {node}", interval=0)
         assert serve.pids("gpu") == []  # --workers cpu: no torch import to wait for
 
-        # daphne dies: back within 10 s, and the worker was never touched.
+        # One daphne dies: the other keeps answering on the shared port while it is restarted
+        # within 10 s, and the worker was never touched.
         os.kill(web, signal.SIGKILL)
         killed = time.monotonic()
-        new_web = serve.pid("web", count=2, timeout=10)
+        assert all(http_ok(url) for _ in range(5)), "the second web process answers at once"
+        new_web = serve.pid("web-1", count=2, timeout=10)
         wait_for(lambda: http_ok(url), 10 - (time.monotonic() - killed), "the web server after the crash", interval=0.2)
         assert new_web != web
-        assert f"web (pid {web}) exited with signal SIGKILL" in serve.text()
+        assert f"web-1 (pid {web}) exited with signal SIGKILL" in serve.text()
+        assert serve.pids("web-2") == [other_web] and alive(other_web)
         assert serve.pids("cpu") == [cpu] and alive(cpu)
 
         # The cpu worker's main process dies: a new one serves the queue; its old pool is gone.
@@ -230,7 +234,7 @@ def test_serve_restarts_crashed_children_and_stops_cleanly_on_ctrl_c(tmp_path):
         wait_for(lambda: not any(alive(pid) for pid in old_pool), 10, "the dead worker's pool to be cleaned up")
         wait_for(lambda: celery_node_answers(node), 120, f"a ping from the restarted {node}", interval=0)
         assert cpu_queue_answers()
-        assert serve.pids("web") == [web, new_web] and alive(new_web)
+        assert serve.pids("web-1") == [web, new_web] and alive(new_web)
 
         # Ctrl-C: everything stops and serve exits 0.
         children = {new_web, new_cpu} | descendants(serve.proc.pid)

@@ -44,7 +44,9 @@ def pytest_runtest_makereport(item, call):
 
 
 def _build_frontend() -> None:
-    if (FRONTEND / "dist" / "index.html").is_file():
+    from django.conf import settings
+
+    if (settings.FRONTEND_DIST / "index.html").is_file():
         return
     npm = shutil.which("npm")
     if npm is None:

@@ -9,7 +9,8 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media/"  # never routed: media goes through the API's file views
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
-FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+# Overridable so parallel work trees (or a test) can serve their own build.
+FRONTEND_DIST = Path(os.environ.get("RAZMETKA_FRONTEND_DIST", BASE_DIR / "frontend" / "dist"))
 
 # Upload limits (bytes / pixels / zip entries); errors name the limit that was hit.
 MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 64 * 1024 * 1024)

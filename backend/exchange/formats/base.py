@@ -39,9 +39,23 @@ class ExportObject:
     class_score: float | None = None
     candidates: list = field(default_factory=list)
     det_phrase: str = ""  # the detector's phrase (native vlm_class)
+    # An instance class (e.g. "screwdriver-1234") exports as its type (class_id/class_name) plus these.
+    instance_id: int | None = None
+    instance_name: str | None = None
+
+    def attributes(self) -> dict:
+        """CVAT-style attributes of the object: the instance, when it is one."""
+        if self.instance_id is None:
+            return {}
+        return {"instance_id": self.instance_id, "instance": self.instance_name}
 
     def mask(self) -> np.ndarray:
         return geometry.decode(self.rle)
+
+    def window(self) -> tuple[np.ndarray, int, int]:
+        """The mask inside its box (+1 px) and the box's (x, y): what polygon tracing needs,
+        without decoding a full-size mask per object."""
+        return geometry.decode_window(self.rle)
 
 
 @dataclass
@@ -146,6 +160,7 @@ class Record:
     class_score: float | None = None
     ranked: list = field(default_factory=list)  # [{"name", "score"}] best first
     det_phrase: str = ""  # the detector's phrase (native vlm_class)
+    instance_name: str | None = None  # an instance of class_name (its type), read from the attributes
 
     @property
     def box_only(self) -> bool:
@@ -190,6 +205,13 @@ def image_base_name(raw: Any, *, allow_absolute: bool = False) -> tuple[str | No
     if not base:
         return None, f"file name {raw!r} has no base name"
     return base, None
+
+
+def instance_from(attributes: Any) -> str | None:
+    """The instance name in an object's attributes (what ExportObject.attributes writes), if any."""
+    if isinstance(attributes, dict) and isinstance(attributes.get("instance"), str) and attributes["instance"].strip():
+        return attributes["instance"].strip()[:120]
+    return None
 
 
 def finite_number(value: Any) -> bool:

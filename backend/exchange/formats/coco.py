@@ -13,7 +13,7 @@ from .. import geometry
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    dumps, finite_number, image_base_name, open_entry,
+    dumps, finite_number, image_base_name, instance_from, open_entry,
 )
 
 ANNOTATIONS_PATH = "annotations/instances.json"
@@ -28,16 +28,19 @@ class CocoWriter(Writer):
         ctx.add_image(f"images/{image.file_name}", image)
         self.images.append({"id": image.id, "file_name": image.file_name, "width": image.width, "height": image.height})
         for obj in image.objects:
-            self.annotations.append({
+            row = {
                 "id": obj.id, "image_id": image.id, "category_id": obj.class_id,
                 "segmentation": self._segmentation(ctx, obj), "area": obj.area,
                 "bbox": obj.bbox, "iscrowd": 0,
-            })
+            }
+            if obj.instance_id is not None:  # category = the type; the instance as a CVAT-style attribute
+                row["attributes"] = obj.attributes()
+            self.annotations.append(row)
 
     @staticmethod
     def _segmentation(ctx: ExportContext, obj) -> dict | list:
         if ctx.segmentation == "polygon":
-            polygons, has_holes = geometry.corner_polygons(obj.mask())
+            polygons, has_holes = geometry.corner_polygons(obj.window())
             if polygons and not has_holes:
                 return polygons
         return obj.rle
@@ -130,7 +133,8 @@ def _annotation(source: SourceFile, index: int, ann, images: dict, categories: d
     name, size = images[image_id]
     score = ann.get("score")
     return Record(item=item, file_name=name, class_name=categories[category_id], shapes=[shape],
-                  size=size, det_score=score if finite_number(score) else None)
+                  size=size, det_score=score if finite_number(score) else None,
+                  instance_name=instance_from(ann.get("attributes")))
 
 
 def _shape(ann: dict) -> tuple[Shape | None, str | None]:

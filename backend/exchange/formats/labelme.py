@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from .. import geometry
 from .base import (
     ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer, dumps, finite_number,
-    image_base_name, load_json,
+    image_base_name, instance_from, load_json,
 )
 
 LABELME_VERSION = "6.3.1"
@@ -30,7 +30,13 @@ class LabelmeWriter(Writer):
         ctx.add_image(image.file_name, image)
         shapes = []
         for group_id, obj in enumerate(image.objects, 1):
-            shapes.extend(_shapes(obj.mask(), obj.class_name, group_id))
+            parts = _shapes(obj.window(), obj.class_name, group_id)
+            if obj.instance_id is not None:
+                # label = the type; the instance rides along as an extra key, which labelme keeps
+                # (LabelFile stores unknown shape keys as other_data and writes them back).
+                for part in parts:
+                    part["attributes"] = obj.attributes()
+            shapes.extend(parts)
         doc = {
             "version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image.file_name,
             "imageData": None, "imageHeight": image.height, "imageWidth": image.width,
@@ -43,13 +49,15 @@ def _shape(label: str, group_id: int, shape_type: str, points: list, mask: str |
             "shape_type": shape_type, "flags": {}, "mask": mask}
 
 
-def _shapes(mask: np.ndarray, label: str, group_id: int) -> list[dict]:
-    polygons, has_holes = geometry.center_polygons(mask)
+def _shapes(window: tuple[np.ndarray, int, int], label: str, group_id: int) -> list[dict]:
+    polygons, has_holes = geometry.center_polygons(window)
     if polygons and not has_holes and all(len(p) >= 3 for p in polygons):
         return [_shape(label, group_id, "polygon", [[float(x), float(y)] for x, y in p]) for p in polygons]
+    mask, ox, oy = window
     ys, xs = np.nonzero(mask)
     x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
     crop = (mask[y0:y1 + 1, x0:x1 + 1] > 0).astype(np.uint8) * 255
+    x0, y0, x1, y1 = x0 + ox, y0 + oy, x1 + ox, y1 + oy
     out = io.BytesIO()
     PILImage.fromarray(crop, mode="L").save(out, format="PNG")
     png = base64.b64encode(out.getvalue()).decode("ascii")
@@ -92,7 +100,8 @@ def _parse_file(source: SourceFile) -> Iterator[Record | ItemError]:
         if key in groups:
             groups[key].shapes.append(shape)
         else:
-            groups[key] = Record(item=item, file_name=name, class_name=raw["label"], shapes=[shape], size=size)
+            groups[key] = Record(item=item, file_name=name, class_name=raw["label"], shapes=[shape], size=size,
+                                 instance_name=instance_from(raw.get("attributes")))
     yield from groups.values()
 
 

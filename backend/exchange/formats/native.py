@@ -1,6 +1,6 @@
 """The pre-annotation script's predictions.json (seed 000): a list of
 {"image", "detections": [{"bbox_xyxy", "class", "score_metric", "score_vlm", "vlm_class",
-"ranked", "mask_rle"}]}, masks as uncompressed row-major RLE starting with a run of zeros.
+"ranked", "mask_rle"}]} (+ "instance_id", "instance" for an instance class), masks as uncompressed row-major RLE starting with a run of zeros.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .. import geometry
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    finite_number, image_base_name, open_entry,
+    finite_number, image_base_name, instance_from, open_entry,
 )
 
 PREDICTIONS_PATH = "predictions.json"
@@ -33,6 +33,8 @@ class NativeWriter(Writer):
                 "mask_rle": {"size": [image.height, image.width], "counts": geometry.row_major_runs(obj.mask()),
                              "order": "row-major"},
             })
+            if obj.instance_id is not None:  # "class" stays the type, as seed 000's consumers expect
+                detections[-1].update(obj.attributes())
         self.spool.append({"image": image.file_name, "detections": detections})
 
     def finish(self, ctx: ExportContext) -> None:
@@ -85,6 +87,7 @@ def _entry(source: SourceFile, index: int, entry) -> Iterator[Record | ItemError
             det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
             det_phrase=det["vlm_class"] if isinstance(det.get("vlm_class"), str) else "",
             ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
+            instance_name=instance_from(det),
         )
 
 

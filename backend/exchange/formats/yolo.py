@@ -25,7 +25,7 @@ class YoloWriter(Writer):
         ctx.add_image(f"images/{image.file_name}", image)
         lines = []
         for obj in image.objects:
-            polygons, _ = geometry.center_polygons(obj.mask())
+            polygons, _ = geometry.center_polygons(obj.window())
             for poly in polygons:
                 points = list(poly)
                 while len(points) < 3:

@@ -43,13 +43,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description GET: who is signed in. PATCH: change one's own password (the one-time one at first). */
         get: operations["auth_me_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /** @description GET: who is signed in. PATCH: change one's own password (the one-time one at first). */
+        patch: operations["auth_me_partial_update"];
         trace?: never;
     };
     "/api/auth/token/": {
@@ -159,6 +161,40 @@ export interface paths {
          *     listed needs READ for safe methods and MANAGE otherwise.
          */
         patch: operations["projects_annotations_partial_update"];
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/annotations/{id}/events/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description This object's history, oldest first; still readable after the object was deleted. */
+        get: operations["projects_annotations_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/annotations/{id}/restore/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Bring the class and mask back to what they were after one of this object's events. */
+        post: operations["projects_annotations_restore_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/projects/{project_pk}/annotations/{id}/review/": {
@@ -441,21 +477,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description An image with its objects, its history, accept-all and deletion (routed under images/). */
         get: operations["projects_images_retrieve"];
         put?: never;
         post?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description An image with its objects, its history, accept-all and deletion (routed under images/). */
         delete: operations["projects_images_destroy"];
         options?: never;
         head?: never;
@@ -471,12 +497,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description An image with its objects, its history, accept-all and deletion (routed under images/). */
         post: operations["projects_images_accept_all_create"];
         delete?: never;
         options?: never;
@@ -509,12 +530,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description An image with its objects, its history, accept-all and deletion (routed under images/). */
         get: operations["projects_images_events_list"];
         put?: never;
         post?: never;
@@ -802,6 +818,23 @@ export interface paths {
         patch: operations["projects_members_partial_update"];
         trace?: never;
     };
+    "/api/projects/{project_pk}/members/new-user/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description An instance admin creates an account with a one-time password and adds it here. */
+        post: operations["projects_members_new_user_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -816,9 +849,10 @@ export interface components {
          *     * `reviewed` - Reviewed
          *     * `deleted` - Deleted
          *     * `rescored` - Rescored
+         *     * `restored` - Restored
          * @enum {string}
          */
-        ActionEnum: "created" | "updated" | "reviewed" | "deleted" | "rescored";
+        ActionEnum: "created" | "updated" | "reviewed" | "deleted" | "rescored" | "restored";
         Annotation: {
             readonly id: number;
             readonly image: number;
@@ -827,7 +861,7 @@ export interface components {
             readonly mask_rle: unknown;
             readonly bbox: unknown;
             readonly area: number;
-            readonly source: components["schemas"]["SourceEnum"];
+            readonly source: components["schemas"]["AnnotationSourceEnum"];
             /** Format: double */
             readonly det_score: number | null;
             readonly det_phrase: string;
@@ -858,11 +892,26 @@ export interface components {
             readonly annotation_id: number;
             readonly actor: string;
             readonly action: components["schemas"]["ActionEnum"];
+            readonly source: components["schemas"]["AnnotationEventSourceEnum"];
             readonly before: unknown;
             readonly after: unknown;
             /** Format: date-time */
             readonly created_at: string;
         };
+        /**
+         * @description * `human` - Human
+         *     * `model` - Model
+         *     * `import` - Import
+         *     * `rescore` - Rescore
+         * @enum {string}
+         */
+        AnnotationEventSourceEnum: "human" | "model" | "import" | "rescore";
+        /**
+         * @description * `model` - Model
+         *     * `human` - Human
+         * @enum {string}
+         */
+        AnnotationSourceEnum: "model" | "human";
         Claim: {
             claimed_by: string | null;
             /** Format: date-time */
@@ -904,6 +953,8 @@ export interface components {
             include_images: boolean;
             image_ids?: number[];
             status?: components["schemas"]["StatusA1dEnum"][];
+            /** @description Only objects of these classes (ids of this project's classes); empty = all classes. */
+            class_ids?: number[];
         };
         /**
          * @description * `coco` - Coco
@@ -968,6 +1019,7 @@ export interface components {
             /** Format: date-time */
             readonly claim_expires_at: string | null;
         };
+        /** @description An image with its objects: the review app's bundle. */
         ImageDetail: {
             readonly id: number;
             readonly original_name: string;
@@ -1036,6 +1088,7 @@ export interface components {
             name: string;
             color?: string;
             kind?: components["schemas"]["KindBe6Enum"];
+            parent?: number | null;
             active?: boolean;
             /** Format: date-time */
             readonly created_at: string;
@@ -1047,6 +1100,7 @@ export interface components {
             name: string;
             color?: string;
             kind?: components["schemas"]["KindBe6Enum"];
+            parent?: number | null;
             active?: boolean;
         };
         LoginRequest: {
@@ -1057,6 +1111,8 @@ export interface components {
             id: number;
             username: string;
             is_staff: boolean;
+            /** @description Signed in with a one-time password: set your own first. */
+            must_change_password: boolean;
         };
         Membership: {
             readonly id: number;
@@ -1068,6 +1124,20 @@ export interface components {
         MembershipCreateRequest: {
             username: string;
             role: components["schemas"]["RoleEnum"];
+        };
+        /** @description A new account (instance admins only), added to this project at once. */
+        NewUserMembershipRequest: {
+            username: string;
+            role: components["schemas"]["RoleEnum"];
+        };
+        NewUserMembershipResult: {
+            readonly id: number;
+            readonly username: string;
+            role: components["schemas"]["RoleEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** @description Shown once; the user sets their own at first sign-in. */
+            readonly one_time_password: string;
         };
         PaginatedAnnotationEventList: {
             /** @example 123 */
@@ -1259,11 +1329,16 @@ export interface components {
             name?: string;
             color?: string;
             kind?: components["schemas"]["KindBe6Enum"];
+            parent?: number | null;
             active?: boolean;
             version?: number;
         };
         PatchedMembershipUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
+        };
+        PatchedPasswordChangeRequest: {
+            current_password?: string;
+            new_password?: string;
         };
         PatchedProjectUpdateRequest: {
             name?: string;
@@ -1285,6 +1360,7 @@ export interface components {
         };
         PrelabelJob: {
             readonly id: number;
+            readonly number: number;
             readonly kind: components["schemas"]["Kind80dEnum"];
             readonly status: components["schemas"]["PrelabelJobStatusEnum"];
             readonly total: number;
@@ -1374,6 +1450,12 @@ export interface components {
             top_k?: number;
             unique_classes_per_image?: boolean;
         };
+        RestoreRequest: {
+            /** @description The object's current version. */
+            version: number;
+            /** @description The audit event whose after-state to restore. */
+            event: number;
+        };
         ReviewRequest: {
             version: number;
             target: components["schemas"]["TargetEnum"];
@@ -1394,6 +1476,13 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "admin" | "reviewer" | "annotator" | "viewer";
+        SegmentCandidate: {
+            class_id: number | null;
+            name: string;
+            /** Format: double */
+            score: number;
+            exemplar_id: number | null;
+        };
         SegmentRequestRequest: {
             box: number[];
         };
@@ -1404,6 +1493,15 @@ export interface components {
             bbox: number[];
             /** Format: double */
             score: number;
+            /** @description Class proposed by the gallery match; null when the gallery is empty or the match is unsure. */
+            label_class: number | null;
+            class_name: string | null;
+            /** Format: double */
+            class_score: number | null;
+            /** Format: double */
+            class_margin: number | null;
+            candidates: components["schemas"]["SegmentCandidate"][];
+            gallery_size: number;
         };
         /**
          * @description * `rle` - rle
@@ -1411,12 +1509,6 @@ export interface components {
          * @enum {string}
          */
         SegmentationEnum: "rle" | "polygon";
-        /**
-         * @description * `model` - Model
-         *     * `human` - Human
-         * @enum {string}
-         */
-        SourceEnum: "model" | "human";
         StartJobRequest: {
             /**
              * @description "new", "all" or a list of image ids
@@ -1530,6 +1622,30 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+        };
+    };
+    auth_me_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedPasswordChangeRequest"];
+                "multipart/form-data": components["schemas"]["PatchedPasswordChangeRequest"];
+            };
+        };
         responses: {
             200: {
                 headers: {
@@ -1772,6 +1888,63 @@ export interface operations {
             content: {
                 "application/json": components["schemas"]["PatchedAnnotationUpdateRequest"];
                 "multipart/form-data": components["schemas"]["PatchedAnnotationUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Annotation"];
+                };
+            };
+        };
+    };
+    projects_annotations_events_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedAnnotationEventList"];
+                };
+            };
+        };
+    };
+    projects_annotations_restore_create: {
+        parameters: {
+            query?: {
+                /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
+                force?: boolean;
+            };
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreRequest"];
+                "multipart/form-data": components["schemas"]["RestoreRequest"];
             };
         };
         responses: {
@@ -2351,6 +2524,8 @@ export interface operations {
     projects_images_events_list: {
         parameters: {
             query?: {
+                /** @description only this object's events */
+                annotation?: number;
                 /** @description A page number within the paginated result set. */
                 page?: number;
                 /** @description Number of results to return per page. */
@@ -2770,6 +2945,32 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Membership"];
+                };
+            };
+        };
+    };
+    projects_members_new_user_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUserMembershipRequest"];
+                "multipart/form-data": components["schemas"]["NewUserMembershipRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewUserMembershipResult"];
                 };
             };
         };

@@ -4,3 +4,4 @@ export * from "./hittest";
 export * from "./overlay";
 export * from "./viewport";
 export * from "./renderer";
+export * from "./polygon";

@@ -4,11 +4,15 @@ import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import type { ProjectCtx } from "./ProjectLayout";
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
   const [gallery, setGallery] = useState<GalleryImage[]>([]);
   const [name, setName] = useState("");
-  const [color, setColor] = useState("#e6194b");
+  // null = let the server pick a colour no class uses yet (backend/projects/colors.py)
+  const [color, setColor] = useState<string | null>(null);
+  const [parent, setParent] = useState<number | "">("");
   const [progress, setProgress] = useState<number | null>(null);
   const [report, setReport] = useState<GalleryUploadReport | null>(null);
   const [tick, setTick] = useState(0);
@@ -28,8 +32,11 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const add = async (e: React.FormEvent) => {
     e.preventDefault();
     try {
-      await post(`${P(pid)}/classes/`, { name: name.trim(), color });
+      await post(`${P(pid)}/classes/`, {
+        name: name.trim(), ...(color ? { color } : {}), ...(parent ? { kind: "instance", parent } : { kind: "class" }),
+      });
       setName("");
+      setColor(null);
       await ctx.reloadClasses();
     } catch (err: any) {
       notify(`Couldn't add the class: ${err.message}`, "error");
@@ -59,6 +66,51 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  // Types (kind "class") with their instances nested under them.
+  const types = ctx.classes.filter((c) => !c.parent);
+  const instancesOf = (typeId: number) => ctx.classes.filter((c) => c.parent === typeId);
+  const moveUnder = (c: LabelClass, value: string) =>
+    save(c, value ? { kind: "instance", parent: Number(value) } : { kind: "class", parent: null });
+  const card = (c: LabelClass) => (
+    <section key={c.id} className={`card class-card ${c.active === false ? "inactive" : ""}`} data-testid={`class-${c.name}`} data-kind={c.kind}>
+      <div className="toolbar">
+        <input type="color" aria-label={`color of ${c.name}`} value={c.color || "#888888"} disabled={!ctx.isAdmin}
+          onChange={(e) => save(c, { color: e.target.value })} />
+        {ctx.isAdmin ? (
+          <input className="class-name" aria-label={`name of ${c.name}`} defaultValue={c.name} key={`${c.id}:${c.version}`}
+            onBlur={(e) => e.target.value.trim() && e.target.value.trim() !== c.name && save(c, { name: e.target.value.trim() })}
+            onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
+        ) : <b>{c.name}</b>}
+        {ctx.isAdmin ? (
+          <select aria-label={`kind of ${c.name}`} value={c.parent ?? ""} key={`k${c.id}:${c.version}`} onChange={(e) => moveUnder(c, e.target.value)}
+            title={instancesOf(c.id).length ? "A type with instances stays a type" : "A type, or one physical instance of a type"}>
+            <option value="">type</option>
+            {instancesOf(c.id).length === 0 && types.filter((t) => t.id !== c.id).map((t) => <option key={t.id} value={t.id}>instance of {t.name}</option>)}
+          </select>
+        ) : <span className="muted small">{c.parent ? `instance of ${ctx.classes.find((t) => t.id === c.parent)?.name ?? "?"}` : "type"}</span>}
+        <span className="muted small">{plural(c.exemplar_count, "exemplar")}{c.parent ? "" : ` · ${plural(instancesOf(c.id).length, "instance")}`}</span>
+        <span className="spacer" />
+        {ctx.isAdmin && (
+          <>
+            {!c.parent && <button className="small" title={`Add an instance of ${c.name} (one physical ${c.name})`} onClick={() => { setParent(c.id); document.querySelector<HTMLInputElement>("input[name=class-name]")?.focus(); }}>+ instance</button>}
+            <label className="button small">Add exemplars
+              <input type="file" multiple accept="image/*" hidden onChange={(e) => { upload([...(e.target.files ?? [])], c.id); e.target.value = ""; }} />
+            </label>
+            <button className="small" onClick={() => save(c, { active: !(c.active ?? true) })}>{c.active === false ? "Activate" : "Deactivate"}</button>
+          </>
+        )}
+      </div>
+      <div className="thumbs">
+        {gallery.filter((g) => g.label_class === c.id).map((g) => (
+          <figure key={g.id} className="thumb">
+            <img src={`${P(pid)}/gallery/${g.id}/file/`} alt={g.original_name} loading="lazy" />
+            {ctx.isAdmin && <button className="thumb-del" title="Remove exemplar" onClick={() => remove(g)}>×</button>}
+          </figure>
+        ))}
+      </div>
+    </section>
+  );
+
   return (
     <main className="page">
       <h1>Classes &amp; gallery</h1>
@@ -67,8 +119,15 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
           <form className="card form-row" onSubmit={add}>
             <h2>Add a class</h2>
             <label>Name <input name="class-name" value={name} onChange={(e) => setName(e.target.value)} /></label>
-            <label>Color <input type="color" value={color} onChange={(e) => setColor(e.target.value)} /></label>
-            <button className="primary" disabled={!name.trim()}>Add class</button>
+            <label title="A type (e.g. screwdriver), or one physical instance of a type (e.g. screwdriver-1234)">Kind
+              <select name="class-parent" aria-label="kind of the new class" value={parent} onChange={(e) => setParent(e.target.value ? Number(e.target.value) : "")}>
+                <option value="">Type (class)</option>
+                {types.map((t) => <option key={t.id} value={t.id}>Instance of {t.name}</option>)}
+              </select>
+            </label>
+            <label>Color <input type="color" value={color ?? "#888888"} onChange={(e) => setColor(e.target.value)} />
+              {color === null && <span className="small muted"> auto</span>}</label>
+            <button className="primary" disabled={!name.trim()}>{parent ? "Add instance" : "Add class"}</button>
           </form>
           <div className="card">
             <h2>Upload an ImageFolder zip</h2>
@@ -86,36 +145,15 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         </div>
       )}
       {ctx.classes.length === 0 && <p className="muted">No classes yet.</p>}
-      {ctx.classes.map((c) => (
-        <section key={c.id} className={`card class-card ${c.active === false ? "inactive" : ""}`} data-testid={`class-${c.name}`}>
-          <div className="toolbar">
-            <input type="color" aria-label={`color of ${c.name}`} value={c.color || "#888888"} disabled={!ctx.isAdmin}
-              onChange={(e) => save(c, { color: e.target.value })} />
-            {ctx.isAdmin ? (
-              <input className="class-name" aria-label={`name of ${c.name}`} defaultValue={c.name} key={`${c.id}:${c.version}`}
-                onBlur={(e) => e.target.value.trim() && e.target.value.trim() !== c.name && save(c, { name: e.target.value.trim() })}
-                onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
-            ) : <b>{c.name}</b>}
-            <span className="muted small">{c.kind} · {c.exemplar_count} exemplars</span>
-            <span className="spacer" />
-            {ctx.isAdmin && (
-              <>
-                <label className="button small">Add exemplars
-                  <input type="file" multiple accept="image/*" hidden onChange={(e) => { upload([...(e.target.files ?? [])], c.id); e.target.value = ""; }} />
-                </label>
-                <button className="small" onClick={() => save(c, { active: !(c.active ?? true) })}>{c.active === false ? "Activate" : "Deactivate"}</button>
-              </>
-            )}
-          </div>
-          <div className="thumbs">
-            {gallery.filter((g) => g.label_class === c.id).map((g) => (
-              <figure key={g.id} className="thumb">
-                <img src={`${P(pid)}/gallery/${g.id}/file/`} alt={g.original_name} loading="lazy" />
-                {ctx.isAdmin && <button className="thumb-del" title="Remove exemplar" onClick={() => remove(g)}>×</button>}
-              </figure>
-            ))}
-          </div>
-        </section>
+      {types.map((t) => (
+        <div key={t.id} className="class-group" data-testid={`class-group-${t.name}`}>
+          {card(t)}
+          {instancesOf(t.id).length > 0 && (
+            <div className="class-instances" data-testid={`instances-of-${t.name}`} style={{ marginLeft: 28, borderLeft: `3px solid ${t.color}`, paddingLeft: 8 }}>
+              {instancesOf(t.id).map(card)}
+            </div>
+          )}
+        </div>
       ))}
     </main>
   );

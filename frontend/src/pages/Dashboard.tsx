@@ -63,12 +63,13 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
       const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
       const job = await post<Job>(`${P(pid)}/jobs/`, { images: scope, ...(list.length ? { prompts: list } : {}), box_threshold: boxT, text_threshold: textT });
       setJobs((old) => (Array.isArray(old) ? [job, ...old.filter((j) => j.id !== job.id)] : [job]));
-      notify(`Pre-annotation job #${job.id} started for ${job.total} images.`);
+      notify(`Pre-annotation job #${jobNumber(job)} started for ${job.total} images.`);
     } catch (err: any) {
       notify(`Couldn't start pre-annotation: ${err.message}`, "error");
     }
   };
   const act = async (job: Job, what: "cancel" | "retry-failed") => {
+    if (what === "cancel" && !confirm(`Cancel job #${jobNumber(job)}? Images not processed yet are skipped; finished ones keep their results.`)) return;
     try {
       const j = await post<Job>(`${P(pid)}/jobs/${job.id}/${what}/`);
       setJobs((old) => (Array.isArray(old) ? (old.some((x) => x.id === j.id) ? old.map((x) => (x.id === j.id ? j : x)) : [j, ...old]) : old));
@@ -121,19 +122,22 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
   );
 }
 
+/** The number people use: 1, 2, 3 within the project (the id is global). */
+export const jobNumber = (job: Job) => (job as Job & { number?: number }).number ?? job.id;
+
 function JobRow({ job, onAct }: { job: Job; onAct: (j: Job, what: "cancel" | "retry-failed") => void }) {
   const pct = job.total ? Math.round((100 * job.processed) / job.total) : job.status === "done" ? 100 : 0;
   const live = job.status === "queued" || job.status === "running";
   return (
     <li className={`job job-${job.status}`} data-testid={`job-${job.id}`}>
       <div className="job-head">
-        <b>#{job.id}</b> <span className={`badge badge-${job.status}`}>{job.status}</span>
+        <b title={`job id ${job.id}`}>#{jobNumber(job)}</b> <span className={`badge badge-${job.status}`}>{job.status}</span>
         <span className="muted small">{job.processed}/{job.total}{job.failed ? `, ${job.failed} failed` : ""}</span>
         <span className="spacer" />
         {live && <button className="small" onClick={() => onAct(job, "cancel")}>Cancel</button>}
         {!live && job.failed > 0 && <button className="small" onClick={() => onAct(job, "retry-failed")}>Retry failed</button>}
       </div>
-      <progress max={100} value={pct} aria-label={`job ${job.id} progress`} />
+      <progress max={100} value={pct} aria-label={`job ${jobNumber(job)} progress`} />
       {job.stage_ms && Object.keys(job.stage_ms).length > 0 && (
         <div className="muted small">{Object.entries(job.stage_ms).map(([k, v]) => `${k} ${Math.round(v ?? 0)} ms`).join(" · ")}</div>
       )}

@@ -2,66 +2,97 @@ import { useEffect, useState } from "react";
 import { get, P, qs, type ImageRow, type Page } from "../api/client";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
-import { Link, navigate } from "../router";
+import { Link, navigate, usePath } from "../router";
 import type { ProjectCtx } from "./ProjectLayout";
+import { LockIcon } from "../review/icons";
+
+const SORTABLE = { id: "#", original_name: "Name", status: "Status" } as const;
+type SortKey = keyof typeof SORTABLE;
+
+/** The list's state lives in the URL (status, class, ordering, page): reload and share keep it. */
+export function readListParams(search: string) {
+  const q = new URLSearchParams(search);
+  const ordering = q.get("ordering") ?? "";
+  const key = ordering.replace(/^-/, "");
+  return {
+    status: q.get("status") ?? "",
+    label_class: q.get("label_class") ?? "",
+    ordering: key in SORTABLE ? ordering : "",
+    page: Math.max(1, Number(q.get("page")) || 1),
+  };
+}
 
 export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
-  const params = new URLSearchParams(location.search);
-  const [status, setStatus] = useState(params.get("status") ?? "");
-  const [cls, setCls] = useState(params.get("label_class") ?? "");
-  const [page, setPage] = useState(1);
+  const path = usePath();
+  const { status, label_class: cls, ordering, page } = readListParams(path.includes("?") ? path.slice(path.indexOf("?")) : "");
   const [data, setData] = useState<Page<ImageRow> | null>(null);
   const [tick, setTick] = useState(0);
+  const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>) => {
+    const next = { status, label_class: cls, ordering, page, ...patch };
+    navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`, true);
+  };
   useEffect(() => {
-    get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status, label_class: cls, page, page_size: 100 })}`)
-      .then(setData)
-      .catch((e) => notify(`Couldn't load images: ${e.message}`, "error"));
-  }, [pid, status, cls, page, tick]);
+    let stale = false; // a slower answer to an older query must not overwrite a newer one
+    get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status, label_class: cls, ordering, page, page_size: 100 })}`)
+      .then((d) => !stale && setData(d))
+      .catch((e) => !stale && notify(`Couldn't load images: ${e.message}`, "error"));
+    return () => { stale = true; };
+  }, [pid, status, cls, ordering, page, tick]);
   useEffect(() => subscribe(pid, (ev) => {
     if (ev.type.startsWith("image.") || ev.type === "resync") setTick((t) => t + 1);
   }), [pid]);
-  useEffect(() => {
-    history.replaceState(null, "", `/p/${pid}/images${qs({ status, label_class: cls })}`);
-  }, [status, cls, pid]);
+
+  const sortHeader = (key: SortKey) => {
+    const active = ordering.replace(/^-/, "") === key || (!ordering && key === "id");
+    const desc = active && ordering.startsWith("-");
+    return (
+      <th aria-sort={active ? (desc ? "descending" : "ascending") : "none"}>
+        <button className="link sort" onClick={() => update({ ordering: active && !desc ? `-${key}` : key === "id" ? "" : key, page: 1 })}>
+          {SORTABLE[key]} {active ? (desc ? "▼" : "▲") : ""}
+        </button>
+      </th>
+    );
+  };
   return (
     <main className="page">
       <div className="toolbar">
         <h1>Images</h1>
-        <select aria-label="status filter" value={status} onChange={(e) => { setStatus(e.target.value); setPage(1); }}>
+        <select aria-label="status filter" value={status} onChange={(e) => update({ status: e.target.value, page: 1 })}>
           <option value="">All statuses</option>
           <option value="new">New</option>
           <option value="prelabeled">Pre-labeled</option>
           <option value="in_review">In review</option>
           <option value="done">Done</option>
         </select>
-        <select aria-label="class filter" value={cls} onChange={(e) => { setCls(e.target.value); setPage(1); }}>
+        <select aria-label="class filter" value={cls} onChange={(e) => update({ label_class: e.target.value, page: 1 })}>
           <option value="">All classes</option>
           {ctx.classes.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
         </select>
         <span className="muted small">{data ? `${data.count} images` : ""}</span>
       </div>
-      <table className="table">
-        <thead><tr><th>#</th><th>Name</th><th>Size</th><th>Status</th><th>Objects</th><th>Pending</th><th></th></tr></thead>
+      <table className="table fixed" data-testid="images-table">
+        <colgroup><col style={{ width: 70 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} /></colgroup>
+        <thead><tr>{sortHeader("id")}{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th></tr></thead>
         <tbody>
           {data?.results.map((im) => (
             <tr key={im.id} className="clickable" onClick={() => navigate(`/p/${pid}/review/${im.id}`)}>
               <td>{im.id}</td>
-              <td>{im.original_name}</td>
+              <td className="cell-name"><span className="ellipsis" title={im.original_name}>{im.original_name}</span></td>
               <td>{im.width}×{im.height}</td>
               <td><span className={`badge badge-${im.status}`}>{im.status.replace("_", " ")}</span></td>
               <td>{im.annotation_count}</td>
               <td>{im.pending_count}</td>
-              <td>{im.claimed_by && im.claimed_by !== ctx.me.username ? <span className="badge badge-locked" title="Open by another reviewer">🔒 {im.claimed_by}</span> : null}</td>
+              <td>{im.claimed_by && im.claimed_by !== ctx.me.username ? <span className="badge badge-locked ellipsis" title={`Open by ${im.claimed_by}`}><LockIcon /> {im.claimed_by}</span> : null}</td>
             </tr>
           ))}
         </tbody>
       </table>
       {data && (data.next || data.previous) && (
         <div className="toolbar">
-          <button disabled={!data.previous} onClick={() => setPage(page - 1)}>← Previous</button>
+          <button disabled={!data.previous} onClick={() => update({ page: page - 1 })}>← Previous</button>
           <span className="small">page {page}</span>
-          <button disabled={!data.next} onClick={() => setPage(page + 1)}>Next →</button>
+          <button disabled={!data.next} onClick={() => update({ page: page + 1 })}>Next →</button>
         </div>
       )}
       {data && data.count === 0 && <p className="muted">No images here. <Link to={`/p/${pid}/upload`}>Upload some</Link>.</p>}

@@ -7,16 +7,35 @@ import { UploadPage } from "./Upload";
 import { ImagesPage } from "./Images";
 import { ClassesPage } from "./Classes";
 import { ReviewQueue } from "./ReviewQueue";
+import { ExportPage } from "./Export";
+import { ImportPage } from "./Import";
+import { MembersPage } from "./Members";
+import { SettingsPage } from "./Settings";
+import { NotFoundPage } from "./NotFound";
 import { Workspace } from "../review/Workspace";
 
 export interface ProjectCtx {
   project: Project;
+  setProject: (p: Project) => void;
   classes: LabelClass[];
   reloadClasses: () => Promise<void>;
   me: Me;
   canReview: boolean;
   canAnnotate: boolean;
   isAdmin: boolean;
+}
+
+type Section = "dashboard" | "upload" | "images" | "review" | "classes" | "export" | "import" | "members" | "settings";
+const SECTIONS: Section[] = ["upload", "images", "review", "classes", "export", "import", "members", "settings"];
+
+/** The section a sub-path names, the image of /review/<id>, or null for an unknown path. */
+export function parseSub(sub: string): { section: Section; imageId?: number } | null {
+  const clean = sub.replace(/\/+$/, "");
+  if (clean === "") return { section: "dashboard" };
+  const review = /^\/review\/(\d+)$/.exec(clean);
+  if (review) return { section: "review", imageId: Number(review[1]) };
+  const m = /^\/([a-z]+)$/.exec(clean);
+  return m && (SECTIONS as string[]).includes(m[1]) ? { section: m[1] as Section } : null;
 }
 
 export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: string; me: Me }) {
@@ -33,6 +52,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   }, [projectId]);
   useEffect(() => {
     setProject(null);
+    setError("");
     get<Project>(`${P(projectId)}/`).then(setProject).catch((e) => setError(e.status === 404 ? "This project doesn't exist or you are not a member." : e.message));
     reloadClasses();
   }, [projectId, reloadClasses]);
@@ -40,39 +60,48 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   if (!project) return <div className="center muted">Loading project…</div>;
   const role = project.my_role ?? "viewer";
   const ctx: ProjectCtx = {
-    project, classes, reloadClasses, me,
+    project, setProject, classes, reloadClasses, me,
     isAdmin: role === "admin",
     canReview: role === "admin" || role === "reviewer",
     canAnnotate: role !== "viewer",
   };
   const base = `/p/${project.id}`;
-  const review = /^\/review\/(\d+)/.exec(sub);
-  const tab = (to: string, label: string, match: (s: string) => boolean) => (
-    <Link to={`${base}${to}`} className={match(sub) ? "tab active" : "tab"}>{label}</Link>
+  const route = parseSub(sub);
+  const section = route?.section;
+  const tab = (to: string, label: string, s: Section) => (
+    <Link to={`${base}${to}`} className={section === s ? "tab active" : "tab"}>{label}</Link>
   );
+  const forbidden = (what: string) => (
+    <main className="page" data-testid="forbidden"><p className="muted">Your role ({role}) can't {what} in this project. Ask a project admin.</p></main>
+  );
+  let body: React.ReactNode;
+  switch (section) {
+    case "dashboard": body = <Dashboard ctx={ctx} />; break;
+    case "upload": body = <UploadPage ctx={ctx} />; break;
+    case "images": body = <ImagesPage ctx={ctx} />; break;
+    case "review": body = route?.imageId ? <Workspace key={project.id} ctx={ctx} imageId={route.imageId} /> : <ReviewQueue ctx={ctx} />; break;
+    case "classes": body = <ClassesPage ctx={ctx} />; break;
+    case "export": body = <ExportPage ctx={ctx} />; break;
+    case "import": body = ctx.canAnnotate ? <ImportPage ctx={ctx} /> : forbidden("import annotations"); break;
+    case "members": body = ctx.isAdmin ? <MembersPage ctx={ctx} /> : forbidden("manage members"); break;
+    case "settings": body = ctx.isAdmin ? <SettingsPage ctx={ctx} /> : forbidden("change settings"); break;
+    default: body = <NotFoundPage projectId={project.id} />;
+  }
   return (
     <>
       <nav className="tabs">
-        <span className="project-name">{project.name}</span>
-        {tab("", "Dashboard", (s) => s === "/" || s === "")}
-        {tab("/upload", "Upload", (s) => s.startsWith("/upload"))}
-        {tab("/images", "Images", (s) => s.startsWith("/images"))}
-        {tab("/review", "Review", (s) => s.startsWith("/review"))}
-        {tab("/classes", "Classes & gallery", (s) => s.startsWith("/classes"))}
+        <span className="project-name" title={project.name}>{project.name}</span>
+        {tab("", "Dashboard", "dashboard")}
+        {tab("/upload", "Upload", "upload")}
+        {tab("/images", "Images", "images")}
+        {tab("/review", "Review", "review")}
+        {tab("/classes", "Classes & gallery", "classes")}
+        {tab("/export", "Export", "export")}
+        {ctx.canAnnotate && tab("/import", "Import", "import")}
+        {ctx.isAdmin && tab("/members", "Members", "members")}
+        {ctx.isAdmin && tab("/settings", "Settings", "settings")}
       </nav>
-      {review ? (
-        <Workspace key={project.id} ctx={ctx} imageId={Number(review[1])} />
-      ) : sub.startsWith("/review") ? (
-        <ReviewQueue ctx={ctx} />
-      ) : sub.startsWith("/upload") ? (
-        <UploadPage ctx={ctx} />
-      ) : sub.startsWith("/images") ? (
-        <ImagesPage ctx={ctx} />
-      ) : sub.startsWith("/classes") ? (
-        <ClassesPage ctx={ctx} />
-      ) : (
-        <Dashboard ctx={ctx} />
-      )}
+      {body}
     </>
   );
 }

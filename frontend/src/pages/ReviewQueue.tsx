@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { Link, navigate } from "../router";
+import { CelebrateIcon } from "../review/icons";
 import { nextImageId, queueFilters, setQueueFilters } from "../review/queue";
 import type { ProjectCtx } from "./ProjectLayout";
 
@@ -33,7 +34,7 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
       </div>
       {state === "searching" ? <p className="muted">Finding the next image…</p> : state === "empty" ? (
         <div className="card" data-testid="queue-empty">
-          <h2>Nothing left to review 🎉</h2>
+          <h2>Nothing left to review <CelebrateIcon className="icon celebrate" /></h2>
           <p>No unclaimed image matches these filters. <Link to={`/p/${pid}`}>Back to the dashboard</Link></p>
         </div>
       ) : <p className="error">{state}</p>}

@@ -13,6 +13,9 @@ interface Item {
 }
 let seq = 0;
 
+/** An upload that added nothing, skipped nothing and refused nothing: an empty archive. */
+const isEmpty = (r?: UploadReport) => !!r && r.created.length === 0 && r.duplicates.length === 0 && r.errors.length === 0;
+
 export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   const [items, setItems] = useState<Item[]>([]);
   const input = useRef<HTMLInputElement>(null);
@@ -59,19 +62,24 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
         {items.map((it) => (
           <li key={it.id} className={`upload upload-${it.state}`} data-testid="upload-item">
             <div className="job-head">
-              <b>{it.label}</b>
+              <b className="ellipsis" title={it.label}>{it.label}</b>
               <span className="spacer" />
-              <span className="small">{it.state === "uploading" ? `${Math.round(it.progress * 100)}%` : it.state === "done" ? "uploaded" : "failed"}</span>
+              <span className="small nowrap">{it.state === "uploading" ? `${Math.round(it.progress * 100)}%` : it.state === "done" ? (isEmpty(it.report) ? "nothing added" : "uploaded") : "failed"}</span>
             </div>
             <progress max={1} value={it.progress} />
             {it.error && <p className="error">{it.error}</p>}
-            {it.report && (
+            {it.report && isEmpty(it.report) && (
+              <p className="warn" role="alert" data-testid="upload-empty">
+                {/\.zip$/i.test(it.label) ? "This archive holds no images, so nothing was added. Check that you zipped the right folder." : "No images were found in what you chose, so nothing was added."}
+              </p>
+            )}
+            {it.report && !isEmpty(it.report) && (
               <div className="small">
                 <span data-testid="upload-created">{it.report.created.length} added</span>
                 {it.report.duplicates.length > 0 && <span>, {it.report.duplicates.length} duplicates skipped</span>}
                 {it.report.errors.length > 0 && (
                   <ul className="errors" data-testid="upload-errors">
-                    {it.report.errors.map((e: any, i) => <li key={i}><b>{String(e.name ?? "?")}</b>: {String(e.error ?? JSON.stringify(e))}</li>)}
+                    {it.report.errors.map((e: any, i) => <li key={i}><b className="ellipsis-inline" title={String(e.name ?? "?")}>{String(e.name ?? "?")}</b>: {String(e.error ?? JSON.stringify(e))}</li>)}
                   </ul>
                 )}
               </div>

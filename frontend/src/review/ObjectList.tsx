@@ -1,6 +1,8 @@
-/** The object list beside the stage: class, scores, review state and top-k candidates per object. */
+/** The object list beside the stage: class, scores, review state and top-k candidates per object.
+ * An instance class (one physical tool, e.g. "screwdriver-1234") shows as "type › instance". */
 import { useEffect, useRef } from "react";
 import { P, type Annotation, type LabelClass } from "../api/client";
+import type { Candidate } from "../api/extra";
 import { colorOf } from "./bundle";
 import { awaitsReview } from "./rules";
 
@@ -18,11 +20,45 @@ export function ObjectList(props: {
     <ol className="objects" data-testid="objects">
       {anns.length === 0 && props.loaded && <li className="muted">No objects on this image. Draw a box (x) to add one.</li>}
       {anns.map((a, i) => (
-        <ObjectRow key={a.id} a={a} index={i} pid={pid} selected={a.id === props.selId} color={colorOf(a, classes)} unsaved={props.unsaved.has(a.id)}
+        <ObjectRow key={a.id} a={a} index={i} pid={pid} classes={classes} selected={a.id === props.selId} color={colorOf(a, classes)} unsaved={props.unsaved.has(a.id)}
           awaiting={!props.canReview && awaitsReview(a, props.edited.has(a.id))}
           onSelect={() => props.onSelect(a.id)} onReview={(t, d) => props.onReview(a, t, d)} onClass={(cid) => props.onClass(a, cid)} onDelete={() => props.onDelete(a)} />
       ))}
     </ol>
+  );
+}
+
+/** "type › instance" for an instance class, the name for a type. */
+export function classLabel(classId: number | null | undefined, classes: LabelClass[], fallback = ""): string {
+  const c = classes.find((k) => k.id === classId);
+  if (!c) return fallback;
+  const parent = c.parent ? classes.find((k) => k.id === c.parent) : undefined;
+  return parent ? `${parent.name} › ${c.name}` : c.name;
+}
+
+/** Active types in name order, each with its active instances. */
+function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instances: LabelClass[] }[] {
+  const active = classes.filter((c) => c.active !== false);
+  return active.filter((c) => !c.parent).map((type) => ({ type, instances: active.filter((c) => c.parent === type.id) }));
+}
+
+/** The class picker: instances grouped under their type (the type itself stays choosable). */
+function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void }) {
+  const groups = typesWithInstances(props.classes);
+  return (
+    <select aria-label="class of the object" data-testid={`class-picker-${props.a.id}`} value={props.a.label_class ?? ""}
+      onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}
+      onChange={(e) => e.target.value && props.onClass(Number(e.target.value))}>
+      <option value="" disabled>Choose a class…</option>
+      {groups.map(({ type, instances }) => instances.length === 0
+        ? <option key={type.id} value={type.id}>{type.name}</option>
+        : (
+          <optgroup key={type.id} label={type.name}>
+            <option value={type.id}>{type.name} (type, instance unknown)</option>
+            {instances.map((c) => <option key={c.id} value={c.id}>{type.name} › {c.name}</option>)}
+          </optgroup>
+        ))}
+    </select>
   );
 }
 
@@ -31,7 +67,7 @@ function fmt(x: number | null | undefined, digits = 2) {
 }
 
 function ObjectRow(props: {
-  a: Annotation; index: number; pid: number; selected: boolean; color: string; unsaved: boolean; awaiting: boolean;
+  a: Annotation; index: number; pid: number; classes: LabelClass[]; selected: boolean; color: string; unsaved: boolean; awaiting: boolean;
   onSelect: () => void; onReview: (t: "class" | "mask", d: Decision) => void;
   onClass: (id: number) => void; onDelete: () => void;
 }) {
@@ -46,7 +82,7 @@ function ObjectRow(props: {
       data-class-review={a.class_review} data-mask-review={a.mask_review}>
       <div className="object-head">
         <i className="swatch" style={{ background: props.color }} />
-        <b className={a.class_review === "rejected" ? "strike" : ""}>{a.class_name || "(no class)"}</b>
+        <b className={a.class_review === "rejected" ? "strike" : ""} data-testid={`class-label-${a.id}`}>{classLabel(a.label_class, props.classes, a.class_name || "(no class)")}</b>
         <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
@@ -67,13 +103,15 @@ function ObjectRow(props: {
         <span className="spacer" />
         <button className="small danger" title="Delete object (Delete)" onClick={(e) => { e.stopPropagation(); props.onDelete(); }}>Delete</button>
       </div>
+      {selected && <div className="object-review"><ClassPicker a={a} classes={props.classes} onClass={props.onClass} /></div>}
       {selected && a.candidates && a.candidates.length > 0 && (
         <div className="candidates">
-          {a.candidates.slice(0, 9).map((c, i) => (
+          {a.candidates.slice(0, 9).map((c: Candidate & { kind?: string; parent_id?: number | null }, i) => (
             <button key={`${c.class_id}-${i}`} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${c.name}`}
-              title={`Set class to ${c.name} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
+              data-kind={c.kind ?? "class"}
+              title={`Set class to ${classLabel(c.class_id, props.classes, c.name)} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
               {c.exemplar_id ? <img src={`${P(props.pid)}/gallery/${c.exemplar_id}/file/`} alt="" loading="lazy" /> : null}
-              <span className="cand-name"><kbd>{i + 1}</kbd> {c.name}</span>
+              <span className="cand-name"><kbd>{i + 1}</kbd> {c.parent_id ? "› " : ""}{c.name}</span>
               <span className="small muted">{fmt(c.score)}</span>
             </button>
           ))}

@@ -1,29 +1,58 @@
-/** The bar over the stage: tools, brush size, fit, hide/show masks, shortcut help. */
-export type Tool = "select" | "brush" | "eraser" | "box";
+/** The bar over the stage: tools, box → SAM mode, brush size, undo/redo, fit, hide/show masks, help. */
+import { Spinner } from "./icons";
 
-const TOOLS: Tool[] = ["select", "brush", "eraser", "box"];
-const TOOL_LABEL: Record<Tool, string> = { select: "Select / pan (v)", brush: "Brush (b)", eraser: "Eraser (e)", box: "Box → SAM (x)" };
+export type Tool = "select" | "brush" | "eraser" | "polygon" | "box";
+/** What a box drawn for SAM does: add a new object, or replace the selected object's mask. */
+export type BoxMode = "new" | "replace";
+
+const TOOLS: Tool[] = ["select", "brush", "eraser", "polygon", "box"];
+const TOOL_LABEL: Record<Tool, string> = { select: "Select / pan (v)", brush: "Brush (b)", eraser: "Eraser (e)", polygon: "Polygon (l)", box: "Box → SAM (x)" };
 const TOOL_HELP: Record<Tool, string> = {
   select: "Click an object to select it; drag to pan; wheel to zoom",
   brush: "Paint onto the selected mask",
   eraser: "Erase from the selected mask",
-  box: "Drag a box: SAM 2 makes a mask (replaces the selected object's mask, or adds a new object)",
+  polygon: "Click vertices, close on the first one or Enter: a new object (Alt: a hole in the selected mask, Ctrl: add to it). Drag the selected outline's vertices; Alt+click deletes one",
+  box: "Drag a box: SAM 2 makes a mask — a new object, or the selected object's new mask (toggle with t)",
 };
+/** Tools that change data; a read-only workspace greys them out. */
+const WRITES: Set<Tool> = new Set(["brush", "eraser", "polygon", "box"]);
 
 export function StageBar(props: {
-  tool: Tool; brushPx: number; showOverlays: boolean;
-  onTool: (t: Tool) => void; onFit: () => void; onToggleOverlays: () => void; onHelp: () => void;
+  tool: Tool; brushPx: number; showOverlays: boolean; readOnly: boolean;
+  boxMode: BoxMode; segmenting: boolean; canUndo: boolean; canRedo: boolean;
+  onTool: (t: Tool) => void; onBoxMode: (m: BoxMode) => void; onUndo: () => void; onRedo: () => void;
+  onFit: () => void; onToggleOverlays: () => void; onHelp: () => void;
 }) {
-  const { tool } = props;
+  const { tool, readOnly } = props;
   return (
-    <div className="stage-bar">
+    <div className="stage-bar" data-testid="stage-bar">
       {TOOLS.map((t) => (
-        <button key={t} className={tool === t ? "active" : ""} onClick={() => props.onTool(t)} title={TOOL_HELP[t]}>
+        <button key={t} className={tool === t ? "active" : ""} onClick={() => props.onTool(t)} data-testid={`tool-${t}`}
+          disabled={readOnly && WRITES.has(t)} title={readOnly && WRITES.has(t) ? "Read-only: you can't change this image" : TOOL_HELP[t]}>
           {TOOL_LABEL[t]}
         </button>
       ))}
-      {(tool === "brush" || tool === "eraser") && <span className="small">size {props.brushPx}px ([ / ])</span>}
+      {tool === "box" && !readOnly && (
+        <span className="seg-mode" role="radiogroup" aria-label="Box → SAM mode" data-testid="box-mode" data-mode={props.boxMode}>
+          <button role="radio" aria-checked={props.boxMode === "new"} className={props.boxMode === "new" ? "active" : ""}
+            onClick={() => props.onBoxMode("new")} title="The box adds a new object; its class is proposed from the gallery (t toggles)">
+            New object
+          </button>
+          <button role="radio" aria-checked={props.boxMode === "replace"} className={props.boxMode === "replace" ? "active" : ""}
+            onClick={() => props.onBoxMode("replace")} title="The box replaces the selected object's mask (t toggles)">
+            Replace mask
+          </button>
+          <kbd>t</kbd>
+        </span>
+      )}
+      {props.segmenting && (
+        <span className="seg-busy" role="status" data-testid="sam-busy"><Spinner /> Asking SAM… (first call ~10 s)</span>
+      )}
+      {(tool === "brush" || tool === "eraser") && !readOnly && <span className="small">size {props.brushPx}px ([ / ])</span>}
+      {tool === "polygon" && !readOnly && <span className="small tool-hint">click vertices · Enter closes · Alt: hole · Ctrl: add · drag outline vertices</span>}
       <span className="spacer" />
+      <button onClick={props.onUndo} disabled={readOnly || !props.canUndo} title="Undo (z / Ctrl+Z)" data-testid="undo">Undo</button>
+      <button onClick={props.onRedo} disabled={readOnly || !props.canRedo} title="Redo (Shift+Z / Ctrl+Shift+Z)">Redo</button>
       <button onClick={props.onFit} title="Fit (f)">Fit</button>
       <button onClick={props.onToggleOverlays} title="Hide/show masks (h)">{props.showOverlays ? "Hide masks" : "Show masks"}</button>
       <button onClick={props.onHelp} title="Keyboard shortcuts (?)">?</button>

@@ -8,6 +8,8 @@ import type { Annotation, ImageDetail } from "../api/client";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { Link } from "../router";
 import { HelpOverlay } from "./Help";
+import { HistoryPanel } from "./HistoryPanel";
+import { LockIcon } from "./icons";
 import { ObjectList } from "./ObjectList";
 import { StageBar, type Tool } from "./StageBar";
 import { useAnnotationWrites } from "./useAnnotationWrites";
@@ -19,6 +21,8 @@ import { useReviewKeys } from "./useReviewKeys";
 import { useReviewNavigation } from "./useReviewNavigation";
 import { useStage } from "./useStage";
 import { useStagePointer } from "./useStagePointer";
+import { usePolygonTool } from "./usePolygonTool";
+import { useUndoHistory } from "./useUndoHistory";
 
 export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }) {
   const pid = ctx.project.id;
@@ -29,6 +33,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const [brushPx, setBrushPx] = useState(16);
   const [showOverlays, setShowOverlays] = useState(true);
   const [help, setHelp] = useState(false);
+  const [historyOpen, setHistoryOpen] = useState(false);
   const [search, setSearch] = useState<string | null>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const wrapRef = useRef<HTMLDivElement>(null);
@@ -46,6 +51,10 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
 
   const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx });
   const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, readOnly, claim, setClaim, annsRef, updateAnns, setSelId });
+  const history = useUndoHistory({
+    pid, imageId, canReview: ctx.canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef: stage.editRef, setClaim,
+  });
+  writes.history.current = { record: history.record, discard: history.discard, undo: history.undo };
   const editor = useMaskEditor({
     pid, imageId, detail, sel, classes, tool, brushPx, readOnly, bundleRef, editRef: stage.editRef, viewRef: stage.viewRef,
     requestDraw: stage.requestDraw, writes, updateAnns, setSelId, setClaim,
@@ -59,7 +68,16 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     const i = selIndex < 0 ? (delta > 0 ? 0 : anns.length - 1) : (selIndex + delta + anns.length) % anns.length;
     selectObject(anns[i].id);
   };
-  const pointer = useStagePointer({ canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly: writes.refuseReadOnly, selectObject });
+  const polygon = usePolygonTool({ pid, imageId, detail, sel, tool, readOnly, stage, editor, writes, updateAnns, setSelId, setClaim });
+  const pointer = useStagePointer({ canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly: writes.refuseReadOnly, selectObject, polygon });
+  // A read-only workspace keeps only the select/pan tool.
+  const pickTool = (t: Tool) => (readOnly && t !== "select" ? writes.refuseReadOnly() : setTool(t));
+  useEffect(() => { if (readOnly) setTool("select"); }, [readOnly]);
+  const toggleBoxMode = () => {
+    if (readOnly) return writes.refuseReadOnly();
+    setTool("box");
+    editor.setBoxMode((m) => (m === "new" ? "replace" : "new"));
+  };
   useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim });
   const nav = useReviewNavigation({ pid, imageId, detail, anns, readOnly, unsaved: editor.unsaved, refuseReadOnly: writes.refuseReadOnly, setClaim });
   const setClass = async (a: Annotation | null, classId: number) => {
@@ -68,22 +86,28 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     setSearch(null);
   };
   useReviewKeys({
-    help, sel, setHelp, setSearch, setTool, setBrushPx, setShowOverlays, step, setClass,
-    acceptAllAndNext: nav.acceptAllAndNext, review: writes.review, remove: writes.remove, undoEdit: editor.undoEdit,
+    help, sel, setHelp, setSearch, setTool: pickTool, setBrushPx, setShowOverlays, step, setClass,
+    acceptAllAndNext: nav.acceptAllAndNext, review: writes.review, remove: writes.remove,
+    undo: history.undo, redo: history.redo, toggleBoxMode, polygonKey: polygon.key,
+    toggleHistory: () => setHistoryOpen((o) => !o),
     fit: stage.fit, zoomCenter: stage.zoomCenter, skip: nav.skip, previous: nav.previous,
   });
 
+  const readOnlyReason = !ctx.canAnnotate
+    ? `Read-only: your role (${ctx.project.my_role ?? "viewer"}) can only view this project.`
+    : `Read-only: ${claim.by ?? "another reviewer"} has this image open. You can look, but changes are off until they move on.`;
   const pending = anns.filter((a) => a.class_review === "pending" || a.mask_review === "pending").length;
   const searchResults = search === null ? [] : classes.filter((c) => c.active !== false && c.name.toLowerCase().includes(search.toLowerCase())).slice(0, 12);
   if (loadError) return <main className="page"><p className="error" role="alert">{loadError}</p><Link to={`/p/${pid}/review`}>Go to the next image in the queue</Link></main>;
 
   return (
-    <div className="workspace" data-testid="workspace">
+    <div className={`workspace${readOnly ? " read-only" : ""}`} data-testid="workspace" data-read-only={readOnly ? "true" : "false"}>
       <div className="stage" ref={wrapRef}>
         <canvas
           ref={canvasRef}
           data-testid="review-canvas"
-          className={`tool-${tool}`}
+          className={readOnly ? "tool-read-only" : `tool-${tool}`}
+          title={readOnly ? readOnlyReason : undefined}
           onPointerDown={pointer.onPointerDown}
           onPointerMove={pointer.onPointerMove}
           onPointerUp={pointer.onPointerUp}
@@ -91,7 +115,9 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           onWheel={pointer.onWheel}
           onContextMenu={(e) => e.preventDefault()}
         />
-        <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} onTool={setTool} onFit={stage.fit}
+        <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} readOnly={readOnly} onTool={pickTool} onFit={stage.fit}
+          boxMode={editor.boxMode} onBoxMode={editor.setBoxMode} segmenting={editor.segmenting}
+          canUndo={history.canUndo} canRedo={history.canRedo} onUndo={() => void history.undo()} onRedo={() => void history.redo()}
           onToggleOverlays={() => setShowOverlays((s) => !s)} onHelp={() => setHelp(true)} />
         {!detail && <div className="stage-msg">Loading…</div>}
       </div>
@@ -103,13 +129,18 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
               #{imageId} · {detail ? `${detail.width}×${detail.height}` : ""} · <span data-testid="image-status">{detail?.status.replace("_", " ")}</span> · {pending} pending
             </div>
           </div>
-          {claim.state === "other" && <div className="lock" role="status" data-testid="locked">🔒 Open by {claim.by ?? "another reviewer"} — read-only</div>}
-          {!ctx.canReview && <div className="muted small">Your role can't accept or reject.</div>}
+          {readOnly && (
+            <div className="lock read-only-banner" role="status" data-testid="locked">
+              <LockIcon /> <span data-testid="read-only-reason">{readOnlyReason}</span>
+            </div>
+          )}
+          {!readOnly && !ctx.canReview && <div className="muted small">Your role can't accept or reject.</div>}
           <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail} data-testid="accept-all">
             Accept all &amp; next image <kbd>Enter</kbd>
           </button>
           <div className="row small">
             <button onClick={nav.skip}>Skip <kbd>n</kbd></button>
+            <button onClick={() => setHistoryOpen((o) => !o)} aria-pressed={historyOpen} data-testid="history-toggle">History <kbd>i</kbd></button>
             <Link to={`/p/${pid}/review`}>Queue</Link>
           </div>
         </div>
@@ -125,8 +156,15 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
             </ul>
           </div>
         )}
+        {historyOpen && (
+          <HistoryPanel pid={pid} imageId={imageId} sel={sel} anns={anns} classes={classes} readOnly={readOnly}
+            refuseReadOnly={writes.refuseReadOnly} onClose={() => setHistoryOpen(false)}
+            onRestored={(a) => { if (stage.editRef.current?.annId === a.id) stage.editRef.current = null; writes.replace(a); }} />
+        )}
+        <div className="object-list-wrap" aria-disabled={readOnly}>
         <ObjectList anns={anns} pid={pid} classes={classes} selId={selId} loaded={!!detail} canReview={ctx.canReview} unsaved={editor.unsaved}
           edited={writes.edited} onSelect={selectObject} onReview={writes.review} onClass={setClass} onDelete={writes.remove} />
+        </div>
       </aside>
       {help && <HelpOverlay onClose={() => setHelp(false)} />}
     </div>

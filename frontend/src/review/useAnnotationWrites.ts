@@ -1,7 +1,8 @@
 /**
  * Writes to the open image's objects: review decisions, class changes and deletions. Writes to
  * one object are queued so each carries the version the previous one returned; every failure is
- * shown and loses nothing silently.
+ * shown and loses nothing silently. Each successful user action is recorded for undo
+ * (useUndoHistory, wired in through `history`).
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { ApiError, del, P, patch, post, type Annotation } from "../api/client";
@@ -9,6 +10,15 @@ import { notify } from "../notify";
 import type { Decision, ReviewTarget } from "./ObjectList";
 import { claimMessage, claimRefusal } from "./rules";
 import type { ClaimState } from "./useClaim";
+import { reviewsOf, type UndoEntry } from "./useUndoHistory";
+
+/** Set by the workspace once the undo history exists (it needs these writes itself). */
+export interface HistoryHooks {
+  record: (e: UndoEntry) => void;
+  /** Drop an entry recorded before its write, when the write failed. */
+  discard: (e: UndoEntry) => void;
+  undo: () => unknown;
+}
 
 export type Write = (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void) => Promise<boolean>;
 
@@ -19,6 +29,7 @@ export function useAnnotationWrites(opts: {
 }) {
   const { pid, imageId, canReview, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
   const chains = useRef(new Map<number, Promise<unknown>>());
+  const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undo: () => {} });
   /** Objects this annotator changed here: the server left them pending review. */
   const [edited, setEdited] = useState<Set<number>>(new Set());
 
@@ -72,13 +83,31 @@ export function useAnnotationWrites(opts: {
 
   const review = (a: Annotation | null, target: ReviewTarget, decision: Decision) => {
     if (!a) return;
-    const run = () => write(a, `the ${target === "both" ? "review" : target + " review"}`, () =>
-      post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), run);
+    const before = latest(a);
+    const prev = { class_review: before.class_review as Decision, mask_review: before.mask_review as Decision };
+    const changes = (target !== "mask" && prev.class_review !== decision) || (target !== "class" && prev.mask_review !== decision);
+    const run = async () => {
+      // Recorded before the write so an immediate z finds it (the undo queues behind this write).
+      const entry: UndoEntry = { t: "review", id: a.id, ...prev };
+      if (changes && !readOnly) history.current.record(entry);
+      const ok = await write(a, `the ${target === "both" ? "review" : target + " review"}`, () =>
+        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), run);
+      if (!ok && changes) history.current.discard(entry);
+      return ok;
+    };
     return run();
   };
 
   const setClass = (a: Annotation, classId: number) => {
-    const run = () => write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, label_class: classId }), run);
+    const prev = latest(a).label_class ?? null;
+    const review = reviewsOf(latest(a));
+    const run = async () => {
+      const entry: UndoEntry = { t: "class", id: a.id, classId: prev, review };
+      if (prev !== classId && !readOnly) history.current.record(entry);
+      const ok = await write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, label_class: classId }), run);
+      if (!ok && prev !== classId) history.current.discard(entry);
+      return ok;
+    };
     return run();
   };
 
@@ -87,12 +116,14 @@ export function useAnnotationWrites(opts: {
     const idx = annsRef.current.findIndex((x) => x.id === a.id);
     const ok = await write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${latest(a).version}`));
     if (ok) {
+      const snap = latest(a);
       const rest = annsRef.current.filter((x) => x.id !== a.id);
       updateAnns(() => rest);
       setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
-      notify("Object deleted.");
+      history.current.record({ t: "recreate", snap });
+      notify("Object deleted — press z to undo.", "info", { label: "Undo", run: () => void history.current.undo() });
     }
   };
 
-  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly };
+  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly, history };
 }

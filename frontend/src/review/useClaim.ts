@@ -1,5 +1,10 @@
-/** The claim on the open image: taken on open, renewed by a heartbeat, released on leave. */
-import { useEffect, useState } from "react";
+/**
+ * The claim on the open image: taken on open, renewed by a heartbeat while the reviewer is active,
+ * released when they leave (another route, another image, tab closed). A reviewer idle for longer
+ * than the server's claim TTL stops renewing, so the claim lapses and others may take the image;
+ * the next key or click claims it again.
+ */
+import { useEffect, useRef, useState } from "react";
 import { ApiError, P, post, type ImageDetail } from "../api/client";
 import type { Claim } from "../api/extra";
 
@@ -9,15 +14,35 @@ export interface ClaimState {
 }
 
 const HEARTBEAT_MS = 30000;
+/** backend/images/claims.py CLAIM_SECONDS: idle longer than this, the claim is not renewed. */
+export const CLAIM_TTL_MS = 300000;
 
 export function useClaim(pid: number, imageId: number) {
-  const [claim, setClaim] = useState<ClaimState>({ state: "pending" });
+  const [claim, setClaimState] = useState<ClaimState>({ state: "pending" });
+  // The cleanup of an unmounting page cannot read state through a setter (React drops it), so
+  // whether this page holds the claim is kept in a ref as well.
+  const mine = useRef(false);
+  const setClaim = (c: ClaimState | ((prev: ClaimState) => ClaimState)) => {
+    if (typeof c !== "function") mine.current = c.state === "mine";
+    setClaimState((prev) => {
+      const next = typeof c === "function" ? c(prev) : c;
+      mine.current = next.state === "mine";
+      return next;
+    });
+  };
 
   useEffect(() => {
     let stopped = false;
     let timer: number | undefined;
+    let lastActive = Date.now();
+    let lapsed = false;
     const url = `${P(pid)}/images/${imageId}/claim/`;
     const beat = async () => {
+      window.clearTimeout(timer);
+      if (Date.now() - lastActive > CLAIM_TTL_MS - HEARTBEAT_MS) {
+        lapsed = true; // idle: let the claim expire on the server; activity claims again
+        return;
+      }
       try {
         const c = await post<Claim>(url);
         if (!stopped) setClaim({ state: "mine", by: c.claimed_by });
@@ -31,23 +56,47 @@ export function useClaim(pid: number, imageId: number) {
       }
       if (!stopped) timer = window.setTimeout(beat, HEARTBEAT_MS);
     };
+    const active = () => {
+      lastActive = Date.now();
+      if (lapsed && !stopped) {
+        lapsed = false;
+        void beat();
+      }
+    };
     beat();
     const release = () => {
-      fetch(url, { method: "DELETE", credentials: "same-origin", keepalive: true, headers: { "X-CSRFToken": csrf() } }).catch(() => undefined);
+      if (!mine.current) return;
+      mine.current = false;
+      releaseClaim(url);
     };
+    // Back from the bfcache after pagehide released it: claim again at once.
+    const shown = (e: PageTransitionEvent) => { if (e.persisted && !stopped) void beat(); };
     window.addEventListener("pagehide", release);
+    window.addEventListener("pageshow", shown);
+    for (const ev of ACTIVITY) window.addEventListener(ev, active, { passive: true });
     return () => {
       stopped = true;
       window.clearTimeout(timer);
       window.removeEventListener("pagehide", release);
-      setClaim((c) => {
-        if (c.state === "mine") release();
-        return { state: "pending" };
-      });
+      window.removeEventListener("pageshow", shown);
+      for (const ev of ACTIVITY) window.removeEventListener(ev, active);
+      release();
+      setClaimState({ state: "pending" });
     };
   }, [pid, imageId]);
 
   return [claim, setClaim] as const;
+}
+
+const ACTIVITY = ["keydown", "pointerdown", "wheel"] as const;
+
+/** DELETE that survives the page going away (fetch keepalive; sendBeacon can only POST). */
+function releaseClaim(url: string) {
+  try {
+    fetch(url, { method: "DELETE", credentials: "same-origin", keepalive: true, headers: { "X-CSRFToken": csrf() } }).catch(() => undefined);
+  } catch {
+    // keepalive refused (too many in flight): the claim lapses on the server after its TTL
+  }
 }
 
 /** Whether the image detail shows an unexpired claim by someone other than `me`. */

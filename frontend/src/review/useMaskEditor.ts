@@ -1,19 +1,27 @@
 /**
- * Mask fixes on the selected object: brush/eraser strokes, undo/redo (each step saved), and
- * box → SAM 2, which replaces the selected mask or adds a new object. A mask the server has not
- * accepted yet stays "unsaved" and blocks moving on.
+ * Mask fixes on the selected object: brush/eraser strokes (each saved, each undoable through the
+ * workspace history) and box → SAM 2 in an explicit mode: "new object" (the default; its class is
+ * the gallery's proposal, or none) or "replace selected mask". A mask the server has not accepted
+ * yet stays "unsaved" and blocks moving on.
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { ApiError, P, patch, post, type Annotation, type ImageDetail, type LabelClass, type Rle } from "../api/client";
-import type { SegmentResult } from "../api/extra";
-import { countsFromString, decode, encode, paintStroke, runsGeometry, UndoStack, type View } from "../canvas";
+import type { Candidate, SegmentResult as SegmentMask } from "../api/extra";
+import { countsFromString, decode, encode, paintStroke, runsGeometry, type View } from "../canvas";
 import { notify } from "../notify";
 import { colorOf, type Bundle } from "./bundle";
 import { claimMessage, claimRefusal } from "./rules";
-import type { Tool } from "./StageBar";
+import type { BoxMode, Tool } from "./StageBar";
 import type { ClaimState } from "./useClaim";
 import type { EditSession } from "./useStage";
+import { reviewsOf } from "./useUndoHistory";
 import type { useAnnotationWrites } from "./useAnnotationWrites";
+
+/** The segment answer with the gallery's class proposal (backend/jobs/interactive.py). */
+type SegmentResult = SegmentMask & {
+  label_class?: number | null; class_name?: string | null; class_score?: number | null; class_margin?: number | null;
+  candidates?: Candidate[]; gallery_size?: number;
+};
 
 export function useMaskEditor(opts: {
   pid: number; imageId: number; detail: ImageDetail | null; sel: Annotation | null; classes: LabelClass[];
@@ -25,18 +33,15 @@ export function useMaskEditor(opts: {
   const { pid, imageId, detail, sel, classes, tool, brushPx, readOnly, bundleRef, editRef, viewRef, requestDraw, writes, updateAnns, setSelId, setClaim } = opts;
   const { write, replace, latest } = writes;
   const [unsaved, setUnsaved] = useState<Map<number, Rle>>(new Map());
-  const undoStacks = useRef(new Map<number, UndoStack<Rle>>());
+  const [boxMode, setBoxMode] = useState<BoxMode>("new");
+  /** Box → SAM in flight (a cold worker takes ~10 s): the stage shows it and refuses another box. */
+  const [segmenting, setSegmenting] = useState(false);
+  const segmentingRef = useRef(false);
 
   useEffect(() => setUnsaved(new Map()), [pid, imageId]);
-
-  const stackOf = (id: number) => {
-    let st = undoStacks.current.get(id);
-    if (!st) undoStacks.current.set(id, (st = new UndoStack<Rle>(30)));
-    return st;
-  };
   const forget = (id: number) => setUnsaved((m) => { const n = new Map(m); n.delete(id); return n; });
 
-  const saveMask = async (a: Annotation, rle: Rle) => {
+  const saveMask = async (a: Annotation, rle: Rle): Promise<boolean> => {
     setUnsaved((m) => new Map(m).set(a.id, rle));
     const run = async () => {
       const ok = await write(a, "the mask", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, mask_rle: rle }), run);
@@ -47,8 +52,9 @@ export function useMaskEditor(opts: {
         if (cur.mask_rle.counts !== rle.counts) { editRef.current = null; forget(a.id); }
       }
       requestDraw();
+      return ok;
     };
-    await run();
+    return run();
   };
 
   const startEdit = (a: Annotation): EditSession | null => {
@@ -93,6 +99,7 @@ export function useMaskEditor(opts: {
     if (!e || !a || !detail) return;
     const rle = encode(e.mask, detail.height, detail.width);
     const before = latest(a).mask_rle;
+    const review = reviewsOf(latest(a));
     if (rle.counts === before.counts) return;
     if (runsGeometry(countsFromString(rle.counts), detail.height).area === 0) {
       notify("That would erase the whole mask — delete the object instead (Delete).", "warn");
@@ -100,21 +107,32 @@ export function useMaskEditor(opts: {
       requestDraw();
       return;
     }
-    stackOf(a.id).push(before);
     replace({ ...latest(a), mask_rle: rle });
-    await saveMask(a, rle);
+    // Recorded before the save so an immediate z finds it (the undo queues behind the save).
+    const entry = { t: "mask" as const, id: a.id, rle: before, review };
+    writes.history.current.record(entry);
+    if (!(await saveMask(a, rle))) writes.history.current.discard(entry);
   };
 
-  const undoEdit = async (redo = false) => {
-    const a = sel;
-    if (!a || !detail) return;
-    const stack = stackOf(a.id);
-    const cur = latest(a).mask_rle;
-    const target = redo ? stack.redo(cur) : stack.undo(cur);
-    if (!target) return notify(redo ? "Nothing to redo." : "Nothing to undo.");
-    editRef.current = null; // the restored mask is drawn from its new overlay bitmap
-    replace({ ...latest(a), mask_rle: target });
-    await saveMask(a, target);
+  /** Save a whole new mask for an object (polygon edits), undoable like a stroke. */
+  const applyMask = async (a: Annotation, mask: Uint8Array): Promise<boolean> => {
+    if (!detail) return false;
+    if (readOnly) { writes.refuseReadOnly(); return false; }
+    const rle = encode(mask, detail.height, detail.width);
+    const before = latest(a).mask_rle;
+    const review = reviewsOf(latest(a));
+    if (rle.counts === before.counts) return false;
+    if (runsGeometry(countsFromString(rle.counts), detail.height).area === 0) {
+      notify("That would erase the whole mask — delete the object instead (Delete).", "warn");
+      return false;
+    }
+    if (editRef.current?.annId === a.id) editRef.current = null;
+    replace({ ...latest(a), mask_rle: rle });
+    const entry = { t: "mask" as const, id: a.id, rle: before, review };
+    writes.history.current.record(entry);
+    const ok = await saveMask(a, rle);
+    if (!ok) writes.history.current.discard(entry);
+    return ok;
   };
 
   const segmentBox = async (box: [number, number, number, number]) => {
@@ -124,18 +142,33 @@ export function useMaskEditor(opts: {
     const [x0, y0, x1, y1] = [clampX(Math.min(box[0], box[2])), clampY(Math.min(box[1], box[3])), clampX(Math.max(box[0], box[2])), clampY(Math.max(box[1], box[3]))];
     if (x1 - x0 < 3 || y1 - y0 < 3) return;
     if (readOnly) return writes.refuseReadOnly();
+    if (segmentingRef.current) return notify("SAM is still working on the previous box.", "warn");
+    // The mode is read when the box is drawn: a later toggle does not change this request.
+    const target = boxMode === "replace" ? sel : null;
+    if (boxMode === "replace" && !target) return notify("Select the object whose mask SAM should replace, or switch to \"new object\" (t).", "warn");
+    segmentingRef.current = true;
+    setSegmenting(true);
     try {
-      notify("Asking SAM for a mask…");
       const res = await post<SegmentResult>(`${P(pid)}/images/${imageId}/segment/`, { box: [x0, y0, x1, y1] });
-      if (sel) {
-        editRef.current = null;
-        stackOf(sel.id).push(latest(sel).mask_rle);
-        replace({ ...latest(sel), mask_rle: res.mask_rle });
-        await saveMask(sel, res.mask_rle);
+      if (target) {
+        if (editRef.current?.annId === target.id) editRef.current = null;
+        const before = latest(target).mask_rle;
+        const review = reviewsOf(latest(target));
+        replace({ ...latest(target), mask_rle: res.mask_rle });
+        if (await saveMask(target, res.mask_rle)) writes.history.current.record({ t: "mask", id: target.id, rle: before, review });
       } else {
-        const created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: classes.find((c) => c.active !== false)?.id ?? null, mask_rle: res.mask_rle });
-        updateAnns((list) => [...list, created]);
+        const created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: res.label_class ?? null, mask_rle: res.mask_rle });
+        // The gallery's evidence for the proposal, shown like any model object's.
+        const shown: Annotation = {
+          ...created,
+          candidates: created.candidates?.length ? created.candidates : (res.candidates ?? []),
+          class_score: created.class_score ?? res.class_score ?? null,
+          class_margin: created.class_margin ?? res.class_margin ?? null,
+        };
+        updateAnns((list) => [...list, shown]);
         setSelId(created.id);
+        writes.history.current.record({ t: "delete", id: created.id });
+        notify(res.label_class ? `New object: ${res.class_name ?? "class"} proposed from the gallery (pending review).` : "New object added without a class: no gallery match. Pick one with 1–9 or /.");
       }
     } catch (e) {
       const refused = claimRefusal(e);
@@ -144,8 +177,11 @@ export function useMaskEditor(opts: {
         notify(claimMessage(refused, "the new object"), "error");
       } else if (e instanceof ApiError && (e.status === 404 || e.status === 405)) notify("Box → SAM mask isn't available on this server yet.", "warn");
       else notify(`SAM couldn't segment that box: ${(e as Error).message}`, "error");
+    } finally {
+      segmentingRef.current = false;
+      setSegmenting(false);
     }
   };
 
-  return { unsaved, startEdit, paintTo, finishStroke, undoEdit, segmentBox };
+  return { unsaved, startEdit, paintTo, finishStroke, segmentBox, applyMask, boxMode, setBoxMode, segmenting };
 }

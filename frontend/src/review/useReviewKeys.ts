@@ -17,7 +17,12 @@ export interface ReviewKeyActions {
   review: (a: Annotation | null, target: ReviewTarget, decision: Decision) => unknown;
   setClass: (a: Annotation | null, classId: number) => Promise<unknown>;
   remove: (a: Annotation | null) => Promise<unknown>;
-  undoEdit: (redo?: boolean) => Promise<unknown>;
+  undo: () => Promise<unknown>;
+  redo: () => Promise<unknown>;
+  toggleBoxMode: () => void;
+  toggleHistory: () => void;
+  /** The polygon tool's keys (Enter closes, Esc cancels, Backspace drops a vertex) come first. */
+  polygonKey: (k: string) => boolean;
   fit: () => void;
   zoomCenter: (f: number) => void;
   skip: () => void;
@@ -42,6 +47,7 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
     return;
   }
   if (x.help && e.key !== "?" && e.key !== "Escape") return;
+  if (x.polygonKey(e.key)) { e.preventDefault(); return; }
   const k = e.key;
   const ctrl = e.ctrlKey || e.metaKey;
   const sel = x.sel;
@@ -52,7 +58,8 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   else if (k === "Tab") x.step(e.shiftKey ? -1 : 1);
   else if (k === "j" || k === "ArrowDown") x.step(1);
   else if (k === "k" || k === "ArrowUp") x.step(-1);
-  else if (ctrl && (k === "z" || k === "Z")) void x.undoEdit(e.shiftKey);
+  else if (ctrl && (k === "z" || k === "Z")) void (e.shiftKey ? x.redo() : x.undo());
+  else if (ctrl && k === "y") void x.redo();
   else if (ctrl) handled = false;
   else if (k === "a") void x.review(sel, "both", "accepted");
   else if (k === "r") void x.review(sel, "both", "rejected");
@@ -71,10 +78,13 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   else if (k === "b") x.setTool("brush");
   else if (k === "e") x.setTool("eraser");
   else if (k === "x") x.setTool("box");
+  else if (k === "l") x.setTool("polygon");
   else if (k === "[") x.setBrushPx((b) => Math.max(2, Math.round(b / 1.25)));
   else if (k === "]") x.setBrushPx((b) => Math.min(200, Math.round(b * 1.25)));
-  else if (k === "z") void x.undoEdit(false);
-  else if (k === "Z") void x.undoEdit(true);
+  else if (k === "z") void x.undo();
+  else if (k === "Z") void x.redo();
+  else if (k === "t") x.toggleBoxMode();
+  else if (k === "i") x.toggleHistory();
   else if (k === "f" || k === "0") x.fit();
   else if (k === "+" || k === "=") x.zoomCenter(1.25);
   else if (k === "-") x.zoomCenter(0.8);

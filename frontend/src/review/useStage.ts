@@ -4,7 +4,7 @@
  */
 import { useCallback, useEffect, useRef, type RefObject } from "react";
 import type { Annotation, ImageDetail, LabelClass } from "../api/client";
-import { fitView, zoomAt, type View } from "../canvas";
+import { fitView, zoomAt, type Pt, type View } from "../canvas";
 import { syncOverlays, type Bundle } from "./bundle";
 import type { Tool } from "./StageBar";
 import type { Pixels } from "./useImageBundle";
@@ -23,9 +23,16 @@ export interface EditSession {
   scale: number;
 }
 
-/** A pointer drag in progress, in screen (pan/click) or image (paint/box) coordinates. */
+/** The polygon tool on screen: the polygon being drawn and the selected object's editable outline. */
+export interface PolyOverlay {
+  draft: Pt[] | null;
+  hole: boolean;
+  outline: Pt[] | null;
+}
+
+/** A pointer drag in progress, in screen (pan/click) or image (paint/box/poly) coordinates. */
 export interface Drag {
-  kind: "pan" | "paint" | "box" | "click";
+  kind: "pan" | "paint" | "box" | "click" | "poly";
   sx: number;
   sy: number;
   lx: number;
@@ -45,6 +52,7 @@ export function useStage(opts: {
   const editRef = useRef<EditSession | null>(null);
   const dragRef = useRef<Drag | null>(null);
   const cursorRef = useRef<[number, number] | null>(null);
+  const polyRef = useRef<PolyOverlay>({ draft: null, hole: false, outline: null });
   const rafRef = useRef(0);
 
   const draw = useCallback(() => {
@@ -100,6 +108,7 @@ export function useStage(opts: {
       ctx2.strokeRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
     }
     const cur = cursorRef.current;
+    if (tool === "polygon") drawPolygon(ctx2, polyRef.current, cur, v.scale);
     if (cur && (tool === "brush" || tool === "eraser")) {
       ctx2.lineWidth = 1.5 / v.scale;
       ctx2.strokeStyle = tool === "brush" ? "#fff" : "#f87171";
@@ -133,6 +142,7 @@ export function useStage(opts: {
   // A new image opens fitted, with no edit in progress.
   useEffect(() => {
     editRef.current = null;
+    polyRef.current = { draft: null, hole: false, outline: null };
     viewRef.current = null;
   }, [pid, imageId]);
 
@@ -157,5 +167,36 @@ export function useStage(opts: {
     requestDraw();
   };
 
-  return { viewRef, editRef, dragRef, cursorRef, requestDraw, zoomCenter, fit };
+  return { viewRef, editRef, dragRef, cursorRef, polyRef, requestDraw, zoomCenter, fit };
+}
+
+/** The outline being edited (cyan, square handles) and the polygon being drawn (yellow; red for a hole). */
+function drawPolygon(c: CanvasRenderingContext2D, p: PolyOverlay, cur: [number, number] | null, scale: number) {
+  const handle = 7 / scale;
+  c.lineWidth = 1.5 / scale;
+  const path = (pts: Pt[], close: boolean) => {
+    c.beginPath();
+    pts.forEach(([x, y], i) => (i ? c.lineTo(x, y) : c.moveTo(x, y)));
+    if (close) c.closePath();
+    c.stroke();
+  };
+  if (p.outline && !p.draft) {
+    c.strokeStyle = "#22d3ee";
+    path(p.outline, true);
+    c.fillStyle = "#fff";
+    for (const [x, y] of p.outline) {
+      c.fillRect(x - handle / 2, y - handle / 2, handle, handle);
+      c.strokeRect(x - handle / 2, y - handle / 2, handle, handle);
+    }
+  }
+  if (p.draft && p.draft.length) {
+    c.strokeStyle = p.hole ? "#f87171" : "#facc15";
+    path(cur ? [...p.draft, cur] : p.draft, false);
+    c.fillStyle = c.strokeStyle;
+    for (const [x, y] of p.draft) c.fillRect(x - handle / 3, y - handle / 3, (2 * handle) / 3, (2 * handle) / 3);
+    const [fx, fy] = p.draft[0];
+    c.beginPath();
+    c.arc(fx, fy, handle, 0, Math.PI * 2); // click here to close
+    c.stroke();
+  }
 }

@@ -9,14 +9,15 @@ import { countsFromString, hitTest, panBy, runsGeometry, toImage, zoomAt, type H
 import { notify } from "../notify";
 import type { Tool } from "./StageBar";
 import type { useMaskEditor } from "./useMaskEditor";
+import type { usePolygonTool } from "./usePolygonTool";
 import type { useStage } from "./useStage";
 
 export function useStagePointer(opts: {
   canvasRef: RefObject<HTMLCanvasElement | null>; stage: ReturnType<typeof useStage>; editor: ReturnType<typeof useMaskEditor>;
   detail: ImageDetail | null; anns: Annotation[]; sel: Annotation | null; tool: Tool; readOnly: boolean;
-  refuseReadOnly: () => void; selectObject: (id: number | null) => void;
+  refuseReadOnly: () => void; selectObject: (id: number | null) => void; polygon: ReturnType<typeof usePolygonTool>;
 }) {
-  const { canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly, selectObject } = opts;
+  const { canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly, selectObject, polygon } = opts;
   const { viewRef, dragRef, cursorRef, requestDraw } = stage;
 
   const localXY = (ev: React.PointerEvent | React.WheelEvent) => {
@@ -40,7 +41,10 @@ export function useStagePointer(opts: {
       editor.startEdit(sel);
       dragRef.current = { kind: "paint", sx, sy, lx: ix, ly: iy, moved: false };
       editor.paintTo(ix, iy, ix, iy);
+    } else if (!pan && tool === "polygon") {
+      if (polygon.down(ix, iy, ev)) dragRef.current = { kind: "poly", sx, sy, lx: ix, ly: iy, moved: false };
     } else if (!pan && tool === "box") {
+      if (readOnly) return refuseReadOnly();
       dragRef.current = { kind: "box", sx, sy, lx: ix, ly: iy, moved: false, box: [ix, iy, ix, iy] };
     } else {
       dragRef.current = { kind: pan ? "pan" : "click", sx, sy, lx: sx, ly: sy, moved: false };
@@ -58,6 +62,8 @@ export function useStagePointer(opts: {
         editor.paintTo(d.lx, d.ly, ix, iy);
         d.lx = ix;
         d.ly = iy;
+      } else if (d.kind === "poly") {
+        polygon.move(ix, iy);
       } else if (d.kind === "box") {
         d.box = [d.box![0], d.box![1], ix, iy];
       } else if (d.moved) {
@@ -74,6 +80,7 @@ export function useStagePointer(opts: {
     dragRef.current = null;
     if (!d || !viewRef.current || !detail) return;
     if (d.kind === "paint") void editor.finishStroke();
+    else if (d.kind === "poly") polygon.up();
     else if (d.kind === "box" && d.box) void editor.segmentBox(d.box);
     else if (d.kind === "click" && !d.moved) {
       const [sx, sy] = localXY(ev);

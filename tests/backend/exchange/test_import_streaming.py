@@ -12,7 +12,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from backend.annotations.models import Annotation, AnnotationEvent
-from backend.annotations.services import snapshot
+from backend.annotations.changes import snapshot
 from backend.exchange import geometry, importing, services
 from backend.exchange.formats.coco import CocoParser
 from backend.exchange.formats.labelstudio import LabelStudioParser

@@ -3,6 +3,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 
 from django.conf import settings
@@ -14,6 +15,18 @@ from backend.config import embedded
 from backend.core.supervisor import Service, Supervisor
 
 WORKERS = ("cpu", "gpu")
+
+
+def default_web_processes() -> int:
+    return max(2, min(4, os.cpu_count() or 1))
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The web port, bound once here and inherited by every web process."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 class Command(BaseCommand):
@@ -31,8 +44,12 @@ class Command(BaseCommand):
             help="comma-separated workers to start: cpu, gpu (default both; empty for none)",
         )
         parser.add_argument("--no-workers", action="store_true", help="web server only (same as --workers '')")
+        parser.add_argument(
+            "--web-processes", type=int, default=int(os.environ.get("RAZMETKA_WEB_PROCESSES", "0")) or default_web_processes(),
+            help="ASGI server processes sharing the port (default: one per core, 2 to 4)",
+        )
 
-    def handle(self, *args, host, port, workers, no_workers, **options):
+    def handle(self, *args, host, port, workers, no_workers, web_processes, **options):
         wanted = [] if no_workers else [w.strip() for w in workers.split(",") if w.strip()]
         unknown = sorted(set(wanted) - set(WORKERS))
         if unknown:
@@ -40,7 +57,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         login = self._ensure_admin()
         self._log_to_console()
-        supervisor = Supervisor(self._commands(host, port, wanted), cwd=settings.BASE_DIR, services=self._embedded())
+        listener = listen(host, port) if web_processes > 1 else None
+        supervisor = Supervisor(
+            self._commands(host, port, wanted, listener, web_processes), cwd=settings.BASE_DIR,
+            services=self._embedded(), pass_fds=(listener.fileno(),) if listener else (),
+        )
         # Installed before the first child starts, so a Ctrl-C at any point stops them all.
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
@@ -56,9 +77,18 @@ class Command(BaseCommand):
         supervisor.run()
         self.stdout.write("Stopped.\n")
 
-    def _commands(self, host: str, port: int, workers: list[str]) -> dict[str, list[str]]:
+    def _commands(self, host: str, port: int, workers: list[str], listener: socket.socket | None = None,
+                  web_processes: int = 1) -> dict[str, list[str]]:
         python = sys.executable
-        commands = {"web": [python, "-m", "daphne", "-b", host, "-p", str(port), "backend.config.asgi:application"]}
+        app = "backend.config.asgi:application"
+        if listener is None:
+            commands = {"web": [python, "-m", "daphne", "-b", host, "-p", str(port), app]}
+        else:
+            # One daphne runs sync views on a single thread: N processes accept on one socket
+            # that serve bound, and the kernel spreads the connections (a restarted one
+            # rejoins the same socket, so the port never closes).
+            commands = {f"web-{i}": [python, "-m", "daphne", "--fd", str(listener.fileno()), app]
+                        for i in range(1, web_processes + 1)}
         celery = [python, "-m", "celery", "-A", "backend.config", "worker", "--loglevel", "INFO"]
         # Node names carry the queue prefix, like the queues, so a test run's workers are told
         # apart from a `make run` on the same Redis (`celery inspect ping -d cpu@host`).

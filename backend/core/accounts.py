@@ -1,0 +1,68 @@
+"""User accounts made by an instance admin: a one-time password, changed at first sign-in.
+
+"Must change password" is membership of one auth Group rather than a column: the user model is
+Django's own, and a group needs no schema change and shows up in the Django admin as it is.
+"""
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from .errors import DomainError, PermissionDenied
+
+MUST_CHANGE_PASSWORD_GROUP = "must-change-password"
+USERNAME_MAX = 150
+
+
+def _group() -> Group:
+    return Group.objects.get_or_create(name=MUST_CHANGE_PASSWORD_GROUP)[0]
+
+
+def must_change_password(user) -> bool:
+    return bool(user.is_authenticated) and user.groups.filter(name=MUST_CHANGE_PASSWORD_GROUP).exists()
+
+
+@transaction.atomic
+def create_user_with_one_time_password(*, by, username: str) -> tuple[object, str]:
+    """Only an instance admin (is_staff) makes accounts. Returns (user, password): the password
+    is shown once to the admin and never stored in clear."""
+    if not getattr(by, "is_staff", False):
+        raise PermissionDenied("Only an instance admin can create users.")
+    username = (username or "").strip()
+    User = get_user_model()
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise DomainError(f"'{username}' is not a valid username: {' '.join(exc.messages)}") from None
+    if not username or len(username) > USERNAME_MAX:
+        raise DomainError(f"A username has 1 to {USERNAME_MAX} characters.")
+    taken = f"A user named '{username}' already exists; add them by name instead."
+    if User.objects.filter(username__iexact=username).exists():  # 'Bob' and 'bob' would confuse people
+        raise DomainError(taken)
+    password = secrets.token_urlsafe(12)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password)
+    except IntegrityError:  # created by someone else in the meantime
+        raise DomainError(taken) from None
+    user.groups.add(_group())
+    return user, password
+
+
+@transaction.atomic
+def change_own_password(*, user, current_password: str, new_password: str) -> None:
+    if not user.check_password(current_password):
+        raise DomainError("The current password is wrong.", extra={"field": "current_password"})
+    if new_password == current_password:
+        raise DomainError("Choose a password different from the one-time password.")
+    try:
+        password_validation.validate_password(new_password, user)
+    except ValidationError as exc:
+        raise DomainError(" ".join(exc.messages)) from None
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    user.groups.remove(_group())

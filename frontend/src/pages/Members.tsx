@@ -1,0 +1,144 @@
+import { useEffect, useState } from "react";
+import { del, get, P, patch, post, type Membership, type Page } from "../api/client";
+import { notify } from "../notify";
+import type { ProjectCtx } from "./ProjectLayout";
+
+const ROLES = [
+  ["admin", "Admin — settings, members, classes, exports"],
+  ["reviewer", "Reviewer — accept and reject"],
+  ["annotator", "Annotator — upload and draw"],
+  ["viewer", "Viewer — look only"],
+] as const;
+type Role = (typeof ROLES)[number][0];
+
+export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
+  const pid = ctx.project.id;
+  const [members, setMembers] = useState<Membership[] | null>(null);
+  const [username, setUsername] = useState("");
+  const [role, setRole] = useState<Role>("reviewer");
+  const [addError, setAddError] = useState("");
+  const [newName, setNewName] = useState("");
+  const [newRole, setNewRole] = useState<Role>("reviewer");
+  const [newError, setNewError] = useState("");
+  const [created, setCreated] = useState<{ username: string; password: string } | null>(null);
+
+  const load = async () => {
+    try {
+      setMembers((await get<Page<Membership>>(`${P(pid)}/members/?page_size=500`)).results);
+    } catch (e) {
+      notify(`Couldn't load members: ${(e as Error).message}`, "error");
+    }
+  };
+  useEffect(() => { load(); }, [pid]);
+
+  const add = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setAddError("");
+    try {
+      const m = await post<Membership>(`${P(pid)}/members/`, { username: username.trim(), role });
+      setMembers((old) => [...(old ?? []), m]);
+      setUsername("");
+      notify(`${m.username} joined as ${m.role}.`);
+    } catch (err: any) {
+      setAddError(err.message);
+    }
+  };
+  const createUser = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setNewError("");
+    try {
+      const m = await post<Membership & { one_time_password: string }>(`${P(pid)}/members/new-user/`, { username: newName.trim(), role: newRole });
+      setMembers((old) => [...(old ?? []), m]);
+      setCreated({ username: m.username, password: m.one_time_password });
+      setNewName("");
+    } catch (err: any) {
+      setNewError(err.message);
+    }
+  };
+  const changeRole = async (m: Membership, next: Role) => {
+    try {
+      const updated = await patch<Membership>(`${P(pid)}/members/${m.id}/`, { role: next });
+      setMembers((old) => old?.map((x) => (x.id === m.id ? updated : x)) ?? old);
+      notify(`${m.username} is now ${updated.role}.`);
+    } catch (err: any) {
+      notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
+      load();
+    }
+  };
+  const remove = async (m: Membership) => {
+    if (!confirm(`Remove ${m.username} from ${ctx.project.name}? They lose access at once.`)) return;
+    try {
+      await del(`${P(pid)}/members/${m.id}/`);
+      setMembers((old) => old?.filter((x) => x.id !== m.id) ?? old);
+      notify(`${m.username} removed.`);
+    } catch (err: any) {
+      notify(`Couldn't remove ${m.username}: ${err.message}`, "error");
+    }
+  };
+
+  return (
+    <main className="page">
+      <h1>Members &amp; roles</h1>
+      <div className="grid2 grid-wide-left">
+        <section className="card">
+          <h2>Members</h2>
+          {members === null ? <p className="muted">Loading…</p> : (
+            <table className="table fixed" data-testid="members">
+              <colgroup><col /><col style={{ width: 150 }} /><col style={{ width: 100 }} /></colgroup>
+              <thead><tr><th>User</th><th>Role</th><th></th></tr></thead>
+              <tbody>
+                {members.map((m) => (
+                  <tr key={m.id} data-testid={`member-${m.username}`}>
+                    <td className="cell-name"><span className="ellipsis" title={m.username}>{m.username}</span>{m.username === ctx.me.username && <span className="muted small"> (you)</span>}</td>
+                    <td>
+                      <select aria-label={`role of ${m.username}`} value={m.role} onChange={(e) => changeRole(m, e.target.value as Role)}>
+                        {ROLES.map(([r]) => <option key={r} value={r}>{r}</option>)}
+                      </select>
+                    </td>
+                    <td><button className="small danger" onClick={() => remove(m)}>Remove</button></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <ul className="muted small role-help">{ROLES.map(([r, d]) => <li key={r}>{d}</li>)}</ul>
+        </section>
+        <div>
+          <form className="card" onSubmit={add} data-testid="add-member">
+            <h2>Add an existing user</h2>
+            <label>Username<input name="member-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" /></label>
+            <label>Role
+              <select name="member-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+                {ROLES.map(([r]) => <option key={r} value={r}>{r}</option>)}
+              </select>
+            </label>
+            {addError && <p className="error small" role="alert">{addError}</p>}
+            <button className="primary" disabled={!username.trim()}>Add member</button>
+          </form>
+          {ctx.me.is_staff && (
+            <form className="card" onSubmit={createUser} data-testid="new-user">
+              <h2>Create a new user</h2>
+              <p className="muted small">As an instance admin you can create an account. It gets a one-time password, shown once; the person sets their own at first sign-in.</p>
+              <label>Username<input name="new-username" value={newName} onChange={(e) => setNewName(e.target.value)} autoComplete="off" /></label>
+              <label>Role in this project
+                <select name="new-role" value={newRole} onChange={(e) => setNewRole(e.target.value as Role)}>
+                  {ROLES.map(([r]) => <option key={r} value={r}>{r}</option>)}
+                </select>
+              </label>
+              {newError && <p className="error small" role="alert">{newError}</p>}
+              {created && (
+                <div className="one-time" data-testid="one-time-password">
+                  <p>Account <b>{created.username}</b> created. Give them this one-time password now; it will not be shown again:</p>
+                  <code className="secret">{created.password}</code>
+                  <button type="button" className="small" onClick={() => navigator.clipboard?.writeText(created.password).then(() => notify("Copied."), () => notify("Copy it by hand.", "warn"))}>Copy</button>
+                  <button type="button" className="small link" onClick={() => setCreated(null)}>Done</button>
+                </div>
+              )}
+              <button className="primary" disabled={!newName.trim()}>Create user</button>
+            </form>
+          )}
+        </div>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,36 @@
+import { useState } from "react";
+import { ApiError, patch, type Me } from "../api/client";
+
+/** First sign-in with a one-time password: the user picks their own before anything else. */
+export function SetPasswordPage({ me, onDone }: { me: Me; onDone: (me: Me) => void }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [again, setAgain] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const mismatch = again !== "" && next !== again;
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError("");
+    try {
+      onDone(await patch<Me>("/api/auth/me/", { current_password: current, new_password: next }));
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="login card" onSubmit={submit} data-testid="set-password">
+      <h1>Set your password</h1>
+      <p className="muted small">Hello {me.username}. You signed in with a one-time password; choose your own to continue.</p>
+      <label>One-time password<input name="current_password" type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} /></label>
+      <label>New password<input name="new_password" type="password" autoComplete="new-password" value={next} onChange={(e) => setNext(e.target.value)} /></label>
+      <label>New password again<input name="new_password_again" type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} /></label>
+      {mismatch && <p className="error small">The two new passwords differ.</p>}
+      {error && <p className="error" role="alert">{error}</p>}
+      <button className="primary" disabled={busy || !current || !next || next !== again}>{busy ? "Saving…" : "Set password"}</button>
+    </form>
+  );
+}

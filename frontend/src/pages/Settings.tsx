@@ -1,0 +1,132 @@
+import { useState } from "react";
+import { ApiError, get, P, patch, type Project } from "../api/client";
+import { notify } from "../notify";
+import type { ProjectCtx } from "./ProjectLayout";
+
+type Form = {
+  name: string; description: string; prompts: string;
+  box_threshold: string; text_threshold: string; nms_iou: string;
+  unknown_threshold: string; min_margin: string; top_k: string; unique_classes_per_image: boolean;
+};
+type Errors = Partial<Record<keyof Form | "form", string>>;
+
+const UNIT_FIELDS = ["box_threshold", "text_threshold", "nms_iou", "unknown_threshold", "min_margin"] as const;
+
+function toForm(p: Project): Form {
+  return {
+    name: p.name, description: p.description ?? "",
+    prompts: Array.isArray(p.prompts) ? (p.prompts as string[]).join("\n") : "",
+    box_threshold: String(p.box_threshold ?? ""), text_threshold: String(p.text_threshold ?? ""), nms_iou: String(p.nms_iou ?? ""),
+    unknown_threshold: String(p.unknown_threshold ?? ""), min_margin: String(p.min_margin ?? ""), top_k: String(p.top_k ?? ""),
+    unique_classes_per_image: !!p.unique_classes_per_image,
+  };
+}
+
+/** Checks in the browser what the server checks too, so most mistakes show before a round trip. */
+export function validate(f: Form): Errors {
+  const e: Errors = {};
+  if (!f.name.trim()) e.name = "Give the project a name.";
+  const prompts = splitPrompts(f.prompts);
+  if (!prompts.length) e.prompts = "Give at least one text prompt.";
+  else if (prompts.length > 20 || prompts.some((p) => p.length > 200)) e.prompts = "At most 20 prompts of at most 200 characters.";
+  for (const k of UNIT_FIELDS) {
+    const v = Number(f[k]);
+    if (f[k].trim() === "" || !Number.isFinite(v) || v < 0 || v > 1) e[k] = "A number from 0 to 1.";
+  }
+  const k = Number(f.top_k);
+  if (!Number.isInteger(k) || k < 1 || k > 50) e.top_k = "A whole number from 1 to 50.";
+  return e;
+}
+export const splitPrompts = (s: string) => s.split(/[.\n]/).map((x) => x.trim()).filter(Boolean);
+
+export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
+  const pid = ctx.project.id;
+  const [form, setForm] = useState<Form>(() => toForm(ctx.project));
+  const [errors, setErrors] = useState<Errors>({});
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => { setForm((f) => ({ ...f, [k]: v })); setSaved(false); };
+
+  const save = async (e: React.FormEvent) => {
+    e.preventDefault();
+    const local = validate(form);
+    setErrors(local);
+    if (Object.keys(local).length) return;
+    setBusy(true);
+    try {
+      const body = {
+        version: ctx.project.version, name: form.name.trim(), description: form.description, prompts: splitPrompts(form.prompts),
+        ...Object.fromEntries(UNIT_FIELDS.map((k) => [k, Number(form[k])])),
+        top_k: Number(form.top_k), unique_classes_per_image: form.unique_classes_per_image,
+      };
+      const p = await patch<Project>(`${P(pid)}/`, body);
+      ctx.setProject(p);
+      setForm(toForm(p));
+      setSaved(true);
+      notify("Settings saved.");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) {
+        setErrors({ form: "Someone else changed these settings meanwhile. The form now shows their version; apply your change again." });
+        const fresh = await get<Project>(`${P(pid)}/`).catch(() => null);
+        if (fresh) { ctx.setProject(fresh); setForm(toForm(fresh)); }
+      } else if (err instanceof ApiError && err.body && typeof err.body === "object" && !err.body.detail) {
+        const next: Errors = {};
+        for (const [k, v] of Object.entries(err.body)) (next as any)[k in form ? k : "form"] = ([] as unknown[]).concat(v).map(String).join(" ");
+        setErrors(next);
+      } else setErrors({ form: (err as Error).message });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const num = (k: (typeof UNIT_FIELDS)[number] | "top_k", label: string, hint: string, step = "0.01") => (
+    <label className={errors[k] ? "field invalid" : "field"}>
+      {label}
+      <input name={k} type="number" step={step} min={k === "top_k" ? 1 : 0} max={k === "top_k" ? 50 : 1} value={form[k]}
+        aria-invalid={!!errors[k]} onChange={(e) => set(k, e.target.value)} />
+      <span className="muted small">{hint}</span>
+      {errors[k] && <span className="error small field-error" data-testid={`error-${k}`}>{errors[k]}</span>}
+    </label>
+  );
+
+  return (
+    <main className="page">
+      <h1>Project settings</h1>
+      <form onSubmit={save} noValidate data-testid="settings-form">
+        <div className="grid2">
+          <section className="card">
+            <h2>Project</h2>
+            <label className="field">Name<input name="name" value={form.name} onChange={(e) => set("name", e.target.value)} aria-invalid={!!errors.name} />
+              {errors.name && <span className="error small field-error">{errors.name}</span>}</label>
+            <label className="field">Description<textarea name="description" rows={2} value={form.description} onChange={(e) => set("description", e.target.value)} /></label>
+            <label className="field">Text prompts <span className="muted small">(one per line, or separated by “.”)</span>
+              <textarea name="prompts" rows={4} value={form.prompts} onChange={(e) => set("prompts", e.target.value)} aria-invalid={!!errors.prompts} />
+              {errors.prompts && <span className="error small field-error" data-testid="error-prompts">{errors.prompts}</span>}</label>
+          </section>
+          <section className="card">
+            <h2>Detector</h2>
+            {num("box_threshold", "Box threshold", "Keep boxes scoring at least this.")}
+            {num("text_threshold", "Text threshold", "How well a box must match its prompt.")}
+            {num("nms_iou", "NMS overlap (IoU)", "Boxes overlapping more than this are merged.")}
+          </section>
+          <section className="card">
+            <h2>Matcher</h2>
+            {num("unknown_threshold", "Unknown threshold", "Below this similarity an object gets no class.")}
+            {num("min_margin", "Top-2 margin", "The best class must beat the runner-up by this much.")}
+            {num("top_k", "Top-k candidates", "How many ranked classes each object keeps.", "1")}
+            <label className="check">
+              <input type="checkbox" name="unique_classes_per_image" checked={form.unique_classes_per_image} onChange={(e) => set("unique_classes_per_image", e.target.checked)} />
+              One object per class per image (solved as an assignment)
+            </label>
+          </section>
+        </div>
+        {errors.form && <p className="error" role="alert">{errors.form}</p>}
+        <div className="toolbar">
+          <button className="primary" disabled={busy}>{busy ? "Saving…" : "Save settings"}</button>
+          {saved && <span className="muted small" data-testid="settings-saved">Saved (version {ctx.project.version}).</span>}
+          <span className="muted small">New values apply to the next pre-annotation job; finished jobs keep what they ran with.</span>
+        </div>
+      </form>
+    </main>
+  );
+}

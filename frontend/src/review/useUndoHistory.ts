@@ -1,0 +1,187 @@
+/**
+ * One undo/redo stack for the open image: deletions, class changes, mask edits, review decisions
+ * and new objects. Each entry is the write that takes the object back; undoing runs it as a normal
+ * versioned write and pushes its own inverse onto the other stack. A deleted object comes back
+ * through the API as a new row (new id) with its mask, class and review states, and every entry
+ * that named the old id is moved to the new one so the stacks stay consistent.
+ */
+import { useEffect, useRef, useState, type RefObject } from "react";
+import { del, P, patch, post, type Annotation, type Rle } from "../api/client";
+import { notify } from "../notify";
+import { claimMessage, claimRefusal } from "./rules";
+import type { Decision } from "./ObjectList";
+import type { ClaimState } from "./useClaim";
+import type { useAnnotationWrites } from "./useAnnotationWrites";
+import type { EditSession } from "./useStage";
+
+export type UndoEntry =
+  | { t: "recreate"; snap: Annotation }
+  | { t: "delete"; id: number }
+  | { t: "class"; id: number; classId: number | null; review?: Reviews }
+  | { t: "mask"; id: number; rle: Rle; review?: Reviews }
+  | { t: "review"; id: number; class_review: Decision; mask_review: Decision };
+
+const LIMIT = 100;
+
+/** Review states before a change: a reviewer's class or mask edit also accepts it on the server. */
+export interface Reviews {
+  class_review: Decision;
+  mask_review: Decision;
+}
+export const reviewsOf = (a: Annotation): Reviews => ({ class_review: a.class_review as Decision, mask_review: a.mask_review as Decision });
+
+/** Move every entry that names `from` to `to` (a re-created object has a new id). */
+export function remapEntries(list: UndoEntry[], from: number, to: number): UndoEntry[] {
+  return list.map((e) => {
+    if (e.t === "recreate") return e.snap.id === from ? { ...e, snap: { ...e.snap, id: to } } : e;
+    return e.id === from ? { ...e, id: to } : e;
+  });
+}
+
+export function describe(e: UndoEntry): string {
+  switch (e.t) {
+    case "recreate": return "the deletion";
+    case "delete": return "the new object";
+    case "class": return "the class change";
+    case "mask": return "the mask edit";
+    case "review": return "the review decision";
+  }
+}
+
+export function useUndoHistory(opts: {
+  pid: number; imageId: number; canReview: boolean; readOnly: boolean;
+  writes: ReturnType<typeof useAnnotationWrites>; annsRef: RefObject<Annotation[]>;
+  updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void; setSelId: (id: number | null) => void;
+  editRef: RefObject<EditSession | null>; setClaim: (c: ClaimState) => void;
+}) {
+  const { pid, imageId, canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef, setClaim } = opts;
+  const undoRef = useRef<UndoEntry[]>([]);
+  const redoRef = useRef<UndoEntry[]>([]);
+  const chain = useRef<Promise<unknown>>(Promise.resolve());
+  const [, setSize] = useState(0);
+  const changed = () => setSize((n) => n + 1);
+
+  useEffect(() => {
+    undoRef.current = [];
+    redoRef.current = [];
+    changed();
+  }, [pid, imageId]);
+
+  /** A user action succeeded: remember how to take it back (a new action clears redo). */
+  const record = (e: UndoEntry) => {
+    undoRef.current = [...undoRef.current, e].slice(-LIMIT);
+    redoRef.current = [];
+    changed();
+  };
+
+  const discard = (e: UndoEntry) => {
+    undoRef.current = undoRef.current.filter((x) => x !== e);
+    changed();
+  };
+
+  const find = (id: number) => annsRef.current.find((a) => a.id === id) ?? null;
+
+  /** Run one entry; the inverse entry on success, null when it could not be applied. */
+  const apply = async (e: UndoEntry): Promise<UndoEntry | null> => {
+    if (e.t === "recreate") return recreate(e.snap);
+    const a = find(e.id);
+    if (!a) {
+      notify(`Can't undo ${describe(e)}: the object is gone (someone else may have deleted it).`, "warn");
+      return null;
+    }
+    if (e.t === "delete") {
+      const ok = await writes.write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${writes.latest(a).version}`));
+      if (!ok) return null;
+      const snap = writes.latest(a);
+      updateAnns((list) => list.filter((x) => x.id !== a.id));
+      setSelId(annsRef.current[0]?.id ?? null);
+      return { t: "recreate", snap };
+    }
+    if (e.t === "class") {
+      const before = a.label_class ?? null;
+      const review = reviewsOf(a);
+      let ok = await writes.write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: writes.latest(a).version, label_class: e.classId }));
+      if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
+      setSelId(a.id);
+      return ok ? { t: "class", id: a.id, classId: before, review } : null;
+    }
+    if (e.t === "mask") {
+      const before = a.mask_rle;
+      const review = reviewsOf(a);
+      if (editRef.current?.annId === a.id) editRef.current = null; // the restored mask draws from its overlay
+      let ok = await writes.write(a, "the mask", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: writes.latest(a).version, mask_rle: e.rle }));
+      if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
+      setSelId(a.id);
+      return ok ? { t: "mask", id: a.id, rle: before, review } : null;
+    }
+    const before = { class_review: a.class_review as Decision, mask_review: a.mask_review as Decision };
+    const ok = await reviewTo(a, e.class_review, e.mask_review);
+    setSelId(a.id);
+    return ok ? { t: "review", id: a.id, ...before } : null;
+  };
+
+  const reviewTo = async (a: Annotation, cls: Decision, mask: Decision): Promise<boolean> => {
+    const send = (target: "class" | "mask" | "both", decision: Decision) =>
+      writes.write(a, "the review", () => post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: writes.latest(a).version, target, decision }));
+    if (cls === mask) return a.class_review === cls && a.mask_review === mask ? true : send("both", cls);
+    let ok = true;
+    if (a.class_review !== cls) ok = await send("class", cls);
+    if (ok && a.mask_review !== mask) ok = await send("mask", mask);
+    return ok;
+  };
+
+  /** Bring a deleted object back: a new row with its mask and class, then its review states. */
+  const recreate = async (snap: Annotation): Promise<UndoEntry | null> => {
+    let created: Annotation;
+    try {
+      created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: snap.label_class ?? null, mask_rle: snap.mask_rle });
+    } catch (err) {
+      const refused = claimRefusal(err);
+      if (refused) {
+        setClaim({ state: "other", by: refused.by });
+        notify(claimMessage(refused, "the restored object"), "error");
+      } else notify(`Couldn't bring the object back: ${(err as Error).message}`, "error");
+      return null;
+    }
+    // Keep the evidence the object had (top-k candidates, scores) on screen.
+    const shown = { ...created, candidates: created.candidates?.length ? created.candidates : snap.candidates, class_score: created.class_score ?? snap.class_score, class_margin: created.class_margin ?? snap.class_margin };
+    updateAnns((list) => [...list, shown]);
+    undoRef.current = remapEntries(undoRef.current, snap.id, created.id);
+    redoRef.current = remapEntries(redoRef.current, snap.id, created.id);
+    setSelId(created.id);
+    const wanted = { cls: snap.class_review as Decision, mask: snap.mask_review as Decision };
+    if (canReview && (wanted.cls !== "pending" || wanted.mask !== "pending")) await reviewTo(shown, wanted.cls, wanted.mask);
+    return { t: "delete", id: created.id };
+  };
+
+  const step = (redo: boolean) => {
+    const run = async () => {
+      if (readOnly) return writes.refuseReadOnly();
+      const from = redo ? redoRef : undoRef;
+      const to = redo ? undoRef : redoRef;
+      const entry = from.current[from.current.length - 1];
+      if (!entry) return notify(redo ? "Nothing to redo." : "Nothing to undo.");
+      from.current = from.current.slice(0, -1);
+      changed();
+      const inverse = await apply(entry);
+      if (inverse) {
+        to.current = [...to.current, inverse].slice(-LIMIT);
+        notify(`${redo ? "Redid" : "Undid"} ${describe(entry)}.`);
+      }
+      changed();
+    };
+    // One at a time: an undo waits for the one before it (ids may change under it).
+    const p = chain.current.then(run);
+    chain.current = p.catch(() => undefined);
+    return p;
+  };
+
+  return {
+    record,
+    discard,
+    undo: () => step(false),
+    redo: () => step(true),
+    canUndo: undoRef.current.length > 0,
+    canRedo: redoRef.current.length > 0,
+  };
+}

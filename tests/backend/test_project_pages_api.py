@@ -1,0 +1,181 @@
+"""API behind the project pages: per-project job numbers, export class filters, staff-made users."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import zipfile
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.db import connection
+from rest_framework.test import APIClient
+
+from backend.exchange import services as exchange
+from backend.jobs.models import PrelabelJob
+from backend.jobs.services import start_job
+
+from .exchange.helpers import build_project, populate
+from .factories import add_member, make_image, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+# --------------------------------------------------------------------------- job numbers
+
+
+def test_job_numbers_count_per_project_and_show_in_the_api(admin_user, client_for):
+    a = make_project(admin_user, name="A")
+    b = make_project(admin_user, name="B")
+    make_image(a, seed=1)
+    make_image(b, seed=2)
+    numbers_a = [start_job(project=a, user=admin_user, images="all").number for _ in range(3)]
+    numbers_b = [start_job(project=b, user=admin_user, images="all").number for _ in range(2)]
+    assert numbers_a == [1, 2, 3]
+    assert numbers_b == [1, 2]  # not 4, 5: the ids are global, the numbers are the project's
+    listed = client_for(admin_user).get(f"/api/projects/{b.pk}/jobs/").json()["results"]
+    assert [j["number"] for j in listed] == [2, 1]
+    assert all(j["id"] != j["number"] for j in listed)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_job_starts_get_distinct_numbers():
+    owner = make_user("concurrent-owner")
+    project = make_project(owner, name="Busy")
+    make_image(project, seed=3)
+    errors: list[BaseException] = []
+
+    def start():
+        try:
+            start_job(project=project, user=owner, images="all")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(PrelabelJob.objects.filter(project=project).values_list("number", flat=True)) == [1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- export filters
+
+
+def _coco(job):
+    with default_storage.open(job.result_file, "rb") as fh:
+        zf = zipfile.ZipFile(io.BytesIO(fh.read()))
+    return json.loads(zf.read("annotations/instances.json"))
+
+
+def test_export_class_filter_keeps_only_those_classes(admin_user, client_for):
+    project, classes, images = build_project(admin_user)
+    anns = populate(project, classes, images)
+    hammer, wrench = classes
+    response = client_for(admin_user).post(
+        f"/api/projects/{project.pk}/exports/", {"format": "coco", "class_ids": [wrench.pk]}, format="json",
+    )
+    assert response.status_code == 202, response.json()
+    assert response.json()["options"]["class_ids"] == [wrench.pk]
+    job = exchange.run_export(job_id=response.json()["id"])
+    doc = _coco(job)
+    assert {a["id"] for a in doc["annotations"]} == {anns["ring"].pk, anns["two"].pk}
+    assert {a["category_id"] for a in doc["annotations"]} == {wrench.pk}
+    assert job.result == {"images": 2, "annotations": 2}
+
+
+def test_export_rejects_a_class_of_another_project(admin_user, client_for):
+    project, _, _ = build_project(admin_user)
+    _, other_classes, _ = build_project(admin_user, name="Other")
+    response = client_for(admin_user).post(
+        f"/api/projects/{project.pk}/exports/", {"format": "coco", "class_ids": [other_classes[0].pk]}, format="json",
+    )
+    assert response.status_code == 400
+    assert f"Class {other_classes[0].pk} does not exist in this project" in response.json()["detail"]
+
+
+# --------------------------------------------------------------------------- users made by staff
+
+
+def _staff(name="root"):
+    user = make_user(name)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    return user
+
+
+def test_only_staff_can_create_a_user(admin_user, client_for):
+    project = make_project(admin_user)
+    response = client_for(admin_user).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "newbie", "role": "reviewer"}, format="json",
+    )
+    assert response.status_code == 403
+    assert "instance admin" in response.json()["detail"]
+    assert not get_user_model().objects.filter(username="newbie").exists()
+    reviewer = make_user("rita")
+    add_member(project, reviewer, "reviewer")
+    staff_reviewer = _staff("sam")
+    add_member(project, staff_reviewer, "reviewer")  # staff, but not allowed to manage this project's members
+    response = client_for(staff_reviewer).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "newbie", "role": "viewer"}, format="json",
+    )
+    assert response.status_code == 403
+    assert not get_user_model().objects.filter(username="newbie").exists()
+
+
+def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for):
+    root = _staff()
+    project = make_project(root)
+    response = client_for(root).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "nina", "role": "reviewer"}, format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["username"] == "nina" and body["role"] == "reviewer" and len(body["one_time_password"]) >= 12
+    listed = client_for(root).get(f"/api/projects/{project.pk}/members/").json()["results"]
+    assert "one_time_password" not in json.dumps(listed)  # shown once, never again
+
+    browser = APIClient(enforce_csrf_checks=False)
+    login = browser.post("/api/auth/login/", {"username": "nina", "password": body["one_time_password"]}, format="json")
+    assert login.status_code == 200 and login.json()["must_change_password"] is True
+    bad = browser.patch("/api/auth/me/", {"current_password": "nope", "new_password": "a-long-new-secret"}, format="json")
+    assert bad.status_code == 400 and "current password is wrong" in bad.json()["detail"]
+    short = browser.patch("/api/auth/me/", {"current_password": body["one_time_password"], "new_password": "abc"}, format="json")
+    assert short.status_code == 400 and "too short" in short.json()["detail"]
+    ok = browser.patch(
+        "/api/auth/me/", {"current_password": body["one_time_password"], "new_password": "a-long-new-secret"}, format="json",
+    )
+    assert ok.status_code == 200 and ok.json()["must_change_password"] is False
+    assert browser.get("/api/auth/me/").status_code == 200  # still signed in after the change
+    fresh = APIClient()
+    assert fresh.post("/api/auth/login/", {"username": "nina", "password": body["one_time_password"]}, format="json").status_code == 400
+    assert fresh.post("/api/auth/login/", {"username": "nina", "password": "a-long-new-secret"}, format="json").json()["must_change_password"] is False
+
+
+def test_new_user_name_clash_and_bad_role_create_nothing(client_for):
+    root = _staff()
+    project = make_project(root)
+    make_user("Olga")
+    clash = client_for(root).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "olga", "role": "viewer"}, format="json",
+    )
+    assert clash.status_code == 400 and "already exists" in clash.json()["detail"]
+    bad_role = client_for(root).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "zed", "role": "owner"}, format="json",
+    )
+    assert bad_role.status_code == 400 and "role" in bad_role.json()
+    assert not get_user_model().objects.filter(username="zed").exists()
+
+
+def test_new_user_in_a_foreign_project_is_404(client_for):
+    root = _staff()
+    stranger = make_user("stranger")
+    project = make_project(stranger)
+    response = client_for(root).post(
+        f"/api/projects/{project.pk}/members/new-user/", {"username": "zed", "role": "viewer"}, format="json",
+    )
+    assert response.status_code == 404
