@@ -1,4 +1,8 @@
-from django.db.models import QuerySet
+import json
+import threading
+from collections import OrderedDict
+
+from django.db.models import Count, Max, QuerySet, Sum
 
 from .models import Annotation, AnnotationEvent, ReviewState
 
@@ -28,7 +32,7 @@ def unreviewed_boxes(image_id: int) -> list[tuple]:
 _ROW_FIELDS = (
     "id", "image_id", "label_class_id", "label_class__name", "mask_rle", "bbox", "area", "source", "det_score",
     "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id",
-    "created_at", "updated_at", "version", "det_phrase",
+    "created_at", "updated_at", "version", "det_phrase", "label_class__version",
 )
 
 
@@ -40,7 +44,53 @@ def _iso(value) -> str:
 def annotation_rows(image) -> list[dict]:
     """The review hot path: the same fields as AnnotationSerializer, built from .values() (about
     5x faster than the serializer on an image with 50 masks)."""
-    rows = Annotation.objects.filter(image=image).order_by("id").values_list(*_ROW_FIELDS)
+    return _rows(Annotation.objects.filter(image=image).order_by("id").values_list(*_ROW_FIELDS))
+
+
+# ----------------------------------------------------------------- the rendered rows, cached
+#
+# Reading an image's objects means parsing ~60 KB of mask JSON out of PostgreSQL and dumping it
+# again, on every open and every poll. Each process keeps the rendered JSON of recently read
+# images, keyed by a fingerprint of their rows: (count, highest id, sum of object versions, sum
+# of their classes' versions). Ids are never reused and versions only grow, so two states with
+# the same fingerprint are the same rows: every write (any source), a deletion, a class rename
+# changes it, and no invalidation message is needed between processes. The key of a cached
+# entry is computed from the very rows it holds, so a write racing the read cannot pin stale JSON.
+
+_CACHE_SIZE = 512
+_cache: OrderedDict[int, tuple[tuple, bytes]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _fingerprint_of(image_id: int) -> tuple:
+    found = Annotation.objects.filter(image_id=image_id).aggregate(
+        n=Count("id"), top=Max("id"), versions=Sum("version"), classes=Sum("label_class__version"),
+    )
+    return (found["n"], found["top"], found["versions"] or 0, found["classes"] or 0)
+
+
+def annotation_rows_json(image) -> bytes:
+    """annotation_rows(image) as JSON bytes (what DRF would render), from the cache when the
+    rows have not changed since this process last rendered them."""
+    key = _fingerprint_of(image.pk)
+    with _cache_lock:
+        hit = _cache.get(image.pk)
+        if hit is not None and hit[0] == key:
+            _cache.move_to_end(image.pk)
+            return hit[1]
+    raw = list(Annotation.objects.filter(image_id=image.pk).order_by("id").values_list(*_ROW_FIELDS))
+    body = json.dumps(_rows(raw), ensure_ascii=False, separators=(",", ":")).encode()
+    own_key = (len(raw), max((r[0] for r in raw), default=None), sum(r[18] for r in raw),
+               sum(r[20] or 0 for r in raw))
+    with _cache_lock:
+        _cache[image.pk] = (own_key, body)
+        _cache.move_to_end(image.pk)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return body
+
+
+def _rows(rows) -> list[dict]:
     out = []
     for r in rows:
         out.append({

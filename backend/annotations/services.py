@@ -37,7 +37,7 @@ def _locked(project: Project, annotation_id: int) -> Annotation:
     # The image (and its claimer) come along unlocked: a claim taken while this write runs
     # simply orders after it.
     annotation = (
-        Annotation.objects.select_for_update(of=("self",)).select_related("image", "image__claimed_by")
+        Annotation.objects.select_for_update(of=("self",)).select_related("image", "image__claimed_by", "label_class")
         .filter(project=project, pk=annotation_id).first()
     )
     if annotation is None:

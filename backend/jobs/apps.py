@@ -8,6 +8,7 @@ class JobsConfig(AppConfig):
     def ready(self):
         from backend.gallery import hooks
 
+        from . import interactive  # noqa: F401  registers jobs.segment_box_match with Celery
         from .tasks import schedule_gallery_refresh
 
         hooks.on_gallery_changed(schedule_gallery_refresh)

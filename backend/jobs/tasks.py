@@ -166,18 +166,6 @@ def rescore(project_id: int, after_embedding: bool = False) -> int:
     return rescore_project(project_id=project_id)
 
 
-@shared_task(name="jobs.segment_box")
-def segment_box(image_id: int, box: list[float]) -> dict:
-    """Interactive SAM 2 from a box drawn in the browser; the web process waits for it."""
-    from ml.masks import encode_rle
-
-    pipeline = get_pipeline()
-    image = Image.objects.get(pk=image_id)
-    result = pipeline.segment_boxes(read_rgb(image.file.name), [box])[0]
-    x0, y0, x1, y1 = result.bbox_xyxy
-    return {"mask_rle": encode_rle(result.mask), "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(result.score)}
-
-
 def schedule_gallery_refresh(project_id: int) -> None:
     """Gallery changed (called on commit): re-score, embedding new exemplars first if needed."""
     rescore.apply_async(args=[project_id], queue=settings.QUEUE_CPU)

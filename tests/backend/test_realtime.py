@@ -173,6 +173,7 @@ def emit_progress(project_id: int, processed: int) -> None:
 
     with transaction.atomic():
         events.emit(project_id, "job.progress", job={"id": 1, "processed": processed, "total": 9})
+    assert events.publisher.flush()  # sent by the background publisher: wait until it is out
 
 
 async def test_idle_socket_outlives_the_redis_socket_timeout(daphne_url):

@@ -1,8 +1,10 @@
 """Review API under load: N concurrent reviewers read and update one 12 MP image with 50 objects.
 
-Run: .venv/bin/python tests/benchmarks/api_bench.py [--clients 50] [--seconds 60] [--workers 1]
-Starts its own ASGI server on a free loopback port over the embedded servers, works in a scratch
-project and deletes it afterwards. Prints requests/s, p50/p95 latency per kind and the error count.
+Run: .venv/bin/python tests/benchmarks/api_bench.py [--clients 50] [--seconds 60] [--web-processes N]
+Starts its own ASGI servers the way `manage.py serve` does (N daphne processes accepting on one
+socket; default as serve chooses) on a free loopback port over the embedded servers, works in a
+scratch project and deletes it afterwards. Prints requests/s, p50/p95 latency per kind and the
+error count. The load generator runs on the same machine and takes CPU from the servers.
 """
 from __future__ import annotations
 
@@ -141,14 +143,23 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--objects", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
     args = parser.parse_args()
     project, image, annotation_ids, tokens, owner = seed(args.clients, args.objects)
+    from backend.core.management.commands.serve import default_web_processes, listen
+
+    processes = args.web_processes or default_web_processes()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    sock = listen("127.0.0.1", port)
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "backend.config.asgi:application"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
+        )
+        for _ in range(processes)
+    ]
     try:
+        time.sleep(3)  # let every process import Django before the load starts
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -157,11 +168,15 @@ def main():
                 time.sleep(0.1)
         samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds))
     finally:
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(10)
+        sock.close()
         cleanup(project, owner)
     total = len(samples["read"]) + len(samples["write"])
-    print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} image=4000x3000")
+    print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} image=4000x3000 "
+          f"web_processes={processes} cores={os.cpu_count()}")
     for kind in ("read", "write"):
         values = samples[kind]
         print(f"{kind:5s}: n={len(values)} p50={pct(values, .5):.1f}ms p95={pct(values, .95):.1f}ms "
