@@ -1,18 +1,54 @@
-"""Serving private media: only through views that checked membership first."""
+"""Serving private media: only through views that checked membership first.
+
+Media is streamed through the app, never handed out as a signed object-storage URL: the membership
+check then stays in one place (the view), a revoked member loses access at once instead of when a
+URL expires, and the object store needs no public endpoint, CORS or clock agreement with browsers.
+"""
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 
 from .errors import NotFound
 
+BLOCK = 256 * 1024
+_END = object()
+
+
+class StreamedFile(FileResponse):
+    """A FileResponse that streams under ASGI too, in blocks of BLOCK bytes."""
+
+    block_size = BLOCK
+
+    async def __aiter__(self):
+        # Django's default reads a sync iterator whole (sync_to_async(list)) before sending the first
+        # byte: a multi-GB export would sit in the web process's memory. Pull one block at a time.
+        iterator = iter(self.streaming_content)
+        while (part := await sync_to_async(next, thread_sensitive=False)(iterator, _END)) is not _END:
+            yield part
+
+
+def _open_stream(name: str):
+    """(file-like, size or None) for a stored name; raises FileNotFoundError when it is gone."""
+    fh = default_storage.open(name, "rb")
+    obj = getattr(fh, "obj", None)  # django-storages' S3File: the object, already HEAD-checked
+    if obj is None:
+        return fh, None
+    # S3File.read() would first download the whole object to a temp file; the GET body streams.
+    fh.close()
+    return obj.get()["Body"], obj.content_length
+
 
 def private_file_response(name: str, content_type: str, download_name: str) -> FileResponse:
     try:
-        fh = default_storage.open(name, "rb")
+        fh, size = _open_stream(name)
     except FileNotFoundError:
         raise NotFound("The file is missing from storage.") from None
-    response = FileResponse(fh, content_type=content_type)
+    response = StreamedFile(fh, content_type=content_type)
+    if size is not None:
+        response["Content-Length"] = str(size)
     safe = "".join(c for c in download_name if c.isalnum() or c in "._- ")[:200] or "file"
     response["Content-Disposition"] = f'inline; filename="{safe}"'
     response["X-Content-Type-Options"] = "nosniff"
@@ -46,3 +82,24 @@ def create_with_file(prefix: str, extension: str, data: bytes, create):
     except IntegrityError:
         default_storage.delete(stored)
         return None
+
+
+class _FinishedTempFile(File):
+    """A complete local temp file: FileSystemStorage moves it into place (no second copy),
+    object storage uploads it (multipart for large ones)."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
+def save_finished_file(name: str, local_path: str) -> str:
+    """Put a file built on local scratch space (an export zip) into storage; the stored name is
+    returned. The local file is gone afterwards either way."""
+    import os
+
+    try:
+        with open(local_path, "rb") as fh:
+            return default_storage.save(name, _FinishedTempFile(fh, name=os.path.basename(name)))
+    finally:
+        if os.path.exists(local_path):
+            os.remove(local_path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
 import zipfile
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from backend.core import events
 from backend.core.errors import DomainError
+from backend.core.files import save_finished_file
 from backend.projects.models import LabelClass, Project
 
 from . import selectors
@@ -88,10 +90,14 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK) -> ExportJob | None
     job = _claim(ExportJob, job_id)
     if job is None:
         return None
-    name = f"exports/{job.project_id}/{uuid.uuid4().hex}.zip"
-    path = os.path.join(settings.MEDIA_ROOT, name)
+    # Built on this worker's scratch disk (zipfile needs to seek), then put into storage, which may be
+    # object storage shared with web processes on other hosts.
+    fd, path = tempfile.mkstemp(prefix="razmetka-export-", suffix=".zip", dir=settings.FILE_UPLOAD_TEMP_DIR)
+    os.close(fd)
     try:
         result = write_export(job=job, path=path, chunk=chunk)
+        size = os.path.getsize(path)
+        name = save_finished_file(f"exports/{job.project_id}/{uuid.uuid4().hex}.zip", path)
     except Exception as exc:  # the job records why; the worker stays healthy
         logger.exception("export %s failed", job_id)
         if os.path.exists(path):
@@ -100,7 +106,7 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK) -> ExportJob | None
         events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
         return ExportJob.objects.get(pk=job.pk)
     ExportJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.DONE, result_file=name, result_size=os.path.getsize(path), result=result,
+        status=JobStatus.DONE, result_file=name, result_size=size, result=result,
         finished_at=timezone.now(),
     )
     events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.DONE)

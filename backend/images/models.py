@@ -15,6 +15,8 @@ class Image(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(max_length=300)  # an app-generated name under MEDIA_ROOT
     original_name = models.CharField(max_length=500)
+    # A small JPEG (long side <= 256 px) made at upload; "" until made (old images: on first request).
+    thumbnail = models.CharField(max_length=300, blank=True, default="")
     content_type = models.CharField(max_length=40)
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
@@ -40,3 +42,43 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVING = "receiving"  # chunks are arriving
+    QUEUED = "queued"  # all bytes here; waiting for the cpu worker
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class UploadSession(models.Model):
+    """One file sent in chunks: the bytes land in a temp file under VAR_DIR/uploads, and the cpu
+    worker turns it into images (a zip into many). `received_bytes` is what a client resumes from."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="upload_sessions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    file_name = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField()
+    received_bytes = models.BigIntegerField(default=0)
+    # Optional hash the client computed; the worker checks the assembled bytes against it.
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.RECEIVING)
+    # {"created": [ids], "duplicates": [{name, existing_id}], "errors": [{name, error}]}
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=UploadStatus.values), name="upload_valid_status"),
+            models.CheckConstraint(
+                condition=models.Q(received_bytes__gte=0, received_bytes__lte=models.F("size_bytes")),
+                name="upload_received_within_size",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return self.file_name

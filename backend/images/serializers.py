@@ -1,12 +1,14 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Image
+from .models import Image, UploadSession
 
 
 class ImageSerializer(serializers.ModelSerializer):
     annotation_count = serializers.IntegerField(read_only=True, default=None)
     pending_count = serializers.IntegerField(read_only=True, default=None)
     file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
     claimed_by = serializers.SerializerMethodField()
 
     class Meta:
@@ -14,7 +16,7 @@ class ImageSerializer(serializers.ModelSerializer):
         fields = [
             "id", "original_name", "content_type", "sha256", "size_bytes", "width", "height", "status",
             "created_at", "updated_at", "version", "annotation_count", "pending_count", "file_url",
-            "claimed_by", "claim_expires_at",
+            "thumbnail_url", "claimed_by", "claim_expires_at",
         ]
         read_only_fields = fields
 
@@ -27,9 +29,46 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_file_url(self, image) -> str:
         return f"/api/projects/{image.project_id}/images/{image.pk}/file/"
 
+    def get_thumbnail_url(self, image) -> str:
+        # The hash in the URL lets the browser keep the thumbnail as long as the image exists.
+        return f"/api/projects/{image.project_id}/images/{image.pk}/thumbnail/?v={image.sha256[:12]}"
+
 
 class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+
+
+class UploadSessionCreateSerializer(serializers.Serializer):
+    file_name = serializers.CharField(max_length=5000)
+    size_bytes = serializers.IntegerField(min_value=1)
+    sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="Optional; a file this project already holds is then never sent.")
+
+
+class UploadResultSerializer(serializers.Serializer):
+    created = serializers.ListField(child=serializers.IntegerField())
+    duplicates = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField())
+
+
+class UploadSessionSerializer(serializers.ModelSerializer):
+    chunk_bytes = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UploadSession
+        fields = ["id", "file_name", "size_bytes", "received_bytes", "sha256", "status", "result", "chunk_bytes",
+                  "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_chunk_bytes(self, session) -> int:
+        from .upload_sessions import CHUNK_BYTES
+
+        return CHUNK_BYTES
+
+    @extend_schema_field(UploadResultSerializer)
+    def get_result(self, session) -> dict:
+        return {"created": [], "duplicates": [], "errors": [], **(session.result or {})}
 
 
 class UploadReportSerializer(serializers.Serializer):

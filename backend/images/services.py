@@ -8,9 +8,9 @@ from django.db import transaction
 
 from backend.core import events
 from backend.core.errors import NotFound
-from backend.core.files import create_with_file
+from backend.core.files import create_with_file, store_file
 from backend.core.locking import check_version
-from backend.core.uploads import iter_upload_items
+from backend.core.uploads import THUMBNAIL_EXTENSION, iter_upload_items, thumbnail_from_stored
 from backend.projects.models import Project
 
 from .models import Image, ImageStatus
@@ -36,17 +36,22 @@ def upload_images(*, project: Project, user, files) -> UploadReport:
         if existing:
             report.duplicates.append({"name": item.name, "existing_id": existing})
             continue
-        def create(stored: str, item=item, image=image) -> Image:
+        # The thumbnail is stored first so the row never points at a missing one.
+        thumb = store_file(f"projects/{project.pk}/thumbs", THUMBNAIL_EXTENSION, image.thumbnail) if image.thumbnail else ""
+
+        def create(stored: str, item=item, image=image, thumb=thumb) -> Image:
             row = Image.objects.create(
                 project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
                 sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
-                uploaded_by=user,
+                uploaded_by=user, thumbnail=thumb,
             )
             events.emit(project.pk, "image.created", image=row.pk)
             return row
 
         created = create_with_file(f"projects/{project.pk}/images", image.extension, image.data, create)
         if created is None:  # the same bytes arrived concurrently
+            if thumb:
+                default_storage.delete(thumb)
             existing = Image.objects.filter(project=project, sha256=image.sha256).values_list("pk", flat=True).first()
             report.duplicates.append({"name": item.name, "existing_id": existing})
             continue
@@ -60,7 +65,25 @@ def delete_image(*, project: Project, image_id: int, version: int | None) -> Non
     if image is None:
         raise NotFound("Image not found.")
     check_version(image, version)
-    name = image.file.name
+    names = [n for n in (image.file.name, image.thumbnail) if n]
     image.delete()
-    transaction.on_commit(lambda: default_storage.delete(name))
+    transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
     events.emit(project.pk, "image.deleted", image=image_id)
+
+
+def ensure_thumbnail(image: Image) -> str:
+    """The image's thumbnail name, made now for images stored before thumbnails existed.
+
+    Not a user-visible change, so no version bump and no event; when two requests race, the
+    first stored name wins and the loser's file is deleted."""
+    if image.thumbnail:
+        return image.thumbnail
+    with default_storage.open(image.file.name, "rb") as fh:
+        data = fh.read()
+    name = store_file(f"projects/{image.project_id}/thumbs", THUMBNAIL_EXTENSION, thumbnail_from_stored(data))
+    if Image.objects.filter(pk=image.pk, thumbnail="").update(thumbnail=name):
+        image.thumbnail = name
+        return name
+    default_storage.delete(name)
+    image.thumbnail = Image.objects.values_list("thumbnail", flat=True).get(pk=image.pk)
+    return image.thumbnail

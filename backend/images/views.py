@@ -3,12 +3,16 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from django.http import HttpResponseNotModified
+
+from backend.core.errors import DomainError
 from backend.core.files import private_file_response
 from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
+from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
 from backend.projects.access import Capability, ProjectScopedMixin
 
-from . import claims, selectors, services
+from . import claims, selectors, services, upload_sessions
 from .models import ImageStatus
 from .serializers import (
     ClaimSerializer,
@@ -17,12 +21,19 @@ from .serializers import (
     SegmentResultSerializer,
     UploadReportSerializer,
     UploadSerializer,
+    UploadSessionCreateSerializer,
+    UploadSessionSerializer,
 )
+
+SESSION_PATH = "uploads/<int:session_id>"  # the router uses path converters
 
 
 class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = ImageSerializer
-    capabilities = {"create": Capability.ANNOTATE}
+    capabilities = {
+        "create": Capability.ANNOTATE, "uploads": Capability.ANNOTATE, "upload": Capability.ANNOTATE,
+        "upload_finish": Capability.ANNOTATE,
+    }
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=ImageStatus.values),
@@ -55,6 +66,71 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def file(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
         return private_file_response(image.file.name, image.content_type, image.original_name.rsplit("/", 1)[-1])
+
+
+    @extend_schema(request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})
+    @action(detail=False, methods=["post"])
+    def uploads(self, request, project_pk=None):
+        """Open a chunked upload for one file (an image or a zip)."""
+        serializer = UploadSessionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        session = upload_sessions.create_session(
+            project=self.project, user=request.user, file_name=data["file_name"], size_bytes=data["size_bytes"],
+            sha256=data.get("sha256", ""),
+        )
+        return Response(UploadSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["PUT"], request={"application/octet-stream": bytes},
+        parameters=[OpenApiParameter("offset", int, required=True, description="where this chunk starts in the file")],
+        responses={200: UploadSessionSerializer, 409: UploadSessionSerializer},
+    )
+    @extend_schema(methods=["GET"], responses=UploadSessionSerializer)
+    @extend_schema(methods=["DELETE"], responses={204: None})
+    @action(detail=False, methods=["get", "put", "delete"], url_path=SESSION_PATH)
+    def upload(self, request, project_pk=None, session_id=None):
+        """GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
+        as the raw body at `?offset=`. DELETE: cancel and drop the received bytes."""
+        sid = int_or_404(session_id)
+        if request.method == "GET":
+            return Response(UploadSessionSerializer(upload_sessions.get_session(self.project, sid, request.user)).data)
+        if request.method == "DELETE":
+            upload_sessions.cancel_session(project=self.project, user=request.user, session_id=sid)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        try:
+            offset = int(request.query_params.get("offset", ""))
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise DomainError("Give the chunk's start as ?offset=<bytes> and send a Content-Length.") from None
+        session = upload_sessions.write_chunk(
+            project=self.project, user=request.user, session_id=sid, offset=offset, length=length,
+            stream=request._request,  # the raw body, read in blocks; never parsed or held whole
+        )
+        return Response(UploadSessionSerializer(session).data)
+
+    @extend_schema(request=None, responses={202: UploadSessionSerializer})
+    @action(detail=False, methods=["post"], url_path=SESSION_PATH + "/finish")
+    def upload_finish(self, request, project_pk=None, session_id=None):
+        """All bytes sent: the cpu worker validates and stores; poll the session for the result."""
+        session = upload_sessions.finish_session(project=self.project, user=request.user, session_id=int_or_404(session_id))
+        return Response(UploadSessionSerializer(session).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "image/jpeg"): bytes, 304: None})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request, project_pk=None, pk=None):
+        image = selectors.get_image(self.project, int_or_404(pk))
+        # The thumbnail is a function of the image's bytes, so their hash is a strong validator.
+        etag = f'"t-{image.sha256[:32]}"'
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            response = HttpResponseNotModified()
+        else:
+            response = private_file_response(
+                services.ensure_thumbnail(image), THUMBNAIL_CONTENT_TYPE, f"thumb-{image.pk}.jpg",
+            )
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, max-age=604800"
+        return response
 
 
 class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):

@@ -1,11 +1,16 @@
-"""Uploaded files live in a private media root, served only through membership-checked views."""
+"""Uploaded files live in private storage (local disk or S3), served only through membership-checked views."""
 import os
 from pathlib import Path
 
+from ..storage_url import storages_from_url
 from .base import BASE_DIR, VAR_DIR
 from .env import env_int
 
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Unset: local disk under MEDIA_ROOT. s3://bucket?endpoint_url=... puts all media in object storage,
+# so web and workers on other hosts share it (backend/config/storage_url.py, docs/deploy.md).
+STORAGE_URL = os.environ.get("STORAGE_URL", "")
+STORAGES = storages_from_url(STORAGE_URL)
 MEDIA_URL = "/media/"  # never routed: media goes through the API's file views
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))

@@ -58,6 +58,8 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     }).catch((e) => { setProgress(null); notify(e.message, "error"); });
   };
   const remove = async (g: GalleryImage) => {
+    // Jobs already started keep their gallery version; new matches and re-scoring lose this one.
+    if (!window.confirm(`Remove exemplar "${g.original_name}" from the gallery? Pending objects will be re-scored without it.`)) return;
     try {
       await del(`${P(pid)}/gallery/${g.id}/`);
       setTick((t) => t + 1);

@@ -11,6 +11,8 @@ export type Decision = "accepted" | "rejected" | "pending";
 
 export function ObjectList(props: {
   anns: Annotation[]; pid: number; classes: LabelClass[]; selId: number | null; loaded: boolean; canReview: boolean;
+  /** A viewer, or an image someone else holds: every control is disabled, selecting still works. */
+  readOnly?: boolean;
   unsaved: Map<number, unknown>; edited: Set<number>;
   onSelect: (id: number) => void; onReview: (a: Annotation, t: ReviewTarget, d: Decision) => void;
   onClass: (a: Annotation, classId: number) => void; onDelete: (a: Annotation) => void;
@@ -21,6 +23,7 @@ export function ObjectList(props: {
       {anns.length === 0 && props.loaded && <li className="muted">No objects on this image. Draw a box (x) to add one.</li>}
       {anns.map((a, i) => (
         <ObjectRow key={a.id} a={a} index={i} pid={pid} classes={classes} selected={a.id === props.selId} color={colorOf(a, classes)} unsaved={props.unsaved.has(a.id)}
+          readOnly={!!props.readOnly} canReview={props.canReview}
           awaiting={!props.canReview && awaitsReview(a, props.edited.has(a.id))}
           onSelect={() => props.onSelect(a.id)} onReview={(t, d) => props.onReview(a, t, d)} onClass={(cid) => props.onClass(a, cid)} onDelete={() => props.onDelete(a)} />
       ))}
@@ -43,10 +46,10 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 }
 
 /** The class picker: instances grouped under their type (the type itself stays choosable). */
-function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void }) {
+function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void; disabled: boolean }) {
   const groups = typesWithInstances(props.classes);
   return (
-    <select aria-label="class of the object" data-testid={`class-picker-${props.a.id}`} value={props.a.label_class ?? ""}
+    <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={props.a.label_class ?? ""}
       onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}
       onChange={(e) => e.target.value && props.onClass(Number(e.target.value))}>
       <option value="" disabled>Choose a class…</option>
@@ -68,6 +71,7 @@ function fmt(x: number | null | undefined, digits = 2) {
 
 function ObjectRow(props: {
   a: Annotation; index: number; pid: number; classes: LabelClass[]; selected: boolean; color: string; unsaved: boolean; awaiting: boolean;
+  readOnly: boolean; canReview: boolean;
   onSelect: () => void; onReview: (t: "class" | "mask", d: Decision) => void;
   onClass: (id: number) => void; onDelete: () => void;
 }) {
@@ -77,6 +81,9 @@ function ObjectRow(props: {
     if (selected) ref.current?.scrollIntoView({ block: "nearest" });
   }, [selected]);
   const state = (s: string) => (s === "accepted" ? "✓" : s === "rejected" ? "✗" : "•");
+  const noWrite = props.readOnly;
+  const noReview = props.readOnly || !props.canReview;
+  const reviewTitle = (what: string) => (props.readOnly ? "Read-only" : !props.canReview ? "Only reviewers and admins review" : what);
   return (
     <li ref={ref} className={`object ${selected ? "selected" : ""}`} onClick={props.onSelect} data-testid={`object-${a.id}`} data-class={a.class_name}
       data-class-review={a.class_review} data-mask-review={a.mask_review}>
@@ -95,19 +102,19 @@ function ObjectRow(props: {
       </div>
       <div className="object-review">
         <span className={`rv rv-${a.class_review}`}>class {state(a.class_review)}</span>
-        <button className="small" title="Accept class (c)" onClick={(e) => { e.stopPropagation(); props.onReview("class", "accepted"); }}>✓ class</button>
-        <button className="small" title="Reject class (Shift+C)" onClick={(e) => { e.stopPropagation(); props.onReview("class", "rejected"); }}>✗</button>
+        <button className="small" disabled={noReview} title={reviewTitle("Accept class (c)")} onClick={(e) => { e.stopPropagation(); props.onReview("class", "accepted"); }}>✓ class</button>
+        <button className="small" disabled={noReview} title={reviewTitle("Reject class (Shift+C)")} onClick={(e) => { e.stopPropagation(); props.onReview("class", "rejected"); }}>✗</button>
         <span className={`rv rv-${a.mask_review}`}>mask {state(a.mask_review)}</span>
-        <button className="small" title="Accept mask (m)" onClick={(e) => { e.stopPropagation(); props.onReview("mask", "accepted"); }}>✓ mask</button>
-        <button className="small" title="Reject mask (Shift+M)" onClick={(e) => { e.stopPropagation(); props.onReview("mask", "rejected"); }}>✗</button>
+        <button className="small" disabled={noReview} title={reviewTitle("Accept mask (m)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "accepted"); }}>✓ mask</button>
+        <button className="small" disabled={noReview} title={reviewTitle("Reject mask (Shift+M)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "rejected"); }}>✗</button>
         <span className="spacer" />
-        <button className="small danger" title="Delete object (Delete)" onClick={(e) => { e.stopPropagation(); props.onDelete(); }}>Delete</button>
+        <button className="small danger" disabled={noWrite} title={noWrite ? "Read-only" : "Delete object (Delete)"} onClick={(e) => { e.stopPropagation(); props.onDelete(); }}>Delete</button>
       </div>
-      {selected && <div className="object-review"><ClassPicker a={a} classes={props.classes} onClass={props.onClass} /></div>}
+      {selected && <div className="object-review"><ClassPicker a={a} classes={props.classes} onClass={props.onClass} disabled={noWrite} /></div>}
       {selected && a.candidates && a.candidates.length > 0 && (
         <div className="candidates">
           {a.candidates.slice(0, 9).map((c: Candidate & { kind?: string; parent_id?: number | null }, i) => (
-            <button key={`${c.class_id}-${i}`} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${c.name}`}
+            <button key={`${c.class_id}-${i}`} disabled={noWrite} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${c.name}`}
               data-kind={c.kind ?? "class"}
               title={`Set class to ${classLabel(c.class_id, props.classes, c.name)} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
               {c.exemplar_id ? <img src={`${P(props.pid)}/gallery/${c.exemplar_id}/file/`} alt="" loading="lazy" /> : null}

@@ -162,7 +162,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
             onRestored={(a) => { if (stage.editRef.current?.annId === a.id) stage.editRef.current = null; writes.replace(a); }} />
         )}
         <div className="object-list-wrap" aria-disabled={readOnly}>
-        <ObjectList anns={anns} pid={pid} classes={classes} selId={selId} loaded={!!detail} canReview={ctx.canReview} unsaved={editor.unsaved}
+        <ObjectList anns={anns} pid={pid} classes={classes} selId={selId} loaded={!!detail} canReview={ctx.canReview} readOnly={readOnly} unsaved={editor.unsaved}
           edited={writes.edited} onSelect={selectObject} onReview={writes.review} onClass={setClass} onDelete={writes.remove} />
         </div>
       </aside>

@@ -1,0 +1,238 @@
+"""Chunked, resumable uploads: one session per file, chunks appended at the offset the server
+holds, and the decoding, hashing, dedup and thumbnails on the cpu queue.
+
+The web request only writes bytes to a temp file under VAR_DIR/uploads (local disk even when
+media lives in object storage: chunks are appended in place). Each request carries one chunk,
+so Django's files-per-request limit is never reached however many files a user drops.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from backend.core import events
+from backend.core.errors import DomainError, NotFound, PayloadTooLarge
+from backend.projects.models import Project
+
+from .models import Image, UploadSession, UploadStatus
+
+logger = logging.getLogger("razmetka.uploads")
+
+# The client's chunk size: large enough that per-request overhead is small, small enough that a
+# dropped connection loses little and one request body stays far below Django's memory limits.
+CHUNK_BYTES = 8 * 1024 * 1024
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+READ_BLOCK = 1024 * 1024
+# Sessions that stop receiving are abandoned after this long (their temp file is deleted).
+STALE_AFTER = timedelta(hours=24)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class OffsetMismatch(DomainError):
+    """The chunk does not start where the server's copy ends; the client resumes from `expected`."""
+
+    status_code = 409
+    code = "offset_mismatch"
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(
+            f"This chunk starts at the wrong offset; the server has {expected} bytes. Resume from there.",
+            extra={"received_bytes": expected},
+        )
+        self.expected = expected
+
+
+def temp_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def temp_path(session: UploadSession) -> Path:
+    return temp_dir() / f"{session.pk}.part"
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def get_session(project: Project, session_id: int, user) -> UploadSession:
+    """A session is its uploader's: other members cannot write into or read someone's upload."""
+    session = UploadSession.objects.filter(project=project, pk=session_id, created_by_id=user.pk).first()
+    if session is None:
+        raise NotFound("Upload not found.")
+    return session
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def create_session(*, project: Project, user, file_name: str, size_bytes: int, sha256: str = "") -> UploadSession:
+    """Open a session. When the client sent a hash that this project already holds, the file is
+    reported as a duplicate at once and never sent (re-uploading a set costs nothing)."""
+    name = (file_name or "").strip()[:500] or "upload"
+    if size_bytes <= 0:
+        raise DomainError(f"{name}: the file is empty.")
+    if size_bytes > settings.MAX_UPLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"{name} is {size_bytes} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes (MAX_UPLOAD_BYTES)."
+        )
+    sha256 = (sha256 or "").lower()
+    if sha256 and not _SHA256.match(sha256):
+        raise DomainError("sha256 must be 64 hexadecimal characters.")
+    existing = (
+        Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first() if sha256 else None
+    )
+    if existing:
+        return UploadSession.objects.create(
+            project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256,
+            status=UploadStatus.DONE, result={"created": [], "duplicates": [{"name": name, "existing_id": existing}], "errors": []},
+        )
+    session = UploadSession.objects.create(project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256)
+    temp_path(session).touch()
+    return session
+
+
+def write_chunk(*, project: Project, user, session_id: int, offset: int, length: int, stream) -> UploadSession:
+    """Write `length` bytes read from `stream` at `offset`, which must equal what the server holds.
+
+    The row lock makes concurrent retries of the same chunk take turns; `received_bytes` only
+    moves once the whole chunk is on disk, so a connection dropped mid-chunk leaves the offset
+    where it was and the partial bytes are overwritten by the retry."""
+    if length <= 0:
+        raise DomainError("Send the chunk's bytes as the request body (with a Content-Length).")
+    if length > MAX_CHUNK_BYTES:
+        raise PayloadTooLarge(f"A chunk may be at most {MAX_CHUNK_BYTES} bytes; this one is {length}.")
+    with transaction.atomic():
+        session = (
+            UploadSession.objects.select_for_update()
+            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
+        )
+        if session is None:
+            raise NotFound("Upload not found.")
+        if session.status != UploadStatus.RECEIVING:
+            raise DomainError(f"This upload is {session.status}; it takes no more bytes.")
+        if offset != session.received_bytes:
+            raise OffsetMismatch(session.received_bytes)
+        if offset + length > session.size_bytes:
+            raise DomainError(
+                f"The chunk ends at byte {offset + length}, past the declared size of {session.size_bytes} bytes."
+            )
+        path = temp_path(session)
+        with open(path, "r+b" if path.exists() else "w+b") as fh:
+            fh.seek(offset)
+            remaining = length
+            while remaining:
+                block = stream.read(min(READ_BLOCK, remaining))
+                if not block:
+                    raise DomainError(
+                        f"The connection ended after {length - remaining} of {length} bytes; resume from {offset}."
+                    )
+                fh.write(block)
+                remaining -= len(block)
+            fh.truncate()
+        session.received_bytes = offset + length
+        session.save(update_fields=["received_bytes", "updated_at"])
+    return session
+
+
+def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
+    """All bytes are here: hand the file to the cpu worker (once; a repeated finish is a no-op)."""
+    from .tasks import process_upload_task
+
+    with transaction.atomic():
+        session = (
+            UploadSession.objects.select_for_update()
+            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
+        )
+        if session is None:
+            raise NotFound("Upload not found.")
+        if session.status != UploadStatus.RECEIVING:
+            return session
+        if session.received_bytes != session.size_bytes:
+            raise DomainError(
+                f"The upload has {session.received_bytes} of {session.size_bytes} bytes; send the rest first."
+            )
+        session.status = UploadStatus.QUEUED
+        session.save(update_fields=["status", "updated_at"])
+        transaction.on_commit(lambda: process_upload_task.apply_async(args=[session.pk], queue=settings.QUEUE_CPU))
+    return session
+
+
+def cancel_session(*, project: Project, user, session_id: int) -> None:
+    with transaction.atomic():
+        session = (
+            UploadSession.objects.select_for_update()
+            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
+        )
+        if session is None:
+            raise NotFound("Upload not found.")
+        if session.status in {UploadStatus.QUEUED, UploadStatus.PROCESSING}:
+            raise DomainError("This upload is being processed and can no longer be cancelled.")
+        path = temp_path(session)
+        session.delete()
+    path.unlink(missing_ok=True)
+
+
+def process_session(session_id: int) -> UploadSession | None:
+    """Run by the cpu worker (and callable directly by scripts): validate, hash, dedup, store
+    and thumbnail every image in the file through the same `upload_images` as the multipart API."""
+    from .services import upload_images
+
+    claimed = UploadSession.objects.filter(pk=session_id, status=UploadStatus.QUEUED).update(
+        status=UploadStatus.PROCESSING, updated_at=timezone.now(),
+    )
+    if not claimed:  # a redelivered task: another run has it, or it is finished
+        return None
+    session = UploadSession.objects.select_related("project", "created_by").get(pk=session_id)
+    path = temp_path(session)
+    try:
+        result = _process_file(session, path, upload_images)
+        status = UploadStatus.DONE
+    except Exception as exc:  # the user sees the file's name and why; the traceback goes to the log
+        logger.exception("upload session %s failed", session_id)
+        result = {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": f"Processing failed: {exc}"}]}
+        status = UploadStatus.FAILED
+    session.result = result
+    session.status = status
+    session.save(update_fields=["result", "status", "updated_at"])
+    path.unlink(missing_ok=True)
+    events.emit(session.project_id, "upload.finished", upload=session.pk)
+    return session
+
+
+def _process_file(session: UploadSession, path: Path, upload_images) -> dict:
+    if not path.exists():
+        return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The uploaded bytes are gone from the server; upload the file again."}]}
+    if session.sha256:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(READ_BLOCK), b""):
+                digest.update(block)
+        if digest.hexdigest() != session.sha256:
+            return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The received bytes do not match the file's SHA-256; upload it again."}]}
+    with open(path, "rb") as fh:
+        report = upload_images(project=session.project, user=session.created_by, files=[File(fh, name=session.file_name)])
+    return {
+        "created": [image.pk for image in report.created],
+        "duplicates": report.duplicates,
+        "errors": report.errors,
+    }
+
+
+def sweep_stale_sessions() -> int:
+    """Delete sessions nobody has written to for STALE_AFTER, and their temp files."""
+    cutoff = timezone.now() - STALE_AFTER
+    stale = list(UploadSession.objects.filter(status=UploadStatus.RECEIVING, updated_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in stale:
+        (temp_dir() / f"{pk}.part").unlink(missing_ok=True)
+    UploadSession.objects.filter(pk__in=stale).delete()
+    return len(stale)

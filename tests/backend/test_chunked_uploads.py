@@ -1,0 +1,209 @@
+"""Chunked, resumable uploads: bytes arrive in chunks at the server's offset, and the cpu worker
+validates, dedups, stores and thumbnails them (a real worker in the last test)."""
+import hashlib
+import io
+import time
+
+import pytest
+from PIL import Image as PILImage
+
+from backend.images import upload_sessions
+from backend.images.models import Image, UploadSession
+
+from .factories import add_member, image_bytes, make_project, make_user, zip_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def noisy_jpeg(seed: int, width: int = 300, height: int = 200) -> bytes:
+    """A JPEG that does not compress to almost nothing, so it spans several small chunks."""
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    PILImage.fromarray(pixels).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+@pytest.fixture
+def owner_project():
+    owner = make_user("chunker")
+    return owner, make_project(owner)
+
+
+def base(project) -> str:
+    return f"/api/projects/{project.pk}/images/uploads/"
+
+
+def open_session(client, project, name: str, data: bytes, **extra):
+    response = client.post(base(project), {"file_name": name, "size_bytes": len(data), **extra}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def put_chunk(client, project, sid: int, offset: int, chunk: bytes):
+    return client.generic("PUT", f"{base(project)}{sid}/?offset={offset}", chunk, content_type="application/octet-stream")
+
+
+def send_all(client, project, name: str, data: bytes, chunk: int = 4096) -> dict:
+    session = open_session(client, project, name, data)
+    for offset in range(0, len(data), chunk):
+        response = put_chunk(client, project, session["id"], offset, data[offset:offset + chunk])
+        assert response.status_code == 200, response.content
+    finished = client.post(f"{base(project)}{session['id']}/finish/")
+    assert finished.status_code == 202, finished.content
+    return finished.json()
+
+
+def process(client, project, sid: int) -> dict:
+    """What the cpu worker does, run here; then read the session back through the API."""
+    upload_sessions.process_session(sid)
+    return client.get(f"{base(project)}{sid}/").json()
+
+
+def test_chunks_assemble_into_an_image_with_a_thumbnail(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(1)
+    assert len(data) > 3 * 4096
+    finished = send_all(client, project, "field/photo.jpg", data)
+    assert finished["status"] == "queued" and finished["received_bytes"] == len(data)
+    assert not Image.objects.filter(project=project).exists(), "the web request stores nothing itself"
+    session = process(client, project, finished["id"])
+    assert session["status"] == "done", session
+    [image_id] = session["result"]["created"]
+    image = Image.objects.get(pk=image_id)
+    assert image.original_name == "field/photo.jpg" and image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.thumbnail, "a thumbnail is made at upload"
+    assert not upload_sessions.temp_path(UploadSession.objects.get(pk=session["id"])).exists(), "temp file removed"
+
+
+def test_a_client_resumes_from_the_offset_the_server_holds(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(2)
+    session = open_session(client, project, "resume.jpg", data)
+    sid = session["id"]
+    assert put_chunk(client, project, sid, 0, data[:5000]).status_code == 200
+    # The client lost track (its connection dropped): it sends from the wrong place ...
+    ahead = put_chunk(client, project, sid, 9000, data[9000:12000])
+    assert ahead.status_code == 409
+    assert ahead.json()["received_bytes"] == 5000 and ahead.json()["code"] == "offset_mismatch"
+    # ... or re-sends a chunk the server already has: both are refused with the offset to resume at.
+    again = put_chunk(client, project, sid, 0, data[:5000])
+    assert again.status_code == 409 and again.json()["received_bytes"] == 5000
+    assert client.get(f"{base(project)}{sid}/").json()["received_bytes"] == 5000
+    assert client.post(f"{base(project)}{sid}/finish/").status_code == 400, "cannot finish a partial file"
+    assert put_chunk(client, project, sid, 5000, data[5000:]).status_code == 200
+    assert client.post(f"{base(project)}{sid}/finish/").status_code == 202
+    assert process(client, project, sid)["result"]["created"]
+    assert upload_sessions.temp_path(UploadSession.objects.get(pk=sid)).exists() is False
+
+
+def test_the_same_set_twice_stores_no_duplicates(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    files = {f"img{i}.jpg": noisy_jpeg(10 + i, 80, 60) for i in range(3)}
+    first = [send_all(client, project, name, data)["id"] for name, data in files.items()]
+    second = [send_all(client, project, f"again-{name}", data)["id"] for name, data in files.items()]
+    for sid in first:
+        assert process(client, project, sid)["result"]["created"]
+    reports = [process(client, project, sid)["result"] for sid in second]
+    assert all(r["created"] == [] and len(r["duplicates"]) == 1 for r in reports)
+    assert reports[0]["duplicates"][0]["name"] == "again-img0.jpg"
+    assert Image.objects.filter(project=project).count() == 3
+
+
+def test_a_known_hash_is_reported_as_duplicate_without_sending_bytes(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(3, 50, 40)
+    sid = send_all(client, project, "a.jpg", data)["id"]
+    existing = process(client, project, sid)["result"]["created"][0]
+    session = open_session(client, project, "copy.jpg", data, sha256=hashlib.sha256(data).hexdigest())
+    assert session["status"] == "done" and session["received_bytes"] == 0
+    assert session["result"]["duplicates"] == [{"name": "copy.jpg", "existing_id": existing}]
+
+
+def test_bytes_that_do_not_match_the_declared_hash_are_refused(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(4, 50, 40)
+    session = open_session(client, project, "bad.jpg", data, sha256="0" * 64)
+    put_chunk(client, project, session["id"], 0, data)
+    client.post(f"{base(project)}{session['id']}/finish/")
+    result = process(client, project, session["id"])["result"]
+    assert result["created"] == [] and "SHA-256" in result["errors"][0]["error"]
+
+
+def test_bad_files_and_zips_are_reported_by_name_after_processing(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    bad = send_all(client, project, "notes.png", b"not an image at all")
+    assert process(client, project, bad["id"])["result"]["errors"] == [
+        {"name": "notes.png", "error": "The file is not an image in an allowed format (JPEG, PNG, WebP, BMP, TIFF)."}
+    ]
+    archive = zip_bytes({"a.png": image_bytes(10, 10, (1, 1, 1)), "b.txt": b"hello", "c.png": image_bytes(12, 12, (2, 2, 2))})
+    result = process(client, project, send_all(client, project, "set.zip", archive, chunk=200)["id"])["result"]
+    assert len(result["created"]) == 2
+    assert [e["name"] for e in result["errors"]] == ["set.zip/b.txt"]
+    names = sorted(Image.objects.filter(pk__in=result["created"]).values_list("original_name", flat=True))
+    assert names == ["set.zip/a.png", "set.zip/c.png"]
+
+
+def test_many_files_never_hit_the_files_per_request_limit(owner_project, client_for, settings):
+    owner, project = owner_project
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    client = client_for(owner)
+    sids = [send_all(client, project, f"{i}.png", image_bytes(8, 8, (i, 0, 0)))["id"] for i in range(4)]
+    for sid in sids:
+        process(client, project, sid)
+    assert Image.objects.filter(project=project).count() == 4
+
+
+def test_limits_and_wrong_requests_have_clear_messages(owner_project, client_for, settings):
+    owner, project = owner_project
+    client = client_for(owner)
+    settings.MAX_UPLOAD_BYTES = 1000
+    too_big = client.post(base(project), {"file_name": "huge.zip", "size_bytes": 5000}, format="json")
+    assert too_big.status_code == 413 and "huge.zip" in too_big.json()["detail"]
+    session = open_session(client, project, "small.png", b"x" * 100)
+    past = put_chunk(client, project, session["id"], 0, b"x" * 150)
+    assert past.status_code == 400 and "past the declared size" in past.json()["detail"]
+    no_offset = client.generic("PUT", f"{base(project)}{session['id']}/", b"x", content_type="application/octet-stream")
+    assert no_offset.status_code == 400 and "offset" in no_offset.json()["detail"]
+    assert client.delete(f"{base(project)}{session['id']}/").status_code == 204
+    assert client.get(f"{base(project)}{session['id']}/").status_code == 404
+
+
+def test_sessions_are_private_to_their_uploader_and_members(owner_project, client_for):
+    owner, project = owner_project
+    session = open_session(client_for(owner), project, "mine.png", b"x" * 10)
+    colleague, viewer, stranger = make_user("colleague"), make_user("viewer"), make_user("stranger")
+    add_member(project, colleague, "annotator")
+    add_member(project, viewer, "viewer")
+    url = f"{base(project)}{session['id']}/"
+    assert client_for(colleague).get(url).status_code == 404
+    assert put_chunk(client_for(colleague), project, session["id"], 0, b"y" * 10).status_code == 404
+    assert client_for(stranger).get(url).status_code == 404
+    assert client_for(viewer).post(base(project), {"file_name": "v.png", "size_bytes": 5}, format="json").status_code == 403
+    assert client_for(None).get(url).status_code in (401, 403)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cpu_worker_processes_a_finished_upload(celery_worker, client_for):
+    owner = make_user("worker-owner")
+    project = make_project(owner)
+    client = client_for(owner)
+    data = noisy_jpeg(5)
+    sid = send_all(client, project, "via-worker.jpg", data, chunk=8000)["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session = client.get(f"{base(project)}{sid}/").json()
+        if session["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert session["status"] == "done", session
+    [image_id] = session["result"]["created"]
+    image = Image.objects.get(pk=image_id)
+    assert image.thumbnail and image.sha256 == hashlib.sha256(data).hexdigest()
