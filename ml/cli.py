@@ -21,6 +21,7 @@ def read_rgb(path: Path):
 def cmd_annotate(args) -> int:
     from tqdm import tqdm
 
+    from ml import batching
     from ml.config import PipelineConfig
     from ml.formats import to_coco, to_native, write_timings
     from ml.gallery import Gallery
@@ -31,7 +32,8 @@ def cmd_annotate(args) -> int:
     gallery = Gallery.from_dir(args.gallery, pipe, cfg.embedder.background) if args.gallery else None
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     names, results = [], []
-    chunk = max(1, cfg.detector.batch_size)
+    # images handed to one annotate() call: enough to fill the largest image-stage batch
+    chunk = max(batching.resolve(getattr(cfg, s).batch_size, s, pipe.segmenter.device) for s in ("detector", "segmenter"))
     with tqdm(total=len(files), desc="annotate", unit="img", file=sys.stderr) as bar:
         for s in range(0, len(files), chunk):
             batch = files[s:s + chunk]
@@ -61,7 +63,12 @@ def cmd_tiny(args) -> int:
 def cmd_bench(args) -> int:
     from ml.bench import run_bench
 
-    return run_bench(device=args.device, quick=args.quick, config=args.config, n_images=args.images)
+    try:
+        w, h = (int(v) for v in args.seed000_size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--seed000-size: {args.seed000_size!r} must look like 4000x3000 (width x height)")
+    return run_bench(device=args.device, quick=args.quick, config=args.config, n_images=args.images,
+                     calibrate_sizes=args.calibrate, seed000_images=args.seed000_images, seed000_size=(h, w))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smaller models/images to fit a few minutes on CPU")
     b.add_argument("--config", help="use these (real) models instead of random full-size defaults")
     b.add_argument("--images", type=int, default=None, help="number of synthetic images")
+    b.add_argument("--calibrate", action="store_true",
+                   help="time a few batch sizes per stage on this device, use the fastest and write them "
+                        "into --config")
+    b.add_argument("--seed000-images", type=int, default=2,
+                   help="images for the seed-000 comparison (0 = skip it)")
+    b.add_argument("--seed000-size", default="4000x3000", help="WxH of the seed-000 comparison's images")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -26,7 +26,7 @@ class DetectorConfig:
     nms_iou: float = 0.5
     nms_prefer: str = "score"  # "score" | "area": which of two overlapping boxes survives
     max_detections: int = 100  # top-N after thresholding and NMS
-    batch_size: int = 4  # images per forward (same-size images only, see detector.py)
+    batch_size: int | str = "auto"  # images per forward (same-size images only); "auto": ml/batching.py
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SegmenterConfig:
     # Boxes-given mode (imported boxes, a box drawn in the browser): SAM segments each box on its
     # own crop, the box grown by this fraction of its size per side (seed 003); null = whole image.
     roi_margin: float | None = 0.1
-    batch_size: int = 4  # images per image-encoder forward
+    batch_size: int | str = "auto"  # images per image-encoder forward; "auto": ml/batching.py
 
 
 @dataclass
@@ -53,7 +53,7 @@ class EmbedderConfig:
     crop_mode: str = "masked"  # "masked" (object on neutral bg) | "bbox" (plain box crop)
     background: list[int] = field(default_factory=lambda: [124, 116, 104])  # ~ImageNet mean
     crop_padding: float = 0.0  # grow the crop box by this fraction of its size
-    batch_size: int = 32
+    batch_size: int | str = "auto"  # crops per forward; "auto": ml/batching.py
     # ONNX-only settings
     layout: str = "NHWC"  # "NHWC" | "NCHW"
     input_dtype: str = "uint8"  # "uint8" | "float32"
@@ -101,6 +101,11 @@ class PipelineConfig:
         cfg = cls(**kwargs)
         if cfg.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype: {cfg.dtype!r} must be float32, bfloat16 or float16")
+        from ml import batching
+        for sec in batching.STAGES:
+            if not batching.valid(getattr(cfg, sec).batch_size):
+                raise ConfigError(f"{sec}.batch_size: {getattr(cfg, sec).batch_size!r} must be a positive "
+                                  "integer or \"auto\" (see python -m ml bench --calibrate)")
         margin = cfg.segmenter.roi_margin
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 10):
             raise ConfigError(f"segmenter.roi_margin: {margin!r} must be null or a number from 0 to 10")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ml import batching
 from ml.config import DetectorConfig
 from ml.device import autocast
 from ml.errors import ModelLoadError
@@ -106,7 +107,7 @@ class Detector:
         groups: dict[tuple, list[int]] = {}
         for i, im in enumerate(images):
             groups.setdefault(im.shape[:2], []).append(i)
-        bs = max(1, self.cfg.batch_size)
+        bs = batching.resolve(self.cfg.batch_size, "detector", self.device)
         for idxs in groups.values():
             for s in range(0, len(idxs), bs):
                 chunk = idxs[s:s + bs]

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import torch
 
+from ml import batching
 from ml.config import SegmenterConfig
 from ml.device import autocast
 from ml.errors import ModelLoadError
@@ -101,7 +102,7 @@ class Segmenter:
     def segment_batch(self, images: list[np.ndarray], boxes_per_image: list) -> list[list[MaskResult]]:
         """Image encoder batched over images, then one decoder call per image."""
         out: list[list[MaskResult]] = []
-        bs = max(1, self.cfg.batch_size)
+        bs = batching.resolve(self.cfg.batch_size, "segmenter", self.device)
         for s in range(0, len(images), bs):
             chunk = images[s:s + bs]
             with autocast(self.device, self.dtype):

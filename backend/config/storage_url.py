@@ -121,3 +121,36 @@ def s3_options(url: str) -> dict:
             raise _fail("verify must be true or false.")
         options["verify"] = flag in TRUE
     return options
+
+
+def ensure_bucket(url: str | None = None) -> bool:
+    """Create STORAGE_URL's bucket when it does not exist yet (compose runs this once at start, so a
+    fresh MinIO needs no manual step). True when it was created; a no-op for local disk."""
+    import os
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    url = os.environ.get("STORAGE_URL", "") if url is None else url
+    if urlsplit(url.strip()).scheme.lower() != "s3":
+        return False
+    o = s3_options(url)
+    client = boto3.client(
+        "s3", endpoint_url=o.get("endpoint_url"), region_name=o.get("region_name"),
+        aws_access_key_id=o.get("access_key"), aws_secret_access_key=o.get("secret_key"), verify=o.get("verify"),
+    )
+    try:
+        client.head_bucket(Bucket=o["bucket_name"])
+        return False
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    region = o.get("region_name")
+    # us-east-1 is the one region S3 refuses as an explicit LocationConstraint.
+    extra = {"CreateBucketConfiguration": {"LocationConstraint": region}} if region and region != "us-east-1" else {}
+    client.create_bucket(Bucket=o["bucket_name"], **extra)
+    return True
+
+
+if __name__ == "__main__":  # python -m backend.config.storage_url: the compose `storage-init` service
+    print("bucket created" if ensure_bucket() else "bucket ready (or local disk)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from backend.core import events
@@ -32,6 +33,13 @@ MAX_CHUNK_BYTES = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 # Sessions that stop receiving are abandoned after this long (their temp file is deleted).
 STALE_AFTER = timedelta(hours=24)
+# Open uploads one person may have at once (the page sends 3 at a time): bounds the temp disk
+# a single account can claim. Only recently active ones count, so abandoned ones never lock anyone out.
+MAX_OPEN_SESSIONS = 32
+OPEN_WINDOW = timedelta(minutes=30)
+# A session still "processing" this long after its last update lost its worker; a redelivered
+# task may take it over (storing is idempotent: (project, sha256) is unique).
+PROCESSING_LEASE = timedelta(minutes=15)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -86,6 +94,15 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
     sha256 = (sha256 or "").lower()
     if sha256 and not _SHA256.match(sha256):
         raise DomainError("sha256 must be 64 hexadecimal characters.")
+    open_now = UploadSession.objects.filter(
+        project=project, created_by_id=user.pk, status=UploadStatus.RECEIVING,
+        updated_at__gte=timezone.now() - OPEN_WINDOW,
+    ).count()
+    if open_now >= MAX_OPEN_SESSIONS:
+        raise DomainError(
+            f"You have {open_now} uploads in progress in this project; finish or cancel some before starting more.",
+            extra={"code": "too_many_uploads"},
+        )
     existing = (
         Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first() if sha256 else None
     )
@@ -185,8 +202,10 @@ def process_session(session_id: int) -> UploadSession | None:
     and thumbnail every image in the file through the same `upload_images` as the multipart API."""
     from .services import upload_images
 
-    claimed = UploadSession.objects.filter(pk=session_id, status=UploadStatus.QUEUED).update(
-        status=UploadStatus.PROCESSING, updated_at=timezone.now(),
+    now = timezone.now()
+    lost = Q(status=UploadStatus.PROCESSING, updated_at__lt=now - PROCESSING_LEASE)
+    claimed = UploadSession.objects.filter(Q(status=UploadStatus.QUEUED) | lost, pk=session_id).update(
+        status=UploadStatus.PROCESSING, updated_at=now,
     )
     if not claimed:  # a redelivered task: another run has it, or it is finished
         return None

@@ -1,6 +1,8 @@
 """Writes for pre-annotation jobs: start, cancel, retry, and the idempotent result writes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -226,17 +228,91 @@ def fail_items(*, job_id: int, image_ids: list[int], error: str) -> None:
     _emit_progress(job)
 
 
+@dataclass
+class ItemResult:
+    """One image's model output, ready to write: Annotation column dicts (``annotation_fields``)."""
+
+    image_id: int
+    detections: list[dict]
+    stage_ms: dict
+
+
 @transaction.atomic
 def write_image_result(*, job_id: int, image_id: int, detections: list[dict], stage_ms: dict) -> int:
     """Replace the untouched model annotations of this image with this job's; keep what people
-    touched. Idempotent: a finished item is never written twice. Returns annotations created."""
+    touched. Idempotent: a finished item is never written twice. Returns annotations created.
+    A bad detection raises (nothing of this image is written); ``write_results`` is the batched form."""
+    outcome = write_results(job_id=job_id, results=[ItemResult(image_id, detections, stage_ms)], raise_errors=True)
+    return outcome.get(image_id, 0)
+
+
+@transaction.atomic
+def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool = False) -> dict[int, int]:
+    """Write several images' results in ONE transaction and one ``apply_changes`` call (one bulk
+    INSERT of annotations with their embeddings, one of events, one status refresh), then the
+    items in one UPDATE and the job's counters once. Per image, as ``write_image_result``:
+    untouched model annotations are replaced, what people touched is kept, and a finished item
+    is skipped (never written twice). An image whose detections fail validation fails alone
+    (or raises, with ``raise_errors``); the others are written. Returns {image_id: created}."""
     job = PrelabelJob.objects.select_for_update().get(pk=job_id)
-    item = job.items.select_for_update().get(image_id=image_id)
-    if item.status in FINAL_ITEM_STATES:
-        return 0
-    image = Image.objects.select_for_update().get(pk=image_id)
+    ids = sorted(r.image_id for r in results)
+    items = {i.image_id: i for i in job.items.select_for_update().filter(image_id__in=ids).order_by("image_id")}
+    open_ids = [i for i in ids if i in items and items[i].status not in FINAL_ITEM_STATES]
+    if not open_ids:
+        return {}
+    # Lock order as every annotation writer: the image rows, then their annotations, by id.
+    images = {im.pk: im for im in Image.objects.select_for_update().filter(pk__in=open_ids).order_by("id")}
+    olds: dict[int, list[Annotation]] = {}
+    for old in Annotation.objects.filter(image_id__in=open_ids).select_for_update().order_by("id"):
+        olds.setdefault(old.image_id, []).append(old)
+    by_image = {r.image_id: r for r in results}
+    changes, written, failed = [], [], {}
+    for image_id in open_ids:
+        try:
+            changes += _image_changes(job, images[image_id], olds.get(image_id, []), by_image[image_id].detections)
+            written.append(image_id)
+        except Exception as exc:  # a bad mask fails its image, not the batch
+            if raise_errors:
+                raise
+            failed[image_id] = f"{type(exc).__name__}: {exc}"
+    # The images count as pre-labelled even when the model found nothing on them.
+    created = apply_changes(
+        project_id=job.project_id, changes=changes, actor=None, source=ChangeSource.MODEL, examined=written,
+    ).created if written else []
+    per_image = {image_id: 0 for image_id in written}
+    for annotation in created:
+        per_image[annotation.image_id] += 1
+    now = timezone.now()
+    done = []
+    for image_id in written:
+        item = items[image_id]
+        item.status, item.stage_ms, item.detections = ItemStatus.DONE, by_image[image_id].stage_ms, per_image[image_id]
+        item.lease_owner, item.leased_until, item.updated_at = "", None, now
+        done.append(item)
+        job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in item.stage_ms.items()} | {
+            k: v for k, v in job.stage_ms.items() if k not in item.stage_ms
+        }
+    for image_id, error in failed.items():
+        item = items[image_id]
+        item.status, item.error = ItemStatus.FAILED, error[:2000]
+        item.lease_owner, item.leased_until, item.updated_at = "", None, now
+        done.append(item)
+    PrelabelJobImage.objects.bulk_update(
+        done, ["status", "stage_ms", "detections", "error", "lease_owner", "leased_until", "updated_at"],
+    )
+    job.processed += len(done)
+    job.failed += len(failed)
+    job.save(update_fields=["processed", "failed", "stage_ms"])
+    _maybe_finish(job)
+    _emit_progress(job)
+    return per_image
+
+
+def _image_changes(job: PrelabelJob, image: Image, olds: list[Annotation], detections: list[dict]) -> list:
+    """Delete this image's untouched model annotations; create the detections that are not
+    empty and do not duplicate an object a person handled."""
     kept_rles, changes = [], []
-    for old in Annotation.objects.filter(image=image).select_for_update().order_by("id"):
+    for old in olds:
         if old.touched_by_human:
             kept_rles.append(_coco(old.mask_rle))
         elif old.source == Source.MODEL:
@@ -249,23 +325,7 @@ def write_image_result(*, job_id: int, image_id: int, detections: list[dict], st
         if kept_rles and float(mask_utils.iou([_coco(det["mask_rle"])], kept_rles, [0] * len(kept_rles)).max()) >= DUPLICATE_IOU:
             continue
         changes.append(Create(image.pk, {**det, "source": Source.MODEL, "job_id": job.pk}))
-    # The image counts as pre-labelled even when the model found nothing on it.
-    created = len(apply_changes(
-        project_id=job.project_id, changes=changes, actor=None, source=ChangeSource.MODEL, examined=[image.pk],
-    ).created)
-    item.status = ItemStatus.DONE
-    item.stage_ms = stage_ms
-    item.detections = created
-    item.lease_owner, item.leased_until = "", None
-    item.save(update_fields=["status", "stage_ms", "detections", "lease_owner", "leased_until", "updated_at"])
-    job.processed += 1
-    job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in stage_ms.items()} | {
-        k: v for k, v in job.stage_ms.items() if k not in stage_ms
-    }
-    job.save(update_fields=["processed", "stage_ms"])
-    _maybe_finish(job)
-    _emit_progress(job)
-    return created
+    return changes
 
 
 def _coco(rle: dict) -> dict:

@@ -83,7 +83,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
     classes = services.classes_by_id(project_id)
-    created = 0
+    batch = []
     for index, (image_id, result) in enumerate(zip(ok_ids, results)):
         if settings.JOB_TEST_ITEM_DELAY_S:
             time.sleep(settings.JOB_TEST_ITEM_DELAY_S)  # tests: a batch that outlives its lease
@@ -95,13 +95,37 @@ def _run_claimed(job, todo: list[int]) -> dict:
                                      imported, classes)
                 for d, imported in zip(dets, kept)
             ]
-            created += services.write_image_result(job_id=job_id, image_id=image_id, detections=fields, stage_ms=result.timings_ms)
+        except Exception as exc:  # one bad image must not leave the job unfinished
+            logger.exception("preparing results of image %s failed", image_id)
+            services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
+            continue
+        batch.append(services.ItemResult(image_id, fields, result.timings_ms))
+    return {"processed": len(ok_ids), "annotations": _write(job_id, batch)}
+
+
+def _write(job_id: int, batch: list) -> int:
+    """The whole batch in one transaction; if that fails for a reason other than the database
+    being down, each image is written on its own so only the bad one fails."""
+    if not batch:
+        return 0
+    try:
+        return sum(services.write_results(job_id=job_id, results=batch).values())
+    except DB_DOWN:
+        raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
+    except Exception:
+        logger.exception("writing a batch of %s images failed; writing them one by one", len(batch))
+    created = 0
+    for item in batch:
+        try:
+            created += services.write_image_result(
+                job_id=job_id, image_id=item.image_id, detections=item.detections, stage_ms=item.stage_ms,
+            )
         except DB_DOWN:
             raise  # as above: the sweeper re-queues what this run did not write
         except Exception as exc:  # one bad image must not leave the job unfinished
-            logger.exception("writing results of image %s failed", image_id)
-            services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
-    return {"processed": len(ok_ids), "annotations": created}
+            logger.exception("writing results of image %s failed", item.image_id)
+            services.fail_items(job_id=job_id, image_ids=[item.image_id], error=f"{type(exc).__name__}: {exc}")
+    return created
 
 
 def _with_imported_class(fields: dict, imported: tuple | None, classes: dict) -> dict:

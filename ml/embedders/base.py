@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml import batching
 from ml.vectors import l2_normalize  # noqa: F401  (re-exported)
 
 
@@ -20,12 +21,13 @@ class Embedder:
 
     version: str = "embedder"
     dim: int = 0
-    batch_size: int = 32
+    batch_size: int | str = "auto"  # see ml/batching.py
 
     def embed(self, crops: list[np.ndarray]) -> EmbedOutput:
         feats, probs = [], []
-        for s in range(0, len(crops), max(1, self.batch_size)):
-            f, p = self._embed_batch(crops[s:s + self.batch_size])
+        bs = batching.resolve(self.batch_size, "embedder", getattr(self, "device", None))
+        for s in range(0, len(crops), bs):
+            f, p = self._embed_batch(crops[s:s + bs])
             feats.append(f)
             if p is not None:
                 probs.append(p)

@@ -207,3 +207,59 @@ def test_the_cpu_worker_processes_a_finished_upload(celery_worker, client_for):
     [image_id] = session["result"]["created"]
     image = Image.objects.get(pk=image_id)
     assert image.thumbnail and image.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_compressed_pixels_that_happen_to_spell_markup_are_not_refused(tmp_path):
+    """In megabytes of entropy-coded data, "<sVg" turns up by chance (1 photo in 10 here was
+    refused as a polyglot); markup is looked for only where a parser reads text."""
+    from backend.core.uploads import _MARKUP, UploadError, validate_image
+    from tests.benchmarks.upload_bench import _one_photo
+
+    path = tmp_path / "photo.jpg"
+    _one_photo((path, 4, 4000, 3000))
+    data = path.read_bytes()
+    assert _MARKUP.search(data), "precondition: the scan data contains a markup-like string"
+    assert validate_image(data).width == 4000
+    with pytest.raises(UploadError, match="markup"):  # the same photo with a payload after its end
+        validate_image(data + b"<html><script>alert(1)</script></html>")
+    with pytest.raises(UploadError, match="markup"):  # or in a comment segment
+        validate_image(data[:2] + b"\xff\xfe\x00\x10<svg onload=x>" + data[2:])
+
+
+def test_open_uploads_per_person_are_bounded_and_abandoned_ones_are_swept(owner_project, client_for, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner, project = owner_project
+    client = client_for(owner)
+    settings.MAX_UPLOAD_BYTES = 10_000
+    upload_sessions.MAX_OPEN_SESSIONS, saved = 2, upload_sessions.MAX_OPEN_SESSIONS
+    try:
+        first = open_session(client, project, "a.png", b"x" * 10)
+        open_session(client, project, "b.png", b"x" * 10)
+        third = client.post(base(project), {"file_name": "c.png", "size_bytes": 10}, format="json")
+        assert third.status_code == 400 and "finish or cancel some" in third.json()["detail"]
+    finally:
+        upload_sessions.MAX_OPEN_SESSIONS = saved
+    old = timezone.now() - upload_sessions.STALE_AFTER - timedelta(minutes=1)
+    UploadSession.objects.filter(pk=first["id"]).update(updated_at=old)
+    path = upload_sessions.temp_path(UploadSession.objects.get(pk=first["id"]))
+    assert path.exists()
+    assert upload_sessions.sweep_stale_sessions() == 1
+    assert not path.exists() and not UploadSession.objects.filter(pk=first["id"]).exists()
+
+
+def test_a_session_whose_worker_died_is_taken_over_by_a_redelivered_task(owner_project, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner, project = owner_project
+    client = client_for(owner)
+    sid = send_all(client, project, "crash.png", image_bytes(9, 9, (3, 3, 3)))["id"]
+    UploadSession.objects.filter(pk=sid).update(status="processing")  # a worker took it, then died
+    assert upload_sessions.process_session(sid) is None, "a live worker's session is left alone"
+    UploadSession.objects.filter(pk=sid).update(updated_at=timezone.now() - upload_sessions.PROCESSING_LEASE - timedelta(seconds=1))
+    assert upload_sessions.process_session(sid).status == "done"
+    assert Image.objects.filter(project=project, original_name="crash.png").count() == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 
 import boto3
@@ -23,7 +24,7 @@ from backend.exchange import services as exchange
 from backend.gallery.models import GalleryImage
 from backend.images.models import Image
 
-from .factories import make_project, make_user
+from .factories import make_project, make_user, zip_bytes
 
 BUCKET = "razmetka-test"
 KEY_ID, SECRET = "test-key", "test/secret+1"  # a secret that needs percent-encoding in the URL
@@ -137,7 +138,6 @@ def backend(request, settings, tmp_path):
             return (tmp_path / name).is_file()
 
     exists.kind = request.param
-    assert type(default_storage._wrapped if default_storage._wrapped is not None else default_storage).__name__
     return exists
 
 
@@ -155,10 +155,10 @@ def team(db, client_for):
 
 
 def test_storage_settings_reach_default_storage(backend):
+    from django.core.files.storage import storages
+
     expected = "S3Storage" if backend.kind == "s3" else "FileSystemStorage"
-    assert type(default_storage._wrapped).__name__ == expected or default_storage.__class__  # noqa: B015
-    default_storage._setup()
-    assert type(default_storage._wrapped).__name__ == expected
+    assert type(storages["default"]).__name__ == expected
 
 
 def test_upload_read_export_delete_through_the_api(backend, team, django_capture_on_commit_callbacks):
@@ -225,7 +225,8 @@ def test_worker_reads_images_and_exemplars_from_storage(backend, team):
     assert pixels.shape == (10, 20, 3) and (pixels == np.array([9, 8, 7])).all()
 
     response = owner.post(f"/api/projects/{project.pk}/gallery/",
-                          {"files": [SimpleUploadedFile("hammer/ex.png", png(8, 8, (5, 6, 7)))]}, format="multipart")
+                          {"files": [SimpleUploadedFile("set.zip", zip_bytes({"hammer/ex.png": png(8, 8, (5, 6, 7))}))]},
+                          format="multipart")
     assert response.status_code == 201, response.content
     exemplar = GalleryImage.objects.get(pk=response.json()["created"][0]["id"])
     assert backend(exemplar.file.name)
@@ -244,13 +245,9 @@ def test_import_upload_is_stored_read_by_the_worker_and_removed(backend, team):
         "categories": [{"id": 1, "name": "hammer"}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 3, 10, 5], "area": 50, "iscrowd": 0}],
     }
-    import json
-
-    upload = zipfile.ZipFile(io.BytesIO(), "w")
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
+    with zipfile.ZipFile(out, "w") as zf:  # a zip: the worker seeks in it, which S3 objects must allow
         zf.writestr("annotations/instances.json", json.dumps(doc))
-    upload.close()
     started = exchange.start_import(project=project, user=image.uploaded_by, format="coco",
                                     upload=SimpleUploadedFile("coco.zip", out.getvalue()), create_missing_classes=True)
     stored = started.upload_file
@@ -263,8 +260,7 @@ def test_import_upload_is_stored_read_by_the_worker_and_removed(backend, team):
 
 def test_streaming_under_asgi_sends_blocks_not_the_whole_file(backend, team):
     """Django's default ASGI path reads a sync file whole before the first byte; ours streams."""
-    from backend.core.files import BLOCK, private_file_response
-    from backend.core.files import store_file
+    from backend.core.files import BLOCK, private_file_response, store_file
 
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, BLOCK * 3 + 17, dtype=np.uint8).tobytes()
@@ -272,11 +268,103 @@ def test_streaming_under_asgi_sends_blocks_not_the_whole_file(backend, team):
 
     async def consume():
         response = private_file_response(name, "application/octet-stream", "x.bin")
-        parts = [part async for part in response]
+        parts = response.__aiter__()
+        first = await parts.__anext__()
+        read_before_first_send = response.file_to_stream.tell()
+        rest = [part async for part in parts]
         response.close()
-        return parts
+        return read_before_first_send, [first, *rest]
 
-    parts = asyncio.run(consume())
+    read_before_first_send, parts = asyncio.run(consume())
+    assert read_before_first_send <= BLOCK, "the whole file was read before the first block went out"
     assert b"".join(parts) == data
-    assert len(parts) >= 4 and max(len(p) for p in parts) <= BLOCK
+    assert len(parts) == 4 and max(len(p) for p in parts) == BLOCK
     default_storage.delete(name)
+
+
+def test_ensure_bucket_creates_it_once(s3_server):
+    from backend.config.storage_url import ensure_bucket
+
+    endpoint, client = s3_server
+    url = f"s3://{KEY_ID}:test%2Fsecret%2B1@fresh-bucket/media?endpoint_url={endpoint}&region=us-east-1"
+    assert ensure_bucket(url) is True
+    assert ensure_bucket(url) is False  # a restart finds it there
+    assert "fresh-bucket" in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    assert ensure_bucket("") is False  # local disk: nothing to create
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_a_worker_on_another_host_works_through_object_storage(s3_server, settings, client_for, tmp_path,
+                                                               tiny_models_config):
+    """A Celery worker process configured only by STORAGE_URL in its environment, with an empty
+    MEDIA_ROOT of its own (another host's disk): it pre-annotates images and exemplars it reads from
+    S3 (the gpu queue, tiny models) and writes an export there (the cpu queue)."""
+    import time
+
+    from backend.annotations.models import Annotation
+    from backend.exchange.models import ExportJob
+    from backend.jobs.models import PrelabelJob
+
+    from ..worker import start_worker, stop_worker
+    from ml.tiny import synthetic_image
+
+    from .factories import make_class
+
+    def synthetic_png(seed: int) -> bytes:  # pictures the tiny detector finds things in
+        out = io.BytesIO()
+        PILImage.fromarray(synthetic_image(seed)).save(out, format="PNG")
+        return out.getvalue()
+
+    endpoint, client = s3_server
+    url = f"s3://{KEY_ID}:test%2Fsecret%2B1@{BUCKET}/remote?endpoint_url={endpoint}&region=us-east-1"
+    settings.STORAGES = storages_from_url(url)
+    # Its own queues, so no other test worker of this run can take the tasks.
+    prefix = f"{settings.QUEUE_PREFIX}remote-"
+    settings.QUEUE_CPU, settings.QUEUE_GPU = f"{prefix}cpu", f"{prefix}gpu"
+    elsewhere = tmp_path / "other-host-media"
+    elsewhere.mkdir()
+    worker = start_worker(queues=[settings.QUEUE_CPU, settings.QUEUE_GPU], name="s3", extra_env={
+        "STORAGE_URL": url, "MEDIA_ROOT": str(elsewhere), "RAZMETKA_QUEUE_PREFIX": prefix,
+        "RAZMETKA_ML_CONFIG": tiny_models_config,
+    })
+
+    def wait(model, pk):
+        deadline = time.monotonic() + 180
+        while (job := model.objects.get(pk=pk)).status not in {"done", "failed", "cancelled"}:
+            assert time.monotonic() < deadline, f"{model.__name__} still {job.status}"
+            time.sleep(0.2)
+        return job
+
+    try:
+        owner = make_user("remote-owner")
+        project = make_project(owner, box_threshold=0.0, text_threshold=0.0, unknown_threshold=0.0)
+        hammer = make_class(project, "hammer")
+        api = client_for(owner)
+        response = api.post(f"/api/projects/{project.pk}/gallery/", {
+            "files": [SimpleUploadedFile(f"h{s}.png", synthetic_png(s)) for s in (101, 102)], "label_class": hammer.pk,
+        }, format="multipart")
+        assert response.status_code == 201, response.content
+        data = synthetic_png(1)
+        response = api.post(f"/api/projects/{project.pk}/images/",
+                            {"files": [SimpleUploadedFile("far.png", data)]}, format="multipart")
+        assert response.status_code == 201, response.content
+
+        response = api.post(f"/api/projects/{project.pk}/jobs/", {"images": "new"}, format="json")
+        assert response.status_code == 201, response.content
+        job = wait(PrelabelJob, response.json()["id"])
+        assert job.status == "done" and job.failed == 0, job.error
+        assert Annotation.objects.filter(project=project, source="model").exists()
+
+        response = api.post(f"/api/projects/{project.pk}/exports/",
+                            {"format": "coco", "include_images": True, "include_pending": True}, format="json")
+        assert response.status_code == 202, response.content
+        job = wait(ExportJob, response.json()["id"])
+        assert job.status == "done", job.error
+        client.head_object(Bucket=BUCKET, Key=f"remote/{job.result_file}")  # raises when it is not there
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(
+            api.get(f"/api/projects/{project.pk}/exports/{job.pk}/download/").streaming_content)))
+        assert data in [archive.read(n) for n in archive.namelist() if n.startswith("images/")]
+        assert not any(elsewhere.iterdir()), "the worker wrote media to its local disk"
+    finally:
+        stop_worker(worker)

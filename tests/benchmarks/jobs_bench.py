@@ -61,6 +61,10 @@ def main():
         cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
+        # Warm the worker (imports, models) with a one-image job BEFORE timing anything: a worker
+        # still starting up would steal the cores from the direct run.
+        warm = services.start_job(project=project, user=user, images=[images[0].pk])
+        _wait(PrelabelJob, warm.pk)
         pipeline = get_pipeline()
         arrays = [read_rgb(im.file.name) for im in images]
         gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
@@ -70,9 +74,6 @@ def main():
             pipeline.annotate(arrays[start:start + args.batch], gallery, prompts=project.prompts)
         direct = time.perf_counter() - t0
 
-        # Warm the worker's pipeline with a one-image job, then time the real one.
-        warm = services.start_job(project=project, user=user, images=[images[0].pk])
-        _wait(PrelabelJob, warm.pk)
         t0 = time.perf_counter()
         job = services.start_job(project=project, user=user, images="all")
         job = _wait(PrelabelJob, job.pk)
@@ -89,6 +90,13 @@ def main():
     print(f"images={n} batch={args.batch} config={args.config} job_status={job.status}")
     print(f"direct: {direct:.2f}s {n / direct:.2f} img/s")
     print(f"job:    {via_job:.2f}s {n / via_job:.2f} img/s (Celery, Postgres writes, events)")
+    # Where the job's time went: waiting for the worker, the models inside it, everything else.
+    queued = (job.started_at - job.created_at).total_seconds()
+    ran = (job.finished_at - job.started_at).total_seconds()
+    models = sum(job.stage_ms.values()) / 1000
+    print(f"job breakdown: start->claimed {queued:.2f}s, claimed->finished {ran:.2f}s "
+          f"(models {models:.2f}s, other {ran - models:.2f}s: reads, gallery, writes, events), "
+          f"finished->seen {via_job - queued - ran:.2f}s")
     print(f"overhead_ratio={via_job / direct:.2f}")
 
 

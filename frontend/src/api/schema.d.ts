@@ -477,7 +477,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description An image with its objects, its history, accept-all and deletion (routed under images/). */
+        /**
+         * @description The image (fresh: status, claim) with its objects (the rendered JSON, cached per
+         *     process while the rows are unchanged: selectors.annotation_rows_json).
+         */
         get: operations["projects_images_retrieve"];
         put?: never;
         post?: never;
@@ -579,6 +582,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/images/{id}/thumbnail/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        get: operations["projects_images_thumbnail_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/images/next/": {
         parameters: {
             query?: never;
@@ -590,6 +615,68 @@ export interface paths {
         get: operations["projects_images_next_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/images/uploads/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Open a chunked upload for one file (an image or a zip). */
+        post: operations["projects_images_uploads_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/images/uploads/{session_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
+         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         */
+        get: operations["projects_images_uploads_retrieve"];
+        /**
+         * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
+         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         */
+        put: operations["projects_images_uploads_update"];
+        post?: never;
+        /**
+         * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
+         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         */
+        delete: operations["projects_images_uploads_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/images/uploads/{session_id}/finish/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description All bytes sent: the cpu worker validates and stores; poll the session for the result. */
+        post: operations["projects_images_uploads_finish_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1015,6 +1102,7 @@ export interface components {
             readonly annotation_count: number;
             readonly pending_count: number;
             readonly file_url: string;
+            readonly thumbnail_url: string;
             readonly claimed_by: string | null;
             /** Format: date-time */
             readonly claim_expires_at: string | null;
@@ -1037,6 +1125,7 @@ export interface components {
             readonly annotation_count: number;
             readonly pending_count: number;
             readonly file_url: string;
+            readonly thumbnail_url: string;
             readonly claimed_by: string | null;
             /** Format: date-time */
             readonly claim_expires_at: string | null;
@@ -1563,6 +1652,47 @@ export interface components {
         UploadRequest: {
             files: string[];
         };
+        UploadResult: {
+            created: number[];
+            duplicates: {
+                [key: string]: unknown;
+            }[];
+            errors: {
+                [key: string]: unknown;
+            }[];
+        };
+        UploadSession: {
+            readonly id: number;
+            readonly file_name: string;
+            readonly size_bytes: number;
+            readonly received_bytes: number;
+            readonly sha256: string;
+            readonly status: components["schemas"]["UploadSessionStatusEnum"];
+            readonly result: components["schemas"]["UploadResult"];
+            readonly chunk_bytes: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        UploadSessionCreateRequest: {
+            file_name: string;
+            size_bytes: number;
+            /**
+             * @description Optional; a file this project already holds is then never sent.
+             * @default
+             */
+            sha256: string;
+        };
+        /**
+         * @description * `receiving` - Receiving
+         *     * `queued` - Queued
+         *     * `processing` - Processing
+         *     * `done` - Done
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        UploadSessionStatusEnum: "receiving" | "queued" | "processing" | "done" | "failed";
     };
     responses: never;
     parameters: never;
@@ -2599,6 +2729,35 @@ export interface operations {
             };
         };
     };
+    projects_images_thumbnail_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description No response body */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     projects_images_next_retrieve: {
         parameters: {
             query?: {
@@ -2628,6 +2787,134 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    projects_images_uploads_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UploadSessionCreateRequest"];
+                "multipart/form-data": components["schemas"]["UploadSessionCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSession"];
+                };
+            };
+        };
+    };
+    projects_images_uploads_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+                session_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSession"];
+                };
+            };
+        };
+    };
+    projects_images_uploads_update: {
+        parameters: {
+            query: {
+                /** @description where this chunk starts in the file */
+                offset: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+                session_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSession"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSession"];
+                };
+            };
+        };
+    };
+    projects_images_uploads_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+                session_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    projects_images_uploads_finish_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+                session_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSession"];
+                };
             };
         };
     };

@@ -39,9 +39,15 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
       .catch((e) => !stale && notify(`Couldn't load images: ${e.message}`, "error"));
     return () => { stale = true; };
   }, [pid, status, cls, ordering, page, tick]);
-  useEffect(() => subscribe(pid, (ev) => {
-    if (ev.type.startsWith("image.") || ev.type === "resync") setTick((t) => t + 1);
-  }), [pid]);
+  useEffect(() => {
+    // A big upload sends one event per image: reload at most twice a second, not per event.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const off = subscribe(pid, (ev) => {
+      if (!(ev.type.startsWith("image.") || ev.type === "resync") || timer) return;
+      timer = setTimeout(() => { timer = undefined; setTick((t) => t + 1); }, 500);
+    });
+    return () => { off(); clearTimeout(timer); };
+  }, [pid]);
 
   const sortHeader = (key: SortKey) => {
     const active = ordering.replace(/^-/, "") === key || (!ordering && key === "id");
@@ -72,12 +78,13 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
         <span className="muted small">{data ? `${data.count} images` : ""}</span>
       </div>
       <table className="table fixed" data-testid="images-table">
-        <colgroup><col style={{ width: 70 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} /></colgroup>
-        <thead><tr>{sortHeader("id")}{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th></tr></thead>
+        <colgroup><col style={{ width: 70 }} /><col style={{ width: 64 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} /></colgroup>
+        <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th></tr></thead>
         <tbody>
           {data?.results.map((im) => (
             <tr key={im.id} className="clickable" onClick={() => navigate(`/p/${pid}/review/${im.id}`)}>
               <td>{im.id}</td>
+              <td><Thumb src={im.thumbnail_url} /></td>
               <td className="cell-name"><span className="ellipsis" title={im.original_name}>{im.original_name}</span></td>
               <td>{im.width}×{im.height}</td>
               <td><span className={`badge badge-${im.status}`}>{im.status.replace("_", " ")}</span></td>
@@ -98,4 +105,12 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
       {data && data.count === 0 && <p className="muted">No images here. <Link to={`/p/${pid}/upload`}>Upload some</Link>.</p>}
     </main>
   );
+}
+
+/** A list thumbnail: lazy (only rows on screen load), fixed box so rows never jump. */
+export function Thumb({ src, size = 48 }: { src: string; size?: number }) {
+  const [failed, setFailed] = useState(false);
+  const box = { width: size, height: size, borderRadius: 4, background: "#e2e8f0", display: "block" } as const;
+  if (failed) return <span style={box} aria-label="no preview" />;
+  return <img src={src} alt="" loading="lazy" decoding="async" style={{ ...box, objectFit: "cover" }} data-testid="thumb" onError={() => setFailed(true)} />;
 }

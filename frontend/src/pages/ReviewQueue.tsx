@@ -1,8 +1,10 @@
 import { useEffect, useState } from "react";
+import { get, P, qs, type ImageRow, type Page } from "../api/client";
 import { Link, navigate } from "../router";
 import { CelebrateIcon } from "../review/icons";
 import { nextImageId, queueFilters, setQueueFilters } from "../review/queue";
 import type { ProjectCtx } from "./ProjectLayout";
+import { Thumb } from "./Images";
 
 /** Finds the next image to review (most ambiguous first when the server supports it) and opens it. */
 export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
@@ -16,6 +18,14 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
       .then((id) => (id ? navigate(`/p/${pid}/review/${id}`, true) : setState("empty")))
       .catch((e) => setState(e.message));
   }, [pid, filters.status, filters.label_class]);
+  // With nothing left, show what was reviewed last, so a reviewer can go back to it.
+  const [recent, setRecent] = useState<ImageRow[]>([]);
+  useEffect(() => {
+    if (state !== "empty") return;
+    get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status: "done", label_class: filters.label_class, ordering: "-id", page_size: 24 })}`)
+      .then((d) => setRecent(d.results))
+      .catch(() => setRecent([]));
+  }, [pid, state, filters.label_class]);
   return (
     <main className="page">
       <div className="toolbar">
@@ -36,6 +46,18 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
         <div className="card" data-testid="queue-empty">
           <h2>Nothing left to review <CelebrateIcon className="icon celebrate" /></h2>
           <p>No unclaimed image matches these filters. <Link to={`/p/${pid}`}>Back to the dashboard</Link></p>
+          {recent.length > 0 && (
+            <>
+              <h3>Recently reviewed</h3>
+              <div className="thumbs" data-testid="queue-recent">
+                {recent.map((im) => (
+                  <Link key={im.id} to={`/p/${pid}/review/${im.id}`} title={im.original_name}>
+                    <Thumb src={im.thumbnail_url} size={84} />
+                  </Link>
+                ))}
+              </div>
+            </>
+          )}
         </div>
       ) : <p className="error">{state}</p>}
     </main>

@@ -1,20 +1,29 @@
 import { useRef, useState } from "react";
-import { P, uploadWithProgress, errorText, type UploadReport } from "../api/client";
+import { pool, uploadFile, type Phase, type UploadResult } from "../api/upload";
 import { Link } from "../router";
 import type { ProjectCtx } from "./ProjectLayout";
 
 interface Item {
   id: number;
-  label: string;
-  progress: number;
-  state: "uploading" | "done" | "failed";
-  report?: UploadReport;
+  name: string;
+  size: number;
+  sent: number;
+  phase: Phase;
+  note?: string;
+  result?: UploadResult;
   error?: string;
 }
 let seq = 0;
+const PARALLEL = 3; // files in flight at once: enough to hide latency, few enough to keep order visible
+const SHOWN = 200; // rows drawn; a 10,000-file drop is summarised by the totals
 
 /** An upload that added nothing, skipped nothing and refused nothing: an empty archive. */
-const isEmpty = (r?: UploadReport) => !!r && r.created.length === 0 && r.duplicates.length === 0 && r.errors.length === 0;
+const isEmpty = (r?: UploadResult) => !!r && r.created.length === 0 && r.duplicates.length === 0 && r.errors.length === 0;
+const mb = (n: number) => `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MB`;
+
+const LABEL: Record<Phase, string> = {
+  waiting: "waiting", hashing: "preparing", sending: "", reconnecting: "reconnecting…", processing: "processing…", done: "uploaded", failed: "failed",
+};
 
 export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   const [items, setItems] = useState<Item[]>([]);
@@ -23,25 +32,28 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
 
   const start = (files: File[]) => {
     if (!files.length) return;
-    // Zips go one per request (each gets its own bar); loose images go together in one request.
-    const zips = files.filter((f) => /\.zip$/i.test(f.name));
-    const loose = files.filter((f) => !/\.zip$/i.test(f.name));
-    const groups = [...zips.map((z) => [z]), ...(loose.length ? [loose] : [])];
-    for (const group of groups) {
-      const id = ++seq;
-      const label = group.length === 1 ? group[0].name : `${group.length} images`;
-      setItems((list) => [{ id, label, progress: 0, state: "uploading" }, ...list]);
-      const form = new FormData();
-      group.forEach((f) => form.append("files", f, f.name));
-      uploadWithProgress<UploadReport>(`${P(ctx.project.id)}/images/`, form, (p) => update(id, { progress: p }))
-        .promise.then(({ status, body }) => {
-          if (status >= 200 && status < 300) update(id, { state: "done", report: body });
-          else if (body && typeof body === "object" && "errors" in body) update(id, { state: "failed", report: body });
-          else update(id, { state: "failed", error: errorText(body, status) });
-        })
-        .catch((e) => update(id, { state: "failed", error: e.message }));
-    }
+    const added: Item[] = files.map((f) => ({ id: ++seq, name: f.name, size: f.size, sent: 0, phase: "waiting" }));
+    setItems((list) => [...list, ...added]);
+    const jobs = added.map((item, i) => ({ item, file: files[i] }));
+    void pool(jobs, PARALLEL, async ({ item, file }) => {
+      try {
+        const result = await uploadFile(ctx.project.id, file, (p) => update(item.id, { phase: p.phase, sent: p.sent, note: p.note }));
+        const failed = result.created.length === 0 && result.duplicates.length === 0 && result.errors.length > 0;
+        update(item.id, { phase: failed ? "failed" : "done", sent: file.size, note: undefined, result });
+      } catch (e: any) {
+        update(item.id, { phase: "failed", note: undefined, error: e?.message ?? String(e) });
+      }
+    });
   };
+
+  const total = items.reduce((s, i) => s + i.size, 0);
+  const sent = items.reduce((s, i) => s + Math.min(i.sent, i.size), 0);
+  const finished = items.filter((i) => i.phase === "done" || i.phase === "failed").length;
+  const created = items.reduce((s, i) => s + (i.result?.created.length ?? 0), 0);
+  const duplicates = items.reduce((s, i) => s + (i.result?.duplicates.length ?? 0), 0);
+  const errors = items.reduce((s, i) => s + (i.result?.errors.length ?? 0) + (i.error ? 1 : 0), 0);
+  // Failures first so they are never hidden below a long list of successes.
+  const rows = [...items.filter((i) => i.phase === "failed" || i.result?.errors.length), ...items.filter((i) => !(i.phase === "failed" || i.result?.errors.length))];
 
   return (
     <main className="page">
@@ -53,33 +65,55 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
           onDrop={(e) => { e.preventDefault(); start([...e.dataTransfer.files]); }}
           onClick={() => input.current?.click()}
         >
-          <p>Drop images or zip archives here, or click to choose files.</p>
+          <p>Drop images or zip archives here, or click to choose files. Large sets are fine: files go in pieces and resume after a dropped connection.</p>
           <input ref={input} type="file" name="files" multiple accept="image/*,.zip" hidden
             onChange={(e) => { start([...(e.target.files ?? [])]); e.target.value = ""; }} />
         </div>
       )}
+      {items.length > 0 && (
+        <section className="card" data-testid="upload-total" aria-label="total progress">
+          <div className="job-head">
+            <b>{finished} of {items.length} files</b>
+            <span className="spacer" />
+            <span className="small nowrap">{mb(sent)} of {mb(total)}</span>
+          </div>
+          <progress max={total || 1} value={sent} aria-label="total bytes sent" />
+          <p className="small" data-testid="upload-summary">
+            <span data-testid="upload-total-created">{created} added</span>
+            {duplicates > 0 && <span data-testid="upload-duplicates">, {duplicates} duplicates skipped</span>}
+            {errors > 0 && <span className="error-text" data-testid="upload-error-count">, {errors} refused</span>}
+          </p>
+        </section>
+      )}
       <ul className="uploads">
-        {items.map((it) => (
-          <li key={it.id} className={`upload upload-${it.state}`} data-testid="upload-item">
+        {rows.slice(0, SHOWN).map((it) => (
+          <li key={it.id} className={`upload upload-${it.phase}`} data-testid="upload-item" data-phase={it.phase}>
             <div className="job-head">
-              <b className="ellipsis" title={it.label}>{it.label}</b>
+              <b className="ellipsis" title={it.name}>{it.name}</b>
               <span className="spacer" />
-              <span className="small nowrap">{it.state === "uploading" ? `${Math.round(it.progress * 100)}%` : it.state === "done" ? (isEmpty(it.report) ? "nothing added" : "uploaded") : "failed"}</span>
+              <span className="small nowrap" data-testid="upload-state">
+                {it.phase === "sending" ? `${Math.floor((it.sent / Math.max(it.size, 1)) * 100)}%`
+                  : it.phase === "done" && isEmpty(it.result) ? "nothing added" : LABEL[it.phase]}
+              </span>
             </div>
-            <progress max={1} value={it.progress} />
-            {it.error && <p className="error">{it.error}</p>}
-            {it.report && isEmpty(it.report) && (
+            {it.phase !== "failed" && <progress max={Math.max(it.size, 1)} value={Math.min(it.sent, it.size)} />}
+            {it.note && <p className="small muted" role="status">{it.note}</p>}
+            {it.error && <p className="error">{it.name}: {it.error}</p>}
+            {it.result && isEmpty(it.result) && (
               <p className="warn" role="alert" data-testid="upload-empty">
-                {/\.zip$/i.test(it.label) ? "This archive holds no images, so nothing was added. Check that you zipped the right folder." : "No images were found in what you chose, so nothing was added."}
+                {/\.zip$/i.test(it.name) ? "This archive holds no images, so nothing was added. Check that you zipped the right folder." : "No images were found in what you chose, so nothing was added."}
               </p>
             )}
-            {it.report && !isEmpty(it.report) && (
+            {it.result && !isEmpty(it.result) && (
               <div className="small">
-                <span data-testid="upload-created">{it.report.created.length} added</span>
-                {it.report.duplicates.length > 0 && <span>, {it.report.duplicates.length} duplicates skipped</span>}
-                {it.report.errors.length > 0 && (
+                {it.result.created.length > 0 && <span data-testid="upload-created">{it.result.created.length} added</span>}
+                {it.result.duplicates.length > 0 && (
+                  <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{it.result.duplicates.length} duplicate{it.result.duplicates.length > 1 ? "s" : ""} skipped
+                    {it.result.duplicates.length === 1 && ` (already image #${it.result.duplicates[0].existing_id})`}</span>
+                )}
+                {it.result.errors.length > 0 && (
                   <ul className="errors" data-testid="upload-errors">
-                    {it.report.errors.map((e: any, i) => <li key={i}><b className="ellipsis-inline" title={String(e.name ?? "?")}>{String(e.name ?? "?")}</b>: {String(e.error ?? JSON.stringify(e))}</li>)}
+                    {it.result.errors.map((e, i) => <li key={i}><b className="ellipsis-inline" title={e.name}>{e.name}</b>: {e.error}</li>)}
                   </ul>
                 )}
               </div>
@@ -87,7 +121,8 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
           </li>
         ))}
       </ul>
-      {items.some((i) => i.state === "done") && <Link to={`/p/${ctx.project.id}`}>Back to the dashboard to pre-annotate →</Link>}
+      {rows.length > SHOWN && <p className="muted small">…and {rows.length - SHOWN} more files (counted in the totals above).</p>}
+      {items.some((i) => i.phase === "done") && <Link to={`/p/${ctx.project.id}`}>Back to the dashboard to pre-annotate →</Link>}
     </main>
   );
 }

@@ -13,7 +13,9 @@ export function useLiveAnnotations(opts: {
   const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
   useEffect(() => subscribe(pid, (ev) => {
     const e = ev as any;
-    if (ev.type === "resync") {
+    // A change too big to announce per object (a large re-scoring or import) names its images.
+    const bulkHere = ev.type === "annotations.bulk" && Array.isArray(e.images) && e.images.includes(imageId);
+    if (ev.type === "resync" || bulkHere) {
       // Live events were missed: take the server's current status, objects and claim.
       get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
         setDetail(fresh);

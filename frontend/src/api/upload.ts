@@ -1,0 +1,163 @@
+/**
+ * Chunked, resumable uploads. Each file gets a server session; chunks go as raw PUT bodies at
+ * the offset the server holds, so a dropped connection resumes where it stopped (the server says
+ * where) instead of starting over. One chunk per request: no files-per-request limit applies.
+ * After the last chunk the server's cpu worker validates and stores; we wait for its result.
+ */
+import { ApiError, csrfToken, errorText, get, P, post } from "./client";
+import { subscribe } from "./live";
+
+export interface UploadResult {
+  created: number[];
+  duplicates: { name: string; existing_id: number }[];
+  errors: { name: string; error: string }[];
+}
+
+export interface UploadSession {
+  id: number;
+  file_name: string;
+  size_bytes: number;
+  received_bytes: number;
+  status: "receiving" | "queued" | "processing" | "done" | "failed";
+  result: UploadResult;
+  chunk_bytes: number;
+}
+
+export type Phase = "waiting" | "hashing" | "sending" | "reconnecting" | "processing" | "done" | "failed";
+
+export interface Progress {
+  phase: Phase;
+  sent: number; // bytes the server has (plus the chunk in flight)
+  note?: string; // e.g. "connection lost, retrying in 4 s"
+}
+
+const HASH_LIMIT = 32 * 1024 * 1024; // hashing lets a re-upload skip known files; cheap below this
+const MAX_RETRIES = 30;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retry delays grow to 10 s: long enough for a flaky link, short enough to resume promptly. */
+export const backoff = (attempt: number) => Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
+
+async function sha256Hex(file: File): Promise<string> {
+  if (file.size > HASH_LIMIT || !globalThis.crypto?.subtle) return "";
+  try {
+    const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  } catch {
+    return ""; // the server hashes anyway; this is only a shortcut
+  }
+}
+
+/** PUT one chunk with upload progress (fetch has none). Resolves with status and parsed body. */
+function putChunk(url: string, blob: Blob, onSent: (n: number) => void): Promise<{ status: number; body: any }> {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => onSent(e.loaded);
+    xhr.onload = () => {
+      let body: any = xhr.responseText;
+      try { body = JSON.parse(xhr.responseText); } catch { /* keep text */ }
+      resolve({ status: xhr.status, body });
+    };
+    // A network error or abort: status 0, the caller asks the server where it stands.
+    xhr.onerror = () => resolve({ status: 0, body: null });
+    xhr.onabort = () => resolve({ status: 0, body: null });
+    xhr.send(blob);
+  });
+}
+
+const transient = (status: number) => status === 0 || status === 502 || status === 503 || status === 504;
+
+/** Upload one file to the end; returns the server's report (created / duplicates / errors). */
+export async function uploadFile(pid: number, file: File, onProgress: (p: Progress) => void): Promise<UploadResult> {
+  const base = `${P(pid)}/images/uploads/`;
+  onProgress({ phase: "hashing", sent: 0 });
+  const sha256 = await sha256Hex(file);
+  let session = await withRetry(() => post<UploadSession>(base, { file_name: file.name, size_bytes: file.size, sha256 }), onProgress, 0);
+  const url = `${base}${session.id}/`;
+  let offset = session.received_bytes;
+  let failures = 0;
+  while (session.status === "receiving" && offset < file.size) {
+    onProgress({ phase: "sending", sent: offset });
+    const end = Math.min(file.size, offset + session.chunk_bytes);
+    const start = offset;
+    const { status, body } = await putChunk(`${url}?offset=${start}`, file.slice(start, end), (n) => onProgress({ phase: "sending", sent: start + n }));
+    if (status === 200) {
+      offset = body.received_bytes;
+      failures = 0;
+    } else if (status === 409 && typeof body?.received_bytes === "number") {
+      offset = body.received_bytes; // the server's copy is the truth: go on from there
+    } else if (transient(status) && failures < MAX_RETRIES) {
+      const wait = backoff(failures++);
+      onProgress({ phase: "reconnecting", sent: offset, note: `Connection lost; resuming in ${Math.round(wait / 1000)} s…` });
+      await sleep(wait);
+      try {
+        session = await get<UploadSession>(url);
+        offset = session.received_bytes;
+      } catch (e) {
+        if (!(e instanceof ApiError) || !transient(e.status)) throw e;
+      }
+    } else {
+      throw new ApiError(status, body, errorText(body, status));
+    }
+  }
+  if (session.status === "receiving") {
+    session = await withRetry(() => post<UploadSession>(`${url}finish/`), onProgress, file.size);
+  }
+  onProgress({ phase: "processing", sent: file.size });
+  return waitForResult(pid, url, session);
+}
+
+async function withRetry<T>(call: () => Promise<T>, onProgress: (p: Progress) => void, sent: number): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof ApiError) || !transient(e.status) || attempt >= MAX_RETRIES) throw e;
+      const wait = backoff(attempt);
+      onProgress({ phase: "reconnecting", sent, note: `Connection lost; retrying in ${Math.round(wait / 1000)} s…` });
+      await sleep(wait);
+    }
+  }
+}
+
+/** Wait for the worker: woken by the project's live event, with a slow poll as the fallback. */
+function waitForResult(pid: number, url: string, session: UploadSession): Promise<UploadResult> {
+  if (session.status === "done" || session.status === "failed") return Promise.resolve(session.result);
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let finished = false;
+    let failures = 0;
+    const off = subscribe(pid, (ev: any) => {
+      if (ev.type === "upload.finished" && ev.upload === session.id) check();
+    });
+    const finish = (fn: () => void) => { finished = true; off(); clearTimeout(timer); fn(); };
+    const check = () => {
+      clearTimeout(timer);
+      get<UploadSession>(url).then((s) => {
+        if (finished) return;
+        failures = 0;
+        if (s.status === "done" || s.status === "failed") finish(() => resolve(s.result));
+        else timer = setTimeout(check, 2000);
+      }).catch((e) => {
+        if (finished) return;
+        if (e instanceof ApiError && !transient(e.status)) return finish(() => reject(e));
+        timer = setTimeout(check, backoff(failures++));
+      });
+    };
+    timer = setTimeout(check, 700);
+  });
+}
+
+/** Run `task` over `items` with at most `limit` at a time. */
+export async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
