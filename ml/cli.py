@@ -68,7 +68,8 @@ def cmd_bench(args) -> int:
     except ValueError:
         raise SystemExit(f"--seed000-size: {args.seed000_size!r} must look like 4000x3000 (width x height)")
     return run_bench(device=args.device, quick=args.quick, config=args.config, n_images=args.images,
-                     calibrate_sizes=args.calibrate, seed000_images=args.seed000_images, seed000_size=(h, w))
+                     calibrate_sizes=args.calibrate, seed000_images=args.seed000_images, seed000_size=(h, w),
+                     repeats=args.repeats)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "into --config")
     b.add_argument("--seed000-images", type=int, default=2,
                    help="images for the seed-000 comparison (0 = skip it)")
+    b.add_argument("--repeats", type=int, default=2,
+                   help="reference and batched runs, interleaved; the best of each is reported")
     b.add_argument("--seed000-size", default="4000x3000", help="WxH of the seed-000 comparison's images")
     b.set_defaults(func=cmd_bench)
     return p

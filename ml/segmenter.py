@@ -115,9 +115,40 @@ class Segmenter:
                 self.predictor._is_batch = False  # single-image predict on image j of the batch
                 with autocast(self.device, self.dtype):
                     _, _, _, ubox = self.predictor._prep_prompts(None, None, boxes, None, True, img_idx=j)
-                    m, iou, _ = self.predictor._predict(None, None, ubox, None, self.cfg.multimask, img_idx=j)
-                out.append(self._pick(m.float().cpu().numpy(), iou.float().cpu().numpy(), boxes))
+                    masks, scores = self._predict_best(ubox, j)
+                out.append(self._picked(masks, scores, boxes))
         return out
+
+    def _predict_best(self, boxes: torch.Tensor, img_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """SAM2ImagePredictor._predict for box prompts, except that the best of the multimask
+        outputs (by predicted IoU) is chosen on the low-res logits and only that one is upscaled
+        to the image: a third of the upscaling (the cost that dominates at 12 MP) and bool masks
+        straight away. Upscaling is per channel, so the chosen mask is the same as predict()'s."""
+        p = self.predictor
+        box_coords = boxes.reshape(-1, 2, 2)
+        box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=boxes.device).repeat(boxes.size(0), 1)
+        sparse, dense = p.model.sam_prompt_encoder(points=(box_coords, box_labels), boxes=None, masks=None)
+        low_res, ious, _, _ = p.model.sam_mask_decoder(
+            image_embeddings=p._features["image_embed"][img_idx].unsqueeze(0),
+            image_pe=p.model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+            multimask_output=self.cfg.multimask, repeat_image=box_coords.shape[0] > 1,
+            high_res_features=[f[img_idx].unsqueeze(0) for f in p._features["high_res_feats"]],
+        )
+        best = ious.float().argmax(dim=1)
+        rows = torch.arange(len(best), device=best.device)
+        chosen = low_res[rows, best].unsqueeze(1)  # [N, 1, h, w]
+        masks = p._transforms.postprocess_masks(chosen, p._orig_hw[img_idx])[:, 0] > p.mask_threshold
+        return masks.cpu().numpy(), ious[rows, best].float().cpu().numpy()
+
+    def _picked(self, masks: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> list[MaskResult]:
+        res = []
+        for k in range(len(boxes)):
+            m = masks[k]
+            prompt = [float(v) for v in boxes[k]]
+            res.append(MaskResult(mask=m, score=float(scores[k]), bbox_xyxy=bbox_from_mask(m) or prompt,
+                                  area=mask_area(m), prompt_xyxy=prompt))
+        return res
 
     def _pick(self, masks: np.ndarray, ious: np.ndarray, boxes: np.ndarray) -> list[MaskResult]:
         # predict() squeezes a single box: normalise to [N, C, H, W] / [N, C]

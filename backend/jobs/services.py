@@ -275,10 +275,16 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
             if raise_errors:
                 raise
             failed[image_id] = f"{type(exc).__name__}: {exc}"
-    # The images count as pre-labelled even when the model found nothing on them.
+    # The images count as pre-labelled even when the model found nothing on them. Live clients
+    # get one notice naming the batch's changed images (they re-read an open one) instead of one
+    # per object: a job writes many objects nobody is editing yet.
     created = apply_changes(
         project_id=job.project_id, changes=changes, actor=None, source=ChangeSource.MODEL, examined=written,
+        announce=False,
     ).created if written else []
+    if changes:
+        changed = sorted({c.image_id if isinstance(c, Create) else c.annotation.image_id for c in changes})
+        events.emit(job.project_id, "annotations.bulk", images=changed, count=len(changes))
     per_image = {image_id: 0 for image_id in written}
     for annotation in created:
         per_image[annotation.image_id] += 1

@@ -35,7 +35,8 @@ def batch():
 def test_several_images_in_one_write_each_by_the_per_image_rules(batch):
     project, hammer, (a, b, c, d), job = batch
     stale = make_model_annotation(a, hammer)  # an earlier job's untouched proposal: replaced
-    kept = make_model_annotation(b, hammer, class_review="accepted")  # a person reviewed it: kept
+    kept = make_model_annotation(b, hammer)
+    Annotation.objects.filter(pk=kept.pk).update(class_review="accepted")  # a person reviewed it: kept
     bad = _det(hammer, 1, 1, 5, 5)
     bad["mask_rle"] = {"size": [480, 640], "counts": bad["mask_rle"]["counts"]}  # not this image's size
     results = [
@@ -55,8 +56,8 @@ def test_several_images_in_one_write_each_by_the_per_image_rules(batch):
 
     assert not Annotation.objects.filter(pk=stale.pk).exists()
     assert Annotation.objects.filter(pk=kept.pk).exists()
-    assert Annotation.objects.filter(image=a, job=job).count() == 2
-    assert Annotation.objects.filter(image=b, job=job).count() == 1
+    assert Annotation.objects.filter(image=a, job_id=job.pk).count() == 2
+    assert Annotation.objects.filter(image=b, job_id=job.pk).count() == 1
     assert not Annotation.objects.filter(image=c).exists()
     assert Annotation.objects.get(image=a, bbox=[30.0, 5.0, 20.0, 25.0]).embedding is not None
 

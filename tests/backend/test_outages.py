@@ -52,7 +52,7 @@ def test_serve_restarts_the_embedded_postgres_and_redis_when_they_die(tmp_path):
     env.update({"RAZMETKA_VAR_DIR": str(var), "RAZMETKA_ADMIN_PASSWORD": "x" * 12})
     serve = Serve(tmp_path, ["--port", str(port), "--workers", ""], env)
     try:
-        serve.pid("web", timeout=180)
+        serve.pid("web-1", timeout=180)
         wait_for(lambda: http_ok(url) or serve._check_running(), 120, "the app on fresh embedded servers", interval=0.3)
         postmaster = int((var / "pg" / "postmaster.pid").read_text().split()[0])
         redis = int((var / "redis" / "redis.pid").read_text().strip())
@@ -65,7 +65,7 @@ def test_serve_restarts_the_embedded_postgres_and_redis_when_they_die(tmp_path):
         wait_for(lambda: all(f"{name} (embedded) is back" in serve.text() for name in ("postgres", "redis")), 10, "the log")
         log = serve.text()
         assert "postgres (embedded) is down; restarting it" in log and "redis (embedded) is down; restarting it" in log
-        assert serve.pids("web") and len(serve.pids("web")) == 1  # the web process rode it out
+        assert serve.pids("web-1") == serve.pids("web-1")[:1] and serve.pids("web-2") == serve.pids("web-2")[:1]  # the web processes rode it out
         serve.proc.send_signal(signal.SIGINT)
         assert serve.proc.wait(timeout=60) == 0
     finally:

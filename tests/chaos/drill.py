@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests.live_server import free_port  # noqa: E402
 
-STARTED = re.compile(r"started (\w+) \(pid (\d+)\)")
+STARTED = re.compile(r"started ([\w-]+) \(pid (\d+)\)")
 GRACE_S = 3.0  # a request in flight when a piece came back may still see the outage
 
 
@@ -73,6 +73,8 @@ class App:
         return self.log_path.read_text(errors="replace")
 
     def pids(self, name: str) -> list[int]:
+        # "web" is the first of the web processes (serve runs several on one port: web-1, web-2, ...)
+        name = "web-1" if name == "web" else name
         return [int(pid) for who, pid in STARTED.findall(self.text()) if who == name]
 
     def healthy(self) -> bool:

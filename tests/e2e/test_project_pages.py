@@ -330,7 +330,7 @@ def test_job_numbers_per_project_and_cancel_asks_first(page, project, login_as):
     assert PrelabelJob.objects.get(pk=job.pk).status == "cancelled"
 
 
-def test_long_names_do_not_widen_pages_and_empty_zip_warns(page, project, login_as, tmp_path):
+def test_long_names_do_not_widen_pages_and_empty_zip_warns(page, project, login_as, tmp_path, celery_worker):
     proj, owner = project
     long_name = ("very-long-file-name-" * 12)[:245] + ".png"
     login_as(owner)

@@ -55,7 +55,7 @@ def test_login_and_logout(page, project):
     expect(page.locator("input[name=username]")).to_be_visible()
 
 
-def test_upload_zip_shows_per_file_errors(page, project, login_as):
+def test_upload_zip_shows_per_file_errors(page, project, login_as, celery_worker):  # uploads finish on the cpu queue
     proj, owner = project
     login_as(owner)
     archive = zip_bytes({

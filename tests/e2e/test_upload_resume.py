@@ -93,6 +93,7 @@ def test_a_cut_connection_resumes_where_it_stopped(page, project, login_as, cele
     ])
     item = page.get_by_test_id("upload-item")
     expect(item.get_by_test_id("upload-duplicate")).to_contain_text("1 duplicate skipped", timeout=30_000)
+    expect(item.get_by_test_id("upload-state")).to_have_text("already in the project")
     expect(item).to_contain_text("small-again.png")
     assert Image.objects.filter(project=proj).count() == 2
     shot(page, "upload-duplicate")
@@ -107,3 +108,14 @@ def test_a_cut_connection_resumes_where_it_stopped(page, project, login_as, cele
     widths = thumbs.evaluate_all("els => els.map(e => e.naturalWidth)")
     assert max(widths) <= 256
     shot(page, "images-with-thumbnails")
+
+    # With nothing left to review, the queue shows the last reviewed images as thumbnails.
+    Image.objects.filter(project=proj).update(status="done")
+    page.goto(f"/p/{proj.pk}/review")
+    expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    recent = page.get_by_test_id("queue-recent").get_by_test_id("thumb")
+    expect(recent).to_have_count(2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=queue-recent] img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    shot(page, "queue-recent-thumbnails")

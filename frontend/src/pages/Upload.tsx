@@ -19,7 +19,10 @@ const SHOWN = 200; // rows drawn; a 10,000-file drop is summarised by the totals
 
 /** An upload that added nothing, skipped nothing and refused nothing: an empty archive. */
 const isEmpty = (r?: UploadResult) => !!r && r.created.length === 0 && r.duplicates.length === 0 && r.errors.length === 0;
-const mb = (n: number) => `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MB`;
+const mb = (n: number) => (n < 1024 * 1024 ? `${Math.ceil(n / 1024)} KB` : `${(n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MB`);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** Every image in it was already in the project. */
+const allKnown = (r?: UploadResult) => !!r && r.created.length === 0 && r.errors.length === 0 && r.duplicates.length > 0;
 
 const LABEL: Record<Phase, string> = {
   waiting: "waiting", hashing: "preparing", sending: "", reconnecting: "reconnecting…", processing: "processing…", done: "uploaded", failed: "failed",
@@ -80,7 +83,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
           <progress max={total || 1} value={sent} aria-label="total bytes sent" />
           <p className="small" data-testid="upload-summary">
             <span data-testid="upload-total-created">{created} added</span>
-            {duplicates > 0 && <span data-testid="upload-duplicates">, {duplicates} duplicates skipped</span>}
+            {duplicates > 0 && <span data-testid="upload-duplicates">, {plural(duplicates, "duplicate")} skipped</span>}
             {errors > 0 && <span className="error-text" data-testid="upload-error-count">, {errors} refused</span>}
           </p>
         </section>
@@ -93,7 +96,8 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <span className="spacer" />
               <span className="small nowrap" data-testid="upload-state">
                 {it.phase === "sending" ? `${Math.floor((it.sent / Math.max(it.size, 1)) * 100)}%`
-                  : it.phase === "done" && isEmpty(it.result) ? "nothing added" : LABEL[it.phase]}
+                  : it.phase === "done" && isEmpty(it.result) ? "nothing added"
+                  : it.phase === "done" && allKnown(it.result) ? "already in the project" : LABEL[it.phase]}
               </span>
             </div>
             {it.phase !== "failed" && <progress max={Math.max(it.size, 1)} value={Math.min(it.sent, it.size)} />}
@@ -108,7 +112,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <div className="small">
                 {it.result.created.length > 0 && <span data-testid="upload-created">{it.result.created.length} added</span>}
                 {it.result.duplicates.length > 0 && (
-                  <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{it.result.duplicates.length} duplicate{it.result.duplicates.length > 1 ? "s" : ""} skipped
+                  <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{plural(it.result.duplicates.length, "duplicate")} skipped
                     {it.result.duplicates.length === 1 && ` (already image #${it.result.duplicates[0].existing_id})`}</span>
                 )}
                 {it.result.errors.length > 0 && (
