@@ -69,10 +69,26 @@ def _fingerprint_of(image_id: int) -> tuple:
     return (found["n"], found["top"], found["versions"] or 0, found["classes"] or 0)
 
 
-def annotation_rows_json(image) -> bytes:
+def image_for_detail(project, image_id: int):
+    """The image (with its claimer) and the fingerprint of its rows, in one query; None if it
+    is not in the project."""
+    from backend.images.models import Image
+
+    image = (
+        Image.objects.filter(project=project, pk=image_id).select_related("claimed_by")
+        .annotate(_n=Count("annotations"), _top=Max("annotations__id"), _versions=Sum("annotations__version"),
+                  _classes=Sum("annotations__label_class__version"))
+        .first()
+    )
+    if image is not None:
+        image.rows_fingerprint = (image._n, image._top, image._versions or 0, image._classes or 0)
+    return image
+
+
+def annotation_rows_json(image, fingerprint: tuple | None = None) -> bytes:
     """annotation_rows(image) as JSON bytes (what DRF would render), from the cache when the
     rows have not changed since this process last rendered them."""
-    key = _fingerprint_of(image.pk)
+    key = fingerprint if fingerprint is not None else _fingerprint_of(image.pk)
     with _cache_lock:
         hit = _cache.get(image.pk)
         if hit is not None and hit[0] == key:

@@ -126,9 +126,11 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def retrieve(self, request, project_pk=None, pk=None):
         """The image (fresh: status, claim) with its objects (the rendered JSON, cached per
         process while the rows are unchanged: selectors.annotation_rows_json)."""
-        image = image_selectors.get_image(self.project, int_or_404(pk))
+        image = selectors.image_for_detail(self.project, int_or_404(pk))
+        if image is None:
+            raise NotFound("Image not found.")
         head = JSONRenderer().render(ImageSerializer(image).data)
-        body = head[:-1] + b',"annotations":' + selectors.annotation_rows_json(image) + b"}"
+        body = head[:-1] + b',"annotations":' + selectors.annotation_rows_json(image, image.rows_fingerprint) + b"}"
         return HttpResponse(body, content_type="application/json")
 
     @extend_schema(responses={204: None})
