@@ -66,6 +66,9 @@ class UploadSession(models.Model):
     status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.RECEIVING)
     # {"created": [ids], "duplicates": [{name, existing_id}], "errors": [{name, error}]}
     result = models.JSONField(default=dict, blank=True)
+    # Where the finished file waits for the cpu worker, in media storage (S3 or disk), so a worker
+    # on another host can read it; empty while receiving.
+    stored_name = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

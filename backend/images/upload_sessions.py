@@ -2,8 +2,10 @@
 holds, and the decoding, hashing, dedup and thumbnails on the cpu queue.
 
 The web request only writes bytes to a temp file under VAR_DIR/uploads (local disk even when
-media lives in object storage: chunks are appended in place). Each request carries one chunk,
-so Django's files-per-request limit is never reached however many files a user drops.
+media lives in object storage: chunks are appended in place). When the last byte is in, finish
+moves the file into media storage (`incoming/…`), so the cpu worker that processes it may run
+on another host. Each request carries one chunk, so Django's files-per-request limit is never
+reached however many files a user drops.
 """
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from backend.core import events
 from backend.core.errors import DomainError, NotFound, PayloadTooLarge
+from backend.core.files import save_finished_file
 from backend.projects.models import Project
 
 from .models import Image, UploadSession, UploadStatus
@@ -176,8 +180,13 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
             raise DomainError(
                 f"The upload has {session.received_bytes} of {session.size_bytes} bytes; send the rest first."
             )
+        path = temp_path(session)
+        if not path.exists():
+            raise DomainError("The uploaded bytes are gone from the server; upload the file again.")
+        # Into media storage: the worker that processes it may be on another host.
+        session.stored_name = save_finished_file(f"incoming/{project.pk}/{session.pk}.bin", str(path))
         session.status = UploadStatus.QUEUED
-        session.save(update_fields=["status", "updated_at"])
+        session.save(update_fields=["status", "stored_name", "updated_at"])
         transaction.on_commit(lambda: process_upload_task.apply_async(args=[session.pk], queue=settings.QUEUE_CPU))
     return session
 
@@ -210,9 +219,8 @@ def process_session(session_id: int) -> UploadSession | None:
     if not claimed:  # a redelivered task: another run has it, or it is finished
         return None
     session = UploadSession.objects.select_related("project", "created_by").get(pk=session_id)
-    path = temp_path(session)
     try:
-        result = _process_file(session, path, upload_images)
+        result = _process_file(session, upload_images)
         status = UploadStatus.DONE
     except Exception as exc:  # the user sees the file's name and why; the traceback goes to the log
         logger.exception("upload session %s failed", session_id)
@@ -221,24 +229,26 @@ def process_session(session_id: int) -> UploadSession | None:
     session.result = result
     session.status = status
     session.save(update_fields=["result", "status", "updated_at"])
-    path.unlink(missing_ok=True)
+    if session.stored_name:
+        default_storage.delete(session.stored_name)
+    temp_path(session).unlink(missing_ok=True)
     events.emit(session.project_id, "upload.finished", upload=session.pk)
     return session
 
 
-def _process_file(session: UploadSession, path: Path, upload_images) -> dict:
-    if not path.exists():
+def _process_file(session: UploadSession, upload_images) -> dict:
+    if not session.stored_name or not default_storage.exists(session.stored_name):
         return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The uploaded bytes are gone from the server; upload the file again."}]}
     if session.sha256:
         import hashlib
 
         digest = hashlib.sha256()
-        with open(path, "rb") as fh:
+        with default_storage.open(session.stored_name, "rb") as fh:
             for block in iter(lambda: fh.read(READ_BLOCK), b""):
                 digest.update(block)
         if digest.hexdigest() != session.sha256:
             return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The received bytes do not match the file's SHA-256; upload it again."}]}
-    with open(path, "rb") as fh:
+    with default_storage.open(session.stored_name, "rb") as fh:
         report = upload_images(project=session.project, user=session.created_by, files=[File(fh, name=session.file_name)])
     return {
         "created": [image.pk for image in report.created],

@@ -263,3 +263,24 @@ def test_a_session_whose_worker_died_is_taken_over_by_a_redelivered_task(owner_p
     UploadSession.objects.filter(pk=sid).update(updated_at=timezone.now() - upload_sessions.PROCESSING_LEASE - timedelta(seconds=1))
     assert upload_sessions.process_session(sid).status == "done"
     assert Image.objects.filter(project=project, original_name="crash.png").count() == 1
+
+
+def test_a_finished_upload_waits_in_media_storage_for_a_worker_on_any_host(owner_project, client_for, settings, tmp_path):
+    """Finish moves the bytes from the web host's scratch folder into media storage; the worker
+    reads them from there (its own VAR_DIR may be another machine's), then removes them."""
+    from django.core.files.storage import default_storage
+
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(7)
+    finished = send_all(client, project, "far.jpg", data)
+    session = UploadSession.objects.get(pk=finished["id"])
+    assert session.stored_name.startswith(f"incoming/{project.pk}/")
+    assert not upload_sessions.temp_path(session).exists(), "nothing left on the web host's scratch disk"
+    with default_storage.open(session.stored_name, "rb") as fh:
+        assert fh.read() == data
+    settings.VAR_DIR = tmp_path / "another-host"  # the worker's scratch folder is not the web's
+    done = process(client, project, session.pk)
+    assert done["status"] == "done", done
+    assert Image.objects.get(pk=done["result"]["created"][0]).sha256 == hashlib.sha256(data).hexdigest()
+    assert not default_storage.exists(session.stored_name)
