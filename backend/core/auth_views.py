@@ -6,11 +6,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, permission_classes, throttle_classes
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
 from .accounts import change_own_password, must_change_password
+from .permissions import SESSION_FLAG
 
 
 class LoginSerializer(serializers.Serializer):
@@ -60,11 +61,15 @@ def login_view(request):
     if user is None:
         return _bad_credentials()
     login(request, user)
-    return Response(_me(user))
+    me = _me(user)
+    if me["must_change_password"]:
+        request.session[SESSION_FLAG] = True
+    return Response(me)
 
 
 @extend_schema(request=None, responses={204: None})
 @api_view(["POST"])
+@permission_classes([IsAuthenticated])  # also on a one-time password
 def logout_view(request):
     logout(request)
     return Response(status=204)
@@ -84,6 +89,7 @@ def me_view(request):
         serializer.is_valid(raise_exception=True)
         change_own_password(user=request.user, **serializer.validated_data)
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
+        request.session.pop(SESSION_FLAG, None)
     return Response(_me(request.user))
 
 
@@ -102,5 +108,8 @@ def token_view(request):
     user = _authenticate(request)
     if user is None:
         return _bad_credentials()
+    if must_change_password(user):
+        return Response({"detail": "Sign in to the app and set your own password before asking for a token.",
+                         "code": "password_change_required"}, status=403)
     token, _ = Token.objects.get_or_create(user=user)
     return Response({"token": token.key})

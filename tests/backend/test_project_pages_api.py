@@ -142,6 +142,12 @@ def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for)
     browser = APIClient(enforce_csrf_checks=False)
     login = browser.post("/api/auth/login/", {"username": "nina", "password": body["one_time_password"]}, format="json")
     assert login.status_code == 200 and login.json()["must_change_password"] is True
+    # The one-time password opens nothing but the password change (and signing out).
+    blocked = browser.get(f"/api/projects/{project.pk}/images/")
+    assert blocked.status_code == 403 and "Set your own password first" in blocked.json()["detail"]
+    assert browser.get("/api/projects/").status_code == 403
+    token = APIClient().post("/api/auth/token/", {"username": "nina", "password": body["one_time_password"]}, format="json")
+    assert token.status_code == 403 and token.json()["code"] == "password_change_required"
     bad = browser.patch("/api/auth/me/", {"current_password": "nope", "new_password": "a-long-new-secret"}, format="json")
     assert bad.status_code == 400 and "current password is wrong" in bad.json()["detail"]
     short = browser.patch("/api/auth/me/", {"current_password": body["one_time_password"], "new_password": "abc"}, format="json")
@@ -151,6 +157,7 @@ def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for)
     )
     assert ok.status_code == 200 and ok.json()["must_change_password"] is False
     assert browser.get("/api/auth/me/").status_code == 200  # still signed in after the change
+    assert browser.get(f"/api/projects/{project.pk}/images/").status_code == 200  # and let in
     fresh = APIClient()
     assert fresh.post("/api/auth/login/", {"username": "nina", "password": body["one_time_password"]}, format="json").status_code == 400
     assert fresh.post("/api/auth/login/", {"username": "nina", "password": "a-long-new-secret"}, format="json").json()["must_change_password"] is False
