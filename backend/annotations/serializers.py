@@ -24,6 +24,10 @@ class AnnotationCreateSerializer(serializers.Serializer):
     label_class = serializers.IntegerField(allow_null=True, required=False, default=None)
     mask_rle = serializers.JSONField(required=False, default=None)
     polygons = serializers.JSONField(required=False, default=None)
+    proposal = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=64,
+        help_text="The `proposal` of a segment answer: the server attaches that evidence (candidates, scores) to this mask.",
+    )
 
 
 class AnnotationUpdateSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from backend.images.models import Image
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership, Project
 
+from . import proposals
 from .changes import Create, Delete, Update, apply_changes
 from .models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 
@@ -78,10 +79,11 @@ def _commit(annotation: Annotation, fields: dict, *, user, action: str, claim_ov
 @transaction.atomic
 def create_annotation(
     *, project: Project, image_id: int, user, class_id: int | None, mask_rle: dict | None = None,
-    polygons: list | None = None, force: bool = False,
+    polygons: list | None = None, force: bool = False, proposal: str | None = None,
 ) -> Annotation:
     """A person's new object starts pending review, whoever drew it: a reviewer accepts it like
-    any other."""
+    any other. `proposal`: a segment answer's token; its server-kept evidence for exactly this
+    mask (candidates, and the scores if the proposed class was kept) goes on the object."""
     image = Image.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(project=project, pk=image_id).first()
     if image is None:
         raise DomainError(f"Image {image_id} does not exist in this project.")
@@ -90,6 +92,9 @@ def create_annotation(
     bbox, area = mask_geometry(rle)
     fields = {"label_class": _class_in_project(project, class_id), "mask_rle": rle, "bbox": bbox, "area": area,
               "source": Source.HUMAN}
+    if proposal:
+        fields.update(proposals.take(proposal, project_id=project.pk, image_id=image.pk, user_id=getattr(user, "pk", None),
+                                     mask_rle=rle, label_class_id=class_id))
     applied = apply_changes(
         project_id=project.pk, changes=[Create(image.pk, fields)], actor=user, source=ChangeSource.HUMAN,
         claim_override=override,

@@ -56,7 +56,7 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         data = serializer.validated_data
         annotation = services.create_annotation(
             project=self.project, image_id=data["image"], user=request.user, class_id=data["label_class"],
-            mask_rle=data["mask_rle"], polygons=data["polygons"], force=force_from(request),
+            mask_rle=data["mask_rle"], polygons=data["polygons"], force=force_from(request), proposal=data["proposal"],
         )
         return Response(AnnotationSerializer(annotation).data, status=201)
 

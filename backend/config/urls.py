@@ -10,7 +10,7 @@ from backend.core.health import health_view
 from backend.exchange.views import ExportViewSet, ImportViewSet
 from backend.gallery.views import GalleryViewSet
 from backend.images.views import ImageReviewViewSet, ImageViewSet
-from backend.jobs.views import PrelabelJobViewSet
+from backend.jobs.views import ImageSegmentViewSet, PrelabelJobViewSet
 from backend.projects.views import LabelClassViewSet, MembershipViewSet, ProjectViewSet
 
 root = SimpleRouter(trailing_slash=True, use_regex_path=False)
@@ -23,6 +23,7 @@ nested.register("gallery", GalleryViewSet, basename="gallery")
 nested.register("images", ImageViewSet, basename="image")
 nested.register("images", ImageReviewViewSet, basename="image-review")
 nested.register("images", ImageBundleViewSet, basename="image-bundle")
+nested.register("images", ImageSegmentViewSet, basename="image-segment")
 nested.register("jobs", PrelabelJobViewSet, basename="job")
 nested.register("annotations", AnnotationViewSet, basename="annotation")
 nested.register("exports", ExportViewSet, basename="export")

@@ -80,26 +80,3 @@ class UploadReportSerializer(serializers.Serializer):
 class ClaimSerializer(serializers.Serializer):
     claimed_by = serializers.CharField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
-
-
-class SegmentRequestSerializer(serializers.Serializer):
-    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
-
-
-class SegmentCandidateSerializer(serializers.Serializer):
-    class_id = serializers.IntegerField(allow_null=True)
-    name = serializers.CharField()
-    score = serializers.FloatField()
-    exemplar_id = serializers.IntegerField(allow_null=True)
-
-
-class SegmentResultSerializer(serializers.Serializer):
-    mask_rle = serializers.DictField()
-    bbox = serializers.ListField(child=serializers.FloatField())
-    score = serializers.FloatField()
-    label_class = serializers.IntegerField(allow_null=True, help_text="Class proposed by the gallery match; null when the gallery is empty or the match is unsure.")
-    class_name = serializers.CharField(allow_null=True)
-    class_score = serializers.FloatField(allow_null=True)
-    class_margin = serializers.FloatField(allow_null=True)
-    candidates = SegmentCandidateSerializer(many=True)
-    gallery_size = serializers.IntegerField()

@@ -17,8 +17,6 @@ from .models import ImageStatus
 from .serializers import (
     ClaimSerializer,
     ImageSerializer,
-    SegmentRequestSerializer,
-    SegmentResultSerializer,
     UploadReportSerializer,
     UploadSerializer,
     UploadSessionCreateSerializer,
@@ -134,10 +132,10 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
 
 class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
-    """Claims, the review queue and interactive segmentation on images."""
+    """Claims and the review queue (interactive segmentation: jobs.views.ImageSegmentViewSet)."""
 
     serializer_class = ImageSerializer
-    capabilities = {"claim": Capability.ANNOTATE, "next": Capability.READ, "segment": Capability.ANNOTATE}
+    capabilities = {"claim": Capability.ANNOTATE, "next": Capability.READ}
 
     @extend_schema(request=None, responses={200: ClaimSerializer, 409: ClaimSerializer})
     @action(detail=True, methods=["post", "delete"])
@@ -158,13 +156,3 @@ class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         if image is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ImageSerializer(image).data)
-
-    @extend_schema(request=SegmentRequestSerializer, responses=SegmentResultSerializer)
-    @action(detail=True, methods=["post"])
-    def segment(self, request, project_pk=None, pk=None):
-        serializer = SegmentRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        image = selectors.get_image(self.project, int_or_404(pk))
-        from backend.jobs.interactive import segment_box_now
-
-        return Response(segment_box_now(image=image, box=serializer.validated_data["box"]))

@@ -9,6 +9,7 @@ from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
+from backend.annotations import proposals
 from backend.core.errors import DomainError
 from backend.core.geometry import validate_box
 
@@ -23,17 +24,23 @@ class SegmentUnavailable(DomainError):
     code = "segment_unavailable"
 
 
-def segment_box_now(*, image, box: list[float]) -> dict:
-    """{mask_rle, bbox, score, label_class, class_name, class_score, class_margin, candidates}."""
+def segment_box_now(*, image, box: list[float], user=None) -> dict:
+    """{mask_rle, bbox, score, label_class, class_name, class_score, class_margin, candidates,
+    proposal}: `proposal` is the token that lets the create call attach this evidence
+    (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
     result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_GPU)
     try:
-        return result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
+        answer = result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
     except CeleryTimeout:
         result.revoke()
         raise SegmentUnavailable("The segmentation worker did not answer in time; is the gpu worker running?") from None
     except Exception as exc:
         raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
+    answer["proposal"] = proposals.remember(
+        project_id=image.project_id, image_id=image.pk, user_id=getattr(user, "pk", None), result=answer,
+    )
+    return answer
 
 
 @shared_task(name=TASK_NAME)

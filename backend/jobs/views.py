@@ -6,11 +6,19 @@ from rest_framework.response import Response
 from backend.core.errors import NotFound
 from backend.core.filters import apply_filters, choice_filter
 from backend.core.params import int_or_404
+from backend.images import selectors as image_selectors
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import services
 from .models import JobStatus, PrelabelJob
-from .serializers import PrelabelJobItemSerializer, PrelabelJobSerializer, StartJobSerializer
+from .interactive import segment_box_now
+from .serializers import (
+    PrelabelJobItemSerializer,
+    PrelabelJobSerializer,
+    SegmentRequestSerializer,
+    SegmentResultSerializer,
+    StartJobSerializer,
+)
 
 
 class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
@@ -61,3 +69,18 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def items(self, request, project_pk=None, pk=None):
         page = self.paginate_queryset(self._job(pk).items.all())
         return self.get_paginated_response(PrelabelJobItemSerializer(page, many=True).data)
+
+
+class ImageSegmentViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+    """Box → SAM 2 mask on an image, with the gallery's class proposal (routed under images/)."""
+
+    serializer_class = SegmentResultSerializer
+    capabilities = {"segment": Capability.ANNOTATE}
+
+    @extend_schema(request=SegmentRequestSerializer, responses=SegmentResultSerializer)
+    @action(detail=True, methods=["post"])
+    def segment(self, request, project_pk=None, pk=None):
+        serializer = SegmentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image = image_selectors.get_image(self.project, int_or_404(pk))
+        return Response(segment_box_now(image=image, box=serializer.validated_data["box"], user=request.user))

@@ -18,7 +18,7 @@ from backend.images.models import Image
 from backend.projects.models import Role
 
 from ..worker import ROOT, stop_worker
-from .factories import add_member, make_class, make_image, make_project, make_user, synthetic_png
+from .factories import add_member, make_class, make_image, make_project, make_user, rect_rle, synthetic_png
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +83,27 @@ def test_new_box_gets_the_gallery_class_with_top_k_evidence(segment_worker, clie
     assert body["class_score"] == pytest.approx(body["candidates"][0]["score"], abs=1e-4)
 
     # The workspace creates the object with that class; it is a person's object, pending review.
+    # The proposal token makes the server attach its own copy of the evidence (a client cannot
+    # invent candidates); a token works once, for that mask, image and user only.
+    assert body["proposal"]
+    forged = dict(body["mask_rle"], counts=rect_rle(image.height, image.width, 1, 1, 9, 9)["counts"])
+    wrong_mask = client.post(f"/api/projects/{project.pk}/annotations/",
+                             {"image": image.pk, "label_class": body["label_class"], "mask_rle": forged,
+                              "proposal": body["proposal"]}, format="json")
+    assert wrong_mask.status_code == 201 and wrong_mask.json()["candidates"] == []  # and the token is spent
+    again = client.post(f"/api/projects/{project.pk}/images/{image.pk}/segment/", {"box": [4, 4, 40, 36]}, format="json").json()
     created = client.post(f"/api/projects/{project.pk}/annotations/",
-                          {"image": image.pk, "label_class": body["label_class"], "mask_rle": body["mask_rle"]}, format="json")
+                          {"image": image.pk, "label_class": again["label_class"], "mask_rle": again["mask_rle"],
+                           "proposal": again["proposal"]}, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["label_class"] == body["label_class"]
     assert created.json()["class_review"] == "pending"
+    assert created.json()["candidates"] == again["candidates"]
+    assert created.json()["class_score"] == pytest.approx(again["class_score"])
+    replay = client.post(f"/api/projects/{project.pk}/annotations/",
+                         {"image": image.pk, "label_class": again["label_class"], "mask_rle": again["mask_rle"],
+                          "proposal": again["proposal"]}, format="json")
+    assert replay.status_code == 201 and replay.json()["candidates"] == [] and replay.json()["class_score"] is None
 
 
 @pytest.mark.worker

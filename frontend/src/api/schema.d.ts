@@ -517,9 +517,9 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Claims, the review queue and interactive segmentation on images. */
+        /** @description Claims and the review queue (interactive segmentation: jobs.views.ImageSegmentViewSet). */
         post: operations["projects_images_claim_create"];
-        /** @description Claims, the review queue and interactive segmentation on images. */
+        /** @description Claims and the review queue (interactive segmentation: jobs.views.ImageSegmentViewSet). */
         delete: operations["projects_images_claim_destroy"];
         options?: never;
         head?: never;
@@ -574,7 +574,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Claims, the review queue and interactive segmentation on images. */
+        /** @description Box → SAM 2 mask on an image, with the gallery's class proposal (routed under images/). */
         post: operations["projects_images_segment_create"];
         delete?: never;
         options?: never;
@@ -611,7 +611,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Claims, the review queue and interactive segmentation on images. */
+        /** @description Claims and the review queue (interactive segmentation: jobs.views.ImageSegmentViewSet). */
         get: operations["projects_images_next_retrieve"];
         put?: never;
         post?: never;
@@ -973,6 +973,8 @@ export interface components {
             label_class?: number | null;
             mask_rle?: unknown;
             polygons?: unknown;
+            /** @description The `proposal` of a segment answer: the server attaches that evidence (candidates, scores) to this mask. */
+            proposal?: string | null;
         };
         AnnotationEvent: {
             readonly id: number;
@@ -1591,6 +1593,8 @@ export interface components {
             class_margin: number | null;
             candidates: components["schemas"]["SegmentCandidate"][];
             gallery_size: number;
+            /** @description Send it as `proposal` when creating the object: the server attaches this evidence (candidates, scores). */
+            proposal: string | null;
         };
         /**
          * @description * `rle` - rle

@@ -20,7 +20,7 @@ import type { useAnnotationWrites } from "./useAnnotationWrites";
 /** The segment answer with the gallery's class proposal (backend/jobs/interactive.py). */
 type SegmentResult = SegmentMask & {
   label_class?: number | null; class_name?: string | null; class_score?: number | null; class_margin?: number | null;
-  candidates?: Candidate[]; gallery_size?: number;
+  candidates?: Candidate[]; gallery_size?: number; proposal?: string | null;
 };
 
 export function useMaskEditor(opts: {
@@ -157,15 +157,11 @@ export function useMaskEditor(opts: {
         replace({ ...latest(target), mask_rle: res.mask_rle });
         if (await saveMask(target, res.mask_rle)) writes.history.current.record({ t: "mask", id: target.id, rle: before, review });
       } else {
-        const created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: res.label_class ?? null, mask_rle: res.mask_rle });
-        // The gallery's evidence for the proposal, shown like any model object's.
-        const shown: Annotation = {
-          ...created,
-          candidates: created.candidates?.length ? created.candidates : (res.candidates ?? []),
-          class_score: created.class_score ?? res.class_score ?? null,
-          class_margin: created.class_margin ?? res.class_margin ?? null,
-        };
-        updateAnns((list) => [...list, shown]);
+        // The proposal token makes the server attach its own copy of the gallery's evidence.
+        const created = await post<Annotation>(`${P(pid)}/annotations/`, {
+          image: imageId, label_class: res.label_class ?? null, mask_rle: res.mask_rle, proposal: res.proposal ?? null,
+        });
+        updateAnns((list) => [...list, created]);
         setSelId(created.id);
         writes.history.current.record({ t: "delete", id: created.id });
         notify(res.label_class ? `New object: ${res.class_name ?? "class"} proposed from the gallery (pending review).` : "New object added without a class: no gallery match. Pick one with 1–9 or /.");
