@@ -117,7 +117,7 @@ def corner_polygons(mask) -> tuple[list[list[float]], bool]:
         points = points[keep] if keep.any() else points[:1]
         if len(points) < 3:
             continue
-        polygons.append([float(v) for v in points.reshape(-1)])
+        polygons.append(points.reshape(-1).astype(np.float64).tolist())
     return polygons, has_holes
 
 
