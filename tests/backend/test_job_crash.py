@@ -25,6 +25,8 @@ def test_sigkill_mid_job_then_a_new_worker_finishes_it(settings, tiny_models_con
         # A short hard limit gives a short visibility timeout (2x): the killed batch comes back soon.
         "CELERY_TASK_TIME_LIMIT": "15",
         "CELERY_RESTORE_INTERVAL": "1",
+        # Each image stays "running" at least 1 s, so the poll below reliably sees one running.
+        "JOB_TEST_ITEM_DELAY_S": "1",
     }
     owner, project, _ = build_project(n_images=4)
     first = start_worker(extra_env=env, name="crash-a")
