@@ -88,6 +88,10 @@ def page(browser, live_url, request):
     context = browser.new_context(base_url=live_url, viewport={"width": 1400, "height": 900})
     context.set_default_timeout(10000)
     pg = context.new_page()
+    in_flight: set = set()
+    context.on("request", lambda r: in_flight.add(r) if "/api/" in r.url else None)
+    context.on("requestfinished", lambda r: in_flight.discard(r))
+    context.on("requestfailed", lambda r: in_flight.discard(r))
     console: list[str] = []
     pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
@@ -101,7 +105,24 @@ def page(browser, live_url, request):
         except Exception:
             pass
         (RESULTS / f"{name}.console.txt").write_text("\n".join(console))
+    _leave_quietly(pg, in_flight)
     context.close()
+
+
+def _leave_quietly(pg, in_flight: set, timeout_s: float = 5.0) -> None:
+    """Leave the app and let the requests that sends (the claim's release on pagehide, a last
+    heartbeat) finish before the test's database is flushed: a write still running in the
+    server while the flush truncates the tables deadlocks it."""
+    import time
+
+    try:
+        pg.goto("about:blank")
+    except Exception:
+        return
+    deadline = time.monotonic() + timeout_s
+    while in_flight and time.monotonic() < deadline:
+        pg.wait_for_timeout(50)
+    pg.wait_for_timeout(150)  # the server commits after the response is on its way
 
 
 @pytest.fixture

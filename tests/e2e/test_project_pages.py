@@ -304,8 +304,11 @@ def test_toasts_dismiss_and_stay_on_their_page(page, project, login_as):
 # --------------------------------------------------------------------------- jobs, long names, list state
 
 
-def test_job_numbers_per_project_and_cancel_asks_first(page, project, login_as):
+def test_job_numbers_per_project_and_cancel_asks_first(page, project, login_as, settings):
     proj, owner = project
+    # A queue no worker reads: the session's worker (started by other tests) must not run these
+    # jobs, or they finish and the Cancel button goes away under the click.
+    settings.QUEUE_GPU = "nobody-reads-this-gpu-queue"
     other = make_project(owner, name="Other")
     make_image(other, seed=7)
     make_image(proj, seed=8)
