@@ -71,6 +71,14 @@ def temp_path(session: UploadSession) -> Path:
     return temp_dir() / f"{session.pk}.part"
 
 
+def _locked_session(project: Project, user, session_id: int) -> UploadSession:
+    """The uploader's own session, row-locked for a write (call inside a transaction)."""
+    session = UploadSession.objects.select_for_update().filter(project=project, pk=session_id, created_by_id=user.pk).first()
+    if session is None:
+        raise NotFound("Upload not found.")
+    return session
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -131,12 +139,7 @@ def write_chunk(*, project: Project, user, session_id: int, offset: int, length:
     if length > MAX_CHUNK_BYTES:
         raise PayloadTooLarge(f"A chunk may be at most {MAX_CHUNK_BYTES} bytes; this one is {length}.")
     with transaction.atomic():
-        session = (
-            UploadSession.objects.select_for_update()
-            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
-        )
-        if session is None:
-            raise NotFound("Upload not found.")
+        session = _locked_session(project, user, session_id)
         if session.status != UploadStatus.RECEIVING:
             raise DomainError(f"This upload is {session.status}; it takes no more bytes.")
         if offset != session.received_bytes:
@@ -168,12 +171,7 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
     from .tasks import process_upload_task
 
     with transaction.atomic():
-        session = (
-            UploadSession.objects.select_for_update()
-            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
-        )
-        if session is None:
-            raise NotFound("Upload not found.")
+        session = _locked_session(project, user, session_id)
         if session.status != UploadStatus.RECEIVING:
             return session
         if session.received_bytes != session.size_bytes:
@@ -193,12 +191,7 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
 
 def cancel_session(*, project: Project, user, session_id: int) -> None:
     with transaction.atomic():
-        session = (
-            UploadSession.objects.select_for_update()
-            .filter(project=project, pk=session_id, created_by_id=user.pk).first()
-        )
-        if session is None:
-            raise NotFound("Upload not found.")
+        session = _locked_session(project, user, session_id)
         if session.status in {UploadStatus.QUEUED, UploadStatus.PROCESSING}:
             raise DomainError("This upload is being processed and can no longer be cancelled.")
         path = temp_path(session)
