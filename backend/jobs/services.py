@@ -70,6 +70,7 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         "min_margin": project.min_margin,
         "top_k": project.top_k,
         "unique_classes_per_image": project.unique_classes_per_image,
+        "engine": project.engine,
         "gallery_version": gallery.number,
         "gallery_version_id": gallery.pk,  # run_batch matches against exactly this set of exemplars
         "ml_config": settings.RAZMETKA_ML_CONFIG,

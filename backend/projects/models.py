@@ -18,6 +18,13 @@ def _default_prompts() -> list[str]:
 _unit = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
+class Engine(models.TextChoices):
+    """Pre-annotation engines of ml/engines (ml.engines.ENGINES holds the same names)."""
+    GDINO_SAM2 = "gdino-sam2", "GroundingDINO + SAM 2"
+    SAM3 = "sam3", "SAM 3 (text → masks)"
+    MASKRCNN = "maskrcnn", "Mask R-CNN (closed set)"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -31,6 +38,10 @@ class Project(models.Model):
     # On by default, as in the ml CLI (MatcherConfig.unique_per_image) and seed 000: a photo holds
     # one of each tool, so two objects never both get the same class.
     unique_classes_per_image = models.BooleanField(default=True)
+    # Which ml engine a job of this project runs (frozen into the job's settings snapshot).
+    engine = models.CharField(max_length=32, choices=Engine.choices, default=Engine.GDINO_SAM2)
+    # Opt-in: a reviewer's class fix adds the object's crop to the gallery (issue 15).
+    learn_from_reviews = models.BooleanField(default=False)
     # Bumped on every gallery change: the number of the newest gallery.GalleryVersion (jobs pin one).
     gallery_version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -11,7 +11,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
             "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image",
-            "gallery_version", "created_at", "updated_at", "version", "my_role",
+            "engine", "learn_from_reviews", "gallery_version", "created_at", "updated_at", "version", "my_role",
         ]
         read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "version", "my_role"]
 
