@@ -10,22 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
 
 import redis
 from django.conf import settings
 
+from backend.core.redis_client import shared as _redis
+
 TTL_S = 15 * 60
-_client: redis.Redis | None = None
-_lock = threading.Lock()
-
-
-def _redis() -> redis.Redis:
-    global _client
-    with _lock:
-        if _client is None:
-            _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _client
 
 
 def _key(token: str) -> str:

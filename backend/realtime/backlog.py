@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-import redis
+from backend.core import redis_client
 from django.conf import settings
 
 SIZE = 1000  # events kept per project
@@ -40,18 +40,15 @@ if ARGV[3] ~= '' then after = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3
 return {seq, tonumber(oldest[2] or '0'), after}
 """
 
-_client: redis.Redis | None = None
 _scripts: dict = {}
 _lock = threading.Lock()
 
 
 def _run(script: str, project_id: int, *args):
-    global _client
     with _lock:
-        if _client is None:
-            # Short timeouts: a committed write waits at most this long for a down Redis.
-            _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-            _scripts.update(append=_client.register_script(_APPEND), since=_client.register_script(_SINCE))
+        if not _scripts:
+            client = redis_client.shared()  # short timeouts: a committed write waits ≤ ~2 s for a down Redis
+            _scripts.update(append=client.register_script(_APPEND), since=client.register_script(_SINCE))
     return _scripts[script](keys=_keys(project_id), args=[int(time.time() * 1000), TTL_S, *args])
 
 

@@ -428,7 +428,6 @@ async def test_backlog_outage_never_fails_a_committed_write(monkeypatch):
     import redis
 
     dead = redis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_connect_timeout=1)
-    monkeypatch.setattr(backlog, "_client", dead)
     monkeypatch.setattr(backlog, "_scripts", {"append": dead.register_script(backlog._APPEND)})
     await emit_progress(project.pk, 4)
     message = await communicator.receive_json_from(timeout=5)
