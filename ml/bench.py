@@ -61,16 +61,17 @@ def _random_pipeline(device: torch.device, p: dict) -> Pipeline:
     return Pipeline(cfg, det, seg, emb, Matcher.from_config(cfg.matcher))
 
 
-def _agree(a, b) -> bool:
+def _agreement(a, b) -> float:
+    """Fraction of detections that match in order (box within 1 px, same class, mask IoU ≥ 0.99).
+    On CUDA, batched and single kernels round differently; with random weights many scores are
+    near ties, so a few boxes or classes swap: the fraction says how many."""
+    total = same = 0
     for ra, rb in zip(a, b):
-        if len(ra.detections) != len(rb.detections):
-            return False
+        total += max(len(ra.detections), len(rb.detections))
         for da, db in zip(ra.detections, rb.detections):
-            if not np.allclose(da.bbox_xyxy, db.bbox_xyxy, atol=1.0) or da.match.label != db.match.label:
-                return False
-            if mask_iou(da.mask, db.mask) < 0.99:
-                return False
-    return True
+            same += bool(np.allclose(da.bbox_xyxy, db.bbox_xyxy, atol=1.0) and da.match.label == db.match.label
+                         and mask_iou(da.mask, db.mask) >= 0.99)
+    return 1.0 if total == 0 else same / total
 
 
 def _stage_ms(results) -> dict[str, float]:
@@ -270,12 +271,13 @@ def run_bench(device: str = "auto", quick: bool = False, config: str | None = No
         bat = pipe.annotate(images, gallery)
         bat_s = min(bat_s, time.perf_counter() - t)
 
-    same = _agree(ref, bat)
+    agreement = _agreement(ref, bat)
+    same = agreement == 1.0
     for name, res, secs in (("reference", ref, ref_s), ("batched", bat, bat_s)):
         ms = _stage_ms(res)
         print(f"{name:9s}: " + " ".join(f"{k}={v:.0f}ms" for k, v in ms.items())
               + f" | {n / secs:.3f} img/s | {sum(len(r.detections) for r in res)} detections")
-    print(f"speedup={ref_s / bat_s:.2f} identical={'true' if same else 'false'} "
+    print(f"speedup={ref_s / bat_s:.2f} identical={'true' if same else 'false'} agreement={agreement:.3f} "
           f"ref_img_s={n / ref_s:.3f} batched_img_s={n / bat_s:.3f}")
     if seed000_images > 0:
         seed000_section(pipe, gallery, ex, seed000_images, seed000_size)
