@@ -8,7 +8,7 @@ REQS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha256sum | cut -c1-16)
 FRONTEND_STAMP := frontend/dist/.built
 
-.PHONY: install run test test-backend test-ml test-e2e frontend stop tiny-models bench-api clean
+.PHONY: install run test test-backend test-ml test-e2e frontend stop tiny-models models bench-api clean
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ stop:
 
 tiny-models: install
 	$(PY) -m ml tiny-models --out var/tiny-models
+
+# Real weights from the Hugging Face hub into var/models + var/models/config.json, which `make run`
+# then uses. ENGINE=sam3 adds SAM 3 (gated: accept its licence, export HF_TOKEN). Offline: exit 2.
+ENGINE ?= gdino-sam2
+models: install
+	$(PY) -m ml models --out var/models --engine $(ENGINE)
 
 clean:
 	rm -rf frontend/dist

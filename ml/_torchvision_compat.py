@@ -70,13 +70,6 @@ def install() -> bool:
         # boxes.py (nms, batched_nms) only needs the nms op defined above; let it
         # past its "compiled ops missing" guard. Other ops (roi_align...) stay absent.
         boxes._assert_has_ops = lambda: None
-        import torchvision.ops.roi_align as roi_align
-
-        # Without the compiled op, roi_align (Mask R-CNN) falls back to a pure-torch version that
-        # torch.compile's on first use: ~45 s of inductor per process on CPU. Run it eagerly.
-        eager = getattr(roi_align._roi_align, "__wrapped__", None)
-        if eager is not None:
-            roi_align._roi_align = eager
     except Exception:  # pragma: no cover - torchvision not installed at all
         pass
     return True

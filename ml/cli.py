@@ -1,4 +1,4 @@
-"""Headless CLI: ``python -m ml annotate | tiny-models | bench``."""
+"""Headless CLI: ``python -m ml annotate | tiny-models | models | bench``."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,29 @@ def read_rgb(path: Path):
     return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
 
 
+def _positive_int(v: str) -> int:
+    n = int(v)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{v!r} must be a positive integer")
+    return n
+
+
+def _image_files(folder: str, limit: int | None) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise SystemExit(f"--images: folder {folder!r} not found")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise SystemExit(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder!r}")
+    return files[:limit] if limit else files
+
+
+def _out_stems(files: list[Path]) -> dict[str, str]:
+    """File name -> stem for <stem>_ann.jpg and debug/<stem>/; the full name where two files share a stem."""
+    stems = [f.stem for f in files]
+    return {f.name: f.stem if stems.count(f.stem) == 1 else f.name for f in files}
+
+
 def cmd_annotate(args) -> int:
     from tqdm import tqdm
 
@@ -27,27 +50,54 @@ def cmd_annotate(args) -> int:
     from ml.gallery import Gallery
     from ml.pipeline import Pipeline
 
+    files = _image_files(args.images, args.limit)
+    out = Path(args.out)
+    vis_dir = Path(args.vis_dir) if args.vis_dir else (out.parent if args.visualize else None)
+    debug_dir = Path(args.debug) if args.debug else None
     cfg = PipelineConfig.from_env(args.config)
     pipe = Pipeline.from_config(cfg)
     gallery = Gallery.from_dir(args.gallery, pipe, cfg.embedder.background) if args.gallery else None
-    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    stems = _out_stems(files)
+    # what the embedder resizes crops to (a projection-head checkpoint may override the config)
+    input_size = getattr(getattr(pipe.embedder, "tensorize", None), "size", None) or cfg.embedder.input_size
     names, results = [], []
     # images handed to one annotate() call: enough to fill the largest image-stage batch
-    chunk = max(batching.resolve(getattr(cfg, s).batch_size, s, pipe.segmenter.device) for s in ("detector", "segmenter"))
+    chunk = max(batching.resolve(getattr(cfg, s).batch_size, s, pipe.device) for s in ("detector", "segmenter"))
     with tqdm(total=len(files), desc="annotate", unit="img", file=sys.stderr) as bar:
         for s in range(0, len(files), chunk):
             batch = files[s:s + chunk]
-            results += pipe.annotate([read_rgb(f) for f in batch], gallery, args.prompt or None)
+            ims = [read_rgb(f) for f in batch]
+            res = pipe.annotate(ims, gallery, args.prompt or None)
+            for f, im, r in zip(batch, ims, res):
+                _write_extras(f.name, stems[f.name], im, r, vis_dir, debug_dir, cfg, input_size, gallery)
+                for d in r.detections:
+                    d.mask = None  # full-size masks of every image would pile up; the RLE keeps them exactly
+            results += res
             names += [f.name for f in batch]
             bar.update(len(batch))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = to_native(names, results) if args.format == "native" else to_coco(names, results)
     out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     write_timings(out.parent / "timings.csv", names, results)
     n_det = sum(len(r.detections) for r in results)
     print(f"wrote {out} ({args.format}, {len(files)} images, {n_det} detections) and {out.parent / 'timings.csv'}")
+    if vis_dir is not None:
+        print(f"visualizations: {vis_dir}/<image>_ann.jpg")
+    if debug_dir is not None:
+        print(f"debug: {debug_dir}/<image>/ (crops, masks, similarities.json, exemplars/)")
     return 0
+
+
+def _write_extras(name, stem, image, result, vis_dir, debug_dir, cfg, input_size, gallery) -> None:
+    if vis_dir is not None:
+        from ml.visualize import save_visualization
+
+        classes = gallery.classes if gallery is not None else list(cfg.embedder.class_names)
+        save_visualization(vis_dir / f"{stem}_ann.jpg", image, result.detections, classes)
+    if debug_dir is not None:
+        from ml.debug_dump import dump_image
+
+        dump_image(debug_dir / stem, name, image, result.detections, cfg.embedder, input_size, gallery, cfg.matcher)
 
 
 def cmd_tiny(args) -> int:
@@ -57,6 +107,29 @@ def cmd_tiny(args) -> int:
     print(f"WARNING: {TINY_WARNING}")
     print(f"config: {cfg}  (variants: config_head.json, config_onnx.json)")
     print(f"use: python -m ml annotate --config {cfg} --images DIR --gallery DIR --out predictions.json")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from ml.models_hub import run
+
+    return run(args.out, args.engine)
+
+
+def cmd_engines(args) -> int:
+    from ml.engines import describe
+
+    rows = describe()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        hub = ", ".join(r["hub_ids"]) or "none (train one: issue 15)"
+        print(f"{r['name']}: {r['title']}\n  needs: {r['weights']}\n  hub ids: {hub}"
+              f"{'  (GATED: accept the licence on the hub, then HF_TOKEN)' if r['gated'] else ''}\n"
+              f"  text prompts: {'yes' if r['text_prompts'] else 'no (closed set)'}; boxes given: "
+              f"{r['boxes_given']}; trainable here: {'yes' if r['trainable'] else 'no'}; "
+              f"config section: {r['config_section']}")
     return 0
 
 
@@ -82,10 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=["native", "coco"], default="native")
     a.add_argument("--config", help="config json/yaml (default: env RAZMETKA_ML_CONFIG, else built-in)")
     a.add_argument("--prompt", action="append", help="detector text prompt (repeatable; default from config)")
+    a.add_argument("--limit", type=_positive_int, help="annotate only the first N images (sorted by name)")
+    a.add_argument("--visualize", action="store_true",
+                   help="write <image>_ann.jpg (masks, boxes, class and score) next to --out")
+    a.add_argument("--vis-dir", help="folder for the _ann.jpg visualizations (implies --visualize)")
+    a.add_argument("--debug", metavar="DIR",
+                   help="per image: the embedder's crops, masks, similarities.json and the matched exemplars")
     a.set_defaults(func=cmd_annotate)
     t = sub.add_parser("tiny-models", help="write tiny random-weight models + a config (meaningless output)")
     t.add_argument("--out", required=True)
     t.set_defaults(func=cmd_tiny)
+    m = sub.add_parser("models", help="download the real weights from the hub and write a config (make models)")
+    m.add_argument("--out", default="var/models", help="folder for the weights and config.json (default var/models)")
+    m.add_argument("--engine", choices=["gdino-sam2", "sam3"], default="gdino-sam2",
+                   help="sam3 also downloads SAM 3 (gated: needs an accepted licence and HF_TOKEN)")
+    m.set_defaults(func=cmd_models)
+    e = sub.add_parser("engines", help="list the engines (set `engine` in the config) and what each needs")
+    e.add_argument("--json", action="store_true", help="machine-readable")
+    e.set_defaults(func=cmd_engines)
     b = sub.add_parser("bench", help="reference vs batched path: agreement and speed")
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--quick", action="store_true", help="smaller models/images to fit a few minutes on CPU")

@@ -76,16 +76,44 @@ class MatcherConfig:
 
 
 @dataclass
+class Sam3Config:
+    """The ``sam3`` engine: text prompt -> masks of every matching instance, one model."""
+    model: str = "facebook/sam3"  # hub id (gated: accept the licence on the hub) or local dir
+    score_threshold: float = 0.5  # query score x presence score, as Sam3Processor's post-processing
+    mask_threshold: float = 0.5  # on the mask probability
+    nms_iou: float = 0.5  # across prompts: one object matched by two prompts is kept once
+    max_detections: int = 100  # per image, after NMS
+    batch_size: int | str = "auto"  # images per vision-encoder forward ("auto": the detector's row)
+
+
+@dataclass
+class MaskRCNNConfig:
+    """The ``maskrcnn`` engine: closed-set instance segmentation (torchvision), trainable."""
+    model: str = "models/maskrcnn"  # checkpoint folder: maskrcnn.json + model.pt (ml/maskrcnn_model.py)
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.5  # on the pasted mask probability
+    max_detections: int = 100
+    batch_size: int | str = "auto"  # images per forward ("auto": the detector's row)
+
+
+ENGINE_NAMES = ("gdino-sam2", "sam3", "maskrcnn")  # ml/engines registers one class per name
+
+
+@dataclass
 class PipelineConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1"
     dtype: str = "float32"  # CUDA autocast dtype: "float32" | "bfloat16" | "float16"
+    engine: str = "gdino-sam2"  # which engine turns images into masks: ENGINE_NAMES
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    sam3: Sam3Config = field(default_factory=Sam3Config)
+    maskrcnn: MaskRCNNConfig = field(default_factory=MaskRCNNConfig)
 
     _SECTIONS = {"detector": DetectorConfig, "segmenter": SegmenterConfig,
-                 "embedder": EmbedderConfig, "matcher": MatcherConfig}
+                 "embedder": EmbedderConfig, "matcher": MatcherConfig,
+                 "sam3": Sam3Config, "maskrcnn": MaskRCNNConfig}
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | os.PathLike | None = None) -> "PipelineConfig":
@@ -94,15 +122,16 @@ class PipelineConfig:
         for key, value in d.items():
             if key in cls._SECTIONS:
                 kwargs[key] = _section(cls._SECTIONS[key], key, value or {})
-            elif key in ("device", "dtype"):
+            elif key in ("device", "dtype", "engine"):
                 kwargs[key] = value
             else:
                 raise ConfigError(f"unknown config key {key!r}")
         cfg = cls(**kwargs)
         if cfg.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype: {cfg.dtype!r} must be float32, bfloat16 or float16")
+        check_engine(cfg.engine)
         from ml import batching
-        for sec in batching.STAGES:
+        for sec in (*batching.STAGES, "sam3", "maskrcnn"):
             if not batching.valid(getattr(cfg, sec).batch_size):
                 raise ConfigError(f"{sec}.batch_size: {getattr(cfg, sec).batch_size!r} must be a positive "
                                   "integer or \"auto\" (see python -m ml bench --calibrate)")
@@ -142,11 +171,17 @@ class PipelineConfig:
         # Only values that look like relative paths AND exist under base are rewritten,
         # so hub ids ("org/name") and packaged sam2 config names are left alone.
         for sec, attr in (("detector", "model"), ("segmenter", "config"), ("segmenter", "checkpoint"),
-                          ("embedder", "model"), ("embedder", "checkpoint")):
+                          ("embedder", "model"), ("embedder", "checkpoint"), ("sam3", "model"), ("maskrcnn", "model")):
             obj = getattr(self, sec)
             val = getattr(obj, attr)
             if val and not os.path.isabs(val) and (base / val).exists():
                 setattr(obj, attr, str((base / val).resolve()))
+
+
+def check_engine(name) -> str:
+    if name not in ENGINE_NAMES:
+        raise ConfigError(f"engine: {name!r} is not an engine; choose one of {', '.join(ENGINE_NAMES)}")
+    return name
 
 
 def _section(klass, name: str, value: dict):

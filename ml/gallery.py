@@ -19,6 +19,7 @@ class Gallery:
     labels: list[str]  # class of each exemplar
     exemplar_ids: list[Any] = field(default_factory=list)  # backend ids or file names
     version: str = ""  # embedder_version the embeddings were computed with
+    root: str | None = None  # from_dir's folder: exemplar ids are file paths relative to it
 
     def __post_init__(self):
         self.embeddings = l2_normalize(np.asarray(self.embeddings, np.float32).reshape(len(self.labels), -1)) \
@@ -34,6 +35,13 @@ class Gallery:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def exemplar_file(self, exemplar_id) -> Path | None:
+        """The image file of an exemplar of a gallery read by ``from_dir`` (None otherwise)."""
+        if self.root is None or exemplar_id is None:
+            return None
+        f = Path(self.root) / str(exemplar_id)
+        return f if f.is_file() else None
 
     @staticmethod
     def scan_dir(path: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -75,7 +83,7 @@ class Gallery:
         embed: Callable = embedder.embed_crops
         emb = embed(crops) if crops else np.zeros((0, 0), np.float32)
         return cls(emb, [c for c, _ in items], [f.relative_to(path).as_posix() for _, f in items],
-                   getattr(embedder, "embedder_version", ""))
+                   getattr(embedder, "embedder_version", ""), root=str(path))
 
     def save(self, path: str | os.PathLike) -> None:
         np.savez(path, embeddings=self.embeddings, labels=np.array(self.labels, dtype=object),

@@ -12,6 +12,7 @@ A checkpoint is a folder with ``maskrcnn.json`` (the spec below) and ``model.pt`
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -34,9 +35,24 @@ def _tiny_backbone() -> torch.nn.Module:
     return body
 
 
+def _eager_roi_align() -> None:
+    """Without torchvision's compiled ops, roi_align falls back to a pure-torch version wrapped in
+    torchvision's ``lazy_compile``: torch.compile on first use (45-230 s of inductor per process
+    on CPU, again on new shapes). Run the wrapped function eagerly instead. The module must come
+    from sys.modules: ``import torchvision.ops.roi_align as m`` gives the *function* (the package
+    re-exports it under the same name), which is why _torchvision_compat's own patch misses."""
+    mod = sys.modules.get("torchvision.ops.roi_align")
+    eager = getattr(getattr(mod, "_roi_align", None), "__wrapped__", None)
+    if eager is not None:
+        mod._roi_align = eager
+
+
 def build_model(spec: dict) -> torch.nn.Module:
     """A Mask R-CNN with ``len(spec['class_names']) + 1`` classes and random heads."""
     _torchvision_compat.install()
+    import torchvision.ops  # noqa: F401  (loads torchvision.ops.roi_align into sys.modules)
+
+    _eager_roi_align()
     from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.ops import MultiScaleRoIAlign
@@ -52,6 +68,8 @@ def build_model(spec: dict) -> torch.nn.Module:
         return MaskRCNN(
             _tiny_backbone(), num_classes=num_classes, min_size=min_size, max_size=max_size,
             rpn_anchor_generator=anchors,
+            # fewer proposals than resnet50's 1000: runtime settings only (no weights change shape)
+            rpn_pre_nms_top_n_test=200, rpn_post_nms_top_n_test=100,
             box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), mask_roi_pool=MultiScaleRoIAlign(["0"], 14, 2),
         )
     raise ValueError(f"maskrcnn arch {arch!r} must be one of {ARCHS}")

@@ -8,10 +8,15 @@ instance labels to their type label (``Gallery.parents``, or ``parents=`` to ``m
 type is decided first with every exemplar of the type and of its instances, so adding
 instances never costs type accuracy; then the instances of the winning type are ranked among
 themselves and one is named only when it clears the same threshold and margin.
+
+Hard negatives (a reviewer said "this crop is not C"): see ``Negatives`` and
+``demote_negatives``. A ``transform`` (e.g. a trained projection head) maps crop, exemplar and
+negative embeddings into the space similarity is taken in.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,14 +65,74 @@ def class_scores(embeddings: np.ndarray, gallery: Gallery) -> ClassScores:
     return ClassScores(scores, best, classes)
 
 
+@dataclass
+class Negatives:
+    """Crops a reviewer moved away from a class: ``labels[i]`` is the class crop i is NOT."""
+    embeddings: np.ndarray  # [K, D]
+    labels: list[str]
+
+    def __post_init__(self):
+        self.labels = [str(l) for l in self.labels]
+        self.embeddings = l2_normalize(np.asarray(self.embeddings, np.float32).reshape(len(self.labels), -1)) \
+            if len(self.labels) else np.zeros((0, 0), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def demote_negatives(cs: ClassScores, embeddings: np.ndarray, negatives: Negatives) -> None:
+    """In place: score_C -= max(0, max_n sim(x, n) - score_C) over the negatives n of class C.
+
+    Why this rule rather than "drop C when a negative is the nearest neighbour": it is
+    continuous (no flip on a 0.001 difference) and it is exactly zero for every crop that is at
+    least as close to C's best positive exemplar as to any negative of C, so crops unlike the
+    corrected one keep their scores bit for bit. A crop as close to the negative as the
+    corrected crop was loses as much as it leans towards it (sim 1.0 to the negative, 0.8 to
+    C: 0.8 -> 0.6), and a learned exemplar of the right class usually outranks C anyway."""
+    if not len(negatives) or not cs.classes:
+        return
+    e = l2_normalize(np.asarray(embeddings, np.float32).reshape(len(embeddings), -1))
+    sims = e @ negatives.embeddings.T  # [N, K]
+    neg_labels = np.asarray(negatives.labels)
+    for k, label in enumerate(cs.classes):
+        cols = np.flatnonzero(neg_labels == label)
+        if len(cols):
+            worst = sims[:, cols].max(axis=1)
+            cs.scores[:, k] -= np.maximum(0.0, worst - cs.scores[:, k])
+
+
 class Matcher:
     def __init__(self, unknown_threshold: float = 0.5, margin: float = 0.0, top_k: int = 5,
-                 unique_per_image: bool = False, min_assign_score: float = 0.0):
+                 unique_per_image: bool = False, min_assign_score: float = 0.0,
+                 negatives: Negatives | None = None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None):
+        """``negatives``: hard negatives (default: the gallery's ``negatives`` attribute, if any,
+        as ``parents``). ``transform``: maps [N, D] embeddings to [N, D'] before similarity
+        (crops, exemplars and negatives alike); None is the identity."""
         self.unknown_threshold = unknown_threshold
         self.margin = margin
         self.top_k = top_k
         self.unique_per_image = unique_per_image
         self.min_assign_score = min_assign_score
+        self.negatives = negatives
+        self.transform = transform
+
+    def with_negatives(self, embeddings: np.ndarray, labels: Sequence[str]) -> "Matcher":
+        """A copy of this matcher that also demotes classes near these negatives."""
+        other = copy.copy(self)
+        other.negatives = Negatives(np.asarray(embeddings, np.float32), list(labels))
+        return other
+
+    def _transformed(self, crop_embeddings: np.ndarray, gallery: Gallery, negatives: Negatives | None):
+        if self.transform is None:
+            return crop_embeddings, gallery, negatives
+        t = self.transform
+        moved = Gallery(t(gallery.embeddings), gallery.labels, gallery.exemplar_ids, gallery.version)
+        if hasattr(gallery, "parents"):
+            moved.parents = gallery.parents
+        if negatives is not None and len(negatives):
+            negatives = Negatives(t(negatives.embeddings), negatives.labels)
+        return t(np.asarray(crop_embeddings, np.float32)), moved, negatives
 
     @classmethod
     def from_config(cls, cfg: MatcherConfig) -> "Matcher":
@@ -82,7 +147,11 @@ class Matcher:
             return []
         if len(gallery) == 0:
             return [MatchResult(UNKNOWN, 0.0, 0.0, []) for _ in range(n)]
+        negatives = self.negatives if self.negatives is not None else getattr(gallery, "negatives", None)
+        crop_embeddings, gallery, negatives = self._transformed(crop_embeddings, gallery, negatives)
         cs = class_scores(crop_embeddings, gallery)
+        if negatives is not None:
+            demote_negatives(cs, crop_embeddings, negatives)
         ids = gallery.exemplar_ids
         exemplar_of = lambda i, k: ids[cs.best_exemplar[i, k]]  # noqa: E731
         parents = {str(k): str(v) for k, v in (parents if parents is not None else getattr(gallery, "parents", None) or {}).items()}

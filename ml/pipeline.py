@@ -1,4 +1,8 @@
-"""The pipeline: detector -> segmenter -> crop embedder -> matcher.
+"""The pipeline: engine (detector -> segmenter, or one model) -> crop embedder -> matcher.
+
+The engine is named by ``cfg.engine`` (ml/engines): gdino-sam2 (GroundingDINO then SAM 2),
+sam3 (text -> masks in one model) or maskrcnn (closed set). Everything after the masks is
+the same for every engine, so jobs, the CLI and the output formats do not know which ran.
 
 Build it once per worker (``Pipeline.from_config``) and reuse it: every model is
 loaded in the constructor. Two paths give the same result:
@@ -22,6 +26,8 @@ from ml.detector import Detector
 from ml.device import resolve_device
 from ml.embedders import Embedder, EmbedOutput, load_embedder
 from ml.embedders.crops import make_crop
+from ml.engines import Engine, load_engine
+from ml.engines.gdino_sam2 import GdinoSam2Engine
 from ml.gallery import Gallery
 from ml.masks import encode_rle
 from ml.matcher import Matcher
@@ -38,22 +44,44 @@ def _timed(acc: dict, key: str):
 
 
 class Pipeline:
-    def __init__(self, cfg: PipelineConfig, detector: Detector | None, segmenter: Segmenter,
-                 embedder: Embedder, matcher: Matcher):
+    def __init__(self, cfg: PipelineConfig, detector: Detector | None, segmenter: Segmenter | None,
+                 embedder: Embedder, matcher: Matcher, engine: Engine | None = None):
         self.cfg = cfg
-        self.detector = detector
-        self.segmenter = segmenter
+        # detector/segmenter given (bench, tests): today's gdino-sam2 path around them
+        self.engine = engine or GdinoSam2Engine(cfg, segmenter.device, detector, segmenter)
         self.embedder = embedder
         self.matcher = matcher
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig, with_detector: bool = True) -> "Pipeline":
-        """Load every model once. ``with_detector=False`` for boxes-given workers."""
+    def from_config(cls, cfg: PipelineConfig, with_detector: bool = True,
+                    embedder: Embedder | None = None) -> "Pipeline":
+        """Load every model once (the engine named by ``cfg.engine``, the embedder).
+        ``with_detector=False`` for boxes-given workers (gdino-sam2: no GroundingDINO);
+        ``embedder``: reuse one already loaded from the same config (a worker running
+        projects of several engines keeps one copy)."""
         device = resolve_device(cfg.device)
-        det = Detector.load(cfg.detector, device, cfg.dtype) if with_detector else None
-        seg = Segmenter.load(cfg.segmenter, device, cfg.dtype)
-        emb = load_embedder(cfg.embedder, device, cfg.dtype)
-        return cls(cfg, det, seg, emb, Matcher.from_config(cfg.matcher))
+        engine = load_engine(cfg, device, with_detector)
+        emb = embedder or load_embedder(cfg.embedder, device, cfg.dtype)
+        return cls(cfg, None, None, emb, Matcher.from_config(cfg.matcher), engine=engine)
+
+    @property
+    def detector(self) -> Detector | None:
+        """GroundingDINO (gdino-sam2 only; None for the other engines)."""
+        return self.engine.detector
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """SAM 2 for boxes-given mode; engines other than gdino-sam2 load it on first use."""
+        return self.engine.segmenter
+
+    @property
+    def device(self):
+        return self.engine.device
+
+    def configure(self, box_threshold: float | None = None, text_threshold: float | None = None,
+                  nms_iou: float | None = None) -> None:
+        """A job's thresholds for the next calls (the engine applies what it understands)."""
+        self.engine.configure(box_threshold=box_threshold, text_threshold=text_threshold, nms_iou=nms_iou)
 
     # -- small public helpers -------------------------------------------------
     @property
@@ -66,10 +94,7 @@ class Pipeline:
 
     def segment_boxes(self, image: np.ndarray, boxes_xyxy, roi_margin: float | None = None) -> list[MaskResult]:
         """Boxes-given mode (boxes from an import or drawn by hand, no detector)."""
-        margin = self._roi_margin(roi_margin)
-        if margin is not None:
-            return self.segmenter.segment_rois(image, boxes_xyxy, margin)
-        return self.segmenter.segment(image, boxes_xyxy)
+        return self.engine.segment_boxes(image, boxes_xyxy, self._roi_margin(roi_margin))
 
     def _roi_margin(self, roi_margin: float | None) -> float | None:
         margin = self.cfg.segmenter.roi_margin if roi_margin is None else roi_margin
@@ -111,20 +136,15 @@ class Pipeline:
         images = [np.ascontiguousarray(im) for im in images]
         t: dict[str, float] = {}
         n = max(1, len(images))
-        with _timed(t, "detect"):
-            if boxes is None:
-                if self.detector is None:
-                    raise ValueError("pipeline was built without a detector: pass boxes=")
-                det_boxes = self.detector.detect(images, prompts)
-            else:
-                det_boxes = [[Box([float(v) for v in b], 1.0, "") for b in bs] for bs in boxes]
-        margin = self._roi_margin(roi_margin) if boxes is not None else None
-        with _timed(t, "segment"):
-            if margin is None:
-                masks = self.segmenter.segment_batch(images, [[b.xyxy for b in bs] for bs in det_boxes])
-            else:  # seed 003: a given box is segmented on its own crop, grown by the margin
-                masks = [self.segmenter.segment_rois(im, [b.xyxy for b in bs], margin)
-                         for im, bs in zip(images, det_boxes)]
+        if boxes is None:
+            proposals = self.engine.propose(images, prompts, t)
+            det_boxes = [[b for b, _ in ps] for ps in proposals]
+            masks = [[m for _, m in ps] for ps in proposals]
+        else:
+            det_boxes = [[Box([float(v) for v in b], 1.0, "") for b in bs] for bs in boxes]
+            with _timed(t, "segment"):  # seed 003: a given box is segmented on its own crop, grown by the margin
+                masks = self.engine.segment_given(images, [[b.xyxy for b in bs] for bs in det_boxes],
+                                                  self._roi_margin(roi_margin))
         with _timed(t, "embed"):
             crops = [self._crop(im, m) for im, ms in zip(images, masks) for m in ms]
             emb_all = self.embedder.embed(crops)
@@ -142,14 +162,17 @@ class Pipeline:
                 matches = self._match(emb, gallery, matcher)
             t_match += tm["match"]
             results.append(ImageResult(im.shape[1], im.shape[0], self._detections(bs, ms, emb, matches),
-                                       {s: t[s] / n for s in ("detect", "segment", "embed")} | tm))
+                                       {s: t.get(s, 0.0) / n for s in ("detect", "segment", "embed")} | tm))
         return results
 
     # -- reference path -------------------------------------------------------
     def annotate_reference(self, images: list[np.ndarray], gallery: Gallery | None,
                            prompts: list[str] | None = None, matcher: Matcher | None = None) -> list[ImageResult]:
         """Seed-000 style: one image per detector forward, SAM once per box, the
-        embedder once per crop. Slow; the bench and tests compare it with annotate()."""
+        embedder once per crop. Slow; the bench and tests compare it with annotate().
+        gdino-sam2 only (the other engines have no separate detector and box prompts)."""
+        if self.detector is None:
+            raise ValueError(f"annotate_reference needs the gdino-sam2 engine, not {self.engine.info.name!r}")
         results = []
         for im in images:
             im = np.ascontiguousarray(im)

@@ -9,9 +9,14 @@ import torch
 from ml import batching
 from ml.config import SegmenterConfig
 from ml.device import autocast
+from ml.embedding_cache import EmbeddingCache
 from ml.errors import ModelLoadError
 from ml.masks import bbox_from_mask, mask_area
 from ml.types import MaskResult
+
+# A binary mask becomes SAM's low-res mask prompt as logits of this magnitude (SAM's own
+# confident logits are of this order; a 0/1 input would read as "unsure everywhere").
+MASK_PROMPT_LOGIT = 8.0
 
 # build_sam2 adds these for packaged configs; we add them for yaml files too so a
 # config file and a packaged name build the same model.
@@ -62,10 +67,13 @@ class Segmenter:
     """Wraps SAM2ImagePredictor. After ``set_image`` the image embedding stays in
     ``predictor`` (see ``image_embedding``) so a click-to-refine can reuse it."""
 
-    def __init__(self, model, cfg: SegmenterConfig, device: torch.device, dtype: str = "float32"):
+    def __init__(self, model, cfg: SegmenterConfig, device: torch.device, dtype: str = "float32",
+                 embeddings: EmbeddingCache | None = None):
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
         self.cfg = cfg
+        # Image embeddings kept for click-to-refine (refine_cached); bounds from the environment.
+        self.embeddings = embeddings if embeddings is not None else EmbeddingCache()
         self.device = device
         self.dtype = dtype
         self.predictor = SAM2ImagePredictor(model, mask_threshold=cfg.mask_threshold)
@@ -181,14 +189,80 @@ class Segmenter:
         return res
 
     @torch.inference_mode()
-    def refine(self, point_coords=None, point_labels=None, box=None, mask_input=None) -> MaskResult:
+    def refine(self, point_coords=None, point_labels=None, box=None, mask_input=None,
+               multimask: bool | None = None) -> MaskResult:
         """Click-to-refine on the image last given to ``set_image`` (no re-embedding)."""
+        multimask = self.cfg.multimask if multimask is None else multimask
         with autocast(self.device, self.dtype):
             masks, ious, _ = self.predictor.predict(point_coords=point_coords, point_labels=point_labels,
                                                     box=box, mask_input=mask_input,
-                                                    multimask_output=self.cfg.multimask)
+                                                    multimask_output=multimask)
         b = np.zeros((1, 4), np.float32) if box is None else np.asarray(box, np.float32).reshape(1, 4)
         return self._pick(masks, ious, b)[0]
+
+    @torch.inference_mode()
+    def refine_cached(self, key, load_image, points, labels, box=None, mask=None) -> tuple[MaskResult, bool]:
+        """Points (label 1 = object, 0 = background), an optional xyxy box and an optional current
+        mask (bool HxW, given to SAM as its low-res mask prompt) on the image under ``key``. The
+        image is read (``load_image()``) and encoded only when its embedding is not cached.
+        Returns the best mask and whether the embedding came from the cache."""
+        entry = self.embeddings.get(key)
+        cached = entry is not None
+        if entry is None:
+            self.set_image(load_image())
+            self.embeddings.stats.encodes += 1
+            entry = self.embeddings.put(key, self.predictor._features, self.predictor._orig_hw[0])
+        else:
+            self._use_embedding(entry.features, entry.orig_hw)
+        coords = np.asarray(points, np.float32).reshape(-1, 2) if len(points) else None
+        lab = np.asarray(labels, np.int32).reshape(-1) if len(points) else None
+        mask_input = None if mask is None else self.mask_prompt(mask)
+        # One click is ambiguous (part / whole): let SAM offer three and keep the best; more
+        # prompts pin the object down and SAM's single output is the better one (its docs' advice).
+        single = (coords is not None and len(coords) == 1) and box is None and mask_input is None
+        with autocast(self.device, self.dtype):
+            m, score = self._predict_prompts(coords, lab, box, mask_input, self.cfg.multimask and single)
+        b = [0.0, 0.0, 0.0, 0.0] if box is None else [float(v) for v in np.asarray(box, np.float32).reshape(4)]
+        return MaskResult(mask=m, score=score, bbox_xyxy=bbox_from_mask(m) or b, area=mask_area(m), prompt_xyxy=b), cached
+
+    def _predict_prompts(self, coords, labels, box, mask_input, multimask: bool) -> tuple[np.ndarray, float]:
+        """SAM2ImagePredictor.predict for one object on image 0, except that the best output (by
+        predicted IoU) is chosen on the low-res logits and only it is upscaled: the upscale to the
+        image is what a warm click costs at 12 MP. Per-channel upscaling keeps predict()'s mask."""
+        p = self.predictor
+        mask_t, pts, lab, ubox = p._prep_prompts(coords, labels, box, mask_input, True)
+        points = None if pts is None else (pts, lab)
+        if ubox is not None:  # the box's corners go first, as predict() merges them
+            box_pts = ubox.reshape(-1, 2, 2)
+            box_lab = torch.tensor([[2, 3]], dtype=torch.int, device=box_pts.device).repeat(box_pts.size(0), 1)
+            points = (box_pts, box_lab) if points is None else (torch.cat([box_pts, pts], 1), torch.cat([box_lab, lab], 1))
+        sparse, dense = p.model.sam_prompt_encoder(points=points, boxes=None, masks=mask_t)
+        low_res, ious, _, _ = p.model.sam_mask_decoder(
+            image_embeddings=p._features["image_embed"][0].unsqueeze(0),
+            image_pe=p.model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+            multimask_output=multimask, repeat_image=False,
+            high_res_features=[f[0].unsqueeze(0) for f in p._features["high_res_feats"]],
+        )
+        best = int(ious[0].float().argmax())
+        m = p._transforms.postprocess_masks(low_res[:, best:best + 1], p._orig_hw[0])[0, 0] > p.mask_threshold
+        return m.cpu().numpy(), float(ious[0, best].float())
+
+    def _use_embedding(self, features, orig_hw: tuple[int, int]) -> None:
+        p = self.predictor
+        p._features = features
+        p._orig_hw = [tuple(orig_hw)]
+        p._is_image_set = True
+        p._is_batch = False
+
+    def mask_prompt(self, mask: np.ndarray) -> np.ndarray:
+        """A full-size bool mask -> SAM's [1, s, s] low-res mask logits (s = image_size / 4), in
+        the square frame the image encoder sees (the image is resized to a square, not padded)."""
+        import cv2
+
+        s = self.predictor.model.image_size // 4
+        frac = cv2.resize(np.asarray(mask, np.float32), (s, s), interpolation=cv2.INTER_AREA)
+        return ((frac * 2.0 - 1.0) * MASK_PROMPT_LOGIT)[None].astype(np.float32)
 
 
 def roi_crop(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml.config import DetectorConfig, EmbedderConfig, MatcherConfig, PipelineConfig, SegmenterConfig
+from ml.config import (ENGINE_NAMES, DetectorConfig, EmbedderConfig, MaskRCNNConfig, MatcherConfig, PipelineConfig,
+                       Sam3Config, SegmenterConfig)
 
 TINY_WARNING = "tiny random-weight models: their predictions are MEANINGLESS (for tests and plumbing only)"
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "an", "the", "object", "tool",
@@ -40,6 +41,65 @@ def build_tiny_gdino(out: Path, seed: int = 0) -> Path:
     model.save_pretrained(d)
     proc.save_pretrained(d)
     return d
+
+
+SAM3_IMAGE_SIZE = 112  # 8x8 ViT patches of 14 px
+
+
+def _tiny_clip_tokenizer():
+    """A CLIP BPE tokenizer with single letters only: every word spells out letter by letter."""
+    import string
+
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for tok in [*string.ascii_lowercase, *".,-", *(c + "</w>" for c in string.ascii_lowercase + ".,-")]:
+        vocab[tok] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def build_tiny_sam3(out: Path, seed: int = 0) -> Path:
+    """Sam3Model from a toy Sam3Config, saved with save_pretrained (loaded by from_pretrained)."""
+    from transformers import Sam3Config as HFSam3Config
+    from transformers import Sam3ImageProcessor, Sam3Model, Sam3Processor
+
+    torch.manual_seed(seed)
+    tok = _tiny_clip_tokenizer()
+    s, patches = SAM3_IMAGE_SIZE, SAM3_IMAGE_SIZE // 14
+    small = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    cfg = HFSam3Config(
+        vision_config={"backbone_config": {"model_type": "sam3_vit_model", **small, "num_hidden_layers": 2,
+                                           "image_size": s, "patch_size": 14, "window_size": patches // 2,
+                                           "global_attn_indexes": [1], "pretrain_image_size": s},
+                       "fpn_hidden_size": 32,
+                       "backbone_feature_sizes": [[patches * 4] * 2, [patches * 2] * 2, [patches] * 2]},
+        text_config={"model_type": "clip_text_model", **small, "vocab_size": len(tok), "projection_dim": 32,
+                     "num_hidden_layers": 1, "max_position_embeddings": 32, "bos_token_id": 0, "eos_token_id": 1,
+                     "pad_token_id": 1},
+        geometry_encoder_config={**small, "num_layers": 1},
+        detr_encoder_config={**small, "num_layers": 1},
+        detr_decoder_config={**small, "num_layers": 1, "num_queries": 10},
+        mask_decoder_config={"hidden_size": 32, "num_attention_heads": 2},
+    )
+    model = Sam3Model(cfg).eval()
+    proc = Sam3Processor(image_processor=Sam3ImageProcessor(size={"height": s, "width": s}), tokenizer=tok)
+    d = out / "sam3"
+    model.save_pretrained(d)
+    proc.save_pretrained(d)
+    return d
+
+
+TINY_MASKRCNN_CLASSES = ["hammer", "wrench", "pliers"]
+
+
+def build_tiny_maskrcnn(out: Path, seed: int = 0) -> Path:
+    """Mask R-CNN arch "tiny" written through ml.maskrcnn_model.save_checkpoint (training's format)."""
+    from ml.maskrcnn_model import build_model, save_checkpoint
+
+    torch.manual_seed(seed)
+    spec = {"arch": "tiny", "class_names": list(TINY_MASKRCNN_CLASSES), "min_size": 96, "max_size": 128,
+            "weights": None}
+    return save_checkpoint(build_model(spec), spec, out / "maskrcnn")
 
 
 def tiny_sam2_yaml(image_size: int = SAM_IMAGE_SIZE) -> str:
@@ -234,8 +294,9 @@ def build_tiny_onnx(out: Path, seed: int = 0, size: int = 112) -> Path:
     return p
 
 
-def tiny_config(out: Path, embedder: str = "timm") -> PipelineConfig:
-    """Config with relative paths (resolved against the config file's folder)."""
+def tiny_config(out: Path, embedder: str = "timm", engine: str = "gdino-sam2") -> PipelineConfig:
+    """Config with relative paths (resolved against the config file's folder). Every config
+    carries every engine's section, so one worker config serves projects of any engine."""
     det = DetectorConfig(model="grounding_dino", prompts=["tool"], box_threshold=0.05, text_threshold=0.0,
                          nms_iou=0.5, max_detections=4, batch_size=4)
     seg = SegmenterConfig(config="sam2/sam2_tiny.yaml", checkpoint="sam2/sam2_tiny.pt")
@@ -248,13 +309,19 @@ def tiny_config(out: Path, embedder: str = "timm") -> PipelineConfig:
                                input_dtype="uint8", feature_output="feature", probs_output="p",
                                class_names=list(SEED001_CLASSES)),
     }[embedder]
-    return PipelineConfig(device="cpu", dtype="float32", detector=det, segmenter=seg, embedder=emb,
-                          matcher=MatcherConfig(unknown_threshold=0.0, margin=0.0, top_k=3, unique_per_image=False))
+    # thresholds near 0: random weights score low, and the tests want a few detections per image
+    sam3 = Sam3Config(model="sam3", score_threshold=0.05, mask_threshold=0.5, nms_iou=0.5, max_detections=4,
+                      batch_size=2)
+    mrcnn = MaskRCNNConfig(model="maskrcnn", score_threshold=0.0, mask_threshold=0.5, max_detections=4, batch_size=2)
+    return PipelineConfig(device="cpu", dtype="float32", engine=engine, detector=det, segmenter=seg, embedder=emb,
+                          matcher=MatcherConfig(unknown_threshold=0.0, margin=0.0, top_k=3, unique_per_image=False),
+                          sam3=sam3, maskrcnn=mrcnn)
 
 
 def build_tiny_models(out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write tiny models for every stage plus ``config.json`` (timm embedder) and
-    ``config_head.json`` / ``config_onnx.json`` variants. Returns the config path."""
+    """Write tiny models for every stage and engine plus ``config.json`` (gdino-sam2, timm
+    embedder), ``config_head.json`` / ``config_onnx.json`` (other embedders) and one
+    ``config_<engine>.json`` per engine. Returns the ``config.json`` path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     build_tiny_gdino(out, seed)
@@ -262,9 +329,13 @@ def build_tiny_models(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     build_tiny_dinov3(out, seed)
     build_tiny_projection_head(out, seed)
     build_tiny_onnx(out, seed)
+    build_tiny_sam3(out, seed)
+    build_tiny_maskrcnn(out, seed)
     for name, kind in (("config.json", "timm"), ("config_head.json", "projection_head"),
                        ("config_onnx.json", "onnx")):
         tiny_config(out, kind).to_file(out / name)
+    for engine in ENGINE_NAMES:
+        tiny_config(out, "timm", engine).to_file(out / f"config_{engine}.json")
     (out / "README.txt").write_text(TINY_WARNING + "\n", encoding="utf-8")
     return out / "config.json"
 

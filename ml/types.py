@@ -11,8 +11,9 @@ STAGES = ("detect", "segment", "embed", "match")
 
 @dataclass
 class Box:
-    """A detector output: xyxy in image pixels, score, the prompt it matched best (``label``)
-    and GroundingDINO's phrase: the prompt words scoring above text_threshold (may be "")."""
+    """An engine's detection: xyxy in image pixels, score, and ``label`` / ``phrase``: GroundingDINO's
+    best prompt and its phrase (the prompt words scoring above text_threshold, may be ""); SAM 3's
+    prompt (both); Mask R-CNN's class name (both)."""
     xyxy: list[float]
     score: float
     label: str

@@ -117,10 +117,15 @@ def apply_changes(
         trail += [_event(a, person, Action.CREATED, source, None, snapshot(a), claim_override, extra_after)
                   for a in applied.created]
 
+    # Images whose status may have moved: any with a created or deleted object, and those where
+    # an updated object's settled/started standing changed (else its counts, hence its status,
+    # are what they were: a reviewer flipping accepted <-> rejected costs no status queries).
+    restatus: set[int] = {a.image_id for a in applied.created}
     for change in changes:
         if isinstance(change, Update):
             annotation = change.annotation
             before = snapshot(annotation)
+            was = _standing(annotation)
             for name, value in change.fields.items():
                 setattr(annotation, name, value)
             if snapshot(annotation) == before:
@@ -130,6 +135,8 @@ def apply_changes(
             if source == ChangeSource.HUMAN:
                 annotation.updated_by = person
                 columns.append("updated_by")
+            if _standing(annotation) != was or {"image", "image_id"} & set(change.fields):
+                restatus.add(annotation.image_id)
             annotation.save(update_fields=columns)
             applied.updated.append(annotation)
             trail.append(_event(annotation, person, change.action, source, before, snapshot(annotation),
@@ -139,16 +146,21 @@ def apply_changes(
             trail.append(_event(annotation, person, Action.DELETED, source, snapshot(annotation), None,
                                 claim_override, extra_after))
             applied.deleted.append(annotation.pk)
+            restatus.add(annotation.image_id)
     if applied.deleted:
         Annotation.objects.filter(pk__in=applied.deleted).delete()
     AnnotationEvent.objects.bulk_create(trail)
 
     if announce:
         _announce(project_id, trail)
-    touched = {e.image_id for e in trail} | set(examined)
+    touched = restatus | set(examined)
     if refresh_status and touched:
         refresh_statuses(sorted(touched), examined=set(examined))
     return applied
+
+
+def _standing(annotation: Annotation) -> tuple[bool, bool]:
+    return review_flags(annotation.class_review, annotation.mask_review, annotation.source, annotation.updated_by_id)
 
 
 def _event(annotation: Annotation, actor, action: str, source: str, before: dict | None, after: dict | None,
@@ -178,3 +190,78 @@ def _announce(project_id: int, trail: list[AnnotationEvent]) -> None:
     images = sorted({e.image_id for e in trail})
     for start in range(0, len(images), 1_000):
         events.emit(project_id, "annotations.bulk", images=images[start:start + 1_000], count=len(trail))
+
+
+# ------------------------------------------------------------------ one person's review, raw
+#
+# The review hot route (hot_routes.py, fast_review.py) records a decision on one locked row
+# without the ORM: one UPDATE, one event INSERT, and the image status re-derived only when the
+# row's settled/started standing changed. Same columns, same event, same live notices as
+# apply_changes with one Update from a person.
+
+
+def review_flags(class_review: str, mask_review: str, source: str, updated_by_id) -> tuple[bool, bool]:
+    """(settled, started) of one row, as status.py counts them."""
+    from .models import ReviewState, Source
+
+    pending = ReviewState.PENDING
+    settled = class_review != pending and mask_review != pending
+    started = class_review != pending or mask_review != pending or source == Source.HUMAN or updated_by_id is not None
+    return settled, started
+
+
+async def record_review_raw(conn, *, project_id: int, row: dict, fields: dict, actor_id: int) -> tuple[dict, list]:
+    """Write `fields` (class_review / mask_review) on the locked `row` (the snapshot columns plus
+    image_id, source, updated_by_id) inside the caller's transaction on `conn`. Returns the
+    after-state (version, updated_at) and the live notices to publish once committed."""
+    from django.utils import timezone
+    from psycopg.types.json import Jsonb
+
+    from backend.images.models import Image
+
+    from .status import derive
+
+    before = {k: row[k] for k in ("label_class", "mask_rle", "bbox", "area", "class_review", "mask_review",
+                                  "class_score", "candidates", "version")}
+    after = {**before, **fields, "version": row["version"] + 1}
+    now = timezone.now()
+    ann_t, event_t, image_t = Annotation._meta.db_table, AnnotationEvent._meta.db_table, Image._meta.db_table
+    sets = ", ".join(f"{name} = %s" for name in fields)
+    await conn.execute(
+        f"UPDATE {ann_t} SET {sets}, version = %s, updated_at = %s, updated_by_id = %s WHERE id = %s",
+        (*fields.values(), after["version"], now, actor_id, row["id"]),
+    )
+    await conn.execute(
+        f"INSERT INTO {event_t} (project_id, image_id, annotation_id, actor_id, action, source, before, after, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (project_id, row["image_id"], row["id"], actor_id, Action.REVIEWED, ChangeSource.HUMAN, Jsonb(before),
+         Jsonb(after), now),
+    )
+    notices = [("annotation.changed", {"image": row["image_id"], "annotation": row["id"], "action": Action.REVIEWED,
+                                       "source": ChangeSource.HUMAN, "version": after["version"]})]
+    was = review_flags(row["class_review"], row["mask_review"], row["source"], row["updated_by_id"])
+    now_flags = review_flags(after["class_review"], after["mask_review"], row["source"], actor_id)
+    if was != now_flags:  # otherwise the image's counts, hence its status, cannot have changed
+        pending = "pending"
+        counts = await (await conn.execute(
+            f"SELECT i.status, count(a.id), count(a.id) FILTER (WHERE a.class_review <> %s AND a.mask_review <> %s), "
+            f"count(a.id) FILTER (WHERE a.class_review <> %s OR a.mask_review <> %s OR a.source = 'human' "
+            f"OR a.updated_by_id IS NOT NULL) FROM {image_t} i LEFT JOIN {ann_t} a ON a.image_id = i.id "
+            "WHERE i.id = %s GROUP BY i.id",
+            (pending, pending, pending, pending, row["image_id"]),
+        )).fetchone()
+        status = derive(counts[0], total=counts[1], settled=counts[2], started=counts[3])
+        if status != counts[0]:
+            moved = await (await conn.execute(
+                f"UPDATE {image_t} SET status = %s, version = version + 1, updated_at = now() WHERE id = %s RETURNING version",
+                (status, row["image_id"]),
+            )).fetchone()
+            notices.append(("image.status", {"image": row["image_id"], "status": status, "version": moved[0]}))
+    return {"version": after["version"], "updated_at": now, "updated_by_id": actor_id, **fields}, notices
+
+
+def publish(project_id: int, notices: list) -> None:
+    """Send what record_review_raw returned, after its transaction committed (events.emit's
+    payloads, without Django's on_commit, which knows nothing of that connection)."""
+    for event_type, data in notices:
+        events._publish(project_id, {"type": event_type, "project": project_id, **data})

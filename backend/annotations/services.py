@@ -11,6 +11,7 @@ from django.db import transaction
 from backend.core.errors import DomainError, NotFound, PermissionDenied
 from backend.core.locking import check_version
 from backend.core.masks import mask_geometry, normalize_mask
+from backend.gallery import learning
 from backend.images.claims import guard_write
 from backend.images.models import Image
 from backend.projects.access import ROLE_CAPABILITIES, Capability
@@ -129,13 +130,17 @@ def update_annotation(
         )
         fields["bbox"], fields["area"] = mask_geometry(fields["mask_rle"])
         fields["mask_review"] = _edited(caps)
-    return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.UPDATED, claim_override=override)
+    _commit(annotation, fields, user=user, action=AnnotationEvent.Action.UPDATED, claim_override=override)
+    if "label_class" in fields:  # a reviewer's class fix can teach the gallery (gallery.learning)
+        learning.class_changed(project=project, annotation=annotation, caps=caps)
+    return annotation
 
 
 @transaction.atomic
 def review_annotation(
     *, project: Project, annotation_id: int, user, version: int | None, target: str, decision: str, force: bool = False,
 ) -> Annotation:
+    # The review hot route repeats these rules in raw SQL (fast_review.py): change both together.
     if target not in {"class", "mask", "both"}:
         raise DomainError("target must be 'class', 'mask' or 'both'.")
     if decision not in {ReviewState.ACCEPTED, ReviewState.REJECTED, ReviewState.PENDING}:

@@ -9,11 +9,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from backend.annotations.hot_routes import HotRoutes  # noqa: E402
 from backend.config.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The review app's image detail and review POST skip Django's per-request thread and
+        # connection (backend/annotations/hot_routes.py); everything else, and every case those
+        # two do not handle plainly, is Django's.
+        # RAZMETKA_HOT_ROUTES=0 serves them through Django too (a switch for comparing, or for ops).
+        "http": django_asgi_app if os.environ.get("RAZMETKA_HOT_ROUTES") == "0" else HotRoutes(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

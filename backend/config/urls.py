@@ -36,9 +36,11 @@ api = [
     path("auth/token/", auth_views.token_view, name="token"),
     path("", include(root.urls)),
     path("projects/<int:project_pk>/", include(nested.urls)),
+    path("projects/<int:project_pk>/", include("backend.learning.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("health/", health_view, name="health"),
+    path("engines/", include("backend.jobs.engines_api")),
 ]
 
 urlpatterns = [

@@ -7,13 +7,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from PIL import Image as PILImage
 
-from .models import GalleryImage
+from .models import GalleryImage, HardNegative
 
 
 @admin.register(GalleryImage)
 class GalleryImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "thumbnail", "label_class", "project", "original_name", "created_at"]
-    list_filter = ["project", "label_class"]
+    list_display = ["id", "thumbnail", "label_class", "project", "source", "original_name", "created_at", "removed_at"]
+    list_filter = ["project", "source", "label_class"]
     readonly_fields = ["thumbnail", "sha256", "width", "height", "content_type", "file"]
 
     @admin.display(description="thumbnail")
@@ -37,3 +37,10 @@ class GalleryImageAdmin(admin.ModelAdmin):
         response = HttpResponse(out.getvalue(), content_type="image/jpeg")
         response["Cache-Control"] = "private, max-age=3600"
         return response
+
+
+@admin.register(HardNegative)
+class HardNegativeAdmin(admin.ModelAdmin):
+    list_display = ["id", "label_class", "project", "crop", "reviewer", "source_image_id", "created_at", "removed_at"]
+    list_filter = ["project"]
+    readonly_fields = ["crop", "source_image_id", "source_annotation_id", "learned_event_id"]

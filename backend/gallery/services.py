@@ -15,7 +15,7 @@ from backend.projects.models import LabelClass, Project
 from backend.projects.colors import distinct_colors
 from backend.projects.services import gallery_changed
 
-from .models import GalleryImage
+from .models import GalleryImage, HardNegative
 
 
 @dataclass
@@ -124,4 +124,23 @@ def delete_exemplar(*, project: Project, exemplar_id: int) -> None:
     exemplar.save(update_fields=["removed_at"])
     gallery_changed(project.pk)
 
+
+@transaction.atomic
+def prune(*, project: Project, exemplar_ids: list[int], negative_ids: list[int]) -> dict:
+    """Takes exemplars (uploaded or learned) and hard negatives out of the gallery in one new
+    version. All or nothing: an id that is not live in this project is a 404 and nothing goes."""
+    if not exemplar_ids and not negative_ids:
+        raise DomainError("Choose at least one exemplar or hard negative to remove.")
+    exemplars = list(GalleryImage.objects.select_for_update().filter(
+        project=project, pk__in=exemplar_ids, removed_at__isnull=True).order_by("pk"))
+    negatives = list(HardNegative.objects.select_for_update().filter(
+        project=project, pk__in=negative_ids, removed_at__isnull=True).order_by("pk"))
+    missing = sorted(set(exemplar_ids) - {e.pk for e in exemplars}) + sorted(set(negative_ids) - {n.pk for n in negatives})
+    if missing:
+        raise NotFound(f"Not in this project's gallery (or already removed): {', '.join(map(str, missing[:20]))}.")
+    now = timezone.now()
+    GalleryImage.objects.filter(pk__in=[e.pk for e in exemplars]).update(removed_at=now)
+    HardNegative.objects.filter(pk__in=[n.pk for n in negatives]).update(removed_at=now)
+    gallery_changed(project.pk)
+    return {"exemplars": len(exemplars), "negatives": len(negatives)}
 

@@ -12,6 +12,7 @@ from backend.projects.access import Capability, ProjectScopedMixin
 from . import selectors, services
 from .serializers import (
     GalleryImageSerializer, GalleryUploadReportSerializer, GalleryUploadSerializer, GalleryVersionSerializer,
+    HardNegativeSerializer, PruneReportSerializer, PruneSerializer,
 )
 
 
@@ -19,7 +20,8 @@ class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = GalleryImageSerializer
     capabilities = {"file": Capability.READ}
 
-    @extend_schema(parameters=[OpenApiParameter("label_class", int), OpenApiParameter("ordering", str)])
+    @extend_schema(parameters=[OpenApiParameter("label_class", int), OpenApiParameter("ordering", str),
+                               OpenApiParameter("source", str, enum=["uploaded", "learned"])])
     def list(self, request, project_pk=None):
         page = self.paginate_queryset(selectors.exemplars_of_project(self.project, request.query_params))
         return self.get_paginated_response(GalleryImageSerializer(page, many=True).data)
@@ -46,6 +48,28 @@ class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
         services.delete_exemplar(project=self.project, exemplar_id=int_or_404(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=PruneSerializer, responses={200: PruneReportSerializer})
+    @action(detail=False, methods=["post"])
+    def prune(self, request, project_pk=None):
+        """Remove several exemplars and hard negatives at once (admins; one new gallery version)."""
+        body = PruneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(services.prune(project=self.project, **body.validated_data))
+
+    @extend_schema(parameters=[OpenApiParameter("label_class", int), OpenApiParameter("ordering", str)],
+                   responses={200: HardNegativeSerializer(many=True)})
+    @action(detail=False, methods=["get"])
+    def negatives(self, request, project_pk=None):
+        """Hard negatives learned from reviewers' class fixes: "this crop is not that class"."""
+        page = self.paginate_queryset(selectors.negatives_of_project(self.project, request.query_params))
+        return self.get_paginated_response(HardNegativeSerializer(page, many=True).data)
+
+    @extend_schema(responses={204: None})
+    @action(detail=False, methods=["delete"], url_path="negatives/<int:negative_id>")
+    def delete_negative(self, request, project_pk=None, negative_id=None):
+        services.prune(project=self.project, exemplar_ids=[], negative_ids=[int_or_404(negative_id)])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: GalleryVersionSerializer(many=True)})

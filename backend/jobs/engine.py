@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 from django.conf import settings
@@ -16,7 +17,10 @@ class EngineNotConfigured(Exception):
 
 
 _lock = threading.Lock()
-_cache: dict[tuple, object] = {}
+# (config path, mtime, device, engine) -> Pipeline, least recently used first. Projects of
+# different engines share a worker: keep the two most recent pipelines, drop older ones.
+_cache: OrderedDict[tuple, object] = OrderedDict()
+MAX_ALIVE = 2
 
 
 def config_path() -> str:
@@ -39,17 +43,37 @@ def load_config():
     return cfg
 
 
-def get_pipeline():
-    """The process-wide pipeline; rebuilt only when the config file or device changes."""
+def get_pipeline(engine: str | None = None):
+    """The pipeline of ``engine`` (a project's, frozen in its job's snapshot; None = the config's
+    own ``engine``), built once per process and config version. Pipelines of one config share
+    their embedder, so gallery vectors are the same whichever engine a project uses."""
+    from ml.errors import MLError
     from ml.pipeline import Pipeline
 
     path = config_path()
-    key = (path, os.path.getmtime(path), settings.RAZMETKA_ML_DEVICE)
+    base = (path, os.path.getmtime(path), settings.RAZMETKA_ML_DEVICE)
     with _lock:
-        if key not in _cache:
-            _cache.clear()
-            _cache[key] = Pipeline.from_config(load_config())
-        return _cache[key]
+        cfg = load_config()
+        name = engine or cfg.engine
+        key = (*base, name)
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        for old in [k for k in _cache if k[:3] != base]:  # the config file changed: drop old builds
+            del _cache[old]
+        sibling = next(iter(_cache.values()), None)
+        try:
+            from ml.config import check_engine
+
+            cfg.engine = check_engine(name)
+            pipe = Pipeline.from_config(cfg, embedder=sibling.embedder if sibling is not None else None)
+        except MLError as exc:  # names the setting to change; the job fails with it, nothing retries
+            raise EngineNotConfigured(f"the {name!r} engine cannot run with this worker's models "
+                                      f"(RAZMETKA_ML_CONFIG={path}): {exc}") from exc
+        _cache[key] = pipe
+        while len(_cache) > MAX_ALIVE:
+            _cache.popitem(last=False)
+        return pipe
 
 
 def read_rgb(name: str) -> np.ndarray:

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from backend.gallery.models import GalleryEmbedding, GalleryImage
+from backend.gallery.models import GalleryEmbedding, GalleryImage, GalleryVersion, HardNegative
 from backend.gallery.versions import current_version
 from backend.projects.models import LabelClass, Project
 
@@ -15,11 +15,14 @@ EMBED_BATCH = 16
 
 
 def ensure_exemplar_embeddings(*, project_id: int, pipeline, exemplar_ids: list[int] | None = None) -> int:
-    """Embed every exemplar (of the live gallery, or these of a pinned version) that has no vector
-    for this embedder yet; returns how many were added."""
+    """Embed every exemplar (of the live gallery and the crops of its hard negatives, or these
+    of a pinned version) that has no vector for this embedder yet; returns how many were added."""
     version = pipeline.embedder_version
     exemplars = GalleryImage.objects.filter(project_id=project_id)
-    exemplars = exemplars.filter(removed_at__isnull=True) if exemplar_ids is None else exemplars.filter(pk__in=exemplar_ids)
+    if exemplar_ids is None:
+        exemplars = exemplars.filter(pk__in=live_embedded_ids(project_id))
+    else:
+        exemplars = exemplars.filter(pk__in=exemplar_ids)
     missing = list(
         exemplars
         .exclude(embeddings__embedder_version=version)
@@ -38,13 +41,31 @@ def ensure_exemplar_embeddings(*, project_id: int, pipeline, exemplar_ids: list[
     return added
 
 
-def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[int] | None = None):
-    """The exemplars of one gallery version (gallery.versions; the newest one without ids);
-    labels are class ids (as strings)."""
+def live_embedded_ids(project_id: int) -> list[int]:
+    """Gallery images whose vectors the matcher needs now: live exemplars and the crops of live
+    hard negatives (a pruned learned exemplar can still be a negative's crop)."""
+    version = current_version(project_id)
+    crops = HardNegative.objects.filter(pk__in=version.negative_ids).values_list("crop_id", flat=True)
+    return sorted(set(version.exemplar_ids) | set(crops))
+
+
+def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[int] | None = None,
+                 negative_ids: list[int] | None = None):
+    """The exemplars and hard negatives of one gallery version (gallery.versions; the newest one
+    without ids); labels are class ids (as strings). Negatives ride on the gallery (``negatives``,
+    read by ml.matcher.Matcher like ``parents``), so every caller's matcher applies them. Given
+    exemplar ids alone, the negatives are those of the newest version with exactly those
+    exemplars (a job should pass its pinned version's negative_ids)."""
     from ml.gallery import Gallery
 
     if exemplar_ids is None:
-        exemplar_ids = current_version(project_id).exemplar_ids
+        newest = current_version(project_id)
+        exemplar_ids, negative_ids = newest.exemplar_ids, newest.negative_ids
+    elif negative_ids is None:
+        negative_ids = (
+            GalleryVersion.objects.filter(project_id=project_id, exemplar_ids=sorted(exemplar_ids))
+            .order_by("-number").values_list("negative_ids", flat=True).first()
+        ) or []
 
     rows = list(
         GalleryEmbedding.objects.filter(
@@ -67,7 +88,24 @@ def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[i
         str(pk): str(parent) for pk, parent in LabelClass.objects.filter(
             project_id=project_id, parent__isnull=False).values_list("pk", "parent_id")
     }
+    gallery.negatives = load_negatives(project_id=project_id, embedder_version=embedder_version, negative_ids=negative_ids)
     return gallery
+
+
+def load_negatives(*, project_id: int, embedder_version: str, negative_ids: list[int]):
+    """ml Negatives: the crop vectors of these hard negatives for this embedder (a negative
+    whose crop has no vector yet is left out until the gpu worker embeds it)."""
+    from ml.matcher import Negatives
+
+    negatives = list(HardNegative.objects.filter(project_id=project_id, pk__in=negative_ids)
+                     .order_by("id").values_list("label_class_id", "crop_id"))
+    vectors = dict(GalleryEmbedding.objects.filter(
+        gallery_image_id__in={crop for _, crop in negatives}, embedder_version=embedder_version,
+    ).values_list("gallery_image_id", "vector"))
+    rows = [(class_id, vectors[crop]) for class_id, crop in negatives if crop in vectors]
+    if not rows:
+        return Negatives(np.zeros((0, 0), np.float32), [])
+    return Negatives(np.stack([np.asarray(vec, np.float32) for _, vec in rows]), [str(c) for c, _ in rows])
 
 
 def project_matcher(project: Project):

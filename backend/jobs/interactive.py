@@ -2,21 +2,30 @@
 
 The worker segments the drawn box and, like a pre-annotation job, embeds the new crop and
 matches it against the project's current gallery, so a new object arrives with a proposed class
-and its top-k evidence. An empty gallery (or an unsure match) proposes no class at all."""
+and its top-k evidence. An empty gallery (or an unsure match) proposes no class at all.
+
+Click-refine (refine_now / jobs.refine_mask) reuses the worker process's cached SAM embedding of the
+image (ml/embedding_cache.py). Tasks are not routed by image: with several gpu workers a click
+that lands on another worker is answered correctly, only cold (that worker encodes the image once)."""
 from __future__ import annotations
 
 from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
+import time
+
 from backend.annotations import proposals
-from backend.core.errors import DomainError
-from backend.core.geometry import validate_box
+from backend.core.errors import DomainError, NotFound
+from backend.core.geometry import GeometryError, validate_box
+from backend.images.claims import ClaimConflict, active_claimant
 
 # A cold gpu worker loads its models and may embed new exemplars first (~10 s alone, more on a
 # busy machine); past this the request answers 503 and the task is revoked.
 SEGMENT_TIMEOUT_S = 60
 TASK_NAME = "jobs.segment_box_match"
+REFINE_TASK_NAME = "jobs.refine_mask"
+MAX_REFINE_POINTS = 64
 
 
 class SegmentUnavailable(DomainError):
@@ -30,13 +39,7 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
     result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_GPU)
-    try:
-        answer = result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
-    except CeleryTimeout:
-        result.revoke()
-        raise SegmentUnavailable("The segmentation worker did not answer in time; is the gpu worker running?") from None
-    except Exception as exc:
-        raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
+    answer = _wait(result)
     answer["proposal"] = proposals.remember(
         project_id=image.project_id, image_id=image.pk, user_id=getattr(user, "pk", None), result=answer,
     )
@@ -74,4 +77,96 @@ def segment_box_match(image_id: int, box: list[float]) -> dict:
         "class_margin": fields["class_margin"] if len(gallery) or chosen else None,
         "candidates": fields["candidates"],
         "gallery_size": len(gallery),
+    }
+
+
+def _wait(result) -> dict:
+    try:
+        return result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
+    except CeleryTimeout:
+        result.revoke()
+        raise SegmentUnavailable("The segmentation worker did not answer in time; is the gpu worker running?") from None
+    except Exception as exc:
+        raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
+
+
+def validate_points(points, labels, *, height: int, width: int) -> tuple[list[list[float]], list[int]]:
+    """Click prompts: at most MAX_REFINE_POINTS [x, y] inside the image, one 0/1 label each."""
+    if not isinstance(points, list) or not isinstance(labels, list):
+        raise GeometryError("points and labels must be lists", field="points")
+    if len(points) > MAX_REFINE_POINTS:
+        raise GeometryError(f"at most {MAX_REFINE_POINTS} points", field="points")
+    if len(labels) != len(points):
+        raise GeometryError("give one label per point", field="labels")
+    if any(label not in (0, 1) or isinstance(label, bool) for label in labels):
+        raise GeometryError("labels are 1 (object) or 0 (background)", field="labels")
+    out = []
+    for point in points:
+        if not (isinstance(point, (list, tuple)) and len(point) == 2):
+            raise GeometryError("each point is [x, y]", field="points")
+        x, y = point  # NaN fails the bounds comparison, so it is refused too
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)) or not (
+            0 <= x <= width and 0 <= y <= height
+        ):
+            raise GeometryError(f"every point must lie inside the image (0..{width} x 0..{height})", field="points")
+        out.append([float(x), float(y)])
+    return out, list(labels)
+
+
+def refine_now(*, image, user, points, labels, box=None, annotation_id: int | None = None) -> dict:
+    """Click-refine a mask on the gpu worker, which keeps the image's SAM embedding between clicks.
+    Nothing is written: the browser saves the answer through the usual versioned PATCH/POST, so
+    undo, history and audit see an ordinary mask edit."""
+    from backend.annotations.models import Annotation
+
+    points, labels = validate_points(points, labels, height=image.height, width=image.width)
+    if box is not None:
+        box = validate_box(box, height=image.height, width=image.width, field="box")
+    if not points and box is None:
+        raise GeometryError("give at least one point or a box", field="points")
+    if annotation_id is not None and not Annotation.objects.filter(pk=annotation_id, image=image).exists():
+        raise NotFound("Annotation not found.")
+    holder = active_claimant(image)
+    if holder is not None and holder.pk != user.pk:
+        raise ClaimConflict(
+            f"This image is held by {holder.username} until {image.claim_expires_at:%H:%M:%S} UTC; "
+            "refining needs it free. Try again when they have moved on.",
+            extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
+        )
+    started = time.perf_counter()
+    result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_GPU)
+    answer = _wait(result)
+    answer["round_trip_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
+    return answer
+
+
+@shared_task(name=REFINE_TASK_NAME)
+def refine_mask(image_id: int, points: list, labels: list, box: list | None, annotation_id: int | None) -> dict:
+    """SAM 2 on the cached image embedding (encoded on the first click of an image in this worker
+    process) with the clicks, the box and the object's current mask as SAM's mask prompt."""
+    from backend.annotations.models import Annotation
+    from backend.images.models import Image
+    from ml.masks import decode_rle, encode_rle
+
+    from .engine import get_pipeline, read_rgb
+
+    started = time.perf_counter()
+    segmenter = get_pipeline().segmenter
+    image = Image.objects.get(pk=image_id)
+    mask = None
+    if annotation_id is not None:
+        rle = Annotation.objects.filter(pk=annotation_id, image_id=image_id).values_list("mask_rle", flat=True).first()
+        mask = decode_rle(rle) if rle else None
+    # The content hash keys the entry: a replaced file never meets an old embedding.
+    key = ("sam2", image.pk, image.sha256, image.width, image.height)
+    result, cached = segmenter.refine_cached(key, lambda: read_rgb(image.file.name), points, labels, box=box, mask=mask)
+    x0, y0, x1, y1 = result.bbox_xyxy
+    return {
+        "mask_rle": encode_rle(result.mask),
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "score": float(result.score),
+        "area": int(result.area),
+        "cached": cached,
+        "ms": round((time.perf_counter() - started) * 1000.0, 1),
+        "encoder_runs": segmenter.embeddings.stats.encodes,
     }

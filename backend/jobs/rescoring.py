@@ -12,7 +12,7 @@ from backend.gallery.models import GalleryImage
 from backend.gallery.versions import current_version
 from backend.projects.models import Project
 
-from .gallery_index import classification, load_gallery, project_matcher
+from .gallery_index import classification, live_embedded_ids, load_gallery, project_matcher
 from .services import classes_by_id
 
 
@@ -30,8 +30,9 @@ def _pending(project_id: int):
 
 def exemplars_missing_vectors(*, project_id: int) -> bool:
     versions = set(_pending(project_id).values_list("embedder_version", flat=True).distinct())
+    needed = live_embedded_ids(project_id)  # exemplars and the crops of hard negatives
     return any(
-        GalleryImage.objects.filter(project_id=project_id, removed_at__isnull=True)
+        GalleryImage.objects.filter(project_id=project_id, pk__in=needed)
         .exclude(embeddings__embedder_version=v).exists() for v in versions
     )
 
@@ -47,7 +48,8 @@ def rescore_project(*, project_id: int) -> int:
     newest = current_version(project_id)
     changed = 0
     for version in set(_pending(project_id).values_list("embedder_version", flat=True).distinct()):
-        gallery = load_gallery(project_id=project_id, embedder_version=version, exemplar_ids=newest.exemplar_ids)
+        gallery = load_gallery(project_id=project_id, embedder_version=version, exemplar_ids=newest.exemplar_ids,
+                               negative_ids=newest.negative_ids)
         if not len(gallery):
             continue
         image_ids = list(_pending(project_id).filter(embedder_version=version).values_list("image_id", flat=True).distinct())

@@ -61,3 +61,26 @@ class SegmentResultSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Send it as `proposal` when creating the object: the server attaches this evidence (candidates, scores).",
     )
+
+
+class RefineRequestSerializer(serializers.Serializer):
+    """Shapes only; bounds against the image (inside it, ≤ 64 points, 0/1 labels) are checked by
+    jobs.interactive.refine_now so every caller gets the same 400s."""
+
+    points = serializers.ListField(child=serializers.JSONField(), max_length=256, help_text="[[x, y], …] in image pixels, at most 64")
+    labels = serializers.ListField(child=serializers.JSONField(), max_length=256, help_text="1 = object, 0 = background, one per point")
+    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4, required=False, allow_null=True,
+                                help_text="optional [x0, y0, x1, y1]")
+    annotation = serializers.IntegerField(required=False, allow_null=True,
+                                          help_text="the object being refined: its current mask is SAM's mask prompt")
+
+
+class RefineResultSerializer(serializers.Serializer):
+    mask_rle = serializers.DictField()
+    bbox = serializers.ListField(child=serializers.FloatField(), help_text="[x, y, w, h]")
+    score = serializers.FloatField()
+    area = serializers.IntegerField()
+    cached = serializers.BooleanField(help_text="the image embedding came from the worker's cache (no re-encoding)")
+    ms = serializers.FloatField(help_text="worker time: decode, plus encode when not cached")
+    round_trip_ms = serializers.FloatField(help_text="request → answer through the gpu queue")
+    encoder_runs = serializers.IntegerField(help_text="image-encoder runs of this worker's cache so far (diagnostics)")

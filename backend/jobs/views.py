@@ -11,10 +11,12 @@ from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import services
 from .models import JobStatus, PrelabelJob
-from .interactive import segment_box_now
+from .interactive import refine_now, segment_box_now
 from .serializers import (
     PrelabelJobItemSerializer,
     PrelabelJobSerializer,
+    RefineRequestSerializer,
+    RefineResultSerializer,
     SegmentRequestSerializer,
     SegmentResultSerializer,
     StartJobSerializer,
@@ -72,10 +74,11 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
 
 class ImageSegmentViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
-    """Box → SAM 2 mask on an image, with the gallery's class proposal (routed under images/)."""
+    """Box → SAM 2 mask on an image, with the gallery's class proposal, and click-refine on the
+    worker's cached embedding (routed under images/)."""
 
     serializer_class = SegmentResultSerializer
-    capabilities = {"segment": Capability.ANNOTATE}
+    capabilities = {"segment": Capability.ANNOTATE, "refine": Capability.ANNOTATE}
 
     @extend_schema(request=SegmentRequestSerializer, responses=SegmentResultSerializer)
     @action(detail=True, methods=["post"])
@@ -84,3 +87,13 @@ class ImageSegmentViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         image = image_selectors.get_image(self.project, int_or_404(pk))
         return Response(segment_box_now(image=image, box=serializer.validated_data["box"], user=request.user))
+
+    @extend_schema(request=RefineRequestSerializer, responses=RefineResultSerializer)
+    @action(detail=True, methods=["post"])
+    def refine(self, request, project_pk=None, pk=None):
+        serializer = RefineRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        image = image_selectors.get_image(self.project, int_or_404(pk))
+        return Response(refine_now(image=image, user=request.user, points=data["points"], labels=data["labels"],
+                                   box=data.get("box"), annotation_id=data.get("annotation")))

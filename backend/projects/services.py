@@ -13,7 +13,7 @@ from .models import LabelClass, Membership, Project, Role
 
 PROJECT_FIELDS = {
     "name", "description", "prompts", "box_threshold", "text_threshold", "nms_iou",
-    "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image",
+    "unknown_threshold", "min_margin", "top_k", "unique_classes_per_image", "engine", "learn_from_reviews",
 }
 CLASS_FIELDS = {"name", "color", "kind", "parent_id", "active"}
 # Changing these changes what the matcher sees (which exemplars, grouped under which type).

@@ -5,11 +5,16 @@ Starts its own ASGI servers the way `manage.py serve` does (N daphne processes a
 socket; default as serve chooses) on a free loopback port over the embedded servers, works in a
 scratch project and deletes it afterwards. Prints requests/s, p50/p95 latency per kind and the
 error count. The load generator runs on the same machine and takes CPU from the servers.
+
+Each simulated reviewer holds one keep-alive connection and speaks HTTP/1.1 through a minimal
+client (`Conn` below): httpx's AsyncClient spent 9-11 ms of CPU per request with 50 connections,
+more than the server, so with it the bench measured the client. `--client httpx` keeps the old one.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -91,7 +96,81 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def reviewer(client, base, token, image_id, annotation_id, deadline, samples, errors):
+class Conn:
+    """One keep-alive HTTP/1.1 connection: send a request, read status, headers and a
+    Content-Length (or chunked) body. Just enough for this bench, and cheap on CPU."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        status = int((await self.reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+        length, chunked, close = 0, False, False
+        for line in (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value:
+                chunked = True
+            elif name == b"connection" and value == b"close":
+                close = True
+        if chunked:
+            parts = []
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                parts.append((await self.reader.readexactly(size + 2))[:-2])
+            await self.reader.readuntil(b"\r\n")
+            data = b"".join(parts)
+        else:
+            data = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.close()
+        return status, data
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0):
+    conn = Conn("127.0.0.1", port)
+    headers = {"Authorization": f"Token {token}"}
+    version = 1
+    decision = "accepted"
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            status, _ = await conn.request("GET", f"{base}/images/{image_id}/", headers)
+            if time.monotonic() >= measure_from:
+                samples["read"].append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(status)
+            t0 = time.perf_counter()
+            body = json.dumps({"version": version, "target": "class", "decision": decision}).encode()
+            status, data = await conn.request("POST", f"{base}/annotations/{annotation_id}/review/",
+                                              {**headers, "Content-Type": "application/json"}, body)
+            samples["sent"] += 2
+            if time.monotonic() >= measure_from:
+                samples["write"].append(time.perf_counter() - t0)
+            if status == 200:
+                version = json.loads(data)["version"]
+                decision = "rejected" if decision == "accepted" else "accepted"
+            else:
+                errors.append(status)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append(type(exc).__name__)
+            conn.close()
+    conn.close()
+
+
+async def reviewer_httpx(client, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0):
     import httpx
 
     headers = {"Authorization": f"Token {token}"}
@@ -101,13 +180,16 @@ async def reviewer(client, base, token, image_id, annotation_id, deadline, sampl
         t0 = time.perf_counter()
         try:
             r = await client.get(f"{base}/images/{image_id}/", headers=headers)
-            samples["read"].append(time.perf_counter() - t0)
+            if time.monotonic() >= measure_from:
+                samples["read"].append(time.perf_counter() - t0)
             if r.status_code != 200:
                 errors.append(r.status_code)
             t0 = time.perf_counter()
             r = await client.post(f"{base}/annotations/{annotation_id}/review/", headers=headers,
                                   json={"version": version, "target": "class", "decision": decision})
-            samples["write"].append(time.perf_counter() - t0)
+            samples["sent"] += 2
+            if time.monotonic() >= measure_from:
+                samples["write"].append(time.perf_counter() - t0)
             if r.status_code == 200:
                 version = r.json()["version"]
                 decision = "rejected" if decision == "accepted" else "accepted"
@@ -122,20 +204,62 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
 
 
-async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds):
+async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds, client_kind="raw", warmup=0.0):
+    """`warmup` seconds of the same load first, not recorded: every server process has imported
+    Django, opened its connections and rendered the image once before the clock starts."""
+    samples = {"read": [], "write": [], "sent": 0}
+    errors: list = []
+    measure_from = time.monotonic() + warmup
+    deadline = measure_from + seconds
+    if client_kind == "raw":
+        await asyncio.gather(*[
+            reviewer(port, f"/api/projects/{project_id}", token, image_id, annotation_ids[i % len(annotation_ids)],
+                     deadline, samples, errors, measure_from)
+            for i, token in enumerate(tokens)
+        ])
+        return samples, errors
     import httpx
 
     base = f"http://127.0.0.1:{port}/api/projects/{project_id}"
-    samples = {"read": [], "write": []}
-    errors: list = []
     limits = httpx.Limits(max_connections=len(tokens) + 5)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        deadline = time.monotonic() + seconds
         await asyncio.gather(*[
-            reviewer(client, base, token, image_id, annotation_ids[i % len(annotation_ids)], deadline, samples, errors)
+            reviewer_httpx(client, base, token, image_id, annotation_ids[i % len(annotation_ids)], deadline, samples,
+                           errors, measure_from)
             for i, token in enumerate(tokens)
         ])
     return samples, errors
+
+
+def _cpu_seconds(pids) -> float:
+    """User + system CPU of these processes so far (Linux /proc), 0 where unreadable."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _wait_until_serving(port: int, timeout: float = 120) -> None:
+    """Until a web process answers /api/health/ (importing Django takes seconds, far more on a
+    busy machine); the warm-up then gives the others time to come up too."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=5)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no web process answered within 120 s")
+            time.sleep(0.2)
 
 
 def main():
@@ -144,7 +268,10 @@ def main():
     parser.add_argument("--objects", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see the docstring)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     project, image, annotation_ids, tokens, owner = seed(args.clients, args.objects)
     from backend.core.management.commands.serve import default_web_processes, listen
 
@@ -154,34 +281,44 @@ def main():
     servers = [
         subprocess.Popen(
             [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "backend.config.asgi:application"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
+            cwd=ROOT, stdout=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
+            stderr=open(os.environ["API_BENCH_LOG"], "ab") if os.environ.get("API_BENCH_LOG") else subprocess.DEVNULL,
         )
         for _ in range(processes)
     ]
     try:
-        time.sleep(3)  # let every process import Django before the load starts
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds))
+        _wait_until_serving(port)
+        cpu0, server0 = os.times(), _cpu_seconds([p.pid for p in servers])
+        samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds, args.client,
+                                           args.warmup))
+        cpu1, server1 = os.times(), _cpu_seconds([p.pid for p in servers])
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
-            server.wait(10)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:  # still importing Django on a busy machine, say
+                server.kill()
+                server.wait()
         sock.close()
-        cleanup(project, owner)
+        try:
+            cleanup(project, owner)
+        except Exception as exc:  # e.g. a dev database behind on migrations; the numbers still stand
+            print(f"cleanup failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); scratch project {project.pk} is left")
     total = len(samples["read"]) + len(samples["write"])
-    print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} image=4000x3000 "
+    print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} warmup={args.warmup:.0f} image=4000x3000 "
           f"web_processes={processes} cores={os.cpu_count()}")
     for kind in ("read", "write"):
         values = samples[kind]
         print(f"{kind:5s}: n={len(values)} p50={pct(values, .5):.1f}ms p95={pct(values, .95):.1f}ms "
               f"mean={statistics.fmean(values) * 1000 if values else float('nan'):.1f}ms")
-    print(f"requests_per_s={total / args.seconds:.1f} errors={len(errors)} {sorted(set(map(str, errors)))[:5]}")
+    sent = max(samples["sent"], 1)
+    client_cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / sent * 1000
+    server_cpu = (server1 - server0) / sent * 1000  # the web processes only, not PostgreSQL or Redis
+    print(f"requests_per_s={total / args.seconds:.1f} errors={len(errors)} {sorted(set(map(str, errors)))[:5]} "
+          f"client={args.client} client_cpu_per_request={client_cpu:.2f}ms web_cpu_per_request={server_cpu:.2f}ms "
+          f"load_1min_before={load_before:.1f} after={os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "backend.jobs",
     "backend.realtime",
     "backend.exchange",
+    "backend.learning",
 ]
 
 MIDDLEWARE = [

@@ -67,6 +67,10 @@ class ExportImage:
     storage_name: str
     objects: list[ExportObject]
 
+    def windows(self) -> list[tuple[np.ndarray, int, int]]:
+        """Every object's window (see ExportObject.window), decoded together in one pass."""
+        return geometry.decode_windows([obj.rle for obj in self.objects])
+
 
 @dataclass
 class ExportContext:
@@ -88,9 +92,7 @@ class ExportContext:
             shutil.copyfileobj(src, dst, COPY_CHUNK)
 
     def write_text(self, arcname: str, text: str) -> None:
-        info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        self.zf.writestr(info, text.encode("utf-8"))
+        self.zf.writestr(_text_info(arcname), text.encode("utf-8"))
 
 
 class JsonArraySpool:
@@ -101,8 +103,11 @@ class JsonArraySpool:
         self.count = 0
 
     def append(self, item: Any) -> None:
-        self.fh.write(b",\n" if self.count else b"\n")
-        self.fh.write(dumps(item).encode("utf-8"))
+        self.append_json(dumps(item))
+
+    def append_json(self, text: str) -> None:
+        """An item already written as JSON (a writer's hot path formats its rows itself)."""
+        self.fh.write(((",\n" if self.count else "\n") + text).encode("utf-8"))
         self.count += 1
 
     def copy_into(self, dst) -> None:
@@ -114,9 +119,13 @@ class JsonArraySpool:
 
 
 def open_entry(zf: zipfile.ZipFile, arcname: str):
+    return zf.open(_text_info(arcname), "w", force_zip64=True)
+
+
+def _text_info(arcname: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
-    return zf.open(info, "w", force_zip64=True)
+    return info
 
 
 def dumps(value: Any) -> str:

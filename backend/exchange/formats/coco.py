@@ -27,23 +27,22 @@ class CocoWriter(Writer):
     def add(self, ctx: ExportContext, image: ExportImage) -> None:
         ctx.add_image(f"images/{image.file_name}", image)
         self.images.append({"id": image.id, "file_name": image.file_name, "width": image.width, "height": image.height})
-        for obj in image.objects:
-            row = {
-                "id": obj.id, "image_id": image.id, "category_id": obj.class_id,
-                "segmentation": self._segmentation(ctx, obj), "area": obj.area,
-                "bbox": obj.bbox, "iscrowd": 0,
-            }
-            if obj.instance_id is not None:  # category = the type; the instance as a CVAT-style attribute
-                row["attributes"] = obj.attributes()
-            self.annotations.append(row)
-
-    @staticmethod
-    def _segmentation(ctx: ExportContext, obj) -> dict | list:
         if ctx.segmentation == "polygon":
-            polygons, has_holes = geometry.corner_polygons(obj.window())
-            if polygons and not has_holes:
-                return polygons
-        return obj.rle
+            polygons = geometry.corner_polygons_many(image.windows())
+        else:
+            polygons = [([], False)] * len(image.objects)
+        # Rows are formatted here rather than by json.dumps of a dict: the same bytes, at a
+        # fraction of the cost per object (ids and areas are ints, bbox/RLE come from JSON).
+        for obj, (parts, has_holes) in zip(image.objects, polygons):
+            if parts and not has_holes:
+                segmentation = _polygons_json(parts)
+            else:
+                segmentation = f'{{"size":{dumps(obj.rle["size"])},"counts":{dumps(obj.rle["counts"])}}}'
+            row = (f'{{"id":{obj.id},"image_id":{image.id},"category_id":{obj.class_id},'
+                   f'"segmentation":{segmentation},"area":{dumps(obj.area)},"bbox":{dumps(obj.bbox)},"iscrowd":0')
+            if obj.instance_id is not None:  # category = the type; the instance as a CVAT-style attribute
+                row += ',"attributes":' + dumps(obj.attributes())
+            self.annotations.append_json(row + "}")
 
     def finish(self, ctx: ExportContext) -> None:
         categories = [{"id": cid, "name": name, "supercategory": ""} for cid, name in ctx.classes]
@@ -55,6 +54,19 @@ class CocoWriter(Writer):
             dst.write(b',"annotations":')
             self.annotations.copy_into(dst)
             dst.write(b"}\n")
+
+
+_FLOATS: list[str] = []  # _FLOATS[n] == "n.0", grown to the largest coordinate seen
+
+
+def _polygons_json(parts: list[list[int]]) -> str:
+    """Integer corner coordinates written as the floats COCO tools expect ("12.0"); looking
+    the text up in a table is twice as fast as formatting a million numbers one by one."""
+    top = max(max(part) for part in parts)
+    if top >= len(_FLOATS):
+        _FLOATS.extend(f"{n}.0" for n in range(len(_FLOATS), top + 1))
+    text = _FLOATS.__getitem__
+    return "[" + ",".join("[" + ",".join(map(text, part)) + "]" for part in parts) + "]"
 
 
 class CocoParser(Parser):

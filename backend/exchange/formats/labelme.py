@@ -29,8 +29,8 @@ class LabelmeWriter(Writer):
     def add(self, ctx: ExportContext, image: ExportImage) -> None:
         ctx.add_image(image.file_name, image)
         shapes = []
-        for group_id, obj in enumerate(image.objects, 1):
-            parts = _shapes(obj.window(), obj.class_name, group_id)
+        for group_id, (obj, window) in enumerate(zip(image.objects, image.windows()), 1):
+            parts = _shapes(window, obj.class_name, group_id)
             if obj.instance_id is not None:
                 # label = the type; the instance rides along as an extra key, which labelme keeps
                 # (LabelFile stores unknown shape keys as other_data and writes them back).

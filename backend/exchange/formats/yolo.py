@@ -24,8 +24,8 @@ class YoloWriter(Writer):
     def add(self, ctx: ExportContext, image: ExportImage) -> None:
         ctx.add_image(f"images/{image.file_name}", image)
         lines = []
-        for obj in image.objects:
-            polygons, _ = geometry.center_polygons(obj.window())
+        for obj, window in zip(image.objects, image.windows()):
+            polygons, _ = geometry.center_polygons(window)
             for poly in polygons:
                 points = list(poly)
                 while len(points) < 3:

@@ -70,6 +70,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/engines/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["engines_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/": {
         parameters: {
             query?: never;
@@ -281,6 +297,41 @@ export interface paths {
         patch: operations["projects_classes_partial_update"];
         trace?: never;
     };
+    "/api/projects/{project_pk}/evaluations/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Measured accuracy: admins start, members read. */
+        get: operations["projects_evaluations_list"];
+        put?: never;
+        /** @description Measured accuracy: admins start, members read. */
+        post: operations["projects_evaluations_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/evaluations/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Measured accuracy: admins start, members read. */
+        get: operations["projects_evaluations_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/exports/": {
         parameters: {
             query?: never;
@@ -419,6 +470,62 @@ export interface paths {
         get: operations["projects_gallery_file_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/gallery/negatives/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Hard negatives learned from reviewers' class fixes: "this crop is not that class". */
+        get: operations["projects_gallery_negatives_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/gallery/negatives/{negative_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        delete: operations["projects_gallery_negatives_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/gallery/prune/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Remove several exemplars and hard negatives at once (admins; one new gallery version). */
+        post: operations["projects_gallery_prune_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -565,6 +672,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/images/{id}/refine/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Box → SAM 2 mask on an image, with the gallery's class proposal, and click-refine on the
+         *     worker's cached embedding (routed under images/).
+         */
+        post: operations["projects_images_refine_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/images/{id}/segment/": {
         parameters: {
             query?: never;
@@ -574,7 +701,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Box → SAM 2 mask on an image, with the gallery's class proposal (routed under images/). */
+        /**
+         * @description Box → SAM 2 mask on an image, with the gallery's class proposal, and click-refine on the
+         *     worker's cached embedding (routed under images/).
+         */
         post: operations["projects_images_segment_create"];
         delete?: never;
         options?: never;
@@ -922,6 +1052,124 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/models/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Trained models; activate / deactivate are an admin's decision (MANAGE), with version. */
+        get: operations["projects_models_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/models/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Trained models; activate / deactivate are an admin's decision (MANAGE), with version. */
+        get: operations["projects_models_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/models/{id}/activate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Trained models; activate / deactivate are an admin's decision (MANAGE), with version. */
+        post: operations["projects_models_activate_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/models/{id}/deactivate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Trained models; activate / deactivate are an admin's decision (MANAGE), with version. */
+        post: operations["projects_models_deactivate_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/trainings/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        get: operations["projects_trainings_list"];
+        put?: never;
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        post: operations["projects_trainings_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/trainings/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        get: operations["projects_trainings_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1006,6 +1254,54 @@ export interface components {
             /** Format: date-time */
             expires_at: string | null;
         };
+        DecisionRequest: {
+            version: number;
+        };
+        Engine: {
+            name: string;
+            title: string;
+            weights: string;
+            hub_ids: string[];
+            gated: boolean;
+            text_prompts: boolean;
+            boxes_given: string;
+            trainable: boolean;
+            config_section: string;
+            model_setting: string;
+            configured: boolean | null;
+            default: boolean;
+        };
+        /**
+         * @description * `gdino-sam2` - GroundingDINO + SAM 2
+         *     * `sam3` - SAM 3 (text → masks)
+         *     * `maskrcnn` - Mask R-CNN (closed set)
+         * @enum {string}
+         */
+        EngineEnum: "gdino-sam2" | "sam3" | "maskrcnn";
+        EvaluationRun: {
+            readonly id: number;
+            engine: string;
+            readonly model_version: {
+                [key: string]: unknown;
+            } | null;
+            fingerprint?: string;
+            weights?: string;
+            gallery_version?: number | null;
+            device?: string;
+            split?: components["schemas"]["SplitEnum"];
+            state?: components["schemas"]["StateD4fEnum"];
+            total?: number;
+            processed?: number;
+            error?: string;
+            metrics?: unknown;
+            readonly created_by: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** Format: date-time */
+            finished_at?: string | null;
+        };
         ExportJob: {
             readonly id: number;
             readonly format: components["schemas"]["FormatEnum"];
@@ -1064,7 +1360,17 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
             readonly file_url: string;
+            readonly source: components["schemas"]["GalleryImageSourceEnum"];
+            readonly source_image_id: number | null;
+            readonly source_annotation_id: number | null;
+            readonly added_by: string | null;
         };
+        /**
+         * @description * `uploaded` - Uploaded
+         *     * `learned` - Learned
+         * @enum {string}
+         */
+        GalleryImageSourceEnum: "uploaded" | "learned";
         GalleryUploadReport: {
             created: components["schemas"]["GalleryImage"][];
             created_classes: string[];
@@ -1084,6 +1390,19 @@ export interface components {
             readonly id: number;
             readonly number: number;
             readonly exemplar_ids: number[];
+            readonly negative_ids: number[];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        HardNegative: {
+            readonly id: number;
+            readonly label_class: number;
+            readonly class_name: string;
+            readonly crop: number;
+            readonly crop_url: string;
+            readonly source_image_id: number | null;
+            readonly source_annotation_id: number | null;
+            readonly reviewer: string | null;
             /** Format: date-time */
             readonly created_at: string;
         };
@@ -1163,6 +1482,12 @@ export interface components {
             create_missing_classes: boolean;
         };
         /**
+         * @description * `head` - Head
+         *     * `maskrcnn` - Maskrcnn
+         * @enum {string}
+         */
+        Kind735Enum: "head" | "maskrcnn";
+        /**
          * @description * `prelabel` - Prelabel
          *     * `boxes` - Boxes
          * @enum {string}
@@ -1216,6 +1541,28 @@ export interface components {
             username: string;
             role: components["schemas"]["RoleEnum"];
         };
+        ModelVersion: {
+            readonly id: number;
+            kind: components["schemas"]["Kind735Enum"];
+            number: number;
+            state?: components["schemas"]["ModelVersionStateEnum"];
+            embedder_version?: string;
+            metrics?: unknown;
+            version?: number;
+            readonly created_by: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            readonly promoted_by: string | null;
+            /** Format: date-time */
+            promoted_at?: string | null;
+        };
+        /**
+         * @description * `candidate` - Candidate
+         *     * `active` - Active
+         *     * `retired` - Retired
+         * @enum {string}
+         */
+        ModelVersionStateEnum: "candidate" | "active" | "retired";
         /** @description A new account (instance admins only), added to this project at once. */
         NewUserMembershipRequest: {
             username: string;
@@ -1259,6 +1606,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Annotation"][];
+        };
+        PaginatedEvaluationRunList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["EvaluationRun"][];
         };
         PaginatedExportJobList: {
             /** @example 123 */
@@ -1304,6 +1666,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["GalleryVersion"][];
+        };
+        PaginatedHardNegativeList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["HardNegative"][];
         };
         PaginatedImageList: {
             /** @example 123 */
@@ -1365,6 +1742,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Membership"][];
         };
+        PaginatedModelVersionList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["ModelVersion"][];
+        };
         PaginatedPrelabelJobItemList: {
             /** @example 123 */
             count: number;
@@ -1410,6 +1802,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Project"][];
         };
+        PaginatedTrainingRunList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["TrainingRun"][];
+        };
         PatchedAnnotationUpdateRequest: {
             version?: number;
             label_class?: number | null;
@@ -1447,6 +1854,8 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
+            engine?: components["schemas"]["EngineEnum"];
+            learn_from_reviews?: boolean;
             version?: number;
         };
         PrelabelJob: {
@@ -1516,6 +1925,8 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
+            engine?: components["schemas"]["EngineEnum"];
+            learn_from_reviews?: boolean;
             readonly gallery_version: number;
             /** Format: date-time */
             readonly created_at: string;
@@ -1540,6 +1951,54 @@ export interface components {
             min_margin?: number;
             top_k?: number;
             unique_classes_per_image?: boolean;
+            engine?: components["schemas"]["EngineEnum"];
+            learn_from_reviews?: boolean;
+        };
+        PruneReport: {
+            exemplars: number;
+            negatives: number;
+        };
+        PruneRequest: {
+            exemplar_ids?: number[];
+            negative_ids?: number[];
+        };
+        /**
+         * @description Shapes only; bounds against the image (inside it, ≤ 64 points, 0/1 labels) are checked by
+         *     jobs.interactive.refine_now so every caller gets the same 400s.
+         */
+        RefineRequestRequest: {
+            /** @description [[x, y], …] in image pixels, at most 64 */
+            points: unknown[];
+            /** @description 1 = object, 0 = background, one per point */
+            labels: unknown[];
+            /** @description optional [x0, y0, x1, y1] */
+            box?: number[] | null;
+            /** @description the object being refined: its current mask is SAM's mask prompt */
+            annotation?: number | null;
+        };
+        RefineResult: {
+            mask_rle: {
+                [key: string]: unknown;
+            };
+            /** @description [x, y, w, h] */
+            bbox: number[];
+            /** Format: double */
+            score: number;
+            area: number;
+            /** @description the image embedding came from the worker's cache (no re-encoding) */
+            cached: boolean;
+            /**
+             * Format: double
+             * @description worker time: decode, plus encode when not cached
+             */
+            ms: number;
+            /**
+             * Format: double
+             * @description request → answer through the gpu queue
+             */
+            round_trip_ms: number;
+            /** @description image-encoder runs of this worker's cache so far (diagnostics) */
+            encoder_runs: number;
         };
         RestoreRequest: {
             /** @description The object's current version. */
@@ -1602,6 +2061,17 @@ export interface components {
          * @enum {string}
          */
         SegmentationEnum: "rle" | "polygon";
+        /**
+         * @description * `all` - All
+         *     * `heldout` - Heldout
+         * @enum {string}
+         */
+        SplitEnum: "all" | "heldout";
+        StartEvaluationRequest: {
+            engine?: components["schemas"]["EngineEnum"];
+            /** @description a Mask R-CNN version to score on its held-out images */
+            model_version?: number;
+        };
         StartJobRequest: {
             /**
              * @description "new", "all" or a list of image ids
@@ -1618,6 +2088,21 @@ export interface components {
             /** Format: double */
             nms_iou?: number;
         };
+        StartTrainingRequest: {
+            kind: components["schemas"]["Kind735Enum"];
+            /** @description head: epochs, hidden, holdout, seed; maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size */
+            params?: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `done` - Done
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        StateD4fEnum: "queued" | "running" | "done" | "failed";
         /**
          * @description * `new` - New
          *     * `prelabeled` - Prelabeled
@@ -1643,6 +2128,25 @@ export interface components {
         TargetEnum: "class" | "mask" | "both";
         Token: {
             token: string;
+        };
+        TrainingRun: {
+            readonly id: number;
+            kind: components["schemas"]["Kind735Enum"];
+            state?: components["schemas"]["StateD4fEnum"];
+            /** Format: double */
+            progress?: number;
+            params?: unknown;
+            error?: string;
+            readonly model_version: {
+                [key: string]: unknown;
+            } | null;
+            readonly created_by: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** Format: date-time */
+            finished_at?: string | null;
         };
         UploadReport: {
             created: components["schemas"]["Image"][];
@@ -1811,6 +2315,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Token"];
+                };
+            };
+        };
+    };
+    engines_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Engine"][];
                 };
             };
         };
@@ -2244,6 +2767,80 @@ export interface operations {
             };
         };
     };
+    projects_evaluations_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedEvaluationRunList"];
+                };
+            };
+        };
+    };
+    projects_evaluations_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StartEvaluationRequest"];
+                "multipart/form-data": components["schemas"]["StartEvaluationRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRun"];
+                };
+            };
+        };
+    };
+    projects_evaluations_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRun"];
+                };
+            };
+        };
+    };
     projects_exports_list: {
         parameters: {
             query?: {
@@ -2349,6 +2946,7 @@ export interface operations {
                 page?: number;
                 /** @description Number of results to return per page. */
                 page_size?: number;
+                source?: "learned" | "uploaded";
             };
             header?: never;
             path: {
@@ -2432,6 +3030,81 @@ export interface operations {
                 };
                 content: {
                     "image/*": string;
+                };
+            };
+        };
+    };
+    projects_gallery_negatives_list: {
+        parameters: {
+            query?: {
+                label_class?: number;
+                ordering?: string;
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedHardNegativeList"];
+                };
+            };
+        };
+    };
+    projects_gallery_negatives_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                negative_id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    projects_gallery_prune_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PruneRequest"];
+                "multipart/form-data": components["schemas"]["PruneRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PruneReport"];
                 };
             };
         };
@@ -2702,6 +3375,33 @@ export interface operations {
                 };
                 content: {
                     "image/*": string;
+                };
+            };
+        };
+    };
+    projects_images_refine_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefineRequestRequest"];
+                "multipart/form-data": components["schemas"]["RefineRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefineResult"];
                 };
             };
         };
@@ -3262,6 +3962,182 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NewUserMembershipResult"];
+                };
+            };
+        };
+    };
+    projects_models_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedModelVersionList"];
+                };
+            };
+        };
+    };
+    projects_models_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersion"];
+                };
+            };
+        };
+    };
+    projects_models_activate_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionRequest"];
+                "multipart/form-data": components["schemas"]["DecisionRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersion"];
+                };
+            };
+        };
+    };
+    projects_models_deactivate_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionRequest"];
+                "multipart/form-data": components["schemas"]["DecisionRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersion"];
+                };
+            };
+        };
+    };
+    projects_trainings_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedTrainingRunList"];
+                };
+            };
+        };
+    };
+    projects_trainings_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartTrainingRequest"];
+                "multipart/form-data": components["schemas"]["StartTrainingRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingRun"];
+                };
+            };
+        };
+    };
+    projects_trainings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingRun"];
                 };
             };
         };

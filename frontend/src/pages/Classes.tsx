@@ -3,6 +3,7 @@ import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import type { ProjectCtx } from "./ProjectLayout";
+import { ExemplarThumb, LearnedDetails, SourceFilterSelect, type HardNegative, type SourceFilter } from "./galleryLearned";
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -16,8 +17,13 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const [progress, setProgress] = useState<number | null>(null);
   const [report, setReport] = useState<GalleryUploadReport | null>(null);
   const [tick, setTick] = useState(0);
+  const [negatives, setNegatives] = useState<HardNegative[]>([]);
+  const [source, setSource] = useState<SourceFilter>("all");
+  const [selected, setSelected] = useState<Set<number>>(new Set());
   useEffect(() => {
     get<Page<GalleryImage>>(`${P(pid)}/gallery/?page_size=500`).then((p) => setGallery(p.results)).catch((e) => notify(`Couldn't load the gallery: ${e.message}`, "error"));
+    get<Page<HardNegative>>(`${P(pid)}/gallery/negatives/?page_size=500`).then((p) => setNegatives(p.results)).catch((e) => notify(`Couldn't load the hard negatives: ${e.message}`, "error"));
+    setSelected(new Set());
   }, [pid, tick]);
   useEffect(() => subscribe(pid, (ev) => (ev.type === "gallery.changed" || ev.type === "resync") && (setTick((t) => t + 1), ctx.reloadClasses())), [pid]);
 
@@ -68,6 +74,34 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  const select = (id: number, on: boolean) => setSelected((old) => {
+    const next = new Set(old);
+    if (on) next.add(id); else next.delete(id);
+    return next;
+  });
+  const pruneSelected = async () => {
+    const ids = [...selected];
+    if (!ids.length || !window.confirm(`Remove ${plural(ids.length, "exemplar")} from the gallery? Pending objects will be re-scored without them.`)) return;
+    try {
+      await post(`${P(pid)}/gallery/prune/`, { exemplar_ids: ids });
+      notify(`Removed ${plural(ids.length, "exemplar")}.`, "info");
+    } catch (e: any) {
+      notify(`Couldn't remove them: ${e.message}`, "error");
+    }
+    setTick((t) => t + 1);
+  };
+  const removeNegative = async (n: HardNegative) => {
+    if (!window.confirm(`Remove this hard negative of “${n.class_name}”? Objects that look like it will no longer be pushed away from “${n.class_name}”.`)) return;
+    try {
+      await del(`${P(pid)}/gallery/negatives/${n.id}/`);
+    } catch (e: any) {
+      notify(e.message, "error");
+    }
+    setTick((t) => t + 1);
+  };
+  const shown = gallery.filter((g) => source === "all" || g.source === source);
+  const counts = { all: gallery.length, uploaded: gallery.filter((g) => g.source !== "learned").length, learned: gallery.filter((g) => g.source === "learned").length };
+
   // Types (kind "class") with their instances nested under them.
   const types = ctx.classes.filter((c) => !c.parent);
   const instancesOf = (typeId: number) => ctx.classes.filter((c) => c.parent === typeId);
@@ -103,13 +137,13 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         )}
       </div>
       <div className="thumbs">
-        {gallery.filter((g) => g.label_class === c.id).map((g) => (
-          <figure key={g.id} className="thumb">
-            <img src={`${P(pid)}/gallery/${g.id}/file/`} alt={g.original_name} loading="lazy" />
-            {ctx.isAdmin && <button className="thumb-del" title="Remove exemplar" onClick={() => remove(g)}>×</button>}
-          </figure>
+        {shown.filter((g) => g.label_class === c.id).map((g) => (
+          <ExemplarThumb key={g.id} pid={pid} g={g} admin={ctx.isAdmin} selected={selected.has(g.id)}
+            onSelect={(on) => select(g.id, on)} onRemove={() => remove(g)} />
         ))}
       </div>
+      <LearnedDetails pid={pid} exemplars={shown.filter((g) => g.label_class === c.id)} admin={ctx.isAdmin}
+        negatives={negatives.filter((n) => n.label_class === c.id)} onRemoveNegative={removeNegative} />
     </section>
   );
 
@@ -147,6 +181,19 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         </div>
       )}
       {ctx.classes.length === 0 && <p className="muted">No classes yet.</p>}
+      {gallery.length > 0 && (
+        <div className="toolbar" data-testid="gallery-toolbar">
+          <SourceFilterSelect value={source} onChange={setSource} counts={counts} />
+          {counts.learned > 0 && <span className="small muted">Learned exemplars come from reviewers' class fixes (Settings › learn from reviews).</span>}
+          <span className="spacer" />
+          {ctx.isAdmin && selected.size > 0 && (
+            <>
+              <button className="small" onClick={() => setSelected(new Set())}>Clear selection</button>
+              <button className="small danger" onClick={pruneSelected}>Remove {plural(selected.size, "selected exemplar")}</button>
+            </>
+          )}
+        </div>
+      )}
       {types.map((t) => (
         <div key={t.id} className="class-group" data-testid={`class-group-${t.name}`}>
           {card(t)}

@@ -12,6 +12,7 @@ import { ImportPage } from "./Import";
 import { MembersPage } from "./Members";
 import { SettingsPage } from "./Settings";
 import { NotFoundPage } from "./NotFound";
+import { ModelsPage } from "./Models";
 import { Workspace } from "../review/Workspace";
 
 export interface ProjectCtx {
@@ -25,8 +26,8 @@ export interface ProjectCtx {
   isAdmin: boolean;
 }
 
-type Section = "dashboard" | "upload" | "images" | "review" | "classes" | "export" | "import" | "members" | "settings";
-const SECTIONS: Section[] = ["upload", "images", "review", "classes", "export", "import", "members", "settings"];
+type Section = "dashboard" | "upload" | "images" | "review" | "classes" | "export" | "import" | "members" | "settings" | "models";
+const SECTIONS: Section[] = ["upload", "images", "review", "classes", "export", "import", "members", "settings", "models"];
 
 /** The section a sub-path names, the image of /review/<id>, or null for an unknown path. */
 export function parseSub(sub: string): { section: Section; imageId?: number } | null {
@@ -83,6 +84,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     case "classes": body = <ClassesPage ctx={ctx} />; break;
     case "export": body = <ExportPage ctx={ctx} />; break;
     case "import": body = ctx.canAnnotate ? <ImportPage ctx={ctx} /> : forbidden("import annotations"); break;
+    case "models": body = <ModelsPage ctx={ctx} />; break;
     case "members": body = ctx.isAdmin ? <MembersPage ctx={ctx} /> : forbidden("manage members"); break;
     case "settings": body = ctx.isAdmin ? <SettingsPage ctx={ctx} /> : forbidden("change settings"); break;
     default: body = <NotFoundPage projectId={project.id} />;
@@ -98,6 +100,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
         {tab("/classes", "Classes & gallery", "classes")}
         {tab("/export", "Export", "export")}
         {ctx.canAnnotate && tab("/import", "Import", "import")}
+        {tab("/models", "Accuracy & models", "models")}
         {ctx.isAdmin && tab("/members", "Members", "members")}
         {ctx.isAdmin && tab("/settings", "Settings", "settings")}
       </nav>

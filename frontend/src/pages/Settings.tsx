@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { ApiError, get, P, patch, type Project } from "../api/client";
 import { notify } from "../notify";
 import type { ProjectCtx } from "./ProjectLayout";
@@ -7,7 +7,19 @@ type Form = {
   name: string; description: string; prompts: string;
   box_threshold: string; text_threshold: string; nms_iou: string;
   unknown_threshold: string; min_margin: string; top_k: string; unique_classes_per_image: boolean;
+  engine: EngineName; learn_from_reviews: boolean;
 };
+type EngineName = NonNullable<Project["engine"]>;
+/** GET /api/engines/: the ml engine registry plus whether this server has weights for each. */
+export type EngineInfo = {
+  name: EngineName; title: string; weights: string; hub_ids: string[]; gated: boolean; text_prompts: boolean;
+  boxes_given: string; trainable: boolean; config_section: string; configured: boolean | null; default: boolean;
+};
+// Shown until /api/engines/ answers (or if it cannot): the names the API accepts.
+const FALLBACK_ENGINES: EngineInfo[] = (["gdino-sam2", "sam3", "maskrcnn"] as EngineName[]).map((name) => ({
+  name, title: name, weights: "", hub_ids: [], gated: false, text_prompts: name !== "maskrcnn", boxes_given: "",
+  trainable: name === "maskrcnn", config_section: "", configured: null, default: false,
+}));
 type Errors = Partial<Record<keyof Form | "form", string>>;
 
 const UNIT_FIELDS = ["box_threshold", "text_threshold", "nms_iou", "unknown_threshold", "min_margin"] as const;
@@ -19,11 +31,12 @@ function toForm(p: Project): Form {
     box_threshold: String(p.box_threshold ?? ""), text_threshold: String(p.text_threshold ?? ""), nms_iou: String(p.nms_iou ?? ""),
     unknown_threshold: String(p.unknown_threshold ?? ""), min_margin: String(p.min_margin ?? ""), top_k: String(p.top_k ?? ""),
     unique_classes_per_image: !!p.unique_classes_per_image,
+    engine: (p.engine ?? "gdino-sam2") as EngineName, learn_from_reviews: !!p.learn_from_reviews,
   };
 }
 
 /** Checks in the browser what the server checks too, so most mistakes show before a round trip. */
-export function validate(f: Form): Errors {
+export function validate(f: Omit<Form, "engine" | "learn_from_reviews">): Errors {  // a select and a checkbox cannot be wrong
   const e: Errors = {};
   if (!f.name.trim()) e.name = "Give the project a name.";
   const prompts = splitPrompts(f.prompts);
@@ -46,6 +59,9 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
   const set = <K extends keyof Form>(k: K, v: Form[K]) => { setForm((f) => ({ ...f, [k]: v })); setSaved(false); };
+  const [engines, setEngines] = useState<EngineInfo[]>(FALLBACK_ENGINES);
+  useEffect(() => { get<EngineInfo[]>("/api/engines/").then(setEngines).catch(() => undefined); }, []);
+  const engine = engines.find((x) => x.name === form.engine) ?? FALLBACK_ENGINES[0];
 
   const save = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -58,6 +74,9 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
         version: ctx.project.version, name: form.name.trim(), description: form.description, prompts: splitPrompts(form.prompts),
         ...Object.fromEntries(UNIT_FIELDS.map((k) => [k, Number(form[k])])),
         top_k: Number(form.top_k), unique_classes_per_image: form.unique_classes_per_image,
+        // sent only when changed, so saving thresholds never rewrites the engine choice
+        ...(form.engine !== (ctx.project.engine ?? "gdino-sam2") ? { engine: form.engine } : {}),
+        ...(form.learn_from_reviews !== !!ctx.project.learn_from_reviews ? { learn_from_reviews: form.learn_from_reviews } : {}),
       };
       const p = await patch<Project>(`${P(pid)}/`, body);
       ctx.setProject(p);
@@ -103,8 +122,31 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
               <textarea name="prompts" rows={4} value={form.prompts} onChange={(e) => set("prompts", e.target.value)} aria-invalid={!!errors.prompts} />
               {errors.prompts && <span className="error small field-error" data-testid="error-prompts">{errors.prompts}</span>}</label>
           </section>
+          <section className="card" data-testid="engine-card">
+            <h2>Engine</h2>
+            <label className={errors.engine ? "field invalid" : "field"}>Pre-annotation engine
+              <select name="engine" value={form.engine} onChange={(e) => set("engine", e.target.value as EngineName)}>
+                {engines.map((x) => <option key={x.name} value={x.name}>{x.title}{x.configured === false ? " — no weights on this server" : ""}</option>)}
+              </select>
+              <span className="muted small" data-testid="engine-needs">
+                {engine.text_prompts ? "Finds objects from the text prompts." : "Closed set: finds the classes it was trained on; text prompts are not used."}
+                {engine.weights && <> Needs {engine.weights}{engine.gated ? " (gated on the hub: an operator must accept its licence)" : ""}.</>}
+              </span>
+              {engine.configured === false && (
+                <span className="error small field-error" data-testid="engine-missing">
+                  This server has no weights for this engine: its jobs fail until an operator sets {engine.config_section || "its model"} in the model config.
+                </span>
+              )}
+              {errors.engine && <span className="error small field-error">{errors.engine}</span>}
+            </label>
+            <label className="check">
+              <input type="checkbox" name="learn_from_reviews" checked={form.learn_from_reviews} onChange={(e) => set("learn_from_reviews", e.target.checked)} />
+              Learn from reviews (use approved annotations to improve this project's engine)
+            </label>
+          </section>
           <section className="card">
             <h2>Detector</h2>
+            {form.engine !== "gdino-sam2" && <p className="muted small" data-testid="detector-note">These thresholds tune GroundingDINO (gdino-sam2); the {form.engine} engine uses the score threshold of its model config.</p>}
             {num("box_threshold", "Box threshold", "Keep boxes scoring at least this.")}
             {num("text_threshold", "Text threshold", "How well a box must match its prompt.")}
             {num("nms_iou", "NMS overlap (IoU)", "Boxes overlapping more than this are merged.")}

@@ -16,6 +16,7 @@ export const SHORTCUTS: [string, string][] = [
   ["l", "Polygon: click vertices, Enter or the first vertex closes (Alt: hole, Ctrl: add to the selected mask)"],
   ["x", "Box → SAM 2 mask (drag a box)"],
   ["t", "Box → SAM mode: new object / replace the selected mask"],
+  ["o", "Click → SAM: click adds to the selected mask (or starts a new object), right/Shift+click removes; Enter or o saves, Esc discards, Backspace drops the last point"],
   ["z / Ctrl+Z", "Undo the last change (delete, class, mask, review, new object)"],
   ["Shift+Z / Ctrl+Shift+Z", "Redo"],
   ["wheel, + / −", "Zoom"],

@@ -1,25 +1,29 @@
 /** The bar over the stage: tools, box → SAM mode, brush size, undo/redo, fit, hide/show masks, help. */
-import { Spinner } from "./icons";
+import { ClickIcon, Spinner } from "./icons";
 
-export type Tool = "select" | "brush" | "eraser" | "polygon" | "box";
+export type Tool = "select" | "brush" | "eraser" | "polygon" | "box" | "click";
 /** What a box drawn for SAM does: add a new object, or replace the selected object's mask. */
 export type BoxMode = "new" | "replace";
 
-const TOOLS: Tool[] = ["select", "brush", "eraser", "polygon", "box"];
-const TOOL_LABEL: Record<Tool, string> = { select: "Select / pan (v)", brush: "Brush (b)", eraser: "Eraser (e)", polygon: "Polygon (l)", box: "Box → SAM (x)" };
+const TOOLS: Tool[] = ["select", "brush", "eraser", "polygon", "box", "click"];
+const TOOL_LABEL: Record<Tool, string> = {
+  select: "Select / pan (v)", brush: "Brush (b)", eraser: "Eraser (e)", polygon: "Polygon (l)", box: "Box → SAM (x)", click: "Click → SAM (o)",
+};
 const TOOL_HELP: Record<Tool, string> = {
   select: "Click an object to select it; drag to pan; wheel to zoom",
   brush: "Paint onto the selected mask",
   eraser: "Erase from the selected mask",
   polygon: "Click vertices, close on the first one or Enter: a new object (Alt: a hole in the selected mask, Ctrl: add to it). Drag the selected outline's vertices; Alt+click deletes one",
   box: "Drag a box: SAM 2 makes a mask — a new object, or the selected object's new mask (toggle with t)",
+  click: "Click on the object to add to its mask, right-click or Shift+click to remove; Enter or o saves, Esc discards. With nothing selected the clicks make a new object",
 };
 /** Tools that change data; a read-only workspace greys them out. */
-const WRITES: Set<Tool> = new Set(["brush", "eraser", "polygon", "box"]);
+const WRITES: Set<Tool> = new Set(["brush", "eraser", "polygon", "box", "click"]);
 
 export function StageBar(props: {
   tool: Tool; brushPx: number; showOverlays: boolean; readOnly: boolean;
-  boxMode: BoxMode; segmenting: boolean; canUndo: boolean; canRedo: boolean;
+  boxMode: BoxMode; segmenting: boolean; refining: boolean; refineInfo: { points: number; cached: boolean | null; ms: number | null };
+  canUndo: boolean; canRedo: boolean;
   onTool: (t: Tool) => void; onBoxMode: (m: BoxMode) => void; onUndo: () => void; onRedo: () => void;
   onFit: () => void; onToggleOverlays: () => void; onHelp: () => void;
 }) {
@@ -29,7 +33,7 @@ export function StageBar(props: {
       {TOOLS.map((t) => (
         <button key={t} className={tool === t ? "active" : ""} onClick={() => props.onTool(t)} data-testid={`tool-${t}`}
           disabled={readOnly && WRITES.has(t)} title={readOnly && WRITES.has(t) ? "Read-only: you can't change this image" : TOOL_HELP[t]}>
-          {TOOL_LABEL[t]}
+          {t === "click" && <ClickIcon />} {TOOL_LABEL[t]}
         </button>
       ))}
       {tool === "box" && !readOnly && (
@@ -47,6 +51,16 @@ export function StageBar(props: {
       )}
       {props.segmenting && (
         <span className="seg-busy" role="status" data-testid="sam-busy"><Spinner /> Asking SAM… (first call ~10 s)</span>
+      )}
+      {tool === "click" && !readOnly && (
+        <span className="small tool-hint" data-testid="click-hint">
+          click: add · right/Shift-click: remove · Enter saves · Esc discards
+          {props.refineInfo.points > 0 && ` · ${props.refineInfo.points} point${props.refineInfo.points > 1 ? "s" : ""}`}
+          {props.refineInfo.ms !== null && ` · ${Math.round(props.refineInfo.ms)} ms${props.refineInfo.cached ? " (cached)" : ""}`}
+        </span>
+      )}
+      {props.refining && (
+        <span className="seg-busy" role="status" data-testid="refine-busy"><Spinner /> Refining…</span>
       )}
       {(tool === "brush" || tool === "eraser") && !readOnly && <span className="small">size {props.brushPx}px ([ / ])</span>}
       {tool === "polygon" && !readOnly && <span className="small tool-hint">click vertices · Enter closes · Alt: hole · Ctrl: add · drag outline vertices</span>}

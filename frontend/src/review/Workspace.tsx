@@ -1,6 +1,6 @@
 /**
  * The review workspace: image + mask overlays on one canvas (zoom/pan), the object list with
- * scores and top-k candidates, keyboard-first review, brush/eraser/box→SAM mask fixes, claims
+ * scores and top-k candidates, keyboard-first review, brush/eraser/box→SAM/click→SAM mask fixes, claims
  * with heartbeat and live updates from other reviewers. The parts live in the use* hooks beside it.
  */
 import { useEffect, useRef, useState } from "react";
@@ -13,6 +13,7 @@ import { LockIcon } from "./icons";
 import { ObjectList } from "./ObjectList";
 import { StageBar, type Tool } from "./StageBar";
 import { useAnnotationWrites } from "./useAnnotationWrites";
+import { useClickRefine } from "./useClickRefine";
 import { heldByOther, useClaim } from "./useClaim";
 import { useImageBundle } from "./useImageBundle";
 import { useLiveAnnotations } from "./useLiveAnnotations";
@@ -69,7 +70,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     selectObject(anns[i].id);
   };
   const polygon = usePolygonTool({ pid, imageId, detail, sel, tool, readOnly, stage, editor, writes, updateAnns, setSelId, setClaim });
-  const pointer = useStagePointer({ canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly: writes.refuseReadOnly, selectObject, polygon });
+  const refine = useClickRefine({ pid, imageId, detail, sel, tool, readOnly, stage, editor, writes, updateAnns, setSelId, setClaim });
+  const pointer = useStagePointer({ canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly: writes.refuseReadOnly, selectObject, polygon, refine });
   // A read-only workspace keeps only the select/pan tool.
   const pickTool = (t: Tool) => (readOnly && t !== "select" ? writes.refuseReadOnly() : setTool(t));
   useEffect(() => { if (readOnly) setTool("select"); }, [readOnly]);
@@ -88,7 +90,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useReviewKeys({
     help, sel, setHelp, setSearch, setTool: pickTool, setBrushPx, setShowOverlays, step, setClass,
     acceptAllAndNext: nav.acceptAllAndNext, review: writes.review, remove: writes.remove,
-    undo: history.undo, redo: history.redo, toggleBoxMode, polygonKey: polygon.key,
+    undo: history.undo, redo: history.redo, toggleBoxMode, polygonKey: polygon.key, refineKey: refine.key,
     toggleHistory: () => setHistoryOpen((o) => !o),
     fit: stage.fit, zoomCenter: stage.zoomCenter, skip: nav.skip, previous: nav.previous,
   });
@@ -107,6 +109,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           ref={canvasRef}
           data-testid="review-canvas"
           className={readOnly ? "tool-read-only" : `tool-${tool}`}
+          style={tool === "click" && !readOnly ? { cursor: "crosshair" } : undefined}
           title={readOnly ? readOnlyReason : undefined}
           onPointerDown={pointer.onPointerDown}
           onPointerMove={pointer.onPointerMove}
@@ -117,6 +120,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
         />
         <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} readOnly={readOnly} onTool={pickTool} onFit={stage.fit}
           boxMode={editor.boxMode} onBoxMode={editor.setBoxMode} segmenting={editor.segmenting}
+          refining={refine.busy} refineInfo={refine.info}
           canUndo={history.canUndo} canRedo={history.canRedo} onUndo={() => void history.undo()} onRedo={() => void history.redo()}
           onToggleOverlays={() => setShowOverlays((s) => !s)} onHelp={() => setHelp(true)} />
         {!detail && <div className="stage-msg">Loading…</div>}

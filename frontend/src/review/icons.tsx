@@ -59,3 +59,13 @@ export function Spinner(p: IconProps) {
     </Svg>
   );
 }
+
+/** The click → SAM tool: a cursor arrow with a plus (points that add to / remove from a mask). */
+export function ClickIcon(p: IconProps) {
+  return (
+    <Svg {...p}>
+      <path d="M3 2l8 4.5-3.5 1-1.5 3.5z" fill="currentColor" stroke="none" />
+      <path d="M12 10v5M9.5 12.5h5" />
+    </Svg>
+  );
+}

@@ -23,6 +23,8 @@ export interface ReviewKeyActions {
   toggleHistory: () => void;
   /** The polygon tool's keys (Enter closes, Esc cancels, Backspace drops a vertex) come first. */
   polygonKey: (k: string) => boolean;
+  /** The click → SAM tool's keys while it has points (Enter / o save, Esc discards, Backspace drops a point). */
+  refineKey: (k: string) => boolean;
   fit: () => void;
   zoomCenter: (f: number) => void;
   skip: () => void;
@@ -48,6 +50,7 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   }
   if (x.help && e.key !== "?" && e.key !== "Escape") return;
   if (x.polygonKey(e.key)) { e.preventDefault(); return; }
+  if (!e.ctrlKey && !e.metaKey && !e.altKey && x.refineKey(e.key)) { e.preventDefault(); return; }
   const k = e.key;
   const ctrl = e.ctrlKey || e.metaKey;
   const sel = x.sel;
@@ -79,6 +82,7 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   else if (k === "e") x.setTool("eraser");
   else if (k === "x") x.setTool("box");
   else if (k === "l") x.setTool("polygon");
+  else if (k === "o") x.setTool("click");
   else if (k === "[") x.setBrushPx((b) => Math.max(2, Math.round(b / 1.25)));
   else if (k === "]") x.setBrushPx((b) => Math.min(200, Math.round(b * 1.25)));
   else if (k === "z") void x.undo();

@@ -7,6 +7,7 @@ import type { Annotation, ImageDetail, LabelClass } from "../api/client";
 import { fitView, zoomAt, type Pt, type View } from "../canvas";
 import { syncOverlays, type Bundle } from "./bundle";
 import type { Tool } from "./StageBar";
+import { drawRefineDraft, type RefineDraft } from "./useClickRefine";
 import type { Pixels } from "./useImageBundle";
 
 declare global {
@@ -30,9 +31,11 @@ export interface PolyOverlay {
   outline: Pt[] | null;
 }
 
-/** A pointer drag in progress, in screen (pan/click) or image (paint/box/poly) coordinates. */
+/** A pointer drag in progress, in screen (pan/click/refine) or image (paint/box/poly) coordinates.
+ * "refine" is a click of the click → SAM tool (`negative`: right button or Shift); moved, it pans. */
 export interface Drag {
-  kind: "pan" | "paint" | "box" | "click" | "poly";
+  kind: "pan" | "paint" | "box" | "click" | "poly" | "refine";
+  negative?: boolean;
   sx: number;
   sy: number;
   lx: number;
@@ -53,6 +56,7 @@ export function useStage(opts: {
   const dragRef = useRef<Drag | null>(null);
   const cursorRef = useRef<[number, number] | null>(null);
   const polyRef = useRef<PolyOverlay>({ draft: null, hole: false, outline: null });
+  const refineRef = useRef<RefineDraft | null>(null);
   const rafRef = useRef(0);
 
   const draw = useCallback(() => {
@@ -78,10 +82,12 @@ export function useStage(opts: {
     ctx2.imageSmoothingEnabled = false;
     const overlays = bundleRef.current!.overlays;
     const edit = editRef.current;
+    const refine = tool === "click" ? refineRef.current : null;
     if (showOverlays) {
       for (const a of annsRef.current) {
         const selected = a.id === selId;
         ctx2.globalAlpha = a.mask_review === "rejected" ? 0.25 : selected ? 1 : selId !== null ? 0.6 : 0.85;
+        if (refine?.overlay && refine.annId === a.id) continue; // the refined mask replaces it on screen
         if (edit && edit.annId === a.id) {
           ctx2.drawImage(edit.canvas, 0, 0, d.width, d.height);
           continue;
@@ -106,6 +112,11 @@ export function useStage(opts: {
       ctx2.lineWidth = 2 / v.scale;
       ctx2.strokeStyle = "#facc15";
       ctx2.strokeRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+    }
+    if (refine) {
+      const o = refine.overlay;
+      if (o) ctx2.drawImage(o.canvas, o.x, o.y, o.w, o.h);
+      drawRefineDraft(ctx2, refine, v.scale);
     }
     const cur = cursorRef.current;
     if (tool === "polygon") drawPolygon(ctx2, polyRef.current, cur, v.scale);
@@ -143,6 +154,7 @@ export function useStage(opts: {
   useEffect(() => {
     editRef.current = null;
     polyRef.current = { draft: null, hole: false, outline: null };
+    refineRef.current = null;
     viewRef.current = null;
   }, [pid, imageId]);
 
@@ -167,7 +179,7 @@ export function useStage(opts: {
     requestDraw();
   };
 
-  return { viewRef, editRef, dragRef, cursorRef, polyRef, requestDraw, zoomCenter, fit };
+  return { viewRef, editRef, dragRef, cursorRef, polyRef, refineRef, requestDraw, zoomCenter, fit };
 }
 
 /** The outline being edited (cyan, square handles) and the polygon being drawn (yellow; red for a hole). */

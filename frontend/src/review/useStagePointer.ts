@@ -1,13 +1,14 @@
 /**
  * Pointer input on the stage: click selects the smallest mask under the pointer, drag pans
  * (Shift/middle/right-drag with any tool), the brush and eraser paint, the box tool asks SAM, the
- * wheel zooms.
+ * click tool's clicks are SAM points (right/Shift: background; dragged, they pan), the wheel zooms.
  */
 import { useMemo, type RefObject } from "react";
 import type { Annotation, ImageDetail } from "../api/client";
 import { countsFromString, hitTest, panBy, runsGeometry, toImage, zoomAt, type HitObject } from "../canvas";
 import { notify } from "../notify";
 import type { Tool } from "./StageBar";
+import type { useClickRefine } from "./useClickRefine";
 import type { useMaskEditor } from "./useMaskEditor";
 import type { usePolygonTool } from "./usePolygonTool";
 import type { useStage } from "./useStage";
@@ -16,8 +17,9 @@ export function useStagePointer(opts: {
   canvasRef: RefObject<HTMLCanvasElement | null>; stage: ReturnType<typeof useStage>; editor: ReturnType<typeof useMaskEditor>;
   detail: ImageDetail | null; anns: Annotation[]; sel: Annotation | null; tool: Tool; readOnly: boolean;
   refuseReadOnly: () => void; selectObject: (id: number | null) => void; polygon: ReturnType<typeof usePolygonTool>;
+  refine: ReturnType<typeof useClickRefine>;
 }) {
-  const { canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly, selectObject, polygon } = opts;
+  const { canvasRef, stage, editor, detail, anns, sel, tool, readOnly, refuseReadOnly, selectObject, polygon, refine } = opts;
   const { viewRef, dragRef, cursorRef, requestDraw } = stage;
 
   const localXY = (ev: React.PointerEvent | React.WheelEvent) => {
@@ -34,6 +36,11 @@ export function useStagePointer(opts: {
     (ev.target as Element).setPointerCapture(ev.pointerId);
     const [sx, sy] = localXY(ev);
     const [ix, iy] = toImage(viewRef.current, sx, sy);
+    if (tool === "click" && ev.button !== 1) {
+      if (readOnly) return refuseReadOnly();
+      dragRef.current = { kind: "refine", sx, sy, lx: sx, ly: sy, moved: false, negative: ev.button === 2 || ev.shiftKey };
+      return;
+    }
     const pan = ev.button === 1 || ev.button === 2 || ev.shiftKey;
     if (!pan && (tool === "brush" || tool === "eraser")) {
       if (!sel) return notify("Select an object first (click it or press Tab).", "warn");
@@ -67,7 +74,7 @@ export function useStagePointer(opts: {
       } else if (d.kind === "box") {
         d.box = [d.box![0], d.box![1], ix, iy];
       } else if (d.moved) {
-        d.kind = "pan";
+        d.kind = "pan"; // a dragged click (or refine click) pans
         viewRef.current = panBy(viewRef.current, sx - d.lx, sy - d.ly);
         d.lx = sx;
         d.ly = sy;
@@ -82,6 +89,11 @@ export function useStagePointer(opts: {
     if (d.kind === "paint") void editor.finishStroke();
     else if (d.kind === "poly") polygon.up();
     else if (d.kind === "box" && d.box) void editor.segmentBox(d.box);
+    else if (d.kind === "refine" && !d.moved) {
+      const [sx, sy] = localXY(ev);
+      const [ix, iy] = toImage(viewRef.current, sx, sy);
+      refine.click(ix, iy, !d.negative);
+    }
     else if (d.kind === "click" && !d.moved) {
       const [sx, sy] = localXY(ev);
       const [ix, iy] = toImage(viewRef.current, sx, sy);

@@ -67,11 +67,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.start()
         self.stdout.write(self.style.SUCCESS(f"\nRazmetka is running at http://{host}:{port}/  ({login})"))
-        if "gpu" in wanted and not settings.RAZMETKA_ML_CONFIG:
-            self.stdout.write(
-                "No models configured (RAZMETKA_ML_CONFIG is empty): pre-annotation jobs will fail with that message.\n"
-                "Try it offline with tiny random models: make tiny-models, then set RAZMETKA_ML_CONFIG=var/tiny-models/config.json."
-            )
+        if "gpu" in wanted:
+            ml_config, source = settings.RAZMETKA_ML_CONFIG, getattr(settings, "RAZMETKA_ML_CONFIG_SOURCE", "env")
+            # build_tiny_models leaves this README next to its config; a tiny config named in the env is still tiny
+            readme = os.path.join(os.path.dirname(ml_config), "README.txt") if ml_config else ""
+            tiny = source == "tiny-models"
+            if not tiny and readme and os.path.isfile(readme):
+                with open(readme, encoding="utf-8") as fh:
+                    tiny = "MEANINGLESS" in fh.read()
+            if not ml_config:
+                self.stdout.write(
+                    "No models configured (RAZMETKA_ML_CONFIG is empty and there is no var/models/config.json): "
+                    "pre-annotation jobs will fail with that message.\n"
+                    "Real weights: make models (downloads them into var/models; `make run` then uses them).\n"
+                    "Offline: make tiny-models (random weights, meaningless predictions; `make run` then uses them)."
+                )
+            elif not os.path.isfile(ml_config):
+                self.stdout.write(self.style.WARNING(
+                    f"RAZMETKA_ML_CONFIG points at {ml_config!r}, which does not exist: pre-annotation jobs will fail."))
+            elif tiny:
+                how = "RAZMETKA_ML_CONFIG" if source == "env" else "RAZMETKA_ML_CONFIG is unset and there is no var/models"
+                self.stdout.write(self.style.WARNING(
+                    f"Pre-annotation uses TINY RANDOM-WEIGHT models ({ml_config}; {how}): their predictions are "
+                    "MEANINGLESS. For real weights run `make models` (var/models is preferred once it exists) "
+                    "or set RAZMETKA_ML_CONFIG."))
+            else:
+                how = "RAZMETKA_ML_CONFIG" if source == "env" else "from `make models`; RAZMETKA_ML_CONFIG overrides it"
+                self.stdout.write(f"Pre-annotation models: {ml_config} ({how}).")
         self.stdout.write("Press Ctrl-C to stop.\n")
         self.stdout.flush()
         supervisor.run()

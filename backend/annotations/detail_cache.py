@@ -1,0 +1,136 @@
+"""The image detail for the hot route: raw SQL on a kept-open connection, and each object's
+rendered JSON cached per (object version, class version).
+
+A review changes one object at a time, so under load an image's whole-body fingerprint
+(selectors.annotation_rows_json) changes on almost every read; caching each object's fragment
+instead means a read after a change re-renders one object, not fifty. Versions only grow and
+every write (any source) bumps them, a class rename bumps the class's, so a fragment whose
+versions match is the current one; the versions come in the same query as the image.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+
+from django.contrib.auth import get_user_model
+
+from backend.images.models import Image
+from backend.projects.models import LabelClass
+
+from .models import Annotation
+from .selectors import _iso, _rows
+
+FRAGMENTS_MAX = 20_000
+_fragments: OrderedDict[int, tuple[int, int, bytes]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _sql() -> tuple[str, str, list[str]]:
+    image_t, ann_t, class_t = Image._meta.db_table, Annotation._meta.db_table, LabelClass._meta.db_table
+    user_t = get_user_model()._meta.db_table
+    columns = [f.column for f in Image._meta.concrete_fields]
+    head = (
+        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes "
+        f"FROM {image_t} i LEFT JOIN {user_t} cu ON cu.id = i.claimed_by_id "
+        f"CROSS JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.id) ids, array_agg(a.version ORDER BY a.id) versions, "
+        f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes FROM {ann_t} a "
+        f"LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = i.id) r "
+        f"WHERE i.id = %s AND i.project_id = %s"
+    )
+    rows = (
+        "SELECT a.id, a.image_id, a.label_class_id, lc.name, a.mask_rle, a.bbox, a.area, a.source, a.det_score, "
+        "a.mask_score, a.class_score, a.class_margin, a.candidates, a.class_review, a.mask_review, a.job_id, "
+        "a.created_at, a.updated_at, a.version, a.det_phrase, coalesce(lc.version, 0) "
+        f"FROM {ann_t} a LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = %s AND a.id = ANY(%s)"
+    )
+    return head, rows, [f.attname for f in Image._meta.concrete_fields]
+
+
+_SQL: tuple | None = None
+
+
+def _image_from(row, attnames: list[str]) -> Image:
+    image = Image.from_db("default", attnames, row[:len(attnames)])
+    claimer = row[len(attnames)]
+    if image.claimed_by_id is not None and claimer is not None:
+        image.claimed_by = get_user_model()(pk=image.claimed_by_id, username=claimer)
+    return image
+
+
+# ImageSerializer's fields, rendered here without DRF's per-call field construction (~1 ms).
+# If the serializer's field list changes, the hot route stops answering (Django does) until
+# this is updated: tests/backend/test_api_hot_paths.py compares the two bodies.
+_HEAD_FIELDS = [
+    "id", "original_name", "content_type", "sha256", "size_bytes", "width", "height", "status",
+    "created_at", "updated_at", "version", "annotation_count", "pending_count", "file_url",
+    "thumbnail_url", "claimed_by", "claim_expires_at",
+]
+
+
+def head_matches_serializer() -> bool:
+    from backend.images.serializers import ImageSerializer
+
+    return list(ImageSerializer.Meta.fields) == _HEAD_FIELDS
+
+
+def _head(image: Image) -> bytes:
+    from backend.images.claims import active_claimant
+
+    holder = active_claimant(image)
+    data = {
+        "id": image.pk, "original_name": image.original_name, "content_type": image.content_type,
+        "sha256": image.sha256, "size_bytes": image.size_bytes, "width": image.width, "height": image.height,
+        "status": image.status, "created_at": _iso(image.created_at), "updated_at": _iso(image.updated_at),
+        "version": image.version, "annotation_count": None, "pending_count": None,
+        "file_url": f"/api/projects/{image.project_id}/images/{image.pk}/file/",
+        "thumbnail_url": f"/api/projects/{image.project_id}/images/{image.pk}/thumbnail/?v={image.sha256[:12]}",
+        "claimed_by": holder.username if holder else None,
+        "claim_expires_at": None if image.claim_expires_at is None else _iso(image.claim_expires_at),
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def render_fragment(row) -> bytes:
+    return json.dumps(_rows([row])[0], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def image_detail(conn, project_id: int, image_id: int) -> bytes | None:
+    """The detail body, byte for byte what ImageBundleViewSet.retrieve renders; None: no such
+    image in the project, or the serializer changed (Django answers)."""
+    global _SQL
+    if _SQL is None:
+        _SQL = _sql() if head_matches_serializer() else ()
+    if not _SQL:
+        return None
+    head_sql, rows_sql, attnames = _SQL
+    row = await (await conn.execute(head_sql, (image_id, project_id))).fetchone()
+    if row is None:
+        return None
+    ids, versions, classes = (row[-3] or []), (row[-2] or []), (row[-1] or [])
+    image = _image_from(row, attnames)
+    parts: dict[int, bytes] = {}
+    missing = []
+    with _lock:
+        for pk, version, class_version in zip(ids, versions, classes):
+            hit = _fragments.get(pk)
+            if hit is not None and hit[0] == version and hit[1] == class_version:
+                parts[pk] = hit[2]
+                _fragments.move_to_end(pk)
+            else:
+                missing.append(pk)
+    if missing:
+        # A write may land between the two queries: the newer row is served (as the view's two
+        # queries would) and cached under its own versions; a row deleted meanwhile is left out.
+        fetched = await (await conn.execute(rows_sql, (image_id, missing))).fetchall()
+        fresh = {r[0]: (r[18], r[20], render_fragment(r)) for r in fetched}
+        with _lock:
+            for pk, entry in fresh.items():
+                _fragments[pk] = entry
+                _fragments.move_to_end(pk)
+                parts[pk] = entry[2]
+            while len(_fragments) > FRAGMENTS_MAX:
+                _fragments.popitem(last=False)
+        ids = [pk for pk in ids if pk in parts]
+    head = _head(image)
+    return head[:-1] + b',"annotations":[' + b",".join(parts[pk] for pk in ids) + b"]}"

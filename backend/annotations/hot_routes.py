@@ -1,0 +1,173 @@
+"""The review app's two hottest requests, answered before Django's request machinery.
+
+    GET  /api/projects/{p}/images/{i}/                  the image with its objects
+    POST /api/projects/{p}/annotations/{a}/review/      accept / reject a class or mask
+
+Through Django each costs a new thread, a new PostgreSQL connection (20-30 ms here, see
+core/async_db.py), the middleware chain, DRF and ORM compilation: 15-30 ms of CPU on a 2-core box.
+Here the caller and their role come from one raw query (core/fast_auth.py), the detail from
+raw SQL and per-object cached JSON (detail_cache.py), and the review from fast_review.py (the
+service's rules in raw SQL; the write itself in changes.record_review_raw), all on a few kept-open
+connections from the event loop.
+
+The HTTP contract is the view's, byte for byte. Only the plain successful case is handled here;
+everything else (no or bad credentials, not a member, a role that may not, a missing image, a
+body or query the view would validate, a failed CSRF check) goes to Django untouched, before
+anything is written, and gets Django's answer; so do a stale version, another person's claim and
+every other refusal of the review service.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import psycopg
+
+from backend.core import async_db, fast_auth
+from backend.projects.access import ROLE_CAPABILITIES, Capability
+
+
+# [0-9], not \d: Django's int converter takes ASCII digits only.
+_DETAIL = re.compile(r"^/api/projects/([0-9]{1,18})/images/([0-9]{1,18})/$")
+_REVIEW = re.compile(r"^/api/projects/([0-9]{1,18})/annotations/([0-9]{1,18})/review/$")
+# Django joins repeated headers; a request repeating one of these is left to it.
+_SINGLE = (b"host", b"cookie", b"authorization", b"content-type")
+_JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
+_BODY_MAX = 64 * 1024
+_TARGETS = {"class", "mask", "both"}
+# The headers Django + DRF put on these answers (security middleware, DRF's Allow/Vary,
+# SessionMiddleware's Vary: Cookie); tests/backend/test_api_hot_paths.py compares them.
+_COMMON = [
+    (b"content-type", b"application/json"),
+    (b"vary", b"Accept, Cookie"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_ALLOW = {"detail": b"GET, DELETE, HEAD, OPTIONS", "review": b"POST, OPTIONS"}
+
+
+class Fallback(Exception):
+    """Not the plain case: Django answers."""
+
+
+class HotRoutes:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("query_string"):
+            return await self.app(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and (m := _DETAIL.match(path)):
+            kind = "detail"
+        elif method == "POST" and (m := _REVIEW.match(path)):
+            kind = "review"
+        else:
+            return await self.app(scope, receive, send)
+        messages, body = await _read_body(receive)
+        try:
+            names = [k for k, _ in scope["headers"]]
+            if body is None or any(names.count(n) > 1 for n in _SINGLE) or not fast_auth.host_allowed(scope):
+                raise Fallback()
+            if kind == "detail":
+                status, payload, extra = await _detail(scope, int(m[1]), int(m[2]))
+            else:
+                status, payload, extra = await _review(scope, int(m[1]), int(m[2]), body)
+        except Fallback:
+            return await self.app(scope, _replay(messages, receive), send)
+        headers = [*_COMMON, (b"allow", _ALLOW[kind]), *extra, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive):
+    """The whole request body (None past _BODY_MAX, or when the client left), plus the messages
+    read, so Django can be handed the request as it came."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > _BODY_MAX:
+            return messages, None
+        if not message.get("more_body"):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replay(messages, receive):
+    pending = list(messages)
+
+    async def replay():
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def _who(conn, scope, project_id: int, capability: Capability) -> fast_auth.Caller:
+    caller = await fast_auth.caller(conn, scope, project_id)
+    if caller is None or caller.role is None or capability not in ROLE_CAPABILITIES.get(caller.role, ()):
+        raise Fallback()
+    return caller
+
+
+async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, list]:
+    from . import detail_cache
+
+    try:
+        async with async_db.pool.connection() as conn:
+            await _who(conn, scope, project_id, Capability.READ)
+            body = await detail_cache.image_detail(conn, project_id, image_id)
+    except (psycopg.Error, OSError):
+        raise Fallback() from None
+    if body is None:
+        raise Fallback()
+    return 200, body, []
+
+
+def _strict(constant):
+    raise ValueError(constant)  # NaN / Infinity: DRF's parser refuses them
+
+
+def _review_input(scope, body: bytes) -> dict:
+    """The body, if it is a flat JSON object the view's serializer would take as it is; any
+    other (a string version, nesting, another content type or charset) is the view's to judge."""
+    from backend.core.json_limits import check_json_body
+
+    from .models import ReviewState
+
+    content_type = (fast_auth.header(scope, b"content-type") or b"").strip().lower()
+    if content_type not in _JSON_TYPES:
+        raise Fallback()
+    try:
+        check_json_body(body)
+        data = json.loads(body.decode("utf-8"), parse_constant=_strict)
+    except Exception:  # too large or deep, not JSON, not UTF-8
+        raise Fallback() from None
+    if not isinstance(data, dict) or any(isinstance(v, (dict, list)) for v in data.values()):
+        raise Fallback()
+    version, target, decision = data.get("version"), data.get("target"), data.get("decision")
+    if type(version) is not int or target not in _TARGETS or decision not in ReviewState.values:
+        raise Fallback()
+    return {"version": version, "target": target, "decision": decision}
+
+
+async def _review(scope, project_id: int, annotation_id: int, body: bytes) -> tuple[int, bytes, list]:
+    from rest_framework.renderers import JSONRenderer
+
+    from . import fast_review
+
+    data = _review_input(scope, body)
+    try:
+        async with async_db.pool.connection() as conn:
+            caller = await _who(conn, scope, project_id, Capability.REVIEW)
+            if caller.session and not fast_auth.csrf_ok(scope, body):
+                raise Fallback()
+            result = await fast_review.review(conn, project_id=project_id, annotation_id=annotation_id,
+                                              user_id=caller.user_id, **data)
+    except (psycopg.Error, OSError, fast_review.Fallback):
+        raise Fallback() from None
+    return 200, JSONRenderer().render(result), []

@@ -1,0 +1,123 @@
+"""Who is calling, and their role in one project, in one raw query: for the hot routes only.
+
+It mirrors what DRF + Django do for the API (session first, then `Authorization: Token`), but
+only recognises the plain, valid case: a live session of an active user whose password hash still
+matches the session (and who is not on a one-time password), or a valid token of an active user.
+Anything else (no credentials, a bad token, a session Django would flush or rotate, a failed CSRF
+check) returns None and the request goes to Django, which gives its usual answer. Nothing is
+cached: a removed member, a changed role or password counts on the very next request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from django.conf import settings
+
+from .permissions import SESSION_FLAG
+
+_MEMBER = (
+    "SELECT u.id, u.username, u.is_active, u.password, m.role FROM auth_user u "
+    "LEFT JOIN projects_membership m ON m.user_id = u.id AND m.project_id = %s "
+)
+_BY_TOKEN = _MEMBER + "JOIN authtoken_token t ON t.user_id = u.id WHERE t.key = %s"
+_BY_ID = _MEMBER + "WHERE u.id = %s"
+_SESSION = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > now()"
+_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int
+    username: str
+    role: str | None  # None: not a member of the project
+    session: bool  # signed in by session cookie (unsafe methods need the CSRF check)
+
+
+def header(scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+def cookies(scope) -> dict[str, str]:
+    """The cookies as Django reads them (its own lenient parser, latin-1 header)."""
+    from django.http.cookie import parse_cookie
+
+    raw = header(scope, b"cookie")
+    return parse_cookie(raw.decode("latin-1").rstrip("; ")) if raw else {}
+
+
+async def caller(conn, scope, project_id: int) -> Caller | None:
+    jar = cookies(scope)
+    session_key = jar.get(settings.SESSION_COOKIE_NAME)
+    if session_key:
+        return await _by_session(conn, session_key, project_id)
+    raw = header(scope, b"authorization")
+    if raw is None:
+        return None
+    parts = raw.split()
+    if len(parts) != 2 or parts[0].lower() != b"token":
+        return None
+    try:
+        key = parts[1].decode()
+    except UnicodeDecodeError:
+        return None
+    row = await (await conn.execute(_BY_TOKEN, (project_id, key))).fetchone()
+    if row is None or not row[2]:
+        return None
+    return Caller(row[0], row[1], row[4], session=False)
+
+
+async def _by_session(conn, session_key: str, project_id: int) -> Caller | None:
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return None
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils.crypto import constant_time_compare
+
+    found = await (await conn.execute(_SESSION, (session_key,))).fetchone()
+    if found is None:
+        return None
+    data = SessionStore().decode(found[0])
+    if data.get(SESSION_FLAG) or data.get(BACKEND_SESSION_KEY) != _BACKEND or _BACKEND not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    try:
+        user_id = int(data[SESSION_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+    row = await (await conn.execute(_BY_ID, (project_id, user_id))).fetchone()
+    if row is None or not row[2]:
+        return None
+    expected = get_user_model()(password=row[3]).get_session_auth_hash()
+    if not constant_time_compare(data.get(HASH_SESSION_KEY) or "", expected):
+        return None  # Django flushes it, or rotates it under a fallback secret
+    return Caller(row[0], row[1], row[4], session=True)
+
+
+def host_allowed(scope) -> bool:
+    """Django's ALLOWED_HOSTS check (CommonMiddleware answers 400 otherwise)."""
+    from django.http.request import split_domain_port, validate_host
+
+    raw = header(scope, b"host")
+    if raw is None:
+        return False
+    host = raw.decode("latin-1")
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+def csrf_ok(scope, body: bytes) -> bool:
+    """DRF's CSRF check for a session-authenticated unsafe request, run on a Django request built
+    from the ASGI scope (no database)."""
+    import io
+
+    from django.core.handlers.asgi import ASGIRequest
+    from rest_framework.authentication import CSRFCheck
+
+    request = ASGIRequest(scope, io.BytesIO(body))
+    check = CSRFCheck(lambda r: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {}) is None

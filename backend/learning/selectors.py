@@ -1,0 +1,110 @@
+"""Reads: runs, model versions, and the active models other code applies."""
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from backend.core.errors import NotFound
+from backend.projects.models import Project
+
+from .models import EvaluationRun, ModelKind, ModelVersion, TrainingRun
+
+_lock = threading.Lock()
+_heads: dict[int, object] = {}  # ModelVersion id -> ml.head.Head (a version's file never changes)
+
+
+def evaluation_runs(project: Project):
+    return EvaluationRun.objects.filter(project=project).select_related("created_by", "model_version")
+
+
+def training_runs(project: Project):
+    return TrainingRun.objects.filter(project=project).select_related("created_by", "model_version")
+
+
+def model_versions(project: Project):
+    return ModelVersion.objects.filter(project=project).select_related("created_by", "promoted_by")
+
+
+def get_or_404(queryset, pk: int, what: str):
+    obj = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise NotFound(f"{what} not found.")
+    return obj
+
+
+def active_version(project_id: int, kind: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project_id=project_id, kind=kind, state=ModelVersion.State.ACTIVE).first()
+
+
+def load_head(version: ModelVersion):
+    from ml.head import Head
+
+    with _lock:
+        if version.pk not in _heads:
+            with default_storage.open(version.file.name, "rb") as fh:
+                _heads[version.pk] = Head.from_bytes(fh.read())
+        return _heads[version.pk]
+
+
+def active_transform(project_id: int):
+    """The project's active projection head as a callable on [N, D] embeddings (ml.head.Head),
+    or None when no head is active. Hand it to ml.matcher.Matcher(transform=...): it is applied
+    to crop and exemplar vectors alike. Its ``embedder_version`` names the embedder it fits;
+    applied to another embedder's vectors it raises ValueError (a different size) or is
+    meaningless, so callers with vectors of another embedder should skip it."""
+    version = active_version(project_id, ModelKind.HEAD)
+    return None if version is None else load_head(version)
+
+
+def transform_for(project_id: int, embedder_version: str):
+    """active_transform, only when it was trained on this embedder's vectors."""
+    head = active_transform(project_id)
+    return head if head is not None and head.embedder_version == embedder_version else None
+
+
+def maskrcnn_checkpoint(version: ModelVersion) -> Path:
+    """A local folder with the version's checkpoint (maskrcnn.json + model.pt), unpacked once
+    from media storage under VAR_DIR/models/ (works with S3 storage too)."""
+    # Keyed by id and creation time: a recreated database reuses ids, never both.
+    root = Path(settings.VAR_DIR) / "models" / f"maskrcnn-{version.pk}-{int(version.created_at.timestamp() * 1e6)}"
+    if not (root / "maskrcnn.json").is_file():
+        import shutil
+        import tempfile
+
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with default_storage.open(version.file.name, "rb") as fh:
+            data = fh.read()
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".unpack-"))
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(tmp)
+        try:
+            tmp.rename(root)  # atomic: a reader never sees half a checkpoint
+        except OSError:  # another process unpacked it meanwhile (same bytes)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def active_maskrcnn_checkpoint(project_id: int) -> Path | None:
+    """The folder the `maskrcnn` engine should load for this project: its active trained
+    version, or None (then the engine's configured maskrcnn.model)."""
+    version = active_version(project_id, ModelKind.MASKRCNN)
+    return None if version is None else maskrcnn_checkpoint(version)
+
+
+def active_head_id(project_id: int) -> int | None:
+    """For a job's settings_snapshot: the head active when it started (None: no head)."""
+    version = active_version(project_id, ModelKind.HEAD)
+    return None if version is None else version.pk
+
+
+def head_transform(version_id: int | None):
+    """The head of one ModelVersion (a job's frozen choice), active or not; None for None."""
+    if version_id is None:
+        return None
+    version = ModelVersion.objects.filter(pk=version_id, kind=ModelKind.HEAD).first()
+    return None if version is None else load_head(version)

@@ -1,0 +1,125 @@
+"""A training run's work inside the gpu worker: approved objects -> ml.training -> a candidate
+ModelVersion (services.register_version). Nothing here activates a model."""
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from django.db import transaction
+
+from backend.gallery.versions import current_version
+from backend.jobs.engine import get_pipeline, read_rgb
+from backend.jobs.gallery_index import ensure_exemplar_embeddings, load_gallery
+
+from . import data, services
+from .models import ModelKind, TrainingRun
+
+
+def _image_files(image_ids) -> dict[int, str]:
+    from backend.images.models import Image
+
+    return dict(Image.objects.filter(pk__in=list(image_ids)).values_list("pk", "file"))
+
+
+def object_features(objects: list[data.ApprovedObject], pipeline) -> np.ndarray:
+    """Each object's embedding: the stored crop vector when this embedder made it, else the
+    masked crop embedded now (hand-drawn objects, or another embedder's vectors)."""
+    from ml.embedders.crops import make_crop
+    from ml.masks import decode_rle
+
+    version = pipeline.embedder_version
+    feats: list[np.ndarray | None] = [
+        np.asarray(o.embedding, np.float32) if o.embedding is not None and o.embedder_version == version else None
+        for o in objects
+    ]
+    todo = defaultdict(list)
+    for i, o in enumerate(objects):
+        if feats[i] is None:
+            todo[o.image_id].append(i)
+    files = _image_files(todo)
+    e = pipeline.cfg.embedder
+    for image_id, idx in todo.items():
+        image = read_rgb(files[image_id])
+        crops = []
+        for i in idx:
+            x, y, w, h = objects[i].bbox
+            crops.append(make_crop(image, [x, y, x + w, y + h], decode_rle(objects[i].mask_rle), e.crop_mode,
+                                   e.background, e.crop_padding))
+        for i, vec in zip(idx, pipeline.embed_crops(crops)):
+            feats[i] = vec
+    return np.stack(feats) if feats else np.zeros((0, 0), np.float32)
+
+
+def train_head_run(run: TrainingRun) -> None:
+    from ml.training.head import HeadTrainingConfig, train_head
+
+    pipeline = get_pipeline()
+    objects = data.approved_for_training(run.project_id)
+    x = object_features(objects, pipeline)
+    with transaction.atomic():
+        newest = current_version(run.project_id)
+        ensure_exemplar_embeddings(project_id=run.project_id, pipeline=pipeline)
+        gallery = load_gallery(project_id=run.project_id, embedder_version=pipeline.embedder_version)
+    services.record_progress(run, progress=0.05)
+    cfg = HeadTrainingConfig(**{k: v for k, v in run.params.items() if k in ("epochs", "hidden", "holdout", "seed")})
+    trained = train_head(
+        x, [o.label for o in objects], cfg,
+        gallery=(gallery.embeddings, gallery.labels) if len(gallery) else None,
+        meta={"embedder_version": pipeline.embedder_version, "project_id": run.project_id},
+        progress=lambda f: services.record_progress(run, progress=0.05 + 0.9 * f),
+    )
+    metrics = {**trained.metrics, "gallery_version": newest.number, "embedder": pipeline.embedder_version}
+    version = services.register_version(run=run, file_name=f"head-p{run.project_id}-r{run.pk}.npz",
+                                        content=trained.head.to_bytes(), metrics=metrics,
+                                        embedder_version=pipeline.embedder_version)
+    services.finish(run, progress=1.0, model_version=version)
+
+
+def maskrcnn_samples(project_id: int):
+    from ml.masks import decode_rle
+    from ml.training.maskrcnn import Sample
+
+    names = data.class_names(project_id)
+    by_image = defaultdict(list)
+    for o in data.approved_for_training(project_id):
+        by_image[o.image_id].append(o)
+    files = _image_files(by_image)
+    return [Sample(read_rgb(files[i]), [(names[o.label], decode_rle(o.mask_rle)) for o in objs], i)
+            for i, objs in sorted(by_image.items())]
+
+
+def train_maskrcnn_run(run: TrainingRun) -> None:
+    from ml.training.maskrcnn import MaskRCNNTrainingConfig, train_maskrcnn
+
+    device = str(getattr(get_pipeline().embedder, "device", "cpu"))  # the worker's device
+    samples = maskrcnn_samples(run.project_id)
+    keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size")
+    cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys})
+    tmp = Path(tempfile.mkdtemp(prefix="razmetka-maskrcnn-"))
+    try:
+        trained = train_maskrcnn(samples, tmp / "checkpoint", cfg, device=device,
+                                 progress=lambda f: services.record_progress(run, progress=0.9 * f))
+        held = [samples[i].image_id for i in trained.metrics.pop("heldout_indices", [])]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(trained.path.iterdir()):
+                zf.write(f, f.name)
+        metrics = {**trained.metrics, "heldout_image_ids": held, "class_names": trained.spec["class_names"],
+                   "device": device}
+        version = services.register_version(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
+                                            content=buf.getvalue(), metrics=metrics)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    services.finish(run, progress=1.0, model_version=version)
+
+
+def run(training: TrainingRun) -> None:
+    if training.kind == ModelKind.HEAD:
+        train_head_run(training)
+    else:
+        train_maskrcnn_run(training)

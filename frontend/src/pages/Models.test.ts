@@ -1,0 +1,21 @@
+import { describe, expect, it } from "vitest";
+import { dataLabel, modelSummary, pct, type EvaluationRun, type ModelVersion } from "./Models";
+
+describe("Accuracy & models helpers", () => {
+  it("formats fractions and missing values", () => {
+    expect(pct(0.5049)).toBe("50.5%");
+    expect(pct(null)).toBe("—");
+    expect(pct(undefined)).toBe("—");
+  });
+  it("names the data an evaluation ran on", () => {
+    const run = { split: "all", total: 4, metrics: { images: 4, gt_objects: 16 } } as unknown as EvaluationRun;
+    expect(dataLabel(run)).toBe("4 approved images, 16 objects");
+    expect(dataLabel({ ...run, split: "heldout", metrics: {} } as EvaluationRun)).toBe("4 held-out images");
+  });
+  it("summarises a head against the identity and a Mask R-CNN by mask AP", () => {
+    const head = { kind: "head", metrics: { heldout_top1: 0.9, heldout_top1_identity: 0.4, heldout_objects: 40 } } as unknown as ModelVersion;
+    expect(modelSummary(head)).toBe("gallery top-1 90.0% (was 40.0% without the head), 40 held-out objects");
+    const mrcnn = { kind: "maskrcnn", metrics: { ap: { mask: { per_class: { ap: 0.25 } } }, heldout_images: 2, steps: 3 } } as unknown as ModelVersion;
+    expect(modelSummary(mrcnn)).toBe("mask AP 25.0%, 2 held-out images, 3 steps");
+  });
+});

@@ -1,0 +1,144 @@
+"""Fine-tune a torchvision Mask R-CNN on approved masks (seed 002's closed-set model).
+
+Samples are images with their approved objects; a stratified split by image (keyed on each
+image's most common label) holds some out, the held-out images are scored with ml.evaluation,
+and the checkpoint is written by ml.maskrcnn_model.save_checkpoint. Django-free.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml import evaluation
+from ml.masks import encode_rle
+from ml.maskrcnn_model import build_model, load_checkpoint, save_checkpoint
+from ml.training.split import stratified_split
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # HxWx3 uint8
+    objects: list[tuple[str, np.ndarray]]  # (label, bool HxW mask)
+    image_id: int | str = 0
+
+
+@dataclass
+class MaskRCNNTrainingConfig:
+    arch: str = "resnet50_fpn"
+    min_size: int = 800
+    max_size: int = 1333
+    steps: int = 200
+    batch_size: int = 2
+    lr: float = 0.005
+    holdout: float = 0.25
+    seed: int = 0
+    score_threshold: float = 0.05
+    init_checkpoint: str | None = None  # a folder from save_checkpoint to start from (same classes)
+
+
+@dataclass
+class TrainedMaskRCNN:
+    path: Path
+    spec: dict
+    metrics: dict = field(default_factory=dict)
+
+
+def _target(sample: Sample, class_names: list[str]) -> dict:
+    masks = np.stack([m.astype(np.uint8) for _, m in sample.objects])
+    boxes = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32),
+            "labels": torch.tensor([class_names.index(lab) + 1 for lab, _ in sample.objects], dtype=torch.int64),
+            "masks": torch.from_numpy(masks)}
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+
+
+@torch.inference_mode()
+def predict(model, spec: dict, images: list[np.ndarray], score_threshold: float = 0.05) -> list[list[dict]]:
+    """Per image, objects as ml.evaluation predictions (label, score, class_score, mask_rle)."""
+    model.eval()
+    device = next(model.parameters()).device
+    names = spec["class_names"]
+    out = []
+    for image in images:
+        result = model([_tensor(image).to(device)])[0]
+        objects = []
+        for score, label, mask in zip(result["scores"].tolist(), result["labels"].tolist(), result["masks"]):
+            if score < score_threshold:
+                continue
+            binary = (mask[0] > 0.5).cpu().numpy()
+            if not binary.any():
+                continue
+            objects.append({"label": names[label - 1] if 0 < label <= len(names) else evaluation.UNKNOWN,
+                            "score": float(score), "class_score": float(score), "mask_rle": encode_rle(binary)})
+        out.append(objects)
+    return out
+
+
+def evaluate_model(model, spec: dict, samples: list[Sample], score_threshold: float = 0.05) -> dict:
+    t0 = time.perf_counter()
+    preds = predict(model, spec, [s.image for s in samples], score_threshold)
+    seconds = time.perf_counter() - t0
+    gt = [{"image_id": i, "width": s.image.shape[1], "height": s.image.shape[0],
+           "objects": [{"label": lab, "mask_rle": encode_rle(m)} for lab, m in s.objects]} for i, s in enumerate(samples)]
+    metrics = evaluation.evaluate(gt, [{"image_id": i, "objects": p} for i, p in enumerate(preds)])
+    metrics["seconds_per_image"] = seconds / max(1, len(samples))
+    return metrics
+
+
+def train_maskrcnn(samples: list[Sample], out_dir: str | Path, cfg: MaskRCNNTrainingConfig | None = None, *,
+                   device: str = "cpu", progress: Callable[[float], None] | None = None) -> TrainedMaskRCNN:
+    cfg = cfg or MaskRCNNTrainingConfig()
+    samples = [s for s in samples if s.objects]
+    class_names = sorted({lab for s in samples for lab, _ in s.objects})
+    if not class_names or len(samples) < 2:
+        raise ValueError("training Mask R-CNN needs at least two images with approved masks")
+    key = [Counter(lab for lab, _ in s.objects).most_common(1)[0][0] for s in samples]
+    train_idx, held_idx = stratified_split(key, cfg.holdout, cfg.seed)
+    if not held_idx:  # every label seen once: still hold one image out, or nothing is measured
+        train_idx, held_idx = train_idx[:-1], train_idx[-1:]
+    spec = {"arch": cfg.arch, "class_names": class_names, "min_size": cfg.min_size, "max_size": cfg.max_size,
+            "weights": None}
+    torch.manual_seed(cfg.seed)
+    if cfg.init_checkpoint:
+        model, old = load_checkpoint(cfg.init_checkpoint, "cpu")
+        if old.get("class_names") != class_names or old.get("arch") != cfg.arch:
+            raise ValueError("the starting checkpoint has other classes or another architecture")
+    else:
+        model = build_model(spec)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
+    rng = np.random.default_rng(cfg.seed)
+    losses = []
+    for step in range(cfg.steps):
+        batch = [samples[i] for i in rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=False)]
+        images = [_tensor(s.image).to(device) for s in batch]
+        targets = [{k: v.to(device) for k, v in _target(s, class_names).items()} for s in batch]
+        loss_dict = model(images, targets)
+        loss = sum(loss_dict.values())
+        if not torch.isfinite(loss):
+            raise ValueError(f"training diverged at step {step} (loss {loss.item()}): lower the learning rate")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if progress and (step % 10 == 9 or step == cfg.steps - 1):
+            progress((step + 1) / cfg.steps)
+    path = save_checkpoint(model.cpu(), spec, out_dir)
+    metrics = evaluate_model(model.to(device), spec, [samples[i] for i in held_idx], cfg.score_threshold)
+    metrics.update({"train_images": len(train_idx), "heldout_images": len(held_idx), "steps": cfg.steps,
+                    "first_loss": losses[0], "last_loss": losses[-1], "seed": cfg.seed, "arch": cfg.arch,
+                    "heldout_indices": held_idx})
+    return TrainedMaskRCNN(path, spec, metrics)

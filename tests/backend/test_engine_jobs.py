@@ -1,0 +1,87 @@
+"""A pre-annotation job per engine on the real Celery test worker: the project's engine, frozen
+into the job's snapshot, picks the pipeline; one worker config (tiny models) serves them all."""
+import pytest
+
+from backend.annotations.models import Annotation
+from backend.jobs import services
+from backend.jobs.models import ItemStatus, JobStatus
+from backend.projects.models import Project
+from ml.tiny import TINY_MASKRCNN_CLASSES
+
+from .factories import make_user
+from .test_jobs import build_project, wait_for_job
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("engine", ["gdino-sam2", "sam3", "maskrcnn"])
+def test_job_runs_the_projects_engine(engine, celery_worker, client_for):
+    owner, project, _ = build_project(n_images=1, prompts=["tool"])
+    Project.objects.filter(pk=project.pk).update(engine=engine)  # projects.services takes no engine yet
+    response = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": "new"}, format="json")
+    assert response.status_code == 201, response.content
+    job = wait_for_job(response.json()["id"])
+    assert job.settings_snapshot["engine"] == engine
+    assert job.status == JobStatus.DONE, job.error
+    assert (job.processed, job.failed) == (1, 0), list(job.items.values_list("error", flat=True))
+    assert set(job.stage_ms) >= {"detect", "segment", "embed", "match"}
+    annotations = list(Annotation.objects.filter(project=project))
+    assert annotations, f"the tiny {engine} pipeline proposed nothing"
+    for a in annotations:
+        assert a.source == "model" and a.job_id == job.pk and a.embedding is not None
+        assert a.det_score is not None and a.mask_score is not None and a.area > 0
+        assert a.mask_rle["size"] == [a.image.height, a.image.width]
+        assert {c["name"] for c in a.candidates} == {"hammer", "wrench"}  # the gallery matcher classifies
+        if engine == "maskrcnn":
+            assert a.det_phrase in TINY_MASKRCNN_CLASSES  # closed set: the model's own class
+        elif engine == "sam3":
+            assert a.det_phrase == "tool"  # the prompt that found it
+
+
+def test_engine_the_worker_cannot_build_fails_the_job_with_the_setting(settings, tmp_path, tiny_models_config):
+    """A worker config without Mask R-CNN weights: the maskrcnn project's items fail with a message
+    naming maskrcnn.model; the task returns (no exception, so no redelivery loop)."""
+    from backend.jobs.tasks import run_batch
+    from ml.config import PipelineConfig
+
+    cfg = PipelineConfig.from_file(tiny_models_config)  # the other models' paths, made absolute
+    cfg.maskrcnn.model = str(tmp_path / "no-such-checkpoint")
+    bad = tmp_path / "config.json"
+    cfg.to_file(bad)
+    settings.RAZMETKA_ML_CONFIG = str(bad)
+    settings.QUEUE_GPU = "nobody-listens-engine-test"  # this test runs the batch itself
+    owner, project, _ = build_project(n_images=1)
+    Project.objects.filter(pk=project.pk).update(engine="maskrcnn")  # as above
+    project.refresh_from_db()
+    job = services.start_job(project=project, user=owner)
+    ids = list(job.items.values_list("image_id", flat=True))
+    result = run_batch.apply(args=[job.pk, ids]).get()
+    assert result == {"failed": 1}
+    item = job.items.get()
+    assert item.status == ItemStatus.FAILED
+    assert "'maskrcnn' engine cannot run" in item.error and "maskrcnn.model" in item.error
+
+
+def test_engines_api_lists_the_registry_and_what_this_server_has(settings, tmp_path, tiny_models_config, client_for):
+    from ml.config import PipelineConfig
+    from ml.engines import describe
+
+    user = make_user("engines-reader")
+    assert client_for(None).get("/api/engines/").status_code in (401, 403)
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    rows = client_for(user).get("/api/engines/").json()
+    assert [r["name"] for r in rows] == ["gdino-sam2", "sam3", "maskrcnn"]
+    assert all(r["configured"] is True for r in rows)  # the tiny models have every engine's weights
+    assert [r["default"] for r in rows] == [True, False, False]
+    assert [{k: v for k, v in r.items() if k not in ("configured", "default")} for r in rows] == describe()
+    cfg = PipelineConfig.from_file(tiny_models_config)
+    cfg.maskrcnn.model = str(tmp_path / "missing")
+    cfg.sam3.model = "facebook/sam3"
+    cfg.engine = "sam3"
+    cfg.to_file(tmp_path / "config.json")
+    settings.RAZMETKA_ML_CONFIG = str(tmp_path / "config.json")
+    by_name = {r["name"]: r for r in client_for(user).get("/api/engines/").json()}
+    assert by_name["maskrcnn"]["configured"] is False and by_name["sam3"]["configured"] is None  # a hub id
+    assert by_name["sam3"]["default"] and by_name["sam3"]["gated"]
+    settings.RAZMETKA_ML_CONFIG = ""
+    assert {r["configured"] for r in client_for(user).get("/api/engines/").json()} == {False}

@@ -1,0 +1,67 @@
+"""Fewer round trips per pre-annotation batch: a claim is one UPDATE whatever the batch size, and
+a job's gallery is loaded by its first batch only (it is pinned at start). The pipeline is the
+real one (tiny random-weight models), run in this process."""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from backend.annotations.models import Annotation
+from backend.images.services import upload_images
+from backend.jobs import services, tasks
+from backend.jobs.models import ItemStatus, JobStatus, PrelabelJob
+
+from .factories import make_image, make_project, make_user, synthetic_png
+
+pytestmark = pytest.mark.django_db
+
+
+def _updates_of_items(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "jobs_prelabeljobimage"')]
+
+
+def test_a_claim_is_one_update_for_the_whole_batch():
+    owner = make_user("owner")
+    project = make_project(owner)
+    images = [make_image(project, seed=i) for i in range(8)]
+    job = services.start_job(project=project, user=owner, images="all")  # its message goes out on commit: never here
+    tired = job.items.get(image=images[0])
+    tired.attempts = services.MAX_ATTEMPTS
+    tired.save()
+    with CaptureQueriesContext(connection) as queries:
+        claimed, todo = services.claim_items(job_id=job.pk, image_ids=[im.pk for im in images], owner="w:1:abc")
+    assert todo == [im.pk for im in images[1:]]
+    # The item that gave up is failed on its own; the seven claimed ones take one statement.
+    assert len([sql for sql in _updates_of_items(queries) if "'running'" in sql]) == 1
+    for item in job.items.filter(image_id__in=todo):
+        assert (item.status, item.attempts, item.lease_owner) == (ItemStatus.RUNNING, 1, "w:1:abc")
+        assert item.leased_until > timezone.now()
+    tired.refresh_from_db()
+    assert tired.status == ItemStatus.FAILED and "gave up" in tired.error
+    # Seven items are running now, so the claim does not finish the job.
+    assert claimed.status == PrelabelJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+
+def test_second_batch_of_a_job_reuses_its_gallery_and_the_job_finishes(settings, tiny_models_config):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("owner")
+    project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
+    files = [SimpleUploadedFile(f"s{i}.png", synthetic_png(i)) for i in range(4)]
+    ids = [im.pk for im in upload_images(project=project, user=owner, files=files).created]
+    job = services.start_job(project=project, user=owner, images="all")
+    with CaptureQueriesContext(connection) as first:
+        tasks.run_batch(job.pk, ids[:2])
+    with CaptureQueriesContext(connection) as second:
+        tasks.run_batch(job.pk, ids[2:])
+
+    def gallery_reads(queries):
+        return [q["sql"] for q in queries.captured_queries if '"gallery_' in q["sql"]]
+
+    assert gallery_reads(first), "the first batch loads the pinned gallery"
+    assert gallery_reads(second) == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE, job.error
+    assert job.processed == 4 and job.failed == 0
+    assert Annotation.objects.filter(project=project, job_id=job.pk).exists(), "the tiny pipeline proposed nothing"
