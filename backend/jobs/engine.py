@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
+from backend.learning.selectors import head_transform
+
 
 class EngineNotConfigured(Exception):
     pass
@@ -28,7 +30,8 @@ def config_path() -> str:
     if not path:
         raise EngineNotConfigured(
             "Pre-annotation models are not configured: set RAZMETKA_ML_CONFIG to a pipeline config file "
-            "(for an offline trial, `make tiny-models` writes var/tiny-models/config.json)."
+            "(`make models` downloads the default weights and writes var/models/config.json; offline, "
+            "`make tiny-models` writes var/tiny-models/config.json for a trial)."
         )
     if not os.path.isfile(path):
         raise EngineNotConfigured(f"RAZMETKA_ML_CONFIG points at {path!r}, which does not exist.")
@@ -43,10 +46,11 @@ def load_config():
     return cfg
 
 
-def get_pipeline(engine: str | None = None):
+def get_pipeline(engine: str | None = None, maskrcnn_model: str | None = None):
     """The pipeline of ``engine`` (a project's, frozen in its job's snapshot; None = the config's
     own ``engine``), built once per process and config version. Pipelines of one config share
-    their embedder, so gallery vectors are the same whichever engine a project uses."""
+    their embedder, so gallery vectors are the same whichever engine a project uses.
+    ``maskrcnn_model``: a project's trained checkpoint folder instead of the config's."""
     from ml.errors import MLError
     from ml.pipeline import Pipeline
 
@@ -55,7 +59,9 @@ def get_pipeline(engine: str | None = None):
     with _lock:
         cfg = load_config()
         name = engine or cfg.engine
-        key = (*base, name)
+        if name == "maskrcnn" and maskrcnn_model:
+            cfg.maskrcnn.model = maskrcnn_model
+        key = (*base, name, maskrcnn_model if name == "maskrcnn" else None)
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
@@ -86,12 +92,17 @@ def read_rgb(name: str) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def job_matcher(snapshot: dict):
+def job_matcher(snapshot: dict, embedder_version: str | None = None):
     """The matcher of a job: the matching settings frozen in its settings_snapshot at start
-    (jobs/services.start_job), never the live project's."""
+    (jobs/services.start_job), never the live project's, with the projection head that was
+    active then (skipped when it was trained on another embedder's vectors)."""
     from ml.matcher import Matcher
 
+    head = head_transform(snapshot.get("head_version_id"))
+    if head is not None and embedder_version is not None and head.embedder_version != embedder_version:
+        head = None
     return Matcher(
         unknown_threshold=snapshot["unknown_threshold"], margin=snapshot["min_margin"], top_k=snapshot["top_k"],
         unique_per_image=snapshot["unique_classes_per_image"], min_assign_score=snapshot["unknown_threshold"],
+        transform=head,
     )

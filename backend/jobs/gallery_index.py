@@ -7,6 +7,7 @@ import numpy as np
 
 from backend.gallery.models import GalleryEmbedding, GalleryImage, GalleryVersion, HardNegative
 from backend.gallery.versions import current_version
+from backend.learning.selectors import active_transform, transform_for
 from backend.projects.models import LabelClass, Project
 
 from .engine import read_rgb
@@ -108,12 +109,16 @@ def load_negatives(*, project_id: int, embedder_version: str, negative_ids: list
     return Negatives(np.stack([np.asarray(vec, np.float32) for _, vec in rows]), [str(c) for c, _ in rows])
 
 
-def project_matcher(project: Project):
+def project_matcher(project: Project, embedder_version: str | None = None):
+    """The project's live matcher settings, with its active projection head (issue 15) applied
+    to crop and exemplar vectors alike when the head was trained on this embedder's vectors."""
     from ml.matcher import Matcher
 
+    transform = transform_for(project.pk, embedder_version) if embedder_version else active_transform(project.pk)
     return Matcher(
         unknown_threshold=project.unknown_threshold, margin=project.min_margin, top_k=project.top_k,
         unique_per_image=project.unique_classes_per_image, min_assign_score=project.unknown_threshold,
+        transform=transform,
     )
 
 

@@ -63,7 +63,7 @@ def segment_box_match(image_id: int, box: list[float]) -> dict:
     exemplar_ids = current_version(project.pk).exemplar_ids
     ensure_exemplar_embeddings(project_id=project.pk, pipeline=pipeline, exemplar_ids=exemplar_ids)
     gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version, exemplar_ids=exemplar_ids)
-    detection = pipeline.annotate([read_rgb(image.file.name)], gallery, boxes=[[box]], matcher=project_matcher(project))[0].detections[0]
+    detection = pipeline.annotate([read_rgb(image.file.name)], gallery, boxes=[[box]], matcher=project_matcher(project, embedder_version=pipeline.embedder_version))[0].detections[0]
     fields = classification(detection.match, classes_by_id(project.pk))
     chosen = fields["label_class"]
     x0, y0, x1, y1 = detection.bbox_xyxy

@@ -43,7 +43,6 @@ def rescore_project(*, project_id: int) -> int:
     annotations keep their class and candidates (still pending review) until a gallery exists.
     Each "rescored" event records the gallery version number it matched against."""
     project = Project.objects.get(pk=project_id)
-    matcher = project_matcher(project)
     classes = classes_by_id(project_id)
     newest = current_version(project_id)
     changed = 0
@@ -52,6 +51,7 @@ def rescore_project(*, project_id: int) -> int:
                                negative_ids=newest.negative_ids)
         if not len(gallery):
             continue
+        matcher = project_matcher(project, embedder_version=version)
         image_ids = list(_pending(project_id).filter(embedder_version=version).values_list("image_id", flat=True).distinct())
         for start in range(0, len(image_ids), 200):
             changed += _rescore_images(project_id, version, image_ids[start:start + 200], gallery, matcher, classes,

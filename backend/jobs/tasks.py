@@ -12,6 +12,8 @@ from django.conf import settings
 from backend.annotations import selectors as annotation_selectors
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
+from backend.learning.models import ModelVersion
+from backend.learning.selectors import maskrcnn_checkpoint
 
 from . import leases, services
 from .engine import get_pipeline, job_matcher, read_rgb
@@ -45,7 +47,8 @@ def run_batch(self, job_id: int, image_ids: list[int]) -> dict:
 def _run_claimed(job, todo: list[int]) -> dict:
     job_id = job.pk
     try:
-        pipeline = get_pipeline(engine=job.settings_snapshot.get("engine", "gdino-sam2"))
+        pipeline = get_pipeline(engine=job.settings_snapshot.get("engine", "gdino-sam2"),
+                                maskrcnn_model=_trained_maskrcnn(job.settings_snapshot))
     except Exception as exc:  # not configured, or a model that cannot be loaded: say which setting
         services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
         return {"failed": len(todo)}
@@ -67,7 +70,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
         # frozen when the job started: a later edit of the project does not reach this job.
         results = pipeline.annotate(
-            images, gallery, prompts=snapshot["prompts"], matcher=job_matcher(snapshot),
+            images, gallery, prompts=snapshot["prompts"], matcher=job_matcher(snapshot, pipeline.embedder_version),
             boxes=None if given is None else [[box for box, _ in rows] for rows in given],
         )
     except SoftTimeLimitExceeded:
@@ -106,14 +109,26 @@ def _run_claimed(job, todo: list[int]) -> dict:
 _gallery_cache: dict[tuple, object] = {}
 
 
+def _trained_maskrcnn(snapshot: dict) -> str | None:
+    """The Mask R-CNN an admin activated for the project when the job started (issue 15), as a
+    local checkpoint folder; None = the worker config's maskrcnn.model."""
+    version_id = snapshot.get("maskrcnn_version_id")
+    if snapshot.get("engine") != "maskrcnn" or version_id is None:
+        return None
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    return None if version is None else str(maskrcnn_checkpoint(version))
+
+
 def _job_gallery(job, pipeline):
     key = (job.pk, job.created_at, job.settings_snapshot.get("gallery_version_id"), pipeline.embedder_version)
     if key in _gallery_cache:
         return _gallery_cache[key]
     # The gallery version pinned at start: a later gallery change does not reach this job.
-    exemplar_ids = pinned_version(job.project_id, job.settings_snapshot).exemplar_ids
+    pinned = pinned_version(job.project_id, job.settings_snapshot)
+    exemplar_ids = pinned.exemplar_ids
     ensure_exemplar_embeddings(project_id=job.project_id, pipeline=pipeline, exemplar_ids=exemplar_ids)
-    gallery = load_gallery(project_id=job.project_id, embedder_version=pipeline.embedder_version, exemplar_ids=exemplar_ids)
+    gallery = load_gallery(project_id=job.project_id, embedder_version=pipeline.embedder_version, exemplar_ids=exemplar_ids,
+                           negative_ids=pinned.negative_ids)  # the hard negatives of the pinned version too
     _gallery_cache.clear()
     _gallery_cache[key] = gallery
     return gallery
@@ -160,16 +175,11 @@ def _with_imported_class(fields: dict, imported: tuple | None, classes: dict) ->
 
 
 def _configure_detector(pipeline, snapshot: dict) -> None:
-    """Project thresholds for this batch (the worker runs one task at a time: --pool solo)."""
-    import dataclasses
-
-    if pipeline.detector is None:
-        return
-    # Every batch overwrites all three fields, so no earlier job's values can leak through.
-    pipeline.detector.cfg = dataclasses.replace(
-        pipeline.detector.cfg, box_threshold=snapshot["box_threshold"], text_threshold=snapshot["text_threshold"],
-        nms_iou=snapshot["nms_iou"],
-    )
+    """Project thresholds for this batch (the worker runs one task at a time: --pool solo). Every
+    batch sets all three, so no earlier job's values leak through; each engine applies what it
+    understands (GroundingDINO all three, SAM 3 the NMS IoU)."""
+    pipeline.configure(box_threshold=snapshot["box_threshold"], text_threshold=snapshot["text_threshold"],
+                       nms_iou=snapshot["nms_iou"])
 
 
 def _import_boxes(image_ids: list[int]) -> list[list[tuple]]:

@@ -102,6 +102,12 @@ def active_head_id(project_id: int) -> int | None:
     return None if version is None else version.pk
 
 
+def active_maskrcnn_id(project_id: int) -> int | None:
+    """For a job's settings_snapshot: the trained Mask R-CNN active when it started (None: none)."""
+    version = active_version(project_id, ModelKind.MASKRCNN)
+    return None if version is None else version.pk
+
+
 def head_transform(version_id: int | None):
     """The head of one ModelVersion (a job's frozen choice), active or not; None for None."""
     if version_id is None:

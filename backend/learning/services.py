@@ -62,7 +62,7 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
 
 HEAD_PARAMS = {"epochs": (1, 5000), "hidden": (4, 4096), "holdout": (0.05, 0.5), "seed": (0, 2**31)}
 MASKRCNN_PARAMS = {"steps": (1, 100000), "holdout": (0.05, 0.5), "seed": (0, 2**31), "batch_size": (1, 16),
-                   "min_size": (32, 2048), "max_size": (32, 4096), "arch": ("resnet50_fpn", "tiny")}
+                   "min_size": (32, 2048), "max_size": (32, 4096), "rois_per_image": (8, 1024), "arch": ("resnet50_fpn", "tiny")}
 
 
 def _params(kind: str, given: dict) -> dict:

@@ -98,7 +98,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
 
     device = str(getattr(get_pipeline().embedder, "device", "cpu"))  # the worker's device
     samples = maskrcnn_samples(run.project_id)
-    keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size")
+    keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image")
     cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys})
     tmp = Path(tempfile.mkdtemp(prefix="razmetka-maskrcnn-"))
     try:

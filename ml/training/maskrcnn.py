@@ -40,6 +40,10 @@ class MaskRCNNTrainingConfig:
     seed: int = 0
     score_threshold: float = 0.05
     init_checkpoint: str | None = None  # a folder from save_checkpoint to start from (same classes)
+    # Fewer sampled RoIs / RPN proposals per training image than torchvision's 512 / 2000: much
+    # faster steps where roi_align has no compiled kernel (CPU test machines); None = torchvision's.
+    rois_per_image: int | None = None
+    rpn_proposals: int | None = None
 
 
 @dataclass
@@ -117,6 +121,10 @@ def train_maskrcnn(samples: list[Sample], out_dir: str | Path, cfg: MaskRCNNTrai
             raise ValueError("the starting checkpoint has other classes or another architecture")
     else:
         model = build_model(spec)
+    if cfg.rois_per_image:
+        model.roi_heads.fg_bg_sampler.batch_size_per_image = int(cfg.rois_per_image)
+    if cfg.rpn_proposals:
+        model.rpn._pre_nms_top_n["training"] = model.rpn._post_nms_top_n["training"] = int(cfg.rpn_proposals)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)

@@ -85,3 +85,42 @@ def test_engines_api_lists_the_registry_and_what_this_server_has(settings, tmp_p
     assert by_name["sam3"]["default"] and by_name["sam3"]["gated"]
     settings.RAZMETKA_ML_CONFIG = ""
     assert {r["configured"] for r in client_for(user).get("/api/engines/").json()} == {False}
+
+
+def test_a_maskrcnn_an_admin_activated_is_what_the_projects_jobs_run(tmp_path, celery_worker, client_for):
+    """Issue 15: a trained Mask R-CNN registered as a model version reaches jobs only once an admin
+    activates it; the job freezes that version. Its own class names show it was the one used."""
+    import io
+    import zipfile
+
+    from backend.learning.models import ModelKind, ModelVersion, TrainingRun
+    from backend.learning.services import activate_version, register_version
+    from ml.maskrcnn_model import build_model, save_checkpoint
+
+    owner, project, _ = build_project(n_images=2, prompts=["tool"])
+    Project.objects.filter(pk=project.pk).update(engine="maskrcnn")
+    project.refresh_from_db()
+    spec = {"arch": "tiny", "class_names": ["trained-a", "trained-b", "trained-c"], "min_size": 96, "max_size": 128}
+    folder = save_checkpoint(build_model(spec), spec, tmp_path / "ckpt")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    run = TrainingRun.objects.create(project=project, kind=ModelKind.MASKRCNN, created_by=owner)
+    candidate = register_version(run=run, file_name="maskrcnn.zip", content=buf.getvalue(), metrics={})
+
+    def job_phrases():
+        response = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": "all"}, format="json")
+        assert response.status_code == 201, response.content
+        job = wait_for_job(response.json()["id"])
+        assert job.status == JobStatus.DONE, job.error
+        return job, {a.det_phrase for a in Annotation.objects.filter(project=project, job_id=job.pk)}
+
+    job, phrases = job_phrases()  # a candidate is not used
+    assert job.settings_snapshot["maskrcnn_version_id"] is None
+    assert phrases and phrases <= set(TINY_MASKRCNN_CLASSES)
+    activate_version(project=project, version_id=candidate.pk, user=owner, version=candidate.version)
+    job, phrases = job_phrases()
+    assert job.settings_snapshot["maskrcnn_version_id"] == candidate.pk
+    assert phrases and phrases <= set(spec["class_names"])
+    assert ModelVersion.objects.get(pk=candidate.pk).state == ModelVersion.State.ACTIVE

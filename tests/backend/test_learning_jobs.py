@@ -181,6 +181,15 @@ def test_trained_head_is_a_candidate_until_an_admin_activates_it(celery_worker, 
     response = client_for(owner).post(f"{base}/models/{version.pk}/deactivate/", {"version": current.version}, format="json")
     assert response.status_code == 200 and response.json()["state"] == "retired"
     assert active_transform(project.pk) is None
+    # Deactivation re-scores too: without the head the scores are the plain matcher's again. Waiting
+    # for it also keeps the worker's re-scoring out of the test database's teardown flush.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = {a.pk: a.class_score for a in Annotation.objects.filter(pk__in=before)}
+        if all(abs(now[k] - before[k]) < 1e-5 for k in before):
+            break
+        time.sleep(0.3)
+    assert all(abs(now[k] - before[k]) < 1e-5 for k in before), "deactivating the head did not restore the scores"
 
 
 def test_maskrcnn_training_registers_a_candidate_and_scores_it(celery_worker, client_for, tiny_models_config):
@@ -200,7 +209,7 @@ def test_maskrcnn_training_registers_a_candidate_and_scores_it(celery_worker, cl
         assert configured.state == "done" and checkpoint in configured.weights, configured.error
     else:
         assert configured.state == "failed" and "checkpoint" in configured.error, configured.error
-    params = {"arch": "tiny", "steps": 3, "min_size": 64, "max_size": 128, "batch_size": 1}
+    params = {"arch": "tiny", "steps": 3, "min_size": 64, "max_size": 128, "batch_size": 1, "rois_per_image": 32}
     response = client_for(owner).post(f"{base}/trainings/", {"kind": "maskrcnn", "params": params}, format="json")
     assert response.status_code == 201, response.content
     run = wait_for(TrainingRun, response.json()["id"])

@@ -78,7 +78,8 @@ def test_tiny_maskrcnn_trains_saves_and_loads(tmp_path):
             image[mask] = color
             objects.append((label, mask))
         samples.append(Sample(image, objects, i))
-    cfg = MaskRCNNTrainingConfig(arch="tiny", min_size=64, max_size=96, steps=6, batch_size=2, lr=0.002)
+    cfg = MaskRCNNTrainingConfig(arch="tiny", min_size=64, max_size=96, steps=6, batch_size=2, lr=0.002,
+                                 rois_per_image=32, rpn_proposals=100)
     progress = []
     trained = train_maskrcnn(samples, tmp_path / "ck", cfg, progress=progress.append)
     assert progress[-1] == 1.0

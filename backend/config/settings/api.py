@@ -25,5 +25,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ReviewStateEnum": "backend.annotations.models.ReviewState"},
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStateEnum": "backend.annotations.models.ReviewState",
+        "RunStateEnum": "backend.learning.models.RunState",
+        "ModelVersionStateEnum": "backend.learning.models.ModelVersion.State",
+        "ModelKindEnum": "backend.learning.models.ModelKind",
+    },
 }

@@ -122,9 +122,16 @@ def open_entry(zf: zipfile.ZipFile, arcname: str):
     return zf.open(_text_info(arcname), "w", force_zip64=True)
 
 
+# Deflate level of the JSON/text entries. At zlib's default (6) compressing took a fifth of a
+# polygon export's time; 3 is ~3x faster, for an archive ~10% larger on varied data (+45% on
+# the benchmark's 50 repeated shapes, where level 6 finds the long repeats).
+TEXT_COMPRESSLEVEL = 3
+
+
 def _text_info(arcname: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = TEXT_COMPRESSLEVEL  # what ZipFile.writestr(compresslevel=) sets
     return info
 
 

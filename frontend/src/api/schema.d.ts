@@ -1289,7 +1289,7 @@ export interface components {
             gallery_version?: number | null;
             device?: string;
             split?: components["schemas"]["SplitEnum"];
-            state?: components["schemas"]["StateD4fEnum"];
+            state?: components["schemas"]["RunStateEnum"];
             total?: number;
             processed?: number;
             error?: string;
@@ -1306,7 +1306,7 @@ export interface components {
             readonly id: number;
             readonly format: components["schemas"]["FormatEnum"];
             readonly options: unknown;
-            readonly status: components["schemas"]["StatusD4fEnum"];
+            readonly status: components["schemas"]["RunStateEnum"];
             readonly progress: {
                 [key: string]: unknown;
             };
@@ -1457,7 +1457,7 @@ export interface components {
             readonly format: components["schemas"]["FormatEnum"];
             readonly options: unknown;
             readonly upload_name: string;
-            readonly status: components["schemas"]["StatusD4fEnum"];
+            readonly status: components["schemas"]["RunStateEnum"];
             readonly progress: {
                 [key: string]: unknown;
             };
@@ -1481,12 +1481,6 @@ export interface components {
             /** @default false */
             create_missing_classes: boolean;
         };
-        /**
-         * @description * `head` - Head
-         *     * `maskrcnn` - Maskrcnn
-         * @enum {string}
-         */
-        Kind735Enum: "head" | "maskrcnn";
         /**
          * @description * `prelabel` - Prelabel
          *     * `boxes` - Boxes
@@ -1541,9 +1535,15 @@ export interface components {
             username: string;
             role: components["schemas"]["RoleEnum"];
         };
+        /**
+         * @description * `head` - Head
+         *     * `maskrcnn` - Maskrcnn
+         * @enum {string}
+         */
+        ModelKindEnum: "head" | "maskrcnn";
         ModelVersion: {
             readonly id: number;
-            kind: components["schemas"]["Kind735Enum"];
+            kind: components["schemas"]["ModelKindEnum"];
             number: number;
             state?: components["schemas"]["ModelVersionStateEnum"];
             embedder_version?: string;
@@ -2026,6 +2026,14 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "admin" | "reviewer" | "annotator" | "viewer";
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `done` - Done
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        RunStateEnum: "queued" | "running" | "done" | "failed";
         SegmentCandidate: {
             class_id: number | null;
             name: string;
@@ -2089,20 +2097,12 @@ export interface components {
             nms_iou?: number;
         };
         StartTrainingRequest: {
-            kind: components["schemas"]["Kind735Enum"];
+            kind: components["schemas"]["ModelKindEnum"];
             /** @description head: epochs, hidden, holdout, seed; maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size */
             params?: {
                 [key: string]: unknown;
             };
         };
-        /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `done` - Done
-         *     * `failed` - Failed
-         * @enum {string}
-         */
-        StateD4fEnum: "queued" | "running" | "done" | "failed";
         /**
          * @description * `new` - New
          *     * `prelabeled` - Prelabeled
@@ -2111,14 +2111,6 @@ export interface components {
          * @enum {string}
          */
         StatusA1dEnum: "new" | "prelabeled" | "in_review" | "done";
-        /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `done` - Done
-         *     * `failed` - Failed
-         * @enum {string}
-         */
-        StatusD4fEnum: "queued" | "running" | "done" | "failed";
         /**
          * @description * `class` - class
          *     * `mask` - mask
@@ -2131,8 +2123,8 @@ export interface components {
         };
         TrainingRun: {
             readonly id: number;
-            kind: components["schemas"]["Kind735Enum"];
-            state?: components["schemas"]["StateD4fEnum"];
+            kind: components["schemas"]["ModelKindEnum"];
+            state?: components["schemas"]["RunStateEnum"];
             /** Format: double */
             progress?: number;
             params?: unknown;
