@@ -63,6 +63,33 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     return model.to(device).eval()
 
 
+class ResizedToTensor:
+    """ToTensor for SAM 2's transform, applied to the image already resized to the encoder's
+    square input (area interpolation when shrinking), so the float conversion touches 1024² pixels
+    instead of the photo's. The transform's own Resize then has nothing left to do."""
+
+    def __init__(self, size: int):
+        from torchvision.transforms import ToTensor
+
+        self.size = size
+        self.to_tensor = ToTensor()
+
+    def __call__(self, image):
+        image = np.asarray(image)  # PIL images too: the predictor takes either
+        if image.shape[:2] != (self.size, self.size):
+            import cv2
+
+            shrink = image.shape[0] > self.size or image.shape[1] > self.size
+            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return self.to_tensor(image)
+
+
+def _normalize_only(transforms):
+    from torchvision.transforms import Normalize
+
+    return torch.jit.script(torch.nn.Sequential(Normalize(transforms.mean, transforms.std)))
+
+
 class Segmenter:
     """Wraps SAM2ImagePredictor. After ``set_image`` the image embedding stays in
     ``predictor`` (see ``image_embedding``) so a click-to-refine can reuse it."""
@@ -80,6 +107,11 @@ class Segmenter:
         # The predictor hard-codes feature sizes for 1024 px; derive them from the model.
         s = model.image_size
         self.predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+        # SAM 2's transform turns the whole photo into floats before resizing it to the encoder's
+        # size: ~36 M floats per 12 MP image on the CPU, while the GPU waits. Resize the uint8 first.
+        # (Normalize alone after it: a Resize of an image already at 1024² still interpolates.)
+        self.predictor._transforms.to_tensor = ResizedToTensor(s)
+        self.predictor._transforms.transforms = _normalize_only(self.predictor._transforms)
 
     @classmethod
     def load(cls, cfg: SegmenterConfig, device: torch.device, dtype: str = "float32") -> "Segmenter":

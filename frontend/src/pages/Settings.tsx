@@ -141,7 +141,7 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
             </label>
             <label className="check">
               <input type="checkbox" name="learn_from_reviews" checked={form.learn_from_reviews} onChange={(e) => set("learn_from_reviews", e.target.checked)} />
-              Learn from reviews (use approved annotations to improve this project's engine)
+              Learn from reviews: when a reviewer changes an object's class, its crop joins the gallery under the new class and becomes a hard negative for the old one
             </label>
           </section>
           <section className="card">
