@@ -7,6 +7,9 @@ import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# No models unless a test gives them (the tiny_models_config fixture): never whatever var/models or
+# var/tiny-models this checkout happens to hold, so a run here and a clean clone in CI agree.
+os.environ["RAZMETKA_ML_CONFIG"] = ""
 os.environ["RAZMETKA_QUEUE_PREFIX"] = f"test{os.getpid()}-"
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="razmetka-test-media-"))
 # Each run gets its own test database, so parallel runs on one embedded server never collide.

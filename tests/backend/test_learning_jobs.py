@@ -20,6 +20,13 @@ from .test_jobs import wait_for_job
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def web_knows_the_models(settings, tiny_models_config):
+    """The web side refuses to start an evaluation or a training when no models are configured;
+    here they are the tiny ones the test worker loads."""
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+
+
 def report(name: str, run) -> None:
     """RAZMETKA_LEARNING_REPORT=dir writes a finished run's row (docs/learning.md's measured table)."""
     import json

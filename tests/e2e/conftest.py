@@ -57,11 +57,13 @@ def _build_frontend() -> None:
 
 
 @pytest.fixture(scope="session")
-def live_url(django_db_setup, django_db_blocker):
+def live_url(django_db_setup, django_db_blocker, tiny_models_config):
     from django.db import connection
 
     _build_frontend()
-    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="e2e-server.log")
+    # The web side knows the workers' models too (it refuses to start an evaluation without them).
+    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="e2e-server.log",
+                             extra_env={"RAZMETKA_ML_CONFIG": tiny_models_config})
     yield url
     stop(proc)
 
