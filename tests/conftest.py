@@ -23,6 +23,28 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_models_config):
     stop_worker(proc)
 
 
+@pytest.fixture(autouse=True)
+def worker_idle_before_flush(request):
+    """Tasks a test left queued (a re-scoring sent on commit, say) finish before the test database
+    is flushed: a worker mid-task holds locks the flush's TRUNCATE waits on, and PostgreSQL then
+    reports a deadlock. The worker runs one task at a time in queue order, so a ping sent to each
+    of its queues comes back only after what was queued before it."""
+    if "celery_worker" not in request.fixturenames or request.node.get_closest_marker("django_db") is None:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up first, so this tears down before the flush
+    yield
+    from django.conf import settings
+
+    from backend.core.tasks import ping
+
+    for queue in (settings.QUEUE_CPU, settings.QUEUE_GPU):
+        try:
+            ping.apply_async(args=["idle"], queue=queue).get(timeout=120)
+        except Exception:  # a test that stopped the worker: nothing left to wait for
+            pass
+
+
 def pytest_sessionfinish(session, exitstatus):
     media = os.environ.get("MEDIA_ROOT", "")
     if "razmetka-test-media-" in media:
