@@ -16,9 +16,6 @@ that one pass.
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-
 import numpy as np
 
 from ml.config import PipelineConfig
@@ -27,6 +24,7 @@ from ml.device import resolve_device
 from ml.embedders import Embedder, EmbedOutput, load_embedder
 from ml.embedders.crops import make_crop
 from ml.engines import Engine, load_engine
+from ml.engines.base import timed as _timed
 from ml.engines.gdino_sam2 import GdinoSam2Engine
 from ml.gallery import Gallery
 from ml.masks import encode_rle
@@ -34,13 +32,6 @@ from ml.matcher import Matcher
 from ml.segmenter import Segmenter
 from ml.types import STAGES, Box, Detection, ImageResult, MaskResult, MatchResult
 
-
-
-@contextmanager
-def _timed(acc: dict, key: str):
-    t0 = time.perf_counter()
-    yield
-    acc[key] = acc.get(key, 0.0) + (time.perf_counter() - t0) * 1000.0
 
 
 class Pipeline:

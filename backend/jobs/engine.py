@@ -57,14 +57,16 @@ def get_pipeline(engine: str | None = None, maskrcnn_model: str | None = None):
     path = config_path()
     base = (path, os.path.getmtime(path), settings.RAZMETKA_ML_DEVICE)
     with _lock:
-        cfg = load_config()
+        # Jobs name their engine: a cached pipeline is found without reading the config file again.
+        cfg = None if engine else load_config()
         name = engine or cfg.engine
-        if name == "maskrcnn" and maskrcnn_model:
-            cfg.maskrcnn.model = maskrcnn_model
         key = (*base, name, maskrcnn_model if name == "maskrcnn" else None)
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+        cfg = cfg or load_config()
+        if name == "maskrcnn" and maskrcnn_model:
+            cfg.maskrcnn.model = maskrcnn_model
         for old in [k for k in _cache if k[:3] != base]:  # the config file changed: drop old builds
             del _cache[old]
         sibling = next(iter(_cache.values()), None)
