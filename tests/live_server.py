@@ -1,4 +1,4 @@
-"""A real daphne process on pytest-django's test database, for tests that must see the app
+"""A real web server process (uvicorn, as `manage.py serve` runs it) on pytest-django's test database, for tests that must see the app
 from outside: a crash inside a request shows up as a dead process, not a failed assertion."""
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_daphne(db_name: str, *, log_name: str = "live-server.log", extra_env: dict | None = None):
-    """Start daphne on a free port against `db_name`; return (process, base URL) once it answers."""
+def start_web(db_name: str, *, log_name: str = "live-server.log", extra_env: dict | None = None):
+    """Start the web server on a free port against `db_name`; return (process, base URL) once it answers."""
+    from backend.core.management.commands.serve import uvicorn_command
+
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env["RAZMETKA_DB_NAME"] = db_name
@@ -30,14 +32,14 @@ def start_daphne(db_name: str, *, log_name: str = "live-server.log", extra_env: 
     (ROOT / "var").mkdir(exist_ok=True)
     log = open(ROOT / "var" / log_name, "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
+        uvicorn_command(sys.executable, host="127.0.0.1", port=port),
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}; see var/{log_name}")
+            raise RuntimeError(f"the web server exited with {proc.returncode}; see var/{log_name}")
         try:
             urllib.request.urlopen(f"{url}/api/auth/me/", timeout=2)
             break
@@ -46,7 +48,7 @@ def start_daphne(db_name: str, *, log_name: str = "live-server.log", extra_env: 
         except OSError:
             if time.monotonic() > deadline:
                 os.killpg(proc.pid, signal.SIGKILL)
-                raise RuntimeError(f"daphne did not start within 60 s; see var/{log_name}")
+                raise RuntimeError(f"the web server did not start within 60 s; see var/{log_name}")
             time.sleep(0.3)
     return proc, url
 

@@ -3,6 +3,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
+# A web process: Django's requests share a connection pool (settings/database.py). Read when
+# the settings load, so it only applies where this module is what starts Django.
+os.environ.setdefault("RAZMETKA_DB_POOL", "1")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

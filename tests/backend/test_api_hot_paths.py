@@ -1,7 +1,7 @@
 """The two hot routes (backend/annotations/hot_routes.py) answer exactly as the Django views do.
 
 Each request goes through the real ASGI application twice where that is safe: once with the hot
-routes in front (what daphne serves) and once through Django alone, on the real test database;
+routes in front (what the web server serves) and once through Django alone, on the real test database;
 statuses, headers and bodies must be identical. A probe around the Django app tells whether the
 hot route answered or handed the request on. Nothing about who may do what is cached, so a
 removed member, a downgraded role or a changed password counts on the very next request.
@@ -391,18 +391,18 @@ def test_a_kept_connection_that_died_costs_one_handed_on_request_not_an_error(sc
     assert handed_on == 1 and total == 1
 
 
-# ------------------------------------------------------------------------ through real daphne
+# ------------------------------------------------------------------------ through the real web server
 
 
-def test_a_real_daphne_serves_both_routes_as_the_views_do(scene):
-    """Over HTTP, on daphne's own event loop (twisted's asyncio reactor, where the kept-open
+def test_the_real_web_server_serves_both_routes_as_the_views_do(scene):
+    """Over HTTP, on the server's own event loop (uvloop under uvicorn, where the kept-open
     connections live): the bench's two requests, compared with the view's answers."""
     import httpx
     from django.db import connection
 
-    from tests.live_server import start_daphne, stop
+    from tests.live_server import start_web, stop
 
-    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="hot-paths-server.log")
+    proc, url = start_web(connection.settings_dict["NAME"], log_name="hot-paths-server.log")
     try:
         headers = {"Authorization": f"Token {Token.objects.get_or_create(user=scene['reviewer'])[0].key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:

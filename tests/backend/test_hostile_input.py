@@ -1,4 +1,4 @@
-"""Hostile geometry and JSON against a real daphne process: every write route answers 4xx (or
+"""Hostile geometry and JSON against a real web server process: every write route answers 4xx (or
 a valid 2xx), and the same server process still answers afterwards.
 
 Before the geometry gate, `{"polygons": [[0, 0, 1e12, 0, 1e12, 1e12]]}` made pycocotools
@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from backend.annotations.models import Annotation
 from tests.backend.factories import add_member, make_class, make_image, make_project, make_user, rect_rle
-from tests.live_server import start_daphne, stop
+from tests.live_server import start_web, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ FUZZ = settings(
 def server(django_db_setup, django_db_blocker):
     from django.db import connection
 
-    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="hostile-server.log")
+    proc, url = start_web(connection.settings_dict["NAME"], log_name="hostile-server.log")
     yield proc, url
     stop(proc)
 

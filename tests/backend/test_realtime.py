@@ -1,5 +1,5 @@
 """The project websocket: session auth, Origin check, membership at connect and on change, and
-the seq/resume protocol, against the real Redis channel layer (and a real daphne server)."""
+the seq/resume protocol, against the real Redis channel layer (and a real uvicorn server)."""
 import asyncio
 import json
 import os
@@ -118,8 +118,10 @@ async def test_removed_member_is_disconnected():
 
 
 @pytest.fixture(scope="module")
-def daphne_url(django_db_setup, django_db_blocker):
-    """The real ASGI app served by daphne on a free port, on this run's test database."""
+def web_url(django_db_setup, django_db_blocker):
+    """The real ASGI app served as `manage.py serve` serves it (uvicorn) on a free port, on this run's test database."""
+    from backend.core.management.commands.serve import uvicorn_command
+
     from django.db import connection
 
     with socket.socket() as probe:
@@ -128,9 +130,9 @@ def daphne_url(django_db_setup, django_db_blocker):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"]}
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    log = open(settings.VAR_DIR / "daphne-test.log", "ab")
+    log = open(settings.VAR_DIR / "web-test.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.config.asgi:application"],
+        uvicorn_command(sys.executable, host="127.0.0.1", port=port),
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -141,7 +143,7 @@ def daphne_url(django_db_setup, django_db_blocker):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("daphne did not start; see var/daphne-test.log")
+                raise RuntimeError("the web server did not start; see var/web-test.log")
             time.sleep(0.2)
     yield f"127.0.0.1:{port}"
     proc.terminate()
@@ -176,11 +178,11 @@ def emit_progress(project_id: int, processed: int) -> None:
     assert events.publisher.flush()  # sent by the background publisher: wait until it is out
 
 
-async def test_idle_socket_outlives_the_redis_socket_timeout(daphne_url):
+async def test_idle_socket_outlives_the_redis_socket_timeout(web_url):
     # The channel layer's receive blocks 5 s in BZPOPMIN; with redis-py's default 5 s socket
     # timeout the consumer died with "Timeout reading from redis.sock" within seconds of idling.
     _, member, _, project, _ = await world()
-    ws = await open_socket(daphne_url, project.pk, member)
+    ws = await open_socket(web_url, project.pk, member)
     hello = await recv(ws)
     assert hello["type"] == "hello"
     await asyncio.sleep(60)
@@ -211,16 +213,16 @@ def accept_through_api(user, project, annotation) -> dict:
     return response.json()
 
 
-async def test_events_missed_while_disconnected_arrive_after_reconnect(daphne_url):
+async def test_events_missed_while_disconnected_arrive_after_reconnect(web_url):
     owner, member, project, image, annotation = await review_world()
-    ws = await open_socket(daphne_url, project.pk, member)
+    ws = await open_socket(web_url, project.pk, member)
     last = (await recv(ws))["seq"]
     await ws.close()
 
     # Another reviewer accepts the object while this client is away.
     accepted = await accept_through_api(owner, project, annotation)
 
-    ws = await open_socket(daphne_url, project.pk, member, since=last)
+    ws = await open_socket(web_url, project.pk, member, since=last)
     hello = await recv(ws)
     assert hello["type"] == "hello" and hello["seq"] > last
     missed = [await recv(ws) for _ in range(hello["seq"] - last)]

@@ -1,6 +1,6 @@
 """Static files, the SPA catch-all and the health endpoint.
 
-Static requests go through the real ASGI application (the object daphne serves), so whitenoise's
+Static requests go through the real ASGI application (the object the web server serves), so whitenoise's
 place in the middleware stack is what is tested, not a test-only shortcut.
 """
 import asyncio
@@ -11,7 +11,7 @@ from django.test import Client
 
 
 def asgi_get(path: str) -> tuple[int, dict[str, str], bytes]:
-    """One GET through backend.config.asgi.application, as daphne would send it."""
+    """One GET through backend.config.asgi.application, as the web server would send it."""
     from backend.config.asgi import application
 
     scope = {

@@ -1,6 +1,6 @@
 """`manage.py serve` keeps its children running: a crashed one is restarted, the others are left alone,
 and Ctrl-C still stops everything. Real processes throughout: the supervisor's own children in the
-first tests, then the real `serve` with daphne and a Celery worker on the test database."""
+first tests, then the real `serve` with uvicorn and a Celery worker on the test database."""
 from __future__ import annotations
 
 import logging
@@ -212,7 +212,7 @@ def test_serve_restarts_crashed_children_and_stops_cleanly_on_ctrl_c(tmp_path):
         wait_for(lambda: celery_node_answers(node), 120, f"a ping from {node}", interval=0)
         assert serve.pids("gpu") == []  # --workers cpu: no torch import to wait for
 
-        # One daphne dies: the other keeps answering on the shared port while it is restarted
+        # One web process dies: the other keeps answering on the shared port while it is restarted
         # within 10 s, and the worker was never touched.
         os.kill(web, signal.SIGKILL)
         killed = time.monotonic()

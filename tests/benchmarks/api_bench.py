@@ -262,6 +262,14 @@ def _wait_until_serving(port: int, timeout: float = 120) -> None:
             time.sleep(0.2)
 
 
+def server_command(kind: str, fd: int) -> list[str]:
+    if kind == "daphne":
+        return [sys.executable, "-m", "daphne", "--fd", str(fd), "backend.config.asgi:application"]
+    from backend.core.management.commands.serve import uvicorn_command
+
+    return uvicorn_command(sys.executable, fd=fd)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
@@ -270,6 +278,8 @@ def main():
     parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see the docstring)")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
+                        help="ASGI server (uvicorn is what manage.py serve runs)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     project, image, annotation_ids, tokens, owner = seed(args.clients, args.objects)
@@ -280,7 +290,7 @@ def main():
     sock = listen("127.0.0.1", port)
     servers = [
         subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "backend.config.asgi:application"],
+            server_command(args.server, sock.fileno()),
             cwd=ROOT, stdout=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
             stderr=open(os.environ["API_BENCH_LOG"], "ab") if os.environ.get("API_BENCH_LOG") else subprocess.DEVNULL,
         )
@@ -308,7 +318,7 @@ def main():
             print(f"cleanup failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); scratch project {project.pk} is left")
     total = len(samples["read"]) + len(samples["write"])
     print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} warmup={args.warmup:.0f} image=4000x3000 "
-          f"web_processes={processes} cores={os.cpu_count()}")
+          f"server={args.server} web_processes={processes} cores={os.cpu_count()}")
     for kind in ("read", "write"):
         values = samples[kind]
         print(f"{kind:5s}: n={len(values)} p50={pct(values, .5):.1f}ms p95={pct(values, .95):.1f}ms "

@@ -10,7 +10,7 @@ What it does:
 - generates the photos once into a temp dir (reused by later runs with the same --count):
   4000x3000 JPEGs, smooth content plus grain, about 2-4 MB each, every one distinct;
 - copies them with shutil (plain disk copy, fsync at the end) and times it;
-- starts daphne and a cpu Celery worker on a database of its own (`razmetka_upload_bench`,
+- starts the web server (uvicorn) and a cpu Celery worker on a database of its own (`razmetka_upload_bench`,
   dropped afterwards unless --keep) and a media root in a temp dir;
 - uploads every file with --clients threads, each: open a session, PUT 8 MiB chunks, finish;
   then waits until the worker has processed all of them (decode, hash, dedup, thumbnail, store).
@@ -201,12 +201,12 @@ def main() -> None:
         shutil.rmtree(Path(media) / "copy")
         os.environ["MEDIA_ROOT"] = str(Path(media) / "media")
         project_id, token = setup_database(args.keep).split(":")
-        from tests.live_server import start_daphne, stop
+        from tests.live_server import start_web, stop
         from tests.worker import stop_worker
 
         env = {**os.environ, "RAZMETKA_DB_NAME": DB_NAME}
         worker = start_worker(env, args.workers)
-        server, url = start_daphne(DB_NAME, log_name="upload-bench-server.log",
+        server, url = start_web(DB_NAME, log_name="upload-bench-server.log",
                                    extra_env={"MEDIA_ROOT": os.environ["MEDIA_ROOT"]})
         try:
             client = Client(url, int(project_id), token)

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the real app (daphne on the test database) driven by headless Debian chromium.
+"""End-to-end fixtures: the real app (uvicorn on the test database) driven by headless Debian chromium.
 
 The server is a subprocess on a free port, pointed at pytest-django's test database through
 RAZMETKA_DB_NAME; tests use `django_db(transaction=True)` so it sees their committed rows.
@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
 
 from playwright.sync_api import expect as _expect  # noqa: E402
 
-from tests.live_server import start_daphne, stop  # noqa: E402
+from tests.live_server import start_web, stop  # noqa: E402
 
 _expect.set_options(timeout=10_000)
 
@@ -62,7 +62,7 @@ def live_url(django_db_setup, django_db_blocker, tiny_models_config):
 
     _build_frontend()
     # The web side knows the workers' models too (it refuses to start an evaluation without them).
-    proc, url = start_daphne(connection.settings_dict["NAME"], log_name="e2e-server.log",
+    proc, url = start_web(connection.settings_dict["NAME"], log_name="e2e-server.log",
                              extra_env={"RAZMETKA_ML_CONFIG": tiny_models_config})
     yield url
     stop(proc)

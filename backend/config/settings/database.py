@@ -19,10 +19,25 @@ _conn = _from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") 
 if os.environ.get("RAZMETKA_DB_NAME"):
     # Worker processes started by the test suite point at the suite's test database.
     _conn["NAME"] = os.environ["RAZMETKA_DB_NAME"]
+# Web processes (backend/config/asgi.py sets RAZMETKA_DB_POOL=1) keep a small psycopg pool: under
+# ASGI every request runs in a thread of its own, so without it each one opened a new PostgreSQL
+# connection (a backend fork, 20-30 ms here). Workers, commands and the test process connect as
+# before: a pool must never cross a fork (Celery's prefork children), and they need none.
+_POOL = os.environ.get("RAZMETKA_DB_POOL") == "1"
+_pool_options = {"pool": {
+    "min_size": 1,
+    "max_size": int(os.environ.get("RAZMETKA_DB_POOL_SIZE", "8")),
+    # Waiting longer than this for a connection answers 503 + Retry-After (core/errors.py). Short:
+    # while PostgreSQL is down every request waits this long first, and a process never runs
+    # more sync requests at once than asgiref's few threads, so a healthy pool rarely makes anyone wait.
+    "timeout": 3,
+    "max_idle": 300,
+}} if _POOL else {}
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
         **_conn,
+        "OPTIONS": _pool_options,
         "CONN_MAX_AGE": 0,
         "ATOMIC_REQUESTS": False,
         # A test run's worker processes reach the test database through this name.

@@ -21,6 +21,17 @@ def default_web_processes() -> int:
     return max(2, min(4, os.cpu_count() or 1))
 
 
+def uvicorn_command(python: str, *, fd: int | None = None, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
+    """One ASGI web process. uvicorn on uvloop + httptools costs a fraction of daphne's (twisted)
+    CPU per request (docs/benchmarks.md); Channels' websockets run on it unchanged. No access log
+    (a line per request is CPU the API needs); lifespan off (Channels' router has no lifespan); no
+    proxy headers (as under daphne: the client address is the socket's)."""
+    where = ["--fd", str(fd)] if fd is not None else ["--host", host, "--port", str(port)]
+    return [python, "-m", "uvicorn", *where, "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+            "--lifespan", "off", "--no-access-log", "--no-proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "10",
+            "backend.config.asgi:application"]
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The web port, bound once here and inherited by every web process."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -102,14 +113,13 @@ class Command(BaseCommand):
     def _commands(self, host: str, port: int, workers: list[str], listener: socket.socket | None = None,
                   web_processes: int = 1) -> dict[str, list[str]]:
         python = sys.executable
-        app = "backend.config.asgi:application"
         if listener is None:
-            commands = {"web": [python, "-m", "daphne", "-b", host, "-p", str(port), app]}
+            commands = {"web": uvicorn_command(python, host=host, port=port)}
         else:
-            # One daphne runs sync views on a single thread: N processes accept on one socket
-            # that serve bound, and the kernel spreads the connections (a restarted one
-            # rejoins the same socket, so the port never closes).
-            commands = {f"web-{i}": [python, "-m", "daphne", "--fd", str(listener.fileno()), app]
+            # One process runs Python on one core: N processes accept on one socket that serve
+            # bound, and the kernel spreads the connections (a restarted one rejoins the same
+            # socket, so the port never closes).
+            commands = {f"web-{i}": uvicorn_command(python, fd=listener.fileno())
                         for i in range(1, web_processes + 1)}
         celery = [python, "-m", "celery", "-A", "backend.config", "worker", "--loglevel", "INFO"]
         # Node names carry the queue prefix, like the queues, so a test run's workers are told
