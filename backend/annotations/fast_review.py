@@ -16,7 +16,7 @@ from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership
 
 from . import changes
-from .models import Annotation, ReviewState
+from .models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 
 _COLUMNS = (
     "id", "image_id", "label_class_id", "class_name", "mask_rle", "bbox", "area", "source", "det_score", "det_phrase",
@@ -41,6 +41,85 @@ def _sql() -> str:
 
 class Fallback(Exception):
     pass
+
+
+# The plain review in ONE autocommit statement: lock the row, check every rule in the WHERE, update
+# it and insert its event (a data-modifying CTE), return the after-state with the old review
+# values. It applies only when the image's review status cannot move (the row's (settled,
+# started) flags stay as they were, see changes.review_flags); zero rows back means "not the plain
+# case" (a refusal, a no-op, a status change) and review() below takes over, unchanged. One round
+# trip and one commit instead of BEGIN, SELECT ... FOR UPDATE, UPDATE, INSERT, COMMIT.
+_ONE_SQL: str | None = None
+
+
+def _one_sql() -> str:
+    a, i = Annotation._meta.db_table, Image._meta.db_table
+    lc, m = LabelClass._meta.db_table, Membership._meta.db_table
+    e = AnnotationEvent._meta.db_table
+    snapshot = ", ".join(f"'{k}', {v}" for k, v in (
+        ("label_class", "u.label_class_id"), ("mask_rle", "u.mask_rle"), ("bbox", "u.bbox"), ("area", "u.area"),
+        ("class_score", "u.class_score"), ("candidates", "u.candidates"),
+    ))
+    # Parameters, by name: p project, a annotation, u user, v version, cr / mr the new class /
+    # mask review (NULL: unchanged), roles (may review), accept_class, now, action, source.
+    return (
+        f"WITH u AS (UPDATE {a} t SET class_review = coalesce(%(cr)s, t.class_review), "
+        "mask_review = coalesce(%(mr)s, t.mask_review), version = t.version + 1, updated_at = %(now)s, "
+        "updated_by_id = %(u)s "
+        f"FROM (SELECT o.id, o.class_review AS old_cr, o.mask_review AS old_mr, o.updated_by_id AS old_by FROM {a} o "
+        "WHERE o.id = %(a)s AND o.project_id = %(p)s FOR UPDATE) old, "
+        f"{i} img "
+        "WHERE t.id = old.id AND img.id = t.image_id AND t.version = %(v)s "
+        f"AND EXISTS (SELECT 1 FROM {m} mm WHERE mm.project_id = %(p)s AND mm.user_id = %(u)s AND mm.role = ANY(%(roles)s)) "
+        "AND (img.claimed_by_id IS NULL OR img.claimed_by_id = %(u)s OR img.claim_expires_at IS NULL "
+        "OR img.claim_expires_at <= %(now)s) "
+        "AND NOT (%(accept_class)s AND t.label_class_id IS NULL) "
+        # not a no-op
+        "AND (coalesce(%(cr)s, old.old_cr), coalesce(%(mr)s, old.old_mr)) IS DISTINCT FROM (old.old_cr, old.old_mr) "
+        # the image's status cannot move: started already (the new row always is), settled unchanged
+        "AND (old.old_cr <> %(pending)s OR old.old_mr <> %(pending)s OR t.source = %(human)s OR old.old_by IS NOT NULL) "
+        "AND ((old.old_cr <> %(pending)s AND old.old_mr <> %(pending)s) = "
+        "(coalesce(%(cr)s, old.old_cr) <> %(pending)s AND coalesce(%(mr)s, old.old_mr) <> %(pending)s)) "
+        "RETURNING t.id, t.image_id, t.label_class_id, t.mask_rle, t.bbox, t.area, t.source, t.det_score, "
+        "t.det_phrase, t.mask_score, t.class_score, t.class_margin, t.candidates, t.class_review, t.mask_review, "
+        "t.job_id, t.created_at, t.updated_at, t.version, old.old_cr, old.old_mr), "
+        f"ev AS (INSERT INTO {e} (project_id, image_id, annotation_id, actor_id, action, source, before, after, created_at) "
+        "SELECT %(p)s, u.image_id, u.id, %(u)s, %(action)s, %(source)s, "
+        f"jsonb_build_object({snapshot}, 'class_review', u.old_cr, 'mask_review', u.old_mr, 'version', u.version - 1), "
+        f"jsonb_build_object({snapshot}, 'class_review', u.class_review, 'mask_review', u.mask_review, 'version', u.version), "
+        "%(now)s FROM u) "
+        f"SELECT u.id, u.image_id, u.label_class_id, lc.name, u.mask_rle, u.bbox, u.area, u.source, u.det_score, "
+        "u.det_phrase, u.mask_score, u.class_score, u.class_margin, u.candidates, u.class_review, u.mask_review, "
+        f"u.job_id, u.created_at, u.updated_at, u.version FROM u LEFT JOIN {lc} lc ON lc.id = u.label_class_id"
+    )
+
+
+_REVIEWERS = sorted(role for role, caps in ROLE_CAPABILITIES.items() if Capability.REVIEW in caps)
+
+
+async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, user_id: int, version: int, target: str,
+                                  decision: str) -> dict | None:
+    """The plain review as one statement (see _ONE_SQL); None: not the plain case, nothing written."""
+    global _ONE_SQL
+    if _ONE_SQL is None:
+        _ONE_SQL = _one_sql()
+    params = {
+        "p": project_id, "a": annotation_id, "u": user_id, "v": version, "roles": _REVIEWERS,
+        "cr": decision if target in {"class", "both"} else None,
+        "mr": decision if target in {"mask", "both"} else None,
+        "accept_class": decision == ReviewState.ACCEPTED and target in {"class", "both"},
+        "now": timezone.now(), "action": AnnotationEvent.Action.REVIEWED.value, "source": ChangeSource.HUMAN.value,
+        "pending": ReviewState.PENDING.value, "human": Source.HUMAN.value,
+    }
+    found = await (await conn.execute(_ONE_SQL, params)).fetchone()
+    if found is None:
+        return None
+    row = dict(zip(_COLUMNS[:20], found))
+    changes.publish(project_id, [("annotation.changed", {
+        "image": row["image_id"], "annotation": row["id"], "action": params["action"], "source": params["source"],
+        "version": row["version"],
+    })])
+    return _serialized(row)
 
 
 def _iso(value) -> str:

@@ -17,6 +17,7 @@ import psycopg
 # disk), so a handful would cap the route at a few hundred requests/s whatever the CPU does.
 POOL_SIZE = 10
 APPLICATION_NAME = "razmetka-hot-routes"
+PREPARE_AFTER = 2  # executions of one statement on a connection before it is prepared
 
 
 class AsyncPool:
@@ -35,6 +36,10 @@ class AsyncPool:
         # Django sets UTC on its own connections; datetimes must render the same way here.
         params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
         params.setdefault("application_name", APPLICATION_NAME)  # tells them apart in pg_stat_activity
+        # Django's params turn psycopg's server-side prepared statements off (None); these few
+        # statements run thousands of times per connection, and re-parsing and re-planning each
+        # cost PostgreSQL ~3x the CPU of running it prepared (image detail: 1.16 -> 0.39 ms).
+        params["prepare_threshold"] = PREPARE_AFTER
         return params
 
     def discard(self) -> None:

@@ -3,7 +3,8 @@
 Events leave through one background thread per process (`Publisher`), in the order they were
 committed: a write answers without waiting for Redis and the channel layer (about 15 ms per
 event through async_to_sync), and the thread keeps one event loop, so the channel layer's
-connections are reused instead of opened per event.
+connections are reused instead of opened per event. Events that queue up while one is sent
+leave together: one backlog call and one channel-layer message per run of a project's events.
 """
 from __future__ import annotations
 
@@ -58,31 +59,69 @@ class Publisher:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         while True:
-            item = inbox.get()
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            project_id, group, payload = item
-            try:
-                loop.run_until_complete(_deliver(project_id, group, payload))
-            except Exception:  # a down Redis or channel layer must never stop later events
-                logger.exception("could not send live event %s", payload.get("type"))
+            items = [inbox.get()]
+            # Whatever else is already waiting goes out with it: under load one Redis call
+            # numbers a run of events and one channel-layer message carries them (~1 ms of CPU
+            # per event when sent one by one). Order is kept: runs are consecutive items.
+            while len(items) < BATCH_MAX:
+                try:
+                    items.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            for run in _runs(items):
+                if isinstance(run, threading.Event):
+                    run.set()
+                    continue
+                project_id, group, payloads = run
+                try:
+                    loop.run_until_complete(_deliver(project_id, group, payloads))
+                except Exception:  # a down Redis or channel layer must never stop later events
+                    logger.exception("could not send live event(s) %s", sorted({p.get("type") for p in payloads}))
 
 
-async def _deliver(project_id: int | None, group: str, payload: dict) -> None:
+BATCH_MAX = 200
+
+
+def _runs(items: list):
+    """Consecutive events for the same (project, group) as one run; flush markers on their own."""
+    run = None
+    for item in items:
+        if isinstance(item, threading.Event):
+            if run is not None:
+                yield run
+                run = None
+            yield item
+            continue
+        project_id, group, payload = item
+        if run is not None and run[0] == project_id and run[1] == group:
+            run[2].append(payload)
+            continue
+        if run is not None:
+            yield run
+        run = (project_id, group, [payload])
+    if run is not None:
+        yield run
+
+
+async def _deliver(project_id: int | None, group: str, payloads: list[dict]) -> None:
     from channels.layers import get_channel_layer
 
     if project_id is not None:
         from backend.realtime import backlog
 
         try:
-            # Numbered and kept before it goes out, so a client that misses it live can ask for it.
-            payload = {**payload, "seq": backlog.append(project_id, payload)}
+            # Numbered and kept before they go out, so a client that misses one live can ask for it.
+            seqs = backlog.append_many(project_id, payloads)
+            payloads = [{**payload, "seq": seq} for payload, seq in zip(payloads, seqs)]
         except Exception:  # sent without a seq still beats not sent; the write is committed either way
-            logger.exception("could not number live event %s", payload.get("type"))
+            logger.exception("could not number live events %s", sorted({p.get("type") for p in payloads}))
     layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(group, {"type": "event.message", "payload": payload})
+    if layer is None:
+        return
+    if len(payloads) == 1:
+        await layer.group_send(group, {"type": "event.message", "payload": payloads[0]})
+    else:  # the consumer sends them one by one, in order (realtime/consumers.py event_batch)
+        await layer.group_send(group, {"type": "event.batch", "payloads": payloads})
 
 
 publisher = Publisher()

@@ -31,6 +31,19 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return seq
 """
 
+# Several events of one project in one call: their seqs are consecutive, the first is returned.
+_APPEND_MANY = _SEED + """
+local first = redis.call('INCRBY', KEYS[1], #ARGV - 3) - (#ARGV - 4)
+for i = 4, #ARGV do
+  local seq = first + i - 4
+  redis.call('ZADD', KEYS[2], seq, string.format('%d:', seq) .. ARGV[i])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return first
+"""
+
 # One snapshot: the current seq, the oldest kept seq (0: none) and the kept events after ARGV[3].
 _SINCE = _SEED + """
 local seq = tonumber(redis.call('GET', KEYS[1]))
@@ -48,7 +61,8 @@ def _run(script: str, project_id: int, *args):
     with _lock:
         if not _scripts:
             client = redis_client.shared()  # short timeouts: a committed write waits ≤ ~2 s for a down Redis
-            _scripts.update(append=client.register_script(_APPEND), since=client.register_script(_SINCE))
+            _scripts.update(append=client.register_script(_APPEND), since=client.register_script(_SINCE),
+                            append_many=client.register_script(_APPEND_MANY))
     return _scripts[script](keys=_keys(project_id), args=[int(time.time() * 1000), TTL_S, *args])
 
 
@@ -60,6 +74,14 @@ def _keys(project_id: int) -> tuple[str, str]:
 def append(project_id: int, payload: dict) -> int:
     """Number the event and keep it in the project's backlog; returns its seq."""
     return int(_run("append", project_id, json.dumps(payload, separators=(",", ":")), SIZE))
+
+
+def append_many(project_id: int, payloads: list[dict]) -> list[int]:
+    """`append` for several events at once (one Redis call); their seqs, in order."""
+    if not payloads:
+        return []
+    first = int(_run("append_many", project_id, SIZE, *(json.dumps(p, separators=(",", ":")) for p in payloads)))
+    return list(range(first, first + len(payloads)))
 
 
 @dataclass(frozen=True)

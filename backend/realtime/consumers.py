@@ -121,8 +121,15 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_FORBIDDEN)
         return False
 
+    async def event_batch(self, event):
+        """Several events sent as one channel-layer message (core/events.py): each goes out as its own frame."""
+        for payload in event["payloads"]:
+            await self._forward(payload)
+
     async def event_message(self, event):
-        payload = event["payload"]
+        await self._forward(event["payload"])
+
+    async def _forward(self, payload: dict) -> None:
         if payload.get("type") == "membership.changed":
             if payload.get("project") == self.project_id:
                 await self._still_member()

@@ -330,6 +330,82 @@ def test_review_refusals_are_djangos_and_change_nothing(scene, case):
     assert AnnotationEvent.objects.count() == events_before
 
 
+def _one_statement(scene, annotation, version, target="class", decision="rejected", user=None):
+    from backend.annotations import fast_review
+    from backend.core.async_db import pool
+
+    async def run():
+        async with pool.connection() as conn:
+            return await fast_review.review_in_one_statement(
+                conn, project_id=scene["project"].pk, annotation_id=annotation.pk,
+                user_id=(user or scene["reviewer"]).pk, version=version, target=target, decision=decision)
+
+    return asyncio.run(run())
+
+
+def _started(scene, annotation):
+    """A row someone already reviewed (accepted class, pending mask): later class decisions
+    cannot move the image's status, the case the one-statement review takes."""
+    Annotation.objects.filter(pk=annotation.pk).update(class_review="accepted", updated_by=scene["owner"], version=2)
+
+
+def test_one_statement_review_writes_the_row_its_event_and_the_live_notice(scene):
+    first = scene["first"]
+    _started(scene, first)
+    start = backlog.current(scene["project"].pk)
+    answer = _one_statement(scene, first, 2)
+    events.publisher.flush()
+    row = Annotation.objects.get(pk=first.pk)
+    assert answer["version"] == row.version == 3 and answer["class_review"] == row.class_review == "rejected"
+    assert row.updated_by_id == scene["reviewer"].pk and answer["class_name"] == "hammer"
+    event = AnnotationEvent.objects.get(annotation_id=first.pk)
+    assert (event.action, event.source, event.actor_id) == ("reviewed", "human", scene["reviewer"].pk)
+    assert event.before["class_review"] == "accepted" and event.after["class_review"] == "rejected"
+    assert (event.before["version"], event.after["version"]) == (2, 3)
+    assert event.before["mask_rle"] == event.after["mask_rle"] == first.mask_rle
+    assert event.after["candidates"] == first.candidates and event.after["label_class"] == scene["hammer"].pk
+    live = backlog.since(scene["project"].pk, start).events
+    assert [(e["type"], e["annotation"], e["version"]) for e in live] == [("annotation.changed", first.pk, 3)]
+
+
+@pytest.mark.parametrize("case", [
+    "stale version", "claimed by another", "viewer", "non-member", "no class to accept", "other project's object",
+    "no-op", "settles the object", "first review",
+])
+def test_one_statement_review_refuses_what_is_not_the_plain_case_and_writes_nothing(scene, case):
+    """Every rule of the review service is in the statement's WHERE: a refusal writes nothing and
+    answers None, so the request goes on to the path that gives the exact answer."""
+    first, version, target, decision = scene["first"], 2, "class", "rejected"
+    _started(scene, first)
+    annotation = first
+    if case == "stale version":
+        version = 1
+    elif case == "claimed by another":
+        Image.objects.filter(pk=scene["image"].pk).update(claimed_by=scene["owner"],
+                                                           claim_expires_at=timezone.now() + timedelta(minutes=5))
+    elif case in {"viewer", "non-member"}:
+        members = Membership.objects.filter(project=scene["project"], user=scene["reviewer"])
+        members.update(role="viewer") if case == "viewer" else members.delete()
+    elif case == "no class to accept":
+        annotation = scene["second"]
+        _started(scene, annotation)
+        decision = "accepted"
+    elif case == "other project's object":
+        other = make_project(scene["owner"], name="Other")
+        add_member(other, scene["reviewer"], "reviewer")
+        scene = {**scene, "project": other}
+    elif case == "no-op":
+        decision = "accepted"
+    elif case == "settles the object":  # the image's status may move: the full path re-derives it
+        target, decision = "mask", "accepted"
+    elif case == "first review":
+        Annotation.objects.filter(pk=first.pk).update(class_review="pending", updated_by=None)
+    before = list(Annotation.objects.order_by("id").values_list("id", "version", "class_review", "mask_review"))
+    assert _one_statement(scene, annotation, version, target, decision) is None
+    assert list(Annotation.objects.order_by("id").values_list("id", "version", "class_review", "mask_review")) == before
+    assert not AnnotationEvent.objects.exists()
+
+
 # ------------------------------------------------------------ access changes count at once
 
 
@@ -421,3 +497,22 @@ def test_the_real_web_server_serves_both_routes_as_the_views_do(scene):
         assert AnnotationEvent.objects.filter(annotation_id=scene["first"].pk).count() == 3
     finally:
         stop(proc)
+
+
+def test_kept_connections_run_the_hot_statements_prepared(scene):
+    """Django's connection params switch psycopg's prepared statements off; the kept-open
+    connections turn them back on (re-parsing and re-planning cost PostgreSQL ~3x the CPU)."""
+    from backend.core.async_db import pool
+
+    headers = token_headers(scene["reviewer"])
+
+    async def run():
+        app = HotRoutes(Probe())
+        for _ in range(4):
+            await _call(app, "GET", detail_path(scene), headers)
+        async with pool.connection() as conn:
+            return await (await conn.execute("SELECT statement FROM pg_prepared_statements")).fetchall()
+
+    prepared = [row[0] for row in asyncio.run(run())]
+    assert any("authtoken_token" in sql for sql in prepared), prepared
+    assert any("array_agg(a.id ORDER BY a.id)" in sql for sql in prepared), prepared

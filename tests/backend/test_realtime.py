@@ -435,3 +435,41 @@ async def test_backlog_outage_never_fails_a_committed_write(monkeypatch):
     message = await communicator.receive_json_from(timeout=5)
     assert message["type"] == "job.progress" and "seq" not in message
     await communicator.disconnect()
+
+
+async def test_events_queued_together_leave_as_one_batch_in_order_with_consecutive_seqs():
+    """The publisher drains what queued up while it was busy: one backlog call numbers the run,
+    one channel-layer message carries it, and the consumer still sends one frame per event, in order."""
+    import threading
+
+    _, member, _, project, _ = await world()
+    communicator, _, _ = await connect(project.pk, member)
+    first = (await communicator.receive_json_from(timeout=5))["seq"]
+    queued, calls = threading.Event(), []
+    original = backlog.append_many
+
+    def held_first(project_id, payloads):
+        calls.append(len(payloads))
+        queued.wait(10)  # the first send waits until the whole burst is queued behind it
+        return original(project_id, payloads)
+
+    def burst():
+        for i in range(40):
+            events._publish(project.pk, {"type": "annotation.changed", "project": project.pk, "image": 1, "annotation": i})
+        queued.set()
+        assert events.publisher.flush(10)
+
+    backlog.append_many = held_first
+    try:
+        await sync_to_async(burst)()
+    finally:
+        backlog.append_many = original
+    received = [await communicator.receive_json_from(timeout=5) for _ in range(40)]
+    assert [m["annotation"] for m in received] == list(range(40))
+    assert [m["seq"] for m in received] == list(range(first + 1, first + 41))
+    assert sum(calls) == 40 and len(calls) < 40  # batched: fewer backlog calls than events
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+    # The backlog kept every one of them, so a client that missed the burst can replay it.
+    replay = await sync_to_async(backlog.since)(project.pk, first)
+    assert [e["annotation"] for e in replay.events] == list(range(40))

@@ -139,7 +139,7 @@ class Conn:
         self.reader = self.writer = None
 
 
-async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0):
+async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0, only=""):
     conn = Conn("127.0.0.1", port)
     headers = {"Authorization": f"Token {token}"}
     version = 1
@@ -147,16 +147,20 @@ async def reviewer(port, base, token, image_id, annotation_id, deadline, samples
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
         try:
-            status, _ = await conn.request("GET", f"{base}/images/{image_id}/", headers)
-            if time.monotonic() >= measure_from:
-                samples["read"].append(time.perf_counter() - t0)
-            if status != 200:
-                errors.append(status)
+            if only != "write":
+                status, _ = await conn.request("GET", f"{base}/images/{image_id}/", headers)
+                samples["sent"] += 1
+                if time.monotonic() >= measure_from:
+                    samples["read"].append(time.perf_counter() - t0)
+                if status != 200:
+                    errors.append(status)
+                if only == "read":
+                    continue
             t0 = time.perf_counter()
             body = json.dumps({"version": version, "target": "class", "decision": decision}).encode()
             status, data = await conn.request("POST", f"{base}/annotations/{annotation_id}/review/",
                                               {**headers, "Content-Type": "application/json"}, body)
-            samples["sent"] += 2
+            samples["sent"] += 1
             if time.monotonic() >= measure_from:
                 samples["write"].append(time.perf_counter() - t0)
             if status == 200:
@@ -204,7 +208,7 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
 
 
-async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds, client_kind="raw", warmup=0.0):
+async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds, client_kind="raw", warmup=0.0, only=""):
     """`warmup` seconds of the same load first, not recorded: every server process has imported
     Django, opened its connections and rendered the image once before the clock starts."""
     samples = {"read": [], "write": [], "sent": 0}
@@ -214,7 +218,7 @@ async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds, 
     if client_kind == "raw":
         await asyncio.gather(*[
             reviewer(port, f"/api/projects/{project_id}", token, image_id, annotation_ids[i % len(annotation_ids)],
-                     deadline, samples, errors, measure_from)
+                     deadline, samples, errors, measure_from, only)
             for i, token in enumerate(tokens)
         ])
         return samples, errors
@@ -241,6 +245,20 @@ def _cpu_seconds(pids) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def _cpu_by_name(names: tuple[str, ...]) -> float:
+    """User + system CPU so far of every process whose name is one of `names` (PostgreSQL's
+    backends come and go, so they are summed by name; exited ones are not counted)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() in names:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return _cpu_seconds(pids)
 
 
 def _wait_until_serving(port: int, timeout: float = 120) -> None:
@@ -278,6 +296,8 @@ def main():
     parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see the docstring)")
+    parser.add_argument("--only", choices=["read", "write"], default="",
+                        help="each client sends only this kind (default: a read, then a write)")
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
                         help="ASGI server (uvicorn is what manage.py serve runs)")
     args = parser.parse_args()
@@ -299,9 +319,11 @@ def main():
     try:
         _wait_until_serving(port)
         cpu0, server0 = os.times(), _cpu_seconds([p.pid for p in servers])
+        pg0, redis0 = _cpu_by_name(("postgres",)), _cpu_by_name(("redis-server",))
         samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds, args.client,
-                                           args.warmup))
+                                           args.warmup, args.only))
         cpu1, server1 = os.times(), _cpu_seconds([p.pid for p in servers])
+        pg1, redis1 = _cpu_by_name(("postgres",)), _cpu_by_name(("redis-server",))
     finally:
         for server in servers:
             server.terminate()
@@ -328,6 +350,7 @@ def main():
     server_cpu = (server1 - server0) / sent * 1000  # the web processes only, not PostgreSQL or Redis
     print(f"requests_per_s={total / args.seconds:.1f} errors={len(errors)} {sorted(set(map(str, errors)))[:5]} "
           f"client={args.client} client_cpu_per_request={client_cpu:.2f}ms web_cpu_per_request={server_cpu:.2f}ms "
+          f"postgres_cpu_per_request={(pg1 - pg0) / sent * 1000:.2f}ms redis_cpu_per_request={(redis1 - redis0) / sent * 1000:.2f}ms "
           f"load_1min_before={load_before:.1f} after={os.getloadavg()[0]:.1f}")
 
 
