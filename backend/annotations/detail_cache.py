@@ -95,6 +95,24 @@ def render_fragment(row) -> bytes:
     return json.dumps(_rows([row])[0], ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# The rows query's columns by name (fast_review's names), the class version after them.
+ROW_FIELDS = (
+    "id", "image_id", "label_class_id", "class_name", "mask_rle", "bbox", "area", "source", "det_score", "mask_score",
+    "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id", "created_at", "updated_at",
+    "version", "det_phrase",
+)
+
+
+def remember(row) -> None:
+    """Cache the fragment of a row this process just wrote (a rows-query row plus class version)."""
+    entry = (row[18], row[20], render_fragment(row))
+    with _lock:
+        _fragments[row[0]] = entry
+        _fragments.move_to_end(row[0])
+        while len(_fragments) > FRAGMENTS_MAX:
+            _fragments.popitem(last=False)
+
+
 async def image_detail(conn, project_id: int, image_id: int) -> bytes | None:
     """The detail body, byte for byte what ImageBundleViewSet.retrieve renders; None: no such
     image in the project, or the serializer changed (Django answers)."""

@@ -90,7 +90,8 @@ def _one_sql() -> str:
         "%(now)s FROM u) "
         f"SELECT u.id, u.image_id, u.label_class_id, lc.name, u.mask_rle, u.bbox, u.area, u.source, u.det_score, "
         "u.det_phrase, u.mask_score, u.class_score, u.class_margin, u.candidates, u.class_review, u.mask_review, "
-        f"u.job_id, u.created_at, u.updated_at, u.version FROM u LEFT JOIN {lc} lc ON lc.id = u.label_class_id"
+        f"u.job_id, u.created_at, u.updated_at, u.version, coalesce(lc.version, 0) "
+        f"FROM u LEFT JOIN {lc} lc ON lc.id = u.label_class_id"
     )
 
 
@@ -115,6 +116,11 @@ async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, 
     if found is None:
         return None
     row = dict(zip(_COLUMNS[:20], found))
+    # This process's next image read finds the object's new JSON ready (detail_cache's key is
+    # the versions, so a later write anywhere simply replaces it).
+    from . import detail_cache
+
+    detail_cache.remember(tuple(row[k] for k in detail_cache.ROW_FIELDS) + (found[20],))
     changes.publish(project_id, [("annotation.changed", {
         "image": row["image_id"], "annotation": row["id"], "action": params["action"], "source": params["source"],
         "version": row["version"],

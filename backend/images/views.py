@@ -81,7 +81,9 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         methods=["PUT"], request={"application/octet-stream": bytes},
-        parameters=[OpenApiParameter("offset", int, required=True, description="where this chunk starts in the file")],
+        parameters=[OpenApiParameter("offset", int, required=True, description="where this chunk starts in the file"),
+                    OpenApiParameter("finish", bool, required=False,
+                                     description="1 on the last chunk: hand the file to processing in the same request")],
         responses={200: UploadSessionSerializer, 409: UploadSessionSerializer},
     )
     @extend_schema(methods=["GET"], responses=UploadSessionSerializer)
@@ -89,7 +91,8 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["get", "put", "delete"], url_path=SESSION_PATH)
     def upload(self, request, project_pk=None, session_id=None):
         """GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
-        as the raw body at `?offset=`. DELETE: cancel and drop the received bytes."""
+        as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
+        DELETE: cancel and drop the received bytes."""
         sid = int_or_404(session_id)
         if request.method == "GET":
             return Response(UploadSessionSerializer(upload_sessions.get_session(self.project, sid, request.user)).data)
@@ -104,6 +107,7 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         session = upload_sessions.write_chunk(
             project=self.project, user=request.user, session_id=sid, offset=offset, length=length,
             stream=request._request,  # the raw body, read in blocks; never parsed or held whole
+            finish=request.query_params.get("finish") in {"1", "true"},
         )
         return Response(UploadSessionSerializer(session).data)
 

@@ -366,6 +366,12 @@ def test_one_statement_review_writes_the_row_its_event_and_the_live_notice(scene
     assert event.after["candidates"] == first.candidates and event.after["label_class"] == scene["hammer"].pk
     live = backlog.since(scene["project"].pk, start).events
     assert [(e["type"], e["annotation"], e["version"]) for e in live] == [("annotation.changed", first.pk, 3)]
+    # The written object's JSON is cached at once, and the next hot read is still the view's, byte for byte.
+    from backend.annotations import detail_cache
+
+    assert detail_cache._fragments[first.pk][0] == 3
+    hot, handed_on, django = hot_and_django("GET", detail_path(scene), token_headers(scene["reviewer"]))
+    assert not handed_on and hot == django and hot[0] == 200
 
 
 @pytest.mark.parametrize("case", [

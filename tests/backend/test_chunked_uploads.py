@@ -100,6 +100,29 @@ def test_a_client_resumes_from_the_offset_the_server_holds(owner_project, client
     assert upload_sessions.temp_path(UploadSession.objects.get(pk=sid)).exists() is False
 
 
+def test_the_last_chunk_can_finish_the_upload_in_the_same_request(owner_project, client_for):
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(11)
+    sid = open_session(client, project, "one-go.jpg", data)["id"]
+    # finish=1 on a chunk that does not end the file is refused before anything is written
+    early = client.generic("PUT", f"{base(project)}{sid}/?offset=0&finish=1", data[:5000],
+                           content_type="application/octet-stream")
+    assert early.status_code == 400 and "last chunk" in early.json()["detail"]
+    assert client.get(f"{base(project)}{sid}/").json()["received_bytes"] == 0
+    assert put_chunk(client, project, sid, 0, data[:5000]).status_code == 200
+    last = client.generic("PUT", f"{base(project)}{sid}/?offset=5000&finish=1", data[5000:],
+                          content_type="application/octet-stream")
+    assert last.status_code == 200, last.content
+    assert last.json()["status"] == "queued" and last.json()["received_bytes"] == len(data)
+    # A client that lost that answer and finishes again changes nothing
+    assert client.post(f"{base(project)}{sid}/finish/").json()["status"] == "queued"
+    session = process(client, project, sid)
+    assert session["status"] == "done"
+    [image_id] = session["result"]["created"]
+    assert Image.objects.get(pk=image_id).sha256 == hashlib.sha256(data).hexdigest()
+
+
 def test_the_same_set_twice_stores_no_duplicates(owner_project, client_for):
     owner, project = owner_project
     client = client_for(owner)

@@ -12,7 +12,8 @@ What it does:
 - copies them with shutil (plain disk copy, fsync at the end) and times it;
 - starts the web server (uvicorn) and a cpu Celery worker on a database of its own (`razmetka_upload_bench`,
   dropped afterwards unless --keep) and a media root in a temp dir;
-- uploads every file with --clients threads, each: open a session, PUT 8 MiB chunks, finish;
+- uploads every file with --clients threads, each: open a session, PUT 8 MiB chunks (the last one
+  with finish=1, as the browser sends it);
   then waits until the worker has processed all of them (decode, hash, dedup, thumbnail, store).
   Throughput is bytes / (first request .. last session done), i.e. end to end;
 - uploads the same set again (with the client hash, as the browser sends it) and then once more
@@ -147,11 +148,11 @@ class Client:
             while offset < size:
                 fh.seek(offset)
                 data = fh.read(chunk)
-                r = self.http.put(f"{self.base}{session['id']}/?offset={offset}", data=data,
+                last = "&finish=1" if offset + len(data) == size else ""  # as the browser does
+                r = self.http.put(f"{self.base}{session['id']}/?offset={offset}{last}", data=data,
                                   headers={"Content-Type": "application/octet-stream"})
                 r.raise_for_status()
                 offset = r.json()["received_bytes"]
-        self.http.post(f"{self.base}{session['id']}/finish/").raise_for_status()
         return session["id"]
 
 

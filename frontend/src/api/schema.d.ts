@@ -777,18 +777,21 @@ export interface paths {
         };
         /**
          * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
-         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         *     as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
+         *     DELETE: cancel and drop the received bytes.
          */
         get: operations["projects_images_uploads_retrieve"];
         /**
          * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
-         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         *     as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
+         *     DELETE: cancel and drop the received bytes.
          */
         put: operations["projects_images_uploads_update"];
         post?: never;
         /**
          * @description GET: where the upload stands (a client resumes from `received_bytes`). PUT: one chunk
-         *     as the raw body at `?offset=`. DELETE: cancel and drop the received bytes.
+         *     as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
+         *     DELETE: cancel and drop the received bytes.
          */
         delete: operations["projects_images_uploads_destroy"];
         options?: never;
@@ -3537,6 +3540,8 @@ export interface operations {
     projects_images_uploads_update: {
         parameters: {
             query: {
+                /** @description 1 on the last chunk: hand the file to processing in the same request */
+                finish?: boolean;
                 /** @description where this chunk starts in the file */
                 offset: number;
             };
