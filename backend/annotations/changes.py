@@ -7,6 +7,10 @@ status of the images it touched and announces the changes live, all in the calle
 transaction. Nothing outside this app writes Annotation or AnnotationEvent rows (a test holds
 that line); deleting a whole project is a database cascade and needs no events.
 
+The review hot route records the same rows in raw SQL on its own connection: record_review_raw
+below, and fast_review's one-statement review (the plain case: the row and its event in one
+autocommit statement); tests/backend/test_api_hot_paths.py compares both with this path.
+
 Callers lock what they change first (the image row, then its annotations, in id order) and
 decide *what* changes (permissions, claims, version checks live in services.py, jobs and the
 importer); this module decides *how* a change is recorded.

@@ -116,13 +116,25 @@ def remember(row) -> None:
 async def image_detail(conn, project_id: int, image_id: int) -> bytes | None:
     """The detail body, byte for byte what ImageBundleViewSet.retrieve renders; None: no such
     image in the project, or the serializer changed (Django answers)."""
+    return await finish_detail(conn, await send_head(conn, project_id, image_id), image_id)
+
+
+async def send_head(conn, project_id: int, image_id: int):
+    """The image row + object versions query's cursor, or None when the hot route cannot answer
+    (in a pipeline its row arrives with the next sync)."""
     global _SQL
     if _SQL is None:
         _SQL = _sql() if head_matches_serializer() else ()
     if not _SQL:
         return None
-    head_sql, rows_sql, attnames = _SQL
-    row = await (await conn.execute(head_sql, (image_id, project_id))).fetchone()
+    return await conn.execute(_SQL[0], (image_id, project_id))
+
+
+async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
+    if cursor is None:
+        return None
+    _, rows_sql, attnames = _SQL
+    row = await cursor.fetchone()
     if row is None:
         return None
     ids, versions, classes = (row[-3] or []), (row[-2] or []), (row[-1] or [])

@@ -109,7 +109,10 @@ def _replay(messages, receive):
 
 
 async def _who(conn, scope, project_id: int, capability: Capability) -> fast_auth.Caller:
-    caller = await fast_auth.caller(conn, scope, project_id)
+    return _allowed(await fast_auth.caller(conn, scope, project_id), capability)
+
+
+def _allowed(caller: fast_auth.Caller | None, capability: Capability) -> fast_auth.Caller:
     if caller is None or caller.role is None or capability not in ROLE_CAPABILITIES.get(caller.role, ()):
         raise Fallback()
     return caller
@@ -118,10 +121,20 @@ async def _who(conn, scope, project_id: int, capability: Capability) -> fast_aut
 async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, list]:
     from . import detail_cache
 
+    key = fast_auth.token_key(scope)
     try:
         async with async_db.pool.connection() as conn:
-            await _who(conn, scope, project_id, Capability.READ)
-            body = await detail_cache.image_detail(conn, project_id, image_id)
+            if key is None:  # a session (two lookups), or nobody: Django will say
+                await _who(conn, scope, project_id, Capability.READ)
+                body = await detail_cache.image_detail(conn, project_id, image_id)
+            else:
+                # Token: who is asking and the image go out together, one round trip; the
+                # image row is only used once the caller may read it.
+                async with conn.pipeline():
+                    who = await fast_auth.send_token_query(conn, key, project_id)
+                    head = await detail_cache.send_head(conn, project_id, image_id)
+                    _allowed(fast_auth.from_token_row(await who.fetchone()), Capability.READ)
+                    body = await detail_cache.finish_detail(conn, head, image_id)
     except (psycopg.Error, OSError):
         raise Fallback() from None
     if body is None:

@@ -52,6 +52,16 @@ async def caller(conn, scope, project_id: int) -> Caller | None:
     session_key = jar.get(settings.SESSION_COOKIE_NAME)
     if session_key:
         return await _by_session(conn, session_key, project_id)
+    key = token_key(scope)
+    if key is None:
+        return None
+    return from_token_row(await (await send_token_query(conn, key, project_id)).fetchone())
+
+
+def token_key(scope) -> str | None:
+    """The `Authorization: Token <key>` key of a request without a session cookie; else None."""
+    if settings.SESSION_COOKIE_NAME.encode() in (header(scope, b"cookie") or b""):
+        return None  # maybe a session: caller() decides
     raw = header(scope, b"authorization")
     if raw is None:
         return None
@@ -59,10 +69,17 @@ async def caller(conn, scope, project_id: int) -> Caller | None:
     if len(parts) != 2 or parts[0].lower() != b"token":
         return None
     try:
-        key = parts[1].decode()
+        return parts[1].decode()
     except UnicodeDecodeError:
         return None
-    row = await (await conn.execute(_BY_TOKEN, (project_id, key))).fetchone()
+
+
+async def send_token_query(conn, key: str, project_id: int):
+    """The token lookup's cursor (in a pipeline, its row arrives with the next sync)."""
+    return await conn.execute(_BY_TOKEN, (project_id, key))
+
+
+def from_token_row(row) -> Caller | None:
     if row is None or not row[2]:
         return None
     return Caller(row[0], row[1], row[4], session=False)

@@ -352,6 +352,7 @@ def _started(scene, annotation):
 def test_one_statement_review_writes_the_row_its_event_and_the_live_notice(scene):
     first = scene["first"]
     _started(scene, first)
+    events.publisher.flush()  # whatever earlier tests queued is out before counting from here
     start = backlog.current(scene["project"].pk)
     answer = _one_statement(scene, first, 2)
     events.publisher.flush()
@@ -365,7 +366,8 @@ def test_one_statement_review_writes_the_row_its_event_and_the_live_notice(scene
     assert event.before["mask_rle"] == event.after["mask_rle"] == first.mask_rle
     assert event.after["candidates"] == first.candidates and event.after["label_class"] == scene["hammer"].pk
     live = backlog.since(scene["project"].pk, start).events
-    assert [(e["type"], e["annotation"], e["version"]) for e in live] == [("annotation.changed", first.pk, 3)]
+    assert [(e["type"], e.get("annotation"), e.get("version")) for e in live
+            if e.get("image") == scene["image"].pk] == [("annotation.changed", first.pk, 3)], live
     # The written object's JSON is cached at once, and the next hot read is still the view's, byte for byte.
     from backend.annotations import detail_cache
 

@@ -31,13 +31,13 @@ def test_events_are_numbered_and_kept_in_commit_order():
 def test_the_request_thread_does_not_send(monkeypatch):
     """The send happens on the publisher's thread, not on the thread that committed."""
     seen = []
-    real = backlog.append
+    real = backlog.append_many
 
-    def spy(project_id, payload):
+    def spy(project_id, payloads):
         seen.append(threading.current_thread().name)
-        return real(project_id, payload)
+        return real(project_id, payloads)
 
-    monkeypatch.setattr(backlog, "append", spy)
+    monkeypatch.setattr(backlog, "append_many", spy)
     _emit(910_002, 1)
     assert events.publisher.flush()
     assert seen == ["live-events"]
@@ -45,18 +45,19 @@ def test_the_request_thread_does_not_send(monkeypatch):
 
 def test_a_failing_send_does_not_stop_the_next_ones(monkeypatch):
     project_id = 910_003
-    real = backlog.append
+    real = backlog.append_many
     calls = {"n": 0}
 
-    def flaky(pid, payload):
+    def flaky(pid, payloads):
         calls["n"] += 1
         if calls["n"] == 1:
             raise ConnectionError("redis went away")
-        return real(pid, payload)
+        return real(pid, payloads)
 
-    monkeypatch.setattr(backlog, "append", flaky)
+    monkeypatch.setattr(backlog, "append_many", flaky)
     start = backlog.current(project_id)
     _emit(project_id, 1)
+    assert events.publisher.flush()  # its own send, which fails
     _emit(project_id, 2)
     assert events.publisher.flush()
     assert [e["job"]["processed"] for e in backlog.since(project_id, start).events] == [2]

@@ -1,10 +1,12 @@
 """Review API under load: N concurrent reviewers read and update one 12 MP image with 50 objects.
 
 Run: .venv/bin/python tests/benchmarks/api_bench.py [--clients 50] [--seconds 60] [--web-processes N]
-Starts its own ASGI servers the way `manage.py serve` does (N daphne processes accepting on one
+         [--only read|write] [--server uvicorn|daphne]
+Starts its own ASGI servers the way `manage.py serve` does (N uvicorn processes accepting on one
 socket; default as serve chooses) on a free loopback port over the embedded servers, works in a
-scratch project and deletes it afterwards. Prints requests/s, p50/p95 latency per kind and the
-error count. The load generator runs on the same machine and takes CPU from the servers.
+scratch project and deletes it afterwards. Prints requests/s, p50/p95 latency per kind, the
+error count, and CPU per request of the client, the web processes, PostgreSQL (all its
+processes) and Redis. The load generator runs on the same machine and takes CPU from the servers.
 
 Each simulated reviewer holds one keep-alive connection and speaks HTTP/1.1 through a minimal
 client (`Conn` below): httpx's AsyncClient spent 9-11 ms of CPU per request with 50 connections,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -45,12 +46,15 @@ def test_a_cut_connection_resumes_where_it_stopped(page, project, login_as, cele
     big = big_png(1)
     assert len(big) > CHUNK_BYTES
     puts: list[str] = []
+    finishing: list[tuple[str, str]] = []
     cut: list[str] = []
 
     def chunk_route(route):
         url = route.request.url
-        puts.append(url.rsplit("offset=", 1)[1])
-        if not cut and not url.endswith("offset=0"):
+        query = parse_qs(urlsplit(url).query)
+        puts.append(query["offset"][0])
+        finishing.append((query["offset"][0], query.get("finish", ["0"])[0]))
+        if not cut and query["offset"][0] != "0":
             cut.append(url)  # the second chunk's first try dies mid-flight
             route.abort("connectionreset")
         else:
@@ -80,6 +84,10 @@ def test_a_cut_connection_resumes_where_it_stopped(page, project, login_as, cele
     big_offsets = [o for o in puts if o != "0"]
     assert big_offsets == [str(CHUNK_BYTES), str(CHUNK_BYTES)], f"the cut chunk is retried from its offset: {puts}"
     assert puts.count("0") == 3, f"no file started over: {puts}"
+    # Each file's last chunk finishes it (no separate finish request): the one-chunk files at 0,
+    # the big one at its second chunk; its first chunk does not.
+    assert sorted(finishing) == sorted([("0", "1"), ("0", "1"), ("0", "0"), (str(CHUNK_BYTES), "1"),
+                                        (str(CHUNK_BYTES), "1")]), finishing
     stored = Image.objects.get(project=proj, original_name="big-scan.png")
     import hashlib
 
