@@ -194,6 +194,23 @@ def cpu_queue_answers() -> bool:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+def test_the_shared_web_socket_hands_tcp_nodelay_to_every_connection():
+    """uvicorn takes the inherited socket for a unix one and never sets TCP_NODELAY itself: a small
+    answer written as headers + body then waited ~40 ms for the client's delayed ACK (a single
+    reviewer's write took 48 ms instead of 5). The listener serve binds carries the option."""
+    from backend.core.management.commands.serve import listen
+
+    server = listen("127.0.0.1", free_port())
+    try:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        accepted.close()
+        client.close()
+    finally:
+        server.close()
+
+
 def test_serve_restarts_crashed_children_and_stops_cleanly_on_ctrl_c(tmp_path):
     from django.conf import settings
     from django.db import connection
