@@ -4,8 +4,9 @@ It mirrors what DRF + Django do for the API (session first, then `Authorization:
 only recognises the plain, valid case: a live session of an active user whose password hash still
 matches the session (and who is not on a one-time password), or a valid token of an active user.
 Anything else (no credentials, a bad token, a session Django would flush or rotate, a failed CSRF
-check) returns None and the request goes to Django, which gives its usual answer. Nothing is
-cached: a removed member, a changed role or password counts on the very next request.
+check) returns None and the request goes to Django, which gives its usual answer. Nothing about
+access is cached (only the decoding of a session's data): a removed member, a changed role or
+password, a logout count on the very next request.
 """
 from __future__ import annotations
 
@@ -88,27 +89,87 @@ def from_token_row(row) -> Caller | None:
 async def _by_session(conn, session_key: str, project_id: int) -> Caller | None:
     if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
         return None
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.utils.crypto import constant_time_compare
-
+    guess = known_session_user(session_key)
+    if guess is not None:  # both rows in one round trip; a wrong guess goes the long way below
+        async with conn.pipeline():
+            session_cur, user_cur = await send_session_queries(conn, session_key, guess, project_id)
+            found = from_session_rows(session_key, await session_cur.fetchone(), await user_cur.fetchone())
+        if found is not None:
+            return found
     found = await (await conn.execute(_SESSION, (session_key,))).fetchone()
     if found is None:
         return None
-    data = SessionStore().decode(found[0])
+    signed_in = _signed_in(session_key, found[0])
+    if signed_in is None:
+        return None
+    return _session_caller(signed_in, await (await conn.execute(_BY_ID, (project_id, signed_in[0]))).fetchone())
+
+
+# session_key -> (session_data, user id, session auth hash) as last decoded in this process. Only
+# the decoding is remembered (a pure function of session_data); the session row and the user row
+# are read on every request, so logging out, expiry and password changes count at once.
+_DECODED: dict[str, tuple[str, int, str]] = {}
+_DECODED_MAX = 10_000
+
+
+def _signed_in(session_key: str, session_data: str) -> tuple[int, str] | None:
+    """(user id, session auth hash) of a plain password sign-in, or None (Django decides)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    known = _DECODED.get(session_key)
+    if known is not None and known[0] == session_data:
+        return known[1], known[2]
+    data = SessionStore().decode(session_data)
     if data.get(SESSION_FLAG) or data.get(BACKEND_SESSION_KEY) != _BACKEND or _BACKEND not in settings.AUTHENTICATION_BACKENDS:
         return None
     try:
         user_id = int(data[SESSION_KEY])
     except (KeyError, TypeError, ValueError):
         return None
-    row = await (await conn.execute(_BY_ID, (project_id, user_id))).fetchone()
-    if row is None or not row[2]:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[session_key] = (session_data, user_id, data.get(HASH_SESSION_KEY) or "")
+    return user_id, data.get(HASH_SESSION_KEY) or ""
+
+
+def _session_caller(signed_in: tuple[int, str], row) -> Caller | None:
+    from django.contrib.auth import get_user_model
+    from django.utils.crypto import constant_time_compare
+
+    if row is None or not row[2] or row[0] != signed_in[0]:
         return None
     expected = get_user_model()(password=row[3]).get_session_auth_hash()
-    if not constant_time_compare(data.get(HASH_SESSION_KEY) or "", expected):
+    if not constant_time_compare(signed_in[1], expected):
         return None  # Django flushes it, or rotates it under a fallback secret
     return Caller(row[0], row[1], row[4], session=True)
+
+
+def session_key(scope) -> str | None:
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return None
+    return cookies(scope).get(settings.SESSION_COOKIE_NAME) or None
+
+
+def known_session_user(key: str) -> int | None:
+    """The user this process last decoded for this session key (a guess to query by; verified
+    against the fresh session row by from_session_rows)."""
+    known = _DECODED.get(key)
+    return known[1] if known is not None else None
+
+
+async def send_session_queries(conn, key: str, user_id: int, project_id: int):
+    """The session row's and the (guessed) user's cursors, for one pipelined round trip."""
+    return await conn.execute(_SESSION, (key,)), await conn.execute(_BY_ID, (project_id, user_id))
+
+
+def from_session_rows(key: str, session_row, user_row) -> Caller | None:
+    if session_row is None:
+        return None
+    signed_in = _signed_in(key, session_row[0])
+    if signed_in is None:
+        return None
+    return _session_caller(signed_in, user_row)  # None too when the guess was another user: Django decides
 
 
 def host_allowed(scope) -> bool:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
 
 
-def seed(clients: int, objects: int):
+def seed(clients: int, objects: int, auth: str = "token"):
     import django
 
     django.setup()
@@ -76,7 +76,16 @@ def seed(clients: int, objects: int):
     for i in range(clients):
         user = User.objects.create_user(f"bench-{stamp}-{i}")
         Membership.objects.create(project=project, user=user, role="reviewer")
-        tokens.append(Token.objects.create(user=user).key)
+        if auth == "session":  # as the browser signs in: a session cookie, and CSRF for writes
+            from django.test import Client
+
+            browser = Client()
+            browser.force_login(user)
+            csrf = "c" * 32
+            tokens.append({"Cookie": f"sessionid={browser.cookies['sessionid'].value}; csrftoken={csrf}",
+                           "X-CSRFToken": csrf})
+        else:
+            tokens.append({"Authorization": f"Token {Token.objects.create(user=user).key}"})
     return project, image, [a.pk for a in annotations], tokens, owner
 
 
@@ -143,7 +152,7 @@ class Conn:
 
 async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0, only=""):
     conn = Conn("127.0.0.1", port)
-    headers = {"Authorization": f"Token {token}"}
+    headers = dict(token)
     version = 1
     decision = "accepted"
     while time.monotonic() < deadline:
@@ -179,7 +188,7 @@ async def reviewer(port, base, token, image_id, annotation_id, deadline, samples
 async def reviewer_httpx(client, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0):
     import httpx
 
-    headers = {"Authorization": f"Token {token}"}
+    headers = dict(token)
     version = 1
     decision = "accepted"
     while time.monotonic() < deadline:
@@ -298,13 +307,15 @@ def main():
     parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see the docstring)")
+    parser.add_argument("--auth", choices=["token", "session"], default="token",
+                        help="how each reviewer signs in (session: a cookie + CSRF, as the browser)")
     parser.add_argument("--only", choices=["read", "write"], default="",
                         help="each client sends only this kind (default: a read, then a write)")
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
                         help="ASGI server (uvicorn is what manage.py serve runs)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    project, image, annotation_ids, tokens, owner = seed(args.clients, args.objects)
+    project, image, annotation_ids, tokens, owner = seed(args.clients, args.objects, args.auth)
     from backend.core.management.commands.serve import default_web_processes, listen
 
     processes = args.web_processes or default_web_processes()
@@ -342,7 +353,7 @@ def main():
             print(f"cleanup failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); scratch project {project.pk} is left")
     total = len(samples["read"]) + len(samples["write"])
     print(f"clients={args.clients} objects={args.objects} seconds={args.seconds:.0f} warmup={args.warmup:.0f} image=4000x3000 "
-          f"server={args.server} web_processes={processes} cores={os.cpu_count()}")
+          f"server={args.server} auth={args.auth} web_processes={processes} cores={os.cpu_count()}")
     for kind in ("read", "write"):
         values = samples[kind]
         print(f"{kind:5s}: n={len(values)} p50={pct(values, .5):.1f}ms p95={pct(values, .95):.1f}ms "
