@@ -95,7 +95,9 @@ def _one_sql() -> str:
     )
 
 
-_REVIEWERS = sorted(role for role, caps in ROLE_CAPABILITIES.items() if Capability.REVIEW in caps)
+# Plain strings: psycopg may dump an Enum by its name, and the column holds the value.
+_REVIEWERS = sorted(str(getattr(role, "value", role)) for role, caps in ROLE_CAPABILITIES.items()
+                    if Capability.REVIEW in caps)
 
 
 async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, user_id: int, version: int, target: str,

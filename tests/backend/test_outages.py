@@ -43,6 +43,34 @@ def test_a_database_that_is_down_answers_503_with_retry_after():
         stop(proc)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_pooled_connections_that_postgres_dropped_are_replaced_not_answered_with_503():
+    """A PostgreSQL restart (or an idle timeout) kills the web processes' pooled connections; the
+    pool checks each one when it is handed out, so the next requests succeed instead of failing
+    once per stale connection."""
+    from django.db import connection
+
+    user = make_user("pooled")
+    make_project(user)
+    token = Token.objects.create(user=user)
+    proc, url = start_web(connection.settings_dict["NAME"], log_name="pool-server.log")
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Token {token.key}"}, timeout=30) as client:
+            for _ in range(4):
+                assert client.get("/api/projects/").status_code == 200
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                assert cursor.fetchone()[0] >= 1
+            time.sleep(0.5)
+            statuses = [client.get("/api/projects/").status_code for _ in range(6)]
+            assert statuses == [200] * 6, statuses
+    finally:
+        stop(proc)
+
+
 def test_serve_restarts_the_embedded_postgres_and_redis_when_they_die(tmp_path):
     # Not under tmp_path: as root, pgserver runs PostgreSQL as its own user, who cannot enter
     # pytest's 0700 temp folders; the checkout's var/ is where the embedded servers live anyway.

@@ -24,6 +24,7 @@ if os.environ.get("RAZMETKA_DB_NAME"):
 # connection (a backend fork, 20-30 ms here). Workers, commands and the test process connect as
 # before: a pool must never cross a fork (Celery's prefork children), and they need none.
 _POOL = os.environ.get("RAZMETKA_DB_POOL") == "1"
+
 _pool_options = {"pool": {
     "min_size": 1,
     "max_size": int(os.environ.get("RAZMETKA_DB_POOL_SIZE", "8")),
@@ -39,6 +40,9 @@ DATABASES = {
         **_conn,
         "OPTIONS": _pool_options,
         "CONN_MAX_AGE": 0,
+        # With the pool: each connection is checked (one empty round trip) as the pool hands it
+        # out, so one PostgreSQL dropped (a restart, an idle timeout) is replaced, not a 503.
+        "CONN_HEALTH_CHECKS": _POOL,
         "ATOMIC_REQUESTS": False,
         # A test run's worker processes reach the test database through this name.
         "TEST": {"NAME": os.environ.get("RAZMETKA_TEST_DB_NAME", "test_razmetka")},
