@@ -241,8 +241,7 @@ async def record_review_raw(conn, *, project_id: int, row: dict, fields: dict, a
         (project_id, row["image_id"], row["id"], actor_id, Action.REVIEWED, ChangeSource.HUMAN, Jsonb(before),
          Jsonb(after), now),
     )
-    notices = [("annotation.changed", {"image": row["image_id"], "annotation": row["id"], "action": Action.REVIEWED,
-                                       "source": ChangeSource.HUMAN, "version": after["version"]})]
+    notices = [reviewed_notice(row["image_id"], row["id"], after["version"])]
     was = review_flags(row["class_review"], row["mask_review"], row["source"], row["updated_by_id"])
     now_flags = review_flags(after["class_review"], after["mask_review"], row["source"], actor_id)
     if was != now_flags:  # otherwise the image's counts, hence its status, cannot have changed
@@ -262,6 +261,12 @@ async def record_review_raw(conn, *, project_id: int, row: dict, fields: dict, a
             )).fetchone()
             notices.append(("image.status", {"image": row["image_id"], "status": status, "version": moved[0]}))
     return {"version": after["version"], "updated_at": now, "updated_by_id": actor_id, **fields}, notices
+
+
+def reviewed_notice(image_id: int, annotation_id: int, version: int) -> tuple[str, dict]:
+    """The live notice of a person's review written by the hot route (as apply_changes sends it)."""
+    return ("annotation.changed", {"image": image_id, "annotation": annotation_id, "action": Action.REVIEWED,
+                                   "source": ChangeSource.HUMAN, "version": version})
 
 
 def publish(project_id: int, notices: list) -> None:

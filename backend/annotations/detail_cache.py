@@ -95,7 +95,8 @@ def render_fragment(row) -> bytes:
     return json.dumps(_rows([row])[0], ensure_ascii=False, separators=(",", ":")).encode()
 
 
-# The rows query's columns by name (fast_review's names), the class version after them.
+# The rows query's columns by name (fast_review's names; its one-statement review returns them in
+# this order too), the class version after them.
 ROW_FIELDS = (
     "id", "image_id", "label_class_id", "class_name", "mask_rle", "bbox", "area", "source", "det_score", "mask_score",
     "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id", "created_at", "updated_at",
@@ -103,20 +104,17 @@ ROW_FIELDS = (
 )
 
 
-def remember(row) -> None:
-    """Cache the fragment of a row this process just wrote (a rows-query row plus class version)."""
-    entry = (row[18], row[20], render_fragment(row))
+def remember(rows) -> dict[int, bytes]:
+    """Render and cache the fragments of rows-query rows (ROW_FIELDS + class version): those a
+    read fetched, or one a write in this process just returned. Returns {id: fragment}."""
+    fresh = {r[0]: (r[18], r[20], render_fragment(r)) for r in rows}
     with _lock:
-        _fragments[row[0]] = entry
-        _fragments.move_to_end(row[0])
+        for pk, entry in fresh.items():
+            _fragments[pk] = entry
+            _fragments.move_to_end(pk)
         while len(_fragments) > FRAGMENTS_MAX:
             _fragments.popitem(last=False)
-
-
-async def image_detail(conn, project_id: int, image_id: int) -> bytes | None:
-    """The detail body, byte for byte what ImageBundleViewSet.retrieve renders; None: no such
-    image in the project, or the serializer changed (Django answers)."""
-    return await finish_detail(conn, await send_head(conn, project_id, image_id), image_id)
+    return {pk: entry[2] for pk, entry in fresh.items()}
 
 
 async def send_head(conn, project_id: int, image_id: int):
@@ -131,6 +129,8 @@ async def send_head(conn, project_id: int, image_id: int):
 
 
 async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
+    """The detail body from send_head's cursor, byte for byte what ImageBundleViewSet.retrieve
+    renders; None: no such image in the project, or the serializer changed (Django answers)."""
     if cursor is None:
         return None
     _, rows_sql, attnames = _SQL
@@ -152,15 +152,7 @@ async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
     if missing:
         # A write may land between the two queries: the newer row is served (as the view's two
         # queries would) and cached under its own versions; a row deleted meanwhile is left out.
-        fetched = await (await conn.execute(rows_sql, (image_id, missing))).fetchall()
-        fresh = {r[0]: (r[18], r[20], render_fragment(r)) for r in fetched}
-        with _lock:
-            for pk, entry in fresh.items():
-                _fragments[pk] = entry
-                _fragments.move_to_end(pk)
-                parts[pk] = entry[2]
-            while len(_fragments) > FRAGMENTS_MAX:
-                _fragments.popitem(last=False)
+        parts.update(remember(await (await conn.execute(rows_sql, (image_id, missing))).fetchall()))
         ids = [pk for pk in ids if pk in parts]
     head = _head(image)
     return head[:-1] + b',"annotations":[' + b",".join(parts[pk] for pk in ids) + b"]}"

@@ -88,9 +88,10 @@ def _one_sql() -> str:
         f"jsonb_build_object({snapshot}, 'class_review', u.old_cr, 'mask_review', u.old_mr, 'version', u.version - 1), "
         f"jsonb_build_object({snapshot}, 'class_review', u.class_review, 'mask_review', u.mask_review, 'version', u.version), "
         "%(now)s FROM u) "
-        f"SELECT u.id, u.image_id, u.label_class_id, lc.name, u.mask_rle, u.bbox, u.area, u.source, u.det_score, "
-        "u.det_phrase, u.mask_score, u.class_score, u.class_margin, u.candidates, u.class_review, u.mask_review, "
-        f"u.job_id, u.created_at, u.updated_at, u.version, coalesce(lc.version, 0) "
+        # detail_cache.ROW_FIELDS' order, so the row is also the object's cached fragment
+        "SELECT u.id, u.image_id, u.label_class_id, lc.name, u.mask_rle, u.bbox, u.area, u.source, u.det_score, "
+        "u.mask_score, u.class_score, u.class_margin, u.candidates, u.class_review, u.mask_review, u.job_id, "
+        "u.created_at, u.updated_at, u.version, u.det_phrase, coalesce(lc.version, 0) "
         f"FROM u LEFT JOIN {lc} lc ON lc.id = u.label_class_id"
     )
 
@@ -117,16 +118,13 @@ async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, 
     found = await (await conn.execute(_ONE_SQL, params)).fetchone()
     if found is None:
         return None
-    row = dict(zip(_COLUMNS[:20], found))
-    # This process's next image read finds the object's new JSON ready (detail_cache's key is
-    # the versions, so a later write anywhere simply replaces it).
     from . import detail_cache
 
-    detail_cache.remember(tuple(row[k] for k in detail_cache.ROW_FIELDS) + (found[20],))
-    changes.publish(project_id, [("annotation.changed", {
-        "image": row["image_id"], "annotation": row["id"], "action": params["action"], "source": params["source"],
-        "version": row["version"],
-    })])
+    row = dict(zip(detail_cache.ROW_FIELDS, found))
+    # This process's next image read finds the object's new JSON ready (detail_cache's key is
+    # the versions, so a later write anywhere simply replaces it).
+    detail_cache.remember([found])
+    changes.publish(project_id, [changes.reviewed_notice(row["image_id"], row["id"], row["version"])])
     return _serialized(row)
 
 

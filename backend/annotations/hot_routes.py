@@ -121,29 +121,18 @@ def _allowed(caller: fast_auth.Caller | None, capability: Capability) -> fast_au
 async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, list]:
     from . import detail_cache
 
-    token = fast_auth.token_key(scope)
-    session = fast_auth.session_key(scope) if token is None else None
-    session_user = fast_auth.known_session_user(session) if session else None
     try:
-        async with async_db.pool.connection() as conn:
-            if token is None and session_user is None:  # a session seen first here, or nobody
-                await _who(conn, scope, project_id, Capability.READ)
-                body = await detail_cache.image_detail(conn, project_id, image_id)
+        async with async_db.pool.connection() as conn, conn.pipeline():
+            # Who is asking and the image go out together, one round trip (a session not yet
+            # decoded here is looked up after them); the image row is only used once the caller
+            # may read it.
+            read_caller = await fast_auth.send_lookup(conn, scope, project_id)
+            head = await detail_cache.send_head(conn, project_id, image_id)
+            if read_caller is not None:
+                _allowed(await read_caller(), Capability.READ)
             else:
-                # Who is asking and the image go out together, one round trip; the image row is
-                # only used once the caller may read it.
-                async with conn.pipeline():
-                    if token is not None:
-                        who = await fast_auth.send_token_query(conn, token, project_id)
-                    else:
-                        who = await fast_auth.send_session_queries(conn, session, session_user, project_id)
-                    head = await detail_cache.send_head(conn, project_id, image_id)
-                    if token is not None:
-                        caller = fast_auth.from_token_row(await who.fetchone())
-                    else:
-                        caller = fast_auth.from_session_rows(session, await who[0].fetchone(), await who[1].fetchone())
-                    _allowed(caller, Capability.READ)
-                    body = await detail_cache.finish_detail(conn, head, image_id)
+                await _who(conn, scope, project_id, Capability.READ)
+            body = await detail_cache.finish_detail(conn, head, image_id)
     except (psycopg.Error, OSError):
         raise Fallback() from None
     if body is None:

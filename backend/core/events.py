@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import logging
 import os
 import queue
@@ -72,11 +73,13 @@ class Publisher:
                     items.append(inbox.get_nowait())
                 except queue.Empty:
                     break
-            for run in _runs(items):
-                if isinstance(run, threading.Event):
-                    run.set()
+            # Runs of consecutive events for one (project, group); a flush marker is a run of its own.
+            for key, run in itertools.groupby(items, key=lambda i: i if isinstance(i, threading.Event) else i[:2]):
+                if isinstance(key, threading.Event):
+                    key.set()
                     continue
-                project_id, group, payloads = run
+                project_id, group = key
+                payloads = [payload for _, _, payload in run]
                 try:
                     loop.run_until_complete(_deliver(project_id, group, payloads))
                 except Exception:  # a down Redis or channel layer must never stop later events
@@ -86,26 +89,6 @@ class Publisher:
 BATCH_MAX = 200
 LINGER_S = 0.01
 
-
-def _runs(items: list):
-    """Consecutive events for the same (project, group) as one run; flush markers on their own."""
-    run = None
-    for item in items:
-        if isinstance(item, threading.Event):
-            if run is not None:
-                yield run
-                run = None
-            yield item
-            continue
-        project_id, group, payload = item
-        if run is not None and run[0] == project_id and run[1] == group:
-            run[2].append(payload)
-            continue
-        if run is not None:
-            yield run
-        run = (project_id, group, [payload])
-    if run is not None:
-        yield run
 
 
 async def _deliver(project_id: int | None, group: str, payloads: list[dict]) -> None:

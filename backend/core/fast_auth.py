@@ -172,6 +172,30 @@ def from_session_rows(key: str, session_row, user_row) -> Caller | None:
     return _session_caller(signed_in, user_row)  # None too when the guess was another user: Django decides
 
 
+async def send_lookup(conn, scope, project_id: int):
+    """For a pipeline: send the caller's lookup now and return a coroutine function that reads
+    the Caller (or None) once its rows arrive; None when it cannot be sent ahead (a session this
+    process has not decoded yet, or no credentials: caller() then asks step by step)."""
+    token = token_key(scope)
+    if token is not None:
+        found = await send_token_query(conn, token, project_id)
+
+        async def read_token() -> Caller | None:
+            return from_token_row(await found.fetchone())
+
+        return read_token
+    key = session_key(scope)
+    guess = known_session_user(key) if key else None
+    if guess is None:
+        return None
+    session_cur, user_cur = await send_session_queries(conn, key, guess, project_id)
+
+    async def read_session() -> Caller | None:
+        return from_session_rows(key, await session_cur.fetchone(), await user_cur.fetchone())
+
+    return read_session
+
+
 def host_allowed(scope) -> bool:
     """Django's ALLOWED_HOSTS check (CommonMiddleware answers 400 otherwise)."""
     from django.http.request import split_domain_port, validate_host

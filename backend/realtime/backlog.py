@@ -1,7 +1,7 @@
 """Each project's recent live events in Redis, numbered, so a reconnecting client can catch up.
 
 Per project there are two keys: a counter (the last `seq` handed out) and a sorted set of the
-last `SIZE` events scored by seq. A Lua script bumps the counter and appends the event in one
+last `SIZE` events scored by seq. A Lua script bumps the counter and appends the events in one
 step, so every seq a client can see is already in the backlog when it is sent live.
 """
 from __future__ import annotations
@@ -22,16 +22,7 @@ TTL_S = 24 * 3600  # an idle project's backlog (and counter) goes after a day
 # (resume answers `resync`) instead of dropping fresh events as already seen.
 _SEED = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end"
 
-_APPEND = _SEED + """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, string.format('%d:', seq) .. ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return seq
-"""
-
-# Several events of one project in one call: their seqs are consecutive, the first is returned.
+# Events of one project in one call: their seqs are consecutive, the first is returned.
 _APPEND_MANY = _SEED + """
 local first = redis.call('INCRBY', KEYS[1], #ARGV - 3) - (#ARGV - 4)
 for i = 4, #ARGV do
@@ -61,8 +52,7 @@ def _run(script: str, project_id: int, *args):
     with _lock:
         if not _scripts:
             client = redis_client.shared()  # short timeouts: a committed write waits ≤ ~2 s for a down Redis
-            _scripts.update(append=client.register_script(_APPEND), since=client.register_script(_SINCE),
-                            append_many=client.register_script(_APPEND_MANY))
+            _scripts.update(append_many=client.register_script(_APPEND_MANY), since=client.register_script(_SINCE))
     return _scripts[script](keys=_keys(project_id), args=[int(time.time() * 1000), TTL_S, *args])
 
 
@@ -73,11 +63,11 @@ def _keys(project_id: int) -> tuple[str, str]:
 
 def append(project_id: int, payload: dict) -> int:
     """Number the event and keep it in the project's backlog; returns its seq."""
-    return int(_run("append", project_id, json.dumps(payload, separators=(",", ":")), SIZE))
+    return append_many(project_id, [payload])[0]
 
 
 def append_many(project_id: int, payloads: list[dict]) -> list[int]:
-    """`append` for several events at once (one Redis call); their seqs, in order."""
+    """Number and keep several events at once (one Redis call); their seqs, in order."""
     if not payloads:
         return []
     first = int(_run("append_many", project_id, SIZE, *(json.dumps(p, separators=(",", ":")) for p in payloads)))

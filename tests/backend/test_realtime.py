@@ -2,13 +2,7 @@
 the seq/resume protocol, against the real Redis channel layer (and a real uvicorn server)."""
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -120,39 +114,13 @@ async def test_removed_member_is_disconnected():
 @pytest.fixture(scope="module")
 def web_url(django_db_setup, django_db_blocker):
     """The real ASGI app served as `manage.py serve` serves it (uvicorn) on a free port, on this run's test database."""
-    from backend.core.management.commands.serve import uvicorn_command
-
     from django.db import connection
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"]}
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    log = open(settings.VAR_DIR / "web-test.log", "ab")
-    proc = subprocess.Popen(
-        uvicorn_command(sys.executable, host="127.0.0.1", port=port),
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the web server did not start; see var/web-test.log")
-            time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    from tests.live_server import start_web, stop
+
+    proc, url = start_web(connection.settings_dict["NAME"], log_name="web-test.log")
+    yield url.removeprefix("http://")
+    stop(proc)
 
 
 async def open_socket(server: str, project_id: int, user, since: int | None = None):
@@ -430,7 +398,7 @@ async def test_backlog_outage_never_fails_a_committed_write(monkeypatch):
     import redis
 
     dead = redis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_connect_timeout=1)
-    monkeypatch.setattr(backlog, "_scripts", {"append": dead.register_script(backlog._APPEND)})
+    monkeypatch.setattr(backlog, "_scripts", {"append_many": dead.register_script(backlog._APPEND_MANY)})
     await emit_progress(project.pk, 4)
     message = await communicator.receive_json_from(timeout=5)
     assert message["type"] == "job.progress" and "seq" not in message

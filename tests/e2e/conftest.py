@@ -63,7 +63,7 @@ def live_url(django_db_setup, django_db_blocker, tiny_models_config):
     _build_frontend()
     # The web side knows the workers' models too (it refuses to start an evaluation without them).
     proc, url = start_web(connection.settings_dict["NAME"], log_name="e2e-server.log",
-                             extra_env={"RAZMETKA_ML_CONFIG": tiny_models_config})
+                          extra_env={"RAZMETKA_ML_CONFIG": tiny_models_config})
     yield url
     stop(proc)
 
