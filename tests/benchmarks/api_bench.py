@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import socket
@@ -150,7 +151,9 @@ class Conn:
         self.reader = self.writer = None
 
 
-async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0, only=""):
+async def reviewer(port, base, token, image_id, annotation_id, deadline, samples, errors, measure_from=0.0, only="",
+                   join_after=0.0):
+    await asyncio.sleep(join_after)
     conn = Conn("127.0.0.1", port)
     headers = dict(token)
     version = 1
@@ -174,6 +177,7 @@ async def reviewer(port, base, token, image_id, annotation_id, deadline, samples
             samples["sent"] += 1
             if time.monotonic() >= measure_from:
                 samples["write"].append(time.perf_counter() - t0)
+                samples["per_client"][id(conn)] += 1
             if status == 200:
                 version = json.loads(data)["version"]
                 decision = "rejected" if decision == "accepted" else "accepted"
@@ -221,15 +225,18 @@ def pct(values, q):
 
 async def run_load(port, project_id, image_id, annotation_ids, tokens, seconds, client_kind="raw", warmup=0.0, only=""):
     """`warmup` seconds of the same load first, not recorded: every server process has imported
-    Django, opened its connections and rendered the image once before the clock starts."""
-    samples = {"read": [], "write": [], "sent": 0}
+    Django, opened its connections and rendered the image once before the clock starts. The
+    clients join over the first half of it, as a team's browsers do: 50 connections opened in the
+    same millisecond were taken by whichever process woke first (49 / 1 was seen), and keep-alive
+    keeps them there for the whole run."""
+    samples = {"read": [], "write": [], "sent": 0, "per_client": collections.Counter()}
     errors: list = []
     measure_from = time.monotonic() + warmup
     deadline = measure_from + seconds
     if client_kind == "raw":
         await asyncio.gather(*[
             reviewer(port, f"/api/projects/{project_id}", token, image_id, annotation_ids[i % len(annotation_ids)],
-                     deadline, samples, errors, measure_from, only)
+                     deadline, samples, errors, measure_from, only, join_after=i * warmup / 2 / len(tokens))
             for i, token in enumerate(tokens)
         ])
         return samples, errors
@@ -291,6 +298,21 @@ def _wait_until_serving(port: int, timeout: float = 120) -> None:
             time.sleep(0.2)
 
 
+def _wait_until_idle(pids, quiet: float = 0.5, timeout: float = 120) -> None:
+    """Until every web process has stopped using CPU for `quiet` seconds: they have all imported
+    Django and wait on the socket. One answering is not enough: a process still starting takes no
+    connections, so it would serve a handful for the whole run (37 / 13 was seen), which measures
+    the bench's start, not the server."""
+    deadline = time.monotonic() + timeout
+    last = _cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = _cpu_seconds(pids)
+        if now - last < 0.02:
+            return
+        last = now
+
+
 def server_command(kind: str, fd: int) -> list[str]:
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "--fd", str(fd), "backend.config.asgi:application"]
@@ -331,6 +353,7 @@ def main():
     ]
     try:
         _wait_until_serving(port)
+        _wait_until_idle([p.pid for p in servers])
         cpu0, server0 = os.times(), _cpu_seconds([p.pid for p in servers])
         pg0, redis0 = _cpu_by_name(("postgres",)), _cpu_by_name(("redis-server",))
         samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds, args.client,
@@ -359,6 +382,11 @@ def main():
         print(f"{kind:5s}: n={len(values)} p50={pct(values, .5):.1f}ms p95={pct(values, .95):.1f}ms "
               f"mean={statistics.fmean(values) * 1000 if values else float('nan'):.1f}ms")
     sent = max(samples["sent"], 1)
+    # Uneven counts in two groups = the clients' connections are unevenly spread over the web
+    # processes (each process serves its own at the same rate).
+    counts = sorted(samples["per_client"].values())
+    if counts:
+        print(f"writes per client: min={counts[0]} median={counts[len(counts) // 2]} max={counts[-1]}")
     client_cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / sent * 1000
     server_cpu = (server1 - server0) / sent * 1000  # the web processes only, not PostgreSQL or Redis
     print(f"requests_per_s={total / args.seconds:.1f} errors={len(errors)} {sorted(set(map(str, errors)))[:5]} "
