@@ -58,16 +58,31 @@ def private_file_response(name: str, content_type: str, download_name: str) -> F
     return response
 
 
-def store_file(prefix: str, extension: str, data: bytes) -> str:
-    """Save under an app-generated name; the uploader's file name never reaches the filesystem."""
+def store_file(prefix: str, extension: str, data: bytes, source_path: str | None = None) -> str:
+    """Save under an app-generated name; the uploader's file name never reaches the filesystem.
+
+    `source_path`: a local file holding exactly `data`. On local media storage the new name is
+    then a hard link to it (no second write of a 12 MP photo: ~6 ms of CPU here, and its pages);
+    the source stays where it is, so a task that dies before its row commits can run again."""
+    import os
     import uuid
 
     from django.core.files.base import ContentFile
+    from django.core.files.storage import FileSystemStorage
 
-    return default_storage.save(f"{prefix}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
+    name = f"{prefix}/{uuid.uuid4().hex}.{extension}"
+    if source_path and isinstance(default_storage, FileSystemStorage):
+        target = default_storage.path(name)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.link(source_path, target)
+            return name
+        except OSError:  # another filesystem, no hard links: write the bytes as below
+            pass
+    return default_storage.save(name, ContentFile(data))
 
 
-def create_with_file(prefix: str, extension: str, data: bytes, create):
+def create_with_file(prefix: str, extension: str, data: bytes, create, source_path: str | None = None):
     """Store the bytes, then create the row with `create(stored_name)` in its own transaction.
 
     When a unique constraint says the row already exists (the same bytes uploaded concurrently),
@@ -75,7 +90,7 @@ def create_with_file(prefix: str, extension: str, data: bytes, create):
     from django.core.files.storage import default_storage
     from django.db import IntegrityError, transaction
 
-    stored = store_file(prefix, extension, data)
+    stored = store_file(prefix, extension, data, source_path)
     try:
         with transaction.atomic():
             return create(stored)

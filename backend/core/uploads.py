@@ -4,8 +4,10 @@ The file's name and declared type are never trusted; what Pillow decodes is what
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -240,6 +242,9 @@ class UploadItem:
     name: str
     image: ValidatedImage | None = None
     error: str | None = None
+    # The local file these exact bytes came from (a whole plain file, stored unchanged), so they
+    # can be stored as a hard link instead of written again; None for zip entries and rewrites.
+    source_path: str | None = None
 
 
 def iter_upload_items(files) -> Iterator[UploadItem]:
@@ -265,7 +270,12 @@ def iter_upload_items(files) -> Iterator[UploadItem]:
         if size is not None and size > settings.MAX_IMAGE_BYTES:
             yield UploadItem(name, error=f"The file is larger than the limit of {settings.MAX_IMAGE_BYTES // (1024 * 1024)} MiB (MAX_IMAGE_BYTES).")
             continue
-        yield _validated(name, upload.read())
+        data = upload.read()
+        item = _validated(name, data)
+        local = getattr(getattr(upload, "file", None), "name", None)
+        if item.image is not None and item.image.data is data and isinstance(local, str) and os.path.isfile(local):
+            item = dataclasses.replace(item, source_path=local)
+        yield item
 
 
 def _validated(name: str, data: bytes) -> UploadItem:

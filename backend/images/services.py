@@ -48,7 +48,8 @@ def upload_images(*, project: Project, user, files) -> UploadReport:
             events.emit(project.pk, "image.created", image=row.pk)
             return row
 
-        created = create_with_file(f"projects/{project.pk}/images", image.extension, image.data, create)
+        created = create_with_file(f"projects/{project.pk}/images", image.extension, image.data, create,
+                                   source_path=item.source_path)
         if created is None:  # the same bytes arrived concurrently
             if thumb:
                 default_storage.delete(thumb)

@@ -46,7 +46,7 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     return answer
 
 
-@shared_task(name=TASK_NAME)
+@shared_task(name=TASK_NAME, ignore_result=False)
 def segment_box_match(image_id: int, box: list[float]) -> dict:
     """SAM 2 on one box, then embed + match the crop exactly as a boxes job does (same ROI
     margin, same crop, the project's live matcher settings, the newest gallery version)."""
@@ -140,7 +140,7 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
     return answer
 
 
-@shared_task(name=REFINE_TASK_NAME)
+@shared_task(name=REFINE_TASK_NAME, ignore_result=False)
 def refine_mask(image_id: int, points: list, labels: list, box: list | None, annotation_id: int | None) -> dict:
     """SAM 2 on the cached image embedding (encoded on the first click of an image in this worker
     process) with the clicks, the box and the object's current mask as SAM's mask prompt."""

@@ -230,6 +230,48 @@ def test_the_cpu_worker_processes_a_finished_upload(celery_worker, client_for):
     [image_id] = session["result"]["created"]
     image = Image.objects.get(pk=image_id)
     assert image.thumbnail and image.sha256 == hashlib.sha256(data).hexdigest()
+    # Stored as a hard link to the finished upload (no second write); the upload's name is gone.
+    import os
+
+    with image.file.open("rb") as fh:
+        assert fh.read() == data
+    from django.core.files.storage import default_storage
+
+    assert os.stat(image.file.path).st_nlink == 1
+    assert not default_storage.exists(UploadSession.objects.get(pk=sid).stored_name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_sent_to_the_worker_asks_for_no_result(celery_worker, client_for):
+    """Regression: a web request runs in a thread of its own, and sending a task whose result was
+    kept made Celery build a Redis result backend for that thread first (redis-py parses its
+    package metadata each time: ~12 % of an upload request's CPU); the worker then stored a
+    result nobody reads. The upload's outcome lives in its session row."""
+    import threading
+
+    from backend.config.celery import app
+    from backend.core.redis_client import shared
+
+    owner = make_user("no-result")
+    project = make_project(owner)
+    redis = shared()
+    before = set(redis.scan_iter("celery-task-meta-*"))
+    seen = {}
+
+    def upload_from_a_fresh_thread():
+        seen["session"] = send_all(client_for(owner), project, "fresh.jpg", noisy_jpeg(8), chunk=8000)
+        seen["backend_built"] = "backend" in vars(app._local)
+
+    thread = threading.Thread(target=upload_from_a_fresh_thread)
+    thread.start()
+    thread.join(60)
+    assert seen["backend_built"] is False
+    deadline = time.monotonic() + 60
+    while UploadSession.objects.get(pk=seen["session"]["id"]).status not in ("done", "failed"):
+        assert time.monotonic() < deadline, "the worker did not process the upload"
+        time.sleep(0.1)
+    assert UploadSession.objects.get(pk=seen["session"]["id"]).status == "done"
+    assert set(redis.scan_iter("celery-task-meta-*")) == before, "no result stored for the upload task"
 
 
 def test_compressed_pixels_that_happen_to_spell_markup_are_not_refused(tmp_path):

@@ -227,7 +227,7 @@ def test_sigkill_mid_batch_recovers_in_about_a_minute_with_default_settings(sett
         # The broker hands the killed message out again (after its visibility timeout): nothing happens.
         from backend.jobs.tasks import run_batch
 
-        result = run_batch.apply_async(args=[job.pk, killed_batch], queue=settings.QUEUE_GPU).get(timeout=60)
+        result = run_batch.apply_async(args=[job.pk, killed_batch], queue=settings.QUEUE_GPU, ignore_result=False).get(timeout=60)
         assert result == {"processed": 0}
     finally:
         stop_worker(second)

@@ -183,6 +183,34 @@ def upload_pass(client: Client, files: list[Path], clients: int, with_hash: bool
     return sent, time.perf_counter() - start, totals
 
 
+def _cpu_split(server: subprocess.Popen, worker: subprocess.Popen) -> dict[str, float]:
+    """CPU seconds so far of this process (the upload client), the web server, the cpu worker
+    (with its pool processes) and PostgreSQL: where an upload's time goes on shared cores."""
+    import psutil
+
+    def tree(pid: int) -> float:
+        try:
+            procs = [psutil.Process(pid)]
+            procs += procs[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    postgres = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "postgres" and proc.info["cpu_times"]:
+            postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    me = os.times()
+    return {"client": me.user + me.system, "web": tree(server.pid), "worker": tree(worker.pid), "postgres": postgres}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="photos (the goal run is 10000)")
@@ -211,7 +239,9 @@ def main() -> None:
                                    extra_env={"MEDIA_ROOT": os.environ["MEDIA_ROOT"]})
         try:
             client = Client(url, int(project_id), token)
+            cpu0 = _cpu_split(server, worker)
             sent_s, done_s, first = upload_pass(client, files, args.clients, with_hash=False)
+            cpu1 = _cpu_split(server, worker)
             _, again_s, hashed = upload_pass(client, files, args.clients, with_hash=True)
             _, blind_s, blind = upload_pass(client, files, args.clients, with_hash=False)
         finally:
@@ -234,6 +264,8 @@ def main() -> None:
     print(f"chunked upload, processed:  {done_s:7.1f} s  {up_rate:8.1f} MB/s  "
           f"= {up_rate / copy_rate:.0%} of the disk copy (goal >= 50%)")
     print(f"  first pass:   {first}")
+    print("  CPU per photo, first pass: " + ", ".join(
+        f"{k} {(cpu1[k] - cpu0[k]) / args.count * 1000:.0f} ms" for k in cpu0))
     print(f"  same set again, client hash:   {again_s:6.1f} s  {hashed}")
     print(f"  same set again, server dedup:  {blind_s:6.1f} s  {blind}")
     print(f"images stored: {stored}, distinct hashes: {unique}, duplicates stored: {stored - unique} (expected 0)"

@@ -36,7 +36,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_RESULT_EXPIRES = 3600
+# Only the tasks someone waits on (the health check's ping, interactive SAM) keep a result; they
+# say so with ignore_result=False. For the rest nobody reads one, and asking for it cost the web
+# request that sends the task a new result backend per thread (redis-py parses its package
+# metadata each time: ~12 % of an upload request's CPU) and Redis a stored result per task.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection around every task unless this is set; the
+# worker keeps it instead (backend/config/celery.py: CONN_MAX_AGE + a health check per task).
+CELERY_DB_REUSE_MAX = 10_000
 # Job leases (backend/jobs/leases.py): a worker holds each image of its batch for
 # JOB_LEASE_SECONDS and renews that every JOB_HEARTBEAT_SECONDS; every worker sweeps expired
 # leases every JOB_SWEEP_SECONDS and re-queues them. Work held by a dead worker thus comes back
