@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -207,13 +207,17 @@ def cancel_session(*, project: Project, user, session_id: int) -> None:
     path.unlink(missing_ok=True)
 
 
-def process_session(session_id: int) -> UploadSession | None:
+def process_session(session_id: int, *, resume: bool = False) -> UploadSession | None:
     """Run by the cpu worker (and callable directly by scripts): validate, hash, dedup, store
-    and thumbnail every image in the file through the same `upload_images` as the multipart API."""
+    and thumbnail every image in the file through the same `upload_images` as the multipart API.
+
+    A database error is raised, not recorded as the file's failure (the file is fine; the task
+    tries again). `resume`: this is that retry, and the session its own earlier run left
+    "processing" is taken back at once instead of after PROCESSING_LEASE."""
     from .services import upload_images
 
     now = timezone.now()
-    lost = Q(status=UploadStatus.PROCESSING, updated_at__lt=now - PROCESSING_LEASE)
+    lost = Q(status=UploadStatus.PROCESSING) if resume else Q(status=UploadStatus.PROCESSING, updated_at__lt=now - PROCESSING_LEASE)
     claimed = UploadSession.objects.filter(Q(status=UploadStatus.QUEUED) | lost, pk=session_id).update(
         status=UploadStatus.PROCESSING, updated_at=now,
     )
@@ -223,6 +227,8 @@ def process_session(session_id: int) -> UploadSession | None:
     try:
         result = _process_file(session, upload_images)
         status = UploadStatus.DONE
+    except (OperationalError, InterfaceError):
+        raise  # the database, not the file: the task runs again (images/tasks.py)
     except Exception as exc:  # the user sees the file's name and why; the traceback goes to the log
         logger.exception("upload session %s failed", session_id)
         result = {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": f"Processing failed: {exc}"}]}

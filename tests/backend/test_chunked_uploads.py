@@ -330,6 +330,18 @@ def test_a_session_whose_worker_died_is_taken_over_by_a_redelivered_task(owner_p
     assert Image.objects.filter(project=project, original_name="crash.png").count() == 1
 
 
+def test_a_retry_after_a_database_outage_takes_back_the_session_its_first_run_left_processing(owner_project, client_for):
+    """The task's first run claimed the session, then lost the database: its retry (resume=True)
+    processes it at once; anyone else still waits out the lease."""
+    owner, project = owner_project
+    client = client_for(owner)
+    sid = send_all(client, project, "resumed.png", image_bytes(9, 9, (4, 4, 4)))["id"]
+    UploadSession.objects.filter(pk=sid).update(status="processing")
+    assert upload_sessions.process_session(sid) is None
+    assert upload_sessions.process_session(sid, resume=True).status == "done"
+    assert Image.objects.filter(project=project, original_name="resumed.png").count() == 1
+
+
 def test_a_finished_upload_waits_in_media_storage_for_a_worker_on_any_host(owner_project, client_for, settings, tmp_path):
     """Finish moves the bytes from the web host's scratch folder into media storage; the worker
     reads them from there (its own VAR_DIR may be another machine's), then removes them."""
