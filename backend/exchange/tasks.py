@@ -1,16 +1,19 @@
-"""Thin Celery tasks: they take a job id and hand over to the services."""
+"""Thin Celery tasks: they take a job id and hand over to the services. A job claimed nothing
+while PostgreSQL is down, so such a run is sent again until it answers (core/task_retry.py)."""
 from celery import shared_task
 
+from backend.core.task_retry import run_or_retry
 
-@shared_task(name="exchange.run_export")
-def run_export_task(job_id: int) -> None:
+
+@shared_task(name="exchange.run_export", bind=True, max_retries=None)
+def run_export_task(self, job_id: int) -> None:
     from .services import run_export
 
-    run_export(job_id=job_id)
+    run_or_retry(self, run_export, job_id=job_id)
 
 
-@shared_task(name="exchange.run_import")
-def run_import_task(job_id: int) -> None:
+@shared_task(name="exchange.run_import", bind=True, max_retries=None)
+def run_import_task(self, job_id: int) -> None:
     from .services import run_import
 
-    run_import(job_id=job_id)
+    run_or_retry(self, run_import, job_id=job_id)

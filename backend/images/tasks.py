@@ -1,15 +1,11 @@
-import logging
 import time
 
 from celery import shared_task
-from django import db
 
-logger = logging.getLogger("razmetka.uploads")
+from backend.core.task_retry import run_or_retry
 
 SWEEP_EVERY_S = 60.0
 _last_sweep = [float("-inf")]
-# PostgreSQL unreachable (restarting): an outage, not a property of the file.
-DB_DOWN = (db.OperationalError, db.InterfaceError)
 
 
 @shared_task(name="images.process_upload", acks_late=True, bind=True, max_retries=None)
@@ -17,15 +13,11 @@ def process_upload_task(self, session_id: int) -> None:
     """Decode, hash, dedup, store and thumbnail one uploaded file (cpu queue). Re-running it is
     safe: the session is claimed once, and (project, sha256) is unique for images.
 
-    While the database is down the task is sent again every 5 s: before, its message was acked
-    as failed and the upload stayed "queued" (or "processing") for ever, its bytes kept."""
+    While the database is down the task is sent again every 5 s (core/task_retry.py); its retry
+    takes back the session its first run left "processing"."""
     from .upload_sessions import process_session, sweep_stale_sessions
 
-    try:
-        process_session(session_id, resume=self.request.retries > 0)
-    except DB_DOWN as exc:
-        logger.warning("upload %s: the database is unreachable, retrying in 5 s (%s)", session_id, exc)
-        raise self.retry(exc=exc, countdown=5) from None
+    run_or_retry(self, process_session, session_id, resume=self.request.retries > 0)
     # Abandoned sessions are a day old before they go: once a minute per worker process is
     # plenty (once per upload was a query per photo in a 10,000-photo upload).
     if time.monotonic() - _last_sweep[0] >= SWEEP_EVERY_S:

@@ -6,10 +6,10 @@ import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django import db
 from django.conf import settings
 
 from backend.annotations import selectors as annotation_selectors
+from backend.core.task_retry import DB_DOWN
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
 from backend.learning.models import ModelVersion
@@ -22,8 +22,6 @@ from .gallery_index import classification, ensure_exemplar_embeddings, load_gall
 logger = logging.getLogger("razmetka.jobs")
 
 
-# PostgreSQL unreachable (restarting): an outage, not a property of the image.
-DB_DOWN = (db.OperationalError, db.InterfaceError)
 
 
 @shared_task(name="jobs.run_batch", acks_late=True, bind=True, max_retries=None)

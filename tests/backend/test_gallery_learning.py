@@ -148,7 +148,7 @@ def test_a_reviewers_fix_changes_the_next_match(celery_worker, client_for):
     assert learned(project).count() == 1 and HardNegative.objects.filter(project=project).count() == 1
 
     # A redelivered task adds nothing twice.
-    assert learn_from_change.apply_async(args=[fixed.pk, fixed.version]).get(timeout=60) == {}
+    assert learn_from_change.apply_async(args=[fixed.pk, fixed.version], ignore_result=False).get(timeout=60) == {}
     assert learned(project).count() == 1 and HardNegative.objects.filter(project=project).count() == 1
     project.refresh_from_db()
     assert project.gallery_version == start_version + 1

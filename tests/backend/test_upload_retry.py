@@ -1,7 +1,7 @@
-"""An upload whose processing meets a PostgreSQL outage is processed once the database is back.
+"""An upload or an export whose task meets a PostgreSQL outage runs once the database is back.
 
-Before, the task's first query failed, Celery acked its message as failed and the session stayed
-"queued" for ever: the browser waited on it and nothing would ever process the bytes it kept.
+Before, the task's first query failed, Celery acked its message as failed and the upload session
+(or export job) stayed "queued" for ever: the browser waited on it and nothing would ever run it.
 A real worker reaches the database only through a proxy the test cuts."""
 from __future__ import annotations
 
@@ -54,3 +54,33 @@ def test_an_upload_whose_processing_meets_a_database_outage_is_processed_once_it
     assert session.status == "done", session.result
     [image_id] = session.result["created"]
     assert Image.objects.get(pk=image_id).size_bytes == len(data)
+
+
+def test_an_export_started_during_a_database_outage_runs_once_it_is_back(settings):
+    from backend.exchange.services import start_export
+
+    prefix = f"exretry{os.getpid()}-{time.monotonic_ns()}-"
+    settings.QUEUE_CPU, settings.QUEUE_GPU = f"{prefix}cpu", f"{prefix}gpu"
+    owner = make_user("outage-exporter")
+    project = make_project(owner)
+    proxy = DbProxy(connection.settings_dict)
+    try:
+        worker = start_worker(queues=[settings.QUEUE_CPU], name="export-retry",
+                              extra_env={"RAZMETKA_QUEUE_PREFIX": prefix, "DATABASE_URL": proxy.url()})
+        try:
+            proxy.refuse()
+            job = start_export(project=project, user=owner, format="coco")
+            wait_until(lambda: queue_size(settings.QUEUE_CPU) == 0, 60, "the worker to take the export")
+            wait_until(lambda: proxy.refused > 0, 30, "the worker to meet the outage")
+            time.sleep(2)
+            job.refresh_from_db()
+            assert job.status == "queued"
+            proxy.open()
+            wait_until(lambda: type(job).objects.get(pk=job.pk).status in ("done", "failed"), 60,
+                       "the export to run after the outage (it must be retried, not dropped)")
+        finally:
+            stop_worker(worker)
+    finally:
+        proxy.close()
+    job.refresh_from_db()
+    assert job.status == "done" and job.result_file, job.error
