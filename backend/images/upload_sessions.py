@@ -17,13 +17,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from backend.core import events
 from backend.core.errors import DomainError, NotFound, PayloadTooLarge
 from backend.core.files import save_finished_file
+from backend.core.task_retry import DB_DOWN
 from backend.projects.models import Project
 
 from .models import Image, UploadSession, UploadStatus
@@ -217,7 +218,9 @@ def process_session(session_id: int, *, resume: bool = False) -> UploadSession |
     from .services import upload_images
 
     now = timezone.now()
-    lost = Q(status=UploadStatus.PROCESSING) if resume else Q(status=UploadStatus.PROCESSING, updated_at__lt=now - PROCESSING_LEASE)
+    lost = Q(status=UploadStatus.PROCESSING)
+    if not resume:
+        lost &= Q(updated_at__lt=now - PROCESSING_LEASE)
     claimed = UploadSession.objects.filter(Q(status=UploadStatus.QUEUED) | lost, pk=session_id).update(
         status=UploadStatus.PROCESSING, updated_at=now,
     )
@@ -227,7 +230,7 @@ def process_session(session_id: int, *, resume: bool = False) -> UploadSession |
     try:
         result = _process_file(session, upload_images)
         status = UploadStatus.DONE
-    except (OperationalError, InterfaceError):
+    except DB_DOWN:
         raise  # the database, not the file: the task runs again (images/tasks.py)
     except Exception as exc:  # the user sees the file's name and why; the traceback goes to the log
         logger.exception("upload session %s failed", session_id)
