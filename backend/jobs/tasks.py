@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from backend.annotations import selectors as annotation_selectors
-from backend.core.task_retry import DB_DOWN
+from backend.core.task_retry import DB_DOWN, run_or_retry
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
 from backend.learning.models import ModelVersion
@@ -190,8 +190,12 @@ def _import_boxes(image_ids: list[int]) -> list[list[tuple]]:
     return boxes
 
 
-@shared_task(name="jobs.embed_gallery", acks_late=True)
-def embed_gallery(project_id: int) -> int:
+@shared_task(name="jobs.embed_gallery", acks_late=True, bind=True, max_retries=None)
+def embed_gallery(self, project_id: int) -> int:
+    return run_or_retry(self, _embed_gallery, project_id)
+
+
+def _embed_gallery(project_id: int) -> int:
     try:
         pipeline = get_pipeline()
     except Exception as exc:
@@ -202,10 +206,15 @@ def embed_gallery(project_id: int) -> int:
     return added
 
 
-@shared_task(name="jobs.rescore", acks_late=True)
-def rescore(project_id: int, after_embedding: bool = False) -> int:
+@shared_task(name="jobs.rescore", acks_late=True, bind=True, max_retries=None)
+def rescore(self, project_id: int, after_embedding: bool = False) -> int:
     """Re-score stored crop embeddings against the gallery: numpy only, no model pass. If new
-    exemplars have no vector yet, the gpu worker embeds them first and calls this again."""
+    exemplars have no vector yet, the gpu worker embeds them first and calls this again. Both run
+    again after a database outage (core/task_retry.py): re-scoring is a recomputation."""
+    return run_or_retry(self, _rescore, project_id, after_embedding)
+
+
+def _rescore(project_id: int, after_embedding: bool = False) -> int:
     from .rescoring import exemplars_missing_vectors, rescore_project
 
     if not after_embedding and exemplars_missing_vectors(project_id=project_id):

@@ -6,6 +6,8 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from backend.core.task_retry import run_or_retry
+
 from . import services
 from .models import EvaluationRun, RunState, TrainingRun
 
@@ -27,8 +29,18 @@ def _guarded(run, work) -> None:
         services.fail(run, f"{type(exc).__name__}: {exc}")
 
 
-@shared_task(name="learning.run_evaluation", acks_late=True)
-def run_evaluation(run_id: int) -> None:
+# A run that met a PostgreSQL outage before it could record anything is run again (core/task_retry.py).
+@shared_task(name="learning.run_evaluation", acks_late=True, bind=True, max_retries=None)
+def run_evaluation(self, run_id: int) -> None:
+    run_or_retry(self, _evaluation, run_id)
+
+
+@shared_task(name="learning.run_training", acks_late=True, bind=True, max_retries=None)
+def run_training(self, run_id: int) -> None:
+    run_or_retry(self, _training, run_id)
+
+
+def _evaluation(run_id: int) -> None:
     from . import evaluating
 
     run = EvaluationRun.objects.select_related("project", "model_version").filter(pk=run_id).first()
@@ -36,8 +48,7 @@ def run_evaluation(run_id: int) -> None:
         _guarded(run, evaluating.run)
 
 
-@shared_task(name="learning.run_training", acks_late=True)
-def run_training(run_id: int) -> None:
+def _training(run_id: int) -> None:
     from . import training
 
     run = TrainingRun.objects.filter(pk=run_id).first()
