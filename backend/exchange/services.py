@@ -16,6 +16,7 @@ from django.utils import timezone
 from backend.core import events
 from backend.core.errors import DomainError
 from backend.core.files import save_finished_file
+from backend.core.task_retry import DB_DOWN
 from backend.projects.models import LabelClass, Project
 
 from . import selectors
@@ -73,9 +74,11 @@ def start_export(
     return job
 
 
-def _claim(model, job_id: int):
-    """Move a queued job to running exactly once (a redelivered task finds it taken)."""
-    updated = model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+def _claim(model, job_id: int, *, resume: bool = False):
+    """Move a queued job to running exactly once (a redelivered task finds it taken). `resume`:
+    the retry of a run that lost the database takes back the job that run left running."""
+    states = [JobStatus.QUEUED, JobStatus.RUNNING] if resume else [JobStatus.QUEUED]
+    updated = model.objects.filter(pk=job_id, status__in=states).update(
         status=JobStatus.RUNNING, started_at=timezone.now(),
     )
     return model.objects.select_related("project").get(pk=job_id) if updated else None
@@ -86,8 +89,10 @@ def _progress(model, job, done: int, total: int, event: str) -> None:
     events.emit(job.project_id, event, job=job.pk, done=done, total=total)
 
 
-def run_export(*, job_id: int, chunk: int = selectors.CHUNK) -> ExportJob | None:
-    job = _claim(ExportJob, job_id)
+def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = False) -> ExportJob | None:
+    """`resume`: a retry after a database outage (exchange/tasks.py); an export is a read, so it
+    simply runs again from the start."""
+    job = _claim(ExportJob, job_id, resume=resume)
     if job is None:
         return None
     # Built on this worker's scratch disk (zipfile needs to seek), then put into storage, which may be
@@ -98,6 +103,10 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK) -> ExportJob | None
         result = write_export(job=job, path=path, chunk=chunk)
         size = os.path.getsize(path)
         name = save_finished_file(f"exports/{job.project_id}/{uuid.uuid4().hex}.zip", path)
+    except DB_DOWN:
+        if os.path.exists(path):
+            os.remove(path)
+        raise  # not the export's fault: the task runs it again once the database is back
     except Exception as exc:  # the job records why; the worker stays healthy
         logger.exception("export %s failed", job_id)
         if os.path.exists(path):

@@ -1,5 +1,7 @@
-"""Thin Celery tasks: they take a job id and hand over to the services. A job claimed nothing
-while PostgreSQL is down, so such a run is sent again until it answers (core/task_retry.py)."""
+"""Thin Celery tasks: they take a job id and hand over to the services. A run that meets a
+PostgreSQL outage is sent again until it answers (core/task_retry.py). An export's retry takes
+back its running job and starts over; an import's only runs if its job was never claimed (its
+write may have committed just before the outage: applying it twice would duplicate objects)."""
 from celery import shared_task
 
 from backend.core.task_retry import run_or_retry
@@ -9,7 +11,7 @@ from backend.core.task_retry import run_or_retry
 def run_export_task(self, job_id: int) -> None:
     from .services import run_export
 
-    run_or_retry(self, run_export, job_id=job_id)
+    run_or_retry(self, run_export, job_id=job_id, resume=self.request.retries > 0)
 
 
 @shared_task(name="exchange.run_import", bind=True, max_retries=None)

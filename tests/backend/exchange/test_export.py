@@ -105,3 +105,18 @@ def test_export_renames_clashing_file_names(admin_user):
     assert unique_file_name("a/IMG_1.JPG", 5, "x.jpg", used) == "IMG_1.JPG"
     assert unique_file_name("b/IMG_1.JPG", 9, "x.jpg", used) == "IMG_1_9.JPG"
     assert unique_file_name("noext", 3, "s/abc.png", used) == "noext.png"
+
+
+@pytest.mark.django_db
+def test_a_retry_after_a_database_outage_takes_back_the_export_its_first_run_left_running(source, admin_user):
+    """The first run claimed the job, then lost the database (it could not even record a failure):
+    its retry (resume=True) runs it from the start; a plain redelivery leaves a running job alone."""
+    from backend.exchange import services
+    from backend.exchange.models import ExportJob
+
+    project, *_ = source
+    job = services.start_export(project=project, user=admin_user, format="coco")
+    ExportJob.objects.filter(pk=job.pk).update(status="running")
+    assert services.run_export(job_id=job.pk) is None
+    done = services.run_export(job_id=job.pk, resume=True)
+    assert done.status == "done" and done.result == {"images": 2, "annotations": 4}
