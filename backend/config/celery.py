@@ -67,8 +67,11 @@ def keep_database_connections(**_):
     database = settings.DATABASES["default"]
     database["CONN_MAX_AGE"] = 600
     database["CONN_HEALTH_CHECKS"] = True
-    # Told apart from the web's in pg_stat_activity (and by the tests).
-    database["OPTIONS"] = {**database.get("OPTIONS", {}), "application_name": WORKER_APPLICATION_NAME}
+    # Never the web's pool here (an inherited RAZMETKA_DB_POOL=1 would bring it): a pool must not
+    # cross the prefork pool's fork, and Django refuses a pool with persistent connections. Named
+    # apart from the web's connections in pg_stat_activity (and by the tests).
+    options = {k: v for k, v in database.get("OPTIONS", {}).items() if k != "pool"}
+    database["OPTIONS"] = {**options, "application_name": WORKER_APPLICATION_NAME}
 
 
 @task_prerun.connect

@@ -1,5 +1,6 @@
 """Worker processes keep their PostgreSQL connection between tasks, and replace one that
 PostgreSQL dropped instead of failing the task that finds it dead."""
+import os
 import time
 
 import pytest
@@ -8,6 +9,7 @@ from django.db import connection
 from backend.config.celery import WORKER_APPLICATION_NAME
 from backend.images.models import UploadSession
 
+from ..worker import start_worker, stop_worker
 from .factories import make_project, make_user
 from .test_chunked_uploads import noisy_jpeg, send_all
 
@@ -30,22 +32,32 @@ def _worker_backends() -> set[int]:
         return {pid for (pid,) in cursor.fetchall()}
 
 
-def test_the_worker_keeps_its_connection_and_replaces_a_dropped_one(celery_worker, client_for):
+def test_the_worker_keeps_its_connection_and_replaces_a_dropped_one(settings, client_for):
     """Regression: Celery's Django fixup closed the connection before and after every task, so
-    each upload and each job batch opened a new one (a PostgreSQL backend fork, ~20 ms here)."""
+    each upload and each job batch opened a new one (a PostgreSQL backend fork, ~20 ms here).
+    The worker inherits RAZMETKA_DB_POOL=1 here, as from a test process that imported the ASGI
+    app or an environment shared with the web: the web's pool must not come along (Django
+    refuses a pool with kept connections; every task failed)."""
+    prefix = f"keepconn{os.getpid()}-{time.monotonic_ns()}-"
+    settings.QUEUE_CPU, settings.QUEUE_GPU = f"{prefix}cpu", f"{prefix}gpu"
     owner = make_user("kept-connection")
     project = make_project(owner)
     client = client_for(owner)
-    assert _processed(client, project, "a.jpg", 1) == "done"
-    after_first = _worker_backends()
-    assert after_first, "the worker's connection stays open after its task"
-    assert _processed(client, project, "b.jpg", 2) == "done"
-    kept = after_first & _worker_backends()
-    assert kept, "the second task ran on the first task's connection"
+    worker = start_worker(queues=[settings.QUEUE_CPU], name="keep-connection",
+                          extra_env={"RAZMETKA_QUEUE_PREFIX": prefix, "RAZMETKA_DB_POOL": "1"})
+    try:
+        assert _processed(client, project, "a.jpg", 1) == "done"
+        after_first = _worker_backends()
+        assert after_first, "the worker's connection stays open after its task"
+        assert _processed(client, project, "b.jpg", 2) == "done"
+        kept = after_first & _worker_backends()
+        assert kept, "the second task ran on the first task's connection"
 
-    # PostgreSQL drops it (a restart, an idle timeout): the next task gets a new one and succeeds.
-    with connection.cursor() as cursor:
-        for pid in kept:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    assert _processed(client, project, "c.jpg", 3) == "done"
-    assert _worker_backends() - kept, "a new connection replaced the dropped one"
+        # PostgreSQL drops it (a restart, an idle timeout): the next task gets a new one and succeeds.
+        with connection.cursor() as cursor:
+            for pid in kept:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert _processed(client, project, "c.jpg", 3) == "done"
+        assert _worker_backends() - kept, "a new connection replaced the dropped one"
+    finally:
+        stop_worker(worker)
