@@ -2,9 +2,11 @@
 validates, dedups, stores and thumbnails them (a real worker in the last test)."""
 import hashlib
 import io
+import os
 import time
 
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from backend.images import upload_sessions
@@ -231,12 +233,8 @@ def test_the_cpu_worker_processes_a_finished_upload(celery_worker, client_for):
     image = Image.objects.get(pk=image_id)
     assert image.thumbnail and image.sha256 == hashlib.sha256(data).hexdigest()
     # Stored as a hard link to the finished upload (no second write); the upload's name is gone.
-    import os
-
     with image.file.open("rb") as fh:
         assert fh.read() == data
-    from django.core.files.storage import default_storage
-
     assert os.stat(image.file.path).st_nlink == 1
     assert not default_storage.exists(UploadSession.objects.get(pk=sid).stored_name)
 
@@ -345,8 +343,6 @@ def test_a_retry_after_a_database_outage_takes_back_the_session_its_first_run_le
 def test_a_finished_upload_waits_in_media_storage_for_a_worker_on_any_host(owner_project, client_for, settings, tmp_path):
     """Finish moves the bytes from the web host's scratch folder into media storage; the worker
     reads them from there (its own VAR_DIR may be another machine's), then removes them."""
-    from django.core.files.storage import default_storage
-
     owner, project = owner_project
     client = client_for(owner)
     data = noisy_jpeg(7)
