@@ -90,7 +90,6 @@ BATCH_MAX = 200
 LINGER_S = 0.01
 
 
-
 async def _deliver(project_id: int | None, group: str, payloads: list[dict]) -> None:
     from channels.layers import get_channel_layer
 

@@ -24,5 +24,6 @@ def run_or_retry(task, fn, /, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except DB_DOWN as exc:
-        logger.warning("%s%s: the database is unreachable, retrying in %s s (%s)", task.name, args or "", RETRY_AFTER_S, exc)
+        logger.warning("%s %s %s: the database is unreachable, retrying in %s s (%s)", task.name, args, kwargs,
+                       RETRY_AFTER_S, exc)
         raise task.retry(exc=exc, countdown=RETRY_AFTER_S) from None
