@@ -106,3 +106,18 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def cut_own_connection() -> None:
+    """What a PostgreSQL restart does to this process's Django connection, in-process: its backend
+    is terminated, so the next statement on it raises OperationalError (call connection.close()
+    before using the database again)."""
+    from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+    pid = connection.connection.info.backend_pid
+    side = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with side.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        side.close()

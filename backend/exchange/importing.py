@@ -24,6 +24,7 @@ from typing import IO
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import reset_queries, transaction
+from django.utils import timezone
 
 from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
 from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
@@ -36,7 +37,7 @@ from backend.projects.models import LabelClass
 from . import geometry
 from .formats import parser_for
 from .formats.base import ItemError, Record, image_base_name, rasterize
-from .models import ImportJob
+from .models import ImportJob, JobStatus
 
 MAX_ERRORS = 500  # errors kept on the job; the rest are only counted
 MAX_NEW_CLASSES = 1_000
@@ -353,7 +354,13 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
         progress(WRITING, done, plan.count)
         reset_queries()  # with DEBUG on, Django would keep every batch's SQL (megabytes each)
     refresh_statuses(image_ids)
-    return {"annotations": done, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
+    result = {"annotations": done, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
+    # The job is marked done in the same transaction as its writes: a retry after a database
+    # outage then knows whether they committed (still "running" = they did not), and never
+    # applies them twice.
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, errors=[], result=result,
+                                               finished_at=timezone.now())
+    return result
 
 
 def _create(row: list, classes: dict, source: str, review: str, user) -> Create:

@@ -210,15 +210,20 @@ class ImportProgress:
             self.side.close()
 
 
-def run_import(*, job_id: int) -> ImportJob | None:
+def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
+    """`resume`: a retry after a database outage (exchange/tasks.py). It takes back the job its
+    first run left running: the writes and the job's "done" commit in one transaction, so a job
+    still running has nothing applied, and one that is done is not run again."""
     from .importing import apply_import
 
-    job = _claim(ImportJob, job_id)
+    job = _claim(ImportJob, job_id, resume=resume)
     if job is None:
         return None
     progress = ImportProgress(job)
     try:
         errors, result = apply_import(job=job, progress=progress)
+    except DB_DOWN:
+        raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         errors, result = [{"item": job.upload_name or "upload", "error": f"internal error: {exc}"}], {}

@@ -1,7 +1,7 @@
 """Thin Celery tasks: they take a job id and hand over to the services. A run that meets a
 PostgreSQL outage is sent again until it answers (core/task_retry.py). An export's retry takes
-back its running job and starts over; an import's only runs if its job was never claimed (its
-write may have committed just before the outage: applying it twice would duplicate objects)."""
+back its running job and starts over; so does an import's, whose writes commit together with
+its job's "done" (a job still running applied nothing; a done one is left alone)."""
 from celery import shared_task
 
 from backend.core.task_retry import run_or_retry
@@ -18,4 +18,4 @@ def run_export_task(self, job_id: int) -> None:
 def run_import_task(self, job_id: int) -> None:
     from .services import run_import
 
-    run_or_retry(self, run_import, job_id=job_id)
+    run_or_retry(self, run_import, job_id=job_id, resume=self.request.retries > 0)

@@ -30,6 +30,10 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1)
+    # The chunked upload (UploadSession id) that stored it: that upload's retry after a database
+    # outage reports the images its first run stored as created, not as duplicates of themselves.
+    # A plain id, no constraint or index: only ever compared with the session being processed.
+    from_upload = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]

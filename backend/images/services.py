@@ -23,18 +23,26 @@ class UploadReport:
     errors: list[dict] = field(default_factory=list)
 
 
-def upload_images(*, project: Project, user, files) -> UploadReport:
+def upload_images(*, project: Project, user, files, from_upload: int | None = None) -> UploadReport:
     """Store every valid image; report duplicates and bad files by name. Good files are kept
-    even when others in the same upload fail (each image commits on its own)."""
+    even when others in the same upload fail (each image commits on its own). `from_upload`:
+    the chunked upload these files came from (recorded on each image; see Image.from_upload)."""
     report = UploadReport()
+    own = set()  # images this upload's earlier run stored, reported as created
     for item in iter_upload_items(files):
         if item.error:
             report.errors.append({"name": item.name, "error": item.error})
             continue
         image = item.image
-        existing = Image.objects.filter(project=project, sha256=image.sha256).values_list("pk", flat=True).first()
+        existing = Image.objects.filter(project=project, sha256=image.sha256).first()
         if existing:
-            report.duplicates.append({"name": item.name, "existing_id": existing})
+            if (from_upload is not None and existing.from_upload == from_upload
+                    and existing.original_name == item.name[:500] and existing.pk not in own):
+                # The same file of the same upload: its first run stored it before losing the database.
+                own.add(existing.pk)
+                report.created.append(existing)
+            else:
+                report.duplicates.append({"name": item.name, "existing_id": existing.pk})
             continue
         # The thumbnail is stored first so the row never points at a missing one.
         thumb = store_file(f"projects/{project.pk}/thumbs", THUMBNAIL_EXTENSION, image.thumbnail) if image.thumbnail else ""
@@ -43,7 +51,7 @@ def upload_images(*, project: Project, user, files) -> UploadReport:
             row = Image.objects.create(
                 project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
                 sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
-                uploaded_by=user, thumbnail=thumb,
+                uploaded_by=user, thumbnail=thumb, from_upload=from_upload,
             )
             events.emit(project.pk, "image.created", image=row.pk)
             return row

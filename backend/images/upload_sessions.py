@@ -259,7 +259,8 @@ def _process_file(session: UploadSession, upload_images) -> dict:
         if digest.hexdigest() != session.sha256:
             return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The received bytes do not match the file's SHA-256; upload it again."}]}
     with default_storage.open(session.stored_name, "rb") as fh:
-        report = upload_images(project=session.project, user=session.created_by, files=[File(fh, name=session.file_name)])
+        report = upload_images(project=session.project, user=session.created_by, files=[File(fh, name=session.file_name)],
+                               from_upload=session.pk)
     return {
         "created": [image.pk for image in report.created],
         "duplicates": report.duplicates,

@@ -357,3 +357,42 @@ def test_a_finished_upload_waits_in_media_storage_for_a_worker_on_any_host(owner
     assert done["status"] == "done", done
     assert Image.objects.get(pk=done["result"]["created"][0]).sha256 == hashlib.sha256(data).hexdigest()
     assert not default_storage.exists(session.stored_name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_images_as_created(owner_project, client_for, monkeypatch):
+    """The first run stored a.png (each image commits on its own), then lost the database; its
+    retry finds a.png stored. It is this upload's own image, reported as created, not as a
+    duplicate of itself; a real duplicate inside the zip is still reported as one."""
+    from django.db import OperationalError, connection
+
+    from backend.images import services
+
+    from ..db_proxy import cut_own_connection
+
+    owner, project = owner_project
+    a = image_bytes(10, 10, (1, 1, 1))
+    archive = zip_bytes({"a.png": a, "b.png": image_bytes(11, 11, (2, 2, 2)), "c.png": image_bytes(12, 12, (3, 3, 3)),
+                         "copy/a.png": a})
+    sid = send_all(client_for(owner), project, "set.zip", archive, chunk=300)["id"]
+    real, calls = services.create_with_file, []
+
+    def outage_at_the_second_image(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            cut_own_connection()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "create_with_file", outage_at_the_second_image)
+    with pytest.raises(OperationalError):
+        upload_sessions.process_session(sid)
+    connection.close()
+    monkeypatch.setattr(services, "create_with_file", real)
+    assert list(Image.objects.filter(project=project).values_list("original_name", flat=True)) == ["set.zip/a.png"]
+
+    result = upload_sessions.process_session(sid, resume=True).result
+    by_id = dict(Image.objects.filter(project=project).values_list("pk", "original_name"))
+    assert sorted(by_id[pk] for pk in result["created"]) == ["set.zip/a.png", "set.zip/b.png", "set.zip/c.png"]
+    [duplicate] = result["duplicates"]
+    assert duplicate["name"] == "set.zip/copy/a.png" and by_id[duplicate["existing_id"]] == "set.zip/a.png"
+    assert result["errors"] == []
