@@ -30,6 +30,9 @@ class _Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its task reached the broker; None while queued = the commit hook could not send it and
+    # the sweeper will (core/outbox.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
-from backend.core import events
+from backend.core import events, outbox
 from backend.core.errors import DomainError
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
@@ -29,8 +29,6 @@ logger = logging.getLogger("razmetka.exchange")
 SEGMENTATIONS = {"rle", "polygon"}
 
 
-def _enqueue(task, job_id: int) -> None:
-    transaction.on_commit(lambda: task.apply_async(args=[job_id], queue=settings.QUEUE_CPU))
 
 
 def _check_format(fmt: str) -> None:
@@ -47,8 +45,6 @@ def start_export(
     include_empty_images: bool = False, include_images: bool = False, image_ids: list[int] | None = None,
     status: list[str] | None = None, class_ids: list[int] | None = None,
 ) -> ExportJob:
-    from .tasks import run_export_task
-
     _check_format(format)
     if segmentation not in SEGMENTATIONS:
         raise DomainError("segmentation must be 'rle' or 'polygon'.")
@@ -70,7 +66,7 @@ def start_export(
         "class_ids": sorted(set(class_ids or [])),
     }
     job = ExportJob.objects.create(project=project, created_by=user, format=format, options=options)
-    _enqueue(run_export_task, job.pk)
+    outbox.send_on_commit(job)  # sent by the sweeper if the broker is down right now
     return job
 
 
@@ -155,8 +151,6 @@ def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> 
 def start_import(
     *, project: Project, user, format: str, upload, as_accepted: bool = False, create_missing_classes: bool = False,
 ) -> ImportJob:
-    from .tasks import run_import_task
-
     _check_format(format)
     size = getattr(upload, "size", None) or 0
     if size > settings.MAX_UPLOAD_BYTES:
@@ -172,7 +166,7 @@ def start_import(
         upload_name=os.path.basename(getattr(upload, "name", "") or "upload")[:300],
         options={"as_accepted": as_accepted, "create_missing_classes": create_missing_classes},
     )
-    _enqueue(run_import_task, job.pk)
+    outbox.send_on_commit(job)
     return job
 
 

@@ -73,6 +73,9 @@ class UploadSession(models.Model):
     # Where the finished file waits for the cpu worker, in media storage (S3 or disk), so a worker
     # on another host can read it; empty while receiving.
     stored_name = models.CharField(max_length=300, blank=True, default="")
+    # When its task reached the broker; None while queued = the commit hook could not send it and
+    # the sweeper will (core/outbox.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

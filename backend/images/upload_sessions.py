@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from backend.core import events
+from backend.core import events, outbox
 from backend.core.errors import DomainError, NotFound, PayloadTooLarge
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
@@ -177,8 +177,6 @@ def write_chunk(*, project: Project, user, session_id: int, offset: int, length:
 
 def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
     """All bytes are here: hand the file to the cpu worker (once; a repeated finish is a no-op)."""
-    from .tasks import process_upload_task
-
     with transaction.atomic():
         session = _locked_session(project, user, session_id)
         if session.status != UploadStatus.RECEIVING:
@@ -194,7 +192,7 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
         session.stored_name = save_finished_file(f"incoming/{project.pk}/{session.pk}.bin", str(path))
         session.status = UploadStatus.QUEUED
         session.save(update_fields=["status", "stored_name", "updated_at"])
-        transaction.on_commit(lambda: process_upload_task.apply_async(args=[session.pk], queue=settings.QUEUE_CPU))
+        outbox.send_on_commit(session)  # sent by the sweeper if the broker is down right now
     return session
 
 

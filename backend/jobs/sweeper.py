@@ -1,5 +1,5 @@
-"""Re-queue job items whose worker died, and send items that never reached the broker
-(dispatch.py), from a daemon thread in every Celery worker.
+"""Re-queue job items whose worker died, and send items and records that never reached the broker
+(dispatch.py, core/outbox.py), from a daemon thread in every Celery worker.
 
 Why a thread in each worker and not a beat process: `make run` and compose start no scheduler,
 and a single scheduler would be one more piece that can die. Every worker (cpu and gpu) sweeps
@@ -17,6 +17,8 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from backend.core import outbox
+
 from . import dispatch, leases, services
 from .models import PrelabelJobImage
 
@@ -28,7 +30,7 @@ _thread: threading.Thread | None = None
 
 def sweep_once() -> dict:
     """One pass over every lapsed lease; returns what it did, summed over jobs."""
-    totals = {"requeued": 0, "failed": 0, "cancelled": 0, "sent": 0}
+    totals = {"requeued": 0, "failed": 0, "cancelled": 0, "sent": 0, "records_sent": 0}
     job_ids = PrelabelJobImage.objects.filter(leases.lapsed_lease()).values_list("job_id", flat=True).distinct()
     for job_id in sorted(set(job_ids)):
         try:
@@ -41,6 +43,7 @@ def sweep_once() -> dict:
         for key, value in counts.items():
             totals[key] += value
     totals["sent"] = dispatch.send_unsent()
+    totals["records_sent"] = outbox.send_unsent()  # uploads, exports, imports, evaluations, trainings
     return totals
 
 

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backend.core import events
+from backend.core import events, outbox
 from backend.core.errors import DomainError
 from backend.core.locking import check_version
 from backend.projects.models import Project
@@ -53,9 +53,7 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
                           "Review some images first (accept their objects).")
     run = EvaluationRun.objects.create(project=project, engine=engine, model_version=version, split=split,
                                        created_by=user, total=len(images))
-    from .tasks import run_evaluation
-
-    transaction.on_commit(lambda: run_evaluation.apply_async(args=[run.pk], queue=settings.QUEUE_GPU))
+    outbox.send_on_commit(run)  # sent by the sweeper if the broker is down right now
     _emit(run)
     return run
 
@@ -97,9 +95,7 @@ def start_training(*, project: Project, user, kind: str, params: dict | None = N
     if kind == ModelKind.MASKRCNN and objects.values("image_id").distinct().count() < 2:
         raise DomainError("Training Mask R-CNN needs approved objects on at least two images.")
     run = TrainingRun.objects.create(project=project, kind=kind, params=params, created_by=user)
-    from .tasks import run_training
-
-    transaction.on_commit(lambda: run_training.apply_async(args=[run.pk], queue=settings.QUEUE_GPU))
+    outbox.send_on_commit(run)
     _emit(run)
     return run
 

@@ -360,7 +360,7 @@ def test_a_finished_upload_waits_in_media_storage_for_a_worker_on_any_host(owner
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_images_as_created(owner_project, client_for, monkeypatch):
+def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_images_as_created(owner_project, client_for, monkeypatch, settings):
     """The first run stored a.png (each image commits on its own), then lost the database; its
     retry finds a.png stored. It is this upload's own image, reported as created, not as a
     duplicate of itself; a real duplicate inside the zip is still reported as one."""
@@ -369,7 +369,9 @@ def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_image
     from backend.images import services
 
     from ..db_proxy import cut_own_connection
+    from .test_job_recovery import private_queues
 
+    private_queues(settings, "zipoutage")  # this test runs the task itself: no worker may take it first
     owner, project = owner_project
     a = image_bytes(10, 10, (1, 1, 1))
     archive = zip_bytes({"a.png": a, "b.png": image_bytes(11, 11, (2, 2, 2)), "c.png": image_bytes(12, 12, (3, 3, 3)),
@@ -377,11 +379,15 @@ def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_image
     sid = send_all(client_for(owner), project, "set.zip", archive, chunk=300)["id"]
     real, calls = services.create_with_file, []
 
-    def outage_at_the_second_image(*args, **kwargs):
+    def outage_at_the_second_image(prefix, extension, data, create, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) != 2:
+            return real(prefix, extension, data, create, **kwargs)
+
+        def cut_then_create(stored):  # inside the row's transaction, as a restart would hit it
             cut_own_connection()
-        return real(*args, **kwargs)
+            return create(stored)
+        return real(prefix, extension, data, cut_then_create, **kwargs)
 
     monkeypatch.setattr(services, "create_with_file", outage_at_the_second_image)
     with pytest.raises(OperationalError):

@@ -18,6 +18,7 @@ from backend.exchange.models import ImportJob
 from backend.projects.models import LabelClass
 
 from ...db_proxy import cut_own_connection
+from ..test_job_recovery import private_queues
 from .helpers import H, W, json_upload, rect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,14 +31,15 @@ def seed_doc() -> list[dict]:
         "mask_rle": {"size": [H, W], "counts": geometry.row_major_runs(mask), "order": "row-major"}}]}]
 
 
-def start(project, user) -> ImportJob:
+def start(project, user, settings) -> ImportJob:
+    private_queues(settings, "importoutage")  # the test runs the import itself: no worker may take it first
     return services.start_import(project=project, user=user, format="native",
                                  upload=json_upload(seed_doc(), "predictions.json"), create_missing_classes=True)
 
 
-def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retry(target, admin_user, monkeypatch):
+def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retry(target, admin_user, monkeypatch, settings):
     project, _, _ = target
-    job = start(project, admin_user)
+    job = start(project, admin_user, settings)
     real = importing.apply_changes
 
     def outage_then_write(**kwargs):
@@ -64,9 +66,9 @@ def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retr
     assert AnnotationEvent.objects.filter(annotation_id=annotation.pk).count() == 1
 
 
-def test_an_import_whose_writes_committed_before_the_outage_is_not_applied_twice(target, admin_user, monkeypatch):
+def test_an_import_whose_writes_committed_before_the_outage_is_not_applied_twice(target, admin_user, monkeypatch, settings):
     project, _, _ = target
-    job = start(project, admin_user)
+    job = start(project, admin_user, settings)
     real = importing._write
 
     def write_then_outage(*args, **kwargs):
