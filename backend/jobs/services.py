@@ -1,10 +1,11 @@
 """Writes for pre-annotation jobs: start, cancel, retry, and the idempotent result writes."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -295,30 +296,40 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     per_image = {image_id: 0 for image_id in written}
     for annotation in created:
         per_image[annotation.image_id] += 1
-    now = timezone.now()
-    done = []
     for image_id in written:
-        item = items[image_id]
-        item.status, item.stage_ms, item.detections = ItemStatus.DONE, by_image[image_id].stage_ms, per_image[image_id]
-        item.lease_owner, item.leased_until, item.updated_at = "", None, now
-        done.append(item)
-        job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in item.stage_ms.items()} | {
-            k: v for k, v in job.stage_ms.items() if k not in item.stage_ms
+        stage_ms = by_image[image_id].stage_ms
+        job.stage_ms = {k: round(job.stage_ms.get(k, 0.0) + v, 1) for k, v in stage_ms.items()} | {
+            k: v for k, v in job.stage_ms.items() if k not in stage_ms
         }
-    for image_id, error in failed.items():
-        item = items[image_id]
-        item.status, item.error = ItemStatus.FAILED, error[:2000]
-        item.lease_owner, item.leased_until, item.updated_at = "", None, now
-        done.append(item)
-    PrelabelJobImage.objects.bulk_update(
-        done, ["status", "stage_ms", "detections", "error", "lease_owner", "leased_until", "updated_at"],
-    )
-    job.processed += len(done)
+    _finish_items(job.pk, {i: (by_image[i].stage_ms, per_image[i]) for i in written}, failed)
+    job.processed += len(written) + len(failed)
     job.failed += len(failed)
     job.save(update_fields=["processed", "failed", "stage_ms"])
     _maybe_finish(job)
     _emit_progress(job)
     return per_image
+
+
+def _finish_items(job_id: int, done: dict[int, tuple[dict, int]], failed: dict[int, str]) -> None:
+    """Items done (with their stage times and detection counts) and failed (with their error),
+    their leases released, in ONE statement over arrays: bulk_update's CASE per column per item
+    cost ~10 ms of ORM work per batch of 4."""
+    rows = [(i, ItemStatus.DONE, json.dumps(ms), n, None) for i, (ms, n) in done.items()]
+    rows += [(i, ItemStatus.FAILED, None, None, error[:2000]) for i, error in failed.items()]
+    if not rows:
+        return
+    image_ids, states, stage_ms, detections, errors = (list(column) for column in zip(*rows))
+    table = PrelabelJobImage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS item SET status = v.status, stage_ms = COALESCE(v.stage_ms::jsonb, item.stage_ms), "
+            "detections = COALESCE(v.detections, item.detections), error = COALESCE(v.error, item.error), "
+            "lease_owner = '', leased_until = NULL, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[]) "
+            "AS v(image_id, status, stage_ms, detections, error) "
+            "WHERE item.job_id = %s AND item.image_id = v.image_id",
+            [timezone.now(), image_ids, states, stage_ms, detections, errors, job_id],
+        )
 
 
 def _image_changes(job: PrelabelJob, image: Image, olds: list[Annotation], detections: list[dict]) -> list:
