@@ -89,3 +89,15 @@ def send_unsent() -> int:
             logger.warning("sent %d of %d %s that never reached the broker", sent, len(pks), kind.model)
         total += sent
     return total
+
+
+def send_derived(task, *, args: list, queue: str, kwargs: dict | None = None) -> bool:
+    """Publish work derived from a committed change, which a later change redoes anyway (gallery
+    learning, re-scoring): a broker that is down loses it with a log line, instead of failing the
+    request that already committed (it answered 503 "nothing was changed" for a saved review)."""
+    try:
+        task.apply_async(args=args, kwargs=kwargs or {}, queue=queue, retry=False)
+    except Exception as exc:  # kombu's OperationalError, a socket error: the broker is unreachable
+        logger.warning("%s %s not sent, the broker is unreachable (%s: %s)", task.name, args, type(exc).__name__, exc)
+        return False
+    return True

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.annotations.models import Annotation, AnnotationEvent
+from backend.core import outbox
 from backend.core.files import create_with_file
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership, Project
@@ -43,7 +44,7 @@ def class_changed(*, project: Project, annotation: Annotation, caps) -> None:
     def send() -> None:
         from .tasks import learn_from_change
 
-        learn_from_change.apply_async(args=[annotation_id, version], queue=settings.QUEUE_CPU)
+        outbox.send_derived(learn_from_change, args=[annotation_id, version], queue=settings.QUEUE_CPU)
 
     transaction.on_commit(send)
 

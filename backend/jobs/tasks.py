@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from backend.annotations import selectors as annotation_selectors
+from backend.core import outbox
 from backend.core.task_retry import DB_DOWN, run_or_retry
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
@@ -220,4 +221,4 @@ def _rescore(project_id: int, after_embedding: bool = False) -> int:
 
 def schedule_gallery_refresh(project_id: int) -> None:
     """Gallery changed (called on commit): re-score, embedding new exemplars first if needed."""
-    rescore.apply_async(args=[project_id], queue=settings.QUEUE_CPU)
+    outbox.send_derived(rescore, args=[project_id], queue=settings.QUEUE_CPU)

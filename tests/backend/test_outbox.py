@@ -20,7 +20,7 @@ from backend.exchange.models import ExportJob
 from backend.images.models import UploadSession
 from backend.jobs.sweeper import sweep_once
 
-from .factories import make_project, make_user
+from .factories import make_image, make_project, make_user
 from .test_chunked_uploads import noisy_jpeg, open_session, put_chunk, send_all
 from .test_job_recovery import private_queues, take_messages
 
@@ -77,3 +77,33 @@ def test_a_record_sent_at_commit_is_not_sent_again(settings, client_for):
     UploadSession.objects.filter(pk=sid).update(updated_at=timezone.now() - timedelta(seconds=60))
     assert UploadSession.objects.get(pk=sid).dispatched_at is not None
     assert sweep_once()["records_sent"] == 0 and take_messages(settings.QUEUE_CPU) == []
+
+
+def test_a_reviewers_class_fix_saved_while_the_broker_is_down_is_not_answered_as_a_failure(settings):
+    """The fix commits, then the gallery learning it queues cannot reach the broker: that derived
+    work is lost with a log line (a later change redoes it), the request does not fail. Before, the
+    commit hook raised after the commit and the API answered 503 "nothing was changed" for a
+    saved review (its retry then met a version conflict)."""
+    from backend.annotations.models import Annotation
+
+    from .test_gallery_learning import WRONG, proposal, setup_project
+
+    private_queues(settings, "derivedoutbox")
+    admin = make_user("outbox-reviewer")
+    project, wrench, spanner = setup_project(admin)  # learns from reviews
+    fixed = proposal(make_image(project, seed=1), wrench, WRONG)
+    script = (
+        "from django.contrib.auth import get_user_model; from backend.projects.models import Project; "
+        "from backend.annotations.services import update_annotation; "
+        f"a = update_annotation(project=Project.objects.get(pk={project.pk}), annotation_id={fixed.pk}, "
+        f"user=get_user_model().objects.get(pk={admin.pk}), version={fixed.version}, class_id={spanner.pk}); "
+        "print('VERSION', a.version)"
+    )
+    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
+           "RAZMETKA_QUEUE_PREFIX": settings.QUEUE_CPU[: -len("cpu")]}
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"VERSION {fixed.version + 1}" in out.stdout
+    assert Annotation.objects.get(pk=fixed.pk).label_class_id == spanner.pk
+    assert "gallery.learn_from_change" in out.stderr and "not sent" in out.stderr
