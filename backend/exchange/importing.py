@@ -23,7 +23,7 @@ from typing import IO
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import reset_queries, transaction
+from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
 from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
@@ -55,6 +55,15 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0 = no
 
 class ImportAborted(Exception):
     """Pass 2 found the project changed under it (an image deleted); nothing was applied."""
+
+
+# pg_advisory_xact_lock(IMPORT_WRITE_LOCK, job id): one import's pass 2 at a time.
+IMPORT_WRITE_LOCK = 0x1A4B
+
+
+class AlreadyApplied(Exception):
+    """Another run of the same import committed it first (two messages for one job, both retried
+    after a database outage, both took the job back); this run applies nothing."""
 
 
 # --------------------------------------------------------------------------- the upload
@@ -323,6 +332,12 @@ def _encode(record: Record, height: int, width: int) -> dict:
 def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, batch: int) -> dict:
     """Pass 2: create the classes, then the spooled rows and their audit events in batches."""
     project, user = job.project, job.created_by
+    # Two runs of one import queue here, and the second finds it done. An advisory lock, not the
+    # job row's: progress reports update that row from a connection of their own meanwhile.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_WRITE_LOCK, job.pk])
+    if not ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists():
+        raise AlreadyApplied()
     classes = plan.classes
     created_classes = []
     missing = sorted(plan.missing.items())

@@ -208,7 +208,7 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
     """`resume`: a retry after a database outage (exchange/tasks.py). It takes back the job its
     first run left running: the writes and the job's "done" commit in one transaction, so a job
     still running has nothing applied, and one that is done is not run again."""
-    from .importing import apply_import
+    from .importing import AlreadyApplied, apply_import
 
     job = _claim(ImportJob, job_id, resume=resume)
     if job is None:
@@ -216,6 +216,8 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
     progress = ImportProgress(job)
     try:
         errors, result = apply_import(job=job, progress=progress)
+    except AlreadyApplied:
+        return None  # another run of this import committed it
     except DB_DOWN:
         raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:
@@ -223,11 +225,14 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
         errors, result = [{"item": job.upload_name or "upload", "error": f"internal error: {exc}"}], {}
     finally:
         progress.close()
-    status = JobStatus.FAILED if errors else JobStatus.DONE
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=status, errors=errors, result=result, finished_at=timezone.now(), upload_file="",
-    )
-    events.emit(job.project_id, "import.finished", job=job.pk, status=status)
+    if errors:  # "done" committed with the writes; only a job still running can fail (not one
+        # another run of it finished meanwhile)
+        ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.FAILED, errors=errors, result=result, finished_at=timezone.now(),
+        )
+    ImportJob.objects.filter(pk=job.pk).update(upload_file="")
+    job_now = ImportJob.objects.get(pk=job.pk)
+    events.emit(job.project_id, "import.finished", job=job.pk, status=job_now.status)
     if job.upload_file:
         default_storage.delete(job.upload_file)  # the upload served its purpose; nothing needs it
-    return ImportJob.objects.get(pk=job.pk)
+    return job_now

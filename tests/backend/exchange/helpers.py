@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
+from contextlib import contextmanager
 
 import numpy as np
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
 
 from backend.annotations.models import Annotation, ReviewState, Source
 from backend.core.masks import mask_geometry
@@ -68,8 +71,19 @@ def populate(project, classes, images) -> dict[str, Annotation]:
     }
 
 
+@contextmanager
+def run_here():
+    """Exports and imports started inside are run by the test itself: their messages go to a queue
+    no worker consumes. A live test worker would otherwise race the test for the job (after its
+    commit, it is only marked sent once the publish returns, which gives the worker time to claim it)."""
+    queue = f"run-here-{os.getpid()}-"
+    with override_settings(QUEUE_CPU=f"{queue}cpu", QUEUE_GPU=f"{queue}gpu"):
+        yield
+
+
 def export(project, user, fmt="coco", **options) -> tuple[ExportJob, zipfile.ZipFile]:
-    job = services.start_export(project=project, user=user, format=fmt, **options)
+    with run_here():
+        job = services.start_export(project=project, user=user, format=fmt, **options)
     job = services.run_export(job_id=job.pk)
     assert job.status == "done", job.error
     from django.core.files.storage import default_storage
@@ -92,5 +106,6 @@ def json_upload(doc, name="annotations.json") -> SimpleUploadedFile:
 
 
 def run_import(project, user, fmt, upload, **options) -> ImportJob:
-    job = services.start_import(project=project, user=user, format=fmt, upload=upload, **options)
+    with run_here():
+        job = services.start_import(project=project, user=user, format=fmt, upload=upload, **options)
     return services.run_import(job_id=job.pk)

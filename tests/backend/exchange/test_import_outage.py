@@ -18,8 +18,7 @@ from backend.exchange.models import ImportJob
 from backend.projects.models import LabelClass
 
 from ...db_proxy import cut_own_connection
-from ..test_job_recovery import private_queues
-from .helpers import H, W, json_upload, rect
+from .helpers import H, W, json_upload, rect, run_here
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,15 +30,15 @@ def seed_doc() -> list[dict]:
         "mask_rle": {"size": [H, W], "counts": geometry.row_major_runs(mask), "order": "row-major"}}]}]
 
 
-def start(project, user, settings) -> ImportJob:
-    private_queues(settings, "importoutage")  # the test runs the import itself: no worker may take it first
-    return services.start_import(project=project, user=user, format="native",
-                                 upload=json_upload(seed_doc(), "predictions.json"), create_missing_classes=True)
+def start(project, user) -> ImportJob:
+    with run_here():  # the test runs the import itself: no worker may take it first
+        return services.start_import(project=project, user=user, format="native",
+                                     upload=json_upload(seed_doc(), "predictions.json"), create_missing_classes=True)
 
 
-def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retry(target, admin_user, monkeypatch, settings):
+def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retry(target, admin_user, monkeypatch):
     project, _, _ = target
-    job = start(project, admin_user, settings)
+    job = start(project, admin_user)
     real = importing.apply_changes
 
     def outage_then_write(**kwargs):
@@ -66,9 +65,9 @@ def test_an_import_that_loses_the_database_while_writing_is_finished_by_its_retr
     assert AnnotationEvent.objects.filter(annotation_id=annotation.pk).count() == 1
 
 
-def test_an_import_whose_writes_committed_before_the_outage_is_not_applied_twice(target, admin_user, monkeypatch, settings):
+def test_an_import_whose_writes_committed_before_the_outage_is_not_applied_twice(target, admin_user, monkeypatch):
     project, _, _ = target
-    job = start(project, admin_user, settings)
+    job = start(project, admin_user)
     real = importing._write
 
     def write_then_outage(*args, **kwargs):
@@ -87,3 +86,24 @@ def test_an_import_whose_writes_committed_before_the_outage_is_not_applied_twice
     assert services.run_import(job_id=job.pk, resume=True) is None  # the retry finds it done
     assert Annotation.objects.filter(project=project).count() == 1
     assert LabelClass.objects.filter(project=project, name="chisel").count() == 1
+
+
+def test_two_runs_of_one_import_apply_it_once(target, admin_user):
+    """Two messages for one job (the outbox sent it twice), and both runs took the job back after
+    an outage: the one that reaches its write second finds the job done and applies nothing."""
+    project, _, _ = target
+    job = start(project, admin_user)
+    services._claim(ImportJob, job.pk)
+    slow = ImportJob.objects.select_related("project").get(pk=job.pk)
+    other = []
+
+    def progress(stage, done, total):
+        if stage == "checking" and total and done == total and not other:  # the slow run's pass 1 is over
+            other.append(services.run_import(job_id=job.pk, resume=True))  # the other run wins
+
+    with pytest.raises(importing.AlreadyApplied):
+        importing.apply_import(job=slow, progress=progress)
+    assert other[0].status == "done"
+    assert Annotation.objects.filter(project=project).count() == 1
+    assert LabelClass.objects.filter(project=project, name="chisel").count() == 1
+    assert ImportJob.objects.get(pk=job.pk).status == "done"

@@ -21,7 +21,7 @@ from backend.exchange.importing import UploadEntry
 from backend.exchange.models import ImportJob
 from backend.projects.models import LabelClass
 
-from .helpers import H, W, build_project, json_upload, rect, run_import
+from .helpers import H, W, build_project, json_upload, rect, run_here, run_import
 
 
 def shape_for(i: int) -> tuple[str, dict | list, np.ndarray]:
@@ -78,8 +78,9 @@ def observe_progress(job: ImportJob):
 def test_streamed_coco_import_writes_every_row_and_event_in_batches_with_progress(admin_user):
     project, classes, images = build_project(admin_user, name="Big")
     n = 3_000
-    job = services.start_import(project=project, user=admin_user, format="coco",
-                                upload=json_upload(coco_doc(n), "instances.json"))
+    with run_here():
+        job = services.start_import(project=project, user=admin_user, format="coco",
+                                    upload=json_upload(coco_doc(n), "instances.json"))
     services._claim(ImportJob, job.pk)
     job = ImportJob.objects.select_related("project").get(pk=job.pk)
     report, seen, close = observe_progress(job)
@@ -117,8 +118,9 @@ def test_streamed_coco_import_writes_every_row_and_event_in_batches_with_progres
 @pytest.mark.django_db(transaction=True)
 def test_image_deleted_between_the_passes_applies_nothing(admin_user):
     project, _, images = build_project(admin_user, name="Gone")
-    job = services.start_import(project=project, user=admin_user, format="coco",
-                                upload=json_upload(coco_doc(300), "instances.json"))
+    with run_here():
+        job = services.start_import(project=project, user=admin_user, format="coco",
+                                    upload=json_upload(coco_doc(300), "instances.json"))
     services._claim(ImportJob, job.pk)
     job = ImportJob.objects.select_related("project").get(pk=job.pk)
     reporter, gone = services.ImportProgress(job), images[1].pk
