@@ -106,7 +106,8 @@ def test_a_maskrcnn_an_admin_activated_is_what_the_projects_jobs_run(tmp_path, c
     with zipfile.ZipFile(buf, "w") as zf:
         for f in folder.iterdir():
             zf.write(f, f.name)
-    run = TrainingRun.objects.create(project=project, kind=ModelKind.MASKRCNN, created_by=owner)
+    # A finished run (it only holds the version): a queued one would be sent by a worker's outbox sweep.
+    run = TrainingRun.objects.create(project=project, kind=ModelKind.MASKRCNN, created_by=owner, state="done")
     candidate = register_version(run=run, file_name="maskrcnn.zip", content=buf.getvalue(), metrics={})
 
     def job_phrases():
