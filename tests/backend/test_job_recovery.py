@@ -306,10 +306,14 @@ def test_a_job_started_while_the_broker_is_down_is_sent_by_the_sweeper(settings)
     owner = make_user("outbox-owner")
     project = make_project(owner)
     images = [make_image(project, seed=i) for i in range(5)]
+    # The items' clock is set an hour ahead as soon as they exist: out of every sweeper's reach (a
+    # test worker's own sweeper would send them to its queue) until this test ages them.
     script = (
+        "from datetime import timedelta; from django.utils import timezone; "
         "from backend.jobs import services; from backend.projects.models import Project; "
         "from django.contrib.auth import get_user_model; "
         f"job = services.start_job(project=Project.objects.get(pk={project.pk}), user=get_user_model().objects.get(pk={owner.pk})); "
+        "job.items.update(updated_at=timezone.now() + timedelta(hours=1)); "
         "print('JOB', job.pk)"
     )
     env = {**os.environ, "RAZMETKA_DB_NAME": conn.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
