@@ -29,8 +29,6 @@ logger = logging.getLogger("razmetka.exchange")
 SEGMENTATIONS = {"rle", "polygon"}
 
 
-
-
 def _check_format(fmt: str) -> None:
     if fmt not in ExchangeFormat.values:
         raise DomainError(f"Unknown format '{fmt}'. Allowed: {', '.join(ExchangeFormat.values)}.")

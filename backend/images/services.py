@@ -13,7 +13,7 @@ from backend.core.locking import check_version
 from backend.core.uploads import THUMBNAIL_EXTENSION, iter_upload_items, thumbnail_from_stored
 from backend.projects.models import Project
 
-from .models import Image, ImageStatus
+from .models import Image
 
 
 @dataclass
