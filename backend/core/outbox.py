@@ -56,13 +56,8 @@ def send_on_commit(record) -> None:
 def send(kind: Kind, pk: int) -> bool:
     """Publish the task and mark the record sent; False (logged) when the broker is unreachable."""
     module, name = kind.task.split(":")
-    task = getattr(import_module(module), name)
-    try:
-        # No publish retries: an unreachable broker fails fast and the sweeper sends it later.
-        task.apply_async(args=[pk], queue=getattr(settings, kind.queue), retry=False)
-    except Exception as exc:  # kombu's OperationalError, a socket error: the broker is unreachable
-        logger.warning("%s %s waits for the broker (%s: %s)", kind.model, pk, type(exc).__name__, exc)
-        return False
+    if not publish(getattr(import_module(module), name), args=[pk], queue=getattr(settings, kind.queue)):
+        return False  # the sweeper sends it later
     try:
         apps.get_model(kind.model).objects.filter(pk=pk, dispatched_at__isnull=True).update(dispatched_at=Now())
     except DatabaseError:  # sent but not marked: the sweeper sends it again, which is harmless
@@ -91,12 +86,18 @@ def send_unsent() -> int:
     return total
 
 
-def send_derived(task, *, args: list, queue: str, kwargs: dict | None = None) -> bool:
-    """Publish work derived from a committed change, which a later change redoes anyway (gallery
-    learning, re-scoring): a broker that is down loses it with a log line, instead of failing the
-    request that already committed (it answered 503 "nothing was changed" for a saved review)."""
+def publish(task, *, args: list, queue: str, kwargs: dict | None = None) -> bool:
+    """Publish a task once, after a commit; False (logged) when the broker is unreachable, never an
+    exception (it would fail a request whose work already committed: a 503 "nothing was changed").
+    A record to carry keeps an outbox mark for the sweeper (send above, jobs/dispatch.py); work
+    derived from a committed change, which a later change redoes anyway (gallery learning,
+    re-scoring), is simply lost.
+
+    No publish retries, so an unreachable broker fails fast. No result: with the Redis result
+    backend, a publish to a dead Redis otherwise spends ~20 s in the backend's subscribe and
+    returns as if it had been sent."""
     try:
-        task.apply_async(args=args, kwargs=kwargs or {}, queue=queue, retry=False)
+        task.apply_async(args=args, kwargs=kwargs or {}, queue=queue, retry=False, ignore_result=True)
     except Exception as exc:  # kombu's OperationalError, a socket error: the broker is unreachable
         logger.warning("%s %s not sent, the broker is unreachable (%s: %s)", task.name, args, type(exc).__name__, exc)
         return False

@@ -44,7 +44,7 @@ def class_changed(*, project: Project, annotation: Annotation, caps) -> None:
     def send() -> None:
         from .tasks import learn_from_change
 
-        outbox.send_derived(learn_from_change, args=[annotation_id, version], queue=settings.QUEUE_CPU)
+        outbox.publish(learn_from_change, args=[annotation_id, version], queue=settings.QUEUE_CPU)
 
     transaction.on_commit(send)
 

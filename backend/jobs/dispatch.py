@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models.functions import Now
 
+from backend.core import outbox
+
 from .models import ItemStatus, JobStatus, PrelabelJobImage
 
 logger = logging.getLogger("razmetka.jobs")
@@ -36,13 +38,8 @@ def send_batches(job_id: int, image_ids: list[int]) -> int:
 
     sent = 0
     for batch in batches_of(sorted(image_ids)):
-        try:
-            # No publish retries: an unreachable broker fails fast and the sweeper sends it later.
-            # No result: with the Redis result backend, a publish to a dead Redis otherwise spends
-            # ~20 s in the backend's subscribe and returns as if it had been sent.
-            run_batch.apply_async(args=[job_id, batch], queue=settings.QUEUE_GPU, retry=False, ignore_result=True)
-        except Exception as exc:  # kombu's OperationalError, a socket error: the broker is unreachable
-            logger.warning("job %s: %d images wait for the broker (%s: %s)", job_id, len(image_ids) - sent, type(exc).__name__, exc)
+        if not outbox.publish(run_batch, args=[job_id, batch], queue=settings.QUEUE_GPU):
+            logger.warning("job %s: %d images wait for the broker", job_id, len(image_ids) - sent)
             return sent
         try:
             PrelabelJobImage.objects.filter(

@@ -221,4 +221,4 @@ def _rescore(project_id: int, after_embedding: bool = False) -> int:
 
 def schedule_gallery_refresh(project_id: int) -> None:
     """Gallery changed (called on commit): re-score, embedding new exemplars first if needed."""
-    outbox.send_derived(rescore, args=[project_id], queue=settings.QUEUE_CPU)
+    outbox.publish(rescore, args=[project_id], queue=settings.QUEUE_CPU)

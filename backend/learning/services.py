@@ -147,7 +147,7 @@ def _after_decision(version: ModelVersion) -> None:
     from backend.jobs.tasks import rescore
 
     project_id = version.project_id
-    transaction.on_commit(lambda: outbox.send_derived(rescore, args=[project_id], queue=settings.QUEUE_CPU))
+    transaction.on_commit(lambda: outbox.publish(rescore, args=[project_id], queue=settings.QUEUE_CPU))
 
 
 def _locked(project: Project, version_id: int) -> ModelVersion:

@@ -32,6 +32,21 @@ def private_queues(settings, name: str) -> str:
     return settings.QUEUE_GPU
 
 
+def shell_with_broker_down(settings, script: str):
+    """Run `script` in `manage.py shell` on the test database and this test's queues, with a Redis
+    that does not exist (the broker is down for that process only); returns the finished process."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
+           "RAZMETKA_QUEUE_PREFIX": settings.QUEUE_CPU[: -len("cpu")]}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    print(f"the script with the broker down took {time.monotonic() - started:.1f} s (process start included)")
+    return out
+
+
 def take_messages(queue: str) -> list[tuple[str, list]]:
     """(task name, args) of every message waiting on `queue`, removing them."""
     from backend.config.celery import app
@@ -297,11 +312,6 @@ def test_a_live_workers_batch_longer_than_its_lease_is_never_run_twice(settings,
 def test_a_job_started_while_the_broker_is_down_is_sent_by_the_sweeper(settings):
     """start_job commits, then its commit hook cannot reach Redis: the job must not sit queued
     forever (the chaos drill found this after SIGKILL of Redis during a sweep)."""
-    import subprocess
-    import sys
-
-    from django.db import connection as conn
-
     queue = private_queues(settings, "outbox")
     owner = make_user("outbox-owner")
     project = make_project(owner)
@@ -316,13 +326,9 @@ def test_a_job_started_while_the_broker_is_down_is_sent_by_the_sweeper(settings)
         "job.items.update(updated_at=timezone.now() + timedelta(hours=1)); "
         "print('JOB', job.pk)"
     )
-    env = {**os.environ, "RAZMETKA_DB_NAME": conn.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
-           "RAZMETKA_QUEUE_PREFIX": queue[: -len("gpu")]}
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    out = shell_with_broker_down(settings, script)
     assert out.returncode == 0, out.stderr[-2000:]
     job = PrelabelJob.objects.get(pk=int(out.stdout.split("JOB")[1].split()[0]))
-    print(f"start_job with the broker down took {time.monotonic() - started:.1f} s (process start included)")
     assert job.items.count() == 5 and not job.items.exclude(dispatched_at=None).exists()
     assert take_messages(queue) == []
 

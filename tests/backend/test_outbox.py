@@ -6,14 +6,9 @@ repeated finish was a no-op, so the upload sat "queued" for ever. Now the record
 message reached the broker and the workers' sweeper sends the ones that have none."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from backend.exchange.models import ExportJob
@@ -22,7 +17,7 @@ from backend.jobs.sweeper import sweep_once
 
 from .factories import make_image, make_project, make_user
 from .test_chunked_uploads import noisy_jpeg, open_session, put_chunk, send_all
-from .test_job_recovery import private_queues, take_messages
+from .test_job_recovery import private_queues, shell_with_broker_down, take_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,12 +44,7 @@ def test_an_upload_and_an_export_finished_while_the_broker_is_down_are_sent_by_t
         "job = start_export(project=project, user=user, format='coco'); "
         "ExportJob.objects.filter(pk=job.pk).update(created_at=later); print('EXPORT', job.pk)"
     )
-    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
-           "RAZMETKA_QUEUE_PREFIX": settings.QUEUE_CPU[: -len("cpu")]}
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True,
-                         timeout=120)
-    print(f"finish + start_export with the broker down took {time.monotonic() - started:.1f} s (process start included)")
+    out = shell_with_broker_down(settings, script)
     assert out.returncode == 0, out.stderr[-2000:]  # before: the broker's error, raised after the commit
     assert "SESSION queued" in out.stdout
     export_id = int(out.stdout.split("EXPORT")[1].split()[0])
@@ -105,10 +95,7 @@ def test_a_reviewers_class_fix_saved_while_the_broker_is_down_is_not_answered_as
         f"user=get_user_model().objects.get(pk={admin.pk}), version={fixed.version}, class_id={spanner.pk}); "
         "print('VERSION', a.version)"
     )
-    env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], "REDIS_URL": "unix:///nonexistent/redis.sock",
-           "RAZMETKA_QUEUE_PREFIX": settings.QUEUE_CPU[: -len("cpu")]}
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = shell_with_broker_down(settings, script)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"VERSION {fixed.version + 1}" in out.stdout
     assert Annotation.objects.get(pk=fixed.pk).label_class_id == spanner.pk
