@@ -39,6 +39,8 @@ def run_batch(self, job_id: int, image_ids: list[int]) -> dict:
 
 
 def _run_claimed(job, todo: list[int]) -> dict:
+    """The models on PRELABEL_CHUNK_SIZE images at a time; the results written once
+    PRELABEL_WRITE_EVERY_S have passed since the last write, and at the end (settings/ml.py)."""
     job_id = job.pk
     try:
         pipeline = get_pipeline(engine=job.settings_snapshot.get("engine", "gdino-sam2"),
@@ -47,36 +49,70 @@ def _run_claimed(job, todo: list[int]) -> dict:
         services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
         return {"failed": len(todo)}
     snapshot = job.settings_snapshot
-    project_id = job.project_id
     try:
         gallery = _job_gallery(job, pipeline)
-        images, ok_ids = [], []
-        for image in Image.objects.filter(pk__in=todo).order_by("id"):
-            try:
-                images.append(read_rgb(image.file.name))
-                ok_ids.append(image.pk)
-            except Exception as exc:
-                services.fail_items(job_id=job_id, image_ids=[image.pk], error=f"could not read the image: {exc}")
-        if not ok_ids:
-            return {"processed": 0}
-        given = _import_boxes(ok_ids) if job.kind == "boxes" else None
         _configure_detector(pipeline, snapshot)
         # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
         # frozen when the job started: a later edit of the project does not reach this job.
-        results = pipeline.annotate(
-            images, gallery, prompts=snapshot["prompts"], matcher=job_matcher(snapshot, pipeline.embedder_version),
-            boxes=None if given is None else [[box for box, _ in rows] for rows in given],
-        )
-    except SoftTimeLimitExceeded:
-        services.fail_items(job_id=job_id, image_ids=todo, error="timed out (CELERY_TASK_TIME_LIMIT)")
-        return {"failed": len(todo)}
+        matcher = job_matcher(snapshot, pipeline.embedder_version)
     except DB_DOWN:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception as exc:
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
-    classes = services.classes_by_id(project_id)
+    chunk = max(1, int(settings.PRELABEL_CHUNK_SIZE))
+    classes, pending = None, []
+    processed = written = 0
+    last_write = time.monotonic()
+    for start in range(0, len(todo), chunk):
+        ids = todo[start:start + chunk]
+        try:
+            ok_ids, results, given = _annotate(job, pipeline, gallery, matcher, ids)
+        except SoftTimeLimitExceeded:
+            # What is computed is kept; the rest of the batch fails (the user can retry it).
+            written += _write(job_id, pending)
+            services.fail_items(job_id=job_id, image_ids=todo[start:], error="timed out (CELERY_TASK_TIME_LIMIT)")
+            return {"processed": processed, "annotations": written, "failed": len(todo) - start}
+        except DB_DOWN:
+            raise  # as above
+        except Exception as exc:  # this chunk's images fail; the batch goes on
+            logger.exception("pre-annotation of images %s failed", ids)
+            services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
+            continue
+        if classes is None:
+            classes = services.classes_by_id(job.project_id)
+        pending += _prepared(job_id, pipeline, classes, ok_ids, results, given)
+        processed += len(ok_ids)
+        last_chunk = start + chunk >= len(todo)
+        if pending and (last_chunk or time.monotonic() - last_write >= settings.PRELABEL_WRITE_EVERY_S):
+            written += _write(job_id, pending)
+            pending, last_write = [], time.monotonic()
+    return {"processed": processed, "annotations": written}
+
+
+def _annotate(job, pipeline, gallery, matcher, ids: list[int]):
+    """The models on these images (read here: a batch's decoded images never pile up);
+    an unreadable image fails alone. Returns (ids read, their results, their given boxes)."""
+    images, ok_ids = [], []
+    for image in Image.objects.filter(pk__in=ids).order_by("id"):
+        try:
+            images.append(read_rgb(image.file.name))
+            ok_ids.append(image.pk)
+        except Exception as exc:
+            services.fail_items(job_id=job.pk, image_ids=[image.pk], error=f"could not read the image: {exc}")
+    if not ok_ids:
+        return [], [], None
+    given = _import_boxes(ok_ids) if job.kind == "boxes" else None
+    results = pipeline.annotate(
+        images, gallery, prompts=job.settings_snapshot["prompts"], matcher=matcher,
+        boxes=None if given is None else [[box for box, _ in rows] for rows in given],
+    )
+    return ok_ids, results, given
+
+
+def _prepared(job_id: int, pipeline, classes: dict, ok_ids: list[int], results, given) -> list:
+    """The images' results as rows to write; an image whose results cannot be prepared fails alone."""
     batch = []
     for index, (image_id, result) in enumerate(zip(ok_ids, results)):
         if settings.JOB_TEST_ITEM_DELAY_S:
@@ -94,7 +130,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
             services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
             continue
         batch.append(services.ItemResult(image_id, fields, result.timings_ms))
-    return {"processed": len(ok_ids), "annotations": _write(job_id, batch)}
+    return batch
 
 
 # The last job's gallery in this worker, by job and embedder version. A job pins its

@@ -17,7 +17,7 @@ from .models import EvaluationRun
 
 
 def _batches(ids: list[int]) -> list[list[int]]:
-    size = max(1, int(settings.PRELABEL_BATCH_SIZE))
+    size = max(1, int(settings.PRELABEL_CHUNK_SIZE))  # images per model call, as a job's
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 

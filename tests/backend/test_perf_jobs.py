@@ -65,3 +65,30 @@ def test_second_batch_of_a_job_reuses_its_gallery_and_the_job_finishes(settings,
     assert job.status == JobStatus.DONE, job.error
     assert job.processed == 4 and job.failed == 0
     assert Annotation.objects.filter(project=project, job_id=job.pk).exists(), "the tiny pipeline proposed nothing"
+
+
+@pytest.mark.parametrize("write_every_s, writes", [(60.0, 1), (0.0, 3)])
+def test_a_batch_writes_its_chunks_at_once_while_the_models_are_fast(settings, tiny_models_config, write_every_s, writes):
+    """One message of 6 images, the models on 2 at a time: fast models (within
+    PRELABEL_WRITE_EVERY_S) write the whole batch in one transaction; slow ones write (and report
+    progress) after every chunk, as a batch did when it was one chunk."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    settings.PRELABEL_CHUNK_SIZE = 2
+    settings.PRELABEL_WRITE_EVERY_S = write_every_s
+    owner = make_user("owner")
+    project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
+    files = [SimpleUploadedFile(f"c{i}.png", synthetic_png(10 + i)) for i in range(6)]
+    ids = [im.pk for im in upload_images(project=project, user=owner, files=files).created]
+    job = services.start_job(project=project, user=owner, images="all")  # its message goes out on commit: never here
+    with CaptureQueriesContext(connection) as queries:
+        outcome = tasks.run_batch(job.pk, ids)
+    counters = [q["sql"] for q in queries.captured_queries
+                if q["sql"].startswith('UPDATE "jobs_prelabeljob" SET "processed"')]
+    assert len(counters) == writes
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.processed == 6 and job.failed == 0, job.error
+    assert outcome["processed"] == 6
+    assert outcome["annotations"] == Annotation.objects.filter(project=project, job_id=job.pk).count() > 0
+    assert set(job.items.values_list("status", flat=True)) == {ItemStatus.DONE}

@@ -24,17 +24,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--config", default=str(ROOT / "var" / "tiny-models" / "config.json"))
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=None, help="PRELABEL_BATCH_SIZE (default: the setting's)")
+    parser.add_argument("--chunk", type=int, default=None, help="PRELABEL_CHUNK_SIZE (default: the setting's)")
+    parser.add_argument("--write-every", type=float, default=None, help="PRELABEL_WRITE_EVERY_S (default: the setting's)")
     args = parser.parse_args()
     if not os.path.isfile(args.config):
         subprocess.run([sys.executable, "-m", "ml", "tiny-models", "--out", str(Path(args.config).parent)], check=True)
     prefix = f"bench{os.getpid()}-"
     os.environ["RAZMETKA_QUEUE_PREFIX"] = prefix
     os.environ["RAZMETKA_ML_CONFIG"] = args.config
-    os.environ["PRELABEL_BATCH_SIZE"] = str(args.batch)
+    for name, value in (("PRELABEL_BATCH_SIZE", args.batch), ("PRELABEL_CHUNK_SIZE", args.chunk),
+                        ("PRELABEL_WRITE_EVERY_S", args.write_every)):
+        if value is not None:
+            os.environ[name] = str(value)
     import django
 
     django.setup()
+    from django.conf import settings
+
+    args.batch, args.chunk = settings.PRELABEL_BATCH_SIZE, settings.PRELABEL_CHUNK_SIZE
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
     from PIL import Image as PILImage
@@ -70,8 +78,9 @@ def main():
         gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
         pipeline.annotate(arrays[:1], gallery, prompts=project.prompts)  # warm-up
         t0 = time.perf_counter()
-        for start in range(0, len(arrays), args.batch):
-            pipeline.annotate(arrays[start:start + args.batch], gallery, prompts=project.prompts)
+        # The same model calls as the worker makes: PRELABEL_CHUNK_SIZE images each.
+        for start in range(0, len(arrays), args.chunk):
+            pipeline.annotate(arrays[start:start + args.chunk], gallery, prompts=project.prompts)
         direct = time.perf_counter() - t0
 
         # Timed to the job's own finished_at (PostgreSQL's clock, this machine's): polling the row
@@ -89,7 +98,7 @@ def main():
         project.delete()
         user.delete()
     n = len(arrays)
-    print(f"images={n} batch={args.batch} config={args.config} job_status={job.status}")
+    print(f"images={n} batch={args.batch} chunk={args.chunk} write_every={settings.PRELABEL_WRITE_EVERY_S}s config={args.config} job_status={job.status}")
     print(f"direct: {direct:.2f}s {n / direct:.2f} img/s")
     print(f"job:    {via_job:.2f}s {n / via_job:.2f} img/s (Celery, Postgres writes, events)")
     # Where the job's time went: waiting for the worker, the models inside it, everything else.

@@ -21,5 +21,12 @@ def _ml_config() -> tuple[str, str]:
 RAZMETKA_ML_CONFIG, RAZMETKA_ML_CONFIG_SOURCE = _ml_config()  # source: "env" | "models" | "tiny-models" | ""
 RAZMETKA_ML_DEVICE = os.environ.get("RAZMETKA_ML_DEVICE", "cpu")
 
-# Images per gpu task: one detector / SAM-encoder batch. A crash redelivers at most this many.
-PRELABEL_BATCH_SIZE = int(os.environ.get("PRELABEL_BATCH_SIZE", "4"))
+# Images per gpu task (one message, one claim): a crash redelivers at most this many. Inside a
+# task the models run PRELABEL_CHUNK_SIZE images per call, and the results are written (one
+# transaction, one progress event) once PRELABEL_WRITE_EVERY_S have passed since the last
+# write, and at the end: slow models (CPU) write after every chunk as before, fast ones (a GPU,
+# the tiny test models) write a few chunks at once, so a batch's fixed database cost (~50 ms:
+# locks, status refresh, counters, events) is not paid for every 4 images (docs/benchmarks.md).
+PRELABEL_BATCH_SIZE = int(os.environ.get("PRELABEL_BATCH_SIZE", "16"))
+PRELABEL_CHUNK_SIZE = int(os.environ.get("PRELABEL_CHUNK_SIZE", "4"))
+PRELABEL_WRITE_EVERY_S = float(os.environ.get("PRELABEL_WRITE_EVERY_S", "1.0"))
