@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from backend.core import events
+from backend.core.copy_insert import insert_many
 
 from .models import Annotation, AnnotationEvent, ChangeSource
 from .status import refresh_statuses
@@ -117,7 +118,7 @@ def apply_changes(
             elif "created_by" not in change.fields:
                 row.created_by = person
             rows.append(row)
-        applied.created = Annotation.objects.bulk_create(rows)
+        applied.created = insert_many(Annotation, rows)  # a job's or an import's many rows: binary COPY
         trail += [_event(a, person, Action.CREATED, source, None, snapshot(a), claim_override, extra_after)
                   for a in applied.created]
 
@@ -153,7 +154,7 @@ def apply_changes(
             restatus.add(annotation.image_id)
     if applied.deleted:
         Annotation.objects.filter(pk__in=applied.deleted).delete()
-    AnnotationEvent.objects.bulk_create(trail)
+    insert_many(AnnotationEvent, trail)
 
     if announce:
         _announce(project_id, trail)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +27,8 @@ def main():
     parser.add_argument("--config", default=str(ROOT / "var" / "tiny-models" / "config.json"))
     parser.add_argument("--batch", type=int, default=None, help="PRELABEL_BATCH_SIZE (default: the setting's)")
     parser.add_argument("--chunk", type=int, default=None, help="PRELABEL_CHUNK_SIZE (default: the setting's)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="direct run and job alternate this many times; medians are printed (this host's speed swings)")
     parser.add_argument("--write-every", type=float, default=None, help="PRELABEL_WRITE_EVERY_S (default: the setting's)")
     args = parser.parse_args()
     if not os.path.isfile(args.config):
@@ -77,18 +80,23 @@ def main():
         arrays = [read_rgb(im.file.name) for im in images]
         gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version)
         pipeline.annotate(arrays[:1], gallery, prompts=project.prompts)  # warm-up
-        t0 = time.perf_counter()
-        # The same model calls as the worker makes: PRELABEL_CHUNK_SIZE images each.
-        for start in range(0, len(arrays), args.chunk):
-            pipeline.annotate(arrays[start:start + args.chunk], gallery, prompts=project.prompts)
-        direct = time.perf_counter() - t0
+        from backend.annotations.models import Annotation
 
-        # Timed to the job's own finished_at (PostgreSQL's clock, this machine's): polling the row
-        # every few ms to see the end took CPU from the worker it was timing.
-        t0 = time.time()
-        job = services.start_job(project=project, user=user, images="all")
-        job = _wait(PrelabelJob, job.pk)
-        via_job = job.finished_at.timestamp() - t0
+        directs, runs = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            # The same model calls as the worker makes: PRELABEL_CHUNK_SIZE images each.
+            for start in range(0, len(arrays), args.chunk):
+                pipeline.annotate(arrays[start:start + args.chunk], gallery, prompts=project.prompts)
+            directs.append(time.perf_counter() - t0)
+            # Each job starts from images without objects, as the first one did.
+            Annotation.objects.filter(project=project).delete()
+            # Timed to the job's own finished_at (PostgreSQL's clock, this machine's): polling the row
+            # every few ms to see the end took CPU from the worker it was timing.
+            t0 = time.time()
+            job = services.start_job(project=project, user=user, images="all")
+            job = _wait(PrelabelJob, job.pk)
+            runs.append((job.finished_at.timestamp() - t0, job))
     finally:
         worker.terminate()
         worker.wait(30)
@@ -99,15 +107,19 @@ def main():
         user.delete()
     n = len(arrays)
     print(f"images={n} batch={args.batch} chunk={args.chunk} write_every={settings.PRELABEL_WRITE_EVERY_S}s config={args.config} job_status={job.status}")
-    print(f"direct: {direct:.2f}s {n / direct:.2f} img/s")
-    print(f"job:    {via_job:.2f}s {n / via_job:.2f} img/s (Celery, Postgres writes, events)")
-    # Where the job's time went: waiting for the worker, the models inside it, everything else.
+    print("runs (direct / job s): " + ", ".join(f"{d:.2f} / {r:.2f}" for d, (r, _) in zip(directs, runs)))
+    direct = statistics.median(directs)
+    via_job, job = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    print(f"direct: {direct:.2f}s {n / direct:.2f} img/s (median)")
+    print(f"job:    {via_job:.2f}s {n / via_job:.2f} img/s (median; Celery, Postgres writes, events)")
+    # Where the median job's time went: waiting for the worker, the models inside it, everything else.
     queued = (job.started_at - job.created_at).total_seconds()
     ran = (job.finished_at - job.started_at).total_seconds()
     models = sum(job.stage_ms.values()) / 1000
     print(f"job breakdown: start->claimed {via_job - ran:.2f}s (created->claimed {queued:.2f}s), "
           f"claimed->finished {ran:.2f}s (models {models:.2f}s, other {ran - models:.2f}s: reads, gallery, writes, events)")
-    print(f"overhead_ratio={via_job / direct:.2f}")
+    print(f"overhead_ratio={via_job / direct:.2f} (medians); per run: "
+          + ", ".join(f"{r / d:.2f}" for d, (r, _) in zip(directs, runs)))
 
 
 def _wait(model, pk, timeout=600):

@@ -1,0 +1,88 @@
+"""Many new rows of one model in one binary COPY instead of Django's bulk_create.
+
+bulk_create sends one INSERT whose every value psycopg first writes out as an SQL literal on the
+client (Django's cursors bind client-side), and PostgreSQL then parses that text back. For a
+job's proposals that is most of the write: a 1024-float DINOv3 embedding is ~12 KB of decimal
+text, ~1.2 ms of Python per row to format (pgvector's text form) before any escaping and parsing;
+measured, 32 small rows spent ~11 ms in the round trip for 0.7 ms of execution. Binary COPY sends
+each value in PostgreSQL's wire form (a vector is 4 bytes a float) and parses nothing.
+
+Same contract as bulk_create for what the callers use: every object gets its primary key (drawn
+from the table's own sequence first, in the objects' order), auto_now / auto_now_add fields are
+filled as Django fills them, and the objects come back marked as saved. Runs on Django's
+connection, so inside the caller's transaction. Signals are not sent (bulk_create sends none).
+"""
+from __future__ import annotations
+
+from django.db import connections
+from pgvector import Vector
+from pgvector.django import VectorField
+from pgvector.psycopg.vector import VectorBinaryDumper
+
+# Below this many rows one INSERT costs less than the sequence query plus the COPY.
+COPY_MIN_ROWS = 8
+
+def insert_many(model, objs: list, *, using: str = "default") -> list:
+    """bulk_create(objs) for few rows, binary COPY for many. Returns objs with their keys."""
+    if len(objs) < COPY_MIN_ROWS:
+        return model.objects.using(using).bulk_create(objs)
+    return copy_insert(model, objs, using=using)
+
+
+def copy_insert(model, objs: list, *, using: str = "default") -> list:
+    if not objs:
+        return objs
+    connection = connections[using]
+    meta = model._meta
+    pk = meta.pk
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(objs)],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        types, vector_oid = _types(cursor, meta.db_table)
+        rows = []
+        for obj, pk_value in zip(objs, ids):
+            setattr(obj, pk.attname, pk_value)
+            row = [pk_value]
+            for field in fields:
+                value = field.pre_save(obj, add=True)  # auto_now(_add) are set here, as in bulk_create
+                if isinstance(field, VectorField):
+                    row.append(None if value is None else Vector(value))
+                else:
+                    row.append(field.get_db_prep_save(value, connection))
+            rows.append(row)
+        columns = [pk.column] + [f.column for f in fields]
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
+        if vector_oid is not None:
+            # On this cursor only: the connection's other queries keep their adapters.
+            raw.adapters.register_dumper(Vector, type("VectorDumper", (VectorBinaryDumper,), {"oid": vector_oid}))
+        sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN (FORMAT BINARY)"
+        with raw.copy(sql) as copy:
+            copy.set_types([types[c] for c in columns])
+            for row in rows:
+                copy.write_row(row)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+    return objs
+
+
+def _types(cursor, table: str) -> tuple[dict[str, int], int | None]:
+    """{column: type oid} of the table, and pgvector's type oid if a column has it. Asked each
+    time (one small catalog query): an oid cached per process would go stale if the database
+    were re-created under a running worker."""
+    cursor.execute(
+        "SELECT a.attname, a.atttypid, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+        [table],
+    )
+    types, vector_oid = {}, None
+    for name, oid, type_name in cursor.fetchall():
+        types[name] = oid
+        if type_name == "vector":
+            vector_oid = oid
+    return types, vector_oid

@@ -1,0 +1,86 @@
+"""core/copy_insert: many new rows in one binary COPY write what bulk_create writes (every column,
+the embedding bit for bit), and apply_changes takes that path for a job's or an import's many
+objects."""
+import numpy as np
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from backend.annotations.changes import Create, apply_changes
+from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource
+from backend.core.copy_insert import COPY_MIN_ROWS, copy_insert
+
+from .factories import make_class, make_image, make_project, make_user, rect_rle
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(image, label, i: int) -> dict:
+    rng = np.random.default_rng(i)
+    return {
+        "project_id": image.project_id, "image_id": image.pk, "label_class": label if i % 3 else None,
+        "mask_rle": rect_rle(48, 64, 1, 1, 10 + i, 12), "bbox": [1.0, 1.0, 9.0 + i, 11.0], "area": 99 + i,
+        "det_score": 0.25 + i / 100, "mask_score": 0.5, "class_score": None if i % 2 else 0.125,
+        "class_margin": 0.1, "candidates": [{"class_id": getattr(label, "pk", None), "name": "Молоток \"№1\"", "score": 0.3}],
+        "embedding": None if i == 0 else rng.standard_normal(1024).astype(np.float32).tolist(),
+        "embedder_version": "dinov3|x", "det_phrase": "a 'hammer'\\n\t", "source": "model",
+    }
+
+
+COLUMNS = ["project_id", "image_id", "label_class_id", "mask_rle", "bbox", "area", "det_score", "mask_score",
+           "class_score", "class_margin", "candidates", "embedder_version", "det_phrase", "source", "class_review",
+           "mask_review", "version", "job_id", "created_by_id", "updated_by_id"]
+
+
+def test_copy_writes_every_column_as_bulk_create_does():
+    owner = make_user("owner")
+    project = make_project(owner)
+    label = make_class(project, "hammer")
+    image = make_image(project)
+    n = COPY_MIN_ROWS + 3
+    copied = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
+    inserted = Annotation.objects.bulk_create([Annotation(**_fields(image, label, i)) for i in range(n)])
+    ids = [a.pk for a in copied]
+    assert ids == sorted(ids) and len(set(ids)) == n and all(not a._state.adding for a in copied)
+    assert max(ids) < min(a.pk for a in inserted), "keys come from the table's own sequence"
+    by_copy = {a.pk: a for a in Annotation.objects.filter(pk__in=ids)}
+    by_insert = {a.pk: a for a in Annotation.objects.filter(pk__in=[a.pk for a in inserted])}
+    for one, other, given in zip(copied, inserted, range(n)):
+        mine, theirs = by_copy[one.pk], by_insert[other.pk]
+        assert {c: getattr(mine, c) for c in COLUMNS} == {c: getattr(theirs, c) for c in COLUMNS}
+        if given == 0:
+            assert mine.embedding is None
+        else:
+            assert np.array_equal(np.asarray(mine.embedding, np.float32), np.asarray(theirs.embedding, np.float32))
+            assert np.array_equal(np.asarray(mine.embedding, np.float32), np.asarray(_fields(image, label, given)["embedding"], np.float32))
+        assert mine.created_at == one.created_at and mine.updated_at == one.updated_at is not None
+
+
+def test_copy_is_part_of_the_callers_transaction():
+    owner = make_user("owner")
+    image = make_image(make_project(owner))
+    before = Annotation.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(COPY_MIN_ROWS)])
+        assert Annotation.objects.count() == before + COPY_MIN_ROWS
+        raise RuntimeError("roll back")
+    assert Annotation.objects.count() == before
+
+
+def test_many_created_objects_and_their_events_go_by_copy():
+    owner = make_user("owner")
+    project = make_project(owner)
+    label = make_class(project, "hammer")
+    image = make_image(project)
+    changes = [Create(image.pk, {k: v for k, v in _fields(image, label, i).items() if k not in ("project_id", "image_id")})
+               for i in range(COPY_MIN_ROWS)]
+    with CaptureQueriesContext(connection) as queries:
+        applied = apply_changes(project_id=project.pk, changes=changes, actor=None, source=ChangeSource.MODEL)
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert inserts == [], "bulk_create's literal INSERTs were sent"
+    assert len(applied.created) == COPY_MIN_ROWS
+    events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in applied.created], action="created")
+    assert events.count() == COPY_MIN_ROWS
+    first = events.get(annotation_id=applied.created[1].pk)
+    assert first.after["candidates"][0]["name"] == "Молоток \"№1\"" and first.after["version"] == 1
+    assert first.source == "model" and first.actor_id is None and first.created_at is not None
