@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from backend.core import events
-from backend.core.copy_insert import insert_many
+from backend.core.bulk_sql import insert_many, update_many
 
 from .models import Annotation, AnnotationEvent, ChangeSource
 from .status import refresh_statuses
@@ -126,6 +126,9 @@ def apply_changes(
     # an updated object's settled/started standing changed (else its counts, hence its status,
     # are what they were: a reviewer flipping accepted <-> rejected costs no status queries).
     restatus: set[int] = {a.image_id for a in applied.created}
+    # Updated rows are written after the loop, one statement per set of columns (re-scoring
+    # changes thousands at once); by pk, so an object changed twice is written once, as it ends.
+    unsaved: dict[tuple[str, ...], dict[int, Annotation]] = {}
     for change in changes:
         if isinstance(change, Update):
             annotation = change.annotation
@@ -142,7 +145,7 @@ def apply_changes(
                 columns.append("updated_by")
             if _standing(annotation) != was or {"image", "image_id"} & set(change.fields):
                 restatus.add(annotation.image_id)
-            annotation.save(update_fields=columns)
+            unsaved.setdefault(tuple(columns), {})[annotation.pk] = annotation
             applied.updated.append(annotation)
             trail.append(_event(annotation, person, change.action, source, before, snapshot(annotation),
                                 claim_override, extra_after))
@@ -152,6 +155,8 @@ def apply_changes(
                                 claim_override, extra_after))
             applied.deleted.append(annotation.pk)
             restatus.add(annotation.image_id)
+    for columns, rows in unsaved.items():
+        update_many(Annotation, list(rows.values()), list(columns))
     if applied.deleted:
         Annotation.objects.filter(pk__in=applied.deleted).delete()
     insert_many(AnnotationEvent, trail)

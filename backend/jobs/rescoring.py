@@ -8,6 +8,7 @@ from django.db import transaction
 
 from backend.annotations.changes import Update, apply_changes
 from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
+from backend.core.bulk_sql import read_vectors
 from backend.gallery.models import GalleryImage
 from backend.gallery.versions import current_version
 from backend.projects.models import Project
@@ -63,12 +64,14 @@ def rescore_project(*, project_id: int) -> int:
 def _rescore_images(project_id, version, image_ids, gallery, matcher, classes, gallery_version: int) -> int:
     rows = list(
         _pending(project_id).filter(embedder_version=version, image_id__in=image_ids)
-        .select_for_update(skip_locked=True).order_by("image_id", "id")
+        .select_for_update(skip_locked=True).order_by("image_id", "id").defer("embedding")
     )
+    # The vectors in binary, locked above with their rows (the ORM parsed each one's text).
+    vectors = read_vectors(Annotation, "embedding", [a.pk for a in rows])
     changes = []
     for _, group in groupby(rows, key=lambda a: a.image_id):
         annotations = list(group)  # one image at a time: "one object per class" is per image
-        matches = matcher.match(np.stack([np.asarray(a.embedding, np.float32) for a in annotations]), gallery)
+        matches = matcher.match(np.stack([vectors[a.pk] for a in annotations]).astype(np.float32, copy=False), gallery)
         for annotation, match in zip(annotations, matches):
             fields = classification(match, classes)
             changes.append(Update(annotation, {

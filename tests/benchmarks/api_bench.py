@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import statistics
+import threading
 import subprocess
 import sys
 import time
@@ -298,6 +299,15 @@ def _wait_until_serving(port: int, timeout: float = 120) -> None:
             time.sleep(0.2)
 
 
+def _connections(pid: int) -> int:
+    import psutil
+
+    try:
+        return sum(1 for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_ESTABLISHED and c.raddr)
+    except psutil.Error:
+        return -1
+
+
 def _wait_until_idle(pids, quiet: float = 0.5, timeout: float = 120) -> None:
     """Until every web process has stopped using CPU for `quiet` seconds: they have all imported
     Django and wait on the socket. One answering is not enough: a process still starting takes no
@@ -356,6 +366,11 @@ def main():
         _wait_until_idle([p.pid for p in servers])
         cpu0, server0 = os.times(), _cpu_seconds([p.pid for p in servers])
         pg0, redis0 = _cpu_by_name(("postgres",)), _cpu_by_name(("redis-server",))
+        spread: list[int] = []
+        # Half-way through the load: the clients' connections held by each web process.
+        timer = threading.Timer(args.warmup + args.seconds / 2,
+                                lambda: spread.extend(_connections(p.pid) for p in servers))
+        timer.start()
         samples, errors = asyncio.run(run_load(port, project.pk, image.pk, annotation_ids, tokens, args.seconds, args.client,
                                            args.warmup, args.only))
         cpu1, server1 = os.times(), _cpu_seconds([p.pid for p in servers])
@@ -387,6 +402,8 @@ def main():
     counts = sorted(samples["per_client"].values())
     if counts:
         print(f"writes per client: min={counts[0]} median={counts[len(counts) // 2]} max={counts[-1]}")
+    if spread:
+        print(f"client connections per web process (mid-run): {spread}")
     client_cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / sent * 1000
     server_cpu = (server1 - server0) / sent * 1000  # the web processes only, not PostgreSQL or Redis
     print(f"requests_per_s={total / args.seconds:.1f} errors={len(errors)} {sorted(set(map(str, errors)))[:5]} "

@@ -1,4 +1,4 @@
-"""core/copy_insert: many new rows in one binary COPY write what bulk_create writes (every column,
+"""core/bulk_sql: many new rows in one binary COPY write what bulk_create writes (every column,
 the embedding bit for bit), and apply_changes takes that path for a job's or an import's many
 objects."""
 import numpy as np
@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from backend.annotations.changes import Create, apply_changes
 from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource
-from backend.core.copy_insert import COPY_MIN_ROWS, copy_insert
+from backend.core.bulk_sql import COPY_MIN_ROWS, copy_insert
 
 from .factories import make_class, make_image, make_project, make_user, rect_rle
 
@@ -84,3 +84,67 @@ def test_many_created_objects_and_their_events_go_by_copy():
     first = events.get(annotation_id=applied.created[1].pk)
     assert first.after["candidates"][0]["name"] == "Молоток \"№1\"" and first.after["version"] == 1
     assert first.source == "model" and first.actor_id is None and first.created_at is not None
+
+
+def test_update_many_writes_what_a_save_each_writes():
+    from backend.core.bulk_sql import update_many
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    label = make_class(project, "hammer")
+    image = make_image(project)
+    n = COPY_MIN_ROWS + 2
+    batch = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
+    each = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
+    columns = ["label_class", "class_score", "class_margin", "candidates", "version", "updated_at"]
+    for rows in (batch, each):
+        for i, a in enumerate(rows):
+            a.label_class = None if i % 2 else label
+            a.class_score = None if i % 3 == 0 else 0.1 + i
+            a.class_margin = None  # a column that is NULL in every row
+            a.candidates = [{"class_id": label.pk, "name": "Клещи \"{x}\" \\ ,", "score": 1 / (i + 3)}]
+            a.version += 1
+    old = Annotation.objects.get(pk=batch[0].pk).updated_at
+    update_many(Annotation, batch, columns)
+    for a in each:
+        a.save(update_fields=columns)
+    names = ["label_class_id", "class_score", "class_margin", "candidates", "version", "mask_rle", "det_phrase"]
+    got = {a.pk: a for a in Annotation.objects.filter(pk__in=[a.pk for a in batch])}
+    want = {a.pk: a for a in Annotation.objects.filter(pk__in=[a.pk for a in each])}
+    for mine, theirs in zip(batch, each):
+        assert {c: getattr(got[mine.pk], c) for c in names} == {c: getattr(want[theirs.pk], c) for c in names}
+        assert got[mine.pk].updated_at == mine.updated_at > old  # auto_now, as save() sets it
+    assert got[batch[1].pk].label_class_id is None and got[batch[2].pk].label_class_id == label.pk
+
+
+def test_read_vectors_is_the_stored_floats_bit_for_bit():
+    from backend.core.bulk_sql import read_vectors
+
+    owner = make_user("owner")
+    image = make_image(make_project(owner))
+    rows = copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(COPY_MIN_ROWS)])
+    vectors = read_vectors(Annotation, "embedding", [a.pk for a in rows])
+    assert vectors[rows[0].pk] is None
+    for i, a in enumerate(rows[1:], start=1):
+        assert vectors[a.pk].dtype == np.float32
+        assert np.array_equal(vectors[a.pk], np.asarray(_fields(image, None, i)["embedding"], np.float32))
+
+
+def test_many_updated_objects_take_one_statement_and_keep_their_events():
+    from backend.annotations.changes import Update
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    image = make_image(project)
+    rows = copy_insert(Annotation, [Annotation(**_fields(image, hammer, i)) for i in range(1, COPY_MIN_ROWS + 1)])
+    changes = [Update(a, {"label_class": wrench, "class_score": 0.5, "candidates": []}, "rescored") for a in rows]
+    with CaptureQueriesContext(connection) as queries:
+        applied = apply_changes(project_id=project.pk, changes=changes, actor=None, source=ChangeSource.RESCORE)
+    assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "annotations_annotation"')] == []
+    assert len(applied.updated) == COPY_MIN_ROWS
+    for a in Annotation.objects.filter(pk__in=[a.pk for a in rows]):
+        assert (a.label_class_id, a.class_score, a.candidates, a.version) == (wrench.pk, 0.5, [], 2)
+    events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in rows], action="rescored")
+    assert sorted(e.after["label_class"] for e in events) == [wrench.pk] * COPY_MIN_ROWS
+    assert {e.before["version"] for e in events} == {1}

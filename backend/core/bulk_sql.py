@@ -1,4 +1,8 @@
-"""Many new rows of one model in one binary COPY instead of Django's bulk_create.
+"""Many rows of one model in one statement, with values sent in PostgreSQL's binary form.
+
+insert_many: new rows by binary COPY instead of Django's bulk_create. update_many: changed
+columns of many rows in one UPDATE over arrays instead of a save() each. read_vectors: pgvector
+columns read in binary instead of parsed from text.
 
 bulk_create sends one INSERT whose every value psycopg first writes out as an SQL literal on the
 client (Django's cursors bind client-side), and PostgreSQL then parses that text back. For a
@@ -14,10 +18,12 @@ connection, so inside the caller's transaction. Signals are not sent (bulk_creat
 """
 from __future__ import annotations
 
+import psycopg
 from django.db import connections
+from django.utils import timezone
 from pgvector import Vector
 from pgvector.django import VectorField
-from pgvector.psycopg.vector import VectorBinaryDumper
+from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader
 
 # Below this many rows one INSERT costs less than the sequence query plus the COPY.
 COPY_MIN_ROWS = 8
@@ -86,3 +92,54 @@ def _types(cursor, table: str) -> tuple[dict[str, int], int | None]:
         if type_name == "vector":
             vector_oid = oid
     return types, vector_oid
+
+
+def update_many(model, objs: list, columns: list[str], *, using: str = "default") -> None:
+    """save(update_fields=columns) for each of objs, in ONE statement: UPDATE ... FROM unnest of
+    one typed array per column, bound server-side (a save() each was a round trip and ~1.9 ms of
+    ORM work per row: re-scoring wrote ~430 objects a second). auto_now columns among `columns`
+    are set to now, as save() sets them. Few rows, or a vector column, take save() each."""
+    fields = [model._meta.get_field(name) for name in columns]
+    if len(objs) < COPY_MIN_ROWS or any(isinstance(f, VectorField) for f in fields):
+        for obj in objs:
+            obj.save(update_fields=columns, using=using)
+        return
+    connection = connections[using]
+    now = timezone.now()
+    pk = model._meta.pk
+    arrays = [[getattr(obj, pk.attname) for obj in objs]]
+    for field in fields:
+        if getattr(field, "auto_now", False):
+            for obj in objs:
+                setattr(obj, field.attname, now)
+        arrays.append([field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs])
+    quote = connection.ops.quote_name
+    names = [pk.column] + [f.column for f in fields]
+    types = [pk.db_type(connection)] + [f.db_type(connection) for f in fields]
+    sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+    unnest = ", ".join(f"%b::{t}[]" for t in types)  # binary: text arrays escape every element by regex
+    sql = (f"UPDATE {quote(model._meta.db_table)} AS t SET {sets} FROM unnest({unnest}) AS v({', '.join(quote(n) for n in names)}) "
+           f"WHERE t.{quote(pk.column)} = v.{quote(pk.column)}")
+    connection.ensure_connection()
+    # psycopg's own server-binding cursor: Django's would inline every array element as SQL text.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, arrays)
+
+
+def read_vectors(model, column: str, ids: list[int], *, using: str = "default") -> dict:
+    """{pk: float32 numpy array (None for NULL)} of a pgvector column, read in binary (the ORM
+    parses each vector's decimal text: ~0.5 ms per 1024 floats)."""
+    if not ids:
+        return {}
+    connection = connections[using]
+    connection.ensure_connection()
+    quote = connection.ops.quote_name
+    pk = model._meta.pk.column
+    with connection.cursor() as django_cursor:
+        django_cursor.execute("SELECT 'vector'::regtype::oid")
+        oid = django_cursor.fetchone()[0]
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.adapters.register_loader(oid, VectorBinaryLoader)  # on this cursor only
+        cursor.execute(f"SELECT {quote(pk)}, {quote(column)} FROM {quote(model._meta.db_table)} WHERE {quote(pk)} = ANY(%s)",
+                       [list(ids)], binary=True)
+        return {key: None if value is None else value.to_numpy() for key, value in cursor.fetchall()}
