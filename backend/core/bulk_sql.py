@@ -28,6 +28,7 @@ from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader
 # Below this many rows one INSERT costs less than the sequence query plus the COPY.
 COPY_MIN_ROWS = 8
 
+
 def insert_many(model, objs: list, *, using: str = "default") -> list:
     """bulk_create(objs) for few rows, binary COPY for many. Returns objs with their keys."""
     if len(objs) < COPY_MIN_ROWS:
@@ -36,6 +37,7 @@ def insert_many(model, objs: list, *, using: str = "default") -> list:
 
 
 def copy_insert(model, objs: list, *, using: str = "default") -> list:
+    """objs as new rows by one binary COPY (keys from the table's sequence first); returns objs."""
     if not objs:
         return objs
     connection = connections[using]
