@@ -40,7 +40,7 @@ def _locked(project: Project, annotation_id: int) -> Annotation:
     # simply orders after it.
     annotation = (
         Annotation.objects.select_for_update(of=("self",)).select_related("image", "image__claimed_by", "label_class")
-        .filter(project=project, pk=annotation_id).first()
+        .defer("embedding").filter(project=project, pk=annotation_id).first()
     )
     if annotation is None:
         raise NotFound("Annotation not found.")
@@ -218,7 +218,8 @@ def accept_all(
     if image_version is not None:
         check_version(image, image_version)
     changes = []
-    for annotation in image.annotations.select_for_update().order_by("id"):
+    # No embeddings: nothing here reads them, and the ORM parses each from text (~0.5 ms).
+    for annotation in image.annotations.select_for_update().defer("embedding").order_by("id"):
         fields = {}
         if annotation.class_review == ReviewState.PENDING and annotation.label_class_id is not None:
             fields["class_review"] = ReviewState.ACCEPTED

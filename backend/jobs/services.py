@@ -271,7 +271,7 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     # Lock order as every annotation writer: the image rows, then their annotations, by id.
     images = {im.pk: im for im in Image.objects.select_for_update().filter(pk__in=open_ids).order_by("id")}
     olds: dict[int, list[Annotation]] = {}
-    for old in Annotation.objects.filter(image_id__in=open_ids).select_for_update().order_by("id"):
+    for old in Annotation.objects.filter(image_id__in=open_ids).select_for_update().defer("embedding").order_by("id"):
         olds.setdefault(old.image_id, []).append(old)
     by_image = {r.image_id: r for r in results}
     changes, written, failed = [], [], {}

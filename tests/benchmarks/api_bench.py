@@ -21,9 +21,9 @@ import json
 import os
 import socket
 import statistics
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -323,6 +323,17 @@ def _wait_until_idle(pids, quiet: float = 0.5, timeout: float = 120) -> None:
         last = now
 
 
+def _reuseport_listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def server_command(kind: str, fd: int) -> list[str]:
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "--fd", str(fd), "backend.config.asgi:application"]
@@ -337,6 +348,8 @@ def main():
     parser.add_argument("--objects", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--web-processes", type=int, default=0, help="0: what manage.py serve chooses")
+    parser.add_argument("--reuseport", action="store_true",
+                        help="experiment: a socket per web process (SO_REUSEPORT: the kernel spreads connections)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see the docstring)")
     parser.add_argument("--auth", choices=["token", "session"], default="token",
@@ -352,14 +365,14 @@ def main():
 
     processes = args.web_processes or default_web_processes()
     port = free_port()
-    sock = listen("127.0.0.1", port)
+    socks = [_reuseport_listen(port) for _ in range(processes)] if args.reuseport else [listen("127.0.0.1", port)] * processes
     servers = [
         subprocess.Popen(
             server_command(args.server, sock.fileno()),
             cwd=ROOT, stdout=subprocess.DEVNULL, pass_fds=(sock.fileno(),),
             stderr=open(os.environ["API_BENCH_LOG"], "ab") if os.environ.get("API_BENCH_LOG") else subprocess.DEVNULL,
         )
-        for _ in range(processes)
+        for sock in socks
     ]
     try:
         _wait_until_serving(port)
@@ -384,7 +397,8 @@ def main():
             except subprocess.TimeoutExpired:  # still importing Django on a busy machine, say
                 server.kill()
                 server.wait()
-        sock.close()
+        for sock in set(socks):
+            sock.close()
         try:
             cleanup(project, owner)
         except Exception as exc:  # e.g. a dev database behind on migrations; the numbers still stand

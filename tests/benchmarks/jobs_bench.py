@@ -1,6 +1,6 @@
 """Pipeline directly vs the same images through a pre-annotation job on a real Celery worker.
 
-Run: .venv/bin/python tests/benchmarks/jobs_bench.py [--images 8] [--config var/tiny-models/config.json]
+Run: .venv/bin/python tests/benchmarks/jobs_bench.py [--images 8] [--repeats 3] [--config var/tiny-models/config.json]
 Uses the embedded servers, a scratch project (deleted afterwards) and its own worker process on
 private queues. Prints images/s both ways and the overhead ratio (job time / direct time).
 """

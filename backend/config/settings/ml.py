@@ -2,6 +2,7 @@
 import os
 
 from .base import VAR_DIR
+from .env import env_int
 
 
 def _ml_config() -> tuple[str, str]:
@@ -27,6 +28,6 @@ RAZMETKA_ML_DEVICE = os.environ.get("RAZMETKA_ML_DEVICE", "cpu")
 # write, and at the end: slow models (CPU) write after every chunk as before, fast ones (a GPU,
 # the tiny test models) write a few chunks at once, so a batch's fixed database cost (~50 ms:
 # locks, status refresh, counters, events) is not paid for every 4 images (docs/benchmarks.md).
-PRELABEL_BATCH_SIZE = int(os.environ.get("PRELABEL_BATCH_SIZE", "16"))
-PRELABEL_CHUNK_SIZE = int(os.environ.get("PRELABEL_CHUNK_SIZE", "4"))
-PRELABEL_WRITE_EVERY_S = float(os.environ.get("PRELABEL_WRITE_EVERY_S", "1.0"))
+PRELABEL_BATCH_SIZE = env_int("PRELABEL_BATCH_SIZE", 16)
+PRELABEL_CHUNK_SIZE = env_int("PRELABEL_CHUNK_SIZE", 4)
+PRELABEL_WRITE_EVERY_S = float(os.environ.get("PRELABEL_WRITE_EVERY_S") or 1.0)
