@@ -39,6 +39,19 @@ def ensure_database(name: str) -> None:
             admin.execute(f'CREATE DATABASE "{name}"')
 
 
+def open_bench_database(name: str) -> None:
+    """Point Django at a database of the bench's own (created and migrated here); drop_database
+    removes it afterwards."""
+    os.environ["RAZMETKA_DB_NAME"] = name
+    import django
+
+    django.setup()
+    ensure_database(name)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def drop_database(name: str) -> None:
     import psycopg
     from django.conf import settings
@@ -102,15 +115,7 @@ def main() -> None:
     parser.add_argument("--db", default="razmetka_import_bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
-    os.environ["RAZMETKA_DB_NAME"] = args.db
-
-    import django
-
-    django.setup()
-    ensure_database(args.db)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    open_bench_database(args.db)
     import psutil
     from django.conf import settings
     from django.contrib.auth import get_user_model

@@ -31,17 +31,9 @@ def main() -> None:
     parser.add_argument("--db", default="razmetka_rescore_bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
-    os.environ["RAZMETKA_DB_NAME"] = args.db
+    from tests.benchmarks.import_bench import drop_database, open_bench_database
 
-    import django
-
-    django.setup()
-    from tests.benchmarks.import_bench import drop_database, ensure_database
-
-    ensure_database(args.db)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    open_bench_database(args.db)
     import numpy as np
     from django.contrib.auth import get_user_model
 
