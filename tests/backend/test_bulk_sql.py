@@ -148,3 +148,31 @@ def test_many_updated_objects_take_one_statement_and_keep_their_events():
     events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in rows], action="rescored")
     assert sorted(e.after["label_class"] for e in events) == [wrench.pk] * COPY_MIN_ROWS
     assert {e.before["version"] for e in events} == {1}
+
+
+def test_a_gallery_loads_its_exemplar_and_negative_vectors_bit_for_bit():
+    from backend.gallery.models import GalleryEmbedding, GalleryImage, HardNegative
+    from backend.jobs.gallery_index import load_gallery
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    rng = np.random.default_rng(7)
+    stored, exemplars = {}, []
+    for k, label in enumerate([hammer, wrench, hammer, wrench]):
+        crop = GalleryImage.objects.create(project=project, label_class=label, file=f"g/{k}.png", original_name=f"{k}.png",
+                                           content_type="image/png", sha256=f"{k:064d}", width=8, height=8)
+        stored[crop.pk] = rng.standard_normal(1024).astype(np.float32)
+        GalleryEmbedding.objects.create(gallery_image=crop, embedder_version="v", vector=stored[crop.pk].tolist())
+        exemplars.append(crop)
+    negative = HardNegative.objects.create(project=project, label_class=wrench, crop=exemplars[0])
+    gallery = load_gallery(project_id=project.pk, embedder_version="v", exemplar_ids=[c.pk for c in exemplars[1:]],
+                           negative_ids=[negative.pk])
+    from ml.vectors import l2_normalize
+
+    assert list(gallery.exemplar_ids) == [c.pk for c in exemplars[1:]]
+    assert list(gallery.labels) == [str(c.label_class_id) for c in exemplars[1:]]
+    assert gallery.embeddings.dtype == np.float32
+    assert np.array_equal(gallery.embeddings, l2_normalize(np.stack([stored[c.pk] for c in exemplars[1:]])))
+    assert list(gallery.negatives.labels) == [str(wrench.pk)]
+    assert np.array_equal(gallery.negatives.embeddings, l2_normalize(stored[exemplars[0].pk][None]))

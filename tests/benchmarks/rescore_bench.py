@@ -5,7 +5,7 @@ embedding (no model pass) and writes the changed ones with their "rescored" even
 
 Runs on the embedded Postgres, in a database of its own (`razmetka_rescore_bench`, created and
 migrated here, dropped afterwards unless --keep). Image rows, objects (random unit vectors of
---dim floats, no candidates yet) and a gallery of 3 classes x 5 exemplars with vectors are
+--dim floats, no candidates yet) and a gallery of 3 classes x --exemplars (5) with vectors are
 written directly; then `rescore_project` runs in this process, as the cpu worker runs it, twice:
 the first pass changes every object, the second (same gallery) changes none and measures the
 read and match alone. Prints seconds, objects per second and changed counts.
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--per-image", type=int, default=50)
     parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--exemplars", type=int, default=5, help="per class (3 classes)")
     parser.add_argument("--db", default="razmetka_rescore_bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
@@ -57,7 +58,7 @@ def main() -> None:
     t0 = time.perf_counter()
     classes = [LabelClass.objects.create(project=project, name=name) for name in ("hammer", "wrench", "pliers")]
     for label in classes:
-        for k in range(5):
+        for k in range(args.exemplars):
             exemplar = GalleryImage.objects.create(
                 project=project, label_class=label, file=f"bench/{label.name}-{k}.png", original_name=f"{k}.png",
                 content_type="image/png", sha256=f"{label.pk:032d}{k:032d}", width=64, height=64,
@@ -79,10 +80,19 @@ def main() -> None:
         ])
     total = args.images * args.per_image
     print(f"setup: {total} objects ({args.dim} floats each) on {args.images} images, "
-          f"gallery 3 classes x 5 exemplars, in {time.perf_counter() - t0:.1f} s")
+          f"gallery 3 classes x {args.exemplars} exemplars, in {time.perf_counter() - t0:.1f} s")
     import ml.gallery  # noqa: F401  (torch, scipy: imported once when a worker starts, not per re-scoring)
     import ml.matcher  # noqa: F401
 
+    from backend.jobs.gallery_index import load_gallery
+
+    took = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        load_gallery(project_id=project.pk, embedder_version=version)
+        took.append((time.perf_counter() - t0) * 1000)
+    print(f"load_gallery ({3 * args.exemplars} exemplars), as each job and re-scoring pass starts: "
+          f"median {sorted(took)[1]:.1f} ms")
     try:
         for label in ("first pass (every object changes)", "second pass (nothing changes)"):
             t0 = time.perf_counter()
