@@ -84,10 +84,11 @@ def _run_claimed(job, todo: list[int]) -> dict:
             classes = services.classes_by_id(job.project_id)
         pending += _prepared(job_id, pipeline, classes, ok_ids, results, given)
         processed += len(ok_ids)
-        last_chunk = start + chunk >= len(todo)
-        if pending and (last_chunk or time.monotonic() - last_write >= settings.PRELABEL_WRITE_EVERY_S):
+        if pending and time.monotonic() - last_write >= settings.PRELABEL_WRITE_EVERY_S:
             written += _write(job_id, pending)
             pending, last_write = [], time.monotonic()
+    # The rest, also when the last chunk failed: its earlier chunks' results are kept.
+    written += _write(job_id, pending)
     return {"processed": processed, "annotations": written}
 
 

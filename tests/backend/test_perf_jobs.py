@@ -92,3 +92,32 @@ def test_a_batch_writes_its_chunks_at_once_while_the_models_are_fast(settings, t
     assert outcome["processed"] == 6
     assert outcome["annotations"] == Annotation.objects.filter(project=project, job_id=job.pk).count() > 0
     assert set(job.items.values_list("status", flat=True)) == {ItemStatus.DONE}
+
+
+def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settings, tiny_models_config):
+    """A 1x4000 photo makes GroundingDINO's processor raise: its chunk fails, and the results the
+    batch had computed but not yet written (fast models) are written, not left running."""
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image as PILImage
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    settings.PRELABEL_CHUNK_SIZE = 2
+    settings.PRELABEL_WRITE_EVERY_S = 60.0
+    owner = make_user("owner")
+    project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
+    files = [SimpleUploadedFile(f"c{i}.png", synthetic_png(20 + i)) for i in range(4)]
+    for i in range(2):
+        thin = io.BytesIO()
+        PILImage.new("RGB", (4000, 1), (i, 90, 30)).save(thin, "PNG")
+        files.append(SimpleUploadedFile(f"thin{i}.png", thin.getvalue()))
+    ids = [im.pk for im in upload_images(project=project, user=owner, files=files).created]
+    assert len(ids) == 6
+    job = services.start_job(project=project, user=owner, images="all")  # its message goes out on commit: never here
+    tasks.run_batch(job.pk, ids)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.processed == 6 and job.failed == 2, job.error
+    states = dict(job.items.values_list("image_id", "status"))
+    assert [states[i] for i in ids] == [ItemStatus.DONE] * 4 + [ItemStatus.FAILED] * 2
+    assert Annotation.objects.filter(project=project, job_id=job.pk, image_id__in=ids[:4]).exists()
