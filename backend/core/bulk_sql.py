@@ -25,13 +25,14 @@ from pgvector import Vector
 from pgvector.django import VectorField
 from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader
 
-# Below this many rows one INSERT costs less than the sequence query plus the COPY.
-COPY_MIN_ROWS = 8
+# Below this many rows the ORM's one statement per call (an INSERT; a save() per row) costs less
+# than the sequence query plus the COPY, or than building the arrays.
+BULK_MIN_ROWS = 8
 
 
 def insert_many(model, objs: list, *, using: str = "default") -> list:
     """bulk_create(objs) for few rows, binary COPY for many. Returns objs with their keys."""
-    if len(objs) < COPY_MIN_ROWS:
+    if len(objs) < BULK_MIN_ROWS:
         return model.objects.using(using).bulk_create(objs)
     return copy_insert(model, objs, using=using)
 
@@ -102,7 +103,7 @@ def update_many(model, objs: list, columns: list[str], *, using: str = "default"
     ORM work per row: re-scoring wrote ~430 objects a second). auto_now columns among `columns`
     are set to now, as save() sets them. Few rows, or a vector column, take save() each."""
     fields = [model._meta.get_field(name) for name in columns]
-    if len(objs) < COPY_MIN_ROWS or any(isinstance(f, VectorField) for f in fields):
+    if len(objs) < BULK_MIN_ROWS or any(isinstance(f, VectorField) for f in fields):
         for obj in objs:
             obj.save(update_fields=columns, using=using)
         return
@@ -134,10 +135,9 @@ def read_vectors(model, column: str, ids: list[int], *, using: str = "default") 
     if not ids:
         return {}
     connection = connections[using]
-    connection.ensure_connection()
     quote = connection.ops.quote_name
     pk = model._meta.pk.column
-    with connection.cursor() as django_cursor:
+    with connection.cursor() as django_cursor:  # opens the connection psycopg's cursor below uses
         django_cursor.execute("SELECT 'vector'::regtype::oid")
         oid = django_cursor.fetchone()[0]
     with psycopg.Cursor(connection.connection) as cursor:

@@ -81,7 +81,7 @@ def load_gallery(*, project_id: int, embedder_version: str, exemplar_ids: list[i
         gallery = Gallery(np.zeros((0, 0), np.float32), [], [], version=embedder_version)
     else:
         gallery = Gallery(
-            np.stack([vectors[pk] for pk, _, _ in rows]).astype(np.float32, copy=False),
+            np.stack([vectors[pk] for pk, _, _ in rows]),
             [str(class_id) for _, _, class_id in rows],
             [exemplar for _, exemplar, _ in rows],
             version=embedder_version,

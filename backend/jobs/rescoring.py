@@ -71,7 +71,7 @@ def _rescore_images(project_id, version, image_ids, gallery, matcher, classes, g
     changes = []
     for _, group in groupby(rows, key=lambda a: a.image_id):
         annotations = list(group)  # one image at a time: "one object per class" is per image
-        matches = matcher.match(np.stack([vectors[a.pk] for a in annotations]).astype(np.float32, copy=False), gallery)
+        matches = matcher.match(np.stack([vectors[a.pk] for a in annotations]), gallery)
         for annotation, match in zip(annotations, matches):
             fields = classification(match, classes)
             changes.append(Update(annotation, {

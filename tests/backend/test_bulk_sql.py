@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from backend.annotations.changes import Create, apply_changes
 from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource
-from backend.core.bulk_sql import COPY_MIN_ROWS, copy_insert
+from backend.core.bulk_sql import BULK_MIN_ROWS, copy_insert
 
 from .factories import make_class, make_image, make_project, make_user, rect_rle
 
@@ -37,7 +37,7 @@ def test_copy_writes_every_column_as_bulk_create_does():
     project = make_project(owner)
     label = make_class(project, "hammer")
     image = make_image(project)
-    n = COPY_MIN_ROWS + 3
+    n = BULK_MIN_ROWS + 3
     copied = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
     inserted = Annotation.objects.bulk_create([Annotation(**_fields(image, label, i)) for i in range(n)])
     ids = [a.pk for a in copied]
@@ -61,8 +61,8 @@ def test_copy_is_part_of_the_callers_transaction():
     image = make_image(make_project(owner))
     before = Annotation.objects.count()
     with pytest.raises(RuntimeError), transaction.atomic():
-        copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(COPY_MIN_ROWS)])
-        assert Annotation.objects.count() == before + COPY_MIN_ROWS
+        copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(BULK_MIN_ROWS)])
+        assert Annotation.objects.count() == before + BULK_MIN_ROWS
         raise RuntimeError("roll back")
     assert Annotation.objects.count() == before
 
@@ -73,14 +73,14 @@ def test_many_created_objects_and_their_events_go_by_copy():
     label = make_class(project, "hammer")
     image = make_image(project)
     changes = [Create(image.pk, {k: v for k, v in _fields(image, label, i).items() if k not in ("project_id", "image_id")})
-               for i in range(COPY_MIN_ROWS)]
+               for i in range(BULK_MIN_ROWS)]
     with CaptureQueriesContext(connection) as queries:
         applied = apply_changes(project_id=project.pk, changes=changes, actor=None, source=ChangeSource.MODEL)
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert inserts == [], "bulk_create's literal INSERTs were sent"
-    assert len(applied.created) == COPY_MIN_ROWS
+    assert len(applied.created) == BULK_MIN_ROWS
     events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in applied.created], action="created")
-    assert events.count() == COPY_MIN_ROWS
+    assert events.count() == BULK_MIN_ROWS
     first = events.get(annotation_id=applied.created[1].pk)
     assert first.after["candidates"][0]["name"] == "Молоток \"№1\"" and first.after["version"] == 1
     assert first.source == "model" and first.actor_id is None and first.created_at is not None
@@ -93,7 +93,7 @@ def test_update_many_writes_what_a_save_each_writes():
     project = make_project(owner)
     label = make_class(project, "hammer")
     image = make_image(project)
-    n = COPY_MIN_ROWS + 2
+    n = BULK_MIN_ROWS + 2
     batch = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
     each = copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(n)])
     columns = ["label_class", "class_score", "class_margin", "candidates", "version", "updated_at"]
@@ -122,7 +122,7 @@ def test_read_vectors_is_the_stored_floats_bit_for_bit():
 
     owner = make_user("owner")
     image = make_image(make_project(owner))
-    rows = copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(COPY_MIN_ROWS)])
+    rows = copy_insert(Annotation, [Annotation(**_fields(image, None, i)) for i in range(BULK_MIN_ROWS)])
     vectors = read_vectors(Annotation, "embedding", [a.pk for a in rows])
     assert vectors[rows[0].pk] is None
     for i, a in enumerate(rows[1:], start=1):
@@ -137,16 +137,16 @@ def test_many_updated_objects_take_one_statement_and_keep_their_events():
     project = make_project(owner)
     hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
     image = make_image(project)
-    rows = copy_insert(Annotation, [Annotation(**_fields(image, hammer, i)) for i in range(1, COPY_MIN_ROWS + 1)])
+    rows = copy_insert(Annotation, [Annotation(**_fields(image, hammer, i)) for i in range(1, BULK_MIN_ROWS + 1)])
     changes = [Update(a, {"label_class": wrench, "class_score": 0.5, "candidates": []}, "rescored") for a in rows]
     with CaptureQueriesContext(connection) as queries:
         applied = apply_changes(project_id=project.pk, changes=changes, actor=None, source=ChangeSource.RESCORE)
     assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "annotations_annotation"')] == []
-    assert len(applied.updated) == COPY_MIN_ROWS
+    assert len(applied.updated) == BULK_MIN_ROWS
     for a in Annotation.objects.filter(pk__in=[a.pk for a in rows]):
         assert (a.label_class_id, a.class_score, a.candidates, a.version) == (wrench.pk, 0.5, [], 2)
     events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in rows], action="rescored")
-    assert sorted(e.after["label_class"] for e in events) == [wrench.pk] * COPY_MIN_ROWS
+    assert sorted(e.after["label_class"] for e in events) == [wrench.pk] * BULK_MIN_ROWS
     assert {e.before["version"] for e in events} == {1}
 
 

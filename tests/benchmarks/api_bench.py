@@ -323,17 +323,6 @@ def _wait_until_idle(pids, quiet: float = 0.5, timeout: float = 120) -> None:
         last = now
 
 
-def _reuseport_listen(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def server_command(kind: str, fd: int) -> list[str]:
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "--fd", str(fd), "backend.config.asgi:application"]
@@ -365,7 +354,7 @@ def main():
 
     processes = args.web_processes or default_web_processes()
     port = free_port()
-    socks = [_reuseport_listen(port) for _ in range(processes)] if args.reuseport else [listen("127.0.0.1", port)] * processes
+    socks = [listen("127.0.0.1", port, reuse_port=True) for _ in range(processes)] if args.reuseport else [listen("127.0.0.1", port)] * processes
     servers = [
         subprocess.Popen(
             server_command(args.server, sock.fileno()),

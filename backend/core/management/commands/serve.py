@@ -32,10 +32,11 @@ def uvicorn_command(python: str, *, fd: int | None = None, host: str = "127.0.0.
             "backend.config.asgi:application"]
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The web port, bound once here and inherited by every web process."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The web port, bound once here and inherited by every web process. (`reuse_port`: one of
+    several sockets on the port, the kernel spreading connections; api_bench's --reuseport.)"""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock = socket.create_server((host, port), family=family, backlog=2048, reuse_port=reuse_port)
     # uvicorn takes an inherited socket for a unix one (socket.fromfd(fd, AF_UNIX, ...)), so
     # asyncio never sets TCP_NODELAY on its connections, and a small answer sent as headers +
     # body waited ~40 ms for the client's delayed ACK. Linux hands this on to accepted sockets.
