@@ -14,14 +14,17 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from backend.annotations.hot_routes import HotRoutes  # noqa: E402
 from backend.config.routing import websocket_urlpatterns  # noqa: E402
+from backend.images.hot_upload import UploadRoutes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # The review app's image detail and review POST skip Django's per-request thread and
-        # connection (backend/annotations/hot_routes.py); everything else, and every case those
-        # two do not handle plainly, is Django's.
+        # The review app's image detail and review POST (backend/annotations/hot_routes.py) and
+        # an upload's session, chunk and status requests (backend/images/hot_upload.py) skip
+        # Django's per-request thread and ORM; everything else, and every case those do not
+        # handle plainly, is Django's.
         # RAZMETKA_HOT_ROUTES=0 serves them through Django too (a switch for comparing, or for ops).
-        "http": django_asgi_app if os.environ.get("RAZMETKA_HOT_ROUTES") == "0" else HotRoutes(django_asgi_app),
+        "http": django_asgi_app if os.environ.get("RAZMETKA_HOT_ROUTES") == "0"
+        else UploadRoutes(HotRoutes(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

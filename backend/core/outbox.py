@@ -53,6 +53,14 @@ def send_on_commit(record) -> None:
     transaction.on_commit(lambda: send(kind, pk))
 
 
+def task_of(model: str):
+    """(task, queue name) of a kind of record (app_label.Model): for a caller that marks the
+    record itself (images/hot_upload.py)."""
+    kind = _BY_MODEL[model]
+    module, name = kind.task.split(":")
+    return getattr(import_module(module), name), getattr(settings, kind.queue)
+
+
 def send(kind: Kind, pk: int) -> bool:
     """Publish the task and mark the record sent; False (logged) when the broker is unreachable."""
     module, name = kind.task.split(":")

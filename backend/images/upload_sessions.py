@@ -45,7 +45,7 @@ OPEN_WINDOW = timedelta(minutes=30)
 # A session still "processing" this long after its last update lost its worker; a redelivered
 # task may take it over (storing is idempotent: (project, sha256) is unique).
 PROCESSING_LEASE = timedelta(minutes=15)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_FORM = re.compile(r"^[0-9a-f]{64}$")
 
 
 class OffsetMismatch(DomainError):
@@ -69,12 +69,17 @@ def temp_dir() -> Path:
 
 
 def temp_path(session: UploadSession) -> Path:
-    return temp_dir() / f"{session.pk}.part"
+    return temp_path_of(session.pk)
+
+
+def temp_path_of(session_id: int) -> Path:
+    return temp_dir() / f"{session_id}.part"
 
 
 def _locked_session(project: Project, user, session_id: int) -> UploadSession:
     """The uploader's own session, row-locked for a write (call inside a transaction)."""
-    session = UploadSession.objects.select_for_update().filter(project=project, pk=session_id, created_by_id=user.pk).first()
+    # By id: the hot route (hot_upload.py) finishes with a Project that holds only its key.
+    session = UploadSession.objects.select_for_update().filter(project_id=project.pk, pk=session_id, created_by_id=user.pk).first()
     if session is None:
         raise NotFound("Upload not found.")
     return session
@@ -105,7 +110,7 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
             f"{name} is {size_bytes} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes (MAX_UPLOAD_BYTES)."
         )
     sha256 = (sha256 or "").lower()
-    if sha256 and not _SHA256.match(sha256):
+    if sha256 and not SHA256_FORM.match(sha256):
         raise DomainError("sha256 must be 64 hexadecimal characters.")
     open_now = UploadSession.objects.filter(
         project=project, created_by_id=user.pk, status=UploadStatus.RECEIVING,
@@ -129,6 +134,41 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
     return session
 
 
+def chunk_refusal(status: str, received: int, size: int, offset: int, length: int, finish: bool) -> DomainError | None:
+    """Why a chunk of `length` bytes at `offset` may not be written into a session in this state
+    (None: it may). write_chunk raises it; the hot route (hot_upload.py) hands such a request to
+    the view."""
+    if status != UploadStatus.RECEIVING:
+        return DomainError(f"This upload is {status}; it takes no more bytes.")
+    if offset != received:
+        return OffsetMismatch(received)
+    if offset + length > size:
+        return DomainError(f"The chunk ends at byte {offset + length}, past the declared size of {size} bytes.")
+    if finish and offset + length != size:
+        return DomainError(f"finish=1 goes with the last chunk; this one ends at byte {offset + length} of {size}.")
+    return None
+
+
+def write_at(path: Path, offset: int, blocks) -> None:
+    """Write the blocks at `offset` and cut the file there (a retry overwrites what a dropped
+    connection left after it)."""
+    with open(path, "r+b" if path.exists() else "w+b") as fh:
+        fh.seek(offset)
+        for block in blocks:
+            fh.write(block)
+        fh.truncate()
+
+
+def _blocks(stream, offset: int, length: int):
+    remaining = length
+    while remaining:
+        block = stream.read(min(READ_BLOCK, remaining))
+        if not block:
+            raise DomainError(f"The connection ended after {length - remaining} of {length} bytes; resume from {offset}.")
+        yield block
+        remaining -= len(block)
+
+
 def write_chunk(*, project: Project, user, session_id: int, offset: int, length: int, stream,
                 finish: bool = False) -> UploadSession:
     """Write `length` bytes read from `stream` at `offset`, which must equal what the server holds.
@@ -143,31 +183,10 @@ def write_chunk(*, project: Project, user, session_id: int, offset: int, length:
         raise PayloadTooLarge(f"A chunk may be at most {MAX_CHUNK_BYTES} bytes; this one is {length}.")
     with transaction.atomic():
         session = _locked_session(project, user, session_id)
-        if session.status != UploadStatus.RECEIVING:
-            raise DomainError(f"This upload is {session.status}; it takes no more bytes.")
-        if offset != session.received_bytes:
-            raise OffsetMismatch(session.received_bytes)
-        if offset + length > session.size_bytes:
-            raise DomainError(
-                f"The chunk ends at byte {offset + length}, past the declared size of {session.size_bytes} bytes."
-            )
-        if finish and offset + length != session.size_bytes:
-            raise DomainError(
-                f"finish=1 goes with the last chunk; this one ends at byte {offset + length} of {session.size_bytes}."
-            )
-        path = temp_path(session)
-        with open(path, "r+b" if path.exists() else "w+b") as fh:
-            fh.seek(offset)
-            remaining = length
-            while remaining:
-                block = stream.read(min(READ_BLOCK, remaining))
-                if not block:
-                    raise DomainError(
-                        f"The connection ended after {length - remaining} of {length} bytes; resume from {offset}."
-                    )
-                fh.write(block)
-                remaining -= len(block)
-            fh.truncate()
+        refusal = chunk_refusal(session.status, session.received_bytes, session.size_bytes, offset, length, finish)
+        if refusal is not None:
+            raise refusal
+        write_at(temp_path(session), offset, _blocks(stream, offset, length))
         session.received_bytes = offset + length
         session.save(update_fields=["received_bytes", "updated_at"])
     if finish:
