@@ -74,6 +74,18 @@ def keep_database_connections(**_):
     database["OPTIONS"] = {**options, "application_name": WORKER_APPLICATION_NAME}
 
 
+@worker_init.connect
+def yield_the_cpu_to_people(**_):
+    """Workers run below the web's CPU priority (nice RAZMETKA_WORKER_NICE, default 10; 0: as
+    the web). On a host that runs both (`make run`, one compose host) a drop of 10,000 photos or a
+    job on CPU models would otherwise take the cores from the requests people wait on; the work
+    itself is queued and loses nothing by waiting. Set in the main worker process before the pool
+    forks, so its children inherit it."""
+    nice = int(os.environ.get("RAZMETKA_WORKER_NICE", "10") or 0)
+    if nice > 0:
+        os.nice(nice)
+
+
 @task_prerun.connect
 def check_database_connection(**_):
     """A kept connection PostgreSQL dropped (a restart) is replaced at the task's first query

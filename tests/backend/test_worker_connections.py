@@ -61,3 +61,14 @@ def test_the_worker_keeps_its_connection_and_replaces_a_dropped_one(settings, cl
         assert _worker_backends() - kept, "a new connection replaced the dropped one"
     finally:
         stop_worker(worker)
+
+
+def test_workers_run_below_the_webs_cpu_priority(celery_worker):
+    """On a host that runs both, queued work (a drop of photos, a job on CPU models) must not take
+    the cores from the requests people wait on: a worker runs at nice 10 (set before a prefork
+    pool forks, so its children inherit it; the test worker runs tasks in its own process)."""
+    import psutil
+
+    worker = psutil.Process(celery_worker.pid)
+    processes = [worker, *worker.children(recursive=True)]
+    assert {proc.nice() for proc in processes} == {os.getpriority(os.PRIO_PROCESS, 0) + 10}
