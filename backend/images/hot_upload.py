@@ -283,7 +283,11 @@ async def _finish(conn, key: dict, path) -> tuple | None:
         row = await (await conn.execute(_sql("lock"), key)).fetchone()
         if row is None or row[0] != UploadStatus.RECEIVING or row[1] != row[2] or not path.exists():
             raise Fallback()
-        stored = await asyncio.to_thread(save_finished_file, f"incoming/{key['p']}/{key['s']}.bin", str(path))
+        try:
+            stored = await asyncio.to_thread(save_finished_file, f"incoming/{key['p']}/{key['s']}.bin", str(path))
+        except Exception:  # storage unreachable (S3's errors are not OSErrors): the view's finish says so
+            logger.warning("upload session %s: could not move the file into storage", key["s"], exc_info=True)
+            raise Fallback() from None
         queued = await (await conn.execute(_sql("queue"), {
             **key, "queued": UploadStatus.QUEUED.value, "stored": stored, "now": timezone.now()})).fetchone()
     task, queue = outbox.task_of(UploadSession._meta.label)

@@ -224,6 +224,28 @@ def test_chunks_are_written_hot_at_the_servers_offset_and_the_last_one_queues_th
     assert headers_of(view) == {k: v for k, v in headers if k != b"content-length"}
 
 
+def test_storage_failing_as_a_chunk_finishes_loses_nothing_and_the_finish_call_completes_it(scene, monkeypatch):
+    """The bytes are written and kept; the view answers 409 with received_bytes at the end (what
+    the browser then finishes with), and a later finish call queues the file."""
+    from backend.core import files
+
+    data = noisy_jpeg(9)
+    session = open_session(scene, data)
+
+    def storage_down(*args, **kwargs):
+        raise RuntimeError("object storage unreachable")
+
+    monkeypatch.setattr(files, "save_finished_file", storage_down)
+    (status, _, body), handed_on = put(scene, session["id"], 0, data, finish=True)
+    assert handed_on and status == 409 and json.loads(body)["received_bytes"] == len(data)
+    row = UploadSession.objects.get(pk=session["id"])
+    assert (row.status, row.received_bytes) == ("receiving", len(data))
+    assert upload_sessions.temp_path_of(session["id"]).read_bytes() == data
+    monkeypatch.undo()
+    finished = call(django_asgi_app, "POST", f"{sessions_path(scene)}{session['id']}/finish/", scene["token"])
+    assert finished[0] == 202 and json.loads(finished[2])["status"] == "queued"
+
+
 def test_a_browser_session_sends_chunks_hot_with_its_csrf_token(scene):
     data = noisy_jpeg(4)
     session = open_session(scene, data)
