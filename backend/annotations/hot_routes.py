@@ -24,6 +24,7 @@ import re
 import psycopg
 
 from backend.core import async_db, fast_auth
+from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, read_body, replay, strict_constant
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 
 
@@ -32,25 +33,9 @@ _DETAIL = re.compile(r"^/api/projects/([0-9]{1,18})/images/([0-9]{1,18})/$")
 _REVIEW = re.compile(r"^/api/projects/([0-9]{1,18})/annotations/([0-9]{1,18})/review/$")
 # Django joins repeated headers; a request repeating one of these is left to it.
 _SINGLE = (b"host", b"cookie", b"authorization", b"content-type")
-_JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
-_BODY_MAX = 64 * 1024
 _REVIEW_BODY_MAX = 512  # a review is ~60 bytes; a longer body is the view's to judge
 _TARGETS = {"class", "mask", "both"}
-# The headers Django + DRF put on these answers (security middleware, DRF's Allow/Vary,
-# SessionMiddleware's Vary: Cookie); tests/backend/test_api_hot_paths.py compares them.
-_COMMON = [
-    (b"content-type", b"application/json"),
-    (b"vary", b"Accept, Cookie"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
 _ALLOW = {"detail": b"GET, DELETE, HEAD, OPTIONS", "review": b"POST, OPTIONS"}
-
-
-class Fallback(Exception):
-    """Not the plain case: Django answers."""
 
 
 class HotRoutes:
@@ -67,7 +52,7 @@ class HotRoutes:
             kind = "review"
         else:
             return await self.app(scope, receive, send)
-        messages, body = await _read_body(receive)
+        messages, body = await read_body(receive)
         try:
             names = [k for k, _ in scope["headers"]]
             if body is None or any(names.count(n) > 1 for n in _SINGLE) or not fast_auth.host_allowed(scope):
@@ -77,35 +62,10 @@ class HotRoutes:
             else:
                 status, payload, extra = await _review(scope, int(m[1]), int(m[2]), body)
         except Fallback:
-            return await self.app(scope, _replay(messages, receive), send)
-        headers = [*_COMMON, (b"allow", _ALLOW[kind]), *extra, (b"content-length", str(len(payload)).encode())]
+            return await self.app(scope, replay(messages, receive), send)
+        headers = [*COMMON_HEADERS, (b"allow", _ALLOW[kind]), *extra, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-
-async def _read_body(receive):
-    """The whole request body (None past _BODY_MAX, or when the client left), plus the messages
-    read, so Django can be handed the request as it came."""
-    messages, size = [], 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages, None
-        size += len(message.get("body", b""))
-        if size > _BODY_MAX:
-            return messages, None
-        if not message.get("more_body"):
-            return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _replay(messages, receive):
-    pending = list(messages)
-
-    async def replay():
-        return pending.pop(0) if pending else await receive()
-
-    return replay
 
 
 async def _who(conn, scope, project_id: int, capability: Capability) -> fast_auth.Caller:
@@ -140,24 +100,20 @@ async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, li
     return 200, body, []
 
 
-def _strict(constant):
-    raise ValueError(constant)  # NaN / Infinity: DRF's parser refuses them
-
-
 def _review_input(scope, body: bytes) -> dict:
     """The body, if it is a flat JSON object the view's serializer would take as it is; any
     other (a string version, nesting, another content type or charset) is the view's to judge."""
     from .models import ReviewState
 
     content_type = (fast_auth.header(scope, b"content-type") or b"").strip().lower()
-    if content_type not in _JSON_TYPES:
+    if content_type not in JSON_TYPES:
         raise Fallback()
     if len(body) > _REVIEW_BODY_MAX:
         raise Fallback()
     try:
         # No depth scan (core/json_limits.py) needed: this few bytes cannot nest deep enough to
         # trouble json.loads, and anything nested at all is handed to the view below.
-        data = json.loads(body.decode("utf-8"), parse_constant=_strict)
+        data = json.loads(body.decode("utf-8"), parse_constant=strict_constant)
     except Exception:  # too large or deep, not JSON, not UTF-8
         raise Fallback() from None
     if not isinstance(data, dict) or any(isinstance(v, (dict, list)) for v in data.values()):

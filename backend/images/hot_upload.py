@@ -32,8 +32,8 @@ import psycopg
 from django.conf import settings
 from django.utils import timezone
 
-from backend.annotations.hot_routes import _COMMON, _JSON_TYPES, Fallback, _read_body, _replay, _strict
 from backend.core import async_db, fast_auth, outbox
+from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, read_body, replay, strict_constant
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 
 from . import upload_sessions
@@ -74,15 +74,15 @@ class UploadRoutes:
         try:
             payload = await work()
         except Fallback:
-            return await self.app(scope, _replay(list(messages), receive), send)
-        headers = [*_COMMON, (b"allow", allow), (b"content-length", str(len(payload)).encode())]
+            return await self.app(scope, replay(list(messages), receive), send)
+        headers = [*COMMON_HEADERS, (b"allow", allow), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     async def _open(self, scope, receive, send, project_id: int):
-        messages, body = await _read_body(receive)
+        messages, body = await read_body(receive)
         if body is None or len(body) > _OPEN_BODY_MAX:
-            return await self.app(scope, _replay(messages, receive), send)
+            return await self.app(scope, replay(messages, receive), send)
         await self._answer(scope, receive, send, lambda: _create(scope, project_id, body), _ALLOW_OPEN, messages, 201)
 
     async def _chunk(self, scope, receive, send, project_id: int, session_id: int):
@@ -100,7 +100,7 @@ class UploadRoutes:
                 if body is None:
                     return  # the client left mid-chunk: nothing was written, nobody to answer
             except Fallback:
-                return await self.app(scope, _replay(messages, receive), send)
+                return await self.app(scope, replay(messages, receive), send)
             await self._answer(scope, receive, send, lambda: _chunk(project_id, session_id, user_id, offset, body, finish),
                                _ALLOW_ONE, messages)
         finally:
@@ -212,10 +212,10 @@ def _open_input(scope, body: bytes) -> tuple[str, int, str]:
     anything the view would refuse or read otherwise."""
     from .serializers import UploadSessionCreateSerializer
 
-    if (fast_auth.header(scope, b"content-type") or b"").strip().lower() not in _JSON_TYPES:
+    if (fast_auth.header(scope, b"content-type") or b"").strip().lower() not in JSON_TYPES:
         raise Fallback()
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_strict)
+        data = json.loads(body.decode("utf-8"), parse_constant=strict_constant)
     except Exception:
         raise Fallback() from None
     if not isinstance(data, dict) or any(isinstance(v, (dict, list)) for v in data.values()):
