@@ -247,7 +247,7 @@ async def _create(scope, project_id: int, body: bytes) -> bytes:
     if row is None:
         raise Fallback()  # too many open uploads: the view says so
     if row[5] == UploadStatus.RECEIVING:
-        upload_sessions.temp_path_of(row[0]).touch()
+        upload_sessions.start_part_file(row[0])
     return _render(row)
 
 

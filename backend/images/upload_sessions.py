@@ -130,8 +130,14 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
             status=UploadStatus.DONE, result={"created": [], "duplicates": [{"name": name, "existing_id": existing}], "errors": []},
         )
     session = UploadSession.objects.create(project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256)
-    temp_path(session).touch()
+    start_part_file(session.pk)
     return session
+
+
+def start_part_file(session_id: int) -> None:
+    """An empty part file for a new session (emptied, should one be left from a database that
+    was since reset: its ids start again)."""
+    temp_path_of(session_id).open("wb").close()
 
 
 def chunk_refusal(status: str, received: int, size: int, offset: int, length: int, finish: bool) -> DomainError | None:

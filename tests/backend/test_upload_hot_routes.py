@@ -132,6 +132,7 @@ def test_opening_a_session_is_served_hot_as_the_view_renders_it(scene):
 
 def test_a_known_hash_opens_a_finished_session_reporting_the_duplicate(scene):
     image = make_image(scene["project"])
+    parts_before = set(upload_sessions.temp_dir().iterdir())
     (status, _, body), handed_on = hot("POST", sessions_path(scene), scene["token"],
                                        open_body("again.jpg", 99, sha256=image.sha256.upper()))
     assert status == 201 and not handed_on
@@ -139,7 +140,7 @@ def test_a_known_hash_opens_a_finished_session_reporting_the_duplicate(scene):
     assert body == as_view_renders(created["id"])
     assert created["status"] == "done"
     assert created["result"] == {"created": [], "duplicates": [{"name": "again.jpg", "existing_id": image.pk}], "errors": []}
-    assert not upload_sessions.temp_path_of(created["id"]).exists()
+    assert set(upload_sessions.temp_dir().iterdir()) == parts_before, "no part file for bytes never sent"
 
 
 def test_a_browser_session_opens_hot_with_its_csrf_token(scene):
