@@ -23,9 +23,6 @@ from .selectors import _iso, _rows
 
 FRAGMENTS_MAX = 20_000
 _fragments: OrderedDict[int, tuple[int, int, bytes]] = OrderedDict()
-# image id -> its object ids at this process's last read: what to ask the database to leave out.
-_objects_of: OrderedDict[int, list[int]] = OrderedDict()
-IMAGES_MAX = 2_000
 _lock = threading.Lock()
 
 
@@ -47,15 +44,7 @@ def _sql() -> tuple[str, str, list[str]]:
         "a.created_at, a.updated_at, a.version, a.det_phrase, coalesce(lc.version, 0) "
         f"FROM {ann_t} a LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = %s AND a.id = ANY(%s)"
     )
-    # The image's objects except those whose fragment this process holds at the same versions
-    # (`known`: id, object version, class version). Sent with the head in one round trip: after
-    # another process's write, the changed object comes back at once instead of in a second query.
-    changed = (
-        rows.replace(" AND a.id = ANY(%s)", "")
-        + " AND NOT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::int[], %s::int[]) k(id, v, c) "
-        "WHERE k.id = a.id AND k.v = a.version AND k.c = coalesce(lc.version, 0))"
-    )
-    return head, rows, [f.attname for f in Image._meta.concrete_fields], changed
+    return head, rows, [f.attname for f in Image._meta.concrete_fields]
 
 
 _SQL: tuple | None = None
@@ -129,46 +118,31 @@ def remember(rows) -> dict[int, bytes]:
 
 
 async def send_head(conn, project_id: int, image_id: int):
-    """The cursors of the image row + object versions query and of the objects changed since this
-    process last read the image, or None when the hot route cannot answer (in a pipeline their
-    rows arrive with the next sync)."""
+    """The image row + object versions query's cursor, or None when the hot route cannot answer
+    (in a pipeline its row arrives with the next sync)."""
     global _SQL
     if _SQL is None:
         _SQL = _sql() if head_matches_serializer() else ()
     if not _SQL:
         return None
-    head = await conn.execute(_SQL[0], (image_id, project_id))
-    with _lock:
-        known = [(pk, *_fragments[pk][:2]) for pk in _objects_of.get(image_id, ()) if pk in _fragments]
-    ids, versions, classes = (list(column) for column in zip(*known)) if known else ([], [], [])
-    return head, await conn.execute(_SQL[3], (image_id, ids, versions, classes))
+    return await conn.execute(_SQL[0], (image_id, project_id))
 
 
-async def finish_detail(conn, cursors, image_id: int) -> bytes | None:
-    """The detail body from send_head's cursors, byte for byte what ImageBundleViewSet.retrieve
-    renders; None: no such image in the project, or the serializer changed (Django answers). The
-    changed objects are only read once the image row says the image is the project's."""
-    if cursors is None:
+async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
+    """The detail body from send_head's cursor, byte for byte what ImageBundleViewSet.retrieve
+    renders; None: no such image in the project, or the serializer changed (Django answers)."""
+    if cursor is None:
         return None
-    _, rows_sql, attnames, _ = _SQL
-    head, changed = cursors
-    row = await head.fetchone()
+    _, rows_sql, attnames = _SQL
+    row = await cursor.fetchone()
     if row is None:
         return None
     ids, versions, classes = (row[-3] or []), (row[-2] or []), (row[-1] or [])
     image = _image_from(row, attnames)
-    # A write may land between the two statements: a changed row newer than the head's versions
-    # is served (as the view's two queries would).
-    parts: dict[int, bytes] = remember(await changed.fetchall())
+    parts: dict[int, bytes] = {}
     missing = []
     with _lock:
-        _objects_of[image_id] = list(ids)
-        _objects_of.move_to_end(image_id)
-        while len(_objects_of) > IMAGES_MAX:
-            _objects_of.popitem(last=False)
         for pk, version, class_version in zip(ids, versions, classes):
-            if pk in parts:
-                continue
             hit = _fragments.get(pk)
             if hit is not None and hit[0] == version and hit[1] == class_version:
                 parts[pk] = hit[2]

@@ -551,28 +551,3 @@ def test_kept_connections_run_the_hot_statements_prepared(scene):
     prepared = [row[0] for row in asyncio.run(run())]
     assert any("authtoken_token" in sql for sql in prepared), prepared
     assert any("array_agg(a.id ORDER BY a.id)" in sql for sql in prepared), prepared
-
-
-def test_a_read_after_another_processs_write_comes_in_one_round_trip(scene, monkeypatch):
-    """Under load each web process reads right after the other one wrote: the changed object
-    comes with the image row, not in a second round trip (before, nearly every mixed read took
-    two), and the answer is still the view's."""
-    import psycopg
-
-    headers = token_headers(scene["reviewer"])
-    assert hot_and_django("GET", detail_path(scene), headers)[0][0] == 200  # this process's cache is warm
-    Annotation.objects.filter(pk=scene["first"].pk).update(class_review="rejected", version=5)  # another process
-    sent = []
-    execute = psycopg.AsyncConnection.execute
-
-    async def counting(self, query, params=None, **kwargs):
-        sent.append((query, self.pgconn.pipeline_status))
-        return await execute(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counting)
-    hot, handed_on, django = hot_and_django("GET", detail_path(scene), headers)
-    monkeypatch.undo()
-    assert not handed_on and hot == django and b'"class_review":"rejected"' in hot[2]
-    assert len(sent) == 3 and all(status != psycopg.pq.PipelineStatus.OFF for _, status in sent), \
-        "caller, image and changed objects, pipelined"
-    assert not any("a.id = ANY(" in query for query, _ in sent), "no second query for the objects that changed"
