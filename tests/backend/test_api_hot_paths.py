@@ -53,12 +53,14 @@ class Probe:
         await django_asgi_app(scope, receive, send)
 
 
-async def _call(app, method, path, headers=(), body=b"", query=b""):
+async def _call(app, method, path, headers=(), body=b"", query=b"", length=None):
+    """One request through `app`; `length` replaces the body's Content-Length (b"": none)."""
+    length = str(len(body)).encode() if length is None else length
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
         "headers": [*([] if any(k == b"host" for k, _ in headers) else [(b"host", b"127.0.0.1")]),
-                    (b"content-length", str(len(body)).encode()), *headers],
+                    *([(b"content-length", length)] if length else []), *headers],
         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
     }
     sent = []

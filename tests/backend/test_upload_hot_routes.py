@@ -25,7 +25,7 @@ from backend.images.serializers import UploadSessionSerializer
 from backend.projects.models import Membership
 
 from .factories import add_member, make_image, make_project, make_user
-from .test_api_hot_paths import Probe, session_headers, token_headers
+from .test_api_hot_paths import Probe, _call, session_headers, token_headers
 from .test_chunked_uploads import noisy_jpeg
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,36 +37,6 @@ def close_kept_connections():
 
     yield
     pool.discard()
-
-
-async def _call(app, method, path, headers=(), body=b"", query=b"", length=None):
-    """One request through `app`; `length` replaces the body's Content-Length (b"": none)."""
-    length = str(len(body)).encode() if length is None else length
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
-        "headers": [*([] if any(k == b"host" for k, _ in headers) else [(b"host", b"127.0.0.1")]),
-                    *([(b"content-length", length)] if length else []), *headers],
-        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
-    }
-    sent = []
-
-    async def receive():
-        if not sent:
-            sent.append(True)
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-
-    out = {"status": None, "headers": [], "body": b""}
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"], out["headers"] = message["status"], message.get("headers", [])
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return out["status"], sorted((k.lower(), v) for k, v in out["headers"]), out["body"]
 
 
 def call(app, *args, **kwargs):
