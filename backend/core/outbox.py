@@ -56,15 +56,18 @@ def send_on_commit(record) -> None:
 def task_of(model: str):
     """(task, queue name) of a kind of record (app_label.Model): for a caller that marks the
     record itself (images/hot_upload.py)."""
-    kind = _BY_MODEL[model]
+    return _task_and_queue(_BY_MODEL[model])
+
+
+def _task_and_queue(kind: Kind):
     module, name = kind.task.split(":")
     return getattr(import_module(module), name), getattr(settings, kind.queue)
 
 
 def send(kind: Kind, pk: int) -> bool:
     """Publish the task and mark the record sent; False (logged) when the broker is unreachable."""
-    module, name = kind.task.split(":")
-    if not publish(getattr(import_module(module), name), args=[pk], queue=getattr(settings, kind.queue)):
+    task, queue = _task_and_queue(kind)
+    if not publish(task, args=[pk], queue=queue):
         return False  # the sweeper sends it later
     try:
         apps.get_model(kind.model).objects.filter(pk=pk, dispatched_at__isnull=True).update(dispatched_at=Now())

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from backend.core import async_db, fast_auth, outbox
+from backend.core.errors import DomainError
 from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, read_body, replay, strict_constant
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 
@@ -269,7 +270,7 @@ async def _chunk(project_id: int, session_id: int, user_id: int, offset: int, bo
                 moved = await (await conn.execute(_sql("move"), {**key, "to": offset + length, "now": timezone.now()})).fetchone()
             if finish:
                 moved = await _finish(conn, key, path) or moved
-    except (psycopg.Error, OSError):
+    except (psycopg.Error, OSError, DomainError):
         raise Fallback() from None  # rolled back; the view tries again and answers as it does
     return _render(moved)
 

@@ -157,8 +157,12 @@ def chunk_refusal(status: str, received: int, size: int, offset: int, length: in
 
 def write_at(path: Path, offset: int, blocks) -> None:
     """Write the blocks at `offset` and cut the file there (a retry overwrites what a dropped
-    connection left after it)."""
-    with open(path, "r+b" if path.exists() else "w+b") as fh:
+    connection left after it). A part file gone from the disk is refused past offset 0: writing
+    there would leave zeros where the earlier chunks were."""
+    exists = path.exists()
+    if not exists and offset > 0:
+        raise DomainError("The uploaded bytes are gone from the server; upload the file again.")
+    with open(path, "r+b" if exists else "w+b") as fh:
         fh.seek(offset)
         for block in blocks:
             fh.write(block)

@@ -221,6 +221,21 @@ def test_storage_failing_as_a_chunk_finishes_loses_nothing_and_the_finish_call_c
     assert finished[0] == 202 and json.loads(finished[2])["status"] == "queued"
 
 
+def test_a_part_file_gone_mid_upload_is_refused_not_filled_with_zeros(scene):
+    """Regression: the next chunk re-created the missing part file at its offset, so the file
+    went to processing with zeros where the earlier chunks had been."""
+    data = noisy_jpeg(10)
+    session = open_session(scene, data)
+    half = len(data) // 2
+    assert put(scene, session["id"], 0, data[:half])[0][0] == 200
+    upload_sessions.temp_path_of(session["id"]).unlink()
+    (status, _, body), handed_on = put(scene, session["id"], half, data[half:], finish=True)
+    assert handed_on and status == 400 and "upload the file again" in json.loads(body)["detail"]
+    row = UploadSession.objects.get(pk=session["id"])
+    assert (row.status, row.received_bytes) == ("receiving", half)
+    assert not upload_sessions.temp_path_of(session["id"]).exists()
+
+
 def test_a_browser_session_sends_chunks_hot_with_its_csrf_token(scene):
     data = noisy_jpeg(4)
     session = open_session(scene, data)
