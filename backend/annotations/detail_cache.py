@@ -19,7 +19,9 @@ from backend.images.models import Image
 from backend.projects.models import LabelClass
 
 from .models import Annotation
-from .selectors import _iso, _rows
+from backend.core.hot_asgi import drf_datetime
+
+from .selectors import _rows
 
 FRAGMENTS_MAX = 20_000
 _fragments: OrderedDict[int, tuple[int, int, bytes]] = OrderedDict()
@@ -81,12 +83,12 @@ def _head(image: Image) -> bytes:
     data = {
         "id": image.pk, "original_name": image.original_name, "content_type": image.content_type,
         "sha256": image.sha256, "size_bytes": image.size_bytes, "width": image.width, "height": image.height,
-        "status": image.status, "created_at": _iso(image.created_at), "updated_at": _iso(image.updated_at),
+        "status": image.status, "created_at": drf_datetime(image.created_at), "updated_at": drf_datetime(image.updated_at),
         "version": image.version, "annotation_count": None, "pending_count": None,
         "file_url": f"/api/projects/{image.project_id}/images/{image.pk}/file/",
         "thumbnail_url": f"/api/projects/{image.project_id}/images/{image.pk}/thumbnail/?v={image.sha256[:12]}",
         "claimed_by": holder.username if holder else None,
-        "claim_expires_at": None if image.claim_expires_at is None else _iso(image.claim_expires_at),
+        "claim_expires_at": None if image.claim_expires_at is None else drf_datetime(image.claim_expires_at),
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership
@@ -128,11 +129,6 @@ async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, 
     return _serialized(row)
 
 
-def _iso(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def _serialized(row: dict) -> dict:
     """AnnotationSerializer's fields, in its order."""
     return {
@@ -141,7 +137,7 @@ def _serialized(row: dict) -> dict:
         "det_score": row["det_score"], "det_phrase": row["det_phrase"], "mask_score": row["mask_score"],
         "class_score": row["class_score"], "class_margin": row["class_margin"], "candidates": row["candidates"],
         "class_review": row["class_review"], "mask_review": row["mask_review"], "job_id": row["job_id"],
-        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]), "version": row["version"],
+        "created_at": drf_datetime(row["created_at"]), "updated_at": drf_datetime(row["updated_at"]), "version": row["version"],
     }
 
 

@@ -24,7 +24,7 @@ import re
 import psycopg
 
 from backend.core import async_db, fast_auth
-from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, read_body, replay, strict_constant
+from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, plain_headers, read_body, replay, strict_constant
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 
 
@@ -54,8 +54,7 @@ class HotRoutes:
             return await self.app(scope, receive, send)
         messages, body = await read_body(receive)
         try:
-            names = [k for k, _ in scope["headers"]]
-            if body is None or any(names.count(n) > 1 for n in _SINGLE) or not fast_auth.host_allowed(scope):
+            if body is None or not plain_headers(scope, _SINGLE):
                 raise Fallback()
             if kind == "detail":
                 status, payload, extra = await _detail(scope, int(m[1]), int(m[2]))

@@ -4,6 +4,8 @@ from collections import OrderedDict
 
 from django.db.models import Count, Max, QuerySet, Sum
 
+from backend.core.hot_asgi import drf_datetime
+
 from .models import Annotation, AnnotationEvent, ReviewState
 
 
@@ -34,11 +36,6 @@ _ROW_FIELDS = (
     "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id",
     "created_at", "updated_at", "version", "det_phrase", "label_class__version",
 )
-
-
-def _iso(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text  # DRF's rendering of UTC
 
 
 def annotation_rows(image) -> list[dict]:
@@ -113,6 +110,6 @@ def _rows(rows) -> list[dict]:
             "id": r[0], "image": r[1], "label_class": r[2], "class_name": r[3], "mask_rle": r[4], "bbox": r[5],
             "area": r[6], "source": r[7], "det_score": r[8], "mask_score": r[9], "class_score": r[10],
             "class_margin": r[11], "candidates": r[12], "class_review": r[13], "mask_review": r[14], "job_id": r[15],
-            "created_at": _iso(r[16]), "updated_at": _iso(r[17]), "version": r[18], "det_phrase": r[19],
+            "created_at": drf_datetime(r[16]), "updated_at": drf_datetime(r[17]), "version": r[18], "det_phrase": r[19],
         })
     return out

@@ -7,6 +7,8 @@ view sees the request as the client sent it.
 """
 from __future__ import annotations
 
+from . import fast_auth
+
 JSON_TYPES = {b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"}
 BODY_MAX = 64 * 1024
 # The headers Django + DRF put on these answers (security middleware, DRF's Allow/Vary,
@@ -28,6 +30,19 @@ class Fallback(Exception):
 
 def strict_constant(constant):
     raise ValueError(constant)  # NaN / Infinity: DRF's parser refuses them
+
+
+def drf_datetime(value) -> str:
+    """A datetime as DRF renders it (UTC as "Z"), for bodies rendered without its serializers."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def plain_headers(scope, single) -> bool:
+    """None of the `single` headers repeated (Django joins repeats: the view reads those), and a
+    host Django allows."""
+    names = [k for k, _ in scope["headers"]]
+    return not any(names.count(n) > 1 for n in single) and fast_auth.host_allowed(scope)
 
 
 async def read_body(receive):

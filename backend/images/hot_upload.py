@@ -34,7 +34,9 @@ from django.utils import timezone
 
 from backend.core import async_db, fast_auth, outbox
 from backend.core.errors import DomainError
-from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, read_body, replay, strict_constant
+from backend.core.hot_asgi import (
+    COMMON_HEADERS, JSON_TYPES, Fallback, drf_datetime, plain_headers, read_body, replay, strict_constant,
+)
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 
 from . import upload_sessions
@@ -96,22 +98,25 @@ class UploadRoutes:
         messages: list = []
         try:
             try:
-                user_id = await _uploader(scope, project_id)
+                try:
+                    async with async_db.pool.connection() as conn:  # not held while the body arrives
+                        user_id = await _uploader(conn, scope, project_id)
+                except (psycopg.Error, OSError):
+                    raise Fallback() from None
                 body = await _read(receive, length, messages)
                 if body is None:
                     return  # the client left mid-chunk: nothing was written, nobody to answer
             except Fallback:
                 return await self.app(scope, replay(messages, receive), send)
-            await self._answer(scope, receive, send, lambda: _chunk(project_id, session_id, user_id, offset, body, finish),
+            await self._answer(scope, receive, send, lambda: _write_chunk(project_id, session_id, user_id, offset, body, finish),
                                _ALLOW_ONE, messages)
         finally:
             self.buffering -= 1
 
 
 def _plain(scope) -> bool:
-    """No repeated identity or framing headers (Django joins repeats), an allowed host."""
-    names = [k for k, _ in scope["headers"]]
-    return b"transfer-encoding" not in names and not any(names.count(n) > 1 for n in _SINGLE) and fast_auth.host_allowed(scope)
+    """No repeated identity or framing headers, no chunked framing, an allowed host."""
+    return fast_auth.header(scope, b"transfer-encoding") is None and plain_headers(scope, _SINGLE)
 
 
 def _length(scope) -> int | None:
@@ -124,16 +129,9 @@ def _length(scope) -> int | None:
     return length if 0 < length <= upload_sessions.MAX_CHUNK_BYTES else None
 
 
-async def _uploader(scope, project_id: int, conn=None) -> int:
+async def _uploader(conn, scope, project_id: int) -> int:
     """The caller's user id, if they may upload here (else Fallback: the view answers)."""
-    try:
-        if conn is None:
-            async with async_db.pool.connection() as conn:
-                caller = await fast_auth.caller(conn, scope, project_id)
-        else:
-            caller = await fast_auth.caller(conn, scope, project_id)
-    except (psycopg.Error, OSError):
-        raise Fallback() from None
+    caller = await fast_auth.caller(conn, scope, project_id)
     if caller is None or caller.role is None or Capability.ANNOTATE not in ROLE_CAPABILITIES.get(caller.role, ()):
         raise Fallback()
     # The CSRF check of a session's unsafe request; for a PUT it reads no body (the JSON of a
@@ -199,7 +197,7 @@ async def _get(scope, project_id: int, session_id: int) -> bytes:
     """upload_sessions.get_session + the serializer."""
     try:
         async with async_db.pool.connection() as conn:
-            user_id = await _uploader(scope, project_id, conn)
+            user_id = await _uploader(conn, scope, project_id)
             row = await (await conn.execute(_sql("get"), {"s": session_id, "p": project_id, "u": user_id})).fetchone()
     except (psycopg.Error, OSError):
         raise Fallback() from None
@@ -237,7 +235,7 @@ async def _create(scope, project_id: int, body: bytes) -> bytes:
     now = timezone.now()
     try:
         async with async_db.pool.connection() as conn:
-            user_id = await _uploader(scope, project_id, conn)
+            user_id = await _uploader(conn, scope, project_id)
             row = await (await conn.execute(_sql("open"), {
                 "p": project_id, "u": user_id, "name": name, "size": size, "sha": sha256, "now": now,
                 "since": now - upload_sessions.OPEN_WINDOW, "max_open": upload_sessions.MAX_OPEN_SESSIONS,
@@ -252,7 +250,7 @@ async def _create(scope, project_id: int, body: bytes) -> bytes:
     return _render(row)
 
 
-async def _chunk(project_id: int, session_id: int, user_id: int, offset: int, body: list[bytes], finish: bool) -> bytes:
+async def _write_chunk(project_id: int, session_id: int, user_id: int, offset: int, body: list[bytes], finish: bool) -> bytes:
     """write_chunk, raw; with finish, then finish_session. Fallback with nothing written, or
     (finishing only) with the chunk written: the view then answers 409 with received_bytes at
     the end, and the client's finish call gets the reason."""
@@ -285,7 +283,7 @@ async def _finish(conn, key: dict, path) -> tuple | None:
         if row is None or row[0] != UploadStatus.RECEIVING or row[1] != row[2] or not path.exists():
             raise Fallback()
         try:
-            stored = await asyncio.to_thread(save_finished_file, f"incoming/{key['p']}/{key['s']}.bin", str(path))
+            stored = await asyncio.to_thread(save_finished_file, upload_sessions.incoming_name(key["p"], key["s"]), str(path))
         except Exception:  # storage unreachable (S3's errors are not OSErrors): the view's finish says so
             logger.warning("upload session %s: could not move the file into storage", key["s"], exc_info=True)
             raise Fallback() from None
@@ -300,11 +298,6 @@ async def _finish(conn, key: dict, path) -> tuple | None:
     return queued
 
 
-def _iso(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def _render(row) -> bytes:
     """UploadSessionSerializer's fields, in its order, from a row of _FIELDS."""
     from rest_framework.renderers import JSONRenderer
@@ -313,5 +306,5 @@ def _render(row) -> bytes:
     return JSONRenderer().render({
         "id": s["id"], "file_name": s["file_name"], "size_bytes": s["size_bytes"], "received_bytes": s["received_bytes"],
         "sha256": s["sha256"], "status": s["status"], "result": {"created": [], "duplicates": [], "errors": [], **(s["result"] or {})},
-        "chunk_bytes": upload_sessions.CHUNK_BYTES, "created_at": _iso(s["created_at"]), "updated_at": _iso(s["updated_at"]),
+        "chunk_bytes": upload_sessions.CHUNK_BYTES, "created_at": drf_datetime(s["created_at"]), "updated_at": drf_datetime(s["updated_at"]),
     })

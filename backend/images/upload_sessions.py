@@ -76,6 +76,11 @@ def temp_path_of(session_id: int) -> Path:
     return temp_dir() / f"{session_id}.part"
 
 
+def incoming_name(project_id: int, session_id: int) -> str:
+    """Where a finished file waits in media storage for a cpu worker (on any host)."""
+    return f"incoming/{project_id}/{session_id}.bin"
+
+
 def _locked_session(project: Project, user, session_id: int) -> UploadSession:
     """The uploader's own session, row-locked for a write (call inside a transaction)."""
     # By id: the hot route (hot_upload.py) finishes with a Project that holds only its key.
@@ -218,7 +223,7 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
         if not path.exists():
             raise DomainError("The uploaded bytes are gone from the server; upload the file again.")
         # Into media storage: the worker that processes it may be on another host.
-        session.stored_name = save_finished_file(f"incoming/{project.pk}/{session.pk}.bin", str(path))
+        session.stored_name = save_finished_file(incoming_name(project.pk, session.pk), str(path))
         session.status = UploadStatus.QUEUED
         session.save(update_fields=["status", "stored_name", "updated_at"])
         outbox.send_on_commit(session)  # sent by the sweeper if the broker is down right now
