@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from backend.core import fast_auth
 from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
 from backend.projects.access import ROLE_CAPABILITIES, Capability
@@ -50,10 +51,10 @@ class Fallback(Exception):
 # started) flags stay as they were, see changes.review_flags); zero rows back means "not the plain
 # case" (a refusal, a no-op, a status change) and review() below takes over, unchanged. One round
 # trip and one commit instead of BEGIN, SELECT ... FOR UPDATE, UPDATE, INSERT, COMMIT.
-_ONE_SQL: str | None = None
+_ONE_SQL: dict[str, str] = {}
 
 
-def _one_sql() -> str:
+def _one_sql(caller_check: str) -> str:
     a, i = Annotation._meta.db_table, Image._meta.db_table
     lc, m = LabelClass._meta.db_table, Membership._meta.db_table
     e = AnnotationEvent._meta.db_table
@@ -72,6 +73,7 @@ def _one_sql() -> str:
         f"{i} img "
         "WHERE t.id = old.id AND img.id = t.image_id AND t.version = %(v)s "
         f"AND EXISTS (SELECT 1 FROM {m} mm WHERE mm.project_id = %(p)s AND mm.user_id = %(u)s AND mm.role = ANY(%(roles)s)) "
+        f"{caller_check}"
         "AND (img.claimed_by_id IS NULL OR img.claimed_by_id = %(u)s OR img.claim_expires_at IS NULL "
         "OR img.claim_expires_at <= %(now)s) "
         "AND NOT (%(accept_class)s AND t.label_class_id IS NULL) "
@@ -103,11 +105,14 @@ _REVIEWERS = sorted(str(getattr(role, "value", role)) for role, caps in ROLE_CAP
 
 
 async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, user_id: int, version: int, target: str,
-                                  decision: str) -> dict | None:
-    """The plain review as one statement (see _ONE_SQL); None: not the plain case, nothing written."""
-    global _ONE_SQL
-    if _ONE_SQL is None:
-        _ONE_SQL = _one_sql()
+                                  decision: str, proof: fast_auth.Proof | None = None) -> dict | None:
+    """The plain review as one statement (see _ONE_SQL); None: not the plain case, nothing written.
+    With a proof (core/fast_auth.Proof) the statement also checks who is calling, so the caller
+    need not be looked up first; without one, the caller has been."""
+    caller_check = f"AND {proof.sql('%(u)s')} " if proof is not None else ""
+    sql = _ONE_SQL.get(caller_check)
+    if sql is None:
+        sql = _ONE_SQL[caller_check] = _one_sql(caller_check)
     params = {
         "p": project_id, "a": annotation_id, "u": user_id, "v": version, "roles": _REVIEWERS,
         "cr": decision if target in {"class", "both"} else None,
@@ -115,8 +120,9 @@ async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, 
         "accept_class": decision == ReviewState.ACCEPTED and target in {"class", "both"},
         "now": timezone.now(), "action": AnnotationEvent.Action.REVIEWED.value, "source": ChangeSource.HUMAN.value,
         "pending": ReviewState.PENDING.value, "human": Source.HUMAN.value,
+        **(proof.params if proof is not None else {}),
     }
-    found = await (await conn.execute(_ONE_SQL, params)).fetchone()
+    found = await (await conn.execute(sql, params)).fetchone()
     if found is None:
         return None
     from . import detail_cache

@@ -56,7 +56,10 @@ async def caller(conn, scope, project_id: int) -> Caller | None:
     key = token_key(scope)
     if key is None:
         return None
-    return from_token_row(await (await send_token_query(conn, key, project_id)).fetchone())
+    found = from_token_row(await (await send_token_query(conn, key, project_id)).fetchone())
+    if found is not None:
+        _remember(_TOKEN_USERS, key, found.user_id)
+    return found
 
 
 def token_key(scope) -> str | None:
@@ -142,7 +145,55 @@ def _session_caller(signed_in: tuple[int, str], row) -> Caller | None:
     expected = get_user_model()(password=row[3]).get_session_auth_hash()
     if not constant_time_compare(signed_in[1], expected):
         return None  # Django flushes it, or rotates it under a fallback secret
+    _remember(_PASSWORDS, expected, row[3])
     return Caller(row[0], row[1], row[4], session=True)
+
+
+# What a write may prove inside its own statement (see Proof): a token key's user, and the
+# password hash a session's auth hash was last found to match. Both only name what to check;
+# the statement reads the token, session and user rows itself.
+_TOKEN_USERS: dict[str, int] = {}
+_PASSWORDS: dict[str, str] = {}  # session auth hash -> the user's password (hash) it matched
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= _DECODED_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A caller this process has verified before, to be checked again by the write's own SQL
+    (sql() + params) in the statement that writes: one round trip instead of a lookup and then
+    the write. A proof that no longer holds makes the statement write nothing; the caller then
+    takes the step-by-step way, which gives Django's answer."""
+    user_id: int
+    session: bool
+    params: dict
+
+    def sql(self, user: str) -> str:
+        """An SQL condition: the proof still holds for the user id expression `user`."""
+        if not self.session:
+            return ("EXISTS (SELECT 1 FROM authtoken_token pt JOIN auth_user pu ON pu.id = pt.user_id "
+                    f"WHERE pt.key = %(proof_key)s AND pu.id = {user} AND pu.is_active)")
+        return ("EXISTS (SELECT 1 FROM django_session ps JOIN auth_user pu ON pu.id = " + user + " "
+                "WHERE ps.session_key = %(proof_key)s AND ps.session_data = %(proof_data)s "
+                "AND ps.expire_date > now() AND pu.is_active AND pu.password = %(proof_password)s)")
+
+
+def proof(scope) -> Proof | None:
+    """The caller as last verified by this process, or None (never seen, or not the plain case)."""
+    key = token_key(scope)
+    if key is not None:
+        user_id = _TOKEN_USERS.get(key)
+        return None if user_id is None else Proof(user_id, False, {"proof_key": key})
+    key = session_key(scope)
+    known = _DECODED.get(key) if key else None
+    password = _PASSWORDS.get(known[2]) if known else None
+    if password is None:
+        return None
+    return Proof(known[1], True, {"proof_key": key, "proof_data": known[0], "proof_password": password})
 
 
 def session_key(scope) -> str | None:
