@@ -38,7 +38,7 @@ def _sql() -> tuple[str, str, list[str]]:
         f"CROSS JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.id) ids, array_agg(a.version ORDER BY a.id) versions, "
         f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes FROM {ann_t} a "
         f"LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = i.id) r "
-        f"WHERE i.id = %s AND i.project_id = %s"
+        "WHERE i.id = %(i)s AND i.project_id = %(p)s"
     )
     rows = (
         "SELECT a.id, a.image_id, a.label_class_id, lc.name, a.mask_rle, a.bbox, a.area, a.source, a.det_score, "
@@ -119,15 +119,27 @@ def remember(rows) -> dict[int, bytes]:
     return {pk: entry[2] for pk, entry in fresh.items()}
 
 
-async def send_head(conn, project_id: int, image_id: int):
+async def send_head(conn, project_id: int, image_id: int, condition: str = "", params: dict | None = None):
     """The image row + object versions query's cursor, or None when the hot route cannot answer
-    (in a pipeline its row arrives with the next sync)."""
+    (in a pipeline its row arrives with the next sync). `condition` (SQL, named `params`) is
+    ANDed to the query's WHERE: no row then means it did not hold (or no such image)."""
     global _SQL
     if _SQL is None:
         _SQL = _sql() if head_matches_serializer() else ()
     if not _SQL:
         return None
-    return await conn.execute(_SQL[0], (image_id, project_id))
+    sql = _SQL[0] if not condition else _with_condition(condition)
+    return await conn.execute(sql, {"i": image_id, "p": project_id, **(params or {})})
+
+
+_CONDITIONED: dict[str, str] = {}
+
+
+def _with_condition(condition: str) -> str:
+    sql = _CONDITIONED.get(condition)
+    if sql is None:
+        sql = _CONDITIONED[condition] = f"{_SQL[0]} AND {condition}"
+    return sql
 
 
 async def finish_detail(conn, cursor, image_id: int) -> bytes | None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from backend.core import fast_auth
 from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
-from backend.projects.access import ROLE_CAPABILITIES, Capability
+from backend.projects.access import ROLE_CAPABILITIES, Capability, roles_with
 from backend.projects.models import LabelClass, Membership
 
 from . import changes
@@ -99,9 +99,7 @@ def _one_sql(caller_check: str) -> str:
     )
 
 
-# Plain strings: psycopg may dump an Enum by its name, and the column holds the value.
-_REVIEWERS = sorted(str(getattr(role, "value", role)) for role, caps in ROLE_CAPABILITIES.items()
-                    if Capability.REVIEW in caps)
+_REVIEWERS = roles_with(Capability.REVIEW)
 
 
 async def review_in_one_statement(conn, *, project_id: int, annotation_id: int, user_id: int, version: int, target: str,

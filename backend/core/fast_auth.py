@@ -56,10 +56,7 @@ async def caller(conn, scope, project_id: int) -> Caller | None:
     key = token_key(scope)
     if key is None:
         return None
-    found = from_token_row(await (await send_token_query(conn, key, project_id)).fetchone())
-    if found is not None:
-        _remember(_TOKEN_USERS, key, found.user_id)
-    return found
+    return _token_caller(key, await (await send_token_query(conn, key, project_id)).fetchone())
 
 
 def token_key(scope) -> str | None:
@@ -83,9 +80,10 @@ async def send_token_query(conn, key: str, project_id: int):
     return await conn.execute(_BY_TOKEN, (project_id, key))
 
 
-def from_token_row(row) -> Caller | None:
+def _token_caller(key: str, row) -> Caller | None:
     if row is None or not row[2]:
         return None
+    _remember(_TOKEN_USERS, key, row[0])
     return Caller(row[0], row[1], row[4], session=False)
 
 
@@ -232,7 +230,7 @@ async def send_lookup(conn, scope, project_id: int):
         found = await send_token_query(conn, token, project_id)
 
         async def read_token() -> Caller | None:
-            return from_token_row(await found.fetchone())
+            return _token_caller(token, await found.fetchone())
 
         return read_token
     key = session_key(scope)

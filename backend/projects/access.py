@@ -25,6 +25,11 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
 }
 
 
+def roles_with(capability: Capability) -> list[str]:
+    """The role values (as stored) that carry `capability`, for raw SQL (the hot routes)."""
+    return sorted(str(getattr(role, "value", role)) for role, caps in ROLE_CAPABILITIES.items() if capability in caps)
+
+
 def require_capability(user, project_id, capability: Capability) -> Membership:
     membership = (
         Membership.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()

@@ -1,8 +1,9 @@
-"""A review by a caller this web process has already verified is written in one statement that
-checks the caller again (core/fast_auth.Proof): the token, or the session row, its data and the
-user's password, are read by the writing statement itself. Whatever changed since (a deleted
-token, a logout, a changed password, a deactivated user, a removed member or lower role, a
-missing CSRF token) makes that statement write nothing, and the request gets Django's answer.
+"""A caller this web process has already verified is checked again inside the one statement that
+serves the request (core/fast_auth.Proof): the review's write, or the image detail's query, reads
+the token, or the session row, its data and the user's password, and the membership itself.
+Whatever changed since (a deleted token, a logout, a changed password, a deactivated user, a
+removed member or lower role, a missing CSRF token) makes that statement write or return nothing,
+and the request gets Django's answer.
 """
 import contextlib
 import json
@@ -151,3 +152,47 @@ def test_another_users_token_never_borrows_a_proof(scene):
     assert fast_auth.proof(_scope(owner_headers)) is None
     assert call(app, "POST", review_path(scene, scene["first"]), owner_headers, review_body(3, decision="accepted"))[0] == 200
     assert Annotation.objects.get(pk=scene["first"].pk).updated_by_id == scene["owner"].pk
+
+
+@pytest.mark.parametrize("auth", ["token", "session"])
+def test_a_known_caller_reads_in_one_statement(scene, auth, monkeypatch):
+    headers = token_headers(scene["reviewer"]) if auth == "token" else session_headers(scene["reviewer"], csrf=False)
+    app = HotRoutes(django_asgi_app)
+    first = call(app, "GET", detail_path(scene), headers)
+    assert first[0] == 200 and fast_auth.proof(_scope(headers)) is not None
+    statements = Statements(monkeypatch)
+    probe = Probe()
+    again = call(HotRoutes(probe), "GET", detail_path(scene), headers)
+    assert again == first and probe.calls == 0
+    assert len(statements.sent) == 1 and statements.sent[0].startswith("SELECT i."), statements.sent
+    assert again == call(django_asgi_app, "GET", detail_path(scene), headers)
+
+
+def _other_image(scene, _headers):
+    from .factories import make_image, make_project
+
+    other = make_project(scene["owner"], name="Other")
+    scene["path"] = detail_path(scene, make_image(other))  # an image id of another project
+
+
+@pytest.mark.parametrize("auth,change,statuses", [
+    ("token", _delete_token, {401, 403}),
+    ("token", _deactivate, {401, 403}),
+    ("token", _removed, {404}),
+    ("token", _other_image, {404}),
+    ("session", _logout, {401, 403}),
+    ("session", _new_password, {401, 403}),
+    ("session", _deactivate, {401, 403}),
+    ("session", _removed, {404}),
+])
+def test_a_read_whose_proof_no_longer_holds_gets_djangos_answer(scene, auth, change, statuses):
+    headers = token_headers(scene["reviewer"]) if auth == "token" else session_headers(scene["reviewer"], csrf=False)
+    app = HotRoutes(django_asgi_app)
+    assert call(app, "GET", detail_path(scene), headers)[0] == 200
+    assert fast_auth.proof(_scope(headers)) is not None
+    change(scene, headers)
+    path = scene.get("path", detail_path(scene))
+    probe = Probe()
+    hot = call(HotRoutes(probe), "GET", path, headers)
+    assert probe.calls == 1 and hot[0] in statuses, hot
+    assert hot == call(django_asgi_app, "GET", path, headers)
