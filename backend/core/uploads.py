@@ -132,7 +132,8 @@ THUMBNAIL_EXTENSION = "jpg"
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 
 
-def validate_image(data: bytes, *, with_thumbnail: bool = True) -> ValidatedImage:
+def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | None = None) -> ValidatedImage:
+    """`sha256`: the hash of `data` when the caller has it (used unless the pixels are re-encoded)."""
     if len(data) == 0:
         raise UploadError("The file is empty.")
     if len(data) > settings.MAX_IMAGE_BYTES:
@@ -184,7 +185,7 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True) -> ValidatedImag
         extension=extension,
         width=width,
         height=height,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 if sha256 is not None and not rotated else hashlib.sha256(data).hexdigest(),
         thumbnail=thumbnail,
     )
 
@@ -247,8 +248,9 @@ class UploadItem:
     source_path: str | None = None
 
 
-def iter_upload_items(files) -> Iterator[UploadItem]:
-    """Validate every uploaded file; zips are opened and each entry validated on its own."""
+def iter_upload_items(files, *, file_sha256: str | None = None) -> Iterator[UploadItem]:
+    """Validate every uploaded file; zips are opened and each entry validated on its own.
+    `file_sha256`: the one file's SHA-256, already computed (not computed again)."""
     from .zips import ZipRejected, iter_zip
 
     for upload in files:
@@ -271,15 +273,15 @@ def iter_upload_items(files) -> Iterator[UploadItem]:
             yield UploadItem(name, error=f"The file is larger than the limit of {settings.MAX_IMAGE_BYTES // (1024 * 1024)} MiB (MAX_IMAGE_BYTES).")
             continue
         data = upload.read()
-        item = _validated(name, data)
+        item = _validated(name, data, file_sha256)
         local = getattr(getattr(upload, "file", None), "name", None)
         if item.image is not None and item.image.data is data and isinstance(local, str) and os.path.isfile(local):
             item = dataclasses.replace(item, source_path=local)
         yield item
 
 
-def _validated(name: str, data: bytes) -> UploadItem:
+def _validated(name: str, data: bytes, sha256: str | None = None) -> UploadItem:
     try:
-        return UploadItem(name, image=validate_image(data))
+        return UploadItem(name, image=validate_image(data, sha256=sha256))
     except UploadError as exc:
         return UploadItem(name, error=str(exc))

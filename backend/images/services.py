@@ -23,26 +23,26 @@ class UploadReport:
     errors: list[dict] = field(default_factory=list)
 
 
-def upload_images(*, project: Project, user, files, from_upload: int | None = None) -> UploadReport:
+def upload_images(*, project: Project, user, files, from_upload: int | None = None,
+                  file_sha256: str | None = None) -> UploadReport:
     """Store every valid image; report duplicates and bad files by name. Good files are kept
     even when others in the same upload fail (each image commits on its own). `from_upload`:
-    the chunked upload these files came from (recorded on each image; see Image.from_upload)."""
+    the chunked upload these files came from (recorded on each image; see Image.from_upload).
+    `file_sha256`: the SHA-256 of the one file in `files`, already computed by the caller. A file
+    whose exact bytes are stored already is a duplicate without being decoded again (those bytes
+    were validated when stored); decoding is most of an upload's cost."""
     report = UploadReport()
     own = set()  # images this upload's earlier run stored, reported as created
-    for item in iter_upload_items(files):
+    if file_sha256 is not None:
+        (only,) = files
+        if _known(report, own, project, file_sha256, only.name, from_upload):
+            return report
+    for item in iter_upload_items(files, file_sha256=file_sha256):
         if item.error:
             report.errors.append({"name": item.name, "error": item.error})
             continue
         image = item.image
-        existing = Image.objects.filter(project=project, sha256=image.sha256).first()
-        if existing:
-            if (from_upload is not None and existing.from_upload == from_upload
-                    and existing.original_name == item.name[:500] and existing.pk not in own):
-                # The same file of the same upload: its first run stored it before losing the database.
-                own.add(existing.pk)
-                report.created.append(existing)
-            else:
-                report.duplicates.append({"name": item.name, "existing_id": existing.pk})
+        if _known(report, own, project, image.sha256, item.name, from_upload):
             continue
         # The thumbnail is stored first so the row never points at a missing one.
         thumb = store_file(f"projects/{project.pk}/thumbs", THUMBNAIL_EXTENSION, image.thumbnail) if image.thumbnail else ""
@@ -66,6 +66,21 @@ def upload_images(*, project: Project, user, files, from_upload: int | None = No
             continue
         report.created.append(created)
     return report
+
+
+def _known(report: UploadReport, own: set, project: Project, sha256: str, name: str, from_upload: int | None) -> bool:
+    """Report a file whose bytes the project already has; False: they are new."""
+    existing = Image.objects.filter(project=project, sha256=sha256).first()
+    if existing is None:
+        return False
+    if (from_upload is not None and existing.from_upload == from_upload
+            and existing.original_name == name[:500] and existing.pk not in own):
+        # The same file of the same upload: its first run stored it before losing the database.
+        own.add(existing.pk)
+        report.created.append(existing)
+    else:
+        report.duplicates.append({"name": name, "existing_id": existing.pk})
+    return True
 
 
 @transaction.atomic

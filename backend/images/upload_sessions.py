@@ -281,18 +281,19 @@ def process_session(session_id: int, *, resume: bool = False) -> UploadSession |
 def _process_file(session: UploadSession, upload_images) -> dict:
     if not session.stored_name or not default_storage.exists(session.stored_name):
         return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The uploaded bytes are gone from the server; upload the file again."}]}
-    if session.sha256:
-        import hashlib
+    import hashlib
 
-        digest = hashlib.sha256()
-        with default_storage.open(session.stored_name, "rb") as fh:
-            for block in iter(lambda: fh.read(READ_BLOCK), b""):
-                digest.update(block)
-        if digest.hexdigest() != session.sha256:
-            return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The received bytes do not match the file's SHA-256; upload it again."}]}
+    # Hashed first: a file the project already has is then reported without being decoded, and
+    # the client's hash (when it sent one) is checked against the bytes that arrived.
+    digest = hashlib.sha256()
+    with default_storage.open(session.stored_name, "rb") as fh:
+        for block in iter(lambda: fh.read(READ_BLOCK), b""):
+            digest.update(block)
+    if session.sha256 and digest.hexdigest() != session.sha256:
+        return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The received bytes do not match the file's SHA-256; upload it again."}]}
     with default_storage.open(session.stored_name, "rb") as fh:
         report = upload_images(project=session.project, user=session.created_by, files=[File(fh, name=session.file_name)],
-                               from_upload=session.pk)
+                               from_upload=session.pk, file_sha256=digest.hexdigest())
     return {
         "created": [image.pk for image in report.created],
         "duplicates": report.duplicates,

@@ -139,6 +139,47 @@ def test_the_same_set_twice_stores_no_duplicates(owner_project, client_for):
     assert Image.objects.filter(project=project).count() == 3
 
 
+def test_bytes_the_project_has_are_a_duplicate_without_being_decoded_again(owner_project, client_for, monkeypatch):
+    """The worker hashes first: stored bytes were validated when stored, and decoding is most of
+    an upload's cost (a re-sent folder without client hashes decoded every photo again)."""
+    from backend.core import uploads
+
+    owner, project = owner_project
+    client = client_for(owner)
+    data = noisy_jpeg(21, 120, 90)
+    first = send_all(client, project, "a.jpg", data)["id"]
+    existing = process(client, project, first)["result"]["created"][0]
+    decoded = []
+    real = uploads.validate_image
+    monkeypatch.setattr(uploads, "validate_image", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    again = send_all(client, project, "copy.jpg", data)["id"]
+    assert process(client, project, again)["result"] == {
+        "created": [], "duplicates": [{"name": "copy.jpg", "existing_id": existing}], "errors": []}
+    assert decoded == [] and Image.objects.filter(project=project).count() == 1
+    # New bytes are decoded (once) and stored as before; the file's hash is the stored one.
+    other = noisy_jpeg(22, 120, 90)
+    created = process(client, project, send_all(client, project, "b.jpg", other)["id"])["result"]["created"]
+    assert decoded == [1] and Image.objects.get(pk=created[0]).sha256 == hashlib.sha256(other).hexdigest()
+
+
+def test_a_turned_photo_sent_again_is_still_a_duplicate(owner_project, client_for):
+    """An EXIF-turned photo is stored re-encoded upright, so its file hash is not the stored one:
+    it is decoded again and found by the stored bytes' hash."""
+    owner, project = owner_project
+    client = client_for(owner)
+    img = PILImage.fromarray(__import__("numpy").random.default_rng(5).integers(0, 255, (60, 80, 3), dtype="uint8"))
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    out = io.BytesIO()
+    img.save(out, format="JPEG", exif=exif)
+    data = out.getvalue()
+    first = process(client, project, send_all(client, project, "turned.jpg", data)["id"])["result"]["created"][0]
+    stored = Image.objects.get(pk=first)
+    assert (stored.width, stored.height) == (60, 80) and stored.sha256 != hashlib.sha256(data).hexdigest()
+    again = process(client, project, send_all(client, project, "turned-again.jpg", data)["id"])["result"]
+    assert again["created"] == [] and again["duplicates"] == [{"name": "turned-again.jpg", "existing_id": first}]
+
+
 def test_a_known_hash_is_reported_as_duplicate_without_sending_bytes(owner_project, client_for):
     owner, project = owner_project
     client = client_for(owner)
