@@ -147,9 +147,9 @@ def _session_caller(signed_in: tuple[int, str], row) -> Caller | None:
     return Caller(row[0], row[1], row[4], session=True)
 
 
-# What a write may prove inside its own statement (see Proof): a token key's user, and the
-# password hash a session's auth hash was last found to match. Both only name what to check;
-# the statement reads the token, session and user rows itself.
+# What a request's statement may prove itself (see Proof): a token key's user, and the password
+# hash a session's auth hash was last found to match. Both only name what to check; the
+# statement reads the token, session and user rows itself.
 _TOKEN_USERS: dict[str, int] = {}
 _PASSWORDS: dict[str, str] = {}  # session auth hash -> the user's password (hash) it matched
 
@@ -162,10 +162,10 @@ def _remember(cache: dict, key, value) -> None:
 
 @dataclass(frozen=True)
 class Proof:
-    """A caller this process has verified before, to be checked again by the write's own SQL
-    (sql() + params) in the statement that writes: one round trip instead of a lookup and then
-    the write. A proof that no longer holds makes the statement write nothing; the caller then
-    takes the step-by-step way, which gives Django's answer."""
+    """A caller this process has verified before, checked again (sql() + params) inside the one
+    statement that serves the request (the review's write, the image detail's query): one round
+    trip instead of a lookup beside it. A proof that no longer holds makes that statement write or
+    return nothing; the request then takes the step-by-step way, which gives Django's answer."""
     user_id: int
     session: bool
     params: dict
