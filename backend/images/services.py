@@ -42,7 +42,9 @@ def upload_images(*, project: Project, user, files, from_upload: int | None = No
             report.errors.append({"name": item.name, "error": item.error})
             continue
         image = item.image
-        if _known(report, own, project, image.sha256, item.name, from_upload):
+        # (The file's own hash was looked up above; a file stored concurrently meanwhile is
+        # caught by the unique (project, sha256) below.)
+        if image.sha256 != file_sha256 and _known(report, own, project, image.sha256, item.name, from_upload):
             continue
         # The thumbnail is stored first so the row never points at a missing one.
         thumb = store_file(f"projects/{project.pk}/thumbs", THUMBNAIL_EXTENSION, image.thumbnail) if image.thumbnail else ""
