@@ -18,6 +18,8 @@ connection, so inside the caller's transaction. Signals are not sent (bulk_creat
 """
 from __future__ import annotations
 
+import weakref
+
 import psycopg
 from django.db import connections
 from django.utils import timezone
@@ -80,10 +82,21 @@ def copy_insert(model, objs: list, *, using: str = "default") -> list:
     return objs
 
 
+# psycopg connection -> {table: its types}. Kept per connection, not per process: an oid cached
+# per process would go stale if the database were re-created under a running worker, while a
+# connection does not outlive its database. One catalog round trip less per COPY.
+_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _types(cursor, table: str) -> tuple[dict[str, int], int | None]:
-    """{column: type oid} of the table, and pgvector's type oid if a column has it. Asked each
-    time (one small catalog query): an oid cached per process would go stale if the database
-    were re-created under a running worker."""
+    """{column: type oid} of the table, and pgvector's type oid if a column has it."""
+    known = _TYPES.setdefault(cursor.cursor.connection, {})
+    if table not in known:
+        known[table] = _catalog_types(cursor, table)
+    return known[table]
+
+
+def _catalog_types(cursor, table: str) -> tuple[dict[str, int], int | None]:
     cursor.execute(
         "SELECT a.attname, a.atttypid, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",

@@ -18,7 +18,8 @@ from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import validate_rle
 from backend.gallery.versions import current_version
 from backend.images.models import Image, ImageStatus
-from backend.learning.selectors import active_head_id, active_maskrcnn_id
+from backend.learning.models import ModelKind
+from backend.learning.selectors import active_ids
 from backend.projects.models import LabelClass, Project
 
 from . import leases
@@ -63,6 +64,7 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         raise DomainError("No images to pre-annotate (no new images in this project).")
     overrides = overrides or {}
     gallery = current_version(project.pk)
+    active = active_ids(project.pk)
     snapshot_ = {
         "prompts": overrides.get("prompts") or project.prompts,
         "box_threshold": overrides.get("box_threshold", project.box_threshold),
@@ -73,8 +75,8 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         "top_k": project.top_k,
         "unique_classes_per_image": project.unique_classes_per_image,
         "engine": project.engine,
-        "head_version_id": active_head_id(project.pk),  # the projection head active at start (issue 15)
-        "maskrcnn_version_id": active_maskrcnn_id(project.pk),  # the trained Mask R-CNN active at start
+        "head_version_id": active.get(ModelKind.HEAD),  # the projection head active at start (issue 15)
+        "maskrcnn_version_id": active.get(ModelKind.MASKRCNN),  # the trained Mask R-CNN active at start
         "gallery_version": gallery.number,
         "gallery_version_id": gallery.pk,  # run_batch matches against exactly this set of exemplars
         "ml_config": settings.RAZMETKA_ML_CONFIG,

@@ -96,16 +96,10 @@ def active_maskrcnn_checkpoint(project_id: int) -> Path | None:
     return None if version is None else maskrcnn_checkpoint(version)
 
 
-def active_head_id(project_id: int) -> int | None:
-    """For a job's settings_snapshot: the head active when it started (None: no head)."""
-    version = active_version(project_id, ModelKind.HEAD)
-    return None if version is None else version.pk
-
-
-def active_maskrcnn_id(project_id: int) -> int | None:
-    """For a job's settings_snapshot: the trained Mask R-CNN active when it started (None: none)."""
-    version = active_version(project_id, ModelKind.MASKRCNN)
-    return None if version is None else version.pk
+def active_ids(project_id: int) -> dict[str, int]:
+    """{kind: id} of the project's active model versions, in one query (a job's start)."""
+    return dict(ModelVersion.objects.filter(project_id=project_id, state=ModelVersion.State.ACTIVE)
+                .order_by("kind", "pk").values_list("kind", "pk"))
 
 
 def head_transform(version_id: int | None):

@@ -176,3 +176,24 @@ def test_a_gallery_loads_its_exemplar_and_negative_vectors_bit_for_bit():
     assert np.array_equal(gallery.embeddings, l2_normalize(np.stack([stored[c.pk] for c in exemplars[1:]])))
     assert list(gallery.negatives.labels) == [str(wrench.pk)]
     assert np.array_equal(gallery.negatives.embeddings, l2_normalize(stored[exemplars[0].pk][None]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_column_types_are_asked_once_per_connection():
+    """The table's column types are read from the catalog on a connection's first COPY into it
+    and kept with that connection only: a new connection (to a re-created database, say) asks
+    again."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    label = make_class(project, "hammer")
+
+    def catalog_queries() -> int:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            copy_insert(Annotation, [Annotation(**_fields(image, label, i)) for i in range(BULK_MIN_ROWS)])
+        return sum("pg_attribute" in q["sql"] for q in queries.captured_queries)
+
+    assert catalog_queries() in (0, 1)
+    assert catalog_queries() == 0
+    connection.close()
+    assert catalog_queries() == 1

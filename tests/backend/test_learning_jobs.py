@@ -125,7 +125,7 @@ def test_evaluation_errors_are_clear(client_for, settings):
 
 def test_trained_head_is_a_candidate_until_an_admin_activates_it(celery_worker, client_for):
     from backend.jobs.gallery_index import load_gallery, project_matcher
-    from backend.learning.selectors import active_head_id, active_transform, head_transform, transform_for
+    from backend.learning.selectors import active_ids, active_transform, head_transform, transform_for
 
     owner, project, images = reviewed_project()
     reviewer = make_user(f"rev{time.monotonic_ns()}")
@@ -157,7 +157,7 @@ def test_trained_head_is_a_candidate_until_an_admin_activates_it(celery_worker, 
 
     head = active_transform(project.pk)
     assert head is not None and head.embedder_version == version.embedder_version
-    assert active_head_id(project.pk) == version.pk and head_transform(version.pk) is head
+    assert active_ids(project.pk) == {"head": version.pk} and head_transform(version.pk) is head
     assert transform_for(project.pk, version.embedder_version) is head and transform_for(project.pk, "other") is None
     # The matcher with the active head scores the stored embeddings differently: no model pass.
     from django.db import transaction
