@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from datetime import datetime
-from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 
@@ -35,21 +33,20 @@ def _sql() -> tuple[str, str, list[str]]:
     user_t = get_user_model()._meta.db_table
     columns = [f.column for f in Image._meta.concrete_fields]
     head = (
-        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes, r.latest "
+        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes "
         f"FROM {image_t} i LEFT JOIN {user_t} cu ON cu.id = i.claimed_by_id "
         f"CROSS JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.id) ids, array_agg(a.version ORDER BY a.id) versions, "
-        f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes, max(a.updated_at) latest FROM {ann_t} a "
+        f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes FROM {ann_t} a "
         f"LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = i.id) r "
         "WHERE i.id = %(i)s AND i.project_id = %(p)s"
     )
-    select = (
+    rows = (
         "SELECT a.id, a.image_id, a.label_class_id, lc.name, a.mask_rle, a.bbox, a.area, a.source, a.det_score, "
         "a.mask_score, a.class_score, a.class_margin, a.candidates, a.class_review, a.mask_review, a.job_id, "
         "a.created_at, a.updated_at, a.version, a.det_phrase, coalesce(lc.version, 0) "
-        f"FROM {ann_t} a LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = %s "
+        f"FROM {ann_t} a LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = %s AND a.id = ANY(%s)"
     )
-    rows, changed = select + "AND a.id = ANY(%s)", select + "AND a.updated_at > %s"
-    return head, rows, [f.attname for f in Image._meta.concrete_fields], changed
+    return head, rows, [f.attname for f in Image._meta.concrete_fields]
 
 
 _SQL: tuple | None = None
@@ -122,28 +119,17 @@ def remember(rows) -> dict[int, bytes]:
     return {pk: entry[2] for pk, entry in fresh.items()}
 
 
-# image id -> the newest updated_at among its objects when this process last read it. The objects
-# changed since (by the other web processes, workers, anyone) are asked for in the same round
-# trip as the image, so a read after someone else's write needs no second query. Only a hint:
-# the version arrays still decide what is current, and anything they find missing is fetched.
-_seen: dict[int, object] = {}
-_SEEN_MAX = 20_000
-_NEVER = datetime(1, 1, 1, tzinfo=dt_timezone.utc)
-
-
 async def send_head(conn, project_id: int, image_id: int, condition: str = "", params: dict | None = None):
-    """Send the image row + object versions query, and the objects changed since this process
-    last read the image (in a pipeline both arrive with the next sync); None when the hot route
-    cannot answer. `condition` (SQL, named `params`) is ANDed to the image query's WHERE: no row
-    then means it did not hold (or no such image), and the changed objects are not used."""
+    """The image row + object versions query's cursor, or None when the hot route cannot answer
+    (in a pipeline its row arrives with the next sync). `condition` (SQL, named `params`) is
+    ANDed to the query's WHERE: no row then means it did not hold (or no such image)."""
     global _SQL
     if _SQL is None:
         _SQL = _sql() if head_matches_serializer() else ()
     if not _SQL:
         return None
     sql = _SQL[0] if not condition else _with_condition(condition)
-    head = await conn.execute(sql, {"i": image_id, "p": project_id, **(params or {})})
-    return head, await conn.execute(_SQL[3], (image_id, _seen.get(image_id, _NEVER)))
+    return await conn.execute(sql, {"i": image_id, "p": project_id, **(params or {})})
 
 
 _CONDITIONED: dict[str, str] = {}
@@ -156,32 +142,16 @@ def _with_condition(condition: str) -> str:
     return sql
 
 
-def _remember_changed(rows) -> None:
-    """Cache the fragments of rows not cached at their versions already (a first read in this
-    process fetches every object, most of them maybe cached)."""
-    with _lock:
-        stale = [r for r in rows if (hit := _fragments.get(r[0])) is None or hit[0] != r[18] or hit[1] != r[20]]
-    if stale:
-        remember(stale)
-
-
-async def finish_detail(conn, sent, image_id: int) -> bytes | None:
-    """The detail body from send_head's cursors, byte for byte what ImageBundleViewSet.retrieve
-    renders; None: no such image in the project (or the condition did not hold), or the
-    serializer changed (Django answers)."""
-    if sent is None:
+async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
+    """The detail body from send_head's cursor, byte for byte what ImageBundleViewSet.retrieve
+    renders; None: no such image in the project, or the serializer changed (Django answers)."""
+    if cursor is None:
         return None
-    cursor, changed = sent
-    _, rows_sql, attnames, _ = _SQL
+    _, rows_sql, attnames = _SQL
     row = await cursor.fetchone()
     if row is None:
         return None
-    _remember_changed(await changed.fetchall())
-    ids, versions, classes, latest = (row[-4] or []), (row[-3] or []), (row[-2] or []), row[-1]
-    if latest is not None:
-        if len(_seen) >= _SEEN_MAX:
-            _seen.clear()
-        _seen[image_id] = latest
+    ids, versions, classes = (row[-3] or []), (row[-2] or []), (row[-1] or [])
     image = _image_from(row, attnames)
     parts: dict[int, bytes] = {}
     missing = []

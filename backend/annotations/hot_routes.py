@@ -87,10 +87,9 @@ async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, li
             if proof is not None:
                 # A caller this process knows: the image query checks them again itself. No row
                 # (no longer allowed, or no such image) goes the step-by-step way below.
-                async with conn.pipeline():
-                    head = await detail_cache.send_head(conn, project_id, image_id, _member(proof, "readers"),
-                                                        {**proof.params, "u": proof.user_id, "readers": _READERS})
-                    body = await detail_cache.finish_detail(conn, head, image_id)
+                head = await detail_cache.send_head(conn, project_id, image_id, _member(proof, "readers"),
+                                                    {**proof.params, "u": proof.user_id, "readers": _READERS})
+                body = await detail_cache.finish_detail(conn, head, image_id)
                 if body is not None:
                     return 200, body, []
             body = await _detail_step_by_step(conn, scope, project_id, image_id)
