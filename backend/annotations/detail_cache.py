@@ -15,12 +15,11 @@ from collections import OrderedDict
 
 from django.contrib.auth import get_user_model
 
+from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
 from backend.projects.models import LabelClass
 
 from .models import Annotation
-from backend.core.hot_asgi import drf_datetime
-
 from .selectors import _rows
 
 FRAGMENTS_MAX = 20_000

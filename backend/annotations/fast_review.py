@@ -14,7 +14,7 @@ from django.utils import timezone
 from backend.core import fast_auth
 from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
-from backend.projects.access import ROLE_CAPABILITIES, Capability, roles_with
+from backend.projects.access import ROLE_CAPABILITIES, Capability, member_sql, roles_with
 from backend.projects.models import LabelClass, Membership
 
 from . import changes
@@ -56,8 +56,7 @@ _ONE_SQL: dict[str, str] = {}
 
 def _one_sql(caller_check: str) -> str:
     a, i = Annotation._meta.db_table, Image._meta.db_table
-    lc, m = LabelClass._meta.db_table, Membership._meta.db_table
-    e = AnnotationEvent._meta.db_table
+    lc, e = LabelClass._meta.db_table, AnnotationEvent._meta.db_table
     snapshot = ", ".join(f"'{k}', {v}" for k, v in (
         ("label_class", "u.label_class_id"), ("mask_rle", "u.mask_rle"), ("bbox", "u.bbox"), ("area", "u.area"),
         ("class_score", "u.class_score"), ("candidates", "u.candidates"),
@@ -72,7 +71,7 @@ def _one_sql(caller_check: str) -> str:
         "WHERE o.id = %(a)s AND o.project_id = %(p)s FOR UPDATE) old, "
         f"{i} img "
         "WHERE t.id = old.id AND img.id = t.image_id AND t.version = %(v)s "
-        f"AND EXISTS (SELECT 1 FROM {m} mm WHERE mm.project_id = %(p)s AND mm.user_id = %(u)s AND mm.role = ANY(%(roles)s)) "
+        f"AND {member_sql('roles')} "
         f"{caller_check}"
         "AND (img.claimed_by_id IS NULL OR img.claimed_by_id = %(u)s OR img.claim_expires_at IS NULL "
         "OR img.claim_expires_at <= %(now)s) "

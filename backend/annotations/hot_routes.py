@@ -25,8 +25,7 @@ import psycopg
 
 from backend.core import async_db, fast_auth
 from backend.core.hot_asgi import COMMON_HEADERS, JSON_TYPES, Fallback, plain_headers, read_body, replay, strict_constant
-from backend.projects.access import ROLE_CAPABILITIES, Capability, roles_with
-from backend.projects.models import Membership
+from backend.projects.access import ROLE_CAPABILITIES, Capability, member_sql, roles_with
 
 
 # [0-9], not \d: Django's int converter takes ASCII digits only.
@@ -87,7 +86,7 @@ async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, li
             if proof is not None:
                 # A caller this process knows: the image query checks them again itself. No row
                 # (no longer allowed, or no such image) goes the step-by-step way below.
-                head = await detail_cache.send_head(conn, project_id, image_id, _member(proof, "readers"),
+                head = await detail_cache.send_head(conn, project_id, image_id, _reader(proof),
                                                     {**proof.params, "u": proof.user_id, "readers": _READERS})
                 body = await detail_cache.finish_detail(conn, head, image_id)
                 if body is not None:
@@ -103,10 +102,9 @@ async def _detail(scope, project_id: int, image_id: int) -> tuple[int, bytes, li
 _READERS = roles_with(Capability.READ)
 
 
-def _member(proof: fast_auth.Proof, roles: str) -> str:
-    """SQL: the proof holds for %(u)s, a member of %(p)s in one of %(<roles>)s."""
-    return (f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} pm WHERE pm.project_id = %(p)s AND pm.user_id = %(u)s "
-            f"AND pm.role = ANY(%({roles})s)) AND {proof.sql('%(u)s')}")
+def _reader(proof: fast_auth.Proof) -> str:
+    """SQL: the proof holds for %(u)s, a member of %(p)s who may read."""
+    return f"{member_sql('readers')} AND {proof.sql('%(u)s')}"
 
 
 async def _detail_step_by_step(conn, scope, project_id: int, image_id: int) -> bytes | None:
@@ -154,6 +152,11 @@ async def _review(scope, project_id: int, annotation_id: int, body: bytes) -> tu
     from . import fast_review
 
     data = _review_input(scope, body)
+    # A request signed in by session cookie must pass DRF's CSRF check (a token's need not); one
+    # that fails is the view's to refuse. Any other session request either passes or is not the
+    # plain case (its caller lookup fails below).
+    if fast_auth.session_key(scope) is not None and not fast_auth.csrf_ok(scope, body):
+        raise Fallback()
     where = {"project_id": project_id, "annotation_id": annotation_id}
     try:
         async with async_db.pool.connection() as conn:
@@ -161,14 +164,10 @@ async def _review(scope, project_id: int, annotation_id: int, body: bytes) -> tu
             # trip. Any doubt (a proof that no longer holds, not the plain review) writes nothing
             # and goes the step-by-step way below.
             proof = fast_auth.proof(scope)
-            if proof is not None and proof.session and not fast_auth.csrf_ok(scope, body):
-                raise Fallback()
             result = proof and await fast_review.review_in_one_statement(
                 conn, **where, user_id=proof.user_id, proof=proof, **data)
             if not result:
                 caller = await _who(conn, scope, project_id, Capability.REVIEW)
-                if caller.session and not fast_auth.csrf_ok(scope, body):
-                    raise Fallback()
                 result = await fast_review.review_in_one_statement(
                     conn, **where, user_id=caller.user_id, **data,
                 ) or await fast_review.review(conn, **where, user_id=caller.user_id, **data)

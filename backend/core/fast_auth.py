@@ -113,6 +113,13 @@ _DECODED: dict[str, tuple[str, int, str]] = {}
 _DECODED_MAX = 10_000
 
 
+def _remember(cache: dict, key, value) -> None:
+    """Per-process memo with a bound (cleared whole when full: entries are cheap to find again)."""
+    if len(cache) >= _DECODED_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 def _signed_in(session_key: str, session_data: str) -> tuple[int, str] | None:
     """(user id, session auth hash) of a plain password sign-in, or None (Django decides)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -128,9 +135,7 @@ def _signed_in(session_key: str, session_data: str) -> tuple[int, str] | None:
         user_id = int(data[SESSION_KEY])
     except (KeyError, TypeError, ValueError):
         return None
-    if len(_DECODED) >= _DECODED_MAX:
-        _DECODED.clear()
-    _DECODED[session_key] = (session_data, user_id, data.get(HASH_SESSION_KEY) or "")
+    _remember(_DECODED, session_key, (session_data, user_id, data.get(HASH_SESSION_KEY) or ""))
     return user_id, data.get(HASH_SESSION_KEY) or ""
 
 
@@ -154,12 +159,6 @@ _TOKEN_USERS: dict[str, int] = {}
 _PASSWORDS: dict[str, str] = {}  # session auth hash -> the user's password (hash) it matched
 
 
-def _remember(cache: dict, key, value) -> None:
-    if len(cache) >= _DECODED_MAX:
-        cache.clear()
-    cache[key] = value
-
-
 @dataclass(frozen=True)
 class Proof:
     """A caller this process has verified before, checked again (sql() + params) inside the one
@@ -175,7 +174,7 @@ class Proof:
         if not self.session:
             return ("EXISTS (SELECT 1 FROM authtoken_token pt JOIN auth_user pu ON pu.id = pt.user_id "
                     f"WHERE pt.key = %(proof_key)s AND pu.id = {user} AND pu.is_active)")
-        return ("EXISTS (SELECT 1 FROM django_session ps JOIN auth_user pu ON pu.id = " + user + " "
+        return (f"EXISTS (SELECT 1 FROM django_session ps JOIN auth_user pu ON pu.id = {user} "
                 "WHERE ps.session_key = %(proof_key)s AND ps.session_data = %(proof_data)s "
                 "AND ps.expire_date > now() AND pu.is_active AND pu.password = %(proof_password)s)")
 

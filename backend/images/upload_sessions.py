@@ -46,6 +46,8 @@ OPEN_WINDOW = timedelta(minutes=30)
 # task may take it over (storing is idempotent: (project, sha256) is unique).
 PROCESSING_LEASE = timedelta(minutes=15)
 SHA256_FORM = re.compile(r"^[0-9a-f]{64}$")
+# What the uploader reads when the part file or the stored file has vanished (a cleaned disk).
+BYTES_GONE = "The uploaded bytes are gone from the server; upload the file again."
 
 
 class OffsetMismatch(DomainError):
@@ -166,7 +168,7 @@ def write_at(path: Path, offset: int, blocks) -> None:
     there would leave zeros where the earlier chunks were."""
     exists = path.exists()
     if not exists and offset > 0:
-        raise DomainError("The uploaded bytes are gone from the server; upload the file again.")
+        raise DomainError(BYTES_GONE)
     with open(path, "r+b" if exists else "w+b") as fh:
         fh.seek(offset)
         for block in blocks:
@@ -221,7 +223,7 @@ def finish_session(*, project: Project, user, session_id: int) -> UploadSession:
             )
         path = temp_path(session)
         if not path.exists():
-            raise DomainError("The uploaded bytes are gone from the server; upload the file again.")
+            raise DomainError(BYTES_GONE)
         # Into media storage: the worker that processes it may be on another host.
         session.stored_name = save_finished_file(incoming_name(project.pk, session.pk), str(path))
         session.status = UploadStatus.QUEUED
@@ -280,7 +282,7 @@ def process_session(session_id: int, *, resume: bool = False) -> UploadSession |
 
 def _process_file(session: UploadSession, upload_images) -> dict:
     if not session.stored_name or not default_storage.exists(session.stored_name):
-        return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": "The uploaded bytes are gone from the server; upload the file again."}]}
+        return {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": BYTES_GONE}]}
     import hashlib
 
     # Hashed first: a file the project already has is then reported without being decoded, and

@@ -30,6 +30,13 @@ def roles_with(capability: Capability) -> list[str]:
     return sorted(str(getattr(role, "value", role)) for role, caps in ROLE_CAPABILITIES.items() if capability in caps)
 
 
+def member_sql(roles_param: str) -> str:
+    """SQL, for the hot routes' raw statements: user %(u)s is a member of project %(p)s with a
+    role in the list bound as %(<roles_param>)s (one of roles_with())."""
+    return (f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} pm WHERE pm.project_id = %(p)s "
+            f"AND pm.user_id = %(u)s AND pm.role = ANY(%({roles_param})s))")
+
+
 def require_capability(user, project_id, capability: Capability) -> Membership:
     membership = (
         Membership.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
