@@ -159,7 +159,7 @@ def apply_changes(
         update_many(Annotation, list(rows.values()), list(columns))
     if applied.deleted:
         Annotation.objects.filter(pk__in=applied.deleted).delete()
-    insert_many(AnnotationEvent, trail)
+    insert_many(AnnotationEvent, trail, keys=False)  # nothing reads the events back here
 
     if announce:
         _announce(project_id, trail)

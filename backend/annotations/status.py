@@ -9,13 +9,15 @@ from django.db.models.functions import Now
 from backend.core import events
 from backend.images.models import Image, ImageStatus
 
-from .models import Annotation, ReviewState, Source
+from .models import ReviewState, Source
 
 _PENDING = ReviewState.PENDING
-# Settled: both parts decided. Started: anything a person did (an annotator's edit stays pending
-# review but is started work), or any decision.
-_SETTLED = ~Q(class_review=_PENDING) & ~Q(mask_review=_PENDING)
-_STARTED = ~Q(class_review=_PENDING) | ~Q(mask_review=_PENDING) | Q(source=Source.HUMAN) | Q(updated_by__isnull=False)
+# Counted over an image's objects (Image.annotations) in an aggregate's FILTER. Settled: both
+# parts decided. Started: anything a person did (an annotator's edit stays pending review but is
+# started work), or any decision.
+_SETTLED = ~Q(annotations__class_review=_PENDING) & ~Q(annotations__mask_review=_PENDING)
+_STARTED = (~Q(annotations__class_review=_PENDING) | ~Q(annotations__mask_review=_PENDING)
+            | Q(annotations__source=Source.HUMAN) | Q(annotations__updated_by__isnull=False))
 
 
 def derive(current: str, *, total: int, settled: int, started: int, examined: bool = False) -> str:
@@ -38,16 +40,14 @@ def refresh_statuses(image_ids: Iterable[int], *, examined: set[int] = frozenset
 
 
 def _refresh(ids: list[int], examined: set[int]) -> None:
-    counts = {
-        row["image_id"]: row for row in Annotation.objects.filter(image_id__in=ids).values("image_id").annotate(
-            total=Count("id"), settled=Count("id", filter=_SETTLED), started=Count("id", filter=_STARTED),
-        )
-    }
+    # Each image's status with its objects' counts: one statement (every writer runs this).
+    rows = Image.objects.filter(pk__in=ids).annotate(
+        total=Count("annotations"), settled=Count("annotations", filter=_SETTLED),
+        started=Count("annotations", filter=_STARTED),
+    ).values_list("id", "status", "total", "settled", "started")
     moves: dict[str, list[int]] = {}
-    for image_id, current in Image.objects.filter(pk__in=ids).values_list("id", "status"):
-        c = counts.get(image_id, {"total": 0, "settled": 0, "started": 0})
-        status = derive(current, total=c["total"], settled=c["settled"], started=c["started"],
-                        examined=image_id in examined)
+    for image_id, current, total, settled, started in rows:
+        status = derive(current, total=total, settled=settled, started=started, examined=image_id in examined)
         if status != current:
             moves.setdefault(status, []).append(image_id)
     for status, moved in moves.items():

@@ -32,15 +32,18 @@ from pgvector.psycopg.vector import VectorBinaryDumper, VectorBinaryLoader
 BULK_MIN_ROWS = 8
 
 
-def insert_many(model, objs: list, *, using: str = "default") -> list:
-    """bulk_create(objs) for few rows, binary COPY for many. Returns objs with their keys."""
+def insert_many(model, objs: list, *, using: str = "default", keys: bool = True) -> list:
+    """bulk_create(objs) for few rows, binary COPY for many. Returns objs with their keys;
+    keys=False: the objects the caller drops at once (an audit trail) keep pk None when copied,
+    and the table's default draws the keys (one round trip less)."""
     if len(objs) < BULK_MIN_ROWS:
         return model.objects.using(using).bulk_create(objs)
-    return copy_insert(model, objs, using=using)
+    return copy_insert(model, objs, using=using, keys=keys)
 
 
-def copy_insert(model, objs: list, *, using: str = "default") -> list:
-    """objs as new rows by one binary COPY (keys from the table's sequence first); returns objs."""
+def copy_insert(model, objs: list, *, using: str = "default", keys: bool = True) -> list:
+    """objs as new rows by one binary COPY (keys from the table's sequence first, in the objects'
+    order; keys=False: by the table's default, in the same order, not set on objs); returns objs."""
     if not objs:
         return objs
     connection = connections[using]
@@ -49,16 +52,19 @@ def copy_insert(model, objs: list, *, using: str = "default") -> list:
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk.column, len(objs)],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
+        if keys:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(objs)],
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
         types, vector_oid = _types(cursor, meta.db_table)
         rows = []
-        for obj, pk_value in zip(objs, ids):
-            setattr(obj, pk.attname, pk_value)
-            row = [pk_value]
+        for index, obj in enumerate(objs):
+            row = []
+            if keys:
+                setattr(obj, pk.attname, ids[index])
+                row.append(ids[index])
             for field in fields:
                 value = field.pre_save(obj, add=True)  # auto_now(_add) are set here, as in bulk_create
                 if isinstance(field, VectorField):
@@ -66,7 +72,7 @@ def copy_insert(model, objs: list, *, using: str = "default") -> list:
                 else:
                     row.append(field.get_db_prep_save(value, connection))
             rows.append(row)
-        columns = [pk.column] + [f.column for f in fields]
+        columns = ([pk.column] if keys else []) + [f.column for f in fields]
         raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
         if vector_oid is not None:
             # On this cursor only: the connection's other queries keep their adapters.
@@ -76,9 +82,10 @@ def copy_insert(model, objs: list, *, using: str = "default") -> list:
             copy.set_types([types[c] for c in columns])
             for row in rows:
                 copy.write_row(row)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
+    if keys:  # without its key an object is not one Django could save again
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = using
     return objs
 
 

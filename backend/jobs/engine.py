@@ -6,6 +6,7 @@ import os
 import threading
 from collections import OrderedDict
 
+import cv2
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -85,7 +86,26 @@ def get_pipeline(engine: str | None = None, maskrcnn_model: str | None = None):
 
 
 def read_rgb(name: str) -> np.ndarray:
-    with default_storage.open(name, "rb") as fh, PILImage.open(io.BytesIO(fh.read())) as img:
+    with default_storage.open(name, "rb") as fh:
+        return decode_rgb(fh.read())
+
+
+# Stored images OpenCV decodes to the same pixels as Pillow, in half the time (a 12 MP JPEG:
+# ~90 ms against ~180 ms here; Pillow's decode is followed by two full copies, convert() and
+# asarray()). Both use libjpeg-turbo and libpng; tests/backend/test_decode_rgb.py holds them equal.
+_OPENCV_FORMATS = {"JPEG", "PNG"}
+_OPENCV_MODES = {"RGB", "L"}  # not CMYK, 16-bit grey, palettes or alpha: those go through Pillow
+_OPENCV_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # Pillow does not turn by EXIF either
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """(h, w, 3) uint8 RGB pixels of an image file's bytes, as stored (no EXIF turn: uploads are
+    stored upright). Transparent pixels are composited on the neutral background of masked crops."""
+    with PILImage.open(io.BytesIO(data)) as img:  # the header only: format, mode, size
+        if img.format in _OPENCV_FORMATS and img.mode in _OPENCV_MODES and "transparency" not in img.info:
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), _OPENCV_FLAGS)
+            if pixels is not None and pixels.shape[:2] == (img.height, img.width):
+                return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             # Cut-out exemplars: composite on the same neutral background as masked crops.
             rgba = img.convert("RGBA")

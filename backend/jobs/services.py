@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.db.models.functions import Now
 from django.utils import timezone
 from pycocotools import mask as mask_utils
@@ -16,7 +16,7 @@ from backend.annotations.models import Annotation, ChangeSource, ReviewState, So
 from backend.core import events
 from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import validate_rle
-from backend.gallery.versions import current_version
+from backend.gallery.versions import current_version_locked
 from backend.images.models import Image, ImageStatus
 from backend.learning.models import ModelKind
 from backend.learning.selectors import active_ids
@@ -63,7 +63,13 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     if not image_ids:
         raise DomainError("No images to pre-annotate (no new images in this project).")
     overrides = overrides or {}
-    gallery = current_version(project.pk)
+    # The project row lock serialises concurrent starts, so two jobs never take the same number.
+    # It is also the lock current_version takes: the gallery counter comes with it. The last
+    # number is read after it, in a statement of its own: a subquery beside the lock would still
+    # see the snapshot from before a concurrent start committed.
+    counter = Project.objects.select_for_update().filter(pk=project.pk).values_list("gallery_version", flat=True).get()
+    last = PrelabelJob.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
+    gallery = current_version_locked(project.pk, counter)
     active = active_ids(project.pk)
     snapshot_ = {
         "prompts": overrides.get("prompts") or project.prompts,
@@ -82,9 +88,6 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         "ml_config": settings.RAZMETKA_ML_CONFIG,
         "device": settings.RAZMETKA_ML_DEVICE,
     }
-    # The project row lock serialises concurrent starts, so two jobs never take the same number.
-    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).get()
-    last = PrelabelJob.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
     job = PrelabelJob.objects.create(
         project=project, kind=kind, number=(last or 0) + 1, created_by=user, settings_snapshot=snapshot_,
         total=len(image_ids),
@@ -361,9 +364,14 @@ def _coco(rle: dict) -> dict:
 def _maybe_finish(job: PrelabelJob) -> None:
     if job.status in FINAL_JOB_STATES:
         return
-    if job.items.exclude(status__in=FINAL_ITEM_STATES).exists():
+    # Both questions in one statement: this runs after every batch's write.
+    unfinished, not_failed = PrelabelJob.objects.filter(pk=job.pk).values_list(
+        Exists(PrelabelJobImage.objects.filter(job_id=job.pk).exclude(status__in=FINAL_ITEM_STATES)),
+        Exists(PrelabelJobImage.objects.filter(job_id=job.pk).exclude(status=ItemStatus.FAILED)),
+    ).get()
+    if unfinished:
         return
-    all_failed = not job.items.exclude(status=ItemStatus.FAILED).exists()
+    all_failed = not not_failed
     job.status = JobStatus.FAILED if all_failed else JobStatus.DONE
     if all_failed:
         first = job.items.filter(status=ItemStatus.FAILED).values_list("error", flat=True).first()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -55,53 +56,76 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
         # frozen when the job started: a later edit of the project does not reach this job.
         matcher = job_matcher(snapshot, pipeline.embedder_version)
+        files = dict(Image.objects.filter(pk__in=todo).values_list("pk", "file"))  # the batch's, in one query
     except DB_DOWN:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception as exc:
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
-    chunk = max(1, int(settings.PRELABEL_CHUNK_SIZE))
+    size = max(1, int(settings.PRELABEL_CHUNK_SIZE))
+    chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
     classes, pending = None, []
     processed = written = 0
     last_write = time.monotonic()
-    for start in range(0, len(todo), chunk):
-        ids = todo[start:start + chunk]
-        try:
-            ok_ids, results, given = _annotate(job, pipeline, gallery, matcher, ids)
-        except SoftTimeLimitExceeded:
-            # What is computed is kept; the rest of the batch fails (the user can retry it).
-            written += _write(job_id, pending)
-            services.fail_items(job_id=job_id, image_ids=todo[start:], error="timed out (CELERY_TASK_TIME_LIMIT)")
-            return {"processed": processed, "annotations": written, "failed": len(todo) - start}
-        except DB_DOWN:
-            raise  # as above
-        except Exception as exc:  # this chunk's images fail; the batch goes on
-            logger.exception("pre-annotation of images %s failed", ids)
-            services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
-            continue
-        if classes is None:
-            classes = services.classes_by_id(job.project_id)
-        pending += _prepared(job_id, pipeline, classes, ok_ids, results, given)
-        processed += len(ok_ids)
-        if pending and time.monotonic() - last_write >= settings.PRELABEL_WRITE_EVERY_S:
-            written += _write(job_id, pending)
-            pending, last_write = [], time.monotonic()
+    # One thread reads and decodes the next chunk's files while the models run on this one: a
+    # GPU would otherwise wait ~0.1 s per 12 MP photo (OpenCV and the storage read release the
+    # GIL). Only one chunk ahead, so decoded photos never pile up.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-job-{job_id}") as reader:
+        reading = reader.submit(_read_images, files, chunks[0])
+        for index, ids in enumerate(chunks):
+            try:
+                read = reading.result()
+                if index + 1 < len(chunks):
+                    reading = reader.submit(_read_images, files, chunks[index + 1])
+                ok_ids, results, given = _annotate(job, pipeline, gallery, matcher, read)
+            except SoftTimeLimitExceeded:
+                # What is computed is kept; the rest of the batch fails (the user can retry it).
+                written += _write(job_id, pending)
+                rest = [i for later in chunks[index:] for i in later]
+                services.fail_items(job_id=job_id, image_ids=rest, error="timed out (CELERY_TASK_TIME_LIMIT)")
+                return {"processed": processed, "annotations": written, "failed": len(rest)}
+            except DB_DOWN:
+                raise  # as above
+            except Exception as exc:  # this chunk's images fail; the batch goes on
+                logger.exception("pre-annotation of images %s failed", ids)
+                services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
+                continue
+            if classes is None:
+                classes = services.classes_by_id(job.project_id)
+            pending += _prepared(job_id, pipeline, classes, ok_ids, results, given)
+            processed += len(ok_ids)
+            if pending and time.monotonic() - last_write >= settings.PRELABEL_WRITE_EVERY_S:
+                written += _write(job_id, pending)
+                pending, last_write = [], time.monotonic()
     # The rest, also when the last chunk failed: its earlier chunks' results are kept.
     written += _write(job_id, pending)
     return {"processed": processed, "annotations": written}
 
 
-def _annotate(job, pipeline, gallery, matcher, ids: list[int]):
-    """The models on these images (read here: a batch's decoded images never pile up);
-    an unreadable image fails alone. Returns (ids read, their results, their given boxes)."""
-    images, ok_ids = [], []
-    for image in Image.objects.filter(pk__in=ids).order_by("id"):
+def _read_images(files: dict[int, str], ids: list[int]) -> list[tuple[int, object]]:
+    """(image id, RGB pixels or the exception that reading them raised), in id order; images
+    deleted since the claim are left out. Runs in the reader thread: storage and decoding only,
+    no database."""
+    read = []
+    for image_id in sorted(i for i in ids if i in files):
         try:
-            images.append(read_rgb(image.file.name))
-            ok_ids.append(image.pk)
-        except Exception as exc:
-            services.fail_items(job_id=job.pk, image_ids=[image.pk], error=f"could not read the image: {exc}")
+            read.append((image_id, read_rgb(files[image_id])))
+        except Exception as exc:  # an unreadable image fails alone (in _annotate)
+            read.append((image_id, exc))
+    return read
+
+
+def _annotate(job, pipeline, gallery, matcher, read: list[tuple[int, object]]):
+    """The models on these images (``_read_images``' output); an unreadable image fails alone.
+    Returns (ids read, their results, their given boxes)."""
+    images, ok_ids = [], []
+    for image_id, pixels in read:
+        if isinstance(pixels, Exception):
+            services.fail_items(job_id=job.pk, image_ids=[image_id], error=f"could not read the image: {pixels}")
+        else:
+            images.append(pixels)
+            ok_ids.append(image_id)
     if not ok_ids:
         return [], [], None
     given = _import_boxes(ok_ids) if job.kind == "boxes" else None

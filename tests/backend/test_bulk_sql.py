@@ -78,12 +78,29 @@ def test_many_created_objects_and_their_events_go_by_copy():
         applied = apply_changes(project_id=project.pk, changes=changes, actor=None, source=ChangeSource.MODEL)
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert inserts == [], "bulk_create's literal INSERTs were sent"
+    # Keys are drawn first for the objects (the caller gets them), not for their events.
+    assert len([q for q in queries.captured_queries if "nextval" in q["sql"]]) == 1
     assert len(applied.created) == BULK_MIN_ROWS
     events = AnnotationEvent.objects.filter(annotation_id__in=[a.pk for a in applied.created], action="created")
     assert events.count() == BULK_MIN_ROWS
     first = events.get(annotation_id=applied.created[1].pk)
     assert first.after["candidates"][0]["name"] == "Молоток \"№1\"" and first.after["version"] == 1
     assert first.source == "model" and first.actor_id is None and first.created_at is not None
+
+
+def test_copy_without_keys_lets_the_table_draw_them_in_order():
+    """keys=False (the audit trail, which nothing reads back in the writing call): no sequence
+    query first; the rows get the table's own keys, in the objects' order."""
+    owner = make_user("owner")
+    image = make_image(make_project(owner))
+    objs = [Annotation(**_fields(image, None, i)) for i in range(BULK_MIN_ROWS)]
+    before = Annotation.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    with CaptureQueriesContext(connection) as queries:
+        copy_insert(Annotation, objs, keys=False)
+    assert [q["sql"] for q in queries.captured_queries if "nextval" in q["sql"]] == []
+    assert all(a.pk is None for a in objs)
+    rows = list(Annotation.objects.filter(pk__gt=before).order_by("pk").values_list("area", "det_score"))
+    assert rows == [(f["area"], f["det_score"]) for f in (_fields(image, None, i) for i in range(BULK_MIN_ROWS))]
 
 
 def test_update_many_writes_what_a_save_each_writes():

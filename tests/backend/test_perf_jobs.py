@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backend.annotations.models import Annotation
+from backend.images.models import Image
 from backend.images.services import upload_images
 from backend.jobs import services, tasks
 from backend.jobs.models import ItemStatus, JobStatus, PrelabelJob
@@ -121,3 +122,105 @@ def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settin
     states = dict(job.items.values_list("image_id", "status"))
     assert [states[i] for i in ids] == [ItemStatus.DONE] * 4 + [ItemStatus.FAILED] * 2
     assert Annotation.objects.filter(project=project, job_id=job.pk, image_id__in=ids[:4]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_start_locks_the_project_once_and_opens_no_savepoint():
+    """A start took the project lock twice (the gallery version's and its own) and a savepoint for
+    the gallery version: three of its twelve statements. The lock is taken once, its row gives the
+    gallery counter, and the newest version comes with the live gallery in one statement."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    for i in range(3):
+        make_image(project, seed=i)
+    first = services.start_job(project=project, user=owner, images="all")  # records the first gallery version
+    with CaptureQueriesContext(connection) as queries:
+        second = services.start_job(project=project, user=owner, images="all")
+    sqls = [q["sql"] for q in queries.captured_queries]
+    sqls = sqls[sqls.index("BEGIN") + 1:sqls.index("COMMIT")]  # the start's transaction; its batches go out after
+    assert sum('FROM "projects_project"' in sql and "FOR UPDATE" in sql for sql in sqls) == 1, sqls
+    assert not [sql for sql in sqls if sql.startswith("SAVEPOINT")]
+    assert len(sqls) <= 7, sqls
+    assert second.number == first.number + 1
+    assert second.settings_snapshot["gallery_version_id"] == first.settings_snapshot["gallery_version_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_take_distinct_numbers():
+    """Starts of one project at the same moment wait for each other on the project row, and each
+    reads the last number after its wait: none fails on the unique number."""
+    import threading
+
+    from django.db import connections
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    for i in range(2):
+        make_image(project, seed=i)
+    barrier, numbers, errors = threading.Barrier(4), [], []
+
+    def start():
+        try:
+            barrier.wait(10)
+            numbers.append(services.start_job(project=project, user=owner, images="all").number)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(numbers) == [1, 2, 3, 4]
+
+
+def test_the_next_chunk_is_read_while_the_models_run_on_this_one(settings, tiny_models_config, monkeypatch):
+    """Reading and decoding a chunk's photos (~0.1 s each at 12 MP) no longer waits for the models
+    on the chunk before it: a reader thread has the next chunk ready. Spied, not replaced: the real
+    read and the real tiny pipeline run."""
+    import threading
+    import time as clock
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.jobs.engine import get_pipeline
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    settings.PRELABEL_CHUNK_SIZE = 1
+    owner = make_user("owner")
+    project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
+    files = [SimpleUploadedFile(f"r{i}.png", synthetic_png(30 + i)) for i in range(3)]
+    ids = [im.pk for im in upload_images(project=project, user=owner, files=files).created]
+    job = services.start_job(project=project, user=owner, images="all")  # its message goes out on commit: never here
+    reads, runs = {}, []
+    real_read, pipeline = tasks.read_rgb, get_pipeline()
+    real_annotate = pipeline.annotate
+
+    def read(name):
+        started = clock.monotonic()
+        pixels = real_read(name)
+        reads[name] = (started, clock.monotonic(), threading.current_thread() is threading.main_thread())
+        return pixels
+
+    def annotate(images, *args, **kwargs):
+        started = clock.monotonic()
+        clock.sleep(0.2)  # models slower than a read, as on a real photo: the next read must fit inside
+        out = real_annotate(images, *args, **kwargs)
+        runs.append((started, clock.monotonic()))
+        return out
+
+    monkeypatch.setattr(tasks, "read_rgb", read)
+    monkeypatch.setattr(pipeline, "annotate", annotate)
+    outcome = tasks.run_batch(job.pk, ids)
+    assert outcome["processed"] == 3
+    names = [name for name, _ in sorted(Image.objects.filter(pk__in=ids).values_list("file", "pk"), key=lambda r: r[1])]
+    assert not any(on_main for _, _, on_main in reads.values()), "read on the task's own thread"
+    for index in (1, 2):  # chunk i's file was read (sent off just before) while the models ran on chunk i-1
+        _, read_end, _ = reads[names[index]]
+        run_start, run_end = runs[index - 1]
+        assert run_start < read_end <= run_end, (index, reads, runs)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.processed == 3 and job.failed == 0, job.error

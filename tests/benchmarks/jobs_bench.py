@@ -1,6 +1,6 @@
 """Pipeline directly vs the same images through a pre-annotation job on a real Celery worker.
 
-Run: .venv/bin/python tests/benchmarks/jobs_bench.py [--images 8] [--repeats 3] [--config var/tiny-models/config.json]
+Run: .venv/bin/python tests/benchmarks/jobs_bench.py [--images 8] [--repeats 3] [--photos] [--config var/tiny-models/config.json]
 Uses the embedded servers, a scratch project (deleted afterwards) and its own worker process on
 private queues. Prints images/s both ways and the overhead ratio (job time / direct time).
 """
@@ -30,6 +30,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3,
                         help="direct run and job alternate this many times; medians are printed (this host's speed swings)")
     parser.add_argument("--write-every", type=float, default=None, help="PRELABEL_WRITE_EVERY_S (default: the setting's)")
+    parser.add_argument("--photos", action="store_true",
+                        help="4000x3000 JPEGs with grain (~4 MB, as a phone's) instead of 320x240 PNGs: the files' "
+                             "reading and decoding, which the direct run leaves out, then weigh as with real photos")
     args = parser.parse_args()
     if not os.path.isfile(args.config):
         subprocess.run([sys.executable, "-m", "ml", "tiny-models", "--out", str(Path(args.config).parent)], check=True)
@@ -43,6 +46,7 @@ def main():
     import django
 
     django.setup()
+    import numpy as np
     from django.conf import settings
 
     args.batch, args.chunk = settings.PRELABEL_BATCH_SIZE, settings.PRELABEL_CHUNK_SIZE
@@ -61,10 +65,17 @@ def main():
     user = get_user_model().objects.create_user(f"jobs-bench-{time.time_ns()}")
     project = create_project(user=user, name="jobs-bench", box_threshold=0.0, text_threshold=0.0)
     files = []
+    rng = np.random.default_rng(0)
     for i in range(args.images):
         buf = io.BytesIO()
-        PILImage.fromarray(synthetic_image(1000 + i, h=240, w=320)).save(buf, "PNG")
-        files.append(SimpleUploadedFile(f"b{i}.png", buf.getvalue()))
+        if args.photos:
+            pixels = synthetic_image(1000 + i, h=3000, w=4000)
+            pixels = np.clip(pixels + rng.normal(0, 6, pixels.shape), 0, 255).astype(np.uint8)
+            PILImage.fromarray(pixels).save(buf, "JPEG", quality=90)
+            files.append(SimpleUploadedFile(f"b{i}.jpg", buf.getvalue()))
+        else:
+            PILImage.fromarray(synthetic_image(1000 + i, h=240, w=320)).save(buf, "PNG")
+            files.append(SimpleUploadedFile(f"b{i}.png", buf.getvalue()))
     images = upload_images(project=project, user=user, files=files).created
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "backend.config", "worker", "-Q", f"{prefix}gpu,{prefix}cpu",
@@ -87,13 +98,19 @@ def main():
         for start in range(0, len(arrays), args.chunk):
             pipeline.annotate(arrays[start:start + args.chunk], gallery, prompts=project.prompts)
 
-        directs, runs = [], []
+        directs, reading, runs = [], [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             # The same model calls as the worker makes: PRELABEL_CHUNK_SIZE images each.
             for start in range(0, len(arrays), args.chunk):
                 pipeline.annotate(arrays[start:start + args.chunk], gallery, prompts=project.prompts)
             directs.append(time.perf_counter() - t0)
+            # The same, reading the files first, as a script would (seed 000 reads one at a time).
+            t0 = time.perf_counter()
+            for start in range(0, len(images), args.chunk):
+                chunk = [read_rgb(im.file.name) for im in images[start:start + args.chunk]]
+                pipeline.annotate(chunk, gallery, prompts=project.prompts)
+            reading.append(time.perf_counter() - t0)
             # Each job starts from images without objects, as the first one did.
             Annotation.objects.filter(project=project).delete()
             # Timed to the job's own finished_at (PostgreSQL's clock, this machine's): polling the row
@@ -125,6 +142,9 @@ def main():
           f"claimed->finished {ran:.2f}s (models {models:.2f}s, other {ran - models:.2f}s: reads, gallery, writes, events)")
     print(f"overhead_ratio={via_job / direct:.2f} (medians); per run: "
           + ", ".join(f"{r / d:.2f}" for d, (r, _) in zip(directs, runs)))
+    with_reads = statistics.median(reading)
+    print(f"direct reading the files too: {with_reads:.2f}s (median); job / that = {via_job / with_reads:.2f}; per run: "
+          + ", ".join(f"{r / d:.2f}" for d, (r, _) in zip(reading, runs)))
 
 
 def _wait(model, pk, timeout=600):
