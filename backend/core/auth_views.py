@@ -1,11 +1,15 @@
 """Browser login (session + CSRF) and script tokens."""
+import hashlib
+
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.core.cache import cache
 from django.middleware.csrf import get_token
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, permission_classes, throttle_classes
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -35,10 +39,32 @@ class LoginThrottle(AnonRateThrottle):
     rate = "30/min"
 
 
+# Per account, whatever address the guesses come from (LoginThrottle counts per address): after
+# this many wrong passwords in SIGN_IN_LOCKOUT_S the account refuses every sign-in, the right
+# password too, until the window ends. A success clears the count.
+SIGN_IN_FAILURES_MAX = 10
+SIGN_IN_LOCKOUT_S = 15 * 60
+
+
+def _failures_key(username: str) -> str:
+    return "sign-in-failures:" + hashlib.sha256(username.strip().lower().encode()).hexdigest()
+
+
 def _authenticate(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    return authenticate(request, **serializer.validated_data)
+    key = _failures_key(serializer.validated_data["username"])
+    if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
+        raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
+            f"Too many wrong passwords for this account: sign-in is locked for up to {SIGN_IN_LOCKOUT_S // 60} "
+            "minutes. An admin can set a new password meanwhile."))
+    user = authenticate(request, **serializer.validated_data)
+    if user is None:
+        cache.add(key, 0, SIGN_IN_LOCKOUT_S)  # the window starts at the first failure
+        cache.incr(key)
+    else:
+        cache.delete(key)
+    return user
 
 
 def _bad_credentials() -> Response:

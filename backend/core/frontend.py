@@ -7,7 +7,8 @@ instead fails in confusing ways (admin without CSS, "Unexpected token <").
 import mimetypes
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseNotFound, JsonResponse
+from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, HttpResponseNotFound, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 _MISSING = (
     "<!doctype html><title>Razmetka</title><h1>Razmetka</h1>"
@@ -27,7 +28,15 @@ def _not_found(path: str):
     return HttpResponseNotFound(f"Not found: /{path}\n", content_type="text/plain; charset=utf-8")
 
 
+# Exempt from the CSRF check, as DRF's views are: this view writes nothing, and a POST to an /api/
+# URL that matches no route (a token client's typo) must get the API's JSON 404, not Django's
+# HTML "CSRF verification failed" page. Other methods than GET/HEAD get 405 on app routes.
+@csrf_exempt
 def frontend_view(request, path: str = ""):
+    if path == "api" or path.startswith("api/"):
+        return _not_found(path)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     dist = settings.FRONTEND_DIST.resolve()
     candidate = (dist / path).resolve()
     if path and candidate.is_file() and dist in candidate.parents:

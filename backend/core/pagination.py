@@ -1,7 +1,28 @@
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
 class Pagination(PageNumberPagination):
+    """Pages of 50 (page_size up to 500). A page or page_size that is not a positive integer
+    answers 400 naming the parameter (DRF said 404 "Invalid page." for page=abc and silently used
+    the default for page_size=abc); a page past the end stays 404, with how many there are."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        for name, also in ((self.page_query_param, self.last_page_strings), (self.page_size_query_param, ())):
+            raw = request.query_params.get(name)
+            if raw is not None and raw not in also and not _positive_int(raw):
+                raise ValidationError({name: [f"must be a positive integer, got {raw[:40]!r}."]})
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            pages = self.django_paginator_class(queryset, self.get_page_size(request)).num_pages
+            raise NotFound(f"There is no page {request.query_params[self.page_query_param]}; "
+                           f"the last is {pages}.") from None
+
+
+def _positive_int(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) <= 12 and int(raw) > 0

@@ -4,7 +4,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from backend.core.errors import NotFound
-from backend.core.filters import apply_filters, choice_filter, int_filter
+from backend.core.filters import apply_filters, choice_filter, int_filter, int_list, run_filter
 from backend.projects.models import Project
 
 from .models import Image, ImageStatus
@@ -52,13 +52,13 @@ def next_for_review(project: Project, user, params) -> Image | None:
     statuses = [ImageStatus.PRELABELED, ImageStatus.IN_REVIEW]
     queryset = Image.objects.filter(project=project)
     if params.get("status"):
-        queryset = choice_filter("status", ImageStatus.values)(queryset, params["status"])
+        queryset = run_filter("status", choice_filter("status", ImageStatus.values), queryset, params["status"])
     else:
         queryset = queryset.filter(status__in=statuses)
     if params.get("label_class"):
-        queryset = int_filter("annotations__label_class")(queryset, params["label_class"])
+        queryset = run_filter("label_class", IMAGE_FILTERS["label_class"], queryset, params["label_class"])
     if params.get("after"):  # images the reviewer skipped in this session
-        queryset = queryset.exclude(pk__in=[int(v) for v in params["after"].split(",") if v.isdigit()])
+        queryset = run_filter("after", lambda q, value: q.exclude(pk__in=int_list(value)), queryset, params["after"])
     now = timezone.now()
     queryset = queryset.exclude(Q(claim_expires_at__gt=now) & ~Q(claimed_by=user))
     queryset = queryset.annotate(

@@ -68,29 +68,40 @@ def _run_claimed(job, todo: list[int]) -> dict:
     classes, pending = None, []
     processed = written = 0
     last_write = time.monotonic()
+    def timed_out(index: int) -> dict:
+        # What is computed is kept; the rest of the batch fails (the user can retry it).
+        done = written + _write(job_id, pending)
+        rest = [i for later in chunks[index:] for i in later]
+        services.fail_items(job_id=job_id, image_ids=rest, error="timed out (CELERY_TASK_TIME_LIMIT)")
+        return {"processed": processed, "annotations": done, "failed": len(rest)}
+
     # One thread reads and decodes the next chunk's files while the models run on this one: a
     # GPU would otherwise wait ~0.1 s per 12 MP photo (OpenCV and the storage read release the
     # GIL). Only one chunk ahead, so decoded photos never pile up.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-job-{job_id}") as reader:
         reading = reader.submit(_read_images, files, chunks[0])
         for index, ids in enumerate(chunks):
+            read = None
             try:
                 read = reading.result()
                 if index + 1 < len(chunks):
                     reading = reader.submit(_read_images, files, chunks[index + 1])
                 ok_ids, results, given = _annotate(job, pipeline, gallery, matcher, read)
             except SoftTimeLimitExceeded:
-                # What is computed is kept; the rest of the batch fails (the user can retry it).
-                written += _write(job_id, pending)
-                rest = [i for later in chunks[index:] for i in later]
-                services.fail_items(job_id=job_id, image_ids=rest, error="timed out (CELERY_TASK_TIME_LIMIT)")
-                return {"processed": processed, "annotations": written, "failed": len(rest)}
+                return timed_out(index)
             except DB_DOWN:
                 raise  # as above
-            except Exception as exc:  # this chunk's images fail; the batch goes on
-                logger.exception("pre-annotation of images %s failed", ids)
-                services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
-                continue
+            except Exception as exc:
+                if read is None:  # not even read: the chunk fails, the batch goes on
+                    logger.exception("reading images %s failed", ids)
+                    services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
+                    continue
+                # The models failed on the chunk: each image again alone, so only a bad one fails.
+                logger.exception("pre-annotation of images %s failed; trying them one by one", ids)
+                try:
+                    ok_ids, results, given = _annotate_each(job, pipeline, gallery, matcher, read)
+                except SoftTimeLimitExceeded:
+                    return timed_out(index)
             if classes is None:
                 classes = services.classes_by_id(job.project_id)
             pending += _prepared(job_id, pipeline, classes, ok_ids, results, given)
@@ -114,6 +125,28 @@ def _read_images(files: dict[int, str], ids: list[int]) -> list[tuple[int, objec
         except Exception as exc:  # an unreadable image fails alone (in _annotate)
             read.append((image_id, exc))
     return read
+
+
+def _annotate_each(job, pipeline, gallery, matcher, read: list[tuple[int, object]]):
+    """_annotate on each image alone, after the models failed on the chunk: one photo they cannot
+    take (1x1 px, 60000x1 px) failed every image of its chunk with it. Only the images that fail
+    alone fail, with a message that says so; the others' results come back as _annotate's."""
+    ok_ids, results, given = [], [], None
+    for one in read:
+        try:
+            ids, out, boxes = _annotate(job, pipeline, gallery, matcher, [one])
+        except (SoftTimeLimitExceeded, *DB_DOWN):
+            raise
+        except Exception as exc:
+            logger.exception("pre-annotation of image %s failed", one[0])
+            services.fail_items(job_id=job.pk, image_ids=[one[0]],
+                                error=f"the models could not process this image ({type(exc).__name__}: {exc})")
+            continue
+        ok_ids += ids
+        results += out
+        if boxes is not None:
+            given = (given or []) + boxes
+    return ok_ids, results, given
 
 
 def _annotate(job, pipeline, gallery, matcher, read: list[tuple[int, object]]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, ProtectedError
+from django.db.models import F, ProtectedError, RestrictedError
 
 from backend.core.errors import DomainError, NotFound
 from backend.core.locking import check_version
@@ -169,7 +169,7 @@ def delete_class(*, project: Project, class_id: int, version: int | None) -> Non
     try:
         with transaction.atomic():
             label_class.delete()
-    except ProtectedError:
+    except (ProtectedError, RestrictedError):  # Annotation.label_class is RESTRICT
         raise DomainError(
             f"Class '{label_class.name}' is used by annotations; deactivate it instead of deleting it."
         ) from None

@@ -90,6 +90,9 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = json.loads(text_data)
+        except RecursionError:  # "[[[[...": 4,000 characters nest deeper than the parser's stack
+            await self._error("the message nests too deeply")
+            return
         except ValueError:
             await self._error("the message is not valid JSON")
             return
@@ -138,3 +141,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(seq, int) and seq <= self.floor:
             return  # already sent by a replay
         await self.send_json(payload)
+
+
+class NoRoute(AsyncJsonWebsocketConsumer):
+    """Any other WebSocket path (/ws/projects/abc/, /ws/x): the handshake is refused (HTTP 403),
+    where Channels' router raised and the server answered 500."""
+
+    async def connect(self):
+        await self.close()

@@ -224,3 +224,31 @@ def test_the_next_chunk_is_read_while_the_models_run_on_this_one(settings, tiny_
         assert run_start < read_end <= run_end, (index, reads, runs)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.processed == 3 and job.failed == 0, job.error
+
+
+def test_one_photo_the_models_cannot_take_fails_alone_not_its_chunk(settings, tiny_models_config):
+    """A 4000x1 photo makes GroundingDINO's processor raise. It shared a chunk with two good
+    photos, and all three failed with its error; now the chunk is tried image by image."""
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image as PILImage
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    settings.PRELABEL_CHUNK_SIZE = 3
+    owner = make_user("owner")
+    project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
+    thin = io.BytesIO()
+    PILImage.new("RGB", (4000, 1), (9, 90, 30)).save(thin, "PNG")
+    files = [SimpleUploadedFile("good0.png", synthetic_png(40)), SimpleUploadedFile("thin.png", thin.getvalue()),
+             SimpleUploadedFile("good1.png", synthetic_png(41))]
+    ids = [im.pk for im in upload_images(project=project, user=owner, files=files).created]
+    job = services.start_job(project=project, user=owner, images="all")  # its message goes out on commit: never here
+    outcome = tasks.run_batch(job.pk, ids)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and (job.processed, job.failed) == (3, 1), job.error
+    statuses = dict(job.items.values_list("image_id", "status"))
+    assert [statuses[i] for i in ids] == [ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.DONE]
+    error = job.items.get(image_id=ids[1]).error
+    assert error.startswith("the models could not process this image (")
+    assert outcome["annotations"] == Annotation.objects.filter(project=project, job_id=job.pk).count() > 0

@@ -349,6 +349,7 @@ async def test_malformed_messages_get_an_error_and_the_socket_survives():
     communicator, _, _ = await connect(project.pk, member)
     await communicator.receive_json_from(timeout=5)
     for frame in ({"text_data": "{not json"}, {"text_data": "[1, 2]"}, {"text_data": "null"},
+                  {"text_data": "[" * 2000 + "]" * 2000},  # under the size limit, deeper than json's stack
                   {"bytes_data": b"\x00\x01"}, {"text_data": '{"type": "resume", "since": "soon"}'},
                   {"text_data": '{"type": "resume", "since": true}'}, {"text_data": '{"type": "hack"}'}):
         await communicator.send_to(**frame)
@@ -360,6 +361,19 @@ async def test_malformed_messages_get_an_error_and_the_socket_survives():
     await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 100_000}))
     output = await communicator.receive_output(timeout=5)
     assert output["type"] == "websocket.close" and output["code"] == 1009
+
+
+@pytest.mark.parametrize("path", ["/ws/projects/abc/", "/ws/projects/1", "/ws/", "/elsewhere/"])
+async def test_a_path_that_names_no_project_is_refused_not_a_crash(path):
+    """The router raised for paths it has no route for, and the server answered the handshake 500."""
+    _, member, _, _, _ = await world()
+    cookie = await sync_to_async(session_cookie)(member)
+    headers = [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000"),
+               (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+    await communicator.disconnect()
 
 
 async def test_cancelled_receive_ends():

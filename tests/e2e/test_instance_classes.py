@@ -83,3 +83,26 @@ def test_review_shows_type_and_instance_and_groups_the_picker(page, login_as):
     ann.refresh_from_db()
     assert ann.label_class_id == s2345.pk
     assert Annotation.objects.get(pk=ann.pk).label_class_id == s2345.pk
+
+
+def test_an_object_of_a_deactivated_class_shows_that_class_in_the_picker(page, login_as):
+    """The picker offers active classes only; an object whose class was deactivated showed the
+    first active class as its own, and choosing that one did nothing."""
+    owner = make_user("olga")
+    proj = make_project(owner, name="Hand tools")
+    make_class(proj, "hammer", color="#4363d8")
+    wrench = make_class(proj, "wrench", color="#f58231")
+    image = make_image(proj, width=320, height=240)
+    ann = add_prediction(image, wrench, rect_mask(240, 320, 40, 40, 200, 120))
+    mark_prelabeled(image)
+    LabelClass.objects.filter(pk=wrench.pk).update(active=False)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review/{image.pk}")
+    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    picker = page.get_by_test_id(f"class-picker-{ann.pk}")
+    expect(picker).to_have_value(str(wrench.pk))
+    expect(picker.locator("option:checked")).to_have_text("wrench (inactive)")
+    picker.select_option(label="hammer")  # a real change now: the object moves to hammer
+    expect(page.get_by_test_id(f"class-label-{ann.pk}")).to_have_text("hammer")
+    assert Annotation.objects.get(pk=ann.pk).label_class.name == "hammer"

@@ -11,6 +11,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["backend.core.permissions.OwnPasswordSet"],
     "DEFAULT_PAGINATION_CLASS": "backend.core.pagination.Pagination",
+    # JSON only: DRF's browsable HTML renderer (what a browser's Accept picked) answered 500 on
+    # every list whose view builds its queryset per request; /api/docs/ is the readable API.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [

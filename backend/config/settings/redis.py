@@ -82,3 +82,14 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [_channel_layer_host(REDIS_URL)], "prefix": f"{QUEUE_PREFIX}razmetka"},
     }
 }
+
+# Django's cache (DRF's throttles, the per-account sign-in lockout) in Redis: shared by every web
+# process, where the default per-process memory let each of N processes count on its own. Keys
+# carry the queue prefix, so a test run never meets a running app's counters.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"razmetka{QUEUE_PREFIX}",
+    }
+}

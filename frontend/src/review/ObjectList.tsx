@@ -48,11 +48,17 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 /** The class picker: instances grouped under their type (the type itself stays choosable). */
 function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void; disabled: boolean }) {
   const groups = typesWithInstances(props.classes);
+  const offered = new Set(groups.flatMap(({ type, instances }) => [type.id, ...instances.map((c) => c.id)]));
+  // A class that is no longer offered (deactivated) stays shown as the object's class: without its
+  // own option the select showed the first class instead, and picking that one changed nothing.
+  const current = props.a.label_class;
+  const hidden = current !== null && current !== undefined && !offered.has(current);
   return (
-    <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={props.a.label_class ?? ""}
+    <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={current ?? ""}
       onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}
       onChange={(e) => e.target.value && props.onClass(Number(e.target.value))}>
       <option value="" disabled>Choose a class…</option>
+      {hidden && <option value={current} disabled>{props.a.class_name ?? `class ${current}`} (inactive)</option>}
       {groups.map(({ type, instances }) => instances.length === 0
         ? <option key={type.id} value={type.id}>{type.name}</option>
         : (

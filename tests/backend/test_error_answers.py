@@ -1,0 +1,114 @@
+"""Requests a black-box tester sent that got a 500, an HTML page or a silent default: each now
+answers in the API's JSON shape with a status and a message that name what is wrong."""
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from backend.projects.models import LabelClass
+
+from .factories import make_class, make_image, make_model_annotation, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _token_client(user) -> APIClient:
+    # enforce_csrf_checks: as a real server, where Django's CSRF middleware runs on every view
+    # that is not exempt (the test client skips it by default).
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.mark.parametrize("path", ["/api/projects/", "/api/projects/{p}/images/", "/api/projects/{p}/jobs/",
+                                  "/api/projects/{p}/members/", "/api/projects/{p}/gallery/",
+                                  "/api/projects/{p}/images/{i}/events/"])
+def test_a_browsers_accept_header_gets_json_not_a_500(client_for, path):
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    url = path.format(p=project.pk, i=image.pk)
+    browser = {"HTTP_ACCEPT": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    response = client_for(owner).get(url, **browser)
+    assert response.status_code == 200 and response["Content-Type"] == "application/json", response.content[:300]
+    asked = client_for(owner).get(url + "?format=api")  # the browsable API is gone, not broken
+    assert asked.status_code == 404 and asked.json()["detail"]
+
+
+@pytest.mark.parametrize("method, path", [("post", "/api/nonexistent/"), ("patch", "/api/projects/{p}/members/abc/"),
+                                          ("delete", "/api/projects/{p}/images/abc/"),
+                                          ("delete", "/api/projects/{p}/gallery/negatives/abc/")])
+def test_an_unsafe_method_on_an_unknown_api_url_is_a_json_404(method, path):
+    owner = make_user("owner")
+    project = make_project(owner)
+    response = getattr(_token_client(owner), method)(path.format(p=project.pk), {}, format="json")
+    assert response.status_code == 404, response.content[:300]
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_a_post_to_an_app_page_is_405_not_the_page(client_for):
+    response = APIClient(enforce_csrf_checks=True).post("/p/1/review/3", {})
+    assert response.status_code == 405
+
+
+def test_deleting_a_class_objects_use_is_refused_with_a_message(client_for):
+    owner = make_user("owner")
+    project = make_project(owner)
+    hammer = make_class(project, "hammer")
+    make_model_annotation(make_image(project), hammer)
+    response = client_for(owner).delete(f"/api/projects/{project.pk}/classes/{hammer.pk}/?version={hammer.version}")
+    assert response.status_code == 400, response.content[:300]
+    assert "used by annotations" in response.json()["detail"] and "deactivate" in response.json()["detail"]
+    assert LabelClass.objects.filter(pk=hammer.pk).exists()
+
+
+@pytest.mark.parametrize("query, key", [("page=abc", "page"), ("page=0", "page"), ("page=-1", "page"),
+                                        ("page_size=abc", "page_size"), ("page_size=0", "page_size"),
+                                        ("page_size=-5", "page_size"), ("page_size=" + "9" * 30, "page_size"),
+                                        ("label_class=abc", "label_class"), ("id=a,b", "id"),
+                                        ("id=" + "9" * 25, "id"), ("status=nope", "status")])
+def test_a_bad_list_parameter_is_a_400_naming_it(client_for, query, key):
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_image(project)
+    response = client_for(owner).get(f"/api/projects/{project.pk}/images/?{query}")
+    assert response.status_code == 400, response.content[:300]
+    body = response.json()
+    assert key in body.get("errors", body) or key in str(body), body
+    assert "annotations__" not in str(body) and "'pk'" not in str(body)
+
+
+def test_a_page_past_the_end_says_which_is_the_last(client_for):
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_image(project)
+    response = client_for(owner).get(f"/api/projects/{project.pk}/images/?page=7")
+    assert response.status_code == 404 and "the last is 1" in response.json()["detail"]
+    assert client_for(owner).get(f"/api/projects/{project.pk}/images/?page=last").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["images/{i}/events/?annotation=abc", "images/next/?after=abc",
+                                  "images/next/?label_class=x"])
+def test_a_bad_review_parameter_is_a_400(client_for, path):
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    response = client_for(owner).get(f"/api/projects/{project.pk}/" + path.format(i=image.pk))
+    assert response.status_code == 400, response.content[:300]
+
+
+def test_an_account_locks_after_ten_wrong_passwords_whatever_the_address(client_for):
+    """15 wrong passwords in a row were each a plain 400 and the right one worked at once after:
+    a guesser spreading over addresses never met the per-address throttle."""
+    make_user("victim", password="right-pass-123")
+    make_user("bystander", password="right-pass-456")
+    api = APIClient()
+    for i in range(10):
+        wrong = api.post("/api/auth/token/", {"username": "victim", "password": f"guess-{i}"}, format="json",
+                         REMOTE_ADDR=f"10.0.0.{i}")
+        assert wrong.status_code == 400
+    locked = api.post("/api/auth/token/", {"username": "Victim", "password": "right-pass-123"}, format="json",
+                      REMOTE_ADDR="10.0.1.1")
+    assert locked.status_code == 429 and "locked" in locked.json()["detail"]
+    assert api.post("/api/auth/login/", {"username": "victim", "password": "right-pass-123"}, format="json").status_code == 429
+    # Another account is not affected, and a success clears its own count.
+    assert api.post("/api/auth/token/", {"username": "bystander", "password": "right-pass-456"}, format="json").status_code == 200
