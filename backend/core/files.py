@@ -9,7 +9,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 
 from .errors import NotFound
 
@@ -49,6 +49,23 @@ def private_file_response(name: str, content_type: str, download_name: str) -> F
     response = StreamedFile(fh, content_type=content_type)
     if size is not None:
         response["Content-Length"] = str(size)
+    return _private(response, download_name)
+
+
+def private_bytes_response(data: bytes, content_type: str, download_name: str) -> HttpResponse:
+    """private_file_response for bytes made by the view (a rendition), with the same headers."""
+    return _private(HttpResponse(data, content_type=content_type), download_name)
+
+
+def read_stored(name: str) -> bytes:
+    try:
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise NotFound("The file is missing from storage.") from None
+
+
+def _private(response, download_name: str):
     safe = "".join(c for c in download_name if c.isalnum() or c in "._- ")[:200] or "file"
     response["Content-Disposition"] = f'inline; filename="{safe}"'
     response["X-Content-Type-Options"] = "nosniff"

@@ -6,13 +6,13 @@ from rest_framework.response import Response
 from django.http import HttpResponseNotModified
 
 from backend.core.errors import DomainError
-from backend.core.files import private_file_response
+from backend.core.files import private_bytes_response, private_file_response, read_stored
 from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
 from backend.projects.access import Capability, ProjectScopedMixin
 
-from . import claims, selectors, services, upload_sessions
+from . import claims, display, selectors, services, upload_sessions
 from .models import ImageStatus
 from .serializers import (
     ClaimSerializer,
@@ -59,11 +59,17 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             code = status.HTTP_200_OK
         return Response(body, status=code)
 
-    @extend_schema(responses={(200, "image/*"): bytes})
+    @extend_schema(
+        responses={(200, "image/*"): bytes},
+        parameters=[OpenApiParameter("display", bool, description="1: a format browsers cannot draw (TIFF) comes as PNG")],
+    )
     @action(detail=True, methods=["get"])
     def file(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
-        return private_file_response(image.file.name, image.content_type, image.original_name.rsplit("/", 1)[-1])
+        name = image.original_name.rsplit("/", 1)[-1]
+        if request.query_params.get("display") in ("1", "true") and display.needs_rendition(image.content_type):
+            return private_bytes_response(display.png_rendition(read_stored(image.file.name)), "image/png", f"{name}.png")
+        return private_file_response(image.file.name, image.content_type, name)
 
 
     @extend_schema(request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})

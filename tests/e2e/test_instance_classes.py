@@ -106,3 +106,23 @@ def test_an_object_of_a_deactivated_class_shows_that_class_in_the_picker(page, l
     picker.select_option(label="hammer")  # a real change now: the object moves to hammer
     expect(page.get_by_test_id(f"class-label-{ann.pk}")).to_have_text("hammer")
     assert Annotation.objects.get(pk=ann.pk).label_class.name == "hammer"
+
+
+@pytest.mark.parametrize("width, height, fmt", [(6000, 1, "PNG"), (64, 48, "TIFF")])
+def test_review_draws_photos_of_any_accepted_shape_and_format(page, login_as, width, height, fmt):
+    """A 6000x1 photo scaled for the screen asked createImageBitmap for 0 px and the page showed
+    its error; a TIFF (browsers cannot decode it) showed "could not be decoded"."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.images.services import upload_images
+    from tests.backend.factories import image_bytes
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Hand tools")
+    data = image_bytes(width, height, (30, 120, 200), fmt=fmt)
+    image = upload_images(project=proj, user=owner, files=[SimpleUploadedFile(f"odd.{fmt.lower()}", data)]).created[0]
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review/{image.pk}")
+    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("toast")).to_have_count(0)

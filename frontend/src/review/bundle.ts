@@ -34,14 +34,18 @@ export function overlayKey(a: Annotation, color: string): string {
 }
 
 async function loadPixels(pid: number, id: number) {
-  const res = await fetch(`${P(pid)}/images/${id}/file/`, { credentials: "same-origin" });
+  // display=1: a TIFF (which browsers cannot draw) comes as PNG; other formats as stored.
+  const res = await fetch(`${P(pid)}/images/${id}/file/?display=1`, { credentials: "same-origin" });
   if (!res.ok) throw new Error(`The image file couldn't be loaded (${res.status}).`);
   const full = await createImageBitmap(await res.blob());
   const long = Math.max(full.width, full.height);
   let small: ImageBitmap | null = null;
   if (long > 2048) {
     const k = 2048 / long;
-    small = await createImageBitmap(full, { resizeWidth: Math.round(full.width * k), resizeHeight: Math.round(full.height * k), resizeQuality: "medium" });
+    // At least 1 px a side: a 60000x1 photo scaled to 2048 wide is 0.03 px high, and 0 is refused.
+    small = await createImageBitmap(full, {
+      resizeWidth: Math.max(1, Math.round(full.width * k)), resizeHeight: Math.max(1, Math.round(full.height * k)), resizeQuality: "medium",
+    });
   }
   return { full, small };
 }
