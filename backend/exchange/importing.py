@@ -345,11 +345,21 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
         classes[key] = LabelClass.objects.create(project=project, name=name, color=color)
         created_classes.append(name)
     image_ids = sorted(plan.image_ids)
+    now = timezone.now()
     for chunk in _chunks(image_ids, 1000):  # in id order, like every writer that locks images
-        locked = set(Image.objects.select_for_update().filter(project=project, pk__in=chunk).values_list("id", flat=True))
+        rows = (Image.objects.select_for_update(of=("self",)).filter(project=project, pk__in=chunk)
+                .values_list("id", "original_name", "claimed_by__username", "claimed_by_id", "claim_expires_at"))
+        locked = {row[0]: row for row in rows}
         if len(locked) != len(chunk):
-            gone = min(set(chunk) - locked)
+            gone = min(set(chunk) - set(locked))
             raise ImportAborted(f"image {gone} was deleted while the import ran; nothing was imported")
+        # Someone else's claim holds the image, as for every annotation write (images/claims.py):
+        # objects must not appear under a reviewer who is working on it.
+        held = [row for row in locked.values() if row[3] and row[3] != getattr(user, "pk", None) and row[4] > now]
+        if held:
+            _, name, holder, _, until = min(held)
+            raise ImportAborted(f"image {name!r} is held by {holder} until {until:%H:%M:%S} UTC (a claim: they are "
+                                "working on it); nothing was imported. Import again once they release it.")
     accepted = bool(job.options.get("as_accepted"))
     review = ReviewState.ACCEPTED if accepted else ReviewState.PENDING
     source = Source.HUMAN if accepted else Source.MODEL

@@ -109,12 +109,17 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
             jsonstream.check_well_formed(fh)  # malformed JSON says so; well-formed is not COCO
             return
         # The categories list is small and usually comes first: stop reading once it is built.
+        bad_categories = []
         for value in jsonstream.items(fh, "categories"):
             for cat in value if isinstance(value, list) else []:
                 if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
                     out["categories"][cat["id"]] = cat["name"]
+                elif isinstance(cat, dict) and isinstance(cat.get("id"), int):
+                    bad_categories.append(cat["id"])
             out["found"] = True
             break
+    for cat_id in bad_categories:  # else each of its annotations would say "unknown category_id"
+        yield ItemError(f"{source.name}: category {cat_id}", "a category needs a 'name' string")
     with jsonstream.json_stream(source) as (fh, _):
         for index, img in enumerate(jsonstream.items(fh, "images.item")):
             out["found"] = True
@@ -126,7 +131,14 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
             if why:
                 yield ItemError(item, why)
                 continue
-            size = (img["height"], img["width"]) if isinstance(img.get("height"), int) and isinstance(img.get("width"), int) else None
+            if img["id"] in out["images"]:  # which of the two would its annotations be on?
+                yield ItemError(item, f"a second image entry with id {img['id']} (the first is {out['images'][img['id']][0]!r})")
+                continue
+            given = [img.get(k) for k in ("height", "width") if img.get(k) is not None]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in given):
+                yield ItemError(item, "'width' and 'height' must be positive integers (pixels)")
+                continue
+            size = (img["height"], img["width"]) if len(given) == 2 else None
             out["images"][img["id"]] = (name, size)
 
 
@@ -159,13 +171,17 @@ def _shape(ann: dict) -> tuple[Shape | None, str | None]:
         if isinstance(counts, list):
             if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != size[0] * size[1]:
                 return None, "uncompressed RLE counts must be non-negative integers summing to height*width"
-        elif not isinstance(counts, str) or not counts.isascii():
+        elif not isinstance(counts, str):
             return None, "RLE counts must be a string or a list of integers"
+        elif not (counts.isascii() and all(48 <= ord(c) < 112 for c in counts)):
+            return None, "RLE counts string has characters outside COCO's compressed RLE alphabet"
         return Shape("rle", {"size": size, "counts": counts}), None
     if isinstance(seg, list) and seg:
         if not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(finite_number(v) for v in p) for p in seg):
             return None, "polygons must be [x1, y1, x2, y2, x3, y3, ...] lists with 3+ points"
         return Shape("coco_polygons", seg), None
+    if seg is not None and not isinstance(seg, list):  # 5, "x": not to be read as "box only"
+        return None, "segmentation must be polygons (a list of lists) or an RLE object"
     bbox = ann.get("bbox")
     if isinstance(bbox, list) and len(bbox) == 4 and all(finite_number(v) for v in bbox) and bbox[2] > 0 and bbox[3] > 0:
         x, y, w, h = bbox

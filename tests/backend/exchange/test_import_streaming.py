@@ -261,3 +261,28 @@ def test_unhashable_ids_are_item_errors_not_a_crash(target, admin_user):
         {"item": "instances.json: annotation 1", "error": "image_id [1] is not in the file's images"},
         {"item": "instances.json: annotation 2", "error": "unknown category_id {'id': 1}"},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_someone_else_claims_stops_the_import(admin_user):
+    """Every annotation write on an image another person holds answers 409; an import wrote into
+    it all the same. It now applies nothing and names the image and the holder."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.images.models import Image
+
+    from ..factories import make_user
+
+    project, _, images = build_project(admin_user, name="Held")
+    reviewer = make_user("rev1")
+    Image.objects.filter(pk=images[2].pk).update(claimed_by=reviewer, claim_expires_at=timezone.now() + timedelta(minutes=5))
+    before = counts()
+    job = run_import(project, admin_user, "coco", json_upload(coco_doc(30), "instances.json"))
+    assert job.status == "failed", job.result
+    assert "is held by rev1" in job.errors[0]["error"] and "nothing was imported" in job.errors[0]["error"]
+    assert counts() == before
+    # Expired, or the importer's own claim: no obstacle.
+    Image.objects.filter(pk=images[2].pk).update(claimed_by=admin_user)
+    assert run_import(project, admin_user, "coco", json_upload(coco_doc(30), "instances.json")).status == "done"
