@@ -1,13 +1,12 @@
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from backend.core.errors import NotFound
-from backend.core.filters import int_list, run_filter
+from backend.core.filters import one_id
 from backend.core.params import force_from, int_or_404, version_from
 from backend.images import selectors as image_selectors
 from backend.images import services as image_services
@@ -148,12 +147,8 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def events(self, request, project_pk=None, pk=None):
         image = image_selectors.get_image(self.project, int_or_404(pk))
         raw = request.query_params.get("annotation")
-        annotation_id = None
-        if raw not in (None, ""):  # a filter, not a path: a bad value is the client's 400
-            ids = run_filter("annotation", lambda _, value: int_list(value), None, raw)
-            if len(ids) != 1:
-                raise ValidationError({"annotation": ["Expected one object id."]})
-            annotation_id = ids[0]
+        # A filter, not a path: a bad value is the client's 400, not a 404.
+        annotation_id = one_id("annotation", raw) if raw not in (None, "") else None
         page = self.paginate_queryset(selectors.events_of_image(image, annotation_id))
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 

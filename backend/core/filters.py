@@ -56,6 +56,14 @@ def int_list(value: str) -> list[int]:
     return ids
 
 
+def one_id(name: str, value: str) -> int:
+    """A query parameter that names one object: its id, or a 400 keyed by the parameter."""
+    ids = run_filter(name, lambda _, raw: int_list(raw), None, value)
+    if len(ids) != 1:
+        raise ValidationError({name: ["Expected one id."]})
+    return ids[0]
+
+
 def choice_filter(field: str, choices: list[str]) -> FilterFn:
     def apply(queryset: QuerySet, value: str) -> QuerySet:
         values = [v for v in value.split(",") if v]

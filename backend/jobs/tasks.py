@@ -68,6 +68,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
     classes, pending = None, []
     processed = written = 0
     last_write = time.monotonic()
+
     def timed_out(index: int) -> dict:
         # What is computed is kept; the rest of the batch fails (the user can retry it).
         done = written + _write(job_id, pending)
