@@ -128,7 +128,8 @@ def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settin
 def test_a_job_start_locks_the_project_once_and_opens_no_savepoint():
     """A start took the project lock twice (the gallery version's and its own) and a savepoint for
     the gallery version: three of its twelve statements. The lock is taken once, its row gives the
-    gallery counter, and the newest version comes with the live gallery in one statement."""
+    gallery counter, and the newest version comes with the live gallery in one statement (that
+    starts still wait for each other: test_project_pages_api's concurrent starts)."""
     owner = make_user("owner")
     project = make_project(owner)
     for i in range(3):
@@ -143,38 +144,6 @@ def test_a_job_start_locks_the_project_once_and_opens_no_savepoint():
     assert len(sqls) <= 7, sqls
     assert second.number == first.number + 1
     assert second.settings_snapshot["gallery_version_id"] == first.settings_snapshot["gallery_version_id"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_starts_take_distinct_numbers():
-    """Starts of one project at the same moment wait for each other on the project row, and each
-    reads the last number after its wait: none fails on the unique number."""
-    import threading
-
-    from django.db import connections
-
-    owner = make_user("owner")
-    project = make_project(owner)
-    for i in range(2):
-        make_image(project, seed=i)
-    barrier, numbers, errors = threading.Barrier(4), [], []
-
-    def start():
-        try:
-            barrier.wait(10)
-            numbers.append(services.start_job(project=project, user=owner, images="all").number)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
-    assert sorted(numbers) == [1, 2, 3, 4]
 
 
 def test_the_next_chunk_is_read_while_the_models_run_on_this_one(settings, tiny_models_config, monkeypatch):
