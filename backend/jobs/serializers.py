@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from backend.core.paths import shown_path
+
 from .models import PrelabelJob, PrelabelJobImage
 
 
@@ -14,6 +16,13 @@ class PrelabelJobSerializer(serializers.ModelSerializer):
             "settings_snapshot", "created_by", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, job):
+        data = super().to_representation(job)
+        snapshot = data.get("settings_snapshot") or {}
+        if snapshot.get("ml_config"):  # the host's absolute path is nobody's business here
+            data["settings_snapshot"] = {**snapshot, "ml_config": shown_path(snapshot["ml_config"])}
+        return data
 
     def get_errors(self, job) -> list[dict]:
         if job.failed == 0:  # the counter moves with every failure: no query per progress event

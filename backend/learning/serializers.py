@@ -1,5 +1,7 @@
+from django.conf import settings
 from rest_framework import serializers
 
+from backend.core.paths import shown_path
 from backend.projects.models import Engine
 
 from .models import EvaluationRun, ModelKind, ModelVersion, TrainingRun
@@ -41,6 +43,13 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
     def get_model_version(self, obj) -> dict | None:
         v = obj.model_version
         return None if v is None else {"id": v.pk, "kind": v.kind, "number": v.number}
+
+    def to_representation(self, obj):
+        data = super().to_representation(obj)
+        config = settings.RAZMETKA_ML_CONFIG
+        if config and config in (data.get("fingerprint") or ""):  # as jobs show it: not the host's path
+            data["fingerprint"] = data["fingerprint"].replace(config, shown_path(config))
+        return data
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):

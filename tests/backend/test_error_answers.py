@@ -112,3 +112,21 @@ def test_an_account_locks_after_ten_wrong_passwords_whatever_the_address(client_
     assert api.post("/api/auth/login/", {"username": "victim", "password": "right-pass-123"}, format="json").status_code == 429
     # Another account is not affected, and a success clears its own count.
     assert api.post("/api/auth/token/", {"username": "bystander", "password": "right-pass-456"}, format="json").status_code == 200
+
+
+def test_members_see_the_model_config_relative_to_the_app_not_the_hosts_path(client_for, settings, tmp_path):
+    from django.conf import settings as django_settings
+
+    from backend.jobs.services import start_job
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_image(project)
+    inside = django_settings.BASE_DIR / "var" / "tiny-models" / "config.json"
+    for configured, shown in ((str(inside), "var/tiny-models/config.json"),
+                              (str(tmp_path / "models" / "config.json"), "…/models/config.json")):
+        settings.RAZMETKA_ML_CONFIG = configured
+        job = start_job(project=project, user=owner, images="all")
+        body = client_for(owner).get(f"/api/projects/{project.pk}/jobs/{job.pk}/").json()
+        assert body["settings_snapshot"]["ml_config"] == shown
+        assert str(tmp_path) not in str(body) and str(django_settings.BASE_DIR) not in str(body)
