@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from backend.core.paths import shown_path
+from backend.core.strict import StrictFieldsMixin
 
 from .models import PrelabelJob, PrelabelJobImage
 
@@ -38,7 +39,7 @@ class PrelabelJobItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StartJobSerializer(serializers.Serializer):
+class StartJobSerializer(StrictFieldsMixin, serializers.Serializer):
     images = serializers.JSONField(default="new", help_text='"new", "all" or a list of image ids')
     kind = serializers.ChoiceField(choices=PrelabelJob.Kind.choices, default=PrelabelJob.Kind.PRELABEL)
     prompts = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=20)

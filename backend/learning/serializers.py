@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from backend.core.paths import shown_path
+from backend.core.strict import StrictFieldsMixin
 from backend.projects.models import Engine
 
 from .models import EvaluationRun, ModelKind, ModelVersion, TrainingRun
@@ -69,12 +70,12 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         return None if v is None else {"id": v.pk, "kind": v.kind, "number": v.number, "state": v.state}
 
 
-class StartEvaluationSerializer(serializers.Serializer):
+class StartEvaluationSerializer(StrictFieldsMixin, serializers.Serializer):
     engine = serializers.ChoiceField(choices=Engine.choices, required=False)
     model_version = serializers.IntegerField(required=False, help_text="a Mask R-CNN version to score on its held-out images")
 
 
-class StartTrainingSerializer(serializers.Serializer):
+class StartTrainingSerializer(StrictFieldsMixin, serializers.Serializer):
     kind = serializers.ChoiceField(choices=ModelKind.choices)
     params = serializers.DictField(required=False, help_text="head: epochs, hidden, holdout, seed; "
                                    "maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size")

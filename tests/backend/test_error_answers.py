@@ -130,3 +130,17 @@ def test_members_see_the_model_config_relative_to_the_app_not_the_hosts_path(cli
         body = client_for(owner).get(f"/api/projects/{project.pk}/jobs/{job.pk}/").json()
         assert body["settings_snapshot"]["ml_config"] == shown
         assert str(tmp_path) not in str(body) and str(django_settings.BASE_DIR) not in str(body)
+
+
+@pytest.mark.parametrize("path, body", [("evaluations/", {"split": "bogus"}), ("trainings/", {"kind": "head", "epochs": 3}),
+                                        ("jobs/", {"images": "all", "box_treshold": 0.2})])
+def test_a_start_with_a_field_it_does_not_know_is_refused_naming_it(client_for, path, body):
+    """`{"split": "bogus"}` started an evaluation of everything (the field was dropped): a typo like
+    "box_treshold" ran a job with the project's threshold instead of the one asked for."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_image(project)
+    response = client_for(owner).post(f"/api/projects/{project.pk}/{path}", body, format="json")
+    assert response.status_code == 400, response.content[:300]
+    unknown = (set(body) - {"images", "kind"}).pop()
+    assert unknown in str(response.json()) and "Unknown field" in str(response.json())
