@@ -35,6 +35,7 @@ _REVIEW = re.compile(r"^/api/projects/([0-9]{1,18})/annotations/([0-9]{1,18})/re
 _SINGLE = (b"host", b"cookie", b"authorization", b"content-type")
 _REVIEW_BODY_MAX = 512  # a review is ~60 bytes; a longer body is the view's to judge
 _TARGETS = {"class", "mask", "both"}
+_REVIEW_FIELDS = {"version", "target", "decision"}
 _ALLOW = {"detail": b"GET, DELETE, HEAD, OPTIONS", "review": b"POST, OPTIONS"}
 
 
@@ -140,6 +141,8 @@ def _review_input(scope, body: bytes) -> dict:
         raise Fallback() from None
     if not isinstance(data, dict) or any(isinstance(v, (dict, list)) for v in data.values()):
         raise Fallback()
+    if not data.keys() <= _REVIEW_FIELDS:
+        raise Fallback()  # the serializer names the field it does not know
     version, target, decision = data.get("version"), data.get("target"), data.get("decision")
     if type(version) is not int or target not in _TARGETS or decision not in ReviewState.values:
         raise Fallback()

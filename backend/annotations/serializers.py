@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from backend.core.strict import StrictFieldsMixin
 from backend.images.serializers import ImageSerializer
 
 from .models import Annotation, AnnotationEvent, ReviewState
@@ -19,7 +20,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AnnotationCreateSerializer(serializers.Serializer):
+class AnnotationCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     image = serializers.IntegerField()
     label_class = serializers.IntegerField(allow_null=True, required=False, default=None)
     mask_rle = serializers.JSONField(required=False, default=None)
@@ -30,20 +31,20 @@ class AnnotationCreateSerializer(serializers.Serializer):
     )
 
 
-class AnnotationUpdateSerializer(serializers.Serializer):
+class AnnotationUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField()
     label_class = serializers.IntegerField(allow_null=True, required=False)
     mask_rle = serializers.JSONField(required=False)
     polygons = serializers.JSONField(required=False)
 
 
-class ReviewSerializer(serializers.Serializer):
+class ReviewSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField()
     target = serializers.ChoiceField(choices=["class", "mask", "both"])
     decision = serializers.ChoiceField(choices=ReviewState.choices)
 
 
-class AcceptAllSerializer(serializers.Serializer):
+class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="The image's version, if the client wants it checked.")
 
 
@@ -56,7 +57,7 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RestoreSerializer(serializers.Serializer):
+class RestoreSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField(help_text="The object's current version.")
     event = serializers.IntegerField(help_text="The audit event whose after-state to restore.")
 

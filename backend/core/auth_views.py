@@ -16,9 +16,10 @@ from rest_framework.throttling import AnonRateThrottle
 
 from .accounts import change_own_password, must_change_password
 from .permissions import SESSION_FLAG
+from .strict import StrictFieldsMixin
 
 
-class LoginSerializer(serializers.Serializer):
+class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"})
 
@@ -30,7 +31,7 @@ class MeSerializer(serializers.Serializer):
     must_change_password = serializers.BooleanField(help_text="Signed in with a one-time password: set your own first.")
 
 
-class PasswordChangeSerializer(serializers.Serializer):
+class PasswordChangeSerializer(StrictFieldsMixin, serializers.Serializer):
     current_password = serializers.CharField(style={"input_type": "password"})
     new_password = serializers.CharField(style={"input_type": "password"}, max_length=128)
 

@@ -1,11 +1,12 @@
 from rest_framework import serializers
 
+from backend.core.strict import StrictFieldsMixin
 from backend.images.models import ImageStatus
 
 from .models import ExchangeFormat, ExportJob, ImportJob
 
 
-class ExportRequestSerializer(serializers.Serializer):
+class ExportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     format = serializers.ChoiceField(choices=ExchangeFormat.choices)
     segmentation = serializers.ChoiceField(choices=["rle", "polygon"], default="rle")
     include_pending = serializers.BooleanField(default=False)
@@ -21,7 +22,7 @@ class ExportRequestSerializer(serializers.Serializer):
     )
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class ImportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=ExchangeFormat.choices)
     as_accepted = serializers.BooleanField(default=False)

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from backend.core.strict import StrictFieldsMixin
+
 from .models import GalleryImage, GalleryVersion, HardNegative
 
 
@@ -53,7 +55,7 @@ class HardNegativeSerializer(serializers.ModelSerializer):
         return f"/api/projects/{negative.project_id}/gallery/{negative.crop_id}/file/"
 
 
-class PruneSerializer(serializers.Serializer):
+class PruneSerializer(StrictFieldsMixin, serializers.Serializer):
     exemplar_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=1000, default=list)
     negative_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=1000, default=list)
 

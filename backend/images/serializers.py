@@ -1,6 +1,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from backend.core.strict import StrictFieldsMixin
+
 from .models import Image, UploadSession
 
 
@@ -38,7 +40,7 @@ class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
 
 
-class UploadSessionCreateSerializer(serializers.Serializer):
+class UploadSessionCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     file_name = serializers.CharField(max_length=5000)
     size_bytes = serializers.IntegerField(min_value=1)
     sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,

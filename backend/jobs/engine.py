@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
+from backend.core.paths import shown_path
 from backend.learning.selectors import head_transform
 
 
@@ -35,7 +36,8 @@ def config_path() -> str:
             "`make tiny-models` writes var/tiny-models/config.json for a trial)."
         )
     if not os.path.isfile(path):
-        raise EngineNotConfigured(f"RAZMETKA_ML_CONFIG points at {path!r}, which does not exist.")
+        # Members read this on the failed job: the path as shown_path gives it, not the host's layout.
+        raise EngineNotConfigured(f"RAZMETKA_ML_CONFIG points at {shown_path(path)!r}, which does not exist.")
     return path
 
 

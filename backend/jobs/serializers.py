@@ -48,7 +48,7 @@ class StartJobSerializer(StrictFieldsMixin, serializers.Serializer):
     nms_iou = serializers.FloatField(required=False, min_value=0, max_value=1)
 
 
-class SegmentRequestSerializer(serializers.Serializer):
+class SegmentRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
 
 
@@ -75,7 +75,7 @@ class SegmentResultSerializer(serializers.Serializer):
     )
 
 
-class RefineRequestSerializer(serializers.Serializer):
+class RefineRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     """Shapes only; bounds against the image (inside it, ≤ 64 points, 0/1 labels) are checked by
     jobs.interactive.refine_now so every caller gets the same 400s."""
 

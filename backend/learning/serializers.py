@@ -81,5 +81,5 @@ class StartTrainingSerializer(StrictFieldsMixin, serializers.Serializer):
                                    "maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size")
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField()

@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from backend.core.strict import StrictFieldsMixin
+
 from .models import LabelClass, Membership, Project, Role
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     my_role = serializers.SerializerMethodField()
 
     class Meta:
@@ -49,16 +51,16 @@ class MembershipSerializer(serializers.ModelSerializer):
         fields = ["id", "username", "role", "created_at"]
 
 
-class MembershipCreateSerializer(serializers.Serializer):
+class MembershipCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MembershipUpdateSerializer(serializers.Serializer):
+class MembershipUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class NewUserMembershipSerializer(serializers.Serializer):
+class NewUserMembershipSerializer(StrictFieldsMixin, serializers.Serializer):
     """A new account (instance admins only), added to this project at once."""
 
     username = serializers.CharField(max_length=150)
@@ -72,7 +74,7 @@ class NewUserMembershipResultSerializer(MembershipSerializer):
         fields = [*MembershipSerializer.Meta.fields, "one_time_password"]
 
 
-class LabelClassSerializer(serializers.ModelSerializer):
+class LabelClassSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     exemplar_count = serializers.IntegerField(read_only=True, default=0)
     # A plain id, resolved by the service within the project (a related field would look the id up
     # across all projects and tell a foreign class apart from a missing one).
@@ -84,7 +86,7 @@ class LabelClassSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "version", "exemplar_count"]
 
 
-class LabelClassUpdateSerializer(serializers.ModelSerializer):
+class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     version = serializers.IntegerField()
     parent = serializers.IntegerField(source="parent_id", allow_null=True, required=False)
 

@@ -144,3 +144,62 @@ def test_a_start_with_a_field_it_does_not_know_is_refused_naming_it(client_for, 
     assert response.status_code == 400, response.content[:300]
     unknown = (set(body) - {"images", "kind"}).pop()
     assert unknown in str(response.json()) and "Unknown field" in str(response.json())
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("post", "", {"name": "Bench", "prompts": ["tool"], "descripton": "typo"}),
+    ("patch", "{p}/", {"version": 1, "nmae": "Renamed"}),
+    ("post", "{p}/classes/", {"name": "saw", "colour": "#ff0000"}),
+    ("patch", "{p}/classes/{c}/", {"version": 1, "activ": False}),
+    ("post", "{p}/members/", {"username": "owner", "role": "viewer", "rol": "admin"}),
+    ("patch", "{p}/members/{m}/", {"role": "admin", "force": True}),
+    ("post", "{p}/annotations/", {"image": "{i}", "label_class": "{c}", "polygons": [[1, 1, 9, 1, 9, 9]], "clas": 1}),
+    ("patch", "{p}/annotations/{a}/", {"version": 1, "label_clas": "{c}"}),
+    ("post", "{p}/annotations/{a}/review/", {"version": 1, "target": "class", "decision": "accepted", "note": "x"}),
+    ("post", "{p}/annotations/{a}/restore/", {"version": 1, "event": 1, "evnt": 2}),
+    ("post", "{p}/images/{i}/accept-all/", {"versoin": 1}),
+    ("post", "{p}/images/{i}/segment/", {"box": [1, 1, 9, 9], "boxx": [0, 0, 1, 1]}),
+    ("post", "{p}/images/uploads/", {"file_name": "a.jpg", "size_bytes": 10, "sha": "0" * 64}),
+    ("post", "{p}/exports/", {"format": "coco", "segmentaton": "polygon"}),
+    ("post", "{p}/gallery/prune/", {"exemplar_ids": [], "all": True}),
+])
+def test_any_write_with_a_field_it_does_not_know_is_refused_and_changes_nothing(client_for, method, path, body):
+    """`{"version": 1, "label_clas": 7}` answered 200 and changed nothing: the typo was dropped."""
+    from backend.annotations.models import Annotation
+    from backend.projects.models import Membership, Project
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    hammer = make_class(project, "hammer")
+    other = make_class(project, "saw-blade")
+    annotation = make_model_annotation(image, other)
+    viewer = make_user("vera")
+    member = Membership.objects.create(project=project, user=viewer, role="viewer")
+    ids = {"{p}": project.pk, "{c}": hammer.pk, "{i}": image.pk, "{a}": annotation.pk, "{m}": member.pk}
+    url = "/api/projects/" + path
+    for key, value in ids.items():
+        url = url.replace(key, str(value))
+    body = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+
+    def state():
+        return (list(Project.objects.values_list("id", "name", "version")),
+                list(LabelClass.objects.order_by("id").values_list("id", "name", "active", "version")),
+                list(Membership.objects.order_by("id").values_list("id", "role")),
+                list(Annotation.objects.order_by("id").values_list("id", "label_class_id", "class_review", "version")))
+
+    before = state()
+    response = getattr(client_for(owner), method)(url, body, format="json")
+    assert response.status_code == 400, (response.status_code, response.content[:300])
+    unknown = next(k for k in body if k in {"descripton", "nmae", "colour", "activ", "rol", "force", "clas", "label_clas",
+                                            "note", "evnt", "versoin", "boxx", "sha", "segmentaton", "all"})
+    assert response.json()[unknown] == [response.json()[unknown][0]] and "Unknown field" in response.json()[unknown][0]
+    assert state() == before
+
+
+def test_sign_in_and_password_change_name_a_field_they_do_not_know(client_for):
+    owner = make_user("owner")
+    response = APIClient().post("/api/auth/token/", {"username": "owner", "password": "pw", "otp": "1"}, format="json")
+    assert response.status_code == 400 and "otp" in response.json()
+    response = client_for(owner).patch("/api/auth/me/", {"current_password": "x", "new_pasword": "y"}, format="json")
+    assert response.status_code == 400 and "new_pasword" in response.json()

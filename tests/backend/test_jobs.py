@@ -192,6 +192,16 @@ def test_unconfigured_engine_names_the_setting(settings):
         config_path()
 
 
+def test_a_missing_model_config_is_named_without_the_hosts_path(settings, tmp_path):
+    """The message lands in the failed job that every member reads."""
+    from backend.jobs.engine import EngineNotConfigured, config_path
+
+    settings.RAZMETKA_ML_CONFIG = str(tmp_path / "gone" / "config.json")
+    with pytest.raises(EngineNotConfigured) as raised:
+        config_path()
+    assert "…/gone/config.json" in str(raised.value) and str(tmp_path) not in str(raised.value)
+
+
 def test_box_prompt_job_segments_imported_boxes(celery_worker, client_for):
     from .factories import make_model_annotation
 

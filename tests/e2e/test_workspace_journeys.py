@@ -326,3 +326,19 @@ def test_history_shows_changes_and_restores_a_version(page, project, login_as):
     expect(panel.locator("li.history-item")).to_have_count(3)
     expect(panel.locator("li.history-item").nth(0)).to_have_attribute("data-action", "restored")
     shot(page, "history-restored")
+
+
+def test_tool_bar_never_covers_the_picture_at_1280_px(page, project, login_as):
+    """At 1280 px the bar wraps to two rows; it sat over the canvas and hid the image's top-left."""
+    proj, owner = project
+    image = make_image(proj, width=400, height=300, seed=31)
+    mark_prelabeled(image)
+    login_as(owner)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_review(page, proj, image)
+    page.keyboard.press("x")  # the box tool adds its mode switch: the widest bar
+    bar = page.get_by_test_id("stage-bar").bounding_box()
+    canvas = page.get_by_test_id("review-canvas").bounding_box()
+    shot(page, "toolbar-1280")
+    assert bar["y"] + bar["height"] <= canvas["y"] + 0.5, (bar, canvas)
+    assert canvas["height"] > 300

@@ -20,7 +20,7 @@ export function ObjectList(props: {
   const { anns, pid, classes } = props;
   return (
     <ol className="objects" data-testid="objects">
-      {anns.length === 0 && props.loaded && <li className="muted">No objects on this image. Draw a box (x) to add one.</li>}
+      {anns.length === 0 && props.loaded && <li className="muted objects-empty">No objects on this image. Draw a box (x) to add one.</li>}
       {anns.map((a, i) => (
         <ObjectRow key={a.id} a={a} index={i} pid={pid} classes={classes} selected={a.id === props.selId} color={colorOf(a, classes)} unsaved={props.unsaved.has(a.id)}
           readOnly={!!props.readOnly} canReview={props.canReview}

@@ -104,7 +104,14 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
 
   return (
     <div className={`workspace${readOnly ? " read-only" : ""}`} data-testid="workspace" data-read-only={readOnly ? "true" : "false"}>
-      <div className="stage" ref={wrapRef}>
+      <div className="stage">
+        <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} readOnly={readOnly} onTool={pickTool} onFit={stage.fit}
+          boxMode={editor.boxMode} onBoxMode={editor.setBoxMode} segmenting={editor.segmenting}
+          refining={refine.busy} refineInfo={refine.info}
+          canUndo={history.canUndo} canRedo={history.canRedo} onUndo={() => void history.undo()} onRedo={() => void history.redo()}
+          onToggleOverlays={() => setShowOverlays((s) => !s)} onHelp={() => setHelp(true)} />
+        {/* The bar sits above the picture, not over it: at 1280 px it wraps to two rows. */}
+        <div className="stage-view" ref={wrapRef}>
         <canvas
           ref={canvasRef}
           data-testid="review-canvas"
@@ -118,12 +125,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           onWheel={pointer.onWheel}
           onContextMenu={(e) => e.preventDefault()}
         />
-        <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} readOnly={readOnly} onTool={pickTool} onFit={stage.fit}
-          boxMode={editor.boxMode} onBoxMode={editor.setBoxMode} segmenting={editor.segmenting}
-          refining={refine.busy} refineInfo={refine.info}
-          canUndo={history.canUndo} canRedo={history.canRedo} onUndo={() => void history.undo()} onRedo={() => void history.redo()}
-          onToggleOverlays={() => setShowOverlays((s) => !s)} onHelp={() => setHelp(true)} />
         {!detail && <div className="stage-msg">Loading…</div>}
+        </div>
       </div>
       <aside className="side">
         <div className="side-head">
