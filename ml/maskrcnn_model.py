@@ -11,6 +11,7 @@ A checkpoint is a folder with ``maskrcnn.json`` (the spec below) and ``model.pt`
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -44,7 +45,22 @@ def _eager_roi_align() -> None:
     mod = sys.modules.get("torchvision.ops.roi_align")
     eager = getattr(getattr(mod, "_roi_align", None), "__wrapped__", None)
     if eager is not None:
-        mod._roi_align = eager
+        mod._roi_align = _bounded_sampling(eager)
+
+
+def _bounded_sampling(eager):
+    """The pure-torch roi_align with adaptive sampling (``sampling_ratio <= 0``) samples a grid as
+    large as the whole input for every RoI (it cannot size it per RoI): Mask R-CNN's mask targets,
+    cut from full-size ground-truth masks that way, asked 53 GB for one 1600x1200 photo and got the
+    worker killed. A fixed 2x2 grid per bin, as torchvision's box and mask heads use, is bounded."""
+
+    @functools.wraps(eager)
+    def roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
+        if sampling_ratio <= 0:
+            sampling_ratio = 2
+        return eager(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned)
+
+    return roi_align
 
 
 def build_model(spec: dict) -> torch.nn.Module:

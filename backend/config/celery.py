@@ -57,6 +57,13 @@ def start_lease_sweeper(**_):
 
 
 @worker_init.connect
+def watch_running_records(**_):
+    # Connects the beat of long tasks (exports, imports, evaluations, trainings) before the pool
+    # forks; the sweeper fails those whose worker died (backend/core/liveness.py).
+    import backend.core.liveness  # noqa: F401
+
+
+@worker_init.connect
 def keep_database_connections(**_):
     """Worker processes keep their PostgreSQL connection between tasks. Celery's Django fixup
     closed it before and after every task (CELERY_DB_REUSE_MAX in settings stops that), so each

@@ -1,4 +1,5 @@
-"""Re-queue job items whose worker died, and send items and records that never reached the broker
+"""Re-queue job items whose worker died, fail the exports, imports, evaluations and trainings whose
+worker died (core/liveness.py), and send items and records that never reached the broker
 (dispatch.py, core/outbox.py), from a daemon thread in every Celery worker.
 
 Why a thread in each worker and not a beat process: `make run` and compose start no scheduler,
@@ -16,8 +17,9 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
+from redis.exceptions import RedisError
 
-from backend.core import outbox
+from backend.core import liveness, outbox
 
 from . import dispatch, leases, services
 from .models import PrelabelJobImage
@@ -44,6 +46,10 @@ def sweep_once() -> dict:
             totals[key] += value
     totals["sent"] = dispatch.send_unsent()
     totals["records_sent"] = outbox.send_unsent()  # uploads, exports, imports, evaluations, trainings
+    try:
+        totals["stopped"] = liveness.sweep()  # exports, imports, evaluations, trainings whose worker died
+    except RedisError:
+        logger.warning("could not look for stopped runs (Redis unreachable)", exc_info=True)
     return totals
 
 

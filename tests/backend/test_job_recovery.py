@@ -89,13 +89,13 @@ def test_sweep_requeues_a_lapsed_lease_and_leaves_a_live_one(settings):
     lease(job, dead, seconds=-1)
     lease(job, live, seconds=60)
 
-    assert sweep_once() == {"requeued": 1, "failed": 0, "cancelled": 0, "sent": 0, "records_sent": 0}
+    assert sweep_once() == {"requeued": 1, "failed": 0, "cancelled": 0, "sent": 0, "records_sent": 0, "stopped": 0}
     items = {i.image_id: i for i in job.items.all()}
     assert items[dead].status == ItemStatus.PENDING and items[dead].leased_until is None and items[dead].lease_owner == ""
     assert items[live].status == ItemStatus.RUNNING and items[live].lease_owner == "dead-host:4242:abc"
     assert items[pending].status == ItemStatus.PENDING
     assert take_messages(queue) == [("jobs.run_batch", [job.pk, [dead]])], "one new message for the lapsed item"
-    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 0, "sent": 0, "records_sent": 0}, "a second sweep re-queues nothing"
+    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 0, "sent": 0, "records_sent": 0, "stopped": 0}, "a second sweep re-queues nothing"
     assert take_messages(queue) == []
 
 
@@ -105,7 +105,7 @@ def test_an_item_that_killed_three_workers_fails_instead_of_coming_back(settings
     lease(job, poison, seconds=-1, attempts=services.MAX_ATTEMPTS)
     lease(job, fine, seconds=-1, attempts=1)
 
-    assert sweep_once() == {"requeued": 1, "failed": 1, "cancelled": 0, "sent": 0, "records_sent": 0}
+    assert sweep_once() == {"requeued": 1, "failed": 1, "cancelled": 0, "sent": 0, "records_sent": 0, "stopped": 0}
     item = job.items.get(image_id=poison)
     assert item.status == ItemStatus.FAILED and item.error.startswith("gave up after 3 attempts"), item.error
     assert item.leased_until is None
@@ -120,7 +120,7 @@ def test_a_cancelled_jobs_lapsed_items_are_cancelled_not_requeued(settings):
     lease(job, held, seconds=-1)
     services.cancel_job(project=job.project, job_id=job.pk)
 
-    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 1, "sent": 0, "records_sent": 0}
+    assert sweep_once() == {"requeued": 0, "failed": 0, "cancelled": 1, "sent": 0, "records_sent": 0, "stopped": 0}
     assert set(job.items.values_list("status", flat=True)) == {ItemStatus.CANCELLED}
     assert take_messages(queue) == []
 

@@ -91,3 +91,23 @@ def test_tiny_maskrcnn_trains_saves_and_loads(tmp_path):
     assert spec["class_names"] == ["hammer", "wrench"] and spec["arch"] == "tiny"
     preds = predict(model, spec, [samples[0].image], score_threshold=0.0)
     assert all(o["label"] in ("hammer", "wrench") for o in preds[0])
+
+
+def test_mask_targets_from_photo_sized_masks_stay_small_without_compiled_ops():
+    """Mask R-CNN cuts each object's 28x28 target from its full-size mask with roi_align's adaptive
+    sampling. Without torchvision's compiled ops the pure-torch version sampled a grid as large as
+    the whole mask for every RoI: 53 GB asked for one 1600x1200 photo, and the gpu worker was
+    killed. After build_model, the same call is bounded and still cuts the right pixels."""
+    import torch
+
+    from ml.maskrcnn_model import build_model
+
+    build_model({"arch": "tiny", "class_names": ["hammer"], "min_size": 64, "max_size": 64})
+    from torchvision.ops import roi_align
+
+    masks = torch.zeros(2, 1, 1200, 1600)
+    masks[0, 0, 100:400, 200:800] = 1.0
+    rois = torch.tensor([[0, 200.0, 100.0, 800.0, 400.0]] * 32 + [[1, 0.0, 0.0, 1600.0, 1200.0]] * 32)
+    out = roi_align(masks, rois, (28, 28), 1.0)  # the adaptive sampling torchvision's mask loss asks for
+    assert out.shape == (64, 1, 28, 28)
+    assert torch.allclose(out[:32], torch.ones(32, 1, 28, 28)) and float(out[32:].abs().max()) == 0.0
