@@ -85,7 +85,7 @@ def create_annotation(
     """A person's new object starts pending review, whoever drew it: a reviewer accepts it like
     any other. `proposal`: a segment answer's token; its server-kept evidence for exactly this
     mask (candidates, and the scores if the proposed class was kept) goes on the object."""
-    image = Image.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(project=project, pk=image_id).first()
+    image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
     if image is None:
         raise DomainError(f"Image {image_id} does not exist in this project.")
     override = _may_write(image, user=user, caps=_capabilities(project, user), force=force)
@@ -211,7 +211,7 @@ def accept_all(
     """Accept every pending class and mask on an image (objects with no class are left pending)."""
     caps = _capabilities(project, user)
     _require_review(caps)
-    image = Image.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(project=project, pk=image_id).first()
+    image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
     if image is None:
         raise NotFound("Image not found.")
     override = _may_write(image, user=user, caps=caps, force=force)

@@ -6,6 +6,9 @@ URL expires, and the object store needs no public endpoint, CORS or clock agreem
 """
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import quote
+
 from asgiref.sync import sync_to_async
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -41,7 +44,8 @@ def _open_stream(name: str):
     return obj.get()["Body"], obj.content_length
 
 
-def private_file_response(name: str, content_type: str, download_name: str) -> FileResponse:
+def private_file_response(name: str, content_type: str, download_name: str, *, attachment: bool = False) -> FileResponse:
+    """`attachment`: the browser saves the file (an export) instead of showing it (an image)."""
     try:
         fh, size = _open_stream(name)
     except FileNotFoundError:
@@ -49,12 +53,12 @@ def private_file_response(name: str, content_type: str, download_name: str) -> F
     response = StreamedFile(fh, content_type=content_type)
     if size is not None:
         response["Content-Length"] = str(size)
-    return _private(response, download_name)
+    return _private(response, download_name, attachment)
 
 
-def private_bytes_response(data: bytes, content_type: str, download_name: str) -> HttpResponse:
+def private_bytes_response(data: bytes, content_type: str, download_name: str, *, attachment: bool = False) -> HttpResponse:
     """private_file_response for bytes made by the view (a rendition), with the same headers."""
-    return _private(HttpResponse(data, content_type=content_type), download_name)
+    return _private(HttpResponse(data, content_type=content_type), download_name, attachment)
 
 
 def read_stored(name: str) -> bytes:
@@ -65,9 +69,46 @@ def read_stored(name: str) -> bytes:
         raise NotFound("The file is missing from storage.") from None
 
 
-def _private(response, download_name: str):
+_CYRILLIC = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґ",
+    "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch _ y _ e yu ya i yi ye g".split(),
+))
+
+
+def _ascii_fallback(name: str) -> str:
+    """An ASCII stand-in for `filename=` (clients that ignore `filename*`): Cyrillic
+    transliterated, accents dropped, anything else left out; "file" when no letter is left."""
+    out = []
+    for char in name:
+        latin = _CYRILLIC.get(char.lower())
+        if latin is not None:
+            latin = latin.strip("_")
+            out.append(latin.capitalize() if char != char.lower() else latin)
+        else:
+            out.append(unicodedata.normalize("NFKD", char))
+    text = "".join(c for c in "".join(out) if c.isascii() and (c.isalnum() or c in "._- "))
+    stem, dot, extension = text.rpartition(".")
+    if not dot:
+        stem, extension = text, ""
+    if not any(c.isalnum() for c in stem):
+        stem = "file"
+    return f"{stem}.{extension}" if dot else stem
+
+
+def content_disposition(download_name: str, *, attachment: bool = False) -> str:
+    """RFC 6266: `inline|attachment; filename="<ascii>"`, plus `filename*=UTF-8''<percent-encoded>`
+    (RFC 5987) when the name is not plain ASCII. The value itself is always ASCII, so Django never
+    MIME-encodes the whole header (which browsers do not understand)."""
     safe = "".join(c for c in download_name if c.isalnum() or c in "._- ")[:200] or "file"
-    response["Content-Disposition"] = f'inline; filename="{safe}"'
+    fallback = _ascii_fallback(safe)
+    value = f'{"attachment" if attachment else "inline"}; filename="{fallback}"'
+    if fallback != safe:
+        value += f"; filename*=UTF-8''{quote(safe, safe='')}"
+    return value
+
+
+def _private(response, download_name: str, attachment: bool = False):
+    response["Content-Disposition"] = content_disposition(download_name, attachment=attachment)
     response["X-Content-Type-Options"] = "nosniff"
     # Even if a browser were fooled into rendering it, nothing in it may run.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -193,7 +193,7 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
 def make_thumbnail(img: PILImage.Image) -> bytes:
     """A JPEG whose long side is at most THUMBNAIL_SIZE px, transparency flattened on white."""
     scale = THUMBNAIL_SIZE / max(img.size)
-    thumb = img
+    thumb = _reducible(img)
     if scale < 1:
         # A cheap box reduce to ~3x the target first, then LANCZOS: same look, a fraction of the time.
         factor = int(1 / (scale * 3))
@@ -201,9 +201,13 @@ def make_thumbnail(img: PILImage.Image) -> bytes:
             thumb = thumb.reduce(factor)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         thumb = thumb.resize(size, PILImage.Resampling.LANCZOS)
-    if thumb.mode in {"I;16", "I;16B", "I;16L", "I"}:
+    if thumb.mode == "I":
         # 16-bit scans: scale to 8 bits rather than letting convert() clip everything to white.
-        thumb = thumb.point(lambda v: v / 256).convert("L")
+        # By the brightest value present, so a 10- or 12-bit scan in a 16-bit file is not black.
+        _, high = thumb.getextrema()
+        if high > 255:
+            thumb = thumb.point(lambda v: v * (255 / high))
+        thumb = thumb.convert("L")
     elif thumb.mode == "F":
         thumb = thumb.convert("L")
     if thumb.mode in {"RGBA", "LA", "PA"} or (thumb.mode == "P" and "transparency" in thumb.info):
@@ -215,6 +219,21 @@ def make_thumbnail(img: PILImage.Image) -> bytes:
     out = io.BytesIO()
     thumb.save(out, format="JPEG", quality=82, optimize=True)
     return out.getvalue()
+
+
+def _reducible(img: PILImage.Image) -> PILImage.Image:
+    """The pixels in a mode that Image.reduce() and a smooth resize handle: palette images as
+    RGB(A) (averaging palette indices means nothing), 1-bit as greyscale, 16-bit as 32-bit "I"
+    (reduce() refuses "P", "1" and "I;16*" with "image has wrong mode")."""
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode == "PA" or (img.mode == "P" and "transparency" in img.info):
+        return img.convert("RGBA")
+    if img.mode == "P":
+        return img.convert("RGB")
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    return img
 
 
 def thumbnail_from_stored(data: bytes) -> bytes:

@@ -37,9 +37,7 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         if job.status != "done" or not job.result_file:
             raise NotFound("This export has no file (yet).")
         name = f"{self.project.name}-{job.format}-export-{job.pk}.zip"
-        response = private_file_response(job.result_file, "application/zip", name)
-        response["Content-Disposition"] = response["Content-Disposition"].replace("inline", "attachment", 1)
-        return response
+        return private_file_response(job.result_file, "application/zip", name, attachment=True)
 
 
 class ImportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):

@@ -38,11 +38,12 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
     report = GalleryUploadReport()
     items = list(iter_upload_items(files))
     roots = _common_root(items)
+    refused_folders: dict[str, dict] = {}  # folder path → its one error entry (per folder, not per file)
     for item in items:
         if item.error:
             report.errors.append({"name": item.name, "error": item.error})
             continue
-        label_class = target or _class_from_path(project, item.name, roots, report)
+        label_class = target or _class_from_path(project, item.name, roots, report, refused_folders)
         if label_class is None:
             continue
         _store_exemplar(project=project, user=user, label_class=label_class, item=item, report=report)
@@ -65,8 +66,10 @@ def _common_root(items: list[UploadItem]) -> set[str]:
     return roots
 
 
-def _class_from_path(project: Project, name: str, roots: set[str], report: GalleryUploadReport) -> LabelClass | None:
-    parts = PurePosixPath(name).parts
+def _class_from_path(
+    project: Project, name: str, roots: set[str], report: GalleryUploadReport, refused_folders: dict[str, dict],
+) -> LabelClass | None:
+    full = parts = PurePosixPath(name).parts
     for root in roots:
         if name.startswith(root + "/"):
             parts = (parts[0],) + parts[2:]
@@ -77,7 +80,18 @@ def _class_from_path(project: Project, name: str, roots: set[str], report: Galle
             "error": "no class: choose a class, or upload a zip with one folder per class (ImageFolder layout)",
         })
         return None
-    class_name = parts[1].strip()[:120]
+    folder = "/".join(full[:len(full) - len(parts) + 2])  # the zip's class folder, root included
+    refused = refused_folders.get(folder)
+    if refused is not None:
+        refused["skipped_files"] += 1
+        return None
+    try:
+        class_name = _folder_class_name(parts[1])
+    except ValueError as exc:
+        entry = {"name": folder + "/", "error": f"folder '{parts[1][:60]}': {exc}; its images were not imported", "skipped_files": 1}
+        refused_folders[folder] = entry
+        report.errors.append(entry)
+        return None
     label_class = LabelClass.objects.annotate(lname=Lower("name")).filter(project=project, lname=class_name.lower()).first()
     if label_class is None:
         try:
@@ -88,6 +102,22 @@ def _class_from_path(project: Project, name: str, roots: set[str], report: Galle
         except IntegrityError:
             label_class = LabelClass.objects.annotate(lname=Lower("name")).get(project=project, lname=class_name.lower())
     return label_class
+
+
+def _folder_class_name(folder: str) -> str:
+    """The class name a folder stands for, checked as `POST /classes/` checks a name (trimmed,
+    not blank, at most the model's length, no NUL): a folder that is not a valid name is refused
+    rather than made into an empty class or silently cut to a different one."""
+    from rest_framework.exceptions import ValidationError
+
+    from backend.projects.serializers import LabelClassSerializer
+
+    try:
+        return LabelClassSerializer().fields["name"].run_validation(folder)
+    except ValidationError as exc:
+        messages = exc.detail if isinstance(exc.detail, list) else [exc.detail]
+        reason = " ".join(str(m).rstrip(".") for m in messages).replace("This field", "the class name")
+        raise ValueError(f"not a valid class name: {reason}") from None
 
 
 def _store_exemplar(*, project, user, label_class, item: UploadItem, report: GalleryUploadReport) -> None:

@@ -21,7 +21,9 @@ CLAIM_SECONDS = 300
 
 
 def _locked(project: Project, image_id: int) -> Image:
-    image = Image.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(project=project, pk=image_id).first()
+    # No join to the holder here: a claim that waited for this lock then read the new claim's
+    # expiry with no holder (PostgreSQL re-checks only the locked row), and both claimers got 200.
+    image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
     return image

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError, RestrictedError
 
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import DomainError, NotFound, PermissionDenied
 from backend.core.locking import check_version
 
 from .colors import distinct_colors
@@ -66,25 +66,40 @@ def add_member(*, project: Project, username: str, role: str) -> Membership:
 
 
 @transaction.atomic
-def change_role(*, project: Project, membership_id: int, role: str) -> Membership:
-    membership = _membership(project, membership_id)
+def change_role(*, project: Project, membership_id: int, role: str, actor=None) -> Membership:
+    membership = _membership(project, membership_id, actor)
     if role not in Role.values:
         raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
     if membership.role == Role.ADMIN and role != Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.role = role
     membership.save(update_fields=["role"])
+    if role == Role.VIEWER:
+        _release_claims(project, membership.user_id)
     _notify_membership_changed(membership)
     return membership
 
 
 @transaction.atomic
-def remove_member(*, project: Project, membership_id: int) -> None:
-    membership = _membership(project, membership_id)
+def remove_member(*, project: Project, membership_id: int, actor=None) -> None:
+    membership = _membership(project, membership_id, actor)
     if membership.role == Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.delete()
+    _release_claims(project, membership.user_id)
     _notify_membership_changed(membership)
+
+
+def _release_claims(project: Project, user_id: int) -> None:
+    """Someone who may no longer annotate here holds no image: others were blocked until it expired."""
+    from backend.core import events
+    from backend.images.models import Image
+
+    held = Image.objects.filter(project=project, claimed_by_id=user_id)
+    released = list(held.values_list("pk", flat=True))
+    held.update(claimed_by=None, claim_expires_at=None)
+    for pk in released:
+        events.emit(project.pk, "image.released", image=pk)
 
 
 @transaction.atomic
@@ -193,7 +208,13 @@ def _only(fields: dict, allowed: set[str]) -> dict:
     return fields
 
 
-def _membership(project: Project, membership_id: int) -> Membership:
+def _membership(project: Project, membership_id: int, actor=None) -> Membership:
+    """The membership to change, with the project locked: two admins demoting or removing each
+    other at once each counted the other as the admin who stays, and the project kept none. Under
+    the lock the actor (if given) must still be an admin: the other change may have demoted them."""
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
+    if actor is not None and not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
+        raise PermissionDenied("You are no longer an admin of this project.")
     membership = Membership.objects.select_for_update().filter(project=project, pk=membership_id).first()
     if membership is None:
         raise NotFound("Membership not found.")

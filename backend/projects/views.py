@@ -102,12 +102,13 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def partial_update(self, request, project_pk=None, pk=None):
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.change_role(project=self.project, membership_id=int_or_404(pk), **serializer.validated_data)
+        membership = services.change_role(project=self.project, membership_id=int_or_404(pk), actor=request.user,
+                                          **serializer.validated_data)
         return Response(MembershipSerializer(membership).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
-        services.remove_member(project=self.project, membership_id=int_or_404(pk))
+        services.remove_member(project=self.project, membership_id=int_or_404(pk), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
