@@ -50,3 +50,5 @@ urlpatterns = [
     path("", frontend_view, name="frontend"),
     path("<path:path>", frontend_view),
 ]
+
+handler400 = "backend.core.errors.bad_request"  # JSON under /api/

@@ -58,7 +58,7 @@ def change_own_password(*, user, current_password: str, new_password: str) -> No
     if not user.check_password(current_password):
         raise DomainError("The current password is wrong.", extra={"field": "current_password"})
     if new_password == current_password:
-        raise DomainError("Choose a password different from the one-time password.")
+        raise DomainError("Choose a new password different from the current one.")
     try:
         password_validation.validate_password(new_password, user)
     except ValidationError as exc:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
 from .accounts import change_own_password, must_change_password
+from .errors import DomainError
 from .permissions import SESSION_FLAG
 from .strict import StrictFieldsMixin
 
@@ -114,7 +115,20 @@ def me_view(request):
     if request.method == "PATCH":
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        change_own_password(user=request.user, **serializer.validated_data)
+        # Wrong current passwords count with wrong sign-ins: a stolen token or session could
+        # otherwise guess the real password here without limit.
+        key = _failures_key(request.user.get_username())
+        if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
+            raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
+                f"Too many wrong passwords for this account: password changes are locked for up to "
+                f"{SIGN_IN_LOCKOUT_S // 60} minutes."))
+        try:
+            change_own_password(user=request.user, **serializer.validated_data)
+        except DomainError as exc:
+            if exc.extra.get("field") == "current_password":
+                cache.add(key, 0, SIGN_IN_LOCKOUT_S)
+                cache.incr(key)
+            raise
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
         request.session.pop(SESSION_FLAG, None)
     return Response(_me(request.user))

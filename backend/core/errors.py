@@ -1,7 +1,7 @@
 """API errors: one JSON shape ({"detail": ..., "code": ...}) and the domain errors services raise."""
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -65,6 +65,10 @@ def exception_handler(exc, context):
 
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response({"detail": f"The request body is larger than {limit} bytes.", "code": "too_large"}, status=400)
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        from rest_framework.response import Response
+
+        return Response({"detail": too_many_parts(exc), "code": "too_many"}, status=400)
     if _backing_service_down(exc):
         from rest_framework.response import Response
 
@@ -81,3 +85,29 @@ def exception_handler(exc, context):
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
     return response
+
+
+def too_many_parts(exc) -> str:
+    from django.conf import settings
+
+    if isinstance(exc, TooManyFilesSent):
+        return (f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files in one request: send them in several "
+                "requests (the app's upload sends each file on its own).")
+    return f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters or form fields in one request."
+
+
+def bad_request(request, exception=None):
+    """Django's 400 (a SuspiciousOperation outside DRF's views, e.g. too many query parameters
+    read by a middleware): JSON under /api/, as every other API answer; Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import bad_request as django_bad_request
+
+    if not request.path.startswith("/api/"):
+        return django_bad_request(request, exception)
+    if isinstance(exception, (TooManyFieldsSent, TooManyFilesSent)):
+        detail = too_many_parts(exception)
+    elif isinstance(exception, SuspiciousOperation):
+        detail = "The request was refused as malformed."
+    else:
+        detail = "Bad request."
+    return JsonResponse({"detail": detail, "code": "bad_request"}, status=400)

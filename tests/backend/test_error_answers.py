@@ -203,3 +203,37 @@ def test_sign_in_and_password_change_name_a_field_they_do_not_know(client_for):
     assert response.status_code == 400 and "otp" in response.json()
     response = client_for(owner).patch("/api/auth/me/", {"current_password": "x", "new_pasword": "y"}, format="json")
     assert response.status_code == 400 and "new_pasword" in response.json()
+
+
+def test_more_than_a_thousand_files_or_parameters_is_a_json_400(client_for):
+    """Django's caps answered an HTML "Bad Request (400)" page (and logged a traceback)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    files = [SimpleUploadedFile(f"h{i}.png", b"x") for i in range(1001)]
+    response = client_for(owner).post(f"/api/projects/{project.pk}/images/", {"files": files}, format="multipart")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json", response.content[:200]
+    assert "More than 1000 files" in response.json()["detail"]
+    query = "&".join(f"x{i}=1" for i in range(1001))
+    response = client_for(owner).get(f"/api/projects/{project.pk}/images/?{query}")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json", response.content[:200]
+    assert "parameters" in response.json()["detail"]
+
+
+def test_wrong_current_passwords_lock_the_password_change_like_sign_in(client_for):
+    """40 wrong current passwords through PATCH /api/auth/me/ were each a plain 400: a stolen token
+    could guess the real password without limit."""
+    user = make_user("marta", password="right-pass-789")
+    client = client_for(user)
+    for i in range(10):
+        wrong = client.patch("/api/auth/me/", {"current_password": f"guess-{i}", "new_password": "n3w-Pass-xyz!"},
+                             format="json")
+        assert wrong.status_code == 400 and "current password is wrong" in wrong.json()["detail"]
+    locked = client.patch("/api/auth/me/", {"current_password": "right-pass-789", "new_password": "n3w-Pass-xyz!"},
+                          format="json")
+    assert locked.status_code == 429 and "locked" in locked.json()["detail"]
+    user.refresh_from_db()
+    assert user.check_password("right-pass-789")
+    assert APIClient().post("/api/auth/token/", {"username": "marta", "password": "right-pass-789"},
+                            format="json").status_code == 429
