@@ -176,3 +176,34 @@ def save_finished_file(name: str, local_path: str) -> str:
     finally:
         if os.path.exists(local_path):
             os.remove(local_path)
+
+
+def delete_stored(names) -> int:
+    """Delete stored files by name, on disk or S3; a missing one is skipped, an error logged."""
+    import logging
+
+    count = 0
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except Exception:  # one file's trouble must not keep the others
+            logging.getLogger("razmetka.files").warning("could not delete %s", name, exc_info=True)
+        count += 1
+    return count
+
+
+def delete_later(names: list[str], chunk: int = 500) -> None:
+    """Delete files after the commit, on the cpu queue (a project of 10,000 photos has 20,000
+    files); here and now when the broker is unreachable."""
+    from django.conf import settings
+
+    from .outbox import publish
+    from .tasks import delete_files
+
+    names = [n for n in names if n]
+    for start in range(0, len(names), chunk):
+        part = names[start:start + chunk]
+        if not publish(delete_files, args=[part], queue=settings.QUEUE_CPU):
+            delete_stored(part)

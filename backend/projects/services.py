@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError, RestrictedError
 
 from backend.core.errors import DomainError, NotFound, PermissionDenied
+from backend.core.files import delete_later
 from backend.core.locking import check_version
 
 from .colors import distinct_colors
@@ -44,7 +45,24 @@ def delete_project(*, project_id: int, version: int | None) -> None:
     class foreign key is RESTRICT, which allows it when the annotations go too)."""
     project = Project.objects.select_for_update().get(pk=project_id)
     check_version(project, version)
+    names = _stored_files(project_id)
     project.delete()
+    # The files go too (photos are what a user deleting a project most expects gone).
+    transaction.on_commit(lambda: delete_later(names))
+
+
+def _stored_files(project_id: int) -> list[str]:
+    from backend.exchange.models import ExportJob, ImportJob
+    from backend.gallery.models import GalleryImage
+    from backend.images.models import Image, UploadSession
+    from backend.learning.models import ModelVersion
+
+    names: list[str] = []
+    for model, fields in ((Image, ("file", "thumbnail")), (GalleryImage, ("file",)), (ExportJob, ("result_file",)),
+                          (ImportJob, ("upload_file",)), (UploadSession, ("stored_name",)), (ModelVersion, ("file",))):
+        for row in model.objects.filter(project_id=project_id).values_list(*fields):
+            names.extend(n for n in row if n)
+    return names
 
 
 def bump_gallery_version(*, project_id: int) -> None:
