@@ -3,6 +3,7 @@
  * (`?since=`), drops duplicates, asks the server to fill gaps, and turns the server's `resync`
  * (or a gap it cannot fill) into a `resync` event: listeners then reload what they show.
  */
+import { reportLostAccess } from "./access";
 import type { LiveEvent } from "./extra";
 import { EventSequence } from "./liveseq";
 
@@ -10,10 +11,14 @@ type Listener = (e: LiveEvent) => void;
 
 /** How long an out-of-order event may wait for the ones before it before we ask to resume. */
 export const GAP_WAIT_MS = 1500;
+/** The server's close code for "not a member of this project" (backend/realtime/consumers.py). */
+export const CLOSE_FORBIDDEN = 4403;
 
 export interface SocketOptions {
   url?: (project: number, since: number | null) => string;
   WebSocketImpl?: new (url: string) => WebSocket;
+  /** Called once when the server says this user is no longer a member (default: reportLostAccess). */
+  onForbidden?: (project: number) => void;
 }
 
 function defaultUrl(project: number, since: number | null): string {
@@ -60,11 +65,12 @@ export class ProjectSocket {
       }
       if (data && typeof data === "object") this.handle(data);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev: CloseEvent | undefined) => {
       if (this.ws !== ws) return;
       this.connected = false;
       this.ws = null;
       this.clearGap();
+      if (ev?.code === CLOSE_FORBIDDEN) return this.forbidden();
       this.schedule();
     };
   }
@@ -80,6 +86,9 @@ export class ProjectSocket {
         this.resync(seq ?? this.seq.newest ?? 0);
         return;
       case "pong":
+        return;
+      case "access.revoked":
+        this.forbidden();
         return;
       case "error":
         console.warn("live updates:", (data as { error?: unknown }).error);
@@ -120,6 +129,14 @@ export class ProjectSocket {
     this.seq.reset(seq);
     this.clearGap();
     this.emit({ type: "resync", project: this.project, seq });
+  }
+
+  /** Removed from the project: stop reconnecting (each try would be refused) and say so once. */
+  private forbidden() {
+    if (this.closed) return;
+    this.close();
+    this.emit({ type: "access.revoked", project: this.project });
+    (this.opts.onForbidden ?? reportLostAccess)(this.project);
   }
 
   private emit(e: LiveEvent) {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type GalleryImage, type GalleryUploadReport, type LabelClass, type Page } from "../api/client";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
@@ -27,13 +27,41 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   }, [pid, tick]);
   useEffect(() => subscribe(pid, (ev) => (ev.type === "gallery.changed" || ev.type === "resync") && (setTick((t) => t + 1), ctx.reloadClasses())), [pid]);
 
-  const save = async (c: LabelClass, change: Partial<LabelClass>) => {
-    try {
-      await patch(`${P(pid)}/classes/${c.id}/`, { ...change, version: c.version });
-    } catch (e) {
-      notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Apply your change again.` : `Couldn't save “${c.name}”: ${(e as Error).message}`, "error");
+  /** Saves to one class run one after another, each on the version the previous one returned:
+   * two quick changes are not a conflict with oneself. */
+  const chains = useRef(new Map<number, Promise<unknown>>());
+  const versions = useRef(new Map<number, number>());
+  const save = (c: LabelClass, change: Partial<LabelClass>): Promise<boolean> => {
+    const run = async (): Promise<boolean> => {
+      let ok = true;
+      try {
+        const version = Math.max(c.version, versions.current.get(c.id) ?? 0);
+        const saved = await patch<LabelClass>(`${P(pid)}/classes/${c.id}/`, { ...change, version });
+        if (saved?.version !== undefined) versions.current.set(c.id, saved.version);
+      } catch (e) {
+        ok = false;
+        notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Apply your change again.` : `Couldn't save “${c.name}”: ${(e as Error).message}`, "error");
+      }
+      await ctx.reloadClasses();
+      return ok;
+    };
+    const next = (chains.current.get(c.id) ?? Promise.resolve()).then(run);
+    chains.current.set(c.id, next.catch(() => undefined));
+    return next;
+  };
+  /** Inline rename on Enter/blur: an empty name or a refused one puts the class's name back. */
+  const rename = async (c: LabelClass, field: HTMLInputElement) => {
+    const value = field.value.trim();
+    if (!value) {
+      notify("A class needs a name.", "warn");
+      field.value = c.name;
+      return;
     }
-    await ctx.reloadClasses();
+    if (value === c.name) {
+      field.value = c.name;
+      return;
+    }
+    if (!(await save(c, { name: value }))) field.value = c.name;
   };
   const add = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -110,11 +138,11 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const card = (c: LabelClass) => (
     <section key={c.id} className={`card class-card ${c.active === false ? "inactive" : ""}`} data-testid={`class-${c.name}`} data-kind={c.kind}>
       <div className="toolbar">
-        <input type="color" aria-label={`color of ${c.name}`} value={c.color || "#888888"} disabled={!ctx.isAdmin}
-          onChange={(e) => save(c, { color: e.target.value })} />
+        <ColorPicker label={`color of ${c.name}`} value={c.color || "#888888"} disabled={!ctx.isAdmin}
+          onPick={(color) => color !== c.color && void save(c, { color })} />
         {ctx.isAdmin ? (
           <input className="class-name" aria-label={`name of ${c.name}`} defaultValue={c.name} key={`${c.id}:${c.version}`}
-            onBlur={(e) => e.target.value.trim() && e.target.value.trim() !== c.name && save(c, { name: e.target.value.trim() })}
+            onBlur={(e) => void rename(c, e.target)}
             onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
         ) : <b>{c.name}</b>}
         {ctx.isAdmin ? (
@@ -206,4 +234,24 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
       ))}
     </main>
   );
+}
+
+/** A colour input that saves once, when the picker is released: while the user drags in it the
+ * browser fires an input event per step, and saving each of those (all on the same version)
+ * made the later ones false conflicts and kept the first colour. */
+function ColorPicker(props: { label: string; value: string; disabled?: boolean; onPick: (color: string) => void }) {
+  const [value, setValue] = useState(props.value);
+  const ref = useRef<HTMLInputElement>(null);
+  const pick = useRef(props.onPick);
+  pick.current = props.onPick;
+  useEffect(() => setValue(props.value), [props.value]);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    // The native "change" event: React's onChange is the per-step "input" event.
+    const onChange = () => pick.current(el.value);
+    el.addEventListener("change", onChange);
+    return () => el.removeEventListener("change", onChange);
+  }, []);
+  return <input ref={ref} type="color" aria-label={props.label} value={value} disabled={props.disabled} onChange={(e) => setValue(e.target.value)} />;
 }

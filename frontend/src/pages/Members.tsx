@@ -56,10 +56,15 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
   const changeRole = async (m: Membership, next: Role) => {
+    const self = m.username === ctx.me.username;
+    if (self && m.role === "admin" && next !== "admin"
+      && !confirm(`Change your own role in ${ctx.project.name} from admin to ${next}? You lose the Members and Settings pages at once, and only another admin can make you admin again.`)) return;
     try {
       const updated = await patch<Membership>(`${P(pid)}/members/${m.id}/`, { role: next });
       setMembers((old) => old?.map((x) => (x.id === m.id ? updated : x)) ?? old);
       notify(`${m.username} is now ${updated.role}.`);
+      // Your own role changed: the project's tabs and pages follow it.
+      if (self) ctx.setProject({ ...ctx.project, my_role: updated.role });
     } catch (err: any) {
       notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
       load();

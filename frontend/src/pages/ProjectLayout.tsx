@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { get, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
+import { LOST_ACCESS_MESSAGE, onLostAccess } from "../api/access";
 import { notify } from "../notify";
 import { Link } from "../router";
 import { Dashboard } from "./Dashboard";
@@ -57,7 +58,16 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     get<Project>(`${P(projectId)}/`).then(setProject).catch((e) => setError(e.status === 404 ? "This project doesn't exist or you are not a member." : e.message));
     reloadClasses();
   }, [projectId, reloadClasses]);
-  if (error) return <main className="page"><p className="error">{error}</p><Link to="/">All projects</Link></main>;
+  // Removed from the project (or it was deleted) while a page of it is open: say so, offer the list.
+  useEffect(() => onLostAccess((p) => { if (p === projectId) setError(LOST_ACCESS_MESSAGE); }), [projectId]);
+  if (error) {
+    return (
+      <main className="page" data-testid="project-error">
+        <p className="error" role="alert">{error}</p>
+        <Link to="/">All projects</Link>
+      </main>
+    );
+  }
   if (!project) return <div className="center muted">Loading project…</div>;
   const role = project.my_role ?? "viewer";
   const ctx: ProjectCtx = {

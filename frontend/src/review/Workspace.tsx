@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import type { Annotation, ImageDetail } from "../api/client";
 import type { ProjectCtx } from "../pages/ProjectLayout";
-import { Link } from "../router";
+import { addNavigationGuard, Link } from "../router";
 import { HelpOverlay } from "./Help";
 import { HistoryPanel } from "./HistoryPanel";
 import { LockIcon } from "./icons";
@@ -19,7 +19,7 @@ import { useImageBundle } from "./useImageBundle";
 import { useLiveAnnotations } from "./useLiveAnnotations";
 import { useMaskEditor } from "./useMaskEditor";
 import { useReviewKeys } from "./useReviewKeys";
-import { useReviewNavigation } from "./useReviewNavigation";
+import { UNSAVED_MESSAGE, useReviewNavigation } from "./useReviewNavigation";
 import { useStage } from "./useStage";
 import { useStagePointer } from "./useStagePointer";
 import { usePolygonTool } from "./usePolygonTool";
@@ -51,7 +51,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const sel = selIndex >= 0 ? anns[selIndex] : null;
 
   const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx });
-  const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, readOnly, claim, setClaim, annsRef, updateAnns, setSelId });
+  const role = ctx.project.my_role ?? "viewer";
+  const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId });
   const history = useUndoHistory({
     pid, imageId, canReview: ctx.canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef: stage.editRef, setClaim,
   });
@@ -81,7 +82,22 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     editor.setBoxMode((m) => (m === "new" ? "replace" : "new"));
   };
   useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim });
-  const nav = useReviewNavigation({ pid, imageId, detail, anns, readOnly, unsaved: editor.unsaved, refuseReadOnly: writes.refuseReadOnly, setClaim });
+  const nav = useReviewNavigation({ pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, refuseReadOnly: writes.refuseReadOnly, setClaim });
+  // An unsaved mask edit: leaving through another page asks first, and so does a reload or close.
+  const hasUnsaved = editor.unsaved.size > 0;
+  useEffect(() => {
+    if (!hasUnsaved) return;
+    const off = addNavigationGuard(() => `${UNSAVED_MESSAGE}\n\nLeave this image anyway? The edit will be lost.`);
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = ""; // older browsers show their prompt only when this is set
+    };
+    window.addEventListener("beforeunload", onBeforeUnload);
+    return () => {
+      off();
+      window.removeEventListener("beforeunload", onBeforeUnload);
+    };
+  }, [hasUnsaved]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
     await writes.setClass(a, classId);
@@ -142,13 +158,18 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
             </div>
           )}
           {!readOnly && !ctx.canReview && <div className="muted small">Your role can't accept or reject.</div>}
-          <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail} data-testid="accept-all">
+          <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail || !ctx.canReview} data-testid="accept-all"
+            title={!ctx.canReview && !readOnly ? `Your role (${role}) can't accept or reject; a reviewer or admin does. Skip (n) goes to the next image.` : undefined}>
             Accept all &amp; next image <kbd>Enter</kbd>
           </button>
           <div className="row small">
             <button onClick={nav.skip}>Skip <kbd>n</kbd></button>
             <button onClick={() => setHistoryOpen((o) => !o)} aria-pressed={historyOpen} data-testid="history-toggle">History <kbd>i</kbd></button>
-            <Link to={`/p/${pid}/review`}>Queue</Link>
+            <a href={`/p/${pid}/review`} data-testid="queue-link" onClick={(e) => {
+              if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+              e.preventDefault();
+              nav.toQueue();
+            }}>Queue</a>
           </div>
         </div>
         {search !== null && (

@@ -5,6 +5,7 @@
  * (useUndoHistory, wired in through `history`).
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
+import { checkProjectAccess, retryable } from "../api/access";
 import { ApiError, del, P, patch, post, type Annotation } from "../api/client";
 import { notify } from "../notify";
 import type { Decision, ReviewTarget } from "./ObjectList";
@@ -22,12 +23,16 @@ export interface HistoryHooks {
 
 export type Write = (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void) => Promise<boolean>;
 
+/** Why a role without review rights cannot accept or reject (a shortcut or accept-all). */
+export const cannotReviewMessage = (role: string | null | undefined) =>
+  `Your role (${role ?? "viewer"}) can't accept or reject in this project; a reviewer or admin decides.`;
+
 export function useAnnotationWrites(opts: {
-  pid: number; imageId: number; canReview: boolean; readOnly: boolean; claim: ClaimState; setClaim: (c: ClaimState) => void;
+  pid: number; imageId: number; canReview: boolean; role?: string | null; readOnly: boolean; claim: ClaimState; setClaim: (c: ClaimState) => void;
   annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
   setSelId: (id: number | null) => void;
 }) {
-  const { pid, imageId, canReview, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
+  const { pid, imageId, canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
   const chains = useRef(new Map<number, Promise<unknown>>());
   const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undo: () => {} });
   /** Objects this annotator changed here: the server left them pending review. */
@@ -72,10 +77,19 @@ export function useAnnotationWrites(opts: {
         replace(e.body.current as Annotation);
         notify(`Someone else changed this object while you were working (${what} not saved). It has been reloaded — check it and try again.`, "error");
       } else if (e instanceof ApiError && e.status === 404) {
-        updateAnns((list) => list.filter((x) => x.id !== ann.id));
-        notify(`This object was deleted by someone else (${what} not saved).`, "error");
+        // A 404 is also what every route of a project answers once you are no longer a member:
+        // ask for the project before telling anyone that the object was deleted.
+        const access = await checkProjectAccess(pid);
+        if (access === "ok") {
+          updateAnns((list) => list.filter((x) => x.id !== ann.id));
+          notify(`This object was deleted by someone else (${what} not saved).`, "error");
+        } else if (access === "unknown") {
+          notify(`Couldn't save ${what}: ${(e as Error).message}`, "error");
+        } // "lost": the project layout says so and offers the project list
       } else {
-        notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", retry ? { label: "Retry", run: retry } : undefined);
+        // Retry only what a retry can fix: the network or the server failing, not a refusal.
+        const again = retry && retryable(e) ? { label: "Retry", run: retry } : undefined;
+        notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", again);
       }
       return false;
     }
@@ -83,6 +97,11 @@ export function useAnnotationWrites(opts: {
 
   const review = (a: Annotation | null, target: ReviewTarget, decision: Decision) => {
     if (!a) return;
+    if (readOnly) return refuseReadOnly();
+    if (!canReview) {
+      notify(cannotReviewMessage(role), "warn");
+      return;
+    }
     const before = latest(a);
     const prev = { class_review: before.class_review as Decision, mask_review: before.mask_review as Decision };
     const changes = (target !== "mask" && prev.class_review !== decision) || (target !== "class" && prev.mask_review !== decision);

@@ -3,6 +3,7 @@
  * reloaded whenever the image changes; the next image in the queue is prefetched once this one shows.
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
+import { checkProjectAccess } from "../api/access";
 import { ApiError, get, P, type Annotation, type ImageDetail, type LabelClass } from "../api/client";
 import { notify } from "../notify";
 import { loadBundle, type Bundle } from "./bundle";
@@ -57,7 +58,12 @@ export function useImageBundle(
           setFrame((f) => f + 1);
         });
       })
-      .catch((e) => !cancelled && setLoadError(e instanceof ApiError && e.status === 404 ? "This image doesn't exist (it may have been deleted)." : `Couldn't open the image: ${e.message}`));
+      .catch(async (e) => {
+        if (cancelled) return;
+        // A 404 is also every project route's answer once you are no longer a member.
+        if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
+        if (!cancelled) setLoadError(e instanceof ApiError && e.status === 404 ? "This image doesn't exist (it may have been deleted)." : `Couldn't open the image: ${e.message}`);
+      });
     b.pixels
       .then((px) => {
         if (cancelled) return;
