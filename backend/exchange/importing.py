@@ -35,8 +35,8 @@ from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
 
 from . import geometry
-from .formats import parser_for
-from .formats.base import ItemError, Record, image_base_name, rasterize
+from .formats import jsonstream, parser_for
+from .formats.base import ItemError, Record, finite_number, image_base_name, rasterize
 from .models import ImportJob, JobStatus
 
 MAX_ERRORS = 500  # errors kept on the job; the rest are only counted
@@ -158,6 +158,12 @@ def _unsafe_entries(fh, upload_name: str) -> list[dict]:
 # --------------------------------------------------------------------------- errors
 
 
+def without_nul(text) -> str:
+    """PostgreSQL text and jsonb cannot hold U+0000: an error that quotes a name from the file
+    shows a NUL as the escape '\\u0000' (else the job could not record its errors)."""
+    return str(text).replace("\x00", "\\u0000")
+
+
 class Errors:
     """The first `limit` errors, and how many there were: a file of 1M bad items costs 500."""
 
@@ -167,7 +173,7 @@ class Errors:
     def add(self, item: str, error: str) -> None:
         self.count += 1
         if len(self.kept) < self.limit:
-            self.kept.append({"item": item, "error": error})
+            self.kept.append({"item": without_nul(item), "error": without_nul(error)})
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -187,7 +193,10 @@ def apply_import(*, job: ImportJob, progress: Progress, batch: int = BATCH) -> t
         with open_upload(job) as (entries, upload_errors):
             for error in upload_errors:
                 errors.add(error["item"], error["error"])
-            plan = _check(job, entries, errors, spool, progress, batch)
+            kept = _shallow_entries(entries, errors)
+            if entries and not kept:  # every document refused: a parser would only add "no file found"
+                return errors.as_list(), {"error_count": errors.count}
+            plan = _check(job, kept, errors, spool, progress, batch)
         if errors:
             return errors.as_list(), {"error_count": errors.count}
         try:
@@ -196,6 +205,20 @@ def apply_import(*, job: ImportJob, progress: Progress, batch: int = BATCH) -> t
             return [{"item": job.upload_name or "upload", "error": str(exc)}], {"error_count": 1}
     progress(WRITING, plan.count, plan.count)
     return [], result
+
+
+def _shallow_entries(entries: list[UploadEntry], errors: Errors) -> list[UploadEntry]:
+    """The entries, less the JSON documents nested deeper than RAZMETKA_MAX_JSON_DEPTH (the
+    API's limit), each refused with an error before any parser builds a Python object from it
+    (ijson's memory grows with the square of the depth; json and PyYAML recurse per level)."""
+    kept = []
+    for entry in entries:
+        problem = jsonstream.too_deep(entry) if entry.name.lower().endswith(".json") else None
+        if problem:
+            errors.add(problem.item, problem.error)
+        else:
+            kept.append(entry)
+    return kept
 
 
 @dataclass
@@ -250,15 +273,16 @@ def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
     candidates = images.get(file_name.lower())
     if not candidates and _UPLOAD_PREFIX.match(file_name):
         candidates = images.get(_UPLOAD_PREFIX.sub("", file_name).lower())
-    if not candidates:
-        # Exports rename clashing names to '<stem>_<image id>.<ext>': match that id, if its
-        # own name is '<stem>.<ext>'.
+    if not candidates or len(candidates) > 1:
+        # Exports name every image whose name is shared '<stem>_<image id>.<ext>': match that
+        # id, if its own name is '<stem>.<ext>' (a name no image has, or several share).
         stem, dot, ext = file_name.rpartition(".")
         head, _, tail = stem.rpartition("_")
         if dot and head and tail.isdigit():
             for option in images.get(f"{head}.{ext}".lower(), []):
                 if option[0] == int(tail):
                     return option, None
+    if not candidates:
         return None, f"image '{file_name}' is not in this project"
     if len(candidates) > 1:
         return None, f"image '{file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
@@ -273,6 +297,8 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     name = (record.class_name or "").strip()
     if not name:
         return None, "the object has no class name"
+    if "\x00" in name:  # PostgreSQL text cannot hold it; never a class of that name
+        return None, f"class name '{without_nul(name)}' contains a NUL character (U+0000)"
     instance = (record.instance_name or "").strip().lower()
     if instance and instance in plan.classes:
         # Exports name an instance as its type plus an attribute: an instance this project
@@ -297,9 +323,12 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         return None, f"the mask could not be decoded: {exc}"
     if area == 0:
         return None, "the mask is empty"
-    ranked = [{"name": r.get("name"), "score": r.get("score")} for r in record.ranked]
+    # Free text that is stored (text, jsonb) loses any NUL, which PostgreSQL cannot hold.
+    ranked = [{"name": r.get("name").replace("\x00", "") if isinstance(r.get("name"), str) else r.get("name"),
+               "score": r.get("score") if finite_number(r.get("score")) else None} for r in record.ranked]
+    det_phrase = record.det_phrase.replace("\x00", "")
     return [image_id, key, rle, bbox, area, record.det_score, record.class_score, ranked, record.box_only,
-            record.det_phrase[:Annotation._meta.get_field("det_phrase").max_length]], None
+            det_phrase[:Annotation._meta.get_field("det_phrase").max_length]], None
 
 
 def _encode(record: Record, height: int, width: int) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, Func, OuterRef, QuerySet, Value
+from django.db.models.functions import Lower
 
 from backend.annotations.models import Annotation, ReviewState
 from backend.core.errors import NotFound
@@ -87,7 +88,9 @@ def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK) -
     """Images in id order with their objects; one annotation query per chunk of images, and
     only the columns an export needs (no embeddings)."""
     names = class_levels(project)
-    used: set[str] = set()
+    # Names another image of the project shares (imports match names case-insensitively over
+    # the whole project): every such image is exported as '<stem>_<id>.<ext>', the first too.
+    used: set[str] = set(shared_names(project))
     rows = export_images(project, options).values_list("id", "original_name", "width", "height", "file")
     batch: list[tuple] = []
     for row in rows.iterator(chunk_size=chunk):
@@ -119,15 +122,27 @@ def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]
         )
 
 
+def shared_names(project: Project) -> list[str]:
+    """The lowercased base names that two or more of the project's images share: what an
+    import could not match to one image. Grouped in the database: only the clashes come back."""
+    base = Lower(Func(F("original_name"), Value(r"^.*[/\\]"), Value(""), function="REGEXP_REPLACE"))
+    return list(
+        Image.objects.filter(project=project).annotate(base=base).values("base")
+        .annotate(n=Count("id")).filter(n__gt=1).values_list("base", flat=True)
+    )
+
+
 def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[str]) -> str:
-    """The upload's base name (imports match on it); a clash gets the image id appended, so two
-    'IMG_0001.JPG' from different folders both survive."""
+    """The upload's base name (imports match on it). A name `used` holds (one the project's
+    images share, see shared_names, or one an earlier image of the export took) gets the image
+    id appended, so two 'IMG_0001.JPG' from different folders both survive and an import back
+    finds each (importing._match_image reads the suffix)."""
     base = posixpath.basename(original_name.replace("\\", "/")) or f"image_{image_id}"
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, storage_name.rpartition(".")[2]
     name = f"{stem}.{ext}"
-    if name.lower() in used:
+    if name.lower() in used or base.lower() in used:
         name = f"{stem}_{image_id}.{ext}"
     used.add(name.lower())
     return name

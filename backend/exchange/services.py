@@ -83,12 +83,41 @@ def _progress(model, job, done: int, total: int, event: str) -> None:
     events.emit(job.project_id, event, job=job.pk, done=done, total=total)
 
 
+def _fail_running(model, job, exc: Exception, **fields) -> None:
+    """The last resort of a run that raised unexpectedly: a job still running ends failed, with
+    the reason, rather than running for ever. Its own savepoint, so a failed write before it
+    (in a caller's transaction) does not stop this one."""
+    logger.exception("%s %s failed", model._meta.model_name, job.pk)
+    message = f"internal error: {exc}".replace("\x00", "\\u0000")[:2000]
+    if model is ImportJob:
+        fields = {"errors": [{"item": (job.upload_name or "upload").replace("\x00", ""), "error": message}],
+                  "result": {}, **fields}
+    else:
+        fields = {"error": message, **fields}
+    with transaction.atomic():
+        model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.FAILED, finished_at=timezone.now(), **fields,
+        )
+
+
 def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = False) -> ExportJob | None:
     """`resume`: a retry after a database outage (exchange/tasks.py); an export is a read, so it
     simply runs again from the start."""
     job = _claim(ExportJob, job_id, resume=resume)
     if job is None:
         return None
+    try:
+        return _run_claimed_export(job, chunk)
+    except DB_DOWN:
+        raise
+    except Exception as exc:  # whatever went wrong, the job does not stay "running"
+        _fail_running(ExportJob, job, exc)
+        events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
+        return ExportJob.objects.get(pk=job.pk)
+
+
+def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
+    job_id = job.pk
     # Built on this worker's scratch disk (zipfile needs to seek), then put into storage, which may be
     # object storage shared with web processes on other hosts.
     fd, path = tempfile.mkstemp(prefix="razmetka-export-", suffix=".zip", dir=settings.FILE_UPLOAD_TEMP_DIR)
@@ -105,13 +134,16 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = Fals
         logger.exception("export %s failed", job_id)
         if os.path.exists(path):
             os.remove(path)
-        ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.FAILED, error=str(exc).replace("\x00", "\\u0000")[:2000], finished_at=timezone.now(),
+        )
         events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
         return ExportJob.objects.get(pk=job.pk)
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.DONE, result_file=name, result_size=size, result=result,
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():  # a savepoint: should this write fail, run_export's _fail_running still can
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.DONE, result_file=name, result_size=size, result=result,
+            finished_at=timezone.now(),
+        )
     events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.DONE)
     return ExportJob.objects.get(pk=job.pk)
 
@@ -206,11 +238,23 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
     """`resume`: a retry after a database outage (exchange/tasks.py). It takes back the job its
     first run left running: the writes and the job's "done" commit in one transaction, so a job
     still running has nothing applied, and one that is done is not run again."""
-    from .importing import AlreadyApplied, apply_import
-
     job = _claim(ImportJob, job_id, resume=resume)
     if job is None:
         return None
+    try:
+        return _run_claimed_import(job)
+    except DB_DOWN:
+        raise  # the database, not the file: the task runs again and takes the job back
+    except Exception as exc:  # whatever went wrong (recording the errors too), the job does not stay "running"
+        _fail_running(ImportJob, job, exc)
+        events.emit(job.project_id, "import.finished", job=job.pk, status=JobStatus.FAILED)
+        return ImportJob.objects.get(pk=job.pk)
+
+
+def _run_claimed_import(job: ImportJob) -> ImportJob | None:
+    from .importing import AlreadyApplied, apply_import
+
+    job_id = job.pk
     progress = ImportProgress(job)
     try:
         errors, result = apply_import(job=job, progress=progress)
@@ -220,14 +264,16 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
         raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:
         logger.exception("import %s failed", job_id)
-        errors, result = [{"item": job.upload_name or "upload", "error": f"internal error: {exc}"}], {}
+        errors, result = [{"item": job.upload_name or "upload",
+                           "error": f"internal error: {exc}".replace("\x00", "\\u0000")[:2000]}], {}
     finally:
         progress.close()
     if errors:  # "done" committed with the writes; only a job still running can fail (not one
         # another run of it finished meanwhile)
-        ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED, errors=errors, result=result, finished_at=timezone.now(),
-        )
+        with transaction.atomic():  # a savepoint: should this write fail, _fail_running's still can
+            ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.FAILED, errors=errors, result=result, finished_at=timezone.now(),
+            )
     ImportJob.objects.filter(pk=job.pk).update(upload_file="")
     job_now = ImportJob.objects.get(pk=job.pk)
     events.emit(job.project_id, "import.finished", job=job.pk, status=job_now.status)

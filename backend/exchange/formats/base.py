@@ -7,6 +7,7 @@ create) and ItemErrors; the service resolves images/classes and rasterizes.
 """
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import shutil
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 
 from backend.core import geometry as gate
 from .. import geometry
@@ -205,6 +207,8 @@ def load_json(source: SourceFile) -> tuple[Any, ItemError | None]:
         return json.loads(source.data.decode("utf-8-sig")), None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, ItemError(source.name, f"malformed JSON: {exc}")
+    except RecursionError:  # imports refuse deep documents before (importing.py); never a crash
+        return None, ItemError(source.name, "JSON nested too deep")
 
 
 def image_base_name(raw: Any, *, allow_absolute: bool = False) -> tuple[str | None, str | None]:
@@ -244,6 +248,12 @@ def rasterize(record: Record, height: int, width: int) -> np.ndarray:
         raise geometry.GeometryError(
             f"the file says the image is {record.size[1]}x{record.size[0]}, the project's image is {width}x{height}"
         )
+    # The cap COCO polygons and the API have, over all the object's parts (a LabelMe object may
+    # be several shapes; YOLO's polygons are flat x y lists).
+    vertices = sum(len(p) if p and isinstance(p[0], list) else len(p) // 2
+                   for shape in record.shapes if shape.kind == "center_polygons" for p in shape.data)
+    if vertices > gate.MAX_VERTICES:
+        raise geometry.GeometryError(f"has more than {gate.MAX_VERTICES} vertices")
     out = np.zeros((height, width), dtype=np.uint8)
     for shape in record.shapes:
         out |= _shape_mask(shape, height, width)
@@ -298,9 +308,21 @@ def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
         return geometry.fill_box((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), height, width)
     if kind == "crop_mask":
         x0, y0, crop = data
-        h, w = crop.shape[:2]
+        png = crop if isinstance(crop, bytes) else None
+        if png is not None:  # a PNG (LabelMe): its header's size is checked before it is decoded
+            with PILImage.open(io.BytesIO(png)) as img:
+                w, h = img.size
+        else:
+            h, w = crop.shape[:2]
         if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
             raise geometry.GeometryError(f"the mask ({w}x{h} at {x0},{y0}) reaches outside the image ({width}x{height})")
+        if png is not None:
+            with PILImage.open(io.BytesIO(png)) as img:
+                crop = np.asarray(img)
+            if crop.ndim == 3:
+                crop = crop[..., 0]
+            if crop.shape[:2] != (h, w):
+                raise geometry.GeometryError("the mask PNG does not decode to the size its header gives")
         out = np.zeros((height, width), dtype=np.uint8)
         out[y0:y0 + h, x0:x0 + w] = crop.astype(bool)
         return out

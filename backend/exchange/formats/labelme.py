@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image as PILImage
 
+from backend.core import geometry as gate
+
 from .. import geometry
 from .base import (
     ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer, dumps, finite_number,
@@ -109,6 +111,8 @@ def _parse_shape(raw) -> tuple[Shape | None, str | None]:
     if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
         return None, "a shape needs a string 'label'"
     points = raw.get("points")
+    if isinstance(points, list) and len(points) > gate.MAX_VERTICES:  # the cap COCO polygons and the API have
+        return None, f"has more than {gate.MAX_VERTICES} vertices"
     if not isinstance(points, list) or not all(
         isinstance(p, list) and len(p) == 2 and all(finite_number(v) for v in p) for p in points
     ):
@@ -128,11 +132,13 @@ def _parse_shape(raw) -> tuple[Shape | None, str | None]:
         if len(points) != 2 or not isinstance(raw.get("mask"), str):
             return None, "a mask shape needs 2 points and a base64 PNG 'mask'"
         try:
-            crop = np.asarray(PILImage.open(io.BytesIO(base64.b64decode(raw["mask"], validate=True))))
+            png = base64.b64decode(raw["mask"], validate=True)
+            with PILImage.open(io.BytesIO(png)) as header:  # reads the header only, decodes nothing
+                header.size
         except Exception as exc:
             return None, f"the mask PNG could not be decoded: {exc}"
-        if crop.ndim == 3:
-            crop = crop[..., 0]
         (x0, y0), _ = points
-        return Shape("crop_mask", (int(round(x0)), int(round(y0)), crop > 0)), None
+        # Decoded once the image's size is known, and only if the PNG's header fits in it
+        # (base.py): a 13000x13000 mask in a 1 MB file must not cost gigabytes before its refusal.
+        return Shape("crop_mask", (int(round(x0)), int(round(y0)), png)), None
     return None, f"shape_type '{kind}' is not supported (polygon, rectangle, mask)"

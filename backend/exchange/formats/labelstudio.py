@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from backend.core import geometry as gate
+
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
@@ -182,6 +184,8 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
         shape = Shape("box", [[x * w, y * h], [(x + bw) * w, (y + bh) * h]])
     else:
         points = value.get("points")
+        if isinstance(points, list) and len(points) > gate.MAX_VERTICES:  # the cap COCO polygons and the API have
+            return ItemError(item, f"a polygon has more than {gate.MAX_VERTICES} vertices")
         if not isinstance(points, list) or len(points) < 3 or not all(
             isinstance(p, list) and len(p) == 2 and all(finite_number(v) for v in p) for p in points
         ):

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import yaml
 
+from backend.core import geometry as gate
+
 from .. import geometry
 from .base import ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer
 
@@ -63,6 +65,8 @@ def _names(source: SourceFile) -> tuple[dict[int, str], str | None]:
         data = yaml.safe_load(source.data.decode("utf-8-sig"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         return {}, f"malformed YAML: {exc}"
+    except RecursionError:  # PyYAML recurses once per nesting level
+        return {}, "malformed YAML: nested too deep"
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, list):
         names = dict(enumerate(names))
@@ -82,7 +86,12 @@ def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record 
         if not line.strip():
             continue
         item = f"{source.name}: line {number}"
-        parts = line.split()
+        # At most MAX_VERTICES points (the cap COCO polygons and the API have), found without
+        # splitting a hostile 3M-point line into millions of strings first.
+        parts = line.split(None, 2 * gate.MAX_VERTICES + 1)
+        if len(parts) > 2 * gate.MAX_VERTICES + 1:
+            yield ItemError(item, f"has more than {gate.MAX_VERTICES} vertices")
+            continue
         try:
             cls, values = int(parts[0]), [float(v) for v in parts[1:]]
         except ValueError:
