@@ -6,7 +6,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from backend.core.errors import NotFound
-from backend.core.filters import one_id
+from backend.core.filters import one_id, only_params
 from backend.core.params import force_from, int_or_404, version_from
 from backend.images import selectors as image_selectors
 from backend.images import services as image_services
@@ -113,7 +113,13 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, project_pk=None, pk=None):
         """This object's history, oldest first; still readable after the object was deleted."""
-        page = self.paginate_queryset(selectors.events_of_annotation(self.project, int_or_404(pk)))
+        only_params(request.query_params)
+        annotation_id = int_or_404(pk)
+        events = selectors.events_of_annotation(self.project, annotation_id)
+        # A deleted object keeps its trail; an id that never was one of this project's is a 404.
+        if not events.exists() and not Annotation.objects.filter(project=self.project, pk=annotation_id).exists():
+            raise NotFound("Annotation not found.")
+        page = self.paginate_queryset(events)
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 
 
@@ -146,6 +152,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, project_pk=None, pk=None):
         image = image_selectors.get_image(self.project, int_or_404(pk))
+        only_params(request.query_params, {"annotation"})
         raw = request.query_params.get("annotation")
         # A filter, not a path: a bad value is the client's 400, not a 404.
         annotation_id = one_id("annotation", raw) if raw not in (None, "") else None

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
-RESERVED_PARAMS = {"page", "page_size", "format"}
+RESERVED_PARAMS = {"page", "page_size"}
 
 FilterFn = Callable[[QuerySet, str], QuerySet]
 
@@ -34,6 +34,15 @@ def apply_filters(
     if field is None:
         raise ValidationError({"ordering": f"Unknown ordering '{ordering}'. Allowed: {', '.join(sorted(orderings))}."})
     return queryset.order_by(f"-{field}" if descending else field, "-id" if descending else "id")
+
+
+def only_params(params: Mapping[str, str], allowed=()) -> None:
+    """A list without filters (or with its own few): an unknown parameter is a 400 naming it, as on
+    the lists that filter (a typo such as `?stauts=failed` returned everything)."""
+    unknown = sorted(set(params) - RESERVED_PARAMS - set(allowed))
+    if unknown:
+        raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}'. Allowed: "
+                                           f"{', '.join(sorted(set(allowed) | RESERVED_PARAMS))}."})
 
 
 def run_filter(name: str, fn: FilterFn, queryset: QuerySet, value: str) -> QuerySet:

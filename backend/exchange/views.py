@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound, PermissionDenied
 from backend.core.files import private_file_response
+from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
@@ -17,6 +18,7 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     capabilities = {"create": Capability.MANAGE}
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.export_jobs(self.project))
         return self.get_paginated_response(ExportJobSerializer(page, many=True).data)
 
@@ -45,6 +47,7 @@ class ImportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     capabilities = {"create": Capability.ANNOTATE}
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.import_jobs(self.project))
         return self.get_paginated_response(ImportJobSerializer(page, many=True).data)
 

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import DomainError
 from backend.core.files import private_file_response
+from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.projects.access import Capability, ProjectScopedMixin
@@ -76,6 +77,7 @@ class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def versions(self, request, project_pk=None):
         """Every recorded gallery version, newest first: which exemplars each one matched against."""
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.versions_of_project(self.project))
         return self.get_paginated_response(GalleryVersionSerializer(page, many=True).data)
 

@@ -10,7 +10,7 @@ from backend.images import selectors as image_selectors
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import services
-from .models import JobStatus, PrelabelJob
+from .models import ItemStatus, JobStatus, PrelabelJob
 from .interactive import refine_now, segment_box_now
 from .serializers import (
     PrelabelJobItemSerializer,
@@ -26,6 +26,8 @@ from .serializers import (
 class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = PrelabelJobSerializer
     capabilities = {"items": Capability.READ}
+
+    ITEM_FILTERS = {"status": choice_filter("status", ItemStatus.values)}
 
     def _job(self, pk) -> PrelabelJob:
         job = PrelabelJob.objects.filter(project=self.project, pk=int_or_404(pk)).first()
@@ -69,7 +71,9 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses=PrelabelJobItemSerializer(many=True))
     @action(detail=True, methods=["get"])
     def items(self, request, project_pk=None, pk=None):
-        page = self.paginate_queryset(self._job(pk).items.all())
+        items = apply_filters(self._job(pk).items.all(), request.query_params, filters=self.ITEM_FILTERS,
+                              orderings={"id": "id", "image": "image_id"}, default_ordering="id")
+        page = self.paginate_queryset(items)
         return self.get_paginated_response(PrelabelJobItemSerializer(page, many=True).data)
 
 

@@ -3,6 +3,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.projects.access import Capability, ProjectScopedMixin
 
@@ -23,6 +24,7 @@ class EvaluationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = EvaluationRunSerializer
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.evaluation_runs(self.project))
         return self.get_paginated_response(EvaluationRunSerializer(page, many=True).data)
 
@@ -43,6 +45,7 @@ class TrainingViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = TrainingRunSerializer
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.training_runs(self.project))
         return self.get_paginated_response(TrainingRunSerializer(page, many=True).data)
 
@@ -66,6 +69,7 @@ class ModelVersionViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     capabilities = {"activate": Capability.MANAGE, "deactivate": Capability.MANAGE}
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.model_versions(self.project))
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
 

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.params import int_or_404, version_from
-from backend.core.filters import apply_filters, bool_filter, choice_filter
+from backend.core.filters import apply_filters, bool_filter, choice_filter, only_params
 
 from . import onboarding, selectors, services
 from .access import Capability, ProjectScopedMixin, require_capability
@@ -77,6 +77,7 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     capabilities = {"list": Capability.READ}
 
     def list(self, request, project_pk=None):
+        only_params(request.query_params)
         page = self.paginate_queryset(selectors.memberships_of_project(self.project))
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
 

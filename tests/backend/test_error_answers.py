@@ -31,7 +31,7 @@ def test_a_browsers_accept_header_gets_json_not_a_500(client_for, path):
     response = client_for(owner).get(url, **browser)
     assert response.status_code == 200 and response["Content-Type"] == "application/json", response.content[:300]
     asked = client_for(owner).get(url + "?format=api")  # the browsable API is gone, not broken
-    assert asked.status_code == 404 and asked.json()["detail"]
+    assert asked.status_code == 400 and "format" in asked.json(), asked.content[:300]
 
 
 @pytest.mark.parametrize("method, path", [("post", "/api/nonexistent/"), ("patch", "/api/projects/{p}/members/abc/"),
@@ -237,3 +237,40 @@ def test_wrong_current_passwords_lock_the_password_change_like_sign_in(client_fo
     assert user.check_password("right-pass-789")
     assert APIClient().post("/api/auth/token/", {"username": "marta", "password": "right-pass-789"},
                             format="json").status_code == 429
+
+
+
+@pytest.mark.parametrize("path", ["jobs/{j}/items/", "exports/", "imports/", "members/", "evaluations/", "trainings/",
+                                  "models/", "gallery/versions/", "annotations/{a}/events/", "images/{i}/events/"])
+def test_every_list_refuses_a_parameter_it_does_not_know(client_for, path):
+    """`?stauts=failed` (or any unknown parameter) returned the whole list on these; `?format=coco`
+    answered 404 (DRF's renderer switch)."""
+    from backend.jobs.services import start_job
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    annotation = make_model_annotation(image, make_class(project, "hammer"))
+    job = start_job(project=project, user=owner, images="all")
+    url = f"/api/projects/{project.pk}/" + path.format(j=job.pk, a=annotation.pk, i=image.pk)
+    for param in ("stauts", "format"):
+        response = client_for(owner).get(url + f"?{param}=failed")
+        assert response.status_code == 400 and param in response.json(), (url, response.content[:300])
+    assert client_for(owner).get(url + "?page_size=5").status_code == 200
+
+
+def test_job_items_filter_by_status_and_unknown_annotation_events_are_404(client_for):
+    from backend.jobs.models import ItemStatus
+    from backend.jobs.services import start_job
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    images = [make_image(project, seed=s) for s in (1, 2, 3)]
+    job = start_job(project=project, user=owner, images="all")
+    job.items.filter(image=images[0]).update(status=ItemStatus.FAILED, error="boom")
+    base = f"/api/projects/{project.pk}/jobs/{job.pk}/items/"
+    failed = client_for(owner).get(base + "?status=failed").json()
+    assert [r["image"] for r in failed["results"]] == [images[0].pk]
+    assert client_for(owner).get(base + "?status=bogus").status_code == 400
+    missing = client_for(owner).get(f"/api/projects/{project.pk}/annotations/999999/events/")
+    assert missing.status_code == 404 and missing.json()["detail"] == "Annotation not found."

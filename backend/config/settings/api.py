@@ -14,6 +14,8 @@ REST_FRAMEWORK = {
     # JSON only: DRF's browsable HTML renderer (what a browser's Accept picked) answered 500 on
     # every list whose view builds its queryset per request; /api/docs/ is the readable API.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # `format` is not DRF's renderer switch (`/exports/?format=coco` answered 404): JSON is the only one.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
