@@ -361,3 +361,26 @@ def test_an_annotators_edit_shows_pending_review(page, project, login_as):
     expect(row.get_by_test_id(f"awaiting-{ann.pk}")).to_contain_text("pending review")
     ann.refresh_from_db()
     assert ann.label_class_id == hammer.pk and ann.class_review == ReviewState.PENDING
+
+
+def test_the_queue_link_lets_a_reviewer_pick_filters_before_the_next_image(page, project, login_as):
+    """The Queue link jumped straight to the next image: its status and class filters only flashed."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer", color="#e6194b")
+    wrench = make_class(proj, "wrench", color="#3cb44b")
+    first, second = (make_image(proj, width=320, height=240, seed=i + 1) for i in range(2))
+    add_prediction(first, hammer, rect_mask(240, 320, 20, 20, 120, 100))
+    add_prediction(second, wrench, rect_mask(240, 320, 150, 120, 300, 220))
+    mark_prelabeled(first, second)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review/{first.pk}")
+    expect(page.locator(f'[data-overlays-ready="{first.pk}"]')).to_have_count(1)
+    page.get_by_test_id("queue-link").click()
+    expect(page.get_by_test_id("queue-pick")).to_be_visible()
+    page.wait_for_timeout(500)
+    assert page.url.endswith(f"/p/{proj.pk}/review?filters"), page.url  # it stays for the choice
+    page.get_by_label("queue class").select_option(label="wrench")
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("queue-pick")).to_be_visible()
+    page.get_by_test_id("queue-start").click()
+    page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/{second.pk}$"))

@@ -6,18 +6,23 @@ import { nextImageId, queueFilters, setQueueFilters } from "../review/queue";
 import type { ProjectCtx } from "./ProjectLayout";
 import { Thumb } from "./Images";
 
-/** Finds the next image to review (most ambiguous first when the server supports it) and opens it. */
+/** Finds the next image to review (most ambiguous first when the server supports it) and opens it.
+ * With `?filters` (the workspace's Queue link) it stays put: the reviewer picks the status and
+ * class first, then opens the next image (Enter). */
 export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
+  const picking = typeof location !== "undefined" && new URLSearchParams(location.search).has("filters");
   const [filters, setFilters] = useState(queueFilters(pid));
-  const [state, setState] = useState<"searching" | "empty" | string>("searching");
+  const [state, setState] = useState<"searching" | "empty" | "picking" | string>(picking ? "picking" : "searching");
+  const [go, setGo] = useState(!picking);
   useEffect(() => {
-    setState("searching");
     setQueueFilters(pid, filters);
+    if (!go) return;
+    setState("searching");
     nextImageId(pid, filters, null)
       .then((id) => (id ? navigate(`/p/${pid}/review/${id}`, true) : setState("empty")))
       .catch((e) => setState(e.message));
-  }, [pid, filters.status, filters.label_class]);
+  }, [pid, filters.status, filters.label_class, go]);
   // With nothing left, show what was reviewed last, so a reviewer can go back to it.
   const [recent, setRecent] = useState<ImageRow[]>([]);
   useEffect(() => {
@@ -42,7 +47,12 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
           {ctx.classes.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
         </select>
       </div>
-      {state === "searching" ? <p className="muted">Finding the next image…</p> : state === "empty" ? (
+      {state === "picking" ? (
+        <div className="card" data-testid="queue-pick">
+          <p>Choose which images to review, then open the next one (most uncertain first).</p>
+          <button className="primary" autoFocus onClick={() => setGo(true)} data-testid="queue-start">Review next image <kbd>Enter</kbd></button>
+        </div>
+      ) : state === "searching" ? <p className="muted">Finding the next image…</p> : state === "empty" ? (
         <div className="card" data-testid="queue-empty">
           <h2>Nothing left to review <CelebrateIcon className="icon celebrate" /></h2>
           <p>No unclaimed image matches these filters. <Link to={`/p/${pid}`}>Back to the dashboard</Link></p>

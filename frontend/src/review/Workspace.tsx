@@ -165,7 +165,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           <div className="row small">
             <button onClick={nav.skip}>Skip <kbd>n</kbd></button>
             <button onClick={() => setHistoryOpen((o) => !o)} aria-pressed={historyOpen} data-testid="history-toggle">History <kbd>i</kbd></button>
-            <a href={`/p/${pid}/review`} data-testid="queue-link" onClick={(e) => {
+            <a href={`/p/${pid}/review?filters`} data-testid="queue-link" onClick={(e) => {
               if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
               e.preventDefault();
               nav.toQueue();

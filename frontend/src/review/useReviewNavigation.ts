@@ -64,7 +64,7 @@ export function useReviewNavigation(opts: {
   /** The queue page (it opens the next image with the chosen filters). */
   const toQueue = () => {
     if (blockedByUnsaved()) return;
-    navigate(`/p/${pid}/review`);
+    navigate(`/p/${pid}/review?filters`);
   };
 
   const acceptAllAndNext = async () => {
