@@ -30,6 +30,7 @@ from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
 from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
 from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
+from backend.core.masks import canonical_rle
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -317,6 +318,7 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     try:
         rle = _encode(record, height, width)
         bbox, area = gate.rle_geometry(rle)
+        rle = canonical_rle(rle)  # a padded RLE (empty runs) is stored as short as its mask allows
     except geometry.GeometryError as exc:
         return None, str(exc)
     except Exception as exc:  # pycocotools/PIL on a malformed mask

@@ -172,3 +172,21 @@ def test_label_studio_brush_rectangle_polygon(target, admin_user):
     task["annotations"][0]["result"][0]["value"]["rle"] = [1, 2, 3]
     job = run_import(project, admin_user, "labelstudio", json_upload([task], "ls.json"))
     assert job.status == "failed" and job.errors[0]["item"] == "ls.json: task 3 region a"
+
+
+@pytest.mark.django_db
+def test_a_padded_rle_is_imported_in_its_canonical_form(target, admin_user):
+    """Zero-length runs pad an RLE without limit: a 1-pixel mask came in as 5 MB and every read of
+    the image carried it. Imports store the short form, as the API's writes do."""
+    from pycocotools import mask as mask_utils
+
+    project, _, _ = target
+    before = 7 * H + 5
+    padded = mask_utils.frPyObjects({"size": [H, W], "counts": [before, 1, H * W - before - 1] + [0] * 200_000}, H, W)
+    doc = coco(segmentation={"size": [H, W], "counts": padded["counts"].decode("ascii")})
+    job = run_import(project, admin_user, "coco", json_upload(doc))
+    assert job.status == "done", job.errors
+    stored = Annotation.objects.get(project=project)
+    one = np.zeros((H, W), np.uint8, order="F")
+    one[5, 7] = 1
+    assert stored.mask_rle["counts"] == mask_utils.encode(one)["counts"].decode("ascii") and stored.area == 1
