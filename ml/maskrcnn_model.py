@@ -11,7 +11,6 @@ A checkpoint is a folder with ``maskrcnn.json`` (the spec below) and ``model.pt`
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -54,7 +53,7 @@ def _bounded_sampling(eager):
     cut from full-size ground-truth masks that way, asked 53 GB for one 1600x1200 photo and got the
     worker killed. A fixed 2x2 grid per bin, as torchvision's box and mask heads use, is bounded."""
 
-    @functools.wraps(eager)
+    # No functools.wraps: a __wrapped__ here would read as torchvision's lazy-compile wrapper again.
     def roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
         if sampling_ratio <= 0:
             sampling_ratio = 2
