@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from backend.gallery.versions import current_version
@@ -99,7 +100,8 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
     device = str(getattr(get_pipeline().embedder, "device", "cpu"))  # the worker's device
     samples = maskrcnn_samples(run.project_id)
     keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image")
-    cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys})
+    cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys},
+                                 time_budget_s=settings.CELERY_TASK_SOFT_TIME_LIMIT)
     tmp = Path(tempfile.mkdtemp(prefix="razmetka-maskrcnn-"))
     try:
         trained = train_maskrcnn(samples, tmp / "checkpoint", cfg, device=device,

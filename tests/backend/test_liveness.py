@@ -37,7 +37,8 @@ def test_a_training_whose_worker_is_killed_ends_failed_and_can_be_started_again(
     prefix = worker_queues(settings, "alive")  # a worker of this test's own, to kill
     monkeypatch.setattr(liveness, "TTL_S", 2)
     worker = start_worker(queues=[settings.QUEUE_GPU], name="alive", extra_env={
-        "RAZMETKA_ML_CONFIG": tiny_models_config, "RAZMETKA_QUEUE_PREFIX": prefix, "RAZMETKA_ALIVE_TTL_S": "2"})
+        "RAZMETKA_ML_CONFIG": tiny_models_config, "RAZMETKA_QUEUE_PREFIX": prefix, "RAZMETKA_ALIVE_TTL_S": "2",
+        "CELERY_TASK_TIME_LIMIT": "360000"})  # room for the long training below (it stops early if it cannot fit)
     try:
         params = {"arch": "tiny", "steps": 100000, "min_size": 64, "max_size": 128, "batch_size": 1, "rois_per_image": 32}
         response = client_for(owner).post(f"/api/projects/{project.pk}/trainings/", {"kind": "maskrcnn", "params": params},
