@@ -3,7 +3,6 @@ change its mask on screen, Shift+click adds a background point, Enter saves one 
 (undoable, in the history), Esc discards, and with nothing selected the clicks make a new object."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from playwright.sync_api import expect
 from backend.annotations.models import Annotation, AnnotationEvent
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-refine")
@@ -20,15 +20,6 @@ SHOTS = Path("/tmp/shots-refine")
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def to_screen(page, image, x: float, y: float) -> tuple[float, float]:
@@ -42,11 +33,6 @@ def to_screen(page, image, x: float, y: float) -> tuple[float, float]:
 def canvas_png(page) -> bytes:
     page.wait_for_timeout(150)  # the stage draws on the next animation frame
     return page.get_by_test_id("review-canvas").screenshot()
-
-
-def open_review(page, proj, image):
-    page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
 
 
 def test_click_tool_refines_saves_discards_and_makes_new_objects(page, login_as, celery_worker):

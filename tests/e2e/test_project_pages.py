@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from backend.projects.models import Membership, Project
 from tests.backend.factories import image_bytes, zip_bytes
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, rect_mask
+from .steps import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-pages")
@@ -28,15 +28,6 @@ SHOTS = Path("/tmp/shots-pages")
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -12,18 +11,10 @@ from backend.images.models import Image, ImageStatus
 from tests.backend.factories import image_bytes, zip_bytes
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-for-tests-123"
-
-
-def wait_for(predicate, timeout=8.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -31,11 +22,6 @@ def project():
     owner = make_user("olga")
     proj = make_project(owner, name="Hand tools")
     return proj, owner
-
-
-def open_review(page, proj, image):
-    page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
 
 
 def test_login_and_logout(page, project):

@@ -4,7 +4,6 @@ colour picker saves once, inline rename puts the name back, and demoting yoursel
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -13,30 +12,17 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.projects.models import LabelClass, Membership
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 UNSAVED = "A mask edit is not saved yet"
 ANNOTATION_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/$")
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def project():
     owner = make_user("olga")
     return make_project(owner, name="Hand tools"), owner
-
-
-def open_review(page, proj, image):
-    page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
 
 
 def toast(page, text):

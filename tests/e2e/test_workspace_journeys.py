@@ -2,7 +2,6 @@
 class, claims released on leaving, read-only mode for a viewer."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tests.backend.factories import synthetic_png
 from tests.backend.test_segment_proposal import segment_worker  # noqa: F401 (fixture)
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-workspace")
@@ -26,20 +26,6 @@ SHOTS = Path("/tmp/shots-workspace")
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def open_review(page, proj, image):
-    page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
 
 
 def claimed_by(image) -> str | None:
