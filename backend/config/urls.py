@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -44,8 +45,10 @@ api = [
 ]
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
     path("api/", include(api)),
+    # Django's admin only when asked for (RAZMETKA_DJANGO_ADMIN=1): its sign-in form has none of
+    # the API's throttle and account lockout, so it was a way to guess the instance admin's password.
+    *([path("admin/", admin.site.urls)] if settings.RAZMETKA_DJANGO_ADMIN else []),
     # Last: the app's routes get index.html; /static/, /media/, /api/ misses answer 404 (see frontend.py).
     path("", frontend_view, name="frontend"),
     path("<path:path>", frontend_view),

@@ -69,6 +69,16 @@ def _authenticate(request):
     return user
 
 
+def _same_origin(request) -> bool:
+    from django.conf import settings
+
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True  # not a browser's cross-site form (scripts send no Origin)
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin == own or origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", [])
+
+
 def _bad_credentials() -> Response:
     return Response({"detail": "Wrong username or password.", "code": "bad_credentials"}, status=400)
 
@@ -85,6 +95,10 @@ def _me(user) -> dict:
 @permission_classes([AllowAny])
 @throttle_classes([LoginThrottle])
 def login_view(request):
+    if not _same_origin(request):
+        # Login CSRF: another site's page must not sign a visitor into an account it chose (their
+        # uploads and labels would land there). A browser always says where a POST comes from.
+        return Response({"detail": "Sign-in from another site is refused.", "code": "foreign_origin"}, status=403)
     user = _authenticate(request)
     if user is None:
         return _bad_credentials()
@@ -99,6 +113,8 @@ def login_view(request):
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])  # also on a one-time password
 def logout_view(request):
+    if isinstance(request.auth, Token):
+        request.auth.delete()  # a script's sign-out revokes its token (a leaked one stayed valid for ever)
     logout(request)
     return Response(status=204)
 
@@ -130,6 +146,8 @@ def me_view(request):
                 cache.incr(key)
             raise
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
+        # A new password ends every other way in: the API token too (sign in for a new one).
+        Token.objects.filter(user=request.user).exclude(key=getattr(request.auth, "key", None)).delete()
         request.session.pop(SESSION_FLAG, None)
     return Response(_me(request.user))
 

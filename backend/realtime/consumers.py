@@ -27,7 +27,12 @@ CLOSE_FORBIDDEN = 4403
 
 @database_sync_to_async
 def _is_member(user, project_id: int) -> bool:
-    return bool(user and user.is_authenticated and Membership.objects.filter(user=user, project_id=project_id).exists())
+    """A member who has set their own password: one still on a one-time password gets 403 from
+    every REST call, and the live events would tell them what those refuse."""
+    from backend.core.accounts import must_change_password
+
+    return bool(user and user.is_authenticated and Membership.objects.filter(user=user, project_id=project_id).exists()
+                and not must_change_password(user))
 
 
 def _seq_arg(value) -> int | None:

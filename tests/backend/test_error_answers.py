@@ -274,3 +274,38 @@ def test_job_items_filter_by_status_and_unknown_annotation_events_are_404(client
     assert client_for(owner).get(base + "?status=bogus").status_code == 400
     missing = client_for(owner).get(f"/api/projects/{project.pk}/annotations/999999/events/")
     assert missing.status_code == 404 and missing.json()["detail"] == "Annotation not found."
+
+
+def test_a_token_dies_with_its_sign_out_and_with_a_new_password(client_for):
+    """A leaked token stayed valid for ever: through a password change and its own sign-out."""
+    user = make_user("tomas", password="old-Pass-9876!")
+    api = APIClient()
+    token = api.post("/api/auth/token/", {"username": "tomas", "password": "old-Pass-9876!"}, format="json").json()["token"]
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert script.get("/api/auth/me/").status_code == 200
+    assert script.post("/api/auth/logout/").status_code == 204
+    gone = script.get("/api/auth/me/")
+    assert gone.status_code in (401, 403) and "Invalid token" in gone.json()["detail"]
+    token = api.post("/api/auth/token/", {"username": "tomas", "password": "old-Pass-9876!"}, format="json").json()["token"]
+    script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    browser = APIClient()
+    browser.force_login(user)
+    changed = browser.patch("/api/auth/me/", {"current_password": "old-Pass-9876!", "new_password": "new-Pass-4321!"},
+                            format="json")
+    assert changed.status_code == 200
+    assert "Invalid token" in script.get("/api/auth/me/").json()["detail"]
+
+
+def test_sign_in_from_another_sites_page_is_refused_and_the_django_admin_is_not_mounted():
+    """A cross-site form could sign a visitor into the attacker's account (login CSRF); /admin/'s
+    sign-in form had no throttle or lockout."""
+    make_user("ulla", password="ulla-Pass-9876!")
+    body = {"username": "ulla", "password": "ulla-Pass-9876!"}
+    foreign = APIClient().post("/api/auth/login/", body, format="multipart", HTTP_ORIGIN="https://evil.example")
+    assert foreign.status_code == 403 and "sessionid" not in foreign.cookies
+    same = APIClient().post("/api/auth/login/", body, format="json", HTTP_ORIGIN="http://testserver")
+    assert same.status_code == 200
+    assert APIClient().post("/api/auth/login/", body, format="json").status_code == 200  # a script: no Origin
+    admin_page = APIClient().get("/admin/login/")
+    assert b"csrfmiddlewaretoken" not in admin_page.content and b"Django" not in admin_page.content

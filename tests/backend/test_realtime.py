@@ -95,6 +95,22 @@ async def test_non_member_and_anonymous_are_refused():
         await communicator.disconnect()
 
 
+async def test_a_member_on_a_one_time_password_is_refused_like_the_rest_api():
+    """Every REST call answers 403 "set your own password first"; the socket streamed the events."""
+    from backend.core.accounts import MUST_CHANGE_PASSWORD_GROUP
+
+    def on_one_time_password(user):
+        from django.contrib.auth.models import Group
+
+        user.groups.add(Group.objects.get_or_create(name=MUST_CHANGE_PASSWORD_GROUP)[0])
+
+    _, member, _, project, _ = await world()
+    await sync_to_async(on_one_time_password)(member)
+    communicator, connected, code = await connect(project.pk, member)
+    assert not connected and code == 4403
+    await communicator.disconnect()
+
+
 async def test_removed_member_is_disconnected():
     owner, member, _, project, membership = await world()
     communicator, connected, _ = await connect(project.pk, member)

@@ -1,3 +1,5 @@
+import os
+
 from .env import env_int
 
 # Every JSON body: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (storage.py) and this many levels
@@ -37,3 +39,6 @@ SPECTACULAR_SETTINGS = {
         "ModelKindEnum": "backend.learning.models.ModelKind",
     },
 }
+
+# Django's admin site (/admin/) is off unless asked for: its sign-in has no throttle or lockout.
+RAZMETKA_DJANGO_ADMIN = os.environ.get("RAZMETKA_DJANGO_ADMIN", "") == "1"
