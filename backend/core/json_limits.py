@@ -58,6 +58,42 @@ class LimitedJSONParser(JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         check_json_body(body)
         try:
-            return super().parse(io.BytesIO(body), media_type, parser_context)
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:  # the depth check should make this unreachable; never a 500
             raise JSONTooDeep("The JSON body is nested too deeply.") from None
+        if b"\\u" in body:  # only a \u escape can carry a NUL or a lone surrogate
+            bad = unstorable_text(data)
+            if bad is not None:
+                raise ParseError(f"Text at {bad} holds a NUL character or an unpaired surrogate (\\u0000, "
+                                 "\\ud800-\\udfff), which cannot be stored.")
+        return data
+
+
+def _unstorable(text: str) -> bool:
+    if text.isascii():
+        return "\x00" in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in text
+
+
+def unstorable_text(data, path: str = "the body") -> str | None:
+    """Where a string (key or value) holds what PostgreSQL text and UTF-8 cannot: NUL, or a lone
+    surrogate. Either reached the database as a 500 (or broke the 400 that echoed it)."""
+    if isinstance(data, str):
+        return path if _unstorable(data) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if _unstorable(key):
+                return f"a key of {path}"
+            found = unstorable_text(value, f"{path}.{key}" if path != "the body" else key)
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found = unstorable_text(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None

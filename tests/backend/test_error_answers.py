@@ -309,3 +309,17 @@ def test_sign_in_from_another_sites_page_is_refused_and_the_django_admin_is_not_
     assert APIClient().post("/api/auth/login/", body, format="json").status_code == 200  # a script: no Origin
     admin_page = APIClient().get("/admin/login/")
     assert b"csrfmiddlewaretoken" not in admin_page.content and b"Django" not in admin_page.content
+
+
+@pytest.mark.parametrize("body", ['{"name": "x", "prompts": ["a\\u0000b"]}', '{"name": "x", "prompts": ["a\\ud800b"]}',
+                                  '{"name": "x\\udfff"}', '{"name": "x", "a\\ud800b": 1}'])
+def test_a_nul_or_lone_surrogate_in_a_json_body_is_a_400_not_a_500(client_for, body):
+    """PostgreSQL refused them (500 from the project's prompts); a 400 echoing one failed to render."""
+    owner = make_user("owner")
+    client = client_for(owner)
+    response = client.generic("POST", "/api/projects/", body.encode(), content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "NUL character or an unpaired surrogate" in response.json()["detail"]
+    fine = client.generic("POST", "/api/projects/", '{"name": "\\u00e9t\\u00e9 \\ud83d\\ude00", "prompts": ["tool"]}'.encode(),
+                          content_type="application/json")
+    assert fine.status_code == 201 and fine.json()["name"] == "été 😀"
