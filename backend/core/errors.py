@@ -54,6 +54,23 @@ def _backing_service_down(exc) -> bool:
     return isinstance(exc, (db.OperationalError, db.InterfaceError, BrokerError, RedisConnectionError, RedisTimeout))
 
 
+def _raced(exc) -> str | None:
+    """What to tell a client whose write met another at the same moment, or None. Two writes
+    that lock in opposite orders deadlock (PostgreSQL cancels one); a row this one refers to can
+    be deleted between its checks and its insert (a class, an image). They answered 503 "the
+    database is restarting" and 500; nothing was written either way."""
+    from django import db
+    from psycopg import errors as pg
+
+    cause = exc.__cause__
+    if isinstance(exc, db.OperationalError) and isinstance(cause, (pg.DeadlockDetected, pg.SerializationFailure)):
+        return "Another change to the same objects ran at the same moment; nothing was changed. Try again."
+    if isinstance(exc, db.IntegrityError) and isinstance(cause, pg.ForeignKeyViolation):
+        return ("Something this change refers to (a class, an image or the project) was deleted at the same "
+                "moment; nothing was changed. Reload and try again.")
+    return None
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         from rest_framework.response import Response
@@ -65,6 +82,11 @@ def exception_handler(exc, context):
 
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response({"detail": f"The request body is larger than {limit} bytes.", "code": "too_large"}, status=400)
+    raced = _raced(exc)
+    if raced is not None:
+        from rest_framework.response import Response
+
+        return Response({"detail": raced, "code": "conflict"}, status=409)
     if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
         from rest_framework.response import Response
 
