@@ -122,6 +122,7 @@ def _release_claims(project: Project, user_id: int) -> None:
 
 @transaction.atomic
 def create_class(*, project: Project, **fields) -> LabelClass:
+    _lock_class_tree(project)
     fields = _only(fields, CLASS_FIELDS)
     if not fields.get("color"):  # a colour nobody uses yet, so the new class stands out on the canvas
         fields["color"] = distinct_colors(project.pk, 1)[0]
@@ -140,6 +141,7 @@ def create_class(*, project: Project, **fields) -> LabelClass:
 
 @transaction.atomic
 def update_class(*, project: Project, class_id: int, version: int | None, **fields) -> LabelClass:
+    _lock_class_tree(project)
     label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
     if label_class is None:
         raise NotFound("Class not found.")
@@ -193,6 +195,7 @@ def validate_hierarchy(label_class: LabelClass) -> None:
 
 @transaction.atomic
 def delete_class(*, project: Project, class_id: int, version: int | None) -> None:
+    _lock_class_tree(project)
     label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
     if label_class is None:
         raise NotFound("Class not found.")
@@ -237,6 +240,13 @@ def _membership(project: Project, membership_id: int, actor=None) -> Membership:
     if membership is None:
         raise NotFound("Membership not found.")
     return membership
+
+
+def _lock_class_tree(project: Project) -> None:
+    """One class write at a time per project: each checks the type/instance rules against the
+    others (a type turned instance while an instance was created under it: both passed, and an
+    instance of an instance broke the exports)."""
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
 
 
 def _keep_an_admin(project: Project, leaving: Membership) -> None:
