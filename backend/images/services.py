@@ -92,7 +92,12 @@ def delete_image(*, project: Project, image_id: int, version: int | None) -> Non
         raise NotFound("Image not found.")
     check_version(image, version)
     names = [n for n in (image.file.name, image.thumbnail) if n]
+    from backend.jobs.models import PrelabelJobImage
+    from backend.jobs.services import forget_deleted_images
+
+    jobs = set(PrelabelJobImage.objects.filter(image=image).values_list("job_id", flat=True))
     image.delete()
+    forget_deleted_images(jobs)  # a job whose images all went must not stay "running"
     transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
     events.emit(project.pk, "image.deleted", image=image_id)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F
+from django.db.models import Count, Exists, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 from pycocotools import mask as mask_utils
@@ -361,6 +361,22 @@ def _coco(rle: dict) -> dict:
     return {"size": rle["size"], "counts": rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]}
 
 
+def forget_deleted_images(job_ids) -> None:
+    """In the transaction that deleted images, whose job items went with them (CASCADE): each
+    unfinished job counts only the images it still has, and one left with nothing to run ends now.
+    Before, such a job stayed "running" for ever (no batch would ever write it again), or ended
+    "Every image failed. First error: None", and a finished one read 57/75."""
+    jobs = PrelabelJob.objects.select_for_update().filter(pk__in=list(job_ids)).exclude(status__in=FINAL_JOB_STATES)
+    for job in jobs.order_by("pk"):
+        counts = job.items.aggregate(total=Count("pk"), processed=Count("pk", filter=Q(status__in=FINAL_ITEM_STATES)),
+                                     failed=Count("pk", filter=Q(status=ItemStatus.FAILED)))
+        for field, value in counts.items():
+            setattr(job, field, value)
+        job.save(update_fields=list(counts))
+        _maybe_finish(job)
+        _emit_progress(job)
+
+
 def _maybe_finish(job: PrelabelJob) -> None:
     if job.status in FINAL_JOB_STATES:
         return
@@ -370,6 +386,11 @@ def _maybe_finish(job: PrelabelJob) -> None:
         Exists(PrelabelJobImage.objects.filter(job_id=job.pk).exclude(status=ItemStatus.FAILED)),
     ).get()
     if unfinished:
+        return
+    if not job.items.exists():  # every image of the job was deleted before it ran
+        job.status, job.error = JobStatus.CANCELLED, "Every image of this job was deleted before it was processed."
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
         return
     all_failed = not not_failed
     job.status = JobStatus.FAILED if all_failed else JobStatus.DONE
