@@ -323,3 +323,13 @@ def test_a_nul_or_lone_surrogate_in_a_json_body_is_a_400_not_a_500(client_for, b
     fine = client.generic("POST", "/api/projects/", '{"name": "\\u00e9t\\u00e9 \\ud83d\\ude00", "prompts": ["tool"]}'.encode(),
                           content_type="application/json")
     assert fine.status_code == 201 and fine.json()["name"] == "été 😀"
+
+
+@pytest.mark.parametrize("weak", ["12345678", "password", "qwertyuiop"])
+def test_a_common_or_numeric_password_is_refused(client_for, weak):
+    user = make_user("wanda", password="wanda-Pass-9876!")
+    response = client_for(user).patch("/api/auth/me/", {"current_password": "wanda-Pass-9876!", "new_password": weak},
+                                      format="json")
+    assert response.status_code == 400 and ("common" in response.json()["detail"] or "numeric" in response.json()["detail"])
+    user.refresh_from_db()
+    assert user.check_password("wanda-Pass-9876!")
