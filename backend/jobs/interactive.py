@@ -39,7 +39,7 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
     result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_GPU)
-    answer = _wait(result)
+    answer = _wait(result, image.pk)
     answer["proposal"] = proposals.remember(
         project_id=image.project_id, image_id=image.pk, user_id=getattr(user, "pk", None), result=answer,
     )
@@ -80,13 +80,17 @@ def segment_box_match(image_id: int, box: list[float]) -> dict:
     }
 
 
-def _wait(result) -> dict:
+def _wait(result, image_id: int) -> dict:
     try:
         return result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
     except CeleryTimeout:
         result.revoke()
         raise SegmentUnavailable("The segmentation worker did not answer in time; is the gpu worker running?") from None
     except Exception as exc:
+        from backend.images.models import Image
+
+        if not Image.objects.filter(pk=image_id).exists():  # deleted meanwhile: not the worker's fault (was a 503)
+            raise NotFound("Image not found (it was deleted).") from None
         raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
 
 
@@ -135,7 +139,7 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
         )
     started = time.perf_counter()
     result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_GPU)
-    answer = _wait(result)
+    answer = _wait(result, image.pk)
     answer["round_trip_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
     return answer
 

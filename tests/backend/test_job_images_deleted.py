@@ -30,3 +30,21 @@ def test_deleting_every_image_of_a_job_ends_it_and_some_keeps_its_counts_true(cl
     assert body["status"] == "cancelled" and "deleted" in body["error"], body
     body = client_for(owner).get(f"/api/projects/{project.pk}/jobs/{shared.pk}/").json()
     assert body["status"] == "queued" and (body["total"], body["processed"], body["failed"]) == (2, 1, 0), body
+
+
+def test_segmenting_an_image_deleted_meanwhile_is_a_404_not_a_503():
+    """The worker's "Image matching query does not exist" came back as 503 "Segmentation failed"."""
+    from backend.core.errors import NotFound
+    from backend.jobs.interactive import SegmentUnavailable, _wait
+
+    class WorkerRaised:  # what Celery's AsyncResult.get does with the task's exception
+        def get(self, **_):
+            raise LookupError("Image matching query does not exist.")
+
+    project = make_project(make_user("owner"))
+    image = make_image(project)
+    with pytest.raises(SegmentUnavailable):
+        _wait(WorkerRaised(), image.pk)
+    image.delete()
+    with pytest.raises(NotFound):
+        _wait(WorkerRaised(), image.pk)
