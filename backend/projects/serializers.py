@@ -74,6 +74,20 @@ class NewUserMembershipResultSerializer(MembershipSerializer):
         fields = [*MembershipSerializer.Meta.fields, "one_time_password"]
 
 
+def clean_class_name(value: str) -> str:
+    """One spelling per name: compatibility forms folded (full-width "ｂｉｒｄ" is "bird"),
+    invisible format characters (a zero-width space) dropped, runs of spaces made one. Such
+    lookalikes made visually identical classes beside each other."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", value)
+    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    cleaned = " ".join(visible.split())
+    if not cleaned:
+        raise serializers.ValidationError("A class needs a name.")
+    return cleaned
+
+
 class LabelClassSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     exemplar_count = serializers.IntegerField(read_only=True, default=0)
     # A plain id, resolved by the service within the project (a related field would look the id up
@@ -85,6 +99,9 @@ class LabelClassSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "name", "color", "kind", "parent", "active", "created_at", "version", "exemplar_count"]
         read_only_fields = ["id", "created_at", "version", "exemplar_count"]
 
+    def validate_name(self, value):
+        return clean_class_name(value)
+
 
 class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     version = serializers.IntegerField()
@@ -94,3 +111,6 @@ class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer)
         model = LabelClass
         fields = ["name", "color", "kind", "parent", "active", "version"]
         extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}
+
+    def validate_name(self, value):
+        return clean_class_name(value)

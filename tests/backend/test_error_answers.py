@@ -333,3 +333,18 @@ def test_a_common_or_numeric_password_is_refused(client_for, weak):
     assert response.status_code == 400 and ("common" in response.json()["detail"] or "numeric" in response.json()["detail"])
     user.refresh_from_db()
     assert user.check_password("wanda-Pass-9876!")
+
+
+def test_lookalike_class_names_are_one_name(client_for):
+    """'bird\\u200b' and full-width 'ｂｉｒｄ' were accepted beside 'bird': three classes that look the same."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    base = f"/api/projects/{project.pk}/classes/"
+    assert client_for(owner).post(base, {"name": "bird"}, format="json").status_code == 201
+    for lookalike in ("bird\u200b", "ｂｉｒｄ", " Bird  "):
+        response = client_for(owner).post(base, {"name": lookalike}, format="json")
+        assert response.status_code == 400 and "already exists" in response.json()["detail"], response.content
+    made = client_for(owner).post(base, {"name": "big   \u200bsaw"}, format="json")
+    assert made.status_code == 201 and made.json()["name"] == "big saw"
+    blank = client_for(owner).post(base, {"name": "\u200b"}, format="json")
+    assert blank.status_code == 400 and "name" in blank.json()
