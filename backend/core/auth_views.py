@@ -113,10 +113,24 @@ def login_view(request):
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])  # also on a one-time password
 def logout_view(request):
+    _release_claims(request.user)
     if isinstance(request.auth, Token):
         request.auth.delete()  # a script's sign-out revokes its token (a leaked one stayed valid for ever)
     logout(request)
     return Response(status=204)
+
+
+def _release_claims(user) -> None:
+    """Signing out lets go of the images one held: the page's own release came after the sign-out
+    and was refused, so the image stayed locked to others for the claim's five minutes."""
+    from backend.core import events
+    from backend.images.models import Image
+
+    held = list(Image.objects.filter(claimed_by=user).values_list("pk", "project_id"))
+    if held:
+        Image.objects.filter(pk__in=[pk for pk, _ in held]).update(claimed_by=None, claim_expires_at=None)
+        for pk, project_id in held:
+            events.emit(project_id, "image.released", image=pk)
 
 
 @extend_schema(responses=MeSerializer)

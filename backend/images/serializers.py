@@ -42,7 +42,7 @@ class UploadSerializer(serializers.Serializer):
 
 class UploadSessionCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     file_name = serializers.CharField(max_length=5000)
-    size_bytes = serializers.IntegerField(min_value=1)
+    size_bytes = serializers.IntegerField(min_value=1, error_messages={"min_value": "The file is empty (0 bytes)."})
     sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
                                    help_text="Optional; a file this project already holds is then never sent.")
 

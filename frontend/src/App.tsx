@@ -24,6 +24,10 @@ export function App() {
   }, []);
   // Messages belong to the page they were raised on.
   useEffect(() => clearForNavigation(), [pathname]);
+  // A bookmarked /login once signed in (or right after signing in there) is the projects page.
+  useEffect(() => {
+    if (me && pathname === "/login") navigate("/", true);
+  }, [me, pathname]);
 
   if (me === undefined) return <div className="center muted">Loading…</div>;
   if (me === null)

@@ -348,3 +348,27 @@ def test_lookalike_class_names_are_one_name(client_for):
     assert made.status_code == 201 and made.json()["name"] == "big saw"
     blank = client_for(owner).post(base, {"name": "\u200b"}, format="json")
     assert blank.status_code == 400 and "name" in blank.json()
+
+
+def test_signing_out_releases_the_images_one_held(client_for):
+    """The page released its claim after signing out, was refused, and the image stayed locked."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.images.models import Image
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    Image.objects.filter(pk=image.pk).update(claimed_by=owner, claim_expires_at=timezone.now() + timedelta(minutes=5))
+    assert client_for(owner).post("/api/auth/logout/").status_code == 204
+    assert Image.objects.get(pk=image.pk).claimed_by_id is None
+
+
+def test_an_empty_file_is_named_as_such_when_its_upload_opens(client_for):
+    owner = make_user("owner")
+    project = make_project(owner)
+    response = client_for(owner).post(f"/api/projects/{project.pk}/images/uploads/", {"file_name": "empty.png", "size_bytes": 0},
+                                      format="json")
+    assert response.status_code == 400 and response.json()["size_bytes"] == ["The file is empty (0 bytes)."]

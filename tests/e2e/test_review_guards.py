@@ -237,3 +237,40 @@ def test_admin_demoting_themselves_is_asked_first(page, project, login_as):
     wait_for(lambda: Membership.objects.get(project=proj, user=owner).role == "viewer", what="role PATCH")
     expect(page.locator("nav.tabs").get_by_role("link", name="Members")).to_have_count(0)
     assert len(asked) == 2
+
+
+def test_pages_offer_only_what_the_role_may_do(page, project, login_as):
+    """A reviewer saw an enabled "Run pre-annotation" and "Retry failed" that answered 403; a viewer's
+    review page asked for the claim (a 403 and a console error) on every image; a signed-in /login
+    said "Page not found"."""
+    from backend.jobs.models import JobStatus, PrelabelJob
+    from backend.jobs.services import start_job
+
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=41)
+    add_prediction(image, hammer, rect_mask(300, 400, 10, 10, 60, 60))
+    mark_prelabeled(image)
+    job = start_job(project=proj, user=owner, images="all")
+    PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, failed=1, processed=1)
+    rita, vera = make_user("rita"), make_user("vera")
+    add_member(proj, rita, "reviewer")
+    add_member(proj, vera, "viewer")
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status == 403 else None)
+
+    login_as(rita)
+    page.goto(f"/p/{proj.pk}")
+    expect(page.get_by_test_id(f"job-{job.pk}")).to_be_visible()
+    expect(page.get_by_test_id("prelabel-form")).to_have_count(0)
+    expect(page.get_by_test_id("prelabel-admins-only")).to_be_visible()
+    expect(page.get_by_role("button", name="Retry failed")).to_have_count(0)
+
+    page.context.clear_cookies()
+    login_as(vera)
+    open_review(page, proj, image)
+    page.wait_for_timeout(500)
+    assert not [r for r in refused if "/claim/" in r], refused
+    page.goto("/login")
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    page.wait_for_url(re.compile(r"/$"))

@@ -21,6 +21,7 @@ export function useStatusCounts(projectId: number, tick = 0) {
 
 export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
+  const canManage = ctx.isAdmin;
   const [tick, setTick] = useState(0);
   const counts = useStatusCounts(pid, tick);
   const [jobs, setJobs] = useState<Job[] | null | "unavailable">(null);
@@ -93,7 +94,8 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
         <p className="muted small">Pre-annotation jobs are not available on this server yet.</p>
       ) : (
         <div className="grid2">
-          {ctx.canAnnotate && (
+          {!canManage && <p className="card muted" data-testid="prelabel-admins-only">Project admins start, cancel and retry pre-annotation jobs.</p>}
+          {canManage && (
             <form className="card" onSubmit={start} data-testid="prelabel-form">
               <h2>Pre-annotate</h2>
               <label>Prompts (separated by “.”)<input name="job-prompts" value={prompts} onChange={(e) => setPrompts(e.target.value)} /></label>
@@ -112,7 +114,7 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
             <h2>Jobs</h2>
             {jobs === null ? <p className="muted">Loading…</p> : jobs.length === 0 ? <p className="muted">No jobs yet.</p> : (
               <ul className="jobs">
-                {jobs.slice(0, 20).map((j) => <JobRow key={j.id} job={j} onAct={act} />)}
+                {jobs.slice(0, 20).map((j) => <JobRow key={j.id} job={j} onAct={canManage ? act : null} />)}
               </ul>
             )}
           </section>
@@ -125,7 +127,8 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
 /** The number people use: 1, 2, 3 within the project (the id is global). */
 export const jobNumber = (job: Job) => (job as Job & { number?: number }).number ?? job.id;
 
-function JobRow({ job, onAct }: { job: Job; onAct: (j: Job, what: "cancel" | "retry-failed") => void }) {
+/** `onAct` null: the viewer may not cancel or retry (admins only; the buttons answered 403). */
+function JobRow({ job, onAct }: { job: Job; onAct: ((j: Job, what: "cancel" | "retry-failed") => void) | null }) {
   const pct = job.total ? Math.round((100 * job.processed) / job.total) : job.status === "done" ? 100 : 0;
   const live = job.status === "queued" || job.status === "running";
   return (
@@ -134,8 +137,8 @@ function JobRow({ job, onAct }: { job: Job; onAct: (j: Job, what: "cancel" | "re
         <b title={`job id ${job.id}`}>#{jobNumber(job)}</b> <span className={`badge badge-${job.status}`}>{job.status}</span>
         <span className="muted small">{job.processed}/{job.total}{job.failed ? `, ${job.failed} failed` : ""}</span>
         <span className="spacer" />
-        {live && <button className="small" onClick={() => onAct(job, "cancel")}>Cancel</button>}
-        {!live && job.failed > 0 && <button className="small" onClick={() => onAct(job, "retry-failed")}>Retry failed</button>}
+        {onAct && live && <button className="small" onClick={() => onAct(job, "cancel")}>Cancel</button>}
+        {onAct && !live && job.failed > 0 && <button className="small" onClick={() => onAct(job, "retry-failed")}>Retry failed</button>}
       </div>
       <progress max={100} value={pct} aria-label={`job ${jobNumber(job)} progress`} />
       {job.stage_ms && Object.keys(job.stage_ms).length > 0 && (

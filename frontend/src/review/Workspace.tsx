@@ -39,7 +39,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const wrapRef = useRef<HTMLDivElement>(null);
 
-  const [claim, setClaim] = useClaim(pid, imageId);
+  const [claim, setClaim] = useClaim(pid, imageId, ctx.canAnnotate);
   const readOnly = claim.state === "other" || !ctx.canAnnotate;
   const onOpened = (d: ImageDetail) => {
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));

@@ -17,7 +17,7 @@ const HEARTBEAT_MS = 30000;
 /** backend/images/claims.py CLAIM_SECONDS: idle longer than this, the claim is not renewed. */
 export const CLAIM_TTL_MS = 300000;
 
-export function useClaim(pid: number, imageId: number) {
+export function useClaim(pid: number, imageId: number, canClaim = true) {
   const [claim, setClaimState] = useState<ClaimState>({ state: "pending" });
   // The cleanup of an unmounting page cannot read state through a setter (React drops it), so
   // whether this page holds the claim is kept in a ref as well.
@@ -32,6 +32,11 @@ export function useClaim(pid: number, imageId: number) {
   };
 
   useEffect(() => {
+    if (!canClaim) {
+      // A viewer only looks: asking for the claim was a 403 (and a console error) on every image.
+      setClaimState({ state: "none" });
+      return;
+    }
     let stopped = false;
     let timer: number | undefined;
     let lastActive = Date.now();
@@ -83,7 +88,7 @@ export function useClaim(pid: number, imageId: number) {
       release();
       setClaimState({ state: "pending" });
     };
-  }, [pid, imageId]);
+  }, [pid, imageId, canClaim]);
 
   return [claim, setClaim] as const;
 }
