@@ -22,6 +22,8 @@ export function useClaim(pid: number, imageId: number, canClaim = true) {
   // The cleanup of an unmounting page cannot read state through a setter (React drops it), so
   // whether this page holds the claim is kept in a ref as well.
   const mine = useRef(false);
+  const beatRef = useRef<(() => void) | null>(null);
+  const previous = useRef<ClaimState["state"]>("pending");
   const setClaim = (c: ClaimState | ((prev: ClaimState) => ClaimState)) => {
     if (typeof c !== "function") mine.current = c.state === "mine";
     setClaimState((prev) => {
@@ -68,6 +70,7 @@ export function useClaim(pid: number, imageId: number, canClaim = true) {
         void beat();
       }
     };
+    beatRef.current = () => void beat();
     beat();
     const release = () => {
       if (!mine.current) return;
@@ -81,6 +84,7 @@ export function useClaim(pid: number, imageId: number, canClaim = true) {
     for (const ev of ACTIVITY) window.addEventListener(ev, active, { passive: true });
     return () => {
       stopped = true;
+      beatRef.current = null;
       window.clearTimeout(timer);
       window.removeEventListener("pagehide", release);
       window.removeEventListener("pageshow", shown);
@@ -89,6 +93,13 @@ export function useClaim(pid: number, imageId: number, canClaim = true) {
       setClaimState({ state: "pending" });
     };
   }, [pid, imageId, canClaim]);
+
+  // The holder let go (a live "released"): take the image at once, or the next person to open it
+  // would, and this page, already editable, would turn read-only mid-work.
+  useEffect(() => {
+    if (previous.current === "other" && claim.state === "pending") beatRef.current?.();
+    previous.current = claim.state;
+  }, [claim.state]);
 
   return [claim, setClaim] as const;
 }
