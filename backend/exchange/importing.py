@@ -17,13 +17,13 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection, reset_queries, transaction
+from django.db import IntegrityError, connection, reset_queries, transaction
 from django.utils import timezone
 
 from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
@@ -204,6 +204,11 @@ def apply_import(*, job: ImportJob, progress: Progress, batch: int = BATCH) -> t
             result = _write(job, plan, spool, progress, batch)
         except ImportAborted as exc:
             return [{"item": job.upload_name or "upload", "error": str(exc)}], {"error_count": 1}
+        except IntegrityError as exc:  # a row's class (or image) went away after it was checked:
+            if not _foreign_key_violation(exc):  # the (deferred) foreign key refuses the commit
+                raise
+            names = {c.pk: c.name for c in plan.classes.values() if c.pk is not None}
+            return [{"item": job.upload_name or "upload", "error": _vanished(exc, names)}], {"error_count": 1}
     progress(WRITING, plan.count, plan.count)
     return [], result
 
@@ -228,6 +233,7 @@ class Plan:
     missing: dict[str, str]  # lowercased name -> name, classes to create
     image_ids: set[int]
     count: int = 0  # rows in the spool
+    used: set[str] = field(default_factory=set)  # lowercased names of the classes the rows use
 
 
 def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO[bytes], progress: Progress,
@@ -251,6 +257,7 @@ def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO
             elif not errors:  # after the first error nothing will be written: stop spooling
                 spool.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
                 plan.image_ids.add(row[0])
+                plan.used.add(row[1])
                 plan.count += 1
         if seen % batch == 0:
             progress(CHECKING, seen, 0)
@@ -370,6 +377,8 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     if not ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists():
         raise AlreadyApplied()
     classes = plan.classes
+    # The project's classes the rows use, as pass 1 found them; one deleted since is named.
+    existing = {classes[key].pk: classes[key].name for key in plan.used if key in classes}
     created_classes = []
     missing = sorted(plan.missing.items())
     for (key, name), color in zip(missing, distinct_colors(project.pk, len(missing))):
@@ -391,6 +400,7 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
             _, name, holder, _, until = min(held)
             raise ImportAborted(f"image {name!r} is held by {holder} until {until:%H:%M:%S} UTC (a claim: they are "
                                 "working on it); nothing was imported. Import again once they release it.")
+    _lock_classes(existing)
     accepted = bool(job.options.get("as_accepted"))
     review = ReviewState.ACCEPTED if accepted else ReviewState.PENDING
     source = Source.HUMAN if accepted else Source.MODEL
@@ -417,6 +427,47 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, errors=[], result=result,
                                                finished_at=timezone.now())
     return result
+
+
+def _lock_classes(existing: dict[int, str]) -> None:
+    """Key-share locks on the classes the rows use (what each row's foreign key would take), so
+    none is deleted while the rows are written; one deleted since pass 1 aborts the import."""
+    if not existing:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {LabelClass._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",
+            [sorted(existing)],
+        )
+        found = {row[0] for row in cursor.fetchall()}
+    gone = sorted(set(existing) - found)
+    if gone:
+        raise ImportAborted(f"class '{existing[gone[0]]}' was deleted while the import ran; nothing was written. "
+                            "Run the import again.")
+
+
+def _foreign_key_violation(exc: IntegrityError) -> bool:
+    cause = exc.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code == "23503" if code else "foreign key" in str(exc)
+
+
+_FK_KEY = re.compile(r"Key \((\w+)\)=\((\d+)\)")
+
+
+def _vanished(exc: IntegrityError, existing: dict[int, str]) -> str:
+    """What a foreign-key failure of pass 2 means to the user, without the database's wording."""
+    found = _FK_KEY.search(str(exc))
+    column, pk = (found.group(1), int(found.group(2))) if found else (None, None)
+    if column == "label_class_id" and pk in existing:
+        what = f"class '{existing[pk]}'"
+    elif column == "label_class_id":
+        what = "a class"
+    elif column == "image_id":
+        what = f"image {pk}"
+    else:
+        what = "a class or an image"
+    return f"{what} was deleted while the import ran; nothing was written. Run the import again."
 
 
 def _create(row: list, classes: dict, source: str, review: str, user) -> Create:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import uuid
 import zipfile
@@ -27,6 +28,21 @@ from .models import ExchangeFormat, ExportJob, ImportJob, JobStatus
 logger = logging.getLogger("razmetka.exchange")
 
 SEGMENTATIONS = {"rle", "polygon"}
+
+# An absolute file system path inside a message ('/srv/app/var/media/projects/4/images/x.png'):
+# at least one folder, not part of a URL or of a relative path. A job's error shows only its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
+
+
+def public_message(exc: BaseException) -> str:
+    """The exception as a job's error may show it: never a path on the server (a file's
+    absolute path names the server's layout), at most its base name; no NUL (PostgreSQL)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.strerror}: '{os.path.basename(os.fsdecode(exc.filename))}'"
+    else:
+        text = str(exc)
+    text = _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", text)
+    return text.replace("\x00", "\\u0000")[:2000]
 
 
 def _check_format(fmt: str) -> None:
@@ -88,7 +104,7 @@ def _fail_running(model, job, exc: Exception, **fields) -> None:
     the reason, rather than running for ever. Its own savepoint, so a failed write before it
     (in a caller's transaction) does not stop this one."""
     logger.exception("%s %s failed", model._meta.model_name, job.pk)
-    message = f"internal error: {exc}".replace("\x00", "\\u0000")[:2000]
+    message = f"internal error: {public_message(exc)}"[:2000]
     if model is ImportJob:
         fields = {"errors": [{"item": (job.upload_name or "upload").replace("\x00", ""), "error": message}],
                   "result": {}, **fields}
@@ -135,7 +151,7 @@ def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
         if os.path.exists(path):
             os.remove(path)
         ExportJob.objects.filter(pk=job.pk).update(
-            status=JobStatus.FAILED, error=str(exc).replace("\x00", "\\u0000")[:2000], finished_at=timezone.now(),
+            status=JobStatus.FAILED, error=public_message(exc), finished_at=timezone.now(),
         )
         events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
         return ExportJob.objects.get(pk=job.pk)
@@ -171,6 +187,8 @@ def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> 
                 _progress(ExportJob, job, counts["images"], total, "export.progress")
         writer.finish(ctx)
     _progress(ExportJob, job, counts["images"], max(total, counts["images"]), "export.progress")
+    if ctx.missing_images:  # deleted while the export ran: in the documents, their files left out
+        counts["missing_images"] = ctx.missing_images
     return counts
 
 
@@ -265,7 +283,7 @@ def _run_claimed_import(job: ImportJob) -> ImportJob | None:
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         errors, result = [{"item": job.upload_name or "upload",
-                           "error": f"internal error: {exc}".replace("\x00", "\\u0000")[:2000]}], {}
+                           "error": f"internal error: {public_message(exc)}"[:2000]}], {}
     finally:
         progress.close()
     if errors:  # "done" committed with the writes; only a job still running can fail (not one

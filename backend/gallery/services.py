@@ -37,7 +37,7 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
             raise DomainError(f"Class {class_id} does not exist in this project.")
     report = GalleryUploadReport()
     items = list(iter_upload_items(files))
-    roots = _common_root(items)
+    roots = _common_root(project, items)
     refused_folders: dict[str, dict] = {}  # folder path → its one error entry (per folder, not per file)
     for item in items:
         if item.error:
@@ -52,18 +52,26 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
     return report
 
 
-def _common_root(items: list[UploadItem]) -> set[str]:
-    """Zip-internal folders that wrap the class folders (e.g. `dataset/1_screw_flat/a.jpg`)."""
-    roots = set()
-    by_zip: dict[str, set[str]] = {}
+def _common_root(project: Project, items: list[UploadItem]) -> set[str]:
+    """Zip-internal folders that wrap the class folders (e.g. `dataset/1_screw_flat/a.jpg`,
+    `dataset/2_hammer/b.jpg`). Otherwise the top folder names the class and deeper folders are
+    only its subfolders (`wrench/sub/a.png` is a `wrench`). A top folder wraps class folders only
+    when it is the zip's only folder, holds at least two folders with images, and no class of the
+    project has its name (an image directly in it then has no class)."""
+    by_zip: dict[str, list[tuple[str, ...]]] = {}
     for item in items:
         parts = PurePosixPath(item.name).parts
-        if len(parts) >= 4:
-            by_zip.setdefault(parts[0], set()).add(parts[1])
-    for zip_name, firsts in by_zip.items():
-        if len(firsts) == 1:
-            roots.add(f"{zip_name}/{next(iter(firsts))}")
-    return roots
+        if len(parts) >= 3:  # '<zip>/<folder>/…'
+            by_zip.setdefault(parts[0], []).append(parts)
+    candidates = {}
+    for zip_name, paths in by_zip.items():
+        if len({parts[1] for parts in paths}) == 1 and len({parts[2] for parts in paths if len(parts) >= 4}) >= 2:
+            candidates[zip_name] = paths[0][1]
+    if not candidates:
+        return set()
+    taken = set(LabelClass.objects.annotate(lname=Lower("name")).filter(
+        project=project, lname__in=[name.strip().lower() for name in candidates.values()]).values_list("lname", flat=True))
+    return {f"{zip_name}/{top}" for zip_name, top in candidates.items() if top.strip().lower() not in taken}
 
 
 def _class_from_path(

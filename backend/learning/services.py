@@ -62,6 +62,8 @@ HEAD_PARAMS = {"epochs": (1, 5000), "hidden": (4, 4096), "holdout": (0.05, 0.5),
 MASKRCNN_PARAMS = {"steps": (1, 100000), "holdout": (0.05, 0.5), "seed": (0, 2**31), "batch_size": (1, 16),
                    "min_size": (32, 2048), "max_size": (32, 4096), "rois_per_image": (8, 1024), "arch": ("resnet50_fpn", "tiny")}
 
+FRACTIONAL_PARAMS = {"holdout"}  # every other numeric setting is a whole number
+
 
 def _params(kind: str, given: dict) -> dict:
     allowed = HEAD_PARAMS if kind == ModelKind.HEAD else MASKRCNN_PARAMS
@@ -76,8 +78,14 @@ def _params(kind: str, given: dict) -> dict:
             out[key] = value
             continue
         low, high = allowed[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            raise DomainError(f"{key} must be a number from {low} to {high}.")
+        if key in FRACTIONAL_PARAMS:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+                raise DomainError(f"{key} must be a number from {low} to {high}.")
+        else:  # counts and sizes: a fraction would only fail the run later (range(), tensor shapes)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # 2.0 from a JSON client is 2
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise DomainError(f"{key} must be an integer from {low} to {high}.")
         out[key] = value
     return out
 

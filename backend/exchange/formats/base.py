@@ -81,14 +81,22 @@ class ExportContext:
     segmentation: str  # "rle" | "polygon"
     include_images: bool
     project_name: str
+    # Ids of the images whose file was gone when the export came to copy it (the image was
+    # deleted while the export ran): their entries stay in the documents, the file is left out.
+    missing_images: list[int] = field(default_factory=list)
 
     def add_image(self, arcname: str, image: ExportImage) -> None:
         if not self.include_images:
             return
         from django.core.files.storage import default_storage
 
+        try:
+            src = default_storage.open(image.storage_name, "rb")
+        except FileNotFoundError:
+            self.missing_images.append(image.id)
+            return
         # Stored images are already compressed (JPEG/PNG/WebP): deflating them again wastes CPU.
-        with default_storage.open(image.storage_name, "rb") as src, self.zf.open(
+        with src, self.zf.open(
             zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True
         ) as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK)

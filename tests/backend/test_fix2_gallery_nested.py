@@ -1,0 +1,72 @@
+"""Fix round 2: in an ImageFolder zip the top folder names the class; deeper folders are only
+its subfolders (`wrench/sub/a.png` is a `wrench`, not a new class `sub`). A folder wrapping
+several class folders (`dataset/hammer/…`, `dataset/pliers/…`) still is one."""
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from backend.gallery.models import GalleryImage
+from backend.projects.models import LabelClass
+
+from .factories import image_bytes, make_class, make_project, make_user, zip_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def post_zip(client, project, entries):
+    return client.post(f"/api/projects/{project.pk}/gallery/",
+                       {"files": [SimpleUploadedFile("g.zip", zip_bytes(entries))]}, format="multipart")
+
+
+def classes_of(project):
+    return sorted(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+
+
+def test_a_nested_folder_belongs_to_its_top_folders_class(client_for):
+    owner = make_user("gallery-owner")
+    project = make_project(owner)
+    response = post_zip(client_for(owner), project, {"wrench/sub/a.png": image_bytes(40, 44, (1, 2, 3))})
+    assert response.status_code == 201, response.content
+    assert response.json()["created_classes"] == ["wrench"]
+    assert classes_of(project) == ["wrench"]
+    assert GalleryImage.objects.get(project=project).label_class.name == "wrench"
+
+
+def test_nested_folders_next_to_plain_files(client_for):
+    owner = make_user("gallery-owner2")
+    project = make_project(owner)
+    make_class(project, "wrench")
+    response = post_zip(client_for(owner), project, {
+        "wrench/sub/a.png": image_bytes(40, 44, (1, 2, 3)),
+        "wrench/other/b.png": image_bytes(40, 44, (4, 5, 6)),  # two subfolders of an existing class
+        "hammer/c.png": image_bytes(40, 44, (7, 8, 9)),
+    })
+    assert response.status_code == 201, response.content
+    assert response.json()["created_classes"] == ["hammer"] and not response.json()["errors"]
+    assert classes_of(project) == ["hammer", "wrench"]
+    assert sorted(GalleryImage.objects.filter(project=project).values_list("label_class__name", flat=True)) == [
+        "hammer", "wrench", "wrench"]
+
+
+def test_a_wrapping_folder_of_several_class_folders_still_is_one(client_for):
+    owner = make_user("gallery-owner3")
+    project = make_project(owner)
+    response = post_zip(client_for(owner), project, {
+        "dataset/hammer/a.png": image_bytes(40, 44, (1, 2, 3)),
+        "dataset/pliers/deep/b.png": image_bytes(40, 44, (4, 5, 6)),
+    })
+    assert response.status_code == 201, response.content
+    assert sorted(response.json()["created_classes"]) == ["hammer", "pliers"]
+    assert classes_of(project) == ["hammer", "pliers"]
+
+
+def test_subfolders_of_an_existing_class_are_not_class_folders(client_for):
+    owner = make_user("gallery-owner4")
+    project = make_project(owner)
+    make_class(project, "Wrench")
+    response = post_zip(client_for(owner), project, {
+        "wrench/sub/a.png": image_bytes(40, 44, (1, 2, 3)),
+        "wrench/other/b.png": image_bytes(40, 44, (4, 5, 6)),
+    })
+    assert response.status_code == 201, response.content
+    assert response.json()["created_classes"] == [] and len(response.json()["created"]) == 2
+    assert classes_of(project) == ["Wrench"]
