@@ -35,10 +35,13 @@ def _check_engine_config() -> None:
 
 @transaction.atomic
 def start_evaluation(*, project: Project, user, engine: str | None = None, model_version_id: int | None = None) -> EvaluationRun:
+    asked = engine
     engine = engine or project.engine
     version = None
     split = EvaluationRun.Split.ALL
     if model_version_id is not None:
+        if asked not in (None, "", "maskrcnn"):  # was silently measured as maskrcnn
+            raise DomainError(f"A model version is a Mask R-CNN: leave engine out (or say 'maskrcnn'), not {asked!r}.")
         version = ModelVersion.objects.filter(project=project, pk=model_version_id, kind=ModelKind.MASKRCNN).first()
         if version is None:
             raise DomainError("Only a Mask R-CNN model version of this project can be scored on its own.")

@@ -30,3 +30,17 @@ def test_holdout_stays_a_fraction_and_whole_floats_pass(client_for):
 
     assert _params("head", {"holdout": 0.25, "epochs": 3.0, "hidden": 32}) == {"holdout": 0.25, "epochs": 3, "hidden": 32}
     assert isinstance(_params("head", {"epochs": 3.0})["epochs"], int)
+
+
+def test_an_evaluation_of_a_model_version_with_another_engine_is_refused(client_for):
+    """{"engine": "gdino-sam2", "model_version": <maskrcnn>} answered 201 and measured maskrcnn instead."""
+    from backend.learning.models import ModelVersion
+
+    from .factories import make_project, make_user
+
+    owner = make_user("evalowner")
+    project = make_project(owner)
+    version = ModelVersion.objects.create(project=project, kind="maskrcnn", number=1, metrics={}, file="models/x.zip")
+    response = client_for(owner).post(f"/api/projects/{project.pk}/evaluations/",
+                                      {"engine": "gdino-sam2", "model_version": version.pk}, format="json")
+    assert response.status_code == 400 and "Mask R-CNN" in response.json()["detail"]
