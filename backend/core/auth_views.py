@@ -14,6 +14,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
+from . import events
 from .accounts import change_own_password, must_change_password
 from .errors import DomainError
 from .permissions import SESSION_FLAG
@@ -116,6 +117,8 @@ def logout_view(request):
     _release_claims(request.user)
     if isinstance(request.auth, Token):
         request.auth.delete()  # a script's sign-out revokes its token (a leaked one stayed valid for ever)
+    elif request.session.session_key:
+        events.signed_out(user_id=request.user.pk, session_key=request.session.session_key)
     logout(request)
     return Response(status=204)
 
@@ -123,7 +126,6 @@ def logout_view(request):
 def _release_claims(user) -> None:
     """Signing out lets go of the images one held: the page's own release came after the sign-out
     and was refused, so the image stayed locked to others for the claim's five minutes."""
-    from backend.core import events
     from backend.images.models import Image
 
     held = list(Image.objects.filter(claimed_by=user).values_list("pk", "project_id"))
@@ -162,6 +164,7 @@ def me_view(request):
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
         # A new password ends every other way in: the API token too (sign in for a new one).
         Token.objects.filter(user=request.user).exclude(key=getattr(request.auth, "key", None)).delete()
+        events.signed_out(user_id=request.user.pk)
         request.session.pop(SESSION_FLAG, None)
     return Response(_me(request.user))
 

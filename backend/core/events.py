@@ -130,6 +130,13 @@ def emit_now(project_id: int, event_type: str, **data) -> None:
     _publish(project_id, {"type": event_type, "project": project_id, **data})
 
 
+def signed_out(*, user_id: int, session_key: str | None = None) -> None:
+    """Close the user's live sockets: those of `session_key` (a sign-out), or all (a new password,
+    which ends the other sessions; the one that changed it reconnects). They kept streaming."""
+    payload = {"type": "session.ended", "session": session_key}
+    transaction.on_commit(lambda: publisher.put(None, user_group(user_id), payload))
+
+
 def membership_changed(*, project_id: int, user_id: int) -> None:
     payload = {"type": "membership.changed", "project": project_id}
     transaction.on_commit(lambda: publisher.put(None, user_group(user_id), payload))

@@ -138,6 +138,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         await self._forward(event["payload"])
 
     async def _forward(self, payload: dict) -> None:
+        if payload.get("type") == "session.ended":
+            session = self.scope.get("session")
+            if payload.get("session") in (None, getattr(session, "session_key", None)):
+                await self.close(code=CLOSE_FORBIDDEN)
+            return
         if payload.get("type") == "membership.changed":
             if payload.get("project") == self.project_id:
                 await self._still_member()

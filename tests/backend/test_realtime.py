@@ -111,6 +111,36 @@ async def test_a_member_on_a_one_time_password_is_refused_like_the_rest_api():
     await communicator.disconnect()
 
 
+async def test_signing_out_closes_that_sessions_socket_and_a_new_password_closes_all():
+    """An open socket kept streaming the project's events after its sign-out or a password change."""
+    _, member, _, project, _ = await world()
+    cookie = await sync_to_async(session_cookie)(member)
+    other = await sync_to_async(session_cookie)(member)
+
+    async def open_with(value):
+        headers = [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000"),
+                   (b"cookie", f"{settings.SESSION_COOKIE_NAME}={value}".encode())]
+        communicator = WebsocketCommunicator(application, f"/ws/projects/{project.pk}/", headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        return communicator
+
+    mine, theirs = await open_with(cookie), await open_with(other)
+
+    def sign_out(value):
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = value
+        return client.post("/api/auth/logout/").status_code
+
+    assert await sync_to_async(sign_out)(cookie) == 204
+    output = await mine.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4403
+    assert await theirs.receive_nothing(timeout=0.5), "another session's socket stays"
+    await sync_to_async(events.signed_out)(user_id=member.pk)  # what a new password sends
+    output = await theirs.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4403
+
+
 async def test_removed_member_is_disconnected():
     owner, member, _, project, membership = await world()
     communicator, connected, _ = await connect(project.pk, member)
