@@ -118,10 +118,10 @@ def _folder_class_name(folder: str) -> str:
     rather than made into an empty class or silently cut to a different one."""
     from rest_framework.exceptions import ValidationError
 
-    from backend.projects.serializers import LabelClassSerializer
+    from backend.projects.serializers import LabelClassSerializer, clean_class_name
 
     try:
-        return LabelClassSerializer().fields["name"].run_validation(folder)
+        return clean_class_name(LabelClassSerializer().fields["name"].run_validation(folder))
     except ValidationError as exc:
         messages = exc.detail if isinstance(exc.detail, list) else [exc.detail]
         reason = " ".join(str(m).rstrip(".") for m in messages).replace("This field", "the class name")

@@ -70,3 +70,28 @@ def test_subfolders_of_an_existing_class_are_not_class_folders(client_for):
     assert response.status_code == 201, response.content
     assert response.json()["created_classes"] == [] and len(response.json()["created"]) == 2
     assert classes_of(project) == ["Wrench"]
+
+
+def test_a_folder_named_like_an_existing_class_joins_it(client_for):
+    """Folder names are folded like class names: a full-width 'ｈａｍｍｅｒ/' is the class 'hammer'."""
+    import io
+    import zipfile
+
+    from backend.gallery.models import GalleryImage
+    from backend.projects.models import LabelClass
+
+    from .factories import make_class, make_project, make_user, synthetic_png
+
+    owner = make_user("folder-owner")
+    project = make_project(owner)
+    hammer = make_class(project, "hammer")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ｈａｍｍｅｒ/a.png", synthetic_png(3))
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client_for(owner).post(f"/api/projects/{project.pk}/gallery/",
+                                      {"files": [SimpleUploadedFile("g.zip", buf.getvalue())]}, format="multipart")
+    assert response.status_code in (200, 201), response.content[:300]
+    assert LabelClass.objects.filter(project=project).count() == 1
+    assert GalleryImage.objects.filter(project=project, label_class=hammer).count() == 1
