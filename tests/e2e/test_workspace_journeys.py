@@ -198,7 +198,11 @@ def test_viewer_sees_a_read_only_banner_and_disabled_tools(page, project, login_
     shot(page, "read-only-viewer")
 
 
-def test_claimed_image_banner_names_the_holder(page, project, login_as):
+def test_claimed_image_banner_names_the_holder_and_the_image_is_taken_when_they_let_go(page, project, login_as):
+    """Once the holder lets go the waiting page claims the image: it turned editable without
+    claiming it, and the next person to open it took it and turned this page read-only mid-work."""
+    from django.test import Client
+
     proj, owner = project
     hammer = make_class(proj, "hammer")
     other = make_user("boris")
@@ -212,6 +216,11 @@ def test_claimed_image_banner_names_the_holder(page, project, login_as):
     expect(page.get_by_test_id("read-only-reason")).to_contain_text("boris has this image open")
     expect(page.get_by_test_id("tool-box")).to_be_disabled()
     shot(page, "read-only-claimed")
+    boris = Client()
+    boris.force_login(other)
+    assert boris.delete(f"/api/projects/{proj.pk}/images/{image.pk}/claim/").status_code == 200  # boris moves on
+    expect(page.get_by_test_id("workspace")).to_have_attribute("data-read-only", "false")
+    wait_for(lambda: claimed_by(image) == "olga", timeout=5, what="the waiting page's claim")
 
 
 def to_screen(page, image, x: float, y: float) -> tuple[float, float]:
@@ -329,25 +338,3 @@ def test_tool_bar_never_covers_the_picture_at_1280_px(page, project, login_as):
     assert bar["y"] + bar["height"] <= canvas["y"] + 0.5, (bar, canvas)
     assert canvas["height"] > 300
 
-
-def test_a_waiting_reviewer_takes_the_image_when_its_holder_lets_go(page, project, login_as):
-    """The banner went away and edits saved, but the page never claimed the image: the next person
-    to open it took it and this page turned read-only mid-work."""
-    from django.test import Client
-
-    proj, owner = project
-    hammer = make_class(proj, "hammer")
-    other = make_user("boris")
-    add_member(proj, other, "reviewer")
-    image = make_image(proj, width=300, height=200, seed=26)
-    add_prediction(image, hammer, rect_mask(200, 300, 20, 20, 120, 120))
-    mark_prelabeled(image)
-    Image.objects.filter(pk=image.pk).update(claimed_by=other, claim_expires_at=timezone.now() + timedelta(minutes=5))
-    login_as(owner)
-    open_review(page, proj, image)
-    expect(page.get_by_test_id("read-only-reason")).to_contain_text("boris has this image open")
-    boris = Client()
-    boris.force_login(other)
-    assert boris.delete(f"/api/projects/{proj.pk}/images/{image.pk}/claim/").status_code == 200  # boris moves on
-    expect(page.get_by_test_id("workspace")).to_have_attribute("data-read-only", "false")
-    wait_for(lambda: claimed_by(image) == "olga", timeout=5, what="the waiting page's claim")
