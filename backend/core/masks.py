@@ -22,6 +22,10 @@ def canonical_rle(rle: dict) -> dict:
     its shortest form. Cost is linear in the runs (the mask is never decoded to pixels)."""
     height, width = rle["size"]
     runs = rle_string_counts(rle["counts"])
+    # The usual case, no empty run and no number longer than a 32-bit one needs (7 characters):
+    # nothing to shorten, and re-encoding cost 4x the validation (2 ms for a 12 MP mask).
+    if (runs.size < 2 or runs[1:].all()) and len(rle["counts"]) <= 7 * runs.size:
+        return rle
     index = np.arange(runs.size)
     kept = (runs > 0) | (index == 0)  # the first run (background) may be empty, no other
     runs, values = runs[kept], index[kept] % 2
