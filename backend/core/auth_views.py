@@ -53,18 +53,26 @@ def _failures_key(username: str) -> str:
     return "sign-in-failures:" + hashlib.sha256(username.strip().lower().encode()).hexdigest()
 
 
+def _refuse_if_locked(key: str, what: str, advice: str = "") -> None:
+    if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
+        raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
+            f"Too many wrong passwords for this account: {what} locked for up to {SIGN_IN_LOCKOUT_S // 60} "
+            f"minutes.{advice}"))
+
+
+def _count_failure(key: str) -> None:
+    cache.add(key, 0, SIGN_IN_LOCKOUT_S)  # the window starts at the first failure
+    cache.incr(key)
+
+
 def _authenticate(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     key = _failures_key(serializer.validated_data["username"])
-    if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
-        raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
-            f"Too many wrong passwords for this account: sign-in is locked for up to {SIGN_IN_LOCKOUT_S // 60} "
-            "minutes. An admin can set a new password meanwhile."))
+    _refuse_if_locked(key, "sign-in is", " An admin can set a new password meanwhile.")
     user = authenticate(request, **serializer.validated_data)
     if user is None:
-        cache.add(key, 0, SIGN_IN_LOCKOUT_S)  # the window starts at the first failure
-        cache.incr(key)
+        _count_failure(key)
     else:
         cache.delete(key)
     return user
@@ -126,13 +134,10 @@ def logout_view(request):
 def _release_claims(user) -> None:
     """Signing out lets go of the images one held: the page's own release came after the sign-out
     and was refused, so the image stayed locked to others for the claim's five minutes."""
+    from backend.images.claims import release_held
     from backend.images.models import Image
 
-    held = list(Image.objects.filter(claimed_by=user).values_list("pk", "project_id"))
-    if held:
-        Image.objects.filter(pk__in=[pk for pk, _ in held]).update(claimed_by=None, claim_expires_at=None)
-        for pk, project_id in held:
-            events.emit(project_id, "image.released", image=pk)
+    release_held(Image.objects.filter(claimed_by=user))
 
 
 @extend_schema(responses=MeSerializer)
@@ -150,16 +155,12 @@ def me_view(request):
         # Wrong current passwords count with wrong sign-ins: a stolen token or session could
         # otherwise guess the real password here without limit.
         key = _failures_key(request.user.get_username())
-        if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
-            raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
-                f"Too many wrong passwords for this account: password changes are locked for up to "
-                f"{SIGN_IN_LOCKOUT_S // 60} minutes."))
+        _refuse_if_locked(key, "password changes are")
         try:
             change_own_password(user=request.user, **serializer.validated_data)
         except DomainError as exc:
             if exc.extra.get("field") == "current_password":
-                cache.add(key, 0, SIGN_IN_LOCKOUT_S)
-                cache.incr(key)
+                _count_failure(key)
             raise
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
         # A new password ends every other way in: the API token too (sign in for a new one).

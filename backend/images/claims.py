@@ -59,12 +59,18 @@ def claim_image(*, project: Project, image_id: int, user) -> Image:
 
 def _release_others(*, project: Project, image: Image, user) -> None:
     """One person reviews one image at a time: moving on frees the images they left."""
-    held = Image.objects.filter(project=project, claimed_by=user, claim_expires_at__gt=timezone.now()).exclude(pk=image.pk)
-    left = list(held.values_list("pk", flat=True))
-    if left:
-        held.filter(pk__in=left).update(claimed_by=None, claim_expires_at=None)
-        for pk in left:
-            events.emit(project.pk, "image.released", image=pk)
+    release_held(Image.objects.filter(project=project, claimed_by=user, claim_expires_at__gt=timezone.now())
+                 .exclude(pk=image.pk))
+
+
+def release_held(held) -> None:
+    """Free the images of `held` (an Image queryset) and tell each one's project: claiming
+    another image, leaving a project, losing the right to annotate, signing out."""
+    rows = list(held.values_list("pk", "project_id"))
+    if rows:
+        Image.objects.filter(pk__in=[pk for pk, _ in rows]).update(claimed_by=None, claim_expires_at=None)
+        for pk, project_id in rows:
+            events.emit(project_id, "image.released", image=pk)
 
 
 def guard_write(image: Image, *, user, can_override: bool, force: bool = False) -> dict | None:

@@ -110,19 +110,15 @@ def remove_member(*, project: Project, membership_id: int, actor=None) -> None:
 
 def _release_claims(project: Project, user_id: int) -> None:
     """Someone who may no longer annotate here holds no image: others were blocked until it expired."""
-    from backend.core import events
+    from backend.images.claims import release_held
     from backend.images.models import Image
 
-    held = Image.objects.filter(project=project, claimed_by_id=user_id)
-    released = list(held.values_list("pk", flat=True))
-    held.update(claimed_by=None, claim_expires_at=None)
-    for pk in released:
-        events.emit(project.pk, "image.released", image=pk)
+    release_held(Image.objects.filter(project=project, claimed_by_id=user_id))
 
 
 @transaction.atomic
 def create_class(*, project: Project, **fields) -> LabelClass:
-    _lock_class_tree(project)
+    _lock_project(project)
     fields = _only(fields, CLASS_FIELDS)
     if not fields.get("color"):  # a colour nobody uses yet, so the new class stands out on the canvas
         fields["color"] = distinct_colors(project.pk, 1)[0]
@@ -141,7 +137,7 @@ def create_class(*, project: Project, **fields) -> LabelClass:
 
 @transaction.atomic
 def update_class(*, project: Project, class_id: int, version: int | None, **fields) -> LabelClass:
-    _lock_class_tree(project)
+    _lock_project(project)
     label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
     if label_class is None:
         raise NotFound("Class not found.")
@@ -195,7 +191,7 @@ def validate_hierarchy(label_class: LabelClass) -> None:
 
 @transaction.atomic
 def delete_class(*, project: Project, class_id: int, version: int | None) -> None:
-    _lock_class_tree(project)
+    _lock_project(project)
     label_class = LabelClass.objects.select_for_update().filter(project=project, pk=class_id).first()
     if label_class is None:
         raise NotFound("Class not found.")
@@ -233,7 +229,7 @@ def _membership(project: Project, membership_id: int, actor=None) -> Membership:
     """The membership to change, with the project locked: two admins demoting or removing each
     other at once each counted the other as the admin who stays, and the project kept none. Under
     the lock the actor (if given) must still be an admin: the other change may have demoted them."""
-    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
+    _lock_project(project)
     if actor is not None and not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
         raise PermissionDenied("You are no longer an admin of this project.")
     membership = Membership.objects.select_for_update().filter(project=project, pk=membership_id).first()
@@ -242,10 +238,10 @@ def _membership(project: Project, membership_id: int, actor=None) -> Membership:
     return membership
 
 
-def _lock_class_tree(project: Project) -> None:
-    """One class write at a time per project: each checks the type/instance rules against the
-    others (a type turned instance while an instance was created under it: both passed, and an
-    instance of an instance broke the exports)."""
+def _lock_project(project: Project) -> None:
+    """The project's row, locked until the transaction ends: member changes and class writes run
+    one at a time per project, each checking its rules (an admin stays; no instance of an
+    instance) against the others'. Together, two of either passed and broke them."""
     Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
 
 
