@@ -2,19 +2,14 @@
 its subfolders (`wrench/sub/a.png` is a `wrench`, not a new class `sub`). A folder wrapping
 several class folders (`dataset/hammer/…`, `dataset/pliers/…`) still is one."""
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from backend.gallery.models import GalleryImage
 from backend.projects.models import LabelClass
 
-from .factories import image_bytes, make_class, make_project, make_user, zip_bytes
+from .factories import image_bytes, make_class, make_project, make_user
+from .test_fix_gallery_folders import post_zip
 
 pytestmark = pytest.mark.django_db
-
-
-def post_zip(client, project, entries):
-    return client.post(f"/api/projects/{project.pk}/gallery/",
-                       {"files": [SimpleUploadedFile("g.zip", zip_bytes(entries))]}, format="multipart")
 
 
 def classes_of(project):
@@ -74,24 +69,10 @@ def test_subfolders_of_an_existing_class_are_not_class_folders(client_for):
 
 def test_a_folder_named_like_an_existing_class_joins_it(client_for):
     """Folder names are folded like class names: a full-width 'ｈａｍｍｅｒ/' is the class 'hammer'."""
-    import io
-    import zipfile
-
-    from backend.gallery.models import GalleryImage
-    from backend.projects.models import LabelClass
-
-    from .factories import make_class, make_project, make_user, synthetic_png
-
     owner = make_user("folder-owner")
     project = make_project(owner)
     hammer = make_class(project, "hammer")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("ｈａｍｍｅｒ/a.png", synthetic_png(3))
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    response = client_for(owner).post(f"/api/projects/{project.pk}/gallery/",
-                                      {"files": [SimpleUploadedFile("g.zip", buf.getvalue())]}, format="multipart")
+    response = post_zip(client_for(owner), project, {"ｈａｍｍｅｒ/a.png": image_bytes(40, 44, (1, 2, 3))})
     assert response.status_code in (200, 201), response.content[:300]
     assert LabelClass.objects.filter(project=project).count() == 1
     assert GalleryImage.objects.filter(project=project, label_class=hammer).count() == 1
