@@ -192,6 +192,8 @@ def restore_annotation(
         label_class = None if state["label_class"] is None else LabelClass.objects.filter(project=project, pk=state["label_class"]).first()
         if state["label_class"] is not None and label_class is None:
             raise DomainError("The class of that version has been deleted; it cannot be restored.")
+        if label_class is not None and not label_class.active:  # as every other write refuses it
+            raise DomainError(f"That version's class '{label_class.name}' is inactive; activate it first.")
         fields["label_class"] = label_class
         fields["class_review"] = _edited(caps) if label_class is not None else ReviewState.PENDING
     if state["mask_rle"] != annotation.mask_rle:

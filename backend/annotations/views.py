@@ -81,8 +81,8 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses={204: None}, parameters=[FORCE])
     def destroy(self, request, project_pk=None, pk=None):
         services.delete_annotation(
-            project=self.project, annotation_id=int_or_404(pk), user=request.user, version=version_from(request),
-            force=force_from(request),
+            project=self.project, annotation_id=int_or_404(pk), user=request.user,
+            version=version_from(request, also=("force",)), force=force_from(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -160,9 +160,17 @@ def _unsafe_entries(fh, upload_name: str) -> list[dict]:
 
 
 def without_nul(text) -> str:
-    """PostgreSQL text and jsonb cannot hold U+0000: an error that quotes a name from the file
-    shows a NUL as the escape '\\u0000' (else the job could not record its errors)."""
-    return str(text).replace("\x00", "\\u0000")
+    """PostgreSQL text and jsonb cannot hold U+0000 or a lone surrogate (a LabelMe file's
+    "\\ud800"): an error that quotes a name from the file shows them as escapes ('\\u0000',
+    '\\ud800'), else the job could not record its errors and failed as an internal error."""
+    text = str(text).replace("\x00", "\\u0000")
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def stored_text(text: str) -> str:
+    """Free text kept on a row: without what PostgreSQL cannot hold (NUL, lone surrogates)."""
+    text = text.replace("\x00", "")
+    return text if text.isascii() else text.encode("utf-8", "ignore").decode("utf-8")
 
 
 class Errors:
@@ -307,6 +315,8 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         return None, "the object has no class name"
     if "\x00" in name:  # PostgreSQL text cannot hold it; never a class of that name
         return None, f"class name '{without_nul(name)}' contains a NUL character (U+0000)"
+    if stored_text(name) != name:
+        return None, f"class name '{without_nul(name)}' contains an unpaired surrogate (\\ud800-\\udfff)"
     instance = (record.instance_name or "").strip().lower()
     if instance and instance in plan.classes:
         # Exports name an instance as its type plus an attribute: an instance this project
@@ -332,10 +342,10 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         return None, f"the mask could not be decoded: {exc}"
     if area == 0:
         return None, "the mask is empty"
-    # Free text that is stored (text, jsonb) loses any NUL, which PostgreSQL cannot hold.
-    ranked = [{"name": r.get("name").replace("\x00", "") if isinstance(r.get("name"), str) else r.get("name"),
+    # Free text that is stored (text, jsonb) loses what PostgreSQL cannot hold.
+    ranked = [{"name": stored_text(r.get("name")) if isinstance(r.get("name"), str) else r.get("name"),
                "score": r.get("score") if finite_number(r.get("score")) else None} for r in record.ranked]
-    det_phrase = record.det_phrase.replace("\x00", "")
+    det_phrase = stored_text(record.det_phrase)
     return [image_id, key, rle, bbox, area, record.det_score, record.class_score, ranked, record.box_only,
             det_phrase[:Annotation._meta.get_field("det_phrase").max_length]], None
 

@@ -57,21 +57,30 @@ def _common_root(project: Project, items: list[UploadItem]) -> set[str]:
     `dataset/2_hammer/b.jpg`). Otherwise the top folder names the class and deeper folders are
     only its subfolders (`wrench/sub/a.png` is a `wrench`). A top folder wraps class folders only
     when it is the zip's only folder, holds at least two folders with images, and no class of the
-    project has its name (an image directly in it then has no class)."""
+    project has its name (an image directly in it then has no class); or when it holds one folder
+    only, which the project has a class of."""
     by_zip: dict[str, list[tuple[str, ...]]] = {}
     for item in items:
         parts = PurePosixPath(item.name).parts
         if len(parts) >= 3:  # '<zip>/<folder>/…'
             by_zip.setdefault(parts[0], []).append(parts)
-    candidates = {}
+    candidates, lone = {}, {}
     for zip_name, paths in by_zip.items():
-        if len({parts[1] for parts in paths}) == 1 and len({parts[2] for parts in paths if len(parts) >= 4}) >= 2:
+        inner = {parts[2] for parts in paths if len(parts) >= 4}
+        if len({parts[1] for parts in paths}) == 1 and len(inner) >= 2:
             candidates[zip_name] = paths[0][1]
-    if not candidates:
+        elif len({parts[1] for parts in paths}) == 1 and len(inner) == 1 and all(len(p) >= 4 for p in paths):
+            lone[zip_name] = (paths[0][1], inner.pop())  # `dataset/hammer/a.jpg`: one folder inside one folder
+    if not candidates and not lone:
         return set()
+    names = [n.strip().lower() for n in candidates.values()] + [n.strip().lower() for pair in lone.values() for n in pair]
     taken = set(LabelClass.objects.annotate(lname=Lower("name")).filter(
-        project=project, lname__in=[name.strip().lower() for name in candidates.values()]).values_list("lname", flat=True))
-    return {f"{zip_name}/{top}" for zip_name, top in candidates.items() if top.strip().lower() not in taken}
+        project=project, lname__in=names).values_list("lname", flat=True))
+    roots = {f"{zip_name}/{top}" for zip_name, top in candidates.items() if top.strip().lower() not in taken}
+    # A lone inner folder names the class only when the project has that class and not the outer
+    # one: `wrench/sub/a.png` stays a wrench, `dataset/hammer/a.jpg` is no longer a class "dataset".
+    return roots | {f"{zip_name}/{top}" for zip_name, (top, inner) in lone.items()
+                    if inner.strip().lower() in taken and top.strip().lower() not in taken}
 
 
 def _class_from_path(

@@ -226,7 +226,7 @@ def _open_input(scope, body: bytes) -> tuple[str, int, str]:
     size, sha256 = valid["size_bytes"], (valid.get("sha256") or "").lower()
     if size > settings.MAX_UPLOAD_BYTES or (sha256 and not upload_sessions.SHA256_FORM.match(sha256)):
         raise Fallback()
-    return valid["file_name"].strip()[:500] or "upload", size, sha256
+    return upload_sessions.session_file_name(valid["file_name"]), size, sha256
 
 
 async def _create(scope, project_id: int, body: bytes) -> bytes:

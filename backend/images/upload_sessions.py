@@ -106,10 +106,19 @@ def get_session(project: Project, session_id: int, user) -> UploadSession:
 # --------------------------------------------------------------------------- writes
 
 
+def session_file_name(file_name: str) -> str:
+    """The name a session keeps: a folder-relative path ("field/photo.jpg", as zips' entries are
+    named) without ".." or "." parts, drive letters or leading slashes ("../../etc/passwd" and
+    "C:\\x\\a.jpg" were stored and exported as sent)."""
+    parts = [p.strip() for p in re.split(r"[/\\]", file_name or "")]
+    parts = [p for p in parts if p not in ("", ".", "..") and not re.fullmatch(r"[A-Za-z]:", p)]
+    return "/".join(parts)[-500:] or "upload"
+
+
 def create_session(*, project: Project, user, file_name: str, size_bytes: int, sha256: str = "") -> UploadSession:
     """Open a session. When the client sent a hash that this project already holds, the file is
     reported as a duplicate at once and never sent (re-uploading a set costs nothing)."""
-    name = (file_name or "").strip()[:500] or "upload"
+    name = session_file_name(file_name)
     if size_bytes <= 0:
         raise DomainError(f"{name}: the file is empty.")
     if size_bytes > settings.MAX_UPLOAD_BYTES:

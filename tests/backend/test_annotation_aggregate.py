@@ -187,6 +187,21 @@ def test_restore_brings_back_class_and_mask_as_a_new_audited_change(setup, clien
     assert other.status_code == 404
 
 
+def test_restoring_a_version_whose_class_is_now_inactive_is_refused(setup):
+    """Every other write refuses an inactive class; restore put one back (200)."""
+    client, owner, project, image, hammer, wrench = setup
+    proposal = make_model_annotation(image, hammer)
+    client.patch(url(project, "annotations", proposal.pk), {"version": 1, "label_class": wrench.pk}, format="json")
+    to_wrench = AnnotationEvent.objects.get(annotation_id=proposal.pk)
+    client.patch(url(project, "annotations", proposal.pk), {"version": 2, "label_class": hammer.pk}, format="json")
+    LabelClass.objects.filter(pk=wrench.pk).update(active=False)
+    response = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 3, "event": to_wrench.pk},
+                           format="json")
+    assert response.status_code == 400 and "'wrench' is inactive" in response.json()["detail"], response.content
+    proposal.refresh_from_db()
+    assert (proposal.label_class_id, proposal.version) == (hammer.pk, 3)
+
+
 def test_an_annotators_restore_waits_for_review(setup, client_for):
     client, owner, project, image, hammer, wrench = setup
     annotator = make_user("ann")

@@ -372,3 +372,38 @@ def test_an_empty_file_is_named_as_such_when_its_upload_opens(client_for):
     response = client_for(owner).post(f"/api/projects/{project.pk}/images/uploads/", {"file_name": "empty.png", "size_bytes": 0},
                                       format="json")
     assert response.status_code == 400 and response.json()["size_bytes"] == ["The file is empty (0 bytes)."]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("what, query, body, key", [
+    ("annotation", "?version=1&forse=1", None, "forse"),
+    ("annotation", "?version=1x", None, "version"),
+    ("annotation", "", {"version": 1, "reason": "dup"}, "reason"),
+    ("annotation", "", [1], "detail"),
+    ("annotation", "", {"version": True}, "version"),
+    ("image", "?version=1&force=1", None, "force"),
+    ("class", "?versoin=1", None, "versoin"),
+    ("project", "?version=1.0", None, "version"),
+])
+def test_a_delete_refuses_what_it_does_not_know_and_deletes_nothing(client_for, what, query, body, key):
+    """`?version=1&forse=1` deleted (the typo ignored), `?version=1x` said "'version' is required",
+    and a body `[1]` was a 500."""
+    from backend.annotations.models import Annotation
+    from backend.images.models import Image
+    from backend.projects.models import Project
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    spare = make_class(project, "spare")
+    annotation = make_model_annotation(image, make_class(project, "hammer"))
+    path = {"annotation": f"annotations/{annotation.pk}/", "image": f"images/{image.pk}/",
+            "class": f"classes/{spare.pk}/", "project": ""}[what]
+    response = client_for(owner).delete(f"/api/projects/{project.pk}/{path}{query}", body,
+                                        format="json" if body is not None else None)
+    assert response.status_code == 400, (response.status_code, response.content[:300])
+    assert key in response.json(), response.json()
+    assert (Project.objects.count(), Image.objects.count(), Annotation.objects.count(),
+            LabelClass.objects.filter(pk=spare.pk).count()) == (1, 1, 1, 1)
+    good = client_for(owner).delete(f"/api/projects/{project.pk}/annotations/{annotation.pk}/?version=1&force=1")
+    assert good.status_code == 204, good.content

@@ -76,3 +76,21 @@ def test_a_folder_named_like_an_existing_class_joins_it(client_for):
     assert response.status_code in (200, 201), response.content[:300]
     assert LabelClass.objects.filter(project=project).count() == 1
     assert GalleryImage.objects.filter(project=project, label_class=hammer).count() == 1
+
+
+def test_a_wrapping_folder_of_one_known_class_folder_is_not_a_class(client_for):
+    """`dataset/hammer/a.png` (an export of one class) made a new class "dataset"."""
+    owner = make_user("gallery-owner5")
+    project = make_project(owner)
+    hammer = make_class(project, "hammer")
+    response = post_zip(client_for(owner), project, {
+        "dataset/hammer/a.png": image_bytes(40, 44, (1, 2, 3)),
+        "dataset/hammer/deep/b.png": image_bytes(40, 44, (4, 5, 6)),
+    })
+    assert response.status_code == 201, response.content
+    assert response.json()["created_classes"] == [] and not response.json()["errors"]
+    assert classes_of(project) == ["hammer"]
+    assert GalleryImage.objects.filter(project=project, label_class=hammer).count() == 2
+    # An unknown inner folder keeps the rule that the top folder names the class.
+    other = post_zip(client_for(owner), project, {"wrench/sub/c.png": image_bytes(40, 44, (7, 8, 9))})
+    assert other.json()["created_classes"] == ["wrench"]

@@ -100,6 +100,18 @@ def test_opening_a_session_is_served_hot_as_the_view_renders_it(scene):
     assert view[0] == 201 and headers_of(view) == {k: v for k, v in headers if k != b"content-length"}
 
 
+@pytest.mark.parametrize("sent, kept", [
+    ("../../etc/passwd.jpg", "etc/passwd.jpg"), ("C:\\Users\\me\\a.jpg", "Users/me/a.jpg"),
+    ("/abs/./b.jpg", "abs/b.jpg"), ("..", "upload"), ("field/photo.jpg", "field/photo.jpg"),
+])
+def test_a_sessions_name_loses_its_climbing_parts_hot_and_in_the_view(scene, sent, kept):
+    """A chunked upload kept "../../etc/passwd.jpg" as the image's name, and exports wrote it."""
+    (status, _, body), handed_on = hot("POST", sessions_path(scene), scene["token"], open_body(sent, 10))
+    assert status == 201 and not handed_on and json.loads(body)["file_name"] == kept
+    view = call(django_asgi_app, "POST", sessions_path(scene), scene["token"], open_body(sent, 10))
+    assert view[0] == 201 and json.loads(view[2])["file_name"] == kept
+
+
 def test_a_known_hash_opens_a_finished_session_reporting_the_duplicate(scene):
     image = make_image(scene["project"])
     parts_before = set(upload_sessions.temp_dir().iterdir())

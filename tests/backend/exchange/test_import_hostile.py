@@ -119,6 +119,32 @@ def test_nul_in_a_name_fails_the_job_with_the_nul_escaped(target, admin_user, ca
     assert Annotation.objects.filter(project=project).count() == 0
 
 
+def _labelme(label="hammer", path="img1.png"):
+    return {"shapes": [{"label": label, "points": [[1, 1], [20, 1], [20, 20]], "shape_type": "polygon"}],
+            "imagePath": path, "imageHeight": H, "imageWidth": W}
+
+
+SURROGATE_CASES = {  # LabelMe's reader keeps a lone "\ud800"; the job then failed recording its errors
+    "label": (_labelme(label="x\ud800y"), {}, "class name 'x\\ud800y' contains an unpaired surrogate"),
+    "label, create classes": (_labelme(label="x\ud800y"), {"create_missing_classes": True},
+                              "class name 'x\\ud800y' contains an unpaired surrogate"),
+    "imagePath": (_labelme(path="x\udc00.png"), {}, "image 'x\\udc00.png' is not in this project"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", list(SURROGATE_CASES))
+def test_a_lone_surrogate_in_a_labelme_file_fails_its_item_with_the_surrogate_escaped(target, admin_user, case):
+    project, _, _ = target
+    doc, options, message = SURROGATE_CASES[case]
+    job = run_import(project, admin_user, "labelme", json_upload(doc), **options)
+    assert job.status == "failed"
+    assert any(message in e["error"] for e in job.errors), job.errors
+    assert not any("internal error" in e["error"] for e in job.errors), job.errors
+    assert Annotation.objects.filter(project=project).count() == 0
+    assert not project.classes.filter(name__startswith="x").exists()
+
+
 @pytest.mark.django_db
 def test_nul_in_stored_free_text_is_dropped(target, admin_user):
     project, _, _ = target
