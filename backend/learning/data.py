@@ -33,14 +33,16 @@ def reviewed_image_ids(project_id: int) -> list[int]:
 
 
 def ground_truth(project_id: int, image_ids: list[int]) -> list[dict]:
-    """ml.evaluation ground truth; labels are class ids as strings (as the matcher names them)."""
+    """ml.evaluation ground truth of the images that still exist; labels are class ids as strings
+    (as the matcher names them)."""
     by_image: dict[int, list[dict]] = {i: [] for i in image_ids}
     rows = approved_objects(project_id).filter(image_id__in=image_ids).values_list("image_id", "label_class_id", "mask_rle", "bbox")
     for image_id, class_id, rle, bbox in rows:
         by_image[image_id].append({"label": str(class_id), "mask_rle": rle, "bbox_xywh": bbox})
-    sizes = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "width"))
-    heights = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "height"))
-    return [{"image_id": i, "width": sizes[i], "height": heights[i], "objects": by_image[i]} for i in image_ids]
+    sizes = {pk: (w, h) for pk, w, h in Image.objects.filter(pk__in=image_ids).values_list("pk", "width", "height")}
+    # An image deleted meanwhile is left out (its objects went with it).
+    return [{"image_id": i, "width": sizes[i][0], "height": sizes[i][1], "objects": by_image[i]}
+            for i in image_ids if i in sizes]
 
 
 def class_parents(project_id: int) -> dict[str, str]:

@@ -105,25 +105,46 @@ def run(evaluation: EvaluationRun) -> None:
     services.record_progress(evaluation, total=len(image_ids), processed=0, device=engine.device, weights=engine.weights[:300],
                              fingerprint=engine.fingerprint[:500], gallery_version=engine.gallery_version,
                              model_version=evaluation.model_version or getattr(engine, "head_version", None))
-    preds, seconds = [], 0.0
+    preds, seconds, gone = [], 0.0, []
     for batch in _batches(image_ids):
-        images = [read_rgb(name) for name in _files(batch)]
+        read = _read(batch)  # an image deleted while this runs is left out, not a KeyError
+        gone += [i for i in batch if i not in read]
+        kept = [i for i in batch if i in read]
         t0 = time.perf_counter()
-        objects = engine.predict(images)
+        objects = engine.predict([read[i] for i in kept]) if kept else []
         seconds += time.perf_counter() - t0
-        preds += [{"image_id": i, "objects": o} for i, o in zip(batch, objects)]
-        services.record_progress(evaluation, processed=len(preds))
-    metrics = evaluate(data.ground_truth(project.pk, image_ids), preds, data.class_parents(project.pk))
+        preds += [{"image_id": i, "objects": o} for i, o in zip(kept, objects)]
+        services.record_progress(evaluation, total=len(image_ids) - len(gone), processed=len(preds))
+    truth = data.ground_truth(project.pk, [p["image_id"] for p in preds])  # images still there
+    scored = {t["image_id"] for t in truth}
+    gone += [p["image_id"] for p in preds if p["image_id"] not in scored]
+    preds = [p for p in preds if p["image_id"] in scored]
+    if not preds:
+        raise ValueError("every image to score was deleted while the evaluation ran")
+    if len(preds) != evaluation.total or len(preds) != evaluation.processed:
+        services.record_progress(evaluation, total=len(preds), processed=len(preds))
+    metrics = evaluate(truth, preds, data.class_parents(project.pk))
     names = data.class_names(project.pk)
     metrics["per_class"] = [{"class_id": int(k) if k.isdigit() else None, "name": names.get(k, k), **v}
                             for k, v in metrics["per_class"].items()]
-    metrics["seconds_per_image"] = seconds / len(image_ids)
-    metrics["image_ids"] = image_ids
+    metrics["seconds_per_image"] = seconds / len(preds)
+    metrics["image_ids"] = [p["image_id"] for p in preds]
+    metrics["deleted_image_ids"] = sorted(gone)  # deleted while it ran: not scored
     services.finish(evaluation, metrics=metrics)
 
 
-def _files(image_ids: list[int]) -> list[str]:
+def _read(image_ids: list[int]) -> dict:
+    """{image id: RGB pixels} of the images that still exist."""
     from backend.images.models import Image
 
     names = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "file"))
-    return [names[i] for i in image_ids]
+    read = {}
+    for image_id in image_ids:
+        if image_id not in names:
+            continue
+        try:
+            read[image_id] = read_rgb(names[image_id])
+        except OSError:
+            if Image.objects.filter(pk=image_id).exists():
+                raise  # a file missing under a live image is a fault to report, not a deletion
+    return read

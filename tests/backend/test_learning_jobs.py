@@ -110,6 +110,33 @@ def test_evaluation_scores_the_engine_against_approved_objects(celery_worker, cl
     assert listed[0]["id"] == run.pk and listed[0]["metrics"]["images"] == 4
 
 
+def test_images_deleted_during_an_evaluation_are_left_out_and_counted(celery_worker, settings, monkeypatch):
+    """An image deleted while an evaluation ran failed it with KeyError (or, deleted after its
+    batch, left "8 of 9" for ever). Now it is left out, named, and the counts agree."""
+    from backend.images.services import delete_image
+    from backend.learning import evaluating
+
+    owner, project, images = reviewed_project(n_reviewed=4, n_pending=0)
+    a, b, c, d = (im.pk for im in images)
+    settings.PRELABEL_CHUNK_SIZE = 2  # batches [a, b] and [c, d]
+    real_read, calls = evaluating.read_rgb, []
+
+    def read_while_someone_deletes(name):
+        calls.append(name)
+        victim = {1: d, 3: a}.get(len(calls))  # d before its batch is read, a after it was scored
+        if victim is not None:
+            delete_image(project=project, image_id=victim, version=Image.objects.get(pk=victim).version)
+        return real_read(name)
+
+    monkeypatch.setattr(evaluating, "read_rgb", read_while_someone_deletes)
+    run = EvaluationRun.objects.create(project=project, created_by=owner, engine="gdino-sam2")
+    evaluating.run(run)
+    run.refresh_from_db()
+    assert run.state == "done", run.error
+    assert (run.total, run.processed, run.metrics["images"]) == (2, 2, 2)
+    assert run.metrics["image_ids"] == [b, c] and run.metrics["deleted_image_ids"] == [a, d]
+
+
 def test_evaluation_errors_are_clear(client_for, settings):
     owner = make_user("owner-empty")
     project = make_project(owner)

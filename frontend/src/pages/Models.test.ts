@@ -11,6 +11,8 @@ describe("Accuracy & models helpers", () => {
     const run = { split: "all", total: 4, metrics: { images: 4, gt_objects: 16 } } as unknown as EvaluationRun;
     expect(dataLabel(run)).toBe("4 approved images, 16 objects");
     expect(dataLabel({ ...run, split: "heldout", metrics: {} } as EvaluationRun)).toBe("4 held-out images");
+    const gone = { ...run, metrics: { images: 2, gt_objects: 5, deleted_image_ids: [3, 9] } } as unknown as EvaluationRun;
+    expect(dataLabel(gone)).toBe("2 approved images, 5 objects (2 deleted while it ran, not scored)");
   });
   it("summarises a head against the identity and a Mask R-CNN by mask AP", () => {
     const head = { kind: "head", metrics: { heldout_top1: 0.9, heldout_top1_identity: 0.4, heldout_objects: 40 } } as unknown as ModelVersion;

@@ -17,6 +17,7 @@ export interface Metrics {
   per_class?: PerClass[];
   auto_accept?: { threshold: number | null; fraction: number; precision: number | null };
   seconds_per_image?: number;
+  deleted_image_ids?: number[];
 }
 export interface EvaluationRun {
   id: number; engine: string; model_version: { id: number; kind: string; number: number } | null; weights: string;
@@ -40,7 +41,8 @@ export const pct = (v: number | null | undefined, digits = 1) => (v === null || 
 export function dataLabel(r: EvaluationRun): string {
   const m = r.metrics ?? {};
   const what = r.split === "heldout" ? "held-out" : "approved";
-  return m.images !== undefined ? `${m.images} ${what} images, ${m.gt_objects} objects` : `${r.total} ${what} images`;
+  const gone = m.deleted_image_ids?.length ? ` (${m.deleted_image_ids.length} deleted while it ran, not scored)` : "";
+  return m.images !== undefined ? `${m.images} ${what} images, ${m.gt_objects} objects${gone}` : `${r.total} ${what} images`;
 }
 
 function useList<T extends { id: number }>(url: string) {
