@@ -116,23 +116,13 @@ def _fail(kind: Kind, pk: int) -> bool:
     """Mark one record failed if it is still running; True if this call did."""
     model = apps.get_model(kind.model)
     message = STOPPED.format(hint=kind.hint)
-    running = model.objects.filter(pk=pk, **{kind.state: "running"})
-    if kind.model == "exchange.ImportJob":
-        row = running.values("project_id", "upload_name").first()
-        changed = row and running.update(status="failed", finished_at=Now(), result={"error_count": 1},
-                                         errors=[{"item": row["upload_name"] or "upload", "error": message}])
-        if changed:
-            events.emit(row["project_id"], "import.finished", job=pk, status="failed")
-        return bool(changed)
-    if kind.model == "exchange.ExportJob":
-        project_id = running.values_list("project_id", flat=True).first()
-        changed = project_id is not None and running.update(status="failed", error=message, finished_at=Now())
-        if changed:
-            events.emit(project_id, "export.finished", job=pk, status="failed")
-        return bool(changed)
+    if kind.model in ("exchange.ImportJob", "exchange.ExportJob"):
+        from backend.exchange.services import fail_if_running  # the same end as a run that raised
+
+        return fail_if_running(model, pk, message)
     from backend.learning import services  # its fail() tells the Models page
 
-    run = running.first()
+    run = model.objects.filter(pk=pk, **{kind.state: "running"}).first()
     if run is None:
         return False
     services.fail(run, message)

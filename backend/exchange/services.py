@@ -99,21 +99,34 @@ def _progress(model, job, done: int, total: int, event: str) -> None:
     events.emit(job.project_id, event, job=job.pk, done=done, total=total)
 
 
-def _fail_running(model, job, exc: Exception, **fields) -> None:
+def _fail_running(model, job, exc: Exception) -> None:
     """The last resort of a run that raised unexpectedly: a job still running ends failed, with
-    the reason, rather than running for ever. Its own savepoint, so a failed write before it
-    (in a caller's transaction) does not stop this one."""
+    the reason, rather than running for ever."""
     logger.exception("%s %s failed", model._meta.model_name, job.pk)
-    message = f"internal error: {public_message(exc)}"[:2000]
-    if model is ImportJob:
-        fields = {"errors": [{"item": (job.upload_name or "upload").replace("\x00", ""), "error": message}],
-                  "result": {}, **fields}
-    else:
-        fields = {"error": message, **fields}
+    fail_if_running(model, job.pk, f"internal error: {public_message(exc)}"[:2000])
+
+
+def fail_if_running(model, pk: int, message: str) -> bool:
+    """End an export or import job that is still running as failed, with `message` (an import's
+    as its one error), and tell the project; True if this call did. Also the liveness sweeper's
+    (core/liveness.py) for a job whose worker died. Its own savepoint, so a failed write before it
+    (in a caller's transaction) does not stop this one."""
+    running = model.objects.filter(pk=pk, status=JobStatus.RUNNING)
     with transaction.atomic():
-        model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED, finished_at=timezone.now(), **fields,
-        )
+        row = running.values("project_id", "upload_name").first() if model is ImportJob else \
+            running.values("project_id").first()
+        if row is None:
+            return False
+        if model is ImportJob:
+            fields = {"errors": [{"item": (row["upload_name"] or "upload").replace("\x00", ""), "error": message}],
+                      "result": {"error_count": 1}}
+        else:
+            fields = {"error": message}
+        changed = running.update(status=JobStatus.FAILED, finished_at=timezone.now(), **fields)
+    if changed:
+        kind = "import" if model is ImportJob else "export"
+        events.emit(row["project_id"], f"{kind}.finished", job=pk, status=JobStatus.FAILED)
+    return bool(changed)
 
 
 def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = False) -> ExportJob | None:
@@ -128,7 +141,6 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = Fals
         raise
     except Exception as exc:  # whatever went wrong, the job does not stay "running"
         _fail_running(ExportJob, job, exc)
-        events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
         return ExportJob.objects.get(pk=job.pk)
 
 
@@ -265,7 +277,6 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
         raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:  # whatever went wrong (recording the errors too), the job does not stay "running"
         _fail_running(ImportJob, job, exc)
-        events.emit(job.project_id, "import.finished", job=job.pk, status=JobStatus.FAILED)
         return ImportJob.objects.get(pk=job.pk)
 
 
