@@ -27,7 +27,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db.models.functions import Now
 
-from . import events, redis_client
+from . import redis_client
 
 logger = logging.getLogger("razmetka.liveness")
 
