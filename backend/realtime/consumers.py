@@ -81,7 +81,26 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json(event)
         self.floor = max(self.floor, catchup.seq)
 
+    # Set once this side sent its close or the client left. A frame after that (an event already
+    # on its way, the rest of a batch) made uvicorn log "Unexpected ASGI message 'websocket.send',
+    # after sending 'websocket.close'" as an exception in the application.
+    closing = False
+
+    async def close(self, code=None, reason=None):
+        if not self.closing:
+            self.closing = True
+            await super().close(code=code, reason=reason)
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        if not self.closing:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def send_json(self, content, close=False):  # Channels' own calls the base send, not ours
+        if not self.closing:
+            await super().send_json(content, close=close)
+
     async def disconnect(self, code):
+        self.closing = True
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -154,6 +154,19 @@ async def test_removed_member_is_disconnected():
     await asyncio.sleep(0)
 
 
+async def test_an_event_after_the_socket_closed_is_not_sent():
+    """Signed out (or removed) mid-stream: the next event still went out after the close, which
+    the real server logged as an exception in the application."""
+    _, member, _, project, _ = await world()
+    communicator, connected, _ = await connect(project.pk, member)
+    assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    await sync_to_async(events.signed_out)(user_id=member.pk)
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4403
+    await emit_progress(project.pk, 3)
+    assert await communicator.receive_nothing(timeout=1), "a frame after websocket.close"
+
+
 # ---------------------------------------------------------------- a real server
 
 
