@@ -210,11 +210,32 @@ class Parser:
         raise NotImplementedError
 
 
+# What a file that is not JSON usually is, by its first bytes.
+_SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+               (b"PK\x03\x04", "a zip archive"), (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"),
+               (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+               (b"RIFF", "a RIFF file (WebP image?)"))
+
+
+def malformed_message(exc: Exception, head: bytes) -> str:
+    """A person's reading of a parser's complaint: what the file looks like when it is not JSON
+    at all, else the parser's message as text (ijson's came as a bytes repr: "b'lexical error:
+    invalid char in json text.\\n \\xff\\xd8…'")."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            return f"not JSON: it looks like {what}"
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return f"malformed JSON: {text[:300]}"
+
+
 def load_json(source: SourceFile) -> tuple[Any, ItemError | None]:
     try:
         return json.loads(source.data.decode("utf-8-sig")), None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, ItemError(source.name, f"malformed JSON: {exc}")
+        return None, ItemError(source.name, malformed_message(exc, source.data[:8]))
     except RecursionError:  # imports refuse deep documents before (importing.py); never a crash
         return None, ItemError(source.name, "JSON nested too deep")
 

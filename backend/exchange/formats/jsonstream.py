@@ -11,7 +11,7 @@ import ijson
 import numpy as np
 from django.conf import settings
 
-from .base import ItemError
+from .base import ItemError, malformed_message
 
 BOM = b"\xef\xbb\xbf"
 SCAN_CHUNK = 1 << 18  # bytes per step of the nesting scan
@@ -52,7 +52,9 @@ def check_well_formed(fh: IO[bytes]) -> None:
 
 
 def malformed(source, exc: Exception) -> ItemError:
-    return ItemError(source.name, f"malformed JSON: {exc}")
+    with open_source(source) as fh:
+        head = fh.read(8)
+    return ItemError(source.name, malformed_message(exc, head))
 
 
 def max_depth() -> int:

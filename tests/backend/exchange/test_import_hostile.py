@@ -308,3 +308,30 @@ def test_a_suffixed_name_resolves_to_its_image_when_the_plain_name_is_shared(dup
     Image.objects.filter(pk__in=[images[2].pk, make_image(project, seed=4).pk]).update(original_name=suffixed)
     found, problem = importing._match_image(suffixed, importing._images_by_name(project))
     assert problem is None and found[0] == images[0].pk
+
+
+# --------------------------------------------------------------------------- files that are not JSON
+
+JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt, name", [("coco", "notjson.json"), ("labelme", "notjson.json"),
+                                       ("native", "predictions.json"), ("labelstudio", "tasks.json")])
+def test_a_file_that_is_not_json_says_what_it_looks_like(target, admin_user, fmt, name):
+    """A JPEG renamed .json failed with "malformed JSON: b'lexical error: invalid char in json
+    text.\\n \\xff\\xd8…'", a Python bytes repr."""
+    project, _, _ = target
+    job = run_import(project, admin_user, fmt, json_upload(JPEG_HEAD, name=name))
+    assert job.status == "failed"
+    assert [e["error"] for e in job.errors] == ["not JSON: it looks like a JPEG image"], job.errors
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_malformed_json_is_explained_in_plain_text(target, admin_user, fmt):
+    project, _, _ = target
+    job = run_import(project, admin_user, fmt, json_upload(b'{"images": [1, 2,, 3]}', name="a.json"))
+    assert job.status == "failed"
+    [error] = [e["error"] for e in job.errors]
+    assert error.startswith("malformed JSON: ") and "b'" not in error and "\\n" not in error, error
