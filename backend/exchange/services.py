@@ -141,7 +141,7 @@ def run_export(*, job_id: int, chunk: int = selectors.CHUNK, resume: bool = Fals
         raise
     except Exception as exc:  # whatever went wrong, the job does not stay "running"
         _fail_running(ExportJob, job, exc)
-        return ExportJob.objects.get(pk=job.pk)
+        return ExportJob.objects.filter(pk=job.pk).first()
 
 
 def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
@@ -166,14 +166,19 @@ def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
             status=JobStatus.FAILED, error=public_message(exc), finished_at=timezone.now(),
         )
         events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.FAILED)
-        return ExportJob.objects.get(pk=job.pk)
+        return ExportJob.objects.filter(pk=job.pk).first()
     with transaction.atomic():  # a savepoint: should this write fail, run_export's _fail_running still can
-        ExportJob.objects.filter(pk=job.pk).update(
+        kept = ExportJob.objects.filter(pk=job.pk).update(
             status=JobStatus.DONE, result_file=name, result_size=size, result=result,
             finished_at=timezone.now(),
         )
+    if not kept:
+        # The job went with its project while it ran: the project's files were deleted without
+        # this one, which would stay on disk, a deleted project's images and objects for good.
+        default_storage.delete(name)
+        return None
     events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.DONE)
-    return ExportJob.objects.get(pk=job.pk)
+    return ExportJob.objects.filter(pk=job.pk).first()
 
 
 def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> dict:
@@ -252,10 +257,15 @@ class ImportProgress:
             return
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+        # SKIP LOCKED: a project delete holds the job row while its cascade waits for this import's
+        # transaction, which waits here in Python for this UPDATE: a lock cycle PostgreSQL cannot
+        # see, that hung the delete, the import and every worker that touched the project. A
+        # progress figure can be skipped; the import then goes on and the delete meets it.
+        table = ImportJob._meta.db_table
         with self.side.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {ImportJob._meta.db_table} SET progress_stage = %s, progress_done = %s, progress_total = %s "
-                "WHERE id = %s", [stage, done, total, job.pk],
+                f"UPDATE {table} SET progress_stage = %s, progress_done = %s, progress_total = %s "
+                f"WHERE id = (SELECT id FROM {table} WHERE id = %s FOR UPDATE SKIP LOCKED)", [stage, done, total, job.pk],
             )
         events.emit_now(job.project_id, "import.progress", job=job.pk, stage=stage, done=done, total=total)
 
@@ -277,7 +287,7 @@ def run_import(*, job_id: int, resume: bool = False) -> ImportJob | None:
         raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:  # whatever went wrong (recording the errors too), the job does not stay "running"
         _fail_running(ImportJob, job, exc)
-        return ImportJob.objects.get(pk=job.pk)
+        return ImportJob.objects.filter(pk=job.pk).first()
 
 
 def _run_claimed_import(job: ImportJob) -> ImportJob | None:
@@ -304,8 +314,9 @@ def _run_claimed_import(job: ImportJob) -> ImportJob | None:
                 status=JobStatus.FAILED, errors=errors, result=result, finished_at=timezone.now(),
             )
     ImportJob.objects.filter(pk=job.pk).update(upload_file="")
-    job_now = ImportJob.objects.get(pk=job.pk)
-    events.emit(job.project_id, "import.finished", job=job.pk, status=job_now.status)
+    job_now = ImportJob.objects.filter(pk=job.pk).first()  # None: deleted with its project meanwhile
+    if job_now is not None:
+        events.emit(job.project_id, "import.finished", job=job.pk, status=job_now.status)
     if job.upload_file:
         default_storage.delete(job.upload_file)  # the upload served its purpose; nothing needs it
     return job_now

@@ -34,6 +34,29 @@ def test_export_leaves_out_an_image_whose_file_vanished_and_lists_it(source, adm
 
 
 @pytest.mark.django_db
+def test_an_export_whose_project_is_deleted_while_it_runs_leaves_no_file(source, admin_user, monkeypatch):
+    """The zip (the deleted project's images and objects) stayed under exports/ for good, and
+    the worker logged ExportJob.DoesNotExist."""
+    from backend.projects.models import Project
+    from backend.projects.services import delete_project
+
+    project, _, _, _ = source
+    real = services.write_export
+
+    def write_then_the_project_is_deleted(**kwargs):
+        result = real(**kwargs)
+        delete_project(project_id=project.pk, version=Project.objects.get(pk=project.pk).version)
+        return result
+
+    monkeypatch.setattr(services, "write_export", write_then_the_project_is_deleted)
+    with run_here():
+        job = services.start_export(project=project, user=admin_user, format="coco", include_images=True)
+    assert services.run_export(job_id=job.pk) is None
+    folder = f"exports/{project.pk}"
+    assert not default_storage.exists(folder) or default_storage.listdir(folder) == ([], [])
+
+
+@pytest.mark.django_db
 def test_export_error_shows_no_server_path(source, admin_user, monkeypatch):
     project, _, _, _ = source
 

@@ -286,3 +286,43 @@ def test_an_image_someone_else_claims_stops_the_import(admin_user):
     # Expired, or the importer's own claim: no obstacle.
     Image.objects.filter(pk=images[2].pk).update(claimed_by=admin_user)
     assert run_import(project, admin_user, "coco", json_upload(coco_doc(30), "instances.json")).status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_never_waits_on_a_job_row_someone_holds(admin_user):
+    """A project delete locked the job row while its cascade waited for the import's transaction,
+    which waited in Python for its progress UPDATE on that row: delete, import and the workers
+    behind them hung for good (a cycle PostgreSQL cannot detect)."""
+    import threading
+
+    from django.db import transaction
+
+    project, _, _ = build_project(admin_user, name="Held")
+    with run_here():
+        job = services.start_import(project=project, user=admin_user, format="coco",
+                                    upload=json_upload(coco_doc(3), "instances.json"))
+    reporter = services.ImportProgress(job)
+    deleter = connections.create_connection(DEFAULT_DB_ALIAS)
+    deleter.set_autocommit(False)
+    with deleter.cursor() as cursor:  # what the delete's cascade holds while it waits
+        cursor.execute(f"SELECT id FROM {ImportJob._meta.db_table} WHERE id = %s FOR UPDATE", [job.pk])
+    finished = threading.Event()
+
+    def write_inside_the_import_transaction():
+        try:
+            with transaction.atomic():
+                reporter("writing", 2, 3)
+                finished.set()
+        finally:
+            reporter.close()
+            connections.close_all()
+
+    writer = threading.Thread(target=write_inside_the_import_transaction)
+    writer.start()
+    try:
+        assert finished.wait(10), "the progress write waited on the held job row"
+    finally:
+        deleter.rollback()
+        deleter.close()
+        writer.join(30)
+    assert ImportJob.objects.get(pk=job.pk).status == "queued"
