@@ -85,6 +85,33 @@ def test_any_polygons_are_refused_or_clipped_inside_the_image(polys):
     assert mask_utils.decode({"size": [30, 40], "counts": rle["counts"].encode()}).any()
 
 
+def _inside_part(poly: list[float], h: int, w: int) -> np.ndarray:
+    """The polygon rasterised on a canvas large enough to hold it whole, then cropped to the image."""
+    pad = 2000
+    rle = mask_utils.merge(mask_utils.frPyObjects([[v + pad for v in poly]], h + 2 * pad, w + 2 * pad))
+    return mask_utils.decode(rle)[pad:pad + h, pad:pad + w]
+
+
+@pytest.mark.parametrize("poly", [
+    [-30, 20, 30, -30, 60, 20, 30, 70],  # a diamond past two sides: 1436 px instead of 2518
+    [1, 1, 1000, 1, 10, 10],  # a sliver past the right side: 279 px instead of 522
+    [-10, -10, 100, -10, 100, 100, -10, 100],  # the whole image and more
+    [10, -40, 50, 20, 10, 20],  # a triangle whose tip is above the image
+])
+def test_a_polygon_reaching_outside_keeps_exactly_its_part_inside(poly):
+    """Each outside vertex was moved onto the border, which changed the shape."""
+    h, w = 48, 64
+    rle = polygons_to_rle(validate_polygons([poly], height=h, width=w), height=h, width=w)
+    mask = mask_utils.decode({"size": [h, w], "counts": rle["counts"].encode()})
+    expected = _inside_part(poly, h, w)
+    assert abs(int(mask.sum()) - int(expected.sum())) <= 1 and int((mask != expected).sum()) <= 2, (mask.sum(), expected.sum())
+
+
+def test_a_polygon_wholly_outside_the_image_is_refused():
+    with pytest.raises(GeometryError, match="wholly outside the image"):
+        validate_polygons([[100, 100, 200, 100, 200, 200]], height=48, width=64)
+
+
 @PROPERTY
 @given(box=st.lists(numbers, min_size=0, max_size=5))
 def test_any_box_is_refused_or_inside_the_image(box):
@@ -112,7 +139,9 @@ def test_the_messages_name_what_is_wrong():
     with pytest.raises(GeometryError, match="exactly one"):
         mask_from(height=10, width=10)
     with pytest.raises(GeometryError, match="cover no pixel"):
-        polygons_to_rle(validate_polygons([[-5, -5, -1, -5, -1, -1]], height=10, width=10), height=10, width=10)
+        polygons_to_rle(validate_polygons([[1, 1, 5, 1, 9, 1]], height=10, width=10), height=10, width=10)
+    with pytest.raises(GeometryError, match="wholly outside"):
+        validate_polygons([[-5, -5, -1, -5, -1, -1]], height=10, width=10)
 
 
 @PROPERTY
