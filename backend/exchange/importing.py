@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, reset_queries, transaction
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
 from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
@@ -34,6 +35,7 @@ from backend.core.masks import canonical_rle
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
+from backend.projects.serializers import clean_class_name
 
 from . import geometry
 from .formats import jsonstream, parser_for
@@ -317,7 +319,14 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         return None, f"class name '{without_nul(name)}' contains a NUL character (U+0000)"
     if stored_text(name) != name:
         return None, f"class name '{without_nul(name)}' contains an unpaired surrogate (\\ud800-\\udfff)"
-    instance = (record.instance_name or "").strip().lower()
+    try:  # one spelling, as POST /classes/ and gallery folders fold it: "ｃａｔ" and "c\u200bat" are "cat"
+        name = clean_class_name(name)
+    except ValidationError:
+        return None, "the object has no class name"
+    try:
+        instance = clean_class_name(record.instance_name).lower() if record.instance_name else ""
+    except ValidationError:
+        instance = ""
     if instance and instance in plan.classes:
         # Exports name an instance as its type plus an attribute: an instance this project
         # has comes back as itself; an unknown one falls back to its type.

@@ -109,10 +109,13 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
             jsonstream.check_well_formed(fh)  # malformed JSON says so; well-formed is not COCO
             return
         # The categories list is small and usually comes first: stop reading once it is built.
-        bad_categories = []
+        bad_categories, repeated = [], []
         for value in jsonstream.items(fh, "categories"):
             for cat in value if isinstance(value, list) else []:
                 if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+                    if cat["id"] in out["categories"]:  # the last one silently won
+                        repeated.append((cat["id"], out["categories"][cat["id"]], cat["name"]))
+                        continue
                     out["categories"][cat["id"]] = cat["name"]
                 elif isinstance(cat, dict) and isinstance(cat.get("id"), int):
                     bad_categories.append(cat["id"])
@@ -120,6 +123,9 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
             break
     for cat_id in bad_categories:  # else each of its annotations would say "unknown category_id"
         yield ItemError(f"{source.name}: category {cat_id}", "a category needs a 'name' string")
+    for cat_id, first, second in repeated:  # which of the two would its annotations be?
+        yield ItemError(f"{source.name}: category {cat_id}",
+                        f"a second category with id {cat_id} ({second!r}; the first is {first!r})")
     with jsonstream.json_stream(source) as (fh, _):
         for index, img in enumerate(jsonstream.items(fh, "images.item")):
             out["found"] = True

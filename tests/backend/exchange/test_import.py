@@ -46,6 +46,8 @@ BAD = {
                           "image 7", "a second image entry with id 7"),
     "rle counts outside the alphabet": (coco(segmentation={"size": [H, W], "counts": "~~~~"}), "annotation 1",
                                         "outside COCO's compressed RLE alphabet"),
+    "two categories one id": ({**coco(bbox=[1, 1, 5, 5]), "categories": [{"id": 1, "name": "hammer"}, {"id": 1, "name": "saw"}]},
+                              "category 1", "a second category with id 1 ('saw'; the first is 'hammer')"),
     "category name an object": ({**coco(bbox=[1, 1, 5, 5]), "categories": [{"id": 1, "name": {"x": 1}}]},
                                 "category 1", "a category needs a 'name' string"),
     "unknown class": ({"images": [{"id": 7, "file_name": "img1.png"}], "categories": [{"id": 1, "name": "saw"}],

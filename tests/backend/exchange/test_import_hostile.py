@@ -335,3 +335,22 @@ def test_malformed_json_is_explained_in_plain_text(target, admin_user, fmt):
     assert job.status == "failed"
     [error] = [e["error"] for e in job.errors]
     assert error.startswith("malformed JSON: ") and "b'" not in error and "\\n" not in error, error
+
+
+@pytest.mark.django_db
+def test_imported_class_names_are_folded_like_every_other_class_name(target, admin_user):
+    """With create_missing_classes an import made 'ｈａｍｍｅｒ' and 'ham\\u200bmer' beside 'hammer'
+    (POST /classes/ and gallery folders fold them into one)."""
+    from backend.projects.models import LabelClass
+
+    project, _, _ = target
+    before = set(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+    doc = {"images": [{"id": 1, "file_name": "img1.png", "width": W, "height": H}],
+           "categories": [{"id": 1, "name": "ｈａｍｍｅｒ"}, {"id": 2, "name": "ham\u200bmer"}, {"id": 3, "name": "ｓａｗ  blade"}],
+           "annotations": [{"id": k, "image_id": 1, "category_id": k, "bbox": [1, 1, 5, 5]} for k in (1, 2, 3)]}
+    job = run_import(project, admin_user, "coco", json_upload(doc), create_missing_classes=True)
+    assert job.status == "done", job.errors
+    assert job.result["classes_created"] == ["saw blade"]
+    assert set(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == before | {"saw blade"}
+    assert sorted(Annotation.objects.filter(project=project).values_list("label_class__name", flat=True)) == [
+        "hammer", "hammer", "saw blade"]
