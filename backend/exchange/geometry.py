@@ -288,7 +288,9 @@ def fill_box(box: tuple[float, float, float, float], height: int, width: int) ->
     return mask
 
 
-def check_points_inside(points, height: int, width: int, *, tolerance: float = 0.5) -> None:
+def check_points_inside(points, height: int, width: int, *, tolerance: float = 0.5, image: tuple[int, int] | None = None) -> None:
+    """`image`: the (width, height) a message names, when the bounds are not the image's own
+    (pixel-center coordinates end at width - 1)."""
     arr = np.asarray(points, dtype=float).reshape(-1, 2)
     if arr.size == 0:
         raise GeometryError("the shape has no points")
@@ -297,7 +299,7 @@ def check_points_inside(points, height: int, width: int, *, tolerance: float = 0
     xs, ys = arr[:, 0], arr[:, 1]
     if xs.min() < -tolerance or ys.min() < -tolerance or xs.max() > width + tolerance or ys.max() > height + tolerance:
         raise GeometryError(
-            f"the shape reaches outside the image ({width}x{height}): "
+            "the shape reaches outside the image ({}x{}): ".format(*(image or (width, height))) +
             f"x {xs.min():g}..{xs.max():g}, y {ys.min():g}..{ys.max():g}"
         )
 

@@ -329,7 +329,7 @@ def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
         polys = [_scaled(p, shape, height, width) for p in data]
         for poly in polys:
             # Pixel-center coordinates run from 0 to w-1; half a pixel of slack for rounding.
-            geometry.check_points_inside(poly, height - 1, width - 1)
+            geometry.check_points_inside(poly, height - 1, width - 1, image=(width, height))
         return geometry.fill_center_polygons([p.tolist() for p in polys], height, width)
     if kind == "box":
         (x0, y0), (x1, y1) = _scaled(data, shape, height, width)

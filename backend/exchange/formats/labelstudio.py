@@ -158,11 +158,14 @@ def _parse_task(item: str, task) -> Iterator[Record | ItemError]:
 
 
 def _region(item: str, name: str, region) -> Record | ItemError | None:
-    if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
-        return ItemError(item, "a region needs a 'value' object")
-    kind, value = region.get("type"), region["value"]
+    if not isinstance(region, dict):
+        return ItemError(item, "a region must be an object")
+    kind = region.get("type")
     if kind not in {"brushlabels", "rectanglelabels", "polygonlabels"}:
-        return None  # choices, text areas etc. carry no object
+        return None  # choices, text areas, relations (which have no value) etc. carry no object
+    if not isinstance(region.get("value"), dict):
+        return ItemError(item, "a region needs a 'value' object")
+    value = region["value"]
     labels = value.get(kind)
     if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
         return ItemError(item, f"expected exactly one label in value.{kind}")

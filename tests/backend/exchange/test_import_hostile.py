@@ -354,3 +354,33 @@ def test_imported_class_names_are_folded_like_every_other_class_name(target, adm
     assert set(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == before | {"saw blade"}
     assert sorted(Annotation.objects.filter(project=project).values_list("label_class__name", flat=True)) == [
         "hammer", "hammer", "saw blade"]
+
+
+def _ls_task(*results):
+    return [{"data": {"image": "img1.png"}, "annotations": [{"result": list(results)}]}]
+
+
+def _ls_region(kind, value, rid="r1"):
+    return {"id": rid, "type": kind, "original_width": W, "original_height": H, "value": value}
+
+
+@pytest.mark.django_db
+def test_a_label_studio_relation_is_skipped_like_other_regions_without_an_object(target, admin_user):
+    """Relations (standard in Label Studio exports, no 'value') failed the whole import."""
+    project, _, _ = target
+    doc = _ls_task(_ls_region("rectanglelabels", {"x": 10, "y": 10, "width": 20, "height": 20, "rectanglelabels": ["hammer"]}),
+                   {"type": "relation", "from_id": "r1", "to_id": "r2", "direction": "right"})
+    job = run_import(project, admin_user, "labelstudio", json_upload(doc, name="tasks.json"))
+    assert job.status == "done", job.errors
+    assert Annotation.objects.filter(project=project).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_polygon_outside_the_image_names_the_images_real_size(target, admin_user):
+    """The message said the 64x48 image was 63x47 (pixel centres end at width - 1)."""
+    project, _, _ = target
+    doc = _ls_task(_ls_region("polygonlabels", {"points": [[10, 10], [150, 10], [50, 50]], "polygonlabels": ["hammer"]}))
+    job = run_import(project, admin_user, "labelstudio", json_upload(doc, name="tasks.json"))
+    assert job.status == "failed"
+    [error] = [e["error"] for e in job.errors]
+    assert "reaches outside the image (64x48)" in error, error
