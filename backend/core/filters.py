@@ -11,6 +11,15 @@ RESERVED_PARAMS = {"page", "page_size"}
 FilterFn = Callable[[QuerySet, str], QuerySet]
 
 
+def single_valued(params: Mapping[str, str]) -> None:
+    """A parameter sent twice is a 400: `?status=new&status=in_review` answered for in_review
+    alone (the last one won), so a client that repeats keys for a list got a narrowed answer."""
+    for name, values in getattr(params, "lists", lambda: ())():
+        if len(values) > 1:
+            raise ValidationError({name: f"'{name}' is sent {len(values)} times; send it once (a filter that takes "
+                                         f"several values takes them comma-separated, e.g. {name}=a,b)."})
+
+
 def apply_filters(
     queryset: QuerySet,
     params: Mapping[str, str],
@@ -19,6 +28,7 @@ def apply_filters(
     orderings: Mapping[str, str],
     default_ordering: str,
 ) -> QuerySet:
+    single_valued(params)
     unknown = sorted(set(params) - RESERVED_PARAMS - set(filters) - {"ordering"})
     if unknown:
         raise ValidationError(
@@ -39,6 +49,7 @@ def apply_filters(
 def only_params(params: Mapping[str, str], allowed=()) -> None:
     """A list without filters (or with its own few): an unknown parameter is a 400 naming it, as on
     the lists that filter (a typo such as `?stauts=failed` returned everything)."""
+    single_valued(params)
     unknown = sorted(set(params) - RESERVED_PARAMS - set(allowed))
     if unknown:
         raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}'. Allowed: "

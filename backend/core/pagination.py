@@ -3,7 +3,7 @@ from rest_framework.pagination import PageNumberPagination
 
 
 class Pagination(PageNumberPagination):
-    """Pages of 50 (page_size up to 500). A page or page_size that is not a positive integer
+    """Pages of 50 (page_size up to 500; more is a 400). A page or page_size that is not a positive integer
     answers 400 naming the parameter (DRF said 404 "Invalid page." for page=abc and silently used
     the default for page_size=abc); a page past the end stays 404, with how many there are."""
 
@@ -13,9 +13,14 @@ class Pagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         for name, also in ((self.page_query_param, self.last_page_strings), (self.page_size_query_param, ())):
+            if len(request.query_params.getlist(name)) > 1:
+                raise ValidationError({name: [f"'{name}' is sent more than once; send it once."]})
             raw = request.query_params.get(name)
             if raw is not None and raw not in also and not _positive_int(raw):
                 raise ValidationError({name: [f"must be a positive integer, got {raw[:40]!r}."]})
+        size = request.query_params.get(self.page_size_query_param)
+        if size is not None and int(size) > self.max_page_size:  # was cut to 500 without a word
+            raise ValidationError({self.page_size_query_param: [f"is at most {self.max_page_size}, got {size}."]})
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:

@@ -4,7 +4,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from backend.core.errors import NotFound
-from backend.core.filters import apply_filters, choice_filter, int_filter, int_list, run_filter
+from backend.core.filters import apply_filters, choice_filter, int_filter, int_list, run_filter, single_valued
 from backend.projects.models import Project
 
 from .models import Image, ImageStatus
@@ -45,6 +45,7 @@ def status_counts(project: Project) -> dict[str, int]:
 def next_for_review(project: Project, user, params) -> Image | None:
     """The next image needing review that nobody else holds: most ambiguous first (the smallest
     top-2 class margin among its pending objects), then oldest."""
+    single_valued(params)
     allowed = {"status", "label_class", "after"}
     unknown = sorted(set(params) - allowed)
     if unknown:

@@ -1,12 +1,14 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from django.http import HttpResponseNotModified
 
 from backend.core.errors import DomainError
 from backend.core.files import private_bytes_response, private_file_response, read_stored
+from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
@@ -105,6 +107,10 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         if request.method == "DELETE":
             upload_sessions.cancel_session(project=self.project, user=request.user, session_id=sid)
             return Response(status=status.HTTP_204_NO_CONTENT)
+        only_params(request.query_params, {"offset", "finish"})
+        finish = request.query_params.get("finish", "0")
+        if finish not in {"1", "true", "0", "false"}:  # `finish=yes` left the upload open, in silence
+            raise ValidationError({"finish": "finish is 1 (or true) on the last chunk, else 0 (or false) or absent."})
         try:
             offset = int(request.query_params.get("offset", ""))
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -113,7 +119,7 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         session = upload_sessions.write_chunk(
             project=self.project, user=request.user, session_id=sid, offset=offset, length=length,
             stream=request._request,  # the raw body, read in blocks; never parsed or held whole
-            finish=request.query_params.get("finish") in {"1", "true"},
+            finish=finish in {"1", "true"},
         )
         return Response(UploadSessionSerializer(session).data)
 

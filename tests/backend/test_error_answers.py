@@ -407,3 +407,34 @@ def test_a_delete_refuses_what_it_does_not_know_and_deletes_nothing(client_for, 
             LabelClass.objects.filter(pk=spare.pk).count()) == (1, 1, 1, 1)
     good = client_for(owner).delete(f"/api/projects/{project.pk}/annotations/{annotation.pk}/?version=1&force=1")
     assert good.status_code == 204, good.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path, key", [
+    ("images/?status=new&status=in_review", "status"),
+    ("images/?id=1&id=2", "id"),
+    ("images/next/?status=new&status=in_review", "status"),
+    ("jobs/?page=1&page=2", "page"),
+    ("images/?page_size=501", "page_size"),
+    ("classes/?active=true&active=false", "active"),
+])
+def test_a_parameter_sent_twice_or_a_page_size_past_the_cap_is_a_400(client_for, path, key):
+    """`?status=new&status=in_review` answered for in_review alone; page_size=501 was cut to 500."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    response = client_for(owner).get(f"/api/projects/{project.pk}/{path}")
+    assert response.status_code == 400 and key in response.json(), (response.status_code, response.content[:300])
+
+
+@pytest.mark.django_db
+def test_a_chunk_with_a_finish_flag_it_cannot_read_is_refused(client_for):
+    """`finish=yes` answered 200 and left the upload open."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    client = client_for(owner)
+    base = f"/api/projects/{project.pk}/images/uploads/"
+    sid = client.post(base, {"file_name": "a.png", "size_bytes": 4}, format="json").json()["id"]
+    for query, key in (("offset=0&finish=yes", "finish"), ("offset=0&fnish=1", "fnish")):
+        response = client.generic("PUT", f"{base}{sid}/?{query}", b"abcd", content_type="application/octet-stream")
+        assert response.status_code == 400 and key in response.json(), response.content
+    assert client.get(f"{base}{sid}/").json()["received_bytes"] == 0
