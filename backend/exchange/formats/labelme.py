@@ -134,11 +134,17 @@ def _parse_shape(raw) -> tuple[Shape | None, str | None]:
         try:
             png = base64.b64decode(raw["mask"], validate=True)
             with PILImage.open(io.BytesIO(png)) as header:  # reads the header only, decodes nothing
-                header.size
+                pw, ph = header.size
         except Exception as exc:
             return None, f"the mask PNG could not be decoded: {exc}"
-        (x0, y0), _ = points
+        # LabelMe pastes the PNG into the box between its two points, both pixels included, at
+        # whole pixels (int()); a PNG of another size is an error there, and was placed at the
+        # PNG's own size here, past the box.
+        (x0, y0), (x1, y1) = ((int(x), int(y)) for x, y in points)
+        if (pw, ph) != (x1 - x0 + 1, y1 - y0 + 1):
+            return None, (f"the mask PNG is {pw}x{ph} but its shape's box ({x0},{y0})-({x1},{y1}) is "
+                          f"{x1 - x0 + 1}x{y1 - y0 + 1} pixels")
         # Decoded once the image's size is known, and only if the PNG's header fits in it
         # (base.py): a 13000x13000 mask in a 1 MB file must not cost gigabytes before its refusal.
-        return Shape("crop_mask", (int(round(x0)), int(round(y0)), png)), None
+        return Shape("crop_mask", (x0, y0, png)), None
     return None, f"shape_type '{kind}' is not supported (polygon, rectangle, mask)"

@@ -194,7 +194,7 @@ def _png(width, height, mode="1") -> str:
 @pytest.mark.django_db
 def test_labelme_mask_larger_than_the_image_is_refused_before_it_is_decoded(target, admin_user):
     project, _, _ = target
-    doc = {"shapes": [{"label": "hammer", "points": [[1, 1], [20, 20]], "shape_type": "mask",
+    doc = {"shapes": [{"label": "hammer", "points": [[1, 1], [8000, 8000]], "shape_type": "mask",
                        "mask": _png(8000, 8000)}],
            "imagePath": "img1.png", "imageHeight": H, "imageWidth": W}
     tracemalloc.start()
@@ -216,6 +216,21 @@ def test_labelme_mask_that_fits_still_imports(target, admin_user):
     job = run_import(project, admin_user, "labelme", json_upload(doc))
     assert job.status == "done", job.errors
     assert Annotation.objects.get(project=project).bbox == [2, 3, 10, 5]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("points, png, message", [
+    ([[1, 1], [10, 10]], (30, 30), "the mask PNG is 30x30 but its shape's box (1,1)-(10,10) is 10x10 pixels"),
+    ([[1, 1], [10, 10]], (5, 5), "the mask PNG is 5x5 but its shape's box (1,1)-(10,10) is 10x10 pixels"),
+])
+def test_labelme_mask_of_another_size_than_its_box_is_refused(target, admin_user, points, png, message):
+    """A 30x30 PNG in a 10x10 box was placed at 30x30, past the box (LabelMe refuses it)."""
+    project, _, _ = target
+    doc = {"shapes": [{"label": "hammer", "points": points, "shape_type": "mask", "mask": _png(*png, "L")}],
+           "imagePath": "img1.png", "imageHeight": H, "imageWidth": W}
+    job = run_import(project, admin_user, "labelme", json_upload(doc))
+    assert job.status == "failed"
+    assert [e["error"] for e in job.errors] == [message], job.errors
 
 
 def _triangle_points(n):
