@@ -242,9 +242,14 @@ def test_labelme_native_yolo_labelstudio_carry_the_type_and_the_instance(exporte
     label_file = next(n for n in zf.namelist() if n.startswith("labels/"))
     assert {line.split()[0] for line in zf.read(label_file).decode().splitlines()} == {"0"}
 
+    # Label Studio: the label is the type, the instance an extra key of its region (a round trip
+    # turned it into its type).
     _, zf = export(project, admin_user, "labelstudio")
-    text = b"".join(zf.read(n) for n in zf.namelist() if n.endswith(".json")).decode()
-    assert "отвертка" in text and "отвертка-1234" not in text
+    [task] = json.loads(zf.read("tasks.json"))
+    regions = task["annotations"][0]["result"]
+    assert [r["value"]["brushlabels"] for r in regions] == [["отвертка"], ["отвертка"]]
+    assert [r.get("attributes") for r in regions] == [{"instance_id": instance.pk, "instance": "отвертка-1234"}, None]
+    assert [r.instance_name for r in parse("labelstudio", {"tasks.json": zf.read("tasks.json")})] == ["отвертка-1234", None]
 
 
 # --------------------------------------------------------------------------- colours

@@ -23,7 +23,7 @@ from backend.core import geometry as gate
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    finite_number, image_base_name, open_entry,
+    finite_number, image_base_name, instance_from, open_entry,
 )
 
 TASKS_PATH = "tasks.json"
@@ -98,6 +98,9 @@ class LabelStudioWriter(Writer):
             "id": f"r{obj.id}", "type": "brushlabels", "from_name": "tag", "to_name": "image",
             "original_width": image.width, "original_height": image.height, "image_rotation": 0,
             "value": {"format": "rle", "rle": brush_encode(obj.mask()), "brushlabels": [obj.class_name]},
+            # The label is the type; an instance rides along as LabelMe's and COCO's do (Label Studio
+            # keeps a result's extra keys), else a round trip turned it into its type.
+            **({"attributes": obj.attributes()} if obj.instance_id is not None else {}),
         } for obj in image.objects]
         self.spool.append({"id": image.id, "data": {"image": f"images/{image.file_name}"},
                            "annotations": [{"result": result}], "predictions": []})
@@ -194,4 +197,5 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
         ):
             return ItemError(item, "a polygon needs 3+ [x, y] points (percent)")
         shape = Shape("center_polygons", [[[px / 100 * w, py / 100 * h] for px, py in points]])
-    return Record(item=item, file_name=name, class_name=labels[0], shapes=[shape], size=(h, w))
+    return Record(item=item, file_name=name, class_name=labels[0], shapes=[shape], size=(h, w),
+                  instance_name=instance_from(region.get("attributes")))
