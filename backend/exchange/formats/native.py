@@ -79,6 +79,11 @@ def _entry(source: SourceFile, index: int, entry) -> Iterator[Record | ItemError
         if why:
             yield ItemError(det_item, why)
             continue
+        scores = {k: det.get(k) for k in ("score_metric", "score_vlm") if det.get(k) is not None}
+        bad = next((k for k, v in scores.items() if not (finite_number(v) and 0 <= v <= 1)), None)
+        if bad:  # 1e308 was stored and led the "most ambiguous first" order; "high" was dropped
+            yield ItemError(det_item, f"{bad} must be a number from 0 to 1, got {str(scores[bad])[:40]!r}")
+            continue
         ranked = det.get("ranked") if isinstance(det.get("ranked"), list) else []
         yield Record(
             item=det_item, file_name=name, class_name=det.get("class") if isinstance(det.get("class"), str) else None,

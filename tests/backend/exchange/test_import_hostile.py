@@ -399,3 +399,15 @@ def test_a_polygon_outside_the_image_names_the_images_real_size(target, admin_us
     assert job.status == "failed"
     [error] = [e["error"] for e in job.errors]
     assert "reaches outside the image (64x48)" in error, error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field, value", [("score_metric", 1e308), ("score_vlm", -0.5), ("score_metric", "high")])
+def test_a_native_score_outside_0_to_1_is_refused(target, admin_user, field, value):
+    """1e308 was stored as the class score (and led the "most ambiguous first" order); "high" was dropped."""
+    project, _, _ = target
+    doc = [{"image": "img1.png", "detections": [{"bbox_xyxy": [1, 1, 9, 9], "class": "hammer", field: value}]}]
+    job = run_import(project, admin_user, "native", json_upload(doc, name="predictions.json"))
+    assert job.status == "failed"
+    assert [e["error"] for e in job.errors] == [f"{field} must be a number from 0 to 1, got {str(value)!r}"], job.errors
+    assert Annotation.objects.filter(project=project).count() == 0
