@@ -13,6 +13,7 @@ class StrictFieldsMixin:
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                known = ", ".join(sorted(self.fields))
+                # Read-only fields are accepted (a client may send back what it read) but not named.
+                known = ", ".join(sorted(name for name, field in self.fields.items() if not field.read_only))
                 raise serializers.ValidationError({name: [f"Unknown field. Known: {known}."] for name in unknown})
         return super().to_internal_value(data)

@@ -24,6 +24,14 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         roles = self.context.get("roles") or {}
         return roles.get(project.pk)
 
+    def validate_name(self, value):
+        """A name of only invisible characters (a zero-width space) made an invisible project."""
+        try:
+            clean_class_name(value)
+        except serializers.ValidationError:
+            raise serializers.ValidationError("A project needs a name.") from None
+        return value.strip()
+
     def validate_prompts(self, value):
         if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
             raise serializers.ValidationError("Give at least one non-empty text prompt.")

@@ -129,10 +129,17 @@ def create_class(*, project: Project, **fields) -> LabelClass:
         with transaction.atomic():
             label_class.save()
     except IntegrityError:
-        raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+        taken = _taken_name(project, fields.get("name"))
+        raise DomainError(f"A class named '{taken}' already exists in this project.") from None
     if label_class.parent_id is not None:  # a new instance regroups its type's exemplars
         gallery_changed(project.pk)
     return label_class
+
+
+def _taken_name(project: Project, name: str | None) -> str | None:
+    """The existing class's own spelling ('cat' when 'CAT' was asked for)."""
+    existing = LabelClass.objects.filter(project=project, name__iexact=name or "").values_list("name", flat=True).first()
+    return existing or name
 
 
 @transaction.atomic
@@ -153,7 +160,8 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
         with transaction.atomic():
             label_class.save()
     except IntegrityError:
-        raise DomainError(f"A class named '{fields.get('name')}' already exists in this project.") from None
+        taken = _taken_name(project, fields.get("name"))
+        raise DomainError(f"A class named '{taken}' already exists in this project.") from None
     # An inactive class leaves the gallery, a moved instance counts for another type: re-score.
     if any(getattr(label_class, key) != value for key, value in before.items()):
         gallery_changed(project.pk)

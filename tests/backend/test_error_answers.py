@@ -438,3 +438,22 @@ def test_a_chunk_with_a_finish_flag_it_cannot_read_is_refused(client_for):
         response = client.generic("PUT", f"{base}{sid}/?{query}", b"abcd", content_type="application/octet-stream")
         assert response.status_code == 400 and key in response.json(), response.content
     assert client.get(f"{base}{sid}/").json()["received_bytes"] == 0
+
+
+@pytest.mark.django_db
+def test_small_answers_name_what_is_there(client_for):
+    """A duplicate class named the new spelling ('CAT') not the existing 'cat'; a project could be
+    named with a zero-width space alone; an unknown field's 400 listed read-only fields as known."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_class(project, "cat")
+    client = client_for(owner)
+    base = f"/api/projects/{project.pk}/"
+    duplicate = client.post(f"{base}classes/", {"name": "CAT"}, format="json")
+    assert duplicate.status_code == 400 and duplicate.json()["detail"] == "A class named 'cat' already exists in this project."
+    invisible = client.patch(base, {"version": 1, "name": "\u200b"}, format="json")
+    assert invisible.status_code == 400 and invisible.json()["name"] == ["A project needs a name."], invisible.content
+    created = client.post("/api/projects/", {"name": "\u200b \u200b", "prompts": ["tool"]}, format="json")
+    assert created.status_code == 400 and "name" in created.json()
+    typo = client.patch(base, {"version": 1, "nmae": "x"}, format="json").json()["nmae"][0]
+    assert "created_at" not in typo and "my_role" not in typo and "name" in typo, typo
