@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def start_worker(*, queues: list[str] | None = None, extra_env: dict | None = None, name: str = "test") -> subprocess.Popen:
     from backend.config.celery import app
 
-    queues = queues or [settings.QUEUE_CPU, settings.QUEUE_GPU]
+    queues = queues or [settings.QUEUE_CPU, settings.QUEUE_GPU, settings.QUEUE_INTERACTIVE]
     env = {**os.environ, "RAZMETKA_DB_NAME": connection.settings_dict["NAME"], **(extra_env or {})}
     node = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,9 @@ from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import GeometryError, validate_box
 from backend.images.claims import ClaimConflict, active_claimant
 
-# A cold gpu worker loads its models and may embed new exemplars first (~10 s alone, more on a
-# busy machine); past this the request answers 503 and the task is revoked.
+# A cold worker loads its models and may embed new exemplars first (~10 s alone, more on a
+# busy machine); past this the request answers 503 and the task is revoked. The tasks go to the
+# interactive queue (settings/redis.py), which its own worker and an idle gpu worker take.
 SEGMENT_TIMEOUT_S = 60
 TASK_NAME = "jobs.segment_box_match"
 REFINE_TASK_NAME = "jobs.refine_mask"
@@ -38,7 +39,7 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     proposal}: `proposal` is the token that lets the create call attach this evidence
     (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
-    result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_GPU)
+    result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_INTERACTIVE)
     answer = _wait(result, image.pk)
     answer["proposal"] = proposals.remember(
         project_id=image.project_id, image_id=image.pk, user_id=getattr(user, "pk", None), result=answer,
@@ -85,7 +86,8 @@ def _wait(result, image_id: int) -> dict:
         return result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
     except CeleryTimeout:
         result.revoke()
-        raise SegmentUnavailable("The segmentation worker did not answer in time; is the gpu worker running?") from None
+        raise SegmentUnavailable(f"No worker answered within {SEGMENT_TIMEOUT_S} s: is the interactive worker running "
+                                 "(`manage.py serve` starts it; worker-interactive in docker compose)?") from None
     except Exception as exc:
         from backend.images.models import Image
 
@@ -138,7 +140,7 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
             extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
         )
     started = time.perf_counter()
-    result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_GPU)
+    result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_INTERACTIVE)
     answer = _wait(result, image.pk)
     answer["round_trip_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
     return answer

@@ -32,7 +32,8 @@ def segment_worker(django_db_setup, django_db_blocker, tiny_models_config):
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     log = open(settings.VAR_DIR / "worker-segment.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "backend.config", "worker", "-Q", f"{settings.QUEUE_CPU},{settings.QUEUE_GPU}",
+        [sys.executable, "-m", "celery", "-A", "backend.config", "worker",
+         "-Q", f"{settings.QUEUE_CPU},{settings.QUEUE_GPU},{settings.QUEUE_INTERACTIVE}",
          "--include", "backend.jobs.interactive", "--pool", "solo", "-c", "1", "-n", node, "--loglevel", "INFO",
          "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -26,6 +26,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 QUEUE_PREFIX = os.environ.get("RAZMETKA_QUEUE_PREFIX", "")
 QUEUE_CPU = f"{QUEUE_PREFIX}cpu"
 QUEUE_GPU = f"{QUEUE_PREFIX}gpu"
+# A person waits on these (box-segment, click-refine): their own worker answers them while the
+# gpu worker runs a training or a job for minutes; an idle gpu worker takes them too.
+QUEUE_INTERACTIVE = f"{QUEUE_PREFIX}interactive"
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_CPU
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60

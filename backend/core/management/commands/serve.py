@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from backend.config import embedded
 from backend.core.supervisor import Service, Supervisor
 
-WORKERS = ("cpu", "gpu")
+WORKERS = ("cpu", "gpu", "interactive")
 
 
 def default_web_processes() -> int:
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers",
             default=os.environ.get("RAZMETKA_WORKERS", ",".join(WORKERS)),
-            help="comma-separated workers to start: cpu, gpu (default both; empty for none)",
+            help="comma-separated workers to start: cpu, gpu, interactive (default all; empty for none)",
         )
         parser.add_argument("--no-workers", action="store_true", help="web server only (same as --workers '')")
         parser.add_argument(
@@ -134,7 +134,15 @@ class Command(BaseCommand):
             commands["cpu"] = celery + ["-Q", settings.QUEUE_CPU, "-c", "2", "-n", f"{prefix}cpu@%h"]
         if "gpu" in workers:
             # One process that loads the models once; the device comes from RAZMETKA_ML_DEVICE.
-            commands["gpu"] = celery + ["-Q", settings.QUEUE_GPU, "-c", "1", "--pool", "solo", "-n", f"{prefix}gpu@%h"]
+            # It takes interactive tasks too when it is idle (a solo worker holds no message
+            # while a task runs, so it never sits on one during a training).
+            commands["gpu"] = celery + ["-Q", f"{settings.QUEUE_GPU},{settings.QUEUE_INTERACTIVE}", "-c", "1",
+                                        "--pool", "solo", "-n", f"{prefix}gpu@%h"]
+        if "interactive" in workers:
+            # Box-segment and click-refine while the gpu worker runs a training for minutes (they
+            # waited behind it and answered 503 after 60 s); its own copy of the models.
+            commands["interactive"] = celery + ["-Q", settings.QUEUE_INTERACTIVE, "-c", "1", "--pool", "solo",
+                                                "-n", f"{prefix}interactive@%h"]
         return commands
 
     def _embedded(self) -> list[Service]:
