@@ -7,6 +7,7 @@ import { ProjectsPage } from "./pages/Projects";
 import { ProjectLayout } from "./pages/ProjectLayout";
 import { NotFoundPage } from "./pages/NotFound";
 import { SetPasswordPage } from "./pages/SetPassword";
+import { forgetClaimsForSignOut } from "./review/useClaim";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -39,6 +40,7 @@ export function App() {
     );
 
   const logout = async () => {
+    forgetClaimsForSignOut(); // the server releases them on sign-out
     try {
       await post("/api/auth/logout/");
     } catch {

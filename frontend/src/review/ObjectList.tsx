@@ -4,7 +4,7 @@ import { useEffect, useRef } from "react";
 import { P, type Annotation, type LabelClass } from "../api/client";
 import type { Candidate } from "../api/extra";
 import { colorOf } from "./bundle";
-import { awaitsReview } from "./rules";
+import { awaitsReview, NO_CLASS_HINT } from "./rules";
 
 export type ReviewTarget = "class" | "mask" | "both";
 export type Decision = "accepted" | "rejected" | "pending";
@@ -14,6 +14,8 @@ export function ObjectList(props: {
   /** A viewer, or an image someone else holds: every control is disabled, selecting still works. */
   readOnly?: boolean;
   unsaved: Map<number, unknown>; edited: Set<number>;
+  /** Review decisions the network or server failed to save: shown as wanted, marked "not saved". */
+  notSaved?: Map<number, { target: ReviewTarget; decision: Decision }>;
   onSelect: (id: number) => void; onReview: (a: Annotation, t: ReviewTarget, d: Decision) => void;
   onClass: (a: Annotation, classId: number) => void; onDelete: (a: Annotation) => void;
 }) {
@@ -23,7 +25,7 @@ export function ObjectList(props: {
       {anns.length === 0 && props.loaded && <li className="muted objects-empty">No objects on this image. Draw a box (x) to add one.</li>}
       {anns.map((a, i) => (
         <ObjectRow key={a.id} a={a} index={i} pid={pid} classes={classes} selected={a.id === props.selId} color={colorOf(a, classes)} unsaved={props.unsaved.has(a.id)}
-          readOnly={!!props.readOnly} canReview={props.canReview}
+          notSaved={props.notSaved?.get(a.id) ?? null} readOnly={!!props.readOnly} canReview={props.canReview}
           awaiting={!props.canReview && awaitsReview(a, props.edited.has(a.id))}
           onSelect={() => props.onSelect(a.id)} onReview={(t, d) => props.onReview(a, t, d)} onClass={(cid) => props.onClass(a, cid)} onDelete={() => props.onDelete(a)} />
       ))}
@@ -77,7 +79,7 @@ function fmt(x: number | null | undefined, digits = 2) {
 
 function ObjectRow(props: {
   a: Annotation; index: number; pid: number; classes: LabelClass[]; selected: boolean; color: string; unsaved: boolean; awaiting: boolean;
-  readOnly: boolean; canReview: boolean;
+  readOnly: boolean; canReview: boolean; notSaved: { target: ReviewTarget; decision: Decision } | null;
   onSelect: () => void; onReview: (t: "class" | "mask", d: Decision) => void;
   onClass: (id: number) => void; onDelete: () => void;
 }) {
@@ -90,15 +92,26 @@ function ObjectRow(props: {
   const noWrite = props.readOnly;
   const noReview = props.readOnly || !props.canReview;
   const reviewTitle = (what: string) => (props.readOnly ? "Read-only" : !props.canReview ? "Only reviewers and admins review" : what);
+  // A class can't be accepted before there is one (the server refuses it).
+  const noClass = a.label_class === null || a.label_class === undefined;
+  // A decision that failed to save shows as wanted until it is retried or replaced.
+  const ns = props.notSaved;
+  const shownClass = ns && ns.target !== "mask" ? ns.decision : a.class_review;
+  const shownMask = ns && ns.target !== "class" ? ns.decision : a.mask_review;
   return (
     <li ref={ref} className={`object ${selected ? "selected" : ""}`} onClick={props.onSelect} data-testid={`object-${a.id}`} data-class={a.class_name}
-      data-class-review={a.class_review} data-mask-review={a.mask_review}>
+      data-class-review={a.class_review} data-mask-review={a.mask_review} data-not-saved={ns ? "true" : undefined}>
       <div className="object-head">
         <i className="swatch" style={{ background: props.color }} />
         <b className={a.class_review === "rejected" ? "strike" : ""} data-testid={`class-label-${a.id}`}>{classLabel(a.label_class, props.classes, a.class_name || "(no class)")}</b>
         <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
+        {ns && (
+          <span className="badge badge-failed" data-testid={`review-not-saved-${a.id}`} title="This review decision is not saved: Retry it, or decide again">
+            review not saved
+          </span>
+        )}
         {props.awaiting && (
           <span className="badge badge-in_review" data-testid={`awaiting-${a.id}`} title="Your change is saved; a reviewer has to accept it before it is exported">
             edited · pending review
@@ -107,10 +120,10 @@ function ObjectRow(props: {
         <span className="muted small">{a.source}</span>
       </div>
       <div className="object-review">
-        <span className={`rv rv-${a.class_review}`}>class {state(a.class_review)}</span>
-        <button className="small" disabled={noReview} title={reviewTitle("Accept class (c)")} onClick={(e) => { e.stopPropagation(); props.onReview("class", "accepted"); }}>✓ class</button>
+        <span className={`rv rv-${shownClass}`}>class {state(shownClass)}</span>
+        <button className="small" disabled={noReview || noClass} title={noClass && !noReview ? NO_CLASS_HINT : reviewTitle("Accept class (c)")} data-testid={`accept-class-${a.id}`} onClick={(e) => { e.stopPropagation(); props.onReview("class", "accepted"); }}>✓ class</button>
         <button className="small" disabled={noReview} title={reviewTitle("Reject class (Shift+C)")} onClick={(e) => { e.stopPropagation(); props.onReview("class", "rejected"); }}>✗</button>
-        <span className={`rv rv-${a.mask_review}`}>mask {state(a.mask_review)}</span>
+        <span className={`rv rv-${shownMask}`}>mask {state(shownMask)}</span>
         <button className="small" disabled={noReview} title={reviewTitle("Accept mask (m)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "accepted"); }}>✓ mask</button>
         <button className="small" disabled={noReview} title={reviewTitle("Reject mask (Shift+M)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "rejected"); }}>✗</button>
         <span className="spacer" />

@@ -12,14 +12,15 @@ import { HistoryPanel } from "./HistoryPanel";
 import { LockIcon } from "./icons";
 import { ObjectList } from "./ObjectList";
 import { StageBar, type Tool } from "./StageBar";
-import { useAnnotationWrites } from "./useAnnotationWrites";
+import { IMAGE_GONE_MESSAGE, useAnnotationWrites } from "./useAnnotationWrites";
+import { dropBundle } from "./bundle";
 import { useClickRefine } from "./useClickRefine";
 import { heldByOther, useClaim } from "./useClaim";
 import { useImageBundle } from "./useImageBundle";
 import { useLiveAnnotations } from "./useLiveAnnotations";
 import { useMaskEditor } from "./useMaskEditor";
 import { useReviewKeys } from "./useReviewKeys";
-import { UNSAVED_MESSAGE, useReviewNavigation } from "./useReviewNavigation";
+import { unsavedMessage, useReviewNavigation } from "./useReviewNavigation";
 import { useStage } from "./useStage";
 import { useStagePointer } from "./useStagePointer";
 import { usePolygonTool } from "./usePolygonTool";
@@ -40,7 +41,15 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const wrapRef = useRef<HTMLDivElement>(null);
 
   const [claim, setClaim] = useClaim(pid, imageId, ctx.canAnnotate);
-  const readOnly = claim.state === "other" || !ctx.canAnnotate;
+  // Deleted by someone else (live event, or a 404 on it): read-only, and every way on opens the next image.
+  const [gone, setGone] = useState(false);
+  useEffect(() => setGone(false), [pid, imageId]);
+  const onImageGone = () => {
+    setGone(true);
+    setClaim({ state: "none" }); // nothing left to release (it would only 404)
+    dropBundle(pid, imageId);
+  };
+  const readOnly = gone || claim.state === "other" || !ctx.canAnnotate;
   const onOpened = (d: ImageDetail) => {
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));
     setSelId(firstPending(d.annotations));
@@ -52,11 +61,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
 
   const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx });
   const role = ctx.project.my_role ?? "viewer";
-  const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId });
+  const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId, gone, onImageGone });
   const history = useUndoHistory({
     pid, imageId, canReview: ctx.canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef: stage.editRef, setClaim,
   });
-  writes.history.current = { record: history.record, discard: history.discard, undo: history.undo };
+  writes.history.current = { record: history.record, discard: history.discard, undoEntry: history.undoEntry };
   const editor = useMaskEditor({
     pid, imageId, detail, sel, classes, tool, brushPx, readOnly, bundleRef, editRef: stage.editRef, viewRef: stage.viewRef,
     requestDraw: stage.requestDraw, writes, updateAnns, setSelId, setClaim,
@@ -81,13 +90,16 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     setTool("box");
     editor.setBoxMode((m) => (m === "new" ? "replace" : "new"));
   };
-  useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim });
-  const nav = useReviewNavigation({ pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, refuseReadOnly: writes.refuseReadOnly, setClaim });
-  // An unsaved mask edit: leaving through another page asks first, and so does a reload or close.
-  const hasUnsaved = editor.unsaved.size > 0;
+  useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone });
+  const nav = useReviewNavigation({
+    pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
+    refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone,
+  });
+  // An unsaved mask edit or review decision: leaving through another page asks first, and so does a reload or close.
+  const unsavedNow = gone ? null : unsavedMessage(editor.unsaved.size, writes.failed.size);
   useEffect(() => {
-    if (!hasUnsaved) return;
-    const off = addNavigationGuard(() => `${UNSAVED_MESSAGE}\n\nLeave this image anyway? The edit will be lost.`);
+    if (!unsavedNow) return;
+    const off = addNavigationGuard(() => `${unsavedNow}\n\nLeave this image anyway? The change will be lost.`);
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
       e.preventDefault();
       e.returnValue = ""; // older browsers show their prompt only when this is set
@@ -97,7 +109,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
       off();
       window.removeEventListener("beforeunload", onBeforeUnload);
     };
-  }, [hasUnsaved]);
+  }, [unsavedNow]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
     await writes.setClass(a, classId);
@@ -111,7 +123,9 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     fit: stage.fit, zoomCenter: stage.zoomCenter, skip: nav.skip, previous: nav.previous,
   });
 
-  const readOnlyReason = !ctx.canAnnotate
+  const readOnlyReason = gone
+    ? `${IMAGE_GONE_MESSAGE} Nothing on it can be changed.`
+    : !ctx.canAnnotate
     ? `Read-only: your role (${ctx.project.my_role ?? "viewer"}) can only view this project.`
     : `Read-only: ${claim.by ?? "another reviewer"} has this image open. You can look, but changes are off until they move on.`;
   const pending = anns.filter((a) => a.class_review === "pending" || a.mask_review === "pending").length;
@@ -119,7 +133,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   if (loadError) return <main className="page"><p className="error" role="alert">{loadError}</p><Link to={`/p/${pid}/review`}>Go to the next image in the queue</Link></main>;
 
   return (
-    <div className={`workspace${readOnly ? " read-only" : ""}`} data-testid="workspace" data-read-only={readOnly ? "true" : "false"}>
+    <div className={`workspace${readOnly ? " read-only" : ""}`} data-testid="workspace" data-read-only={readOnly ? "true" : "false"} data-gone={gone ? "true" : undefined}>
       <div className="stage">
         <StageBar tool={tool} brushPx={brushPx} showOverlays={showOverlays} readOnly={readOnly} onTool={pickTool} onFit={stage.fit}
           boxMode={editor.boxMode} onBoxMode={editor.setBoxMode} segmenting={editor.segmenting}
@@ -155,6 +169,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           {readOnly && (
             <div className="lock read-only-banner" role="status" data-testid="locked">
               <LockIcon /> <span data-testid="read-only-reason">{readOnlyReason}</span>
+              {gone && <button className="primary" onClick={nav.skip} data-testid="gone-next">Next image <kbd>Enter</kbd></button>}
             </div>
           )}
           {!readOnly && !ctx.canReview && <div className="muted small">Your role can't accept or reject.</div>}
@@ -191,6 +206,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
         )}
         <div className="object-list-wrap" aria-disabled={readOnly}>
         <ObjectList anns={anns} pid={pid} classes={classes} selId={selId} loaded={!!detail} canReview={ctx.canReview} readOnly={readOnly} unsaved={editor.unsaved}
+          notSaved={writes.failed}
           edited={writes.edited} onSelect={selectObject} onReview={writes.review} onClass={setClass} onDelete={writes.remove} />
         </div>
       </aside>

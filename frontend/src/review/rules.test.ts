@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { awaitsReview, claimMessage, claimRefusal } from "./rules";
+import { awaitsReview, claimMessage, claimRefusal, NO_CLASS_HINT, reviewPlan } from "./rules";
 
 describe("claim refusals", () => {
   it("reads the holder from a 409 claimed answer", () => {
@@ -28,5 +28,17 @@ describe("awaiting review", () => {
     expect(awaitsReview({ class_review: "pending", mask_review: "pending", source: "human" }, false)).toBe(true);
     expect(awaitsReview({ class_review: "pending", mask_review: "pending", source: "model" }, false)).toBe(false);
     expect(awaitsReview({ class_review: "accepted", mask_review: "accepted", source: "human" }, true)).toBe(false);
+  });
+});
+
+describe("review of an object without a class", () => {
+  it("accepts only the mask with a, and sends nothing for c", () => {
+    expect(reviewPlan({ label_class: null }, "both", "accepted")).toEqual({ target: "mask", note: expect.stringContaining("mask only") });
+    expect(reviewPlan({ label_class: null }, "class", "accepted")).toEqual({ target: null, note: NO_CLASS_HINT });
+  });
+  it("leaves rejections, pending and classified objects alone", () => {
+    expect(reviewPlan({ label_class: null }, "both", "rejected")).toEqual({ target: "both" });
+    expect(reviewPlan({ label_class: null }, "mask", "accepted")).toEqual({ target: "mask" });
+    expect(reviewPlan({ label_class: 3 }, "both", "accepted")).toEqual({ target: "both" });
   });
 });

@@ -3,6 +3,7 @@
  * is a 409 `claimed` naming the holder, and an annotator's edit waits for a reviewer.
  */
 import type { Annotation } from "../api/client";
+import type { Decision, ReviewTarget } from "./ObjectList";
 
 export interface ClaimRefusal {
   by: string;
@@ -28,4 +29,15 @@ export function claimMessage(r: ClaimRefusal, what: string): string {
 export function awaitsReview(a: Pick<Annotation, "class_review" | "mask_review" | "source">, editedHere: boolean): boolean {
   const pending = a.class_review === "pending" || a.mask_review === "pending";
   return pending && (editedHere || a.source === "human");
+}
+
+/** Why a class cannot be accepted yet (the server refuses it with a 400). */
+export const NO_CLASS_HINT = "This object has no class yet. Choose a class before accepting it (1–9 or /).";
+
+/** What a review key sends for an object without a class: accepting its class is refused by the
+ * server, so `c` sends nothing and `a` accepts the mask only (the whole request failed before). */
+export function reviewPlan(a: Pick<Annotation, "label_class">, target: ReviewTarget, decision: Decision): { target: ReviewTarget | null; note?: string } {
+  if (decision !== "accepted" || target === "mask" || (a.label_class !== null && a.label_class !== undefined)) return { target };
+  if (target === "class") return { target: null, note: NO_CLASS_HINT };
+  return { target: "mask", note: `Accepted the mask only. ${NO_CLASS_HINT}` };
 }

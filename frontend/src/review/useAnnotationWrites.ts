@@ -1,46 +1,82 @@
 /**
  * Writes to the open image's objects: review decisions, class changes and deletions. Writes to
  * one object are queued so each carries the version the previous one returned; every failure is
- * shown and loses nothing silently. Each successful user action is recorded for undo
- * (useUndoHistory, wired in through `history`).
+ * shown and loses nothing silently (a review the network or server failed stays on screen as
+ * "not saved" and blocks moving on, like an unsaved mask). Each successful user action is
+ * recorded for undo (useUndoHistory, wired in through `history`); an undo first waits for the
+ * actions still running (`settled`).
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
-import { ApiError, del, P, patch, post, type Annotation } from "../api/client";
+import { ApiError, del, get, P, patch, post, type Annotation } from "../api/client";
 import { notify } from "../notify";
+import { InFlight } from "./inflight";
 import type { Decision, ReviewTarget } from "./ObjectList";
-import { claimMessage, claimRefusal } from "./rules";
+import { claimMessage, claimRefusal, reviewPlan } from "./rules";
 import type { ClaimState } from "./useClaim";
 import { reviewsOf, type UndoEntry } from "./useUndoHistory";
 
 /** Set by the workspace once the undo history exists (it needs these writes itself). */
 export interface HistoryHooks {
-  record: (e: UndoEntry) => void;
+  /** `note`: the message that offers to undo this entry; it goes once the entry is undone. */
+  record: (e: UndoEntry, note?: number) => void;
   /** Drop an entry recorded before its write, when the write failed. */
   discard: (e: UndoEntry) => void;
-  undo: () => unknown;
+  /** Undo exactly this entry (a message's Undo button), not whatever is newest. */
+  undoEntry: (e: UndoEntry) => unknown;
 }
 
 export type Write = (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void) => Promise<boolean>;
+
+/** A review decision the server has not stored (offline, server down): shown, retried, guarded. */
+export interface FailedReview {
+  target: ReviewTarget;
+  decision: Decision;
+  retry: () => Promise<unknown>;
+}
 
 /** Why a role without review rights cannot accept or reject (a shortcut or accept-all). */
 export const cannotReviewMessage = (role: string | null | undefined) =>
   `Your role (${role ?? "viewer"}) can't accept or reject in this project; a reviewer or admin decides.`;
 
+/** Said when the open image itself is gone (a live event, or a 404 on it). */
+export const IMAGE_GONE_MESSAGE = "This image was deleted by someone else.";
+
 export function useAnnotationWrites(opts: {
   pid: number; imageId: number; canReview: boolean; role?: string | null; readOnly: boolean; claim: ClaimState; setClaim: (c: ClaimState) => void;
   annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
   setSelId: (id: number | null) => void;
+  /** The image is gone; `onImageGone` is told when a write finds that out. */
+  gone?: boolean; onImageGone?: () => void;
 }) {
   const { pid, imageId, canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
   const chains = useRef(new Map<number, Promise<unknown>>());
-  const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undo: () => {} });
+  const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undoEntry: () => {} });
+  const inFlight = useRef(new InFlight());
+  /** Objects whose deletion is on its way: a second Delete on one is ignored (it 404ed). */
+  const deleting = useRef(new Set<number>());
   /** Objects this annotator changed here: the server left them pending review. */
   const [edited, setEdited] = useState<Set<number>>(new Set());
+  const [failed, setFailed] = useState<Map<number, FailedReview>>(new Map());
+  const failedRef = useRef(failed);
+  failedRef.current = failed;
 
   useEffect(() => {
     chains.current.clear();
+    deleting.current.clear();
+    setFailed(new Map());
   }, [pid, imageId]);
+  const setFailedFor = (id: number, f: FailedReview | null) => setFailed((m) => {
+    if (!f && !m.has(id)) return m;
+    const n = new Map(m);
+    if (f) n.set(id, f);
+    else n.delete(id);
+    return n;
+  });
+  /** One Retry for every review that failed (their messages share one line). */
+  const retryFailedReviews = () => {
+    for (const f of failedRef.current.values()) void f.retry();
+  };
 
   const replace = (a: Annotation) => updateAnns((list) => list.map((x) => (x.id === a.id ? a : x)));
   const latest = (a: Annotation) => annsRef.current.find((x) => x.id === a.id) ?? a;
@@ -52,21 +88,23 @@ export function useAnnotationWrites(opts: {
 
   /** Say why a read-only user's action did nothing. */
   const refuseReadOnly = () => {
+    if (opts.gone) return void notify(`${IMAGE_GONE_MESSAGE} Nothing on it can be changed; go on to the next image (n).`, "warn");
     notify(claim.state === "other" ? `${claim.by ?? "Another reviewer"} has this image open; it is read-only for you.` : "You can only view this project.", "warn");
   };
 
-  /** Run a write for one object; 409 reloads the object with a clear message, nothing is lost silently. */
-  const write: Write = async (ann, what, fn, retry) => {
+  /** Run a write for one object; 409 reloads the object with a clear message, nothing is lost silently.
+   * "retryable": the network or the server failed, the same write may still succeed. */
+  const attempt = async (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void): Promise<"ok" | "retryable" | "failed"> => {
     if (readOnly) {
       refuseReadOnly();
-      return false;
+      return "failed";
     }
     try {
       const res = await queued(ann.id, fn);
       if (res) replace(res);
       if (res && !canReview && (res.class_review === "pending" || res.mask_review === "pending"))
         setEdited((s) => new Set(s).add(res.id));
-      return true;
+      return "ok";
     } catch (e) {
       const refused = claimRefusal(e);
       if (refused) {
@@ -80,7 +118,10 @@ export function useAnnotationWrites(opts: {
         // A 404 is also what every route of a project answers once you are no longer a member:
         // ask for the project before telling anyone that the object was deleted.
         const access = await checkProjectAccess(pid);
-        if (access === "ok") {
+        if (access === "ok" && (await imageGone())) {
+          opts.onImageGone?.();
+          notify(`${IMAGE_GONE_MESSAGE} (${what} not saved)`, "error");
+        } else if (access === "ok") {
           updateAnns((list) => list.filter((x) => x.id !== ann.id));
           notify(`This object was deleted by someone else (${what} not saved).`, "error");
         } else if (access === "unknown") {
@@ -90,59 +131,93 @@ export function useAnnotationWrites(opts: {
         // Retry only what a retry can fix: the network or the server failing, not a refusal.
         const again = retry && retryable(e) ? { label: "Retry", run: retry } : undefined;
         notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", again);
+        if (retryable(e)) return "retryable";
       }
+      return "failed";
+    }
+  };
+  const write: Write = (ann, what, fn, retry) => inFlight.current.track(attempt(ann, what, fn, retry).then((r) => r === "ok"));
+  /** After a 404 on an object: is the open image itself gone? */
+  const imageGone = async () => {
+    try {
+      await get(`${P(pid)}/images/${imageId}/`);
       return false;
+    } catch (e) {
+      return e instanceof ApiError && e.status === 404;
     }
   };
 
-  const review = (a: Annotation | null, target: ReviewTarget, decision: Decision) => {
+  const review = (a: Annotation | null, asked: ReviewTarget, decision: Decision) => {
     if (!a) return;
     if (readOnly) return refuseReadOnly();
     if (!canReview) {
       notify(cannotReviewMessage(role), "warn");
       return;
     }
+    // An object without a class: its class can't be accepted (the server answers 400).
+    const plan = reviewPlan(latest(a), asked, decision);
+    if (plan.note) notify(plan.note, plan.target ? "info" : "warn");
+    const target = plan.target;
+    if (!target) return;
     const before = latest(a);
     const prev = { class_review: before.class_review as Decision, mask_review: before.mask_review as Decision };
     const changes = (target !== "mask" && prev.class_review !== decision) || (target !== "class" && prev.mask_review !== decision);
-    const run = async () => {
-      // Recorded before the write so an immediate z finds it (the undo queues behind this write).
+    const what = `the ${target === "both" ? "review" : target + " review"}`;
+    const run = (): Promise<boolean> => inFlight.current.track((async () => {
+      // Recorded before the write so an immediate z finds it (the undo waits for this write).
       const entry: UndoEntry = { t: "review", id: a.id, ...prev };
       if (changes && !readOnly) history.current.record(entry);
-      const ok = await write(a, `the ${target === "both" ? "review" : target + " review"}`, () =>
-        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), run);
-      if (!ok && changes) history.current.discard(entry);
-      return ok;
-    };
+      const outcome = await attempt(a, what, () =>
+        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), retryFailedReviews);
+      if (outcome !== "ok" && changes) history.current.discard(entry);
+      // Kept on screen as "not saved" only when sending it again may work; a refusal is said and dropped.
+      setFailedFor(a.id, outcome === "retryable" ? { target, decision, retry: run } : null);
+      return outcome === "ok";
+    })());
     return run();
   };
 
   const setClass = (a: Annotation, classId: number) => {
     const prev = latest(a).label_class ?? null;
     const review = reviewsOf(latest(a));
-    const run = async () => {
+    const run = (): Promise<boolean> => inFlight.current.track((async () => {
       const entry: UndoEntry = { t: "class", id: a.id, classId: prev, review };
       if (prev !== classId && !readOnly) history.current.record(entry);
       const ok = await write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, label_class: classId }), run);
       if (!ok && prev !== classId) history.current.discard(entry);
       return ok;
-    };
+    })());
     return run();
   };
 
-  const remove = async (a: Annotation | null) => {
-    if (!a) return;
-    const idx = annsRef.current.findIndex((x) => x.id === a.id);
-    const ok = await write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${latest(a).version}`));
-    if (ok) {
-      const snap = latest(a);
-      const rest = annsRef.current.filter((x) => x.id !== a.id);
-      updateAnns(() => rest);
-      setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
-      history.current.record({ t: "recreate", snap });
-      notify("Object deleted — press z to undo.", "info", { label: "Undo", run: () => void history.current.undo() });
-    }
+  const remove = (a: Annotation | null): Promise<void> => {
+    // A second Delete while the first is on its way would delete it again: a 404 said
+    // "deleted by someone else".
+    if (!a || deleting.current.has(a.id)) return Promise.resolve();
+    if (readOnly) return Promise.resolve(refuseReadOnly());
+    deleting.current.add(a.id);
+    return inFlight.current.track((async () => {
+      try {
+        const idx = annsRef.current.findIndex((x) => x.id === a.id);
+        const ok = await write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${latest(a).version}`));
+        if (!ok) return;
+        const snap = latest(a);
+        const rest = annsRef.current.filter((x) => x.id !== a.id);
+        updateAnns(() => rest);
+        setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
+        setFailedFor(a.id, null);
+        const entry: UndoEntry = { t: "recreate", snap };
+        // The message's Undo takes back this deletion only, and goes once it is undone.
+        const note = notify("Object deleted — press z to undo.", "info", { label: "Undo", run: () => void history.current.undoEntry(entry) });
+        history.current.record(entry, note);
+      } finally {
+        deleting.current.delete(a.id);
+      }
+    })());
   };
 
-  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly, history };
+  /** Resolves once every action started here (and what it records for undo) has finished. */
+  const settled = () => inFlight.current.settled();
+
+  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly, history, settled, failed, retryFailedReviews };
 }

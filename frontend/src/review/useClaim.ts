@@ -14,6 +14,14 @@ export interface ClaimState {
 }
 
 const HEARTBEAT_MS = 30000;
+
+/** Every mounted workspace's "forget my claim" (see forgetClaimsForSignOut). */
+const held = new Set<() => void>();
+/** Signing out: the server releases this session's claims itself, and a release sent after the
+ * session ended was a 403 (a red console error) on every sign-out from the workspace. */
+export function forgetClaimsForSignOut() {
+  held.forEach((forget) => forget());
+}
 /** backend/images/claims.py CLAIM_SECONDS: idle longer than this, the claim is not renewed. */
 export const CLAIM_TTL_MS = 300000;
 
@@ -79,11 +87,18 @@ export function useClaim(pid: number, imageId: number, canClaim = true) {
     };
     // Back from the bfcache after pagehide released it: claim again at once.
     const shown = (e: PageTransitionEvent) => { if (e.persisted && !stopped) void beat(); };
+    const forget = () => {
+      stopped = true;
+      window.clearTimeout(timer);
+      mine.current = false;
+    };
+    held.add(forget);
     window.addEventListener("pagehide", release);
     window.addEventListener("pageshow", shown);
     for (const ev of ACTIVITY) window.addEventListener(ev, active, { passive: true });
     return () => {
       stopped = true;
+      held.delete(forget);
       beatRef.current = null;
       window.clearTimeout(timer);
       window.removeEventListener("pagehide", release);

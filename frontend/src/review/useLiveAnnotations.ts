@@ -1,6 +1,7 @@
 /** Other reviewers' changes to the open image, from the project websocket. */
 import { useEffect, type Dispatch, type RefObject, type SetStateAction } from "react";
-import { get, P, type Annotation, type ImageDetail } from "../api/client";
+import { checkProjectAccess } from "../api/access";
+import { ApiError, get, P, type Annotation, type ImageDetail } from "../api/client";
 import { subscribe } from "../api/live";
 import { heldByOther, type ClaimState } from "./useClaim";
 
@@ -9,6 +10,8 @@ export function useLiveAnnotations(opts: {
   annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
   setDetail: Dispatch<SetStateAction<ImageDetail | null>>;
   setClaim: Dispatch<SetStateAction<ClaimState>>;
+  /** Someone deleted the open image (`image.deleted`, backend/images/services.py). */
+  onImageGone?: () => void;
 }) {
   const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
   useEffect(() => subscribe(pid, (ev) => {
@@ -25,10 +28,17 @@ export function useLiveAnnotations(opts: {
         }));
         const other = heldByOther(fresh, me);
         setClaim((c) => (other ? (c.state === "mine" ? c : { state: "other", by: fresh.claimed_by! }) : c.state === "other" ? { state: "pending" } : c));
-      }).catch(() => undefined);
+      }).catch(async (err) => {
+        // Missed events may include the image's deletion.
+        if (err instanceof ApiError && err.status === 404 && (await checkProjectAccess(pid)) === "ok") opts.onImageGone?.();
+      });
       return;
     }
     if (e.image !== imageId) return;
+    if (ev.type === "image.deleted") {
+      opts.onImageGone?.();
+      return;
+    }
     if (ev.type === "annotation.changed") {
       const local = annsRef.current.find((a) => a.id === e.annotation);
       if (e.action === "deleted") {

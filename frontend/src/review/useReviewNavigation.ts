@@ -1,5 +1,5 @@
 /** Moving on from the open image: accept all and next, skip, back to the previous image. */
-import { useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
 import { ApiError, P, post, type Annotation, type ImageDetail } from "../api/client";
 import { notify } from "../notify";
@@ -8,10 +8,18 @@ import { dropBundle } from "./bundle";
 import { markSkipped, nextImageId, queueFilters } from "./queue";
 import { claimMessage, claimRefusal } from "./rules";
 import type { ClaimState } from "./useClaim";
-import { cannotReviewMessage } from "./useAnnotationWrites";
+import { afterMove, stepBack } from "./trail";
+import { cannotReviewMessage, IMAGE_GONE_MESSAGE } from "./useAnnotationWrites";
 
 /** Said whenever moving on would drop a mask edit the server has not accepted. */
 export const UNSAVED_MESSAGE = "A mask edit is not saved yet — retry or undo it before moving on.";
+/** The same for a review decision the network or server failed to save. */
+export const UNSAVED_REVIEW_MESSAGE = "A review decision is not saved yet — retry it before moving on.";
+
+/** What leaving would lose, or null. */
+export function unsavedMessage(masks: number, reviews: number): string | null {
+  return masks ? UNSAVED_MESSAGE : reviews ? UNSAVED_REVIEW_MESSAGE : null;
+}
 
 /** "…in this project." + " Nothing was lost…" without doubling the full stop. */
 const sentence = (s: string) => (/[.!?…]$/.test(s.trim()) ? s.trim() : `${s.trim()}.`);
@@ -20,25 +28,36 @@ export function useReviewNavigation(opts: {
   pid: number; imageId: number; detail: ImageDetail | null; anns: Annotation[]; readOnly: boolean;
   canReview?: boolean; role?: string | null;
   unsaved: Map<number, unknown>; refuseReadOnly: () => void; setClaim: (c: ClaimState) => void;
+  /** Review decisions that failed to save (they block like an unsaved mask). */
+  unsavedReviews?: Map<number, unknown>;
+  /** The image was deleted: nothing here can be lost, every way on just opens the next image. */
+  gone?: boolean; onImageGone?: () => void;
 }) {
-  const { pid, imageId, detail, anns, readOnly, unsaved, refuseReadOnly, setClaim } = opts;
+  const { pid, imageId, detail, anns, unsaved, refuseReadOnly, setClaim } = opts;
+  const gone = !!opts.gone;
+  const readOnly = opts.readOnly && !gone;
   const canReview = opts.canReview ?? true;
-  /** An unsaved mask blocks every way on from this image (Enter, n, p, the queue). */
+  /** An unsaved mask or review blocks every way on from this image (Enter, n, p, the queue). */
   const blockedByUnsaved = (): boolean => {
-    if (!unsaved.size) return false;
-    notify(UNSAVED_MESSAGE, "error");
+    const message = gone ? null : unsavedMessage(unsaved.size, opts.unsavedReviews?.size ?? 0);
+    if (!message) return false;
+    notify(message, "error");
     return true;
   };
   const [busy, setBusy] = useState(false);
-  const historyRef = useRef<number[]>([]);
+  // The images seen before this one, whichever way they were left (n, Enter, Back/Forward, links).
+  const trail = useRef<number[]>([]);
+  const shown = useRef<number | null>(null);
+  const goingBack = useRef<{ id: number; rest: number[] } | null>(null);
+  useEffect(() => {
+    const back = goingBack.current?.id === imageId ? goingBack.current : null;
+    goingBack.current = null;
+    trail.current = back ? back.rest : afterMove(trail.current, shown.current, imageId, false);
+    shown.current = imageId;
+  }, [imageId]);
 
   const goTo = (id: number | null) => {
-    if (id === null) {
-      navigate(`/p/${pid}/review`);
-      return;
-    }
-    historyRef.current.push(imageId);
-    navigate(`/p/${pid}/review/${id}`);
+    navigate(id === null ? `/p/${pid}/review` : `/p/${pid}/review/${id}`);
   };
   const nextImage = async () => {
     try {
@@ -53,13 +72,17 @@ export function useReviewNavigation(opts: {
     markSkipped(pid, imageId);
     void nextImage();
   };
-  /** Back to the image opened before this one; false when there is none. */
+  /** Back to the image seen before this one, or say there is none. */
   const previous = (): boolean => {
-    if (!historyRef.current.length) return false;
+    const back = stepBack(trail.current, imageId);
+    if (back.id === null) {
+      notify("No previous image: this is the first image you opened here.");
+      return true;
+    }
     if (blockedByUnsaved()) return true;
-    const prev = historyRef.current.pop();
-    if (prev) navigate(`/p/${pid}/review/${prev}`);
-    return !!prev;
+    goingBack.current = { id: back.id, rest: back.rest };
+    navigate(`/p/${pid}/review/${back.id}`);
+    return true;
   };
   /** The queue page (it opens the next image with the chosen filters). */
   const toQueue = () => {
@@ -68,7 +91,9 @@ export function useReviewNavigation(opts: {
   };
 
   const acceptAllAndNext = async () => {
-    if (busy || !detail) return;
+    if (busy) return;
+    if (gone) return void nextImage(); // nothing to accept: Enter still moves on
+    if (!detail) return;
     if (readOnly) return refuseReadOnly();
     if (!canReview) {
       notify(`${cannotReviewMessage(opts.role)} Press n for the next image.`, "warn");
@@ -89,6 +114,12 @@ export function useReviewNavigation(opts: {
         notify(claimMessage(refused, "the acceptance"), "error");
       } else if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") {
         // the project layout says the user lost access
+      } else if (e instanceof ApiError && e.status === 404) {
+        // The image itself was deleted meanwhile: say so and go on, not "Image not found" and stay.
+        opts.onImageGone?.();
+        dropBundle(pid, imageId);
+        notify(`${IMAGE_GONE_MESSAGE} Opened the next image.`, "warn");
+        await nextImage();
       } else if (retryable(e)) {
         notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost; try again.`, "error");
       } else notify(`Couldn't accept this image: ${sentence(e.message)}`, "error");

@@ -7,7 +7,7 @@
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { del, P, patch, post, type Annotation, type Rle } from "../api/client";
-import { notify } from "../notify";
+import { dismiss, notify } from "../notify";
 import { claimMessage, claimRefusal } from "./rules";
 import type { Decision } from "./ObjectList";
 import type { ClaimState } from "./useClaim";
@@ -58,24 +58,36 @@ export function useUndoHistory(opts: {
   const undoRef = useRef<UndoEntry[]>([]);
   const redoRef = useRef<UndoEntry[]>([]);
   const chain = useRef<Promise<unknown>>(Promise.resolve());
+  /** The message offering to undo an entry ("Object deleted … [Undo]"): gone once it is undone. */
+  const notes = useRef(new Map<UndoEntry, number>());
   const [, setSize] = useState(0);
   const changed = () => setSize((n) => n + 1);
 
   useEffect(() => {
     undoRef.current = [];
     redoRef.current = [];
+    notes.current.clear();
     changed();
   }, [pid, imageId]);
 
   /** A user action succeeded: remember how to take it back (a new action clears redo). */
-  const record = (e: UndoEntry) => {
+  const record = (e: UndoEntry, note?: number) => {
     undoRef.current = [...undoRef.current, e].slice(-LIMIT);
     redoRef.current = [];
+    if (note !== undefined) notes.current.set(e, note);
     changed();
+  };
+
+  const forgetNote = (e: UndoEntry) => {
+    const note = notes.current.get(e);
+    if (note === undefined) return;
+    notes.current.delete(e);
+    dismiss(note);
   };
 
   const discard = (e: UndoEntry) => {
     undoRef.current = undoRef.current.filter((x) => x !== e);
+    forgetNote(e);
     changed();
   };
 
@@ -115,6 +127,11 @@ export function useUndoHistory(opts: {
       return ok ? { t: "mask", id: a.id, rle: before, review } : null;
     }
     const before = { class_review: a.class_review as Decision, mask_review: a.mask_review as Decision };
+    if (before.class_review === e.class_review && before.mask_review === e.mask_review) {
+      notify(`Nothing was undone: the object's review is already ${e.class_review === e.mask_review ? e.class_review : `class ${e.class_review}, mask ${e.mask_review}`}.`);
+      setSelId(a.id);
+      return null;
+    }
     const ok = await reviewTo(a, e.class_review, e.mask_review);
     setSelId(a.id);
     return ok ? { t: "review", id: a.id, ...before } : null;
@@ -154,14 +171,22 @@ export function useUndoHistory(opts: {
     return { t: "delete", id: created.id };
   };
 
-  const step = (redo: boolean) => {
+  /** Undo (or redo) the newest entry, or exactly `only` (a message's Undo button) while it is on the stack. */
+  const step = (redo: boolean, only?: UndoEntry) => {
     const run = async () => {
       if (readOnly) return writes.refuseReadOnly();
+      // A z pressed while a review or deletion is on its way acts once it is done: before, it
+      // compared with the object as it was and "undid" nothing, or found nothing recorded yet.
+      await writes.settled();
       const from = redo ? redoRef : undoRef;
       const to = redo ? undoRef : redoRef;
-      const entry = from.current[from.current.length - 1];
-      if (!entry) return notify(redo ? "Nothing to redo." : "Nothing to undo.");
-      from.current = from.current.slice(0, -1);
+      const entry = only ? from.current.find((x) => x === only) : from.current[from.current.length - 1];
+      if (!entry) {
+        if (only) return notify(`Nothing to undo: ${describe(only)} was already undone.`);
+        return notify(redo ? "Nothing to redo." : "Nothing to undo.");
+      }
+      from.current = from.current.filter((x) => x !== entry);
+      forgetNote(entry);
       changed();
       const inverse = await apply(entry);
       if (inverse) {
@@ -181,6 +206,7 @@ export function useUndoHistory(opts: {
     discard,
     undo: () => step(false),
     redo: () => step(true),
+    undoEntry: (e: UndoEntry) => step(false, e),
     canUndo: undoRef.current.length > 0,
     canRedo: redoRef.current.length > 0,
   };
