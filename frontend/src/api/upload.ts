@@ -3,6 +3,8 @@
  * the offset the server holds, so a dropped connection resumes where it stopped (the server says
  * where) instead of starting over. One chunk per request: no files-per-request limit applies.
  * After the last chunk the server's cpu worker validates and stores; we wait for its result.
+ * Open sessions are remembered in localStorage, so a reload (or picking the same file again
+ * later) goes on from what the server already holds instead of sending it all again.
  */
 import { ApiError, csrfToken, errorText, get, P, post } from "./client";
 import { subscribe } from "./live";
@@ -29,6 +31,7 @@ export interface Progress {
   phase: Phase;
   sent: number; // bytes the server has (plus the chunk in flight)
   note?: string; // e.g. "connection lost, retrying in 4 s"
+  resumedFrom?: number; // bytes an earlier page load already sent (this one goes on from there)
 }
 
 const HASH_LIMIT = 32 * 1024 * 1024; // hashing lets a re-upload skip known files; cheap below this
@@ -72,22 +75,109 @@ function putChunk(url: string, blob: Blob, onSent: (n: number) => void): Promise
 
 const transient = (status: number) => status === 0 || status === 502 || status === 503 || status === 504;
 
+// ------------------------------------------------------------------ remembered sessions
+
+const KEY_PREFIX = "razmetka.upload:";
+// The server drops a session that stopped receiving after 24 h (upload_sessions.STALE_AFTER).
+const REMEMBER_MS = 24 * 3600 * 1000;
+/** Files this tab is sending now (by key): the same file picked twice at once gets its own session. */
+const sending = new Set<string>();
+
+/** What identifies "the same file picked again": project, name, size, date, and its hash when known. */
+export function resumeKey(pid: number, file: File, sha256: string): string {
+  return `${KEY_PREFIX}${pid}:${file.size}:${file.lastModified}:${sha256}:${file.name}`;
+}
+
+const storage = (): Storage | null => {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage disabled: uploads still work, they just do not survive a reload
+  }
+};
+
+/** The session id remembered for `key`, unless it is older than the server keeps it. */
+export function recall(key: string, now = Date.now()): number | null {
+  try {
+    const raw = storage()?.getItem(key);
+    if (!raw) return null;
+    const { id, at } = JSON.parse(raw);
+    if (typeof id === "number" && typeof at === "number" && now - at < REMEMBER_MS) return id;
+  } catch { /* unreadable: forget it */ }
+  forget(key);
+  return null;
+}
+export function remember(key: string, id: number, now = Date.now()) {
+  try { storage()?.setItem(key, JSON.stringify({ id, at: now })); } catch { /* full or disabled */ }
+}
+export function forget(key: string) {
+  try { storage()?.removeItem(key); } catch { /* disabled */ }
+}
+
+/**
+ * The session to send `file` into: the remembered one when the server still receives it (or is
+ * already processing it), else a new one. A remembered session that is gone, finished, failed or
+ * does not match the file is forgotten.
+ */
+export async function openSession(
+  pid: number, file: File, sha256: string, key: string | null, onProgress: (p: Progress) => void,
+): Promise<{ session: UploadSession; resumed: boolean }> {
+  const base = `${P(pid)}/images/uploads/`;
+  const known = key ? recall(key) : null;
+  if (key && known !== null) {
+    try {
+      const s = await withRetry(() => get<UploadSession>(`${base}${known}/`), onProgress, 0);
+      const live = s.status === "receiving" || s.status === "queued" || s.status === "processing";
+      if (live && s.size_bytes === file.size) return { session: s, resumed: true };
+    } catch (e) {
+      // Unreachable (or not the server speaking): keep the key and report it; a refusal means start over.
+      if (!(e instanceof ApiError) || transient(e.status)) throw e;
+    }
+    forget(key);
+  }
+  const session = await withRetry(() => post<UploadSession>(base, { file_name: file.name, size_bytes: file.size, sha256 }), onProgress, 0);
+  if (key && session.status === "receiving") remember(key, session.id);
+  return { session, resumed: false };
+}
+
+// ------------------------------------------------------------------ sending
+
 /** Upload one file to the end; returns the server's report (created / duplicates / errors). */
 export async function uploadFile(pid: number, file: File, onProgress: (p: Progress) => void): Promise<UploadResult> {
-  const base = `${P(pid)}/images/uploads/`;
   onProgress({ phase: "hashing", sent: 0 });
   const sha256 = await sha256Hex(file);
-  let session = await withRetry(() => post<UploadSession>(base, { file_name: file.name, size_bytes: file.size, sha256 }), onProgress, 0);
-  const url = `${base}${session.id}/`;
+  const candidate = resumeKey(pid, file, sha256);
+  // The same file twice in this tab at once: the second gets a session of its own (not remembered).
+  const key = sending.has(candidate) ? null : candidate;
+  if (key) sending.add(key);
+  try {
+    const result = await send(pid, file, sha256, key, onProgress);
+    if (key) forget(key); // done (or refused by the worker): nothing left to resume
+    return result;
+  } catch (e) {
+    // Refused by the server: starting over is the only way. A lost connection keeps the key,
+    // so picking the file again resumes it.
+    if (key && e instanceof ApiError && !transient(e.status)) forget(key);
+    throw e;
+  } finally {
+    if (key) sending.delete(key);
+  }
+}
+
+async function send(pid: number, file: File, sha256: string, key: string | null, onProgress: (p: Progress) => void): Promise<UploadResult> {
+  const opened = await openSession(pid, file, sha256, key, onProgress);
+  let session = opened.session;
+  const url = `${P(pid)}/images/uploads/${session.id}/`;
+  const resumedFrom = opened.resumed ? session.received_bytes : undefined;
   let offset = session.received_bytes;
   let failures = 0;
   while (session.status === "receiving" && offset < file.size) {
-    onProgress({ phase: "sending", sent: offset });
+    onProgress({ phase: "sending", sent: offset, resumedFrom });
     const end = Math.min(file.size, offset + session.chunk_bytes);
     const start = offset;
     // The last chunk also finishes the upload (one request less per file).
     const last = end === file.size ? "&finish=1" : "";
-    const { status, body } = await putChunk(`${url}?offset=${start}${last}`, file.slice(start, end), (n) => onProgress({ phase: "sending", sent: start + n }));
+    const { status, body } = await putChunk(`${url}?offset=${start}${last}`, file.slice(start, end), (n) => onProgress({ phase: "sending", sent: start + n, resumedFrom }));
     if (status === 200) {
       offset = body.received_bytes;
       session = body;
@@ -96,7 +186,7 @@ export async function uploadFile(pid: number, file: File, onProgress: (p: Progre
       offset = body.received_bytes; // the server's copy is the truth: go on from there
     } else if (transient(status) && failures < MAX_RETRIES) {
       const wait = backoff(failures++);
-      onProgress({ phase: "reconnecting", sent: offset, note: `Connection lost; resuming in ${Math.round(wait / 1000)} s…` });
+      onProgress({ phase: "reconnecting", sent: offset, resumedFrom, note: `Connection lost; resuming in ${Math.round(wait / 1000)} s…` });
       await sleep(wait);
       try {
         session = await get<UploadSession>(url);
@@ -111,7 +201,7 @@ export async function uploadFile(pid: number, file: File, onProgress: (p: Progre
   if (session.status === "receiving") { // the finishing chunk's answer was lost, or it was a resumed upload
     session = await withRetry(() => post<UploadSession>(`${url}finish/`), onProgress, file.size);
   }
-  onProgress({ phase: "processing", sent: file.size });
+  onProgress({ phase: "processing", sent: file.size, resumedFrom });
   return waitForResult(pid, url, session);
 }
 

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type GalleryImage, type GalleryUploadReport, type LabelClass, type Page } from "../api/client";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
+import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 import { ExemplarThumb, LearnedDetails, SourceFilterSelect, type HardNegative, type SourceFilter } from "./galleryLearned";
 
@@ -20,6 +21,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const [negatives, setNegatives] = useState<HardNegative[]>([]);
   const [source, setSource] = useState<SourceFilter>("all");
   const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [adding, runAdd] = useInFlight();
   useEffect(() => {
     get<Page<GalleryImage>>(`${P(pid)}/gallery/?page_size=500`).then((p) => setGallery(p.results)).catch((e) => notify(`Couldn't load the gallery: ${e.message}`, "error"));
     get<Page<HardNegative>>(`${P(pid)}/gallery/negatives/?page_size=500`).then((p) => setNegatives(p.results)).catch((e) => notify(`Couldn't load the hard negatives: ${e.message}`, "error"));
@@ -63,18 +65,20 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     }
     if (!(await save(c, { name: value }))) field.value = c.name;
   };
-  const add = async (e: React.FormEvent) => {
+  const add = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      await post(`${P(pid)}/classes/`, {
-        name: name.trim(), ...(color ? { color } : {}), ...(parent ? { kind: "instance", parent } : { kind: "class" }),
-      });
-      setName("");
-      setColor(null);
-      await ctx.reloadClasses();
-    } catch (err: any) {
-      notify(`Couldn't add the class: ${err.message}`, "error");
-    }
+    void runAdd(async () => {
+      try {
+        await post(`${P(pid)}/classes/`, {
+          name: name.trim(), ...(color ? { color } : {}), ...(parent ? { kind: "instance", parent } : { kind: "class" }),
+        });
+        setName("");
+        setColor(null);
+        await ctx.reloadClasses();
+      } catch (err: any) {
+        notify(`Couldn't add the class: ${err.message}`, "error");
+      }
+    });
   };
   const upload = (files: File[], classId?: number) => {
     if (!files.length) return;
@@ -146,7 +150,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
             onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
         ) : <b>{c.name}</b>}
         {ctx.isAdmin ? (
-          <select aria-label={`kind of ${c.name}`} value={c.parent ?? ""} key={`k${c.id}:${c.version}`} onChange={(e) => moveUnder(c, e.target.value)}
+          <select className="class-kind" aria-label={`kind of ${c.name}`} value={c.parent ?? ""} key={`k${c.id}:${c.version}`} onChange={(e) => moveUnder(c, e.target.value)}
             title={instancesOf(c.id).length ? "A type with instances stays a type" : "A type, or one physical instance of a type"}>
             <option value="">type</option>
             {instancesOf(c.id).length === 0 && types.filter((t) => t.id !== c.id).map((t) => <option key={t.id} value={t.id}>instance of {t.name}</option>)}
@@ -191,7 +195,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
             </label>
             <label>Color <input type="color" value={color ?? "#888888"} onChange={(e) => setColor(e.target.value)} />
               {color === null && <span className="small muted"> auto</span>}</label>
-            <button className="primary" disabled={!name.trim()}>{parent ? "Add instance" : "Add class"}</button>
+            <button className="primary" disabled={!name.trim() || adding}>{parent ? "Add instance" : "Add class"}</button>
           </form>
           <div className="card">
             <h2>Upload an ImageFolder zip</h2>

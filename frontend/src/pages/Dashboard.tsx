@@ -4,6 +4,7 @@ import type { Job } from "../api/extra";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import { Link } from "../router";
+import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
 const STATUSES = ["new", "prelabeled", "in_review", "done"] as const;
@@ -29,6 +30,8 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
   const [boxT, setBoxT] = useState(ctx.project.box_threshold ?? 0.35);
   const [textT, setTextT] = useState(ctx.project.text_threshold ?? 0.25);
   const [scope, setScope] = useState<"new" | "all">("new");
+  const [starting, runStart] = useInFlight();
+  const [, runAct] = useInFlight();
 
   const loadJobs = async () => {
     try {
@@ -58,18 +61,21 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
     return () => clearInterval(t);
   }, [running]);
 
-  const start = async (e: React.FormEvent) => {
+  // One job per click: a double-click started two identical jobs over the same images.
+  const start = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
-      const job = await post<Job>(`${P(pid)}/jobs/`, { images: scope, ...(list.length ? { prompts: list } : {}), box_threshold: boxT, text_threshold: textT });
-      setJobs((old) => (Array.isArray(old) ? [job, ...old.filter((j) => j.id !== job.id)] : [job]));
-      notify(`Pre-annotation job #${jobNumber(job)} started for ${job.total} images.`);
-    } catch (err: any) {
-      notify(`Couldn't start pre-annotation: ${err.message}`, "error");
-    }
+    void runStart(async () => {
+      try {
+        const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
+        const job = await post<Job>(`${P(pid)}/jobs/`, { images: scope, ...(list.length ? { prompts: list } : {}), box_threshold: boxT, text_threshold: textT });
+        setJobs((old) => (Array.isArray(old) ? [job, ...old.filter((j) => j.id !== job.id)] : [job]));
+        notify(`Pre-annotation job #${jobNumber(job)} started for ${job.total} images.`);
+      } catch (err: any) {
+        notify(`Couldn't start pre-annotation: ${err.message}`, "error");
+      }
+    });
   };
-  const act = async (job: Job, what: "cancel" | "retry-failed") => {
+  const act = (job: Job, what: "cancel" | "retry-failed") => runAct(async () => {
     if (what === "cancel" && !confirm(`Cancel job #${jobNumber(job)}? Images not processed yet are skipped; finished ones keep their results.`)) return;
     try {
       const j = await post<Job>(`${P(pid)}/jobs/${job.id}/${what}/`);
@@ -77,7 +83,7 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
     } catch (err: any) {
       notify(err.message, "error");
     }
-  };
+  });
 
   return (
     <main className="page">
@@ -107,7 +113,7 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
                   <option value="all">All images (re-run)</option>
                 </select>
               </label>
-              <button className="primary" disabled={jobs === null}>Run pre-annotation</button>
+              <button className="primary" disabled={jobs === null || starting}>{starting ? "Starting…" : "Run pre-annotation"}</button>
             </form>
           )}
           <section className="card">

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { post, P } from "../api/client";
 import { notify } from "../notify";
 import { formatBytes, formatWhen, isLive, parseIdList, useExchangeJobs, type ExportJob } from "./exchange";
+import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
 /** What the user picks → the API's format + segmentation. */
@@ -30,13 +31,16 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
   const [ids, setIds] = useState("");
   const [includeImages, setIncludeImages] = useState(false);
   const [includeEmpty, setIncludeEmpty] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useInFlight();
   const [fieldError, setFieldError] = useState<Record<string, string>>({});
 
   const toggle = <T,>(list: T[], v: T) => (list.includes(v) ? list.filter((x) => x !== v) : [...list, v]);
 
-  const start = async (e: React.FormEvent) => {
+  const start = (e: React.FormEvent) => {
     e.preventDefault();
+    void run(() => startExport());
+  };
+  const startExport = async () => {
     let imageIds: number[] = [];
     try {
       imageIds = parseIdList(ids);
@@ -46,7 +50,6 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
     }
     setFieldError({});
     const choice = EXPORT_FORMATS.find((f) => f.key === fmt)!;
-    setBusy(true);
     try {
       const job = await post<ExportJob>(`${P(pid)}/exports/`, {
         format: choice.format, segmentation: choice.segmentation, include_pending: objects === "pending",
@@ -64,8 +67,6 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
       if (/^Class \d+/.test(body.detail ?? "")) fields.class_ids = body.detail;
       setFieldError(fields);
       notify(`Couldn't start the export: ${err.message}`, "error");
-    } finally {
-      setBusy(false);
     }
   };
 

@@ -1,6 +1,7 @@
 import { useRef, useState } from "react";
 import { ApiError, errorText, P, uploadWithProgress } from "../api/client";
 import { formatWhen, isLive, useExchangeJobs, type ImportJob } from "./exchange";
+import { runExclusive } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
 const IMPORT_FORMATS = [
@@ -22,9 +23,13 @@ export function ImportPage({ ctx }: { ctx: ProjectCtx }) {
   const [lastId, setLastId] = useState<number | null>(null);
   const [error, setError] = useState("");
   const input = useRef<HTMLInputElement>(null);
+  const inFlight = useRef(false); // `sending` disables the button; this drops a click before it re-renders
 
-  const start = async (e: React.FormEvent) => {
+  const start = (e: React.FormEvent) => {
     e.preventDefault();
+    void runExclusive(inFlight, () => {}, send);
+  };
+  const send = async () => {
     if (!file) return;
     setError("");
     const form = new FormData();

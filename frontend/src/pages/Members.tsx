@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { del, get, P, patch, post, type Membership, type Page } from "../api/client";
 import { notify } from "../notify";
+import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
 const ROLES = [
@@ -21,6 +22,8 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
   const [newRole, setNewRole] = useState<Role>("reviewer");
   const [newError, setNewError] = useState("");
   const [created, setCreated] = useState<{ username: string; password: string } | null>(null);
+  const [adding, runAdd] = useInFlight();
+  const [creating, runCreate] = useInFlight();
 
   const load = async () => {
     try {
@@ -31,29 +34,33 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
   };
   useEffect(() => { load(); }, [pid]);
 
-  const add = async (e: React.FormEvent) => {
+  const add = (e: React.FormEvent) => {
     e.preventDefault();
-    setAddError("");
-    try {
-      const m = await post<Membership>(`${P(pid)}/members/`, { username: username.trim(), role });
-      setMembers((old) => [...(old ?? []), m]);
-      setUsername("");
-      notify(`${m.username} joined as ${m.role}.`);
-    } catch (err: any) {
-      setAddError(err.message);
-    }
+    void runAdd(async () => {
+      setAddError("");
+      try {
+        const m = await post<Membership>(`${P(pid)}/members/`, { username: username.trim(), role });
+        setMembers((old) => [...(old ?? []), m]);
+        setUsername("");
+        notify(`${m.username} joined as ${m.role}.`);
+      } catch (err: any) {
+        setAddError(err.message);
+      }
+    });
   };
-  const createUser = async (e: React.FormEvent) => {
+  const createUser = (e: React.FormEvent) => {
     e.preventDefault();
-    setNewError("");
-    try {
-      const m = await post<Membership & { one_time_password: string }>(`${P(pid)}/members/new-user/`, { username: newName.trim(), role: newRole });
-      setMembers((old) => [...(old ?? []), m]);
-      setCreated({ username: m.username, password: m.one_time_password });
-      setNewName("");
-    } catch (err: any) {
-      setNewError(err.message);
-    }
+    void runCreate(async () => {
+      setNewError("");
+      try {
+        const m = await post<Membership & { one_time_password: string }>(`${P(pid)}/members/new-user/`, { username: newName.trim(), role: newRole });
+        setMembers((old) => [...(old ?? []), m]);
+        setCreated({ username: m.username, password: m.one_time_password });
+        setNewName("");
+      } catch (err: any) {
+        setNewError(err.message);
+      }
+    });
   };
   const changeRole = async (m: Membership, next: Role) => {
     const self = m.username === ctx.me.username;
@@ -118,7 +125,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
               </select>
             </label>
             {addError && <p className="error small" role="alert">{addError}</p>}
-            <button className="primary" disabled={!username.trim()}>Add member</button>
+            <button className="primary" disabled={!username.trim() || adding}>Add member</button>
           </form>
           {ctx.me.is_staff && (
             <form className="card" onSubmit={createUser} data-testid="new-user">
@@ -139,7 +146,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
                   <button type="button" className="small link" onClick={() => setCreated(null)}>Done</button>
                 </div>
               )}
-              <button className="primary" disabled={!newName.trim()}>Create user</button>
+              <button className="primary" disabled={!newName.trim() || creating}>Create user</button>
             </form>
           )}
         </div>

@@ -1,10 +1,11 @@
 /** "Accuracy & models" (issue 15): measured accuracy of the engine on approved objects, and
  * trained models that only an admin activates. */
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { get, post, P, type Page } from "../api/client";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import { formatWhen } from "./exchange";
+import { runExclusive } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
 type State = "queued" | "running" | "done" | "failed";
@@ -63,6 +64,7 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
   const models = useList<ModelVersion>(`${P(pid)}/models/`);
   const trainings = useList<TrainingRun>(`${P(pid)}/trainings/`);
   const [busy, setBusy] = useState("");
+  const inFlight = useRef(false); // one evaluation / training / activation per click
   const reloadAll = useCallback(() => { evals.reload(); models.reload(); trainings.reload(); }, [evals.reload, models.reload, trainings.reload]);
 
   useEffect(() => {
@@ -80,19 +82,17 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
     return () => clearInterval(t);
   }, [running, reloadAll]);
 
-  const act = async (label: string, fn: () => Promise<unknown>, ok: string) => {
-    setBusy(label);
-    try {
-      await fn();
-      notify(ok);
-      reloadAll();
-    } catch (e: any) {
-      notify(`${label} failed: ${e.message}`, "error");
-      if (e.status === 409) reloadAll();
-    } finally {
-      setBusy("");
-    }
-  };
+  const act = (label: string, fn: () => Promise<unknown>, ok: string) =>
+    runExclusive(inFlight, (on) => setBusy(on ? label : ""), async () => {
+      try {
+        await fn();
+        notify(ok);
+        reloadAll();
+      } catch (e: any) {
+        notify(`${label} failed: ${e.message}`, "error");
+        if (e.status === 409) reloadAll();
+      }
+    });
   const evaluate = () => act("Evaluation", () => post(`${P(pid)}/evaluations/`, {}), "Evaluation started.");
   const train = (kind: "head" | "maskrcnn") => act("Training", () => post(`${P(pid)}/trainings/`, { kind }), `Training of a ${kind === "head" ? "projection head" : "Mask R-CNN"} started.`);
   const decide = (m: ModelVersion, what: "activate" | "deactivate") =>

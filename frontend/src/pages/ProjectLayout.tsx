@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { get, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
+import { ApiError, get, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
 import { LOST_ACCESS_MESSAGE, onLostAccess } from "../api/access";
 import { notify } from "../notify";
 import { Link } from "../router";
@@ -15,6 +15,7 @@ import { SettingsPage } from "./Settings";
 import { NotFoundPage } from "./NotFound";
 import { ModelsPage } from "./Models";
 import { Workspace } from "../review/Workspace";
+import { useRunningUploads } from "./uploadStore";
 
 export interface ProjectCtx {
   project: Project;
@@ -29,6 +30,30 @@ export interface ProjectCtx {
 
 type Section = "dashboard" | "upload" | "images" | "review" | "classes" | "export" | "import" | "members" | "settings" | "models";
 const SECTIONS: Section[] = ["upload", "images", "review", "classes", "export", "import", "members", "settings", "models"];
+
+/** The tabs a role sees: viewers get no Upload or Import (they could only be told "not allowed"),
+ * only admins get Members and Settings. */
+export function tabsFor(role: string): { to: string; label: string; section: Section }[] {
+  const canAnnotate = role !== "viewer";
+  const isAdmin = role === "admin";
+  const all: [string, string, Section, boolean][] = [
+    ["", "Dashboard", "dashboard", true],
+    ["/upload", "Upload", "upload", canAnnotate],
+    ["/images", "Images", "images", true],
+    ["/review", "Review", "review", true],
+    ["/classes", "Classes & gallery", "classes", true],
+    ["/export", "Export", "export", true],
+    ["/import", "Import", "import", canAnnotate],
+    ["/models", "Accuracy & models", "models", true],
+    ["/members", "Members", "members", isAdmin],
+    ["/settings", "Settings", "settings", isAdmin],
+  ];
+  return all.filter(([, , , shown]) => shown).map(([to, label, section]) => ({ to, label, section }));
+}
+
+/** Whether a failed class list load is worth a toast: not when the project itself is out of reach
+ * (not a member, deleted), which the page already says in words. */
+export const reportClassesError = (e: unknown) => !(e instanceof ApiError && (e.status === 404 || e.status === 403));
 
 /** The section a sub-path names, the image of /review/<id>, or null for an unknown path. */
 export function parseSub(sub: string): { section: Section; imageId?: number } | null {
@@ -49,7 +74,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
       const page = await get<Page<LabelClass>>(`${P(projectId)}/classes/?page_size=500&ordering=name`);
       setClasses(page.results);
     } catch (e: any) {
-      notify(`Couldn't load classes: ${e.message}`, "error");
+      if (reportClassesError(e)) notify(`Couldn't load classes: ${e.message}`, "error");
     }
   }, [projectId]);
   useEffect(() => {
@@ -60,6 +85,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   }, [projectId, reloadClasses]);
   // Removed from the project (or it was deleted) while a page of it is open: say so, offer the list.
   useEffect(() => onLostAccess((p) => { if (p === projectId) setError(LOST_ACCESS_MESSAGE); }), [projectId]);
+  const uploading = useRunningUploads(projectId);
   if (error) {
     return (
       <main className="page" data-testid="project-error">
@@ -80,7 +106,10 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   const route = parseSub(sub);
   const section = route?.section;
   const tab = (to: string, label: string, s: Section) => (
-    <Link to={`${base}${to}`} className={section === s ? "tab active" : "tab"}>{label}</Link>
+    <Link key={s} to={`${base}${to}`} className={section === s ? "tab active" : "tab"}
+      title={s === "upload" && uploading ? `${uploading} files still uploading` : undefined}>
+      {label}{s === "upload" && uploading > 0 && <span className="badge badge-running" data-testid="uploads-running"> {uploading}</span>}
+    </Link>
   );
   const forbidden = (what: string) => (
     <main className="page" data-testid="forbidden"><p className="muted">Your role ({role}) can't {what} in this project. Ask a project admin.</p></main>
@@ -88,7 +117,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   let body: React.ReactNode;
   switch (section) {
     case "dashboard": body = <Dashboard ctx={ctx} />; break;
-    case "upload": body = <UploadPage ctx={ctx} />; break;
+    case "upload": body = ctx.canAnnotate ? <UploadPage ctx={ctx} /> : forbidden("upload images"); break;
     case "images": body = <ImagesPage ctx={ctx} />; break;
     case "review": body = route?.imageId ? <Workspace key={project.id} ctx={ctx} imageId={route.imageId} /> : <ReviewQueue ctx={ctx} />; break;
     case "classes": body = <ClassesPage ctx={ctx} />; break;
@@ -103,16 +132,7 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     <>
       <nav className="tabs">
         <span className="project-name" title={project.name}>{project.name}</span>
-        {tab("", "Dashboard", "dashboard")}
-        {tab("/upload", "Upload", "upload")}
-        {tab("/images", "Images", "images")}
-        {tab("/review", "Review", "review")}
-        {tab("/classes", "Classes & gallery", "classes")}
-        {tab("/export", "Export", "export")}
-        {ctx.canAnnotate && tab("/import", "Import", "import")}
-        {tab("/models", "Accuracy & models", "models")}
-        {ctx.isAdmin && tab("/members", "Members", "members")}
-        {ctx.isAdmin && tab("/settings", "Settings", "settings")}
+        {tabsFor(role).map((t) => tab(t.to, t.label, t.section))}
       </nav>
       {body}
     </>

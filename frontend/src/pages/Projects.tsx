@@ -2,25 +2,29 @@ import { useEffect, useState } from "react";
 import { get, post, type Page, type Project } from "../api/client";
 import { notify } from "../notify";
 import { Link, navigate } from "../router";
+import { useInFlight } from "./inFlight";
 
 export function ProjectsPage() {
   const [projects, setProjects] = useState<Project[] | null>(null);
   const [name, setName] = useState("");
   const [prompts, setPrompts] = useState("hammer . screwdriver . wrench . pliers");
+  const [busy, run] = useInFlight();
   useEffect(() => {
     get<Page<Project>>("/api/projects/?page_size=500")
       .then((p) => setProjects(p.results))
       .catch((e) => notify(`Couldn't load projects: ${e.message}`, "error"));
   }, []);
-  const create = async (e: React.FormEvent) => {
+  const create = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
-      const p = await post<Project>("/api/projects/", { name, ...(list.length ? { prompts: list } : {}) });
-      navigate(`/p/${p.id}`);
-    } catch (err: any) {
-      notify(`Couldn't create the project: ${err.message}`, "error");
-    }
+    void run(async () => {
+      try {
+        const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
+        const p = await post<Project>("/api/projects/", { name, ...(list.length ? { prompts: list } : {}) });
+        navigate(`/p/${p.id}`);
+      } catch (err: any) {
+        notify(`Couldn't create the project: ${err.message}`, "error");
+      }
+    });
   };
   return (
     <main className="page">
@@ -44,7 +48,7 @@ export function ProjectsPage() {
         <h2>New project</h2>
         <label>Name <input name="project-name" value={name} onChange={(e) => setName(e.target.value)} required /></label>
         <label>Prompts (separated by “.”) <input name="prompts" value={prompts} onChange={(e) => setPrompts(e.target.value)} /></label>
-        <button className="primary" disabled={!name.trim()}>Create project</button>
+        <button className="primary" disabled={!name.trim() || busy}>{busy ? "Creating…" : "Create project"}</button>
       </form>
     </main>
   );

@@ -9,6 +9,11 @@ export function SetPasswordPage({ me, onDone }: { me: Me; onDone: (me: Me) => vo
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const mismatch = again !== "" && next !== again;
+  // The server's verdict was on the passwords it saw: once a field changes it no longer applies.
+  const edit = (set: (v: string) => void) => (e: React.ChangeEvent<HTMLInputElement>) => {
+    set(e.target.value);
+    setError("");
+  };
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     setBusy(true);
@@ -25,9 +30,9 @@ export function SetPasswordPage({ me, onDone }: { me: Me; onDone: (me: Me) => vo
     <form className="login card" onSubmit={submit} data-testid="set-password">
       <h1>Set your password</h1>
       <p className="muted small">Hello {me.username}. You signed in with a one-time password; choose your own to continue.</p>
-      <label>One-time password<input name="current_password" type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} /></label>
-      <label>New password<input name="new_password" type="password" autoComplete="new-password" value={next} onChange={(e) => setNext(e.target.value)} /></label>
-      <label>New password again<input name="new_password_again" type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} /></label>
+      <label>One-time password<input name="current_password" type="password" autoComplete="current-password" value={current} onChange={edit(setCurrent)} /></label>
+      <label>New password<input name="new_password" type="password" autoComplete="new-password" value={next} onChange={edit(setNext)} /></label>
+      <label>New password again<input name="new_password_again" type="password" autoComplete="new-password" value={again} onChange={edit(setAgain)} /></label>
       {mismatch && <p className="error small">The two new passwords differ.</p>}
       {error && <p className="error" role="alert">{error}</p>}
       <button className="primary" disabled={busy || !current || !next || next !== again}>{busy ? "Saving…" : "Set password"}</button>

@@ -1,20 +1,9 @@
-import { useRef, useState } from "react";
-import { pool, uploadFile, type Phase, type UploadResult } from "../api/upload";
+import { useRef } from "react";
+import type { Phase, UploadResult } from "../api/upload";
 import { Link } from "../router";
 import type { ProjectCtx } from "./ProjectLayout";
+import { startUploads, useUploads } from "./uploadStore";
 
-interface Item {
-  id: number;
-  name: string;
-  size: number;
-  sent: number;
-  phase: Phase;
-  note?: string;
-  result?: UploadResult;
-  error?: string;
-}
-let seq = 0;
-const PARALLEL = 3; // files in flight at once: enough to hide latency, few enough to keep order visible
 const SHOWN = 200; // rows drawn; a 10,000-file drop is summarised by the totals
 
 /** An upload that added nothing, skipped nothing and refused nothing: an empty archive. */
@@ -29,25 +18,10 @@ const LABEL: Record<Phase, string> = {
 };
 
 export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
-  const [items, setItems] = useState<Item[]>([]);
+  // The list outlives this page (uploadStore.ts): leaving and coming back shows running uploads.
+  const items = useUploads(ctx.project.id);
   const input = useRef<HTMLInputElement>(null);
-  const update = (id: number, patch: Partial<Item>) => setItems((list) => list.map((i) => (i.id === id ? { ...i, ...patch } : i)));
-
-  const start = (files: File[]) => {
-    if (!files.length) return;
-    const added: Item[] = files.map((f) => ({ id: ++seq, name: f.name, size: f.size, sent: 0, phase: "waiting" }));
-    setItems((list) => [...list, ...added]);
-    const jobs = added.map((item, i) => ({ item, file: files[i] }));
-    void pool(jobs, PARALLEL, async ({ item, file }) => {
-      try {
-        const result = await uploadFile(ctx.project.id, file, (p) => update(item.id, { phase: p.phase, sent: p.sent, note: p.note }));
-        const failed = result.created.length === 0 && result.duplicates.length === 0 && result.errors.length > 0;
-        update(item.id, { phase: failed ? "failed" : "done", sent: file.size, note: undefined, result });
-      } catch (e: any) {
-        update(item.id, { phase: "failed", note: undefined, error: e?.message ?? String(e) });
-      }
-    });
-  };
+  const start = (files: File[]) => void startUploads(ctx.project.id, files);
 
   const total = items.reduce((s, i) => s + i.size, 0);
   const sent = items.reduce((s, i) => s + Math.min(i.sent, i.size), 0);
@@ -61,14 +35,14 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   return (
     <main className="page">
       <h1>Upload images</h1>
-      {!ctx.canAnnotate ? <p className="muted">Viewers can't upload.</p> : (
+      {ctx.canAnnotate && ( // viewers have no Upload tab (ProjectLayout)
         <div
           className="dropzone"
           onDragOver={(e) => e.preventDefault()}
           onDrop={(e) => { e.preventDefault(); start([...e.dataTransfer.files]); }}
           onClick={() => input.current?.click()}
         >
-          <p>Drop images or zip archives here, or click to choose files. Large sets are fine: files go in pieces and resume after a dropped connection.</p>
+          <p>Drop images or zip archives here, or click to choose files. Large sets are fine: files go in pieces and resume after a dropped connection. After a reload, pick the same files again to go on where they stopped.</p>
           <input ref={input} type="file" name="files" multiple accept="image/*,.zip" hidden
             onChange={(e) => { start([...(e.target.files ?? [])]); e.target.value = ""; }} />
         </div>
@@ -101,6 +75,9 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               </span>
             </div>
             {it.phase !== "failed" && <progress max={Math.max(it.size, 1)} value={Math.min(it.sent, it.size)} />}
+            {it.resumedFrom !== undefined && it.resumedFrom > 0 && (
+              <p className="small muted" data-testid="upload-resumed">Resumed: {mb(it.resumedFrom)} were already on the server.</p>
+            )}
             {it.note && <p className="small muted" role="status">{it.note}</p>}
             {it.error && <p className="error">{it.name}: {it.error}</p>}
             {it.result && isEmpty(it.result) && (

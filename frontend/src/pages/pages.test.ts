@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from "vitest";
 import { clearForNavigation, currentNotes, dismiss, NAVIGATION_GRACE_MS, notify } from "../notify";
 import { parseIdList } from "./exchange";
 import { readListParams } from "./Images";
-import { parseSub } from "./ProjectLayout";
+import { ApiError } from "../api/client";
+import { parseSub, reportClassesError, tabsFor } from "./ProjectLayout";
 import { splitPrompts, validate } from "./Settings";
 
 describe("project routes", () => {
@@ -16,6 +17,22 @@ describe("project routes", () => {
     expect(parseSub("/memberz")).toBeNull();
     expect(parseSub("/review/abc")).toBeNull();
     expect(parseSub("/export/3")).toBeNull();
+  });
+});
+
+describe("project tabs", () => {
+  it("hide what a role could only be refused", () => {
+    const labels = (role: string) => tabsFor(role).map((t) => t.label);
+    expect(labels("viewer")).toEqual(["Dashboard", "Images", "Review", "Classes & gallery", "Export", "Accuracy & models"]);
+    expect(labels("annotator")).toEqual(["Dashboard", "Upload", "Images", "Review", "Classes & gallery", "Export", "Import", "Accuracy & models"]);
+    expect(labels("admin")).toContain("Members");
+    expect(labels("admin")).toContain("Settings");
+  });
+
+  it("say nothing about classes when the project itself is out of reach (the page says it)", () => {
+    expect(reportClassesError(new ApiError(404, { detail: "Project not found." }, "Project not found."))).toBe(false);
+    expect(reportClassesError(new ApiError(500, null, "Request failed (500)."))).toBe(true);
+    expect(reportClassesError(new ApiError(0, null, "offline"))).toBe(true);
   });
 });
 

@@ -1,0 +1,141 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { forget, openSession, recall, remember, resumeKey, uploadFile, type Progress, type UploadSession } from "./upload";
+
+/** localStorage as the browser has it (node has none). */
+class MemoryStorage {
+  data = new Map<string, string>();
+  getItem(k: string) { return this.data.get(k) ?? null; }
+  setItem(k: string, v: string) { this.data.set(k, v); }
+  removeItem(k: string) { this.data.delete(k); }
+}
+
+const file = (name = "scan.png", size = 20, lastModified = 1_700_000_000_000) => new File([new Uint8Array(size)], name, { lastModified });
+const session = (over: Partial<UploadSession>): UploadSession => ({
+  id: 1, file_name: "scan.png", size_bytes: 20, received_bytes: 0, status: "receiving",
+  result: { created: [], duplicates: [], errors: [] }, chunk_bytes: 8, ...over,
+});
+const sha256 = async (bytes: ArrayBuffer) =>
+  [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+let storage: MemoryStorage;
+let calls: { method: string; url: string }[];
+/** The server: answers by "METHOD url" from `routes`, and records every request. */
+function serve(routes: Record<string, () => Response>) {
+  calls = [];
+  vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
+    const method = init.method ?? "GET";
+    calls.push({ method, url });
+    const answer = routes[`${method} ${url}`];
+    if (!answer) throw new Error(`unexpected ${method} ${url}`);
+    return answer();
+  });
+}
+
+beforeEach(() => {
+  storage = new MemoryStorage();
+  vi.stubGlobal("localStorage", storage);
+  vi.stubGlobal("document", { cookie: "" });
+});
+afterEach(() => vi.unstubAllGlobals());
+
+describe("remembered upload sessions", () => {
+  it("are keyed by project, file identity and hash", () => {
+    const a = resumeKey(3, file(), "ab");
+    expect(a).not.toBe(resumeKey(4, file(), "ab"));
+    expect(a).not.toBe(resumeKey(3, file("other.png"), "ab"));
+    expect(a).not.toBe(resumeKey(3, file("scan.png", 21), "ab"));
+    expect(a).not.toBe(resumeKey(3, file("scan.png", 20, 5), "ab"));
+    expect(a).not.toBe(resumeKey(3, file(), "cd"));
+    expect(a).toBe(resumeKey(3, file(), "ab"));
+  });
+
+  it("are recalled until forgotten, and not after the server has dropped them", () => {
+    remember("k", 42, 1000);
+    expect(recall("k", 2000)).toBe(42);
+    expect(recall("k", 1000 + 25 * 3600 * 1000)).toBeNull(); // older than the server keeps it
+    expect(storage.data.has("k")).toBe(false);
+    remember("k", 43);
+    forget("k");
+    expect(recall("k")).toBeNull();
+    storage.setItem("k", "{not json");
+    expect(recall("k")).toBeNull();
+  });
+});
+
+describe("opening a session", () => {
+  const base = "/api/projects/3/images/uploads/";
+  const noop = () => {};
+
+  it("goes on with the remembered one while the server still receives it", async () => {
+    const key = resumeKey(3, file(), "");
+    remember(key, 7);
+    serve({ [`GET ${base}7/`]: () => json(200, session({ id: 7, received_bytes: 8 })) });
+    const { session: s, resumed } = await openSession(3, file(), "", key, noop);
+    expect(resumed).toBe(true);
+    expect(s.id).toBe(7);
+    expect(s.received_bytes).toBe(8);
+    expect(calls.map((c) => c.method)).toEqual(["GET"]); // no new session
+  });
+
+  it.each([
+    ["gone", () => json(404, { detail: "Upload not found." })],
+    ["finished", () => json(200, session({ id: 7, status: "done" }))],
+    ["failed", () => json(200, session({ id: 7, status: "failed" }))],
+    ["for another file", () => json(200, session({ id: 7, size_bytes: 99 }))],
+  ])("starts a new one when the remembered one is %s, and remembers that", async (_, answer) => {
+    const key = resumeKey(3, file(), "");
+    remember(key, 7);
+    serve({ [`GET ${base}7/`]: answer, [`POST ${base}`]: () => json(201, session({ id: 8 })) });
+    const { session: s, resumed } = await openSession(3, file(), "", key, noop);
+    expect(resumed).toBe(false);
+    expect(s.id).toBe(8);
+    expect(recall(key)).toBe(8);
+  });
+
+  it("remembers a new session, but not one the server answered at once (a known duplicate)", async () => {
+    const key = resumeKey(3, file(), "");
+    serve({ [`POST ${base}`]: () => json(201, session({ id: 9 })) });
+    await openSession(3, file(), "", key, noop);
+    expect(recall(key)).toBe(9);
+    forget(key);
+    serve({ [`POST ${base}`]: () => json(201, session({ id: 10, status: "done" })) });
+    await openSession(3, file(), "", key, noop);
+    expect(recall(key)).toBeNull();
+  });
+
+  it("resumes a reloaded upload whose bytes are all in, and forgets the key once it is through", async () => {
+    const f = file();
+    const sha = await sha256(new ArrayBuffer(20));
+    const key = resumeKey(3, f, sha);
+    remember(key, 12);
+    const report = { created: [5], duplicates: [], errors: [] };
+    serve({
+      // The finishing chunk's answer was lost with the page: all 20 bytes are on the server.
+      [`GET ${base}12/`]: () => json(200, session({ id: 12, received_bytes: 20 })),
+      [`POST ${base}12/finish/`]: () => json(200, session({ id: 12, received_bytes: 20, status: "done", result: report })),
+    });
+    const seen: Progress[] = [];
+    const result = await uploadFile(3, f, (p) => seen.push(p));
+    expect(result.created).toEqual([5]);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([`GET ${base}12/`, `POST ${base}12/finish/`]); // nothing sent again
+    expect(seen.at(-1)).toMatchObject({ phase: "processing", resumedFrom: 20 });
+    expect(recall(key)).toBeNull();
+  });
+
+  it("keeps the key when the connection is lost for good, so picking the file again resumes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout"] }); // the retry waits; hashing still runs for real
+    const f = file();
+    const sha = await sha256(new ArrayBuffer(20));
+    const key = resumeKey(3, f, sha);
+    remember(key, 13);
+    serve({ [`GET ${base}13/`]: () => json(503, { detail: "down" }) });
+    const outcome = uploadFile(3, f, () => {}).then(() => "done", (e) => e.status);
+    await vi.waitFor(() => expect(calls.length).toBeGreaterThan(0)); // hashed, then asked the server
+    await vi.runAllTimersAsync();
+    expect(await outcome).toBe(503);
+    expect(calls.length).toBeGreaterThan(5); // it kept asking before giving up
+    expect(recall(key)).toBe(13);
+    vi.useRealTimers();
+  });
+});
