@@ -19,3 +19,32 @@ def open_review(page, proj, image):
     """The review workspace of `image`, once its masks are drawn."""
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
     expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
+
+
+def toast(page, text):
+    return page.get_by_test_id("toast").filter(has_text=text)
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run a service call off the browser's thread: Playwright's event loop lives in this one and
+    the services' live events (async_to_sync) refuse to run next to a running loop."""
+    import threading
+
+    from django.db import connection
+
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised below
+            result["error"] = exc
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(30)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

@@ -11,7 +11,7 @@ from backend.images.models import Image, ImageStatus
 from tests.backend.factories import image_bytes, zip_bytes
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, wait_for
+from .steps import in_thread, open_review, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-for-tests-123"
@@ -159,31 +159,6 @@ def test_conflict_shows_a_message_and_reloads(page, project, login_as):
     expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_attribute("data-class", "wrench")
     ann.refresh_from_db()
     assert ann.label_class_id == wrench.pk and ann.mask_review == ReviewState.PENDING
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run a service call off the browser's thread: Playwright's event loop lives in this one and
-    the services' live events (async_to_sync) refuse to run next to a running loop."""
-    import threading
-
-    from django.db import connection
-
-    result = {}
-
-    def target():
-        try:
-            result["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # re-raised below
-            result["error"] = exc
-        finally:
-            connection.close()
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(30)
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 def test_another_reviewers_change_appears_live(page, project, login_as):

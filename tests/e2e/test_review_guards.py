@@ -12,7 +12,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.projects.models import LabelClass, Membership
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, wait_for
+from .steps import open_review, toast, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 UNSAVED = "A mask edit is not saved yet"
@@ -23,10 +23,6 @@ ANNOTATION_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/$")
 def project():
     owner = make_user("olga")
     return make_project(owner, name="Hand tools"), owner
-
-
-def toast(page, text):
-    return page.get_by_test_id("toast").filter(has_text=text)
 
 
 def dismiss(page, text):

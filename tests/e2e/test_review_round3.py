@@ -14,7 +14,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.images.models import Image
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review
+from .steps import in_thread, open_review, toast
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REVIEW_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/review/$")
@@ -25,10 +25,6 @@ DELETE_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/\?version=\d+$")
 def project():
     owner = make_user("olga")
     return make_project(owner, name="Hand tools"), owner
-
-
-def toast(page, text):
-    return page.get_by_test_id("toast").filter(has_text=text)
 
 
 def until(page, predicate, timeout=10.0, what="condition"):
@@ -49,30 +45,6 @@ def slowly(page, ms: int = 700):
         page.wait_for_timeout(ms)
         route.continue_()
     return handler
-
-
-def in_thread(fn, *args, **kwargs):
-    """A service call off the browser's thread (its live events refuse to run next to Playwright's loop)."""
-    import threading
-
-    from django.db import connection
-
-    result = {}
-
-    def target():
-        try:
-            result["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # re-raised below
-            result["error"] = exc
-        finally:
-            connection.close()
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(30)
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 def two_objects(proj, seed=1):
