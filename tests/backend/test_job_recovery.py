@@ -182,6 +182,7 @@ def worker_env(tiny_models_config: str, prefix: str, **extra) -> dict:
 def worker_queues(settings, name: str) -> str:
     prefix = f"{name}{os.getpid()}-"
     settings.QUEUE_CPU, settings.QUEUE_GPU = f"{prefix}cpu", f"{prefix}gpu"
+    settings.QUEUE_INTERACTIVE = f"{prefix}interactive"
     return prefix
 
 
