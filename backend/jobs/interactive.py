@@ -39,6 +39,7 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     proposal}: `proposal` is the token that lets the create call attach this evidence
     (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
+    _require_free(image, user, "segmenting")
     result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_INTERACTIVE)
     answer = _wait(result, image.pk)
     answer["proposal"] = proposals.remember(
@@ -79,6 +80,18 @@ def segment_box_match(image_id: int, box: list[float]) -> dict:
         "candidates": fields["candidates"],
         "gallery_size": len(gallery),
     }
+
+
+def _require_free(image, user, doing: str) -> None:
+    """Another reviewer's claim refuses the click before the worker spends a SAM pass on it: the
+    object it proposes could not be saved (a create on a held image is refused too)."""
+    holder = active_claimant(image)
+    if holder is not None and (user is None or holder.pk != user.pk):
+        raise ClaimConflict(
+            f"This image is held by {holder.username} until {image.claim_expires_at:%H:%M:%S} UTC; "
+            f"{doing} needs it free. Try again when they have moved on.",
+            extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
+        )
 
 
 def _wait(result, image_id: int) -> dict:
@@ -132,13 +145,7 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
         raise GeometryError("give at least one point or a box", field="points")
     if annotation_id is not None and not Annotation.objects.filter(pk=annotation_id, image=image).exists():
         raise NotFound("Annotation not found.")
-    holder = active_claimant(image)
-    if holder is not None and holder.pk != user.pk:
-        raise ClaimConflict(
-            f"This image is held by {holder.username} until {image.claim_expires_at:%H:%M:%S} UTC; "
-            "refining needs it free. Try again when they have moved on.",
-            extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
-        )
+    _require_free(image, user, "refining")
     started = time.perf_counter()
     result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_INTERACTIVE)
     answer = _wait(result, image.pk)

@@ -113,3 +113,8 @@ def test_roles_membership_and_claims(client_for):
     Image.objects.filter(pk=image.pk).update(claimed_by=holder, claim_expires_at=timezone.now() + timedelta(minutes=5))
     claimed = client_for(owner).post(url(project, image), ok, format="json")
     assert claimed.status_code == 409 and claimed.json()["claimed_by"] == "holder"
+    # Box-segment likewise: it answered a mask that the create call then refused (left alone, stop 27).
+    segment = client_for(owner).post(f"/api/projects/{project.pk}/images/{image.pk}/segment/", {"box": [2, 2, 20, 20]},
+                                     format="json")
+    assert segment.status_code == 409 and segment.json()["claimed_by"] == "holder", segment.content
+    assert "segmenting needs it free" in segment.json()["detail"]

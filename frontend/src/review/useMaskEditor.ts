@@ -171,7 +171,7 @@ export function useMaskEditor(opts: {
       if (refused) {
         setClaim({ state: "other", by: refused.by });
         notify(claimMessage(refused, "the new object"), "error");
-      } else if (e instanceof ApiError && (e.status === 404 || e.status === 405)) notify("Box → SAM mask isn't available on this server yet.", "warn");
+      } else if (e instanceof ApiError && e.status === 405) notify("Box → SAM mask isn't available on this server yet.", "warn");
       else notify(`SAM couldn't segment that box: ${(e as Error).message}`, "error");
     } finally {
       segmentingRef.current = false;
