@@ -142,7 +142,8 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
-        image_services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request))
+        image_services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request),
+                                    user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

@@ -86,7 +86,7 @@ def _known(report: UploadReport, own: set, project: Project, sha256: str, name: 
 
 
 @transaction.atomic
-def delete_image(*, project: Project, image_id: int, version: int | None) -> None:
+def delete_image(*, project: Project, image_id: int, version: int | None, user=None) -> None:
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
@@ -99,7 +99,8 @@ def delete_image(*, project: Project, image_id: int, version: int | None) -> Non
     image.delete()
     forget_deleted_images(jobs)  # a job whose images all went must not stay "running"
     transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
-    events.emit(project.pk, "image.deleted", image=image_id)
+    # Who: the reviewer who had it open reads "deleted by olga", not "by someone else".
+    events.emit(project.pk, "image.deleted", image=image_id, by=getattr(user, "username", None))
 
 
 def ensure_thumbnail(image: Image) -> str:

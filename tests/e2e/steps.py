@@ -15,6 +15,16 @@ def wait_for(predicate, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def until(page, predicate, timeout=10.0, what="condition"):
+    """`wait_for` that keeps Playwright's loop running: route handlers and listeners only run then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def open_review(page, proj, image):
     """The review workspace of `image`, once its masks are drawn."""
     page.goto(f"/p/{proj.pk}/review/{image.pk}")

@@ -14,7 +14,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.images.models import Image
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import in_thread, open_review, toast
+from .steps import in_thread, open_review, toast, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REVIEW_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/review/$")
@@ -25,18 +25,6 @@ DELETE_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/\?version=\d+$")
 def project():
     owner = make_user("olga")
     return make_project(owner, name="Hand tools"), owner
-
-
-def until(page, predicate, timeout=10.0, what="condition"):
-    """`wait_for` that keeps Playwright's loop running: route handlers and listeners only run then."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def slowly(page, ms: int = 700):
@@ -224,10 +212,13 @@ def test_an_image_deleted_while_open_says_so_and_moves_on(page, project, login_a
     # Live: someone deletes the open image.
     open_review(page, proj, first)
     page.wait_for_timeout(300)  # let the websocket join the project group
-    in_thread(image_services.delete_image, project=proj, image_id=first.pk, version=Image.objects.get(pk=first.pk).version)
+    boris = make_user("boris")
+    in_thread(image_services.delete_image, project=proj, image_id=first.pk, version=Image.objects.get(pk=first.pk).version,
+              user=boris)
     workspace = page.get_by_test_id("workspace")
     expect(workspace).to_have_attribute("data-gone", "true")
-    expect(page.get_by_test_id("read-only-reason")).to_contain_text("This image was deleted by someone else")
+    # The event names who (it said "someone else" even when the deleter was known).
+    expect(page.get_by_test_id("read-only-reason")).to_contain_text("This image was deleted by boris.")
     expect(page.get_by_test_id("tool-brush")).to_be_disabled()
     page.keyboard.press("Enter")
     expect(page).not_to_have_url(re.compile(rf"/review/{first.pk}$"))

@@ -7,7 +7,7 @@ export type BoxMode = "new" | "replace";
 
 const TOOLS: Tool[] = ["select", "brush", "eraser", "polygon", "box", "click"];
 const TOOL_LABEL: Record<Tool, string> = {
-  select: "Select / pan (v)", brush: "Brush (b)", eraser: "Eraser (e)", polygon: "Polygon (l)", box: "Box → SAM (x)", click: "Click → SAM (o)",
+  select: "Select (v)", brush: "Brush (b)", eraser: "Eraser (e)", polygon: "Polygon (l)", box: "Box → SAM (x)", click: "Click → SAM (o)",
 };
 const TOOL_HELP: Record<Tool, string> = {
   select: "Click an object to select it; drag to pan; wheel to zoom",
@@ -28,7 +28,22 @@ export function StageBar(props: {
   onFit: () => void; onToggleOverlays: () => void; onHelp: () => void;
 }) {
   const { tool, readOnly } = props;
+  // The current tool's options (box mode), hint and SAM's busy sign have a row of their own: inside
+  // the bar they wrapped it to two rows (the ? button alone on the second) at 1400 px.
+  // Always there (the short help for select and box too): a row that came and went with the tool
+  // would resize the stage under the picture.
+  const hint = readOnly ? <span className="small">{TOOL_HELP.select}</span>
+    : tool === "click" ? (
+      <span className="small tool-hint" data-testid="click-hint">
+        click: add · right/Shift-click: remove · Enter saves · Esc discards
+        {props.refineInfo.points > 0 && ` · ${props.refineInfo.points} point${props.refineInfo.points > 1 ? "s" : ""}`}
+        {props.refineInfo.ms !== null && ` · ${Math.round(props.refineInfo.ms)} ms${props.refineInfo.cached ? " (cached)" : ""}`}
+      </span>
+    ) : tool === "brush" || tool === "eraser" ? <span className="small">size {props.brushPx}px ([ / ])</span>
+    : tool === "polygon" ? <span className="small tool-hint">click vertices · Enter closes · Alt: hole · Ctrl: add · drag outline vertices</span>
+    : <span className="small">{TOOL_HELP[tool]}</span>;
   return (
+    <>
     <div className="stage-bar" data-testid="stage-bar">
       {TOOLS.map((t) => (
         <button key={t} className={tool === t ? "active" : ""} onClick={() => props.onTool(t)} data-testid={`tool-${t}`}
@@ -36,6 +51,15 @@ export function StageBar(props: {
           {t === "click" && <ClickIcon />} {TOOL_LABEL[t]}
         </button>
       ))}
+      <span className="spacer" />
+      {/* Arrows, not words: the bar fits one row at 1280 px with them. */}
+      <button onClick={props.onUndo} disabled={readOnly || !props.canUndo} title="Undo (z / Ctrl+Z)" aria-label="Undo" data-testid="undo">↶</button>
+      <button onClick={props.onRedo} disabled={readOnly || !props.canRedo} title="Redo (Shift+Z / Ctrl+Shift+Z)" aria-label="Redo">↷</button>
+      <button onClick={props.onFit} title="Fit (f)">Fit</button>
+      <button onClick={props.onToggleOverlays} title="Hide/show masks (h)">{props.showOverlays ? "Hide masks" : "Show masks"}</button>
+      <button onClick={props.onHelp} title="Keyboard shortcuts (?)">?</button>
+    </div>
+    <div className="stage-hint" data-testid="stage-hint">
       {tool === "box" && !readOnly && (
         <span className="seg-mode" role="radiogroup" aria-label="Box → SAM mode" data-testid="box-mode" data-mode={props.boxMode}>
           <button role="radio" aria-checked={props.boxMode === "new"} className={props.boxMode === "new" ? "active" : ""}
@@ -52,24 +76,11 @@ export function StageBar(props: {
       {props.segmenting && (
         <span className="seg-busy" role="status" data-testid="sam-busy"><Spinner /> Asking SAM… (first call ~10 s)</span>
       )}
-      {tool === "click" && !readOnly && (
-        <span className="small tool-hint" data-testid="click-hint">
-          click: add · right/Shift-click: remove · Enter saves · Esc discards
-          {props.refineInfo.points > 0 && ` · ${props.refineInfo.points} point${props.refineInfo.points > 1 ? "s" : ""}`}
-          {props.refineInfo.ms !== null && ` · ${Math.round(props.refineInfo.ms)} ms${props.refineInfo.cached ? " (cached)" : ""}`}
-        </span>
-      )}
       {props.refining && (
         <span className="seg-busy" role="status" data-testid="refine-busy"><Spinner /> Refining…</span>
       )}
-      {(tool === "brush" || tool === "eraser") && !readOnly && <span className="small">size {props.brushPx}px ([ / ])</span>}
-      {tool === "polygon" && !readOnly && <span className="small tool-hint">click vertices · Enter closes · Alt: hole · Ctrl: add · drag outline vertices</span>}
-      <span className="spacer" />
-      <button onClick={props.onUndo} disabled={readOnly || !props.canUndo} title="Undo (z / Ctrl+Z)" data-testid="undo">Undo</button>
-      <button onClick={props.onRedo} disabled={readOnly || !props.canRedo} title="Redo (Shift+Z / Ctrl+Shift+Z)">Redo</button>
-      <button onClick={props.onFit} title="Fit (f)">Fit</button>
-      <button onClick={props.onToggleOverlays} title="Hide/show masks (h)">{props.showOverlays ? "Hide masks" : "Show masks"}</button>
-      <button onClick={props.onHelp} title="Keyboard shortcuts (?)">?</button>
+      <span className="hint-text">{hint}</span>
     </div>
+    </>
   );
 }

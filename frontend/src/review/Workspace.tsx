@@ -43,9 +43,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const [claim, setClaim] = useClaim(pid, imageId, ctx.canAnnotate);
   // Deleted by someone else (live event, or a 404 on it): read-only, and every way on opens the next image.
   const [gone, setGone] = useState(false);
-  useEffect(() => setGone(false), [pid, imageId]);
-  const onImageGone = () => {
+  const [goneBy, setGoneBy] = useState<string | null>(null);
+  useEffect(() => { setGone(false); setGoneBy(null); }, [pid, imageId]);
+  const onImageGone = (by?: string) => {
     setGone(true);
+    if (by) setGoneBy(by);
     setClaim({ state: "none" }); // nothing left to release (it would only 404)
     dropBundle(pid, imageId);
   };
@@ -124,7 +126,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   });
 
   const readOnlyReason = gone
-    ? `${IMAGE_GONE_MESSAGE} Nothing on it can be changed.`
+    ? `${goneBy ? `This image was deleted by ${goneBy}.` : IMAGE_GONE_MESSAGE} Nothing on it can be changed.`
     : !ctx.canAnnotate
     ? `Read-only: your role (${ctx.project.my_role ?? "viewer"}) can only view this project.`
     : `Read-only: ${claim.by ?? "another reviewer"} has this image open. You can look, but changes are off until they move on.`;
@@ -140,7 +142,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           refining={refine.busy} refineInfo={refine.info}
           canUndo={history.canUndo} canRedo={history.canRedo} onUndo={() => void history.undo()} onRedo={() => void history.redo()}
           onToggleOverlays={() => setShowOverlays((s) => !s)} onHelp={() => setHelp(true)} />
-        {/* The bar sits above the picture, not over it: at 1280 px it wraps to two rows. */}
+        {/* The bar and its hint row sit above the picture, not over it (one row each down to 1280 px). */}
         <div className="stage-view" ref={wrapRef}>
         <canvas
           ref={canvasRef}

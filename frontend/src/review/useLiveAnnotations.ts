@@ -11,7 +11,7 @@ export function useLiveAnnotations(opts: {
   setDetail: Dispatch<SetStateAction<ImageDetail | null>>;
   setClaim: Dispatch<SetStateAction<ClaimState>>;
   /** Someone deleted the open image (`image.deleted`, backend/images/services.py). */
-  onImageGone?: () => void;
+  onImageGone?: (by?: string) => void;
 }) {
   const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
   useEffect(() => subscribe(pid, (ev) => {
@@ -36,7 +36,7 @@ export function useLiveAnnotations(opts: {
     }
     if (e.image !== imageId) return;
     if (ev.type === "image.deleted") {
-      opts.onImageGone?.();
+      opts.onImageGone?.(typeof e.by === "string" && e.by !== me ? e.by : undefined);
       return;
     }
     if (ev.type === "annotation.changed") {
