@@ -8,6 +8,7 @@ import { ProjectLayout } from "./pages/ProjectLayout";
 import { NotFoundPage } from "./pages/NotFound";
 import { SetPasswordPage } from "./pages/SetPassword";
 import { forgetClaimsForSignOut } from "./review/useClaim";
+import { runningCount, stopAllUploads } from "./pages/uploadStore";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -15,7 +16,13 @@ export function App() {
   const pathname = path.split("?")[0];
 
   useEffect(() => {
-    setOnUnauthorized(() => setMe(null));
+    setOnUnauthorized(() => {
+      // Signed out elsewhere (or the session ended): the uploads stop too, resumable after signing in.
+      const uploading = runningCount();
+      stopAllUploads();
+      if (uploading) notify(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`, "warn");
+      setMe(null);
+    });
     get<Me>("/api/auth/me/")
       .then(setMe)
       .catch((e) => {
@@ -40,6 +47,10 @@ export function App() {
     );
 
   const logout = async () => {
+    const uploading = runningCount();
+    if (uploading && !window.confirm(`${uploading} upload${uploading > 1 ? "s are" : " is"} still running. Signing out stops `
+      + "them; pick the same files again after signing in to resume where they stopped. Sign out anyway?")) return;
+    stopAllUploads(); // nothing goes on uploading under the next user of this tab
     forgetClaimsForSignOut(); // the server releases them on sign-out
     try {
       await post("/api/auth/logout/");

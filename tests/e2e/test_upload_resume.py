@@ -16,6 +16,7 @@ from backend.images.upload_sessions import CHUNK_BYTES
 from tests.backend.factories import image_bytes
 
 from .seed import make_project, make_user
+from .steps import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-uploads")
@@ -127,3 +128,61 @@ def test_a_cut_connection_resumes_where_it_stopped(page, project, login_as, cele
         "() => [...document.querySelectorAll('[data-testid=queue-recent] img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     shot(page, "queue-recent-thumbnails")
+
+
+def test_signing_out_mid_upload_asks_stops_it_and_the_same_file_resumes_after_signing_in(
+        page, project, login_as, celery_worker, tmp_path):
+    """A sign-out mid-upload forgot the saved session (the file started over after signing in), and
+    the files still queued went on uploading under whoever signed in next on the tab."""
+    proj, owner = project
+    login_as(owner)
+    big = tmp_path / "big-scan.png"  # a file on disk: picked again, it has the same date (part of its resume key)
+    big.write_bytes(big_png(2))
+    held: list = []
+    offsets: list[str] = []
+
+    def chunk_route(route):
+        offset = parse_qs(urlsplit(route.request.url).query)["offset"][0]
+        offsets.append(offset)
+        if offset != "0" and not held:
+            held.append(route)  # the second chunk hangs: the upload is mid-way at the sign-out
+        else:
+            route.continue_()
+
+    def is_chunk(url: str) -> bool:
+        return "/images/uploads/" in url and "offset=" in url
+
+    page.route(is_chunk, chunk_route)
+    page.goto(f"/p/{proj.pk}/upload")
+    page.set_input_files("input[name=files]", files=[big])
+    until(page, lambda: held, timeout=30, what=f"the second chunk (sent: {offsets})")
+
+    questions: list[str] = []
+
+    def answer(dialog):
+        questions.append(dialog.message)
+        dialog.dismiss() if len(questions) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_timeout(300)
+    assert "1 upload is still running" in questions[0], questions
+    expect(page.get_by_test_id("whoami")).to_be_visible()  # dismissed: still signed in, still uploading
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Username")).to_be_visible()
+    assert len(questions) == 2
+    page.unroute(is_chunk)
+    try:
+        held[0].abort("connectionreset")
+    except Exception:  # the browser already gave the stopped request up
+        pass
+
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/upload")
+    expect(page.get_by_test_id("upload-item")).to_have_count(0)  # the signed-out list is gone
+    page.set_input_files("input[name=files]", files=[big])
+    item = page.get_by_test_id("upload-item")
+    expect(item.get_by_test_id("upload-resumed")).to_contain_text("were already on the server", timeout=60_000)
+    expect(page.get_by_test_id("upload-total-created")).to_have_text("1 added", timeout=60_000)
+    assert offsets.count("0") == 1, f"the first chunk was sent once: {offsets}"
+    assert Image.objects.filter(project=proj, original_name="big-scan.png").count() == 1

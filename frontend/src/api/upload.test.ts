@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { forget, openSession, recall, remember, resumeKey, uploadFile, type Progress, type UploadSession } from "./upload";
+import { forget, forgetStale, openSession, recall, remember, resumeKey, uploadFile, type Progress, type UploadSession } from "./upload";
 
 /** localStorage as the browser has it (node has none). */
 class MemoryStorage {
@@ -7,6 +7,8 @@ class MemoryStorage {
   getItem(k: string) { return this.data.get(k) ?? null; }
   setItem(k: string, v: string) { this.data.set(k, v); }
   removeItem(k: string) { this.data.delete(k); }
+  get length() { return this.data.size; }
+  key(i: number) { return [...this.data.keys()][i] ?? null; }
 }
 
 const file = (name = "scan.png", size = 20, lastModified = 1_700_000_000_000) => new File([new Uint8Array(size)], name, { lastModified });
@@ -60,6 +62,16 @@ describe("remembered upload sessions", () => {
     expect(recall("k")).toBeNull();
     storage.setItem("k", "{not json");
     expect(recall("k")).toBeNull();
+  });
+
+  it("older than the server keeps them are swept on load, not only when the same file comes back", () => {
+    const day = 24 * 3600 * 1000;
+    remember("razmetka.upload:1:old", 1, 1000);
+    remember("razmetka.upload:1:new", 2, 1000 + day);
+    storage.setItem("razmetka.upload:1:junk", "{");
+    storage.setItem("someone-else", "{\"at\": 0}");
+    forgetStale(1000 + day + 60_000);
+    expect([...storage.data.keys()].sort()).toEqual(["razmetka.upload:1:new", "someone-else"]);
   });
 });
 
@@ -137,5 +149,29 @@ describe("opening a session", () => {
     expect(calls.length).toBeGreaterThan(5); // it kept asking before giving up
     expect(recall(key)).toBe(13);
     vi.useRealTimers();
+  });
+
+  it("keeps the key when signed out meanwhile (403), so the same file resumes after signing in", async () => {
+    // It was forgotten: after signing in again the file started over from its first byte.
+    const f = file();
+    const key = resumeKey(3, f, await sha256(new ArrayBuffer(20)));
+    remember(key, 14);
+    serve({ [`GET ${base}14/`]: () => json(403, { detail: "Authentication credentials were not provided." }) });
+    const status = await uploadFile(3, f, () => {}).then(() => "done", (e) => e.status);
+    expect(status).toBe(403);
+    expect(calls.map((c) => c.method)).toEqual(["GET"]); // no new session opened
+    expect(recall(key)).toBe(14);
+  });
+
+  it("stops at once when its signal is aborted, keeping the key", async () => {
+    const f = file();
+    const key = resumeKey(3, f, await sha256(new ArrayBuffer(20)));
+    remember(key, 15);
+    const stop = new AbortController();
+    serve({ [`GET ${base}15/`]: () => { stop.abort(); return json(200, session({ id: 15, received_bytes: 8 })); } });
+    const outcome = await uploadFile(3, f, () => {}, stop.signal).then(() => "done", (e) => e.message);
+    expect(outcome).toBe("Upload stopped.");
+    expect(calls.map((c) => c.method)).toEqual(["GET"]); // no chunk sent after the stop
+    expect(recall(key)).toBe(15);
   });
 });

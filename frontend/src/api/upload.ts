@@ -52,9 +52,10 @@ async function sha256Hex(file: File): Promise<string> {
 }
 
 /** PUT one chunk with upload progress (fetch has none). Resolves with status and parsed body. */
-function putChunk(url: string, blob: Blob, onSent: (n: number) => void): Promise<{ status: number; body: any }> {
+function putChunk(url: string, blob: Blob, onSent: (n: number) => void, signal?: AbortSignal): Promise<{ status: number; body: any }> {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
+    signal?.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.open("PUT", url);
     xhr.withCredentials = true;
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
@@ -74,6 +75,19 @@ function putChunk(url: string, blob: Blob, onSent: (n: number) => void): Promise
 }
 
 const transient = (status: number) => status === 0 || status === 502 || status === 503 || status === 504;
+/** A refusal that is about the caller, not the file: signed out (or the role lowered meanwhile).
+ * Signing in again and picking the file resumes it, so its session is not forgotten. */
+const aboutTheCaller = (status: number) => status === 401 || status === 403;
+
+/** Thrown when the upload was stopped (a sign-out): nothing failed, the file can be resumed. */
+export class UploadStopped extends Error {
+  constructor() {
+    super("Upload stopped.");
+  }
+}
+const checkStopped = (signal?: AbortSignal) => {
+  if (signal?.aborted) throw new UploadStopped();
+};
 
 // ------------------------------------------------------------------ remembered sessions
 
@@ -113,6 +127,17 @@ export function remember(key: string, id: number, now = Date.now()) {
 export function forget(key: string) {
   try { storage()?.removeItem(key); } catch { /* disabled */ }
 }
+/** Drop remembered sessions the server has dropped by now: a file never picked again left its
+ * key in the browser for good. Run once per page load. */
+export function forgetStale(now = Date.now()) {
+  const store = storage();
+  if (!store) return;
+  try {
+    const keys = Array.from({ length: store.length }, (_, i) => store.key(i)).filter((k): k is string => !!k?.startsWith(KEY_PREFIX));
+    keys.forEach((k) => recall(k, now)); // recall forgets what is too old or unreadable
+  } catch { /* disabled */ }
+}
+if (typeof window !== "undefined") forgetStale();
 
 /**
  * The session to send `file` into: the remembered one when the server still receives it (or is
@@ -130,8 +155,9 @@ export async function openSession(
       const live = s.status === "receiving" || s.status === "queued" || s.status === "processing";
       if (live && s.size_bytes === file.size) return { session: s, resumed: true };
     } catch (e) {
-      // Unreachable (or not the server speaking): keep the key and report it; a refusal means start over.
-      if (!(e instanceof ApiError) || transient(e.status)) throw e;
+      // Unreachable (or not the server speaking) or signed out: keep the key and report it; a
+      // refusal of the session means start over.
+      if (!(e instanceof ApiError) || transient(e.status) || aboutTheCaller(e.status)) throw e;
     }
     forget(key);
   }
@@ -143,28 +169,30 @@ export async function openSession(
 // ------------------------------------------------------------------ sending
 
 /** Upload one file to the end; returns the server's report (created / duplicates / errors). */
-export async function uploadFile(pid: number, file: File, onProgress: (p: Progress) => void): Promise<UploadResult> {
+export async function uploadFile(pid: number, file: File, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<UploadResult> {
   onProgress({ phase: "hashing", sent: 0 });
   const sha256 = await sha256Hex(file);
+  checkStopped(signal);
   const candidate = resumeKey(pid, file, sha256);
   // The same file twice in this tab at once: the second gets a session of its own (not remembered).
   const key = sending.has(candidate) ? null : candidate;
   if (key) sending.add(key);
   try {
-    const result = await send(pid, file, sha256, key, onProgress);
+    const result = await send(pid, file, sha256, key, onProgress, signal);
     if (key) forget(key); // done (or refused by the worker): nothing left to resume
     return result;
   } catch (e) {
-    // Refused by the server: starting over is the only way. A lost connection keeps the key,
-    // so picking the file again resumes it.
-    if (key && e instanceof ApiError && !transient(e.status)) forget(key);
+    // Refused by the server: starting over is the only way. A lost connection, a sign-out or a stop
+    // keeps the key, so picking the file again resumes it.
+    if (key && e instanceof ApiError && !transient(e.status) && !aboutTheCaller(e.status)) forget(key);
     throw e;
   } finally {
     if (key) sending.delete(key);
   }
 }
 
-async function send(pid: number, file: File, sha256: string, key: string | null, onProgress: (p: Progress) => void): Promise<UploadResult> {
+async function send(pid: number, file: File, sha256: string, key: string | null, onProgress: (p: Progress) => void,
+                    signal?: AbortSignal): Promise<UploadResult> {
   const opened = await openSession(pid, file, sha256, key, onProgress);
   let session = opened.session;
   const url = `${P(pid)}/images/uploads/${session.id}/`;
@@ -172,12 +200,14 @@ async function send(pid: number, file: File, sha256: string, key: string | null,
   let offset = session.received_bytes;
   let failures = 0;
   while (session.status === "receiving" && offset < file.size) {
+    checkStopped(signal);
     onProgress({ phase: "sending", sent: offset, resumedFrom });
     const end = Math.min(file.size, offset + session.chunk_bytes);
     const start = offset;
     // The last chunk also finishes the upload (one request less per file).
     const last = end === file.size ? "&finish=1" : "";
-    const { status, body } = await putChunk(`${url}?offset=${start}${last}`, file.slice(start, end), (n) => onProgress({ phase: "sending", sent: start + n, resumedFrom }));
+    const { status, body } = await putChunk(`${url}?offset=${start}${last}`, file.slice(start, end), (n) => onProgress({ phase: "sending", sent: start + n, resumedFrom }), signal);
+    checkStopped(signal);
     if (status === 200) {
       offset = body.received_bytes;
       session = body;
@@ -188,6 +218,7 @@ async function send(pid: number, file: File, sha256: string, key: string | null,
       const wait = backoff(failures++);
       onProgress({ phase: "reconnecting", sent: offset, resumedFrom, note: `Connection lost; resuming in ${Math.round(wait / 1000)} s…` });
       await sleep(wait);
+      checkStopped(signal);
       try {
         session = await get<UploadSession>(url);
         offset = session.received_bytes;
@@ -198,11 +229,12 @@ async function send(pid: number, file: File, sha256: string, key: string | null,
       throw new ApiError(status, body, errorText(body, status));
     }
   }
+  checkStopped(signal);
   if (session.status === "receiving") { // the finishing chunk's answer was lost, or it was a resumed upload
     session = await withRetry(() => post<UploadSession>(`${url}finish/`), onProgress, file.size);
   }
   onProgress({ phase: "processing", sent: file.size, resumedFrom });
-  return waitForResult(pid, url, session);
+  return waitForResult(pid, url, session, signal);
 }
 
 async function withRetry<T>(call: () => Promise<T>, onProgress: (p: Progress) => void, sent: number): Promise<T> {
@@ -219,7 +251,7 @@ async function withRetry<T>(call: () => Promise<T>, onProgress: (p: Progress) =>
 }
 
 /** Wait for the worker: woken by the project's live event, with a slow poll as the fallback. */
-function waitForResult(pid: number, url: string, session: UploadSession): Promise<UploadResult> {
+function waitForResult(pid: number, url: string, session: UploadSession, signal?: AbortSignal): Promise<UploadResult> {
   if (session.status === "done" || session.status === "failed") return Promise.resolve(session.result);
   return new Promise((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -242,6 +274,8 @@ function waitForResult(pid: number, url: string, session: UploadSession): Promis
         timer = setTimeout(check, backoff(failures++));
       });
     };
+    // Stopped (a sign-out): the worker still finishes the file; this tab no longer waits for it.
+    signal?.addEventListener("abort", () => { if (!finished) finish(() => reject(new UploadStopped())); }, { once: true });
     timer = setTimeout(check, 700);
   });
 }

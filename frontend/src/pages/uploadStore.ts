@@ -22,6 +22,9 @@ const PARALLEL = 3; // files in flight at once: enough to hide latency, few enou
 const EMPTY: Item[] = [];
 let seq = 0;
 const lists = new Map<number, Item[]>(); // by project
+// Aborted by a sign-out: the files in flight stop and the queued ones never start, so nothing
+// goes on uploading under the next user who signs in on this tab.
+let controller = new AbortController();
 const subs = new Set<() => void>();
 const emit = () => subs.forEach((s) => s());
 
@@ -45,6 +48,14 @@ export function resetUploads() {
   emit();
 }
 
+/** Sign-out: stop every upload and forget the list. The server keeps what it received (for 24 h)
+ * and this browser keeps the sessions, so the same files picked after signing in resume. */
+export function stopAllUploads() {
+  controller.abort();
+  controller = new AbortController();
+  resetUploads();
+}
+
 function update(pid: number, id: number, patch: Partial<Item>) {
   lists.set(pid, uploadsOf(pid).map((i) => (i.id === id ? { ...i, ...patch } : i)));
   emit();
@@ -53,16 +64,20 @@ function update(pid: number, id: number, patch: Partial<Item>) {
 /** Queue `files` for project `pid`; `upload` is the sender (api/upload.ts, replaced in tests). */
 export function startUploads(pid: number, files: File[], upload = uploadFile): Promise<void> {
   if (!files.length) return Promise.resolve();
+  const { signal } = controller;
   const added: Item[] = files.map((f) => ({ id: ++seq, name: f.name, size: f.size, sent: 0, phase: "waiting" }));
   lists.set(pid, [...uploadsOf(pid), ...added]);
   emit();
   const jobs = added.map((item, i) => ({ item, file: files[i] }));
   return pool(jobs, PARALLEL, async ({ item, file }) => {
+    if (signal.aborted) return;
     try {
-      const result = await upload(pid, file, (p) => update(pid, item.id, { phase: p.phase, sent: p.sent, note: p.note, resumedFrom: p.resumedFrom }));
+      const result = await upload(pid, file, (p) => update(pid, item.id, { phase: p.phase, sent: p.sent, note: p.note, resumedFrom: p.resumedFrom }), signal);
+      if (signal.aborted) return;
       const failed = result.created.length === 0 && result.duplicates.length === 0 && result.errors.length > 0;
       update(pid, item.id, { phase: failed ? "failed" : "done", sent: file.size, note: undefined, result });
     } catch (e: any) {
+      if (signal.aborted) return;
       update(pid, item.id, { phase: "failed", note: undefined, error: e?.message ?? String(e) });
     }
   });
