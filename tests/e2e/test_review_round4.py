@@ -1,12 +1,16 @@
-"""Regression tests for the review workspace, fourth round: the stage bar stays one row with every
-tool at 1400 px (the tool hints wrapped it, leaving `?` alone on a second row)."""
+"""Regression tests for the review workspace, fourth round (black-box report ui4): the stage bar
+stays one row with every tool, a Retry after someone else's change is a conflict."""
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
 
+from backend.annotations.models import Annotation
+
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review
+from .steps import in_thread, open_review, toast, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,3 +45,44 @@ def test_the_stage_bar_is_one_row_with_every_tool(page, project, login_as, width
         page.keyboard.press("Escape")
     # The picture's room does not change with the tool (the canvas is not resized under the user).
     assert len(heights) == 1, heights
+
+
+ANNOTATION_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/$")
+
+
+def test_a_retry_after_someone_elses_change_is_a_conflict_not_an_overwrite(page, project, login_as):
+    """Retry sent the newest version seen, which the live update had raised to the other change's:
+    the failed edit was saved over the newer class without a word."""
+    from backend.annotations import services as annotation_services
+
+    proj, owner = project
+    hammer, wrench, pliers = (make_class(proj, n) for n in ("hammer", "wrench", "pliers"))
+    image = make_image(proj, width=400, height=300, seed=5)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 20, 20, 120, 120))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    row = page.get_by_test_id(f"object-{ann.pk}")
+    row.click()
+
+    page.route(ANNOTATION_URL, lambda r: r.fulfill(status=502, body="bad gateway") if r.request.method == "PATCH" else r.continue_())
+    row.locator("select").select_option(label="wrench")  # the network fails
+    failed = toast(page, "Couldn't save the class")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+
+    # Meanwhile the object is changed elsewhere (another tab): the live update shows it here.
+    in_thread(annotation_services.update_annotation, project=proj, annotation_id=ann.pk, user=owner,
+              version=Annotation.objects.get(pk=ann.pk).version, class_id=pliers.pk)
+    expect(row).to_contain_text("pliers")
+    changed = Annotation.objects.get(pk=ann.pk).version
+
+    page.unroute(ANNOTATION_URL)
+    failed.get_by_role("button", name="Retry").click()
+    expect(toast(page, "Someone else changed this object")).to_be_visible()
+    saved = Annotation.objects.get(pk=ann.pk)
+    assert saved.label_class_id == pliers.pk and saved.version == changed, "the newer change was kept"
+    expect(row).to_contain_text("pliers")
+
+    # An edit made now, on what is shown, saves as usual.
+    row.locator("select").select_option(label="wrench")
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk, what="the class saved")

@@ -1,6 +1,7 @@
 /**
  * Writes to the open image's objects: review decisions, class changes and deletions. Writes to
- * one object are queued so each carries the version the previous one returned; every failure is
+ * one object are queued so each carries the version the previous one returned (never a version
+ * someone else's change made after the action: see Write); every failure is
  * shown and loses nothing silently (a review the network or server failed stays on screen as
  * "not saved" and blocks moving on, like an unsaved mask). Each successful user action is
  * recorded for undo (useUndoHistory, wired in through `history`); an undo first waits for the
@@ -26,7 +27,12 @@ export interface HistoryHooks {
   undoEntry: (e: UndoEntry) => unknown;
 }
 
-export type Write = (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void) => Promise<boolean>;
+/** `fn` gets the version to send: the one the user's action was `based` on (default: the object's
+ * version when the write is asked for), or a newer one only when this tab's own writes made it.
+ * A Retry (or a queued write) after someone else's change therefore answers 409 instead of
+ * overwriting it; it used the newest version seen, so a Retry saved over a newer change. */
+export type Write = (ann: Annotation, what: string, fn: (version: number) => Promise<Annotation | void>, retry?: () => void,
+  based?: number) => Promise<boolean>;
 
 /** A review decision the server has not stored (offline, server down): shown, retried, guarded. */
 export interface FailedReview {
@@ -51,6 +57,8 @@ export function useAnnotationWrites(opts: {
 }) {
   const { pid, imageId, canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId } = opts;
   const chains = useRef(new Map<number, Promise<unknown>>());
+  /** Versions this tab's own writes produced, per object (see Write). */
+  const own = useRef(new Map<number, Set<number>>());
   const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undoEntry: () => {} });
   const inFlight = useRef(new InFlight());
   /** Objects whose deletion is on its way: a second Delete on one is ignored (it 404ed). */
@@ -63,6 +71,7 @@ export function useAnnotationWrites(opts: {
 
   useEffect(() => {
     chains.current.clear();
+    own.current.clear();
     deleting.current.clear();
     setFailed(new Map());
   }, [pid, imageId]);
@@ -80,6 +89,15 @@ export function useAnnotationWrites(opts: {
 
   const replace = (a: Annotation) => updateAnns((list) => list.map((x) => (x.id === a.id ? a : x)));
   const latest = (a: Annotation) => annsRef.current.find((x) => x.id === a.id) ?? a;
+  const mine = (a: Annotation) => {
+    const seen = own.current.get(a.id) ?? new Set<number>();
+    own.current.set(a.id, seen.add(a.version));
+  };
+  /** The version to send for an action made on `based`: newer only if this tab wrote it. */
+  const versionFor = (a: Annotation, based: number) => {
+    const now = latest(a).version;
+    return now === based || own.current.get(a.id)?.has(now) ? now : based;
+  };
   const queued = <T,>(id: number, fn: () => Promise<T>): Promise<T> => {
     const run = (chains.current.get(id) ?? Promise.resolve()).then(fn);
     chains.current.set(id, run.catch(() => undefined));
@@ -94,14 +112,18 @@ export function useAnnotationWrites(opts: {
 
   /** Run a write for one object; 409 reloads the object with a clear message, nothing is lost silently.
    * "retryable": the network or the server failed, the same write may still succeed. */
-  const attempt = async (ann: Annotation, what: string, fn: () => Promise<Annotation | void>, retry?: () => void): Promise<"ok" | "retryable" | "failed"> => {
+  const attempt = async (ann: Annotation, what: string, fn: (version: number) => Promise<Annotation | void>, retry?: () => void,
+    based = latest(ann).version): Promise<"ok" | "retryable" | "failed"> => {
     if (readOnly) {
       refuseReadOnly();
       return "failed";
     }
     try {
-      const res = await queued(ann.id, fn);
-      if (res) replace(res);
+      const res = await queued(ann.id, () => fn(versionFor(ann, based)));
+      if (res) {
+        mine(res);
+        replace(res);
+      }
       if (res && !canReview && (res.class_review === "pending" || res.mask_review === "pending"))
         setEdited((s) => new Set(s).add(res.id));
       return "ok";
@@ -136,7 +158,7 @@ export function useAnnotationWrites(opts: {
       return "failed";
     }
   };
-  const write: Write = (ann, what, fn, retry) => inFlight.current.track(attempt(ann, what, fn, retry).then((r) => r === "ok"));
+  const write: Write = (ann, what, fn, retry, based) => inFlight.current.track(attempt(ann, what, fn, retry, based).then((r) => r === "ok"));
   /** After a 404 on an object: is the open image itself gone? */
   const imageGone = async () => {
     try {
@@ -163,12 +185,13 @@ export function useAnnotationWrites(opts: {
     const prev = { class_review: before.class_review as Decision, mask_review: before.mask_review as Decision };
     const changes = (target !== "mask" && prev.class_review !== decision) || (target !== "class" && prev.mask_review !== decision);
     const what = `the ${target === "both" ? "review" : target + " review"}`;
+    const based = before.version;
     const run = (): Promise<boolean> => inFlight.current.track((async () => {
       // Recorded before the write so an immediate z finds it (the undo waits for this write).
       const entry: UndoEntry = { t: "review", id: a.id, ...prev };
       if (changes && !readOnly) history.current.record(entry);
-      const outcome = await attempt(a, what, () =>
-        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: latest(a).version, target, decision }), retryFailedReviews);
+      const outcome = await attempt(a, what, (version) =>
+        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version, target, decision }), retryFailedReviews, based);
       if (outcome !== "ok" && changes) history.current.discard(entry);
       // Kept on screen as "not saved" only when sending it again may work; a refusal is said and dropped.
       setFailedFor(a.id, outcome === "retryable" ? { target, decision, retry: run } : null);
@@ -180,10 +203,11 @@ export function useAnnotationWrites(opts: {
   const setClass = (a: Annotation, classId: number) => {
     const prev = latest(a).label_class ?? null;
     const review = reviewsOf(latest(a));
+    const based = latest(a).version;
     const run = (): Promise<boolean> => inFlight.current.track((async () => {
       const entry: UndoEntry = { t: "class", id: a.id, classId: prev, review };
       if (prev !== classId && !readOnly) history.current.record(entry);
-      const ok = await write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, label_class: classId }), run);
+      const ok = await write(a, "the class", (version) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version, label_class: classId }), run, based);
       if (!ok && prev !== classId) history.current.discard(entry);
       return ok;
     })());
@@ -199,7 +223,7 @@ export function useAnnotationWrites(opts: {
     return inFlight.current.track((async () => {
       try {
         const idx = annsRef.current.findIndex((x) => x.id === a.id);
-        const ok = await write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${latest(a).version}`));
+        const ok = await write(a, "the deletion", (version) => del(`${P(pid)}/annotations/${a.id}/?version=${version}`));
         if (!ok) return;
         const snap = latest(a);
         const rest = annsRef.current.filter((x) => x.id !== a.id);

@@ -43,8 +43,9 @@ export function useMaskEditor(opts: {
 
   const saveMask = async (a: Annotation, rle: Rle): Promise<boolean> => {
     setUnsaved((m) => new Map(m).set(a.id, rle));
+    const based = latest(a).version; // a Retry sends the version this edit was made on
     const run = async () => {
-      const ok = await write(a, "the mask", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: latest(a).version, mask_rle: rle }), run);
+      const ok = await write(a, "the mask", (version) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version, mask_rle: rle }), run, based);
       if (ok) forget(a.id);
       else if (editRef.current?.annId === a.id) {
         // A conflict reloaded the object: drop the edit session so the current mask shows.

@@ -102,7 +102,7 @@ export function useUndoHistory(opts: {
       return null;
     }
     if (e.t === "delete") {
-      const ok = await writes.write(a, "the deletion", () => del(`${P(pid)}/annotations/${a.id}/?version=${writes.latest(a).version}`));
+      const ok = await writes.write(a, "the deletion", (v) => del(`${P(pid)}/annotations/${a.id}/?version=${v}`));
       if (!ok) return null;
       const snap = writes.latest(a);
       updateAnns((list) => list.filter((x) => x.id !== a.id));
@@ -112,7 +112,7 @@ export function useUndoHistory(opts: {
     if (e.t === "class") {
       const before = a.label_class ?? null;
       const review = reviewsOf(a);
-      let ok = await writes.write(a, "the class", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: writes.latest(a).version, label_class: e.classId }));
+      let ok = await writes.write(a, "the class", (v) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: v, label_class: e.classId }));
       if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
       setSelId(a.id);
       return ok ? { t: "class", id: a.id, classId: before, review } : null;
@@ -121,7 +121,7 @@ export function useUndoHistory(opts: {
       const before = a.mask_rle;
       const review = reviewsOf(a);
       if (editRef.current?.annId === a.id) editRef.current = null; // the restored mask draws from its overlay
-      let ok = await writes.write(a, "the mask", () => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: writes.latest(a).version, mask_rle: e.rle }));
+      let ok = await writes.write(a, "the mask", (v) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: v, mask_rle: e.rle }));
       if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
       setSelId(a.id);
       return ok ? { t: "mask", id: a.id, rle: before, review } : null;
@@ -139,7 +139,7 @@ export function useUndoHistory(opts: {
 
   const reviewTo = async (a: Annotation, cls: Decision, mask: Decision): Promise<boolean> => {
     const send = (target: "class" | "mask" | "both", decision: Decision) =>
-      writes.write(a, "the review", () => post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: writes.latest(a).version, target, decision }));
+      writes.write(a, "the review", (v) => post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: v, target, decision }));
     if (cls === mask) return a.class_review === cls && a.mask_review === mask ? true : send("both", cls);
     let ok = true;
     if (a.class_review !== cls) ok = await send("class", cls);
