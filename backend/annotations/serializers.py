@@ -44,8 +44,26 @@ class ReviewSerializer(StrictFieldsMixin, serializers.Serializer):
     decision = serializers.ChoiceField(choices=ReviewState.choices)
 
 
+MAX_SEEN = 10_000  # objects on one image a reviewer can list; far above what a screen shows
+
+
 class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="The image's version, if the client wants it checked.")
+    seen = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2), required=False,
+        max_length=MAX_SEEN,
+        help_text="[[object id, version], …] as the reviewer saw them. An object this would accept that is missing "
+                  "here or at another version refuses the whole call: 409 with `changed` (ids) and `current` (those "
+                  "objects now). The image's `version` does not change when its objects do.",
+    )
+
+    def validate_seen(self, pairs):
+        seen = {}
+        for object_id, version in pairs:
+            if object_id in seen:
+                raise serializers.ValidationError(f"object {object_id} is listed twice")
+            seen[object_id] = version
+        return seen
 
 
 class AnnotationEventSerializer(serializers.ModelSerializer):

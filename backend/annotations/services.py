@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from backend.core.errors import DomainError, NotFound, PermissionDenied
+from backend.core.errors import DomainError, NotFound, PermissionDenied, VersionConflict
 from backend.core.locking import check_version
 from backend.core.masks import mask_geometry, normalize_mask
 from backend.gallery import learning
@@ -209,8 +209,14 @@ def restore_annotation(
 @transaction.atomic
 def accept_all(
     *, project: Project, image_id: int, user, image_version: int | None = None, force: bool = False,
+    seen: dict[int, int] | None = None,
 ) -> list[Annotation]:
-    """Accept every pending class and mask on an image (objects with no class are left pending)."""
+    """Accept every pending class and mask on an image (objects with no class are left pending).
+
+    `seen` ({object id: version}, what the reviewer's screen showed): an object this would accept
+    that is missing from it or at another version refuses the whole call. The image's version
+    does not move when its objects are edited or added, so it alone let a reviewer approve
+    objects changed (or created, or replaced by a job) after they looked."""
     caps = _capabilities(project, user)
     _require_review(caps)
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
@@ -219,7 +225,7 @@ def accept_all(
     override = _may_write(image, user=user, caps=caps, force=force)
     if image_version is not None:
         check_version(image, image_version)
-    changes = []
+    changes, unseen = [], []
     # No embeddings: nothing here reads them, and the ORM parses each from text (~0.5 ms).
     for annotation in image.annotations.select_for_update().defer("embedding").order_by("id"):
         fields = {}
@@ -228,7 +234,15 @@ def accept_all(
         if annotation.mask_review == ReviewState.PENDING:
             fields["mask_review"] = ReviewState.ACCEPTED
         if fields:
+            if seen is not None and seen.get(annotation.pk) != annotation.version:
+                unseen.append(annotation)
             changes.append(Update(annotation, fields, AnnotationEvent.Action.REVIEWED))
+    if unseen:
+        raise VersionConflict(
+            f"{len(unseen)} object{'s' if len(unseen) > 1 else ''} on this image changed or appeared since you loaded it; "
+            "nothing was accepted. Look at them and accept again.",
+            extra={"changed": [a.pk for a in unseen], "current": [_current(a) for a in unseen]},
+        )
     applied = apply_changes(
         project_id=project.pk, changes=changes, actor=user, source=ChangeSource.HUMAN, claim_override=override,
     )

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from backend.annotations.models import Annotation
+from backend.annotations.models import Annotation, ReviewState
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
 from .steps import in_thread, open_review, toast, until
@@ -86,3 +86,51 @@ def test_a_retry_after_someone_elses_change_is_a_conflict_not_an_overwrite(page,
     # An edit made now, on what is shown, saves as usual.
     row.locator("select").select_option(label="wrench")
     until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk, what="the class saved")
+
+
+def test_accept_all_refuses_objects_changed_since_they_were_shown_and_shows_them(page, project, login_as):
+    """Enter sent accept-all without what the screen showed: an object changed after the reviewer
+    looked (the image's version does not move with its objects) was approved unseen."""
+    from django.db.models import F
+
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    image, later = (make_image(proj, width=400, height=300, seed=s) for s in (6, 7))
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 20, 20, 120, 120))
+    add_prediction(later, hammer, rect_mask(300, 400, 20, 20, 120, 120))
+    mark_prelabeled(image, later)
+    login_as(owner)
+    open_review(page, proj, image)
+    row = page.get_by_test_id(f"object-{ann.pk}")
+    expect(row).to_contain_text("hammer")
+    # Changed behind the page's back (no live event reaches it).
+    Annotation.objects.filter(pk=ann.pk).update(label_class=wrench, version=F("version") + 1)
+
+    page.keyboard.press("Enter")
+    expect(toast(page, "1 object on this image changed or appeared since you loaded it")).to_be_visible()
+    expect(row).to_contain_text("wrench")  # shown now
+    assert page.url.endswith(f"/review/{image.pk}")
+    assert Annotation.objects.get(pk=ann.pk).class_review == ReviewState.PENDING, "nothing accepted unseen"
+
+    page.keyboard.press("Enter")  # what is shown now is accepted
+    expect(page).to_have_url(re.compile(rf"/review/{later.pk}$"))
+    assert Annotation.objects.get(pk=ann.pk).class_review == ReviewState.ACCEPTED
+
+
+def test_enter_moves_on_past_images_whose_objects_have_no_class(page, project, login_as):
+    """Enter left such an image in the queue and the next one sent it back: two of them bounced."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    first, second, third = (make_image(proj, width=400, height=300, seed=s) for s in (8, 9, 10))
+    add_prediction(first, None, rect_mask(300, 400, 20, 20, 120, 120))
+    add_prediction(second, None, rect_mask(300, 400, 20, 20, 120, 120))
+    add_prediction(third, hammer, rect_mask(300, 400, 20, 20, 120, 120))
+    mark_prelabeled(first, second, third)
+    login_as(owner)
+    open_review(page, proj, first)
+    page.keyboard.press("Enter")
+    expect(toast(page, "stays in the queue for later")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
+    expect(page.locator(f'[data-overlays-ready="{second.pk}"]')).to_have_count(1)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/review/{third.pk}$"))

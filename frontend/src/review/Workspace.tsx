@@ -95,7 +95,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone });
   const nav = useReviewNavigation({
     pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
-    refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone,
+    refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone, updateAnns,
   });
   // An unsaved mask edit or review decision: leaving through another page asks first, and so does a reload or close.
   const unsavedNow = gone ? null : unsavedMessage(editor.unsaved.size, writes.failed.size);

@@ -32,6 +32,8 @@ export function useReviewNavigation(opts: {
   unsavedReviews?: Map<number, unknown>;
   /** The image was deleted: nothing here can be lost, every way on just opens the next image. */
   gone?: boolean; onImageGone?: () => void;
+  /** Puts objects the server says changed (a refused accept-all) into the list shown. */
+  updateAnns?: (fn: (list: Annotation[]) => Annotation[]) => void;
 }) {
   const { pid, imageId, detail, anns, unsaved, refuseReadOnly, setClaim } = opts;
   const gone = !!opts.gone;
@@ -102,9 +104,14 @@ export function useReviewNavigation(opts: {
     if (blockedByUnsaved()) return;
     setBusy(true);
     try {
-      if (anns.length) await post(`${P(pid)}/images/${imageId}/accept-all/`, {});
+      // What this screen shows: an object changed or added since then refuses the accept (409).
+      if (anns.length) await post(`${P(pid)}/images/${imageId}/accept-all/`, { seen: anns.map((a) => [a.id, a.version]) });
       const unclassified = anns.filter((a) => a.label_class === null && a.class_review === "pending").length;
-      if (unclassified) notify(`${unclassified} object(s) have no class and stay pending.`, "warn");
+      if (unclassified) {
+        // The image stays in the queue with them: not offered again this session (Enter went back and forth between two such images).
+        markSkipped(pid, imageId);
+        notify(`${unclassified} object${unclassified > 1 ? "s have" : " has"} no class and stay${unclassified > 1 ? "" : "s"} pending; this image stays in the queue for later.`, "warn");
+      }
       dropBundle(pid, imageId);
       await nextImage();
     } catch (e: any) {
@@ -112,6 +119,13 @@ export function useReviewNavigation(opts: {
       if (refused) {
         setClaim({ state: "other", by: refused.by });
         notify(claimMessage(refused, "the acceptance"), "error");
+      } else if (e instanceof ApiError && e.status === 409 && Array.isArray(e.body?.current)) {
+        // Someone changed or added objects since this screen showed them: show them, accept nothing.
+        const current = e.body.current as Annotation[];
+        opts.updateAnns?.((list) => [...list.map((a) => current.find((c) => c.id === a.id) ?? a),
+          ...current.filter((c) => !list.some((a) => a.id === c.id))]);
+        dropBundle(pid, imageId);
+        notify(`${sentence(e.message)} They are shown now.`, "error");
       } else if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") {
         // the project layout says the user lost access
       } else if (e instanceof ApiError && e.status === 404) {
