@@ -134,3 +134,58 @@ def test_enter_moves_on_past_images_whose_objects_have_no_class(page, project, l
     expect(page.locator(f'[data-overlays-ready="{second.pk}"]')).to_have_count(1)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/review/{third.pk}$"))
+
+
+def center_pixel(page) -> list[int]:
+    return page.evaluate("""() => {
+        const c = document.querySelector('[data-testid=review-canvas]');
+        return Array.from(c.getContext('2d').getImageData(Math.floor(c.width / 2), Math.floor(c.height / 2), 1, 1).data);
+    }""")
+
+
+def test_the_next_image_opens_fitted_whatever_the_size_of_the_one_before(page, project, login_as):
+    """The next image kept the previous one's zoom: a small one sat in a corner, a big one was cut off."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    big, small = make_image(proj, width=640, height=480, seed=11), make_image(proj, width=300, height=200, seed=12)
+    for im, (h, w) in ((big, (480, 640)), (small, (200, 300))):
+        add_prediction(im, hammer, rect_mask(h, w, 0, 0, 20, 20))  # in a corner, away from the centre
+    mark_prelabeled(big, small)
+    login_as(owner)
+    open_review(page, proj, big)
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(rf"/review/{small.pk}$"))
+    expect(page.locator(f'[data-overlays-ready="{small.pk}"]')).to_have_count(1)
+    color = [12 * 37 % 256, 12 * 91 % 256, 12 * 13 % 256]
+    until(page, lambda: all(abs(a - b) <= 3 for a, b in zip(center_pixel(page)[:3], color)),
+          what=f"the small image in the middle of the stage (centre pixel {center_pixel(page)})")
+
+
+def test_leaving_with_a_polygon_half_drawn_asks_first(page, project, login_as):
+    """An open polygon (or an unsaved Click → SAM mask) was dropped without a word by n, Enter, a tab or Back."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    first, second = (make_image(proj, width=400, height=300, seed=s) for s in (13, 14))
+    for im in (first, second):
+        add_prediction(im, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(first, second)
+    login_as(owner)
+    open_review(page, proj, first)
+    asked: list[str] = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.keyboard.press("l")
+    box = page.get_by_test_id("review-canvas").bounding_box()
+    for dx, dy in ((-60, -40), (60, -40), (0, 50)):
+        page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+    page.keyboard.press("n")
+    until(page, lambda: asked, what="a question before leaving")
+    assert "A polygon is being drawn (3 points)" in asked[0], asked
+    assert page.url.endswith(f"/review/{first.pk}")
+    page.get_by_role("link", name="Dashboard").click()
+    until(page, lambda: len(asked) == 2, what="the same question for a tab")
+    assert page.url.endswith(f"/review/{first.pk}")
+
+    page.keyboard.press("Escape")  # discarded on purpose: nothing to ask any more
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
+    assert len(asked) == 2

@@ -112,6 +112,32 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
       window.removeEventListener("beforeunload", onBeforeUnload);
     };
   }, [unsavedNow]);
+  // A polygon being drawn or a Click → SAM mask not saved yet: every way off this image (n, p,
+  // Enter, a tab, Back, a reload) asks first. They were dropped without a word. Read when asked,
+  // so the drafts (kept in refs, drawn by the stage) need no re-render.
+  useEffect(() => {
+    const draftMessage = (): string | null => {
+      if (gone || readOnly) return null;
+      const vertices = stage.polyRef.current.draft?.length ?? 0;
+      if (vertices) return `A polygon is being drawn (${vertices} point${vertices > 1 ? "s" : ""}): close it with Enter or discard it with Esc.`;
+      if (stage.refineRef.current?.points.length) return "A Click → SAM mask is not saved yet: save it with Enter or discard it with Esc.";
+      return null;
+    };
+    const off = addNavigationGuard(() => {
+      const message = draftMessage();
+      return message ? `${message}\n\nLeave this image anyway? It will be lost.` : null;
+    });
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      if (!draftMessage()) return;
+      e.preventDefault();
+      e.returnValue = "";
+    };
+    window.addEventListener("beforeunload", onBeforeUnload);
+    return () => {
+      off();
+      window.removeEventListener("beforeunload", onBeforeUnload);
+    };
+  }, [gone, readOnly]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
     await writes.setClass(a, classId);

@@ -58,6 +58,9 @@ export function useStage(opts: {
   const polyRef = useRef<PolyOverlay>({ draft: null, hole: false, outline: null });
   const refineRef = useRef<RefineDraft | null>(null);
   const rafRef = useRef(0);
+  /** The image the view was fitted to: a draw between opening an image and its detail arriving
+   * fitted the previous image's size, and the next image kept that zoom. */
+  const viewFor = useRef<number | null>(null);
 
   const draw = useCallback(() => {
     rafRef.current = 0;
@@ -71,7 +74,10 @@ export function useStage(opts: {
     ctx2.fillStyle = "#1f2329";
     ctx2.fillRect(0, 0, canvas.width, canvas.height);
     let v = viewRef.current;
-    if (!v) v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
+    if (!v || viewFor.current !== d.id) {
+      v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
+      viewFor.current = d.id;
+    }
     ctx2.setTransform(v.scale * dpr, 0, 0, v.scale * dpr, v.tx * dpr, v.ty * dpr);
     const px = pixelsRef.current;
     if (px) {
