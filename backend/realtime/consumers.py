@@ -163,8 +163,10 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
                 await self.close(code=CLOSE_FORBIDDEN)
             return
         if payload.get("type") == "membership.changed":
-            if payload.get("project") == self.project_id:
-                await self._still_member()
+            # Still a member: the role may have changed, and the page reloads it (a demoted
+            # reviewer's open workspace kept offering accept and reject).
+            if payload.get("project") == self.project_id and await self._still_member():
+                await self.send_json({"type": "membership.changed", "project": self.project_id})
             return
         seq = payload.get("seq")
         if isinstance(seq, int) and seq <= self.floor:

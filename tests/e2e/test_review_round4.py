@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from backend.annotations.models import Annotation, ReviewState
+from backend.images.models import Image
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
 from .steps import in_thread, open_review, toast, until
@@ -189,3 +190,56 @@ def test_leaving_with_a_polygon_half_drawn_asks_first(page, project, login_as):
     page.keyboard.press("n")
     expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
     assert len(asked) == 2
+
+
+def test_the_side_panel_fits_long_names_and_says_why_an_object_has_no_class(page, project, login_as):
+    """A long class name widened the class picker past the panel, a long file name was cut mid-word,
+    and an object without a class showed a score and margin of no class shown."""
+    proj, owner = project
+    long_class = make_class(proj, "отвёртка" + "-очень-длинная" * 6)
+    image = make_image(proj, width=400, height=300, seed=15)
+    Image.objects.filter(pk=image.pk).update(original_name="a-very-long-photo-name-from-the-camera-roll-" * 3 + ".jpg")
+    classed = add_prediction(image, long_class, rect_mask(300, 400, 0, 0, 20, 20))
+    unclassed = add_prediction(image, None, rect_mask(300, 400, 200, 150, 260, 200), score=0.56, margin=0.02)
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{classed.pk}").click()
+    side = page.locator("aside.side")
+    right = side.bounding_box()["x"] + side.bounding_box()["width"]
+    picker = page.get_by_test_id(f"class-picker-{classed.pk}")
+    assert picker.bounding_box()["x"] + picker.bounding_box()["width"] <= right + 1, "the picker stays inside the panel"
+    assert side.evaluate("e => e.scrollWidth <= e.clientWidth"), "no sideways scroll in the panel"
+    name = page.locator(".side-head b").first
+    assert name.evaluate("e => e.scrollWidth > e.clientWidth && getComputedStyle(e).textOverflow === 'ellipsis'")
+
+    row = page.get_by_test_id(f"object-{unclassed.pk}")
+    expect(row.get_by_test_id(f"no-class-why-{unclassed.pk}")).to_have_text("no sure gallery match")
+    expect(row).not_to_contain_text("score 0.56")
+
+
+def test_a_reviewer_demoted_while_reviewing_gets_a_read_only_workspace_at_once(page, project, login_as):
+    """The open workspace kept offering accept and reject; `a` then said "Accepted the mask only…"
+    and "your role 'viewer' cannot review" together."""
+    from backend.projects import services as project_services
+    from backend.projects.models import Role
+
+    from .seed import add_member
+
+    proj, owner = project
+    rita = make_user("rita")
+    membership = add_member(proj, rita, Role.REVIEWER)
+    image = make_image(proj, width=400, height=300, seed=16)
+    ann = add_prediction(image, None, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(rita)
+    open_review(page, proj, image)
+    expect(page.get_by_test_id("workspace")).to_have_attribute("data-read-only", "false")
+    page.wait_for_timeout(300)  # let the websocket join
+    in_thread(project_services.change_role, project=proj, membership_id=membership.pk, role=Role.VIEWER)
+    expect(page.get_by_test_id("read-only-reason")).to_contain_text("your role (viewer) can only view this project")
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("a")
+    page.wait_for_timeout(500)
+    expect(toast(page, "Accepted the mask only")).to_have_count(0)
+    assert Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.PENDING

@@ -104,7 +104,12 @@ function ObjectRow(props: {
       <div className="object-head">
         <i className="swatch" style={{ background: props.color }} />
         <b className={a.class_review === "rejected" ? "strike" : ""} data-testid={`class-label-${a.id}`}>{classLabel(a.label_class, props.classes, a.class_name || "(no class)")}</b>
-        <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>
+        {/* Without a class the scores belong to no class shown: say why there is none instead. */}
+        {noClass
+          ? <span className="muted small" data-testid={`no-class-why-${a.id}`} title={a.class_score != null ? `Best gallery match ${fmt(a.class_score)}, margin ${fmt(a.class_margin)}: too unsure to propose a class` : undefined}>
+              {a.class_score != null ? "no sure gallery match" : "no gallery match"}
+            </span>
+          : <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>}
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
         {ns && (

@@ -4,7 +4,8 @@
  * with heartbeat and live updates from other reviewers. The parts live in the use* hooks beside it.
  */
 import { useEffect, useRef, useState } from "react";
-import type { Annotation, ImageDetail } from "../api/client";
+import { get, P, type Annotation, type ImageDetail, type Project } from "../api/client";
+import { subscribe } from "../api/live";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { addNavigationGuard, Link } from "../router";
 import { HelpOverlay } from "./Help";
@@ -138,6 +139,12 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
       window.removeEventListener("beforeunload", onBeforeUnload);
     };
   }, [gone, readOnly]);
+  // Changes made elsewhere reach this page: a class deleted or renamed (the picker follows), this
+  // user's role (a demoted reviewer kept accept and reject, and got contradictory messages).
+  useEffect(() => subscribe(pid, (ev) => {
+    if (ev.type === "classes.changed") void ctx.reloadClasses();
+    else if (ev.type === "membership.changed") get<Project>(`${P(pid)}/`).then(ctx.setProject).catch(() => undefined);
+  }), [pid]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
     await writes.setClass(a, classId);

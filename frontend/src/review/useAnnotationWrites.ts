@@ -178,7 +178,8 @@ export function useAnnotationWrites(opts: {
     }
     // An object without a class: its class can't be accepted (the server answers 400).
     const plan = reviewPlan(latest(a), asked, decision);
-    if (plan.note) notify(plan.note, plan.target ? "info" : "warn");
+    // Said once the write is through: "Accepted the mask only" beside its refusal contradicted it.
+    if (plan.note && !plan.target) notify(plan.note, "warn");
     const target = plan.target;
     if (!target) return;
     const before = latest(a);
@@ -193,6 +194,7 @@ export function useAnnotationWrites(opts: {
       const outcome = await attempt(a, what, (version) =>
         post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version, target, decision }), retryFailedReviews, based);
       if (outcome !== "ok" && changes) history.current.discard(entry);
+      if (outcome === "ok" && plan.note) notify(plan.note, "info");
       // Kept on screen as "not saved" only when sending it again may work; a refusal is said and dropped.
       setFailedFor(a.id, outcome === "retryable" ? { target, decision, retry: run } : null);
       return outcome === "ok";
