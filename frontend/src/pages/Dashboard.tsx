@@ -152,7 +152,7 @@ function JobRow({ job, onAct }: { job: Job; onAct: ((j: Job, what: "cancel" | "r
       )}
       {job.error && <p className="error small">{job.error}</p>}
       {job.errors?.length > 0 && (
-        <details><summary className="small">{job.errors.length} errors</summary>
+        <details><summary className="small">{job.errors.length} error{job.errors.length === 1 ? "" : "s"}</summary>
           <ul className="small">{job.errors.slice(0, 50).map((e, i) => <li key={i}><b>{e.name}</b>: {e.error}</li>)}</ul>
         </details>
       )}
