@@ -243,3 +243,23 @@ def test_a_reviewer_demoted_while_reviewing_gets_a_read_only_workspace_at_once(p
     page.wait_for_timeout(500)
     expect(toast(page, "Accepted the mask only")).to_have_count(0)
     assert Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.PENDING
+
+
+def test_the_same_image_open_in_two_tabs_is_said_in_both(page, project, login_as):
+    """Both tabs of one user could edit the image with nothing said (claims are per user)."""
+    proj, owner = project
+    image, other = (make_image(proj, width=400, height=300, seed=s) for s in (17, 18))
+    for im in (image, other):
+        add_prediction(im, make_class(proj, f"c{im.pk}"), rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image, other)
+    login_as(owner)
+    open_review(page, proj, image)
+    expect(page.get_by_test_id("open-elsewhere")).to_have_count(0)
+    second = page.context.new_page()
+    open_review(second, proj, image)
+    expect(second.get_by_test_id("open-elsewhere")).to_be_visible()
+    expect(page.get_by_test_id("open-elsewhere")).to_be_visible()
+    open_review(second, proj, other)  # the second tab moves on: the first is alone again
+    expect(page.get_by_test_id("open-elsewhere")).to_have_count(0)
+    expect(second.get_by_test_id("open-elsewhere")).to_have_count(0)
+    second.close()

@@ -20,6 +20,7 @@ import { heldByOther, useClaim } from "./useClaim";
 import { useImageBundle } from "./useImageBundle";
 import { useLiveAnnotations } from "./useLiveAnnotations";
 import { useMaskEditor } from "./useMaskEditor";
+import { useOpenElsewhere } from "./useOpenElsewhere";
 import { useReviewKeys } from "./useReviewKeys";
 import { unsavedMessage, useReviewNavigation } from "./useReviewNavigation";
 import { useStage } from "./useStage";
@@ -42,6 +43,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const wrapRef = useRef<HTMLDivElement>(null);
 
   const [claim, setClaim] = useClaim(pid, imageId, ctx.canAnnotate);
+  const openElsewhere = useOpenElsewhere(pid, imageId);
   // Deleted by someone else (live event, or a 404 on it): read-only, and every way on opens the next image.
   const [gone, setGone] = useState(false);
   const [goneBy, setGoneBy] = useState<string | null>(null);
@@ -208,6 +210,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
             </div>
           )}
           {!readOnly && !ctx.canReview && <div className="muted small">Your role can't accept or reject.</div>}
+          {openElsewhere && !gone && (
+            <div className="lock" role="status" data-testid="open-elsewhere">
+              This image is also open in another tab of yours. Changes made there show here; an edit made on an older state is refused, not saved over them.
+            </div>
+          )}
           <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail || !ctx.canReview} data-testid="accept-all"
             title={!ctx.canReview && !readOnly ? `Your role (${role}) can't accept or reject; a reviewer or admin does. Skip (n) goes to the next image.` : undefined}>
             Accept all &amp; next image <kbd>Enter</kbd>
