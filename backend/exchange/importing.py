@@ -288,23 +288,36 @@ def _images_by_name(project) -> dict[str, list[tuple[int, int, int]]]:
 
 
 def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
+    # Exports name every image whose name (or, for LabelMe and YOLO, stem) is shared
+    # '<stem>_<image id>.<ext>'. Such a name means image <id> whenever that image's own name is
+    # '<stem>.<ext>' (YOLO: its stem is <stem>), before any image whose real name it is: an export
+    # never writes a real name that reads so (selectors.suffix_lookalikes renames that image too).
+    generated = _generated_match(file_name, images)
+    if generated is not None:
+        return generated, None
     candidates = images.get(file_name.lower())
     if not candidates and _UPLOAD_PREFIX.match(file_name):
         candidates = images.get(_UPLOAD_PREFIX.sub("", file_name).lower())
-    if not candidates or len(candidates) > 1:
-        # Exports name every image whose name is shared '<stem>_<image id>.<ext>': match that
-        # id, if its own name is '<stem>.<ext>' (a name no image has, or several share).
-        stem, dot, ext = file_name.rpartition(".")
-        head, _, tail = stem.rpartition("_")
-        if dot and head and tail.isdigit():
-            for option in images.get(f"{head}.{ext}".lower(), []):
-                if option[0] == int(tail):
-                    return option, None
     if not candidates:
         return None, f"image '{file_name}' is not in this project"
     if len(candidates) > 1:
         return None, f"image '{file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
     return candidates[0], None
+
+
+_GENERATED_NAME = re.compile(r"^(.+)_([0-9]{1,18})\.([^.]*)$", re.DOTALL)
+
+
+def _generated_match(file_name: str, images) -> tuple | None:
+    """The image a generated export name '<stem>_<id>.<ext>' stands for, or None."""
+    found = _GENERATED_NAME.match(file_name)
+    if not found:
+        return None
+    head, image_id, ext = found.groups()
+    for option in images.get(f"{head}.{ext}".lower(), []):
+        if option[0] == int(image_id):
+            return option
+    return None
 
 
 def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[list | None, str | None]:
@@ -334,7 +347,7 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     key = name.lower()
     if key not in plan.classes and key not in plan.missing:
         if not create_missing:
-            return None, f"unknown class '{name}' (enable create_missing_classes to create it)"
+            return None, f"unknown class '{name}': tick “Create missing classes” to create it"
         if len(name) > 120:
             return None, f"class name '{name[:40]}…' is longer than 120 characters"
         if len(plan.missing) >= MAX_NEW_CLASSES:

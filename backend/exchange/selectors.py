@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 
 from django.db.models import Count, Exists, F, Func, OuterRef, QuerySet, Value
@@ -84,25 +85,26 @@ def class_levels(project: Project) -> dict[int, tuple[int, str, int | None, str 
     }
 
 
-def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK) -> Iterator[ExportImage]:
+def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK, by_stem: bool = False) -> Iterator[ExportImage]:
     """Images in id order with their objects; one annotation query per chunk of images, and
-    only the columns an export needs (no embeddings)."""
+    only the columns an export needs (no embeddings). `by_stem`: the format names each image's
+    label file after its stem (LabelMe, YOLO), so stems must be unique too, not only names."""
     names = class_levels(project)
-    # Names another image of the project shares (imports match names case-insensitively over
-    # the whole project): every such image is exported as '<stem>_<id>.<ext>', the first too.
-    used: set[str] = set(shared_names(project))
+    # Names (or stems) another image of the project shares (imports match names case-insensitively
+    # over the whole project): every such image is exported as '<stem>_<id>.<ext>', the first too.
+    used: set[str] = set(shared_names(project, by_stem=by_stem))
     rows = export_images(project, options).values_list("id", "original_name", "width", "height", "file")
     batch: list[tuple] = []
     for row in rows.iterator(chunk_size=chunk):
         batch.append(row)
         if len(batch) >= chunk:
-            yield from _with_objects(project, options, batch, names, used)
+            yield from _with_objects(project, options, batch, names, used, by_stem)
             batch = []
     if batch:
-        yield from _with_objects(project, options, batch, names, used)
+        yield from _with_objects(project, options, batch, names, used, by_stem)
 
 
-def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]:
+def _with_objects(project, options, batch, names, used, by_stem=False) -> Iterator[ExportImage]:
     by_image: dict[int, list[ExportObject]] = {row[0]: [] for row in batch}
     annotations = export_annotations(project, options).filter(image_id__in=list(by_image)).order_by("image_id", "id")
     for ann_id, image_id, class_id, rle, bbox, area, det, cls, cands, phrase in annotations.values_list(
@@ -115,34 +117,79 @@ def _with_objects(project, options, batch, names, used) -> Iterator[ExportImage]
             det_score=det, class_score=cls, candidates=cands or [], det_phrase=phrase,
             instance_id=instance_id, instance_name=instance_name,
         ))
+    lookalikes = suffix_lookalikes(project, [(row[0], row[1]) for row in batch])
     for image_id, original_name, width, height, storage_name in batch:
         yield ExportImage(
-            id=image_id, file_name=unique_file_name(original_name, image_id, storage_name, used),
+            id=image_id, file_name=unique_file_name(original_name, image_id, storage_name, used, by_stem=by_stem,
+                                                    rename=image_id in lookalikes),
             width=width, height=height, storage_name=storage_name, objects=by_image[image_id],
         )
 
 
-def shared_names(project: Project) -> list[str]:
-    """The lowercased base names that two or more of the project's images share: what an
-    import could not match to one image. Grouped in the database: only the clashes come back."""
-    base = Lower(Func(F("original_name"), Value(r"^.*[/\\]"), Value(""), function="REGEXP_REPLACE"))
+def shared_names(project: Project, *, by_stem: bool = False) -> list[str]:
+    """The lowercased base names (`by_stem`: stems, the name less its last extension) that two
+    or more of the project's images share: what an import could not match to one image, or
+    what would give two label files one name. Grouped in the database: only the clashes come back."""
+    base = Func(F("original_name"), Value(r"^.*[/\\]"), Value(""), function="REGEXP_REPLACE")
+    if by_stem:
+        base = Func(base, Value(r"\.[^.]*$"), Value(""), function="REGEXP_REPLACE")
     return list(
-        Image.objects.filter(project=project).annotate(base=base).values("base")
+        Image.objects.filter(project=project).annotate(base=Lower(base)).values("base")
         .annotate(n=Count("id")).filter(n__gt=1).values_list("base", flat=True)
     )
 
 
-def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[str]) -> str:
+# A generated export name's stem: '<the image's stem>_<its id>' (ASCII digits only).
+_GENERATED = re.compile(r"^(.+)_([0-9]{1,18})$", re.DOTALL)
+
+
+def _base(original_name: str) -> str:
+    return posixpath.basename(original_name.replace("\\", "/"))
+
+
+def _stem(base: str) -> str:
+    """The stem an export gives an image of this base name (a name without an extension keeps
+    all of it; the extension then comes from the stored file)."""
+    stem, dot, _ = base.rpartition(".")
+    return stem if dot else base
+
+
+def suffix_lookalikes(project: Project, rows: list[tuple[int, str]]) -> set[int]:
+    """Ids of the (id, original name) rows whose own name reads as another image's generated
+    name: 'x_65.png' while image 65 of the project is 'x.png' (or 'x.jpg'). An import reads
+    '<stem>_<id>.<ext>' as image <id> whenever that image's stem is <stem> (importing._match_image),
+    so such an image is exported under a generated name of its own ('x_65_67.png'), in every
+    export, whatever its scope: no name an export writes can mean two images."""
+    wanted: dict[int, list[tuple[int, str]]] = {}
+    for image_id, original_name in rows:
+        found = _GENERATED.match(_stem(_base(original_name) or f"image_{image_id}"))
+        if found and int(found[2]) != image_id:
+            wanted.setdefault(int(found[2]), []).append((image_id, found[1].lower()))
+    if not wanted:
+        return set()
+    out = set()
+    for pk, name in Image.objects.filter(project=project, pk__in=list(wanted)).values_list("id", "original_name"):
+        stem = _stem(_base(name)).lower()
+        out.update(image_id for image_id, head in wanted[pk] if head == stem)
+    return out
+
+
+def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[str], *,
+                     by_stem: bool = False, rename: bool = False) -> str:
     """The upload's base name (imports match on it). A name `used` holds (one the project's
-    images share, see shared_names, or one an earlier image of the export took) gets the image
-    id appended, so two 'IMG_0001.JPG' from different folders both survive and an import back
-    finds each (importing._match_image reads the suffix)."""
-    base = posixpath.basename(original_name.replace("\\", "/")) or f"image_{image_id}"
+    images share, see shared_names, or one an earlier image of the export took; `by_stem`: the
+    same for stems) gets the image id appended, so two 'IMG_0001.JPG' from different folders
+    both survive and an import back finds each (importing._match_image reads the suffix).
+    `rename`: the name reads as another image's generated name (suffix_lookalikes)."""
+    base = _base(original_name) or f"image_{image_id}"
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, storage_name.rpartition(".")[2]
     name = f"{stem}.{ext}"
-    if name.lower() in used or base.lower() in used:
-        name = f"{stem}_{image_id}.{ext}"
-    used.add(name.lower())
+    key = stem.lower() if by_stem else name.lower()
+    if rename or key in used or (not by_stem and base.lower() in used):
+        stem = f"{stem}_{image_id}"
+        name = f"{stem}.{ext}"
+        key = stem.lower() if by_stem else name.lower()
+    used.add(key)
     return name

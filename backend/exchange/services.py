@@ -196,7 +196,7 @@ def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> 
             include_images=bool(options.get("include_images")), project_name=job.project.name,
         )
         writer.begin(ctx)
-        for image in selectors.iter_export_images(job.project, options, chunk=chunk):
+        for image in selectors.iter_export_images(job.project, options, chunk=chunk, by_stem=writer.stem_named):
             writer.add(ctx, image)
             counts["images"] += 1
             counts["annotations"] += len(image.objects)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import re
 import shutil
 import tempfile
 import zipfile
@@ -74,6 +75,10 @@ class ExportImage:
         return geometry.decode_windows([obj.rle for obj in self.objects])
 
 
+class ExportNameClash(ValueError):
+    """Two entries of an export would share a name: the export fails rather than lose a file."""
+
+
 @dataclass
 class ExportContext:
     zf: zipfile.ZipFile
@@ -84,10 +89,22 @@ class ExportContext:
     # Ids of the images whose file was gone when the export came to copy it (the image was
     # deleted while the export ran): their entries stay in the documents, the file is left out.
     missing_images: list[int] = field(default_factory=list)
+    # Every entry name written so far, lowercased: Windows and macOS extractors (and zipfile's
+    # read()) keep one of two entries whose names differ only by case, and lose the other.
+    entries: set[str] = field(default_factory=set)
+
+    def claim(self, arcname: str) -> None:
+        """Reserve an entry name; two entries of one name would silently lose one file."""
+        key = arcname.lower()
+        if key in self.entries:
+            raise ExportNameClash(f"two files of the export would be named {arcname!r} (names are compared "
+                                  "ignoring case, as Windows and macOS do); rename one of the images")
+        self.entries.add(key)
 
     def add_image(self, arcname: str, image: ExportImage) -> None:
         if not self.include_images:
             return
+        self.claim(arcname)
         from django.core.files.storage import default_storage
 
         try:
@@ -102,6 +119,7 @@ class ExportContext:
             shutil.copyfileobj(src, dst, COPY_CHUNK)
 
     def write_text(self, arcname: str, text: str) -> None:
+        self.claim(arcname)
         self.zf.writestr(_text_info(arcname), text.encode("utf-8"))
 
 
@@ -151,6 +169,10 @@ def dumps(value: Any) -> str:
 
 class Writer:
     """One export format. Subclasses write per image in add() and close documents in finish()."""
+
+    # True when a label file is named after the image's stem (LabelMe, YOLO): the export then
+    # renames images whose stems clash, not only their names (selectors.iter_export_images).
+    stem_named = False
 
     def begin(self, ctx: ExportContext) -> None:
         pass
@@ -217,18 +239,78 @@ _SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (
                (b"RIFF", "a RIFF file (WebP image?)"))
 
 
-def malformed_message(exc: Exception, head: bytes) -> str:
+# Python's json messages, said plainly (the position is added after them).
+_PLAIN = {
+    "Expecting value": "a missing or invalid value",
+    "Expecting ',' delimiter": "a comma is missing",
+    "Expecting ':' delimiter": "a colon is missing",
+    "Expecting property name enclosed in double quotes": "a key in double quotes was expected (a trailing comma?)",
+    "Invalid control character at": "a control character (such as a raw line break) inside a string",
+    "Unterminated string starting at": "a string that is never closed",
+    "Extra data": "more text after the end of the JSON document",
+    "Invalid \\escape": "an invalid backslash escape in a string",
+    "Invalid \\uXXXX escape": "an invalid \\u escape in a string",
+}
+# ijson's (yajl's) first line, when the document is too big to locate the error again.
+_YAJL_PLAIN = {"premature EOF": "the file ends before the JSON document does (cut short?)"}
+# Up to this size a document the streaming parser refused is read again by Python's json, which
+# says where (line and column); bigger ones get the streaming parser's own short reason.
+LOCATE_LIMIT = 16 * 1024 * 1024
+
+
+def _position_text(exc: json.JSONDecodeError) -> str:
+    message = re.sub(r"\s*:?\s*line \d+ column \d+.*$", "", exc.msg)
+    if not exc.doc.strip():
+        return "the file is empty"
+    if message in ("Expecting value", "Unterminated string starting at", "Expecting ',' delimiter",
+                   "Expecting property name enclosed in double quotes") and not exc.doc[exc.pos:].strip():
+        return f"the file ends before the JSON document does (cut short?), at line {exc.lineno}, column {exc.colno}"
+    plain = _PLAIN.get(message, message[:1].lower() + message[1:])
+    return f"{plain} at line {exc.lineno}, column {exc.colno}"
+
+
+def locate_json_error(data: bytes) -> str | None:
+    """Where Python's json finds `data` malformed, in words ("a comma is missing at line 3,
+    column 7"); None when it parses (or is too big to read again)."""
+    if len(data) > LOCATE_LIMIT:
+        return None
+    try:
+        json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        return f"text that is not valid UTF-8 (an invalid byte at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return _position_text(exc)
+    except (RecursionError, ValueError):
+        return None
+    return None
+
+
+def malformed_message(exc: Exception, head: bytes, data: bytes | None = None) -> str:
     """A person's reading of a parser's complaint: what the file looks like when it is not JSON
-    at all, else the parser's message as text (ijson's came as a bytes repr: "b'lexical error:
-    invalid char in json text.\\n \\xff\\xd8…'")."""
+    at all, else what is wrong and where ("malformed JSON: a comma is missing at line 3, column 7"),
+    never the parser's raw text (ijson's came as "lexical error: invalid string in json text.
+    … (right here) ------^", once as a bytes repr). `data`: the whole document when the caller
+    has it, to locate an error the streaming parser reported without a position."""
     for signature, what in _SIGNATURES:
         if head.startswith(signature):
             return f"not JSON: it looks like {what}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {_position_text(exc)}"
+    located = locate_json_error(data) if data is not None else None
+    if located:
+        return f"malformed JSON: {located}"
+    if isinstance(exc, UnicodeDecodeError):  # a streaming parser's offset is not the file's
+        where = f" (an invalid byte at byte {exc.start})" if data is None else ""
+        return f"malformed JSON: text that is not valid UTF-8{where}"
     text = exc.args[0] if exc.args else str(exc)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
-    return f"malformed JSON: {text[:300]}"
+    # yajl's first line is its reason; the lines after it quote the input with a "------^" pointer.
+    first = str(text).strip().splitlines()[0] if str(text).strip() else "unreadable"
+    first = re.sub(r"^(lexical|parse) error:\s*", "", first).rstrip(".")
+    first = _YAJL_PLAIN.get(first, first.replace("json text", "JSON text"))
+    first = " ".join("".join(c if c.isprintable() else " " for c in first).split())
+    return f"malformed JSON: {first[:200]}"
 
 
 def load_json(source: SourceFile) -> tuple[Any, ItemError | None]:
@@ -245,6 +327,11 @@ def image_base_name(raw: Any, *, allow_absolute: bool = False) -> tuple[str | No
     everywhere; absolute paths too unless the format stores URLs (Label Studio)."""
     if not isinstance(raw, str) or not raw.strip():
         return None, "missing image file name"
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in the JSON): no file is named so
+            return None, f"file name {raw!r} contains an unpaired surrogate (\\ud800-\\udfff)"
     path = raw.replace("\\", "/")
     if any(part == ".." for part in path.split("/")):
         return None, f"file name {raw!r} contains '..'"

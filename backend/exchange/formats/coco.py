@@ -7,7 +7,12 @@ polygon mode, because COCO polygons cannot express holes.
 """
 from __future__ import annotations
 
+import tempfile
+from array import array
+from collections import Counter
 from collections.abc import Iterator
+
+import numpy as np
 
 from .. import geometry
 from . import jsonstream
@@ -92,12 +97,58 @@ class CocoParser(Parser):
             yield ItemError(source.name, "not a COCO instances file (needs 'images' and 'annotations' lists)")
             return
         images, categories = header["images"], header["categories"]
+        ids = _AnnotationIds()
         try:
             with jsonstream.json_stream(source) as (fh, _):
                 for index, ann in enumerate(jsonstream.items(fh, "annotations.item")):
+                    if isinstance(ann, dict):
+                        ids.add(ann.get("id"))
                     yield _annotation(source, index, ann, images, categories)
         except jsonstream.JSONError as exc:
             yield jsonstream.malformed(source, exc)
+            return
+        for ann_id, count in ids.repeated():  # as a second image or category entry of one id is
+            yield ItemError(f"{source.name}: annotation {ann_id}",
+                            f"a second annotation with id {ann_id}" if count == 2 else f"{count} annotations have id {ann_id}")
+
+
+class _AnnotationIds:
+    """The integer ids of a document's annotations, spooled to a temp file 8 bytes each while the
+    stream runs (memory stays flat; a set of a million Python ints would cost ~60 MB), and which of
+    them repeat, found by sorting them once the stream has ended."""
+
+    BUFFER = 4096
+
+    def __init__(self):
+        self.spool = tempfile.TemporaryFile()
+        self.buffer = array("q")
+        self.big: list[int] = []  # beyond 64 bits: rare, kept as they are
+
+    def add(self, value) -> None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if -(1 << 63) <= value < (1 << 63):
+                self.buffer.append(value)
+                if len(self.buffer) >= self.BUFFER:
+                    self.buffer.tofile(self.spool)
+                    self.buffer = array("q")
+            else:
+                self.big.append(value)
+
+    def repeated(self) -> list[tuple[int, int]]:
+        """(id, how many annotations have it) for every id held more than once, by id."""
+        with self.spool:
+            self.buffer.tofile(self.spool)
+            self.spool.seek(0)
+            ids = np.fromfile(self.spool, dtype=np.int64)
+        out = []
+        if ids.size > 1:
+            ids.sort()
+            dup = ids[1:][ids[1:] == ids[:-1]]  # each repeat once per extra occurrence
+            if dup.size:
+                values, extra = np.unique(dup, return_counts=True)
+                out = [(int(v), int(c) + 1) for v, c in zip(values, extra)]
+        out += [(v, c) for v, c in Counter(self.big).items() if c > 1]
+        return sorted(out)
 
 
 def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:

@@ -28,6 +28,8 @@ LABELME_VERSION = "6.3.1"
 
 
 class LabelmeWriter(Writer):
+    stem_named = True  # <stem>.json next to the image: stems must not clash either
+
     def add(self, ctx: ExportContext, image: ExportImage) -> None:
         ctx.add_image(image.file_name, image)
         shapes = []

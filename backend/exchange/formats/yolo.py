@@ -20,6 +20,8 @@ from .base import ExportContext, ExportImage, ItemError, Parser, Record, Shape, 
 
 
 class YoloWriter(Writer):
+    stem_named = True  # labels/<stem>.txt: stems must not clash either
+
     def begin(self, ctx: ExportContext) -> None:
         self.index = {cid: i for i, (cid, _) in enumerate(ctx.classes)}
 

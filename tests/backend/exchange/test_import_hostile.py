@@ -128,7 +128,8 @@ SURROGATE_CASES = {  # LabelMe's reader keeps a lone "\ud800"; the job then fail
     "label": (_labelme(label="x\ud800y"), {}, "class name 'x\\ud800y' contains an unpaired surrogate"),
     "label, create classes": (_labelme(label="x\ud800y"), {"create_missing_classes": True},
                               "class name 'x\\ud800y' contains an unpaired surrogate"),
-    "imagePath": (_labelme(path="x\udc00.png"), {}, "image 'x\\udc00.png' is not in this project"),
+    "imagePath": (_labelme(path="x\udc00.png"), {},
+                  "file name 'x\\udc00.png' contains an unpaired surrogate (\\ud800-\\udfff)"),
 }
 
 
