@@ -11,7 +11,11 @@ from ml import batching
 from ml.config import DetectorConfig
 from ml.device import autocast
 from ml.errors import ModelLoadError
+from ml.inputs import PromptTooLongError, check_image, frame_for_resize
 from ml.types import Box
+
+# The short side an image keeps, at least, after the detector's processor resizes it (see _max_aspect).
+MIN_RESIZED_SIDE = 16
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, prefer: str = "score") -> list[int]:
@@ -81,6 +85,21 @@ class Detector:
             raise ValueError("detector: at least one text prompt is needed")
         return _Prompt(". ".join(phrases) + ".", phrases)
 
+    def max_text_len(self) -> int | None:
+        """The model's text window in tokens (GroundingDINO: 256; the tiny test model: 32)."""
+        value = getattr(getattr(self.model, "config", None), "max_text_len", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
+
+    def check_prompt_length(self, prompt: _Prompt) -> None:
+        """Before any image is touched: prompts longer than the text window would fail every
+        image with a tensor-size error deep in the model."""
+        limit = self.max_text_len()
+        if limit is None:
+            return
+        n_tokens = len(self.processor.tokenizer(prompt.text)["input_ids"])
+        if n_tokens > limit:
+            raise PromptTooLongError(n_tokens, limit, len(prompt.phrases))
+
     def _phrase_token_map(self, input_ids: torch.Tensor, phrases: list[str]) -> np.ndarray:
         """Token index -> phrase index (-1 for [CLS]/[SEP]/'.'/padding)."""
         tok = self.processor.tokenizer
@@ -103,20 +122,48 @@ class Detector:
         features of the smaller ones, so the batched path would not match one
         image at a time."""
         prompt = self._prompt(prompts)
+        self.check_prompt_length(prompt)
+        images = list(images)
+        for im in images:
+            check_image(im)
+        # A long, thin image (65535 x 1) would be resized to a 0 px side: pad it (bottom/right,
+        # so box coordinates keep their meaning) to the aspect the processor can still resize.
+        max_aspect, longest = self._max_aspect()
+        frames = [(im.shape[0], im.shape[1], 1.0) for im in images]  # original h, w; scale applied
+        for i, im in enumerate(images):
+            framed, scale = frame_for_resize(im, max_aspect, longest)
+            if framed is not im:
+                images[i] = framed  # a copy of the caller's list (below), never the caller's own
+                frames[i] = (im.shape[0], im.shape[1], scale)
         results: list[list[Box] | None] = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
         for i, im in enumerate(images):
-            groups.setdefault(im.shape[:2], []).append(i)
+            groups.setdefault((im.shape[:2], frames[i]), []).append(i)
         bs = batching.resolve(self.cfg.batch_size, "detector", self.device)
         for idxs in groups.values():
             for s in range(0, len(idxs), bs):
                 chunk = idxs[s:s + bs]
-                for i, boxes in zip(chunk, self._forward([images[i] for i in chunk], prompt)):
+                for i, boxes in zip(chunk, self._forward([images[i] for i in chunk], prompt,
+                                                         [frames[i] for i in chunk])):
                     results[i] = boxes
         return results  # type: ignore[return-value]
 
-    def _forward(self, images: list[np.ndarray], prompt: _Prompt) -> list[list[Box]]:
-        inputs = self.processor(images=images, text=[prompt.text] * len(images), return_tensors="pt")
+    def _max_aspect(self) -> tuple[float, int | None]:
+        """(the longest long:short ratio whose short side keeps MIN_RESIZED_SIDE px after the
+        processor's aspect-keeping resize, that resize's long side); (0, None) when the processor
+        resizes to a fixed size, which takes any aspect."""
+        size = getattr(getattr(self.processor, "image_processor", None), "size", None)
+        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+        longest = get("longest_edge") or max(get("max_height") or 0, get("max_width") or 0)
+        return (float(longest) / MIN_RESIZED_SIDE, int(longest)) if longest else (0.0, None)
+
+    def _forward(self, images: list[np.ndarray], prompt: _Prompt,
+                 frames: list[tuple[int, int, float]] | None = None) -> list[list[Box]]:
+        """``frames``: each image's own (h, w, scale) when it was shrunk and padded for the
+        processor (frame_for_resize); boxes come back in the image's own pixels."""
+        # channels_last said outright: a 1 x 1 or 3 x 3 image is otherwise read as channels-first.
+        inputs = self.processor(images=images, text=[prompt.text] * len(images), return_tensors="pt",
+                                input_data_format="channels_last")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with autocast(self.device, self.dtype):
             out = self.model(**inputs)
@@ -128,7 +175,9 @@ class Detector:
         valid_ids = input_ids.numpy()[valid]
         res = []
         for b, im in enumerate(images):
-            h, w = im.shape[:2]
+            ph, pw = im.shape[:2]
+            h, w, scale = frames[b] if frames is not None else (ph, pw, 1.0)
+            ph, pw = ph / scale, pw / scale  # the framed image in the original's pixels
             p = probs[b][:, valid] if len(valid) else np.zeros((probs.shape[1], 0))
             if p.shape[1] == 0:
                 res.append([])
@@ -138,8 +187,10 @@ class Detector:
             phrase_idx = tok_map[valid][best_tok]
             keep = scores > self.cfg.box_threshold  # text_threshold picks the phrase, it cuts no box
             cx, cy, bw, bh = boxes_cxcywh[b].T
-            xyxy = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
+            xyxy = np.stack([(cx - bw / 2) * pw, (cy - bh / 2) * ph, (cx + bw / 2) * pw, (cy + bh / 2) * ph], 1)
             xyxy = np.clip(xyxy, 0, [w, h, w, h])
+            if (ph, pw) != (h, w):  # framed: a box wholly on the padding is no box of the image
+                keep &= (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
             idx = np.flatnonzero(keep)
             kept = nms(xyxy[idx], scores[idx], self.cfg.nms_iou, self.cfg.nms_prefer)
             idx = idx[kept][: self.cfg.max_detections]

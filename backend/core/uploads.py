@@ -149,6 +149,7 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
                 fmt = probe.format
                 if fmt not in ALLOWED_FORMATS:
                     raise UploadError(f"Unsupported image format {fmt}; allowed: JPEG, PNG, WebP, BMP, TIFF.")
+                check_shape(*probe.size)  # from the header: before any pixel is decoded
                 probe.verify()
             with PILImage.open(io.BytesIO(data)) as img:
                 width, height = img.size
@@ -188,6 +189,17 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
         sha256=sha256 if sha256 is not None and not rotated else hashlib.sha256(data).hexdigest(),
         thumbnail=thumbnail,
     )
+
+
+def check_shape(width: int, height: int) -> None:
+    """Refuse an image no model can use: a side under MIN_IMAGE_SIDE px, or a long side more than
+    MAX_IMAGE_ASPECT times the short one (65535 x 1 px kept a worker busy for 40 s a click)."""
+    min_side, max_aspect = settings.MIN_IMAGE_SIDE, settings.MAX_IMAGE_ASPECT
+    if min(width, height) < min_side:
+        raise UploadError(f"The image is {width}×{height} px: each side must be at least {min_side} px (MIN_IMAGE_SIDE).")
+    if max(width, height) > max_aspect * min(width, height):
+        raise UploadError(f"The image is {width}×{height} px, a {max(width, height) / min(width, height):.0f}:1 strip: "
+                          f"the long side may be at most {max_aspect} times the short one (MAX_IMAGE_ASPECT).")
 
 
 def make_thumbnail(img: PILImage.Image) -> bytes:

@@ -13,6 +13,7 @@ from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
+import math
 import time
 
 from backend.annotations import proposals
@@ -123,10 +124,11 @@ def validate_points(points, labels, *, height: int, width: int) -> tuple[list[li
     for point in points:
         if not (isinstance(point, (list, tuple)) and len(point) == 2):
             raise GeometryError("each point is [x, y]", field="points")
-        x, y = point  # NaN fails the bounds comparison, so it is refused too
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)) or not (
-            0 <= x <= width and 0 <= y <= height
-        ):
+        x, y = point
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, int) or math.isfinite(v))
+                   for v in (x, y)):
+            raise GeometryError("coordinates must be finite numbers", field="points")
+        if not (0 <= x <= width and 0 <= y <= height):
             raise GeometryError(f"every point must lie inside the image (0..{width} x 0..{height})", field="points")
         out.append([float(x), float(y)])
     return out, list(labels)

@@ -63,6 +63,12 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     if not image_ids:
         raise DomainError("No images to pre-annotate (no new images in this project).")
     overrides = overrides or {}
+    if kind != PrelabelJob.Kind.BOXES:  # a boxes job reads no prompts
+        from .prompt_window import prompt_window_error
+
+        problem = prompt_window_error(overrides.get("prompts") or project.prompts, project.engine)
+        if problem:
+            raise DomainError(problem, extra={"field": "prompts"})
     # The project row lock serialises concurrent starts, so two jobs never take the same number.
     # It is also the lock current_version takes: the gallery counter comes with it. The last
     # number is read after it, in a statement of its own: a subquery beside the lock would still
@@ -135,12 +141,11 @@ def retry_failed(*, project: Project, job_id: int, user) -> PrelabelJob:
     job.items.filter(status=ItemStatus.FAILED).update(
         status=ItemStatus.PENDING, error="", attempts=0, dispatched_at=None, updated_at=Now(),
     )
-    job.failed = 0
-    job.processed = F("processed") - len(failed)
     job.status = JobStatus.QUEUED
     job.finished_at = None
     job.error = ""
-    job.save(update_fields=["failed", "processed", "status", "finished_at", "error"])
+    job.save(update_fields=["status", "finished_at", "error"])
+    _recount(job)  # from the items, not by arithmetic on counters that may have drifted
     job.refresh_from_db()
     _enqueue(job, failed)
     _emit_progress(job)
@@ -231,9 +236,25 @@ def _fail_item(job: PrelabelJob, item: PrelabelJobImage, error: str) -> None:
     job.refresh_from_db(fields=["processed", "failed"])
 
 
+class JobGone(Exception):
+    """The job was deleted (with its project) while a batch of it ran: nothing left to write."""
+
+
+def _locked_job(job_id: int, queryset=None) -> PrelabelJob:
+    job = (queryset if queryset is not None else PrelabelJob.objects.select_for_update()).filter(pk=job_id).first()
+    if job is None:
+        raise JobGone(f"prelabel job {job_id} no longer exists")
+    return job
+
+
+def job_exists(job_id: int) -> bool:
+    return PrelabelJob.objects.filter(pk=job_id).exists()
+
+
 @transaction.atomic
 def fail_items(*, job_id: int, image_ids: list[int], error: str) -> None:
-    job = PrelabelJob.objects.select_for_update().get(pk=job_id)
+    """Raises JobGone when the job was deleted meanwhile."""
+    job = _locked_job(job_id)
     for item in job.items.select_for_update().filter(image_id__in=image_ids).exclude(status__in=FINAL_ITEM_STATES):
         _fail_item(job, item, error)
     _maybe_finish(job)
@@ -267,7 +288,7 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     is skipped (never written twice). An image whose detections fail validation fails alone
     (or raises, with ``raise_errors``); the others are written. Returns {image_id: created}."""
     # created_by comes along: the progress event's payload names it (one query less per batch).
-    job = PrelabelJob.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=job_id)
+    job = _locked_job(job_id, PrelabelJob.objects.select_for_update(of=("self",)).select_related("created_by"))
     ids = sorted(r.image_id for r in results)
     items = {i.image_id: i for i in job.items.select_for_update().filter(image_id__in=ids).order_by("image_id")}
     open_ids = [i for i in ids if i in items and items[i].status not in FINAL_ITEM_STATES]
@@ -365,16 +386,42 @@ def forget_deleted_images(job_ids) -> None:
     """In the transaction that deleted images, whose job items went with them (CASCADE): each
     unfinished job counts only the images it still has, and one left with nothing to run ends now.
     Before, such a job stayed "running" for ever (no batch would ever write it again), or ended
-    "Every image failed. First error: None", and a finished one read 57/75."""
-    jobs = PrelabelJob.objects.select_for_update().filter(pk__in=list(job_ids)).exclude(status__in=FINAL_JOB_STATES)
+    "Every image failed. First error: None", and a finished one read 57/75.
+
+    A finished job's counters follow its items too (a deleted image's item is gone, so it is no
+    longer counted: "2 of 2, 1 failed" over one item read wrong, also after a retry), and so does
+    its verdict: a job "failed" only while every image it still has failed."""
+    jobs = PrelabelJob.objects.select_for_update().filter(pk__in=list(job_ids))
     for job in jobs.order_by("pk"):
-        counts = job.items.aggregate(total=Count("pk"), processed=Count("pk", filter=Q(status__in=FINAL_ITEM_STATES)),
-                                     failed=Count("pk", filter=Q(status=ItemStatus.FAILED)))
-        for field, value in counts.items():
-            setattr(job, field, value)
-        job.save(update_fields=list(counts))
+        _recount(job)
+        if job.status in (JobStatus.DONE, JobStatus.FAILED) and job.total:
+            _refresh_verdict(job)
         _maybe_finish(job)
         _emit_progress(job)
+
+
+def _recount(job: PrelabelJob) -> None:
+    """total / processed / failed from the job's items (processed: done or failed; a cancelled
+    item was never processed)."""
+    counts = job.items.aggregate(
+        total=Count("pk"), processed=Count("pk", filter=Q(status__in=[ItemStatus.DONE, ItemStatus.FAILED])),
+        failed=Count("pk", filter=Q(status=ItemStatus.FAILED)),
+    )
+    for field, value in counts.items():
+        setattr(job, field, value)
+    job.save(update_fields=list(counts))
+
+
+def _refresh_verdict(job: PrelabelJob) -> None:
+    """A finished job's done/failed after some of its items went away."""
+    if job.items.exclude(status=ItemStatus.FAILED).exists():
+        status, error = JobStatus.DONE, ""
+    else:
+        first = job.items.filter(status=ItemStatus.FAILED).values_list("error", flat=True).first()
+        status, error = JobStatus.FAILED, f"Every image failed. First error: {first}"
+    if (job.status, job.error) != (status, error):
+        job.status, job.error = status, error
+        job.save(update_fields=["status", "error"])
 
 
 def _maybe_finish(job: PrelabelJob) -> None:

@@ -24,6 +24,18 @@ from .gallery_index import classification, ensure_exemplar_embeddings, load_gall
 logger = logging.getLogger("razmetka.jobs")
 
 
+# Not a verdict on the images: re-raised through every "fail this image" handler below.
+PASS_THROUGH = (*DB_DOWN, services.JobGone)
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """ml's errors about what it was given (an image too thin, prompts too long): said plainly to
+    the user, not as a crash. Imported late: importing ml imports torch (seconds, web process)."""
+    from ml.inputs import ImageInputError, PromptTooLongError
+
+    return ImageInputError, PromptTooLongError
+
+
 @shared_task(name="jobs.run_batch", acks_late=True, bind=True, max_retries=None)
 def run_batch(self, job_id: int, image_ids: list[int]) -> dict:
     """Idempotent: items done, or held by a live worker, are skipped (redelivered or duplicate
@@ -36,7 +48,13 @@ def run_batch(self, job_id: int, image_ids: list[int]) -> dict:
     if not todo:
         return {"processed": 0}
     with leases.Heartbeat(job_id=job_id, owner=owner):
-        return _run_claimed(job, todo)
+        try:
+            return _run_claimed(job, todo)
+        except services.JobGone:
+            # The project (and so the job) was deleted while this batch ran: nothing to write.
+            logger.info("pre-annotation job %s was deleted while a batch of %s images ran; the batch ends",
+                        job_id, len(todo))
+            return {"gone": True}
 
 
 def _run_claimed(job, todo: list[int]) -> dict:
@@ -50,6 +68,14 @@ def _run_claimed(job, todo: list[int]) -> dict:
         services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
         return {"failed": len(todo)}
     snapshot = job.settings_snapshot
+    if job.kind != "boxes":
+        # Prompts past the model's text window fail every image alike: fail the batch at once
+        # with the limit (the API refuses what surely cannot fit; this counts exactly).
+        try:
+            pipeline.engine.check_prompts(snapshot.get("prompts"))
+        except _input_errors() as exc:
+            services.fail_items(job_id=job_id, image_ids=todo, error=str(exc))
+            return {"failed": len(todo)}
     try:
         gallery = _job_gallery(job, pipeline)
         _configure_detector(pipeline, snapshot)
@@ -57,9 +83,10 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # frozen when the job started: a later edit of the project does not reach this job.
         matcher = job_matcher(snapshot, pipeline.embedder_version)
         files = dict(Image.objects.filter(pk__in=todo).values_list("pk", "file"))  # the batch's, in one query
-    except DB_DOWN:
+    except PASS_THROUGH:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception as exc:
+        _raise_if_gone(job_id)
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
@@ -83,6 +110,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
         reading = reader.submit(_read_images, files, chunks[0])
         for index, ids in enumerate(chunks):
             read = None
+            _raise_if_gone(job_id)  # one cheap query per chunk: a deleted job's images are not run
             try:
                 read = reading.result()
                 if index + 1 < len(chunks):
@@ -90,9 +118,10 @@ def _run_claimed(job, todo: list[int]) -> dict:
                 ok_ids, results, given = _annotate(job, pipeline, gallery, matcher, read)
             except SoftTimeLimitExceeded:
                 return timed_out(index)
-            except DB_DOWN:
+            except PASS_THROUGH:
                 raise  # as above
             except Exception as exc:
+                _raise_if_gone(job_id)  # its images went with it: their failure is no news
                 if read is None:  # not even read: the chunk fails, the batch goes on
                     logger.exception("reading images %s failed", ids)
                     services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
@@ -113,6 +142,11 @@ def _run_claimed(job, todo: list[int]) -> dict:
     # The rest, also when the last chunk failed: its earlier chunks' results are kept.
     written += _write(job_id, pending)
     return {"processed": processed, "annotations": written}
+
+
+def _raise_if_gone(job_id: int) -> None:
+    if not services.job_exists(job_id):
+        raise services.JobGone(f"prelabel job {job_id} no longer exists")
 
 
 def _read_images(files: dict[int, str], ids: list[int]) -> list[tuple[int, object]]:
@@ -136,8 +170,12 @@ def _annotate_each(job, pipeline, gallery, matcher, read: list[tuple[int, object
     for one in read:
         try:
             ids, out, boxes = _annotate(job, pipeline, gallery, matcher, [one])
-        except (SoftTimeLimitExceeded, *DB_DOWN):
+        except (SoftTimeLimitExceeded, *PASS_THROUGH):
             raise
+        except _input_errors() as exc:  # 1 x 1, 65535 x 1: a plain reason, no traceback in the log
+            logger.info("pre-annotation of image %s refused: %s", one[0], exc)
+            services.fail_items(job_id=job.pk, image_ids=[one[0]], error=str(exc))
+            continue
         except Exception as exc:
             logger.exception("pre-annotation of image %s failed", one[0])
             services.fail_items(job_id=job.pk, image_ids=[one[0]],
@@ -230,9 +268,10 @@ def _write(job_id: int, batch: list) -> int:
         return 0
     try:
         return sum(services.write_results(job_id=job_id, results=batch).values())
-    except DB_DOWN:
+    except PASS_THROUGH:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception:
+        _raise_if_gone(job_id)
         logger.exception("writing a batch of %s images failed; writing them one by one", len(batch))
     created = 0
     for item in batch:
@@ -240,9 +279,10 @@ def _write(job_id: int, batch: list) -> int:
             created += services.write_image_result(
                 job_id=job_id, image_id=item.image_id, detections=item.detections, stage_ms=item.stage_ms,
             )
-        except DB_DOWN:
+        except PASS_THROUGH:
             raise  # as above: the sweeper re-queues what this run did not write
         except Exception as exc:  # one bad image must not leave the job unfinished
+            _raise_if_gone(job_id)
             logger.exception("writing results of image %s failed", item.image_id)
             services.fail_items(job_id=job_id, image_ids=[item.image_id], error=f"{type(exc).__name__}: {exc}")
     return created

@@ -36,8 +36,21 @@ def pad_to_square(img: np.ndarray, fill=(124, 116, 104)) -> np.ndarray:
 
 
 def square_resize(img: np.ndarray, size: int, fill=(124, 116, 104)) -> np.ndarray:
-    """Pad to square (keeps the aspect ratio of long thin tools) then resize."""
-    sq = pad_to_square(np.ascontiguousarray(img), fill)
+    """Pad to square (keeps the aspect ratio of long thin tools) then resize.
+
+    The work stays bounded by the crop's own pixel count: padding a long, thin crop first would
+    build a long-side x long-side square (65535 x 1 -> 65535 x 65535, 12 GiB and ~40 s of resize
+    for one interactive click). When padding would more than double the pixels, the crop is shrunk
+    to the target first (long side = ``size``, short side >= 1 px) and padded after; crops up to
+    2:1 take the original pad-then-resize path unchanged, so their embeddings do not move."""
+    img = np.ascontiguousarray(img)
+    h, w = img.shape[:2]
+    s = max(h, w)
+    if s > size and s * s > 2 * h * w:
+        scale = size / s
+        img = cv2.resize(img, (min(size, max(1, round(w * scale))), min(size, max(1, round(h * scale)))),
+                         interpolation=cv2.INTER_AREA)
+    sq = pad_to_square(img, fill)
     interp = cv2.INTER_AREA if sq.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(sq, (size, size), interpolation=interp)
 

@@ -90,6 +90,11 @@ class Engine:
             raise ValueError(f"{self.info.name}: at least one text prompt is needed")
         return phrases
 
+    def check_prompts(self, prompts: list[str] | None) -> None:
+        """Raise ml.inputs.PromptTooLongError when the prompts cannot fit the model's text window
+        (before any image: a job fails at once with the limit, not every image with a tensor
+        error). Default: nothing to check (closed-set engines)."""
+
     def configure(self, box_threshold: float | None = None, text_threshold: float | None = None,
                   nms_iou: float | None = None) -> None:
         """A job's thresholds (project settings) for the next calls. Default: ignored."""

@@ -28,6 +28,10 @@ class GdinoSam2Engine(Engine):
         given = {"box_threshold": box_threshold, "text_threshold": text_threshold, "nms_iou": nms_iou}
         self.detector.cfg = dataclasses.replace(self.detector.cfg, **{k: v for k, v in given.items() if v is not None})
 
+    def check_prompts(self, prompts) -> None:
+        if self.detector is not None:
+            self.detector.check_prompt_length(self.detector._prompt(prompts))
+
     def propose(self, images, prompts, timings=None):
         t = {} if timings is None else timings
         if self.detector is None:

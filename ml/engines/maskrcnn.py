@@ -49,6 +49,8 @@ class MaskRCNNEngine(Engine):
         from ml.device import autocast
 
         t = {} if timings is None else timings
+        for im in images:
+            self._check_size(im)
         bs = batching.resolve(self.cfg.maskrcnn.batch_size, "detector", self.device)
         out = []
         with timed(t, "detect"), torch.inference_mode(), autocast(self.device, self.cfg.dtype):
@@ -59,6 +61,21 @@ class MaskRCNNEngine(Engine):
                 for im, det in zip(chunk, self.model(x)):
                     out.append(self._image(det))
         return out
+
+    def _check_size(self, image: np.ndarray) -> None:
+        """torchvision's transform scales the short side to min_size, the long one to at most
+        max_size; a long, thin image (65535 x 1) would come out 0 px high: say so plainly."""
+        from ml.inputs import check_image, too_thin
+
+        check_image(image)
+        transform = getattr(self.model, "transform", None)
+        if transform is None:
+            return
+        h, w = image.shape[:2]
+        min_size = transform.min_size[-1] if isinstance(transform.min_size, (list, tuple)) else transform.min_size
+        scale = min(float(min_size) / min(h, w), float(transform.max_size) / max(h, w))
+        if int(min(h, w) * scale) < 1:
+            raise too_thin(image, "the Mask R-CNN model")
 
     def _image(self, det: dict):
         boxes = det["boxes"].float().cpu().numpy()

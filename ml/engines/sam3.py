@@ -47,6 +47,24 @@ class Sam3Engine(Engine):
         if nms_iou is not None:
             self.nms_iou = float(nms_iou)
 
+    def check_prompts(self, prompts) -> None:
+        """SAM 3 encodes each prompt alone in a CLIP text encoder of max_position_embeddings (32)."""
+        from ml.inputs import PromptTooLongError
+
+        text_config = getattr(getattr(self.model, "config", None), "text_config", None)
+        limit = getattr(text_config, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            return
+        for phrase in self.prompts(prompts):
+            n_tokens = len(self.processor.tokenizer(phrase)["input_ids"])
+            if n_tokens > limit:
+                raise PromptTooLongError(n_tokens, limit, 1, what=f"the prompt {phrase[:40]!r}", model="SAM 3",
+                                         setting="max_position_embeddings")
+
+    def propose(self, images, prompts, timings=None):
+        self.check_prompts(prompts)
+        return self._propose(images, prompts, timings)
+
     def _text(self, phrases: list[str]):
         import torch
 
@@ -58,7 +76,7 @@ class Sam3Engine(Engine):
             self._text_cache = (list(phrases), feats, mask)
         return self._text_cache[1], self._text_cache[2]
 
-    def propose(self, images, prompts, timings=None):
+    def _propose(self, images, prompts, timings=None):
         import torch
 
         from ml.device import autocast

@@ -21,6 +21,14 @@ def _updates_of_items(queries) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "jobs_prelabeljobimage"')]
 
 
+def _models_fail_on_thin_photos(settings, monkeypatch) -> None:
+    """A stand-in for any photo the models fail on: uploads take a 4000x1 photo again (they refuse
+    it now: MIN_IMAGE_SIDE) and the detector gets it unpadded, so GroundingDINO's processor raises
+    as it did before ml/detector.py framed thin images."""
+    settings.MIN_IMAGE_SIDE, settings.MAX_IMAGE_ASPECT = 1, 10**6
+    monkeypatch.setattr("ml.detector.frame_for_resize", lambda image, *args: (image, 1.0))
+
+
 def test_a_claim_is_one_update_for_the_whole_batch():
     owner = make_user("owner")
     project = make_project(owner)
@@ -95,7 +103,7 @@ def test_a_batch_writes_its_chunks_at_once_while_the_models_are_fast(settings, t
     assert set(job.items.values_list("status", flat=True)) == {ItemStatus.DONE}
 
 
-def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settings, tiny_models_config):
+def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settings, tiny_models_config, monkeypatch):
     """A 1x4000 photo makes GroundingDINO's processor raise: its chunk fails, and the results the
     batch had computed but not yet written (fast models) are written, not left running."""
     import io
@@ -106,6 +114,7 @@ def test_a_batch_whose_last_chunk_fails_still_writes_the_chunks_before_it(settin
     settings.RAZMETKA_ML_CONFIG = tiny_models_config
     settings.PRELABEL_CHUNK_SIZE = 2
     settings.PRELABEL_WRITE_EVERY_S = 60.0
+    _models_fail_on_thin_photos(settings, monkeypatch)
     owner = make_user("owner")
     project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
     files = [SimpleUploadedFile(f"c{i}.png", synthetic_png(20 + i)) for i in range(4)]
@@ -195,7 +204,7 @@ def test_the_next_chunk_is_read_while_the_models_run_on_this_one(settings, tiny_
     assert job.status == JobStatus.DONE and job.processed == 3 and job.failed == 0, job.error
 
 
-def test_one_photo_the_models_cannot_take_fails_alone_not_its_chunk(settings, tiny_models_config):
+def test_one_photo_the_models_cannot_take_fails_alone_not_its_chunk(settings, tiny_models_config, monkeypatch):
     """A 4000x1 photo makes GroundingDINO's processor raise. It shared a chunk with two good
     photos, and all three failed with its error; now the chunk is tried image by image."""
     import io
@@ -205,6 +214,7 @@ def test_one_photo_the_models_cannot_take_fails_alone_not_its_chunk(settings, ti
 
     settings.RAZMETKA_ML_CONFIG = tiny_models_config
     settings.PRELABEL_CHUNK_SIZE = 3
+    _models_fail_on_thin_photos(settings, monkeypatch)
     owner = make_user("owner")
     project = make_project(owner, prompts=["tool", "hammer"], box_threshold=0.0, text_threshold=0.0)
     thin = io.BytesIO()

@@ -20,6 +20,11 @@ FRONTEND_DIST = Path(os.environ.get("RAZMETKA_FRONTEND_DIST", BASE_DIR / "fronte
 # Upload limits (bytes / pixels / zip entries); errors name the limit that was hit.
 MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", 64 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000)
+# Shapes no model can use (backend/core/uploads.py): under 8 px a side is less than one patch of
+# every model here; past 30:1 GroundingDINO (long side 1333 px) keeps under 44 px of the short
+# side and SAM 2 stretches the strip 30x. Panoramas (~10:1) and long tool shots pass.
+MIN_IMAGE_SIDE = env_int("MIN_IMAGE_SIDE", 8)
+MAX_IMAGE_ASPECT = env_int("MAX_IMAGE_ASPECT", 30)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
 ZIP_MAX_ENTRIES = env_int("ZIP_MAX_ENTRIES", 20_000)
 ZIP_MAX_TOTAL_BYTES = env_int("ZIP_MAX_TOTAL_BYTES", 8 * 1024 * 1024 * 1024)
