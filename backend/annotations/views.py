@@ -43,6 +43,10 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         "restore": Capability.ANNOTATE,
         "events": Capability.READ,
     }
+    # The query parameters each write takes (backend.core.params.check_write_params).
+    write_params = {action: ("force",) for action in ("create", "partial_update", "review", "restore")} | {
+        "destroy": ("version", "force"),
+    }
 
     def retrieve(self, request, project_pk=None, pk=None):
         annotation = Annotation.objects.filter(project=self.project, pk=int_or_404(pk)).select_related("label_class").first()
@@ -128,6 +132,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     serializer_class = ImageDetailSerializer
     capabilities = {"accept_all": Capability.REVIEW, "destroy": Capability.MANAGE}
+    write_params = {"accept_all": ("force",), "destroy": ("version",)}
 
     @extend_schema(responses=ImageDetailSerializer)
     def retrieve(self, request, project_pk=None, pk=None):

@@ -1,5 +1,7 @@
 """Browser login (session + CSRF) and script tokens."""
 import hashlib
+import math
+import time
 
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.core.cache import cache
@@ -53,15 +55,40 @@ def _failures_key(username: str) -> str:
     return "sign-in-failures:" + hashlib.sha256(username.strip().lower().encode()).hexdigest()
 
 
-def _refuse_if_locked(key: str, what: str, advice: str = "") -> None:
+class LockedOut(Throttled):
+    """A 429 whose text is the whole message: DRF's Throttled appends "Expected available in 900
+    seconds.", which the sign-in page showed as is. The wait still goes out as Retry-After."""
+
+    def __init__(self, *, wait: float, detail: str):
+        super().__init__(detail=detail)
+        self.wait = math.ceil(wait)
+
+
+def wait_text(seconds: float) -> str:
+    """ "15 minutes", "1 minute", "30 seconds": a wait in the words a person reads."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _refuse_if_locked(key: str, what: str) -> None:
+    """`what`: what failed ("sign-ins", "password attempts"). The lock lifts when the window
+    that the first failure opened ends; nobody can lift it sooner (a new password set meanwhile is
+    refused too), so the message offers only the wait."""
     if (cache.get(key) or 0) >= SIGN_IN_FAILURES_MAX:
-        raise Throttled(wait=SIGN_IN_LOCKOUT_S, detail=(
-            f"Too many wrong passwords for this account: {what} locked for up to {SIGN_IN_LOCKOUT_S // 60} "
-            f"minutes.{advice}"))
+        started = cache.get(key + ":since")
+        left = SIGN_IN_LOCKOUT_S if started is None else started + SIGN_IN_LOCKOUT_S - time.time()
+        left = min(SIGN_IN_LOCKOUT_S, max(1, left))
+        raise LockedOut(wait=left, detail=(
+            f"Too many failed {what}: this account is locked. Try again in {wait_text(left)}."))
 
 
 def _count_failure(key: str) -> None:
-    cache.add(key, 0, SIGN_IN_LOCKOUT_S)  # the window starts at the first failure
+    # The window starts at the first failure; its start is kept to say how long the lock has left.
+    if cache.add(key, 0, SIGN_IN_LOCKOUT_S):
+        cache.set(key + ":since", time.time(), SIGN_IN_LOCKOUT_S)
     cache.incr(key)
 
 
@@ -69,12 +96,12 @@ def _authenticate(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     key = _failures_key(serializer.validated_data["username"])
-    _refuse_if_locked(key, "sign-in is", " An admin can set a new password meanwhile.")
+    _refuse_if_locked(key, "sign-ins")
     user = authenticate(request, **serializer.validated_data)
     if user is None:
         _count_failure(key)
     else:
-        cache.delete(key)
+        cache.delete_many([key, key + ":since"])
     return user
 
 
@@ -155,7 +182,7 @@ def me_view(request):
         # Wrong current passwords count with wrong sign-ins: a stolen token or session could
         # otherwise guess the real password here without limit.
         key = _failures_key(request.user.get_username())
-        _refuse_if_locked(key, "password changes are")
+        _refuse_if_locked(key, "password attempts")
         try:
             change_own_password(user=request.user, **serializer.validated_data)
         except DomainError as exc:

@@ -140,3 +140,19 @@ def signed_out(*, user_id: int, session_key: str | None = None) -> None:
 def membership_changed(*, project_id: int, user_id: int) -> None:
     payload = {"type": "membership.changed", "project": project_id}
     transaction.on_commit(lambda: publisher.put(None, user_group(user_id), payload))
+
+
+def project_deleted(*, project_id: int, user_ids: list[int], by: str | None) -> None:
+    """Tell every member's open pages that the project is gone and who deleted it, then close their
+    sockets of it (membership.changed: the consumer re-checks, finds no membership, answers
+    access.revoked and closes with 4403). Sent to each member's own group: the project's group has
+    no backlog to number events in once the project is gone."""
+    deleted = {"type": "project.deleted", "project": project_id, "by": by}
+    revoked = {"type": "membership.changed", "project": project_id}
+
+    def send() -> None:
+        for user_id in user_ids:
+            publisher.put(None, user_group(user_id), deleted)
+            publisher.put(None, user_group(user_id), revoked)
+
+    transaction.on_commit(send)

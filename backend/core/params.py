@@ -1,9 +1,11 @@
 import re
 from collections.abc import Mapping
 
+from django.http import QueryDict
 from rest_framework.exceptions import ValidationError
 
 from backend.core.errors import NotFound
+from backend.core.filters import single_valued
 
 
 def int_or_404(value) -> int:
@@ -25,16 +27,54 @@ def version_from(request, *, also: tuple[str, ...] = ()) -> int | None:
     if extra:
         allowed = ", ".join(sorted({"version", *also}))
         raise ValidationError({extra[0]: f"Unknown field or parameter '{extra[0]}'. Allowed: {allowed}."})
+    single_valued(request.query_params)  # `?version=1&version=2` took the last one
     raw = body.get("version") if body else request.query_params.get("version")
     if raw is None:
         return None
+    # A JSON integer in a JSON body; ASCII digits in the query string or a form ("٣", " 1", "1.0"
+    # and a JSON "1" were read as versions).
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", raw):
+    textual = not body or isinstance(body, QueryDict)
+    if textual and isinstance(raw, str) and re.fullmatch(r"[0-9]{1,18}", raw):
         return int(raw)
-    raise ValidationError({"version": "A version is a whole number: send the version you last read."})
+    raise ValidationError({"version": "A version is a whole number: send the version you last read "
+                                      "(a JSON integer in a body, ASCII digits in ?version=)."})
+
+
+FLAGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def flag_from(request, name: str) -> bool:
+    """A boolean query parameter: 1/0/true/false, sent once; absent is false. `?force=yes` and
+    `?force=1&force=0` were taken without a word."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1:
+        raise ValidationError({name: f"'{name}' is sent {len(values)} times; send it once."})
+    value = FLAGS.get(values[0].lower())
+    if value is None:
+        raise ValidationError({name: f"'{name}' takes 1, 0, true or false, not '{values[0]}'."})
+    return value
 
 
 def force_from(request) -> bool:
     """`?force=1`: a project admin writes through someone else's claim on purpose."""
-    return request.query_params.get("force", "").lower() in {"1", "true", "yes"}
+    return flag_from(request, "force")
+
+
+def check_write_params(request, view) -> None:
+    """A write (POST, PUT, PATCH, DELETE) takes only the query parameters its view declares
+    (`write_params`: action → names), each once: an unknown one is a 400 naming it, as on the
+    lists, where it was ignored while the write went ahead."""
+    params = request.query_params
+    if not params:
+        return
+    single_valued(params)
+    action = getattr(view, "action", None)
+    allowed = set((getattr(view, "write_params", None) or {}).get(action, ()))
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}' on this write. Allowed: "
+                                           f"{', '.join(sorted(allowed)) or 'none'}."})

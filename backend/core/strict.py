@@ -1,19 +1,167 @@
 """Request bodies that say what they do not understand: a field the serializer does not know is a
 400 naming it, where DRF drops it without a word (`{"split": "bogus"}` started an evaluation
-of everything, as if the client had not asked for anything)."""
+of everything, as if the client had not asked for anything).
+
+The same mixin makes numbers and flags strict. DRF's IntegerField took "1", " 1", 1.0 and even
+"٣" (an Arabic-Indic three) as an integer, so a client that sent the optimistic-concurrency
+`version` as a string, or an id as a float, went unnoticed. In a JSON body an integer field now
+takes a JSON integer only (not a boolean, string or float), a float field a JSON number, a
+boolean field true or false. A form-encoded (multipart) body carries only strings: there a field
+takes ASCII digits ("12", "-3"; "0.5" for a float) and a flag 1/0/true/false.
+
+A read-only field in a write is a 400 naming it ("`id` is read-only"), unless the value sent is
+the one the object has (a client may send back what it read); it was dropped in silence.
+"""
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 
+from django.http import QueryDict
 from rest_framework import serializers
+
+BIGINT = 2**63  # every id and counter is a PostgreSQL bigint at most
+_FORM_INT = re.compile(r"-?[0-9]{1,19}")
+_FORM_FLOAT = re.compile(r"-?[0-9]{1,300}(\.[0-9]{1,300})?")
+_FORM_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _in_form(field) -> bool:
+    """The field's value came from a form-encoded body (strings by nature), not from JSON."""
+    return isinstance(getattr(field.root, "initial_data", None), QueryDict)
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, float):
+        return "a decimal number"
+    if value is None:
+        return "null"
+    return f"a JSON {type(value).__name__}"
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {
+        "strict": "A whole number is required: a JSON integer such as 3, not {kind}.",
+        "range": "Out of range: a whole number from -2^63 to 2^63-1 is expected.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and _in_form(self) and _FORM_INT.fullmatch(data):
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("strict", kind=_kind(data))
+        if not -BIGINT <= data < BIGINT:
+            self.fail("range")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    default_error_messages = {"strict": "A number is required: a JSON number such as 0.5, not {kind}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and _in_form(self) and _FORM_FLOAT.fullmatch(data):
+            data = float(data)
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("strict", kind=_kind(data))
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"strict": "true or false is required, not {kind}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and _in_form(self) and data.lower() in _FORM_FLAGS:
+            return _FORM_FLAGS[data.lower()]
+        if not isinstance(data, bool):
+            self.fail("strict", kind=_kind(data))
+        return data
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """An id as a strict integer (DRF looked up "1" and 1.0 as well)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and _in_form(self) and _FORM_INT.fullmatch(data):
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=_kind(data))
+        if not -BIGINT <= data < BIGINT:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+_STRICT = {
+    serializers.IntegerField: StrictIntegerField,
+    serializers.FloatField: StrictFloatField,
+    serializers.BooleanField: StrictBooleanField,
+    serializers.PrimaryKeyRelatedField: StrictPrimaryKeyRelatedField,
+}
+
+
+def strict_field(field: serializers.Field) -> serializers.Field:
+    """`field` as its strict class (the same arguments), list children included."""
+    strict = _STRICT.get(type(field))
+    if strict is not None:
+        return strict(*field._args, **field._kwargs)
+    child = getattr(field, "child", None)
+    if isinstance(field, (serializers.ListField, serializers.DictField)) and child is not None:
+        new = strict_field(child)
+        if new is not child:
+            field.child = new
+            new.bind(field_name="", parent=field)
+    return field
+
+
+def form_int(value, *, name: str) -> int | None:
+    """An id from a form-encoded body: ASCII digits, or absent/empty (None)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and -BIGINT <= value < BIGINT:
+        return value
+    if isinstance(value, str) and _FORM_INT.fullmatch(value) and -BIGINT <= int(value) < BIGINT:
+        return int(value)
+    raise serializers.ValidationError({name: [f"'{name}' is a whole number such as 3 (ASCII digits)."]})
+
+
+def _same(sent, current) -> bool:
+    try:
+        return json.dumps(sent, sort_keys=True) == json.dumps(current, sort_keys=True)
+    except (TypeError, ValueError):
+        return False
 
 
 class StrictFieldsMixin:
+    def get_fields(self):
+        return {name: strict_field(field) for name, field in super().get_fields().items()}
+
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                # Read-only fields are accepted (a client may send back what it read) but not named.
                 known = ", ".join(sorted(name for name, field in self.fields.items() if not field.read_only))
                 raise serializers.ValidationError({name: [f"Unknown field. Known: {known}."] for name in unknown})
+            read_only = sorted(name for name in data if self.fields[name].read_only)
+            changed = [name for name in read_only if not self._is_current(name, data[name])]
+            if changed:
+                raise serializers.ValidationError(
+                    {name: [f"`{name}` is read-only: leave it out (or send the value you read)."] for name in changed}
+                )
         return super().to_internal_value(data)
+
+    def _is_current(self, name: str, sent) -> bool:
+        """`sent` is what a read of the object shows for this read-only field."""
+        instance = getattr(self, "instance", None)
+        if instance is None:
+            return False
+        field = self.fields[name]
+        try:
+            attribute = field.get_attribute(instance)
+            current = None if attribute is None else field.to_representation(attribute)
+        except Exception:  # a field this serializer cannot render without more context
+            return False
+        return _same(sent, current)

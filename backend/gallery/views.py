@@ -3,7 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from backend.core.errors import DomainError
+from backend.core.strict import form_int
 from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
@@ -31,10 +31,7 @@ class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def create(self, request, project_pk=None):
         files = check_upload_request(request)
         raw_class = request.data.get("label_class")
-        try:
-            class_id = int(raw_class) if raw_class not in (None, "") else None
-        except (TypeError, ValueError):
-            raise DomainError("label_class must be a class id.") from None
+        class_id = form_int(raw_class, name="label_class")  # ASCII digits: int() took " 3" and "٣"
         report = services.upload_exemplars(project=self.project, user=request.user, files=files, class_id=class_id)
         body = {
             "created": GalleryImageSerializer(report.created, many=True).data,

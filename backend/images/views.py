@@ -34,6 +34,8 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         "create": Capability.ANNOTATE, "uploads": Capability.ANNOTATE, "upload": Capability.ANNOTATE,
         "upload_finish": Capability.ANNOTATE,
     }
+    # The query parameters each write takes (backend.core.params.check_write_params).
+    write_params = {"upload": ("offset", "finish")}
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=ImageStatus.values),

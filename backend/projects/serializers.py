@@ -5,6 +5,9 @@ from backend.core.strict import StrictFieldsMixin
 from .models import LabelClass, Membership, Project, Role
 
 
+DESCRIPTION_MAX = 5_000
+
+
 class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     my_role = serializers.SerializerMethodField()
 
@@ -16,6 +19,9 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "engine", "learn_from_reviews", "gallery_version", "created_at", "updated_at", "version", "my_role",
         ]
         read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "version", "my_role"]
+        # Every project list and read carries it: a 1 MB description went out with each of them.
+        extra_kwargs = {"description": {"max_length": DESCRIPTION_MAX, "error_messages": {
+            "max_length": f"At most {DESCRIPTION_MAX:,} characters: keep the description short (it shows on every project list)."}}}
 
     def get_my_role(self, project) -> str | None:
         membership = self.context.get("membership")
@@ -38,6 +44,18 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         if len(value) > 20 or any(len(p) > 200 for p in value):
             raise serializers.ValidationError("At most 20 prompts of at most 200 characters.")
         return [p.strip() for p in value]
+
+    def validate(self, attrs):
+        """Prompts that cannot fit the engine's text window failed every image of every job."""
+        attrs = super().validate(attrs)
+        if "prompts" in attrs or "engine" in attrs:
+            from backend.jobs.prompt_window import prompt_window_error
+
+            engine = attrs.get("engine") or getattr(self.instance, "engine", None) or Project._meta.get_field("engine").get_default()
+            problem = prompt_window_error(attrs.get("prompts", getattr(self.instance, "prompts", None)), engine)
+            if problem:
+                raise serializers.ValidationError({"prompts": problem})
+        return attrs
 
 
 class ProjectUpdateSerializer(ProjectSerializer):

@@ -32,7 +32,10 @@ def create_project(*, user, **fields) -> Project:
 def update_project(*, project_id: int, version: int | None, **fields) -> Project:
     project = Project.objects.select_for_update().get(pk=project_id)
     check_version(project, version)
-    for key, value in _only(fields, PROJECT_FIELDS).items():
+    changes = {key: value for key, value in _only(fields, PROJECT_FIELDS).items() if getattr(project, key) != value}
+    if not changes:
+        return project  # nothing changed: the version stays, so other clients get no needless 409
+    for key, value in changes.items():
         setattr(project, key, value)
     project.version += 1
     project.save()
@@ -40,13 +43,18 @@ def update_project(*, project_id: int, version: int | None, **fields) -> Project
 
 
 @transaction.atomic
-def delete_project(*, project_id: int, version: int | None) -> None:
+def delete_project(*, project_id: int, version: int | None, by=None) -> None:
     """Everything of the project goes in one cascade (annotations and their trail included: the
-    class foreign key is RESTRICT, which allows it when the annotations go too)."""
+    class foreign key is RESTRICT, which allows it when the annotations go too). Members with a
+    page of it open are told at once, with who deleted it (`by`, the acting user)."""
+    from backend.core import events
+
     project = Project.objects.select_for_update().get(pk=project_id)
     check_version(project, version)
     names = _stored_files(project_id)
+    member_ids = list(Membership.objects.filter(project_id=project_id).values_list("user_id", flat=True))
     project.delete()
+    events.project_deleted(project_id=project_id, user_ids=member_ids, by=getattr(by, "username", None))
     # The files go too (photos are what a user deleting a project most expects gone).
     transaction.on_commit(lambda: delete_later(names))
 
@@ -133,6 +141,7 @@ def create_class(*, project: Project, **fields) -> LabelClass:
         raise DomainError(f"A class named '{taken}' already exists in this project.") from None
     if label_class.parent_id is not None:  # a new instance regroups its type's exemplars
         gallery_changed(project.pk)
+    _classes_changed(project.pk)
     return label_class
 
 
@@ -151,9 +160,12 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
     check_version(label_class, version)
     fields = _only(fields, CLASS_FIELDS)
     before = {key: getattr(label_class, key) for key in _MATCHING_FIELDS}
+    stored = {key: getattr(label_class, key) for key in CLASS_FIELDS}
     for key, value in fields.items():
         setattr(label_class, key, value)
     _settle_kind(label_class, fields)
+    if all(getattr(label_class, key) == value for key, value in stored.items()):
+        return label_class  # nothing changed: the version stays
     validate_hierarchy(label_class)
     label_class.version += 1
     try:
@@ -165,6 +177,7 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
     # An inactive class leaves the gallery, a moved instance counts for another type: re-score.
     if any(getattr(label_class, key) != value for key, value in before.items()):
         gallery_changed(project.pk)
+    _classes_changed(project.pk)
     return label_class
 
 
@@ -204,16 +217,37 @@ def delete_class(*, project: Project, class_id: int, version: int | None) -> Non
     if label_class is None:
         raise NotFound("Class not found.")
     check_version(label_class, version)
-    if LabelClass.objects.filter(parent_id=label_class.pk).exists():
-        raise DomainError(f"Class '{label_class.name}' has instances; delete or move them first.")
+    instances = list(LabelClass.objects.filter(parent_id=label_class.pk).order_by("name").values_list("name", flat=True)[:4])
+    if instances:
+        shown = ", ".join(f"'{n}'" for n in instances[:3]) + (", …" if len(instances) > 3 else "")
+        raise DomainError(
+            f"Class '{label_class.name}' has instances ({shown}); delete them or make them types of their own first.",
+            extra={"code": "class_has_instances"},
+        )
     try:
         with transaction.atomic():
             label_class.delete()
     except (ProtectedError, RestrictedError):  # Annotation.label_class is RESTRICT
+        from backend.annotations.models import Annotation
+
+        used = Annotation.objects.filter(project=project, label_class_id=label_class.pk).count()
+        objects = f"{used} object{'' if used == 1 else 's'}"
         raise DomainError(
-            f"Class '{label_class.name}' is used by annotations; deactivate it instead of deleting it."
+            f"Class '{label_class.name}' is used by annotations ({objects} labelled with it), so it was not deleted: "
+            f"give those objects another class (or delete them) first, or deactivate it instead of deleting it "
+            f"(it then stays on those objects but is no longer offered).",
+            extra={"code": "class_in_use", "objects": used},
         ) from None
     gallery_changed(project.pk)
+    _classes_changed(project.pk)
+
+
+def _classes_changed(project_id: int) -> None:
+    """Open pages reload the class list: a class deleted (or renamed, deactivated) elsewhere stayed
+    in an open picker, and choosing it said "Class 5 does not exist"."""
+    from backend.core import events
+
+    events.emit(project_id, "classes.changed")
 
 
 def gallery_changed(project_id: int) -> None:

@@ -30,6 +30,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
 
     serializer_class = ProjectSerializer
     lookup_value_converter = "int"
+    write_params = {"destroy": ("version",)}  # the query parameters a write takes
 
     def _membership(self, pk, capability):
         return require_capability(self.request.user, pk, capability)
@@ -59,7 +60,8 @@ class ProjectViewSet(viewsets.GenericViewSet):
     @extend_schema(request=ProjectUpdateSerializer, responses=ProjectSerializer)
     def partial_update(self, request, pk=None):
         membership = self._membership(pk, Capability.MANAGE)
-        serializer = ProjectUpdateSerializer(membership.project, data=request.data, partial=True)
+        serializer = ProjectUpdateSerializer(membership.project, data=request.data, partial=True,
+                                             context={"membership": membership})  # `my_role` sent back as read
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         project = services.update_project(project_id=membership.project_id, version=data.pop("version", None), **data)
@@ -68,7 +70,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
     @extend_schema(request=VersionSerializer, responses={204: None})
     def destroy(self, request, pk=None):
         membership = self._membership(pk, Capability.MANAGE)
-        services.delete_project(project_id=membership.project_id, version=version_from(request))
+        services.delete_project(project_id=membership.project_id, version=version_from(request), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,6 +118,7 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = LabelClassSerializer
     capabilities = {"list": Capability.READ, "retrieve": Capability.READ}
+    write_params = {"destroy": ("version",)}
 
     def get_queryset(self):
         queryset = selectors.classes_of_project(self.project).annotate(

@@ -38,6 +38,11 @@ export function dismiss(id: number) {
 export function currentNotes(): Note[] {
   return [...notes];
 }
+/** Told of every change to the messages shown (e.g. to take back one a page should not have raised). */
+export function subscribeNotes(fn: (n: Note[]) => void): () => void {
+  subs.add(fn);
+  return () => void subs.delete(fn);
+}
 
 /** Drop what was said on the page the user is leaving. */
 export function clearForNavigation(now = Date.now()) {

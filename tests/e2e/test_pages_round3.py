@@ -254,7 +254,7 @@ def test_class_rows_line_up(page, project, login_as):
     expect(card).to_be_visible()
     shot(page, "class-rows")
     middle = lambda loc: (lambda b: b["y"] + b["height"] / 2)(loc.bounding_box())  # noqa: E731
-    add = card.locator("label", has_text="Add exemplars")
+    add = card.get_by_role("button", name="Add exemplars")
     offsets = {
         name: (round(middle(add) - middle(button), 1), round(add.bounding_box()["height"] - button.bounding_box()["height"], 1))
         for name, button in (("+ instance", card.get_by_role("button", name="+ instance")), ("Deactivate", card.get_by_role("button", name="Deactivate")))

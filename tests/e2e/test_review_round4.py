@@ -263,3 +263,21 @@ def test_the_same_image_open_in_two_tabs_is_said_in_both(page, project, login_as
     expect(page.get_by_test_id("open-elsewhere")).to_have_count(0)
     expect(second.get_by_test_id("open-elsewhere")).to_have_count(0)
     second.close()
+
+
+def test_a_class_deleted_elsewhere_leaves_the_open_picker(page, project, login_as):
+    """It stayed in the picker; choosing it said "Class 5 does not exist in this project"."""
+    from backend.projects import services as project_services
+
+    proj, owner = project
+    hammer, spare = make_class(proj, "hammer"), make_class(proj, "spare-class")
+    image = make_image(proj, width=400, height=300, seed=19)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    picker = page.get_by_test_id(f"class-picker-{ann.pk}")
+    expect(picker.locator("option", has_text="spare-class")).to_have_count(1)
+    page.wait_for_timeout(300)  # let the websocket join
+    in_thread(project_services.delete_class, project=proj, class_id=spare.pk, version=spare.version)
+    expect(picker.locator("option", has_text="spare-class")).to_have_count(0)

@@ -11,7 +11,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["backend.core.permissions.OwnPasswordSet"],
+    # StrictWriteParams: a write's unknown or repeated query parameter is a 400 (after sign-in).
+    "DEFAULT_PERMISSION_CLASSES": ["backend.core.permissions.OwnPasswordSet", "backend.core.permissions.StrictWriteParams"],
     "DEFAULT_PAGINATION_CLASS": "backend.core.pagination.Pagination",
     # JSON only: DRF's browsable HTML renderer (what a browser's Accept picked) answered 500 on
     # every list whose view builds its queryset per request; /api/docs/ is the readable API.

@@ -3,7 +3,7 @@
  * (`?since=`), drops duplicates, asks the server to fill gaps, and turns the server's `resync`
  * (or a gap it cannot fill) into a `resync` event: listeners then reload what they show.
  */
-import { reportLostAccess } from "./access";
+import { reportLostAccess, reportProjectDeleted } from "./access";
 import type { LiveEvent } from "./extra";
 import { EventSequence } from "./liveseq";
 
@@ -19,6 +19,8 @@ export interface SocketOptions {
   WebSocketImpl?: new (url: string) => WebSocket;
   /** Called once when the server says this user is no longer a member (default: reportLostAccess). */
   onForbidden?: (project: number) => void;
+  /** Called once when the project was deleted, with who deleted it (default: reportProjectDeleted). */
+  onDeleted?: (project: number, by: string | null) => void;
 }
 
 function defaultUrl(project: number, since: number | null): string {
@@ -90,6 +92,10 @@ export class ProjectSocket {
       case "access.revoked":
         this.forbidden();
         return;
+      case "project.deleted":
+        // Sent to every socket of each member (their user group): only this project's own counts.
+        if (data.project === this.project) this.deleted(typeof data.by === "string" ? data.by : null);
+        return;
       case "error":
         console.warn("live updates:", (data as { error?: unknown }).error);
         return;
@@ -137,6 +143,14 @@ export class ProjectSocket {
     this.close();
     this.emit({ type: "access.revoked", project: this.project });
     (this.opts.onForbidden ?? reportLostAccess)(this.project);
+  }
+
+  /** The project was deleted: stop (the server closes this socket next) and say who did it, once. */
+  private deleted(by: string | null) {
+    if (this.closed) return;
+    this.close();
+    this.emit({ type: "project.deleted", project: this.project, by });
+    (this.opts.onDeleted ?? reportProjectDeleted)(this.project, by);
   }
 
   private emit(e: LiveEvent) {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { forget, forgetStale, openSession, recall, remember, resumeKey, uploadFile, type Progress, type UploadSession } from "./upload";
+import { CANCEL, EMPTY_FILE, forget, forgetStale, openSession, recall, remember, resumeKey, UploadCancelled, uploadFile, type Progress, type UploadSession } from "./upload";
 
 /** localStorage as the browser has it (node has none). */
 class MemoryStorage {
@@ -173,5 +173,55 @@ describe("opening a session", () => {
     expect(outcome).toBe("Upload stopped.");
     expect(calls.map((c) => c.method)).toEqual(["GET"]); // no chunk sent after the stop
     expect(recall(key)).toBe(15);
+  });
+});
+
+describe("cancelling and refusals", () => {
+  const base = "/api/projects/3/images/uploads/";
+
+  it("a cancel stops sending, has the server drop the session and forgets the key", async () => {
+    const f = file();
+    const key = resumeKey(3, f, await sha256(new ArrayBuffer(20)));
+    remember(key, 16);
+    const stop = new AbortController();
+    serve({
+      [`GET ${base}16/`]: () => { stop.abort(CANCEL); return json(200, session({ id: 16, received_bytes: 8 })); },
+      [`DELETE ${base}16/`]: () => new Response(null, { status: 204 }),
+    });
+    const outcome = await uploadFile(3, f, () => {}, stop.signal).then(() => "done", (e) => e);
+    expect(outcome).toBeInstanceOf(UploadCancelled);
+    expect(outcome.dropped).toBe(true);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([`GET ${base}16/`, `DELETE ${base}16/`]); // no chunk
+    expect(recall(key)).toBeNull(); // nothing to resume: picking it again starts over
+  });
+
+  it("a cancel the server can no longer take (the file is being processed) says so", async () => {
+    const f = file();
+    const key = resumeKey(3, f, await sha256(new ArrayBuffer(20)));
+    remember(key, 17);
+    const stop = new AbortController();
+    serve({
+      [`GET ${base}17/`]: () => { stop.abort(CANCEL); return json(200, session({ id: 17, received_bytes: 8 })); },
+      [`DELETE ${base}17/`]: () => json(400, { detail: "This upload is being processed and can no longer be cancelled." }),
+    });
+    const outcome = await uploadFile(3, f, () => {}, stop.signal).then(() => "done", (e) => e);
+    expect(outcome).toBeInstanceOf(UploadCancelled);
+    expect(outcome.dropped).toBe(false);
+    expect(outcome.message).toMatch(/already had the whole file/);
+  });
+
+  it("an empty file is refused in plain words, without asking the server", async () => {
+    serve({});
+    const outcome = await uploadFile(3, file("empty.jpg", 0), () => {}).then(() => "done", (e) => e.message);
+    expect(outcome).toBe(EMPTY_FILE);
+    expect(outcome).not.toMatch(/size_bytes/);
+    expect(calls).toEqual([]);
+  });
+
+  it("a refused session is explained without the API's field names", async () => {
+    serve({ [`POST ${base}`]: () => json(400, { size_bytes: ["The file is empty (0 bytes)."] }) });
+    const outcome = await openSession(3, file(), "", null, () => {}).then(() => "opened", (e) => e);
+    expect(outcome.status).toBe(400);
+    expect(outcome.message).toBe("The file is empty (0 bytes).");
   });
 });

@@ -6,7 +6,7 @@
  * Open sessions are remembered in localStorage, so a reload (or picking the same file again
  * later) goes on from what the server already holds instead of sending it all again.
  */
-import { ApiError, csrfToken, errorText, get, P, post } from "./client";
+import { ApiError, api, csrfToken, errorText, get, P, post } from "./client";
 import { subscribe } from "./live";
 
 export interface UploadResult {
@@ -25,7 +25,7 @@ export interface UploadSession {
   chunk_bytes: number;
 }
 
-export type Phase = "waiting" | "hashing" | "sending" | "reconnecting" | "processing" | "done" | "failed";
+export type Phase = "waiting" | "hashing" | "sending" | "reconnecting" | "processing" | "done" | "failed" | "cancelled";
 
 export interface Progress {
   phase: Phase;
@@ -85,9 +85,28 @@ export class UploadStopped extends Error {
     super("Upload stopped.");
   }
 }
+/** The abort reason of a cancel by the user (a sign-out aborts without one): the session is
+ * dropped on the server too and the file is not resumed later. */
+export const CANCEL = "cancel";
+/** Thrown when the user cancelled the file. `dropped`: the server dropped what it had received;
+ * false when it had the whole file already (it is then processed anyway) or could not be told. */
+export class UploadCancelled extends Error {
+  constructor(public dropped: boolean) {
+    super(dropped ? "Cancelled." : "Cancelled here; the server already had the whole file and may still add it.");
+  }
+}
 const checkStopped = (signal?: AbortSignal) => {
-  if (signal?.aborted) throw new UploadStopped();
+  if (signal?.aborted) throw signal.reason === CANCEL ? new UploadCancelled(true) : new UploadStopped();
 };
+/** What a refusal to open a session says, without the API's field names ("size_bytes: …"). */
+export function refusalText(e: unknown): string {
+  if (e instanceof ApiError && e.body && typeof e.body === "object" && !e.body.detail) {
+    const parts = Object.values(e.body).flatMap((v) => (Array.isArray(v) ? v : [v])).filter((v) => typeof v === "string");
+    if (parts.length) return parts.join(" ");
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+export const EMPTY_FILE = "The file is empty (0 bytes); there is nothing to upload.";
 
 // ------------------------------------------------------------------ remembered sessions
 
@@ -161,7 +180,14 @@ export async function openSession(
     }
     forget(key);
   }
-  const session = await withRetry(() => post<UploadSession>(base, { file_name: file.name, size_bytes: file.size, sha256 }), onProgress, 0);
+  let session: UploadSession;
+  try {
+    session = await withRetry(() => post<UploadSession>(base, { file_name: file.name, size_bytes: file.size, sha256 }), onProgress, 0);
+  } catch (e) {
+    // A refusal names the request's fields ({"size_bytes": [...]}): say it without them.
+    if (e instanceof ApiError && !transient(e.status) && !aboutTheCaller(e.status)) throw new ApiError(e.status, e.body, refusalText(e));
+    throw e;
+  }
   if (key && session.status === "receiving") remember(key, session.id);
   return { session, resumed: false };
 }
@@ -170,6 +196,8 @@ export async function openSession(
 
 /** Upload one file to the end; returns the server's report (created / duplicates / errors). */
 export async function uploadFile(pid: number, file: File, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<UploadResult> {
+  // Nothing to send: said here in plain words (the server's refusal names its field, size_bytes).
+  if (file.size === 0) throw new Error(EMPTY_FILE);
   onProgress({ phase: "hashing", sent: 0 });
   const sha256 = await sha256Hex(file);
   checkStopped(signal);
@@ -177,11 +205,17 @@ export async function uploadFile(pid: number, file: File, onProgress: (p: Progre
   // The same file twice in this tab at once: the second gets a session of its own (not remembered).
   const key = sending.has(candidate) ? null : candidate;
   if (key) sending.add(key);
+  const opened: { id?: number } = {};
   try {
-    const result = await send(pid, file, sha256, key, onProgress, signal);
+    const result = await send(pid, file, sha256, key, onProgress, signal, opened);
     if (key) forget(key); // done (or refused by the worker): nothing left to resume
     return result;
   } catch (e) {
+    if (signal?.aborted && signal.reason === CANCEL) {
+      // Cancelled by the user: nothing to resume later; the server drops what it received.
+      if (key) forget(key);
+      throw new UploadCancelled(opened.id === undefined || await dropSession(pid, opened.id));
+    }
     // Refused by the server: starting over is the only way. A lost connection, a sign-out or a stop
     // keeps the key, so picking the file again resumes it.
     if (key && e instanceof ApiError && !transient(e.status) && !aboutTheCaller(e.status)) forget(key);
@@ -191,10 +225,22 @@ export async function uploadFile(pid: number, file: File, onProgress: (p: Progre
   }
 }
 
+/** Ask the server to drop a session and its bytes (DELETE). False when it refuses (the file is
+ * already queued or being processed: it is then added anyway) or cannot be reached. */
+export async function dropSession(pid: number, id: number): Promise<boolean> {
+  try {
+    await api("DELETE", `${P(pid)}/images/uploads/${id}/`);
+    return true;
+  } catch (e) {
+    return e instanceof ApiError && e.status === 404; // already gone
+  }
+}
+
 async function send(pid: number, file: File, sha256: string, key: string | null, onProgress: (p: Progress) => void,
-                    signal?: AbortSignal): Promise<UploadResult> {
+                    signal: AbortSignal | undefined, opened_: { id?: number }): Promise<UploadResult> {
   const opened = await openSession(pid, file, sha256, key, onProgress);
   let session = opened.session;
+  opened_.id = session.id;
   const url = `${P(pid)}/images/uploads/${session.id}/`;
   const resumedFrom = opened.resumed ? session.received_bytes : undefined;
   let offset = session.received_bytes;

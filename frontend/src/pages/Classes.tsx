@@ -5,8 +5,11 @@ import { notify } from "../notify";
 import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 import { ExemplarThumb, LearnedDetails, SourceFilterSelect, type HardNegative, type SourceFilter } from "./galleryLearned";
+import "./upload-classes.css";
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** A class name cut for a select's option (the select never grows wider than its card). */
+const short = (name: string, max = 40) => (name.length > max ? `${name.slice(0, max - 1)}…` : name);
 
 export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
@@ -95,6 +98,30 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
       ctx.reloadClasses();
     }).catch((e) => { setProgress(null); notify(e.message, "error"); });
   };
+  /** Delete a class (admins). The server refuses while objects have the class (they would lose
+   * it) or while it has instances; its exemplars and hard negatives go with it. */
+  const deleteClass = (c: LabelClass) => {
+    const exemplars = c.exemplar_count ? ` Its ${plural(c.exemplar_count, "gallery exemplar")} and hard negatives are deleted with it.` : "";
+    if (!window.confirm(
+      `Delete the class “${c.name}”?${exemplars} Objects are never changed: if any object is labelled “${c.name}”, `
+      + `the deletion is refused — give those objects another class first, or Deactivate the class instead (it stays on them but is offered no more). This cannot be undone.`,
+    )) return;
+    const run = async () => {
+      const version = Math.max(c.version, versions.current.get(c.id) ?? 0);
+      try {
+        await del(`${P(pid)}/classes/${c.id}/?version=${version}`);
+        notify(`Deleted the class “${c.name}”.`, "info");
+      } catch (e) {
+        notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Check it and delete again.`
+          : e instanceof ApiError && e.status === 404 ? `“${c.name}” was already deleted.`
+          : `Couldn't delete “${c.name}”: ${(e as Error).message}`, "error");
+      }
+      await ctx.reloadClasses();
+      setTick((t) => t + 1);
+    };
+    const next = (chains.current.get(c.id) ?? Promise.resolve()).then(run);
+    chains.current.set(c.id, next.catch(() => undefined));
+  };
   const remove = async (g: GalleryImage) => {
     // Jobs already started keep their gallery version; new matches and re-scoring lose this one.
     if (!window.confirm(`Remove exemplar "${g.original_name}" from the gallery? Pending objects will be re-scored without it.`)) return;
@@ -148,23 +175,23 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
           <input className="class-name" aria-label={`name of ${c.name}`} defaultValue={c.name} key={`${c.id}:${c.version}`}
             onBlur={(e) => void rename(c, e.target)}
             onKeyDown={(e) => e.key === "Enter" && (e.target as HTMLInputElement).blur()} />
-        ) : <b>{c.name}</b>}
+        ) : <b className="class-title" title={c.name}>{c.name}</b>}
         {ctx.isAdmin ? (
           <select className="class-kind" aria-label={`kind of ${c.name}`} value={c.parent ?? ""} key={`k${c.id}:${c.version}`} onChange={(e) => moveUnder(c, e.target.value)}
             title={instancesOf(c.id).length ? "A type with instances stays a type" : "A type, or one physical instance of a type"}>
             <option value="">type</option>
-            {instancesOf(c.id).length === 0 && types.filter((t) => t.id !== c.id).map((t) => <option key={t.id} value={t.id}>instance of {t.name}</option>)}
+            {instancesOf(c.id).length === 0 && types.filter((t) => t.id !== c.id).map((t) => <option key={t.id} value={t.id} title={`instance of ${t.name}`}>instance of {short(t.name)}</option>)}
           </select>
-        ) : <span className="muted small">{c.parent ? `instance of ${ctx.classes.find((t) => t.id === c.parent)?.name ?? "?"}` : "type"}</span>}
+        ) : <span className="muted small class-title">{c.parent ? `instance of ${ctx.classes.find((t) => t.id === c.parent)?.name ?? "?"}` : "type"}</span>}
         <span className="muted small">{plural(c.exemplar_count, "exemplar")}{c.parent ? "" : ` · ${plural(instancesOf(c.id).length, "instance")}`}</span>
         <span className="spacer" />
         {ctx.isAdmin && (
           <>
             {!c.parent && <button className="small" title={`Add an instance of ${c.name} (one physical ${c.name})`} onClick={() => { setParent(c.id); document.querySelector<HTMLInputElement>("input[name=class-name]")?.focus(); }}>+ instance</button>}
-            <label className="button small">Add exemplars
-              <input type="file" multiple accept="image/*" hidden onChange={(e) => { upload([...(e.target.files ?? [])], c.id); e.target.value = ""; }} />
-            </label>
+            <FileButton className="small" label="Add exemplars" title={`Add exemplar images of ${c.name}`} multiple accept="image/*"
+              onFiles={(files) => upload(files, c.id)} />
             <button className="small" onClick={() => save(c, { active: !(c.active ?? true) })}>{c.active === false ? "Activate" : "Deactivate"}</button>
+            <button className="small danger" aria-label={`Delete ${c.name}`} title={`Delete the class ${c.name}`} onClick={() => deleteClass(c)}>Delete</button>
           </>
         )}
       </div>
@@ -180,7 +207,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   );
 
   return (
-    <main className="page">
+    <main className="page classes-page">
       <h1>Classes &amp; gallery</h1>
       {ctx.isAdmin && (
         <div className="grid2">
@@ -190,7 +217,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
             <label title="A type (e.g. screwdriver), or one physical instance of a type (e.g. screwdriver-1234)">Kind
               <select name="class-parent" aria-label="kind of the new class" value={parent} onChange={(e) => setParent(e.target.value ? Number(e.target.value) : "")}>
                 <option value="">Type (class)</option>
-                {types.map((t) => <option key={t.id} value={t.id}>Instance of {t.name}</option>)}
+                {types.map((t) => <option key={t.id} value={t.id} title={`Instance of ${t.name}`}>Instance of {short(t.name)}</option>)}
               </select>
             </label>
             <label>Color <input type="color" value={color ?? "#888888"} onChange={(e) => setColor(e.target.value)} />
@@ -204,7 +231,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
             {progress !== null && <progress max={1} value={progress} />}
             {report && (
               <div className="small">
-                {report.created.length} exemplars added{report.created_classes.length ? `, new classes: ${report.created_classes.join(", ")}` : ""}
+                <span className="report-names">{report.created.length} exemplars added{report.created_classes.length ? `, new classes: ${report.created_classes.join(", ")}` : ""}</span>
                 {report.duplicates.length ? `, ${report.duplicates.length} duplicates` : ""}
                 {report.errors.length > 0 && <ul className="errors">{report.errors.map((er: any, i) => <li key={i}><b>{String(er.name)}</b>: {String(er.error)}</li>)}</ul>}
               </div>
@@ -237,6 +264,19 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         </div>
       ))}
     </main>
+  );
+}
+
+/** A real button that opens a file picker (a <label> around a hidden input is skipped by Tab
+ * and is no button to assistive technology). */
+export function FileButton(props: { label: string; title?: string; className?: string; multiple?: boolean; accept?: string; onFiles: (files: File[]) => void }) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <button type="button" className={props.className} title={props.title} onClick={() => input.current?.click()}>{props.label}</button>
+      <input ref={input} type="file" multiple={props.multiple} accept={props.accept} hidden tabIndex={-1} aria-hidden="true"
+        onChange={(e) => { props.onFiles([...(e.target.files ?? [])]); e.target.value = ""; }} />
+    </>
   );
 }
 

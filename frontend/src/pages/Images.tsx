@@ -1,10 +1,29 @@
-import { useEffect, useState } from "react";
-import { get, P, qs, type ImageRow, type Page } from "../api/client";
+import { useEffect, useRef, useState } from "react";
+import { api, ApiError, get, P, qs, type ImageRow, type Page } from "../api/client";
+import { checkProjectAccess } from "../api/access";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import { Link, navigate, usePath } from "../router";
 import type { ProjectCtx } from "./ProjectLayout";
 import { LockIcon } from "../review/icons";
+import "./pages-round4.css";
+
+/** The question before deleting an image: which one, and what goes with it. */
+export function deleteImageQuestion(im: Pick<ImageRow, "id" | "original_name" | "annotation_count">): string {
+  const n = im.annotation_count ?? 0;
+  const objects = n === 0 ? "It has no objects." : `Its ${n} object${n === 1 ? "" : "s"} and their review history go with it.`;
+  return `Delete image #${im.id} "${im.original_name}"? ${objects} This can't be undone.`;
+}
+
+/** What a refused image deletion means, in words (null: nothing to say, the project is gone). */
+export function deleteImageError(e: unknown, name: string): string {
+  if (e instanceof ApiError && e.status === 409)
+    return `"${name}" changed since this list was loaded (someone reviewed or edited it), so it was not deleted. `
+      + "The list is reloaded: check the image and delete it again if you still mean to.";
+  if (e instanceof ApiError && e.status === 404) return `"${name}" was already deleted.`;
+  if (e instanceof ApiError && e.status === 403) return "Only a project admin can delete images.";
+  return `Couldn't delete "${name}": ${(e as Error).message}`;
+}
 
 const SORTABLE = { id: "#", original_name: "Name", status: "Status" } as const;
 type SortKey = keyof typeof SORTABLE;
@@ -28,6 +47,9 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const { status, label_class: cls, ordering, page } = readListParams(path.includes("?") ? path.slice(path.indexOf("?")) : "");
   const [data, setData] = useState<Page<ImageRow> | null>(null);
   const [tick, setTick] = useState(0);
+  const [deleting, setDeleting] = useState<number | null>(null);
+  const deletingRef = useRef(false);
+  const canDelete = ctx.isAdmin; // the API: DELETE /images/{id}/ needs the manage capability (admins)
   const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>) => {
     const next = { status, label_class: cls, ordering, page, ...patch };
     navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`, true);
@@ -36,7 +58,12 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     let stale = false; // a slower answer to an older query must not overwrite a newer one
     get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status, label_class: cls, ordering, page, page_size: 100 })}`)
       .then((d) => !stale && setData(d))
-      .catch((e) => !stale && notify(`Couldn't load images: ${e.message}`, "error"));
+      .catch(async (e) => {
+        if (stale) return;
+        // A 404 here is the project's: the layout then says it is gone, instead of this toast.
+        if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
+        if (!stale) notify(`Couldn't load images: ${e.message}`, "error");
+      });
     return () => { stale = true; };
   }, [pid, status, cls, ordering, page, tick]);
   useEffect(() => {
@@ -48,6 +75,24 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     });
     return () => { off(); clearTimeout(timer); };
   }, [pid]);
+
+  const remove = async (im: ImageRow) => {
+    if (deletingRef.current || !window.confirm(deleteImageQuestion(im))) return;
+    deletingRef.current = true;
+    setDeleting(im.id);
+    try {
+      await api("DELETE", `${P(pid)}/images/${im.id}/`, { version: im.version });
+      notify(`Deleted "${im.original_name}".`);
+      setData((d) => d && { ...d, count: d.count - 1, results: d.results.filter((r) => r.id !== im.id) });
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
+      notify(deleteImageError(e, im.original_name), e instanceof ApiError && e.status === 404 ? "info" : "error");
+    } finally {
+      deletingRef.current = false;
+      setDeleting(null);
+      setTick((t) => t + 1);
+    }
+  };
 
   const sortHeader = (key: SortKey) => {
     const active = ordering.replace(/^-/, "") === key || (!ordering && key === "id");
@@ -78,8 +123,8 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
         <span className="muted small">{data ? `${data.count} images` : ""}</span>
       </div>
       <table className="table fixed" data-testid="images-table">
-        <colgroup><col style={{ width: 70 }} /><col style={{ width: 64 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} /></colgroup>
-        <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th></tr></thead>
+        <colgroup><col style={{ width: 70 }} /><col style={{ width: 64 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} />{canDelete && <col style={{ width: 90 }} />}</colgroup>
+        <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th>{canDelete && <th aria-label="Actions"></th>}</tr></thead>
         <tbody>
           {data?.results.map((im) => (
             <tr key={im.id} className="clickable" onClick={() => navigate(`/p/${pid}/review/${im.id}`)}>
@@ -91,6 +136,15 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
               <td>{im.annotation_count}</td>
               <td>{im.pending_count}</td>
               <td>{im.claimed_by && im.claimed_by !== ctx.me.username ? <span className="badge badge-locked ellipsis" title={`Open by ${im.claimed_by}`}><LockIcon /> {im.claimed_by}</span> : null}</td>
+              {canDelete && (
+                <td className="images-actions">
+                  <button type="button" className="small danger" data-testid={`delete-image-${im.id}`}
+                    aria-label={`Delete image ${im.original_name}`} disabled={deleting !== null}
+                    onClick={(e) => { e.stopPropagation(); void remove(im); }}>
+                    {deleting === im.id ? "Deleting…" : "Delete"}
+                  </button>
+                </td>
+              )}
             </tr>
           ))}
         </tbody>

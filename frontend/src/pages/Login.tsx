@@ -1,6 +1,24 @@
 import { useState } from "react";
 import { ApiError, get, post, type Me } from "../api/client";
 
+/** A wait in words: "15 minutes", "1 minute", "40 seconds". */
+export function waitText(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
+  const m = Math.ceil(s / 60);
+  return `${m} minute${m === 1 ? "" : "s"}`;
+}
+
+/** The sign-in error as a person reads it: a throttle's raw "Expected available in 900 seconds."
+ * (DRF's suffix, still on the per-address limit) becomes "Try again in 15 minutes." */
+export function signInError(err: unknown): string {
+  if (!(err instanceof ApiError)) return String(err);
+  const m = /\s*Expected available in (\d+) seconds?\.?/.exec(err.message);
+  if (err.status !== 429 || !m) return err.message;
+  const rest = err.message.replace(m[0], "").replace(/^Request was throttled\.?/, "").trim();
+  return `${rest || "Too many sign-in attempts from this address."} Try again in ${waitText(Number(m[1]))}.`;
+}
+
 export function LoginPage({ onLogin }: { onLogin: (me: Me) => void }) {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
@@ -15,7 +33,7 @@ export function LoginPage({ onLogin }: { onLogin: (me: Me) => void }) {
       const me = await post<Me>("/api/auth/login/", { username, password });
       onLogin(me);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
+      setError(signInError(err));
     } finally {
       setBusy(false);
     }

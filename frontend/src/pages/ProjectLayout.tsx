@@ -1,7 +1,8 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, get, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
-import { LOST_ACCESS_MESSAGE, onLostAccess } from "../api/access";
-import { notify } from "../notify";
+import { checkProjectAccess, lostAccessMessage, onLostAccess, PROJECT_NOT_FOUND, type LostAccess } from "../api/access";
+import { subscribe } from "../api/live";
+import { currentNotes, dismiss, notify, subscribeNotes } from "../notify";
 import { Link } from "../router";
 import { Dashboard } from "./Dashboard";
 import { UploadPage } from "./Upload";
@@ -16,6 +17,7 @@ import { NotFoundPage } from "./NotFound";
 import { ModelsPage } from "./Models";
 import { Workspace } from "../review/Workspace";
 import { useRunningUploads } from "./uploadStore";
+import "./pages-round4.css";
 
 export interface ProjectCtx {
   project: Project;
@@ -65,10 +67,34 @@ export function parseSub(sub: string): { section: Section; imageId?: number } | 
   return m && (SECTIONS as string[]).includes(m[1]) ? { section: m[1] as Section } : null;
 }
 
+/** A page's "…: Project not found." message says what the project notice says better. */
+export const isProjectGoneNote = (text: string) => text.includes(PROJECT_NOT_FOUND);
+
+/** While a project page is shown: watch for a page's "Project not found." message (any page's
+ * load or click that met the project's 404) and hand it to `onGone` instead of leaving it under
+ * a header that still names the project. */
+function useProjectGoneNotes(active: boolean, onGone: () => void) {
+  const onGoneRef = useRef(onGone);
+  onGoneRef.current = onGone;
+  useEffect(() => {
+    if (!active) return;
+    const sweep = () => {
+      const gone = currentNotes().filter((n) => isProjectGoneNote(n.text));
+      if (!gone.length) return;
+      gone.forEach((n) => dismiss(n.id));
+      onGoneRef.current();
+    };
+    sweep();
+    return subscribeNotes(sweep);
+  }, [active]);
+}
+
 export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: string; me: Me }) {
   const [project, setProject] = useState<Project | null>(null);
   const [classes, setClasses] = useState<LabelClass[]>([]);
   const [error, setError] = useState("");
+  // Lost while open: deleted (by whom, pushed live) or out of reach (a 404, removed from it).
+  const [lost, setLost] = useState<LostAccess | null>(null);
   const reloadClasses = useCallback(async () => {
     try {
       const page = await get<Page<LabelClass>>(`${P(projectId)}/classes/?page_size=500&ordering=name`);
@@ -80,12 +106,47 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   useEffect(() => {
     setProject(null);
     setError("");
+    setLost(null);
     get<Project>(`${P(projectId)}/`).then(setProject).catch((e) => setError(e.status === 404 ? "This project doesn't exist or you are not a member." : e.message));
     reloadClasses();
   }, [projectId, reloadClasses]);
-  // Removed from the project (or it was deleted) while a page of it is open: say so, offer the list.
-  useEffect(() => onLostAccess((p) => { if (p === projectId) setError(LOST_ACCESS_MESSAGE); }), [projectId]);
+  // Removed from the project, or it was deleted, while a page of it is open: say so, offer the
+  // list. A deletion's "by whom" is kept when the generic notice (the socket's close) follows it.
+  useEffect(() => onLostAccess((p, how) => {
+    if (p === projectId) setLost((prev) => (prev && prev.deletedBy !== undefined ? prev : how));
+  }), [projectId]);
+  const open = !!project && !lost && !error;
+  // Every page of the project keeps its socket open, so a deletion or removal is told at once.
+  useEffect(() => (open ? subscribe(projectId, () => undefined) : undefined), [open, projectId]);
+  // Going to another tab asks for the project again: a socket that was down (asleep, offline)
+  // missed the news, and the new page's 404 would otherwise be its only sign.
+  // (Per section, not per image: the review loop's next image must not wait on it.)
+  const sectionNow = parseSub(sub)?.section ?? "unknown";
+  const firstSection = useRef(true);
+  useEffect(() => {
+    if (firstSection.current) { firstSection.current = false; return; }
+    if (open) void checkProjectAccess(projectId);
+  }, [sectionNow]); // eslint-disable-line react-hooks/exhaustive-deps
+  useProjectGoneNotes(open, () => void checkProjectAccess(projectId));
+  // Messages the gone project's pages raised meanwhile would stand under the notice: drop them.
+  useEffect(() => {
+    if (!lost) return;
+    const sweep = () => currentNotes().filter((n) => isProjectGoneNote(n.text)).forEach((n) => dismiss(n.id));
+    sweep();
+    return subscribeNotes(sweep);
+  }, [lost]);
   const uploading = useRunningUploads(projectId);
+  if (lost) {
+    const deleted = lost.deletedBy !== undefined;
+    return (
+      <main className="page project-gone" data-testid="project-error">
+        <h1>{deleted ? "Project deleted" : "No access to this project"}</h1>
+        <p className="error" role="alert">{lostAccessMessage(lost, me.username)}</p>
+        {deleted && <p className="muted">Its images, classes and annotations are gone with it.</p>}
+        <p><Link to="/" className="button primary">All projects</Link></p>
+      </main>
+    );
+  }
   if (error) {
     return (
       <main className="page" data-testid="project-error">
@@ -130,8 +191,8 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   }
   return (
     <>
-      <nav className="tabs">
-        <span className="project-name" title={project.name}>{project.name}</span>
+      <nav className="tabs project-bar" data-testid="project-bar">
+        <span className="project-name" title={project.name} dir="auto" data-testid="project-name">{project.name}</span>
         {tabsFor(role).map((t) => tab(t.to, t.label, t.section))}
       </nav>
       {body}

@@ -1,7 +1,10 @@
 import { useEffect, useState } from "react";
-import { ApiError, get, P, patch, type Project } from "../api/client";
+import { api, ApiError, get, P, patch, type Project } from "../api/client";
 import { notify } from "../notify";
+import { navigate } from "../router";
+import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
+import "./pages-round4.css";
 
 type Form = {
   name: string; description: string; prompts: string;
@@ -117,7 +120,7 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
             <h2>Project</h2>
             <label className="field">Name<input name="name" value={form.name} onChange={(e) => set("name", e.target.value)} aria-invalid={!!errors.name} />
               {errors.name && <span className="error small field-error">{errors.name}</span>}</label>
-            <label className="field">Description<textarea name="description" rows={2} value={form.description} onChange={(e) => set("description", e.target.value)} /></label>
+            <label className="field">Description<textarea name="description" rows={2} maxLength={5000} value={form.description} onChange={(e) => set("description", e.target.value)} /></label>
             <label className="field">Text prompts <span className="muted small">(one per line, or separated by “.”)</span>
               <textarea name="prompts" rows={4} value={form.prompts} onChange={(e) => set("prompts", e.target.value)} aria-invalid={!!errors.prompts} />
               {errors.prompts && <span className="error small field-error" data-testid="error-prompts">{errors.prompts}</span>}</label>
@@ -169,6 +172,60 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
           <span className="muted small">New values apply to the next pre-annotation job; finished jobs keep what they ran with.</span>
         </div>
       </form>
+      {ctx.isAdmin && <DeleteProject ctx={ctx} />}
     </main>
+  );
+}
+
+/** Whether what was typed names the project (spaces around it do not count). */
+export const namesProject = (typed: string, name: string) => typed.trim() !== "" && typed.trim() === name.trim();
+
+/** The danger zone: deleting the project, for its admins, once its name is typed. */
+function DeleteProject({ ctx }: { ctx: ProjectCtx }) {
+  const { project } = ctx;
+  const [typed, setTyped] = useState("");
+  const [error, setError] = useState("");
+  const [busy, run] = useInFlight();
+  const ok = namesProject(typed, project.name);
+  const remove = (e: React.FormEvent) => {
+    e.preventDefault();
+    if (!ok) return;
+    setError("");
+    void run(async () => {
+      try {
+        await api("DELETE", `${P(project.id)}/`, { version: project.version });
+        notify(`Project "${project.name}" deleted.`);
+        navigate("/");
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 409) {
+          setError("Someone changed this project's settings meanwhile, so it was not deleted. The page now shows their "
+            + "version; look it over and delete again if you still mean to.");
+          const fresh = await get<Project>(`${P(project.id)}/`).catch(() => null);
+          if (fresh) ctx.setProject(fresh);
+        } else if (err instanceof ApiError && err.status === 404) {
+          navigate("/"); // already gone (another admin deleted it a moment ago)
+        } else {
+          setError(`Couldn't delete the project: ${(err as Error).message}`);
+        }
+      }
+    });
+  };
+  return (
+    <section className="card danger-zone" data-testid="danger-zone" aria-labelledby="danger-zone-title">
+      <h2 id="danger-zone-title">Danger zone</h2>
+      <p>
+        <b>Delete this project</b> with its images, annotations, review history, classes, gallery, jobs and exports.
+        Every member loses it at once. This can't be undone.
+      </p>
+      <form onSubmit={remove} className="confirm-row">
+        <label>
+          <span>Type the project name, <span className="confirm-name" dir="auto">{project.name}</span>, to confirm</span>
+          <input name="confirm-project-name" autoComplete="off" spellCheck={false} dir="auto" value={typed}
+            aria-label="Type the project name to confirm" onChange={(e) => { setTyped(e.target.value); setError(""); }} />
+        </label>
+        <button type="submit" className="danger-solid" disabled={!ok || busy}>{busy ? "Deleting…" : "Delete project"}</button>
+      </form>
+      {error && <p className="error" role="alert" data-testid="delete-project-error">{error}</p>}
+    </section>
   );
 }

@@ -1,8 +1,10 @@
-import { useRef } from "react";
+import { useRef, useState } from "react";
 import type { Phase, UploadResult } from "../api/upload";
 import { Link } from "../router";
 import type { ProjectCtx } from "./ProjectLayout";
-import { startUploads, useUploads } from "./uploadStore";
+import { filesFromDrop, imagesOfFolder, type Picked } from "./folderFiles";
+import { cancelAllUploads, cancelUpload, isCancellable, startUploads, useUploads } from "./uploadStore";
+import "./upload-classes.css";
 
 const SHOWN = 200; // rows drawn; a 10,000-file drop is summarised by the totals
 
@@ -14,18 +16,34 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const allKnown = (r?: UploadResult) => !!r && r.created.length === 0 && r.errors.length === 0 && r.duplicates.length > 0;
 
 const LABEL: Record<Phase, string> = {
-  waiting: "waiting", hashing: "preparing", sending: "", reconnecting: "reconnecting…", processing: "processing…", done: "uploaded", failed: "failed",
+  waiting: "waiting", hashing: "preparing", sending: "", reconnecting: "reconnecting…", processing: "processing…", done: "uploaded", failed: "failed", cancelled: "cancelled",
 };
 
 export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   // The list outlives this page (uploadStore.ts): leaving and coming back shows running uploads.
   const items = useUploads(ctx.project.id);
   const input = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
+  // Files a folder held that are not images: not sent, counted here.
+  const [skipped, setSkipped] = useState<{ names: string[]; none: boolean } | null>(null);
   const start = (files: File[]) => void startUploads(ctx.project.id, files);
+  const startPicked = (picked: Picked, folder: boolean) => {
+    const none = picked.files.length === 0;
+    setSkipped(picked.skipped.length || (folder && none) ? { names: picked.skipped, none } : null);
+    start(picked.files);
+  };
+  const onDrop = (e: React.DragEvent) => {
+    e.preventDefault();
+    // Folders are expanded (their images, sub-folders included); the items are read at once.
+    void filesFromDrop(e.dataTransfer.items, [...e.dataTransfer.files]).then((p) => startPicked(p, false));
+  };
 
-  const total = items.reduce((s, i) => s + i.size, 0);
-  const sent = items.reduce((s, i) => s + Math.min(i.sent, i.size), 0);
-  const finished = items.filter((i) => i.phase === "done" || i.phase === "failed").length;
+  const live = items.filter((i) => i.phase !== "cancelled");
+  const total = live.reduce((s, i) => s + i.size, 0);
+  const sent = live.reduce((s, i) => s + Math.min(i.sent, i.size), 0);
+  const finished = items.filter((i) => i.phase === "done" || i.phase === "failed" || i.phase === "cancelled").length;
+  const cancelled = items.length - live.length;
+  const cancellable = items.filter(isCancellable).length;
   const created = items.reduce((s, i) => s + (i.result?.created.length ?? 0), 0);
   const duplicates = items.reduce((s, i) => s + (i.result?.duplicates.length ?? 0), 0);
   const errors = items.reduce((s, i) => s + (i.result?.errors.length ?? 0) + (i.error ? 1 : 0), 0);
@@ -39,13 +57,29 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
         <div
           className="dropzone"
           onDragOver={(e) => e.preventDefault()}
-          onDrop={(e) => { e.preventDefault(); start([...e.dataTransfer.files]); }}
+          onDrop={onDrop}
           onClick={() => input.current?.click()}
         >
-          <p>Drop images or zip archives here, or click to choose files. Large sets are fine: files go in pieces and resume after a dropped connection. After a reload, pick the same files again to go on where they stopped.</p>
+          <p>Drop images, zip archives or folders here, or choose them below. Large sets are fine: files go in pieces and resume after a dropped connection. After a reload, pick the same files again to go on where they stopped.</p>
+          <div className="upload-pickers" onClick={(e) => e.stopPropagation()}>
+            <button type="button" className="primary" onClick={() => input.current?.click()}>Choose files</button>
+            <button type="button" onClick={() => folderInput.current?.click()}
+              title="Every image in the folder and its sub-folders; other files are skipped">Choose a folder</button>
+          </div>
           <input ref={input} type="file" name="files" multiple accept="image/*,.zip" hidden
-            onChange={(e) => { start([...(e.target.files ?? [])]); e.target.value = ""; }} />
+            onChange={(e) => { setSkipped(null); start([...(e.target.files ?? [])]); e.target.value = ""; }} />
+          <input ref={folderInput} type="file" name="folder" multiple hidden {...{ webkitdirectory: "", directory: "" }}
+            onChange={(e) => { startPicked(imagesOfFolder([...(e.target.files ?? [])]), true); e.target.value = ""; }} />
         </div>
+      )}
+      {skipped && (
+        <p className={`small ${skipped.none ? "warn" : "muted"}`} role="status" data-testid="upload-skipped">
+          {skipped.names.length > 0 && (
+            <>Skipped {plural(skipped.names.length, "file")} that {skipped.names.length === 1 ? "is" : "are"} not an image (JPEG, PNG, WebP, BMP or TIFF):{" "}
+              <span className="skipped-names" title={skipped.names.slice(0, 50).join("\n")}>{skipped.names.slice(0, 5).join(", ")}{skipped.names.length > 5 ? ", …" : ""}</span>.{" "}</>
+          )}
+          {skipped.none && "No images were found in that folder, so nothing was sent."}
+        </p>
       )}
       {items.length > 0 && (
         <section className="card" data-testid="upload-total" aria-label="total progress">
@@ -53,12 +87,17 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
             <b>{finished} of {items.length} files</b>
             <span className="spacer" />
             <span className="small nowrap">{mb(sent)} of {mb(total)}</span>
+            {cancellable > 0 && (
+              <button type="button" className="small" data-testid="upload-cancel-all"
+                onClick={() => cancelAllUploads(ctx.project.id)}>Cancel all</button>
+            )}
           </div>
           <progress max={total || 1} value={sent} aria-label="total bytes sent" />
           <p className="small" data-testid="upload-summary">
             <span data-testid="upload-total-created">{created} added</span>
             {duplicates > 0 && <span data-testid="upload-duplicates">, {plural(duplicates, "duplicate")} skipped</span>}
             {errors > 0 && <span className="error-text" data-testid="upload-error-count">, {errors} refused</span>}
+            {cancelled > 0 && <span data-testid="upload-cancelled-count">, {cancelled} cancelled</span>}
           </p>
         </section>
       )}
@@ -73,8 +112,12 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
                   : it.phase === "done" && isEmpty(it.result) ? "nothing added"
                   : it.phase === "done" && allKnown(it.result) ? "already in the project" : LABEL[it.phase]}
               </span>
+              {isCancellable(it) && (
+                <button type="button" className="small" aria-label={`Cancel ${it.name}`} title={`Stop uploading ${it.name}`}
+                  onClick={() => cancelUpload(ctx.project.id, it.id)}>Cancel</button>
+              )}
             </div>
-            {it.phase !== "failed" && <progress max={Math.max(it.size, 1)} value={Math.min(it.sent, it.size)} />}
+            {it.phase !== "failed" && it.phase !== "cancelled" && <progress max={Math.max(it.size, 1)} value={Math.min(it.sent, it.size)} />}
             {it.resumedFrom !== undefined && it.resumedFrom > 0 && (
               <p className="small muted" data-testid="upload-resumed">Resumed: {mb(it.resumedFrom)} were already on the server.</p>
             )}

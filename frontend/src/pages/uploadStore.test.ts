@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import type { Progress, UploadResult } from "../api/upload";
-import { runningCount, resetUploads, startUploads, stopAllUploads, subscribeUploads, uploadsOf, warnBeforeUnload } from "./uploadStore";
+import { CANCEL, UploadCancelled, type Progress, type UploadResult } from "../api/upload";
+import { cancelAllUploads, cancelUpload, runningCount, resetUploads, startUploads, stopAllUploads, subscribeUploads, uploadsOf, warnBeforeUnload } from "./uploadStore";
 
 const file = (name: string) => new File([new Uint8Array(10)], name);
 const ok: UploadResult = { created: [1], duplicates: [], errors: [] };
@@ -83,5 +83,72 @@ describe("the upload list", () => {
     pending.get("f.png")!.resolve(ok);
     await again;
     expect(uploadsOf(5).map((i) => i.phase)).toEqual(["done"]);
+  });
+});
+
+describe("cancelling", () => {
+  it("stops one file, shows it cancelled (not failed), and lets the others go on", async () => {
+    const { send, pending, signals } = manualSender();
+    const done = startUploads(5, ["a.png", "b.png", "c.png", "d.png"].map(file), send);
+    await Promise.resolve();
+    const a = uploadsOf(5)[0];
+    cancelUpload(5, a.id);
+    expect(signals.get("a.png")?.aborted).toBe(true);
+    expect(signals.get("a.png")?.reason).toBe(CANCEL); // the sender drops the server's session
+    expect(signals.get("b.png")?.aborted).toBe(false);
+    expect(uploadsOf(5)[0].phase).toBe("cancelled");
+    expect(runningCount(5)).toBe(3);
+    const aborted = pending.get("a.png")!;
+    // A queued file cancelled before it starts never starts.
+    cancelUpload(5, uploadsOf(5)[3].id);
+    pending.get("b.png")!.resolve(ok);
+    pending.get("c.png")!.resolve(ok);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(pending.has("d.png")).toBe(false);
+    expect(uploadsOf(5).map((i) => i.phase)).toEqual(["cancelled", "done", "done", "cancelled"]);
+    expect(uploadsOf(5).every((i) => !i.error)).toBe(true);
+    aborted.resolve(ok); // a sender that finishes anyway does not turn the row back
+    await done;
+  });
+
+  it("Cancel all cancels every file not yet with the server whole; a processing one goes on", async () => {
+    const { send, pending, signals } = manualSender();
+    const done = startUploads(7, ["a.png", "b.png", "c.png", "d.png"].map(file), send);
+    await Promise.resolve();
+    pending.get("a.png")!.progress({ phase: "processing", sent: 10 });
+    expect(cancelAllUploads(7)).toBe(3);
+    expect(signals.get("a.png")?.aborted).toBe(false);
+    expect(uploadsOf(7).map((i) => i.phase)).toEqual(["processing", "cancelled", "cancelled", "cancelled"]);
+    pending.get("a.png")!.resolve(ok);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(uploadsOf(7)[0].phase).toBe("done");
+    expect(pending.has("d.png")).toBe(false);
+    pending.get("b.png")!.resolve(ok);
+    pending.get("c.png")!.resolve(ok);
+    await done;
+    expect(runningCount()).toBe(0);
+  });
+
+  it("a sender that rejects on cancel leaves the row cancelled, with the server's note when it kept the file", async () => {
+    const send = (_pid: number, _f: File, _p: (p: Progress) => void, signal?: AbortSignal) =>
+      new Promise<UploadResult>((_, reject) => signal?.addEventListener("abort", () => reject(new UploadCancelled(false))));
+    const done = startUploads(8, [file("a.png")], send);
+    await Promise.resolve();
+    cancelUpload(8, uploadsOf(8)[0].id);
+    await done;
+    expect(uploadsOf(8)[0].phase).toBe("cancelled");
+    expect(uploadsOf(8)[0].error).toBeUndefined();
+    expect(uploadsOf(8)[0].note).toMatch(/already had the whole file/);
+  });
+
+  it("a sign-out still stops everything after a cancel", async () => {
+    const { send, signals } = manualSender();
+    void startUploads(9, [file("a.png"), file("b.png")], send);
+    await Promise.resolve();
+    cancelUpload(9, uploadsOf(9)[0].id);
+    stopAllUploads();
+    expect(signals.get("b.png")?.aborted).toBe(true);
+    expect(signals.get("b.png")?.reason).not.toBe(CANCEL); // stopped, not cancelled: it resumes later
+    expect(uploadsOf(9)).toEqual([]);
   });
 });

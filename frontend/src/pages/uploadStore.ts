@@ -4,7 +4,7 @@
  * tab) while one runs asks first; a file picked again after that resumes (api/upload.ts).
  */
 import { useSyncExternalStore } from "react";
-import { pool, uploadFile, type Phase, type UploadResult } from "../api/upload";
+import { CANCEL, pool, uploadFile, UploadCancelled, type Phase, type UploadResult } from "../api/upload";
 
 export interface Item {
   id: number;
@@ -25,10 +25,14 @@ const lists = new Map<number, Item[]>(); // by project
 // Aborted by a sign-out: the files in flight stop and the queued ones never start, so nothing
 // goes on uploading under the next user who signs in on this tab.
 let controller = new AbortController();
+/** One per file not finished yet: its Cancel aborts it with the reason CANCEL (api/upload.ts). */
+const cancels = new Map<number, AbortController>();
 const subs = new Set<() => void>();
 const emit = () => subs.forEach((s) => s());
 
-export const isRunning = (i: Item) => i.phase !== "done" && i.phase !== "failed";
+export const isRunning = (i: Item) => i.phase !== "done" && i.phase !== "failed" && i.phase !== "cancelled";
+/** A file still before or in sending can be cancelled; once the server has it all it is processed. */
+export const isCancellable = (i: Item) => isRunning(i) && i.phase !== "processing";
 
 export function uploadsOf(pid: number): Item[] {
   return lists.get(pid) ?? EMPTY;
@@ -53,7 +57,25 @@ export function resetUploads() {
 export function stopAllUploads() {
   controller.abort();
   controller = new AbortController();
+  cancels.forEach((c) => c.abort()); // no reason: stopped, not cancelled (the sessions are kept)
+  cancels.clear();
   resetUploads();
+}
+
+/** The user's Cancel: stop sending this file, have the server drop what it received, and show
+ * the file as cancelled (not failed). A file still waiting never starts. */
+export function cancelUpload(pid: number, id: number) {
+  const item = uploadsOf(pid).find((i) => i.id === id);
+  if (!item || !isCancellable(item)) return;
+  cancels.get(id)?.abort(CANCEL);
+  cancels.delete(id);
+  update(pid, id, { phase: "cancelled", note: undefined });
+}
+/** Cancel every file of the project not yet with the server whole; returns how many. */
+export function cancelAllUploads(pid: number): number {
+  const ids = uploadsOf(pid).filter(isCancellable).map((i) => i.id);
+  ids.forEach((id) => cancelUpload(pid, id));
+  return ids.length;
 }
 
 function update(pid: number, id: number, patch: Partial<Item>) {
@@ -64,21 +86,33 @@ function update(pid: number, id: number, patch: Partial<Item>) {
 /** Queue `files` for project `pid`; `upload` is the sender (api/upload.ts, replaced in tests). */
 export function startUploads(pid: number, files: File[], upload = uploadFile): Promise<void> {
   if (!files.length) return Promise.resolve();
-  const { signal } = controller;
+  const { signal } = controller; // the sign-out's
   const added: Item[] = files.map((f) => ({ id: ++seq, name: f.name, size: f.size, sent: 0, phase: "waiting" }));
   lists.set(pid, [...uploadsOf(pid), ...added]);
+  // Each file's own controller, aborted by its Cancel or by a sign-out (stopAllUploads).
+  for (const item of added) cancels.set(item.id, new AbortController());
   emit();
   const jobs = added.map((item, i) => ({ item, file: files[i] }));
+  const cancelled = (id: number) => uploadsOf(pid).find((i) => i.id === id)?.phase === "cancelled";
   return pool(jobs, PARALLEL, async ({ item, file }) => {
-    if (signal.aborted) return;
+    const own = cancels.get(item.id);
+    if (signal.aborted || !own || own.signal.aborted) return;
+    const mine = own.signal;
     try {
-      const result = await upload(pid, file, (p) => update(pid, item.id, { phase: p.phase, sent: p.sent, note: p.note, resumedFrom: p.resumedFrom }), signal);
+      const result = await upload(pid, file, (p) => !mine.aborted && update(pid, item.id, { phase: p.phase, sent: p.sent, note: p.note, resumedFrom: p.resumedFrom }), mine);
       if (signal.aborted) return;
       const failed = result.created.length === 0 && result.duplicates.length === 0 && result.errors.length > 0;
+      // A cancel that came too late (the server had the whole file): its result is shown.
       update(pid, item.id, { phase: failed ? "failed" : "done", sent: file.size, note: undefined, result });
     } catch (e: any) {
       if (signal.aborted) return;
-      update(pid, item.id, { phase: "failed", note: undefined, error: e?.message ?? String(e) });
+      if (e instanceof UploadCancelled || cancelled(item.id)) {
+        update(pid, item.id, { phase: "cancelled", note: e instanceof UploadCancelled && !e.dropped ? e.message : undefined });
+      } else {
+        update(pid, item.id, { phase: "failed", note: undefined, error: e?.message ?? String(e) });
+      }
+    } finally {
+      cancels.delete(item.id);
     }
   });
 }

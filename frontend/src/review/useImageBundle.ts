@@ -72,7 +72,12 @@ export function useImageBundle(
         if (canvasRef.current) canvasRef.current.dataset.imageReady = String(imageId);
         setFrame((f) => f + 1);
       })
-      .catch((e) => !cancelled && notify(e.message, "error"));
+      .catch(async (e) => {
+        if (cancelled) return;
+        // A detail that failed already says why on the page (a 404, or the project notice): one message, not two.
+        if (await b.detail.then(() => false, () => true)) return;
+        if (!cancelled) notify(e.message, "error");
+      });
     // Show the cached copy at once, then reconcile with the server's current state.
     if (performance.now() - b.startedAt > 1500) {
       get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {

@@ -1,0 +1,39 @@
+"""Live notices added after the fourth black-box round: a member whose role changes is told (their
+open pages reload it), and class changes reach open pages (a class deleted elsewhere stayed in
+an open picker)."""
+import pytest
+from asgiref.sync import sync_to_async
+
+from backend.projects import services as project_services
+from backend.projects.models import Role
+
+from .factories import make_class
+from .test_realtime import close_thread_connections, connect, world  # noqa: F401  (the fixture is autouse)
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+async def test_a_members_new_role_is_pushed_to_their_open_pages():
+    owner, member, _, project, membership = await world()
+    communicator, connected, _ = await connect(project.pk, member)
+    assert connected
+    await communicator.receive_json_from(timeout=5)  # hello
+    await sync_to_async(project_services.change_role)(project=project, membership_id=membership.pk, role=Role.VIEWER)
+    message = await communicator.receive_json_from(timeout=5)
+    assert message == {"type": "membership.changed", "project": project.pk}
+    await communicator.disconnect()
+
+
+async def test_class_changes_are_announced():
+    owner, member, _, project, _ = await world()
+    communicator, connected, _ = await connect(project.pk, member)
+    assert connected
+    await communicator.receive_json_from(timeout=5)
+    label_class = await sync_to_async(make_class)(project, "hammer")  # the factory goes around the service
+    await sync_to_async(project_services.update_class)(project=project, class_id=label_class.pk, version=label_class.version,
+                                                       name="mallet")
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "classes.changed"
+    await sync_to_async(project_services.delete_class)(project=project, class_id=label_class.pk, version=label_class.version + 1)
+    kinds = {(await communicator.receive_json_from(timeout=5))["type"] for _ in range(2)}
+    assert "classes.changed" in kinds, kinds
+    await communicator.disconnect()
