@@ -15,6 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from backend.annotations.hot_routes import HotRoutes  # noqa: E402
 from backend.config.routing import websocket_urlpatterns  # noqa: E402
 from backend.images.hot_upload import UploadRoutes  # noqa: E402
+from backend.realtime.origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -25,6 +26,7 @@ application = ProtocolTypeRouter(
         # RAZMETKA_HOT_ROUTES=0 serves them through Django too (a switch for comparing, or for ops).
         "http": django_asgi_app if os.environ.get("RAZMETKA_HOT_ROUTES") == "0"
         else UploadRoutes(HotRoutes(django_asgi_app)),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The host in ALLOWED_HOSTS, and the whole origin (scheme, host, port) this site's own.
+        "websocket": SameOriginValidator(AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -248,6 +248,15 @@ async def test_events_missed_while_disconnected_arrive_after_reconnect(web_url):
 
     # Another reviewer accepts the object while this client is away.
     accepted = await accept_through_api(owner, project, annotation)
+    # The events leave through the publisher after the commit: on a loaded box the reconnect came
+    # first and found nothing missed yet (CI, stop 28). Wait until the project's seq has moved.
+    for _ in range(100):
+        probe = await open_socket(web_url, project.pk, member)
+        moved = (await recv(probe))["seq"] > last
+        await probe.close()
+        if moved:
+            break
+        await asyncio.sleep(0.1)
 
     ws = await open_socket(web_url, project.pk, member, since=last)
     hello = await recv(ws)

@@ -37,3 +37,40 @@ async def test_class_changes_are_announced():
     kinds = {(await communicator.receive_json_from(timeout=5))["type"] for _ in range(2)}
     assert "classes.changed" in kinds, kinds
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("origin, host, ok", [
+    ("http://localhost:8000", "localhost:8000", True),
+    ("http://localhost:9999", "localhost:8000", False),  # another port of the same host: another site
+    ("http://localhost:3000", "localhost:8000", False),
+    ("http://localhost:8000.evil.com", "localhost:8000", False),
+    ("https://localhost:8000", "localhost:8000", True),  # TLS ended by a proxy in front: same host and port
+    ("http://localhost", "localhost:8000", False),
+    ("http://localhost:80", "localhost", True),  # the default port, spelled or not
+    ("https://example.org", "example.org", True),
+    ("https://example.org:8443", "example.org", False),
+    ("null", "localhost:8000", False),
+])
+def test_the_socket_takes_only_this_sites_own_origin(origin, host, ok):
+    """The check compared the host only: a page on another port of the same host opened a member's socket."""
+    from backend.realtime.origin import origin_allowed
+
+    scope = {"type": "websocket", "headers": [(b"host", host.encode()), (b"origin", origin.encode())]}
+    assert origin_allowed(scope) is ok
+
+
+async def test_a_page_on_another_port_cannot_open_a_members_socket():
+    owner, member, _, project, _ = await world()
+    _, connected, _ = await connect(project.pk, member, origin="http://localhost:9999")
+    assert not connected
+    communicator, connected, _ = await connect(project.pk, member)  # this site itself
+    assert connected
+    await communicator.disconnect()
+
+
+async def test_a_trusted_origin_is_let_in(settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://localhost:9443"]  # e.g. a TLS proxy on another port
+    owner, member, _, project, _ = await world()
+    communicator, connected, _ = await connect(project.pk, member, origin="https://localhost:9443")
+    assert connected
+    await communicator.disconnect()
