@@ -163,7 +163,13 @@ def review_annotation(
 @transaction.atomic
 def delete_annotation(*, project: Project, annotation_id: int, user, version: int | None, force: bool = False) -> None:
     annotation = _locked(project, annotation_id)
-    override = _may_write(annotation.image, user=user, caps=_capabilities(project, user), force=force)
+    caps = _capabilities(project, user)
+    override = _may_write(annotation.image, user=user, caps=caps, force=force)
+    if Capability.REVIEW not in caps and ReviewState.ACCEPTED in (annotation.class_review, annotation.mask_review):
+        # An annotator's edit sends an accepted object back to review; a deletion took it out of
+        # the approved export with no review at all.
+        raise PermissionDenied("This object was accepted in review: only a reviewer or admin can delete it. "
+                               "Edit it instead (an edit sends it back to review).")
     check_version(annotation, version, current=_current)
     apply_changes(
         project_id=project.pk, changes=[Delete(annotation)], actor=user, source=ChangeSource.HUMAN,

@@ -1,0 +1,33 @@
+"""Round-5 black-box findings on the review rules: an annotator deleted an accepted object, which
+left the approved export with no review (an annotator's edit sends an object back to review)."""
+import pytest
+
+from backend.annotations.models import Annotation, ReviewState
+from backend.projects.models import Role
+
+from .factories import add_member, make_class, make_image, make_model_annotation, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("accepted", ["class_review", "mask_review"])
+def test_an_annotator_cannot_delete_an_accepted_object_a_reviewer_can(client_for, accepted):
+    owner = make_user("own")
+    project = make_project(owner)
+    annotator, reviewer = make_user("ann"), make_user("rev")
+    add_member(project, annotator, Role.ANNOTATOR)
+    add_member(project, reviewer, Role.REVIEWER)
+    image = make_image(project)
+    hammer = make_class(project, "hammer")
+    obj = make_model_annotation(image, hammer)
+    Annotation.objects.filter(pk=obj.pk).update(**{accepted: ReviewState.ACCEPTED})
+    pending = make_model_annotation(image, hammer)
+    url = f"/api/projects/{project.pk}/annotations"
+
+    refused = client_for(annotator).delete(f"{url}/{obj.pk}/?version={obj.version}")
+    assert refused.status_code == 403, refused.content
+    assert "accepted in review" in refused.json()["detail"]
+    assert Annotation.objects.filter(pk=obj.pk).exists()
+    # A pending one is theirs to delete, and a reviewer may delete an accepted one.
+    assert client_for(annotator).delete(f"{url}/{pending.pk}/?version={pending.version}").status_code == 204
+    assert client_for(reviewer).delete(f"{url}/{obj.pk}/?version={obj.version}").status_code == 204
