@@ -7,7 +7,6 @@ costs no more than reading it.
 """
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -47,8 +46,38 @@ def check_json_body(body: bytes) -> None:
         raise JSONTooDeep(f"The JSON body is nested {depth} levels deep; at most {max_depth} are accepted.")
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def unique_keys(pairs: list) -> dict:
+    """json's object_pairs_hook: a key twice in one object is refused. The last one won without a
+    word (`{"version": 1, ..., "version": 7}` wrote on whatever version came last)."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 class LimitedJSONParser(JSONParser):
-    """DRF's JSON parser behind the size and depth limits; every JSON endpoint uses it."""
+    """DRF's JSON parser behind the size and depth limits, refusing duplicate keys; every JSON
+    endpoint uses it."""
+
+    def _load(self, body: bytes, parser_context) -> object:
+        from rest_framework.utils import json as drf_json
+
+        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+        try:
+            text = body.decode(encoding)
+            return drf_json.loads(text, parse_constant=drf_json.strict_constant if self.strict else None,
+                                  object_pairs_hook=unique_keys)
+        except DuplicateKey as exc:
+            raise ParseError(f"The key '{str(exc.args[0])[:80]}' appears twice in one object of the JSON body; "
+                             "send it once.") from None
+        except ValueError as exc:  # not JSON, or not in its charset (UnicodeDecodeError)
+            raise ParseError(f"JSON parse error - {exc}") from None
 
     def parse(self, stream, media_type=None, parser_context=None):
         # DRF hands JSON parsers request.body, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -58,7 +87,7 @@ class LimitedJSONParser(JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         check_json_body(body)
         try:
-            data = super().parse(io.BytesIO(body), media_type, parser_context)
+            data = self._load(body, parser_context)
         except RecursionError:  # the depth check should make this unreachable; never a 500
             raise JSONTooDeep("The JSON body is nested too deeply.") from None
         if b"\\u" in body:  # only a \u escape can carry a NUL or a lone surrogate

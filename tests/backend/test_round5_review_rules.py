@@ -31,3 +31,27 @@ def test_an_annotator_cannot_delete_an_accepted_object_a_reviewer_can(client_for
     # A pending one is theirs to delete, and a reviewer may delete an accepted one.
     assert client_for(annotator).delete(f"{url}/{pending.pk}/?version={pending.version}").status_code == 204
     assert client_for(reviewer).delete(f"{url}/{obj.pk}/?version={obj.version}").status_code == 204
+
+
+def test_a_key_twice_in_a_json_body_is_refused(client_for):
+    """The last one won without a word: a stale `version` hidden behind a fresh one went through."""
+    owner = make_user("own")
+    project = make_project(owner)
+    image = make_image(project)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    obj = make_model_annotation(image, hammer)
+    body = '{"version": %d, "label_class": %d, "label_class": %d}' % (obj.version, wrench.pk, hammer.pk)
+    response = client_for(owner).generic("PATCH", f"/api/projects/{project.pk}/annotations/{obj.pk}/", body,
+                                         content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "'label_class' appears twice" in response.json()["detail"]
+    # The review's fast path hands such a body to the view, which refuses it the same way.
+    body = '{"version": %d, "target": "both", "decision": "accepted", "decision": "rejected"}' % obj.version
+    review = client_for(owner).generic("POST", f"/api/projects/{project.pk}/annotations/{obj.pk}/review/", body,
+                                       content_type="application/json")
+    assert review.status_code == 400 and "'decision' appears twice" in review.json()["detail"], review.content
+    assert Annotation.objects.get(pk=obj.pk).version == obj.version
+    # Nested objects too; the same key in two objects is fine.
+    fine = client_for(owner).post(f"/api/projects/{project.pk}/images/{image.pk}/accept-all/",
+                                  '{"seen": [[%d, %d]]}' % (obj.pk, obj.version), content_type="application/json")
+    assert fine.status_code == 200, fine.content
