@@ -79,7 +79,10 @@ def bump_gallery_version(*, project_id: int) -> None:
 
 @transaction.atomic
 def add_member(*, project: Project, username: str, role: str) -> Membership:
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    users = get_user_model().objects.filter(is_active=True)
+    # New names are unique whatever their case ("ADMIN" is refused beside "admin"), so a name is
+    # found the same way; the exact spelling first, for accounts made before that rule.
+    user = users.filter(username=username).first() or users.filter(username__iexact=username).first()
     if user is None:
         raise DomainError(f"No active user named '{username}'.")
     if role not in Role.values:

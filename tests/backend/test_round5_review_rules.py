@@ -55,3 +55,15 @@ def test_a_key_twice_in_a_json_body_is_refused(client_for):
     fine = client_for(owner).post(f"/api/projects/{project.pk}/images/{image.pk}/accept-all/",
                                   '{"seen": [[%d, %d]]}' % (obj.pk, obj.version), content_type="application/json")
     assert fine.status_code == 200, fine.content
+
+
+def test_a_member_is_added_by_name_whatever_its_case(client_for):
+    """"new user ADMIN" was refused as taken (names are unique whatever their case), then adding
+    "ADMIN" as a member said "No active user named 'ADMIN'"."""
+    owner = make_user("own")
+    project = make_project(owner)
+    make_user("Kirill")
+    response = client_for(owner).post(f"/api/projects/{project.pk}/members/", {"username": "kirill", "role": "reviewer"},
+                                      format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["username"] == "Kirill"
