@@ -47,6 +47,17 @@ class StartJobSerializer(StrictFieldsMixin, serializers.Serializer):
     text_threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
     nms_iou = serializers.FloatField(required=False, min_value=0, max_value=1)
 
+    def validate_prompts(self, value):
+        return words_only(value)
+
+
+def words_only(prompts: list[str]) -> list[str]:
+    """A prompt of punctuation alone ("...") ran as an empty phrase and found nothing, unsaid."""
+    bad = [p for p in prompts if not any(ch.isalnum() for ch in p)]
+    if bad:
+        raise serializers.ValidationError(f"A prompt names what to find in words: {bad[0][:40]!r} has no letter or digit.")
+    return prompts
+
 
 class SegmentRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)

@@ -46,7 +46,7 @@ def _select_images(project: Project, images) -> list[int]:
         queryset = queryset.filter(status=ImageStatus.NEW)
     elif images == "all":
         pass
-    elif isinstance(images, list) and images and all(isinstance(i, int) for i in images):
+    elif isinstance(images, list) and images and all(isinstance(i, int) and not isinstance(i, bool) for i in images):
         found = set(queryset.filter(pk__in=images).values_list("pk", flat=True))
         missing = [i for i in images if i not in found]
         if missing:

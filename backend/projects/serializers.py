@@ -43,7 +43,9 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("Give at least one non-empty text prompt.")
         if len(value) > 20 or any(len(p) > 200 for p in value):
             raise serializers.ValidationError("At most 20 prompts of at most 200 characters.")
-        return [p.strip() for p in value]
+        from backend.jobs.serializers import words_only
+
+        return words_only([p.strip() for p in value])
 
     def validate(self, attrs):
         """Prompts that cannot fit the engine's text window failed every image of every job."""

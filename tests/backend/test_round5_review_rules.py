@@ -67,3 +67,17 @@ def test_a_member_is_added_by_name_whatever_its_case(client_for):
                                       format="json")
     assert response.status_code == 201, response.content
     assert response.json()["username"] == "Kirill"
+
+
+def test_prompts_without_a_word_and_image_ids_that_are_booleans_are_refused(client_for):
+    """`["..."]` ran as an empty phrase and found nothing; `images: [true]` started a job on image 1."""
+    owner = make_user("own")
+    project = make_project(owner)
+    make_image(project)
+    base = f"/api/projects/{project.pk}"
+    job = client_for(owner).post(f"{base}/jobs/", {"images": "all", "prompts": ["hammer", "..."]}, format="json")
+    assert job.status_code == 400 and "no letter or digit" in job.content.decode(), job.content
+    settings = client_for(owner).patch(f"{base}/", {"version": project.version, "prompts": ["- -"]}, format="json")
+    assert settings.status_code == 400 and "no letter or digit" in settings.content.decode(), settings.content
+    booleans = client_for(owner).post(f"{base}/jobs/", {"images": [True]}, format="json")
+    assert booleans.status_code == 400, booleans.content
