@@ -281,3 +281,29 @@ def test_a_class_deleted_elsewhere_leaves_the_open_picker(page, project, login_a
     page.wait_for_timeout(300)  # let the websocket join
     in_thread(project_services.delete_class, project=proj, class_id=spare.pk, version=spare.version)
     expect(picker.locator("option", has_text="spare-class")).to_have_count(0)
+
+
+def test_an_annotator_is_not_offered_to_delete_an_accepted_object(page, project, login_as):
+    """The server now refuses it (an accepted object left the approved export with no review)."""
+    from backend.projects.models import Role
+
+    from .seed import add_member
+
+    proj, owner = project
+    anna = make_user("anna")
+    add_member(proj, anna, Role.ANNOTATOR)
+    image = make_image(proj, width=400, height=300, seed=20)
+    hammer = make_class(proj, "hammer")
+    accepted = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    pending = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
+    Annotation.objects.filter(pk=accepted.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    mark_prelabeled(image)
+    login_as(anna)
+    open_review(page, proj, image)
+    expect(page.get_by_test_id(f"delete-{accepted.pk}")).to_be_disabled()
+    expect(page.get_by_test_id(f"delete-{accepted.pk}")).to_have_attribute("title", re.compile("only a reviewer or admin"))
+    page.get_by_test_id(f"object-{accepted.pk}").click()
+    page.keyboard.press("Delete")  # the key is refused by the server, in words
+    expect(toast(page, "accepted in review")).to_be_visible()
+    assert Annotation.objects.filter(pk=accepted.pk).exists()
+    expect(page.get_by_test_id(f"delete-{pending.pk}")).to_be_enabled()

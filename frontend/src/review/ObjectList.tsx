@@ -48,6 +48,8 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 }
 
 /** The class picker: instances grouped under their type (the type itself stays choosable). */
+const ACCEPTED_DELETE_HINT = "Accepted in review: only a reviewer or admin can delete it. Edit it instead (an edit sends it back to review).";
+
 function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void; disabled: boolean }) {
   const groups = typesWithInstances(props.classes);
   const offered = new Set(groups.flatMap(({ type, instances }) => [type.id, ...instances.map((c) => c.id)]));
@@ -91,6 +93,8 @@ function ObjectRow(props: {
   const state = (s: string) => (s === "accepted" ? "✓" : s === "rejected" ? "✗" : "•");
   const noWrite = props.readOnly;
   const noReview = props.readOnly || !props.canReview;
+  // The server refuses it (annotations.services.delete_annotation): an edit sends it back to review instead.
+  const acceptedForAnnotator = !props.canReview && (a.class_review === "accepted" || a.mask_review === "accepted");
   const reviewTitle = (what: string) => (props.readOnly ? "Read-only" : !props.canReview ? "Only reviewers and admins review" : what);
   // A class can't be accepted before there is one (the server refuses it).
   const noClass = a.label_class === null || a.label_class === undefined;
@@ -132,7 +136,9 @@ function ObjectRow(props: {
         <button className="small" disabled={noReview} title={reviewTitle("Accept mask (m)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "accepted"); }}>✓ mask</button>
         <button className="small" disabled={noReview} title={reviewTitle("Reject mask (Shift+M)")} onClick={(e) => { e.stopPropagation(); props.onReview("mask", "rejected"); }}>✗</button>
         <span className="spacer" />
-        <button className="small danger" disabled={noWrite} title={noWrite ? "Read-only" : "Delete object (Delete)"} onClick={(e) => { e.stopPropagation(); props.onDelete(); }}>Delete</button>
+        <button className="small danger" disabled={noWrite || acceptedForAnnotator}
+          title={noWrite ? "Read-only" : acceptedForAnnotator ? ACCEPTED_DELETE_HINT : "Delete object (Delete)"}
+          data-testid={`delete-${a.id}`} onClick={(e) => { e.stopPropagation(); props.onDelete(); }}>Delete</button>
       </div>
       {selected && <div className="object-review"><ClassPicker a={a} classes={props.classes} onClass={props.onClass} disabled={noWrite} /></div>}
       {selected && a.candidates && a.candidates.length > 0 && (
