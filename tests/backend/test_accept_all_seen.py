@@ -65,3 +65,26 @@ def test_seen_is_checked_for_shape(client_for):
     assert Annotation.objects.get(pk=first.pk).mask_review == ReviewState.PENDING
     # Objects it would not change (already reviewed, or deleted meanwhile) need not be listed.
     assert client_for(reviewer).post(url, {"seen": [[first.pk, first.version], [999999, 1]]}, format="json").status_code == 200
+
+
+def test_accepting_an_image_with_no_objects_marks_it_done_but_not_a_new_one(client_for):
+    """It stayed pre-labeled and the queue offered it again and again (Enter bounced between two)."""
+    from backend.images.models import Image, ImageStatus
+
+    owner = make_user("own")
+    project = make_project(owner)
+    empty, new = make_image(project, seed=1), make_image(project, seed=2)
+    Image.objects.filter(pk=empty.pk).update(status=ImageStatus.PRELABELED)
+    base = f"/api/projects/{project.pk}/images"
+    version = Image.objects.get(pk=empty.pk).version
+    assert client_for(owner).post(f"{base}/{empty.pk}/accept-all/", {"seen": []}, format="json").status_code == 200
+    done = Image.objects.get(pk=empty.pk)
+    assert done.status == ImageStatus.DONE and done.version == version + 1
+    assert client_for(owner).post(f"{base}/{new.pk}/accept-all/", {"seen": []}, format="json").status_code == 200
+    assert Image.objects.get(pk=new.pk).status == ImageStatus.NEW
+    # An object added later takes it back into review, as for any image.
+    make_model_annotation(Image.objects.get(pk=empty.pk))
+    from backend.annotations.status import refresh_statuses
+
+    refresh_statuses([empty.pk])
+    assert Image.objects.get(pk=empty.pk).status == ImageStatus.PRELABELED

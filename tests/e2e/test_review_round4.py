@@ -130,7 +130,7 @@ def test_enter_moves_on_past_images_whose_objects_have_no_class(page, project, l
     login_as(owner)
     open_review(page, proj, first)
     page.keyboard.press("Enter")
-    expect(toast(page, "stays in the queue for later")).to_be_visible()
+    expect(toast(page, "set aside for now")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
     expect(page.locator(f'[data-overlays-ready="{second.pk}"]')).to_have_count(1)
     page.keyboard.press("Enter")
@@ -307,3 +307,73 @@ def test_an_annotator_is_not_offered_to_delete_an_accepted_object(page, project,
     expect(toast(page, "accepted in review")).to_be_visible()
     assert Annotation.objects.filter(pk=accepted.pk).exists()
     expect(page.get_by_test_id(f"delete-{pending.pk}")).to_be_enabled()
+
+
+def test_enter_on_images_with_no_objects_marks_them_done_and_moves_on(page, project, login_as):
+    """No accept was sent for an image without objects: it stayed pre-labeled and Enter went back
+    and forth between two such images for good."""
+    proj, owner = project
+    empty1, empty2, third = (make_image(proj, width=400, height=300, seed=s) for s in (21, 22, 23))
+    add_prediction(third, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(empty1, empty2, third)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review/{empty1.pk}")
+    expect(page.get_by_test_id("image-status")).to_have_text("prelabeled")
+    seen = [empty1.pk]
+    for _ in range(3):  # the queue's order is its own (most uncertain first); each image once
+        page.keyboard.press("Enter")
+        until(page, lambda: not page.url.endswith(f"/review/{seen[-1]}"), what="the next image")
+        match = re.search(r"/review/(\d+)$", page.url)
+        if not match:
+            break  # the queue is empty
+        seen.append(int(match.group(1)))
+        expect(page.get_by_test_id("image-status")).to_be_visible()
+    assert sorted(seen) == sorted([empty1.pk, empty2.pk, third.pk]), seen
+    assert set(Image.objects.filter(pk__in=[empty1.pk, empty2.pk]).values_list("status", flat=True)) == {"done"}
+
+
+def test_the_empty_queue_says_what_was_set_aside_and_what_is_new(page, project, login_as):
+    """It said "Nothing left to review" while images were set aside this session or never pre-annotated."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=24)
+    add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    make_image(proj, width=400, height=300, seed=25)  # new: no model looked yet
+    login_as(owner)
+    open_review(page, proj, image)
+    page.keyboard.press("n")  # skipped: the queue has nothing else
+    expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    expect(page.get_by_test_id("queue-set-aside")).to_contain_text("1 image you skipped")
+    expect(page.get_by_test_id("queue-new")).to_contain_text("1 image has not been pre-annotated yet")
+    page.get_by_test_id("queue-show-set-aside").click()
+    expect(page).to_have_url(re.compile(rf"/review/{image.pk}$"))
+
+
+def test_an_answer_for_the_image_left_never_lands_on_the_next_one(page, project, login_as):
+    """A live change's object fetched for the image just left was appended to the next image's list
+    (and deleting it there deleted an object of a done image)."""
+    from backend.annotations import services as annotation_services
+
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    first, second = (make_image(proj, width=400, height=300, seed=s) for s in (26, 27))
+    left = add_prediction(first, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    add_prediction(second, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(first, second)
+    login_as(owner)
+    open_review(page, proj, first)
+    page.wait_for_timeout(300)  # let the websocket join
+
+    def slow(route):
+        page.wait_for_timeout(1500)
+        route.continue_()
+
+    page.route(re.compile(rf".*/api/projects/\d+/annotations/{left.pk}/$"), slow)
+    in_thread(annotation_services.update_annotation, project=proj, annotation_id=left.pk, user=owner,
+              version=left.version, class_id=wrench.pk)
+    page.wait_for_timeout(200)  # the event is in, its object on its way
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
+    page.wait_for_timeout(2500)
+    expect(page.get_by_test_id(f"object-{left.pk}")).to_have_count(0)

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { get, P, qs, type ImageRow, type Page } from "../api/client";
 import { Link, navigate } from "../router";
 import { CelebrateIcon } from "../review/icons";
-import { nextImageId, queueFilters, setQueueFilters } from "../review/queue";
+import { clearSkipped, nextImageId, queueFilters, setQueueFilters, skippedCount } from "../review/queue";
 import type { ProjectCtx } from "./ProjectLayout";
 import { Thumb } from "./Images";
 
@@ -15,6 +15,7 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
   const [filters, setFilters] = useState(queueFilters(pid));
   const [state, setState] = useState<"searching" | "empty" | "picking" | string>(picking ? "picking" : "searching");
   const [go, setGo] = useState(!picking);
+  const [round, setRound] = useState(0); // a new search after the set-aside images are offered again
   useEffect(() => {
     setQueueFilters(pid, filters);
     if (!go) return;
@@ -22,9 +23,17 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
     nextImageId(pid, filters, null)
       .then((id) => (id ? navigate(`/p/${pid}/review/${id}`, true) : setState("empty")))
       .catch((e) => setState(e.message));
-  }, [pid, filters.status, filters.label_class, go]);
+  }, [pid, filters.status, filters.label_class, go, round]);
   // With nothing left, show what was reviewed last, so a reviewer can go back to it.
   const [recent, setRecent] = useState<ImageRow[]>([]);
+  // "Nothing left" also says what is not in the queue: images set aside this session, and images
+  // no model has looked at yet (it said "Nothing left" with 18 new images in the project).
+  const [newCount, setNewCount] = useState(0);
+  const setAside = state === "empty" ? skippedCount(pid) : 0;
+  useEffect(() => {
+    if (state !== "empty") return;
+    get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status: "new", page_size: 1 })}`).then((d) => setNewCount(d.count)).catch(() => setNewCount(0));
+  }, [pid, state]);
   useEffect(() => {
     if (state !== "empty") return;
     get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status: "done", label_class: filters.label_class, ordering: "-id", page_size: 24 })}`)
@@ -56,6 +65,17 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
         <div className="card" data-testid="queue-empty">
           <h2>Nothing left to review <CelebrateIcon className="icon celebrate" /></h2>
           <p>No unclaimed image matches these filters. <Link to={`/p/${pid}`}>Back to the dashboard</Link></p>
+          {setAside > 0 && (
+            <p data-testid="queue-set-aside">
+              {setAside} image{setAside > 1 ? "s" : ""} you skipped (or left with objects that have no class) this session {setAside > 1 ? "are" : "is"} not offered again.{" "}
+              <button onClick={() => { clearSkipped(pid); setRound((r) => r + 1); }} data-testid="queue-show-set-aside">Review {setAside > 1 ? "them" : "it"} again</button>
+            </p>
+          )}
+          {newCount > 0 && filters.status === "" && (
+            <p data-testid="queue-new">
+              {newCount} image{newCount > 1 ? "s have" : " has"} not been pre-annotated yet: start pre-annotation on the <Link to={`/p/${pid}`}>dashboard</Link>.
+            </p>
+          )}
           {recent.length > 0 && (
             <>
               <h3>Recently reviewed</h3>

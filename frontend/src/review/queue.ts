@@ -24,6 +24,14 @@ export function markSkipped(pid: number, id: number) {
   if (!skipped.has(pid)) skipped.set(pid, new Set());
   skipped.get(pid)!.add(id);
 }
+/** How many images this session set aside (skipped, or left with objects without a class). */
+export function skippedCount(pid: number): number {
+  return skipped.get(pid)?.size ?? 0;
+}
+/** Offer the set-aside images again. */
+export function clearSkipped(pid: number) {
+  skipped.delete(pid);
+}
 
 /** Next image id to review after `after` (skipping `skip`), or null when the queue is empty. */
 export async function nextImageId(pid: number, f: QueueFilters, after: number | null, skip: Set<number> = new Set()): Promise<number | null> {

@@ -1,5 +1,5 @@
 /** Other reviewers' changes to the open image, from the project websocket. */
-import { useEffect, type Dispatch, type RefObject, type SetStateAction } from "react";
+import { useEffect, useRef, type Dispatch, type RefObject, type SetStateAction } from "react";
 import { checkProjectAccess } from "../api/access";
 import { ApiError, get, P, type Annotation, type ImageDetail } from "../api/client";
 import { subscribe } from "../api/live";
@@ -14,6 +14,10 @@ export function useLiveAnnotations(opts: {
   onImageGone?: (by?: string) => void;
 }) {
   const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
+  // The image open now: an answer that arrives after the reviewer moved on belongs to the image
+  // left (its objects were appended to the next image's list, and could be deleted from there).
+  const open = useRef(imageId);
+  open.current = imageId;
   useEffect(() => subscribe(pid, (ev) => {
     const e = ev as any;
     // A change too big to announce per object (a large re-scoring or import) names its images.
@@ -21,6 +25,7 @@ export function useLiveAnnotations(opts: {
     if (ev.type === "resync" || bulkHere) {
       // Live events were missed: take the server's current status, objects and claim.
       get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
+        if (open.current !== imageId) return;
         setDetail(fresh);
         updateAnns((list) => fresh.annotations.map((a) => {
           const local = list.find((x) => x.id === a.id);
@@ -47,7 +52,10 @@ export function useLiveAnnotations(opts: {
       }
       if (local && local.version >= e.version) return;
       get<Annotation>(`${P(pid)}/annotations/${e.annotation}/`)
-        .then((a) => updateAnns((list) => (list.some((x) => x.id === a.id) ? list.map((x) => (x.id === a.id && x.version < a.version ? a : x)) : [...list, a])))
+        .then((a) => {
+          if (open.current !== imageId || a.image !== imageId) return;
+          updateAnns((list) => (list.some((x) => x.id === a.id) ? list.map((x) => (x.id === a.id && x.version < a.version ? a : x)) : [...list, a]));
+        })
         .catch(() => undefined);
     } else if (ev.type === "image.status") {
       setDetail((d) => (d ? { ...d, status: e.status, version: e.version } : d));

@@ -47,6 +47,11 @@ export function useReviewNavigation(opts: {
     return true;
   };
   const [busy, setBusy] = useState(false);
+  // Two Enters in one tick both saw `busy` false: the second accept-all's 409 then put the image
+  // left's objects into the next one's list.
+  const accepting = useRef(false);
+  const openImage = useRef(imageId);
+  openImage.current = imageId;
   // The images seen before this one, whichever way they were left (n, Enter, Back/Forward, links).
   const trail = useRef<number[]>([]);
   const shown = useRef<number | null>(null);
@@ -93,7 +98,7 @@ export function useReviewNavigation(opts: {
   };
 
   const acceptAllAndNext = async () => {
-    if (busy) return;
+    if (busy || accepting.current) return;
     if (gone) return void nextImage(); // nothing to accept: Enter still moves on
     if (!detail) return;
     if (readOnly) return refuseReadOnly();
@@ -102,15 +107,24 @@ export function useReviewNavigation(opts: {
       return;
     }
     if (blockedByUnsaved()) return;
+    if (!anns.length && detail.status === "new") {
+      // Not pre-annotated yet: there is nothing to accept, and "done" would say a model looked.
+      markSkipped(pid, imageId);
+      notify("This image has not been pre-annotated yet, so there is nothing to accept; it stays new.", "warn");
+      return void nextImage();
+    }
+    accepting.current = true;
     setBusy(true);
     try {
       // What this screen shows: an object changed or added since then refuses the accept (409).
-      if (anns.length) await post(`${P(pid)}/images/${imageId}/accept-all/`, { seen: anns.map((a) => [a.id, a.version]) });
+      // With no objects it marks the image done (reviewed: nothing to label); it stayed
+      // pre-labeled and Enter went back and forth between two empty images.
+      await post(`${P(pid)}/images/${imageId}/accept-all/`, { seen: anns.map((a) => [a.id, a.version]) });
       const unclassified = anns.filter((a) => a.label_class === null && a.class_review === "pending").length;
       if (unclassified) {
         // The image stays in the queue with them: not offered again this session (Enter went back and forth between two such images).
         markSkipped(pid, imageId);
-        notify(`${unclassified} object${unclassified > 1 ? "s have" : " has"} no class and stay${unclassified > 1 ? "" : "s"} pending; this image stays in the queue for later.`, "warn");
+        notify(`${unclassified} object${unclassified > 1 ? "s have" : " has"} no class and stay${unclassified > 1 ? "" : "s"} pending; this image is set aside for now (the queue page offers it again).`, "warn");
       }
       dropBundle(pid, imageId);
       await nextImage();
@@ -121,7 +135,7 @@ export function useReviewNavigation(opts: {
         notify(claimMessage(refused, "the acceptance"), "error");
       } else if (e instanceof ApiError && e.status === 409 && Array.isArray(e.body?.current)) {
         // Someone changed or added objects since this screen showed them: show them, accept nothing.
-        const current = e.body.current as Annotation[];
+        const current = (e.body.current as Annotation[]).filter((c) => c.image === imageId && openImage.current === imageId);
         opts.updateAnns?.((list) => [...list.map((a) => current.find((c) => c.id === a.id) ?? a),
           ...current.filter((c) => !list.some((a) => a.id === c.id))]);
         dropBundle(pid, imageId);
@@ -138,6 +152,7 @@ export function useReviewNavigation(opts: {
         notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost; try again.`, "error");
       } else notify(`Couldn't accept this image: ${sentence(e.message)}`, "error");
     } finally {
+      accepting.current = false;
       setBusy(false);
     }
   };
