@@ -272,3 +272,16 @@ def test_a_missing_image_deep_link_says_so_once(page, project, login_as):
     expect(page.get_by_text("This image doesn't exist")).to_be_visible()
     page.wait_for_timeout(1000)
     expect(toasts(page)).to_have_count(0)
+
+
+def test_a_long_unbroken_project_name_stays_inside_its_card(page, login_as):
+    """"Project_" + 150 × "L" widened the Projects page to 1960 px at 1000 px."""
+    owner = make_user("lena")
+    make_project(owner, name="Project_" + "L" * 150)
+    page.set_viewport_size({"width": 1000, "height": 700})
+    login_as(owner)
+    page.goto("/")
+    title = page.locator(".cards .card-title").first
+    expect(title).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1000
+    assert title.get_attribute("title") == "Project_" + "L" * 150

@@ -155,7 +155,7 @@ def test_conflict_shows_a_message_and_reloads(page, project, login_as):
     # Another admin changes the class behind our back (through our claim: only an admin's forced write can).
     services.update_annotation(project=proj, annotation_id=ann.pk, user=other, version=ann.version, class_id=wrench.pk, force=True)
     page.keyboard.press("a")
-    expect(page.get_by_role("alert")).to_contain_text("Someone else changed this object")
+    expect(page.get_by_role("alert")).to_contain_text("This object was changed elsewhere")
     expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_attribute("data-class", "wrench")
     ann.refresh_from_db()
     assert ann.label_class_id == wrench.pk and ann.mask_review == ReviewState.PENDING

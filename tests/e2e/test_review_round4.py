@@ -79,7 +79,7 @@ def test_a_retry_after_someone_elses_change_is_a_conflict_not_an_overwrite(page,
 
     page.unroute(ANNOTATION_URL)
     failed.get_by_role("button", name="Retry").click()
-    expect(toast(page, "Someone else changed this object")).to_be_visible()
+    expect(toast(page, "This object was changed elsewhere")).to_be_visible()
     saved = Annotation.objects.get(pk=ann.pk)
     assert saved.label_class_id == pliers.pk and saved.version == changed, "the newer change was kept"
     expect(row).to_contain_text("pliers")
@@ -377,3 +377,45 @@ def test_an_answer_for_the_image_left_never_lands_on_the_next_one(page, project,
     expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
     page.wait_for_timeout(2500)
     expect(page.get_by_test_id(f"object-{left.pk}")).to_have_count(0)
+
+
+def test_a_large_exemplar_stays_inside_the_side_panel_and_redo_says_what_it_did(page, project, login_as):
+    """A 1444 px exemplar of a candidate set its grid column's width and ran out of the panel;
+    redoing a new object said "Redid the deletion."."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.gallery.services import upload_exemplars
+    from tests.backend.factories import image_bytes
+
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    report = upload_exemplars(project=proj, user=owner, class_id=hammer.pk,
+                              files=[SimpleUploadedFile("big.png", image_bytes(1444, 1444, (200, 40, 40)))])
+    exemplar = report.created[0]
+    image = make_image(proj, width=400, height=300, seed=28)
+    ann = add_prediction(image, None, rect_mask(300, 400, 0, 0, 20, 20),
+                         candidates=[{"class_id": hammer.pk, "name": "hammer", "score": 0.41, "exemplar_id": exemplar.pk}])
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    picture = page.get_by_test_id("candidate-hammer").locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+    side = page.locator("aside.side").bounding_box()
+    box = picture.bounding_box()
+    assert box["x"] + box["width"] <= side["x"] + side["width"] + 1 and box["width"] < 200, box
+
+    # Undo a new object, then redo it: the message says it came back.
+    page.keyboard.press("l")
+    canvas = page.get_by_test_id("review-canvas").bounding_box()
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    for dx, dy in ((-40, -30), (40, -30), (0, 40)):
+        page.mouse.click(cx + dx, cy + dy)
+    page.keyboard.press("Enter")
+    until(page, lambda: Annotation.objects.filter(image=image).count() == 2, what="the polygon saved")
+    page.keyboard.press("Escape")
+    page.keyboard.press("z")
+    until(page, lambda: Annotation.objects.filter(image=image).count() == 1, what="the new object undone")
+    page.keyboard.press("Shift+Z")
+    until(page, lambda: Annotation.objects.filter(image=image).count() == 2, what="the new object redone")
+    expect(toast(page, "Redid the new object")).to_be_visible()

@@ -37,7 +37,7 @@ export function ProjectsPage() {
         <ul className="cards">
           {projects.map((p) => (
             <li key={p.id} className="card">
-              <Link to={`/p/${p.id}`} className="card-title">{p.name}</Link>
+              <Link to={`/p/${p.id}`} className="card-title" title={p.name}><bdi>{p.name}</bdi></Link>
               <div className="muted small">{p.description || (Array.isArray(p.prompts) ? (p.prompts as string[]).join(", ") : "")}</div>
               <div className="small">your role: {p.my_role ?? "—"}</div>
             </li>

@@ -135,7 +135,8 @@ export function useAnnotationWrites(opts: {
         notify(claimMessage(refused, what), "error");
       } else if (e instanceof ApiError && e.status === 409 && e.body?.current) {
         replace(e.body.current as Annotation);
-        notify(`Someone else changed this object while you were working (${what} not saved). It has been reloaded — check it and try again.`, "error");
+        notify(`This object was changed elsewhere (by someone else, or in another tab) while you worked: ${what} was not saved. `
+          + "It now shows the newer version; check it and try again.", "error");
       } else if (e instanceof ApiError && e.status === 404) {
         // A 404 is also what every route of a project answers once you are no longer a member:
         // ask for the project before telling anyone that the object was deleted.

@@ -191,7 +191,9 @@ export function useUndoHistory(opts: {
       const inverse = await apply(entry);
       if (inverse) {
         to.current = [...to.current, inverse].slice(-LIMIT);
-        notify(`${redo ? "Redid" : "Undid"} ${describe(entry)}.`);
+        // A redo is told by what it did again (the inverse now on the undo stack): redoing a new
+        // object re-creates it, and "Redid the deletion." said the opposite.
+        notify(redo ? `Redid ${describe(inverse)}.` : `Undid ${describe(entry)}.`);
       }
       changed();
     };
