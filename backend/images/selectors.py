@@ -42,11 +42,12 @@ def status_counts(project: Project) -> dict[str, int]:
     return {status: counts.get(status, 0) for status in ImageStatus.values}
 
 
-def next_for_review(project: Project, user, params) -> Image | None:
+def next_for_review(project: Project, user, params, *, skip: set[int] = frozenset()) -> Image | None:
     """The next image needing review that nobody else holds: most ambiguous first (the smallest
-    top-2 class margin among its pending objects), then oldest."""
+    top-2 class margin among its pending objects), then oldest. `skip`: ids to pass over (ones
+    someone claimed between this query and the caller's claim)."""
     single_valued(params)
-    allowed = {"status", "label_class", "after"}
+    allowed = {"status", "label_class", "after", "claim"}
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ValidationError({unknown[0]: f"Unknown filter '{unknown[0]}'. Allowed: {', '.join(sorted(allowed))}."})
@@ -60,6 +61,8 @@ def next_for_review(project: Project, user, params) -> Image | None:
         queryset = run_filter("label_class", IMAGE_FILTERS["label_class"], queryset, params["label_class"])
     if params.get("after"):  # images the reviewer skipped in this session
         queryset = run_filter("after", lambda q, value: q.exclude(pk__in=int_list(value)), queryset, params["after"])
+    if skip:
+        queryset = queryset.exclude(pk__in=skip)
     now = timezone.now()
     queryset = queryset.exclude(Q(claim_expires_at__gt=now) & ~Q(claimed_by=user))
     queryset = queryset.annotate(

@@ -419,3 +419,25 @@ def test_a_large_exemplar_stays_inside_the_side_panel_and_redo_says_what_it_did(
     page.keyboard.press("Shift+Z")
     until(page, lambda: Annotation.objects.filter(image=image).count() == 2, what="the new object redone")
     expect(toast(page, "Redid the new object")).to_be_visible()
+
+
+def test_enter_on_an_image_someone_else_holds_moves_on(page, project, login_as):
+    """Enter on a held image only said it was read-only; the reviewer was stuck there."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    proj, owner = project
+    boris = make_user("boris")
+    hammer = make_class(proj, "hammer")
+    held, free = (make_image(proj, width=400, height=300, seed=s) for s in (29, 30))
+    for im in (held, free):
+        add_prediction(im, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(held, free)
+    Image.objects.filter(pk=held.pk).update(claimed_by=boris, claim_expires_at=timezone.now() + timedelta(minutes=5))
+    login_as(owner)
+    open_review(page, proj, held)
+    expect(page.get_by_test_id("read-only-reason")).to_contain_text("boris has this image open")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/review/{free.pk}$"))
+    assert Image.objects.get(pk=free.pk).claimed_by_id == owner.pk

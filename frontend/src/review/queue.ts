@@ -38,7 +38,9 @@ export async function nextImageId(pid: number, f: QueueFilters, after: number | 
   if (hasNextRoute !== false) {
     try {
       const exclude = [...new Set([...(after === null ? [] : [after]), ...skip, ...(skipped.get(pid) ?? [])])].slice(-200);
-      const img = await get<ImageRow | undefined>(`${P(pid)}/images/next/${qs({ status: f.status, label_class: f.label_class, after: exclude.join(",") })}`);
+      // claim=1: found and claimed in one request, so two reviewers pressing Enter at once get two
+      // images (the server claims only for a role that can annotate).
+      const img = await get<ImageRow | undefined>(`${P(pid)}/images/next/${qs({ status: f.status, label_class: f.label_class, after: exclude.join(","), claim: "1" })}`);
       hasNextRoute = true;
       if (!img) return null;
       if (!skip.has(img.id)) return img.id;

@@ -32,6 +32,8 @@ export function useReviewNavigation(opts: {
   unsavedReviews?: Map<number, unknown>;
   /** The image was deleted: nothing here can be lost, every way on just opens the next image. */
   gone?: boolean; onImageGone?: () => void;
+  /** Someone else holds the image: Enter moves on instead of saying it is read-only. */
+  heldBy?: string | null;
   /** Puts objects the server says changed (a refused accept-all) into the list shown. */
   updateAnns?: (fn: (list: Annotation[]) => Annotation[]) => void;
 }) {
@@ -101,6 +103,11 @@ export function useReviewNavigation(opts: {
     if (busy || accepting.current) return;
     if (gone) return void nextImage(); // nothing to accept: Enter still moves on
     if (!detail) return;
+    if (readOnly && opts.heldBy) {
+      markSkipped(pid, imageId);
+      notify(`${opts.heldBy} has this image open; opened the next one.`);
+      return void nextImage();
+    }
     if (readOnly) return refuseReadOnly();
     if (!canReview) {
       notify(`${cannotReviewMessage(opts.role)} Press n for the next image.`, "warn");
