@@ -441,3 +441,26 @@ def test_enter_on_an_image_someone_else_holds_moves_on(page, project, login_as):
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/review/{free.pk}$"))
     assert Image.objects.get(pk=free.pk).claimed_by_id == owner.pk
+
+
+def test_stepping_through_the_class_picker_with_arrow_keys_saves_once(page, project, login_as):
+    """Each arrow key on the focused picker saved a class: three saves for four key presses."""
+    proj, owner = project
+    classes = [make_class(proj, n) for n in ("a-class", "b-class", "c-class", "d-class")]
+    image = make_image(proj, width=400, height=300, seed=31)
+    ann = add_prediction(image, classes[0], rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    patches: list[str] = []
+    page.on("request", lambda r: patches.append(r.url) if r.method == "PATCH" else None)
+    picker = page.get_by_test_id(f"class-picker-{ann.pk}")
+    picker.focus()
+    for _ in range(3):
+        picker.press("ArrowDown")
+    page.wait_for_timeout(400)
+    assert patches == [], "nothing saved while stepping"
+    picker.press("Enter")
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == classes[3].pk, what="the class saved")
+    assert len(patches) == 1, patches

@@ -1,6 +1,6 @@
 /** The object list beside the stage: class, scores, review state and top-k candidates per object.
  * An instance class (one physical tool, e.g. "screwdriver-1234") shows as "type › instance". */
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { P, type Annotation, type LabelClass } from "../api/client";
 import type { Candidate } from "../api/extra";
 import { colorOf } from "./bundle";
@@ -57,10 +57,33 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
   // own option the select showed the first class instead, and picking that one changed nothing.
   const current = props.a.label_class;
   const hidden = current !== null && current !== undefined && !offered.has(current);
+  // Arrow keys and typing on the closed select change its value at every step: each step saved a
+  // class (three saves for four key presses). Keyboard steps are only shown, and saved on Enter
+  // or when the select loses focus; a mouse choice is saved at once.
+  const [stepped, setStepped] = useState<number | null>(null);
+  const byKey = useRef(false);
+  useEffect(() => setStepped(null), [props.a.id, current]);
+  const commit = () => {
+    if (stepped !== null && stepped !== current) props.onClass(stepped);
+    setStepped(null);
+  };
   return (
-    <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={current ?? ""}
-      onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}
-      onChange={(e) => e.target.value && props.onClass(Number(e.target.value))}>
+    <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={stepped ?? current ?? ""}
+      onClick={(e) => e.stopPropagation()}
+      onKeyDown={(e) => {
+        e.stopPropagation();
+        if (e.key === "Enter") {
+          byKey.current = false; // a choice made in the open list with Enter is a choice: saved at once
+          commit();
+        } else byKey.current = e.key.startsWith("Arrow") || e.key === "Home" || e.key === "End" || e.key.startsWith("Page") || e.key.length === 1;
+      }}
+      onBlur={commit}
+      onChange={(e) => {
+        if (!e.target.value) return;
+        if (byKey.current) setStepped(Number(e.target.value));
+        else props.onClass(Number(e.target.value));
+        byKey.current = false;
+      }}>
       <option value="" disabled>Choose a class…</option>
       {hidden && <option value={current} disabled>{props.a.class_name ?? `class ${current}`} (inactive)</option>}
       {groups.map(({ type, instances }) => instances.length === 0
