@@ -116,6 +116,10 @@ def clean_class_name(value: str) -> str:
     return cleaned
 
 
+# DRF said "Ensure this field has no more than 120 characters." under the field's name.
+NAME_TOO_LONG = "A class name has at most {max_length} characters: shorten it."
+
+
 class LabelClassSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     exemplar_count = serializers.IntegerField(read_only=True, default=0)
     # A plain id, resolved by the service within the project (a related field would look the id up
@@ -126,6 +130,7 @@ class LabelClassSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = LabelClass
         fields = ["id", "name", "color", "kind", "parent", "active", "created_at", "version", "exemplar_count"]
         read_only_fields = ["id", "created_at", "version", "exemplar_count"]
+        extra_kwargs = {"name": {"error_messages": {"max_length": NAME_TOO_LONG}}}
 
     def validate_name(self, value):
         return clean_class_name(value)
@@ -139,6 +144,7 @@ class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer)
         model = LabelClass
         fields = ["name", "color", "kind", "parent", "active", "version"]
         extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}
+        extra_kwargs["name"]["error_messages"] = {"max_length": NAME_TOO_LONG}
 
     def validate_name(self, value):
         return clean_class_name(value)

@@ -81,3 +81,11 @@ def test_prompts_without_a_word_and_image_ids_that_are_booleans_are_refused(clie
     assert settings.status_code == 400 and "no letter or digit" in settings.content.decode(), settings.content
     booleans = client_for(owner).post(f"{base}/jobs/", {"images": [True]}, format="json")
     assert booleans.status_code == 400, booleans.content
+
+
+def test_a_class_name_too_long_is_said_in_plain_words(client_for):
+    owner = make_user("own")
+    project = make_project(owner)
+    response = client_for(owner).post(f"/api/projects/{project.pk}/classes/", {"name": "x" * 300}, format="json")
+    assert response.status_code == 400
+    assert response.json()["name"] == ["A class name has at most 120 characters: shorten it."], response.content
