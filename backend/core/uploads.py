@@ -24,6 +24,18 @@ ALLOWED_FORMATS = {
     "BMP": ("image/bmp", "bmp"),
     "TIFF": ("image/tiff", "tif"),
 }
+# Every extension a file of each stored type may carry (lowercase; the first is the one the
+# stored file gets and the one an image's name is given when its own is not among these).
+FORMAT_EXTENSIONS = {
+    "jpg": ("jpg", "jpeg", "jpe", "jfif"),
+    "png": ("png",),
+    "webp": ("webp",),
+    "bmp": ("bmp", "dib"),
+    "tif": ("tif", "tiff"),
+}
+IMAGE_EXTENSIONS = frozenset(ext for exts in FORMAT_EXTENSIONS.values() for ext in exts)
+_EXTENSION_OF_TYPE = dict(ALLOWED_FORMATS.values())  # content type -> canonical extension
+MAX_NAME_LENGTH = 500  # Image.original_name
 
 # Markup that a browser could execute if the file were ever sniffed as HTML/SVG.
 _MARKUP = re.compile(rb"<\s*(svg|html|script|body|iframe|object|embed|!doctype|\?xml)\b", re.IGNORECASE)
@@ -267,6 +279,35 @@ def _encode(img: PILImage.Image, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def has_format_extension(name: str, extension: str) -> bool:
+    """Whether `name` ends with one of the extensions of the stored type whose canonical
+    extension is `extension` ("jpg": .jpg, .jpeg, .jpe, .jfif; case-insensitive)."""
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot) and ext.lower() in FORMAT_EXTENSIONS.get(extension, (extension,))
+
+
+def with_format_extension(name: str, extension: str) -> str:
+    """`name` with the stored type's extension appended unless it already ends with one of that
+    type's extensions: PNG bytes sent as "a.json" are "a.json.png" (an export would otherwise
+    write an image "a.json" next to LabelMe's label file "a.json", or an image "data.yaml")."""
+    return name if has_format_extension(name, extension) else f"{name}.{extension}"
+
+
+def image_file_name(name: str, content_type: str) -> str:
+    """The name an uploaded image is stored under: the name as sent (a folder-relative path for
+    zip entries and chunked uploads), its last part without trailing spaces and dots (Windows
+    drops them, so "b.png." and "b.png" would be one file there), then ending with an extension
+    of the format the bytes decoded as ("a.json" holding a PNG is "a.json.png"). At most
+    MAX_NAME_LENGTH characters, cut at the front so the base name and extension are kept."""
+    extension = _EXTENSION_OF_TYPE.get(content_type)
+    cut = max(name.rfind("/"), name.rfind("\\"))
+    head, base = name[:cut + 1], name[cut + 1:]
+    base = base.rstrip(" .") or "image"
+    if extension is not None:
+        base = with_format_extension(base, extension)
+    return (head + base)[-MAX_NAME_LENGTH:]
+
+
 @dataclass(frozen=True)
 class UploadItem:
     """One image from an upload: a plain file, or an entry of a zip (name = path inside it)."""
@@ -277,6 +318,11 @@ class UploadItem:
     # The local file these exact bytes came from (a whole plain file, stored unchanged), so they
     # can be stored as a hard link instead of written again; None for zip entries and rewrites.
     source_path: str | None = None
+
+    @property
+    def stored_name(self) -> str:
+        """The name the image is stored under (image_file_name): its extension is its format's."""
+        return image_file_name(self.name, self.image.content_type) if self.image is not None else self.name
 
 
 def iter_upload_items(files, *, file_sha256: str | None = None) -> Iterator[UploadItem]:

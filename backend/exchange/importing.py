@@ -32,6 +32,7 @@ from backend.annotations.models import Annotation, ChangeSource, ReviewState, So
 from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
+from backend.core.uploads import has_format_extension
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -244,6 +245,8 @@ class Plan:
     image_ids: set[int]
     count: int = 0  # rows in the spool
     used: set[str] = field(default_factory=set)  # lowercased names of the classes the rows use
+    # image id -> (the file's entry naming it, its file name), for records that say (Record.image_key)
+    image_entries: dict[int, tuple[tuple, str]] = field(default_factory=dict)
 
 
 def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO[bytes], progress: Progress,
@@ -277,14 +280,51 @@ def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO
     return plan
 
 
-def _images_by_name(project) -> dict[str, list[tuple[int, int, int]]]:
-    found: dict[str, list[tuple[int, int, int]]] = {}
-    for pk, name, width, height in Image.objects.filter(project=project).values_list("id", "original_name", "width", "height"):
+class ImagesByName(dict):
+    """Lowercased base name (and '<stem>.*', for YOLO) -> [(id, height, width)] of the project's
+    images; `aliases` the same for the names an image answers to only when no image has the name
+    itself (see _aliases)."""
+
+    def __init__(self):
+        super().__init__()
+        self.aliases: dict[str, list[tuple[int, int, int]]] = {}
+
+
+def _images_by_name(project) -> ImagesByName:
+    from .selectors import export_base_name
+
+    found = ImagesByName()
+    rows = Image.objects.filter(project=project).values_list("id", "original_name", "width", "height", "file")
+    for pk, name, width, height, stored in rows:
+        entry = (pk, height, width)
         base = posixpath.basename(name.replace("\\", "/")).lower()
-        found.setdefault(base, []).append((pk, height, width))
-        # YOLO labels name only the stem ('<stem>.*').
-        found.setdefault(f"{base.rpartition('.')[0] or base}.*", []).append((pk, height, width))
+        exported = export_base_name(name, pk, stored).lower()
+        found.setdefault(base, []).append(entry)
+        # YOLO labels name only the stem ('<stem>.*'), the stem of the name exports write: an image
+        # 'a.json' stored before round 5 is exported as 'a.json.png' with 'labels/a.json.txt'.
+        found.setdefault(f"{exported.rpartition('.')[0] or exported}.*", []).append(entry)
+        for alias in _aliases(base, exported, stored.rpartition(".")[2].lower()):
+            found.aliases.setdefault(alias, []).append(entry)
     return found
+
+
+def _aliases(base: str, exported: str, stored_ext: str) -> set[str]:
+    """Other names (lowercased) a file may give an image of this base name. Uploads end every
+    name with an extension of the image's format ('a.json' holding a PNG is stored as
+    'a.json.png'; trailing dots and spaces are dropped), so a file naming the image as it was
+    sent, 'a.json', means 'a.json.png'. Images stored before that keep their names ('a.json'),
+    and exports write them as such a name ('a.json.png': selectors.export_parts)."""
+    out = set()
+    if exported != base:
+        out |= {exported, f"{base.rpartition('.')[0] or base}.*"}
+    stem, dot, ext = base.rpartition(".")
+    if dot and stem and ext == stored_ext and not has_format_extension(stem, stored_ext):
+        out |= {stem, f"{stem.rpartition('.')[0] or stem}.*"}  # 'a.json.png' was sent as 'a.json'
+    return out - {base, f"{exported.rpartition('.')[0] or exported}.*"}
+
+
+def _entry_name(key: tuple) -> str:
+    return f"image {key[-1]}" if len(key) == 2 else str(key)
 
 
 def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
@@ -295,9 +335,13 @@ def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
     generated = _generated_match(file_name, images)
     if generated is not None:
         return generated, None
-    candidates = images.get(file_name.lower())
-    if not candidates and _UPLOAD_PREFIX.match(file_name):
-        candidates = images.get(_UPLOAD_PREFIX.sub("", file_name).lower())
+    aliases = getattr(images, "aliases", {})
+    keys = [file_name.lower()]
+    if _UPLOAD_PREFIX.match(file_name):
+        keys.append(_UPLOAD_PREFIX.sub("", file_name).lower())
+    # The name itself first; only when no image has it, the names images answer to (_aliases).
+    candidates = next((images[k] for k in keys if images.get(k)), None) or next(
+        (aliases[k] for k in keys if aliases.get(k)), None)
     if not candidates:
         return None, f"image '{file_name}' is not in this project"
     if len(candidates) > 1:
@@ -314,7 +358,8 @@ def _generated_match(file_name: str, images) -> tuple | None:
     if not found:
         return None
     head, image_id, ext = found.groups()
-    for option in images.get(f"{head}.{ext}".lower(), []):
+    key = f"{head}.{ext}".lower()
+    for option in [*images.get(key, []), *getattr(images, "aliases", {}).get(key, [])]:
         if option[0] == int(image_id):
             return option
     return None
@@ -325,6 +370,11 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     image, problem = _match_image(record.file_name, images)
     if problem:
         return None, problem
+    if record.image_key is not None:
+        first = plan.image_entries.setdefault(image[0], (record.image_key, record.file_name))
+        if first[0] != record.image_key:  # 'i.png' and 'I.PNG': which entry's objects are the image's?
+            return None, (f"image '{record.file_name}' is ambiguous: it and the file's entry '{first[1]}' "
+                          f"({_entry_name(first[0])}) both name image {image[0]} of the project")
     name = (record.class_name or "").strip()
     if not name:
         return None, "the object has no class name"

@@ -1,19 +1,24 @@
 """Reads for exchange: the jobs, and the images/annotations an export covers, in bounded chunks."""
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
+from array import array
+from collections import Counter
 from collections.abc import Iterator
 
-from django.db.models import Count, Exists, F, Func, OuterRef, QuerySet, Value
-from django.db.models.functions import Lower
+import numpy as np
+from django.db.models import Exists, OuterRef, QuerySet
 
 from backend.annotations.models import Annotation, ReviewState
 from backend.core.errors import NotFound
 from backend.images.models import Image
 from backend.projects.models import LabelClass, Project
 
-from .formats.base import ExportImage, ExportObject
+from backend.core.uploads import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+
+from .formats.base import ExportImage, ExportObject, fold_name
 from .models import ExportJob, ImportJob
 
 CHUNK = 500
@@ -90,9 +95,10 @@ def iter_export_images(project: Project, options: dict, *, chunk: int = CHUNK, b
     only the columns an export needs (no embeddings). `by_stem`: the format names each image's
     label file after its stem (LabelMe, YOLO), so stems must be unique too, not only names."""
     names = class_levels(project)
-    # Names (or stems) another image of the project shares (imports match names case-insensitively
-    # over the whole project): every such image is exported as '<stem>_<id>.<ext>', the first too.
-    used: set[str] = set(shared_names(project, by_stem=by_stem))
+    # Names (and stems) another image of the project shares, as file systems compare them (imports
+    # match names case-insensitively over the whole project): every such image is exported as
+    # '<stem>_<id>.<ext>', the first too.
+    used: set[tuple[str, str]] = shared_names(project, by_stem=by_stem)
     rows = export_images(project, options).values_list("id", "original_name", "width", "height", "file")
     batch: list[tuple] = []
     for row in rows.iterator(chunk_size=chunk):
@@ -117,7 +123,7 @@ def _with_objects(project, options, batch, names, used, by_stem=False) -> Iterat
             det_score=det, class_score=cls, candidates=cands or [], det_phrase=phrase,
             instance_id=instance_id, instance_name=instance_name,
         ))
-    lookalikes = suffix_lookalikes(project, [(row[0], row[1]) for row in batch])
+    lookalikes = suffix_lookalikes(project, [(row[0], row[1], row[4]) for row in batch])
     for image_id, original_name, width, height, storage_name in batch:
         yield ExportImage(
             id=image_id, file_name=unique_file_name(original_name, image_id, storage_name, used, by_stem=by_stem,
@@ -126,17 +132,43 @@ def _with_objects(project, options, batch, names, used, by_stem=False) -> Iterat
         )
 
 
-def shared_names(project: Project, *, by_stem: bool = False) -> list[str]:
-    """The lowercased base names (`by_stem`: stems, the name less its last extension) that two
-    or more of the project's images share: what an import could not match to one image, or
-    what would give two label files one name. Grouped in the database: only the clashes come back."""
-    base = Func(F("original_name"), Value(r"^.*[/\\]"), Value(""), function="REGEXP_REPLACE")
+def _name_keys(stem: str, ext: str, by_stem: bool) -> list[tuple[str, str]]:
+    """What two images of an export must not share: the folded name (fold_name: case, Unicode
+    normalization, trailing dots and spaces) and, `by_stem`, the folded stem their label files
+    are named after."""
+    keys = [("name", fold_name(f"{stem}.{ext}"))]
     if by_stem:
-        base = Func(base, Value(r"\.[^.]*$"), Value(""), function="REGEXP_REPLACE")
-    return list(
-        Image.objects.filter(project=project).annotate(base=Lower(base)).values("base")
-        .annotate(n=Count("id")).filter(n__gt=1).values_list("base", flat=True)
-    )
+        keys.append(("stem", fold_name(stem, strip=False)))
+    return keys
+
+
+def _key_hash(key: tuple[str, str]) -> int:
+    digest = hashlib.blake2b(f"{key[0]}:{key[1]}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def shared_names(project: Project, *, by_stem: bool = False) -> set[tuple[str, str]]:
+    """The keys (_name_keys) that two or more of the project's images share: names an import
+    could not match to one image, that an extractor would merge, or (`by_stem`) that would give
+    two label files one name. The folding is Python's (casefold, NFC), so the names are read
+    here, in chunks: a first pass keeps 8 bytes per key (a hash), a second only the keys whose
+    hash repeats; memory stays small whatever the project's size."""
+    rows = Image.objects.filter(project=project).values_list("id", "original_name", "file")
+
+    def keys():
+        for image_id, original_name, storage_name in rows.iterator(chunk_size=2000):
+            yield from _name_keys(*export_parts(original_name, image_id, storage_name), by_stem)
+
+    hashes = array("q", (_key_hash(key) for key in keys()))
+    if len(hashes) < 2:
+        return set()
+    ordered = np.frombuffer(hashes, dtype=np.int64).copy()
+    ordered.sort()
+    repeated = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+    if not repeated:
+        return set()
+    counts = Counter(key for key in keys() if _key_hash(key) in repeated)
+    return {key for key, n in counts.items() if n > 1}
 
 
 # A generated export name's stem: '<the image's stem>_<its id>' (ASCII digits only).
@@ -147,49 +179,60 @@ def _base(original_name: str) -> str:
     return posixpath.basename(original_name.replace("\\", "/"))
 
 
-def _stem(base: str) -> str:
-    """The stem an export gives an image of this base name (a name without an extension keeps
-    all of it; the extension then comes from the stored file)."""
-    stem, dot, _ = base.rpartition(".")
-    return stem if dot else base
+def export_parts(original_name: str, image_id: int, storage_name: str) -> tuple[str, str]:
+    """(stem, extension) of the name an export gives an image before any '_<id>': the upload's
+    base name without trailing dots and spaces, given the stored file's extension when it has
+    none or one that is no image format's. Uploads are stored so now (core.uploads.image_file_name);
+    an image stored before may be named "a.json" (a PNG: it would be LabelMe's label file of
+    stem "a", or an entry an import reads as JSON) or "b.png.", and is exported as "a.json.png"
+    or "b.png", which an import into the project resolves back (importing._aliases)."""
+    base = _base(original_name).rstrip(" .") or f"image_{image_id}"
+    stored = storage_name.rpartition(".")[2].lower()
+    if "." not in base or (stored in FORMAT_EXTENSIONS and base.rpartition(".")[2].lower() not in IMAGE_EXTENSIONS):
+        base = f"{base}.{stored}"
+    stem, _, ext = base.rpartition(".")
+    return stem, ext
 
 
-def suffix_lookalikes(project: Project, rows: list[tuple[int, str]]) -> set[int]:
-    """Ids of the (id, original name) rows whose own name reads as another image's generated
-    name: 'x_65.png' while image 65 of the project is 'x.png' (or 'x.jpg'). An import reads
+def export_base_name(original_name: str, image_id: int, storage_name: str) -> str:
+    """The base name an export writes for an image whose name no other image shares."""
+    stem, ext = export_parts(original_name, image_id, storage_name)
+    return f"{stem}.{ext}"
+
+
+def suffix_lookalikes(project: Project, rows: list[tuple[int, str, str]]) -> set[int]:
+    """Ids of the (id, original name, stored file) rows whose own name reads as another image's
+    generated name: 'x_65.png' while image 65 of the project is 'x.png' (or 'x.jpg'). An import reads
     '<stem>_<id>.<ext>' as image <id> whenever that image's stem is <stem> (importing._match_image),
     so such an image is exported under a generated name of its own ('x_65_67.png'), in every
     export, whatever its scope: no name an export writes can mean two images."""
     wanted: dict[int, list[tuple[int, str]]] = {}
-    for image_id, original_name in rows:
-        found = _GENERATED.match(_stem(_base(original_name) or f"image_{image_id}"))
+    for image_id, original_name, storage_name in rows:
+        found = _GENERATED.match(export_parts(original_name, image_id, storage_name)[0])
         if found and int(found[2]) != image_id:
             wanted.setdefault(int(found[2]), []).append((image_id, found[1].lower()))
     if not wanted:
         return set()
     out = set()
-    for pk, name in Image.objects.filter(project=project, pk__in=list(wanted)).values_list("id", "original_name"):
-        stem = _stem(_base(name)).lower()
+    for pk, name, storage_name in Image.objects.filter(project=project, pk__in=list(wanted)).values_list(
+            "id", "original_name", "file"):
+        stem = export_parts(name, pk, storage_name)[0].lower()
         out.update(image_id for image_id, head in wanted[pk] if head == stem)
     return out
 
 
-def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[str], *,
+def unique_file_name(original_name: str, image_id: int, storage_name: str, used: set[tuple[str, str]], *,
                      by_stem: bool = False, rename: bool = False) -> str:
-    """The upload's base name (imports match on it). A name `used` holds (one the project's
-    images share, see shared_names, or one an earlier image of the export took; `by_stem`: the
-    same for stems) gets the image id appended, so two 'IMG_0001.JPG' from different folders
-    both survive and an import back finds each (importing._match_image reads the suffix).
+    """The upload's base name (imports match on it; export_parts). A name `used` holds (one the
+    project's images share, see shared_names, or one an earlier image of the export took, compared
+    as file systems compare names; `by_stem`: the same for stems) gets the image id appended, so
+    two 'IMG_0001.JPG' from different folders, or 'Café.png' spelt composed and decomposed, both
+    survive and an import back finds each (importing._match_image reads the suffix).
     `rename`: the name reads as another image's generated name (suffix_lookalikes)."""
-    base = _base(original_name) or f"image_{image_id}"
-    stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, storage_name.rpartition(".")[2]
-    name = f"{stem}.{ext}"
-    key = stem.lower() if by_stem else name.lower()
-    if rename or key in used or (not by_stem and base.lower() in used):
+    stem, ext = export_parts(original_name, image_id, storage_name)
+    keys = _name_keys(stem, ext, by_stem)
+    if rename or any(key in used for key in keys):
         stem = f"{stem}_{image_id}"
-        name = f"{stem}.{ext}"
-        key = stem.lower() if by_stem else name.lower()
-    used.add(key)
-    return name
+        keys = _name_keys(stem, ext, by_stem)
+    used.update(keys)
+    return f"{stem}.{ext}"

@@ -47,7 +47,8 @@ logger = logging.getLogger("razmetka.uploads")
 _SESSIONS = re.compile(r"^/api/projects/([0-9]{1,18})/images/uploads/$")
 _SESSION = re.compile(r"^/api/projects/([0-9]{1,18})/images/uploads/([0-9]{1,18})/$")
 # Only the forms the browser and the API docs send; anything else is the view's to read.
-_CHUNK_QUERY = re.compile(rb"^offset=([0-9]{1,18})(&finish=(?:1|true))?$")
+# `finish` takes 1/0/true/false in any case, as the view does (flag_from).
+_CHUNK_QUERY = re.compile(rb"^offset=([0-9]{1,18})(?:&finish=(?i:(1|true)|0|false))?$")
 _SINGLE = (b"host", b"cookie", b"authorization", b"content-length", b"content-type")
 _ALLOW_ONE = b"GET, PUT, DELETE, HEAD, OPTIONS"
 _ALLOW_OPEN = b"POST, OPTIONS"

@@ -42,9 +42,16 @@ class UploadSerializer(serializers.Serializer):
 
 class UploadSessionCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     file_name = serializers.CharField(max_length=5000)
-    size_bytes = serializers.IntegerField(min_value=1, error_messages={"min_value": "The file is empty (0 bytes)."})
+    size_bytes = serializers.IntegerField(help_text="The file's size in bytes (a positive whole number).")
     sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
                                    help_text="Optional; a file this project already holds is then never sent.")
+
+    def validate_size_bytes(self, value: int) -> int:
+        if value == 0:
+            raise serializers.ValidationError("The file is empty (0 bytes).")
+        if value < 0:  # -1 was answered "The file is empty (0 bytes)"
+            raise serializers.ValidationError(f"size_bytes is the file's size: a positive number of bytes, not {value}.")
+        return value
 
 
 class UploadResultSerializer(serializers.Serializer):

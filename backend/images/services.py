@@ -10,7 +10,7 @@ from backend.core import events
 from backend.core.errors import NotFound
 from backend.core.files import create_with_file, store_file
 from backend.core.locking import check_version
-from backend.core.uploads import THUMBNAIL_EXTENSION, iter_upload_items, thumbnail_from_stored
+from backend.core.uploads import THUMBNAIL_EXTENSION, image_file_name, iter_upload_items, thumbnail_from_stored
 from backend.projects.models import Project
 
 from .models import Image
@@ -51,7 +51,7 @@ def upload_images(*, project: Project, user, files, from_upload: int | None = No
 
         def create(stored: str, item=item, image=image, thumb=thumb) -> Image:
             row = Image.objects.create(
-                project=project, file=stored, original_name=item.name[:500], content_type=image.content_type,
+                project=project, file=stored, original_name=item.stored_name, content_type=image.content_type,
                 sha256=image.sha256, size_bytes=len(image.data), width=image.width, height=image.height,
                 uploaded_by=user, thumbnail=thumb, from_upload=from_upload,
             )
@@ -75,8 +75,11 @@ def _known(report: UploadReport, own: set, project: Project, sha256: str, name: 
     existing = Image.objects.filter(project=project, sha256=sha256).first()
     if existing is None:
         return False
+    # (`name` is the file's name as sent when its bytes were not decoded yet, so the stored one
+    # is that name given the existing image's extension: image_file_name.)
     if (from_upload is not None and existing.from_upload == from_upload
-            and existing.original_name == name[:500] and existing.pk not in own):
+            and existing.original_name in (name[:500], image_file_name(name, existing.content_type))
+            and existing.pk not in own):
         # The same file of the same upload: its first run stored it before losing the database.
         own.add(existing.pk)
         report.created.append(existing)

@@ -1,18 +1,21 @@
+import re
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from django.db import transaction
 from django.http import HttpResponseNotModified
 
 from backend.core.errors import DomainError
 from backend.core.files import private_bytes_response, private_file_response, read_stored
 from backend.core.filters import only_params
-from backend.core.params import int_or_404
+from backend.core.params import flag_from, int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
-from backend.projects.access import Capability, ProjectScopedMixin
+from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
 from . import claims, display, selectors, services, upload_sessions
 from .models import ImageStatus
@@ -26,6 +29,7 @@ from .serializers import (
 )
 
 SESSION_PATH = "uploads/<int:session_id>"  # the router uses path converters
+OFFSET_FORM = re.compile(r"[0-9]{1,18}")  # a chunk's ?offset= (hot_upload._CHUNK_QUERY takes the same)
 
 
 class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
@@ -34,8 +38,12 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         "create": Capability.ANNOTATE, "uploads": Capability.ANNOTATE, "upload": Capability.ANNOTATE,
         "upload_finish": Capability.ANNOTATE,
     }
-    # The query parameters each write takes (backend.core.params.check_write_params).
-    write_params = {"upload": ("offset", "finish")}
+    @property
+    def write_params(self) -> dict:
+        """The query parameters each write takes (backend.core.params.check_write_params): a
+        chunk's PUT takes offset and finish; a DELETE of the same route none."""
+        method = getattr(getattr(self, "request", None), "method", None)
+        return {"upload": ("offset", "finish") if method == "PUT" else ()}
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=ImageStatus.values),
@@ -104,24 +112,35 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
         DELETE: cancel and drop the received bytes."""
         sid = int_or_404(session_id)
+        if request.method in ("GET", "DELETE") and request.query_params:
+            # `?offset=5&finish=1` on a DELETE cancelled the upload as if it were a plain one.
+            name = sorted(request.query_params)[0]
+            raise ValidationError({name: f"Unknown parameter '{name}': {request.method} on an upload takes no parameters "
+                                         "(offset and finish go with a chunk's PUT)."})
         if request.method == "GET":
             return Response(UploadSessionSerializer(upload_sessions.get_session(self.project, sid, request.user)).data)
         if request.method == "DELETE":
             upload_sessions.cancel_session(project=self.project, user=request.user, session_id=sid)
             return Response(status=status.HTTP_204_NO_CONTENT)
         only_params(request.query_params, {"offset", "finish"})
-        finish = request.query_params.get("finish", "0")
-        if finish not in {"1", "true", "0", "false"}:  # `finish=yes` left the upload open, in silence
-            raise ValidationError({"finish": "finish is 1 (or true) on the last chunk, else 0 (or false) or absent."})
+        # 1/0/true/false in any case, once, as ?force= (`finish=yes` left the upload open, in silence;
+        # `finish=TRUE` was refused). The hot route (hot_upload.py) reads it the same way.
+        finish = flag_from(request, "finish")
+        raw_offset = request.query_params.get("offset")
+        if raw_offset is None:
+            raise DomainError("Give the chunk's start as ?offset=<bytes> and send a Content-Length.")
+        # ASCII digits, as ?version= ("٠", " 0", "+0" and "0_0" were read as 0 by int()).
+        if not OFFSET_FORM.fullmatch(raw_offset):
+            raise ValidationError({"offset": f"offset is where the chunk starts: a byte count in ASCII digits, not {raw_offset!r}."})
+        offset = int(raw_offset)
         try:
-            offset = int(request.query_params.get("offset", ""))
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise DomainError("Give the chunk's start as ?offset=<bytes> and send a Content-Length.") from None
         session = upload_sessions.write_chunk(
             project=self.project, user=request.user, session_id=sid, offset=offset, length=length,
             stream=request._request,  # the raw body, read in blocks; never parsed or held whole
-            finish=finish in {"1", "true"},
+            finish=finish,
         )
         return Response(UploadSessionSerializer(session).data)
 
@@ -149,6 +168,9 @@ class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         return response
 
 
+NEXT_CLAIM_TRIES = 5  # images taken by others between the query and the claim, passed over
+
+
 class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     """Claims and the review queue (interactive segmentation: jobs.views.ImageSegmentViewSet)."""
 
@@ -165,12 +187,26 @@ class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         return Response({"claimed_by": request.user.username, "expires_at": image.claim_expires_at})
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("label_class", int), OpenApiParameter("after", str)],
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("label_class", int), OpenApiParameter("after", str),
+                    OpenApiParameter("claim", bool, description="1: claim the image found, in the same request (a role "
+                                     "that can annotate); two reviewers asking at once get two images")],
         responses={200: ImageSerializer, 204: None},
     )
     @action(detail=False, methods=["get"])
     def next(self, request, project_pk=None):
-        image = selectors.next_for_review(self.project, request.user, request.query_params)
+        claim = flag_from(request, "claim") and Capability.ANNOTATE in ROLE_CAPABILITIES[self.membership.role]
+        skip: set[int] = set()
+        for _ in range(NEXT_CLAIM_TRIES):
+            image = selectors.next_for_review(self.project, request.user, request.query_params, skip=skip)
+            if image is None or not claim:
+                break
+            try:  # between the query and the claim someone else may have taken it: the next one then
+                with transaction.atomic():
+                    image = claims.claim_image(project=self.project, image_id=image.pk, user=request.user)
+                break
+            except claims.ClaimConflict:
+                skip.add(image.pk)
+                image = None
         if image is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ImageSerializer(image).data)

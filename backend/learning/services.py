@@ -65,6 +65,7 @@ HEAD_PARAMS = {"epochs": (1, 5000), "hidden": (4, 4096), "holdout": (0.05, 0.5),
 MASKRCNN_PARAMS = {"steps": (1, 100000), "holdout": (0.05, 0.5), "seed": (0, 2**31), "batch_size": (1, 16),
                    "min_size": (32, 2048), "max_size": (32, 4096), "rois_per_image": (8, 1024), "arch": ("resnet50_fpn", "tiny")}
 
+MASKRCNN_SIZE_DEFAULTS = (800, 1333)  # ml.training.maskrcnn.MaskRCNNTrainingConfig's min_size, max_size
 FRACTIONAL_PARAMS = {"holdout"}  # every other numeric setting is a whole number
 
 
@@ -77,19 +78,24 @@ def _params(kind: str, given: dict) -> dict:
     for key, value in given.items():
         if key == "arch":
             if value not in allowed[key]:
-                raise DomainError(f"arch must be one of {', '.join(allowed[key])}.")
+                raise DomainError(f"arch must be one of {', '.join(allowed[key])}.", extra={"field": key})
             out[key] = value
             continue
         low, high = allowed[key]
         if key in FRACTIONAL_PARAMS:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-                raise DomainError(f"{key} must be a number from {low} to {high}.")
-        else:  # counts and sizes: a fraction would only fail the run later (range(), tensor shapes)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)  # 2.0 from a JSON client is 2
+                raise DomainError(f"{key} must be a number from {low} to {high}.", extra={"field": key})
+        else:  # counts and sizes: a JSON integer only, as every integer field of the API (2.0 was taken as 2)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise DomainError(f"{key} must be an integer from {low} to {high}.")
+                raise DomainError(f"{key} must be an integer from {low} to {high}.", extra={"field": key})
         out[key] = value
+    if kind != ModelKind.HEAD:
+        # The shorter side is scaled to min_size unless the longer one would pass max_size: a
+        # min_size above max_size is never reached (torchvision's defaults: 800 and 1333).
+        low, high = out.get("min_size", MASKRCNN_SIZE_DEFAULTS[0]), out.get("max_size", MASKRCNN_SIZE_DEFAULTS[1])
+        if low > high:
+            key = "min_size" if "min_size" in given else "max_size"
+            raise DomainError(f"min_size ({low}) must not be larger than max_size ({high}).", extra={"field": key})
     return out
 
 

@@ -13,6 +13,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,6 +76,14 @@ class ExportImage:
         return geometry.decode_windows([obj.rle for obj in self.objects])
 
 
+def fold_name(name: str, *, strip: bool = True) -> str:
+    """A name as file systems compare names: NFC (macOS treats "Café" composed and decomposed
+    as one name), case folded (Windows, macOS), and (`strip`) without trailing dots and spaces
+    (Windows drops them: "b.png." and "b.png " are "b.png" there)."""
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+    return folded.rstrip(" .") if strip else folded
+
+
 class ExportNameClash(ValueError):
     """Two entries of an export would share a name: the export fails rather than lose a file."""
 
@@ -89,16 +98,18 @@ class ExportContext:
     # Ids of the images whose file was gone when the export came to copy it (the image was
     # deleted while the export ran): their entries stay in the documents, the file is left out.
     missing_images: list[int] = field(default_factory=list)
-    # Every entry name written so far, lowercased: Windows and macOS extractors (and zipfile's
-    # read()) keep one of two entries whose names differ only by case, and lose the other.
+    # Every entry name written so far, folded (fold_name): Windows and macOS extractors (and
+    # zipfile's read()) keep one of two entries whose names differ only by case, Unicode
+    # normalization (macOS) or trailing dots and spaces (Windows), and lose the other.
     entries: set[str] = field(default_factory=set)
 
     def claim(self, arcname: str) -> None:
         """Reserve an entry name; two entries of one name would silently lose one file."""
-        key = arcname.lower()
+        key = fold_name(arcname)
         if key in self.entries:
             raise ExportNameClash(f"two files of the export would be named {arcname!r} (names are compared "
-                                  "ignoring case, as Windows and macOS do); rename one of the images")
+                                  "ignoring case, Unicode normalization and trailing dots and spaces, as "
+                                  "Windows and macOS do); rename one of the images")
         self.entries.add(key)
 
     def add_image(self, arcname: str, image: ExportImage) -> None:
@@ -209,6 +220,9 @@ class Record:
     ranked: list = field(default_factory=list)  # [{"name", "score"}] best first
     det_phrase: str = ""  # the detector's phrase (native vlm_class)
     instance_name: str | None = None  # an instance of class_name (its type), read from the attributes
+    # Which entry of the file names the image (COCO: (document, image entry id)): two entries of
+    # one file that resolve to one project image ("i.png" and "I.PNG") are refused as ambiguous.
+    image_key: tuple | None = None
 
     @property
     def box_only(self) -> bool:

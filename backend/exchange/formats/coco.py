@@ -101,8 +101,8 @@ class CocoParser(Parser):
         try:
             with jsonstream.json_stream(source) as (fh, _):
                 for index, ann in enumerate(jsonstream.items(fh, "annotations.item")):
-                    if isinstance(ann, dict):
-                        ids.add(ann.get("id"))
+                    if isinstance(ann, dict) and _integer(ann.get("id")):
+                        ids.add(ann["id"])
                     yield _annotation(source, index, ann, images, categories)
         except jsonstream.JSONError as exc:
             yield jsonstream.malformed(source, exc)
@@ -110,6 +110,11 @@ class CocoParser(Parser):
         for ann_id, count in ids.repeated():  # as a second image or category entry of one id is
             yield ItemError(f"{source.name}: annotation {ann_id}",
                             f"a second annotation with id {ann_id}" if count == 2 else f"{count} annotations have id {ann_id}")
+
+
+def _integer(value) -> bool:
+    """A JSON integer: not 7.0, "7" or true (Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _AnnotationIds:
@@ -160,20 +165,24 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
             jsonstream.check_well_formed(fh)  # malformed JSON says so; well-formed is not COCO
             return
         # The categories list is small and usually comes first: stop reading once it is built.
-        bad_categories, repeated = [], []
+        bad_categories, bad_ids, repeated = [], [], []
         for value in jsonstream.items(fh, "categories"):
             for cat in value if isinstance(value, list) else []:
-                if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+                if isinstance(cat, dict) and _integer(cat.get("id")) and isinstance(cat.get("name"), str):
                     if cat["id"] in out["categories"]:  # the last one silently won
                         repeated.append((cat["id"], out["categories"][cat["id"]], cat["name"]))
                         continue
                     out["categories"][cat["id"]] = cat["name"]
-                elif isinstance(cat, dict) and isinstance(cat.get("id"), int):
+                elif isinstance(cat, dict) and _integer(cat.get("id")):
                     bad_categories.append(cat["id"])
+                else:  # its annotations would each say "unknown category_id"; 1.0 or "1" is no id
+                    bad_ids.append(cat.get("id") if isinstance(cat, dict) else cat)
             out["found"] = True
             break
     for cat_id in bad_categories:  # else each of its annotations would say "unknown category_id"
         yield ItemError(f"{source.name}: category {cat_id}", "a category needs a 'name' string")
+    for cat_id in bad_ids:
+        yield ItemError(f"{source.name}: category {cat_id!r}", "a category needs an integer 'id' (a JSON integer)")
     for cat_id, first, second in repeated:  # which of the two would its annotations be?
         yield ItemError(f"{source.name}: category {cat_id}",
                         f"a second category with id {cat_id} ({second!r}; the first is {first!r})")
@@ -181,7 +190,7 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
         for index, img in enumerate(jsonstream.items(fh, "images.item")):
             out["found"] = True
             item = f"{source.name}: image {img.get('id', index) if isinstance(img, dict) else index}"
-            if not isinstance(img, dict) or not isinstance(img.get("id"), int):
+            if not isinstance(img, dict) or not _integer(img.get("id")):
                 yield ItemError(item, "image entry needs an integer 'id'")
                 continue
             name, why = image_base_name(img.get("file_name"))
@@ -203,10 +212,13 @@ def _annotation(source: SourceFile, index: int, ann, images: dict, categories: d
     item = f"{source.name}: annotation {ann.get('id', index) if isinstance(ann, dict) else index}"
     if not isinstance(ann, dict):
         return ItemError(item, "annotation must be an object")
+    if not _integer(ann.get("id")):  # 7 and 7.0 (or two without one) passed the repeated-id check
+        return ItemError(item, f"an annotation needs an integer 'id' (a JSON integer), not {ann.get('id')!r}")
     image_id, category_id = ann.get("image_id"), ann.get("category_id")
-    if not isinstance(image_id, int) or image_id not in images:  # (a list is not even hashable)
+    # (true is no image id, though Python takes it for 1; a list is not even hashable)
+    if not _integer(image_id) or image_id not in images:
         return ItemError(item, f"image_id {image_id!r} is not in the file's images")
-    if not isinstance(category_id, int) or category_id not in categories:
+    if not _integer(category_id) or category_id not in categories:
         return ItemError(item, f"unknown category_id {category_id!r}")
     shape, why = _shape(ann)
     if why:
@@ -214,7 +226,7 @@ def _annotation(source: SourceFile, index: int, ann, images: dict, categories: d
     name, size = images[image_id]
     score = ann.get("score")
     return Record(item=item, file_name=name, class_name=categories[category_id], shapes=[shape],
-                  size=size, det_score=score if finite_number(score) else None,
+                  size=size, image_key=(source.name, image_id), det_score=score if finite_number(score) else None,
                   instance_name=instance_from(ann.get("attributes")))
 
 

@@ -98,21 +98,16 @@ def test_a_stem_clash_export_imports_back_onto_each_image(target, admin_user, fm
 
 
 @pytest.mark.django_db
-def test_an_export_that_would_hold_two_files_of_one_name_fails_naming_it(target, admin_user):
-    """An image named 'x.json' (the upload trusts no name) would be its own LabelMe label file:
-    the export fails with the name rather than write a zip that loses one of the two."""
-    from backend.exchange import services
-
-    from .helpers import run_here
-
+def test_an_image_named_like_its_own_label_file_is_exported_with_its_format_extension(target, admin_user):
+    """An image named 'x.json' (stored before uploads gave every name its format's extension)
+    would be its own LabelMe label file: the export failed naming it. Round 5: it is exported as
+    'x.json.png' (its stored format), next to 'x.json.json' (tests/backend/exchange/test_round5_names.py)."""
     project, classes, _ = target
     _named(project, classes[0], ["x.json"])
-    with run_here():
-        job = services.start_export(project=project, user=admin_user, format="labelme", include_images=True)
-    job = services.run_export(job_id=job.pk)
-    assert job.status == "failed" and "two files of the export would be named 'x.json'" in job.error
+    _, zf = export(project, admin_user, "labelme", include_images=True)
+    assert sorted(zf.namelist()) == ["x.json.json", "x.json.png"]
     _, zf = export(project, admin_user, "labelme")  # without the images there is one file
-    assert zf.namelist() == ["x.json"]
+    assert zf.namelist() == ["x.json.json"]
 
 
 # --------------------------------------------------------------------------- 4: names that look generated
