@@ -7,8 +7,10 @@ instead fails in confusing ways (admin without CSS, "Unexpected token <").
 import mimetypes
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, HttpResponseNotFound, JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseNotFound, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from .files import StreamedFile
 
 _MISSING = (
     "<!doctype html><title>Razmetka</title><h1>Razmetka</h1>"
@@ -41,7 +43,7 @@ def frontend_view(request, path: str = ""):
     candidate = (dist / path).resolve()
     if path and candidate.is_file() and dist in candidate.parents:
         content_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
-        response = FileResponse(open(candidate, "rb"), content_type=content_type)
+        response = StreamedFile(open(candidate, "rb"), content_type=content_type)
         if "/assets/" in f"/{path}":
             response["Cache-Control"] = "public, max-age=31536000, immutable"  # hashed file names
         return response
@@ -50,6 +52,6 @@ def frontend_view(request, path: str = ""):
     index = dist / "index.html"
     if not index.is_file():
         return HttpResponse(_MISSING)
-    response = FileResponse(open(index, "rb"), content_type="text/html; charset=utf-8")
+    response = StreamedFile(open(index, "rb"), content_type="text/html; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     return response
