@@ -9,10 +9,13 @@ import { LockIcon } from "../review/icons";
 import "./pages-round4.css";
 
 /** The question before deleting an image: which one, and what goes with it. */
-export function deleteImageQuestion(im: Pick<ImageRow, "id" | "original_name" | "annotation_count">): string {
+export function deleteImageQuestion(im: Pick<ImageRow, "id" | "original_name" | "annotation_count"> & { claimed_by?: string | null },
+  me?: string): string {
   const n = im.annotation_count ?? 0;
   const objects = n === 0 ? "It has no objects." : `Its ${n} object${n === 1 ? "" : "s"} and their review history go with it.`;
-  return `Delete image #${im.id} "${im.original_name}"? ${objects} This can't be undone.`;
+  // Someone reviewing it loses their open work: say who (it went unsaid).
+  const open = im.claimed_by && im.claimed_by !== me ? ` ${im.claimed_by} has it open for review right now.` : "";
+  return `Delete image #${im.id} "${im.original_name}"?${open} ${objects} This can't be undone.`;
 }
 
 /** What a refused image deletion means, in words (null: nothing to say, the project is gone). */
@@ -77,7 +80,7 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   }, [pid]);
 
   const remove = async (im: ImageRow) => {
-    if (deletingRef.current || !window.confirm(deleteImageQuestion(im))) return;
+    if (deletingRef.current || !window.confirm(deleteImageQuestion(im, ctx.me.username))) return;
     deletingRef.current = true;
     setDeleting(im.id);
     try {

@@ -30,6 +30,12 @@ describe("deleting things", () => {
     expect(deleteImageQuestion({ id: 4, original_name: "a.png", annotation_count: 1 })).toContain("Its 1 object and");
     expect(deleteImageQuestion({ id: 4, original_name: "a.png", annotation_count: 0 })).toContain("no objects");
   });
+  it("an image's question says who has it open for review (not when it is yourself)", () => {
+    const im = { id: 4, original_name: "a.png", annotation_count: 1, claimed_by: "boris" };
+    expect(deleteImageQuestion(im, "olga")).toContain("boris has it open for review right now.");
+    expect(deleteImageQuestion(im, "boris")).not.toContain("has it open");
+    expect(deleteImageQuestion({ ...im, claimed_by: null }, "olga")).not.toContain("has it open");
+  });
   it("a version conflict is explained, not shown as a code", () => {
     const text = deleteImageError(new ApiError(409, {}, "This image was changed by someone else"), "a.png");
     expect(text).toContain("changed since this list was loaded");
