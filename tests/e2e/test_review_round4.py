@@ -464,3 +464,17 @@ def test_stepping_through_the_class_picker_with_arrow_keys_saves_once(page, proj
     picker.press("Enter")
     until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == classes[3].pk, what="the class saved")
     assert len(patches) == 1, patches
+
+
+def test_class_search_without_a_match_says_so(page, project, login_as):
+    """It showed an empty list and nothing else."""
+    proj, owner = project
+    image = make_image(proj, width=400, height=300, seed=32)
+    ann = add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("/")
+    page.get_by_label("search classes").fill("zebra")
+    expect(page.get_by_test_id("class-search-empty")).to_have_text("No active class matches “zebra”.")

@@ -51,4 +51,9 @@ describe("files out of folders", () => {
     expect((await filesFromDrop([item(null, a)], [a])).files).toEqual([a]);
     expect((await filesFromDrop(undefined, [a])).files).toEqual([a]);
   });
+  it("skips images inside hidden folders too", () => {
+    expect(isImageName("field/.hidden/a.jpg")).toBe(false);
+    expect(isImageName(".thumbnails/b.png")).toBe(false);
+    expect(isImageName("field/day.1/a.jpg")).toBe(true);
+  });
 });

@@ -15,9 +15,9 @@ export interface Picked {
   skipped: string[];
 }
 
-const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
-/** An image by its name; hidden files (".DS_Store", macOS's "._a.jpg" copies) are not. */
-export const isImageName = (path: string) => IMAGE_NAME.test(path) && !baseName(path).startsWith(".");
+/** An image by its name; hidden files (".DS_Store", macOS's "._a.jpg" copies) and anything in a
+ * hidden folder (".hidden/", ".thumbnails/", ".git/") are not. */
+export const isImageName = (path: string) => IMAGE_NAME.test(path) && !path.split("/").some((part) => part.startsWith("."));
 
 /** The same bytes under the folder-relative name (no copy: a File is a reference to them). */
 export function withPath(file: File, path: string): File {

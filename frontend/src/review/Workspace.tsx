@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import { get, P, type Annotation, type ImageDetail, type Project } from "../api/client";
 import { subscribe } from "../api/live";
+import { currentNotes, dismiss } from "../notify";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { addNavigationGuard, Link } from "../router";
 import { HelpOverlay } from "./Help";
@@ -146,7 +147,11 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   // user's role (a demoted reviewer kept accept and reject, and got contradictory messages).
   useEffect(() => subscribe(pid, (ev) => {
     if (ev.type === "classes.changed") void ctx.reloadClasses();
-    else if (ev.type === "membership.changed") get<Project>(`${P(pid)}/`).then(ctx.setProject).catch(() => undefined);
+    else if (ev.type === "membership.changed") {
+      // What the old role was told ("your role can't…") no longer holds.
+      currentNotes().filter((n) => /your role/i.test(n.text)).forEach((n) => dismiss(n.id));
+      get<Project>(`${P(pid)}/`).then(ctx.setProject).catch(() => undefined);
+    }
   }), [pid]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
@@ -236,6 +241,9 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
               onChange={(e) => setSearch(e.target.value)}
               onKeyDown={(e) => { if (e.key === "Enter" && searchResults[0]) void setClass(sel, searchResults[0].id); }} />
             <ul>
+              {searchResults.length === 0 && search.trim() !== "" && (
+                <li className="muted small" data-testid="class-search-empty">No active class matches “{search.trim()}”.</li>
+              )}
               {searchResults.map((c) => (
                 <li key={c.id}><button className="link" onClick={() => void setClass(sel, c.id)}><i className="swatch" style={{ background: c.color }} />{c.name}</button></li>
               ))}
