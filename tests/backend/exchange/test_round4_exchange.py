@@ -20,11 +20,12 @@ from .helpers import H, W, annotate, export, json_upload, rect, run_import, zip_
 ALL_FORMATS = ["coco", "labelme", "yolo", "native", "labelstudio"]
 
 
-def _named(project, cls, names: list[str]) -> list[Image]:
-    """One image per name (ids in this order), each with one object of its own size."""
+def _named(project, cls, names: list[str], *, seed: int = 40) -> list[Image]:
+    """One image per name (ids in this order), stored under it as it is, each with one object of
+    its own size."""
     images = []
     for k, name in enumerate(names):
-        image = make_image(project, width=W, height=H, seed=40 + k)
+        image = make_image(project, width=W, height=H, seed=seed + k)
         Image.objects.filter(pk=image.pk).update(original_name=name)
         annotate(image, cls, rect(2, 6 + 3 * k, 3, 8 + 3 * k))
         images.append(image)

@@ -16,6 +16,7 @@ from backend.images.services import upload_images
 
 from ..factories import image_bytes, make_image
 from .helpers import H, W, annotate, export, json_upload, rect, run_import, zip_upload
+from .test_round4_exchange import _named as named
 
 ALL_FORMATS = ["coco", "labelme", "yolo", "native", "labelstudio"]
 NFC, NFD = unicodedata.normalize("NFC", "Café.png"), unicodedata.normalize("NFD", "Café.png")
@@ -24,13 +25,7 @@ MERGED = [NFC, NFD, "b.png", "b.png ", "b.png."]  # names one extractor or anoth
 
 def _named(project, cls, names: list[str]) -> list[Image]:
     """Images stored under these names as they are (as before round 5), one object each."""
-    images = []
-    for k, name in enumerate(names):
-        image = make_image(project, width=W, height=H, seed=60 + k)
-        Image.objects.filter(pk=image.pk).update(original_name=name)
-        annotate(image, cls, rect(2, 6 + 3 * k, 3, 8 + 3 * k))
-        images.append(image)
-    return images
+    return named(project, cls, names, seed=60)
 
 
 def _uploaded(project, cls, names: list[str]) -> list[Image]:
