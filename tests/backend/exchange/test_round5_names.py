@@ -14,7 +14,7 @@ from backend.annotations.models import Annotation
 from backend.images.models import Image
 from backend.images.services import upload_images
 
-from ..factories import image_bytes, make_image
+from ..factories import image_bytes
 from .helpers import H, W, annotate, export, json_upload, rect, run_import, zip_upload
 from .test_round4_exchange import _named as named
 
