@@ -33,7 +33,7 @@ def test_blank_and_too_long_folder_names_are_refused_per_folder(client_for):
     errors = {e["name"]: e for e in body["errors"]}
     assert set(errors) == {"f.zip/   /", f"f.zip/{long_name}/"}
     assert "may not be blank" in errors["f.zip/   /"]["error"] and errors["f.zip/   /"]["skipped_files"] == 2
-    assert "no more than 120 characters" in errors[f"f.zip/{long_name}/"]["error"]
+    assert "at most 120 characters" in errors[f"f.zip/{long_name}/"]["error"]
     assert list(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["pliers"]
     assert GalleryImage.objects.filter(project=project).count() == 1
     # The API refuses the same names the same way.

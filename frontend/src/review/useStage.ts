@@ -78,6 +78,8 @@ export function useStage(opts: {
       v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
       viewFor.current = d.id;
     }
+    // The view drawn, for tests and support ("image:scale:tx:ty"; reading pixels back is not reliable).
+    canvas.dataset.view = `${d.id}:${v.scale.toFixed(5)}:${v.tx.toFixed(1)}:${v.ty.toFixed(1)}`;
     ctx2.setTransform(v.scale * dpr, 0, 0, v.scale * dpr, v.tx * dpr, v.ty * dpr);
     const px = pixelsRef.current;
     if (px) {
