@@ -20,6 +20,7 @@ from backend.projects.models import LabelClass, Membership, Project
 from . import proposals
 from .changes import Create, Delete, Update, apply_changes
 from .models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
+from .status import refresh_statuses
 
 UNSET = object()
 
@@ -212,20 +213,6 @@ def restore_annotation(
     return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.RESTORED, claim_override=override)
 
 
-def _nothing_to_label(image: Image) -> None:
-    """A reviewer accepted an image with no objects at all: reviewed, nothing to label. It stayed
-    pre-labeled, so the queue offered it again and again. Not for a new image (no model looked)."""
-    from django.db.models.functions import Now
-
-    from backend.core import events
-    from backend.images.models import ImageStatus
-
-    if image.status not in (ImageStatus.PRELABELED, ImageStatus.IN_REVIEW):
-        return
-    Image.objects.filter(pk=image.pk).update(status=ImageStatus.DONE, version=image.version + 1, updated_at=Now())
-    events.emit(image.project_id, "image.status", image=image.pk, status=ImageStatus.DONE, version=image.version + 1)
-
-
 @transaction.atomic
 def accept_all(
     *, project: Project, image_id: int, user, image_version: int | None = None, force: bool = False,
@@ -258,7 +245,8 @@ def accept_all(
                 unseen.append(annotation)
             changes.append(Update(annotation, fields, AnnotationEvent.Action.REVIEWED))
     if not changes and not unseen and not image.annotations.exists():
-        _nothing_to_label(image)
+        # No objects at all: reviewed, nothing to label (it stayed pre-labeled and came back).
+        refresh_statuses([image.pk], reviewed={image.pk})
     if unseen:
         raise VersionConflict(
             f"{len(unseen)} object{'s' if len(unseen) > 1 else ''} on this image changed or appeared since you loaded it; "

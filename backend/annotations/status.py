@@ -20,9 +20,13 @@ _STARTED = (~Q(annotations__class_review=_PENDING) | ~Q(annotations__mask_review
             | Q(annotations__source=Source.HUMAN) | Q(annotations__updated_by__isnull=False))
 
 
-def derive(current: str, *, total: int, settled: int, started: int, examined: bool = False) -> str:
+def derive(current: str, *, total: int, settled: int, started: int, examined: bool = False,
+           reviewed: bool = False) -> str:
     if total == 0:
-        # Nothing on it: a model that looked moves it on from "new"; otherwise it keeps its status.
+        # Nothing on it: a model that looked moves it on from "new"; a reviewer's accept-all on one
+        # a model looked at says "nothing to label" (done); otherwise it keeps its status.
+        if reviewed and current in (ImageStatus.PRELABELED, ImageStatus.IN_REVIEW):
+            return ImageStatus.DONE
         return ImageStatus.PRELABELED if examined and current == ImageStatus.NEW else current
     if settled == total:
         return ImageStatus.DONE
@@ -31,15 +35,17 @@ def derive(current: str, *, total: int, settled: int, started: int, examined: bo
     return ImageStatus.PRELABELED
 
 
-def refresh_statuses(image_ids: Iterable[int], *, examined: set[int] = frozenset()) -> None:
+def refresh_statuses(image_ids: Iterable[int], *, examined: set[int] = frozenset(),
+                     reviewed: set[int] = frozenset()) -> None:
     """Re-derive the status of these images in a few statements (call inside the writing
-    transaction); a changed status bumps the image's version and is announced live."""
+    transaction); a changed status bumps the image's version and is announced live. `reviewed`:
+    images a reviewer accepted as they are (derive)."""
     ids = list(image_ids)
     for start in range(0, len(ids), 1_000):
-        _refresh(ids[start:start + 1_000], examined)
+        _refresh(ids[start:start + 1_000], examined, reviewed)
 
 
-def _refresh(ids: list[int], examined: set[int]) -> None:
+def _refresh(ids: list[int], examined: set[int], reviewed: set[int]) -> None:
     # Each image's status with its objects' counts: one statement (every writer runs this).
     rows = Image.objects.filter(pk__in=ids).annotate(
         total=Count("annotations"), settled=Count("annotations", filter=_SETTLED),
@@ -47,7 +53,8 @@ def _refresh(ids: list[int], examined: set[int]) -> None:
     ).values_list("id", "status", "total", "settled", "started")
     moves: dict[str, list[int]] = {}
     for image_id, current, total, settled, started in rows:
-        status = derive(current, total=total, settled=settled, started=started, examined=image_id in examined)
+        status = derive(current, total=total, settled=settled, started=started, examined=image_id in examined,
+                        reviewed=image_id in reviewed)
         if status != current:
             moves.setdefault(status, []).append(image_id)
     for status, moved in moves.items():

@@ -16,7 +16,7 @@ from backend.images.services import upload_images
 
 from ..factories import image_bytes
 from .helpers import H, W, annotate, export, json_upload, rect, run_import, zip_upload
-from .test_round4_exchange import _named as named
+from .test_round4_exchange import _named as named, _round_trip
 
 ALL_FORMATS = ["coco", "labelme", "yolo", "native", "labelstudio"]
 NFC, NFD = unicodedata.normalize("NFC", "Café.png"), unicodedata.normalize("NFD", "Café.png")
@@ -48,14 +48,6 @@ def fold_name(name: str) -> str:
 def _assert_no_merged_entries(zf) -> None:
     names = zf.namelist()
     assert len({fold_name(n) for n in names}) == len(names), names
-
-
-def _round_trip(project, user, zf, fmt) -> None:
-    before = sorted((a.image_id, a.area) for a in Annotation.objects.filter(project=project))
-    Annotation.objects.filter(project=project).delete()
-    job = run_import(project, user, fmt, zip_upload(zf), as_accepted=True)
-    assert job.status == "done", job.errors
-    assert sorted((a.image_id, a.area) for a in Annotation.objects.filter(project=project)) == before
 
 
 # --------------------------------------------------------------------------- F-B
