@@ -31,8 +31,12 @@ def open_review(page, proj, image):
     expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
 
 
+def toasts(page):
+    return page.get_by_test_id("toast")
+
+
 def toast(page, text):
-    return page.get_by_test_id("toast").filter(has_text=text)
+    return toasts(page).filter(has_text=text)
 
 
 def in_thread(fn, *args, **kwargs):

@@ -20,7 +20,7 @@ from backend.jobs.models import PrelabelJob
 from backend.projects.models import LabelClass, Project
 
 from .seed import add_member, make_class, make_image, make_project, make_user
-from .steps import wait_for
+from .steps import toasts, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-pages-round3")
@@ -48,10 +48,6 @@ def throttle_uploads(page, bytes_per_s: int) -> None:
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_s})
-
-
-def toasts(page):
-    return page.get_by_test_id("toast")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from backend.projects import services as project_services
 from backend.projects.models import Project
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, rect_mask
-from .steps import in_thread, until
+from .steps import in_thread, toasts, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-h1")
@@ -28,10 +28,6 @@ LONG_NAME = LONG_NAME[:199]
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def toasts(page):
-    return page.get_by_test_id("toast")
 
 
 @pytest.fixture
