@@ -99,6 +99,11 @@ def exception_handler(exc, context):
              "code": "unavailable"},
             status=503, headers={"Retry-After": "5"},
         )
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        from .body_parsers import unsupported_media_message
+
+        exc = exceptions.UnsupportedMediaType(getattr(context.get("request"), "content_type", ""),
+                                              detail=unsupported_media_message(context))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

@@ -7,6 +7,7 @@ from backend.core.errors import NotFound, PermissionDenied
 from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
+from backend.core.body_parsers import FilesOnlyWhereNamed
 from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
 from . import selectors, services
@@ -42,7 +43,8 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         return private_file_response(job.result_file, "application/zip", name, attachment=True)
 
 
-class ImportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+class ImportViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericViewSet):
+    multipart_actions = ("create",)
     serializer_class = ImportJobSerializer
     capabilities = {"create": Capability.ANNOTATE}
 

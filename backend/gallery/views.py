@@ -8,6 +8,7 @@ from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.core.upload_guard import check_upload_request
+from backend.core.body_parsers import FilesOnlyWhereNamed
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import selectors, services
@@ -17,7 +18,8 @@ from .serializers import (
 )
 
 
-class GalleryViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericViewSet):
+    multipart_actions = ("create",)
     serializer_class = GalleryImageSerializer
     capabilities = {"file": Capability.READ}
 

@@ -15,6 +15,7 @@ from backend.core.filters import only_params
 from backend.core.params import flag_from, int_or_404
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
+from backend.core.body_parsers import FilesOnlyWhereNamed
 from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
 from . import claims, display, selectors, services, upload_sessions
@@ -32,7 +33,8 @@ SESSION_PATH = "uploads/<int:session_id>"  # the router uses path converters
 OFFSET_FORM = re.compile(r"[0-9]{1,18}")  # a chunk's ?offset= (hot_upload._CHUNK_QUERY takes the same)
 
 
-class ImageViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
+class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericViewSet):
+    multipart_actions = ("create",)
     serializer_class = ImageSerializer
     capabilities = {
         "create": Capability.ANNOTATE, "uploads": Capability.ANNOTATE, "upload": Capability.ANNOTATE,

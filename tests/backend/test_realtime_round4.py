@@ -51,7 +51,7 @@ async def test_class_changes_are_announced():
     ("https://example.org:8443", "example.org", False),
     ("null", "localhost:8000", False),
 ])
-def test_the_socket_takes_only_this_sites_own_origin(origin, host, ok):
+async def test_the_socket_takes_only_this_sites_own_origin(origin, host, ok):  # async: the module is marked asyncio
     """The check compared the host only: a page on another port of the same host opened a member's socket."""
     from backend.realtime.origin import origin_allowed
 

@@ -21,10 +21,10 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "backend.core.json_limits.LimitedJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the views that take files add multipart for those actions alone
+    # (core/body_parsers.FilesOnlyWhereNamed); a form post to a JSON write is a 415.
+    "DEFAULT_PARSER_CLASSES": ["backend.core.json_limits.LimitedJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SPECTACULAR_SETTINGS = {
