@@ -489,26 +489,88 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     # Per-object live events only for small imports; a big one announces itself once, at the
     # end (import.finished), instead of queueing a million on-commit callbacks.
     live = plan.count <= LIVE_EVENTS_MAX
-    box_only, done = [], 0
+    box_only, done, already = [], 0, AlreadyPresent(project.pk)
     spool.seek(0)
     progress(WRITING, 0, plan.count)
-    while rows := [json.loads(line) for line in islice(spool, batch)]:
+    while read := [json.loads(line) for line in islice(spool, batch)]:
+        done += len(read)
+        rows = already.without(read, classes)
+        if not rows:
+            progress(WRITING, done, plan.count)
+            continue
         applied = apply_changes(
             project_id=project.pk, changes=[_create(row, classes, source, review, user) for row in rows],
             actor=user, source=ChangeSource.IMPORT, refresh_status=False, announce=live,
         )
         box_only += [a.pk for a, row in zip(applied.created, rows) if row[8]]
-        done += len(rows)
         progress(WRITING, done, plan.count)
         reset_queries()  # with DEBUG on, Django would keep every batch's SQL (megabytes each)
     refresh_statuses(image_ids)
-    result = {"annotations": done, "images": len(image_ids), "classes_created": created_classes, "box_only": box_only}
+    result = {"annotations": done - already.skipped, "images": len(image_ids), "classes_created": created_classes,
+              "box_only": box_only, "already_present": already.skipped}
     # The job is marked done in the same transaction as its writes: a retry after a database
     # outage then knows whether they committed (still "running" = they did not), and never
     # applies them twice.
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, errors=[], result=result,
                                                finished_at=timezone.now())
     return result
+
+
+DUPLICATE_IOU = 0.9  # same class and this much overlap: the object the image already has
+
+
+class AlreadyPresent:
+    """Drops the rows an image already has: same class, masks overlapping by DUPLICATE_IOU or
+    more. Importing a project's own export back (or one file twice) added every object again;
+    a polygon round trip changes a mask's edge pixels, so equality would not catch it. Only
+    the objects an image had before this import count: each image's are read once, before any
+    of its rows is written (the images are locked)."""
+
+    def __init__(self, project_id: int):
+        self.project_id = project_id
+        self.before: dict[int, list[tuple[int | None, int, list, dict]]] = {}
+        self.skipped = 0
+
+    def without(self, rows: list, classes: dict) -> list:
+        self._load({row[0] for row in rows} - self.before.keys())
+        kept = [row for row in rows if not self._present(row, classes[row[1]].pk)]
+        self.skipped += len(rows) - len(kept)
+        return kept
+
+    def _load(self, image_ids: set[int]) -> None:
+        if not image_ids:
+            return
+        for image_id in image_ids:
+            self.before[image_id] = []
+        found = (Annotation.objects.filter(project_id=self.project_id, image_id__in=image_ids)
+                 .values_list("image_id", "label_class_id", "area", "bbox", "mask_rle"))
+        for image_id, class_id, area, bbox, rle in found:
+            self.before[image_id].append((class_id, area, bbox, rle))
+
+    def _present(self, row: list, class_id: int | None) -> bool:
+        image_id, rle, bbox, area = row[0], row[2], row[3], row[4]
+        for other_class, other_area, other_bbox, other_rle in self.before[image_id]:
+            # IoU >= t needs the smaller area >= t x the larger one, and the boxes to meet:
+            # cheap tests that leave the mask comparison to the few likely twins.
+            if (other_class != class_id or min(area, other_area) < DUPLICATE_IOU * max(area, other_area)
+                    or not _boxes_meet(bbox, other_bbox)):
+                continue
+            if _mask_iou(rle, other_rle) >= DUPLICATE_IOU:
+                return True
+        return False
+
+
+def _boxes_meet(a: list, b: list) -> bool:
+    return min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0]) and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1])
+
+
+def _mask_iou(a: dict, b: dict) -> float:
+    from pycocotools import mask as mask_utils
+
+    if a["size"] != b["size"]:
+        return 0.0
+    as_coco = [{"size": rle["size"], "counts": rle["counts"].encode()} for rle in (a, b)]
+    return float(mask_utils.iou(as_coco[:1], as_coco[1:], [0])[0][0])
 
 
 def _lock_classes(existing: dict[int, str]) -> None:

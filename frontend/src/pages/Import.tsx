@@ -110,13 +110,20 @@ export function ImportPage({ ctx }: { ctx: ProjectCtx }) {
   );
 }
 
+function alreadyPresent(n: number): string {
+  return n === 1
+    ? "1 object was already on its image (same class, same mask) and was not added again."
+    : `${n} objects were already on their images (same class, same mask) and were not added again.`;
+}
+
 function summary(j: ImportJob): string {
   if (isLive(j)) return j.progress?.stage ? `${j.progress.stage}…` : "waiting…";
   if (j.status === "failed") {
     const n = j.result?.error_count ?? j.errors?.length ?? 0;
     return `nothing applied (${n} error${n === 1 ? "" : "s"})`;
   }
-  return `${j.result?.annotations ?? 0} objects on ${j.result?.images ?? 0} images`;
+  const skipped = j.result?.already_present ? `, ${j.result.already_present} already there` : "";
+  return `${j.result?.annotations ?? 0} objects on ${j.result?.images ?? 0} images${skipped}`;
 }
 
 function ImportOutcome({ job }: { job: ImportJob }) {
@@ -146,6 +153,7 @@ function ImportOutcome({ job }: { job: ImportJob }) {
     <div data-testid="import-outcome" data-status="done">
       <h2>Import #{job.id} done</h2>
       <p>{r.annotations ?? 0} objects added to {r.images ?? 0} images{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>
+      {(r.already_present ?? 0) > 0 && <p className="small" data-testid="import-already-present">{alreadyPresent(r.already_present ?? 0)}</p>}
       {r.classes_created && r.classes_created.length > 0 && <p className="small">New classes: {r.classes_created.join(", ")}</p>}
     </div>
   );

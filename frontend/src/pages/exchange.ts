@@ -14,7 +14,7 @@ export type ExportJob = Omit<S["ExportJob"], "progress" | "result" | "options"> 
 export type ImportJob = Omit<S["ImportJob"], "progress" | "result" | "errors" | "options"> & {
   progress: { done: number; total: number; stage: string };
   errors: { item: string; error: string }[];
-  result: { annotations?: number; images?: number; classes_created?: string[]; error_count?: number } | null;
+  result: { annotations?: number; images?: number; classes_created?: string[]; already_present?: number; error_count?: number } | null;
   options: { as_accepted?: boolean; create_missing_classes?: boolean };
 };
 type AnyJob = { id: number; status: string; progress: { done: number; total: number; stage?: string } };
