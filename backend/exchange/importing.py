@@ -288,6 +288,7 @@ class ImagesByName(dict):
     def __init__(self):
         super().__init__()
         self.aliases: dict[str, list[tuple[int, int, int]]] = {}
+        self.paths: dict[int, str] = {}  # id -> the name with its folders, lowercased, '/'-separated
 
 
 def _images_by_name(project) -> ImagesByName:
@@ -297,7 +298,8 @@ def _images_by_name(project) -> ImagesByName:
     rows = Image.objects.filter(project=project).values_list("id", "original_name", "width", "height", "file")
     for pk, name, width, height, stored in rows:
         entry = (pk, height, width)
-        base = posixpath.basename(name.replace("\\", "/")).lower()
+        found.paths[pk] = name.replace("\\", "/").lower()
+        base = posixpath.basename(found.paths[pk])
         exported = export_base_name(name, pk, stored).lower()
         found.setdefault(base, []).append(entry)
         # YOLO labels name only the stem ('<stem>.*'), the stem of the name exports write: an image
@@ -327,7 +329,7 @@ def _entry_name(key: tuple) -> str:
     return f"image {key[-1]}" if len(key) == 2 else str(key)
 
 
-def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
+def _match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, str | None]:
     # Exports name every image whose name (or, for LabelMe and YOLO, stem) is shared
     # '<stem>_<image id>.<ext>'. Such a name means image <id> whenever that image's own name is
     # '<stem>.<ext>' (YOLO: its stem is <stem>), before any image whose real name it is: an export
@@ -344,9 +346,20 @@ def _match_image(file_name: str, images) -> tuple[tuple | None, str | None]:
         (aliases[k] for k in keys if aliases.get(k)), None)
     if not candidates:
         return None, f"image '{file_name}' is not in this project"
+    if len(candidates) > 1 and path:
+        # Folder uploads keep their folders in the name ('cams/a/IMG_1.jpg', 'cams/b/IMG_1.jpg'):
+        # a file that gives the folders too says which one it means.
+        named = [c for c in candidates if _same_path(images.paths.get(c[0], ""), path.lower())]
+        candidates = named if len(named) == 1 else candidates
     if len(candidates) > 1:
-        return None, f"image '{file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
+        return None, f"image '{path or file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
     return candidates[0], None
+
+
+def _same_path(stored: str, given: str) -> bool:
+    """The file's path is the stored name, or its end at a folder boundary (a file written in a
+    folder above the one uploaded: 'photos/cams/a/IMG_1.jpg' for 'cams/a/IMG_1.jpg', or below)."""
+    return stored == given or stored.endswith("/" + given) or given.endswith("/" + stored)
 
 
 _GENERATED_NAME = re.compile(r"^(.+)_([0-9]{1,18})\.([^.]*)$", re.DOTALL)
@@ -367,7 +380,7 @@ def _generated_match(file_name: str, images) -> tuple | None:
 
 def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[list | None, str | None]:
     """(spool row, None) or (None, why the item is refused)."""
-    image, problem = _match_image(record.file_name, images)
+    image, problem = _match_image(record.file_name, images, record.file_path)
     if problem:
         return None, problem
     if record.image_key is not None:

@@ -223,6 +223,9 @@ class Record:
     # Which entry of the file names the image (COCO: (document, image entry id)): two entries of
     # one file that resolve to one project image ("i.png" and "I.PNG") are refused as ambiguous.
     image_key: tuple | None = None
+    # The name as the file gave it, folders included ('cams/a/IMG_1.jpg'): which of two images of
+    # one base name it means, when the project's names keep their folders (folder uploads).
+    file_path: str = ""
 
     @property
     def box_only(self) -> bool:
@@ -355,6 +358,16 @@ def image_base_name(raw: Any, *, allow_absolute: bool = False) -> tuple[str | No
     if not base:
         return None, f"file name {raw!r} has no base name"
     return base, None
+
+
+def image_path(raw: Any) -> str:
+    """A file's relative path as given, with '/' separators and no leading './' or '/'
+    (image_base_name has refused '..' and the rest already); '' when it has no folder."""
+    path = raw.replace("\\", "/") if isinstance(raw, str) else ""
+    while path.startswith("./"):
+        path = path[2:]
+    path = path.lstrip("/")
+    return path if "/" in path else ""
 
 
 def instance_from(attributes: Any) -> str | None:

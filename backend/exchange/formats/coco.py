@@ -18,7 +18,7 @@ from .. import geometry
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    dumps, finite_number, image_base_name, instance_from, open_entry,
+    dumps, finite_number, image_base_name, image_path, instance_from, open_entry,
 )
 
 ANNOTATIONS_PATH = "annotations/instances.json"
@@ -205,7 +205,7 @@ def _header(source: SourceFile, out: dict) -> Iterator[ItemError]:
                 yield ItemError(item, "'width' and 'height' must be positive integers (pixels)")
                 continue
             size = (img["height"], img["width"]) if len(given) == 2 else None
-            out["images"][img["id"]] = (name, size)
+            out["images"][img["id"]] = (name, size, image_path(img.get("file_name")))
 
 
 def _annotation(source: SourceFile, index: int, ann, images: dict, categories: dict) -> Record | ItemError:
@@ -223,11 +223,11 @@ def _annotation(source: SourceFile, index: int, ann, images: dict, categories: d
     shape, why = _shape(ann)
     if why:
         return ItemError(item, why)
-    name, size = images[image_id]
+    name, size, path = images[image_id]
     score = ann.get("score")
     return Record(item=item, file_name=name, class_name=categories[category_id], shapes=[shape],
                   size=size, image_key=(source.name, image_id), det_score=score if finite_number(score) else None,
-                  instance_name=instance_from(ann.get("attributes")))
+                  instance_name=instance_from(ann.get("attributes")), file_path=path)
 
 
 def _shape(ann: dict) -> tuple[Shape | None, str | None]:

@@ -21,7 +21,7 @@ from backend.core import geometry as gate
 from .. import geometry
 from .base import (
     ExportContext, ExportImage, ItemError, Parser, Record, Shape, SourceFile, Writer, dumps, finite_number,
-    image_base_name, instance_from, load_json,
+    image_base_name, image_path, instance_from, load_json,
 )
 
 LABELME_VERSION = "6.3.1"
@@ -105,7 +105,8 @@ def _parse_file(source: SourceFile) -> Iterator[Record | ItemError]:
             groups[key].shapes.append(shape)
         else:
             groups[key] = Record(item=item, file_name=name, class_name=raw["label"], shapes=[shape], size=size,
-                                 instance_name=instance_from(raw.get("attributes")))
+                                 instance_name=instance_from(raw.get("attributes")),
+                                 file_path=image_path(doc.get("imagePath")))
     yield from groups.values()
 
 

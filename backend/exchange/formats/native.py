@@ -10,7 +10,7 @@ from .. import geometry
 from . import jsonstream
 from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
-    finite_number, image_base_name, instance_from, open_entry,
+    finite_number, image_base_name, image_path, instance_from, open_entry,
 )
 
 PREDICTIONS_PATH = "predictions.json"
@@ -92,7 +92,7 @@ def _entry(source: SourceFile, index: int, entry) -> Iterator[Record | ItemError
             det_score=det["score_vlm"] if finite_number(det.get("score_vlm")) else None,
             det_phrase=det["vlm_class"] if isinstance(det.get("vlm_class"), str) else "",
             ranked=[r for r in ranked if isinstance(r, dict) and isinstance(r.get("name"), str)],
-            instance_name=instance_from(det),
+            instance_name=instance_from(det), file_path=image_path(entry.get("image")),
         )
 
 

@@ -1,0 +1,64 @@
+"""Images uploaded from folders keep their folders in the name ('cams/a/IMG_1.png'); an import
+naming the folders finds the right one of two like-named images (black-box ui5: every such
+file was 'ambiguous' because imports compared base names only)."""
+import pytest
+
+from backend.annotations.models import Annotation
+from backend.images.models import Image
+
+from ..factories import make_class, make_image, make_project
+from .helpers import json_upload, run_import
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cams(admin_user):
+    project = make_project(admin_user, name="Cams")
+    make_class(project, "hammer")
+    a, b = make_image(project, seed=1), make_image(project, seed=2)
+    for image, name in ((a, "cams/camA/IMG_0001.png"), (b, "cams/camB/IMG_0001.png")):
+        Image.objects.filter(pk=image.pk).update(original_name=name)  # as a folder upload names them
+    return project, a, b
+
+
+def _coco(*names):
+    return {
+        "images": [{"id": i, "file_name": n, "width": 64, "height": 48} for i, n in enumerate(names, 1)],
+        "categories": [{"id": 1, "name": "hammer"}],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2 + i, 2, 10, 10]}
+                        for i in range(1, len(names) + 1)],
+    }
+
+
+@pytest.mark.parametrize("given", [
+    ("cams/camA/IMG_0001.png", "cams/camB/IMG_0001.png"),
+    ("camA/IMG_0001.png", "camB\\IMG_0001.png"),  # a folder below, Windows separators
+    ("./data/cams/camA/img_0001.PNG", "data/cams/camB/IMG_0001.png"),  # a folder above, case
+])
+def test_coco_names_with_folders_find_their_image(cams, admin_user, given):
+    project, a, b = cams
+    job = run_import(project, admin_user, "coco", json_upload(_coco(*given)))
+    assert job.status == "done", job.errors
+    assert [(x.image_id, x.bbox[0]) for x in Annotation.objects.filter(project=project).order_by("image_id")] == [
+        (a.pk, 3), (b.pk, 4)]
+
+
+def test_a_bare_name_stays_ambiguous(cams, admin_user):
+    project, a, b = cams
+    job = run_import(project, admin_user, "coco", json_upload(_coco("IMG_0001.png")))
+    assert job.status == "failed"
+    assert "is ambiguous" in job.errors[0]["error"] and f"{a.pk}, {b.pk}" in job.errors[0]["error"], job.errors
+
+
+def test_labelme_and_native_read_the_folders_too(cams, admin_user):
+    project, a, b = cams
+    labelme = {"imagePath": "camB/IMG_0001.png", "imageHeight": 48, "imageWidth": 64,
+               "shapes": [{"label": "hammer", "shape_type": "rectangle", "points": [[1, 1], [9, 9]]}]}
+    job = run_import(project, admin_user, "labelme", json_upload(labelme, name="IMG_0001.json"))
+    assert job.status == "done", job.errors
+    native = [{"image": "cams/camA/IMG_0001.png",
+               "detections": [{"class": "hammer", "bbox_xyxy": [1, 1, 9, 9]}]}]
+    job = run_import(project, admin_user, "native", json_upload(native, name="predictions.json"))
+    assert job.status == "done", job.errors
+    assert sorted(Annotation.objects.filter(project=project).values_list("image_id", flat=True)) == [a.pk, b.pk]
