@@ -20,7 +20,7 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
     setQueueFilters(pid, filters);
     if (!go) return;
     setState("searching");
-    nextImageId(pid, filters, null)
+    nextImageId(pid, filters, null, new Set(), { claim: true })
       .then((id) => (id ? navigate(`/p/${pid}/review/${id}`, true) : setState("empty")))
       .catch((e) => setState(e.message));
   }, [pid, filters.status, filters.label_class, go, round]);

@@ -72,16 +72,27 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
       onClick={(e) => e.stopPropagation()}
       onKeyDown={(e) => {
         e.stopPropagation();
+        if (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey) {
+          // A letter or digit is a review key (a, r, c, 1…), not the select's type-ahead: after a
+          // look at the list, "a" picked the first class starting with a and saved it accepted.
+          e.preventDefault();
+          e.currentTarget.blur(); // saves a keyboard step not yet saved, as leaving the select does
+          window.dispatchEvent(new KeyboardEvent("keydown", { key: e.key, shiftKey: e.shiftKey }));
+          return;
+        }
         if (e.key === "Enter") {
           byKey.current = false; // a choice made in the open list with Enter is a choice: saved at once
           commit();
-        } else byKey.current = e.key.startsWith("Arrow") || e.key === "Home" || e.key === "End" || e.key.startsWith("Page") || e.key.length === 1;
+        } else byKey.current = e.key.startsWith("Arrow") || e.key === "Home" || e.key === "End" || e.key.startsWith("Page");
       }}
       onBlur={commit}
       onChange={(e) => {
         if (!e.target.value) return;
         if (byKey.current) setStepped(Number(e.target.value));
-        else props.onClass(Number(e.target.value));
+        else {
+          props.onClass(Number(e.target.value));
+          e.target.blur(); // the keys that follow are the workspace's again
+        }
         byKey.current = false;
       }}>
       <option value="" disabled>Choose a class…</option>

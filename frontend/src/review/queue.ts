@@ -33,14 +33,18 @@ export function clearSkipped(pid: number) {
   skipped.delete(pid);
 }
 
-/** Next image id to review after `after` (skipping `skip`), or null when the queue is empty. */
-export async function nextImageId(pid: number, f: QueueFilters, after: number | null, skip: Set<number> = new Set()): Promise<number | null> {
+/** Next image id to review after `after` (skipping `skip`), or null when the queue is empty.
+ *  `claim`: the reviewer moves there now, so the server claims it in the same request; a
+ *  look-ahead must not (a claim releases the user's other claims: the open image's). */
+export async function nextImageId(
+  pid: number, f: QueueFilters, after: number | null, skip: Set<number> = new Set(), { claim = false } = {},
+): Promise<number | null> {
   if (hasNextRoute !== false) {
     try {
       const exclude = [...new Set([...(after === null ? [] : [after]), ...skip, ...(skipped.get(pid) ?? [])])].slice(-200);
       // claim=1: found and claimed in one request, so two reviewers pressing Enter at once get two
       // images (the server claims only for a role that can annotate).
-      const img = await get<ImageRow | undefined>(`${P(pid)}/images/next/${qs({ status: f.status, label_class: f.label_class, after: exclude.join(","), claim: "1" })}`);
+      const img = await get<ImageRow | undefined>(`${P(pid)}/images/next/${qs({ status: f.status, label_class: f.label_class, after: exclude.join(","), claim: claim ? "1" : undefined })}`);
       hasNextRoute = true;
       if (!img) return null;
       if (!skip.has(img.id)) return img.id;

@@ -91,7 +91,8 @@ export function useImageBundle(
     };
   }, [pid, imageId]);
 
-  // Prefetch the next image once this one is on screen.
+  // Prefetch the next image once this one is on screen: a look, not a claim (claiming it
+  // released this image's claim, and the queue handed the open image to a second reviewer).
   useEffect(() => {
     if (!detail) return;
     const t = setTimeout(() => {

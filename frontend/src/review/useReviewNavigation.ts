@@ -70,7 +70,7 @@ export function useReviewNavigation(opts: {
   };
   const nextImage = async () => {
     try {
-      goTo(await nextImageId(pid, queueFilters(pid), imageId, new Set([imageId])));
+      goTo(await nextImageId(pid, queueFilters(pid), imageId, new Set([imageId]), { claim: true }));
     } catch (e: any) {
       if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
       notify(`Couldn't find the next image: ${e.message}`, "error");

@@ -1,0 +1,76 @@
+"""Regression tests for the review workspace, sixth round (black-box report ui6)."""
+from __future__ import annotations
+
+import pytest
+
+from backend.annotations.models import Annotation, ReviewState
+from backend.images.models import Image
+
+from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def project():
+    owner = make_user("rita")
+    return make_project(owner, name="Hand tools"), owner
+
+
+def test_looking_ahead_does_not_take_the_open_images_claim(page, project, login_as):
+    """The next image's prefetch claimed it, which released the open image's claim: the queue
+    then handed the image on screen to a second reviewer."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    first, second = (make_image(proj, width=400, height=300, seed=s) for s in (61, 62))
+    for im in (first, second):
+        add_prediction(im, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(first, second)
+    login_as(owner)
+    looked = []
+    page.on("request", lambda r: looked.append(r.url) if "/images/next/" in r.url else None)
+    open_review(page, proj, first)
+    until(page, lambda: looked, what="the look-ahead")
+    page.wait_for_timeout(800)
+    claims = dict(Image.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "claimed_by_id"))
+    assert claims == {first.pk: owner.pk, second.pk: None}, claims
+    assert all("claim=" not in url for url in looked), looked
+
+
+def test_a_letter_on_the_focused_class_picker_is_a_review_key(page, project, login_as):
+    """After a look at the picker's list, "a" went to the select's type-ahead: the first class
+    starting with a was chosen and saved as an accepted class."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    make_class(proj, "a very long class name")
+    image = make_image(proj, width=400, height=300, seed=63)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    picker = page.get_by_test_id(f"class-picker-{ann.pk}")
+    picker.click()  # the list opens; Escape closes it and leaves the focus on the select
+    page.keyboard.press("Escape")
+    page.keyboard.press("a")
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).class_review == ReviewState.ACCEPTED, what="the accept")
+    ann.refresh_from_db()
+    assert (ann.label_class_id, ann.mask_review) == (hammer.pk, ReviewState.ACCEPTED)
+    assert not page.evaluate("document.activeElement?.tagName === 'SELECT'")
+
+
+def test_a_class_chosen_with_the_mouse_leaves_the_keys_to_the_workspace(page, project, login_as):
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    image = make_image(proj, width=400, height=300, seed=64)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.get_by_test_id(f"class-picker-{ann.pk}").select_option(str(wrench.pk))
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk, what="the class saved")
+    page.keyboard.press("r")
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.REJECTED, what="the reject")
+    assert Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk
