@@ -13,6 +13,8 @@ from backend.projects.models import Role
 from tests.backend.factories import add_member, make_user
 from tests.backend.test_learning_jobs import reviewed_project
 
+from .steps import until
+
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-train")
 
@@ -56,6 +58,14 @@ def test_admin_measures_trains_and_activates_viewer_reads(celery_worker, page, l
     expect(model_row).to_contain_text("held-out objects")
     assert version.state == "candidate"
     shot(page, "models-candidate")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    model_row.get_by_role("button", name="Activate").click()  # activating is asked first; No keeps the candidate
+    until(page, lambda: asked, what="the question")
+    assert asked[0].startswith("Activate projection head #1?") and "Every later pre-annotation job uses it" in asked[0]
+    page.wait_for_timeout(300)
+    assert ModelVersion.objects.get(pk=version.pk).state == "candidate"
+    page.once("dialog", lambda d: d.accept())
     model_row.get_by_role("button", name="Activate").click()
     expect(model_row).to_contain_text("active")
     expect(model_row).to_contain_text(owner.username)

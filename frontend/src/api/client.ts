@@ -43,7 +43,9 @@ export function csrfToken(): string {
 /** Human text for an error body: detail, or field errors "field: message". */
 export function errorText(body: any, status: number): string {
   if (!body) return status === 0 ? "The server can't be reached. Check your connection and try again." : `Request failed (${status}).`;
-  if (typeof body === "string") return body.slice(0, 300);
+  // Not JSON: a proxy's or the server's own error page. Its markup said nothing to a user (a whole
+  // nginx 502 page in a toast); the status does.
+  if (typeof body === "string") return /<[a-z!/]/i.test(body) || !body.trim() ? statusText(status) : body.slice(0, 300);
   if (body.detail) return String(body.detail);
   const parts: string[] = [];
   for (const [k, v] of Object.entries(body)) {
@@ -51,6 +53,14 @@ export function errorText(body: any, status: number): string {
     parts.push(k === "non_field_errors" ? msg : `${k}: ${msg}`);
   }
   return parts.join("; ") || `Request failed (${status}).`;
+}
+
+function statusText(status: number): string {
+  if (status === 502 || status === 503 || status === 504)
+    return `The server is not answering right now (${status}). Try again in a moment.`;
+  if (status >= 500) return `The server had an unexpected problem (${status}). Try again; if it keeps happening, tell your admin.`;
+  if (status === 413) return "The request is too large for the server (413).";
+  return `Request failed (${status}).`;
 }
 
 export let onUnauthorized: () => void = () => {};

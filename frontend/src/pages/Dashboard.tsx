@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { ApiError, get, P, post, qs, type Page } from "../api/client";
+import { count } from "../plural";
 import type { Job } from "../api/extra";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
@@ -69,7 +70,7 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
         const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
         const job = await post<Job>(`${P(pid)}/jobs/`, { images: scope, ...(list.length ? { prompts: list } : {}), box_threshold: boxT, text_threshold: textT });
         setJobs((old) => (Array.isArray(old) ? [job, ...old.filter((j) => j.id !== job.id)] : [job]));
-        notify(`Pre-annotation job #${jobNumber(job)} started for ${job.total} images.`);
+        notify(`Pre-annotation job #${jobNumber(job)} started for ${count(job.total, "image")}.`);
       } catch (err: any) {
         notify(`Couldn't start pre-annotation: ${err.message}`, "error");
       }

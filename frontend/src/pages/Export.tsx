@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { post, P } from "../api/client";
+import { count } from "../plural";
 import { notify } from "../notify";
 import { formatBytes, formatWhen, isLive, parseIdList, useExchangeJobs, type ExportJob } from "./exchange";
 import { useInFlight } from "./inFlight";
@@ -150,7 +151,7 @@ function ExportRow({ job }: { job: ExportJob }) {
     <tr data-testid={`export-${job.id}`}>
       <td>{job.id}</td>
       <td>{formatLabel(job)}<div className="muted small">{scope}</div></td>
-      <td>{job.result?.images !== undefined ? `${job.result.annotations} on ${job.result.images} images` : "—"}</td>
+      <td>{job.result?.images !== undefined ? `${job.result.annotations} on ${count(job.result.images, "image")}` : "—"}</td>
       <td>
         <span className={`badge badge-${job.status}`}>{job.status}</span>
         {live && <progress max={Math.max(total, 1)} value={done} aria-label={`export ${job.id} progress`} />}

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, ApiError, get, P, qs, type ImageRow, type Page } from "../api/client";
+import { count } from "../plural";
 import { checkProjectAccess } from "../api/access";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
@@ -123,17 +124,19 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
           <option value="">All classes</option>
           {ctx.classes.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
         </select>
-        <span className="muted small">{data ? `${data.count} images` : ""}</span>
+        <span className="muted small">{data ? count(data.count, "image") : ""}</span>
       </div>
       <table className="table fixed" data-testid="images-table">
         <colgroup><col style={{ width: 70 }} /><col style={{ width: 64 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} />{canDelete && <col style={{ width: 90 }} />}</colgroup>
         <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th>{canDelete && <th aria-label="Actions"></th>}</tr></thead>
         <tbody>
           {data?.results.map((im) => (
-            <tr key={im.id} className="clickable" onClick={() => navigate(`/p/${pid}/review/${im.id}`)}>
+            <tr key={im.id} className="clickable"
+              onClick={(e) => { if (!(e.target as HTMLElement).closest("a, button")) navigate(`/p/${pid}/review/${im.id}`); }}>
               <td>{im.id}</td>
               <td><Thumb src={im.thumbnail_url} /></td>
-              <td className="cell-name"><span className="ellipsis" title={im.original_name}>{im.original_name}</span></td>
+              {/* a link: reached with Tab, opened in a new tab with a middle click */}
+              <td className="cell-name"><Link to={`/p/${pid}/review/${im.id}`} className="ellipsis" title={im.original_name}>{im.original_name}</Link></td>
               <td>{im.width}×{im.height}</td>
               <td><span className={`badge badge-${im.status}`}>{im.status.replace("_", " ")}</span></td>
               <td>{im.annotation_count}</td>

@@ -1,5 +1,6 @@
 import { useRef, useState } from "react";
 import { ApiError, errorText, P, uploadWithProgress } from "../api/client";
+import { count } from "../plural";
 import { formatWhen, isLive, useExchangeJobs, type ImportJob } from "./exchange";
 import { runExclusive } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
@@ -123,7 +124,7 @@ function summary(j: ImportJob): string {
     return `nothing applied (${n} error${n === 1 ? "" : "s"})`;
   }
   const skipped = j.result?.already_present ? `, ${j.result.already_present} already there` : "";
-  return `${j.result?.annotations ?? 0} objects on ${j.result?.images ?? 0} images${skipped}`;
+  return `${count(j.result?.annotations ?? 0, "object")} on ${count(j.result?.images ?? 0, "image")}${skipped}`;
 }
 
 function ImportOutcome({ job }: { job: ImportJob }) {
@@ -152,7 +153,7 @@ function ImportOutcome({ job }: { job: ImportJob }) {
   return (
     <div data-testid="import-outcome" data-status="done">
       <h2>Import #{job.id} done</h2>
-      <p>{r.annotations ?? 0} objects added to {r.images ?? 0} images{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>
+      <p>{count(r.annotations ?? 0, "object")} added to {count(r.images ?? 0, "image")}{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>
       {(r.already_present ?? 0) > 0 && <p className="small" data-testid="import-already-present">{alreadyPresent(r.already_present ?? 0)}</p>}
       {r.classes_created && r.classes_created.length > 0 && <p className="small">New classes: {r.classes_created.join(", ")}</p>}
     </div>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dataLabel, modelSummary, pct, type EvaluationRun, type ModelVersion } from "./Models";
+import { activationQuestion, dataLabel, modelSummary, pct, type EvaluationRun, type ModelVersion } from "./Models";
 
 describe("Accuracy & models helpers", () => {
   it("formats fractions and missing values", () => {
@@ -13,6 +13,14 @@ describe("Accuracy & models helpers", () => {
     expect(dataLabel({ ...run, split: "heldout", metrics: {} } as EvaluationRun)).toBe("4 held-out images");
     const gone = { ...run, metrics: { images: 2, gt_objects: 5, deleted_image_ids: [3, 9] } } as unknown as EvaluationRun;
     expect(dataLabel(gone)).toBe("2 approved images, 5 objects (2 deleted while it ran, not scored)");
+    expect(dataLabel({ ...run, total: 1, metrics: { images: 1, gt_objects: 1 } } as unknown as EvaluationRun)).toBe("1 approved image, 1 object");
+  });
+  it("warns before activating a head that measured worse than none", () => {
+    const worse = { kind: "head", number: 2, metrics: { heldout_top1: 0.167, heldout_top1_identity: 0.667 } } as unknown as ModelVersion;
+    expect(activationQuestion(worse)).toBe("Activate projection head #2? It measured WORSE than no head: gallery top-1 16.7% "
+      + "against 66.7% on held-out objects. Every later pre-annotation job uses it, and pending objects are re-scored now.");
+    const better = { ...worse, metrics: { heldout_top1: 0.9, heldout_top1_identity: 0.4 } } as unknown as ModelVersion;
+    expect(activationQuestion(better)).not.toContain("WORSE");
   });
   it("summarises a head against the identity and a Mask R-CNN by mask AP", () => {
     const head = { kind: "head", metrics: { heldout_top1: 0.9, heldout_top1_identity: 0.4, heldout_objects: 40 } } as unknown as ModelVersion;

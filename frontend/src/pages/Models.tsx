@@ -1,6 +1,7 @@
 /** "Accuracy & models" (issue 15): measured accuracy of the engine on approved objects, and
  * trained models that only an admin activates. */
 import { useCallback, useEffect, useRef, useState } from "react";
+import { count } from "../plural";
 import { get, post, P, type Page } from "../api/client";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
@@ -43,7 +44,7 @@ export function dataLabel(r: EvaluationRun): string {
   const m = r.metrics ?? {};
   const what = r.split === "heldout" ? "held-out" : "approved";
   const gone = m.deleted_image_ids?.length ? ` (${m.deleted_image_ids.length} deleted while it ran, not scored)` : "";
-  return m.images !== undefined ? `${m.images} ${what} images, ${m.gt_objects} objects${gone}` : `${r.total} ${what} images`;
+  return m.images !== undefined ? `${count(m.images, `${what} image`)}, ${count(m.gt_objects ?? 0, "object")}${gone}` : count(r.total, `${what} image`);
 }
 
 function useList<T extends { id: number }>(url: string) {
@@ -96,7 +97,7 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
   const evaluate = () => act("Evaluation", () => post(`${P(pid)}/evaluations/`, {}), "Evaluation started.");
   const train = (kind: "head" | "maskrcnn") => act("Training", () => post(`${P(pid)}/trainings/`, { kind }), `Training of a ${kind === "head" ? "projection head" : "Mask R-CNN"} started.`);
   const decide = (m: ModelVersion, what: "activate" | "deactivate") =>
-    act(what === "activate" ? "Activation" : "Deactivation", () => post(`${P(pid)}/models/${m.id}/${what}/`, { version: m.version }),
+    (what === "deactivate" || confirm(activationQuestion(m))) && act(what === "activate" ? "Activation" : "Deactivation", () => post(`${P(pid)}/models/${m.id}/${what}/`, { version: m.version }),
       `${m.kind === "head" ? "Projection head" : "Mask R-CNN"} #${m.number} ${what === "activate" ? "is active; pending objects are being re-scored" : "is retired"}.`);
 
   const latest = evals.rows?.find((r) => r.state === "done");
@@ -160,6 +161,19 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
   );
 }
 
+/** What to say before activating: every later job uses the model, and a head that measured
+ *  worse than none (16.7 % against 66.7 %) was switched on with one click. */
+export function activationQuestion(m: ModelVersion): string {
+  const name = `${m.kind === "head" ? "projection head" : "Mask R-CNN"} #${m.number}`;
+  const x = m.metrics ?? {};
+  const worse = m.kind === "head" && typeof x.heldout_top1 === "number" && typeof x.heldout_top1_identity === "number"
+    && x.heldout_top1 < x.heldout_top1_identity;
+  const warning = worse
+    ? `It measured WORSE than no head: gallery top-1 ${pct(x.heldout_top1)} against ${pct(x.heldout_top1_identity)} on held-out objects. `
+    : "";
+  return `Activate ${name}? ${warning}Every later pre-annotation job uses it${m.kind === "head" ? ", and pending objects are re-scored now" : ""}.`;
+}
+
 export function modelSummary(m: ModelVersion): string {
   const x = m.metrics ?? {};
   if (m.kind === "head") {
@@ -181,7 +195,7 @@ function EvalRow({ run }: { run: EvaluationRun }) {
     </>
   ) : (
     <td colSpan={5} className={run.state === "failed" ? "error small" : "small"}>
-      {run.state === "failed" ? run.error : <><progress value={run.processed} max={Math.max(1, run.total)} /> {run.processed} / {run.total} images ({run.state})</>}
+      {run.state === "failed" ? run.error : <><progress value={run.processed} max={Math.max(1, run.total)} /> {run.processed} / {count(run.total, "image")} ({run.state})</>}
     </td>
   );
   return (

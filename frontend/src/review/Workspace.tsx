@@ -60,7 +60,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));
     setSelId(firstPending(d.annotations));
   };
-  const { detail, setDetail, anns, annsRef, updateAnns, loadError, bundleRef, pixelsRef } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
+  const { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, bundleRef, pixelsRef } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
   useEffect(() => setSelId(null), [pid, imageId]);
   const selIndex = anns.findIndex((a) => a.id === selId);
   const sel = selIndex >= 0 ? anns[selIndex] : null;
@@ -173,7 +173,16 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     : `Read-only: ${claim.by ?? "another reviewer"} has this image open. You can look, but changes are off until they move on.`;
   const pending = anns.filter((a) => a.class_review === "pending" || a.mask_review === "pending").length;
   const searchResults = search === null ? [] : classes.filter((c) => c.active !== false && c.name.toLowerCase().includes(search.toLowerCase())).slice(0, 12);
-  if (loadError) return <main className="page"><p className="error" role="alert">{loadError}</p><Link to={`/p/${pid}/review`}>Go to the next image in the queue</Link></main>;
+  if (loadError)
+    return (
+      <main className="page">
+        <p className="error" role="alert">{loadError}</p>
+        <p className="row">
+          {!loadError.startsWith("This image doesn't exist") && <button type="button" onClick={retryLoad} data-testid="retry-load">Try again</button>}
+          <Link to={`/p/${pid}/review`}>Go to the next image in the queue</Link>
+        </p>
+      </main>
+    );
 
   return (
     <div className={`workspace${readOnly ? " read-only" : ""}`} data-testid="workspace" data-read-only={readOnly ? "true" : "false"} data-gone={gone ? "true" : undefined}>

@@ -24,6 +24,8 @@ export function useImageBundle(
   const [detail, setDetail] = useState<ImageDetail | null>(null);
   const [anns, setAnns] = useState<Annotation[]>([]);
   const [loadError, setLoadError] = useState("");
+  const [attempt, setAttempt] = useState(0); // "Try again" after a failed load: a failed bundle is not cached
+  const retryLoad = () => setAttempt((n) => n + 1);
   const [, setFrame] = useState(0);
   const bundleRef = useRef<Bundle | null>(null);
   const pixelsRef = useRef<Pixels | null>(null);
@@ -89,7 +91,7 @@ export function useImageBundle(
     return () => {
       cancelled = true;
     };
-  }, [pid, imageId]);
+  }, [pid, imageId, attempt]);
 
   // Prefetch the next image once this one is on screen: a look, not a claim (claiming it
   // released this image's claim, and the queue handed the open image to a second reviewer).
@@ -103,5 +105,5 @@ export function useImageBundle(
     return () => clearTimeout(t);
   }, [detail?.id]);
 
-  return { detail, setDetail, anns, annsRef, updateAnns, loadError, bundleRef, pixelsRef };
+  return { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, bundleRef, pixelsRef };
 }
