@@ -54,6 +54,29 @@ def create_user_with_one_time_password(*, by, username: str) -> tuple[object, st
 
 
 @transaction.atomic
+def reset_password(*, by, user) -> str:
+    """An instance admin gives `user` a new one-time password (they forgot theirs, or the first
+    one was lost): returned to show once, changed at the next sign-in. Every API token of the
+    user goes; their sessions end by themselves (a session holds a hash of the password)."""
+    from rest_framework.authtoken.models import Token
+
+    if not getattr(by, "is_staff", False):
+        raise PermissionDenied("Only an instance admin can reset passwords.")
+    if user.pk == by.pk:
+        raise DomainError("This is your own account: change your password on your Account page.")
+    if user.is_superuser and not by.is_superuser:
+        raise PermissionDenied(f"{user.username} is a superuser: only a superuser can reset their password.")
+    if not user.is_active:
+        raise DomainError(f"{user.username}'s account is deactivated.")
+    password = secrets.token_urlsafe(12)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    user.groups.add(_group())
+    Token.objects.filter(user=user).delete()
+    return password
+
+
+@transaction.atomic
 def change_own_password(*, user, current_password: str, new_password: str) -> None:
     if not user.check_password(current_password):
         raise DomainError("The current password is wrong.", extra={"field": "current_password"})

@@ -165,3 +165,18 @@ class StrictFieldsMixin:
         except Exception:  # a field this serializer cannot render without more context
             return False
         return _same(sent, current)
+
+
+def empty_body(request) -> None:
+    """For a write that takes no body (a claim, a password reset): anything sent is a 400 naming
+    it, as an unknown field is elsewhere, rather than read as nothing."""
+    from rest_framework.exceptions import ValidationError
+
+    data = request.data
+    if isinstance(data, Mapping):
+        if data:
+            names = ", ".join(sorted(str(k) for k in data.keys())[:20])
+            raise ValidationError({"detail": f"This request takes no body; got: {names}.", "code": "unknown_field"})
+        return
+    if data not in (None, "", b""):
+        raise ValidationError({"detail": "This request takes no body (send nothing, or {}).", "code": "invalid"})

@@ -13,6 +13,7 @@ from backend.core.errors import DomainError
 from backend.core.files import private_bytes_response, private_file_response, read_stored
 from backend.core.filters import only_params
 from backend.core.params import flag_from, int_or_404
+from backend.core.strict import empty_body
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
 from backend.core.body_parsers import FilesOnlyWhereNamed
@@ -182,6 +183,7 @@ class ImageReviewViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: ClaimSerializer, 409: ClaimSerializer})
     @action(detail=True, methods=["post", "delete"])
     def claim(self, request, project_pk=None, pk=None):
+        empty_body(request)
         if request.method == "DELETE":
             claims.release_image(project=self.project, image_id=int_or_404(pk), user=request.user, membership=self.membership)
             return Response({"claimed_by": None, "expires_at": None})

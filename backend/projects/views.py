@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.params import int_or_404, version_from
+from backend.core.strict import empty_body
 from backend.core.filters import apply_filters, bool_filter, choice_filter, only_params
 
 from . import onboarding, selectors, services
@@ -100,6 +101,18 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         data = NewUserMembershipResultSerializer(membership).data
         data["one_time_password"] = password
         return Response(data, status=201)
+
+    @extend_schema(request=None, responses={200: NewUserMembershipResultSerializer})
+    @action(detail=True, methods=["post"], url_path="reset-password")
+    def reset_password(self, request, project_pk=None, pk=None):
+        """An instance admin gives this member a new one-time password (shown once; they choose
+        their own at the next sign-in). Their API tokens and sessions end."""
+        empty_body(request)
+        membership, password = onboarding.reset_member_password(project=self.project, by=request.user,
+                                                                membership_id=int_or_404(pk))
+        data = NewUserMembershipResultSerializer(membership).data
+        data["one_time_password"] = password
+        return Response(data)
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request, project_pk=None, pk=None):

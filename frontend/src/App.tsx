@@ -66,6 +66,8 @@ export function App() {
     <SetPasswordPage me={me} onDone={setMe} />
   ) : projectMatch ? (
     <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={me} />
+  ) : pathname === "/account" ? (
+    <SetPasswordPage me={me} change onDone={(m) => { setMe(m); notify("Your password is changed."); }} />
   ) : pathname === "/" ? (
     <ProjectsPage />
   ) : (
@@ -76,7 +78,7 @@ export function App() {
       <header className="topbar">
         <Link to="/" className="brand">Razmetka</Link>
         <span className="spacer" />
-        <span className="muted" data-testid="whoami">{me.username}</span>
+        <span data-testid="whoami"><Link to="/account" className="whoami" title="Your account: change your password">{me.username}</Link></span>
         <button className="link" onClick={logout}>Sign out</button>
       </header>
       {body}

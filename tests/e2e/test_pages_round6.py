@@ -56,3 +56,74 @@ def test_an_html_error_page_is_said_in_words_and_the_image_can_be_tried_again(pa
     page.unroute(detail)
     page.get_by_test_id("retry-load").click()
     expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
+
+
+def _sign_in_form(pg, username, password):
+    pg.goto("/")
+    pg.fill("input[name=username]", username)
+    pg.fill("input[name=password]", password)
+    pg.click("button[type=submit]")
+
+
+def test_one_time_passwords_stay_and_an_instance_admin_resets_a_forgotten_one(browser, live_url, page, login_as):
+    """A second new user replaced the first one's password box (that password was lost), and no
+    page could give a member who forgot theirs a new one."""
+    from django.contrib.auth import get_user_model
+
+    root = make_user("root6")
+    root.is_staff = True
+    root.save(update_fields=["is_staff"])
+    proj = make_project(root, name="Staffed")
+    login_as(root)
+    page.goto(f"/p/{proj.pk}/members")
+    for name in ("nina", "nick"):
+        page.fill("input[name=new-username]", name)
+        page.get_by_role("button", name="Create user").click()
+        expect(page.get_by_test_id(f"member-{name}")).to_be_visible()
+    boxes = page.get_by_test_id("one-time-password")
+    expect(boxes).to_have_count(2)
+    expect(boxes.nth(0)).to_contain_text("nina")
+    expect(boxes.nth(1)).to_contain_text("nick")
+    boxes.nth(0).get_by_role("button", name="Done").click()
+    expect(boxes).to_have_count(1)
+
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_test_id("reset-password-nick").click()
+    fresh = page.get_by_test_id("one-time-password").filter(has_text="New password for nick")
+    expect(fresh).to_be_visible()
+    expect(page.get_by_test_id("one-time-password")).to_have_count(1)  # nick's first one is replaced, not kept
+    password = fresh.locator("code").inner_text().strip()
+    assert get_user_model().objects.get(username="nick").check_password(password)
+    expect(page.get_by_test_id("reset-password-root6")).to_have_count(0)  # one's own: the Account page
+
+    other = browser.new_context(base_url=live_url, viewport={"width": 1400, "height": 900})
+    p2 = other.new_page()
+    try:
+        _sign_in_form(p2, "nick", password)
+        expect(p2.get_by_test_id("set-password")).to_be_visible()
+    finally:
+        other.close()
+
+
+def test_a_signed_in_user_changes_their_password_on_the_account_page(browser, live_url, page, project):
+    """There was no page for it: the first admin's printed password could never be changed."""
+    from django.contrib.auth import get_user_model
+
+    proj, owner = project
+    owner.set_password("pavels-first-secret")
+    owner.save()
+    _sign_in_form(page, "pavel", "pavels-first-secret")
+    page.get_by_test_id("whoami").get_by_role("link", name="pavel").click()
+    expect(page).to_have_url(re.compile(r"/account$"))
+    form = page.get_by_test_id("change-password")
+    form.locator("input[name=current_password]").fill("wrong-guess-1")
+    form.locator("input[name=new_password]").fill("pavels-second-secret")
+    form.locator("input[name=new_password_again]").fill("pavels-second-secret")
+    form.get_by_role("button", name="Change password").click()
+    expect(form.get_by_role("alert")).to_have_text("The current password is wrong.")
+    form.locator("input[name=current_password]").fill("pavels-first-secret")
+    form.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Your password is changed.")).to_be_visible()
+    assert get_user_model().objects.get(pk=owner.pk).check_password("pavels-second-secret")
+    page.get_by_role("link", name="Razmetka").click()
+    expect(page.get_by_role("link", name="Workbench")).to_be_visible()  # still signed in

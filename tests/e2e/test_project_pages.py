@@ -74,7 +74,7 @@ def test_export_approved_set_and_download_it(page, project, login_as, cpu_worker
     page.get_by_role("button", name="Start export").click()
     row = page.locator("[data-testid^=export-]").filter(has=page.get_by_text("COCO (RLE)")).first
     expect(row.locator(".badge")).to_have_text("done", timeout=30_000)
-    expect(row).to_contain_text("1 on 1 images")
+    expect(row).to_contain_text("1 on 1 image")
     expect(row).to_contain_text("olga")
     expect(row).to_contain_text("1 class")
     shot(page, "export-done")
@@ -141,7 +141,7 @@ def test_import_with_one_bad_item_names_it_and_applies_nothing(page, project, lo
     page.check("input[name=as-accepted]")
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_test_id("import-outcome")).to_have_attribute("data-status", "done", timeout=30_000)
-    expect(page.get_by_test_id("import-outcome")).to_contain_text("1 objects added to 1 images, as accepted")
+    expect(page.get_by_test_id("import-outcome")).to_contain_text("1 object added to 1 image, as accepted")
     ann = Annotation.objects.get(project=proj)
     assert ann.class_review == ReviewState.ACCEPTED
 

@@ -21,7 +21,11 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
   const [newName, setNewName] = useState("");
   const [newRole, setNewRole] = useState<Role>("reviewer");
   const [newError, setNewError] = useState("");
-  const [created, setCreated] = useState<{ username: string; password: string } | null>(null);
+  // Every one-time password made on this page stays until its Done: a second new user replaced
+  // the first one's panel, and that password was lost for good.
+  const [secrets, setSecrets] = useState<{ username: string; password: string; reset: boolean }[]>([]);
+  const keep = (username: string, password: string, reset: boolean) =>
+    setSecrets((old) => [...old.filter((s) => s.username !== username), { username, password, reset }]);
   const [adding, runAdd] = useInFlight();
   const [creating, runCreate] = useInFlight();
 
@@ -55,7 +59,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
       try {
         const m = await post<Membership & { one_time_password: string }>(`${P(pid)}/members/new-user/`, { username: newName.trim(), role: newRole });
         setMembers((old) => [...(old ?? []), m]);
-        setCreated({ username: m.username, password: m.one_time_password });
+        keep(m.username, m.one_time_password, false);
         setNewName("");
       } catch (err: any) {
         setNewError(err.message);
@@ -77,6 +81,16 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
       load();
     }
   };
+  const resetPassword = async (m: Membership) => {
+    if (!confirm(`Give ${m.username} a new one-time password? Their current password stops working at once, `
+      + "they are signed out everywhere, and they choose their own at the next sign-in.")) return;
+    try {
+      const r = await post<Membership & { one_time_password: string }>(`${P(pid)}/members/${m.id}/reset-password/`);
+      keep(r.username, r.one_time_password, true);
+    } catch (err: any) {
+      notify(`Couldn't reset ${m.username}'s password: ${err.message}`, "error");
+    }
+  };
   const remove = async (m: Membership) => {
     if (!confirm(`Remove ${m.username} from ${ctx.project.name}? They lose access at once.`)) return;
     try {
@@ -96,7 +110,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
           <h2>Members</h2>
           {members === null ? <p className="muted">Loading…</p> : (
             <table className="table fixed" data-testid="members">
-              <colgroup><col /><col style={{ width: 150 }} /><col style={{ width: 100 }} /></colgroup>
+              <colgroup><col /><col style={{ width: 150 }} /><col style={{ width: ctx.me.is_staff ? 230 : 100 }} /></colgroup>
               <thead><tr><th>User</th><th>Role</th><th></th></tr></thead>
               <tbody>
                 {members.map((m) => (
@@ -107,7 +121,12 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
                         {ROLES.map(([r]) => <option key={r} value={r}>{r}</option>)}
                       </select>
                     </td>
-                    <td><button className="small danger" onClick={() => remove(m)}>Remove</button></td>
+                    <td className="member-actions">
+                      {ctx.me.is_staff && m.username !== ctx.me.username && (
+                        <button className="small" data-testid={`reset-password-${m.username}`} onClick={() => resetPassword(m)}>Reset password</button>
+                      )}
+                      <button className="small danger" onClick={() => remove(m)}>Remove</button>
+                    </td>
                   </tr>
                 ))}
               </tbody>
@@ -116,6 +135,19 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
           <ul className="muted small role-help">{ROLES.map(([r, d]) => <li key={r}>{d}</li>)}</ul>
         </section>
         <div>
+          {secrets.length > 0 && (
+            <section className="card" data-testid="one-time-passwords">
+              <h2>One-time passwords</h2>
+              {secrets.map((s) => (
+                <div className="one-time" data-testid="one-time-password" key={s.username}>
+                  <p>{s.reset ? "New password for" : "Account"} <b>{s.username}</b>{s.reset ? "" : " created"}. Give them this one-time password now; it will not be shown again:</p>
+                  <code className="secret">{s.password}</code>
+                  <button type="button" className="small" onClick={() => navigator.clipboard?.writeText(s.password).then(() => notify("Copied."), () => notify("Copy it by hand.", "warn"))}>Copy</button>
+                  <button type="button" className="small link" onClick={() => setSecrets((old) => old.filter((x) => x !== s))}>Done</button>
+                </div>
+              ))}
+            </section>
+          )}
           <form className="card" onSubmit={add} data-testid="add-member">
             <h2>Add an existing user</h2>
             <label>Username<input name="member-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" /></label>
@@ -138,14 +170,6 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
                 </select>
               </label>
               {newError && <p className="error small" role="alert">{newError}</p>}
-              {created && (
-                <div className="one-time" data-testid="one-time-password">
-                  <p>Account <b>{created.username}</b> created. Give them this one-time password now; it will not be shown again:</p>
-                  <code className="secret">{created.password}</code>
-                  <button type="button" className="small" onClick={() => navigator.clipboard?.writeText(created.password).then(() => notify("Copied."), () => notify("Copy it by hand.", "warn"))}>Copy</button>
-                  <button type="button" className="small link" onClick={() => setCreated(null)}>Done</button>
-                </div>
-              )}
               <button className="primary" disabled={!newName.trim() || creating}>Create user</button>
             </form>
           )}
