@@ -21,6 +21,10 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.errors.exception_handler",
+    # How many proxies in front add X-Forwarded-For (the throttles' client address). Unset, DRF
+    # took the whole header as the address: a client sending a new one each time was never
+    # throttled. 0 (the default, the app serving clients itself): the socket's address alone.
+    "NUM_PROXIES": env_int("RAZMETKA_TRUSTED_PROXIES", 0),
     # JSON only: the views that take files add multipart for those actions alone
     # (core/body_parsers.FilesOnlyWhereNamed); a form post to a JSON write is a 415.
     "DEFAULT_PARSER_CLASSES": ["backend.core.json_limits.LimitedJSONParser"],
