@@ -3,8 +3,10 @@
 Export writes every mask as a `brushlabels` region in Label Studio's own RLE (lossless) with
 from_name "tag" and to_name "image", and data.image = "images/<file>" (point Label Studio's
 storage at the images/ folder, or rewrite the prefix). Import reads brushlabels,
-rectanglelabels (boxes only) and polygonlabels, from the first non-cancelled annotation of a
-task (or its first prediction when it has no annotation).
+rectanglelabels (boxes only), polygonlabels and ellipselabels (drawn as a 72-point polygon),
+from the first non-cancelled annotation of a
+task (or its first prediction when it has no annotation); any other labelled shape (keypoints,
+polylines) is an item error, not left out.
 
 Brush RLE, as label_studio_converter/brush.py does it: the RGBA image (alpha = mask * 255)
 flattened, run-length coded into a bit stream: a 32-bit value count, 5 bits word size - 1,
@@ -13,6 +15,7 @@ value, 0 = literal values), 2 bits choosing the width, the count - 1, and the va
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
 
@@ -160,11 +163,39 @@ def _parse_task(item: str, task) -> Iterator[Record | ItemError]:
             yield record
 
 
+SUPPORTED = {"brushlabels", "rectanglelabels", "polygonlabels", "ellipselabels"}
+# Label Studio's shape tools without a label in the same region (the label comes in another one).
+_BARE_SHAPES = {"brush", "rectangle", "polygon", "ellipse", "keypoint", "polyline"}
+ELLIPSE_POINTS = 72  # vertices of the polygon an ellipse is drawn as (5 degrees apart)
+
+
+def _ellipse(value: dict, h: int, w: int) -> tuple[Shape | None, str | None]:
+    """Label Studio's ellipse (centre x, y and radii in percent of the image, rotation in degrees
+    about the centre) as the polygon of its outline, in pixels."""
+    numbers = [value.get(k) for k in ("x", "y", "radiusX", "radiusY")]
+    rotation = value.get("rotation", 0) or 0
+    if not all(finite_number(v) for v in numbers) or not finite_number(rotation) or numbers[2] <= 0 or numbers[3] <= 0:
+        return None, "an ellipse needs numeric x, y and positive radiusX, radiusY (percent)"
+    cx, cy, rx, ry = numbers[0] / 100 * w, numbers[1] / 100 * h, numbers[2] / 100 * w, numbers[3] / 100 * h
+    turn = math.radians(rotation)
+    points = []
+    for step in range(ELLIPSE_POINTS):
+        t = 2 * math.pi * step / ELLIPSE_POINTS
+        ex, ey = rx * math.cos(t), ry * math.sin(t)
+        points.append([cx + ex * math.cos(turn) - ey * math.sin(turn), cy + ex * math.sin(turn) + ey * math.cos(turn)])
+    return Shape("center_polygons", [points]), None
+
+
 def _region(item: str, name: str, region) -> Record | ItemError | None:
     if not isinstance(region, dict):
         return ItemError(item, "a region must be an object")
     kind = region.get("type")
-    if kind not in {"brushlabels", "rectanglelabels", "polygonlabels"}:
+    if kind not in SUPPORTED:
+        if isinstance(kind, str) and (kind.endswith("labels") or kind in _BARE_SHAPES):
+            # A shape we cannot make a mask of (keypoints, polylines...): the job said "done"
+            # with these left out without a word.
+            return ItemError(item, f"{kind} regions are not supported (brush, rectangle, polygon and ellipse "
+                                   "labels are): remove them or convert them first")
         return None  # choices, text areas, relations (which have no value) etc. carry no object
     if not isinstance(region.get("value"), dict):
         return ItemError(item, "a region needs a 'value' object")
@@ -188,6 +219,10 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
             return ItemError(item, "a rectangle needs numeric x, y, width, height (rotation unsupported)")
         x, y, bw, bh = (v / 100 for v in box)
         shape = Shape("box", [[x * w, y * h], [(x + bw) * w, (y + bh) * h]])
+    elif kind == "ellipselabels":
+        shape, why = _ellipse(value, h, w)
+        if why:
+            return ItemError(item, why)
     else:
         points = value.get("points")
         if isinstance(points, list) and len(points) > gate.MAX_VERTICES:  # the cap COCO polygons and the API have
