@@ -6,6 +6,12 @@ from backend.images.models import Image
 from backend.projects.models import LabelClass, Project
 
 
+# The most objects one image holds. Accept-all lists what the reviewer saw (`seen`, at most this
+# many): an image with more (an import put 30,000 on one) could never be accepted, and each try
+# cost a web process 20 s. Far above what a photo of tools or a screen shows.
+MAX_OBJECTS_PER_IMAGE = 10_000
+
+
 class Source(models.TextChoices):
     MODEL = "model"
     HUMAN = "human"

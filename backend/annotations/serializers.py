@@ -4,7 +4,7 @@ from rest_framework import serializers
 from backend.core.strict import StrictFieldsMixin
 from backend.images.serializers import ImageSerializer
 
-from .models import Annotation, AnnotationEvent, ReviewState
+from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ReviewState
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
@@ -44,7 +44,7 @@ class ReviewSerializer(StrictFieldsMixin, serializers.Serializer):
     decision = serializers.ChoiceField(choices=ReviewState.choices)
 
 
-MAX_SEEN = 10_000  # objects on one image a reviewer can list; far above what a screen shows
+MAX_SEEN = MAX_OBJECTS_PER_IMAGE  # a reviewer lists every object of an image
 
 
 class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):

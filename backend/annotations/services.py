@@ -19,7 +19,7 @@ from backend.projects.models import LabelClass, Membership, Project
 
 from . import proposals
 from .changes import Create, Delete, Update, apply_changes
-from .models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
+from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 from .status import refresh_statuses
 
 UNSET = object()
@@ -90,6 +90,9 @@ def create_annotation(
     if image is None:
         raise DomainError(f"Image {image_id} does not exist in this project.")
     override = _may_write(image, user=user, caps=_capabilities(project, user), force=force)
+    if Annotation.objects.filter(image_id=image.pk).count() >= MAX_OBJECTS_PER_IMAGE:  # the image row is locked
+        raise DomainError(f"Image {image.pk} already has {MAX_OBJECTS_PER_IMAGE} objects, the most one image holds: "
+                          "delete some first.")
     rle = normalize_mask(height=image.height, width=image.width, rle=mask_rle, polygons=polygons)
     bbox, area = mask_geometry(rle)
     fields = {"label_class": _class_in_project(project, class_id), "mask_rle": rle, "bbox": bbox, "area": area,

@@ -28,7 +28,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from backend.annotations.changes import LIVE_EVENTS_MAX, Create, apply_changes
-from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
+from backend.annotations.models import MAX_OBJECTS_PER_IMAGE, Annotation, ChangeSource, ReviewState, Source
 from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
@@ -502,12 +502,13 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     # Per-object live events only for small imports; a big one announces itself once, at the
     # end (import.finished), instead of queueing a million on-commit callbacks.
     live = plan.count <= LIVE_EVENTS_MAX
-    box_only, done, already = [], 0, AlreadyPresent(project.pk)
+    box_only, done, already = [], 0, ImageObjects(project.pk)
     spool.seek(0)
     progress(WRITING, 0, plan.count)
     while read := [json.loads(line) for line in islice(spool, batch)]:
         done += len(read)
         rows = already.without(read, classes)
+        already.count_added(rows)
         if not rows:
             progress(WRITING, done, plan.count)
             continue
@@ -532,9 +533,9 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
 DUPLICATE_IOU = 0.9  # same class and this much overlap: the object the image already has
 
 
-class AlreadyPresent:
-    """Drops the rows an image already has: same class, masks overlapping by DUPLICATE_IOU or
-    more. Importing a project's own export back (or one file twice) added every object again;
+class ImageObjects:
+    """The objects each image held before this import. `without` drops the rows an image already
+    has: same class, masks overlapping by DUPLICATE_IOU or more. Importing a project's own export back (or one file twice) added every object again;
     a polygon round trip changes a mask's edge pixels, so equality would not catch it. Only
     the objects an image had before this import count: each image's are read once, before any
     of its rows is written (the images are locked)."""
@@ -542,6 +543,7 @@ class AlreadyPresent:
     def __init__(self, project_id: int):
         self.project_id = project_id
         self.before: dict[int, list[tuple[int | None, int, list, dict]]] = {}
+        self.added: dict[int, int] = {}
         self.skipped = 0
 
     def without(self, rows: list, classes: dict) -> list:
@@ -549,6 +551,19 @@ class AlreadyPresent:
         kept = [row for row in rows if not self._present(row, classes[row[1]].pk)]
         self.skipped += len(rows) - len(kept)
         return kept
+
+    def count_added(self, rows: list) -> None:
+        """Refuses the import once an image would hold more than MAX_OBJECTS_PER_IMAGE objects
+        (the transaction then writes nothing): such an image could never be accepted whole."""
+        for row in rows:
+            self.added[row[0]] = self.added.get(row[0], 0) + 1
+        for image_id in {row[0] for row in rows}:
+            total = len(self.before[image_id]) + self.added[image_id]
+            if total > MAX_OBJECTS_PER_IMAGE:
+                name = Image.objects.filter(pk=image_id).values_list("original_name", flat=True).first()
+                raise ImportAborted(
+                    f"image {name!r} would hold more than {MAX_OBJECTS_PER_IMAGE} objects ({len(self.before[image_id])} "
+                    f"already, {self.added[image_id]}+ from this file), the most one image holds; nothing was imported")
 
     def _load(self, image_ids: set[int]) -> None:
         if not image_ids:

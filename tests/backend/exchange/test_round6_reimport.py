@@ -50,3 +50,39 @@ def test_only_the_twins_are_skipped(admin_user):
     assert job.result["annotations"] == 4 and job.result["already_present"] == 1, job.result
     kept = Annotation.objects.filter(image=images[0]).exclude(source="human")
     assert sorted((a.label_class.name, a.area) for a in kept) == [("hammer", 100), ("hammer", 100), ("hammer", 198), ("wrench", 396)]
+
+
+def test_an_import_cannot_crowd_an_image_past_the_objects_limit(admin_user, monkeypatch):
+    """30,000 boxes went onto one image: accept-all (at most 10,000 seen) could then never
+    accept it, and each try cost a web process 20 s."""
+    from backend.exchange import importing
+
+    from .helpers import build_project
+
+    monkeypatch.setattr(importing, "MAX_OBJECTS_PER_IMAGE", 4)
+    project, (hammer, _), images = build_project(admin_user)
+    annotate(images[0], hammer, rect(2, 20, 3, 25))
+    boxes = [{"id": i, "image_id": 1, "category_id": 1, "bbox": [30 + i, 30, 5, 5]} for i in range(1, 5)]
+    coco = {"images": [{"id": 1, "file_name": images[0].original_name, "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "hammer"}], "annotations": boxes}
+    job = run_import(project, admin_user, "coco", json_upload(coco))
+    assert job.status == "failed"
+    assert "would hold more than 4 objects (1 already, 4+ from this file)" in job.errors[0]["error"], job.errors
+    assert Annotation.objects.filter(project=project).count() == 1
+    coco["annotations"] = boxes[:3]
+    assert run_import(project, admin_user, "coco", json_upload(coco)).status == "done"
+    assert Annotation.objects.filter(image=images[0]).count() == 4
+
+
+def test_drawing_one_more_object_than_an_image_holds_is_refused(admin_user, client_for, monkeypatch):
+    from backend.annotations import services
+
+    from .helpers import build_project
+
+    monkeypatch.setattr(services, "MAX_OBJECTS_PER_IMAGE", 1)
+    project, (hammer, _), images = build_project(admin_user)
+    annotate(images[0], hammer, rect(2, 20, 3, 25))
+    r = client_for(admin_user).post(f"/api/projects/{project.pk}/annotations/",
+                                    {"image": images[0].pk, "label_class": hammer.pk, "polygons": [[30, 30, 40, 30, 40, 40]]},
+                                    format="json")
+    assert r.status_code == 400 and "already has 1 objects, the most one image holds" in r.json()["detail"], r.content
