@@ -136,10 +136,16 @@ def _parse_shape(raw) -> tuple[Shape | None, str | None]:
             return None, "a mask shape needs 2 points and a base64 PNG 'mask'"
         try:
             png = base64.b64decode(raw["mask"], validate=True)
+        except ValueError:
+            return None, "the shape's 'mask' is not base64 text"
+        try:
             with PILImage.open(io.BytesIO(png)) as header:  # reads the header only, decodes nothing
                 pw, ph = header.size
-        except Exception as exc:
-            return None, f"the mask PNG could not be decoded: {exc}"
+                kind_read = header.format
+        except Exception:  # Pillow's message named a BytesIO object at a memory address
+            return None, "the shape's 'mask' is not a PNG image"
+        if kind_read != "PNG":
+            return None, f"the shape's 'mask' is a {kind_read} image, not a PNG"
         # LabelMe pastes the PNG into the box between its two points, both pixels included, at
         # whole pixels (int()); a PNG of another size is an error there, and was placed at the
         # PNG's own size here, past the box.

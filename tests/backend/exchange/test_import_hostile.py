@@ -412,3 +412,23 @@ def test_a_native_score_outside_0_to_1_is_refused(target, admin_user, field, val
     assert job.status == "failed"
     assert [e["error"] for e in job.errors] == [f"{field} must be a number from 0 to 1, got {str(value)!r}"], job.errors
     assert Annotation.objects.filter(project=project).count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mask, message", [
+    (base64.b64encode(b"not an image at all").decode(), "the shape's 'mask' is not a PNG image"),
+    ("@@not base64@@", "the shape's 'mask' is not base64 text"),
+    ("JPEG", "the shape's 'mask' is a JPEG image, not a PNG"),
+])
+def test_labelme_mask_that_is_not_a_png_says_so(target, admin_user, mask, message):
+    """It said "cannot identify image file <_io.BytesIO object at 0x7ffb5de6a160>" (black-box api6 F12)."""
+    project, _, _ = target
+    if mask == "JPEG":
+        out = io.BytesIO()
+        PILImage.new("L", (10, 10), 1).save(out, "JPEG")
+        mask = base64.b64encode(out.getvalue()).decode()
+    doc = {"shapes": [{"label": "hammer", "points": [[1, 1], [10, 10]], "shape_type": "mask", "mask": mask}],
+           "imagePath": "img1.png", "imageHeight": H, "imageWidth": W}
+    job = run_import(project, admin_user, "labelme", json_upload(doc))
+    assert job.status == "failed"
+    assert [e["error"] for e in job.errors] == [message], job.errors
