@@ -119,8 +119,10 @@ def cancel_job(*, project: Project, job_id: int) -> PrelabelJob:
         raise NotFound("Job not found.")
     if job.status in FINAL_JOB_STATES:
         raise DomainError(f"The job is already {job.status}.")
-    # Items already running finish their batch; everything still pending is skipped.
-    job.items.filter(status=ItemStatus.PENDING).update(status=ItemStatus.CANCELLED, error="cancelled")
+    # Running items too: a worker writes only items still open (write_results locks them), so
+    # nothing lands after this answer; it stops at its next chunk. (Running items finished their
+    # batch, and their proposals appeared for seconds after "cancelled".)
+    job.items.filter(status__in=[ItemStatus.PENDING, ItemStatus.RUNNING]).update(status=ItemStatus.CANCELLED, error="cancelled")
     job.status = JobStatus.CANCELLED
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "finished_at"])
@@ -249,6 +251,11 @@ def _locked_job(job_id: int, queryset=None) -> PrelabelJob:
 
 def job_exists(job_id: int) -> bool:
     return PrelabelJob.objects.filter(pk=job_id).exists()
+
+
+def job_status(job_id: int) -> str | None:
+    """The job's status, or None when it was deleted (one cheap query, between a batch's chunks)."""
+    return PrelabelJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ from backend.learning.models import ModelVersion
 from backend.learning.selectors import maskrcnn_checkpoint
 
 from . import leases, services
+from .models import JobStatus
 from .engine import get_pipeline, job_matcher, read_rgb
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery
 
@@ -110,7 +111,13 @@ def _run_claimed(job, todo: list[int]) -> dict:
         reading = reader.submit(_read_images, files, chunks[0])
         for index, ids in enumerate(chunks):
             read = None
-            _raise_if_gone(job_id)  # one cheap query per chunk: a deleted job's images are not run
+            # One cheap query per chunk: a deleted job's images are not run; a cancelled one
+            # stops here (its items are closed: nothing computed from now on would be written).
+            status = services.job_status(job_id)
+            if status is None:
+                raise services.JobGone(f"prelabel job {job_id} no longer exists")
+            if status == JobStatus.CANCELLED:
+                return {"processed": processed, "annotations": written, "cancelled": True}
             try:
                 read = reading.result()
                 if index + 1 < len(chunks):

@@ -217,3 +217,23 @@ def test_box_prompt_job_segments_imported_boxes(celery_worker, client_for):
     assert len(after) == 1 and after[0].pk != imported.pk
     assert after[0].job_id == job.pk and after[0].embedding is not None and after[0].candidates
     assert after[0].mask_score is not None
+
+
+def test_a_cancel_closes_the_running_batch_and_nothing_lands_after_it(client_for, settings, tiny_models_config):
+    """Cancel let a running batch finish: proposals were written seconds after the 200
+    "cancelled" (black-box api6 F14)."""
+    from backend.jobs import leases
+    from backend.jobs.tasks import _run_claimed
+
+    settings.QUEUE_GPU = "nobody-listens-gpu"
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config  # the batch would run the models, as a worker's does
+    owner, project, _ = build_project(n_images=2)
+    job = services.start_job(project=project, user=owner)
+    ids = list(job.items.values_list("image_id", flat=True))
+    job, todo = services.claim_items(job_id=job.pk, image_ids=ids, owner=leases.new_owner())  # a worker has them
+    assert sorted(todo) == sorted(ids) and set(job.items.values_list("status", flat=True)) == {"running"}
+    response = client_for(owner).post(f"/api/projects/{project.pk}/jobs/{job.pk}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert set(job.items.values_list("status", flat=True)) == {"cancelled"}
+    assert _run_claimed(job, todo) == {"processed": 0, "annotations": 0, "cancelled": True}
+    assert not Annotation.objects.filter(project=project).exists()
