@@ -43,6 +43,9 @@ class ExportJob(_Job):
     error = models.TextField(blank=True, default="")
     result_file = models.CharField(max_length=300, blank=True, default="")  # a storage name under exports/
     result_size = models.BigIntegerField(default=0)
+    # When retention (EXPORTS_KEPT_PER_PROJECT) deleted the file of this finished export; its row
+    # stays as a record, result_file is then "" and a download answers 410.
+    expired_at = models.DateTimeField(null=True, blank=True)
     # {"images": n, "annotations": n, "skipped_unclassified": n}
     result = models.JSONField(default=dict, blank=True)
 

@@ -39,17 +39,22 @@ class _JobSerializer(serializers.ModelSerializer):
 
 class ExportJobSerializer(_JobSerializer):
     download_url = serializers.SerializerMethodField()
+    expired = serializers.SerializerMethodField(
+        help_text="The file was removed by retention (only the newest finished exports keep theirs).")
 
     class Meta:
         model = ExportJob
         fields = [
             "id", "format", "options", "status", "progress", "error", "result", "result_size", "download_url",
-            "created_by", "created_at", "started_at", "finished_at",
+            "expired", "expired_at", "created_by", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields
 
+    def get_expired(self, job) -> bool:
+        return job.expired_at is not None
+
     def get_download_url(self, job) -> str | None:
-        if job.status != "done":
+        if job.status != "done" or not job.result_file:
             return None
         return f"/api/projects/{job.project_id}/exports/{job.pk}/download/"
 

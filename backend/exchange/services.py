@@ -15,7 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from backend.core import events, outbox
-from backend.core.errors import DomainError
+from backend.core.errors import DomainError, NotFound
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
 from backend.projects.models import LabelClass, Project
@@ -43,6 +43,29 @@ def public_message(exc: BaseException) -> str:
         text = str(exc)
     text = _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "…", text)
     return text.replace("\x00", "\\u0000")[:2000]
+
+
+class ExportBusy(DomainError):
+    """The project has an export queued or running already: one at a time per project."""
+
+    status_code = 409
+    code = "export_running"
+
+
+class ExportGone(DomainError):
+    """The export's file was deleted by retention (EXPORTS_KEPT_PER_PROJECT)."""
+
+    status_code = 410
+    code = "export_expired"
+
+
+class ExportCancelled(Exception):
+    """The export's job was deleted while it ran: the run stops and keeps nothing."""
+
+
+# pg_advisory_xact_lock(EXPORT_START_LOCK, project id): one start_export of a project at a time, so
+# two concurrent starts cannot both find no export running.
+EXPORT_START_LOCK = 0x1A4C
 
 
 def _check_format(fmt: str) -> None:
@@ -79,9 +102,66 @@ def start_export(
         "include_images": include_images, "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
         "class_ids": sorted(set(class_ids or [])),
     }
+    # One queued-or-running export per project: each one can write gigabytes (include_images), so
+    # a member may not pile them up; finished ones are bounded by retention (expire_old_exports).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [EXPORT_START_LOCK, project.pk])
+    active = ExportJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]) \
+        .order_by("id").values("pk", "status", "format").first()
+    if active is not None:
+        raise ExportBusy(
+            f"Export {active['pk']} ({active['format']}) of this project is still {active['status']}: one export "
+            f"at a time per project. Wait for it to finish, or delete it, then start this one.",
+            extra={"export_id": active["pk"], "export_status": active["status"]},
+        )
     job = ExportJob.objects.create(project=project, created_by=user, format=format, options=options)
     outbox.send_on_commit(job)  # sent by the sweeper if the broker is down right now
     return job
+
+
+@transaction.atomic
+def delete_export(*, project: Project, job_id: int) -> None:
+    """Delete an export job and its file. A queued one is never run (its task finds no job); a
+    running one stops at its next progress step (ExportCancelled) and keeps nothing, and should it
+    finish first, it finds its row gone and deletes the file it just stored (_run_claimed_export)."""
+    # FOR UPDATE: a worker finishing this export at this moment has committed its file name
+    # before this reads it (or finds the row gone), so the file is never left behind.
+    job = ExportJob.objects.select_for_update().filter(project=project, pk=job_id).first()
+    if job is None:
+        raise NotFound("Export not found.")
+    name = job.result_file
+    job.delete()
+    if name:
+        transaction.on_commit(lambda: _delete_stored(name))
+    events.emit(project.pk, "export.deleted", job=job_id)
+
+
+def _delete_stored(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except Exception:  # storage outage: the row no longer points at it; log rather than fail the caller
+        logger.exception("could not delete export file %s", name)
+
+
+def expire_old_exports(project_id: int, *, keep: int | None = None) -> list[int]:
+    """Retention: keep the files of the newest `keep` (EXPORTS_KEPT_PER_PROJECT, at least 1)
+    finished exports of the project; delete the older ones' files and mark their rows expired
+    (`expired_at`, `result_file` ""; a download then answers 410). The ids expired."""
+    keep = max(1, settings.EXPORTS_KEPT_PER_PROJECT if keep is None else keep)
+    stale = list(
+        ExportJob.objects.filter(project_id=project_id, status=JobStatus.DONE).exclude(result_file="")
+        .order_by("-finished_at", "-id").values_list("pk", "result_file")[keep:]
+    )
+    expired = []
+    now = timezone.now()
+    for pk, name in stale:
+        # The row first (only if it still names that file), so it never points at a deleted file.
+        if ExportJob.objects.filter(pk=pk, result_file=name).update(result_file="", expired_at=now):
+            _delete_stored(name)
+            expired.append(pk)
+    if expired:
+        events.emit(project_id, "export.expired", jobs=expired)
+    return expired
 
 
 def _claim(model, job_id: int, *, resume: bool = False):
@@ -92,11 +172,6 @@ def _claim(model, job_id: int, *, resume: bool = False):
         status=JobStatus.RUNNING, started_at=timezone.now(),
     )
     return model.objects.select_related("project").get(pk=job_id) if updated else None
-
-
-def _progress(model, job, done: int, total: int, event: str) -> None:
-    model.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total)
-    events.emit(job.project_id, event, job=job.pk, done=done, total=total)
 
 
 def _fail_running(model, job, exc: Exception) -> None:
@@ -154,6 +229,10 @@ def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
         result = write_export(job=job, path=path, chunk=chunk)
         size = os.path.getsize(path)
         name = save_finished_file(f"exports/{job.project_id}/{uuid.uuid4().hex}.zip", path)
+    except ExportCancelled:  # deleted while it ran (delete_export): nothing to keep or report
+        if os.path.exists(path):
+            os.remove(path)
+        return None
     except DB_DOWN:
         if os.path.exists(path):
             os.remove(path)
@@ -178,7 +257,20 @@ def _run_claimed_export(job: ExportJob, chunk: int) -> ExportJob:
         default_storage.delete(name)
         return None
     events.emit(job.project_id, "export.finished", job=job.pk, status=JobStatus.DONE)
+    try:
+        expire_old_exports(job.project_id)
+    except DB_DOWN:
+        pass  # the export is done; the next finished one applies retention
+    except Exception:
+        logger.exception("export retention for project %s failed", job.project_id)
     return ExportJob.objects.filter(pk=job.pk).first()
+
+
+def _export_progress(job: ExportJob, done: int, total: int) -> None:
+    """Progress on the job row and live; a row that is gone was deleted (delete_export): stop."""
+    if not ExportJob.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total):
+        raise ExportCancelled(job.pk)
+    events.emit(job.project_id, "export.progress", job=job.pk, done=done, total=total)
 
 
 def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> dict:
@@ -186,7 +278,7 @@ def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> 
     spooled to temp files, so memory does not grow with the project."""
     options = job.options
     total = selectors.export_images(job.project, options).count()
-    _progress(ExportJob, job, 0, total, "export.progress")
+    _export_progress(job, 0, total)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     counts = {"images": 0, "annotations": 0}
     writer = writer_for(job.format)
@@ -201,9 +293,9 @@ def write_export(*, job: ExportJob, path: str, chunk: int = selectors.CHUNK) -> 
             counts["images"] += 1
             counts["annotations"] += len(image.objects)
             if counts["images"] % chunk == 0:
-                _progress(ExportJob, job, counts["images"], total, "export.progress")
+                _export_progress(job, counts["images"], total)
         writer.finish(ctx)
-    _progress(ExportJob, job, counts["images"], max(total, counts["images"]), "export.progress")
+    _export_progress(job, counts["images"], max(total, counts["images"]))
     if ctx.missing_images:  # deleted while the export ran: in the documents, their files left out
         counts["missing_images"] = ctx.missing_images
     return counts

@@ -1,3 +1,4 @@
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -16,7 +17,7 @@ from .serializers import ExportJobSerializer, ExportRequestSerializer, ImportJob
 
 class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = ExportJobSerializer
-    capabilities = {"create": Capability.MANAGE}
+    capabilities = {"create": Capability.MANAGE, "destroy": Capability.MANAGE}
 
     def list(self, request, project_pk=None):
         only_params(request.query_params)
@@ -33,10 +34,20 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         job = services.start_export(project=self.project, user=request.user, **serializer.validated_data)
         return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        """Delete the export and its file; a queued or running one is cancelled."""
+        services.delete_export(project=self.project, job_id=int_or_404(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(responses={(200, "application/zip"): bytes})
     @action(detail=True, methods=["get"])
     def download(self, request, project_pk=None, pk=None):
         job = selectors.get_export_job(self.project, int_or_404(pk))
+        if job.expired_at is not None:
+            raise services.ExportGone(
+                f"The file of export {job.pk} was removed: only the newest {settings.EXPORTS_KEPT_PER_PROJECT} "
+                f"finished exports of a project keep their files. Start a new export.")
         if job.status != "done" or not job.result_file:
             raise NotFound("This export has no file (yet).")
         name = f"{self.project.name}-{job.format}-export-{job.pk}.zip"

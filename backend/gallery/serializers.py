@@ -26,11 +26,25 @@ class GalleryUploadSerializer(serializers.Serializer):
     label_class = serializers.IntegerField(required=False, help_text="Omit for an ImageFolder zip.")
 
 
+class OtherClassSerializer(serializers.Serializer):
+    class_id = serializers.IntegerField()
+    class_name = serializers.CharField()
+    exemplar_id = serializers.IntegerField()
+
+
+class AlsoInSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    id = serializers.IntegerField(help_text="the exemplar just added")
+    class_name = serializers.CharField()
+    also_in = OtherClassSerializer(many=True)
+
+
 class GalleryUploadReportSerializer(serializers.Serializer):
     created = GalleryImageSerializer(many=True)
     created_classes = serializers.ListField(child=serializers.CharField())
     duplicates = serializers.ListField(child=serializers.DictField())
     errors = serializers.ListField(child=serializers.DictField())
+    also_in = AlsoInSerializer(many=True, help_text="Added files whose exact bytes are also an exemplar of another class.")
 
 
 class GalleryVersionSerializer(serializers.ModelSerializer):

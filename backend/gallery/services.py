@@ -1,8 +1,12 @@
 """Writes for the reference gallery: exemplar uploads (files for one class, or an ImageFolder zip)."""
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+
+from django.conf import settings
 
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
@@ -11,6 +15,7 @@ from django.utils import timezone
 from backend.core.errors import DomainError, NotFound
 from backend.core.files import create_with_file
 from backend.core.uploads import UploadItem, iter_upload_items
+from backend.core.zips import _skippable, _unsafe_name
 from backend.projects.models import LabelClass, Project
 from backend.projects.colors import distinct_colors
 from backend.projects.services import gallery_changed
@@ -24,6 +29,10 @@ class GalleryUploadReport:
     created_classes: list[str] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    # Files added to their class whose exact bytes are also a live exemplar of another class
+    # (one picture as "hammer" and "wrench" makes the matcher's margin 0):
+    # {"name", "id" (the new exemplar), "also_in": [{"class_id", "class_name", "exemplar_id"}]}.
+    also_in: list[dict] = field(default_factory=list)
 
 
 def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> GalleryUploadReport:
@@ -36,10 +45,14 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
         if target is None:
             raise DomainError(f"Class {class_id} does not exist in this project.")
     report = GalleryUploadReport()
-    items = list(iter_upload_items(files))
-    roots = _common_root(project, items)
+    # The class folders are read from the entry names alone (no image is decoded or kept), then the
+    # images are validated and stored one at a time: memory does not grow with the zip's entries.
+    names = list(_upload_names(files))
+    roots = _common_root(project, names)
+    if target is None:
+        _check_new_classes(project, names, roots)
     refused_folders: dict[str, dict] = {}  # folder path → its one error entry (per folder, not per file)
-    for item in items:
+    for item in iter_upload_items(files):
         if item.error:
             report.errors.append({"name": item.name, "error": item.error})
             continue
@@ -52,7 +65,71 @@ def upload_exemplars(*, project: Project, user, files, class_id: int | None) -> 
     return report
 
 
-def _common_root(project: Project, items: list[UploadItem]) -> set[str]:
+def _upload_names(files) -> Iterator[str]:
+    """The names iter_upload_items gives the upload's items, in its order, read from the zips'
+    directories without reading any entry (`<zip name>/<entry path>`; a plain file's own name;
+    a zip that cannot be opened is one item named after it)."""
+    for upload in files:
+        name = getattr(upload, "name", "upload")
+        upload.seek(0)
+        head = upload.read(4)
+        upload.seek(0)
+        if not (head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06")):
+            yield name
+            continue
+        try:
+            with zipfile.ZipFile(upload) as archive:
+                infos = archive.infolist()
+        except (zipfile.BadZipFile, OSError):
+            infos = None
+        finally:
+            upload.seek(0)
+        if infos is None or len(infos) > settings.ZIP_MAX_ENTRIES:
+            yield name  # iter_zip refuses the whole archive: one error item
+            continue
+        for info in infos:
+            # As iter_zip: an unsafe name is an (error) item even as a folder; folders and hidden
+            # entries are no items.
+            if _unsafe_name(info.filename) or not (info.is_dir() or _skippable(info.filename)):
+                yield f"{name}/{info.filename}"
+
+
+def _check_new_classes(project: Project, names: list[str], roots: set[str]) -> None:
+    """An ImageFolder zip creates a class per new folder: at most MAX_NEW_CLASSES (as imports),
+    refused before anything is stored or created."""
+    from backend.exchange.importing import MAX_NEW_CLASSES
+
+    wanted: set[str] = set()
+    for name in names:
+        folder = _class_folder(name, roots)
+        if folder is None:
+            continue
+        try:
+            wanted.add(_folder_class_name(folder).lower())
+        except ValueError:
+            continue  # refused per folder later; creates nothing
+    if len(wanted) <= MAX_NEW_CLASSES:
+        return
+    existing = set(LabelClass.objects.annotate(lname=Lower("name")).filter(project=project).values_list(
+        "lname", flat=True))
+    new = len(wanted - existing)
+    if new > MAX_NEW_CLASSES:
+        raise DomainError(
+            f"The zip has {new} folders that would become new classes; at most {MAX_NEW_CLASSES} new classes "
+            f"are created at once. Create the classes first, or upload fewer folders at a time. Nothing was added.")
+
+
+def _class_folder(name: str, roots: set[str]) -> str | None:
+    """The class folder an item's path names (ImageFolder layout, `roots` skipped), or None."""
+    parts = PurePosixPath(name).parts
+    for root in roots:
+        if name.startswith(root + "/"):
+            parts = (parts[0],) + parts[2:]
+            break
+    return parts[1] if len(parts) >= 3 else None
+
+
+def _common_root(project: Project, names: list[str]) -> set[str]:
     """Zip-internal folders that wrap the class folders (e.g. `dataset/1_screw_flat/a.jpg`,
     `dataset/2_hammer/b.jpg`). Otherwise the top folder names the class and deeper folders are
     only its subfolders (`wrench/sub/a.png` is a `wrench`). A top folder wraps class folders only
@@ -60,8 +137,8 @@ def _common_root(project: Project, items: list[UploadItem]) -> set[str]:
     project has its name (an image directly in it then has no class); or when it holds one folder
     only, which the project has a class of."""
     by_zip: dict[str, list[tuple[str, ...]]] = {}
-    for item in items:
-        parts = PurePosixPath(item.name).parts
+    for name in names:
+        parts = PurePosixPath(name).parts
         if len(parts) >= 3:  # '<zip>/<folder>/…'
             by_zip.setdefault(parts[0], []).append(parts)
     candidates, lone = {}, {}
@@ -155,8 +232,17 @@ def _store_exemplar(*, project, user, label_class, item: UploadItem, report: Gal
     )
     if created is None:
         report.duplicates.append({"name": item.name, "existing_id": None})
-    else:
-        report.created.append(created)
+        return
+    report.created.append(created)
+    elsewhere = list(GalleryImage.objects.filter(
+        project=project, sha256=image.sha256, removed_at__isnull=True,
+    ).exclude(label_class=label_class).order_by("label_class__name", "pk").values_list(
+        "label_class_id", "label_class__name", "pk"))
+    if elsewhere:
+        report.also_in.append({
+            "name": item.name, "id": created.pk, "class_name": label_class.name,
+            "also_in": [{"class_id": c, "class_name": n, "exemplar_id": pk} for c, n, pk in elsewhere],
+        })
 
 
 @transaction.atomic

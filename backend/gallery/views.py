@@ -40,6 +40,7 @@ class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVi
             "created_classes": report.created_classes,
             "duplicates": report.duplicates,
             "errors": report.errors,
+            "also_in": report.also_in,
         }
         code = status.HTTP_201_CREATED if report.created else (status.HTTP_400_BAD_REQUEST if report.errors else 200)
         return Response(body, status=code)

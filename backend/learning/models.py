@@ -10,6 +10,11 @@ class RunState(models.TextChoices):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by an admin: stopped at the worker's next step / image, nothing registered
+
+
+LIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
+FINAL_STATES = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
 
 
 class ModelKind(models.TextChoices):

@@ -1,7 +1,9 @@
+import re
+from pathlib import PurePosixPath
+
 from django.conf import settings
 from rest_framework import serializers
 
-from backend.core.paths import shown_path
 from backend.core.strict import StrictFieldsMixin
 from backend.projects.models import Engine
 
@@ -12,7 +14,45 @@ def _username(user) -> str | None:
     return user.username if user else None
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+# An absolute path inside a text: a "/" that starts a word (after a space, quote, ":", "|", "(", "[" or
+# the start), not "//" (a URL) and not inside a relative path or a hub id ("org/model").
+_ABSOLUTE = re.compile(r"""(?<![\w.~/…-])/(?!/)[^\s|,;:'"()\[\]{}<>]+""")
+
+
+def _public_path(match: re.Match) -> str:
+    path = PurePosixPath(match.group(0))
+    try:
+        return str(path.relative_to(settings.BASE_DIR))  # "var/tiny-models/maskrcnn"
+    except ValueError:
+        return path.name or str(path)  # elsewhere on the host: its last component only
+
+
+def public(value):
+    """What members see of a stored text (weights, fingerprints, embedder versions, errors): the
+    server's absolute paths relative to the app's folder, else only their last component. The
+    rows keep the full paths (the worker log and an admin on the host know them)."""
+    if isinstance(value, str):
+        return _ABSOLUTE.sub(_public_path, value) if "/" in value else value
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    return value
+
+
+class PublicTextMixin:
+    public_fields: tuple[str, ...] = ()
+
+    def to_representation(self, obj):
+        data = super().to_representation(obj)
+        for name in self.public_fields:
+            if name in data:
+                data[name] = public(data[name])
+        return data
+
+
+class ModelVersionSerializer(PublicTextMixin, serializers.ModelSerializer):
+    public_fields = ("embedder_version", "metrics")
     created_by = serializers.SerializerMethodField()
     promoted_by = serializers.SerializerMethodField()
 
@@ -28,7 +68,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return _username(obj.promoted_by)
 
 
-class EvaluationRunSerializer(serializers.ModelSerializer):
+class EvaluationRunSerializer(PublicTextMixin, serializers.ModelSerializer):
+    public_fields = ("fingerprint", "weights", "device", "error", "metrics")
     created_by = serializers.SerializerMethodField()
     model_version = serializers.SerializerMethodField()
 
@@ -45,15 +86,9 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
         v = obj.model_version
         return None if v is None else {"id": v.pk, "kind": v.kind, "number": v.number}
 
-    def to_representation(self, obj):
-        data = super().to_representation(obj)
-        config = settings.RAZMETKA_ML_CONFIG
-        if config and config in (data.get("fingerprint") or ""):  # as jobs show it: not the host's path
-            data["fingerprint"] = data["fingerprint"].replace(config, shown_path(config))
-        return data
 
-
-class TrainingRunSerializer(serializers.ModelSerializer):
+class TrainingRunSerializer(PublicTextMixin, serializers.ModelSerializer):
+    public_fields = ("error",)
     created_by = serializers.SerializerMethodField()
     model_version = serializers.SerializerMethodField()
 
@@ -79,6 +114,10 @@ class StartTrainingSerializer(StrictFieldsMixin, serializers.Serializer):
     kind = serializers.ChoiceField(choices=ModelKind.choices)
     params = serializers.DictField(required=False, help_text="head: epochs, hidden, holdout, seed; "
                                    "maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size")
+
+
+class CancelSerializer(StrictFieldsMixin, serializers.Serializer):
+    """No fields: a run has no version to check (its state is the check: only a live run cancels)."""
 
 
 class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):

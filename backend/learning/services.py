@@ -13,7 +13,7 @@ from backend.core.locking import check_version
 from backend.projects.models import Project
 
 from . import data
-from .models import EvaluationRun, ModelKind, ModelVersion, RunState, TrainingRun
+from .models import LIVE_STATES, EvaluationRun, ModelKind, ModelVersion, RunState, TrainingRun
 
 SUPPORTED_ENGINES = ("gdino-sam2", "maskrcnn")
 
@@ -25,6 +25,45 @@ def _emit(run) -> None:
         events.emit(run.project_id, "evaluation.progress", run=EvaluationRunSerializer(run).data)
     else:
         events.emit(run.project_id, "training.progress", run=TrainingRunSerializer(run).data)
+
+
+class RunConflict(DomainError):
+    """A run that is live (or already over) stands in the way: 409."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class RunStopped(Exception):
+    """The run was cancelled, or deleted with its project, while a worker ran it: the worker
+    stops at its next check and registers nothing (tasks._guarded ends it quietly)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # "cancelled", "deleted", or the state it was found in
+
+
+def _what(run) -> str:
+    return f"{run.kind} training #{run.pk}" if isinstance(run, TrainingRun) else f"evaluation #{run.pk}"
+
+
+def _lock_project(project_id: int) -> None:
+    """Serializes a project's run starts and model decisions (FOR NO KEY UPDATE: inserts that
+    refer to the project are not blocked). A project deleted meanwhile is a 404."""
+    if not Project.objects.select_for_update(no_key=True).filter(pk=project_id).exists():
+        from backend.core.errors import NotFound
+
+        raise NotFound("Project not found.")
+
+
+def _one_live_run(queryset, what: str) -> None:
+    """At most one queued-or-running run per project and kind: the gpu worker is shared by every
+    project's pre-annotation, and each run holds it for up to CELERY_TASK_TIME_LIMIT."""
+    live = queryset.filter(state__in=LIVE_STATES).order_by("pk").first()
+    if live is not None:
+        raise RunConflict(f"{_what(live).capitalize()} is already {live.state} in this project: wait for it to "
+                          f"finish or cancel it before starting another {what}.",
+                          extra={"running": {"id": live.pk, "state": live.state}})
 
 
 def _check_engine_config() -> None:
@@ -54,6 +93,8 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
     if not images:
         raise DomainError("Nothing to measure against: no image has approved objects with nothing left pending. "
                           "Review some images first (accept their objects).")
+    _lock_project(project.pk)
+    _one_live_run(EvaluationRun.objects.filter(project=project), "evaluation")
     run = EvaluationRun.objects.create(project=project, engine=engine, model_version=version, split=split,
                                        created_by=user, total=len(images))
     outbox.send_on_commit(run)  # sent by the sweeper if the broker is down right now
@@ -111,48 +152,96 @@ def start_training(*, project: Project, user, kind: str, params: dict | None = N
         raise DomainError("Training a head needs approved objects of at least two classes.")
     if kind == ModelKind.MASKRCNN and objects.values("image_id").distinct().count() < 2:
         raise DomainError("Training Mask R-CNN needs approved objects on at least two images.")
+    _lock_project(project.pk)
+    _one_live_run(TrainingRun.objects.filter(project=project, kind=kind), f"{kind} training")
     run = TrainingRun.objects.create(project=project, kind=kind, params=params, created_by=user)
     outbox.send_on_commit(run)
     _emit(run)
     return run
 
 
-def mark_running(run) -> None:
-    type(run).objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now(), error="")
-    run.refresh_from_db()
+@transaction.atomic
+def cancel_run(*, project: Project, model: type[EvaluationRun] | type[TrainingRun], run_id: int, user):
+    """A queued run never starts; a running one stops at its worker's next step (training) or
+    batch of images (evaluation) and registers nothing. Either way it is cancelled from now on."""
+    run = model.objects.select_for_update().filter(project=project, pk=run_id).first()
+    if run is None:
+        from backend.core.errors import NotFound
+
+        raise NotFound(f"{'Training run' if model is TrainingRun else 'Evaluation'} not found.")
+    if run.state not in LIVE_STATES:
+        raise RunConflict(f"{_what(run).capitalize()} is already {run.state}; there is nothing to cancel.")
+    run.state, run.finished_at = RunState.CANCELLED, timezone.now()
+    run.error = f"Cancelled by {getattr(user, 'username', None) or 'an admin'}."
+    run.save(update_fields=["state", "finished_at", "error"])
     _emit(run)
+    return run
+
+
+def _stopped(run) -> RunStopped:
+    state = type(run).objects.filter(pk=run.pk).values_list("state", flat=True).first()
+    return RunStopped("deleted" if state is None else state)
+
+
+def _update(run, states, **fields) -> bool:
+    """Write fields on the run only while it is in one of `states` (a cancelled or deleted run is
+    never written again); False when it was not. No refresh_from_db: the row may be gone."""
+    if not type(run).objects.filter(pk=run.pk, state__in=states).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(run, name, value)
+    _emit(run)
+    return True
+
+
+def mark_running(run) -> bool:
+    """False when the run was cancelled or deleted before its worker took it."""
+    return _update(run, LIVE_STATES, state=RunState.RUNNING, started_at=timezone.now(), error="")
+
+
+def check_live(run) -> None:
+    """The worker's check between steps / images: raises RunStopped once the run is cancelled or gone."""
+    if not type(run).objects.filter(pk=run.pk, state__in=LIVE_STATES).exists():
+        raise _stopped(run)
 
 
 def record_progress(run, **fields) -> None:
-    type(run).objects.filter(pk=run.pk).update(**fields)
-    run.refresh_from_db()
-    _emit(run)
+    """Progress, and the check between steps: raises RunStopped once it is cancelled or gone."""
+    if not _update(run, LIVE_STATES, **fields):
+        raise _stopped(run)
 
 
 def finish(run, **fields) -> None:
-    type(run).objects.filter(pk=run.pk).update(state=RunState.DONE, finished_at=timezone.now(), **fields)
-    run.refresh_from_db()
-    _emit(run)
+    if not _update(run, LIVE_STATES, state=RunState.DONE, finished_at=timezone.now(), **fields):
+        raise _stopped(run)
 
 
-def fail(run, error: str) -> None:
-    type(run).objects.filter(pk=run.pk).update(state=RunState.FAILED, finished_at=timezone.now(), error=error[:4000])
-    run.refresh_from_db()
-    _emit(run)
+def fail(run, error: str) -> bool:
+    """False when the run was no longer live (cancelled, finished, or deleted with its project)."""
+    return _update(run, LIVE_STATES, state=RunState.FAILED, finished_at=timezone.now(), error=error[:4000])
 
 
 @transaction.atomic
 def register_version(*, run: TrainingRun, file_name: str, content, metrics: dict, embedder_version: str = "") -> ModelVersion:
-    """A new candidate: never active (only activate_version, an admin's call, does that)."""
+    """A new candidate: never active (only activate_version, an admin's call, does that). The run
+    ends done in the same transaction, so a cancel either comes first (RunStopped, nothing is
+    registered) or finds the run done."""
     from django.core.files.base import ContentFile
 
-    Project.objects.select_for_update().filter(pk=run.project_id).values_list("pk", flat=True).get()
+    if not Project.objects.select_for_update().filter(pk=run.project_id).exists():
+        raise RunStopped("deleted")  # with its project, while it trained
+    state = TrainingRun.objects.select_for_update().filter(pk=run.pk).values_list("state", flat=True).first()
+    if state is None or state in (RunState.CANCELLED, RunState.FAILED):  # failed: by the sweeper, "nothing saved"
+        raise RunStopped(state or "deleted")
     last = ModelVersion.objects.filter(project_id=run.project_id, kind=run.kind).order_by("-number").values_list("number", flat=True).first()
     version = ModelVersion(project_id=run.project_id, kind=run.kind, number=(last or 0) + 1, metrics=metrics,
                            embedder_version=embedder_version, created_by=run.created_by)
     version.file.save(file_name, ContentFile(content), save=False)
     version.save()
-    TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
+    if state in LIVE_STATES:
+        finish(run, progress=1.0, model_version=version)
+    else:  # a finished run that only holds the version (tests, scripts)
+        TrainingRun.objects.filter(pk=run.pk).update(model_version=version)
     return version
 
 
@@ -168,6 +257,10 @@ def _after_decision(version: ModelVersion) -> None:
 
 
 def _locked(project: Project, version_id: int) -> ModelVersion:
+    # The project first: two activations of one kind at once each retired "the active one" they
+    # saw and both set theirs active (IntegrityError on modelversion_one_active, a 500). Now they
+    # run one after the other: the second retires the first's, or meets a version conflict.
+    _lock_project(project.pk)
     version = ModelVersion.objects.select_for_update().filter(project=project, pk=version_id).first()
     if version is None:
         from backend.core.errors import NotFound

@@ -9,23 +9,31 @@ from celery.exceptions import SoftTimeLimitExceeded
 from backend.core.task_retry import run_or_retry
 
 from . import services
-from .models import EvaluationRun, RunState, TrainingRun
+from .models import FINAL_STATES, EvaluationRun, RunState, TrainingRun
 
 logger = logging.getLogger("razmetka.learning")
 
 
 def _guarded(run, work) -> None:
     """Any failure ends the run with a message a person can act on; nothing is half-registered
-    (a version is written in one transaction at the very end)."""
-    if run.state in (RunState.DONE, RunState.FAILED):
-        return  # a redelivered message of a finished run
-    services.mark_running(run)
+    (a version is written in one transaction at the very end). A run cancelled or deleted with
+    its project stops at the worker's next check, with one info line and no traceback."""
+    name = type(run).__name__
+    if run.state in FINAL_STATES or not services.mark_running(run):
+        return  # a redelivered message of a finished run, or one cancelled / deleted while queued
     try:
         work(run)
+    except services.RunStopped as stop:
+        logger.info("%s %s was %s while it ran; it stops here, nothing registered", name, run.pk, stop.reason)
     except SoftTimeLimitExceeded:
-        services.fail(run, "timed out (CELERY_TASK_TIME_LIMIT): use fewer images, epochs or steps")
+        if not services.fail(run, "timed out (CELERY_TASK_TIME_LIMIT): use fewer images, epochs or steps"):
+            logger.info("%s %s timed out after it was cancelled or deleted", name, run.pk)
     except Exception as exc:  # not configured, a model that cannot load, no usable data
-        logger.exception("%s %s failed", type(run).__name__, run.pk)
+        if not type(run).objects.filter(pk=run.pk, state=RunState.RUNNING).exists():
+            # Its data went away with the project (or it was cancelled) under it: not a fault.
+            logger.info("%s %s stopped (%s: %s) after it was cancelled or deleted", name, run.pk, type(exc).__name__, exc)
+            return
+        logger.exception("%s %s failed", name, run.pk)
         services.fail(run, f"{type(exc).__name__}: {exc}")
 
 

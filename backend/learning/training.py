@@ -27,7 +27,7 @@ def _image_files(image_ids) -> dict[int, str]:
     return dict(Image.objects.filter(pk__in=list(image_ids)).values_list("pk", "file"))
 
 
-def object_features(objects: list[data.ApprovedObject], pipeline) -> np.ndarray:
+def object_features(objects: list[data.ApprovedObject], pipeline, check=None) -> np.ndarray:
     """Each object's embedding: the stored crop vector when this embedder made it, else the
     masked crop embedded now (hand-drawn objects, or another embedder's vectors)."""
     from ml.embedders.crops import make_crop
@@ -45,6 +45,8 @@ def object_features(objects: list[data.ApprovedObject], pipeline) -> np.ndarray:
     files = _image_files(todo)
     e = pipeline.cfg.embedder
     for image_id, idx in todo.items():
+        if check is not None:
+            check()  # a cancel is heeded between images here too, not only between epochs
         image = read_rgb(files[image_id])
         crops = []
         for i in idx:
@@ -61,7 +63,7 @@ def train_head_run(run: TrainingRun) -> None:
 
     pipeline = get_pipeline()
     objects = data.approved_for_training(run.project_id)
-    x = object_features(objects, pipeline)
+    x = object_features(objects, pipeline, check=lambda: services.check_live(run))
     with transaction.atomic():
         newest = current_version(run.project_id)
         ensure_exemplar_embeddings(project_id=run.project_id, pipeline=pipeline)
@@ -75,10 +77,10 @@ def train_head_run(run: TrainingRun) -> None:
         progress=lambda f: services.record_progress(run, progress=0.05 + 0.9 * f),
     )
     metrics = {**trained.metrics, "gallery_version": newest.number, "embedder": pipeline.embedder_version}
-    version = services.register_version(run=run, file_name=f"head-p{run.project_id}-r{run.pk}.npz",
-                                        content=trained.head.to_bytes(), metrics=metrics,
-                                        embedder_version=pipeline.embedder_version)
-    services.finish(run, progress=1.0, model_version=version)
+    # Registers the candidate and ends the run done, in one transaction (unless it was cancelled).
+    services.register_version(run=run, file_name=f"head-p{run.project_id}-r{run.pk}.npz",
+                              content=trained.head.to_bytes(), metrics=metrics,
+                              embedder_version=pipeline.embedder_version)
 
 
 def maskrcnn_samples(project_id: int):
@@ -99,6 +101,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
 
     device = str(getattr(get_pipeline().embedder, "device", "cpu"))  # the worker's device
     samples = maskrcnn_samples(run.project_id)
+    services.check_live(run)
     keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image")
     cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys},
                                  time_budget_s=settings.CELERY_TASK_SOFT_TIME_LIMIT)
@@ -113,11 +116,10 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
                 zf.write(f, f.name)
         metrics = {**trained.metrics, "heldout_image_ids": held, "class_names": trained.spec["class_names"],
                    "device": device}
-        version = services.register_version(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
-                                            content=buf.getvalue(), metrics=metrics)
+        services.register_version(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
+                                  content=buf.getvalue(), metrics=metrics)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    services.finish(run, progress=1.0, model_version=version)
 
 
 def run(training: TrainingRun) -> None:

@@ -8,7 +8,9 @@ from backend.core.params import int_or_404
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import selectors, services
+from .models import EvaluationRun, TrainingRun
 from .serializers import (
+    CancelSerializer,
     DecisionSerializer,
     EvaluationRunSerializer,
     ModelVersionSerializer,
@@ -18,10 +20,17 @@ from .serializers import (
 )
 
 
+def _cancel(view, request, pk, model, serializer):
+    CancelSerializer(data=request.data).is_valid(raise_exception=True)  # strict: no fields at all
+    run = services.cancel_run(project=view.project, model=model, run_id=int_or_404(pk), user=request.user)
+    return Response(serializer(run).data)
+
+
 class EvaluationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
-    """Measured accuracy: admins start, members read."""
+    """Measured accuracy: admins start (and cancel), members read."""
 
     serializer_class = EvaluationRunSerializer
+    capabilities = {"cancel": Capability.MANAGE}
 
     def list(self, request, project_pk=None):
         only_params(request.query_params)
@@ -40,9 +49,15 @@ class EvaluationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
                                         model_version_id=s.validated_data.get("model_version"))
         return Response(EvaluationRunSerializer(run).data, status=201)
 
+    @extend_schema(request=CancelSerializer, responses=EvaluationRunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, project_pk=None, pk=None):
+        return _cancel(self, request, pk, EvaluationRun, EvaluationRunSerializer)
+
 
 class TrainingViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = TrainingRunSerializer
+    capabilities = {"cancel": Capability.MANAGE}
 
     def list(self, request, project_pk=None):
         only_params(request.query_params)
@@ -60,6 +75,11 @@ class TrainingViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         run = services.start_training(project=self.project, user=request.user, kind=s.validated_data["kind"],
                                       params=s.validated_data.get("params") or {})
         return Response(TrainingRunSerializer(run).data, status=201)
+
+    @extend_schema(request=CancelSerializer, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, project_pk=None, pk=None):
+        return _cancel(self, request, pk, TrainingRun, TrainingRunSerializer)
 
 
 class ModelVersionViewSet(ProjectScopedMixin, viewsets.GenericViewSet):

@@ -82,3 +82,42 @@ def test_admin_measures_trains_and_activates_viewer_reads(celery_worker, page, l
     expect(page.get_by_test_id("start-evaluation")).to_have_count(0)
     expect(page.get_by_role("button", name="Deactivate")).to_have_count(0)
     shot(page, "models-viewer")
+
+
+def test_admin_cancels_live_runs_after_confirming(page, login_as):
+    """A training or evaluation holds the one gpu worker: a live one has a Cancel button that asks
+    first (round 6, F3). Rows made here are queued and never sent, so nothing else takes them."""
+    from backend.learning.models import TrainingRun
+    from tests.backend.factories import make_project
+
+    owner = make_user(f"cora{time.monotonic_ns()}")
+    project = make_project(owner)
+    training = TrainingRun.objects.create(project=project, kind="head", created_by=owner)
+    evaluation = EvaluationRun.objects.create(project=project, engine="gdino-sam2", total=3, created_by=owner)
+    login_as(owner)
+    page.goto(f"/p/{project.pk}/models")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_test_id(f"cancel-training-{training.pk}").click()  # No keeps it running
+    until(page, lambda: asked, what="the question")
+    assert asked[0].startswith(f"Cancel training #{training.pk}?")
+    page.wait_for_timeout(300)
+    assert TrainingRun.objects.get(pk=training.pk).state == "queued"
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_test_id(f"cancel-training-{training.pk}").click()
+    expect(page.get_by_test_id(f"training-{training.pk}")).to_contain_text(f"Cancelled by {owner.username}")
+    expect(page.get_by_test_id(f"cancel-training-{training.pk}")).to_have_count(0)
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_test_id(f"cancel-evaluation-{evaluation.pk}").click()
+    expect(page.get_by_test_id(f"evaluation-{evaluation.pk}")).to_contain_text("Cancelled by")
+    assert TrainingRun.objects.get(pk=training.pk).state == EvaluationRun.objects.get(pk=evaluation.pk).state == "cancelled"
+    shot(page, "models-cancelled")
+
+    viewer = make_user(f"vic{time.monotonic_ns()}")
+    add_member(project, viewer, Role.VIEWER)
+    queued = TrainingRun.objects.create(project=project, kind="maskrcnn", created_by=owner)
+    page.context.clear_cookies()
+    login_as(viewer)
+    page.goto(f"/p/{project.pk}/models")
+    expect(page.get_by_test_id(f"training-{queued.pk}")).to_contain_text("queued")  # members see it, admins cancel it
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)

@@ -42,6 +42,11 @@ SPECTACULAR_SETTINGS = {
         "RunStateEnum": "backend.learning.models.RunState",
         "ModelVersionStateEnum": "backend.learning.models.ModelVersion.State",
         "ModelKindEnum": "backend.learning.models.ModelKind",
+        "ImageStatusEnum": "backend.images.models.ImageStatus",
+        "ExchangeJobStatusEnum": "backend.exchange.models.JobStatus",
+        "PrelabelJobStatusEnum": "backend.jobs.models.JobStatus",
+        "PrelabelJobKindEnum": "backend.jobs.models.PrelabelJob.Kind",
+        "LabelClassKindEnum": "backend.projects.models.LabelClass.Kind",
     },
 }
 

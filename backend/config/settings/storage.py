@@ -29,6 +29,8 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
 ZIP_MAX_ENTRIES = env_int("ZIP_MAX_ENTRIES", 20_000)
 ZIP_MAX_TOTAL_BYTES = env_int("ZIP_MAX_TOTAL_BYTES", 8 * 1024 * 1024 * 1024)
 ZIP_MAX_RATIO = env_int("ZIP_MAX_RATIO", 200)
+# Finished export zips kept per project; older ones' files are deleted (their rows say "expired").
+EXPORTS_KEPT_PER_PROJECT = env_int("EXPORTS_KEPT_PER_PROJECT", 5)
 
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024

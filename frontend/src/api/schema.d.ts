@@ -304,10 +304,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Measured accuracy: admins start, members read. */
+        /** @description Measured accuracy: admins start (and cancel), members read. */
         get: operations["projects_evaluations_list"];
         put?: never;
-        /** @description Measured accuracy: admins start, members read. */
+        /** @description Measured accuracy: admins start (and cancel), members read. */
         post: operations["projects_evaluations_create"];
         delete?: never;
         options?: never;
@@ -322,10 +322,27 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Measured accuracy: admins start, members read. */
+        /** @description Measured accuracy: admins start (and cancel), members read. */
         get: operations["projects_evaluations_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_pk}/evaluations/{id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Measured accuracy: admins start (and cancel), members read. */
+        post: operations["projects_evaluations_cancel_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -376,7 +393,8 @@ export interface paths {
         get: operations["projects_exports_retrieve"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** @description Delete the export and its file; a queued or running one is cancelled. */
+        delete: operations["projects_exports_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -411,20 +429,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_gallery_list"];
         put?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         post: operations["projects_gallery_create"];
         delete?: never;
         options?: never;
@@ -442,12 +450,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         delete: operations["projects_gallery_destroy"];
         options?: never;
         head?: never;
@@ -461,12 +464,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_gallery_file_retrieve"];
         put?: never;
         post?: never;
@@ -503,12 +501,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         delete: operations["projects_gallery_negatives_destroy"];
         options?: never;
         head?: never;
@@ -556,20 +549,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_images_list"];
         put?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         post: operations["projects_images_create"];
         delete?: never;
         options?: never;
@@ -657,12 +640,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_images_file_retrieve"];
         put?: never;
         post?: never;
@@ -719,12 +697,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_images_thumbnail_retrieve"];
         put?: never;
         post?: never;
@@ -823,20 +796,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_imports_list"];
         put?: never;
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         post: operations["projects_imports_create"];
         delete?: never;
         options?: never;
@@ -851,12 +814,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
-         *
-         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
-         *     listed needs READ for safe methods and MANAGE otherwise.
-         */
+        /** @description For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON. */
         get: operations["projects_imports_retrieve"];
         put?: never;
         post?: never;
@@ -1038,6 +996,26 @@ export interface paths {
         patch: operations["projects_members_partial_update"];
         trace?: never;
     };
+    "/api/projects/{project_pk}/members/{id}/reset-password/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description An instance admin gives this member a new one-time password (shown once; they choose
+         *     their own at the next sign-in). Their API tokens and sessions end.
+         */
+        post: operations["projects_members_reset_password_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/members/new-user/": {
         parameters: {
             query?: never;
@@ -1173,6 +1151,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/trainings/{id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description For views under /api/projects/<project_pk>/: resolves the membership before anything else.
+         *
+         *     `capabilities` maps a viewset action (or an HTTP method) to what it needs; anything not
+         *     listed needs READ for safe methods and MANAGE otherwise.
+         */
+        post: operations["projects_trainings_cancel_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1180,6 +1180,8 @@ export interface components {
         AcceptAllRequest: {
             /** @description The image's version, if the client wants it checked. */
             version?: number;
+            /** @description [[object id, version], …] as the reviewer saw them. An object this would accept that is missing here or at another version refuses the whole call: 409 with `changed` (ids) and `current` (those objects now). The image's `version` does not change when its objects do. */
+            seen?: number[][];
         };
         /**
          * @description * `created` - Created
@@ -1191,6 +1193,13 @@ export interface components {
          * @enum {string}
          */
         ActionEnum: "created" | "updated" | "reviewed" | "deleted" | "rescored" | "restored";
+        AlsoIn: {
+            name: string;
+            /** @description the exemplar just added */
+            id: number;
+            class_name: string;
+            also_in: components["schemas"]["OtherClass"][];
+        };
         Annotation: {
             readonly id: number;
             readonly image: number;
@@ -1292,7 +1301,7 @@ export interface components {
             gallery_version?: number | null;
             device?: string;
             split?: components["schemas"]["SplitEnum"];
-            state?: components["schemas"]["RunStateEnum"];
+            state?: components["schemas"]["PrelabelJobStatusEnum"];
             total?: number;
             processed?: number;
             error?: string;
@@ -1305,11 +1314,19 @@ export interface components {
             /** Format: date-time */
             finished_at?: string | null;
         };
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `done` - Done
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        ExchangeJobStatusEnum: "queued" | "running" | "done" | "failed";
         ExportJob: {
             readonly id: number;
             readonly format: components["schemas"]["FormatEnum"];
             readonly options: unknown;
-            readonly status: components["schemas"]["RunStateEnum"];
+            readonly status: components["schemas"]["ExchangeJobStatusEnum"];
             readonly progress: {
                 [key: string]: unknown;
             };
@@ -1317,6 +1334,10 @@ export interface components {
             readonly result: unknown;
             readonly result_size: number;
             readonly download_url: string | null;
+            /** @description The file was removed by retention (only the newest finished exports keep theirs). */
+            readonly expired: boolean;
+            /** Format: date-time */
+            readonly expired_at: string | null;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly created_by: string;
             /** Format: date-time */
@@ -1340,7 +1361,7 @@ export interface components {
             /** @default false */
             include_images: boolean;
             image_ids?: number[];
-            status?: components["schemas"]["StatusA1dEnum"][];
+            status?: components["schemas"]["ImageStatusEnum"][];
             /** @description Only objects of these classes (ids of this project's classes); empty = all classes. */
             class_ids?: number[];
         };
@@ -1383,6 +1404,8 @@ export interface components {
             errors: {
                 [key: string]: unknown;
             }[];
+            /** @description Added files whose exact bytes are also an exemplar of another class. */
+            also_in: components["schemas"]["AlsoIn"][];
         };
         GalleryUploadRequest: {
             files: string[];
@@ -1417,7 +1440,7 @@ export interface components {
             readonly size_bytes: number;
             readonly width: number;
             readonly height: number;
-            readonly status: components["schemas"]["StatusA1dEnum"];
+            readonly status: components["schemas"]["ImageStatusEnum"];
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1440,7 +1463,7 @@ export interface components {
             readonly size_bytes: number;
             readonly width: number;
             readonly height: number;
-            readonly status: components["schemas"]["StatusA1dEnum"];
+            readonly status: components["schemas"]["ImageStatusEnum"];
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1455,12 +1478,20 @@ export interface components {
             readonly claim_expires_at: string | null;
             readonly annotations: components["schemas"]["Annotation"][];
         };
+        /**
+         * @description * `new` - New
+         *     * `prelabeled` - Prelabeled
+         *     * `in_review` - In Review
+         *     * `done` - Done
+         * @enum {string}
+         */
+        ImageStatusEnum: "new" | "prelabeled" | "in_review" | "done";
         ImportJob: {
             readonly id: number;
             readonly format: components["schemas"]["FormatEnum"];
             readonly options: unknown;
             readonly upload_name: string;
-            readonly status: components["schemas"]["RunStateEnum"];
+            readonly status: components["schemas"]["ExchangeJobStatusEnum"];
             readonly progress: {
                 [key: string]: unknown;
             };
@@ -1484,23 +1515,11 @@ export interface components {
             /** @default false */
             create_missing_classes: boolean;
         };
-        /**
-         * @description * `prelabel` - Prelabel
-         *     * `boxes` - Boxes
-         * @enum {string}
-         */
-        Kind80dEnum: "prelabel" | "boxes";
-        /**
-         * @description * `class` - Class
-         *     * `instance` - Instance
-         * @enum {string}
-         */
-        KindBe6Enum: "class" | "instance";
         LabelClass: {
             readonly id: number;
             name: string;
             color?: string;
-            kind?: components["schemas"]["KindBe6Enum"];
+            kind?: components["schemas"]["LabelClassKindEnum"];
             parent?: number | null;
             active?: boolean;
             /** Format: date-time */
@@ -1509,10 +1528,16 @@ export interface components {
             /** @default 0 */
             readonly exemplar_count: number;
         };
+        /**
+         * @description * `class` - Class
+         *     * `instance` - Instance
+         * @enum {string}
+         */
+        LabelClassKindEnum: "class" | "instance";
         LabelClassRequest: {
             name: string;
             color?: string;
-            kind?: components["schemas"]["KindBe6Enum"];
+            kind?: components["schemas"]["LabelClassKindEnum"];
             parent?: number | null;
             active?: boolean;
         };
@@ -1579,6 +1604,11 @@ export interface components {
             readonly created_at: string;
             /** @description Shown once; the user sets their own at first sign-in. */
             readonly one_time_password: string;
+        };
+        OtherClass: {
+            class_id: number;
+            class_name: string;
+            exemplar_id: number;
         };
         PaginatedAnnotationEventList: {
             /** @example 123 */
@@ -1829,7 +1859,7 @@ export interface components {
         PatchedLabelClassUpdateRequest: {
             name?: string;
             color?: string;
-            kind?: components["schemas"]["KindBe6Enum"];
+            kind?: components["schemas"]["LabelClassKindEnum"];
             parent?: number | null;
             active?: boolean;
             version?: number;
@@ -1864,7 +1894,7 @@ export interface components {
         PrelabelJob: {
             readonly id: number;
             readonly number: number;
-            readonly kind: components["schemas"]["Kind80dEnum"];
+            readonly kind: components["schemas"]["PrelabelJobKindEnum"];
             readonly status: components["schemas"]["PrelabelJobStatusEnum"];
             readonly total: number;
             readonly processed: number;
@@ -1902,6 +1932,12 @@ export interface components {
          * @enum {string}
          */
         PrelabelJobItemStatusEnum: "pending" | "running" | "done" | "failed" | "cancelled";
+        /**
+         * @description * `prelabel` - Prelabel
+         *     * `boxes` - Boxes
+         * @enum {string}
+         */
+        PrelabelJobKindEnum: "prelabel" | "boxes";
         /**
          * @description * `queued` - Queued
          *     * `running` - Running
@@ -2029,14 +2065,6 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "admin" | "reviewer" | "annotator" | "viewer";
-        /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `done` - Done
-         *     * `failed` - Failed
-         * @enum {string}
-         */
-        RunStateEnum: "queued" | "running" | "done" | "failed";
         SegmentCandidate: {
             class_id: number | null;
             name: string;
@@ -2090,7 +2118,7 @@ export interface components {
              */
             images: unknown;
             /** @default prelabel */
-            kind: components["schemas"]["Kind80dEnum"];
+            kind: components["schemas"]["PrelabelJobKindEnum"];
             prompts?: string[];
             /** Format: double */
             box_threshold?: number;
@@ -2107,14 +2135,6 @@ export interface components {
             };
         };
         /**
-         * @description * `new` - New
-         *     * `prelabeled` - Prelabeled
-         *     * `in_review` - In Review
-         *     * `done` - Done
-         * @enum {string}
-         */
-        StatusA1dEnum: "new" | "prelabeled" | "in_review" | "done";
-        /**
          * @description * `class` - class
          *     * `mask` - mask
          *     * `both` - both
@@ -2127,7 +2147,7 @@ export interface components {
         TrainingRun: {
             readonly id: number;
             kind: components["schemas"]["ModelKindEnum"];
-            state?: components["schemas"]["RunStateEnum"];
+            state?: components["schemas"]["PrelabelJobStatusEnum"];
             /** Format: double */
             progress?: number;
             params?: unknown;
@@ -2180,6 +2200,7 @@ export interface components {
         };
         UploadSessionCreateRequest: {
             file_name: string;
+            /** @description The file's size in bytes (a positive whole number). */
             size_bytes: number;
             /**
              * @description Optional; a file this project already holds is then never sent.
@@ -2215,7 +2236,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LoginRequest"];
-                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -2276,7 +2296,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedPasswordChangeRequest"];
-                "multipart/form-data": components["schemas"]["PatchedPasswordChangeRequest"];
             };
         };
         responses: {
@@ -2300,7 +2319,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LoginRequest"];
-                "multipart/form-data": components["schemas"]["LoginRequest"];
             };
         };
         responses: {
@@ -2367,7 +2385,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ProjectRequest"];
-                "multipart/form-data": components["schemas"]["ProjectRequest"];
             };
         };
         responses: {
@@ -2434,7 +2451,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedProjectUpdateRequest"];
-                "multipart/form-data": components["schemas"]["PatchedProjectUpdateRequest"];
             };
         };
         responses: {
@@ -2463,7 +2479,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AnnotationCreateRequest"];
-                "multipart/form-data": components["schemas"]["AnnotationCreateRequest"];
             };
         };
         responses: {
@@ -2539,7 +2554,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedAnnotationUpdateRequest"];
-                "multipart/form-data": components["schemas"]["PatchedAnnotationUpdateRequest"];
             };
         };
         responses: {
@@ -2596,7 +2610,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RestoreRequest"];
-                "multipart/form-data": components["schemas"]["RestoreRequest"];
             };
         };
         responses: {
@@ -2626,7 +2639,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ReviewRequest"];
-                "multipart/form-data": components["schemas"]["ReviewRequest"];
             };
         };
         responses: {
@@ -2678,7 +2690,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["LabelClassRequest"];
-                "multipart/form-data": components["schemas"]["LabelClassRequest"];
             };
         };
         responses: {
@@ -2748,7 +2759,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedLabelClassUpdateRequest"];
-                "multipart/form-data": components["schemas"]["PatchedLabelClassUpdateRequest"];
             };
         };
         responses: {
@@ -2800,7 +2810,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["StartEvaluationRequest"];
-                "multipart/form-data": components["schemas"]["StartEvaluationRequest"];
             };
         };
         responses: {
@@ -2815,6 +2824,28 @@ export interface operations {
         };
     };
     projects_evaluations_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRun"];
+                };
+            };
+        };
+    };
+    projects_evaluations_cancel_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -2874,7 +2905,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ExportRequestRequest"];
-                "multipart/form-data": components["schemas"]["ExportRequestRequest"];
             };
         };
         responses: {
@@ -2907,6 +2937,27 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ExportJob"];
                 };
+            };
+        };
+    };
+    projects_exports_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -3090,7 +3141,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PruneRequest"];
-                "multipart/form-data": components["schemas"]["PruneRequest"];
             };
         };
         responses: {
@@ -3249,7 +3299,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["AcceptAllRequest"];
-                "multipart/form-data": components["schemas"]["AcceptAllRequest"];
             };
         };
         responses: {
@@ -3354,7 +3403,10 @@ export interface operations {
     };
     projects_images_file_retrieve: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: a format browsers cannot draw (TIFF) comes as PNG */
+                display?: boolean;
+            };
             header?: never;
             path: {
                 id: number;
@@ -3387,7 +3439,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RefineRequestRequest"];
-                "multipart/form-data": components["schemas"]["RefineRequestRequest"];
             };
         };
         responses: {
@@ -3414,7 +3465,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["SegmentRequestRequest"];
-                "multipart/form-data": components["schemas"]["SegmentRequestRequest"];
             };
         };
         responses: {
@@ -3461,6 +3511,8 @@ export interface operations {
         parameters: {
             query?: {
                 after?: string;
+                /** @description 1: claim the image found, in the same request (a role that can annotate); two reviewers asking at once get two images */
+                claim?: boolean;
                 label_class?: number;
                 status?: string;
             };
@@ -3501,7 +3553,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["UploadSessionCreateRequest"];
-                "multipart/form-data": components["schemas"]["UploadSessionCreateRequest"];
             };
         };
         responses: {
@@ -3730,7 +3781,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["StartJobRequest"];
-                "multipart/form-data": components["schemas"]["StartJobRequest"];
             };
         };
         responses: {
@@ -3875,7 +3925,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["MembershipCreateRequest"];
-                "multipart/form-data": components["schemas"]["MembershipCreateRequest"];
             };
         };
         responses: {
@@ -3923,7 +3972,6 @@ export interface operations {
         requestBody?: {
             content: {
                 "application/json": components["schemas"]["PatchedMembershipUpdateRequest"];
-                "multipart/form-data": components["schemas"]["PatchedMembershipUpdateRequest"];
             };
         };
         responses: {
@@ -3933,6 +3981,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Membership"];
+                };
+            };
+        };
+    };
+    projects_members_reset_password_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewUserMembershipResult"];
                 };
             };
         };
@@ -3949,7 +4019,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["NewUserMembershipRequest"];
-                "multipart/form-data": components["schemas"]["NewUserMembershipRequest"];
             };
         };
         responses: {
@@ -4024,7 +4093,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DecisionRequest"];
-                "multipart/form-data": components["schemas"]["DecisionRequest"];
             };
         };
         responses: {
@@ -4051,7 +4119,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DecisionRequest"];
-                "multipart/form-data": components["schemas"]["DecisionRequest"];
             };
         };
         responses: {
@@ -4103,7 +4170,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["StartTrainingRequest"];
-                "multipart/form-data": components["schemas"]["StartTrainingRequest"];
             };
         };
         responses: {
@@ -4118,6 +4184,28 @@ export interface operations {
         };
     };
     projects_trainings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingRun"];
+                };
+            };
+        };
+    };
+    projects_trainings_cancel_create: {
         parameters: {
             query?: never;
             header?: never;

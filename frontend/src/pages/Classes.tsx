@@ -11,6 +11,14 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /** A class name cut for a select's option (the select never grows wider than its card). */
 const short = (name: string, max = 40) => (name.length > max ? `${name.slice(0, max - 1)}…` : name);
 
+/** A file the upload added whose exact bytes are also an exemplar of another class. */
+type AlsoIn = GalleryUploadReport["also_in"][number];
+type UploadReport = GalleryUploadReport;
+
+function alsoInText(w: AlsoIn): string {
+  return `${w.name.split("/").pop()} (${w.class_name}) is also in ${w.also_in.map((c) => c.class_name).join(", ")}`;
+}
+
 export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
   const [gallery, setGallery] = useState<GalleryImage[]>([]);
@@ -19,7 +27,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const [color, setColor] = useState<string | null>(null);
   const [parent, setParent] = useState<number | "">("");
   const [progress, setProgress] = useState<number | null>(null);
-  const [report, setReport] = useState<GalleryUploadReport | null>(null);
+  const [report, setReport] = useState<UploadReport | null>(null);
   const [tick, setTick] = useState(0);
   const [negatives, setNegatives] = useState<HardNegative[]>([]);
   const [source, setSource] = useState<SourceFilter>("all");
@@ -90,9 +98,13 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     if (classId) form.append("label_class", String(classId));
     setProgress(0);
     setReport(null);
-    uploadWithProgress<GalleryUploadReport>(`${P(pid)}/gallery/`, form, setProgress).promise.then(({ status, body }) => {
+    uploadWithProgress<UploadReport>(`${P(pid)}/gallery/`, form, setProgress).promise.then(({ status, body }) => {
       setProgress(null);
-      if (body && typeof body === "object" && "errors" in body) setReport(body);
+      if (body && typeof body === "object" && "errors" in body) {
+        setReport(body);
+        const twice = body.also_in ?? [];
+        if (twice.length) notify(`${plural(twice.length, "uploaded image")} also ${twice.length === 1 ? "is an exemplar" : "are exemplars"} of another class: ${alsoInText(twice[0])}${twice.length > 1 ? ", …" : ""}. The matcher cannot tell those classes apart by them.`, "warn");
+      }
       else if (status >= 300) notify(`Gallery upload failed: ${errorText(body, status)}`, "error");
       setTick((t) => t + 1);
       ctx.reloadClasses();
@@ -234,6 +246,12 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
                 <span className="report-names">{report.created.length} exemplars added{report.created_classes.length ? `, new classes: ${report.created_classes.join(", ")}` : ""}</span>
                 {report.duplicates.length ? `, ${report.duplicates.length} duplicates` : ""}
                 {report.errors.length > 0 && <ul className="errors">{report.errors.map((er: any, i) => <li key={i}><b>{String(er.name)}</b>: {String(er.error)}</li>)}</ul>}
+                {(report.also_in?.length ?? 0) > 0 && (
+                  <div className="warn" data-testid="gallery-also-in">
+                    Same picture in two classes (the matcher cannot tell them apart by it; remove one):
+                    <ul>{report.also_in!.map((w, i) => <li key={i}>{alsoInText(w)}</li>)}</ul>
+                  </div>
+                )}
               </div>
             )}
           </div>

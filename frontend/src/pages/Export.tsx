@@ -1,5 +1,6 @@
-import { useState } from "react";
-import { post, P } from "../api/client";
+import { useEffect, useState } from "react";
+import { del, post, P } from "../api/client";
+import { subscribe } from "../api/live";
 import { count } from "../plural";
 import { notify } from "../notify";
 import { formatBytes, formatWhen, isLive, parseIdList, useExchangeJobs, type ExportJob } from "./exchange";
@@ -24,7 +25,24 @@ export function formatLabel(job: Pick<ExportJob, "format" | "options">): string 
 
 export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
-  const { jobs, upsert } = useExchangeJobs<ExportJob>(pid, "export");
+  const { jobs, upsert, reload } = useExchangeJobs<ExportJob>(pid, "export");
+  // Deleted exports, and older ones whose files retention removed, change the list too.
+  useEffect(() => subscribe(pid, (ev) => {
+    if (ev.type === "export.deleted" || ev.type === "export.expired") void reload();
+  }), [pid, reload]);
+  const remove = async (job: ExportJob) => {
+    const live = isLive(job);
+    if (!window.confirm(live
+      ? `Cancel export #${job.id}? It stops and its file is not kept.`
+      : `Delete export #${job.id}${job.download_url ? " and its zip file" : ""}? This cannot be undone.`)) return;
+    try {
+      await del(`${P(pid)}/exports/${job.id}/`);
+      notify(live ? `Export #${job.id} cancelled.` : `Export #${job.id} deleted.`);
+    } catch (err) {
+      notify(`Couldn't delete export #${job.id}: ${(err as Error).message}`, "error");
+    }
+    void reload();
+  };
   const [fmt, setFmt] = useState<(typeof EXPORT_FORMATS)[number]["key"]>("coco-rle");
   const [objects, setObjects] = useState<"approved" | "pending">("approved");
   const [statuses, setStatuses] = useState<string[]>([]);
@@ -126,7 +144,7 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
             <table className="table compact">
               <thead><tr><th>#</th><th>Format</th><th>Objects</th><th>Status</th><th>Size</th><th>By, when</th><th></th></tr></thead>
               <tbody>
-                {jobs.map((j) => <ExportRow key={j.id} job={j} />)}
+                {jobs.map((j) => <ExportRow key={j.id} job={j} onDelete={ctx.isAdmin ? remove : undefined} />)}
               </tbody>
             </table>
           )}
@@ -136,7 +154,7 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
   );
 }
 
-function ExportRow({ job }: { job: ExportJob }) {
+function ExportRow({ job, onDelete }: { job: ExportJob & { expired?: boolean }; onDelete?: (job: ExportJob) => void }) {
   const live = isLive(job);
   const { done, total } = job.progress ?? { done: 0, total: 0 };
   const o = job.options ?? {};
@@ -158,9 +176,14 @@ function ExportRow({ job }: { job: ExportJob }) {
         {live && total > 0 && <span className="muted small"> {done}/{total}</span>}
         {job.error && <div className="error small">{job.error}</div>}
       </td>
-      <td>{job.status === "done" ? formatBytes(job.result_size) : "—"}</td>
+      <td>{job.status === "done" ? (job.expired
+        ? <span className="muted small" title="Only a project's newest finished exports keep their files." data-testid="export-expired">file removed</span>
+        : formatBytes(job.result_size)) : "—"}</td>
       <td className="small">{job.created_by ?? "—"}<div className="muted">{formatWhen(job.created_at)}</div></td>
-      <td>{job.download_url && <a className="button small" href={job.download_url} download data-testid="export-download">Download</a>}</td>
+      <td>
+        {job.download_url && <a className="button small" href={job.download_url} download data-testid="export-download">Download</a>}
+        {onDelete && <button type="button" className="small danger" onClick={() => onDelete(job)} data-testid="export-delete">{live ? "Cancel" : "Delete"}</button>}
+      </td>
     </tr>
   );
 }

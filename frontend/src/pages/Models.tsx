@@ -9,7 +9,7 @@ import { formatWhen } from "./exchange";
 import { runExclusive } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 
-type State = "queued" | "running" | "done" | "failed";
+type State = "queued" | "running" | "done" | "failed" | "cancelled";
 type AP = { ap: number; ap50: number; ap75: number };
 export interface PerClass { class_id: number | null; name: string; gt: number; tp: number; fp: number; precision: number | null; recall: number | null }
 export interface Metrics {
@@ -96,6 +96,10 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
     });
   const evaluate = () => act("Evaluation", () => post(`${P(pid)}/evaluations/`, {}), "Evaluation started.");
   const train = (kind: "head" | "maskrcnn") => act("Training", () => post(`${P(pid)}/trainings/`, { kind }), `Training of a ${kind === "head" ? "projection head" : "Mask R-CNN"} started.`);
+  // A run holds the one gpu worker (pre-annotation waits behind it): an admin can stop it.
+  const cancel = (what: "evaluations" | "trainings", id: number, name: string) =>
+    confirm(`Cancel ${name}? A running one stops at its next step and keeps nothing.`)
+    && act("Cancel", () => post(`${P(pid)}/${what}/${id}/cancel/`, {}), `${name[0].toUpperCase()}${name.slice(1)} cancelled.`);
   const decide = (m: ModelVersion, what: "activate" | "deactivate") =>
     (what === "deactivate" || confirm(activationQuestion(m))) && act(what === "activate" ? "Activation" : "Deactivation", () => post(`${P(pid)}/models/${m.id}/${what}/`, { version: m.version }),
       `${m.kind === "head" ? "Projection head" : "Mask R-CNN"} #${m.number} ${what === "activate" ? "is active; pending objects are being re-scored" : "is retired"}.`);
@@ -116,7 +120,8 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
         {evals.rows === null ? <p className="muted">Loading…</p> : evals.rows.length === 0 ? <p className="muted">No evaluation yet.</p> : (
           <table className="table compact" data-testid="evaluation-table">
             <thead><tr><th>#</th><th>Engine</th><th>Weights</th><th>Data</th><th>Device</th><th>Box AP</th><th>Mask AP</th><th>Class accuracy</th><th title="share of objects a class-score threshold with 95% precision would accept">Auto-accept @95%</th><th>s/image</th><th>When</th></tr></thead>
-            <tbody>{evals.rows.map((r) => <EvalRow key={r.id} run={r} />)}</tbody>
+            <tbody>{evals.rows.map((r) => <EvalRow key={r.id} run={r}
+              onCancel={ctx.isAdmin && live(r.state) ? () => cancel("evaluations", r.id, `evaluation #${r.id}`) : undefined} busy={!!busy} />)}</tbody>
           </table>
         )}
       </section>
@@ -132,9 +137,11 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
           )}
         </div>
         <p className="muted small">Training registers a candidate; nothing replaces the current model until an admin activates it.</p>
-        {trainings.rows?.filter((t) => live(t.state) || t.state === "failed").slice(0, 5).map((t) => (
-          <div key={t.id} className={t.state === "failed" ? "error small" : "small"} data-testid={`training-${t.id}`}>
-            Training #{t.id} ({t.kind}): {t.state === "failed" ? t.error : <><progress value={t.progress} max={1} /> {pct(t.progress, 0)}</>}
+        {trainings.rows?.filter((t) => live(t.state) || t.state === "failed" || t.state === "cancelled").slice(0, 5).map((t) => (
+          <div key={t.id} className={t.state === "failed" ? "error small" : t.state === "cancelled" ? "muted small" : "small"} data-testid={`training-${t.id}`}>
+            Training #{t.id} ({t.kind}): {t.state === "failed" || t.state === "cancelled" ? t.error || t.state
+              : <><progress value={t.progress} max={1} /> {t.state === "queued" ? "queued" : pct(t.progress, 0)}{" "}
+                {ctx.isAdmin && <button className="small" onClick={() => cancel("trainings", t.id, `training #${t.id}`)} disabled={!!busy} data-testid={`cancel-training-${t.id}`}>Cancel</button>}</>}
           </div>
         ))}
         {models.rows === null ? <p className="muted">Loading…</p> : models.rows.length === 0 ? <p className="muted">No trained model yet.</p> : (
@@ -183,7 +190,7 @@ export function modelSummary(m: ModelVersion): string {
   return `mask AP ${pct(ap)}, ${x.heldout_images ?? "?"} held-out images, ${x.steps ?? "?"} steps`;
 }
 
-function EvalRow({ run }: { run: EvaluationRun }) {
+function EvalRow({ run, onCancel, busy }: { run: EvaluationRun; onCancel?: () => void; busy: boolean }) {
   const m = run.metrics ?? {};
   const cells = run.state === "done" ? (
     <>
@@ -194,8 +201,10 @@ function EvalRow({ run }: { run: EvaluationRun }) {
       <td>{m.seconds_per_image?.toFixed(2) ?? "—"}</td>
     </>
   ) : (
-    <td colSpan={5} className={run.state === "failed" ? "error small" : "small"}>
-      {run.state === "failed" ? run.error : <><progress value={run.processed} max={Math.max(1, run.total)} /> {run.processed} / {count(run.total, "image")} ({run.state})</>}
+    <td colSpan={5} className={run.state === "failed" ? "error small" : run.state === "cancelled" ? "muted small" : "small"}>
+      {run.state === "failed" || run.state === "cancelled" ? run.error || run.state
+        : <><progress value={run.processed} max={Math.max(1, run.total)} /> {run.processed} / {count(run.total, "image")} ({run.state})</>}
+      {onCancel && <>{" "}<button className="small" onClick={onCancel} disabled={busy} data-testid={`cancel-evaluation-${run.id}`}>Cancel</button></>}
     </td>
   );
   return (
