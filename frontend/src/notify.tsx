@@ -35,6 +35,12 @@ export function dismiss(id: number) {
   notes = notes.filter((n) => n.id !== id);
   emit();
 }
+/** Take back every message that `which` picks (what a later success made untrue). */
+export function dismissWhere(which: (n: Note) => boolean) {
+  if (!notes.some(which)) return;
+  notes = notes.filter((n) => !which(n));
+  emit();
+}
 export function currentNotes(): Note[] {
   return [...notes];
 }

@@ -1,13 +1,16 @@
 """Regression tests for the review workspace, sixth round (black-box report ui6)."""
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from backend.annotations.models import Annotation, ReviewState
 from backend.images.models import Image
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, until
+from .steps import open_review, toasts, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -74,3 +77,34 @@ def test_a_class_chosen_with_the_mouse_leaves_the_keys_to_the_workspace(page, pr
     page.keyboard.press("r")
     until(page, lambda: Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.REJECTED, what="the reject")
     assert Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk
+
+
+REVIEW_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/review/$")
+
+
+def test_a_successful_retry_takes_back_the_failure_messages(page, project, login_as):
+    """After one Retry saved every failed decision, "Couldn't save…" with its Retry button and
+    "A review decision is not saved yet" stayed on screen, stacked over the canvas."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=65)
+    first = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    second = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.route(REVIEW_URL, lambda r: r.fulfill(status=502, body="bad gateway"))
+    page.get_by_test_id(f"object-{first.pk}").click()
+    page.keyboard.press("r")
+    page.keyboard.press("Tab")
+    page.keyboard.press("r")
+    failed = toasts(page).filter(has_text="Couldn't save the review")
+    expect(failed).to_have_count(1)
+    page.keyboard.press("n")
+    expect(toasts(page).filter(has_text="A review decision is not saved yet")).to_have_count(1)
+    page.unroute(REVIEW_URL)
+    failed.get_by_role("button", name="Retry").click()
+    until(page, lambda: all(Annotation.objects.get(pk=a.pk).class_review == ReviewState.REJECTED for a in (first, second)),
+          what="both reviews saved on retry")
+    expect(toasts(page).filter(has_text="not saved")).to_have_count(0)
+    expect(toasts(page).filter(has_text="Couldn't save")).to_have_count(0)

@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from "react";
 import { get, P, type Annotation, type ImageDetail, type Project } from "../api/client";
 import { subscribe } from "../api/live";
-import { currentNotes, dismiss } from "../notify";
+import { currentNotes, dismiss, dismissWhere } from "../notify";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { addNavigationGuard, Link } from "../router";
 import { HelpOverlay } from "./Help";
@@ -23,7 +23,7 @@ import { useLiveAnnotations } from "./useLiveAnnotations";
 import { useMaskEditor } from "./useMaskEditor";
 import { useOpenElsewhere } from "./useOpenElsewhere";
 import { useReviewKeys } from "./useReviewKeys";
-import { unsavedMessage, useReviewNavigation } from "./useReviewNavigation";
+import { UNSAVED_MESSAGE, UNSAVED_REVIEW_MESSAGE, unsavedMessage, useReviewNavigation } from "./useReviewNavigation";
 import { useStage } from "./useStage";
 import { useStagePointer } from "./useStagePointer";
 import { usePolygonTool } from "./usePolygonTool";
@@ -104,6 +104,10 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   });
   // An unsaved mask edit or review decision: leaving through another page asks first, and so does a reload or close.
   const unsavedNow = gone ? null : unsavedMessage(editor.unsaved.size, writes.failed.size);
+  // Everything saved again: "… is not saved yet" is no longer true.
+  useEffect(() => {
+    if (!unsavedNow) dismissWhere((n) => n.text === UNSAVED_MESSAGE || n.text === UNSAVED_REVIEW_MESSAGE);
+  }, [unsavedNow]);
   useEffect(() => {
     if (!unsavedNow) return;
     const off = addNavigationGuard(() => `${unsavedNow}\n\nLeave this image anyway? The change will be lost.`);

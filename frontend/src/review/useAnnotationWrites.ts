@@ -10,7 +10,7 @@
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
 import { ApiError, del, get, P, patch, post, type Annotation } from "../api/client";
-import { notify } from "../notify";
+import { dismiss, notify } from "../notify";
 import { InFlight } from "./inflight";
 import type { Decision, ReviewTarget } from "./ObjectList";
 import { claimMessage, claimRefusal, reviewPlan } from "./rules";
@@ -61,6 +61,10 @@ export function useAnnotationWrites(opts: {
   const own = useRef(new Map<number, Set<number>>());
   const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undoEntry: () => {} });
   const inFlight = useRef(new InFlight());
+  // The "Couldn't save … Retry" messages of each object, taken back once a write of it goes
+  // through: after one Retry saved every failed decision, the old messages and their Retry
+  // buttons stayed, stacked over the canvas.
+  const failureNotes = useRef(new Map<number, number[]>());
   /** Objects whose deletion is on its way: a second Delete on one is ignored (it 404ed). */
   const deleting = useRef(new Set<number>());
   /** Objects this annotator changed here: the server left them pending review. */
@@ -126,6 +130,8 @@ export function useAnnotationWrites(opts: {
       }
       if (res && !canReview && (res.class_review === "pending" || res.mask_review === "pending"))
         setEdited((s) => new Set(s).add(res.id));
+      for (const id of failureNotes.current.get(ann.id) ?? []) dismiss(id);
+      failureNotes.current.delete(ann.id);
       return "ok";
     } catch (e) {
       const refused = claimRefusal(e);
@@ -153,8 +159,11 @@ export function useAnnotationWrites(opts: {
       } else {
         // Retry only what a retry can fix: the network or the server failing, not a refusal.
         const again = retry && retryable(e) ? { label: "Retry", run: retry } : undefined;
-        notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", again);
-        if (retryable(e)) return "retryable";
+        const note = notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", again);
+        if (retryable(e)) {
+          failureNotes.current.set(ann.id, [...(failureNotes.current.get(ann.id) ?? []), note]);
+          return "retryable";
+        }
       }
       return "failed";
     }
