@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -127,3 +128,24 @@ def test_a_signed_in_user_changes_their_password_on_the_account_page(browser, li
     assert get_user_model().objects.get(pk=owner.pk).check_password("pavels-second-secret")
     page.get_by_role("link", name="Razmetka").click()
     expect(page.get_by_role("link", name="Workbench")).to_be_visible()  # still signed in
+
+
+def test_unsaved_settings_ask_before_the_page_is_left(page, project, login_as):
+    """A changed threshold and description were dropped without a word when another tab was opened."""
+    proj, owner = project
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/settings")
+    page.fill("input[name=box_threshold]", "0.5")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_role("link", name="Images").click()
+    until(page, lambda: asked, what="the question")
+    assert "not saved" in asked[0]
+    expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/settings$"))
+    expect(page.locator("input[name=box_threshold]")).to_have_value("0.5")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Settings saved.")).to_be_visible()
+    page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_role("link", name="Images").click()
+    expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/images$"))
+    assert len(asked) == 1

@@ -121,26 +121,29 @@ def test_annotator_gets_no_accept_all_and_no_retry_for_review_keys(page, project
     hammer = make_class(proj, "hammer")
     anna = make_user("anna")
     add_member(proj, anna, "annotator")
-    image = make_image(proj, width=400, height=300, seed=24)
-    add_prediction(image, hammer, rect_mask(300, 400, 10, 10, 60, 60))
-    mark_prelabeled(image)
+    image, other = (make_image(proj, width=400, height=300, seed=s) for s in (24, 124))
+    for im in (image, other):
+        add_prediction(im, hammer, rect_mask(300, 400, 10, 10, 60, 60))
+    mark_prelabeled(image, other)
     login_as(anna)
     refused: list[str] = []
     page.on("response", lambda r: refused.append(r.url) if r.status == 403 else None)
     open_review(page, proj, image)
 
-    accept = page.get_by_test_id("accept-all")
-    expect(accept).to_be_disabled()
-    expect(accept).to_have_attribute("title", re.compile(r"can't accept or reject"))
+    expect(page.get_by_test_id("accept-all")).to_have_count(0)
+    done = page.get_by_test_id("done-next")  # an annotator's "done here" (Enter did nothing for them)
+    expect(done).to_be_enabled()
+    expect(done).to_have_attribute("title", re.compile(r"can't accept or reject"))
     page.keyboard.press("a")
     note = toast(page, "can't accept or reject")
     expect(note).to_be_visible()
     expect(note).to_contain_text("annotator")
     expect(page.get_by_test_id("toast").get_by_role("button", name="Retry")).to_have_count(0)
-    page.keyboard.press("Enter")
-    expect(toast(page, "Press n for the next image")).to_be_visible()
-    expect(page.get_by_test_id("toast").get_by_role("button", name="Retry")).to_have_count(0)
     expect(page.get_by_text("..")).to_have_count(0)
+    page.keyboard.press("Enter")
+    expect(toast(page, "Your changes are saved; a reviewer accepts them. Next image.")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/review/{other.pk}$"))
+    assert Annotation.objects.filter(image=image, class_review="accepted").count() == 0
     assert refused == []
 
 

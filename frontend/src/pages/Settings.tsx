@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import { useUnsavedGuard } from "../unsavedGuard";
 import { api, ApiError, get, P, patch, type Project } from "../api/client";
 import { notify } from "../notify";
 import { navigate } from "../router";
@@ -57,14 +58,19 @@ export const splitPrompts = (s: string) => s.split(/[.\n]/).map((x) => x.trim())
 
 export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
-  const [form, setForm] = useState<Form>(() => toForm(ctx.project));
+  const [form, setFormState] = useState<Form>(() => toForm(ctx.project));
+  const [baseline, setBaseline] = useState<Form>(form); // what the server has, as last loaded or saved here
+  const setForm = (f: Form) => { setFormState(f); setBaseline(f); };
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
-  const set = <K extends keyof Form>(k: K, v: Form[K]) => { setForm((f) => ({ ...f, [k]: v })); setSaved(false); };
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => { setFormState((f) => ({ ...f, [k]: v })); setSaved(false); };
   const [engines, setEngines] = useState<EngineInfo[]>(FALLBACK_ENGINES);
   useEffect(() => { get<EngineInfo[]>("/api/engines/").then(setEngines).catch(() => undefined); }, []);
   const engine = engines.find((x) => x.name === form.engine) ?? FALLBACK_ENGINES[0];
+  // Edits not saved: leaving asks first (they were dropped without a word).
+  const dirty = JSON.stringify(form) !== JSON.stringify(baseline);
+  useUnsavedGuard(dirty ? "Your changes to the project settings are not saved.\n\nLeave anyway? They will be lost." : null);
 
   const save = async (e: React.FormEvent) => {
     e.preventDefault();

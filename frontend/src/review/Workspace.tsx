@@ -234,10 +234,16 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
               This image is also open in another tab of yours. Changes made there show here; an edit made on an older state is refused, not saved over them.
             </div>
           )}
-          <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail || !ctx.canReview} data-testid="accept-all"
-            title={!ctx.canReview && !readOnly ? `Your role (${role}) can't accept or reject; a reviewer or admin does. Skip (n) goes to the next image.` : undefined}>
-            Accept all &amp; next image <kbd>Enter</kbd>
-          </button>
+          {ctx.canReview || readOnly ? (
+            <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail || !ctx.canReview} data-testid="accept-all">
+              Accept all &amp; next image <kbd>Enter</kbd>
+            </button>
+          ) : (
+            <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || !detail} data-testid="done-next"
+              title={`Your role (${role}) can't accept or reject; a reviewer or admin does. Your changes are saved as you make them.`}>
+              Done, next image <kbd>Enter</kbd>
+            </button>
+          )}
           <div className="row small">
             <button onClick={nav.skip}>Skip <kbd>n</kbd></button>
             <button onClick={() => setHistoryOpen((o) => !o)} aria-pressed={historyOpen} data-testid="history-toggle">History <kbd>i</kbd></button>

@@ -9,7 +9,7 @@ import { markSkipped, nextImageId, queueFilters } from "./queue";
 import { claimMessage, claimRefusal } from "./rules";
 import type { ClaimState } from "./useClaim";
 import { afterMove, stepBack } from "./trail";
-import { cannotReviewMessage, IMAGE_GONE_MESSAGE } from "./useAnnotationWrites";
+import { IMAGE_GONE_MESSAGE } from "./useAnnotationWrites";
 
 /** Said whenever moving on would drop a mask edit the server has not accepted. */
 export const UNSAVED_MESSAGE = "A mask edit is not saved yet — retry or undo it before moving on.";
@@ -110,8 +110,12 @@ export function useReviewNavigation(opts: {
     }
     if (readOnly) return refuseReadOnly();
     if (!canReview) {
-      notify(`${cannotReviewMessage(opts.role)} Press n for the next image.`, "warn");
-      return;
+      // An annotator's "done here": the edits are saved (pending a reviewer's decision); on to
+      // the next image, not offered again this session. Enter did nothing for them.
+      if (blockedByUnsaved()) return;
+      markSkipped(pid, imageId);
+      notify("Your changes are saved; a reviewer accepts them. Next image.");
+      return void nextImage();
     }
     if (blockedByUnsaved()) return;
     if (!anns.length && detail.status === "new") {
