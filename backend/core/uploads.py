@@ -357,8 +357,25 @@ def iter_upload_items(files, *, file_sha256: str | None = None) -> Iterator[Uplo
         yield item
 
 
+LABEL_FILE_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
+
+
 def _validated(name: str, data: bytes, sha256: str | None = None) -> UploadItem:
     try:
         return UploadItem(name, image=validate_image(data, sha256=sha256))
     except UploadError as exc:
+        if name.lower().endswith(LABEL_FILE_SUFFIXES) and not _looks_like_image(data):
+            # An export's annotations beside its images: not a broken image, a file for the Import page.
+            return UploadItem(name, error="Not an image but an annotation or text file: skipped. Import annotations "
+                                          "on the Import page once the images are uploaded.")
         return UploadItem(name, error=str(exc))
+
+
+def _looks_like_image(data: bytes) -> bool:
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(data)):
+            return True
+    except Exception:
+        return False

@@ -192,7 +192,17 @@ class Errors:
 
     def as_list(self) -> list[dict]:
         more = self.count - len(self.kept)
-        return self.kept + ([{"item": "…", "error": f"and {more} more errors"}] if more else [])
+        return self.hints() + self.kept + ([{"item": "…", "error": f"and {more} more errors"}] if more else [])
+
+    def hints(self) -> list[dict]:
+        """What to do first, when the errors say it (a list of 24 "not in this project" lines said
+        nothing of uploading the images, which an export zip holds, before its annotations)."""
+        missing = sum(1 for e in self.kept if e["error"].endswith("is not in this project"))
+        if not missing:
+            return []
+        return [{"item": "hint", "error": f"{missing} item{'s name images' if missing > 1 else ' names an image'} this project "
+                 "does not have. Imports add objects to the project's images, matched by file name: upload the images "
+                 "first (an export zip with images can be uploaded as it is on the Upload page), then import again."}]
 
 
 # --------------------------------------------------------------------------- the import

@@ -64,7 +64,7 @@ def test_deep_json_in_a_zip_is_refused_and_the_other_files_still_checked(target,
     upload = zip_bytes({"a.json": _deep_docs(200)["labelme"].encode(), "b.json": json.dumps(ok).encode()})
     job = run_import(project, admin_user, "labelme", json_upload(upload, name="x.zip"))
     assert job.status == "failed"
-    assert {e["item"] for e in job.errors} == {"a.json", "b.json: shape 0"}, job.errors
+    assert {e["item"] for e in job.errors} == {"hint", "a.json", "b.json: shape 0"}, job.errors
     assert any("nested too deep" in e["error"] for e in job.errors)
 
 

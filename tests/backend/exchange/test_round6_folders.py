@@ -62,3 +62,39 @@ def test_labelme_and_native_read_the_folders_too(cams, admin_user):
     job = run_import(project, admin_user, "native", json_upload(native, name="predictions.json"))
     assert job.status == "done", job.errors
     assert sorted(Annotation.objects.filter(project=project).values_list("image_id", flat=True)) == [a.pk, b.pk]
+
+
+def test_images_missing_from_the_project_come_with_what_to_do_first(cams, admin_user):
+    """24 "not in this project" lines said nothing of uploading the images (an export zip holds
+    them) before importing its annotations (black-box ui6 #12)."""
+    project, a, b = cams
+    job = run_import(project, admin_user, "coco", json_upload(_coco("table_01.png", "table_02.png")))
+    assert job.status == "failed"
+    assert job.errors[0] == {"item": "hint", "error": (
+        "2 items name images this project does not have. Imports add objects to the project's images, matched by file "
+        "name: upload the images first (an export zip with images can be uploaded as it is on the Upload page), then "
+        "import again.")}
+    assert [e["error"] for e in job.errors[1:]] == ["image 'table_01.png' is not in this project",
+                                                   "image 'table_02.png' is not in this project"]
+
+
+def test_an_upload_says_an_exports_annotation_file_is_for_the_import_page(admin_user):
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.images.services import upload_images
+
+    from ..factories import image_bytes
+
+    project = make_project(admin_user, name="Zip")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("images/a.png", image_bytes(20, 20))
+        zf.writestr("annotations/instances.json", b'{"images": [], "annotations": [], "categories": []}')
+    report = upload_images(project=project, user=admin_user, files=[SimpleUploadedFile("export.zip", out.getvalue())])
+    assert len(report.created) == 1
+    assert report.errors == [{"name": "export.zip/annotations/instances.json", "error": (
+        "Not an image but an annotation or text file: skipped. Import annotations on the Import page once the "
+        "images are uploaded.")}]
