@@ -151,6 +151,7 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
     @action(detail=False, methods=["post"], url_path=SESSION_PATH + "/finish")
     def upload_finish(self, request, project_pk=None, session_id=None):
         """All bytes sent: the cpu worker validates and stores; poll the session for the result."""
+        empty_body(request)
         session = upload_sessions.finish_session(project=self.project, user=request.user, session_id=int_or_404(session_id))
         return Response(UploadSessionSerializer(session).data, status=status.HTTP_202_ACCEPTED)
 

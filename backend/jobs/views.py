@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.filters import apply_filters, choice_filter
+from backend.core.strict import empty_body
 from backend.core.params import int_or_404
 from backend.images import selectors as image_selectors
 from backend.projects.access import Capability, ProjectScopedMixin
@@ -60,11 +61,13 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=PrelabelJobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, project_pk=None, pk=None):
+        empty_body(request)  # "a write refuses a body field it does not know" (README)
         return Response(PrelabelJobSerializer(services.cancel_job(project=self.project, job_id=int_or_404(pk))).data)
 
     @extend_schema(request=None, responses=PrelabelJobSerializer)
     @action(detail=True, methods=["post"], url_path="retry-failed")
     def retry_failed(self, request, project_pk=None, pk=None):
+        empty_body(request)
         job = services.retry_failed(project=self.project, job_id=int_or_404(pk), user=request.user)
         return Response(PrelabelJobSerializer(job).data)
 

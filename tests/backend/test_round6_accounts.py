@@ -88,3 +88,25 @@ def test_a_claim_takes_no_body(client_for):
     assert r.status_code == 400 and "user" in r.json()["detail"], r.content
     assert client_for(owner).post(url, {}, format="json").status_code == 200
     assert client_for(owner).delete(url, {"force": True}, format="json").status_code == 400
+
+
+def test_bodyless_job_and_upload_actions_refuse_a_body(client_for, settings):
+    """`{"reason": "x", "force": true}` on a job's cancel and `{"x": 1}` on an upload's finish were
+    taken without a word (black-box api6 F17)."""
+    from backend.jobs import services as job_services
+
+    settings.QUEUE_GPU = "nobody-listens-gpu"
+    owner = make_user("owner")
+    project = make_project(owner)
+    make_image(project)
+    job = job_services.start_job(project=project, user=owner)
+    api = client_for(owner)
+    base = f"/api/projects/{project.pk}/"
+    refused = api.post(f"{base}jobs/{job.pk}/cancel/", {"reason": "x", "force": True}, format="json")
+    assert refused.status_code == 400 and "force, reason" in refused.json()["detail"], refused.content
+    assert api.post(f"{base}jobs/{job.pk}/retry-failed/", {"all": True}, format="json").status_code == 400
+    assert api.post(f"{base}jobs/{job.pk}/cancel/", {}, format="json").status_code == 200
+    session = api.post(f"{base}images/uploads/", {"file_name": "a.png", "size_bytes": 10}, format="json")
+    assert session.status_code == 201, session.content
+    finish = api.post(f"{base}images/uploads/{session.json()['id']}/finish/", {"x": 1}, format="json")
+    assert finish.status_code == 400 and "x" in finish.json()["detail"]
