@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.filters import one_id, only_params
-from backend.core.params import force_from, int_or_404, version_from
+from backend.core.params import force_from, int_or_404, version_from, version_parameter
 from backend.images import selectors as image_selectors
 from backend.images import services as image_services
 from backend.images.serializers import ImageSerializer
@@ -82,7 +82,7 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         )
         return Response(AnnotationSerializer(annotation).data)
 
-    @extend_schema(responses={204: None}, parameters=[FORCE])
+    @extend_schema(responses={204: None}, parameters=[FORCE, version_parameter()])
     def destroy(self, request, project_pk=None, pk=None):
         services.delete_annotation(
             project=self.project, annotation_id=int_or_404(pk), user=request.user,
@@ -145,7 +145,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         body = head[:-1] + b',"annotations":' + selectors.annotation_rows_json(image, image.rows_fingerprint) + b"}"
         return HttpResponse(body, content_type="application/json")
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None}, parameters=[version_parameter()])
     def destroy(self, request, project_pk=None, pk=None):
         image_services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request),
                                     user=request.user)
@@ -169,7 +169,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         request=AcceptAllSerializer, responses=AnnotationSerializer(many=True),
         parameters=[OpenApiParameter("force", bool, description="1: a project admin accepts through another person's claim (audited)")],
     )
-    @action(detail=True, methods=["post"], url_path="accept-all")
+    @action(detail=True, methods=["post"], url_path="accept-all", pagination_class=None)  # the schema offered page=
     def accept_all(self, request, project_pk=None, pk=None):
         serializer = AcceptAllSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

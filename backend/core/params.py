@@ -78,3 +78,11 @@ def check_write_params(request, view) -> None:
     if unknown:
         raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}' on this write. Allowed: "
                                            f"{', '.join(sorted(allowed)) or 'none'}."})
+
+
+def version_parameter():
+    """The schema's `?version=` of a DELETE (version_from): generated clients could not send it."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    return OpenApiParameter("version", int, description="The version you last read (or send {\"version\": n} as the "
+                            "body); one of the two is required. A newer one on the server is a 409.")

@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from backend.core.errors import NotFound
-from backend.core.params import int_or_404, version_from
+from backend.core.params import int_or_404, version_from, version_parameter
 from backend.core.strict import empty_body
 from backend.core.filters import apply_filters, bool_filter, choice_filter, only_params
 
@@ -68,7 +68,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
         project = services.update_project(project_id=membership.project_id, version=data.pop("version", None), **data)
         return Response(ProjectSerializer(project, context={"membership": membership}).data)
 
-    @extend_schema(request=VersionSerializer, responses={204: None})
+    @extend_schema(request=VersionSerializer, responses={204: None}, parameters=[version_parameter()])
     def destroy(self, request, pk=None):
         membership = self._membership(pk, Capability.MANAGE)
         services.delete_project(project_id=membership.project_id, version=version_from(request), by=request.user)
@@ -166,7 +166,7 @@ class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.Gene
         )
         return Response(LabelClassSerializer(label_class).data)
 
-    @extend_schema(request=VersionSerializer, responses={204: None})
+    @extend_schema(request=VersionSerializer, responses={204: None}, parameters=[version_parameter()])
     def destroy(self, request, project_pk=None, pk=None):
         services.delete_class(project=self.project, class_id=int_or_404(pk), version=version_from(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

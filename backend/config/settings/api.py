@@ -39,12 +39,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ReviewStateEnum": "backend.annotations.models.ReviewState",
+        # also a pre-annotation job's status: the same five states (queued … cancelled)
         "RunStateEnum": "backend.learning.models.RunState",
         "ModelVersionStateEnum": "backend.learning.models.ModelVersion.State",
         "ModelKindEnum": "backend.learning.models.ModelKind",
         "ImageStatusEnum": "backend.images.models.ImageStatus",
         "ExchangeJobStatusEnum": "backend.exchange.models.JobStatus",
-        "PrelabelJobStatusEnum": "backend.jobs.models.JobStatus",
         "PrelabelJobKindEnum": "backend.jobs.models.PrelabelJob.Kind",
         "LabelClassKindEnum": "backend.projects.models.LabelClass.Kind",
     },

@@ -21,7 +21,7 @@ export type Annotation = Omit<components["schemas"]["Annotation"], "mask_rle" | 
   candidates: Candidate[] | null;
 };
 
-export type JobStatus = components["schemas"]["PrelabelJobStatusEnum"];
+export type JobStatus = components["schemas"]["RunStateEnum"]; // the same five states as a training's
 export type Job = Omit<components["schemas"]["PrelabelJob"], "errors" | "stage_ms"> & {
   errors: { image: number; name: string; error: string }[];
   stage_ms?: Partial<Record<"detect" | "segment" | "embed" | "match", number>> | null;

@@ -1301,7 +1301,7 @@ export interface components {
             gallery_version?: number | null;
             device?: string;
             split?: components["schemas"]["SplitEnum"];
-            state?: components["schemas"]["PrelabelJobStatusEnum"];
+            state?: components["schemas"]["RunStateEnum"];
             total?: number;
             processed?: number;
             error?: string;
@@ -1625,21 +1625,6 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["AnnotationEvent"][];
         };
-        PaginatedAnnotationList: {
-            /** @example 123 */
-            count: number;
-            /**
-             * Format: uri
-             * @example http://api.example.org/accounts/?page=4
-             */
-            next?: string | null;
-            /**
-             * Format: uri
-             * @example http://api.example.org/accounts/?page=2
-             */
-            previous?: string | null;
-            results: components["schemas"]["Annotation"][];
-        };
         PaginatedEvaluationRunList: {
             /** @example 123 */
             count: number;
@@ -1895,7 +1880,7 @@ export interface components {
             readonly id: number;
             readonly number: number;
             readonly kind: components["schemas"]["PrelabelJobKindEnum"];
-            readonly status: components["schemas"]["PrelabelJobStatusEnum"];
+            readonly status: components["schemas"]["RunStateEnum"];
             readonly total: number;
             readonly processed: number;
             readonly failed: number;
@@ -1938,15 +1923,6 @@ export interface components {
          * @enum {string}
          */
         PrelabelJobKindEnum: "prelabel" | "boxes";
-        /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `done` - Done
-         *     * `failed` - Failed
-         *     * `cancelled` - Cancelled
-         * @enum {string}
-         */
-        PrelabelJobStatusEnum: "queued" | "running" | "done" | "failed" | "cancelled";
         Project: {
             readonly id: number;
             name: string;
@@ -2065,6 +2041,15 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "admin" | "reviewer" | "annotator" | "viewer";
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `done` - Done
+         *     * `failed` - Failed
+         *     * `cancelled` - Cancelled
+         * @enum {string}
+         */
+        RunStateEnum: "queued" | "running" | "done" | "failed" | "cancelled";
         SegmentCandidate: {
             class_id: number | null;
             name: string;
@@ -2147,7 +2132,7 @@ export interface components {
         TrainingRun: {
             readonly id: number;
             kind: components["schemas"]["ModelKindEnum"];
-            state?: components["schemas"]["PrelabelJobStatusEnum"];
+            state?: components["schemas"]["RunStateEnum"];
             /** Format: double */
             progress?: number;
             params?: unknown;
@@ -2421,7 +2406,10 @@ export interface operations {
     };
     projects_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
+                version?: number;
+            };
             header?: never;
             path: {
                 id: number;
@@ -2519,6 +2507,8 @@ export interface operations {
             query?: {
                 /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
                 force?: boolean;
+                /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
+                version?: number;
             };
             header?: never;
             path: {
@@ -2727,7 +2717,10 @@ export interface operations {
     };
     projects_classes_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
+                version?: number;
+            };
             header?: never;
             path: {
                 id: number;
@@ -3260,7 +3253,10 @@ export interface operations {
     };
     projects_images_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
+                version?: number;
+            };
             header?: never;
             path: {
                 id: number;
@@ -3284,10 +3280,6 @@ export interface operations {
             query?: {
                 /** @description 1: a project admin accepts through another person's claim (audited) */
                 force?: boolean;
-                /** @description A page number within the paginated result set. */
-                page?: number;
-                /** @description Number of results to return per page. */
-                page_size?: number;
             };
             header?: never;
             path: {
@@ -3307,7 +3299,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PaginatedAnnotationList"];
+                    "application/json": components["schemas"]["Annotation"][];
                 };
             };
         };
