@@ -149,3 +149,17 @@ def test_unsaved_settings_ask_before_the_page_is_left(page, project, login_as):
     page.get_by_role("link", name="Images").click()
     expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/images$"))
     assert len(asked) == 1
+
+
+def test_back_returns_to_the_images_list_as_it_was_filtered(page, project, login_as):
+    """A filter change replaced the history entry: Back skipped the earlier list (and left the app
+    after a deep link)."""
+    proj, owner = project
+    make_image(proj, width=400, height=300, seed=73)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/images")
+    page.get_by_label("status filter").select_option("done")
+    expect(page).to_have_url(re.compile(r"/images\?status=done$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/images$"))
+    expect(page.get_by_label("status filter")).to_have_value("")

@@ -56,7 +56,9 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const canDelete = ctx.isAdmin; // the API: DELETE /images/{id}/ needs the manage capability (admins)
   const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>) => {
     const next = { status, label_class: cls, ordering, page, ...patch };
-    navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`, true);
+    // A history entry per filter, sort or page: Back returns to the list as it was (it replaced
+    // the entry, and Back after a deep link left the app).
+    navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`);
   };
   useEffect(() => {
     let stale = false; // a slower answer to an older query must not overwrite a newer one

@@ -50,6 +50,16 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 /** The class picker: instances grouped under their type (the type itself stays choosable). */
 const ACCEPTED_DELETE_HINT = "Accepted in review: only a reviewer or admin can delete it. Edit it instead (an edit sends it back to review).";
 
+/** What the score and margin mean; a negative margin puzzled reviewers (round 6). */
+export function scoreHelp(a: Annotation): string {
+  const base = "score: how closely the object matches its class's gallery pictures (0–1). "
+    + "margin: that score minus the best other class's.";
+  return (a.class_margin ?? 0) < 0
+    ? `${base} Negative: another class matched it better, but with one object per class on an image (Settings) that `
+      + "class went to an object that matched it even better. Check the class."
+    : base;
+}
+
 function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id: number) => void; disabled: boolean }) {
   const groups = typesWithInstances(props.classes);
   const offered = new Set(groups.flatMap(({ type, instances }) => [type.id, ...instances.map((c) => c.id)]));
@@ -147,7 +157,7 @@ function ObjectRow(props: {
           ? <span className="muted small" data-testid={`no-class-why-${a.id}`} title={a.class_score != null ? `Best gallery match ${fmt(a.class_score)}, margin ${fmt(a.class_margin)}: too unsure to propose a class` : undefined}>
               {a.class_score != null ? "no sure gallery match" : "no gallery match"}
             </span>
-          : <span className="muted small">score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>}
+          : <span className="muted small" data-testid={`scores-${a.id}`} title={scoreHelp(a)}>score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>}
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
         {ns && (
