@@ -134,6 +134,9 @@ def test_add_exemplars_is_a_button_the_keyboard_reaches(page, project, login_as)
     chooser.value.set_files(files=[{"name": "h1.png", "mimeType": "image/png", "buffer": image_bytes(40, 40, (10, 20, 200))}])
     expect(card).to_contain_text("1 exemplar", timeout=15_000)
     assert GalleryImage.objects.filter(project=proj, label_class__name="hammer").count() == 1
+    # Said by the class's name, not under the ImageFolder zip card (round 6)
+    expect(page.get_by_test_id("toast").filter(has_text="1 exemplar added to “hammer”")).to_be_visible()
+    expect(page.locator(".report-names")).to_have_count(0)
 
 
 # --------------------------------------------------------------------------- upload page

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type GalleryImage, type GalleryUploadReport, type LabelClass, type Page } from "../api/client";
+import { count as plural } from "../plural";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
 import { useInFlight } from "./inFlight";
@@ -7,7 +8,6 @@ import type { ProjectCtx } from "./ProjectLayout";
 import { ExemplarThumb, LearnedDetails, SourceFilterSelect, type HardNegative, type SourceFilter } from "./galleryLearned";
 import "./upload-classes.css";
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /** A class name cut for a select's option (the select never grows wider than its card). */
 const short = (name: string, max = 40) => (name.length > max ? `${name.slice(0, max - 1)}…` : name);
 
@@ -101,7 +101,9 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     uploadWithProgress<UploadReport>(`${P(pid)}/gallery/`, form, setProgress).promise.then(({ status, body }) => {
       setProgress(null);
       if (body && typeof body === "object" && "errors" in body) {
-        setReport(body);
+        // A class card's upload is told there, by name: its report showed under the zip card.
+        if (classId) sayAdded(body, ctx.classes.find((c) => c.id === classId)?.name ?? "the class");
+        else setReport(body);
         const twice = body.also_in ?? [];
         if (twice.length) notify(`${plural(twice.length, "uploaded image")} also ${twice.length === 1 ? "is an exemplar" : "are exemplars"} of another class: ${alsoInText(twice[0])}${twice.length > 1 ? ", …" : ""}. The matcher cannot tell those classes apart by them.`, "warn");
       }
@@ -109,6 +111,12 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
       setTick((t) => t + 1);
       ctx.reloadClasses();
     }).catch((e) => { setProgress(null); notify(e.message, "error"); });
+  };
+  const sayAdded = (r: UploadReport, className: string) => {
+    const parts = [`${plural(r.created.length, "exemplar")} added to “${className}”`];
+    if (r.duplicates.length) parts.push(`${plural(r.duplicates.length, "duplicate")} skipped`);
+    if (r.errors.length) parts.push(`${plural(r.errors.length, "file")} refused: ${r.errors.slice(0, 3).map((e: any) => `${String(e.name)} (${String(e.error)})`).join("; ")}`);
+    notify(`${parts.join(", ")}.`, r.errors.length ? "error" : "info");
   };
   /** Delete a class (admins). The server refuses while objects have the class (they would lose
    * it) or while it has instances; its exemplars and hard negatives go with it. */
