@@ -54,6 +54,7 @@ class Create:
 
     image_id: int
     fields: dict
+    action: str = Action.CREATED  # RESTORED: a deleted object brought back under its own id
 
 
 @dataclass
@@ -119,8 +120,8 @@ def apply_changes(
                 row.created_by = person
             rows.append(row)
         applied.created = insert_many(Annotation, rows)  # a job's or an import's many rows: binary COPY
-        trail += [_event(a, person, Action.CREATED, source, None, snapshot(a), claim_override, extra_after)
-                  for a in applied.created]
+        trail += [_event(a, person, change.action, source, None, snapshot(a), claim_override, extra_after)
+                  for a, change in zip(applied.created, creates)]
 
     # Images whose status may have moved: any with a created or deleted object, and those where
     # an updated object's settled/started standing changed (else its counts, hence its status,

@@ -189,7 +189,11 @@ def restore_annotation(
     ("restore this version"). It is a new, audited change (action "restored"), never a rewrite
     of history, and it follows the review rule of any edit: restored parts are the reviewer's
     decision, or pending review when an annotator restores them."""
-    annotation = _locked(project, annotation_id)
+    try:
+        annotation = _locked(project, annotation_id)
+    except NotFound:
+        return _undelete(project=project, annotation_id=annotation_id, event_id=event_id, user=user, version=version,
+                         force=force)
     caps = _capabilities(project, user)
     override = _may_write(annotation.image, user=user, caps=caps, force=force)
     check_version(annotation, version, current=_current)
@@ -214,6 +218,58 @@ def restore_annotation(
     if not fields:
         raise DomainError("The object already looks like that version; nothing to restore.")
     return _commit(annotation, fields, user=user, action=AnnotationEvent.Action.RESTORED, claim_override=override)
+
+
+def _undelete(*, project: Project, annotation_id: int, event_id: int, user, version: int | None,
+              force: bool) -> Annotation:
+    """A deleted object back under its own id, as it was after one of its events (its deletion's
+    last state, or an earlier one): its history stays one. The API answered 404 although the
+    trail held every state; only the workspace's undo could re-create it, under a new id.
+    `version`: the one it had when it was deleted."""
+    deleted = (AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id,
+                                              action=AnnotationEvent.Action.DELETED).order_by("-pk").first())
+    if deleted is None:
+        raise NotFound("Annotation not found.")
+    image = Image.objects.select_for_update().filter(project=project, pk=deleted.image_id).first()
+    if image is None:
+        raise NotFound("The object's image has been deleted; the object cannot be restored.")
+    if Annotation.objects.filter(pk=annotation_id).exists():  # restored meanwhile (the image lock orders us)
+        raise VersionConflict("This object was restored by someone else meanwhile. Reload it.")
+    last = deleted.before["version"]
+    if version is None:
+        raise DomainError("'version' is required: send the version the object had when it was deleted.")
+    if version != last:
+        raise VersionConflict(f"The object was deleted at version {last}, not {version}. Reload its history and "
+                              "restore again.", extra={"current_version": last})
+    caps = _capabilities(project, user)
+    override = _may_write(image, user=user, caps=caps, force=force)
+    event = AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id, pk=event_id).first()
+    if event is None:
+        raise NotFound(f"Event {event_id} is not in this object's history.")
+    state = event.after if event.after is not None else event.before
+    label_class = None
+    if state["label_class"] is not None:
+        label_class = LabelClass.objects.filter(project=project, pk=state["label_class"]).first()
+        if label_class is None:
+            raise DomainError("The class of that version has been deleted; it cannot be restored.")
+        if not label_class.active:
+            raise DomainError(f"That version's class '{label_class.name}' is inactive; activate it first.")
+    if Annotation.objects.filter(image_id=image.pk).count() >= MAX_OBJECTS_PER_IMAGE:
+        raise DomainError(f"Image {image.pk} already has {MAX_OBJECTS_PER_IMAGE} objects, the most one image holds.")
+    rle = normalize_mask(height=image.height, width=image.width, rle=state["mask_rle"], polygons=None)
+    bbox, area = mask_geometry(rle)
+    fields = {
+        "id": annotation_id, "label_class": label_class, "mask_rle": rle, "bbox": bbox, "area": area,
+        "source": Source.HUMAN, "class_score": state.get("class_score"), "candidates": state.get("candidates") or [],
+        # restored parts are the restorer's decision, as any edit (pending for an annotator)
+        "class_review": _edited(caps) if label_class is not None else ReviewState.PENDING,
+        "mask_review": _edited(caps), "version": last + 1,
+    }
+    applied = apply_changes(
+        project_id=project.pk, changes=[Create(image.pk, fields, action=AnnotationEvent.Action.RESTORED)], actor=user,
+        source=ChangeSource.HUMAN, claim_override=override,
+    )
+    return applied.created[0]
 
 
 @transaction.atomic

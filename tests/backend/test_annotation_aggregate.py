@@ -226,6 +226,30 @@ def test_history_of_a_deleted_object_stays_readable(setup):
     assert per_object == history
 
 
+def test_a_deleted_object_is_restored_under_its_own_id(setup):
+    """restore/ answered 404 "Annotation not found" for a deleted object although its history
+    held every state (black-box api6 F13): only the workspace's undo re-created it."""
+    client, owner, project, image, hammer, wrench = setup
+    proposal = make_model_annotation(image, hammer)
+    client.patch(url(project, "annotations", proposal.pk), {"version": 1, "label_class": wrench.pk}, format="json")
+    assert client.delete(url(project, "annotations", proposal.pk) + "?version=2").status_code == 204
+    history = client.get(url(project, "annotations", proposal.pk, "events")).json()["results"]
+    deleted = next(e for e in history if e["action"] == "deleted")
+    stale = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 1, "event": deleted["id"]}, format="json")
+    assert stale.status_code == 409 and "deleted at version 2" in stale.json()["detail"]
+    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 2, "event": deleted["id"]},
+                           format="json")
+    assert restored.status_code == 200, restored.content
+    body = restored.json()
+    assert (body["id"], body["label_class"], body["version"], body["class_review"]) == (proposal.pk, wrench.pk, 3, "accepted")
+    assert body["mask_rle"] == deleted["before"]["mask_rle"]
+    assert _sources(annotation_id=proposal.pk)[-1] == ("restored", "human")
+    again = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 2, "event": deleted["id"]}, format="json")
+    assert again.status_code == 409  # it is live again at version 3
+    never = client.post(url(project, "annotations", 999999, "restore"), {"version": 1, "event": deleted["id"]}, format="json")
+    assert never.status_code == 404
+
+
 def test_viewer_cannot_restore(setup, client_for):
     client, owner, project, image, hammer, wrench = setup
     viewer = make_user("view")
