@@ -41,18 +41,24 @@ def test_looking_ahead_does_not_take_the_open_images_claim(page, project, login_
     assert all("claim=" not in url for url in looked), looked
 
 
+def _open_one_object(page, proj, owner, login_as, label_class, seed):
+    """An image with one proposal of `label_class`, open in the workspace with the object selected."""
+    image = make_image(proj, width=400, height=300, seed=seed)
+    ann = add_prediction(image, label_class, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    return ann
+
+
 def test_a_letter_on_the_focused_class_picker_is_a_review_key(page, project, login_as):
     """After a look at the picker's list, "a" went to the select's type-ahead: the first class
     starting with a was chosen and saved as an accepted class."""
     proj, owner = project
     hammer = make_class(proj, "hammer")
     make_class(proj, "a very long class name")
-    image = make_image(proj, width=400, height=300, seed=63)
-    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
-    mark_prelabeled(image)
-    login_as(owner)
-    open_review(page, proj, image)
-    page.get_by_test_id(f"object-{ann.pk}").click()
+    ann = _open_one_object(page, proj, owner, login_as, hammer, seed=63)
     picker = page.get_by_test_id(f"class-picker-{ann.pk}")
     picker.click()  # the list opens; Escape closes it and leaves the focus on the select
     page.keyboard.press("Escape")
@@ -66,12 +72,7 @@ def test_a_letter_on_the_focused_class_picker_is_a_review_key(page, project, log
 def test_a_class_chosen_with_the_mouse_leaves_the_keys_to_the_workspace(page, project, login_as):
     proj, owner = project
     hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
-    image = make_image(proj, width=400, height=300, seed=64)
-    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
-    mark_prelabeled(image)
-    login_as(owner)
-    open_review(page, proj, image)
-    page.get_by_test_id(f"object-{ann.pk}").click()
+    ann = _open_one_object(page, proj, owner, login_as, hammer, seed=64)
     page.get_by_test_id(f"class-picker-{ann.pk}").select_option(str(wrench.pk))
     until(page, lambda: Annotation.objects.get(pk=ann.pk).label_class_id == wrench.pk, what="the class saved")
     page.keyboard.press("r")

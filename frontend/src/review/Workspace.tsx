@@ -9,6 +9,7 @@ import { subscribe } from "../api/live";
 import { currentNotes, dismiss, dismissWhere } from "../notify";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { addNavigationGuard, Link } from "../router";
+import { useUnsavedGuard } from "../unsavedGuard";
 import { HelpOverlay } from "./Help";
 import { HistoryPanel } from "./HistoryPanel";
 import { LockIcon } from "./icons";
@@ -108,19 +109,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useEffect(() => {
     if (!unsavedNow) dismissWhere((n) => n.text === UNSAVED_MESSAGE || n.text === UNSAVED_REVIEW_MESSAGE);
   }, [unsavedNow]);
-  useEffect(() => {
-    if (!unsavedNow) return;
-    const off = addNavigationGuard(() => `${unsavedNow}\n\nLeave this image anyway? The change will be lost.`);
-    const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = ""; // older browsers show their prompt only when this is set
-    };
-    window.addEventListener("beforeunload", onBeforeUnload);
-    return () => {
-      off();
-      window.removeEventListener("beforeunload", onBeforeUnload);
-    };
-  }, [unsavedNow]);
+  useUnsavedGuard(unsavedNow && `${unsavedNow}\n\nLeave this image anyway? The change will be lost.`);
   // A polygon being drawn or a Click → SAM mask not saved yet: every way off this image (n, p,
   // Enter, a tab, Back, a reload) asks first. They were dropped without a word. Read when asked,
   // so the drafts (kept in refs, drawn by the stage) need no re-render.
