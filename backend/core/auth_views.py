@@ -1,9 +1,11 @@
 """Browser login (session + CSRF) and script tokens."""
 import hashlib
 import math
+import secrets
 import time
 
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.core import signing
 from django.core.cache import cache
 from django.middleware.csrf import get_token
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -92,17 +94,50 @@ def _count_failure(key: str) -> None:
     cache.incr(key)
 
 
+# A browser that has signed in to an account gets a signed cookie naming that account and the
+# device (OWASP's "device cookie"): the account-wide lock does not apply to it, its own wrong
+# passwords lock it alone. Anyone could otherwise keep any account, `admin` too, locked for good
+# with 10 requests every 15 minutes, without signing in.
+DEVICE_COOKIE = "razmetka_device"
+DEVICE_COOKIE_AGE_S = 365 * 24 * 3600
+_DEVICE_SALT = "razmetka.sign-in-device"
+
+
+def _device_of(request, account_key: str) -> str | None:
+    """The trusted device's id when the request carries this account's device cookie, else None."""
+    raw = request.COOKIES.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = signing.loads(raw, salt=_DEVICE_SALT, max_age=DEVICE_COOKIE_AGE_S)
+    except signing.BadSignature:
+        return None
+    return value.get("d") if isinstance(value, dict) and value.get("a") == account_key[-32:] else None
+
+
 def _authenticate(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    key = _failures_key(serializer.validated_data["username"])
-    _refuse_if_locked(key, "sign-ins")
+    account = _failures_key(serializer.validated_data["username"])
+    device = _device_of(request, account)
+    key = f"{account}:device:{device}" if device else account
+    _refuse_if_locked(key, "sign-ins" if not device else "sign-ins from this browser")
     user = authenticate(request, **serializer.validated_data)
     if user is None:
         _count_failure(key)
     else:
         cache.delete_many([key, key + ":since"])
+        request._device_cookie = signing.dumps({"a": account[-32:], "d": device or secrets.token_hex(8)}, salt=_DEVICE_SALT)
     return user
+
+
+def _remember_device(request, response: Response) -> Response:
+    """Set after a successful sign-in (see DEVICE_COOKIE)."""
+    value = getattr(request, "_device_cookie", None)
+    if value:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_COOKIE_AGE_S, httponly=True, samesite="Lax",
+                            secure=request.is_secure())
+    return response
 
 
 def _same_origin(request) -> bool:
@@ -142,7 +177,7 @@ def login_view(request):
     me = _me(user)
     if me["must_change_password"]:
         request.session[SESSION_FLAG] = True
-    return Response(me)
+    return _remember_device(request, Response(me))
 
 
 @extend_schema(request=None, responses={204: None})
