@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--db", default="razmetka_import_bench")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--twice", action="store_true",
+                        help="import the same file again: every object is already there (skipped, none added)")
     args = parser.parse_args()
     open_bench_database(args.db)
     import psutil
@@ -185,6 +187,14 @@ def main() -> None:
         print(f"RSS: {base_rss / 2**20:.0f} MiB before, peak {peak[0] / 2**20:.0f} MiB during the import "
               f"(+{(peak[0] - base_rss) / 2**20:.0f} MiB); process max RSS "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        if args.twice:
+            again = ImportJob.objects.create(project=project, created_by=user, format="coco", upload_file=name,
+                                             upload_name="instances.json", status="running")
+            t1 = time.perf_counter()
+            errors, result = apply_import(job=again, progress=lambda *_: None)
+            assert not errors and Annotation.objects.filter(project=project).count() == args.annotations, errors[:5]
+            print(f"again: {result['annotations']} added, {result['already_present']} already there, "
+                  f"in {time.perf_counter() - t1:.1f} s")
         os.remove(path)
     finally:
         if not args.keep:
