@@ -3,6 +3,7 @@ added again; imports only ever added)."""
 import pytest
 
 from backend.annotations.models import Annotation, AnnotationEvent
+from backend.exchange import geometry
 
 from .helpers import annotate, export, json_upload, rect, run_import, zip_upload
 
@@ -86,3 +87,28 @@ def test_drawing_one_more_object_than_an_image_holds_is_refused(admin_user, clie
                                     {"image": images[0].pk, "label_class": hammer.pk, "polygons": [[30, 30, 40, 30, 40, 40]]},
                                     format="json")
     assert r.status_code == 400 and "already has 1 objects, the most one image holds" in r.json()["detail"], r.content
+
+
+def test_a_twin_is_found_among_many_objects_in_the_same_box(admin_user):
+    """Each row was compared with every object of its class (one mask IoU per pair: 1,000 rows onto
+    1,000 like boxes took 50 s under the images' locks). Now a vectorized box test and at most
+    TWINS_COMPARED mask comparisons per row; the twin still wins (import_crowd_bench.py times it)."""
+    from backend.exchange import importing
+
+    from .helpers import build_project
+
+    project, (hammer, _), images = build_project(admin_user)
+    base = [[3, 3, 60, 3, 3, 44]]  # a triangle in the box (3, 3)-(60, 44)
+    # made before the twin: trapezoids with the same box, larger areas, IoU with it under 0.75
+    others = [[[3, 3, 60, 3, 60, 44, 3 + k, 44]] for k in range(1, 2 * importing.TWINS_COMPARED + 2)]
+    for polygons in [*others, base]:
+        from backend.core.masks import normalize_mask
+
+        rle = normalize_mask(height=48, width=64, polygons=polygons)
+        annotate(images[0], hammer, geometry.decode(rle))
+    coco = {"images": [{"id": 1, "file_name": images[0].original_name, "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "hammer"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": base}]}
+    job = run_import(project, admin_user, "coco", json_upload(coco))
+    assert job.status == "done", job.errors
+    assert (job.result["annotations"], job.result["already_present"]) == (0, 1), job.result
