@@ -64,10 +64,13 @@ def reset_password(*, by, user) -> str:
         raise PermissionDenied("Only an instance admin can reset passwords.")
     if user.pk == by.pk:
         raise DomainError("This is your own account: change your password on your Account page.")
-    if user.is_superuser and not by.is_superuser:
-        raise PermissionDenied(f"{user.username} is a superuser: only a superuser can reset their password.")
+    if (user.is_superuser or user.is_staff) and not by.is_superuser:
+        raise PermissionDenied(f"{user.username} is an instance admin: only a superuser can reset their password.")
     if not user.is_active:
         raise DomainError(f"{user.username}'s account is deactivated.")
+    # The row lock orders this with a token being issued for the old password (token_view locks it
+    # too): a token asked for during the reset was created after its tokens were deleted.
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
     password = secrets.token_urlsafe(12)
     user.set_password(password)
     user.save(update_fields=["password"])
@@ -78,6 +81,9 @@ def reset_password(*, by, user) -> str:
 
 @transaction.atomic
 def change_own_password(*, user, current_password: str, new_password: str) -> None:
+    # Checked against the locked row: an admin's reset committed meanwhile is what counts.
+    locked = get_user_model().objects.select_for_update().get(pk=user.pk)
+    user.password = locked.password
     if not user.check_password(current_password):
         raise DomainError("The current password is wrong.", extra={"field": "current_password"})
     if new_password == current_password:

@@ -7,6 +7,7 @@ import time
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.core import signing
 from django.core.cache import cache
+from django.db import transaction
 from django.middleware.csrf import get_token
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
@@ -22,7 +23,7 @@ from . import events
 from .accounts import change_own_password, must_change_password
 from .errors import DomainError
 from .permissions import SESSION_FLAG
-from .strict import StrictFieldsMixin
+from .strict import StrictFieldsMixin, empty_body
 
 
 class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -184,6 +185,7 @@ def login_view(request):
 @api_view(["POST"])
 @permission_classes([IsAuthenticated])  # also on a one-time password
 def logout_view(request):
+    empty_body(request)
     _release_claims(request.user)
     if isinstance(request.auth, Token):
         request.auth.delete()  # a script's sign-out revokes its token (a leaked one stayed valid for ever)
@@ -247,8 +249,14 @@ def token_view(request):
     user = _authenticate(request)
     if user is None:
         return _bad_credentials()
-    if must_change_password(user):
-        return Response({"detail": "Sign in to the app and set your own password before asking for a token.",
-                         "code": "password_change_required"}, status=403)
-    token, _ = Token.objects.get_or_create(user=user)
+    with transaction.atomic():
+        # Locked as a password reset locks it: the token is made for the password just checked,
+        # or not at all (one asked for during a reset outlived it).
+        locked = type(user).objects.select_for_update().filter(pk=user.pk, password=user.password).first()
+        if locked is None:
+            return _bad_credentials()  # the password changed since it was checked
+        if must_change_password(locked):
+            return Response({"detail": "Sign in to the app and set your own password before asking for a token.",
+                             "code": "password_change_required"}, status=403)
+        token, _ = Token.objects.get_or_create(user=locked)
     return Response({"token": token.key})

@@ -22,6 +22,7 @@ class FilesOnlyWhereNamed:
     """For a viewset whose `multipart_actions` take files (multipart); its other actions take JSON."""
 
     multipart_actions: tuple[str, ...] = ()
+    multipart_field = "files"  # named in the 415's message
 
     def get_parsers(self):
         if _takes_files(self):
@@ -31,7 +32,8 @@ class FilesOnlyWhereNamed:
 
 def unsupported_media_message(context: dict) -> str:
     request = context.get("request")
-    wanted = ("multipart/form-data (the files in a 'files' field)" if _takes_files(context.get("view"))
-              else "JSON (Content-Type: application/json)")
+    view = context.get("view")
+    wanted = (f"multipart/form-data (the file in a '{getattr(view, 'multipart_field', 'files')}' field)"
+              if _takes_files(view) else "JSON (Content-Type: application/json)")
     sent = (getattr(request, "content_type", "") or "").split(";")[0].strip() or "no Content-Type"
     return f"This request takes a {wanted} body; it was sent as {sent}."

@@ -74,9 +74,17 @@ class StrictFloatField(serializers.FloatField):
 class StrictBooleanField(serializers.BooleanField):
     default_error_messages = {"strict": "true or false is required, not {kind}."}
 
+    def get_value(self, dictionary):
+        # A form's empty value is no value to DRF, so the default (false) was taken in silence.
+        if isinstance(dictionary, QueryDict) and dictionary.get(self.field_name, None) == "":
+            return ""
+        return super().get_value(dictionary)
+
     def to_internal_value(self, data):
         if isinstance(data, str) and _in_form(self) and data.lower() in _FORM_FLAGS:
             return _FORM_FLAGS[data.lower()]
+        if data == "" and _in_form(self):
+            self.fail("strict", kind="an empty value (send 1/0 or true/false)")
         if not isinstance(data, bool):
             self.fail("strict", kind=_kind(data))
         return data

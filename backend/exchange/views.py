@@ -9,6 +9,7 @@ from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.core.body_parsers import FilesOnlyWhereNamed
+from backend.core.strict import empty_body
 from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
 from . import selectors, services
@@ -37,6 +38,7 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
         """Delete the export and its file; a queued or running one is cancelled."""
+        empty_body(request)
         services.delete_export(project=self.project, job_id=int_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -56,6 +58,7 @@ class ExportViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
 class ImportViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericViewSet):
     multipart_actions = ("create",)
+    multipart_field = "file"
     serializer_class = ImportJobSerializer
     capabilities = {"create": Capability.ANNOTATE}
 

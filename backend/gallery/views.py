@@ -3,7 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from backend.core.strict import form_int
+from backend.core.strict import empty_body, form_int
 from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
@@ -31,7 +31,7 @@ class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVi
 
     @extend_schema(request={"multipart/form-data": GalleryUploadSerializer}, responses={201: GalleryUploadReportSerializer})
     def create(self, request, project_pk=None):
-        files = check_upload_request(request)
+        files = check_upload_request(request, fields=("files", "label_class"))
         raw_class = request.data.get("label_class")
         class_id = form_int(raw_class, name="label_class")  # ASCII digits: int() took " 3" and "٣"
         report = services.upload_exemplars(project=self.project, user=request.user, files=files, class_id=class_id)
@@ -48,6 +48,7 @@ class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVi
 
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
+        empty_body(request)
         services.delete_exemplar(project=self.project, exemplar_id=int_or_404(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -70,6 +71,7 @@ class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVi
     @extend_schema(responses={204: None})
     @action(detail=False, methods=["delete"], url_path="negatives/<int:negative_id>")
     def delete_negative(self, request, project_pk=None, negative_id=None):
+        empty_body(request)
         services.prune(project=self.project, exemplar_ids=[], negative_ids=[int_or_404(negative_id)])
         return Response(status=status.HTTP_204_NO_CONTENT)
 

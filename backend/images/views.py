@@ -123,6 +123,7 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
         if request.method == "GET":
             return Response(UploadSessionSerializer(upload_sessions.get_session(self.project, sid, request.user)).data)
         if request.method == "DELETE":
+            empty_body(request)
             upload_sessions.cancel_session(project=self.project, user=request.user, session_id=sid)
             return Response(status=status.HTTP_204_NO_CONTENT)
         only_params(request.query_params, {"offset", "finish"})

@@ -116,9 +116,5 @@ class StartTrainingSerializer(StrictFieldsMixin, serializers.Serializer):
                                    "maskrcnn: steps, holdout, seed, batch_size, arch, min_size, max_size")
 
 
-class CancelSerializer(StrictFieldsMixin, serializers.Serializer):
-    """No fields: a run has no version to check (its state is the check: only a live run cancels)."""
-
-
 class DecisionSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField()

@@ -5,12 +5,12 @@ from rest_framework.response import Response
 
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
+from backend.core.strict import empty_body
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import selectors, services
 from .models import EvaluationRun, TrainingRun
 from .serializers import (
-    CancelSerializer,
     DecisionSerializer,
     EvaluationRunSerializer,
     ModelVersionSerializer,
@@ -21,7 +21,7 @@ from .serializers import (
 
 
 def _cancel(view, request, pk, model, serializer):
-    CancelSerializer(data=request.data).is_valid(raise_exception=True)  # strict: no fields at all
+    empty_body(request)  # no fields at all
     run = services.cancel_run(project=view.project, model=model, run_id=int_or_404(pk), user=request.user)
     return Response(serializer(run).data)
 
@@ -49,7 +49,7 @@ class EvaluationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
                                         model_version_id=s.validated_data.get("model_version"))
         return Response(EvaluationRunSerializer(run).data, status=201)
 
-    @extend_schema(request=CancelSerializer, responses=EvaluationRunSerializer)
+    @extend_schema(request=None, responses=EvaluationRunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, project_pk=None, pk=None):
         return _cancel(self, request, pk, EvaluationRun, EvaluationRunSerializer)
@@ -76,7 +76,7 @@ class TrainingViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
                                       params=s.validated_data.get("params") or {})
         return Response(TrainingRunSerializer(run).data, status=201)
 
-    @extend_schema(request=CancelSerializer, responses=TrainingRunSerializer)
+    @extend_schema(request=None, responses=TrainingRunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, project_pk=None, pk=None):
         return _cancel(self, request, pk, TrainingRun, TrainingRunSerializer)

@@ -124,6 +124,7 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={204: None})
     def destroy(self, request, project_pk=None, pk=None):
+        empty_body(request)
         services.remove_member(project=self.project, membership_id=int_or_404(pk), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -110,3 +110,83 @@ def test_bodyless_job_and_upload_actions_refuse_a_body(client_for, settings):
     assert session.status_code == 201, session.content
     finish = api.post(f"{base}images/uploads/{session.json()['id']}/finish/", {"x": 1}, format="json")
     assert finish.status_code == 400 and "x" in finish.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_asked_for_during_a_password_reset_does_not_outlive_it(monkeypatch):
+    """The token view checked the password, then made the token: a reset that committed in between
+    (deleting the user's tokens) left a token made with the old password (black-box api7 F2)."""
+    import threading
+
+    from django.contrib.auth import authenticate as real_authenticate
+
+    from backend.core import auth_views
+    from backend.core.accounts import reset_password
+
+    root = _staff("root7")
+    nina = make_user("nina7", password="ninas-old-secret-7")
+
+    def authenticate_then_reset(request, **credentials):
+        user = real_authenticate(request, **credentials)
+        # the admin's reset lands right after the password was checked (its own connection, committed)
+        done = threading.Thread(target=lambda: reset_password(by=root, user=get_user_model().objects.get(pk=nina.pk)))
+        done.start()
+        done.join()
+        return user
+
+    monkeypatch.setattr(auth_views, "authenticate", authenticate_then_reset)
+    r = APIClient().post("/api/auth/token/", {"username": "nina7", "password": "ninas-old-secret-7"}, format="json")
+    assert r.status_code == 400, r.content
+    assert not Token.objects.filter(user=nina).exists()
+
+
+def test_only_a_superuser_resets_another_instance_admin(client_for):
+    root = _staff("root8")
+    other_staff = _staff("staff8")
+    project = make_project(root)
+    membership = add_member(project, other_staff, "viewer")
+    r = client_for(root).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {}, format="json")
+    assert r.status_code == 403 and "only a superuser" in r.json()["detail"]
+    boss = _staff("boss8", superuser=True)
+    add_member(project, boss, "admin")
+    assert client_for(boss).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {},
+                                 format="json").status_code == 200
+
+
+def test_deletes_and_sign_out_refuse_a_body_and_uploads_an_unknown_form_field(client_for):
+    """Member, export, upload, exemplar DELETEs and sign-out took any body; a gallery zip sent with
+    `label_clas` made a class of its folder (black-box api7 F3, F4)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.gallery.models import GalleryImage
+    from backend.projects.models import LabelClass
+
+    from .factories import image_bytes, make_class
+
+    owner = make_user("owner9")
+    project = make_project(owner)
+    member = add_member(project, make_user("m9"), "viewer")
+    api = client_for(owner)
+    base = f"/api/projects/{project.pk}/"
+    assert api.delete(f"{base}members/{member.pk}/", {"really": True}, format="json").status_code == 400
+    cls = make_class(project, "hammer")
+    typo = api.post(f"{base}gallery/", {"label_clas": cls.pk, "files": [SimpleUploadedFile("g.png", image_bytes(9, 9))]},
+                    format="multipart")
+    assert typo.status_code == 400 and "label_clas" in typo.json()["detail"], typo.content
+    assert not GalleryImage.objects.exists() and LabelClass.objects.filter(project=project).count() == 1
+    extra = api.post(f"{base}images/", {"files": [SimpleUploadedFile("a.png", image_bytes(9, 9))], "tag": "x"},
+                     format="multipart")
+    assert extra.status_code == 400 and "tag" in extra.json()["detail"]
+    assert api.post("/api/auth/logout/", {"everywhere": True}, format="json").status_code == 400
+
+
+def test_a_form_flag_sent_empty_is_refused_not_read_as_false(client_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    owner = make_user("owner10")
+    project = make_project(owner)
+    r = client_for(owner).post(f"/api/projects/{project.pk}/imports/", {
+        "format": "coco", "as_accepted": "", "file": SimpleUploadedFile("c.json", b"{}")}, format="multipart")
+    assert r.status_code == 400 and "as_accepted" in r.json(), r.content
+    wrong = client_for(owner).post(f"/api/projects/{project.pk}/imports/", {"format": "coco"}, format="json")
+    assert wrong.status_code == 415 and "'file' field" in wrong.json()["detail"]

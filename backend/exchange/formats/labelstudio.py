@@ -191,6 +191,10 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
         return ItemError(item, "a region must be an object")
     kind = region.get("type")
     if kind not in SUPPORTED:
+        if isinstance(kind, str) and kind in _BARE_SHAPES and f"{kind}labels" in SUPPORTED:
+            # Label Studio's shape without its label (the label in a region of its own): no class.
+            return ItemError(item, f"a {kind} region without a label is not supported: label it in the same region "
+                                   f"({kind}labels)")
         if isinstance(kind, str) and (kind.endswith("labels") or kind in _BARE_SHAPES):
             # A shape we cannot make a mask of (keypoints, polylines...): the job said "done"
             # with these left out without a word.

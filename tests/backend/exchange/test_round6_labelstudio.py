@@ -64,3 +64,12 @@ def test_an_ellipse_needs_positive_radii(setup, admin_user):
     doc = _task(image, _region("ellipselabels", {"x": 50, "y": 50, "radiusX": 0, "radiusY": 20, "ellipselabels": ["hammer"]}))
     job = run_import(project, admin_user, "labelstudio", json_upload(doc, name="ls.json"))
     assert job.status == "failed" and "positive radiusX" in job.errors[0]["error"]
+
+
+def test_a_bare_ellipse_region_says_it_lacks_its_label(setup, admin_user):
+    project, image = setup
+    doc = _task(image, _region("ellipse", {"x": 50, "y": 50, "radiusX": 20, "radiusY": 20}))
+    job = run_import(project, admin_user, "labelstudio", json_upload(doc, name="ls.json"))
+    assert job.status == "failed"
+    assert job.errors[0]["error"] == ("a ellipse region without a label is not supported: label it in the same region "
+                                      "(ellipselabels)")
