@@ -96,6 +96,14 @@ def test_one_time_passwords_stay_and_an_instance_admin_resets_a_forgotten_one(br
     password = fresh.locator("code").inner_text().strip()
     assert get_user_model().objects.get(username="nick").check_password(password)
     expect(page.get_by_test_id("reset-password-root6")).to_have_count(0)  # one's own: the Account page
+    # Leaving drops them: asked first (Back or another tab dropped them without a word)
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_role("link", name="Images").click()
+    until(page, lambda: asked, what="the question")
+    assert "nick" in asked[0] and "will not be shown again" in asked[0]
+    expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/members$"))
+    expect(fresh).to_be_visible()
 
     other = browser.new_context(base_url=live_url, viewport={"width": 1400, "height": 900})
     p2 = other.new_page()
@@ -163,3 +171,31 @@ def test_back_returns_to_the_images_list_as_it_was_filtered(page, project, login
     page.go_back()
     expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/images$"))
     expect(page.get_by_label("status filter")).to_have_value("")
+
+
+def test_the_import_page_gives_the_hint_apart_and_says_when_nothing_was_new(page, project, login_as, celery_worker):
+    """The hint showed as a red error named "hint"; re-importing said "0 objects added to 7 images"."""
+    import json
+
+    proj, owner = project
+    image = make_image(proj, width=400, height=300, seed=74)
+    add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
+    login_as(owner)
+    coco = {"images": [{"id": 1, "file_name": "missing.png", "width": 400, "height": 300}],
+            "categories": [{"id": 1, "name": "hammer"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20]}]}
+    page.goto(f"/p/{proj.pk}/import")
+    page.select_option("select[name=import-format]", "coco")
+    page.set_input_files("input[name=import-file]", files=[{"name": "c.json", "mimeType": "application/json",
+                                                            "buffer": json.dumps(coco).encode()}])
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_test_id("import-hint")).to_contain_text("upload the images first", timeout=30_000)
+    expect(page.get_by_test_id("import-errors")).not_to_contain_text("hint")
+    coco["images"][0]["file_name"] = image.original_name
+    page.goto(f"/p/{proj.pk}/import")
+    page.select_option("select[name=import-format]", "coco")
+    page.set_input_files("input[name=import-file]", files=[{"name": "c.json", "mimeType": "application/json",
+                                                            "buffer": json.dumps(coco).encode()}])
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_test_id("import-outcome")).to_contain_text("Nothing added: every object in the file was already there.",
+                                                                  timeout=30_000)

@@ -141,7 +141,7 @@ def test_annotator_gets_no_accept_all_and_no_retry_for_review_keys(page, project
     expect(page.get_by_test_id("toast").get_by_role("button", name="Retry")).to_have_count(0)
     expect(page.get_by_text("..")).to_have_count(0)
     page.keyboard.press("Enter")
-    expect(toast(page, "Your changes are saved; a reviewer accepts them. Next image.")).to_be_visible()
+    expect(toast(page, "Next image. Nothing here is accepted: a reviewer does that")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/review/{other.pk}$"))
     assert Annotation.objects.filter(image=image, class_review="accepted").count() == 0
     assert refused == []

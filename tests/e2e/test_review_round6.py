@@ -109,3 +109,29 @@ def test_a_successful_retry_takes_back_the_failure_messages(page, project, login
           what="both reviews saved on retry")
     expect(toasts(page).filter(has_text="not saved")).to_have_count(0)
     expect(toasts(page).filter(has_text="Couldn't save")).to_have_count(0)
+
+
+def test_a_picture_that_failed_to_load_is_said_on_the_stage_and_not_accepted_unseen(page, project, login_as):
+    """Only a toast said the file could not be loaded; Enter then accepted both objects of a blank
+    stage and marked the image done without anyone seeing it (black-box ui7)."""
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=66)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    picture = re.compile(rf".*/api/projects/{proj.pk}/images/{image.pk}/file/\?display=1$")
+    page.route(picture, lambda r: r.fulfill(status=500, body="boom"))
+    page.goto(f"/p/{proj.pk}/review/{image.pk}")
+    banner = page.get_by_test_id("pixels-error")
+    expect(banner).to_contain_text("The image file couldn't be loaded (500).")
+    page.keyboard.press("Enter")
+    expect(toasts(page).filter(has_text="accepting objects nobody has seen is refused")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert Annotation.objects.get(pk=ann.pk).class_review == ReviewState.PENDING
+    page.unroute(picture)
+    banner.get_by_role("button", name="Try again").click()
+    expect(page.locator(f'[data-image-ready="{image.pk}"]')).to_have_count(1)
+    expect(banner).to_have_count(0)
+    page.keyboard.press("Enter")
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).class_review == ReviewState.ACCEPTED, what="the accept")

@@ -9,8 +9,9 @@ describe("errorText", () => {
       "The server had an unexpected problem (500). Try again; if it keeps happening, tell your admin.");
     expect(errorText("<!doctype html><p>x</p>", 413)).toBe("The request is too large for the server (413).");
   });
-  it("keeps plain text and the API's JSON messages", () => {
-    expect(errorText("Too many open files", 500)).toBe("Too many open files");
+  it("says a proxy's plain text by its status too, and keeps the API's JSON messages", () => {
+    expect(errorText("upstream connect error or disconnect/reset before headers. reset reason: overflow", 503))
+      .toBe("The server is not answering right now (503). Try again in a moment.");
     expect(errorText({ detail: "Not found.", code: "not_found" }, 404)).toBe("Not found.");
     expect(errorText({ name: ["This field is required."] }, 400)).toBe("name: This field is required.");
     expect(errorText(null, 0)).toContain("can't be reached");

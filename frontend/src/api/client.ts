@@ -43,9 +43,10 @@ export function csrfToken(): string {
 /** Human text for an error body: detail, or field errors "field: message". */
 export function errorText(body: any, status: number): string {
   if (!body) return status === 0 ? "The server can't be reached. Check your connection and try again." : `Request failed (${status}).`;
-  // Not JSON: a proxy's or the server's own error page. Its markup said nothing to a user (a whole
-  // nginx 502 page in a toast); the status does.
-  if (typeof body === "string") return /<[a-z!/]/i.test(body) || !body.trim() ? statusText(status) : body.slice(0, 300);
+  // Not JSON (the API always answers JSON): a proxy's or the server's own error page or text. Its
+  // markup or wording said nothing to a user (a whole nginx 502 page in a toast; "upstream connect
+  // error or disconnect/reset before headers"); the status does.
+  if (typeof body === "string") return statusText(status);
   if (body.detail) return String(body.detail);
   const parts: string[] = [];
   for (const [k, v] of Object.entries(body)) {

@@ -105,7 +105,8 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         if (classId) sayAdded(body, ctx.classes.find((c) => c.id === classId)?.name ?? "the class");
         else setReport(body);
         const twice = body.also_in ?? [];
-        if (twice.length) notify(`${plural(twice.length, "uploaded image")} also ${twice.length === 1 ? "is an exemplar" : "are exemplars"} of another class: ${alsoInText(twice[0])}${twice.length > 1 ? ", …" : ""}. The matcher cannot tell those classes apart by them.`, "warn");
+        if (twice.length) notify(`${plural(twice.length, "uploaded picture")} ${twice.length === 1 ? "is" : "are"} also in another class: `
+          + `${alsoInText(twice[0])}${twice.length > 1 ? ", …" : ""}. The matcher cannot tell those classes apart by ${twice.length === 1 ? "it" : "them"}: remove one.`, "warn");
       }
       else if (status >= 300) notify(`Gallery upload failed: ${errorText(body, status)}`, "error");
       setTick((t) => t + 1);

@@ -143,8 +143,10 @@ function ImportOutcome({ job }: { job: ImportJob }) {
       <div data-testid="import-outcome" data-status="failed">
         <h2 className="error">Import #{job.id} failed: nothing was applied</h2>
         <p>{count} item{count === 1 ? "" : "s"} had errors, so the whole file was rejected and the project is unchanged. Fix these and import the file again.</p>
+        {/* What to do first (the server's "hint" item): advice, not one more error in red. */}
+        {job.errors.filter((e) => e.item === "hint").map((e, i) => <p key={i} className="note-box" data-testid="import-hint">{e.error}</p>)}
         <ul className="errors import-errors" data-testid="import-errors">
-          {job.errors.map((e, i) => <li key={i}><b className="ellipsis-inline" title={e.item}>{e.item}</b>: {e.error}</li>)}
+          {job.errors.filter((e) => e.item !== "hint").map((e, i) => <li key={i}><b className="ellipsis-inline" title={e.item}>{e.item}</b>: {e.error}</li>)}
         </ul>
       </div>
     );
@@ -153,7 +155,9 @@ function ImportOutcome({ job }: { job: ImportJob }) {
   return (
     <div data-testid="import-outcome" data-status="done">
       <h2>Import #{job.id} done</h2>
-      <p>{count(r.annotations ?? 0, "object")} added to {count(r.images ?? 0, "image")}{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>
+      {(r.annotations ?? 0) === 0 && (r.already_present ?? 0) > 0
+        ? <p>Nothing added: every object in the file was already there.</p>
+        : <p>{count(r.annotations ?? 0, "object")} added to {count(r.images ?? 0, "image")}{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>}
       {(r.already_present ?? 0) > 0 && <p className="small" data-testid="import-already-present">{alreadyPresent(r.already_present ?? 0)}</p>}
       {r.classes_created && r.classes_created.length > 0 && <p className="small">New classes: {r.classes_created.join(", ")}</p>}
     </div>

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { del, get, P, patch, post, type Membership, type Page } from "../api/client";
 import { notify } from "../notify";
 import { useInFlight } from "./inFlight";
+import { useUnsavedGuard } from "../unsavedGuard";
 import type { ProjectCtx } from "./ProjectLayout";
 
 const ROLES = [
@@ -24,6 +25,9 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
   // Every one-time password made on this page stays until its Done: a second new user replaced
   // the first one's panel, and that password was lost for good.
   const [secrets, setSecrets] = useState<{ username: string; password: string; reset: boolean }[]>([]);
+  // They are shown once: leaving the page (a tab, Back, a reload) asks first; it dropped them.
+  useUnsavedGuard(secrets.length ? `The one-time password${secrets.length > 1 ? "s" : ""} of ${secrets.map((s) => s.username).join(", ")} `
+    + "will not be shown again once you leave this page. Copy them first (then press Done).\n\nLeave anyway?" : null);
   const keep = (username: string, password: string, reset: boolean) =>
     setSecrets((old) => [...old.filter((s) => s.username !== username), { username, password, reset }]);
   const [adding, runAdd] = useInFlight();
@@ -121,11 +125,13 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
                         {ROLES.map(([r]) => <option key={r} value={r}>{r}</option>)}
                       </select>
                     </td>
-                    <td className="member-actions">
-                      {ctx.me.is_staff && m.username !== ctx.me.username && (
-                        <button className="small" data-testid={`reset-password-${m.username}`} onClick={() => resetPassword(m)}>Reset password</button>
-                      )}
-                      <button className="small danger" onClick={() => remove(m)}>Remove</button>
+                    <td>
+                      <div className="member-actions">
+                        {ctx.me.is_staff && m.username !== ctx.me.username && (
+                          <button className="small" data-testid={`reset-password-${m.username}`} onClick={() => resetPassword(m)}>Reset password</button>
+                        )}
+                        <button className="small danger" onClick={() => remove(m)}>Remove</button>
+                      </div>
                     </td>
                   </tr>
                 ))}

@@ -90,18 +90,19 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
         notify(ok);
         reloadAll();
       } catch (e: any) {
-        notify(`${label} failed: ${e.message}`, "error");
+        // "Training failed" for a refused start said something failed; nothing had started.
+        notify(`Couldn't ${label}: ${e.message}`, "error");
         if (e.status === 409) reloadAll();
       }
     });
-  const evaluate = () => act("Evaluation", () => post(`${P(pid)}/evaluations/`, {}), "Evaluation started.");
-  const train = (kind: "head" | "maskrcnn") => act("Training", () => post(`${P(pid)}/trainings/`, { kind }), `Training of a ${kind === "head" ? "projection head" : "Mask R-CNN"} started.`);
+  const evaluate = () => act("start the evaluation", () => post(`${P(pid)}/evaluations/`, {}), "Evaluation started.");
+  const train = (kind: "head" | "maskrcnn") => act("start the training", () => post(`${P(pid)}/trainings/`, { kind }), `Training of a ${kind === "head" ? "projection head" : "Mask R-CNN"} started.`);
   // A run holds the one gpu worker (pre-annotation waits behind it): an admin can stop it.
   const cancel = (what: "evaluations" | "trainings", id: number, name: string) =>
-    confirm(`Cancel ${name}? A running one stops at its next step and keeps nothing.`)
-    && act("Cancel", () => post(`${P(pid)}/${what}/${id}/cancel/`, {}), `${name[0].toUpperCase()}${name.slice(1)} cancelled.`);
+    confirm(`Cancel ${name}? A running one stops at its next check (a training every 10 steps) and keeps nothing.`)
+    && act(`cancel ${name}`, () => post(`${P(pid)}/${what}/${id}/cancel/`, {}), `${name[0].toUpperCase()}${name.slice(1)} cancelled.`);
   const decide = (m: ModelVersion, what: "activate" | "deactivate") =>
-    (what === "deactivate" || confirm(activationQuestion(m))) && act(what === "activate" ? "Activation" : "Deactivation", () => post(`${P(pid)}/models/${m.id}/${what}/`, { version: m.version }),
+    (what === "deactivate" || confirm(activationQuestion(m))) && act(`${what} the model`, () => post(`${P(pid)}/models/${m.id}/${what}/`, { version: m.version }),
       `${m.kind === "head" ? "Projection head" : "Mask R-CNN"} #${m.number} ${what === "activate" ? "is active; pending objects are being re-scored" : "is retired"}.`);
 
   const latest = evals.rows?.find((r) => r.state === "done");
@@ -114,7 +115,7 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
         <div className="toolbar" style={{ justifyContent: "space-between" }}>
           <h2>Measured accuracy</h2>
           {ctx.isAdmin
-            ? <button className="primary" onClick={evaluate} disabled={!!busy} data-testid="start-evaluation">{busy === "Evaluation" ? "Starting…" : "Measure now"}</button>
+            ? <button className="primary" onClick={evaluate} disabled={!!busy} data-testid="start-evaluation">{busy === "start the evaluation" ? "Starting…" : "Measure now"}</button>
             : <span className="muted small">Only project admins start an evaluation.</span>}
         </div>
         {evals.rows === null ? <p className="muted">Loading…</p> : evals.rows.length === 0 ? <p className="muted">No evaluation yet.</p> : (

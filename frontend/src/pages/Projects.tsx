@@ -9,11 +9,14 @@ export function ProjectsPage() {
   const [name, setName] = useState("");
   const [prompts, setPrompts] = useState("hammer . screwdriver . wrench . pliers");
   const [busy, run] = useInFlight();
+  const [loadError, setLoadError] = useState(""); // it said "Loading…" for ever after a failure
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
+    setLoadError("");
     get<Page<Project>>("/api/projects/?page_size=500")
       .then((p) => setProjects(p.results))
-      .catch((e) => notify(`Couldn't load projects: ${e.message}`, "error"));
-  }, []);
+      .catch((e) => setLoadError(`Couldn't load projects: ${e.message}`));
+  }, [attempt]);
   const create = (e: React.FormEvent) => {
     e.preventDefault();
     void run(async () => {
@@ -29,7 +32,11 @@ export function ProjectsPage() {
   return (
     <main className="page">
       <h1>Projects</h1>
-      {projects === null ? (
+      {projects === null && loadError ? (
+        <p className="error" role="alert" data-testid="projects-error">
+          {loadError} <button type="button" onClick={() => setAttempt((n) => n + 1)}>Try again</button>
+        </p>
+      ) : projects === null ? (
         <p className="muted">Loading…</p>
       ) : projects.length === 0 ? (
         <p className="muted">No projects yet. Create one below.</p>

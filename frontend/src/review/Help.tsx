@@ -1,5 +1,5 @@
 export const SHORTCUTS: [string, string][] = [
-  ["Enter", "Accept all objects and open the next image"],
+  ["Enter", "Accept all objects and open the next image (an annotator: done here, next image; nothing is accepted)"],
   ["Tab / j / ↓", "Next object"],
   ["Shift+Tab / k / ↑", "Previous object"],
   ["a", "Accept the object (class and mask)"],

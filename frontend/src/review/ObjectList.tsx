@@ -82,12 +82,13 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
       onClick={(e) => e.stopPropagation()}
       onKeyDown={(e) => {
         e.stopPropagation();
-        if (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        const undoKey = (e.ctrlKey || e.metaKey) && /^[zZyY]$/.test(e.key); // Ctrl+Z did nothing here
+        if (undoKey || (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey)) {
           // A letter or digit is a review key (a, r, c, 1…), not the select's type-ahead: after a
           // look at the list, "a" picked the first class starting with a and saved it accepted.
           e.preventDefault();
           e.currentTarget.blur(); // saves a keyboard step not yet saved, as leaving the select does
-          window.dispatchEvent(new KeyboardEvent("keydown", { key: e.key, shiftKey: e.shiftKey }));
+          window.dispatchEvent(new KeyboardEvent("keydown", { key: e.key, shiftKey: e.shiftKey, ctrlKey: e.ctrlKey, metaKey: e.metaKey }));
           return;
         }
         if (e.key === "Enter") {

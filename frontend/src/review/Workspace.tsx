@@ -61,7 +61,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));
     setSelId(firstPending(d.annotations));
   };
-  const { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, bundleRef, pixelsRef } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
+  const { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
   useEffect(() => setSelId(null), [pid, imageId]);
   const selIndex = anns.findIndex((a) => a.id === selId);
   const sel = selIndex >= 0 ? anns[selIndex] : null;
@@ -100,7 +100,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone });
   const nav = useReviewNavigation({
     pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
-    refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone, updateAnns,
+    refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone, updateAnns, pictureMissing: !!pixelsError,
     heldBy: claim.state === "other" ? claim.by ?? "Another reviewer" : null,
   });
   // An unsaved mask edit or review decision: leaving through another page asks first, and so does a reload or close.
@@ -201,6 +201,12 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           onContextMenu={(e) => e.preventDefault()}
         />
         {!detail && <div className="stage-msg">Loading…</div>}
+        {detail && pixelsError && (
+          <div className="stage-msg stage-error" role="alert" data-testid="pixels-error">
+            {pixelsError} The objects are listed, but nothing can be accepted unseen.
+            <button type="button" onClick={retryLoad} data-testid="retry-pixels">Try again</button>
+          </div>
+        )}
         </div>
       </div>
       <aside className="side">

@@ -5,7 +5,6 @@
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { checkProjectAccess } from "../api/access";
 import { ApiError, get, P, type Annotation, type ImageDetail, type LabelClass } from "../api/client";
-import { notify } from "../notify";
 import { loadBundle, type Bundle } from "./bundle";
 import { nextImageId, queueFilters } from "./queue";
 
@@ -26,6 +25,9 @@ export function useImageBundle(
   const [loadError, setLoadError] = useState("");
   const [attempt, setAttempt] = useState(0); // "Try again" after a failed load: a failed bundle is not cached
   const retryLoad = () => setAttempt((n) => n + 1);
+  // The picture itself failed (its objects loaded): said on the stage with Try again, and Enter
+  // refuses to accept what nobody has seen (it accepted both objects of a blank stage).
+  const [pixelsError, setPixelsError] = useState("");
   const [, setFrame] = useState(0);
   const bundleRef = useRef<Bundle | null>(null);
   const pixelsRef = useRef<Pixels | null>(null);
@@ -40,6 +42,7 @@ export function useImageBundle(
     let cancelled = false;
     const t0 = performance.now();
     setLoadError("");
+    setPixelsError("");
     setDetail(null);
     updateAnns(() => []);
     pixelsRef.current = null;
@@ -78,7 +81,7 @@ export function useImageBundle(
         if (cancelled) return;
         // A detail that failed already says why on the page (a 404, or the project notice): one message, not two.
         if (await b.detail.then(() => false, () => true)) return;
-        if (!cancelled) notify(e.message, "error");
+        if (!cancelled) setPixelsError(e.message);
       });
     // Show the cached copy at once, then reconcile with the server's current state.
     if (performance.now() - b.startedAt > 1500) {
@@ -105,5 +108,5 @@ export function useImageBundle(
     return () => clearTimeout(t);
   }, [detail?.id]);
 
-  return { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, bundleRef, pixelsRef };
+  return { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef };
 }

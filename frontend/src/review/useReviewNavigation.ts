@@ -34,6 +34,8 @@ export function useReviewNavigation(opts: {
   gone?: boolean; onImageGone?: () => void;
   /** Someone else holds the image: Enter moves on instead of saying it is read-only. */
   heldBy?: string | null;
+  /** The picture did not load: accept-all would accept what nobody saw. */
+  pictureMissing?: boolean;
   /** Puts objects the server says changed (a refused accept-all) into the list shown. */
   updateAnns?: (fn: (list: Annotation[]) => Annotation[]) => void;
 }) {
@@ -114,10 +116,14 @@ export function useReviewNavigation(opts: {
       // the next image, not offered again this session. Enter did nothing for them.
       if (blockedByUnsaved()) return;
       markSkipped(pid, imageId);
-      notify("Your changes are saved; a reviewer accepts them. Next image.");
+      notify("Next image. Nothing here is accepted: a reviewer does that (your edits are saved as you make them).");
       return void nextImage();
     }
     if (blockedByUnsaved()) return;
+    if (opts.pictureMissing) {
+      notify("The picture did not load: accepting objects nobody has seen is refused. Try again, or skip (n).", "warn");
+      return;
+    }
     if (!anns.length && detail.status === "new") {
       // Not pre-annotated yet: there is nothing to accept, and "done" would say a model looked.
       markSkipped(pid, imageId);
