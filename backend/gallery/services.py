@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.conf import settings
-
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
