@@ -227,10 +227,14 @@ def me_view(request):
                 _count_failure(key)
             raise
         update_session_auth_hash(request, request.user)  # stay signed in with the new password
-        # A new password ends every other way in: the API token too (sign in for a new one).
-        Token.objects.filter(user=request.user).exclude(key=getattr(request.auth, "key", None)).delete()
+        # A new password ends every other way in, the API token too, even the one this change came
+        # with: a user has one token, and someone who got it with the old password kept it. A
+        # change made with a token answers the new one.
+        Token.objects.filter(user=request.user).delete()
         events.signed_out(user_id=request.user.pk)
         request.session.pop(SESSION_FLAG, None)
+        if isinstance(request.auth, Token):
+            return Response({**_me(request.user), "token": Token.objects.create(user=request.user).key})
     return Response(_me(request.user))
 
 

@@ -186,5 +186,27 @@ def empty_body(request) -> None:
             names = ", ".join(sorted(str(k) for k in data.keys())[:20])
             raise ValidationError({"detail": f"This request takes no body; got: {names}.", "code": "unknown_field"})
         return
-    if data not in (None, "", b""):
+    # (No body at all reads as {}; a JSON `null` is a body.)
+    if data not in ("", b""):
         raise ValidationError({"detail": "This request takes no body (send nothing, or {}).", "code": "invalid"})
+
+
+def single_form_fields(request, *, files: tuple[str, ...] = ("files",)) -> None:
+    """A multipart form's fields, each once (the query string's rule): a field sent twice took its
+    last value without a word (`as_accepted` 1 then 0 read false, the first of two `file` parts was
+    dropped). `files` name the file fields; a text part under such a name is refused too (it was
+    ignored, and the upload answered as if it had sent nothing wrong)."""
+    from rest_framework.exceptions import ValidationError
+
+    posted = getattr(request, "POST", None)
+    if isinstance(posted, QueryDict):
+        for name in posted:
+            if name in files:
+                raise ValidationError({name: f"'{name}' must be a file part, not a text field."})
+            if len(posted.getlist(name)) > 1:
+                raise ValidationError({name: f"'{name}' is sent more than once; send it once."})
+    uploaded = getattr(request, "FILES", None)
+    if uploaded is not None:
+        for name in uploaded:
+            if name not in files or (len(uploaded.getlist(name)) > 1 and name != "files"):
+                raise ValidationError({name: f"'{name}' is sent more than once, or is no file field here."})

@@ -12,6 +12,9 @@ def check_upload_request(request, fields: tuple[str, ...] = ("files",)) -> list:
         raise PayloadTooLarge(
             f"The upload is {length} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes (MAX_UPLOAD_BYTES)."
         )
+    from .strict import single_form_fields
+
+    single_form_fields(request)
     unknown = sorted(set(request.data.keys()) - set(fields))
     if unknown:
         raise DomainError(f"Unknown field '{unknown[0]}'. This upload takes: {', '.join(fields)}.")

@@ -9,7 +9,7 @@ from backend.core.files import private_file_response
 from backend.core.filters import only_params
 from backend.core.params import int_or_404
 from backend.core.body_parsers import FilesOnlyWhereNamed
-from backend.core.strict import empty_body
+from backend.core.strict import empty_body, single_form_fields
 from backend.projects.access import ROLE_CAPABILITIES, Capability, ProjectScopedMixin
 
 from . import selectors, services
@@ -72,6 +72,7 @@ class ImportViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVie
 
     @extend_schema(request={"multipart/form-data": ImportRequestSerializer}, responses={202: ImportJobSerializer})
     def create(self, request, project_pk=None):
+        single_form_fields(request, files=("file",))
         serializer = ImportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -190,3 +190,43 @@ def test_a_form_flag_sent_empty_is_refused_not_read_as_false(client_for):
     assert r.status_code == 400 and "as_accepted" in r.json(), r.content
     wrong = client_for(owner).post(f"/api/projects/{project.pk}/imports/", {"format": "coco"}, format="json")
     assert wrong.status_code == 415 and "'file' field" in wrong.json()["detail"]
+
+
+def test_a_password_changed_over_a_token_ends_that_token_too():
+    """A user has one token: someone who got it with the old password kept it when the owner changed
+    the password over that same token (black-box round 8)."""
+    make_user("tess", password="tess-Old-Pass-1")
+    api = APIClient()
+    token = api.post("/api/auth/token/", {"username": "tess", "password": "tess-Old-Pass-1"}, format="json").json()["token"]
+    owner, thief = APIClient(), APIClient()
+    owner.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    thief.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    changed = owner.patch("/api/auth/me/", {"current_password": "tess-Old-Pass-1", "new_password": "tess-New-Pass-2"},
+                          format="json")
+    assert changed.status_code == 200 and changed.json()["token"] != token
+    assert thief.get("/api/auth/me/").status_code in (401, 403)
+    owner.credentials(HTTP_AUTHORIZATION=f"Token {changed.json()['token']}")
+    assert owner.get("/api/auth/me/").status_code == 200
+
+
+def test_form_fields_come_once_and_file_fields_are_files(client_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import image_bytes
+
+    owner = make_user("owner11")
+    project = make_project(owner)
+    api = client_for(owner)
+    twice = api.post(f"/api/projects/{project.pk}/imports/", {
+        "format": "coco", "as_accepted": ["1", "0"], "file": SimpleUploadedFile("c.json", b"{}")}, format="multipart")
+    assert twice.status_code == 400 and "as_accepted" in twice.json(), twice.content
+    two_files = api.post(f"/api/projects/{project.pk}/imports/", {
+        "format": "coco", "file": [SimpleUploadedFile("a.json", b"{}"), SimpleUploadedFile("b.json", b"{}")]},
+        format="multipart")
+    assert two_files.status_code == 400 and "file" in two_files.json()
+    text = api.post(f"/api/projects/{project.pk}/images/", {
+        "files": [SimpleUploadedFile("a.png", image_bytes(9, 9)), "not a file"]}, format="multipart")
+    assert text.status_code == 400 and "files" in text.json(), text.content
+    member = add_member(project, make_user("m11"), "viewer")
+    assert api.delete(f"/api/projects/{project.pk}/members/{member.pk}/", data=b"null",
+                      content_type="application/json").status_code == 400
