@@ -67,3 +67,12 @@ def test_file_uploads_still_take_forms_and_say_what_they_want(world, client_for)
     prune = api.post(f"/api/projects/{project.pk}/gallery/prune/", {"exemplar_ids": [exemplar.pk]}, format="json")
     assert prune.status_code == 200, prune.content
     assert GalleryImage.objects.get(pk=exemplar.pk).removed_at is not None
+
+
+def test_a_bodyless_action_takes_an_empty_form_and_refuses_a_form_with_fields(world, client_for):
+    """Django's test client (and a plain form) post "no body" as an empty multipart form: sign-out
+    answered 415 to it."""
+    owner, project, image, cls = world
+    url = f"/api/projects/{project.pk}/images/{image.pk}/claim/"
+    assert client_for(owner).post(url, {}, format="multipart").status_code == 200
+    assert client_for(owner).post(url, {"user": "x"}, format="multipart").status_code == 415
