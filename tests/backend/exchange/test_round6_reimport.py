@@ -56,11 +56,11 @@ def test_only_the_twins_are_skipped(admin_user):
 def test_an_import_cannot_crowd_an_image_past_the_objects_limit(admin_user, monkeypatch):
     """30,000 boxes went onto one image: accept-all (at most 10,000 seen) could then never
     accept it, and each try cost a web process 20 s."""
-    from backend.exchange import importing
+    from backend.exchange import image_objects
 
     from .helpers import build_project
 
-    monkeypatch.setattr(importing, "MAX_OBJECTS_PER_IMAGE", 4)
+    monkeypatch.setattr(image_objects, "MAX_OBJECTS_PER_IMAGE", 4)
     project, (hammer, _), images = build_project(admin_user)
     annotate(images[0], hammer, rect(2, 20, 3, 25))
     boxes = [{"id": i, "image_id": 1, "category_id": 1, "bbox": [30 + i, 30, 5, 5]} for i in range(1, 5)]
@@ -93,14 +93,14 @@ def test_a_twin_is_found_among_many_objects_in_the_same_box(admin_user):
     """Each row was compared with every object of its class (one mask IoU per pair: 1,000 rows onto
     1,000 like boxes took 50 s under the images' locks). Now a vectorized box test and at most
     TWINS_COMPARED mask comparisons per row; the twin still wins (import_crowd_bench.py times it)."""
-    from backend.exchange import importing
+    from backend.exchange import image_objects
 
     from .helpers import build_project
 
     project, (hammer, _), images = build_project(admin_user)
     base = [[3, 3, 60, 3, 3, 44]]  # a triangle in the box (3, 3)-(60, 44)
     # made before the twin: trapezoids with the same box, larger areas, IoU with it under 0.75
-    others = [[[3, 3, 60, 3, 60, 44, 3 + k, 44]] for k in range(1, 2 * importing.TWINS_COMPARED + 2)]
+    others = [[[3, 3, 60, 3, 60, 44, 3 + k, 44]] for k in range(1, 2 * image_objects.TWINS_COMPARED + 2)]
     for polygons in [*others, base]:
         from backend.core.masks import normalize_mask
 
