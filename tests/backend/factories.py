@@ -19,6 +19,14 @@ def make_user(username: str, password: str = "pw-for-tests-123"):
     return get_user_model().objects.create_user(username=username, password=password)
 
 
+def make_staff(username: str = "root", *, superuser: bool = False, password: str = "pw-for-tests-123"):
+    """An instance admin (is_staff), a superuser too if asked."""
+    user = make_user(username, password=password)
+    user.is_staff, user.is_superuser = True, superuser
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
+
+
 def make_project(owner, name: str = "Tools", **fields) -> Project:
     from backend.projects.services import create_project
 

@@ -17,7 +17,7 @@ from backend.jobs.models import PrelabelJob
 from backend.jobs.services import start_job
 
 from .exchange.helpers import build_project, populate
-from .factories import add_member, make_image, make_project, make_user
+from .factories import add_member, make_image, make_project, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -101,13 +101,6 @@ def test_export_rejects_a_class_of_another_project(admin_user, client_for):
 # --------------------------------------------------------------------------- users made by staff
 
 
-def _staff(name="root"):
-    user = make_user(name)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    return user
-
-
 def test_only_staff_can_create_a_user(admin_user, client_for):
     project = make_project(admin_user)
     response = client_for(admin_user).post(
@@ -118,7 +111,7 @@ def test_only_staff_can_create_a_user(admin_user, client_for):
     assert not get_user_model().objects.filter(username="newbie").exists()
     reviewer = make_user("rita")
     add_member(project, reviewer, "reviewer")
-    staff_reviewer = _staff("sam")
+    staff_reviewer = make_staff("sam")
     add_member(project, staff_reviewer, "reviewer")  # staff, but not allowed to manage this project's members
     response = client_for(staff_reviewer).post(
         f"/api/projects/{project.pk}/members/new-user/", {"username": "newbie", "role": "viewer"}, format="json",
@@ -128,7 +121,7 @@ def test_only_staff_can_create_a_user(admin_user, client_for):
 
 
 def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for):
-    root = _staff()
+    root = make_staff()
     project = make_project(root)
     response = client_for(root).post(
         f"/api/projects/{project.pk}/members/new-user/", {"username": "nina", "role": "reviewer"}, format="json",
@@ -164,7 +157,7 @@ def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for)
 
 
 def test_new_user_name_clash_and_bad_role_create_nothing(client_for):
-    root = _staff()
+    root = make_staff()
     project = make_project(root)
     make_user("Olga")
     clash = client_for(root).post(
@@ -179,7 +172,7 @@ def test_new_user_name_clash_and_bad_role_create_nothing(client_for):
 
 
 def test_new_user_in_a_foreign_project_is_404(client_for):
-    root = _staff()
+    root = make_staff()
     stranger = make_user("stranger")
     project = make_project(stranger)
     response = client_for(root).post(

@@ -7,16 +7,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from .factories import add_member, make_image, make_project, make_user
+from .factories import add_member, make_image, make_project, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff(name="root", superuser=False):
-    user = make_user(name)
-    user.is_staff, user.is_superuser = True, superuser
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 def _sign_in(username, password):
@@ -25,7 +18,7 @@ def _sign_in(username, password):
 
 
 def test_an_instance_admin_resets_a_members_password(client_for):
-    root = _staff()
+    root = make_staff()
     project = make_project(root)
     nina = make_user("nina", password="ninas-old-secret-1")
     membership = add_member(project, nina, "reviewer")
@@ -52,7 +45,7 @@ def test_only_an_instance_admin_who_manages_the_project_resets(client_for, who):
     membership = add_member(project, nina, "reviewer")
     caller = owner
     if who.startswith("staff"):
-        caller = _staff("sam")
+        caller = make_staff("sam")
         add_member(project, caller, "reviewer")
     r = client_for(caller).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {}, format="json")
     assert r.status_code == 403, r.content
@@ -60,10 +53,10 @@ def test_only_an_instance_admin_who_manages_the_project_resets(client_for, who):
 
 
 def test_a_reset_refuses_oneself_a_superuser_another_projects_member_and_a_body(client_for):
-    root = _staff()
+    root = make_staff()
     project = make_project(root)
     own = project.memberships.get(user=root)
-    boss = _staff("boss", superuser=True)
+    boss = make_staff("boss", superuser=True)
     boss_membership = add_member(project, boss, "viewer")
     other = make_project(make_user("owner2"), name="Other")
     stranger = add_member(other, make_user("stranger"), "viewer")
@@ -123,7 +116,7 @@ def test_a_token_asked_for_during_a_password_reset_does_not_outlive_it(monkeypat
     from backend.core import auth_views
     from backend.core.accounts import reset_password
 
-    root = _staff("root7")
+    root = make_staff("root7")
     nina = make_user("nina7", password="ninas-old-secret-7")
 
     def authenticate_then_reset(request, **credentials):
@@ -141,13 +134,13 @@ def test_a_token_asked_for_during_a_password_reset_does_not_outlive_it(monkeypat
 
 
 def test_only_a_superuser_resets_another_instance_admin(client_for):
-    root = _staff("root8")
-    other_staff = _staff("staff8")
+    root = make_staff("root8")
+    other_staff = make_staff("staff8")
     project = make_project(root)
     membership = add_member(project, other_staff, "viewer")
     r = client_for(root).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {}, format="json")
     assert r.status_code == 403 and "only a superuser" in r.json()["detail"]
-    boss = _staff("boss8", superuser=True)
+    boss = make_staff("boss8", superuser=True)
     add_member(project, boss, "admin")
     assert client_for(boss).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {},
                                  format="json").status_code == 200

@@ -7,7 +7,7 @@ from pycocotools import mask as mask_utils
 from backend.annotations.models import Annotation, ReviewState, Source
 from backend.core.masks import mask_geometry
 from backend.images.models import Image, ImageStatus
-from tests.backend.factories import add_member, make_class, make_image, make_project, make_user  # noqa: F401
+from tests.backend.factories import add_member, make_class, make_image, make_project, make_staff, make_user  # noqa: F401
 
 
 def rle_of(mask: np.ndarray) -> dict:

@@ -19,7 +19,7 @@ from backend.images.upload_sessions import CHUNK_BYTES
 from backend.jobs.models import PrelabelJob
 from backend.projects.models import LabelClass, Project
 
-from .seed import add_member, make_class, make_image, make_project, make_user
+from .seed import add_member, make_class, make_image, make_project, make_staff, make_user
 from .steps import toasts, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -195,9 +195,7 @@ def test_a_viewer_has_no_upload_tab_and_a_foreign_project_shows_only_the_page_me
 
 
 def test_a_long_username_wraps_in_the_one_time_box(page, login_as):
-    root = make_user("root")
-    root.is_staff = True
-    root.save(update_fields=["is_staff"])
+    root = make_staff("root")
     proj = make_project(root, name="Staffed")
     login_as(root)
     page.goto(f"/p/{proj.pk}/members")
@@ -214,9 +212,7 @@ def test_a_long_username_wraps_in_the_one_time_box(page, login_as):
 
 
 def test_the_set_password_form_drops_the_servers_verdict_once_the_fields_change(page):
-    root = make_user("root")
-    root.is_staff = True
-    root.save(update_fields=["is_staff"])
+    root = make_staff("root")
     _, password = create_user_with_one_time_password(by=root, username="pavel")
     page.goto("/")
     page.fill("input[name=username]", "pavel")

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .seed import add_prediction, make_class, make_image, make_project, make_staff, make_user, mark_prelabeled, rect_mask
 from .steps import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -71,9 +71,7 @@ def test_one_time_passwords_stay_and_an_instance_admin_resets_a_forgotten_one(br
     page could give a member who forgot theirs a new one."""
     from django.contrib.auth import get_user_model
 
-    root = make_user("root6")
-    root.is_staff = True
-    root.save(update_fields=["is_staff"])
+    root = make_staff("root6")
     proj = make_project(root, name="Staffed")
     login_as(root)
     page.goto(f"/p/{proj.pk}/members")

@@ -18,7 +18,7 @@ from backend.jobs.services import start_job
 from backend.projects.models import Membership, Project
 from tests.backend.factories import image_bytes, zip_bytes
 
-from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, rect_mask
+from .seed import add_member, add_prediction, make_class, make_image, make_project, make_staff, make_user, rect_mask
 from .steps import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -187,9 +187,7 @@ def test_admin_adds_a_member_and_changes_the_role(page, project, login_as):
 
 
 def test_staff_creates_a_user_who_sets_a_password_at_first_login(browser, live_url, page, login_as):
-    root = make_user("root")
-    root.is_staff = True
-    root.save(update_fields=["is_staff"])
+    root = make_staff("root")
     proj = make_project(root, name="Staffed")
     login_as(root)
     page.goto(f"/p/{proj.pk}/members")
