@@ -30,10 +30,17 @@ class PermissionDenied(DomainError):
     code = "permission_denied"
 
 
-class VersionConflict(DomainError):
-    """The client edited a stale copy; nothing was changed. `current` lets it reload."""
+class Conflict(DomainError):
+    """Something live stands in the way (a claim, a running export or run, an upload's offset):
+    409, nothing changed; the subclass says what and which `code` a client can act on."""
 
     status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class VersionConflict(Conflict):
+    """The client edited a stale copy; nothing was changed. `current` lets it reload."""
+
     code = "version_conflict"
 
 

@@ -15,7 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from backend.core import events, outbox
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, DomainError, NotFound
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
 from backend.projects.models import LabelClass, Project
@@ -45,10 +45,9 @@ def public_message(exc: BaseException) -> str:
     return text.replace("\x00", "\\u0000")[:2000]
 
 
-class ExportBusy(DomainError):
+class ExportBusy(Conflict):
     """The project has an export queued or running already: one at a time per project."""
 
-    status_code = 409
     code = "export_running"
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.core import events
-from backend.core.errors import DomainError, NotFound, PermissionDenied
+from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import Project
 
@@ -104,6 +104,5 @@ def release_image(*, project: Project, image_id: int, user, membership) -> Image
     return image
 
 
-class ClaimConflict(DomainError):
-    status_code = 409
+class ClaimConflict(Conflict):
     code = "claimed"

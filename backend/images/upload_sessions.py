@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend.core import events, outbox
-from backend.core.errors import DomainError, NotFound, PayloadTooLarge
+from backend.core.errors import Conflict, DomainError, NotFound, PayloadTooLarge
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
 from backend.projects.models import Project
@@ -50,10 +50,9 @@ SHA256_FORM = re.compile(r"^[0-9a-f]{64}$")
 BYTES_GONE = "The uploaded bytes are gone from the server; upload the file again."
 
 
-class OffsetMismatch(DomainError):
+class OffsetMismatch(Conflict):
     """The chunk does not start where the server's copy ends; the client resumes from `expected`."""
 
-    status_code = 409
     code = "offset_mismatch"
 
     def __init__(self, expected: int) -> None:

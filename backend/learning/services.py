@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backend.core import events, outbox
-from backend.core.errors import DomainError
+from backend.core.errors import Conflict, DomainError
 from backend.core.locking import check_version
 from backend.projects.models import Project
 
@@ -27,11 +27,8 @@ def _emit(run) -> None:
         events.emit(run.project_id, "training.progress", run=TrainingRunSerializer(run).data)
 
 
-class RunConflict(DomainError):
+class RunConflict(Conflict):
     """A run that is live (or already over) stands in the way: 409."""
-
-    status_code = 409
-    code = "conflict"
 
 
 class RunStopped(Exception):
