@@ -9,13 +9,29 @@ from pathlib import Path
 from ml.gallery import IMAGE_EXTS
 
 
+class CLIError(SystemExit):
+    """A usage, config or weights problem: one line on stderr and exit status 2 (argparse's own
+    status for bad usage), no traceback. A SystemExit, so tests see the message in str()."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def read_rgb(path: Path):
     import cv2
 
-    im = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    from ml.inputs import to_uint8
+
+    # ANYDEPTH: a 16-bit file arrives as 16 bits and is scaled by to_uint8 (OpenCV's 8-bit read
+    # keeps the top byte: a 12-bit scan in a 16-bit file came out almost black).
+    im = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if im is None:
-        raise ValueError(f"cannot read image {str(path)!r}")
-    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+        raise ValueError("not a readable image (empty, damaged or not an image file)")
+    return cv2.cvtColor(to_uint8(im), cv2.COLOR_BGR2RGB)
 
 
 def _positive_int(v: str) -> int:
@@ -27,11 +43,15 @@ def _positive_int(v: str) -> int:
 
 def _image_files(folder: str, limit: int | None) -> list[Path]:
     root = Path(folder)
+    if root.is_file() and root.suffix.lower() in IMAGE_EXTS:
+        return [root]  # one image given by name
+    if root.is_file():
+        raise CLIError(f"--images: {folder!r} is a file, not a folder of images ({', '.join(sorted(IMAGE_EXTS))})")
     if not root.is_dir():
-        raise SystemExit(f"--images: folder {folder!r} not found")
+        raise CLIError(f"--images: folder {folder!r} not found")
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise SystemExit(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder!r}")
+        raise CLIError(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder!r}")
     return files[:limit] if limit else files
 
 
@@ -60,32 +80,73 @@ def cmd_annotate(args) -> int:
     stems = _out_stems(files)
     # what the embedder resizes crops to (a projection-head checkpoint may override the config)
     input_size = getattr(getattr(pipe.embedder, "tensorize", None), "size", None) or cfg.embedder.input_size
-    names, results = [], []
+    names, results, skipped = [], [], []
     # images handed to one annotate() call: enough to fill the largest image-stage batch
     chunk = max(batching.resolve(getattr(cfg, s).batch_size, s, pipe.device) for s in ("detector", "segmenter"))
     with tqdm(total=len(files), desc="annotate", unit="img", file=sys.stderr) as bar:
         for s in range(0, len(files), chunk):
-            batch = files[s:s + chunk]
-            ims = [read_rgb(f) for f in batch]
-            res = pipe.annotate(ims, gallery, args.prompt or None)
-            for f, im, r in zip(batch, ims, res):
+            batch, ims = _read_batch(files[s:s + chunk], skipped, bar)
+            res = _annotate_batch(pipe, batch, ims, gallery, args.prompt or None, skipped, bar)
+            for f, im in zip(batch, ims):
+                if f.name not in res:  # skipped: the models refused it
+                    continue
+                r = res[f.name]
                 _write_extras(f.name, stems[f.name], im, r, vis_dir, debug_dir, cfg, input_size, gallery)
                 for d in r.detections:
                     d.mask = None  # full-size masks of every image would pile up; the RLE keeps them exactly
-            results += res
-            names += [f.name for f in batch]
-            bar.update(len(batch))
+                results.append(r)
+                names.append(f.name)
+            bar.update(len(files[s:s + chunk]))
+    if not names:
+        raise CLIError(f"none of the {len(files)} images could be read or annotated (warnings above)")
     out.parent.mkdir(parents=True, exist_ok=True)
     data = to_native(names, results) if args.format == "native" else to_coco(names, results)
     out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     write_timings(out.parent / "timings.csv", names, results)
     n_det = sum(len(r.detections) for r in results)
-    print(f"wrote {out} ({args.format}, {len(files)} images, {n_det} detections) and {out.parent / 'timings.csv'}")
+    print(f"wrote {out} ({args.format}, {len(names)} images, {n_det} detections) and {out.parent / 'timings.csv'}")
+    if skipped:  # the run still succeeds: exit 0, the skipped files listed again at the end
+        print(f"skipped {len(skipped)} file(s) (see the warnings above): {', '.join(skipped)}", file=sys.stderr)
     if vis_dir is not None:
         print(f"visualizations: {vis_dir}/<image>_ann.jpg")
     if debug_dir is not None:
         print(f"debug: {debug_dir}/<image>/ (crops, masks, similarities.json, exemplars/)")
     return 0
+
+
+def _read_batch(files: list[Path], skipped: list[str], bar) -> tuple[list[Path], list]:
+    """The files' pixels; an unreadable file (empty, junk, a link to a text file) is skipped with a
+    one-line warning instead of ending the run after every other image was computed."""
+    batch, ims = [], []
+    for f in files:
+        try:
+            ims.append(read_rgb(f))
+            batch.append(f)
+        except (OSError, ValueError) as exc:
+            bar.write(f"warning: skipped {f.name}: {exc}", file=sys.stderr)
+            skipped.append(f.name)
+    return batch, ims
+
+
+def _annotate_batch(pipe, batch, ims, gallery, prompts, skipped, bar) -> dict:
+    """{file name: result}. An image the models refuse (1 x 1 px: ImageInputError) fails its whole
+    batch: then each image alone, and only the refused one is skipped."""
+    from ml.inputs import ImageInputError
+
+    def run(fs, images) -> dict:
+        return dict(zip([f.name for f in fs], pipe.annotate(images, gallery, prompts)))
+
+    try:
+        return run(batch, ims) if batch else {}
+    except ImageInputError as exc:
+        if len(batch) == 1:
+            bar.write(f"warning: skipped {batch[0].name}: {exc}", file=sys.stderr)
+            skipped.append(batch[0].name)
+            return {}
+    out = {}
+    for f, im in zip(batch, ims):
+        out.update(_annotate_batch(pipe, [f], [im], gallery, prompts, skipped, bar))
+    return out
 
 
 def _write_extras(name, stem, image, result, vis_dir, debug_dir, cfg, input_size, gallery) -> None:
@@ -139,7 +200,7 @@ def cmd_bench(args) -> int:
     try:
         w, h = (int(v) for v in args.seed000_size.lower().split("x"))
     except ValueError:
-        raise SystemExit(f"--seed000-size: {args.seed000_size!r} must look like 4000x3000 (width x height)")
+        raise CLIError(f"--seed000-size: {args.seed000_size!r} must look like 4000x3000 (width x height)")
     return run_bench(device=args.device, quick=args.quick, config=args.config, n_images=args.images,
                      calibrate_sizes=args.calibrate, seed000_images=args.seed000_images, seed000_size=(h, w),
                      repeats=args.repeats)
@@ -149,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ml", description="Razmetka pre-annotation engine")
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("annotate", help="detect, segment, embed and match a folder of images")
-    a.add_argument("--images", required=True, help="folder of images")
+    a.add_argument("--images", required=True, help="folder of images (or one image file)")
     a.add_argument("--gallery", help="exemplar folder: flat (class = file stem) or one sub-folder per class")
     a.add_argument("--out", required=True, help="output json; timings.csv is written next to it")
     a.add_argument("--format", choices=["native", "coco"], default="native")
@@ -191,5 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ml.errors import MLError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise
+    except MLError as exc:  # a config value, missing weights, a device this build lacks: named in the message
+        message = str(exc)
+    except OSError as exc:  # --out in a folder that cannot be written, a config that cannot be read
+        message = f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else str(exc)
+    print(f"error: {message}", file=sys.stderr)
+    raise CLIError(message) from None

@@ -117,6 +117,8 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | os.PathLike | None = None) -> "PipelineConfig":
+        if d is not None and not isinstance(d, dict):
+            raise ConfigError(f"the config must be a mapping of settings, got {type(d).__name__}")
         d = dict(d or {})
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
@@ -127,6 +129,7 @@ class PipelineConfig:
             else:
                 raise ConfigError(f"unknown config key {key!r}")
         cfg = cls(**kwargs)
+        _check_types(cfg, "")
         if cfg.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype: {cfg.dtype!r} must be float32, bfloat16 or float16")
         check_engine(cfg.engine)
@@ -147,12 +150,17 @@ class PipelineConfig:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} not found (env {ENV_CONFIG} or --config)")
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() in (".yaml", ".yml"):
-            from omegaconf import OmegaConf  # yaml without adding a dependency (sam2 needs it)
-            data = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
-        else:
-            data = json.loads(text)
+        try:
+            text = p.read_text(encoding="utf-8")
+            if p.suffix.lower() in (".yaml", ".yml"):
+                from omegaconf import OmegaConf  # yaml without adding a dependency (sam2 needs it)
+                data = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
+            else:
+                data = json.loads(text)
+        except OSError:
+            raise
+        except Exception as exc:  # a bare JSONDecodeError did not say which file was broken
+            raise ConfigError(f"config file {str(p)!r} cannot be parsed: {exc}") from None
         return cls.from_dict(data, base_dir=p.parent)
 
     @classmethod
@@ -191,4 +199,26 @@ def _section(klass, name: str, value: dict):
     unknown = set(value) - known
     if unknown:
         raise ConfigError(f"{name}: unknown setting(s) {sorted(unknown)}")
-    return klass(**value)
+    return _check_types(klass(**value), f"{name}.")
+
+
+# Annotation names (``from __future__ import annotations`` keeps them as strings) -> the types
+# a value may have. A string box_threshold used to reach numpy and fail there, unnamed.
+_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "list": (list,), "dict": (dict,)}
+_SAID = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string", "list": "a list",
+         "dict": "a mapping", "None": "null"}
+
+
+def _check_types(obj, prefix: str):
+    for f in fields(obj):
+        if f.name.startswith("_") or not isinstance(f.type, str):
+            continue
+        allowed = [a.split("[")[0] for a in f.type.replace(" ", "").split("|")]
+        value = getattr(obj, f.name)
+        kinds = tuple(t for a in allowed for t in _TYPES.get(a, ()))
+        if not kinds or dataclasses.is_dataclass(value) or (value is None and "None" in allowed):
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            want = " or ".join(_SAID.get(a, a) for a in allowed)
+            raise ConfigError(f"{prefix}{f.name}: {value!r} must be {want}")
+    return obj

@@ -29,6 +29,21 @@ class PromptTooLongError(MLError, ValueError):
                          f"but {model} reads at most {limit} ({setting}): use fewer or shorter prompts")
 
 
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels of a 16- or 32-bit image (int or float), scaled by the brightest value present
+    when it is above 255, as the upload thumbnail is (backend/core/uploads.make_thumbnail): the
+    models then see what the user sees. A plain convert("RGB") clips a 16-bit scan to ~all white,
+    and OpenCV's 8-bit read (value >> 8) turns a 12-bit scan in a 16-bit file almost black.
+    Truncates like Pillow's point() does for the thumbnail."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    values = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    high = values.max(initial=0.0)
+    if high > 255:
+        values *= 255 / high
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
 def too_thin(image: np.ndarray, what: str = "the detector") -> ImageInputError:
     h, w = image.shape[:2]
     return ImageInputError(f"this image is too small/too thin for {what} ({w}×{h} px)")

@@ -44,6 +44,13 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
+class Busy(DomainError):
+    """The server can't take this now (its decoding budget is spent); the same request can succeed later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "busy"
+
+
 class PayloadTooLarge(DomainError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     code = "too_large"
@@ -59,6 +66,23 @@ def _backing_service_down(exc) -> bool:
     from redis.exceptions import TimeoutError as RedisTimeout
 
     return isinstance(exc, (db.OperationalError, db.InterfaceError, BrokerError, RedisConnectionError, RedisTimeout))
+
+
+def _pool_exhausted(exc) -> bool:
+    """A web process's connection pool timed out (settings/database.py, 3 s) because every one of
+    its connections is lent to a request, not because PostgreSQL is away: the pool is at its
+    size and none is free. Said apart so a busy server is not reported as a restarting database
+    (a down one leaves the pool below its size, each new connection failing)."""
+    from django import db
+    from psycopg_pool import PoolTimeout
+
+    if not isinstance(exc, db.OperationalError) or not isinstance(exc.__cause__, PoolTimeout):
+        return False
+    pool = getattr(db.connection, "pool", None)
+    if pool is None:
+        return False
+    stats = pool.get_stats()
+    return stats.get("pool_size", 0) >= stats.get("pool_max", 1) and stats.get("pool_available", 0) == 0
 
 
 def _raced(exc) -> str | None:
@@ -82,7 +106,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         from rest_framework.response import Response
 
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+        retry = {"Retry-After": "5"} if exc.status_code == 503 else None  # busy or unavailable: worth a retry soon
+        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code, headers=retry)
     if isinstance(exc, RequestDataTooBig):  # Django's own cap on a non-file body, as JSON
         from django.conf import settings
         from rest_framework.response import Response
@@ -101,6 +126,12 @@ def exception_handler(exc, context):
     if _backing_service_down(exc):
         from rest_framework.response import Response
 
+        if _pool_exhausted(exc):
+            return Response(
+                {"detail": "The server is busy: all its database connections are in use. Nothing was changed; "
+                           "try again in a few seconds.", "code": "busy"},
+                status=503, headers={"Retry-After": "5"},
+            )
         return Response(
             {"detail": "The database or the task queue is restarting; nothing was changed. Try again in a few seconds.",
              "code": "unavailable"},

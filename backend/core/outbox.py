@@ -8,10 +8,20 @@ Now each record notes when its message reached the broker (`dispatched_at`); a f
 only logged, and the workers' sweeper (jobs/sweeper.py) sends the queued records that have none.
 A message sent twice (the mark was lost) is harmless: each task claims its record once.
 Pre-annotation jobs have the same outbox per image (jobs/dispatch.py).
+
+A message can also be lost after it reached the broker: kombu's Redis transport takes a message
+off the queue with BRPOP and only then, in the worker, records it as unacked. A worker killed in
+between (an idle gpu worker blocked in BRPOP, kill -9 within ~20 ms of a publish) takes the
+message with it: it is in neither the queue nor `unacked`, and acks_late / reject_on_worker_lost
+cannot help (the worker never saw it). A queued record "sent" LOST_GRACE ago that no worker has
+started and whose message is nowhere in the broker is therefore sent again (resend_lost).
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
@@ -25,6 +35,9 @@ logger = logging.getLogger("razmetka.outbox")
 
 # A queued record this old without a message was not sent by its own commit hook.
 UNSENT_GRACE = timedelta(seconds=10)
+# A queued record sent this long ago and still not started is looked for in the broker; when its
+# message is in neither its queue nor `unacked`, it was lost and is sent again.
+LOST_GRACE = timedelta(seconds=int(os.environ.get("RAZMETKA_LOST_GRACE_S", "60")))
 
 
 @dataclass(frozen=True)
@@ -34,14 +47,19 @@ class Kind:
     queue: str  # the settings name of its queue
     state: str  # the field that says "queued"
     since: str  # the timestamp the grace counts from
+    started: str | None = None  # the field its worker sets when it takes the record (resend_lost)
 
 
 KINDS = (
     Kind("images.UploadSession", "backend.images.tasks:process_upload_task", "QUEUE_CPU", "status", "updated_at"),
-    Kind("exchange.ExportJob", "backend.exchange.tasks:run_export_task", "QUEUE_CPU", "status", "created_at"),
-    Kind("exchange.ImportJob", "backend.exchange.tasks:run_import_task", "QUEUE_CPU", "status", "created_at"),
-    Kind("learning.EvaluationRun", "backend.learning.tasks:run_evaluation", "QUEUE_GPU", "state", "created_at"),
-    Kind("learning.TrainingRun", "backend.learning.tasks:run_training", "QUEUE_GPU", "state", "created_at"),
+    Kind("exchange.ExportJob", "backend.exchange.tasks:run_export_task", "QUEUE_CPU", "status", "created_at",
+         "started_at"),
+    Kind("exchange.ImportJob", "backend.exchange.tasks:run_import_task", "QUEUE_CPU", "status", "created_at",
+         "started_at"),
+    Kind("learning.EvaluationRun", "backend.learning.tasks:run_evaluation", "QUEUE_GPU", "state", "created_at",
+         "started_at"),
+    Kind("learning.TrainingRun", "backend.learning.tasks:run_training", "QUEUE_GPU", "state", "created_at",
+         "started_at"),
 )
 _BY_MODEL = {kind.model: kind for kind in KINDS}
 
@@ -95,6 +113,74 @@ def send_unsent() -> int:
             logger.warning("sent %d of %d %s that never reached the broker", sent, len(pks), kind.model)
         total += sent
     return total
+
+
+def resend_lost() -> int:
+    """The sweeper's pass for messages lost after they reached the broker (see the module's
+    docstring): a queued record sent LOST_GRACE ago, not started, whose message is neither in its
+    queue nor unacked, is sent again (its dispatched_at restarts the grace, so a record is looked
+    at again only LOST_GRACE later). A message found waiting (the worker is busy or not running)
+    is left alone: nothing piles up. Returns how many were sent again."""
+    total = 0
+    for kind in KINDS:
+        if kind.started is None:
+            continue
+        model = apps.get_model(kind.model)
+        stale = model.objects.filter(**{kind.state: "queued", "dispatched_at__lt": Now() - LOST_GRACE,
+                                        f"{kind.started}__isnull": True})
+        with transaction.atomic():
+            pks = list(stale.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True)[:1000])
+            if not pks:
+                continue
+            task, queue = _task_and_queue(kind)
+            waiting = _in_broker(task.name, queue)
+            lost = [pk for pk in pks if pk not in waiting]
+            sent = 0
+            for pk in lost:
+                if not publish(task, args=[pk], queue=queue):
+                    break  # the broker is down: the rest wait for the next sweep
+                model.objects.filter(pk=pk).update(dispatched_at=Now())
+                sent += 1
+        if lost:
+            logger.warning("%s %s: queued for over %s s and their message was nowhere in the broker (a worker "
+                           "died as it took it); sent %d again", kind.model, lost, int(LOST_GRACE.total_seconds()), sent)
+        total += sent
+    return total
+
+
+# kombu's Redis transport: a queue of priority p > 0 is the list "<queue>\x06\x16<p>".
+_PRIORITY_SEP, _PRIORITY_STEPS = "\x06\x16", (0, 3, 6, 9)
+
+
+def _in_broker(task_name: str, queue: str) -> set:
+    """The first arguments (record ids) of `task_name` messages waiting in `queue` or unacked
+    (taken by a worker that has not acknowledged them yet). Raises RedisError when unreachable."""
+    from . import redis_client
+
+    client = redis_client.shared()
+    raw = []
+    for step in _PRIORITY_STEPS:
+        raw += client.lrange(queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}", 0, -1)
+    for value in client.hvals("unacked"):
+        try:
+            raw.append(json.dumps(json.loads(value)[0]))  # [message, exchange, routing key]
+        except (ValueError, TypeError, IndexError, KeyError):
+            continue
+    found = set()
+    for item in raw:
+        try:
+            message = json.loads(item)
+            if message.get("headers", {}).get("task") != task_name:
+                continue
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            continue
+        if args:
+            found.add(args[0])
+    return found
 
 
 def publish(task, *, args: list, queue: str, kwargs: dict | None = None) -> bool:

@@ -6,8 +6,9 @@ The same mixin makes numbers and flags strict. DRF's IntegerField took "1", " 1"
 "٣" (an Arabic-Indic three) as an integer, so a client that sent the optimistic-concurrency
 `version` as a string, or an id as a float, went unnoticed. In a JSON body an integer field now
 takes a JSON integer only (not a boolean, string or float), a float field a JSON number, a
-boolean field true or false. A form-encoded (multipart) body carries only strings: there a field
-takes ASCII digits ("12", "-3"; "0.5" for a float) and a flag 1/0/true/false.
+boolean field true or false, a string field a JSON string (DRF stored `{"name": 1e308}` as
+"1e+308"). A form-encoded (multipart) body carries only strings: there a field takes ASCII
+digits ("12", "-3"; "0.5" for a float) and a flag 1/0/true/false.
 
 A read-only field in a write is a 400 naming it ("`id` is read-only"), unless the value sent is
 the one the object has (a client may send back what it read); it was dropped in silence.
@@ -90,6 +91,14 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        # DRF refuses booleans only; a form's values are strings anyway.
+        if not isinstance(data, str):
+            self.fail("invalid")  # "Not a valid string."
+        return super().to_internal_value(data)
+
+
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """An id as a strict integer (DRF looked up "1" and 1.0 as well)."""
 
@@ -107,6 +116,7 @@ _STRICT = {
     serializers.IntegerField: StrictIntegerField,
     serializers.FloatField: StrictFloatField,
     serializers.BooleanField: StrictBooleanField,
+    serializers.CharField: StrictCharField,
     serializers.PrimaryKeyRelatedField: StrictPrimaryKeyRelatedField,
 }
 

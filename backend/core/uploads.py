@@ -17,6 +17,8 @@ from django.conf import settings
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from backend.core import decode_budget
+
 ALLOWED_FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),
@@ -167,31 +169,37 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
                 width, height = img.size
                 # exif_transpose returns a copy even when there is nothing to turn (Pillow >= 10),
                 # so ask for the tag first: an upright file is stored byte for byte, unre-encoded.
-                rotated = img.getexif().get(_ORIENTATION, 1) not in (1, None)
-                if fmt == "JPEG" and not rotated:
+                if fmt == "JPEG" and not _rotated(img):  # a JPEG's EXIF is in its header
                     # All of the entropy-coded data is still decoded (a corrupt or truncated file
                     # fails here as before); only the inverse DCT runs at up to 1/8 scale, since
                     # the original bytes are kept and pixels serve only the thumbnail: ~4x faster.
                     img.draft(None, (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-                img.load()
-                transposed = ImageOps.exif_transpose(img) if rotated else img
-                if rotated:
-                    width, height = transposed.size
-                thumbnail = make_thumbnail(transposed) if with_thumbnail else None
+                with decode_budget.budget.reserve(decode_budget.decode_cost(img)):
+                    # A PNG's eXIf chunk may follow its pixels: Pillow decodes them all to find it.
+                    rotated = _rotated(img)
+                    img.load()
+                    transposed = ImageOps.exif_transpose(img) if rotated else img
+                    thumbnail = make_thumbnail(transposed) if with_thumbnail else None
+                    if rotated:
+                        # EXIF said "rotate": store the pixels upright so masks and exports match
+                        # what people see.
+                        width, height = transposed.size
+                        data = _encode(transposed, fmt)
+                        transposed.close()
+                    img.close()  # the pixels are freed before the budget is given back
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
         raise UploadError(
             f"The image has more pixels than the limit of {settings.MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS)."
         ) from None
     except UnidentifiedImageError:
         raise UploadError("The file is not an image in an allowed format (JPEG, PNG, WebP, BMP, TIFF).") from None
+    except decode_budget.DecodeRefused as exc:
+        raise UploadError(str(exc)) from None
     except UploadError:
         raise
     except Exception as exc:  # Pillow raises many types for truncated or corrupt files
         raise UploadError(f"The image could not be decoded: {exc}.") from None
     content_type, extension = ALLOWED_FORMATS[fmt]
-    if rotated:
-        # EXIF said "rotate": store the pixels upright so masks and exports match what people see.
-        data = _encode(transposed, fmt)
     return ValidatedImage(
         data=data,
         content_type=content_type,
@@ -201,6 +209,10 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
         sha256=sha256 if sha256 is not None and not rotated else hashlib.sha256(data).hexdigest(),
         thumbnail=thumbnail,
     )
+
+
+def _rotated(img: PILImage.Image) -> bool:
+    return img.getexif().get(_ORIENTATION, 1) not in (1, None)
 
 
 def check_shape(width: int, height: int) -> None:
@@ -266,8 +278,9 @@ def thumbnail_from_stored(data: bytes) -> bytes:
     with PILImage.open(io.BytesIO(data)) as img:
         # JPEG can decode at 1/2..1/8 scale directly: far less work for a 256 px result.
         img.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
-        img.load()
-        return make_thumbnail(img)
+        with decode_budget.budget.reserve(decode_budget.decode_cost(img)):
+            img.load()
+            return make_thumbnail(img)
 
 
 def _encode(img: PILImage.Image, fmt: str) -> bytes:

@@ -7,8 +7,10 @@ from the header) and compression ratio (zip bombs).
 from __future__ import annotations
 
 import stat
+import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -45,6 +47,25 @@ def _skippable(name: str) -> bool:
     return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
+def fold_name(name: str, *, strip: bool = True) -> str:
+    """A name as file systems compare names: NFC (macOS treats "Café" composed and decomposed
+    as one name), case folded (Windows, macOS), and (`strip`) without trailing dots and spaces
+    (Windows drops them: "b.png." and "b.png " are "b.png" there)."""
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+    return folded.rstrip(" .") if strip else folded
+
+
+# An extractor keeps one of two entries of one name, and which one differs by tool: every entry
+# of such a name is refused, as the export refuses to write one (docs/exchange.md).
+SAME_NAME = ("another entry of the zip has this name (compared ignoring case, Unicode normalization and "
+             "trailing dots and spaces, as Windows and macOS do); an extractor would keep only one")
+
+
+def clashing_names(names: Iterable[str]) -> set[str]:
+    """The folded names (fold_name) that two or more of `names` share."""
+    return {key for key, n in Counter(fold_name(name) for name in names).items() if n > 1}
+
+
 def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntry]:
     max_entry_bytes = max_entry_bytes or settings.MAX_IMAGE_BYTES
     try:
@@ -56,6 +77,7 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
         if len(infos) > settings.ZIP_MAX_ENTRIES:
             raise ZipRejected(f"The zip has {len(infos)} entries; the limit is {settings.ZIP_MAX_ENTRIES} (ZIP_MAX_ENTRIES).")
         total = 0
+        clashes = clashing_names(i.filename for i in infos if not (i.is_dir() or _skippable(i.filename)))
         for info in infos:
             name = info.filename
             problem = _unsafe_name(name)  # before the hidden-file skip: ".." starts with a dot
@@ -63,6 +85,9 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
                 yield ZipEntry(name, error=problem)
                 continue
             if info.is_dir() or _skippable(name):
+                continue
+            if clashes and fold_name(name) in clashes:
+                yield ZipEntry(name, error=SAME_NAME)
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
                 yield ZipEntry(name, error="symbolic link refused")

@@ -33,6 +33,7 @@ from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
 from backend.core.uploads import has_format_extension
+from backend.core.zips import SAME_NAME, clashing_names, fold_name
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -119,12 +120,15 @@ def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> t
         return [], [{"item": upload_name, "error": f"The zip has {len(infos)} entries; the limit is "
                                                    f"{settings.ZIP_MAX_ENTRIES} (ZIP_MAX_ENTRIES)."}]
     entries, errors, total = [], [], 0
+    clashes = clashing_names(info.filename for info in infos if not info.is_dir())
     for info in infos:
         name = info.filename
         parts = name.split("/")
         if info.is_dir() or not name.lower().endswith(wanted) or any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX":
             continue  # '..' and absolute names were reported by _unsafe_entries
-        if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        if clashes and fold_name(name) in clashes:
+            problem = SAME_NAME
+        elif "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
             problem = "absolute or Windows-style path refused"
         elif (info.external_attr >> 16) & 0o170000 == 0o120000:
             problem = "symbolic link refused"

@@ -231,17 +231,19 @@ def _open_input(scope, body: bytes) -> tuple[str, int, str]:
 
 
 async def _create(scope, project_id: int, body: bytes) -> bytes:
-    """upload_sessions.create_session, in one statement."""
+    """upload_sessions.create_session, in one statement (after its lock)."""
     name, size, sha256 = _open_input(scope, body)
     now = timezone.now()
     try:
         async with async_db.pool.connection() as conn:
             user_id = await _uploader(conn, scope, project_id)
-            row = await (await conn.execute(_sql("open"), {
-                "p": project_id, "u": user_id, "name": name, "size": size, "sha": sha256, "now": now,
-                "since": now - upload_sessions.OPEN_WINDOW, "max_open": upload_sessions.MAX_OPEN_SESSIONS,
-                "receiving": UploadStatus.RECEIVING.value, "done": UploadStatus.DONE.value,
-            })).fetchone()
+            async with conn.transaction():  # the statement's snapshot comes after the lock's wait
+                await conn.execute(upload_sessions.OPEN_LOCK_SQL, upload_sessions.open_lock_args(project_id, user_id))
+                row = await (await conn.execute(_sql("open"), {
+                    "p": project_id, "u": user_id, "name": name, "size": size, "sha": sha256, "now": now,
+                    "since": now - upload_sessions.OPEN_WINDOW, "max_open": upload_sessions.MAX_OPEN_SESSIONS,
+                    "receiving": UploadStatus.RECEIVING.value, "done": UploadStatus.DONE.value,
+                })).fetchone()
     except (psycopg.Error, OSError):
         raise Fallback() from None
     if row is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -42,6 +42,16 @@ STALE_AFTER = timedelta(hours=24)
 # a single account can claim. Only recently active ones count, so abandoned ones never lock anyone out.
 MAX_OPEN_SESSIONS = 32
 OPEN_WINDOW = timedelta(minutes=30)
+# Under READ COMMITTED two opens at once both counted 31 and both inserted (33 open): opens of
+# one (project, user) take this transaction lock first, here and in hot_upload.
+OPEN_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
+OPEN_LOCK = 0x1A4D  # next to the exchange's EXPORT_START_LOCK (0x1A4C) and IMPORT_WRITE_LOCK (0x1A4B)
+
+
+def open_lock_args(project_id: int, user_id: int) -> tuple[int, int]:
+    """OPEN_LOCK_SQL's arguments: the pair folded into an int4 (two pairs that share one only wait
+    for each other)."""
+    return OPEN_LOCK, (project_id * 1_000_003 + user_id) % 2**31
 # A session still "processing" this long after its last update lost its worker; a redelivered
 # task may take it over (storing is idempotent: (project, sha256) is unique).
 PROCESSING_LEASE = timedelta(minutes=15)
@@ -127,24 +137,27 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
     sha256 = (sha256 or "").lower()
     if sha256 and not SHA256_FORM.match(sha256):
         raise DomainError("sha256 must be 64 hexadecimal characters.")
-    open_now = UploadSession.objects.filter(
-        project=project, created_by_id=user.pk, status=UploadStatus.RECEIVING,
-        updated_at__gte=timezone.now() - OPEN_WINDOW,
-    ).count()
-    if open_now >= MAX_OPEN_SESSIONS:
-        raise DomainError(
-            f"You have {open_now} uploads in progress in this project; finish or cancel some before starting more.",
-            extra={"code": "too_many_uploads"},
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(OPEN_LOCK_SQL, open_lock_args(project.pk, user.pk))
+        open_now = UploadSession.objects.filter(
+            project=project, created_by_id=user.pk, status=UploadStatus.RECEIVING,
+            updated_at__gte=timezone.now() - OPEN_WINDOW,
+        ).count()
+        if open_now >= MAX_OPEN_SESSIONS:
+            raise DomainError(
+                f"You have {open_now} uploads in progress in this project; finish or cancel some before starting more.",
+                extra={"code": "too_many_uploads"},
+            )
+        existing = (
+            Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first() if sha256 else None
         )
-    existing = (
-        Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first() if sha256 else None
-    )
-    if existing:
-        return UploadSession.objects.create(
-            project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256,
-            status=UploadStatus.DONE, result={"created": [], "duplicates": [{"name": name, "existing_id": existing}], "errors": []},
-        )
-    session = UploadSession.objects.create(project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256)
+        if existing:
+            return UploadSession.objects.create(
+                project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256,
+                status=UploadStatus.DONE, result={"created": [], "duplicates": [{"name": name, "existing_id": existing}], "errors": []},
+            )
+        session = UploadSession.objects.create(project=project, created_by=user, file_name=name, size_bytes=size_bytes, sha256=sha256)
     start_part_file(session.pk)
     return session
 

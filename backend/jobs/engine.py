@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from collections import OrderedDict
 
@@ -92,6 +93,36 @@ def read_rgb(name: str) -> np.ndarray:
         return decode_rgb(fh.read())
 
 
+def unreadable_reason(exc: BaseException) -> str:
+    """Why read_rgb failed, as a job item may say it to the project's members: no path on the
+    server ("[Errno 2] … '/srv/…/var/media/projects/7/…'") and no object repr ("cannot identify
+    image file <_io.BytesIO object at 0x…>")."""
+    if isinstance(exc, FileNotFoundError):
+        return "the stored file is missing"
+    if isinstance(exc, PILImage.UnidentifiedImageError):
+        return "the stored file is not a readable image"
+    text = str(exc).lower()
+    if "truncated" in text or isinstance(exc, EOFError):
+        return "the stored file is truncated"
+    if isinstance(exc, PILImage.DecompressionBombError):
+        return "the image has too many pixels to decode"
+    if isinstance(exc, (OSError, SyntaxError, ValueError, cv2.error)):
+        # Pillow's decoders: "broken PNG file", "decoder error -2", …
+        return "the stored file is damaged or not a readable image"
+    return f"{type(exc).__name__}: {public_text(exc)}"
+
+
+def public_text(exc: BaseException) -> str:
+    """An exception's text for a job item's error: an absolute path shown by its base name (as
+    exchange.services.public_message), an object repr ("<… object at 0x…>") by its class."""
+    from backend.exchange.services import public_message
+
+    return _REPR.sub(lambda m: f"<{m.group(1)}>", public_message(exc))
+
+
+_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
 # Stored images OpenCV decodes to the same pixels as Pillow, in two thirds of the time (a 12 MP
 # JPEG: ~115 ms against ~170 ms here; Pillow's decode is followed by two full copies, convert()
 # and asarray()). Both use libjpeg-turbo and libpng; tests/backend/test_decode_rgb.py holds them equal.
@@ -108,6 +139,13 @@ def decode_rgb(data: bytes) -> np.ndarray:
             pixels = cv2.imdecode(np.frombuffer(data, np.uint8), _OPENCV_FLAGS)
             if pixels is not None and pixels.shape[:2] == (img.height, img.width):
                 return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+        if img.mode.startswith("I") or img.mode == "F":
+            # 16/32-bit grey: convert("RGB") clips every value above 255 to white; scale instead,
+            # by the brightest value, as the thumbnail the user sees is (ml.inputs.to_uint8).
+            from ml.inputs import to_uint8
+
+            grey = to_uint8(np.asarray(img.convert("I") if img.mode.startswith("I;16") else img))
+            return np.repeat(grey[:, :, None], 3, axis=2)
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             # Cut-out exemplars: composite on the same neutral background as masked crops.
             rgba = img.convert("RGBA")

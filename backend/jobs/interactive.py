@@ -12,19 +12,21 @@ from __future__ import annotations
 from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
+from django.db import connection
 
 import math
+import threading
 import time
 
 from backend.annotations import proposals
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Busy, DomainError, NotFound
 from backend.core.geometry import GeometryError, validate_box
 from backend.images.claims import ClaimConflict, active_claimant
 
 # A cold worker loads its models and may embed new exemplars first (~10 s alone, more on a
 # busy machine); past this the request answers 503 and the task is revoked. The tasks go to the
 # interactive queue (settings/redis.py), which its own worker and an idle gpu worker take.
-SEGMENT_TIMEOUT_S = 60
+SEGMENT_TIMEOUT_S = settings.INTERACTIVE_TIMEOUT_S
 TASK_NAME = "jobs.segment_box_match"
 REFINE_TASK_NAME = "jobs.refine_mask"
 MAX_REFINE_POINTS = 64
@@ -35,14 +37,22 @@ class SegmentUnavailable(DomainError):
     code = "segment_unavailable"
 
 
+class SegmentQueueFull(Busy):
+    code = "segment_queue_full"
+
+
+# Clicks of this process now waiting for a worker (settings.INTERACTIVE_MAX_WAITING at most).
+_waiting = 0
+_waiting_lock = threading.Lock()
+
+
 def segment_box_now(*, image, box: list[float], user=None) -> dict:
     """{mask_rle, bbox, score, label_class, class_name, class_score, class_margin, candidates,
     proposal}: `proposal` is the token that lets the create call attach this evidence
     (annotations.proposals)."""
     x0, y0, x1, y1 = validate_box(box, height=image.height, width=image.width, field="box")
     _require_free(image, user, "segmenting")
-    result = segment_box_match.apply_async(args=[image.pk, [x0, y0, x1, y1]], queue=settings.QUEUE_INTERACTIVE)
-    answer = _wait(result, image.pk)
+    answer = _send_and_wait(segment_box_match, [image.pk, [x0, y0, x1, y1]], image.pk)
     answer["proposal"] = proposals.remember(
         project_id=image.project_id, image_id=image.pk, user_id=getattr(user, "pk", None), result=answer,
     )
@@ -93,6 +103,31 @@ def _require_free(image, user, doing: str) -> None:
             f"{doing} needs it free. Try again when they have moved on.",
             extra={"claimed_by": holder.username, "expires_at": image.claim_expires_at.isoformat()},
         )
+
+
+def _send_and_wait(task, args: list, image_id: int) -> dict:
+    """Send the click to the interactive queue and wait for its answer, holding no database
+    connection meanwhile. Each waiting click used to keep its pooled connection (8 per web process)
+    for up to SEGMENT_TIMEOUT_S, so ~8 slow clicks made every other request of the process,
+    /api/health/ included, time out on the pool and answer 503 "the database is restarting"."""
+    global _waiting
+    with _waiting_lock:
+        if _waiting >= settings.INTERACTIVE_MAX_WAITING:
+            # Refused before anything is sent: no task for a worker to run with nobody waiting on it.
+            raise SegmentQueueFull(
+                f"The segmentation queue is full ({_waiting} clicks are waiting for the worker); nothing was "
+                "sent. Try again in a few seconds.")
+        _waiting += 1
+    try:
+        result = task.apply_async(args=args, queue=settings.QUEUE_INTERACTIVE)
+        # Every read this request needs is done: give the connection back to the pool (the next
+        # query, if any, takes one again). Not inside a transaction (a test's), which must go on.
+        if not connection.in_atomic_block:
+            connection.close()
+        return _wait(result, image_id)
+    finally:
+        with _waiting_lock:
+            _waiting -= 1
 
 
 def _wait(result, image_id: int) -> dict:
@@ -149,8 +184,7 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
         raise NotFound("Annotation not found.")
     _require_free(image, user, "refining")
     started = time.perf_counter()
-    result = refine_mask.apply_async(args=[image.pk, points, labels, box, annotation_id], queue=settings.QUEUE_INTERACTIVE)
-    answer = _wait(result, image.pk)
+    answer = _send_and_wait(refine_mask, [image.pk, points, labels, box, annotation_id], image.pk)
     answer["round_trip_ms"] = round((time.perf_counter() - started) * 1000.0, 1)
     return answer
 

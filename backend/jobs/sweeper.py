@@ -47,6 +47,10 @@ def sweep_once() -> dict:
     totals["sent"] = dispatch.send_unsent()
     totals["records_sent"] = outbox.send_unsent()  # uploads, exports, imports, evaluations, trainings
     try:
+        totals["records_sent"] += outbox.resend_lost()  # sent, but a dying worker took the message with it
+    except RedisError:
+        logger.warning("could not look for lost messages (Redis unreachable)", exc_info=True)
+    try:
         totals["stopped"] = liveness.sweep()  # exports, imports, evaluations, trainings whose worker died
     except RedisError:
         logger.warning("could not look for stopped runs (Redis unreachable)", exc_info=True)

@@ -19,7 +19,7 @@ from backend.learning.selectors import maskrcnn_checkpoint
 
 from . import leases, services
 from .models import JobStatus
-from .engine import get_pipeline, job_matcher, read_rgb
+from .engine import get_pipeline, job_matcher, public_text, read_rgb, unreadable_reason
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery
 
 logger = logging.getLogger("razmetka.jobs")
@@ -83,13 +83,15 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
         # frozen when the job started: a later edit of the project does not reach this job.
         matcher = job_matcher(snapshot, pipeline.embedder_version)
-        files = dict(Image.objects.filter(pk__in=todo).values_list("pk", "file"))  # the batch's, in one query
+        # The batch's files and original names (what an item error calls the image), in one query.
+        files = {pk: (file, name) for pk, file, name in
+                 Image.objects.filter(pk__in=todo).values_list("pk", "file", "original_name")}
     except PASS_THROUGH:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception as exc:
         _raise_if_gone(job_id)
         logger.exception("pre-annotation batch failed")
-        services.fail_items(job_id=job_id, image_ids=todo, error=f"{type(exc).__name__}: {exc}")
+        services.fail_items(job_id=job_id, image_ids=todo, error=_said(exc))
         return {"failed": len(todo)}
     size = max(1, int(settings.PRELABEL_CHUNK_SIZE))
     chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
@@ -131,7 +133,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
                 _raise_if_gone(job_id)  # its images went with it: their failure is no news
                 if read is None:  # not even read: the chunk fails, the batch goes on
                     logger.exception("reading images %s failed", ids)
-                    services.fail_items(job_id=job_id, image_ids=ids, error=f"{type(exc).__name__}: {exc}")
+                    services.fail_items(job_id=job_id, image_ids=ids, error=_said(exc))
                     continue
                 # The models failed on the chunk: each image again alone, so only a bad one fails.
                 logger.exception("pre-annotation of images %s failed; trying them one by one", ids)
@@ -151,21 +153,37 @@ def _run_claimed(job, todo: list[int]) -> dict:
     return {"processed": processed, "annotations": written}
 
 
+def _said(exc: BaseException) -> str:
+    """An exception as a job item's error: no server path, no object repr (engine.public_text).
+    One written for people (a broken model version says which and what to do) goes as it is."""
+    from backend.learning.selectors import ModelUnavailable
+
+    if isinstance(exc, ModelUnavailable):
+        return public_text(exc)
+    return f"{type(exc).__name__}: {public_text(exc)}"
+
+
 def _raise_if_gone(job_id: int) -> None:
     if not services.job_exists(job_id):
         raise services.JobGone(f"prelabel job {job_id} no longer exists")
 
 
-def _read_images(files: dict[int, str], ids: list[int]) -> list[tuple[int, object]]:
-    """(image id, RGB pixels or the exception that reading them raised), in id order; images
-    deleted since the claim are left out. Runs in the reader thread: storage and decoding only,
-    no database."""
+class Unreadable(Exception):
+    """An image read_rgb could not read; the message names it by its original name and says why."""
+
+
+def _read_images(files: dict[int, tuple[str, str]], ids: list[int]) -> list[tuple[int, object]]:
+    """(image id, RGB pixels or an Unreadable), in id order; images deleted since the claim are
+    left out. ``files``: id -> (storage name, original name). Runs in the reader thread: storage
+    and decoding only, no database."""
     read = []
     for image_id in sorted(i for i in ids if i in files):
+        file, original_name = files[image_id]
         try:
-            read.append((image_id, read_rgb(files[image_id])))
+            read.append((image_id, read_rgb(file)))
         except Exception as exc:  # an unreadable image fails alone (in _annotate)
-            read.append((image_id, exc))
+            logger.info("image %s (%s) cannot be read: %r", image_id, file, exc)  # the full story: log only
+            read.append((image_id, Unreadable(f"could not read the image {original_name!r}: {unreadable_reason(exc)}")))
     return read
 
 
@@ -186,7 +204,7 @@ def _annotate_each(job, pipeline, gallery, matcher, read: list[tuple[int, object
         except Exception as exc:
             logger.exception("pre-annotation of image %s failed", one[0])
             services.fail_items(job_id=job.pk, image_ids=[one[0]],
-                                error=f"the models could not process this image ({type(exc).__name__}: {exc})")
+                                error=f"the models could not process this image ({_said(exc)})")
             continue
         ok_ids += ids
         results += out
@@ -201,7 +219,7 @@ def _annotate(job, pipeline, gallery, matcher, read: list[tuple[int, object]]):
     images, ok_ids = [], []
     for image_id, pixels in read:
         if isinstance(pixels, Exception):
-            services.fail_items(job_id=job.pk, image_ids=[image_id], error=f"could not read the image: {pixels}")
+            services.fail_items(job_id=job.pk, image_ids=[image_id], error=str(pixels))
         else:
             images.append(pixels)
             ok_ids.append(image_id)
@@ -231,7 +249,7 @@ def _prepared(job_id: int, pipeline, classes: dict, ok_ids: list[int], results, 
             ]
         except Exception as exc:  # one bad image must not leave the job unfinished
             logger.exception("preparing results of image %s failed", image_id)
-            services.fail_items(job_id=job_id, image_ids=[image_id], error=f"{type(exc).__name__}: {exc}")
+            services.fail_items(job_id=job_id, image_ids=[image_id], error=_said(exc))
             continue
         batch.append(services.ItemResult(image_id, fields, result.timings_ms))
     return batch
@@ -291,7 +309,7 @@ def _write(job_id: int, batch: list) -> int:
         except Exception as exc:  # one bad image must not leave the job unfinished
             _raise_if_gone(job_id)
             logger.exception("writing results of image %s failed", item.image_id)
-            services.fail_items(job_id=job_id, image_ids=[item.image_id], error=f"{type(exc).__name__}: {exc}")
+            services.fail_items(job_id=job_id, image_ids=[item.image_id], error=_said(exc))
     return created
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from backend.projects.models import Project
 
 from .models import EvaluationRun, ModelKind, ModelVersion, TrainingRun
 
+logger = logging.getLogger("razmetka.learning")
 _lock = threading.Lock()
 _heads: dict[int, object] = {}  # ModelVersion id -> ml.head.Head (a version's file never changes)
 
@@ -41,13 +43,37 @@ def active_version(project_id: int, kind: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(project_id=project_id, kind=kind, state=ModelVersion.State.ACTIVE).first()
 
 
+KIND_NAMES = {ModelKind.HEAD: "projection head", ModelKind.MASKRCNN: "Mask R-CNN"}
+
+
+class ModelUnavailable(Exception):
+    """A model version's stored file is missing or damaged: it cannot be loaded. The message
+    names the version and what to do, never the storage path (the cause goes to the log)."""
+
+
+def _unavailable(version: ModelVersion, exc: BaseException) -> ModelUnavailable:
+    logger.error("model version %s (%s #%s of project %s) cannot be loaded from %s: %s: %s", version.pk,
+                 version.kind, version.number, version.project_id, version.file.name, type(exc).__name__, exc)
+    what = KIND_NAMES.get(version.kind, version.kind)
+    if version.state == ModelVersion.State.ACTIVE:
+        return ModelUnavailable(
+            f"The active model version #{version.number} ({what}) can't be loaded: its file is damaged or missing. "
+            f"Activate another version or train again.")
+    return ModelUnavailable(
+        f"Model version #{version.number} ({what}, {version.state}) can't be loaded: its file is damaged or missing. "
+        f"Use another version or train again.")
+
+
 def load_head(version: ModelVersion):
     from ml.head import Head
 
     with _lock:
         if version.pk not in _heads:
-            with default_storage.open(version.file.name, "rb") as fh:
-                _heads[version.pk] = Head.from_bytes(fh.read())
+            try:
+                with default_storage.open(version.file.name, "rb") as fh:
+                    _heads[version.pk] = Head.from_bytes(fh.read())
+            except Exception as exc:  # missing (OSError), truncated (BadZipFile, ValueError, EOFError)
+                raise _unavailable(version, exc) from exc
         return _heads[version.pk]
 
 
@@ -77,11 +103,17 @@ def maskrcnn_checkpoint(version: ModelVersion) -> Path:
         import tempfile
 
         root.parent.mkdir(parents=True, exist_ok=True)
-        with default_storage.open(version.file.name, "rb") as fh:
-            data = fh.read()
         tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".unpack-"))
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            zf.extractall(tmp)
+        try:
+            with default_storage.open(version.file.name, "rb") as fh:
+                data = fh.read()
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                if "maskrcnn.json" not in zf.namelist():
+                    raise zipfile.BadZipFile("no maskrcnn.json in it")
+                zf.extractall(tmp)
+        except Exception as exc:  # missing (OSError), truncated or not a zip (BadZipFile, CRC errors)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _unavailable(version, exc) from exc
         try:
             tmp.rename(root)  # atomic: a reader never sees half a checkpoint
         except OSError:  # another process unpacked it meanwhile (same bytes)

@@ -244,13 +244,26 @@ def register_version(*, run: TrainingRun, file_name: str, content, metrics: dict
 
 def _after_decision(version: ModelVersion) -> None:
     """A head changes every gallery score: re-score the pending objects (jobs.tasks.rescore on the
-    cpu queue; its matcher applies the active head through selectors.active_transform)."""
+    cpu queue; its matcher applies the active head through selectors.active_transform). Jobs
+    running now keep the head of their start, so what they write from now on is re-scored again
+    once they are over (tasks.rescore_after_jobs)."""
     if version.kind != ModelKind.HEAD:
         return
+    from backend.jobs.models import FINAL_JOB_STATES, PrelabelJob
     from backend.jobs.tasks import rescore
 
+    from .tasks import rescore_after_jobs
+
     project_id = version.project_id
-    transaction.on_commit(lambda: outbox.publish(rescore, args=[project_id], queue=settings.QUEUE_CPU))
+    live_jobs = list(PrelabelJob.objects.filter(project_id=project_id).exclude(status__in=FINAL_JOB_STATES)
+                     .values_list("pk", flat=True))
+
+    def send() -> None:
+        outbox.publish(rescore, args=[project_id], queue=settings.QUEUE_CPU)
+        if live_jobs:
+            outbox.publish(rescore_after_jobs, args=[project_id, live_jobs], queue=settings.QUEUE_CPU)
+
+    transaction.on_commit(send)
 
 
 def _locked(project: Project, version_id: int) -> ModelVersion:

@@ -10,6 +10,7 @@ from backend.core.task_retry import run_or_retry
 
 from . import services
 from .models import FINAL_STATES, EvaluationRun, RunState, TrainingRun
+from .selectors import ModelUnavailable
 
 logger = logging.getLogger("razmetka.learning")
 
@@ -33,6 +34,10 @@ def _guarded(run, work) -> None:
             # Its data went away with the project (or it was cancelled) under it: not a fault.
             logger.info("%s %s stopped (%s: %s) after it was cancelled or deleted", name, run.pk, type(exc).__name__, exc)
             return
+        if isinstance(exc, ModelUnavailable):  # its message names the version and what to do
+            logger.warning("%s %s failed: %s", name, run.pk, exc)
+            services.fail(run, str(exc))
+            return
         logger.exception("%s %s failed", name, run.pk)
         services.fail(run, f"{type(exc).__name__}: {exc}")
 
@@ -46,6 +51,36 @@ def run_evaluation(self, run_id: int) -> None:
 @shared_task(name="learning.run_training", acks_late=True, bind=True, max_retries=None)
 def run_training(self, run_id: int) -> None:
     run_or_retry(self, _training, run_id)
+
+
+# How often rescore_after_jobs looks whether the jobs it waits for are over; it gives up after a day.
+JOBS_POLL_S = 5
+JOBS_POLL_MAX = 24 * 3600 // JOBS_POLL_S
+
+
+@shared_task(name="learning.rescore_after_jobs", acks_late=True, bind=True, max_retries=JOBS_POLL_MAX)
+def rescore_after_jobs(self, project_id: int, job_ids: list[int]) -> bool:
+    """A head activated or retired while pre-annotation jobs ran: those jobs match with the head
+    frozen at their start, so what they write after the decision (and what a batch computed before
+    it writes afterwards) misses the activation's own re-scoring. Once they are over, the pending
+    objects are re-scored again, with the head active then. True when it sent the re-scoring."""
+    from backend.jobs.models import FINAL_JOB_STATES, PrelabelJob
+
+    def live() -> bool:
+        return PrelabelJob.objects.filter(pk__in=job_ids).exclude(status__in=FINAL_JOB_STATES).exists()
+
+    if run_or_retry(self, live):
+        raise self.retry(countdown=JOBS_POLL_S)
+    from backend.projects.models import Project
+
+    if not Project.objects.filter(pk=project_id).exists():
+        return False  # deleted meanwhile
+    from django.conf import settings
+
+    from backend.core import outbox
+    from backend.jobs.tasks import rescore
+
+    return outbox.publish(rescore, args=[project_id], queue=settings.QUEUE_CPU)
 
 
 def _evaluation(run_id: int) -> None:

@@ -23,6 +23,9 @@ from . import backlog
 MAX_MESSAGE_CHARS = 4096
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
 CLOSE_FORBIDDEN = 4403
+# Not signed in, or the session ended (signed out in another tab): the page asks to sign in
+# again; a 4403 there said "you were removed from this project", which was untrue.
+CLOSE_SIGNED_OUT = 4401
 
 
 @database_sync_to_async
@@ -37,7 +40,9 @@ def _is_member(user, project_id: int) -> bool:
 
 def _seq_arg(value) -> int | None:
     """A client-sent seq: a non-negative integer, or None when it is anything else."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    # The length cap: int() refuses more than 4,300 digits (a ValueError that dropped the socket);
+    # a real seq is far shorter than 20, and anything longer is as unusable as "x1".
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
@@ -50,6 +55,9 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope.get("user")
         # Live events at or below this seq were already sent by a replay (or precede `hello`).
         self.floor = 0
+        if not (self.user and self.user.is_authenticated):
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         if not await _is_member(self.user, self.project_id):
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -160,7 +168,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if payload.get("type") == "session.ended":
             session = self.scope.get("session")
             if payload.get("session") in (None, getattr(session, "session_key", None)):
-                await self.close(code=CLOSE_FORBIDDEN)
+                await self.close(code=CLOSE_SIGNED_OUT)
             return
         if payload.get("type") == "membership.changed":
             # Still a member: the role may have changed, and the page reloads it (a demoted

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { ApiError, get, post, setOnUnauthorized, type Me } from "./api/client";
 import { clearForNavigation, Notes, notify } from "./notify";
 import { Link, navigate, usePath } from "./router";
@@ -12,6 +12,8 @@ import { runningCount, stopAllUploads } from "./pages/uploadStore";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const signedIn = useRef(false);
+  signedIn.current = !!me;
   const path = usePath();
   const pathname = path.split("?")[0];
 
@@ -21,6 +23,7 @@ export function App() {
       const uploading = runningCount();
       stopAllUploads();
       if (uploading) notify(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`, "warn");
+      else if (signedIn.current) notify("You were signed out (here or in another tab). Sign in to go on where you were.", "warn");
       setMe(null);
     });
     get<Me>("/api/auth/me/")

@@ -14,6 +14,12 @@ from backend.jobs.engine import decode_rgb
 def _pillow(data: bytes) -> np.ndarray:
     """The reference: the decode read_rgb used before (Pillow only)."""
     with PILImage.open(io.BytesIO(data)) as img:
+        if img.mode.startswith("I"):
+            # 16-bit grey: scaled by the brightest value as make_thumbnail does, not clipped to white
+            grey = img.convert("I")
+            high = grey.getextrema()[1]
+            grey = grey.point(lambda v: v * (255 / high)) if high > 255 else grey
+            return np.asarray(grey.convert("L").convert("RGB"))
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
             background = PILImage.new("RGBA", rgba.size, (124, 116, 104, 255))

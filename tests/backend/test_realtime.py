@@ -88,10 +88,12 @@ async def test_foreign_origin_is_refused():
 
 
 async def test_non_member_and_anonymous_are_refused():
+    """Anonymous is 4401 (sign in again), not 4403: the page said "you were removed from this
+    project" to someone signed out in another tab."""
     _, _, outsider, project, _ = await world()
-    for user in (outsider, None):
+    for user, expected in ((outsider, 4403), (None, 4401)):
         communicator, connected, code = await connect(project.pk, user)
-        assert not connected and code == 4403
+        assert not connected and code == expected
         await communicator.disconnect()
 
 
@@ -134,11 +136,11 @@ async def test_signing_out_closes_that_sessions_socket_and_a_new_password_closes
 
     assert await sync_to_async(sign_out)(cookie) == 204
     output = await mine.receive_output(timeout=5)
-    assert output["type"] == "websocket.close" and output["code"] == 4403
+    assert output["type"] == "websocket.close" and output["code"] == 4401  # signed out, not removed
     assert await theirs.receive_nothing(timeout=0.5), "another session's socket stays"
     await sync_to_async(events.signed_out)(user_id=member.pk)  # what a new password sends
     output = await theirs.receive_output(timeout=5)
-    assert output["type"] == "websocket.close" and output["code"] == 4403
+    assert output["type"] == "websocket.close" and output["code"] == 4401
 
 
 async def test_removed_member_is_disconnected():
@@ -162,7 +164,7 @@ async def test_an_event_after_the_socket_closed_is_not_sent():
     assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
     await sync_to_async(events.signed_out)(user_id=member.pk)
     output = await communicator.receive_output(timeout=5)
-    assert output["type"] == "websocket.close" and output["code"] == 4403
+    assert output["type"] == "websocket.close" and output["code"] == 4401
     await emit_progress(project.pk, 3)
     assert await communicator.receive_nothing(timeout=1), "a frame after websocket.close"
 

@@ -26,9 +26,11 @@ def until(page, predicate, timeout=10.0, what="condition"):
 
 
 def open_review(page, proj, image):
-    """The review workspace of `image`, once its masks are drawn."""
+    """The review workspace of `image`, once its picture and masks are drawn (Enter refuses to
+    accept before the picture is)."""
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
     expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-image-ready="{image.pk}"]')).to_have_count(1)
 
 
 def toasts(page):

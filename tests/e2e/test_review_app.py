@@ -69,13 +69,13 @@ def test_review_with_keyboard_only(page, project, login_as):
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review")
     page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/{images[0].pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{images[0].pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-overlays-ready="{images[0].pk}"][data-image-ready="{images[0].pk}"]')).to_have_count(1)
     page.keyboard.press("?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/review/{images[1].pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{images[1].pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-overlays-ready="{images[1].pk}"][data-image-ready="{images[1].pk}"]')).to_have_count(1)
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("queue-empty")).to_be_visible()
     for im in images:
@@ -262,7 +262,7 @@ def test_every_page_renders(page, project, login_as):
         ("upload", f"/p/{proj.pk}/upload", "text=Drop images"),
         ("images", f"/p/{proj.pk}/images", "text=img9.png"),
         ("classes", f"/p/{proj.pk}/classes", "[data-testid=class-hammer]"),
-        ("review", f"/p/{proj.pk}/review/{image.pk}", f'[data-overlays-ready="{image.pk}"]'),
+        ("review", f"/p/{proj.pk}/review/{image.pk}", f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]'),
     ]:
         page.goto(url)
         page.wait_for_selector(ready)
@@ -335,7 +335,7 @@ def test_the_queue_link_lets_a_reviewer_pick_filters_before_the_next_image(page,
     mark_prelabeled(first, second)
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review/{first.pk}")
-    expect(page.locator(f'[data-overlays-ready="{first.pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-overlays-ready="{first.pk}"][data-image-ready="{first.pk}"]')).to_have_count(1)
     page.get_by_test_id("queue-link").click()
     expect(page.get_by_test_id("queue-pick")).to_be_visible()
     page.wait_for_timeout(500)

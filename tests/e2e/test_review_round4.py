@@ -132,7 +132,7 @@ def test_enter_moves_on_past_images_whose_objects_have_no_class(page, project, l
     page.keyboard.press("Enter")
     expect(toast(page, "set aside for now")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{second.pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-overlays-ready="{second.pk}"][data-image-ready="{second.pk}"]')).to_have_count(1)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/review/{third.pk}$"))
 
@@ -163,7 +163,7 @@ def test_the_next_image_opens_fitted_whatever_the_size_of_the_one_before(page, p
     open_review(page, proj, big)
     page.keyboard.press("n")
     expect(page).to_have_url(re.compile(rf"/review/{small.pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{small.pk}"]')).to_have_count(1)
+    expect(page.locator(f'[data-overlays-ready="{small.pk}"][data-image-ready="{small.pk}"]')).to_have_count(1)
     until(page, lambda: drawn_view(page)[0] == small.pk and fitted(drawn_view(page), 300, 200),
           what=f"the small image fitted to the stage (drawn {drawn_view(page)})")
 
@@ -327,6 +327,7 @@ def test_enter_on_images_with_no_objects_marks_them_done_and_moves_on(page, proj
     expect(page.get_by_test_id("image-status")).to_have_text("prelabeled")
     seen = [empty1.pk]
     for _ in range(3):  # the queue's order is its own (most uncertain first); each image once
+        expect(page.locator(f'[data-image-ready="{seen[-1]}"]')).to_have_count(1)  # Enter waits for the picture
         page.keyboard.press("Enter")
         until(page, lambda: not page.url.endswith(f"/review/{seen[-1]}"), what="the next image")
         match = re.search(r"/review/(\d+)$", page.url)

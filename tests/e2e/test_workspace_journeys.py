@@ -165,7 +165,7 @@ def test_leaving_the_workspace_releases_the_claim(page, project, login_as):
     # Accepting the last image of the queue releases it too.
     Image.objects.filter(pk=images[0].pk).update(status="done")
     second.goto(f"/p/{proj.pk}/review/{images[1].pk}")
-    expect(second.locator(f'[data-overlays-ready="{images[1].pk}"]')).to_have_count(1)
+    expect(second.locator(f'[data-overlays-ready="{images[1].pk}"][data-image-ready="{images[1].pk}"]')).to_have_count(1)
     wait_for(lambda: claimed_by(images[1]) == "olga", what="claim of the last image")
     second.get_by_test_id("accept-all").click()
     expect(second.get_by_test_id("queue-empty")).to_be_visible()

@@ -29,8 +29,9 @@ _pool_options = {"pool": {
     "min_size": 1,
     "max_size": int(os.environ.get("RAZMETKA_DB_POOL_SIZE", "8")),
     # Waiting longer than this for a connection answers 503 + Retry-After (core/errors.py). Short:
-    # while PostgreSQL is down every request waits this long first, and a process never runs
-    # more sync requests at once than asgiref's few threads, so a healthy pool rarely makes anyone wait.
+    # while PostgreSQL is down every request waits this long first. Each sync request runs on a
+    # thread of its own, so long waits must not hold a connection (interactive clicks give theirs
+    # back while they wait for the worker: 16 waiting clicks took all 8 and every other request 503'd).
     "timeout": 3,
     "max_idle": 300,
 }} if _POOL else {}

@@ -31,3 +31,10 @@ RAZMETKA_ML_DEVICE = os.environ.get("RAZMETKA_ML_DEVICE", "cpu")
 PRELABEL_BATCH_SIZE = env_int("PRELABEL_BATCH_SIZE", 16)
 PRELABEL_CHUNK_SIZE = env_int("PRELABEL_CHUNK_SIZE", 4)
 PRELABEL_WRITE_EVERY_S = float(os.environ.get("PRELABEL_WRITE_EVERY_S") or 1.0)
+
+# Box-segment / click-refine requests one web process lets wait for the interactive worker at
+# once (jobs/interactive.py). A waiting click holds no database connection, only a thread; past
+# this the click answers 503 "the segmentation queue is full" at once instead of piling up.
+INTERACTIVE_MAX_WAITING = env_int("RAZMETKA_INTERACTIVE_MAX_WAITING", 32)
+# How long a click waits for the worker before 503 (a cold worker loads its models first).
+INTERACTIVE_TIMEOUT_S = env_int("RAZMETKA_INTERACTIVE_TIMEOUT_S", 60)

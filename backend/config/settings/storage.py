@@ -23,6 +23,10 @@ MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000)
 # Shapes no model can use (backend/core/uploads.py): under 8 px a side is less than one patch of
 # every model here; past 30:1 GroundingDINO (long side 1333 px) keeps under 44 px of the short
 # side and SAM 2 stretches the strip 30x. Panoramas (~10:1) and long tool shots pass.
+# Memory one process may spend decoding pictures at once (backend/core/decode_budget.py): a
+# 100 MP RGBA picture takes ~800 MB of it; bigger ones are refused, others wait their turn.
+DECODE_MEMORY_BYTES = env_int("DECODE_MEMORY_BYTES", 1024 * 1024 * 1024)
+DECODE_WAIT_SECONDS = env_int("DECODE_WAIT_SECONDS", 120)
 MIN_IMAGE_SIDE = env_int("MIN_IMAGE_SIDE", 8)
 MAX_IMAGE_ASPECT = env_int("MAX_IMAGE_ASPECT", 30)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)

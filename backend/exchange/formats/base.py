@@ -13,7 +13,6 @@ import posixpath
 import re
 import shutil
 import tempfile
-import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
+from backend.core import decode_budget
 from backend.core import geometry as gate
+from backend.core.zips import fold_name
 from .. import geometry
 
 COPY_CHUNK = 1024 * 1024
@@ -74,14 +75,6 @@ class ExportImage:
     def windows(self) -> list[tuple[np.ndarray, int, int]]:
         """Every object's window (see ExportObject.window), decoded together in one pass."""
         return geometry.decode_windows([obj.rle for obj in self.objects])
-
-
-def fold_name(name: str, *, strip: bool = True) -> str:
-    """A name as file systems compare names: NFC (macOS treats "Café" composed and decomposed
-    as one name), case folded (Windows, macOS), and (`strip`) without trailing dots and spaces
-    (Windows drops them: "b.png." and "b.png " are "b.png" there)."""
-    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
-    return folded.rstrip(" .") if strip else folded
 
 
 class ExportNameClash(ValueError):
@@ -461,7 +454,11 @@ def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
             raise geometry.GeometryError(f"the mask ({w}x{h} at {x0},{y0}) reaches outside the image ({width}x{height})")
         if png is not None:
             with PILImage.open(io.BytesIO(png)) as img:
-                crop = np.asarray(img)
+                try:
+                    with decode_budget.budget.reserve(decode_budget.decode_cost(img)):
+                        crop = np.asarray(img)
+                except decode_budget.DecodeRefused as exc:
+                    raise geometry.GeometryError(f"the mask PNG: {exc}") from None
             if crop.ndim == 3:
                 crop = crop[..., 0]
             if crop.shape[:2] != (h, w):

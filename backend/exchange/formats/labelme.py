@@ -141,11 +141,14 @@ def _parse_shape(raw) -> tuple[Shape | None, str | None]:
         try:
             with PILImage.open(io.BytesIO(png)) as header:  # reads the header only, decodes nothing
                 pw, ph = header.size
-                kind_read = header.format
+                kind_read, mode = header.format, header.mode
         except Exception:  # Pillow's message named a BytesIO object at a memory address
             return None, "the shape's 'mask' is not a PNG image"
         if kind_read != "PNG":
             return None, f"the shape's 'mask' is a {kind_read} image, not a PNG"
+        if mode not in ("1", "L", "P"):
+            # A mask is one band; a 16-bit RGBA one costs 8x the memory to decode for nothing.
+            return None, f"the shape's 'mask' is a {mode} PNG: a mask has one band (1-bit, 8-bit grey or palette)"
         # LabelMe pastes the PNG into the box between its two points, both pixels included, at
         # whole pixels (int()); a PNG of another size is an error there, and was placed at the
         # PNG's own size here, past the box.

@@ -42,6 +42,8 @@ export async function checkProjectAccess(project: number): Promise<"ok" | "lost"
     await get(`${P(project)}/`);
     return "ok";
   } catch (e) {
+    // Signed out (here or in another tab) is not a lost project: the app asks to sign in again.
+    if (e instanceof ApiError && e.status === 403 && e.body?.code === "not_authenticated") return "unknown";
     if (e instanceof ApiError && (e.status === 404 || e.status === 403)) {
       reportLostAccess(project);
       return "lost";

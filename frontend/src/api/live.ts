@@ -4,6 +4,7 @@
  * (or a gap it cannot fill) into a `resync` event: listeners then reload what they show.
  */
 import { reportLostAccess, reportProjectDeleted } from "./access";
+import { get } from "./client";
 import type { LiveEvent } from "./extra";
 import { EventSequence } from "./liveseq";
 
@@ -13,12 +14,17 @@ type Listener = (e: LiveEvent) => void;
 export const GAP_WAIT_MS = 1500;
 /** The server's close code for "not a member of this project" (backend/realtime/consumers.py). */
 export const CLOSE_FORBIDDEN = 4403;
+/** ... for "not signed in": the session ended (signed out here or in another tab). */
+export const CLOSE_SIGNED_OUT = 4401;
 
 export interface SocketOptions {
   url?: (project: number, since: number | null) => string;
   WebSocketImpl?: new (url: string) => WebSocket;
   /** Called once when the server says this user is no longer a member (default: reportLostAccess). */
   onForbidden?: (project: number) => void;
+  /** Called once when the session ended (default: ask who is signed in, which turns the app to
+   * its sign-in page; the page said "you were removed from this project" instead). */
+  onSignedOut?: () => void;
   /** Called once when the project was deleted, with who deleted it (default: reportProjectDeleted). */
   onDeleted?: (project: number, by: string | null) => void;
 }
@@ -73,6 +79,7 @@ export class ProjectSocket {
       this.ws = null;
       this.clearGap();
       if (ev?.code === CLOSE_FORBIDDEN) return this.forbidden();
+      if (ev?.code === CLOSE_SIGNED_OUT) return this.signedOut();
       this.schedule();
     };
   }
@@ -143,6 +150,13 @@ export class ProjectSocket {
     this.close();
     this.emit({ type: "access.revoked", project: this.project });
     (this.opts.onForbidden ?? reportLostAccess)(this.project);
+  }
+
+  /** Signed out: stop reconnecting (each try would be refused); the app asks to sign in. */
+  private signedOut() {
+    if (this.closed) return;
+    this.close();
+    (this.opts.onSignedOut ?? (() => void get("/api/auth/me/").catch(() => undefined)))();
   }
 
   /** The project was deleted: stop (the server closes this socket next) and say who did it, once. */

@@ -3,6 +3,7 @@ import { ApiError, del, errorText, get, P, patch, post, uploadWithProgress, type
 import { count as plural } from "../plural";
 import { subscribe } from "../api/live";
 import { notify } from "../notify";
+import { retryable } from "../api/access";
 import { useInFlight } from "./inFlight";
 import type { ProjectCtx } from "./ProjectLayout";
 import { ExemplarThumb, LearnedDetails, SourceFilterSelect, type HardNegative, type SourceFilter } from "./galleryLearned";
@@ -10,6 +11,9 @@ import "./upload-classes.css";
 
 /** A class name cut for a select's option (the select never grows wider than its card). */
 const short = (name: string, max = 40) => (name.length > max ? `${name.slice(0, max - 1)}…` : name);
+
+/** "retryable": the network or the server failed, the same save may still go through. */
+type SaveOutcome = "ok" | "retryable" | "refused";
 
 /** A file the upload added whose exact bytes are also an exemplar of another class. */
 type AlsoIn = GalleryUploadReport["also_in"][number];
@@ -44,25 +48,27 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
    * two quick changes are not a conflict with oneself. */
   const chains = useRef(new Map<number, Promise<unknown>>());
   const versions = useRef(new Map<number, number>());
-  const save = (c: LabelClass, change: Partial<LabelClass>): Promise<boolean> => {
-    const run = async (): Promise<boolean> => {
-      let ok = true;
+  const save = (c: LabelClass, change: Partial<LabelClass>, retry?: () => void): Promise<SaveOutcome> => {
+    const run = async (): Promise<SaveOutcome> => {
+      let outcome: SaveOutcome = "ok";
       try {
         const version = Math.max(c.version, versions.current.get(c.id) ?? 0);
         const saved = await patch<LabelClass>(`${P(pid)}/classes/${c.id}/`, { ...change, version });
         if (saved?.version !== undefined) versions.current.set(c.id, saved.version);
       } catch (e) {
-        ok = false;
-        notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Apply your change again.` : `Couldn't save “${c.name}”: ${(e as Error).message}`, "error");
+        outcome = retryable(e) ? "retryable" : "refused";
+        notify(e instanceof ApiError && e.status === 409 ? `“${c.name}” was changed by someone else; reloaded. Apply your change again.` : `Couldn't save “${c.name}”: ${(e as Error).message}`,
+          "error", retry && outcome === "retryable" ? { label: "Retry", run: retry } : undefined);
       }
       await ctx.reloadClasses();
-      return ok;
+      return outcome;
     };
     const next = (chains.current.get(c.id) ?? Promise.resolve()).then(run);
     chains.current.set(c.id, next.catch(() => undefined));
     return next;
   };
-  /** Inline rename on Enter/blur: an empty name or a refused one puts the class's name back. */
+  /** Inline rename on Enter/blur: an empty or refused name puts the class's name back; one that
+   * could not be sent keeps what was typed (it was lost) and offers Retry. */
   const rename = async (c: LabelClass, field: HTMLInputElement) => {
     const value = field.value.trim();
     if (!value) {
@@ -74,7 +80,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
       field.value = c.name;
       return;
     }
-    if (!(await save(c, { name: value }))) field.value = c.name;
+    if ((await save(c, { name: value }, () => void rename(c, field))) === "refused") field.value = c.name;
   };
   const add = (e: React.FormEvent) => {
     e.preventDefault();
@@ -85,6 +91,7 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
         });
         setName("");
         setColor(null);
+        setParent(""); // back to a plain class: the next name typed was another instance unnoticed
         await ctx.reloadClasses();
       } catch (err: any) {
         notify(`Couldn't add the class: ${err.message}`, "error");

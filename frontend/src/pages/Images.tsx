@@ -29,6 +29,7 @@ export function deleteImageError(e: unknown, name: string): string {
   return `Couldn't delete "${name}": ${(e as Error).message}`;
 }
 
+const NAME_MIN = 180;
 const SORTABLE = { id: "#", original_name: "Name", status: "Status" } as const;
 type SortKey = keyof typeof SORTABLE;
 
@@ -100,6 +101,8 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  // Column widths in px; the name's 0 takes what is left (at least NAME_MIN).
+  const cols = [70, 64, 0, 110, 110, 86, 86, 150, ...(canDelete ? [90] : [])];
   const sortHeader = (key: SortKey) => {
     const active = ordering.replace(/^-/, "") === key || (!ordering && key === "id");
     const desc = active && ordering.startsWith("-");
@@ -128,8 +131,11 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
         </select>
         <span className="muted small">{data ? count(data.count, "image") : ""}</span>
       </div>
-      <table className="table fixed" data-testid="images-table">
-        <colgroup><col style={{ width: 70 }} /><col style={{ width: 64 }} /><col /><col style={{ width: 110 }} /><col style={{ width: 110 }} /><col style={{ width: 80 }} /><col style={{ width: 80 }} /><col style={{ width: 150 }} />{canDelete && <col style={{ width: 90 }} />}</colgroup>
+      {/* The name is the link into an image: it keeps NAME_MIN px, and a narrower window scrolls the
+          table in its wrapper (the name column shrank to 0 px at 800 px). */}
+      <div className="table-scroll">
+      <table className="table fixed" data-testid="images-table" style={{ minWidth: cols.reduce((a, b) => a + b, 0) + NAME_MIN }}>
+        <colgroup>{cols.map((w, i) => <col key={i} style={w ? { width: w } : undefined} />)}</colgroup>
         <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th>{canDelete && <th aria-label="Actions"></th>}</tr></thead>
         <tbody>
           {data?.results.map((im) => (
@@ -157,6 +163,7 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
           ))}
         </tbody>
       </table>
+      </div>
       {data && (data.next || data.previous) && (
         <div className="toolbar">
           <button disabled={!data.previous} onClick={() => update({ page: page - 1 })}>← Previous</button>

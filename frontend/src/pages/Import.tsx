@@ -89,13 +89,14 @@ export function ImportPage({ ctx }: { ctx: ProjectCtx }) {
       <section className="card" data-testid="import-list">
         <h2>Past imports</h2>
         {jobs === null ? <p className="muted">Loading…</p> : jobs.length === 0 ? <p className="muted">No imports yet.</p> : (
-          <table className="table compact fixed">
-            <colgroup><col style={{ width: 50 }} /><col /><col style={{ width: 100 }} /><col style={{ width: 90 }} /><col style={{ width: 240 }} /><col style={{ width: 190 }} /></colgroup>
-            <thead><tr><th>#</th><th>File</th><th>Format</th><th>Status</th><th>Result</th><th>By, when</th></tr></thead>
+          <div className="table-scroll">{/* a narrow window scrolls the table here, the file name keeps 160 px */}
+          <table className="table compact fixed" style={{ minWidth: 160 + 100 + 90 + 240 + 190 }}>
+            <colgroup><col /><col style={{ width: 100 }} /><col style={{ width: 90 }} /><col style={{ width: 240 }} /><col style={{ width: 190 }} /></colgroup>
+            <thead><tr><th>File</th><th>Format</th><th>Status</th><th>Result</th><th>By, when</th></tr></thead>
             <tbody>
+              {/* Named by file and time: the id counts across all projects ("Import #4" was a project's first). */}
               {jobs.map((j) => (
                 <tr key={j.id} className="clickable" onClick={() => setLastId(j.id)} data-testid={`import-${j.id}`}>
-                  <td>{j.id}</td>
                   <td className="cell-name"><span className="ellipsis" title={j.upload_name}>{j.upload_name}</span></td>
                   <td>{j.format}</td>
                   <td><span className={`badge badge-${j.status}`}>{j.status}</span></td>
@@ -105,6 +106,7 @@ export function ImportPage({ ctx }: { ctx: ProjectCtx }) {
               ))}
             </tbody>
           </table>
+          </div>
         )}
       </section>
     </main>
@@ -127,12 +129,17 @@ function summary(j: ImportJob): string {
   return `${count(j.result?.annotations ?? 0, "object")} on ${count(j.result?.images ?? 0, "image")}${skipped}`;
 }
 
+/** An import as its project's people know it: the file and when it was sent (not its global id). */
+function importName(job: ImportJob) {
+  return <>Import of <span className="ellipsis-inline" title={job.upload_name}>{job.upload_name}</span> <span className="muted small nowrap">({formatWhen(job.created_at)})</span></>;
+}
+
 function ImportOutcome({ job }: { job: ImportJob }) {
   const p = job.progress ?? { done: 0, total: 0, stage: "" };
   if (isLive(job))
     return (
       <div data-testid="import-outcome" data-status={job.status}>
-        <h2>Import #{job.id}: {p.stage === "writing" ? "writing" : p.stage === "checking" ? "checking" : "queued"}…</h2>
+        <h2>{importName(job)}: {p.stage === "writing" ? "writing" : p.stage === "checking" ? "checking" : "queued"}…</h2>
         <progress max={p.total || 1} value={p.total ? p.done : 0} aria-label="import progress" />
         <p className="muted small">{p.stage === "checking" ? `${p.done} items checked` : p.total ? `${p.done}/${p.total}` : "Waiting for a worker…"}</p>
       </div>
@@ -141,7 +148,7 @@ function ImportOutcome({ job }: { job: ImportJob }) {
     const count = job.result?.error_count ?? job.errors.length;
     return (
       <div data-testid="import-outcome" data-status="failed">
-        <h2 className="error">Import #{job.id} failed: nothing was applied</h2>
+        <h2 className="error">{importName(job)} failed: nothing was applied</h2>
         <p>{count} item{count === 1 ? "" : "s"} had errors, so the whole file was rejected and the project is unchanged. Fix these and import the file again.</p>
         {/* What to do first (the server's "hint" item): advice, not one more error in red. */}
         {job.errors.filter((e) => e.item === "hint").map((e, i) => <p key={i} className="note-box" data-testid="import-hint">{e.error}</p>)}
@@ -154,7 +161,7 @@ function ImportOutcome({ job }: { job: ImportJob }) {
   const r = job.result ?? {};
   return (
     <div data-testid="import-outcome" data-status="done">
-      <h2>Import #{job.id} done</h2>
+      <h2>{importName(job)} done</h2>
       {(r.annotations ?? 0) === 0 && (r.already_present ?? 0) > 0
         ? <p>Nothing added: every object in the file was already there.</p>
         : <p>{count(r.annotations ?? 0, "object")} added to {count(r.images ?? 0, "image")}{job.options?.as_accepted ? ", as accepted" : ", pending review"}.</p>}

@@ -106,6 +106,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  const actionsWidth = ctx.me.is_staff ? 230 : 100;
   return (
     <main className="page">
       <h1>Members &amp; roles</h1>
@@ -113,8 +114,10 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
         <section className="card">
           <h2>Members</h2>
           {members === null ? <p className="muted">Loading…</p> : (
-            <table className="table fixed" data-testid="members">
-              <colgroup><col /><col style={{ width: 150 }} /><col style={{ width: ctx.me.is_staff ? 230 : 100 }} /></colgroup>
+            // A narrow window scrolls the table in its wrapper, not the page; the name keeps 120 px.
+            <div className="table-scroll">
+            <table className="table fixed" data-testid="members" style={{ minWidth: 120 + 150 + actionsWidth }}>
+              <colgroup><col /><col style={{ width: 150 }} /><col style={{ width: actionsWidth }} /></colgroup>
               <thead><tr><th>User</th><th>Role</th><th></th></tr></thead>
               <tbody>
                 {members.map((m) => (
@@ -137,6 +140,7 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
                 ))}
               </tbody>
             </table>
+            </div>
           )}
           <ul className="muted small role-help">{ROLES.map(([r, d]) => <li key={r}>{d}</li>)}</ul>
         </section>

@@ -4,6 +4,12 @@ import { notify } from "../notify";
 import { Link, navigate } from "../router";
 import { useInFlight } from "./inFlight";
 
+/** The API's limit (Project.name max_length): the inputs stop there, and a longer name is said in
+ * words (DRF's "name: Ensure this field has no more than 200 characters." showed raw). */
+export const PROJECT_NAME_MAX = 200;
+export const projectNameTooLong = (name: string) =>
+  name.trim().length > PROJECT_NAME_MAX ? `A project name has at most ${PROJECT_NAME_MAX} characters: shorten it.` : "";
+
 export function ProjectsPage() {
   const [projects, setProjects] = useState<Project[] | null>(null);
   const [name, setName] = useState("");
@@ -19,6 +25,8 @@ export function ProjectsPage() {
   }, [attempt]);
   const create = (e: React.FormEvent) => {
     e.preventDefault();
+    const tooLong = projectNameTooLong(name);
+    if (tooLong) return void notify(tooLong, "error");
     void run(async () => {
       try {
         const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
@@ -45,7 +53,10 @@ export function ProjectsPage() {
           {projects.map((p) => (
             <li key={p.id} className="card">
               <Link to={`/p/${p.id}`} className="card-title" title={p.name}><bdi>{p.name}</bdi></Link>
-              <div className="muted small">{p.description || (Array.isArray(p.prompts) ? (p.prompts as string[]).join(", ") : "")}</div>
+              {/* clamped to 3 lines (a 5,000-character description made every card 2,000 px tall) */}
+              {p.description
+                ? <div className="muted small card-desc" title={p.description}>{p.description}</div>
+                : <div className="muted small">{Array.isArray(p.prompts) ? (p.prompts as string[]).join(", ") : ""}</div>}
               <div className="small">your role: {p.my_role ?? "—"}</div>
             </li>
           ))}
@@ -53,7 +64,7 @@ export function ProjectsPage() {
       )}
       <form className="card form-row" onSubmit={create}>
         <h2>New project</h2>
-        <label>Name <input name="project-name" value={name} onChange={(e) => setName(e.target.value)} required /></label>
+        <label>Name <input name="project-name" value={name} maxLength={PROJECT_NAME_MAX} onChange={(e) => setName(e.target.value)} required /></label>
         <label>Prompts (separated by “.”) <input name="prompts" value={prompts} onChange={(e) => setPrompts(e.target.value)} /></label>
         <button className="primary" disabled={!name.trim() || busy}>{busy ? "Creating…" : "Create project"}</button>
       </form>

@@ -4,6 +4,7 @@ import { api, ApiError, get, P, patch, type Project } from "../api/client";
 import { notify } from "../notify";
 import { navigate } from "../router";
 import { useInFlight } from "./inFlight";
+import { PROJECT_NAME_MAX, projectNameTooLong } from "./Projects";
 import type { ProjectCtx } from "./ProjectLayout";
 import "./pages-round4.css";
 
@@ -43,6 +44,7 @@ function toForm(p: Project): Form {
 export function validate(f: Omit<Form, "engine" | "learn_from_reviews">): Errors {  // a select and a checkbox cannot be wrong
   const e: Errors = {};
   if (!f.name.trim()) e.name = "Give the project a name.";
+  else if (projectNameTooLong(f.name)) e.name = projectNameTooLong(f.name);
   const prompts = splitPrompts(f.prompts);
   if (!prompts.length) e.prompts = "Give at least one text prompt.";
   else if (prompts.length > 20 || prompts.some((p) => p.length > 200)) e.prompts = "At most 20 prompts of at most 200 characters.";
@@ -124,8 +126,8 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
         <div className="grid2">
           <section className="card">
             <h2>Project</h2>
-            <label className="field">Name<input name="name" value={form.name} onChange={(e) => set("name", e.target.value)} aria-invalid={!!errors.name} />
-              {errors.name && <span className="error small field-error">{errors.name}</span>}</label>
+            <label className="field">Name<input name="name" value={form.name} maxLength={PROJECT_NAME_MAX} onChange={(e) => set("name", e.target.value)} aria-invalid={!!errors.name} />
+              {errors.name && <span className="error small field-error" data-testid="error-name">{errors.name}</span>}</label>
             <label className="field">Description<textarea name="description" rows={2} maxLength={5000} value={form.description} onChange={(e) => set("description", e.target.value)} /></label>
             <label className="field">Text prompts <span className="muted small">(one per line, or separated by “.”)</span>
               <textarea name="prompts" rows={4} value={form.prompts} onChange={(e) => set("prompts", e.target.value)} aria-invalid={!!errors.prompts} />

@@ -43,6 +43,8 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   const sent = live.reduce((s, i) => s + Math.min(i.sent, i.size), 0);
   const finished = items.filter((i) => i.phase === "done" || i.phase === "failed" || i.phase === "cancelled").length;
   const cancelled = items.length - live.length;
+  // Said apart, not dropped: "837 KB of 837 KB" hid a cancelled 34 MB file.
+  const cancelledBytes = items.reduce((s, i) => s + (i.phase === "cancelled" ? i.size : 0), 0);
   const cancellable = items.filter(isCancellable).length;
   const created = items.reduce((s, i) => s + (i.result?.created.length ?? 0), 0);
   const duplicates = items.reduce((s, i) => s + (i.result?.duplicates.length ?? 0), 0);
@@ -86,7 +88,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
           <div className="job-head">
             <b>{finished} of {items.length} files</b>
             <span className="spacer" />
-            <span className="small nowrap">{mb(sent)} of {mb(total)}</span>
+            <span className="small nowrap">{mb(sent)} of {mb(total)}{cancelled > 0 && ` · ${mb(cancelledBytes)} cancelled`}</span>
             {cancellable > 0 && (
               <button type="button" className="small" data-testid="upload-cancel-all"
                 onClick={() => cancelAllUploads(ctx.project.id)}>Cancel all</button>

@@ -83,6 +83,10 @@ describe("settings validation", () => {
     const bad = validate({ ...ok, name: " ", prompts: " . ", box_threshold: "1.2", nms_iou: "", top_k: "0.5" });
     expect(Object.keys(bad).sort()).toEqual(["box_threshold", "name", "nms_iou", "prompts", "top_k"]);
   });
+  it("says a name over the API's 200 characters in words", () => {
+    expect(validate({ ...ok, name: "n".repeat(200) })).toEqual({});
+    expect(validate({ ...ok, name: "n".repeat(201) }).name).toBe("A project name has at most 200 characters: shorten it.");
+  });
 });
 
 describe("image list URL state", () => {

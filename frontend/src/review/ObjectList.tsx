@@ -88,7 +88,7 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
           // look at the list, "a" picked the first class starting with a and saved it accepted.
           e.preventDefault();
           e.currentTarget.blur(); // saves a keyboard step not yet saved, as leaving the select does
-          window.dispatchEvent(new KeyboardEvent("keydown", { key: e.key, shiftKey: e.shiftKey, ctrlKey: e.ctrlKey, metaKey: e.metaKey }));
+          window.dispatchEvent(new KeyboardEvent("keydown", { key: e.key, repeat: e.repeat, shiftKey: e.shiftKey, ctrlKey: e.ctrlKey, metaKey: e.metaKey }));
           return;
         }
         if (e.key === "Enter") {

@@ -101,6 +101,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const nav = useReviewNavigation({
     pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
     refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone, updateAnns, pictureMissing: !!pixelsError,
+    pictureShown: () => !!pixelsRef.current,
     heldBy: claim.state === "other" ? claim.by ?? "Another reviewer" : null,
   });
   // An unsaved mask edit or review decision: leaving through another page asks first, and so does a reload or close.

@@ -30,9 +30,12 @@ export interface HistoryHooks {
 /** `fn` gets the version to send: the one the user's action was `based` on (default: the object's
  * version when the write is asked for), or a newer one only when this tab's own writes made it.
  * A Retry (or a queued write) after someone else's change therefore answers 409 instead of
- * overwriting it; it used the newest version seen, so a Retry saved over a newer change. */
+ * overwriting it; it used the newest version seen, so a Retry saved over a newer change.
+ * `rebase`: given the newer object of a 409, what to show when the other change left alone what
+ * this write changes (the write is then sent once more on that version), or null: a conflict. */
 export type Write = (ann: Annotation, what: string, fn: (version: number) => Promise<Annotation | void>, retry?: () => void,
-  based?: number) => Promise<boolean>;
+  based?: number, rebase?: Rebase) => Promise<boolean>;
+export type Rebase = (current: Annotation) => Annotation | null;
 
 /** A review decision the server has not stored (offline, server down): shown, retried, guarded. */
 export interface FailedReview {
@@ -117,7 +120,7 @@ export function useAnnotationWrites(opts: {
   /** Run a write for one object; 409 reloads the object with a clear message, nothing is lost silently.
    * "retryable": the network or the server failed, the same write may still succeed. */
   const attempt = async (ann: Annotation, what: string, fn: (version: number) => Promise<Annotation | void>, retry?: () => void,
-    based = latest(ann).version): Promise<"ok" | "retryable" | "failed"> => {
+    based = latest(ann).version, rebase?: Rebase): Promise<"ok" | "retryable" | "failed"> => {
     if (readOnly) {
       refuseReadOnly();
       return "failed";
@@ -140,7 +143,13 @@ export function useAnnotationWrites(opts: {
         setClaim({ state: "other", by: refused.by });
         notify(claimMessage(refused, what), "error");
       } else if (e instanceof ApiError && e.status === 409 && e.body?.current) {
-        replace(e.body.current as Annotation);
+        const current = e.body.current as Annotation;
+        const rebased = rebase?.(current);
+        if (rebased) {
+          replace(rebased);
+          return attempt(ann, what, fn, retry, current.version); // once: no rebase the second time
+        }
+        replace(current);
         notify(`This object was changed elsewhere (by someone else, or in another tab) while you worked: ${what} was not saved. `
           + "It now shows the newer version; check it and try again.", "error");
       } else if (e instanceof ApiError && e.status === 404) {
@@ -168,7 +177,8 @@ export function useAnnotationWrites(opts: {
       return "failed";
     }
   };
-  const write: Write = (ann, what, fn, retry, based) => inFlight.current.track(attempt(ann, what, fn, retry, based).then((r) => r === "ok"));
+  const write: Write = (ann, what, fn, retry, based, rebase) =>
+    inFlight.current.track(attempt(ann, what, fn, retry, based, rebase).then((r) => r === "ok"));
   /** After a 404 on an object: is the open image itself gone? */
   const imageGone = async () => {
     try {

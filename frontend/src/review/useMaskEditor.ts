@@ -41,11 +41,15 @@ export function useMaskEditor(opts: {
   useEffect(() => setUnsaved(new Map()), [pid, imageId]);
   const forget = (id: number) => setUnsaved((m) => { const n = new Map(m); n.delete(id); return n; });
 
-  const saveMask = async (a: Annotation, rle: Rle): Promise<boolean> => {
+  /** `before`: the mask this edit was drawn on. A conflict with a change that left that mask as
+   * it was (a class picked in another tab) is no conflict for the mask: it is sent again on the
+   * newer version (the stroke was thrown away, with undo gone). */
+  const saveMask = async (a: Annotation, rle: Rle, before: Rle): Promise<boolean> => {
     setUnsaved((m) => new Map(m).set(a.id, rle));
     const based = latest(a).version; // a Retry sends the version this edit was made on
+    const rebase = (cur: Annotation) => (cur.mask_rle.counts === before.counts ? { ...cur, mask_rle: rle } : null);
     const run = async () => {
-      const ok = await write(a, "the mask", (version) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version, mask_rle: rle }), run, based);
+      const ok = await write(a, "the mask", (version) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version, mask_rle: rle }), run, based, rebase);
       if (ok) forget(a.id);
       else if (editRef.current?.annId === a.id) {
         // A conflict reloaded the object: drop the edit session so the current mask shows.
@@ -112,7 +116,7 @@ export function useMaskEditor(opts: {
     // Recorded before the save so an immediate z finds it (the undo queues behind the save).
     const entry = { t: "mask" as const, id: a.id, rle: before, review };
     writes.history.current.record(entry);
-    if (!(await saveMask(a, rle))) writes.history.current.discard(entry);
+    if (!(await saveMask(a, rle, before))) writes.history.current.discard(entry);
   };
 
   /** Save a whole new mask for an object (polygon edits), undoable like a stroke. */
@@ -131,7 +135,7 @@ export function useMaskEditor(opts: {
     replace({ ...latest(a), mask_rle: rle });
     const entry = { t: "mask" as const, id: a.id, rle: before, review };
     writes.history.current.record(entry);
-    const ok = await saveMask(a, rle);
+    const ok = await saveMask(a, rle, before);
     if (!ok) writes.history.current.discard(entry);
     return ok;
   };
@@ -156,7 +160,7 @@ export function useMaskEditor(opts: {
         const before = latest(target).mask_rle;
         const review = reviewsOf(latest(target));
         replace({ ...latest(target), mask_rle: res.mask_rle });
-        if (await saveMask(target, res.mask_rle)) writes.history.current.record({ t: "mask", id: target.id, rle: before, review });
+        if (await saveMask(target, res.mask_rle, before)) writes.history.current.record({ t: "mask", id: target.id, rle: before, review });
       } else {
         // The proposal token makes the server attach its own copy of the gallery's evidence.
         const created = await post<Annotation>(`${P(pid)}/annotations/`, {

@@ -42,15 +42,23 @@ export function useReviewKeys(actions: ReviewKeyActions) {
   }, []);
 }
 
+/** Keys that decide something. A held key repeats: one press is one decision, not a run of
+ * images nobody saw (a 0.7 s hold of Enter accepted seven images). */
+const ONE_PRESS_KEYS = new Set(["Enter", "a", "r", "c", "C", "m", "M", "u", "Delete", "Backspace", "n", "p"]);
+
 function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   const t = e.target as HTMLElement;
   if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
     if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); }
     return;
   }
+  if (e.repeat && (ONE_PRESS_KEYS.has(e.key) || /^[1-9]$/.test(e.key))) { e.preventDefault(); return; }
   if (x.help && e.key !== "?" && e.key !== "Escape") return;
   if (x.polygonKey(e.key)) { e.preventDefault(); return; }
   if (!e.ctrlKey && !e.metaKey && !e.altKey && x.refineKey(e.key)) { e.preventDefault(); return; }
+  // Enter on a focused link or button is that control's (a link opens, History toggles); it
+  // accepted the whole image and moved on instead.
+  if (e.key === "Enter" && t?.closest?.("a[href], button, [role=button], summary")) return;
   const k = e.key;
   const ctrl = e.ctrlKey || e.metaKey;
   const sel = x.sel;

@@ -36,6 +36,8 @@ export function useReviewNavigation(opts: {
   heldBy?: string | null;
   /** The picture did not load: accept-all would accept what nobody saw. */
   pictureMissing?: boolean;
+  /** The picture is drawn: until then accept-all refuses (quick presses accepted images shown for 130 ms, before a pixel). */
+  pictureShown?: () => boolean;
   /** Puts objects the server says changed (a refused accept-all) into the list shown. */
   updateAnns?: (fn: (list: Annotation[]) => Annotation[]) => void;
 }) {
@@ -122,6 +124,10 @@ export function useReviewNavigation(opts: {
     if (blockedByUnsaved()) return;
     if (opts.pictureMissing) {
       notify("The picture did not load: accepting objects nobody has seen is refused. Try again, or skip (n).", "warn");
+      return;
+    }
+    if (opts.pictureShown && !opts.pictureShown()) {
+      notify("The picture is still loading: accept once you have seen it.", "warn");
       return;
     }
     if (!anns.length && detail.status === "new") {
