@@ -155,6 +155,12 @@ _PRIORITY_SEP, _PRIORITY_STEPS = "\x06\x16", (0, 3, 6, 9)
 def _in_broker(task_name: str, queue: str) -> set:
     """The first arguments (record ids) of `task_name` messages waiting in `queue` or unacked
     (taken by a worker that has not acknowledged them yet). Raises RedisError when unreachable."""
+    return {args[0] for args in waiting_args(task_name, queue) if args}
+
+
+def waiting_args(task_name: str, queue: str) -> list[list]:
+    """The positional arguments of each `task_name` message waiting in `queue` or unacked.
+    Raises RedisError when Redis is unreachable."""
     from . import redis_client
 
     client = redis_client.shared()
@@ -166,7 +172,7 @@ def _in_broker(task_name: str, queue: str) -> set:
             raw.append(json.dumps(json.loads(value)[0]))  # [message, exchange, routing key]
         except (ValueError, TypeError, IndexError, KeyError):
             continue
-    found = set()
+    found = []
     for item in raw:
         try:
             message = json.loads(item)
@@ -175,11 +181,9 @@ def _in_broker(task_name: str, queue: str) -> set:
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
-            args = json.loads(body)[0]
+            found.append(list(json.loads(body)[0]))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             continue
-        if args:
-            found.add(args[0])
     return found
 
 

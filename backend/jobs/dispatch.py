@@ -70,3 +70,35 @@ def send_unsent() -> int:
                 total += sent
                 logger.warning("job %s: sent %d of %d images that never reached the broker", job_id, sent, len(ids))
     return total
+
+
+def resend_lost() -> int:
+    """The sweeper's pass for batches lost after they reached the broker (core/outbox.py says how
+    a dying worker takes a message along): pending items of live jobs sent LOST_GRACE ago that no
+    message waiting in the gpu queue or unacked carries are sent again. Items whose batch waits
+    behind others are left alone. Returns how many items were sent again."""
+    from .tasks import run_batch
+
+    stale = PrelabelJobImage.objects.filter(
+        status=ItemStatus.PENDING, dispatched_at__lt=Now() - outbox.LOST_GRACE,
+        job__status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+    )
+    job_ids = sorted(set(stale.values_list("job_id", flat=True).distinct()))
+    if not job_ids:
+        return 0
+    carried = {(args[0], image) for args in outbox.waiting_args(run_batch.name, settings.QUEUE_GPU)
+               if len(args) >= 2 and isinstance(args[1], list) for image in args[1]}
+    total = 0
+    for job_id in job_ids:
+        with transaction.atomic():
+            ids = list(stale.filter(job_id=job_id).select_for_update(skip_locked=True, of=("self",))
+                       .values_list("image_id", flat=True))
+            lost = [i for i in ids if (job_id, i) not in carried]
+            if lost:
+                # Unmarked, then sent and marked again: a failed send leaves them to send_unsent.
+                PrelabelJobImage.objects.filter(job_id=job_id, image_id__in=lost).update(dispatched_at=None)
+                sent = send_batches(job_id, lost)
+                total += sent
+                logger.warning("job %s: %d images sent over %s s ago were in no message (a worker died as it "
+                               "took it); sent %d again", job_id, len(lost), int(outbox.LOST_GRACE.total_seconds()), sent)
+    return total

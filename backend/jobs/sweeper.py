@@ -48,6 +48,7 @@ def sweep_once() -> dict:
     totals["records_sent"] = outbox.send_unsent()  # uploads, exports, imports, evaluations, trainings
     try:
         totals["records_sent"] += outbox.resend_lost()  # sent, but a dying worker took the message with it
+        totals["sent"] += dispatch.resend_lost()  # the same for job batches
     except RedisError:
         logger.warning("could not look for lost messages (Redis unreachable)", exc_info=True)
     try:

@@ -353,3 +353,20 @@ def test_requeued_items_are_sent_again_if_their_message_was_lost(settings):
     job.items.filter(image_id=dead).update(dispatched_at=None, updated_at=timezone.now() - timedelta(seconds=60))
     assert sweep_once()["sent"] == 1
     assert [batch[1] for _, batch in take_messages(queue)] == [[dead]]
+
+
+def test_a_sent_batch_whose_message_is_gone_is_sent_again(settings):
+    """kombu pops a message before the worker records it as unacked: a gpu worker killed right
+    then took a batch along, and its items stayed pending, marked sent, for good (black-box ml9)."""
+    from backend.jobs.tasks import run_batch
+
+    settings.PRELABEL_BATCH_SIZE = 2
+    queue = private_queues(settings, "lost")
+    job, (a, b, c, d) = job_with_items(4, queue)  # both batches' messages were taken: lost
+    run_batch.apply_async(args=[job.pk, [a, b]], queue=queue, ignore_result=True)  # this one waits again
+    job.items.update(dispatched_at=timezone.now() - timedelta(hours=1))
+
+    assert sweep_once()["sent"] == 2
+    assert job.items.filter(image_id__in=[c, d], dispatched_at__gt=timezone.now() - timedelta(minutes=1)).count() == 2
+    assert sweep_once()["sent"] == 0, "sent again only after the grace has passed once more"
+    assert sorted(take_messages(queue)) == [("jobs.run_batch", [job.pk, [a, b]]), ("jobs.run_batch", [job.pk, [c, d]])]

@@ -33,6 +33,18 @@ def open_review(page, proj, image):
     expect(page.locator(f'[data-image-ready="{image.pk}"]')).to_have_count(1)
 
 
+def brush_stroke(page):
+    """The brush (b), dragged 120 px across the middle of the stage."""
+    page.keyboard.press("b")
+    box = page.get_by_test_id("review-canvas").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 60, cy)
+    page.mouse.down()
+    for i in range(1, 13):
+        page.mouse.move(cx - 60 + i * 10, cy)
+    page.mouse.up()
+
+
 def toasts(page):
     return page.get_by_test_id("toast")
 

@@ -12,7 +12,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.projects.models import LabelClass, Membership
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, toast, wait_for
+from .steps import brush_stroke, open_review, toast, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 UNSAVED = "A mask edit is not saved yet"
@@ -48,14 +48,7 @@ def test_unsaved_mask_blocks_skip_queue_and_asks_before_leaving(page, project, l
     here = page.url
 
     page.route(ANNOTATION_URL, lambda r: r.fulfill(status=502, body="bad gateway") if r.request.method == "PATCH" else r.continue_())
-    page.keyboard.press("b")
-    box = page.get_by_test_id("review-canvas").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx - 60, cy)
-    page.mouse.down()
-    for i in range(1, 13):
-        page.mouse.move(cx - 60 + i * 10, cy)
-    page.mouse.up()
+    brush_stroke(page)
     failed = toast(page, "Couldn't save the mask")
     expect(failed).to_be_visible()
     expect(failed.get_by_role("button", name="Retry")).to_be_visible()  # a 502: retrying can help

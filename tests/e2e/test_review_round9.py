@@ -12,7 +12,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.images.models import Image, ImageStatus
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, toast, toasts, until
+from .steps import brush_stroke, open_review, toast, toasts, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 ANNOTATION_URL = re.compile(r".*/api/projects/\d+/annotations/\d+/$")
@@ -111,14 +111,7 @@ def test_a_mask_edit_that_met_a_class_change_elsewhere_is_saved_on_the_newer_ver
     open_review(page, proj, images[0])
     page.get_by_test_id(f"object-{ann.pk}").click()
     page.route(ANNOTATION_URL, lambda r: r.fulfill(status=502, body="bad gateway") if r.request.method == "PATCH" else r.continue_())
-    page.keyboard.press("b")
-    box = page.get_by_test_id("review-canvas").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx - 60, cy)
-    page.mouse.down()
-    for i in range(1, 13):
-        page.mouse.move(cx - 60 + i * 10, cy)
-    page.mouse.up()
+    brush_stroke(page)
     failed = toast(page, "Couldn't save the mask")
     expect(failed).to_be_visible()
     # Meanwhile the class is changed elsewhere; the mask is left as it was.
