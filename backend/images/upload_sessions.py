@@ -52,6 +52,8 @@ def open_lock_args(project_id: int, user_id: int) -> tuple[int, int]:
     """OPEN_LOCK_SQL's arguments: the pair folded into an int4 (two pairs that share one only wait
     for each other)."""
     return OPEN_LOCK, (project_id * 1_000_003 + user_id) % 2**31
+
+
 # A session still "processing" this long after its last update lost its worker; a redelivered
 # task may take it over (storing is idempotent: (project, sha256) is unique).
 PROCESSING_LEASE = timedelta(minutes=15)
