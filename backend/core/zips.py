@@ -61,9 +61,15 @@ SAME_NAME = ("another entry of the zip has this name (compared ignoring case, Un
              "trailing dots and spaces, as Windows and macOS do); an extractor would keep only one")
 
 
+def entry_key(name: str) -> str:
+    """A zip entry's path as an extractor's file system sees it: each folder and the file name
+    folded (fold_name), so "d./x.png" and "D/x.png" are one path as on Windows."""
+    return "/".join(fold_name(part) for part in name.split("/"))
+
+
 def clashing_names(names: Iterable[str]) -> set[str]:
-    """The folded names (fold_name) that two or more of `names` share."""
-    return {key for key, n in Counter(fold_name(name) for name in names).items() if n > 1}
+    """The entry keys (entry_key) that two or more of `names` share."""
+    return {key for key, n in Counter(entry_key(name) for name in names).items() if n > 1}
 
 
 def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntry]:
@@ -86,7 +92,7 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
                 continue
             if info.is_dir() or _skippable(name):
                 continue
-            if clashes and fold_name(name) in clashes:
+            if clashes and entry_key(name) in clashes:
                 yield ZipEntry(name, error=SAME_NAME)
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):

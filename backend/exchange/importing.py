@@ -33,7 +33,7 @@ from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
 from backend.core.uploads import has_format_extension
-from backend.core.zips import SAME_NAME, clashing_names, fold_name
+from backend.core.zips import SAME_NAME, clashing_names, entry_key
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -126,7 +126,7 @@ def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> t
         parts = name.split("/")
         if info.is_dir() or not name.lower().endswith(wanted) or any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX":
             continue  # '..' and absolute names were reported by _unsafe_entries
-        if clashes and fold_name(name) in clashes:
+        if clashes and entry_key(name) in clashes:
             problem = SAME_NAME
         elif "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
             problem = "absolute or Windows-style path refused"

@@ -17,8 +17,9 @@ from backend.images.models import Image
 from backend.projects.models import LabelClass, Project
 
 from backend.core.uploads import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS
+from backend.core.zips import fold_name
 
-from .formats.base import ExportImage, ExportObject, fold_name
+from .formats.base import ExportImage, ExportObject
 from .models import ExportJob, ImportJob
 
 CHUNK = 500

@@ -102,6 +102,20 @@ def test_image_and_gallery_zips_refuse_entries_of_one_name_and_keep_the_rest(adm
     assert {e["name"] for e in report.errors} == {"g.zip/hammer/a.png", "g.zip/hammer/A.png"}
 
 
+@pytest.mark.django_db
+def test_folders_are_folded_one_by_one(admin_user):
+    """Round 10: "d./x.png" and "d/x.png" were both stored (only the whole path's end was folded),
+    where Windows makes them one file."""
+    from backend.images.services import upload_images
+
+    project = make_project(admin_user, name="Folders")
+    entries = [("d./x.png", image_bytes(30, 30, (1, 2, 3))), ("D/x.png", image_bytes(30, 30, (4, 5, 6))),
+               ("e/x.png", image_bytes(30, 30, (7, 8, 9)))]
+    report = upload_images(project=project, user=admin_user, files=[SimpleUploadedFile("f.zip", _zip_with(entries))])
+    assert [i.original_name for i in report.created] == ["f.zip/e/x.png"]
+    assert {e["name"] for e in report.errors} == {"f.zip/d./x.png", "f.zip/D/x.png"}
+
+
 # --------------------------------------------------------------------------- F5: open-uploads bound
 
 

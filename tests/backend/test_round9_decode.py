@@ -78,11 +78,32 @@ def test_big_decodes_wait_for_each_other_and_a_long_wait_is_refused(settings):
             pass
 
 
-def test_the_cost_counts_bands_and_bit_depth_from_the_header():
-    with PILImage.open(io.BytesIO(zero_png(100, 50))) as rgba16:
-        assert decode_budget.decode_cost(rgba16) == 100 * 50 * 4 * decode_budget.COPIES
-    with PILImage.open(io.BytesIO(zero_png(100, 50, bit_depth=16, color_type=0))) as grey16:
-        assert decode_budget.decode_cost(grey16) == 100 * 50 * 2 * decode_budget.COPIES
+def palette_png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    PILImage.new("P", (width, height)).save(out, "PNG", transparency=0)
+    return out.getvalue()
+
+
+def test_the_cost_counts_bands_bit_depth_and_the_widest_copy_from_the_header():
+    with PILImage.open(io.BytesIO(zero_png(100, 50))) as rgba16:  # loaded as 8-bit RGBA, copied as such
+        assert decode_budget.decode_cost(rgba16) == 100 * 50 * (4 + 4)
+    with PILImage.open(io.BytesIO(zero_png(100, 50, bit_depth=16, color_type=0))) as grey16:  # "I;16", then "I"
+        assert decode_budget.decode_cost(grey16) == 100 * 50 * (2 + 4)
+    with PILImage.open(io.BytesIO(palette_png(100, 50))) as palette:  # "P", then RGBA twice over
+        assert decode_budget.decode_cost(palette) == 100 * 50 * (1 + 7)
+
+
+def test_a_palette_picture_is_counted_at_the_rgba_copy_the_thumbnail_makes(client_for, settings):
+    """Round 10: a palette PNG was counted at 1 byte a pixel while the thumbnail converts it to
+    RGBA at full size first: eight 94 KB uploads took a web process to 3.5 GB."""
+    settings.DECODE_MEMORY_BYTES = 32 * 2**20
+    owner = make_user("palette")
+    project = make_project(owner)
+    response = client_for(owner).post(f"/api/projects/{project.pk}/images/", {"files": [
+        SimpleUploadedFile("palette.png", palette_png(3000, 3000))]}, format="multipart")  # 9 MB decoded, 72 with RGBA
+    assert response.status_code == 400, response.content
+    assert "DECODE_MEMORY_BYTES" in response.json()["errors"][0]["error"]
+    assert not Image.objects.filter(project=project).exists()
 
 
 def test_a_labelme_mask_of_more_than_one_band_is_refused_unread(admin_user):

@@ -3,7 +3,9 @@
 
 Run: .venv/bin/python tests/benchmarks/decode_memory_bench.py [--count 4]
 Each bomb is an all-zero 16-bit RGBA PNG of ~10,000 x 10,000 px (~750 KB sent, ~760 MB decoded),
-each a little different so no hash dedup applies. Prints the process's peak RSS and the time.
+or with --palette a palette PNG with transparency (~94 KB sent, 100 MB decoded, 400 MB as the
+thumbnail's RGBA copy), each a little different so no hash dedup applies. Prints the process's
+peak RSS and the time.
 """
 from __future__ import annotations
 
@@ -23,14 +25,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=4)
+    parser.add_argument("--palette", action="store_true")
     args = parser.parse_args()
     import django
 
     django.setup()
     from backend.core.uploads import UploadError, validate_image
-    from tests.backend.test_round9_decode import zero_png
+    from tests.backend.test_round9_decode import palette_png, zero_png
 
-    bombs = [zero_png(9990 - i, 10000) for i in range(args.count)]
+    bombs = [(palette_png if args.palette else zero_png)(9990 - i, 10000) for i in range(args.count)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     outcomes = []
 
@@ -48,7 +51,8 @@ def main() -> None:
     for t in threads:
         t.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"{args.count} bombs at once: peak RSS {peak} MB (before {before} MB), {time.monotonic() - start:.1f} s; {outcomes}")
+    kind = "palette" if args.palette else "16-bit RGBA"
+    print(f"{args.count} {kind} bombs at once: peak RSS {peak} MB (before {before} MB), {time.monotonic() - start:.1f} s; {outcomes}")
 
 
 if __name__ == "__main__":

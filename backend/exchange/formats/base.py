@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 
 from backend.core import decode_budget
 from backend.core import geometry as gate
-from backend.core.zips import fold_name
+from backend.core.zips import entry_key
 from .. import geometry
 
 COPY_CHUNK = 1024 * 1024
@@ -91,14 +91,14 @@ class ExportContext:
     # Ids of the images whose file was gone when the export came to copy it (the image was
     # deleted while the export ran): their entries stay in the documents, the file is left out.
     missing_images: list[int] = field(default_factory=list)
-    # Every entry name written so far, folded (fold_name): Windows and macOS extractors (and
+    # Every entry name written so far, folded per folder (entry_key): Windows and macOS extractors (and
     # zipfile's read()) keep one of two entries whose names differ only by case, Unicode
     # normalization (macOS) or trailing dots and spaces (Windows), and lose the other.
     entries: set[str] = field(default_factory=set)
 
     def claim(self, arcname: str) -> None:
         """Reserve an entry name; two entries of one name would silently lose one file."""
-        key = fold_name(arcname)
+        key = entry_key(arcname)
         if key in self.entries:
             raise ExportNameClash(f"two files of the export would be named {arcname!r} (names are compared "
                                   "ignoring case, Unicode normalization and trailing dots and spaces, as "

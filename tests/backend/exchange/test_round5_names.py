@@ -84,7 +84,7 @@ def test_a_stem_clash_by_normalization_is_renamed_for_label_files(target, admin_
 
 
 def test_fold_name():
-    from backend.exchange.formats.base import fold_name
+    from backend.core.zips import fold_name
 
     assert fold_name(NFD) == fold_name(NFC) == fold_name("CAFÉ.PNG")
     assert fold_name("b.png ") == fold_name("b.png.") == fold_name("B.PNG. .") == "b.png"
