@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from backend.core.paths import shown_path
-from backend.learning.selectors import head_transform
+from backend.learning.selectors import ModelUnavailable, head_transform
 
 
 class EngineNotConfigured(Exception):
@@ -109,6 +109,14 @@ def unreadable_reason(exc: BaseException) -> str:
     if isinstance(exc, (OSError, SyntaxError, ValueError, cv2.error)):
         # Pillow's decoders: "broken PNG file", "decoder error -2", …
         return "the stored file is damaged or not a readable image"
+    return item_error(exc)
+
+
+def item_error(exc: BaseException) -> str:
+    """An exception as a job item's error: its type and public_text; one written for people (a
+    broken model version says which and what to do) as it is."""
+    if isinstance(exc, ModelUnavailable):
+        return public_text(exc)
     return f"{type(exc).__name__}: {public_text(exc)}"
 
 

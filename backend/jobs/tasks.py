@@ -19,7 +19,7 @@ from backend.learning.selectors import maskrcnn_checkpoint
 
 from . import leases, services
 from .models import JobStatus
-from .engine import get_pipeline, job_matcher, public_text, read_rgb, unreadable_reason
+from .engine import get_pipeline, item_error, job_matcher, read_rgb, unreadable_reason
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery
 
 logger = logging.getLogger("razmetka.jobs")
@@ -91,7 +91,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
     except Exception as exc:
         _raise_if_gone(job_id)
         logger.exception("pre-annotation batch failed")
-        services.fail_items(job_id=job_id, image_ids=todo, error=_said(exc))
+        services.fail_items(job_id=job_id, image_ids=todo, error=item_error(exc))
         return {"failed": len(todo)}
     size = max(1, int(settings.PRELABEL_CHUNK_SIZE))
     chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
@@ -133,7 +133,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
                 _raise_if_gone(job_id)  # its images went with it: their failure is no news
                 if read is None:  # not even read: the chunk fails, the batch goes on
                     logger.exception("reading images %s failed", ids)
-                    services.fail_items(job_id=job_id, image_ids=ids, error=_said(exc))
+                    services.fail_items(job_id=job_id, image_ids=ids, error=item_error(exc))
                     continue
                 # The models failed on the chunk: each image again alone, so only a bad one fails.
                 logger.exception("pre-annotation of images %s failed; trying them one by one", ids)
@@ -151,16 +151,6 @@ def _run_claimed(job, todo: list[int]) -> dict:
     # The rest, also when the last chunk failed: its earlier chunks' results are kept.
     written += _write(job_id, pending)
     return {"processed": processed, "annotations": written}
-
-
-def _said(exc: BaseException) -> str:
-    """An exception as a job item's error: no server path, no object repr (engine.public_text).
-    One written for people (a broken model version says which and what to do) goes as it is."""
-    from backend.learning.selectors import ModelUnavailable
-
-    if isinstance(exc, ModelUnavailable):
-        return public_text(exc)
-    return f"{type(exc).__name__}: {public_text(exc)}"
 
 
 def _raise_if_gone(job_id: int) -> None:
@@ -204,7 +194,7 @@ def _annotate_each(job, pipeline, gallery, matcher, read: list[tuple[int, object
         except Exception as exc:
             logger.exception("pre-annotation of image %s failed", one[0])
             services.fail_items(job_id=job.pk, image_ids=[one[0]],
-                                error=f"the models could not process this image ({_said(exc)})")
+                                error=f"the models could not process this image ({item_error(exc)})")
             continue
         ok_ids += ids
         results += out
@@ -249,7 +239,7 @@ def _prepared(job_id: int, pipeline, classes: dict, ok_ids: list[int], results, 
             ]
         except Exception as exc:  # one bad image must not leave the job unfinished
             logger.exception("preparing results of image %s failed", image_id)
-            services.fail_items(job_id=job_id, image_ids=[image_id], error=_said(exc))
+            services.fail_items(job_id=job_id, image_ids=[image_id], error=item_error(exc))
             continue
         batch.append(services.ItemResult(image_id, fields, result.timings_ms))
     return batch
@@ -309,7 +299,7 @@ def _write(job_id: int, batch: list) -> int:
         except Exception as exc:  # one bad image must not leave the job unfinished
             _raise_if_gone(job_id)
             logger.exception("writing results of image %s failed", item.image_id)
-            services.fail_items(job_id=job_id, image_ids=[item.image_id], error=_said(exc))
+            services.fail_items(job_id=job_id, image_ids=[item.image_id], error=item_error(exc))
     return created
 
 

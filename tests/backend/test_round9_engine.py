@@ -69,7 +69,7 @@ def test_item_errors_name_the_image_and_hide_paths_and_reprs(storage, monkeypatc
 def test_other_item_errors_lose_paths_and_reprs():
     exc = OSError(2, "No such file or directory", "/srv/razmetka/var/media/models/head-p1-r2.npz")
     assert engine.public_text(exc) == "No such file or directory: 'head-p1-r2.npz'"
-    said = tasks._said(ValueError(f"cannot identify image file {io.BytesIO()!r}"))
+    said = engine.item_error(ValueError(f"cannot identify image file {io.BytesIO()!r}"))
     assert said == "ValueError: cannot identify image file <_io.BytesIO>"
     assert not re.search(r"0x[0-9a-f]+|/srv/", said)
 

@@ -29,8 +29,12 @@ def open_review(page, proj, image):
     """The review workspace of `image`, once its picture and masks are drawn (Enter refuses to
     accept before the picture is)."""
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"]')).to_have_count(1)
-    expect(page.locator(f'[data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
+
+
+def stage_drawn(page, image_id: int):
+    """Wait until the workspace shows `image_id`'s picture and masks (Enter waits for the picture)."""
+    expect(page.locator(f'[data-overlays-ready="{image_id}"][data-image-ready="{image_id}"]')).to_have_count(1)
 
 
 def brush_stroke(page):

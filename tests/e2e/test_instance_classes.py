@@ -11,6 +11,7 @@ from backend.annotations.models import Annotation
 from backend.projects.models import LabelClass
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import stage_drawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-instances")
@@ -68,7 +69,7 @@ def test_review_shows_type_and_instance_and_groups_the_picker(page, login_as):
     mark_prelabeled(image)
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
 
     expect(page.get_by_test_id(f"class-label-{ann.pk}")).to_have_text("отвертка › отвертка-1234")
     page.get_by_test_id(f"object-{ann.pk}").click()
@@ -98,7 +99,7 @@ def test_an_object_of_a_deactivated_class_shows_that_class_in_the_picker(page, l
     LabelClass.objects.filter(pk=wrench.pk).update(active=False)
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
     page.get_by_test_id(f"object-{ann.pk}").click()
     picker = page.get_by_test_id(f"class-picker-{ann.pk}")
     expect(picker).to_have_value(str(wrench.pk))
@@ -126,6 +127,6 @@ def test_review_draws_photos_of_any_accepted_shape_and_format(page, login_as, se
     image = upload_images(project=proj, user=owner, files=[SimpleUploadedFile(f"odd.{fmt.lower()}", data)]).created[0]
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review/{image.pk}")
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
     page.wait_for_timeout(300)
     expect(page.get_by_test_id("toast")).to_have_count(0)

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .seed import add_prediction, make_class, make_image, make_project, make_staff, make_user, mark_prelabeled, rect_mask
-from .steps import until
+from .steps import stage_drawn, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def test_the_images_list_opens_an_image_from_the_keyboard(page, project, login_a
         raise AssertionError("Tab never reached the image's link")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/p/{proj.pk}/review/{image.pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
 
 
 def test_an_html_error_page_is_said_in_words_and_the_image_can_be_tried_again(page, project, login_as):
@@ -56,7 +56,7 @@ def test_an_html_error_page_is_said_in_words_and_the_image_can_be_tried_again(pa
                                "Try again; if it keeps happening, tell your admin.")
     page.unroute(detail)
     page.get_by_test_id("retry-load").click()
-    expect(page.locator(f'[data-overlays-ready="{image.pk}"][data-image-ready="{image.pk}"]')).to_have_count(1)
+    stage_drawn(page, image.pk)
 
 
 def _sign_in_form(pg, username, password):

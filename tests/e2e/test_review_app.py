@@ -11,7 +11,7 @@ from backend.images.models import Image, ImageStatus
 from tests.backend.factories import image_bytes, zip_bytes
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import in_thread, open_review, wait_for
+from .steps import in_thread, open_review, stage_drawn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-for-tests-123"
@@ -69,13 +69,13 @@ def test_review_with_keyboard_only(page, project, login_as):
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review")
     page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/{images[0].pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{images[0].pk}"][data-image-ready="{images[0].pk}"]')).to_have_count(1)
+    stage_drawn(page, images[0].pk)
     page.keyboard.press("?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/review/{images[1].pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{images[1].pk}"][data-image-ready="{images[1].pk}"]')).to_have_count(1)
+    stage_drawn(page, images[1].pk)
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("queue-empty")).to_be_visible()
     for im in images:
@@ -335,7 +335,7 @@ def test_the_queue_link_lets_a_reviewer_pick_filters_before_the_next_image(page,
     mark_prelabeled(first, second)
     login_as(owner)
     page.goto(f"/p/{proj.pk}/review/{first.pk}")
-    expect(page.locator(f'[data-overlays-ready="{first.pk}"][data-image-ready="{first.pk}"]')).to_have_count(1)
+    stage_drawn(page, first.pk)
     page.get_by_test_id("queue-link").click()
     expect(page.get_by_test_id("queue-pick")).to_be_visible()
     page.wait_for_timeout(500)

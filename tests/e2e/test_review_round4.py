@@ -11,7 +11,7 @@ from backend.annotations.models import Annotation, ReviewState
 from backend.images.models import Image
 
 from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import in_thread, open_review, toast, until
+from .steps import in_thread, open_review, stage_drawn, toast, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -132,7 +132,7 @@ def test_enter_moves_on_past_images_whose_objects_have_no_class(page, project, l
     page.keyboard.press("Enter")
     expect(toast(page, "set aside for now")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/review/{second.pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{second.pk}"][data-image-ready="{second.pk}"]')).to_have_count(1)
+    stage_drawn(page, second.pk)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/review/{third.pk}$"))
 
@@ -163,7 +163,7 @@ def test_the_next_image_opens_fitted_whatever_the_size_of_the_one_before(page, p
     open_review(page, proj, big)
     page.keyboard.press("n")
     expect(page).to_have_url(re.compile(rf"/review/{small.pk}$"))
-    expect(page.locator(f'[data-overlays-ready="{small.pk}"][data-image-ready="{small.pk}"]')).to_have_count(1)
+    stage_drawn(page, small.pk)
     until(page, lambda: drawn_view(page)[0] == small.pk and fitted(drawn_view(page), 300, 200),
           what=f"the small image fitted to the stage (drawn {drawn_view(page)})")
 

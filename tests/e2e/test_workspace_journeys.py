@@ -17,7 +17,7 @@ from tests.backend.factories import synthetic_png
 from tests.backend.test_segment_proposal import segment_worker  # noqa: F401 (fixture)
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, wait_for
+from .steps import open_review, stage_drawn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SHOTS = Path("/tmp/shots-workspace")
@@ -165,7 +165,7 @@ def test_leaving_the_workspace_releases_the_claim(page, project, login_as):
     # Accepting the last image of the queue releases it too.
     Image.objects.filter(pk=images[0].pk).update(status="done")
     second.goto(f"/p/{proj.pk}/review/{images[1].pk}")
-    expect(second.locator(f'[data-overlays-ready="{images[1].pk}"][data-image-ready="{images[1].pk}"]')).to_have_count(1)
+    stage_drawn(second, images[1].pk)
     wait_for(lambda: claimed_by(images[1]) == "olga", what="claim of the last image")
     second.get_by_test_id("accept-all").click()
     expect(second.get_by_test_id("queue-empty")).to_be_visible()

@@ -44,7 +44,7 @@ export function useReviewKeys(actions: ReviewKeyActions) {
 
 /** Keys that decide something. A held key repeats: one press is one decision, not a run of
  * images nobody saw (a 0.7 s hold of Enter accepted seven images). */
-const ONE_PRESS_KEYS = new Set(["Enter", "a", "r", "c", "C", "m", "M", "u", "Delete", "Backspace", "n", "p"]);
+const ONE_PRESS_KEYS = new Set(["Enter", "a", "r", "c", "C", "m", "M", "u", "Delete", "Backspace", "n", "p", ..."123456789"]);
 
 function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   const t = e.target as HTMLElement;
@@ -52,7 +52,7 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
     if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); }
     return;
   }
-  if (e.repeat && (ONE_PRESS_KEYS.has(e.key) || /^[1-9]$/.test(e.key))) { e.preventDefault(); return; }
+  if (e.repeat && ONE_PRESS_KEYS.has(e.key)) { e.preventDefault(); return; }
   if (x.help && e.key !== "?" && e.key !== "Escape") return;
   if (x.polygonKey(e.key)) { e.preventDefault(); return; }
   if (!e.ctrlKey && !e.metaKey && !e.altKey && x.refineKey(e.key)) { e.preventDefault(); return; }
