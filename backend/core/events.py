@@ -18,6 +18,7 @@ import threading
 import time
 
 from django.db import transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 logger = logging.getLogger("razmetka.events")
 
@@ -106,9 +107,17 @@ async def _deliver(project_id: int | None, group: str, payloads: list[dict]) -> 
     if layer is None:
         return
     if len(payloads) == 1:
-        await layer.group_send(group, {"type": "event.message", "payload": payloads[0]})
+        message = {"type": "event.message", "payload": payloads[0]}
     else:  # the consumer sends them one by one, in order (realtime/consumers.py event_batch)
-        await layer.group_send(group, {"type": "event.batch", "payloads": payloads})
+        message = {"type": "event.batch", "payloads": payloads}
+    try:
+        await layer.group_send(group, message)
+    except RedisConnectionError:
+        # A pooled connection that Redis dropped (a restart) fails its first use, which lost the
+        # first event after every restart; the pool opens a fresh one for the second try. A
+        # repeat is harmless: clients drop events at or below the seq they have.
+        logger.info("live event(s) met a dropped Redis connection; sending again")
+        await layer.group_send(group, message)
 
 
 publisher = Publisher()
