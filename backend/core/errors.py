@@ -146,10 +146,20 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and _sent_credentials(context):
+        # DRF answers 403 when its first authenticator (the session) has no challenge to offer; a
+        # script that sent a token it must replace is told so the standard way (RFC 9110: 401 with
+        # a challenge). The browser, which sends no Authorization header, keeps its 403.
+        exc.status_code, exc.auth_header = 401, "Token"
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
     return response
+
+
+def _sent_credentials(context) -> bool:
+    request = context.get("request")
+    return bool(request is not None and request.META.get("HTTP_AUTHORIZATION"))
 
 
 def too_many_parts(exc) -> str:

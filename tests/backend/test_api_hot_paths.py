@@ -196,8 +196,9 @@ def test_detail_refusals_are_djangos(scene, case):
         path = f"/api/projects/{scene['project'].pk}/images/\u0663/"
     hot, handed_on, django = hot_and_django("GET", path, headers, query=query)
     assert handed_on and hot == django
-    expected = {"query string": 200, "bad host": 400, "anonymous": 403, "bad token": 403, "one-time password": 403,
-                "inactive": 403}
+    # A token that no longer works is a 401 with its challenge (a script must get a new one).
+    expected = {"query string": 200, "bad host": 400, "anonymous": 403, "bad token": 401, "one-time password": 403,
+                "inactive": 401}
     assert hot[0] == expected.get(case, 404), hot
 
 
@@ -448,7 +449,7 @@ def test_changed_password_and_deleted_token_count_on_the_next_request(scene):
     reviewer.save()
     assert call(app, "GET", detail_path(scene), session)[0] == 403  # the session no longer verifies
     Token.objects.filter(user=reviewer).delete()
-    assert call(app, "GET", detail_path(scene), token)[0] == 403
+    assert call(app, "GET", detail_path(scene), token)[0] == 401  # a dead token: 401, get a new one
 
 
 def test_a_known_session_reads_in_one_round_trip_and_logout_counts_at_once(scene):

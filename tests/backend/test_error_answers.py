@@ -286,7 +286,10 @@ def test_a_token_dies_with_its_sign_out_and_with_a_new_password(client_for):
     assert script.get("/api/auth/me/").status_code == 200
     assert script.post("/api/auth/logout/").status_code == 204
     gone = script.get("/api/auth/me/")
-    assert gone.status_code in (401, 403) and "Invalid token" in gone.json()["detail"]
+    # 401 with the scheme to use, as RFC 9110 asks (DRF said 403: the session had no challenge).
+    assert gone.status_code == 401 and "Invalid token" in gone.json()["detail"]
+    assert gone["WWW-Authenticate"] == "Token"
+    assert APIClient().get("/api/projects/").status_code == 403  # no credentials at all (the browser): as before
     token = api.post("/api/auth/token/", {"username": "tomas", "password": "old-Pass-9876!"}, format="json").json()["token"]
     script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     browser = APIClient()
