@@ -1,7 +1,7 @@
 """API errors: one JSON shape ({"detail": ..., "code": ...}) and the domain errors services raise."""
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -146,6 +146,10 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
+    if isinstance(exc, ObjectDoesNotExist):
+        # A row the view had found was deleted before the service locked it (two Deletes of one
+        # project at once, a PATCH meeting the Delete): gone is gone, not a server error.
+        exc = exceptions.NotFound("Not found: it was deleted meanwhile.")
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and _sent_credentials(context):
         # DRF answers 403 when its first authenticator (the session) has no challenge to offer; a
         # script that sent a token it must replace is told so the standard way (RFC 9110: 401 with
