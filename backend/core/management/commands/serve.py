@@ -25,9 +25,11 @@ def uvicorn_command(python: str, *, fd: int | None = None, host: str = "127.0.0.
     """One ASGI web process. uvicorn on uvloop + httptools costs a fraction of daphne's (twisted)
     CPU per request (docs/benchmarks.md); Channels' websockets run on it unchanged. No access log
     (a line per request is CPU the API needs); lifespan off (Channels' router has no lifespan); no
-    proxy headers (as under daphne: the client address is the socket's)."""
+    proxy headers (as under daphne: the client address is the socket's). httptools with read
+    timeouts for the request head and a stalled body (core/http_timeouts.py)."""
     where = ["--fd", str(fd)] if fd is not None else ["--host", host, "--port", str(port)]
-    return [python, "-m", "uvicorn", *where, "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+    return [python, "-m", "uvicorn", *where, "--loop", "uvloop", "--http", "backend.core.http_timeouts:TimedHttpToolsProtocol",
+            "--ws", "websockets",
             "--lifespan", "off", "--no-access-log", "--no-proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "10",
             "backend.config.asgi:application"]
 
