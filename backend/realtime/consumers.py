@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import weakref
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -17,7 +19,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from backend.core.events import project_group, user_group
 from backend.projects.models import Membership
 
-from . import backlog
+from . import backlog, socket_quota
+
+logger = logging.getLogger("razmetka.realtime")
 
 # Clients send pings and resumes, a few dozen bytes; anything near this is not our client.
 MAX_MESSAGE_CHARS = 4096
@@ -26,6 +30,21 @@ CLOSE_FORBIDDEN = 4403
 # Not signed in, or the session ended (signed out in another tab): the page asks to sign in
 # again; a 4403 there said "you were removed from this project", which was untrue.
 CLOSE_SIGNED_OUT = 4401
+# The user holds socket_quota.limit() sockets already (tabs): the app says so instead of retrying.
+CLOSE_TOO_MANY = 4429
+
+# Channel-layer calls (group add/discard) one web process runs at once. Its Redis pool holds 100
+# connections and raised "Too many connections" when thousands of sockets closed together: each
+# failed discard left a dead channel in the project's group for a day.
+LAYER_CALLS_AT_ONCE = 32
+_layer_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layer_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _layer_slots:
+        _layer_slots[loop] = asyncio.Semaphore(LAYER_CALLS_AT_ONCE)
+    return _layer_slots[loop]
 
 
 @database_sync_to_async
@@ -61,11 +80,18 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if not await _is_member(self.user, self.project_id):
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        if not await asyncio.to_thread(socket_quota.take, self.user.pk, self.channel_name):
+            await self.accept()  # accepted first, so the browser sees the code (a refused handshake has none)
+            await self.close(code=CLOSE_TOO_MANY, reason=f"at most {socket_quota.limit()} live connections per user")
+            return
+        self.counted = True
+        self.renewal = asyncio.create_task(self._renew_count())
         # Join before reading the backlog: an event is then either in the backlog read or
         # arrives live after it (and the floor drops it if it was both).
         self.groups_joined = [project_group(self.project_id), user_group(self.user.pk)]
         for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            async with _layer_slot():
+                await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         if "since" not in query:
@@ -107,10 +133,42 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if not self.closing:
             await super().send_json(content, close=close)
 
+    counted = False
+    renewal = None
+
     async def disconnect(self, code):
         self.closing = True
+        if self.renewal is not None:
+            self.renewal.cancel()
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._leave(group)
+        if self.counted:
+            try:
+                await asyncio.to_thread(socket_quota.give_back, self.user.pk, self.channel_name)
+            except Exception as exc:  # Redis down: the entry lapses by itself (socket_quota.ENTRY_TTL_S)
+                logger.warning("live socket of user %s not uncounted: %r", self.user.pk, exc)
+
+    async def _leave(self, group: str) -> None:
+        """group_discard, tried again when Redis is busy or briefly away: a channel left in the
+        group receives the project's every event until the group expires (a day)."""
+        for pause in (0.2, 1.0, None):
+            try:
+                async with _layer_slot():
+                    await self.channel_layer.group_discard(group, self.channel_name)
+                return
+            except Exception as exc:
+                if pause is None:
+                    logger.warning("could not leave live group %s: %r", group, exc)
+                    return
+                await asyncio.sleep(pause)
+
+    async def _renew_count(self) -> None:
+        while True:
+            await asyncio.sleep(socket_quota.RENEW_S)
+            try:
+                await asyncio.to_thread(socket_quota.take, self.user.pk, self.channel_name)
+            except Exception as exc:  # Redis down now: the next renewal counts it again
+                logger.warning("live socket count not renewed: %r", exc)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Whatever a client sends, the socket answers with an error (or a clear close), never a crash.

@@ -96,3 +96,7 @@ CACHES = {
         "KEY_PREFIX": f"razmetka{QUEUE_PREFIX}",
     }
 }
+
+# Live sockets one user may hold at once, across web processes (realtime/socket_quota.py): a tab
+# per project page is one; a flood of thousands degraded every member's live events for a day.
+LIVE_SOCKETS_PER_USER = int(os.environ.get("RAZMETKA_LIVE_SOCKETS_PER_USER", "50"))
