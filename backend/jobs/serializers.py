@@ -52,11 +52,18 @@ class StartJobSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 def words_only(prompts: list[str]) -> list[str]:
-    """A prompt of punctuation alone ("...") ran as an empty phrase and found nothing, unsaid."""
+    """A prompt of punctuation alone ("...") ran as an empty phrase and found nothing, unsaid.
+    Repeats go (the first spelling stays): the detectors' tokenizers are uncased, so "Hammer"
+    after "hammer" only took room in the text window."""
     bad = [p for p in prompts if not any(ch.isalnum() for ch in p)]
     if bad:
         raise serializers.ValidationError(f"A prompt names what to find in words: {bad[0][:40]!r} has no letter or digit.")
-    return prompts
+    seen, kept = set(), []
+    for prompt in prompts:
+        if prompt.casefold() not in seen:
+            seen.add(prompt.casefold())
+            kept.append(prompt)
+    return kept
 
 
 class SegmentRequestSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -89,3 +89,15 @@ def test_a_class_name_too_long_is_said_in_plain_words(client_for):
     response = client_for(owner).post(f"/api/projects/{project.pk}/classes/", {"name": "x" * 300}, format="json")
     assert response.status_code == 400
     assert response.json()["name"] == ["A class name has at most 120 characters: shorten it."], response.content
+
+
+def test_repeated_prompts_are_kept_once_in_the_first_spelling(client_for):
+    """`["a", "A", "a "]` was stored as `["a", "A", "a"]`: a repeat once trimmed, and the uncased
+    detectors read "A" as "a" (round 11)."""
+    owner = make_user("own")
+    project = make_project(owner)
+    response = client_for(owner).patch(f"/api/projects/{project.pk}/",
+                                       {"version": project.version, "prompts": ["hammer", "Hammer", "hammer ", "saw"]},
+                                       format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["prompts"] == ["hammer", "saw"]
