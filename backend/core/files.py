@@ -61,10 +61,11 @@ def private_bytes_response(data: bytes, content_type: str, download_name: str, *
     return _private(HttpResponse(data, content_type=content_type), download_name, attachment)
 
 
-def read_stored(name: str) -> bytes:
+def read_stored(name: str, size: int = -1) -> bytes:
+    """The stored file's bytes (its first `size` bytes when size >= 0)."""
     try:
         with default_storage.open(name, "rb") as fh:
-            return fh.read()
+            return fh.read(size)
     except FileNotFoundError:
         raise NotFound("The file is missing from storage.") from None
 

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from backend.core import decode_budget
+from backend.core.pixels import eight_bit
 
 ALLOWED_FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
@@ -237,15 +238,9 @@ def make_thumbnail(img: PILImage.Image) -> bytes:
             thumb = thumb.reduce(factor)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         thumb = thumb.resize(size, PILImage.Resampling.LANCZOS)
-    if thumb.mode == "I":
-        # 16-bit scans: scale to 8 bits rather than letting convert() clip everything to white.
-        # By the brightest value present, so a 10- or 12-bit scan in a 16-bit file is not black.
-        _, high = thumb.getextrema()
-        if high > 255:
-            thumb = thumb.point(lambda v: v * (255 / high))
-        thumb = thumb.convert("L")
-    elif thumb.mode == "F":
-        thumb = thumb.convert("L")
+    # 16-bit, 32-bit and float scans: scaled to 8 bits as the models and the review page see them
+    # (a convert() clips a 16-bit scan to white).
+    thumb = eight_bit(thumb)
     if thumb.mode in {"RGBA", "LA", "PA"} or (thumb.mode == "P" and "transparency" in thumb.info):
         rgba = thumb.convert("RGBA")
         thumb = PILImage.new("RGB", rgba.size, (255, 255, 255))

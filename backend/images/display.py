@@ -1,6 +1,6 @@
 """What the review page can draw: browsers decode JPEG, PNG, WebP and BMP, not TIFF (which
-uploads accept). A TIFF is sent to the page as a PNG made on request; the stored file and every
-download stay the uploaded bytes."""
+uploads accept), and draw a 16-bit PNG by its high byte. Those are sent to the page as an 8-bit PNG
+made on request; the stored file and every download stay the uploaded bytes."""
 from __future__ import annotations
 
 import io
@@ -9,16 +9,25 @@ from PIL import Image as PILImage
 
 from backend.core import decode_budget
 from backend.core.errors import Busy
+from backend.core.pixels import HIGH_BIT_MODES, eight_bit
 
 BROWSER_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp"}
 
 
-def needs_rendition(content_type: str) -> bool:
-    return content_type not in BROWSER_TYPES
+def needs_rendition(content_type: str, head: bytes = b"") -> bool:
+    """A format browsers cannot draw, or a 16-bit PNG (`head`: the file's first bytes), which they
+    draw by its high byte: a 12-bit scan almost black where the models see it scaled."""
+    return content_type not in BROWSER_TYPES or (content_type == "image/png" and _png_bit_depth(head) == 16)
+
+
+def _png_bit_depth(head: bytes) -> int | None:
+    # Signature (8), IHDR length (4) and type (4), width (4), height (4), then the bit depth.
+    return head[24] if len(head) > 24 and head[12:16] == b"IHDR" else None
 
 
 def png_rendition(data: bytes) -> bytes:
-    """The image as a PNG of the same pixels (16-bit scans scaled to 8 bits, transparency kept)."""
+    """The image as a PNG of the same pixels (high-bit scans scaled to 8 bits as core/pixels.py
+    says, transparency kept)."""
     with PILImage.open(io.BytesIO(data)) as img:
         try:
             with decode_budget.budget.reserve(decode_budget.decode_cost(img)):
@@ -29,8 +38,8 @@ def png_rendition(data: bytes) -> bytes:
 
 def _png_of(img: PILImage.Image) -> bytes:
     img.load()
-    if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        img = img.point(lambda v: v / 256).convert("L")
+    if img.mode in HIGH_BIT_MODES:
+        img = eight_bit(img)  # as the thumbnail and the models see it
     elif img.mode not in {"RGB", "RGBA", "L", "LA"}:
         img = img.convert("RGBA" if "transparency" in img.info or img.mode in {"PA", "P"} else "RGB")
     out = io.BytesIO()

@@ -47,3 +47,45 @@ def test_formats_browsers_draw_are_sent_as_stored(client_for):
     shown = client_for(owner).get(f"/api/projects/{project.pk}/images/{image.pk}/file/?display=1")
     assert shown["Content-Type"] == "image/png"
     assert b"".join(shown.streaming_content) == image.file.open("rb").read()
+
+
+def _high_bit(kind: str) -> tuple[str, bytes, np.ndarray]:
+    """A scan with a bright left half and a dimmer right half, as (name, file bytes, raw values)."""
+    values = np.zeros((40, 60), dtype=np.float64)
+    values[:, :30], values[:, 30:] = 4095, 2000  # a 12-bit scan
+    out = io.BytesIO()
+    if kind == "tiff16":
+        PILImage.fromarray(values.astype(np.uint16)).save(out, format="TIFF")
+    elif kind == "png16":
+        PILImage.fromarray(values.astype(np.uint16)).save(out, format="PNG")
+    elif kind == "tiff32":
+        values *= 1000
+        PILImage.fromarray(values.astype(np.int32)).save(out, format="TIFF")
+    else:  # float, with negatives
+        values = values / 4095 * 1000 - 500
+        PILImage.fromarray(values.astype(np.float32)).save(out, format="TIFF")
+    return f"scan-{kind}.{'png' if kind == 'png16' else 'tiff'}", out.getvalue(), values
+
+
+@pytest.mark.parametrize("kind", ["tiff16", "png16", "tiff32", "float"])
+def test_a_high_bit_scan_looks_on_the_review_page_as_the_models_and_the_thumbnail_see_it(client_for, kind):
+    """A 12-bit TIFF showed almost black (value / 256), a 32-bit one all white and a float one
+    clipped, and a 16-bit PNG was drawn by the browser from its high byte, while the models and
+    the thumbnail scale by the brightest value (round 11)."""
+    from ml.inputs import to_uint8
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    name, data, values = _high_bit(kind)
+    image = upload_images(project=project, user=owner, files=[SimpleUploadedFile(name, data)]).created[0]
+    shown = client_for(owner).get(f"/api/projects/{project.pk}/images/{image.pk}/file/?display=1")
+    assert shown.status_code == 200 and shown["Content-Type"] == "image/png"
+    with PILImage.open(io.BytesIO(shown.content)) as png:
+        page = np.asarray(png.convert("L")).astype(int)
+    models = to_uint8(values).astype(int)
+    assert np.abs(page - models).max() <= 1, (page[0, 0], page[0, -1], models[0, 0], models[0, -1])
+    assert page[0, 0] >= 250 and 100 < page[0, -1] < 160 if kind != "float" else page[0, 0] > page[0, -1]
+    thumb = client_for(owner).get(f"/api/projects/{project.pk}/images/{image.pk}/thumbnail/")
+    with PILImage.open(io.BytesIO(b"".join(thumb.streaming_content) if thumb.streaming else thumb.content)) as jpeg:
+        small = np.asarray(jpeg.convert("L")).astype(int)
+    assert abs(small[5, 5] - models[0, 0]) <= 6 and abs(small[5, -5] - models[0, -1]) <= 6
