@@ -177,7 +177,7 @@ def _crop(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
     return mask[y0:int(rows[-1]) + 2, x0:int(cols[-1]) + 2], x0, y0
 
 
-def _contours(mask, scale: int = 1):
+def _contours(mask, scale: int = 1, mode: int = cv2.RETR_CCOMP):
     """`mask`: a full (h, w) array, or a (crop, x0, y0) window from decode_window."""
     crop, x0, y0 = mask if isinstance(mask, tuple) else _crop(mask)
     if crop.size == 0:
@@ -185,7 +185,7 @@ def _contours(mask, scale: int = 1):
     crop = crop.astype(np.uint8)
     if scale > 1:
         crop = crop.repeat(scale, axis=0).repeat(scale, axis=1)
-    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    contours, hierarchy = cv2.findContours(crop, mode, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return [], False
     offset = np.array([x0 * scale, y0 * scale])
@@ -198,6 +198,91 @@ def center_polygons(mask) -> tuple[list[np.ndarray], bool]:
     """Outer contours through boundary pixel centers ((N, 2) int arrays of x, y) and whether
     the mask has holes (which polygons cannot carry)."""
     return _contours(mask)
+
+
+def outermost_center_polygons(mask) -> list[np.ndarray]:
+    """center_polygons() without the parts that lie in another part's hole: for a format that
+    fills holes (YOLO) they add nothing, and joined into one polygon they would be cut out again
+    by an even-odd fill."""
+    return _contours(mask, mode=cv2.RETR_EXTERNAL)[0]
+
+
+def join_parts(parts: list[np.ndarray]) -> np.ndarray:
+    """One polygon through every part, for formats with one polygon per object (YOLO), the way
+    Ultralytics' merge_multi_segment joins a COCO object's polygons: each part is entered and left
+    at its point nearest the next part, over a bridge walked there and back (zero width), so the
+    fill is the parts plus only the bridge lines. Parts are chained nearest first (by their
+    centres) to keep the bridges short; Ultralytics takes them in file order."""
+    if len(parts) <= 1:
+        return parts[0] if parts else np.zeros((0, 2), np.int64)
+    parts = [parts[i] for i in _nearest_chain(parts)]
+    links = [_nearest_points(a, b) for a, b in zip(parts, parts[1:])]  # (exit of a, entry of b)
+    entries = [links[0][0]] + [entry for _, entry in links]
+    exits = [exit_ for exit_, _ in links]
+    # Out along the chain over each part's first stretch, round the last part, and back over
+    # each part's rest: every part is gone round exactly once, in its own direction.
+    forward = [_walk(part, entries[i], exits[i], round_=False) for i, part in enumerate(parts[:-1])]
+    last = _walk(parts[-1], entries[-1], entries[-1], round_=True)
+    back = [_walk(part, exits[i], entries[i], round_=True) for i, part in reversed(list(enumerate(parts[:-1])))]
+    return np.concatenate(forward + [last] + back)
+
+
+def _walk(points: np.ndarray, start: int, stop: int, *, round_: bool) -> np.ndarray:
+    """The contour's points from index `start` forward to `stop`, both included. When they are
+    the same, once round (back to `start`) if `round_`, else that one point."""
+    rolled = np.roll(points, -start, axis=0)
+    steps = (stop - start) % len(points) or (len(points) if round_ else 0)
+    return np.concatenate([rolled, rolled[:1]])[:steps + 1]
+
+
+def _nearest_points(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Indices of a's and b's closest pair of points: all pairs for small parts (most islands are
+    a few points), a k-d tree for big ones (the distance matrix of two 10,000-point contours
+    would be 800 MB)."""
+    if len(a) * len(b) <= 4096:
+        distances = ((a[:, None, :].astype(np.int64) - b[None, :, :]) ** 2).sum(axis=2)
+        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        return int(i), int(j)
+    from scipy.spatial import cKDTree  # here: the web processes import this module too, never this
+
+    distances, nearest = cKDTree(b).query(a)
+    i = int(np.argmin(distances))
+    return i, int(nearest[i])
+
+
+# Up to this many parts the chain is built nearest first (k^2 work); past it (a noisy mask of
+# thousands of islands took minutes) along a Z-order curve, which keeps near parts near.
+GREEDY_CHAIN_PARTS = 500
+
+
+def _nearest_chain(parts: list[np.ndarray]) -> list[int]:
+    """An order of the parts: from the first, each followed by the remaining one whose centre is
+    nearest (greedy: not the shortest chain, but far shorter than file order on scattered islands)."""
+    centres = np.array([p.mean(axis=0) for p in parts], dtype=np.float64)
+    if len(parts) > GREEDY_CHAIN_PARTS:
+        return np.argsort(_z_order(centres), kind="stable").tolist()
+    left = np.ones(len(parts), bool)
+    order = [0]
+    left[0] = False
+    for _ in range(len(parts) - 1):
+        distance = ((centres - centres[order[-1]]) ** 2).sum(axis=1)
+        distance[~left] = np.inf
+        order.append(int(np.argmin(distance)))
+        left[order[-1]] = False
+    return order
+
+
+def _z_order(points: np.ndarray) -> np.ndarray:
+    """Morton codes of (x, y) points scaled to 16 bits each: their bits interleaved."""
+    span = np.maximum(points.max(axis=0) - points.min(axis=0), 1)
+    scaled = ((points - points.min(axis=0)) / span * 65535).astype(np.uint64)
+
+    def spread(v: np.ndarray) -> np.ndarray:  # 16 bits -> every other of 32
+        for shift, keep in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            v = (v | (v << np.uint64(shift))) & np.uint64(keep)
+        return v
+
+    return spread(scaled[:, 0]) | (spread(scaled[:, 1]) << np.uint64(1))
 
 
 def corner_polygons(mask) -> tuple[list[list[float]], bool]:
@@ -278,6 +363,16 @@ def fill_center_polygons(polygons: list[list[tuple[float, float]]], height: int,
         elif xy:
             draw.point(xy, fill=1)
     return np.asarray(canvas, dtype=np.uint8)
+
+
+def fill_yolo_polygons(polygons: list[list[tuple[float, float]]], height: int, width: int) -> np.ndarray:
+    """Fill polygons the way Ultralytics does (cv2.fillPoly, whole-pixel points). It agrees with
+    fill_center_polygons on a plain outline; on a joined multi-part line (join_parts) it draws the
+    whole bridge where PIL's outline cancels the middle of a line walked there and back."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    points = [np.rint(np.asarray(p, dtype=np.float64)).astype(np.int32).reshape(-1, 2) for p in polygons if len(p)]
+    cv2.fillPoly(mask, points, 1)
+    return mask
 
 
 def fill_box(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:

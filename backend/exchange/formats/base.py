@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import posixpath
 import re
 import shutil
@@ -25,6 +26,7 @@ from backend.core import decode_budget
 from backend.core import geometry as gate
 from backend.core.zips import entry_key
 from .. import geometry
+from .brush import brush_decode
 
 COPY_CHUNK = 1024 * 1024
 
@@ -193,7 +195,8 @@ class Writer:
 
 @dataclass
 class Shape:
-    """kind: rle | row_major | coco_polygons | center_polygons | box | crop_mask | array.
+    """kind: rle | row_major | coco_polygons | center_polygons | box | crop_mask | array | brush
+    (Label Studio's brush RLE, decoded only at the image's real size).
     `normalized` coordinates (YOLO) are fractions of the image's width/height."""
 
     kind: str
@@ -371,7 +374,12 @@ def instance_from(attributes: Any) -> str | None:
 
 
 def finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range (np.isfinite raised TypeError on 2**64)
+        return False
 
 
 # --------------------------------------------------------------------------- rasterization
@@ -437,7 +445,9 @@ def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
         for poly in polys:
             # Pixel-center coordinates run from 0 to w-1; half a pixel of slack for rounding.
             geometry.check_points_inside(poly, height - 1, width - 1, image=(width, height))
-        return geometry.fill_center_polygons([p.tolist() for p in polys], height, width)
+        # Normalized polygons are YOLO's: filled as Ultralytics fills them.
+        fill = geometry.fill_yolo_polygons if shape.normalized else geometry.fill_center_polygons
+        return fill([p.tolist() for p in polys], height, width)
     if kind == "box":
         (x0, y0), (x1, y1) = _scaled(data, shape, height, width)
         geometry.check_points_inside([[x0, y0], [x1, y1]], height, width)
@@ -466,6 +476,11 @@ def _gated_shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
         out = np.zeros((height, width), dtype=np.uint8)
         out[y0:y0 + h, x0:x0 + w] = crop.astype(bool)
         return out
+    if kind == "brush":  # rasterize() compared the file's size with the image's: decode at the real one
+        try:
+            return brush_decode(data, height, width)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise geometry.GeometryError(f"the brush RLE could not be decoded: {exc}") from None
     if kind == "array":
         if data.shape != (height, width):
             raise geometry.GeometryError(f"mask size {list(data.shape)} does not match the image size [{height}, {width}]")

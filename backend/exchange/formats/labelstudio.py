@@ -8,18 +8,15 @@ from the first non-cancelled annotation of a
 task (or its first prediction when it has no annotation); any other labelled shape (keypoints,
 polylines) is an item error, not left out.
 
-Brush RLE, as label_studio_converter/brush.py does it: the RGBA image (alpha = mask * 255)
-flattened, run-length coded into a bit stream: a 32-bit value count, 5 bits word size - 1,
-four 4-bit run-length widths - 1 (3, 4, 8, 16), then blocks of 1 flag bit (1 = a run of one
-value, 0 = literal values), 2 bits choosing the width, the count - 1, and the value(s).
+Brush RLE: see brush.py. A brush region is decoded only when the import rasterizes it, after its
+original_width/original_height were compared with the project's image: the RLE's header, read
+from the file, decides how much the decoder allocates.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
-
-import numpy as np
 
 from backend.core import geometry as gate
 
@@ -28,65 +25,9 @@ from .base import (
     ExportContext, ExportImage, ItemError, JsonArraySpool, Parser, Record, Shape, SourceFile, Writer,
     finite_number, image_base_name, instance_from, open_entry,
 )
+from .brush import brush_decode, brush_encode  # noqa: F401 (brush_decode: the tests' and callers' name)
 
 TASKS_PATH = "tasks.json"
-RLE_SIZES = (3, 4, 8, 16)
-WORD = 8
-
-
-# --------------------------------------------------------------------------- brush RLE
-
-
-def brush_encode(mask: np.ndarray) -> list[int]:
-    flat = (mask.reshape(-1) > 0).astype(np.int8)
-    edges = np.flatnonzero(np.diff(flat)) + 1
-    starts = np.concatenate(([0], edges))
-    # Every pixel is 4 RGBA bytes of the same value, so pixel runs are 4x longer byte runs.
-    lengths = np.diff(np.concatenate((starts, [flat.size]))) * 4
-    bits = [f"{flat.size * 4:032b}", f"{WORD - 1:05b}", "".join(f"{s - 1:04b}" for s in RLE_SIZES)]
-    limit = 1 << RLE_SIZES[-1]
-    for start, length in zip(starts.tolist(), lengths.tolist()):
-        value = f"{255 if flat[start] else 0:08b}"
-        while length > 0:
-            piece = min(length, limit)
-            index = next(i for i, s in enumerate(RLE_SIZES) if piece - 1 < (1 << s))
-            bits.append(f"1{index:02b}{piece - 1:0{RLE_SIZES[index]}b}{value}")
-            length -= piece
-    stream = "".join(bits)
-    stream += "0" * (-len(stream) % 8)
-    return np.packbits(np.frombuffer(stream.encode("ascii"), dtype=np.uint8) - ord("0")).tolist()
-
-
-def brush_decode(rle: list[int], height: int, width: int) -> np.ndarray:
-    bits = np.unpackbits(np.asarray(rle, dtype=np.uint8))
-    weights = {n: 1 << np.arange(n - 1, -1, -1) for n in range(1, 33)}
-    pos = 0
-
-    def read(n: int) -> int:
-        nonlocal pos
-        if pos + n > bits.size:
-            raise ValueError("the brush RLE ends early")
-        value = int(bits[pos:pos + n] @ weights[n])
-        pos += n
-        return value
-
-    num = read(32)
-    if num != height * width * 4:
-        raise ValueError(f"the brush RLE holds {num} values, a {width}x{height} RGBA image needs {height * width * 4}")
-    word = read(5) + 1
-    sizes = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(num, dtype=np.uint8)
-    i = 0
-    while i < num:
-        repeat = read(1)
-        j = min(i + 1 + read(sizes[read(2)]), num)
-        if repeat:
-            out[i:j] = read(word)
-        else:
-            out[i:j] = [read(word) for _ in range(j - i)]
-        i = j
-    return (out.reshape(height, width, 4)[:, :, 3] > 0).astype(np.uint8)
-
 
 # --------------------------------------------------------------------------- export
 
@@ -138,11 +79,22 @@ def _parse_document(source: SourceFile) -> Iterator[Record | ItemError]:
 def _image_name(url) -> tuple[str | None, str | None]:
     if not isinstance(url, str):
         return None, "data.image is missing"
-    path = unquote(urlparse(url).path) or url
+    try:
+        path = unquote(urlparse(url).path) or url
+    except ValueError:  # urlparse refuses some URLs ('http://[::1'): the task's error, not the job's
+        return None, f"data.image {url[:200]!r} is not a valid URL"
     if "?d=" in url:  # local-files storage: /data/local-files/?d=dir/file.jpg
         path = unquote(url.split("?d=", 1)[1])
     name, why = image_base_name(path, allow_absolute=True)
     return name, why
+
+
+def _json_type(value) -> str:
+    """What a JSON value is, in the file's terms ('a number', 'true'), for messages."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    kinds = ((str, "a string"), (int, "a number"), (float, "a number"), (list, "a list"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
 def _parse_task(item: str, task) -> Iterator[Record | ItemError]:
@@ -153,20 +105,44 @@ def _parse_task(item: str, task) -> Iterator[Record | ItemError]:
     if why:
         yield ItemError(item, why)
         return
-    sets = [a for a in task.get("annotations") or task.get("completions") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-    sets = sets or [p for p in task.get("predictions") or [] if isinstance(p, dict)]
-    results = sets[0].get("result") if sets else []
-    for number, region in enumerate(results if isinstance(results, list) else []):
+    results, why = _chosen_result(task)
+    if why:
+        yield ItemError(item, why)
+        return
+    for number, region in enumerate(results):
         region_item = f"{item} region {region.get('id', number) if isinstance(region, dict) else number}"
         record = _region(region_item, name, region)
         if record is not None:
             yield record
 
 
+def _chosen_result(task: dict) -> tuple[list, str | None]:
+    """The 'result' list of the task's first non-cancelled annotation, else of its first
+    prediction; or why the task's shape is wrong. A number or `true` where a list belongs was
+    iterated and failed the whole import as an internal error, losing every other item's error."""
+    for key in ("annotations", "completions", "predictions"):
+        entries = task.get(key)
+        if entries is not None and not isinstance(entries, list):
+            return [], f"'{key}' must be a list, not {_json_type(entries)}"
+        for index, entry in enumerate(entries or []):
+            if not isinstance(entry, dict):
+                return [], f"'{key}' entry {index} must be an object, not {_json_type(entry)}"
+    annotations = [a for a in task.get("annotations") or task.get("completions") or [] if not a.get("was_cancelled")]
+    chosen = annotations or task.get("predictions") or []
+    if not chosen:
+        return [], None
+    results = chosen[0].get("result")
+    if results is not None and not isinstance(results, list):
+        return [], f"'result' must be a list, not {_json_type(results)}"
+    return results or [], None
+
+
 SUPPORTED = {"brushlabels", "rectanglelabels", "polygonlabels", "ellipselabels"}
 # Label Studio's shape tools without a label in the same region (the label comes in another one).
 _BARE_SHAPES = {"brush", "rectangle", "polygon", "ellipse", "keypoint", "polyline"}
 ELLIPSE_POINTS = 72  # vertices of the polygon an ellipse is drawn as (5 degrees apart)
+# No image is wider or taller; keeps the arithmetic on a file's sizes within float range.
+MAX_SIDE = 1 << 31
 
 
 def _ellipse(value: dict, h: int, w: int) -> tuple[Shape | None, str | None]:
@@ -190,6 +166,8 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
     if not isinstance(region, dict):
         return ItemError(item, "a region must be an object")
     kind = region.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return ItemError(item, f"a region's 'type' must be a string, not {_json_type(kind)}")
     if kind not in SUPPORTED:
         if isinstance(kind, str) and kind in _BARE_SHAPES and f"{kind}labels" in SUPPORTED:
             # Label Studio's shape without its label (the label in a region of its own): no class.
@@ -208,15 +186,17 @@ def _region(item: str, name: str, region) -> Record | ItemError | None:
     if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
         return ItemError(item, f"expected exactly one label in value.{kind}")
     h, w = region.get("original_height"), region.get("original_width")
-    if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
-        return ItemError(item, "original_width and original_height are required")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < MAX_SIDE for v in (h, w)):
+        return ItemError(item, "original_width and original_height are required (whole numbers of pixels)")
     if kind == "brushlabels":
-        if value.get("format") != "rle" or not isinstance(value.get("rle"), list):
+        rle = value.get("rle")
+        if value.get("format") != "rle" or not isinstance(rle, list):
             return ItemError(item, "brushlabels needs value.format 'rle' and a value.rle list")
-        try:
-            shape = Shape("array", brush_decode(value["rle"], h, w))
-        except (ValueError, TypeError, OverflowError) as exc:
-            return ItemError(item, f"the brush RLE could not be decoded: {exc}")
+        if not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in rle):
+            return ItemError(item, "value.rle must be a list of bytes (whole numbers 0-255)")
+        # Decoded when rasterized, after (h, w) was compared with the image's real size: the
+        # header's size is the file's word, and decoding first let a 205 KB file claim 1 G values.
+        shape = Shape("brush", rle)
     elif kind == "rectanglelabels":
         box = [value.get(k) for k in ("x", "y", "width", "height")]
         if not all(finite_number(v) for v in box) or finite_number(value.get("rotation")) and value["rotation"]:

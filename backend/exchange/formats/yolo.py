@@ -1,14 +1,18 @@
 """YOLO (Ultralytics) segmentation: data.yaml + labels/<stem>.txt + images/.
 
 Class indices must be 0..n-1, so they follow the project's classes in id order; data.yaml
-names them. One line per object part: `<class> x1 y1 x2 y2 ...`, normalized, through boundary
+names them. One line per object: `<class> x1 y1 x2 y2 ...`, normalized, through boundary
 pixel centers (cv2.fillPoly, which Ultralytics uses, fills them back to the same pixels). YOLO
-has one polygon per line and no holes: a multi-part mask writes one line per part and holes
-are filled; a part of 1-2 pixels repeats its points to make the 3 a polygon needs.
-Import reads segmentation lines and detection lines (`<class> cx cy w h`, boxes only).
+has one polygon per line and no holes: holes are filled, and the parts of a multi-part mask are
+joined into one polygon by zero-width bridges (geometry.join_parts, as Ultralytics' COCO
+converter does), which fill back as the parts plus the bridge lines (a line per part was read
+back as that many objects). An object of 1-2 pixels repeats its points to make the 3 a polygon needs.
+Import reads segmentation lines and detection lines (`<class> cx cy w h`, boxes only), numbers
+in plain ASCII only (Python's int()/float() also take '٣', '1_0' and '+1').
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import yaml
@@ -29,13 +33,14 @@ class YoloWriter(Writer):
         ctx.add_image(f"images/{image.file_name}", image)
         lines = []
         for obj, window in zip(image.objects, image.windows()):
-            polygons, _ = geometry.center_polygons(window)
-            for poly in polygons:
-                points = list(poly)
-                while len(points) < 3:
-                    points.append(points[-1])
-                coords = " ".join(f"{x / image.width:.6f} {y / image.height:.6f}" for x, y in points)
-                lines.append(f"{self.index[obj.class_id]} {coords}")
+            parts = geometry.outermost_center_polygons(window)
+            if not parts:
+                continue
+            points = list(geometry.join_parts(parts))  # one object, one line
+            while len(points) < 3:
+                points.append(points[-1])
+            coords = " ".join(f"{x / image.width:.6f} {y / image.height:.6f}" for x, y in points)
+            lines.append(f"{self.index[obj.class_id]} {coords}")
         stem = image.file_name.rpartition(".")[0]
         ctx.write_text(f"labels/{stem}.txt", "".join(f"{line}\n" for line in lines))
 
@@ -72,9 +77,29 @@ def _names(source: SourceFile) -> tuple[dict[int, str], str | None]:
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, list):
         names = dict(enumerate(names))
-    if not isinstance(names, dict) or not all(isinstance(k, int) and isinstance(v, str) for k, v in names.items()):
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
         return {}, "data.yaml needs 'names' as a list or an {index: name} map"
+    for key in names:
+        # YAML's true is an int to Python (index 1) and -1 is no index a YOLO line may use.
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            return {}, f"data.yaml 'names' key {key!r} is not a class index (a whole number, 0 or more)"
     return names, None
+
+
+# Python's int() and float() also take other scripts' digits ('٣'), '_' between digits and a
+# leading '+': a YOLO file holds plain ASCII numbers, anything else is a mistake to report.
+_CLASS_INDEX = re.compile(r"[0-9]{1,18}")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _numbers(parts: list[str]) -> tuple[int, list[float], str | None]:
+    """(class index, coordinates, None) of a line's tokens, or why they are not a YOLO line."""
+    if not _CLASS_INDEX.fullmatch(parts[0]):
+        return 0, [], f"the class index {parts[0][:40]!r} is not a whole number in ASCII digits"
+    bad = next((v for v in parts[1:] if not _NUMBER.fullmatch(v)), None)
+    if bad is not None:
+        return 0, [], f"{bad[:40]!r} is not a plain decimal number (ASCII digits, '.', an exponent)"
+    return int(parts[0]), [float(v) for v in parts[1:]], None
 
 
 def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record | ItemError]:
@@ -94,10 +119,9 @@ def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record 
         if len(parts) > 2 * gate.MAX_VERTICES + 1:
             yield ItemError(item, f"has more than {gate.MAX_VERTICES} vertices")
             continue
-        try:
-            cls, values = int(parts[0]), [float(v) for v in parts[1:]]
-        except ValueError:
-            yield ItemError(item, "expected '<class index> <numbers>'")
+        cls, values, why = _numbers(parts)
+        if why:
+            yield ItemError(item, f"expected '<class index> <numbers>': {why}")
             continue
         if cls not in names:
             yield ItemError(item, f"unknown class index {cls} (data.yaml names {len(names)} classes)")

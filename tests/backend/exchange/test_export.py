@@ -80,7 +80,7 @@ def test_yolo_export_layout(source, admin_user):
     assert "labels/img3.txt" not in names  # nothing approved on it: left out by default
     assert yaml.safe_load(zf.read("data.yaml"))["names"] == {0: "hammer", 1: "wrench"}
     lines = zf.read("labels/img2.txt").decode().splitlines()
-    assert len(lines) == 4  # two-part wrench = 2 lines, the sliver + its lone pixel = 2 lines
+    assert len(lines) == 2  # one line per object: the two-part wrench and the sliver + its lone pixel joined
     assert all(float(v) <= 1 for line in lines for v in line.split()[1:])
 
 

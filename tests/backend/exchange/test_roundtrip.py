@@ -7,7 +7,7 @@ import pytest
 from backend.annotations.models import Annotation, AnnotationEvent
 from backend.exchange import geometry
 
-from .helpers import export, run_import, zip_upload
+from .helpers import build_project, export, run_import, zip_upload
 
 FORMATS = [("coco", {"segmentation": "rle"}), ("coco", {"segmentation": "polygon"}), ("labelme", {}),
            ("yolo", {}), ("native", {}), ("labelstudio", {})]
@@ -44,6 +44,12 @@ def test_round_trip_is_identical(source, target, admin_user, fmt, options):
     job = run_import(dst, admin_user, fmt, zip_upload(first), as_accepted=True)
     assert job.status == "done", job.errors
     _, second = export(dst, admin_user, fmt, **options)
+    if fmt == "yolo":
+        # Lossy: a multi-part object's one line fills back with its bridge lines, one part from
+        # then on, so the round trip is identical from the second export (test_exchange_round11).
+        third_project, _, _ = build_project(admin_user, name="Third")
+        assert run_import(third_project, admin_user, fmt, zip_upload(second), as_accepted=True).status == "done"
+        first, (_, second) = second, export(third_project, admin_user, fmt, **options)
     assert normalized(second) == normalized(first)
     if fmt in {"coco", "native", "labelstudio"} or fmt == "labelme":
         # Lossless formats: every pixel and the object count survive.
@@ -57,7 +63,7 @@ def test_round_trip_is_identical(source, target, admin_user, fmt, options):
 
 
 @pytest.mark.django_db
-def test_yolo_round_trip_fills_holes_and_splits_parts(source, target, admin_user):
+def test_yolo_round_trip_fills_holes_and_keeps_one_object_per_object(source, target, admin_user):
     project, _, _, anns = source
     dst, _, _ = target
     _, first = export(project, admin_user, "yolo")
@@ -68,7 +74,7 @@ def test_yolo_round_trip_fills_holes_and_splits_parts(source, target, admin_user
     filled[10:18, 38:46] = 1
     masks = [geometry.decode(a.mask_rle) for a in Annotation.objects.filter(project=dst)]
     assert any(np.array_equal(m, filled) for m in masks)
-    assert job.result["annotations"] == 6  # two-part and sliver+pixel became two objects each
+    assert job.result["annotations"] == 4  # two-part and sliver+pixel stay one object each (one line)
 
 
 @pytest.mark.django_db
