@@ -48,6 +48,16 @@ def snapshot(annotation: Annotation) -> dict:
     }
 
 
+# Where an object came from; no edit changes these. A deletion records them so that a restore
+# (services._undelete, the workspace's undo) brings back the model's proposal as it was, not a
+# person's drawing without its scores.
+PROVENANCE = ("source", "det_score", "det_phrase", "mask_score", "class_margin", "job_id")
+
+
+def provenance(annotation: Annotation) -> dict:
+    return {name: getattr(annotation, name) for name in PROVENANCE}
+
+
 @dataclass
 class Create:
     """A new object on `image_id` with these Annotation columns (project and image are set here)."""
@@ -152,8 +162,8 @@ def apply_changes(
                                 claim_override, extra_after))
         elif isinstance(change, Delete):
             annotation = change.annotation
-            trail.append(_event(annotation, person, Action.DELETED, source, snapshot(annotation), None,
-                                claim_override, extra_after))
+            trail.append(_event(annotation, person, Action.DELETED, source,
+                                {**snapshot(annotation), **provenance(annotation)}, None, claim_override, extra_after))
             applied.deleted.append(annotation.pk)
             restatus.add(annotation.image_id)
     for columns, rows in unsaved.items():

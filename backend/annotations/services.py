@@ -18,7 +18,7 @@ from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership, Project
 
 from . import proposals
-from .changes import Create, Delete, Update, apply_changes
+from .changes import PROVENANCE, Create, Delete, Update, apply_changes
 from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
 from .status import refresh_statuses
 
@@ -258,9 +258,15 @@ def _undelete(*, project: Project, annotation_id: int, event_id: int, user, vers
         raise DomainError(f"Image {image.pk} already has {MAX_OBJECTS_PER_IMAGE} objects, the most one image holds.")
     rle = normalize_mask(height=image.height, width=image.width, rle=state["mask_rle"], polygons=None)
     bbox, area = mask_geometry(rle)
+    # Where it came from (a model's proposal keeps its scores and job), as its deletion recorded;
+    # deletions recorded before that come back as a person's.
+    origin = {name: deleted.before[name] for name in PROVENANCE if name in deleted.before}
+    if origin.get("source") not in Source.values:
+        origin = {}
     fields = {
+        "source": Source.HUMAN, **origin,
         "id": annotation_id, "label_class": label_class, "mask_rle": rle, "bbox": bbox, "area": area,
-        "source": Source.HUMAN, "class_score": state.get("class_score"), "candidates": state.get("candidates") or [],
+        "class_score": state.get("class_score"), "candidates": state.get("candidates") or [],
         # restored parts are the restorer's decision, as any edit (pending for an annotator)
         "class_review": _edited(caps) if label_class is not None else ReviewState.PENDING,
         "mask_review": _edited(caps), "version": last + 1,

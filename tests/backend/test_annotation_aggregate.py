@@ -250,6 +250,24 @@ def test_a_deleted_object_is_restored_under_its_own_id(setup):
     assert never.status_code == 404
 
 
+def test_a_restored_model_proposal_keeps_its_source_scores_and_job(setup):
+    """Undo of a delete brought a model's proposal back as a person's drawing: source "human",
+    no detection or mask score, no job (round 11, U4); its candidates came back, the rest not."""
+    client, owner, project, image, hammer, wrench = setup
+    proposal = make_model_annotation(image, hammer, det_score=0.91, det_phrase="hammer", mask_score=0.77,
+                                     class_margin=0.3, job_id=41)
+    assert client.delete(url(project, "annotations", proposal.pk) + "?version=1").status_code == 204
+    deleted = next(e for e in client.get(url(project, "annotations", proposal.pk, "events")).json()["results"]
+                   if e["action"] == "deleted")
+    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 1, "event": deleted["id"]},
+                           format="json")
+    assert restored.status_code == 200, restored.content
+    body = restored.json()
+    assert (body["source"], body["det_score"], body["mask_score"], body["class_margin"], body["job_id"]) == (
+        "model", 0.91, 0.77, 0.3, 41)
+    assert Annotation.objects.get(pk=proposal.pk).det_phrase == "hammer"
+
+
 def test_viewer_cannot_restore(setup, client_for):
     client, owner, project, image, hammer, wrench = setup
     viewer = make_user("view")
