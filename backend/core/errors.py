@@ -1,6 +1,8 @@
 """API errors: one JSON shape ({"detail": ..., "code": ...}) and the domain errors services raise."""
 from __future__ import annotations
 
+import errno
+
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -137,6 +139,13 @@ def exception_handler(exc, context):
              "code": "unavailable"},
             status=503, headers={"Retry-After": "5"},
         )
+    if storage_problem(exc):
+        import logging
+        from rest_framework.response import Response
+
+        logging.getLogger("razmetka.storage").error("the file store refused a write: %r", exc)
+        return Response({"detail": STORAGE_MESSAGE, "code": "storage_unavailable"}, status=503,
+                        headers={"Retry-After": "30"})
     if isinstance(exc, exceptions.UnsupportedMediaType):
         from .body_parsers import unsupported_media_message
 
@@ -159,6 +168,18 @@ def exception_handler(exc, context):
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
     return response
+
+
+# The file store refused a write: read-only, full or not ours to write. Said as such (503, worth a
+# retry once an administrator has mended it), not as a server error page or a path on the server.
+STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+STORAGE_MESSAGE = ("The file store cannot be written (it is read-only or full): nothing was saved. "
+                   "Try again later, or tell the administrator.")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """STORAGE_MESSAGE when `exc` is the file store refusing a write, else None."""
+    return STORAGE_MESSAGE if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS else None
 
 
 def _sent_credentials(context) -> bool:

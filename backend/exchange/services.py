@@ -15,7 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from backend.core import events, outbox
-from backend.core.errors import Conflict, DomainError, NotFound
+from backend.core.errors import Conflict, DomainError, NotFound, storage_problem
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
 from backend.projects.models import LabelClass, Project
@@ -37,6 +37,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
 def public_message(exc: BaseException) -> str:
     """The exception as a job's error may show it: never a path on the server (a file's
     absolute path names the server's layout), at most its base name; no NUL (PostgreSQL)."""
+    if storage_problem(exc):
+        return storage_problem(exc)
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         text = f"{exc.strerror}: '{os.path.basename(os.fsdecode(exc.filename))}'"
     else:

@@ -7,6 +7,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from backend.core.task_retry import run_or_retry
+from backend.jobs.engine import item_error
 
 from . import services
 from .models import FINAL_STATES, EvaluationRun, RunState, TrainingRun
@@ -39,7 +40,7 @@ def _guarded(run, work) -> None:
             services.fail(run, str(exc))
             return
         logger.exception("%s %s failed", name, run.pk)
-        services.fail(run, f"{type(exc).__name__}: {exc}")
+        services.fail(run, item_error(exc))  # no server paths (a model file the store refused named one)
 
 
 # A run that met a PostgreSQL outage before it could record anything is run again (core/task_retry.py).
