@@ -35,10 +35,39 @@ def read_rgb(path: Path):
 
 
 def _positive_int(v: str) -> int:
-    n = int(v)
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"{v!r} must be a positive integer")
     return n
+
+
+def _non_negative_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{v!r} must be 0 or a positive integer")
+    return n
+
+
+SEED000_SIDE = (32, 16384)  # --seed000-size: each side, in pixels (16384 x 16384 RGB is 0.8 GB)
+
+
+def _image_size(v: str) -> tuple[int, int]:
+    """``WxH`` -> (h, w), each side within SEED000_SIDE: 0x0 was a cv2 traceback, 100000x100000
+    tried to allocate 30 GB first."""
+    lo, hi = SEED000_SIDE
+    try:
+        w, h = (int(x) for x in v.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} must look like 4000x3000 (width x height)") from None
+    if not (lo <= w <= hi and lo <= h <= hi):
+        raise argparse.ArgumentTypeError(f"{v!r}: width and height must each be from {lo} to {hi} pixels")
+    return h, w
 
 
 def _image_files(folder: str, limit: int | None) -> list[Path]:
@@ -197,12 +226,9 @@ def cmd_engines(args) -> int:
 def cmd_bench(args) -> int:
     from ml.bench import run_bench
 
-    try:
-        w, h = (int(v) for v in args.seed000_size.lower().split("x"))
-    except ValueError:
-        raise CLIError(f"--seed000-size: {args.seed000_size!r} must look like 4000x3000 (width x height)")
     return run_bench(device=args.device, quick=args.quick, config=args.config, n_images=args.images,
-                     calibrate_sizes=args.calibrate, seed000_images=args.seed000_images, seed000_size=(h, w),
+                     calibrate_sizes=args.calibrate, seed000_images=args.seed000_images,
+                     seed000_size=args.seed000_size,
                      repeats=args.repeats)
 
 
@@ -238,15 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--quick", action="store_true", help="smaller models/images to fit a few minutes on CPU")
     b.add_argument("--config", help="use these (real) models instead of random full-size defaults")
-    b.add_argument("--images", type=int, default=None, help="number of synthetic images")
+    b.add_argument("--images", type=_positive_int, default=None,
+                   help="number of synthetic images (default 2 with --quick, else 8)")
     b.add_argument("--calibrate", action="store_true",
                    help="time a few batch sizes per stage on this device, use the fastest and write them "
                         "into --config")
-    b.add_argument("--seed000-images", type=int, default=2,
+    b.add_argument("--seed000-images", type=_non_negative_int, default=2,
                    help="images for the seed-000 comparison (0 = skip it)")
-    b.add_argument("--repeats", type=int, default=2,
+    b.add_argument("--repeats", type=_positive_int, default=2,
                    help="reference and batched runs, interleaved; the best of each is reported")
-    b.add_argument("--seed000-size", default="4000x3000", help="WxH of the seed-000 comparison's images")
+    b.add_argument("--seed000-size", type=_image_size, default="4000x3000",
+                   help=f"WxH of the seed-000 comparison's images, each side {SEED000_SIDE[0]} to "
+                        f"{SEED000_SIDE[1]} (default 4000x3000)")
     b.set_defaults(func=cmd_bench)
     return p
 

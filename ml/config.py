@@ -123,7 +123,7 @@ class PipelineConfig:
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in cls._SECTIONS:
-                kwargs[key] = _section(cls._SECTIONS[key], key, value or {})
+                kwargs[key] = _section(cls._SECTIONS[key], key, value)
             elif key in ("device", "dtype", "engine"):
                 kwargs[key] = value
             else:
@@ -138,9 +138,7 @@ class PipelineConfig:
             if not batching.valid(getattr(cfg, sec).batch_size):
                 raise ConfigError(f"{sec}.batch_size: {getattr(cfg, sec).batch_size!r} must be a positive "
                                   "integer or \"auto\" (see python -m ml bench --calibrate)")
-        margin = cfg.segmenter.roi_margin
-        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 10):
-            raise ConfigError(f"segmenter.roi_margin: {margin!r} must be null or a number from 0 to 10")
+        _check_values(cfg)
         if base_dir is not None:
             cfg._resolve_paths(Path(base_dir))
         return cfg
@@ -161,7 +159,10 @@ class PipelineConfig:
             raise
         except Exception as exc:  # a bare JSONDecodeError did not say which file was broken
             raise ConfigError(f"config file {str(p)!r} cannot be parsed: {exc}") from None
-        return cls.from_dict(data, base_dir=p.parent)
+        try:
+            return cls.from_dict(data, base_dir=p.parent)
+        except ConfigError as exc:  # "<file>: <setting>: <what is allowed>": which file to edit, too
+            raise ConfigError(f"{p}: {exc}") from None
 
     @classmethod
     def from_env(cls, path: str | None = None) -> "PipelineConfig":
@@ -193,6 +194,9 @@ def check_engine(name) -> str:
 
 
 def _section(klass, name: str, value: dict):
+    if value is None:  # `segmenter: null` (or an empty yaml section) used to mean the hub defaults, silently
+        raise ConfigError(f"{name}: null is not a section; give a mapping of settings, or leave {name!r} "
+                          "out for the defaults")
     if not isinstance(value, dict):
         raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
     known = {f.name for f in fields(klass)}
@@ -222,3 +226,65 @@ def _check_types(obj, prefix: str):
             want = " or ".join(_SAID.get(a, a) for a in allowed)
             raise ConfigError(f"{prefix}{f.name}: {value!r} must be {want}")
     return obj
+
+
+# Allowed values beyond the type. Each of these used to pass the type check and then fail mid-run
+# (a traceback after the models loaded, or on the first crop), or silently give nothing
+# (box_threshold 5: no detections; top_k 0: empty rankings). Checked when the config is read,
+# so the CLI and the backend's workers both refuse them before any model loads.
+_UNIT = ("detector.box_threshold", "detector.text_threshold", "detector.nms_iou", "sam3.score_threshold",
+         "sam3.mask_threshold", "sam3.nms_iou", "maskrcnn.score_threshold", "maskrcnn.mask_threshold")
+_POSITIVE = ("detector.max_detections", "sam3.max_detections", "maskrcnn.max_detections", "matcher.top_k")
+_CHOICES = {"detector.nms_prefer": ("score", "area"), "embedder.kind": ("timm", "projection_head", "onnx"),
+            "embedder.crop_mode": ("masked", "bbox"), "embedder.layout": ("NHWC", "NCHW"),
+            "embedder.input_dtype": ("uint8", "float32"), "embedder.classify_with": ("gallery", "probs")}
+MAX_INPUT_SIZE = 4096  # embedder.input_size: crops are resized to a square this big
+
+
+def _get(cfg, name: str):
+    sec, attr = name.split(".")
+    return getattr(getattr(cfg, sec), attr)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_values(cfg) -> None:
+    for name in _UNIT:
+        v = _get(cfg, name)
+        if not 0 <= v <= 1:
+            raise ConfigError(f"{name}: {v!r} must be a number from 0 to 1")
+    for name in _POSITIVE:
+        v = _get(cfg, name)
+        if v < 1:
+            raise ConfigError(f"{name}: {v!r} must be a positive integer")
+    for name, allowed in _CHOICES.items():
+        v = _get(cfg, name)
+        if v not in allowed:
+            raise ConfigError(f"{name}: {v!r} must be " + " or ".join(f'"{a}"' for a in allowed))
+    prompts = cfg.detector.prompts
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ConfigError(f"detector.prompts: {prompts!r} must be a non-empty list of text prompts (the default "
+                          "when a job or --prompt gives none)")
+    margin = cfg.segmenter.roi_margin
+    if margin is not None and not 0 <= margin <= 10:
+        raise ConfigError(f"segmenter.roi_margin: {margin!r} must be null or a number from 0 to 10")
+    e = cfg.embedder
+    if not 1 <= e.input_size <= MAX_INPUT_SIZE:
+        raise ConfigError(f"embedder.input_size: {e.input_size!r} must be an integer from 1 to {MAX_INPUT_SIZE}")
+    if len(e.background) != 3 or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255
+                                         for c in e.background):
+        raise ConfigError(f"embedder.background: {e.background!r} must be 3 integers from 0 to 255 (R, G, B)")
+    if not 0 <= e.crop_padding <= 10:
+        raise ConfigError(f"embedder.crop_padding: {e.crop_padding!r} must be a number from 0 to 10")
+    for name, v, low in (("mean", e.mean, None), ("std", e.std, 0)):
+        if v is not None and (len(v) != 3 or not all(_number(x) and (low is None or x > low) for x in v)):
+            raise ConfigError(f"embedder.{name}: {v!r} must be null or 3 " +
+                              ("numbers" if low is None else "numbers above 0") + " (R, G, B)")
+    if not all(isinstance(c, str) for c in e.class_names):
+        raise ConfigError(f"embedder.class_names: {e.class_names!r} must be a list of strings")
+    if e.classify_with == "probs" and (e.kind != "onnx" or not e.probs_output):
+        raise ConfigError(f"embedder.classify_with: \"probs\" needs class probabilities: embedder.kind \"onnx\" "
+                          f"with embedder.probs_output set (here kind {e.kind!r}, probs_output "
+                          f"{e.probs_output!r}); use \"gallery\"")

@@ -34,6 +34,10 @@ class OnnxEmbedder(Embedder):
                                  f"is not an output of {cfg.model}", hint=f"one of {sorted(outputs)}")
         self.feature_output = cfg.feature_output
         self.probs_output = cfg.probs_output if cfg.probs_output in outputs else None
+        if cfg.classify_with == "probs" and self.probs_output is None:  # was a ValueError on the first image
+            raise ModelLoadError("embedder.probs_output", cfg.probs_output,
+                                 f"is not an output of {cfg.model}, but embedder.classify_with is \"probs\"",
+                                 hint=f"one of {sorted(outputs)}, or classify_with \"gallery\"")
         shape = outputs[cfg.feature_output].shape
         self.dim = int(shape[-1]) if isinstance(shape[-1], int) else 0
         self.class_names = list(cfg.class_names)
