@@ -1,5 +1,5 @@
-import { useEffect, useRef, useState } from "react";
-import { ApiError, get, post, setOnUnauthorized, type Me } from "./api/client";
+import { Fragment, useEffect, useRef, useState } from "react";
+import { ApiError, get, post, setOnUnauthorized, signedInAgain, type Me } from "./api/client";
 import { clearForNavigation, Notes, notify } from "./notify";
 import { Link, navigate, usePath } from "./router";
 import { LoginPage } from "./pages/Login";
@@ -12,8 +12,14 @@ import { runningCount, stopAllUploads } from "./pages/uploadStore";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
+  // The user whose session ended while a page was open: the page stays (under the sign-in form),
+  // with what it held (a failed decision and its Retry, a polygon being drawn); it went, and with
+  // it every write the ended session had refused.
+  const [ended, setEnded] = useState<Me | null>(null);
   const signedIn = useRef(false);
   signedIn.current = !!me;
+  const meRef = useRef(me);
+  meRef.current = me;
   const path = usePath();
   const pathname = path.split("?")[0];
 
@@ -24,6 +30,7 @@ export function App() {
       stopAllUploads();
       if (uploading) notify(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`, "warn");
       else if (signedIn.current) notify("You were signed out (here or in another tab). Sign in to go on where you were.", "warn");
+      if (signedIn.current && meRef.current) setEnded(meRef.current);
       setMe(null);
     });
     get<Me>("/api/auth/me/")
@@ -41,7 +48,7 @@ export function App() {
   }, [me, pathname]);
 
   if (me === undefined) return <div className="center muted">Loading…</div>;
-  if (me === null)
+  if (me === null && !ended)
     return (
       <>
         <LoginPage onLogin={setMe} />
@@ -55,6 +62,7 @@ export function App() {
       + "them; pick the same files again after signing in to resume where they stopped. Sign out anyway?")) return;
     stopAllUploads(); // nothing goes on uploading under the next user of this tab
     forgetClaimsForSignOut(); // the server releases them on sign-out
+    setEnded(null);
     try {
       await post("/api/auth/logout/");
     } catch {
@@ -64,13 +72,22 @@ export function App() {
     navigate("/");
   };
 
+  // Signed in again: the same user goes on where they were, and what the ended session failed
+  // to save is sent again; someone else starts afresh.
+  const signInAgain = (m: Me) => {
+    const same = ended?.username === m.username;
+    setEnded(null);
+    setMe(m);
+    if (same) window.setTimeout(signedInAgain, 0);
+  };
+  const user = (me ?? ended)!;
   const projectMatch = /^\/p\/(\d+)(\/.*)?$/.exec(pathname);
-  const body = me.must_change_password ? (
-    <SetPasswordPage me={me} onDone={setMe} />
+  const body = user.must_change_password ? (
+    <SetPasswordPage me={user} onDone={setMe} />
   ) : projectMatch ? (
-    <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={me} />
+    <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={user} />
   ) : pathname === "/account" ? (
-    <SetPasswordPage me={me} change onDone={(m) => { setMe(m); notify("Your password is changed."); }} />
+    <SetPasswordPage me={user} change onDone={(m) => { setMe(m); notify("Your password is changed."); }} />
   ) : pathname === "/" ? (
     <ProjectsPage />
   ) : (
@@ -81,11 +98,29 @@ export function App() {
       <header className="topbar">
         <Link to="/" className="brand">Razmetka</Link>
         <span className="spacer" />
-        <span data-testid="whoami"><Link to="/account" className="whoami" title="Your account: change your password">{me.username}</Link></span>
+        <span data-testid="whoami"><Link to="/account" className="whoami" title="Your account: change your password">{user.username}</Link></span>
         <button className="link" onClick={logout}>Sign out</button>
       </header>
-      {body}
+      <Fragment key={user.username}>{body}</Fragment>
+      {!me && <SignInAgain onLogin={signInAgain} />}
       <Notes />
+    </div>
+  );
+}
+
+/** The sign-in form over the page whose session ended; keys typed outside it don't reach the page. */
+function SignInAgain({ onLogin }: { onLogin: (me: Me) => void }) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const keep = (e: KeyboardEvent) => {
+      if (!box.current?.contains(e.target as Node)) e.stopImmediatePropagation();
+    };
+    window.addEventListener("keydown", keep, true);
+    return () => window.removeEventListener("keydown", keep, true);
+  }, []);
+  return (
+    <div className="overlay signin-again" ref={box} data-testid="sign-in-again">
+      <LoginPage onLogin={onLogin} />
     </div>
   );
 }

@@ -59,7 +59,7 @@ def test_delete_then_z_restores_the_object(page, project, login_as):
     page.keyboard.press("z")
     wait_for(lambda: Annotation.objects.filter(image=image).count() == 2, what="re-create")
     back = Annotation.objects.filter(image=image).exclude(pk=first.pk).get()
-    assert back.pk != second.pk  # a new row, with the deleted one's mask, class and review states
+    assert back.pk == second.pk  # the same object back under its own id (round 11), with its mask, class and review states
     assert back.mask_rle["counts"] == second.mask_rle["counts"] and back.label_class_id == wrench.pk
     wait_for(lambda: Annotation.objects.get(pk=back.pk).mask_review == ReviewState.ACCEPTED, what="review restored")
     assert Annotation.objects.get(pk=back.pk).class_review == ReviewState.ACCEPTED
@@ -67,7 +67,7 @@ def test_delete_then_z_restores_the_object(page, project, login_as):
     expect(row).to_have_attribute("data-class", "wrench")
     shot(page, "undo-delete")
 
-    # Redo deletes the re-created row (the stack follows the new id); undo brings it back again.
+    # Redo deletes the restored object again; undo brings it back again.
     page.keyboard.press("Shift+Z")
     wait_for(lambda: not Annotation.objects.filter(pk=back.pk).exists(), what="redo DELETE")
     page.keyboard.press("Control+z")

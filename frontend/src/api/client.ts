@@ -69,6 +69,21 @@ export function setOnUnauthorized(fn: () => void) {
   onUnauthorized = fn;
 }
 
+/** Whether an error says the session ended (signed out here or in another tab, or it expired). */
+export function signedOutError(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 401 || (e.status === 403 && e.code === "not_authenticated"));
+}
+
+const signedInSubs = new Set<() => void>();
+/** Told when the user signs in again after the session ended on an open page (its failed writes go again). */
+export function onSignedIn(fn: () => void): () => void {
+  signedInSubs.add(fn);
+  return () => void signedInSubs.delete(fn);
+}
+export function signedInAgain() {
+  signedInSubs.forEach((fn) => fn());
+}
+
 export async function api<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { LiveEvent } from "./extra";
-import { GAP_WAIT_MS, ProjectSocket } from "./live";
+import { signedInAgain } from "./client";
+import { CLOSE_SIGNED_OUT, CLOSE_TOO_MANY, GAP_WAIT_MS, ProjectSocket, TOO_MANY_RETRY_MS } from "./live";
 import { EventSequence } from "./liveseq";
 
 /** A stand-in for the browser's WebSocket that the test drives by hand. */
@@ -132,6 +133,45 @@ describe("ProjectSocket", () => {
     FakeSocket.last.close();
     vi.advanceTimersByTime(2000);
     expect(FakeSocket.last.url).toBe("ws://test/ws/projects/7/?since=901");
+    socket.close();
+  });
+
+  it("waits after a sign-out and goes on from the last event once the same user signs in again", () => {
+    const signedOut = vi.fn();
+    const socket = new ProjectSocket(7, {
+      url: (p, since) => `ws://test/ws/projects/${p}/${since === null ? "" : `?since=${since}`}`,
+      WebSocketImpl: FakeSocket as unknown as new (url: string) => WebSocket,
+      onSignedOut: signedOut,
+    });
+    FakeSocket.last.open(30);
+    FakeSocket.last.push(ev(31));
+    FakeSocket.last.onclose?.({ code: CLOSE_SIGNED_OUT });
+    expect(signedOut).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(60000);
+    expect(FakeSocket.all).toHaveLength(1); // no reconnects while signed out
+    signedInAgain(); // the page stayed open under the sign-in form (App.tsx)
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(FakeSocket.last.url).toBe("ws://test/ws/projects/7/?since=31");
+    socket.close();
+    signedInAgain(); // a closed socket does not come back
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+
+  it("says once that too many tabs hold live sockets and asks again slowly", () => {
+    const tooMany = vi.fn();
+    const socket = new ProjectSocket(7, {
+      url: (p) => `ws://test/ws/projects/${p}/`,
+      WebSocketImpl: FakeSocket as unknown as new (url: string) => WebSocket,
+      onTooMany: tooMany,
+    });
+    for (let i = 0; i < 3; i++) {
+      FakeSocket.last.onclose?.({ code: CLOSE_TOO_MANY });
+      vi.advanceTimersByTime(TOO_MANY_RETRY_MS - 1);
+      expect(FakeSocket.all).toHaveLength(i + 1);
+      vi.advanceTimersByTime(1);
+      expect(FakeSocket.all).toHaveLength(i + 2);
+    }
+    expect(tooMany).toHaveBeenCalledTimes(1);
     socket.close();
   });
 });

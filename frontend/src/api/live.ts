@@ -4,7 +4,8 @@
  * (or a gap it cannot fill) into a `resync` event: listeners then reload what they show.
  */
 import { reportLostAccess, reportProjectDeleted } from "./access";
-import { get } from "./client";
+import { notify } from "../notify";
+import { get, onSignedIn } from "./client";
 import type { LiveEvent } from "./extra";
 import { EventSequence } from "./liveseq";
 
@@ -16,6 +17,10 @@ export const GAP_WAIT_MS = 1500;
 export const CLOSE_FORBIDDEN = 4403;
 /** ... for "not signed in": the session ended (signed out here or in another tab). */
 export const CLOSE_SIGNED_OUT = 4401;
+/** ... for "this user holds too many live sockets" (tabs; RAZMETKA_LIVE_SOCKETS_PER_USER). */
+export const CLOSE_TOO_MANY = 4429;
+/** How long to wait before asking again after CLOSE_TOO_MANY (another tab may have closed). */
+export const TOO_MANY_RETRY_MS = 60000;
 
 export interface SocketOptions {
   url?: (project: number, since: number | null) => string;
@@ -27,6 +32,8 @@ export interface SocketOptions {
   onSignedOut?: () => void;
   /** Called once when the project was deleted, with who deleted it (default: reportProjectDeleted). */
   onDeleted?: (project: number, by: string | null) => void;
+  /** Called when the server refused the socket: too many of this user's are open (default: a note). */
+  onTooMany?: () => void;
 }
 
 function defaultUrl(project: number, since: number | null): string {
@@ -43,6 +50,8 @@ export class ProjectSocket {
   private gapTimer: ReturnType<typeof setTimeout> | undefined;
   private resumeAsked = false;
   private closed = false;
+  private offSignedIn: (() => void) | undefined;
+  private toldTooMany = false;
   readonly seq = new EventSequence();
   connected = false;
 
@@ -80,6 +89,7 @@ export class ProjectSocket {
       this.clearGap();
       if (ev?.code === CLOSE_FORBIDDEN) return this.forbidden();
       if (ev?.code === CLOSE_SIGNED_OUT) return this.signedOut();
+      if (ev?.code === CLOSE_TOO_MANY) return this.tooMany();
       this.schedule();
     };
   }
@@ -89,6 +99,7 @@ export class ProjectSocket {
     switch (data.type) {
       case "hello":
         this.retry = 0; // a working connection: the next drop retries quickly again
+        this.toldTooMany = false;
         if (seq !== null) this.seq.hello(seq);
         return;
       case "resync":
@@ -155,8 +166,31 @@ export class ProjectSocket {
   /** Signed out: stop reconnecting (each try would be refused); the app asks to sign in. */
   private signedOut() {
     if (this.closed) return;
-    this.close();
+    // Paused, not closed: the page stays open under the sign-in form, and when the same user signs
+    // in again the socket goes on from the last event seen (?since=), so what happened meanwhile
+    // is replayed (a different user gets a fresh page, which closes this socket).
+    clearTimeout(this.timer);
+    this.clearGap();
+    this.offSignedIn?.();
+    this.offSignedIn = onSignedIn(() => {
+      this.offSignedIn?.();
+      this.offSignedIn = undefined;
+      this.retry = 0;
+      this.open();
+    });
     (this.opts.onSignedOut ?? (() => void get("/api/auth/me/").catch(() => undefined)))();
+  }
+
+  /** Refused: this user's other tabs hold every live socket allowed. Say so once, ask again slowly. */
+  private tooMany() {
+    if (this.closed) return;
+    if (!this.toldTooMany) {
+      this.toldTooMany = true;
+      (this.opts.onTooMany ?? (() => notify("Live updates are off in this tab: you have too many Razmetka tabs open. "
+        + "Close some; this tab connects again by itself.", "warn")))();
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), TOO_MANY_RETRY_MS);
   }
 
   /** The project was deleted: stop (the server closes this socket next) and say who did it, once. */
@@ -184,6 +218,7 @@ export class ProjectSocket {
 
   close() {
     this.closed = true;
+    this.offSignedIn?.();
     clearTimeout(this.timer);
     this.clearGap();
     this.ws?.close();

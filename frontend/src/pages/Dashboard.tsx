@@ -149,7 +149,7 @@ function JobRow({ job, onAct }: { job: Job; onAct: ((j: Job, what: "cancel" | "r
       </div>
       <progress max={100} value={pct} aria-label={`job ${jobNumber(job)} progress`} />
       {job.stage_ms && Object.keys(job.stage_ms).length > 0 && (
-        <div className="muted small">{Object.entries(job.stage_ms).map(([k, v]) => `${k} ${Math.round(v ?? 0)} ms`).join(" · ")}</div>
+        <div className="muted small">{stageTimings(job.stage_ms)}</div>
       )}
       {job.error && <p className="error small">{job.error}</p>}
       {job.errors?.length > 0 && (
@@ -159,4 +159,16 @@ function JobRow({ job, onAct }: { job: Job; onAct: ((j: Job, what: "cancel" | "r
       )}
     </li>
   );
+}
+
+/** The pipeline's stages in the order they run; others (a newer engine's) follow by name. */
+export const STAGE_ORDER = ["detect", "segment", "embed", "match"];
+/** "detect 120 ms · segment 80 ms · …" in pipeline order: the server's dict reordered on every
+ * refresh (its keys merge per image), and so did the card. */
+export function stageTimings(stageMs: Record<string, number | null | undefined>): string {
+  const rank = (k: string) => (STAGE_ORDER.includes(k) ? STAGE_ORDER.indexOf(k) : STAGE_ORDER.length);
+  return Object.entries(stageMs)
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+    .map(([k, v]) => `${k} ${Math.round(v ?? 0)} ms`)
+    .join(" · ");
 }

@@ -141,12 +141,14 @@ export function ExportPage({ ctx }: { ctx: ProjectCtx }) {
         <section className="card" data-testid="export-list">
           <h2>Past exports</h2>
           {jobs === null ? <p className="muted">Loading…</p> : jobs.length === 0 ? <p className="muted">No exports yet.</p> : (
+            <div className="table-scroll">{/* a narrow window scrolls the table in its card, Download stays reachable */}
             <table className="table compact">
               <thead><tr><th>#</th><th>Format</th><th>Objects</th><th>Status</th><th>Size</th><th>By, when</th><th></th></tr></thead>
               <tbody>
                 {jobs.map((j) => <ExportRow key={j.id} job={j} onDelete={ctx.isAdmin ? remove : undefined} />)}
               </tbody>
             </table>
+            </div>
           )}
         </section>
       </div>

@@ -124,7 +124,13 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <p className="small muted" data-testid="upload-resumed">Resumed: {mb(it.resumedFrom)} were already on the server.</p>
             )}
             {it.note && <p className="small muted" role="status">{it.note}</p>}
-            {it.error && <p className="error">{it.name}: {it.error}</p>}
+            {/* One style for a refused file, whether the whole upload failed (an empty file) or the
+                server refused it (a corrupt picture): a small red line under the name, not a large red paragraph. */}
+            {it.error && (
+              <ul className="errors small" data-testid="upload-failed">
+                <li className="error"><b className="ellipsis-inline" title={it.name}>{it.name}</b>: {it.error}</li>
+              </ul>
+            )}
             {it.result && isEmpty(it.result) && (
               <p className="warn" role="alert" data-testid="upload-empty">
                 {/\.zip$/i.test(it.name) ? "This archive holds no images, so nothing was added. Check that you zipped the right folder." : "No images were found in what you chose, so nothing was added."}

@@ -51,6 +51,21 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 const ACCEPTED_DELETE_HINT = "Accepted in review: only a reviewer or admin can delete it. Edit it instead (an edit sends it back to review).";
 
 /** What the score and margin mean; a negative margin puzzled reviewers (round 6). */
+/** The score and margin of the class the object has now: after a class change the row kept the
+ * model's score for the old class ("pliers · score 0.52", 0.52 being hammer's). The chosen class's
+ * candidate score (margin against the best other candidate), or none when it was no candidate. */
+export function shownScores(a: Pick<Annotation, "label_class" | "class_score" | "class_margin" | "candidates">): { score: number | null; margin: number | null } {
+  const stored = { score: a.class_score ?? null, margin: a.class_margin ?? null };
+  const candidates = a.candidates ?? [];
+  if (!candidates.length || a.label_class === null || a.label_class === undefined) return stored;
+  const mine = candidates.find((c) => c.class_id === a.label_class);
+  if (!mine) return { score: null, margin: null };
+  // The class the scores were stored for: the server's own margin (it may weigh one object per class).
+  if (a.class_score !== null && a.class_score !== undefined && Math.abs(mine.score - a.class_score) < 1e-9) return stored;
+  const others = candidates.filter((c) => c.class_id !== mine.class_id).map((c) => c.score);
+  return { score: mine.score, margin: others.length ? mine.score - Math.max(...others) : null };
+}
+
 export function scoreHelp(a: Annotation): string {
   const base = "score: how closely the object matches its class's gallery pictures (0–1). "
     + "margin: that score minus the best other class's.";
@@ -147,6 +162,7 @@ function ObjectRow(props: {
   const ns = props.notSaved;
   const shownClass = ns && ns.target !== "mask" ? ns.decision : a.class_review;
   const shownMask = ns && ns.target !== "class" ? ns.decision : a.mask_review;
+  const shown = shownScores(a);
   return (
     <li ref={ref} className={`object ${selected ? "selected" : ""}`} onClick={props.onSelect} data-testid={`object-${a.id}`} data-class={a.class_name}
       data-class-review={a.class_review} data-mask-review={a.mask_review} data-not-saved={ns ? "true" : undefined}>
@@ -158,7 +174,7 @@ function ObjectRow(props: {
           ? <span className="muted small" data-testid={`no-class-why-${a.id}`} title={a.class_score != null ? `Best gallery match ${fmt(a.class_score)}, margin ${fmt(a.class_margin)}: too unsure to propose a class` : undefined}>
               {a.class_score != null ? "no sure gallery match" : "no gallery match"}
             </span>
-          : <span className="muted small" data-testid={`scores-${a.id}`} title={scoreHelp(a)}>score {fmt(a.class_score)} · margin {fmt(a.class_margin)}</span>}
+          : <span className="muted small" data-testid={`scores-${a.id}`} title={scoreHelp({ ...a, class_margin: shown.margin })}>score {fmt(shown.score)} · margin {fmt(shown.margin)}</span>}
         <span className="spacer" />
         {props.unsaved && <span className="badge badge-failed" title="Not saved">unsaved</span>}
         {ns && (

@@ -100,6 +100,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone });
   const nav = useReviewNavigation({
     pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
+    retryUnsaved: writes.canRetry, retryAll: writes.retryAll,
     refuseReadOnly: writes.refuseReadOnly, setClaim, gone, onImageGone, updateAnns, pictureMissing: !!pixelsError,
     pictureShown: () => !!pixelsRef.current,
     heldBy: claim.state === "other" ? claim.by ?? "Another reviewer" : null,

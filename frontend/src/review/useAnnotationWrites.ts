@@ -9,8 +9,8 @@
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
-import { ApiError, del, get, P, patch, post, type Annotation } from "../api/client";
-import { dismiss, notify } from "../notify";
+import { ApiError, del, get, onSignedIn, P, patch, post, signedOutError, type Annotation } from "../api/client";
+import { currentNotes, dismiss, notify } from "../notify";
 import { InFlight } from "./inflight";
 import type { Decision, ReviewTarget } from "./ObjectList";
 import { claimMessage, claimRefusal, reviewPlan } from "./rules";
@@ -64,24 +64,30 @@ export function useAnnotationWrites(opts: {
   const own = useRef(new Map<number, Set<number>>());
   const history = useRef<HistoryHooks>({ record: () => {}, discard: () => {}, undoEntry: () => {} });
   const inFlight = useRef(new InFlight());
-  // The "Couldn't save … Retry" messages of each object, taken back once a write of it goes
-  // through: after one Retry saved every failed decision, the old messages and their Retry
-  // buttons stayed, stacked over the canvas.
-  const failureNotes = useRef(new Map<number, number[]>());
+  // Every write the network, the server or an ended session failed, by object and kind ("12:the
+  // mask"): how to send it again. Each "Couldn't save … Retry" message resends all of them, and a
+  // message is taken back only once every write it stood for went through. A Retry on the class's
+  // message took back the mask's too (one list per object): the mask was never sent again, and
+  // nothing on screen offered to.
+  const pending = useRef(new Map<string, () => unknown>());
+  /** The failure messages on screen and the writes each stands for. */
+  const failureNotes = useRef(new Map<number, Set<string>>());
   /** Objects whose deletion is on its way: a second Delete on one is ignored (it 404ed). */
   const deleting = useRef(new Set<number>());
   /** Objects this annotator changed here: the server left them pending review. */
   const [edited, setEdited] = useState<Set<number>>(new Set());
   const [failed, setFailed] = useState<Map<number, FailedReview>>(new Map());
-  const failedRef = useRef(failed);
-  failedRef.current = failed;
 
   useEffect(() => {
     chains.current.clear();
     own.current.clear();
     deleting.current.clear();
+    pending.current.clear();
+    failureNotes.current.clear();
     setFailed(new Map());
   }, [pid, imageId]);
+  // Signed in again after the session ended: what it failed is sent again at once.
+  useEffect(() => onSignedIn(() => retryAll()), []);
   const setFailedFor = (id: number, f: FailedReview | null) => setFailed((m) => {
     if (!f && !m.has(id)) return m;
     const n = new Map(m);
@@ -89,9 +95,38 @@ export function useAnnotationWrites(opts: {
     else n.delete(id);
     return n;
   });
-  /** One Retry for every review that failed (their messages share one line). */
-  const retryFailedReviews = () => {
-    for (const f of failedRef.current.values()) void f.retry();
+  /** Send again every write that failed and may still succeed (each message's Retry). */
+  const retryAll = () => {
+    const runs = [...pending.current.values()];
+    pending.current.clear(); // each one that fails again is listed again
+    for (const run of runs) void run();
+  };
+  /** Whether a failed write waits to be sent again (the "not saved yet" message offers Retry). */
+  const canRetry = () => pending.current.size > 0;
+  /** Kept for the callers that retried the failed reviews only: every failed write goes. */
+  const retryFailedReviews = retryAll;
+  /** A write of `key` went through (or can no longer be sent): its messages go once nothing else they stood for is left. */
+  const settle = (key: string) => {
+    pending.current.delete(key);
+    for (const [note, keys] of failureNotes.current) {
+      if (!keys.delete(key) || keys.size) continue;
+      failureNotes.current.delete(note);
+      dismiss(note);
+    }
+  };
+  /** Say that `key` failed, with a Retry that resends every failed write. */
+  const failedNote = (key: string, text: string, run: () => unknown) => {
+    pending.current.set(key, run);
+    const note = notify(text, "error", { label: "Retry", run: retryAll });
+    // A message with the same words replaced an earlier one: the new one stands for its writes too.
+    const shown = new Set(currentNotes().map((n) => n.id));
+    const keys = new Set([key]);
+    for (const [id, ks] of failureNotes.current) {
+      if (shown.has(id)) continue;
+      failureNotes.current.delete(id);
+      ks.forEach((k) => keys.add(k));
+    }
+    failureNotes.current.set(note, keys);
   };
 
   const replace = (a: Annotation) => updateAnns((list) => list.map((x) => (x.id === a.id ? a : x)));
@@ -121,6 +156,7 @@ export function useAnnotationWrites(opts: {
    * "retryable": the network or the server failed, the same write may still succeed. */
   const attempt = async (ann: Annotation, what: string, fn: (version: number) => Promise<Annotation | void>, retry?: () => void,
     based = latest(ann).version, rebase?: Rebase): Promise<"ok" | "retryable" | "failed"> => {
+    const key = `${ann.id}:${what}`;
     if (readOnly) {
       refuseReadOnly();
       return "failed";
@@ -133,11 +169,21 @@ export function useAnnotationWrites(opts: {
       }
       if (res && !canReview && (res.class_review === "pending" || res.mask_review === "pending"))
         setEdited((s) => new Set(s).add(res.id));
-      for (const id of failureNotes.current.get(ann.id) ?? []) dismiss(id);
-      failureNotes.current.delete(ann.id);
+      settle(key);
       return "ok";
     } catch (e) {
       const refused = claimRefusal(e);
+      if (signedOutError(e)) {
+        // The session ended (here or in another tab): the app asks to sign in and, once signed
+        // in, this write is sent again (the message's Retry does the same).
+        if (retry) {
+          failedNote(key, `Your session ended, so ${what} wasn't saved yet. It is sent again once you sign in (or press Retry).`, retry);
+          return "retryable";
+        }
+        notify(`Your session ended, so ${what} wasn't saved. Sign in again and redo it.`, "error");
+        return "failed";
+      }
+      settle(key); // what follows can't be fixed by sending the same write again
       if (refused) {
         // The server holds the claim, whatever this page believed: show it locked, keep the edit local.
         setClaim({ state: "other", by: refused.by });
@@ -167,12 +213,12 @@ export function useAnnotationWrites(opts: {
         } // "lost": the project layout says so and offers the project list
       } else {
         // Retry only what a retry can fix: the network or the server failing, not a refusal.
-        const again = retry && retryable(e) ? { label: "Retry", run: retry } : undefined;
-        const note = notify(`Couldn't save ${what}: ${(e as Error).message}`, "error", again);
-        if (retryable(e)) {
-          failureNotes.current.set(ann.id, [...(failureNotes.current.get(ann.id) ?? []), note]);
+        if (retry && retryable(e)) {
+          failedNote(key, `Couldn't save ${what}: ${(e as Error).message}`, retry);
           return "retryable";
         }
+        notify(`Couldn't save ${what}: ${(e as Error).message}`, "error");
+        if (retryable(e)) return "retryable";
       }
       return "failed";
     }
@@ -212,7 +258,7 @@ export function useAnnotationWrites(opts: {
       const entry: UndoEntry = { t: "review", id: a.id, ...prev };
       if (changes && !readOnly) history.current.record(entry);
       const outcome = await attempt(a, what, (version) =>
-        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version, target, decision }), retryFailedReviews, based);
+        post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version, target, decision }), run, based);
       if (outcome !== "ok" && changes) history.current.discard(entry);
       if (outcome === "ok" && plan.note) notify(plan.note, "info");
       // Kept on screen as "not saved" only when sending it again may work; a refusal is said and dropped.
@@ -265,5 +311,5 @@ export function useAnnotationWrites(opts: {
   /** Resolves once every action started here (and what it records for undo) has finished. */
   const settled = () => inFlight.current.settled();
 
-  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly, history, settled, failed, retryFailedReviews };
+  return { write, replace, latest, review, setClass, remove, edited, refuseReadOnly, history, settled, failed, retryFailedReviews, retryAll, canRetry };
 }

@@ -30,6 +30,9 @@ export function useReviewNavigation(opts: {
   unsaved: Map<number, unknown>; refuseReadOnly: () => void; setClaim: (c: ClaimState) => void;
   /** Review decisions that failed to save (they block like an unsaved mask). */
   unsavedReviews?: Map<number, unknown>;
+  /** Sends every failed write again, when one waits (the "not saved yet" message's Retry). */
+  retryUnsaved?: () => boolean;
+  retryAll?: () => void;
   /** The image was deleted: nothing here can be lost, every way on just opens the next image. */
   gone?: boolean; onImageGone?: () => void;
   /** Someone else holds the image: Enter moves on instead of saying it is read-only. */
@@ -49,7 +52,10 @@ export function useReviewNavigation(opts: {
   const blockedByUnsaved = (): boolean => {
     const message = gone ? null : unsavedMessage(unsaved.size, opts.unsavedReviews?.size ?? 0);
     if (!message) return false;
-    notify(message, "error");
+    // "Retry or undo it" with no Retry anywhere (its message dismissed, or taken back by another
+    // write's success) left the reviewer stuck on the image: the message carries one.
+    const retry = opts.retryAll && opts.retryUnsaved?.() ? { label: "Retry", run: opts.retryAll } : undefined;
+    notify(message, "error", retry);
     return true;
   };
   const [busy, setBusy] = useState(false);

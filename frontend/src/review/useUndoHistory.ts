@@ -2,11 +2,13 @@
  * One undo/redo stack for the open image: deletions, class changes, mask edits, review decisions
  * and new objects. Each entry is the write that takes the object back; undoing runs it as a normal
  * versioned write and pushes its own inverse onto the other stack. A deleted object comes back
- * through the API as a new row (new id) with its mask, class and review states, and every entry
- * that named the old id is moved to the new one so the stacks stay consistent.
+ * under its own id through the API's restore (its scores, candidates and history stay its own;
+ * it came back as a new human-drawn object, cut off from them), then its review states. Only a
+ * server without restore gets a new row (new id), and every entry that named the old id is moved
+ * to the new one so the stacks stay consistent.
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
-import { del, P, patch, post, type Annotation, type Rle } from "../api/client";
+import { ApiError, del, get, P, patch, post, type Annotation, type Page, type Rle } from "../api/client";
 import { dismiss, notify } from "../notify";
 import { claimMessage, claimRefusal } from "./rules";
 import type { Decision } from "./ObjectList";
@@ -140,17 +142,56 @@ export function useUndoHistory(opts: {
   const reviewTo = async (a: Annotation, cls: Decision, mask: Decision): Promise<boolean> => {
     const send = (target: "class" | "mask" | "both", decision: Decision) =>
       writes.write(a, "the review", (v) => post<Annotation>(`${P(pid)}/annotations/${a.id}/review/`, { version: v, target, decision }));
-    if (cls === mask) return a.class_review === cls && a.mask_review === mask ? true : send("both", cls);
+    const needClass = a.class_review !== cls, needMask = a.mask_review !== mask;
+    if (needClass && needMask && cls === mask) return send("both", cls);
     let ok = true;
-    if (a.class_review !== cls) ok = await send("class", cls);
-    if (ok && a.mask_review !== mask) ok = await send("mask", mask);
+    if (needClass) ok = await send("class", cls);
+    if (ok && needMask) ok = await send("mask", mask);
     return ok;
   };
 
-  /** Bring a deleted object back: a new row with its mask and class, then its review states. */
+  /** The object's deletion in its history (the last one): restoring it brings back its last state. */
+  const deletionEvent = async (id: number): Promise<number | null> => {
+    let url: string | null | undefined = `${P(pid)}/annotations/${id}/events/?page_size=200`;
+    let found: number | null = null;
+    for (let pages = 0; url && pages < 20; pages++) {
+      const page: Page<{ id: number; action: string }> = await get(url);
+      for (const ev of page.results) if (ev.action === "deleted") found = ev.id;
+      url = page.next;
+    }
+    return found;
+  };
+
+  /** A deleted object back under its own id (restore), or null when this server has no restore. */
+  const restore = async (snap: Annotation): Promise<Annotation | null> => {
+    try {
+      const event = await deletionEvent(snap.id);
+      if (event === null) return null;
+      return await post<Annotation>(`${P(pid)}/annotations/${snap.id}/restore/`, { event, version: snap.version });
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 405) && !err.body?.code) return null;
+      throw err;
+    }
+  };
+
+  /** Bring a deleted object back: under its own id when the server can, else a new row with its
+   * mask and class; then its review states. */
   const recreate = async (snap: Annotation): Promise<UndoEntry | null> => {
     let created: Annotation;
     try {
+      const restored = await restore(snap);
+      if (restored) {
+        // Back in its place in the list (it went to the end, as a new object would).
+        updateAnns((list) => {
+          const rest = list.filter((x) => x.id !== restored.id);
+          const at = rest.findIndex((x) => x.id > restored.id);
+          return at < 0 ? [...rest, restored] : [...rest.slice(0, at), restored, ...rest.slice(at)];
+        });
+        setSelId(restored.id);
+        const wanted = { cls: snap.class_review as Decision, mask: snap.mask_review as Decision };
+        if (canReview) await reviewTo(restored, wanted.cls, wanted.mask);
+        return { t: "delete", id: restored.id };
+      }
       created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: snap.label_class ?? null, mask_rle: snap.mask_rle });
     } catch (err) {
       const refused = claimRefusal(err);
