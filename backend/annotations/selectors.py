@@ -31,6 +31,12 @@ def unreviewed_boxes(image_id: int) -> list[tuple]:
     )
 
 
+def images_with_unreviewed_boxes(image_ids: list[int]) -> int:
+    """How many of these images hold a box unreviewed_boxes() would give (a boxes job's input)."""
+    return (Annotation.objects.filter(image_id__in=image_ids, class_review=ReviewState.PENDING,
+                                      mask_review=ReviewState.PENDING).values("image_id").distinct().count())
+
+
 _ROW_FIELDS = (
     "id", "image_id", "label_class_id", "label_class__name", "mask_rle", "bbox", "area", "source", "det_score",
     "mask_score", "class_score", "class_margin", "candidates", "class_review", "mask_review", "job_id",

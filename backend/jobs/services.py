@@ -13,13 +13,14 @@ from pycocotools import mask as mask_utils
 
 from backend.annotations.changes import Create, Delete, apply_changes
 from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
+from backend.annotations.selectors import images_with_unreviewed_boxes
 from backend.core import events
 from backend.core.errors import DomainError, NotFound
 from backend.core.geometry import validate_rle
 from backend.gallery.versions import current_version_locked
 from backend.images.models import Image, ImageStatus
 from backend.learning.models import ModelKind
-from backend.learning.selectors import active_ids
+from backend.learning.selectors import active_ids, retired_maskrcnn_problem
 from backend.projects.models import LabelClass, Project
 
 from . import leases
@@ -63,6 +64,11 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     if not image_ids:
         raise DomainError("No images to pre-annotate (no new images in this project).")
     overrides = overrides or {}
+    if kind == PrelabelJob.Kind.BOXES and not images_with_unreviewed_boxes(image_ids):
+        # It ended "done" with 0 objects and no word of why.
+        raise DomainError("None of these images has an unreviewed box to segment: import boxes (COCO, YOLO "
+                          "detection lines, Label Studio rectangles) or run a pre-annotation job first.",
+                          extra={"field": "images"})
     if kind != PrelabelJob.Kind.BOXES:  # a boxes job reads no prompts
         from .prompt_window import prompt_window_error
 
@@ -77,6 +83,10 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     last = PrelabelJob.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
     gallery = current_version_locked(project.pk, counter)
     active = active_ids(project.pk)
+    if project.engine == "maskrcnn" and ModelKind.MASKRCNN not in active:
+        problem = retired_maskrcnn_problem(project.pk)
+        if problem:
+            raise DomainError(problem, extra={"field": "engine"})
     snapshot_ = {
         "prompts": overrides.get("prompts") or project.prompts,
         "box_threshold": overrides.get("box_threshold", project.box_threshold),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db.models import Max
 
 from backend.core.errors import NotFound
 from backend.projects.models import Project
@@ -126,6 +127,21 @@ def active_maskrcnn_checkpoint(project_id: int) -> Path | None:
     version, or None (then the engine's configured maskrcnn.model)."""
     version = active_version(project_id, ModelKind.MASKRCNN)
     return None if version is None else maskrcnn_checkpoint(version)
+
+
+def retired_maskrcnn_problem(project_id: int) -> str | None:
+    """Why the `maskrcnn` engine must not run for this project now: it used its own Mask R-CNN
+    (a version was active, then retired) and none is active. The engine would fall back to the
+    server's configured checkpoint, a model of other classes (a retired cat/dog model gave 32
+    "pliers"); that fallback is for projects that have not put one of their own to use (a mere
+    candidate waits for an admin's activation, issue 15)."""
+    states = dict(ModelVersion.objects.filter(project_id=project_id, kind=ModelKind.MASKRCNN)
+                  .values_list("state").annotate(newest=Max("number")).values_list("state", "newest"))
+    if ModelVersion.State.ACTIVE in states or ModelVersion.State.RETIRED not in states:
+        return None
+    return (f"No Mask R-CNN of this project is active (version #{states[ModelVersion.State.RETIRED]} was retired): "
+            "activate one on the Models page, or choose another engine in the project's settings. The "
+            "server's own Mask R-CNN serves only projects that have not used one of their own.")
 
 
 def active_ids(project_id: int) -> dict[str, int]:

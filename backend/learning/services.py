@@ -85,6 +85,12 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
     if engine not in SUPPORTED_ENGINES:
         raise DomainError(f"Measuring the {engine!r} engine is not supported yet; choose one of "
                           f"{', '.join(SUPPORTED_ENGINES)}.")
+    if engine == "maskrcnn" and version is None:
+        from .selectors import retired_maskrcnn_problem
+
+        problem = retired_maskrcnn_problem(project.pk)
+        if problem:
+            raise DomainError(problem)
     _check_engine_config()
     images = data.reviewed_image_ids(project.pk)
     if not images:

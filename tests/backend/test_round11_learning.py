@@ -1,0 +1,48 @@
+"""Round 11 (jobs and the learning loop)."""
+from __future__ import annotations
+
+import pytest
+
+from backend.annotations.models import ReviewState
+from backend.learning.models import ModelVersion
+from backend.projects.models import Project
+
+from .factories import make_class, make_image, make_model_annotation, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_maskrcnn_project_whose_versions_are_all_retired_does_not_run_the_servers_model(client_for):
+    """Deactivating the project's Mask R-CNN left its engine `maskrcnn`; its jobs and evaluations
+    then ran the server's configured checkpoint, a model of other classes (32 "pliers" from a
+    project trained on cat/dog), and nothing said so."""
+    owner = make_user("own")
+    project = make_project(owner)
+    Project.objects.filter(pk=project.pk).update(engine="maskrcnn")
+    image = make_image(project)
+    ann = make_model_annotation(image, make_class(project, "cat"))
+    type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    client = client_for(owner)
+    base = f"/api/projects/{project.pk}"
+    # Never trained one: the server's Mask R-CNN is the project's choice.
+    assert client.post(f"{base}/jobs/", {"images": "all"}, format="json").status_code == 201
+    ModelVersion.objects.create(project=project, kind="maskrcnn", number=1, file="models/m1.zip", state="retired")
+    job = client.post(f"{base}/jobs/", {"images": "all"}, format="json")
+    assert job.status_code == 400 and "No Mask R-CNN of this project is active" in job.json()["detail"], job.content
+    assert job.json()["field"] == "engine"
+    evaluation = client.post(f"{base}/evaluations/", {}, format="json")
+    assert evaluation.status_code == 400 and "version #1 was retired" in evaluation.json()["detail"], evaluation.content
+
+
+def test_a_boxes_job_on_images_without_boxes_is_refused_at_start(client_for):
+    """It ended "done 3/3" with 0 objects and no word of why."""
+    owner = make_user("own")
+    project = make_project(owner)
+    bare = [make_image(project, seed=s).pk for s in (1, 2)]
+    client = client_for(owner)
+    url = f"/api/projects/{project.pk}/jobs/"
+    answer = client.post(url, {"images": bare, "kind": "boxes"}, format="json")
+    assert answer.status_code == 400 and "unreviewed box" in answer.json()["detail"], answer.content
+    boxed = make_image(project, seed=3)
+    make_model_annotation(boxed)
+    assert client.post(url, {"images": [*bare, boxed.pk], "kind": "boxes"}, format="json").status_code == 201
