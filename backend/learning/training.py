@@ -10,8 +10,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import logging
+import time
+
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+
+from backend.core.task_retry import DB_DOWN
 
 from backend.gallery.versions import current_version
 from backend.jobs.engine import get_pipeline, read_rgb
@@ -19,6 +24,41 @@ from backend.jobs.gallery_index import ensure_exemplar_embeddings, load_gallery
 
 from . import data, services
 from .models import ModelKind, TrainingRun
+
+logger = logging.getLogger("razmetka.learning")
+
+
+def _progress(run: TrainingRun, offset: float, scale: float):
+    """The training's progress callback (and its cancel check), which a database restart does not
+    end: a 4 s PostgreSQL restart made the whole task run again from step 0 (minutes of training
+    lost). The note is skipped while the database is away; the next one reconnects."""
+
+    def report(fraction: float) -> None:
+        try:
+            services.record_progress(run, progress=offset + scale * fraction)
+        except DB_DOWN as exc:
+            logger.warning("training %s: progress not recorded, the database is away (%s); training on", run.pk, exc)
+            connection.close()  # a broken connection stays broken: the next call opens a new one
+
+    return report
+
+
+# How long a finished training waits for the database to record its model (a restart takes seconds).
+REGISTER_WAIT_S = 120
+
+
+def _register_despite_outages(**kwargs) -> None:
+    deadline = time.monotonic() + REGISTER_WAIT_S
+    while True:
+        try:
+            services.register_version(**kwargs)
+            return
+        except DB_DOWN:
+            if time.monotonic() > deadline:
+                raise  # the task is run again (core/task_retry.py)
+            logger.warning("training %s: the database is away; registering its model again in 5 s", kwargs["run"].pk)
+            connection.close()
+            time.sleep(5)
 
 
 def _image_files(image_ids) -> dict[int, str]:
@@ -74,11 +114,11 @@ def train_head_run(run: TrainingRun) -> None:
         x, [o.label for o in objects], cfg,
         gallery=(gallery.embeddings, gallery.labels) if len(gallery) else None,
         meta={"embedder_version": pipeline.embedder_version, "project_id": run.project_id},
-        progress=lambda f: services.record_progress(run, progress=0.05 + 0.9 * f),
+        progress=_progress(run, 0.05, 0.9),
     )
     metrics = {**trained.metrics, "gallery_version": newest.number, "embedder": pipeline.embedder_version}
     # Registers the candidate and ends the run done, in one transaction (unless it was cancelled).
-    services.register_version(run=run, file_name=f"head-p{run.project_id}-r{run.pk}.npz",
+    _register_despite_outages(run=run, file_name=f"head-p{run.project_id}-r{run.pk}.npz",
                               content=trained.head.to_bytes(), metrics=metrics,
                               embedder_version=pipeline.embedder_version)
 
@@ -108,7 +148,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="razmetka-maskrcnn-"))
     try:
         trained = train_maskrcnn(samples, tmp / "checkpoint", cfg, device=device,
-                                 progress=lambda f: services.record_progress(run, progress=0.9 * f))
+                                 progress=_progress(run, 0.0, 0.9))
         held = [samples[i].image_id for i in trained.metrics.pop("heldout_indices", [])]
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -116,7 +156,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
                 zf.write(f, f.name)
         metrics = {**trained.metrics, "heldout_image_ids": held, "class_names": trained.spec["class_names"],
                    "device": device}
-        services.register_version(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
+        _register_despite_outages(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
                                   content=buf.getvalue(), metrics=metrics)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

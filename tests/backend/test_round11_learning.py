@@ -46,3 +46,55 @@ def test_a_boxes_job_on_images_without_boxes_is_refused_at_start(client_for):
     boxed = make_image(project, seed=3)
     make_model_annotation(boxed)
     assert client.post(url, {"images": [*bare, boxed.pk], "kind": "boxes"}, format="json").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_restart_during_a_training_does_not_start_it_over(settings, tiny_models_config, caplog):
+    """A 4 s PostgreSQL restart failed the training's next progress note, and the whole task ran
+    again from step 0 (minutes lost; once it then failed its time check). The worker's connection
+    is cut mid-training here as a restart cuts it: the training goes on and registers its model."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from backend.learning import training
+    from backend.learning.models import TrainingRun
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("own")
+    project = make_project(owner)
+    for seed, name in ((1, "cat"), (2, "dog"), (3, "cat")):
+        ann = make_model_annotation(make_image(project, width=96, height=72, seed=seed), make_class(project, name)
+                                    if not project.classes.filter(name=name).exists() else project.classes.get(name=name))
+        type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    run = TrainingRun.objects.create(project=project, kind="maskrcnn", created_by=owner, state="running", params={
+        "arch": "tiny", "steps": 40, "min_size": 64, "max_size": 96, "batch_size": 1, "rois_per_image": 16})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        worker_pid = cursor.fetchone()[0]
+    cut = []
+
+    def restart_midway():
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                progress = TrainingRun.objects.filter(pk=run.pk).values_list("progress", flat=True).get()
+                if progress and progress > 0.05:
+                    with connections["default"].cursor() as cursor:
+                        cursor.execute("SELECT pg_terminate_backend(%s)", [worker_pid])
+                        cut.append(cursor.fetchone()[0])
+                    return
+                time.sleep(0.05)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=restart_midway)
+    thread.start()
+    with caplog.at_level("WARNING", logger="razmetka.learning"):
+        training.train_maskrcnn_run(run)
+    thread.join(30)
+    assert cut == [True], "the connection was not cut mid-training"
+    run.refresh_from_db()
+    assert run.state == "done" and run.model_version_id, run.error
+    assert "progress not recorded, the database is away" in caplog.text
