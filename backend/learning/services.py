@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from backend.core import events, outbox
@@ -153,6 +153,10 @@ def start_training(*, project: Project, user, kind: str, params: dict | None = N
     classes = objects.values("label_class_id").distinct().count()
     if kind == ModelKind.HEAD and classes < 2:
         raise DomainError("Training a head needs approved objects of at least two classes.")
+    if kind == ModelKind.HEAD and not objects.values("label_class_id").annotate(n=Count("id")).filter(n__gte=2).exists():
+        # One object per class leaves nothing to hold out: the head ended "done", measured on nothing.
+        raise DomainError("Training a head needs two or more approved objects of some class: one of them is held "
+                          "out to measure the head before anyone activates it.")
     if kind == ModelKind.MASKRCNN and objects.values("image_id").distinct().count() < 2:
         raise DomainError("Training Mask R-CNN needs approved objects on at least two images.")
     _lock_project(project.pk)

@@ -98,3 +98,21 @@ def test_a_database_restart_during_a_training_does_not_start_it_over(settings, t
     run.refresh_from_db()
     assert run.state == "done" and run.model_version_id, run.error
     assert "progress not recorded, the database is away" in caplog.text
+
+
+def test_a_head_with_nothing_to_hold_out_is_refused_at_start(client_for, settings, tiny_models_config):
+    """One approved object per class: the head ended "done" with heldout_top1 null, measured on
+    nothing, and could be activated as any other candidate."""
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("own")
+    project = make_project(owner)
+    cat, dog = make_class(project, "cat"), make_class(project, "dog")
+    for seed, label in ((1, cat), (2, dog)):
+        ann = make_model_annotation(make_image(project, seed=seed), label)
+        type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    url = f"/api/projects/{project.pk}/trainings/"
+    answer = client_for(owner).post(url, {"kind": "head"}, format="json")
+    assert answer.status_code == 400 and "held out" in answer.json()["detail"], answer.content
+    ann = make_model_annotation(make_image(project, seed=3), cat)
+    type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    assert client_for(owner).post(url, {"kind": "head"}, format="json").status_code == 201

@@ -28,7 +28,8 @@ def no_broker(monkeypatch):
 def approved_project(owner):
     project = make_project(owner)
     hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
-    for seed, label in ((1, hammer), (2, wrench)):
+    # Two hammers: a head needs a class with an object to hold out (round 11).
+    for seed, label in ((1, hammer), (2, wrench), (3, hammer)):
         annotation = make_model_annotation(make_image(project, seed=seed), label)
         type(annotation).objects.filter(pk=annotation.pk).update(class_review=ReviewState.ACCEPTED,
                                                                  mask_review=ReviewState.ACCEPTED)
