@@ -78,8 +78,13 @@ class MaskRCNNEngine:
         self.weights = f"maskrcnn #{version.number} ({self.spec['arch']})" if version else f"{path} ({self.spec['arch']})"
         self.fingerprint = f"maskrcnn:{version.pk if version else path}"
         self.gallery_version = None
-        ids = {name.lower(): cid for cid, name in data.class_names(project.pk).items()}
-        self.label_of = lambda name: ids.get(str(name).lower(), "unknown")
+        current = data.class_names(project.pk)
+        ids = {name.lower(): cid for cid, name in current.items()}
+        # A project's own version knows its classes by id (training.py records them): renamed
+        # since, they are still the same classes. Else (the configured checkpoint) by name.
+        trained = ((version.metrics or {}).get("class_ids") or {}) if version else {}
+        by_id = {name: str(cid) for name, cid in trained.items() if str(cid) in current}
+        self.label_of = lambda name: by_id.get(str(name)) or ids.get(str(name).lower(), "unknown")
 
     def predict(self, images) -> list[list[dict]]:
         from ml.training.maskrcnn import predict

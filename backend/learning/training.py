@@ -140,6 +140,9 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
     from ml.training.maskrcnn import MaskRCNNTrainingConfig, train_maskrcnn
 
     device = str(getattr(get_pipeline().embedder, "device", "cpu"))  # the worker's device
+    # The checkpoint names classes as they are called now; their ids outlive a rename (an
+    # evaluation after one lost that class's predictions as "unknown").
+    class_ids = {name: int(pk) for pk, name in data.class_names(run.project_id).items()}
     samples = maskrcnn_samples(run.project_id)
     services.check_live(run)
     keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image")
@@ -155,6 +158,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
             for f in sorted(trained.path.iterdir()):
                 zf.write(f, f.name)
         metrics = {**trained.metrics, "heldout_image_ids": held, "class_names": trained.spec["class_names"],
+                   "class_ids": {n: class_ids[n] for n in trained.spec["class_names"] if n in class_ids},
                    "device": device}
         _register_despite_outages(run=run, file_name=f"maskrcnn-p{run.project_id}-r{run.pk}.zip",
                                   content=buf.getvalue(), metrics=metrics)

@@ -98,6 +98,8 @@ def test_a_database_restart_during_a_training_does_not_start_it_over(settings, t
     run.refresh_from_db()
     assert run.state == "done" and run.model_version_id, run.error
     assert "progress not recorded, the database is away" in caplog.text
+    ids = dict(project.classes.values_list("name", "pk"))
+    assert run.model_version.metrics["class_ids"] == ids  # the classes by id, which a rename keeps
 
 
 def test_a_head_with_nothing_to_hold_out_is_refused_at_start(client_for, settings, tiny_models_config):
@@ -116,3 +118,34 @@ def test_a_head_with_nothing_to_hold_out_is_refused_at_start(client_for, setting
     ann = make_model_annotation(make_image(project, seed=3), cat)
     type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
     assert client_for(owner).post(url, {"kind": "head"}, format="json").status_code == 201
+
+
+def test_a_maskrcnn_versions_classes_are_its_own_after_a_rename(tmp_path, settings, tiny_models_config):
+    """Evaluated after `cat` was renamed, a version's `cat` predictions became "unknown" and left
+    the counts in silence: the checkpoint names classes, the project had moved on."""
+    import io
+    import zipfile
+
+    from backend.learning.evaluating import MaskRCNNEngine
+    from backend.learning.models import TrainingRun
+    from backend.learning.services import register_version
+    from ml.maskrcnn_model import build_model, save_checkpoint
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("own")
+    project = make_project(owner)
+    cat, dog = make_class(project, "cat"), make_class(project, "dog")
+    spec = {"arch": "tiny", "class_names": ["cat", "dog"], "min_size": 64, "max_size": 96}
+    folder = save_checkpoint(build_model(spec), spec, tmp_path / "ckpt")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    run = TrainingRun.objects.create(project=project, kind="maskrcnn", created_by=owner, state="running")
+    version = register_version(run=run, file_name="m.zip", content=buf.getvalue(),
+                               metrics={"class_names": ["cat", "dog"], "class_ids": {"cat": cat.pk, "dog": dog.pk}})
+    cat.name = "cat-renamed"
+    cat.save()
+    engine = MaskRCNNEngine(project, version)
+    assert engine.label_of("cat") == str(cat.pk) and engine.label_of("dog") == str(dog.pk)
+    assert engine.label_of("zebra") == "unknown"
