@@ -170,15 +170,15 @@ def exception_handler(exc, context):
     return response
 
 
-# The file store refused a write: read-only, full or not ours to write. Said as such (503, worth a
+# The file store refused a write (or a read): read-only, full or not ours to use. Said as such (503, worth a
 # retry once an administrator has mended it), not as a server error page or a path on the server.
 STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
-STORAGE_MESSAGE = ("The file store cannot be written (it is read-only or full): nothing was saved. "
-                   "Try again later, or tell the administrator.")
+STORAGE_MESSAGE = ("The file store refused this (it is read-only, full or not ours to use): nothing was "
+                   "saved. Try again later, or tell the administrator.")
 
 
 def storage_problem(exc: BaseException) -> str | None:
-    """STORAGE_MESSAGE when `exc` is the file store refusing a write, else None."""
+    """STORAGE_MESSAGE when `exc` is the file store refusing an operation, else None."""
     return STORAGE_MESSAGE if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS else None
 
 

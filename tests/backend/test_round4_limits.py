@@ -98,6 +98,8 @@ def test_stored_tiny_and_thin_photos_are_pre_annotated_not_crashed(settings, tin
 # -- #5 prompts and the text window --------------------------------------------------------------
 
 LONG = ("big red tool " * 16)[:200]  # 200 characters, 47 words: 20 of them need > 900 tokens
+# Twenty different ones (a repeated prompt is kept once).
+LONGS = [f"{LONG[:195]} n{i:03d}" for i in range(20)]
 
 
 def test_prompts_that_cannot_fit_groundingdino_are_refused_at_job_start_and_in_settings(client_for):
@@ -105,12 +107,12 @@ def test_prompts_that_cannot_fit_groundingdino_are_refused_at_job_start_and_in_s
     project = make_project(owner)
     make_image(project)
     client = client_for(owner)
-    response = client.post(f"/api/projects/{project.pk}/jobs/", {"images": "all", "prompts": [LONG] * 20}, format="json")
+    response = client.post(f"/api/projects/{project.pk}/jobs/", {"images": "all", "prompts": LONGS}, format="json")
     assert response.status_code == 400, response.content
     assert "256" in response.json()["detail"] and "GroundingDINO" in response.json()["detail"]
     assert not PrelabelJob.objects.filter(project=project).exists()
     version = client.get(f"/api/projects/{project.pk}/").json()["version"]
-    response = client.patch(f"/api/projects/{project.pk}/", {"prompts": [LONG] * 20, "version": version}, format="json")
+    response = client.patch(f"/api/projects/{project.pk}/", {"prompts": LONGS, "version": version}, format="json")
     assert response.status_code == 400 and "256" in str(response.json()), response.content
     # Twenty one-word prompts of 200 letters are 42 tokens: they fit, and are taken.
     response = client.patch(f"/api/projects/{project.pk}/", {"prompts": ["a" * 200] * 20, "version": version}, format="json")
