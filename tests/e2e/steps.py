@@ -80,3 +80,8 @@ def in_thread(fn, *args, **kwargs):
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+def sideways(page) -> int:
+    """How far the page itself scrolls sideways (a table scrolling in its own box does not count)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")

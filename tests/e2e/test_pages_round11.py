@@ -10,6 +10,7 @@ from backend.exchange.models import ExportJob
 from tests.backend.factories import image_bytes
 
 from .seed import make_project, make_user
+from .steps import sideways
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -18,10 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def project():
     owner = make_user("erik")
     return make_project(owner, name="Hand tools with a rather long project name"), owner
-
-
-def sideways(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 def test_past_exports_scroll_in_their_card_on_a_narrow_window(page, project, login_as):

@@ -19,7 +19,7 @@ from backend.projects.models import LabelClass
 from tests.backend.factories import image_bytes
 
 from .seed import add_member, add_prediction, make_class, make_image, make_project, make_staff, make_user, mark_prelabeled, rect_mask
-from .steps import open_review, toast, until
+from .steps import open_review, sideways, toast, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,11 +28,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def project():
     owner = make_user("pavel")
     return make_project(owner, name="Workbench"), owner
-
-
-def sideways(page) -> int:
-    """How far the page itself scrolls sideways (a table scrolling in its own box does not count)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 def box(locator) -> dict:
