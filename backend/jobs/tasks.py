@@ -361,12 +361,18 @@ def rescore(self, project_id: int, after_embedding: bool = False) -> int:
 
 
 def _rescore(project_id: int, after_embedding: bool = False) -> int:
+    from backend.projects.models import Project
+
     from .rescoring import exemplars_missing_vectors, rescore_project
 
-    if not after_embedding and exemplars_missing_vectors(project_id=project_id):
-        embed_gallery.apply_async(args=[project_id], queue=settings.QUEUE_GPU)
+    try:
+        if not after_embedding and exemplars_missing_vectors(project_id=project_id):
+            embed_gallery.apply_async(args=[project_id], queue=settings.QUEUE_GPU)
+            return 0
+        return rescore_project(project_id=project_id)
+    except Project.DoesNotExist:  # deleted while this waited in the queue: nothing to re-score
+        logger.info("project %s was deleted before its re-scoring ran", project_id)
         return 0
-    return rescore_project(project_id=project_id)
 
 
 def schedule_gallery_refresh(project_id: int) -> None:

@@ -149,3 +149,16 @@ def test_a_maskrcnn_versions_classes_are_its_own_after_a_rename(tmp_path, settin
     engine = MaskRCNNEngine(project, version)
     assert engine.label_of("cat") == str(cat.pk) and engine.label_of("dog") == str(dog.pk)
     assert engine.label_of("zebra") == "unknown"
+
+
+def test_a_rescore_of_a_project_deleted_meanwhile_ends_quietly():
+    """A re-scoring queued before its project was deleted raised Project.DoesNotExist in the worker
+    (a traceback in the log for every such race)."""
+    from backend.jobs import tasks
+
+    owner = make_user("own")
+    project = make_project(owner)
+    project_id = project.pk
+    project.delete()
+    assert tasks._rescore(project_id) == 0
+    assert tasks._rescore(project_id, after_embedding=True) == 0
