@@ -8,8 +8,10 @@ same job (docs/deploy.md); these make the app safe without one:
 
 - the request head (line and headers) must arrive within RAZMETKA_HTTP_HEAD_TIMEOUT_S (15 s) of
   the connection or of the previous answer's end; else 408 and the connection is closed;
-- a body may not stall for RAZMETKA_HTTP_BODY_IDLE_TIMEOUT_S (60 s) between reads (a slow upload
-  that keeps moving is fine; pauses that the app itself causes by not reading do not count).
+- a body may not stall for RAZMETKA_HTTP_BODY_IDLE_TIMEOUT_S (60 s) between reads, nor, once
+  RAZMETKA_HTTP_BODY_GRACE_S (30 s) have passed, arrive slower than RAZMETKA_HTTP_BODY_MIN_RATE
+  (1024 bytes a second on average): a byte every 5 s held a socket for ever (round 12). A slow
+  upload that keeps moving is fine; pauses that the app itself causes by not reading do not count.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ def _seconds(name: str, default: float) -> float:
 
 HEAD_TIMEOUT_S = _seconds("RAZMETKA_HTTP_HEAD_TIMEOUT_S", 15.0)
 BODY_IDLE_TIMEOUT_S = _seconds("RAZMETKA_HTTP_BODY_IDLE_TIMEOUT_S", 60.0)
+BODY_GRACE_S = _seconds("RAZMETKA_HTTP_BODY_GRACE_S", 30.0)
+BODY_MIN_RATE = _seconds("RAZMETKA_HTTP_BODY_MIN_RATE", 1024.0)  # bytes a second, averaged over the body
 
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -38,6 +42,10 @@ _REQUEST_TIMEOUT = (
 class TimedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer = None
     _body_timer = None
+    _body_started = 0.0  # loop time the body began
+    _body_bytes = 0
+    _body_last = 0.0  # loop time of its last bytes
+    _body_checked = 0.0  # loop time of the last _check_body
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,11 +64,14 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel()
         super().on_headers_complete()
         if not self.transport.is_closing() and not self.parser.should_upgrade():
+            self._body_started = self._body_last = self._body_checked = self.loop.time()
+            self._body_bytes = 0
             self._arm_body()
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm_body()
+        self._body_bytes += len(body)
+        self._body_last = self.loop.time()
 
     def on_message_complete(self) -> None:
         self._cancel()
@@ -78,7 +89,9 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_body(self) -> None:
         self._cancel()
-        self._body_timer = self.loop.call_later(BODY_IDLE_TIMEOUT_S, self._body_timed_out)
+        # Checked a few times a second for short test settings, every second or so in production.
+        every = max(0.1, min(1.0, BODY_IDLE_TIMEOUT_S / 4, BODY_GRACE_S / 4))
+        self._body_timer = self.loop.call_later(every, self._check_body)
 
     def _cancel(self) -> None:
         for timer in (self._head_timer, self._body_timer):
@@ -96,12 +109,23 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
 
-    def _body_timed_out(self) -> None:
+    def _check_body(self) -> None:
         self._body_timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:  # the app is not reading yet (its buffer is full): not a stall
+        now = self.loop.time()
+        since, self._body_checked = now - self._body_checked, now
+        if self.flow.read_paused:
+            # The app is not reading (its buffer is full): that time is not the client's to count.
+            self._body_started += since
+            self._body_last = now
             self._arm_body()
             return
-        # The app sees a disconnect (http.disconnect) and gives up on the request.
-        self.transport.close()
+        elapsed = now - self._body_started
+        stalled = now - self._body_last >= BODY_IDLE_TIMEOUT_S
+        trickling = elapsed >= BODY_GRACE_S and self._body_bytes < BODY_MIN_RATE * elapsed
+        if stalled or trickling:
+            # The app sees a disconnect (http.disconnect) and gives up on the request.
+            self.transport.close()
+            return
+        self._arm_body()

@@ -460,3 +460,26 @@ def test_small_answers_name_what_is_there(client_for):
     assert created.status_code == 400 and "name" in created.json()
     typo = client.patch(base, {"version": 1, "nmae": "x"}, format="json").json()["nmae"][0]
     assert "created_at" not in typo and "my_role" not in typo and "name" in typo, typo
+
+
+def test_a_request_for_another_host_logs_one_line_not_a_traceback():
+    """Each request with a bad Host header wrote Django's ~30-line DisallowedHost traceback to the
+    log: anyone, without an account, could fill it (round 12)."""
+    import io
+    import logging
+
+    from backend.core.log_filters import WithoutTraceback
+
+    handlers = [h for h in logging.getLogger("django.security.DisallowedHost").handlers
+                if any(isinstance(f, WithoutTraceback) for f in h.filters)]
+    assert handlers, "the DisallowedHost logger has its own brief handler (settings.LOGGING)"
+    out = io.StringIO()
+    olds = [h.setStream(out) for h in handlers]
+    try:
+        answer = APIClient().get("/api/health/", HTTP_HOST="evil.example")
+    finally:
+        for h, old in zip(handlers, olds):
+            h.setStream(old)
+    assert answer.status_code == 400
+    assert "Invalid HTTP_HOST header: 'evil.example'" in out.getvalue()
+    assert "Traceback" not in out.getvalue() and out.getvalue().count("\n") == 1, out.getvalue()

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def server():
     proc, url = start_web(connection.settings_dict["NAME"], log_name="timeouts-server.log", extra_env={
-        "RAZMETKA_HTTP_HEAD_TIMEOUT_S": "1", "RAZMETKA_HTTP_BODY_IDLE_TIMEOUT_S": "1.5"})
+        "RAZMETKA_HTTP_HEAD_TIMEOUT_S": "1", "RAZMETKA_HTTP_BODY_IDLE_TIMEOUT_S": "1.5",
+        "RAZMETKA_HTTP_BODY_GRACE_S": "2", "RAZMETKA_HTTP_BODY_MIN_RATE": "10"})
     try:
         yield url
     finally:
@@ -53,11 +54,12 @@ def test_a_body_that_stalls_is_dropped_but_one_that_moves_slowly_is_served(serve
                         b"Content-Length: 100\r\n\r\n{\"user")
         waited, _ = _closed_after(stalled)
     assert waited < 6, waited
-    body = b'{"username": "nobody", "password": "wrong-password-1"}'
+    body = b'{"username": "nobody", "password": "' + b"wrong-password-" * 10 + b'"}'  # ~190 bytes in 3 s
     with _connect(server) as slow:
         slow.sendall(b"POST /api/auth/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
-        for part in (body[:20], body[20:40], body[40:]):  # 3 s in all, never 1.5 s without a byte
+        third = len(body) // 3
+        for part in (body[:third], body[third:2 * third], body[2 * third:]):  # 3 s, never 1.5 s without a byte
             time.sleep(1.0)
             slow.sendall(part)
         _, answer = _closed_after(slow)
@@ -78,3 +80,27 @@ def test_a_kept_alive_connection_may_idle_between_requests_longer_than_the_head_
             time.sleep(2)  # past the 1 s head timeout, within the keep-alive
     finally:
         kept.close()
+
+
+def test_a_body_that_trickles_is_dropped_after_its_grace(server):
+    """A byte every few seconds is never a stall, and held the socket for ever without an account
+    (round 12): below the minimum rate once the grace has passed, the connection goes."""
+    with _connect(server) as trickle:
+        trickle.sendall(b"POST /api/auth/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 1000\r\n\r\n")
+        start, closed = time.monotonic(), False
+        while time.monotonic() - start < 10:
+            try:
+                trickle.sendall(b" ")
+            except OSError:  # reset by the server
+                closed = True
+                break
+            trickle.settimeout(0.3)
+            try:
+                if trickle.recv(4096) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed and time.monotonic() - start < 6, time.monotonic() - start
+

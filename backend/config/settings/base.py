@@ -84,7 +84,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"without_traceback": {"()": "backend.core.log_filters.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "console_brief": {"class": "logging.StreamHandler", "filters": ["without_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"razmetka": {"level": "INFO"}},
+    "loggers": {
+        "razmetka": {"level": "INFO"},
+        # A bad Host header (anyone can send one) is one line, not Django's traceback.
+        "django.security.DisallowedHost": {"handlers": ["console_brief"], "level": "ERROR", "propagate": False},
+    },
 }
