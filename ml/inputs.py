@@ -31,8 +31,8 @@ class PromptTooLongError(MLError, ValueError):
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """8-bit pixels of a 16- or 32-bit image (int or float), scaled by the brightest value present
-    when it is above 255, as the upload thumbnail is (backend/core/uploads.make_thumbnail): the
-    models then see what the user sees. A plain convert("RGB") clips a 16-bit scan to ~all white,
+    when it is above 255 (a float image in 0..1 by 255), as the thumbnail and the review page make
+    it (backend/core/pixels.eight_bit): the models then see what the user sees. A plain convert("RGB") clips a 16-bit scan to ~all white,
     and OpenCV's 8-bit read (value >> 8) turns a 12-bit scan in a 16-bit file almost black.
     Truncates like Pillow's point() does for the thumbnail."""
     if pixels.dtype == np.uint8:
@@ -41,6 +41,8 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     high = values.max(initial=0.0)
     if high > 255:
         values *= 255 / high
+    elif np.issubdtype(pixels.dtype, np.floating) and 0 < high <= 1:
+        values *= 255  # a float image in 0..1 (the usual convention) was all black
     return np.clip(values, 0, 255).astype(np.uint8)
 
 

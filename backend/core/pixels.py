@@ -1,8 +1,8 @@
 """High-bit pictures (16-bit, 32-bit int, float) as 8-bit grey, the one way every view of an image
 makes them: the thumbnail, the review page's rendition and (in ml/, which has no Django) the
 models' input, `ml.inputs.to_uint8`. Scaled by the brightest value present when it is above 255,
-so a 12-bit scan in a 16-bit file is neither black (the high byte) nor white (clipping); NaN and
-infinities count as 0 and negatives as 0. The review page showed a 12-bit TIFF almost black and a
+so a 12-bit scan in a 16-bit file is neither black (the high byte) nor white (clipping); a float
+image whose values lie in 0..1 is scaled by 255; NaN and infinities count as 0 and negatives as 0. The review page showed a 12-bit TIFF almost black and a
 32-bit one all white while the models saw it scaled (round 11)."""
 from __future__ import annotations
 
@@ -22,5 +22,7 @@ def eight_bit(img: PILImage.Image) -> PILImage.Image:
     high = float(values.max(initial=0.0))
     if high > 255:
         values *= np.float32(255 / high)
+    elif img.mode == "F" and 0 < high <= 1:
+        values *= np.float32(255)  # a float image in 0..1 (the usual convention) was all black
     np.clip(values, 0, 255, out=values)
     return PILImage.fromarray(values.astype(np.uint8), "L")

@@ -61,13 +61,16 @@ def _high_bit(kind: str) -> tuple[str, bytes, np.ndarray]:
     elif kind == "tiff32":
         values *= 1000
         PILImage.fromarray(values.astype(np.int32)).save(out, format="TIFF")
+    elif kind == "unit_float":  # 0..0.5: black everywhere before (round 12)
+        values = values / 4095 * 0.5
+        PILImage.fromarray(values.astype(np.float32)).save(out, format="TIFF")
     else:  # float, with negatives
         values = values / 4095 * 1000 - 500
         PILImage.fromarray(values.astype(np.float32)).save(out, format="TIFF")
     return f"scan-{kind}.{'png' if kind == 'png16' else 'tiff'}", out.getvalue(), values
 
 
-@pytest.mark.parametrize("kind", ["tiff16", "png16", "tiff32", "float"])
+@pytest.mark.parametrize("kind", ["tiff16", "png16", "tiff32", "float", "unit_float"])
 def test_a_high_bit_scan_looks_on_the_review_page_as_the_models_and_the_thumbnail_see_it(client_for, kind):
     """A 12-bit TIFF showed almost black (value / 256), a 32-bit one all white and a float one
     clipped, and a 16-bit PNG was drawn by the browser from its high byte, while the models and
@@ -84,7 +87,12 @@ def test_a_high_bit_scan_looks_on_the_review_page_as_the_models_and_the_thumbnai
         page = np.asarray(png.convert("L")).astype(int)
     models = to_uint8(values).astype(int)
     assert np.abs(page - models).max() <= 1, (page[0, 0], page[0, -1], models[0, 0], models[0, -1])
-    assert page[0, 0] >= 250 and 100 < page[0, -1] < 160 if kind != "float" else page[0, 0] > page[0, -1]
+    if kind == "unit_float":
+        assert 120 <= page[0, 0] <= 130 and 55 <= page[0, -1] <= 65, (page[0, 0], page[0, -1])
+    elif kind == "float":
+        assert page[0, 0] > page[0, -1]
+    else:
+        assert page[0, 0] >= 250 and 100 < page[0, -1] < 160
     thumb = client_for(owner).get(f"/api/projects/{project.pk}/images/{image.pk}/thumbnail/")
     with PILImage.open(io.BytesIO(b"".join(thumb.streaming_content) if thumb.streaming else thumb.content)) as jpeg:
         small = np.asarray(jpeg.convert("L")).astype(int)
