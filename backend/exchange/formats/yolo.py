@@ -89,6 +89,7 @@ def _names(source: SourceFile) -> tuple[dict[int, str], str | None]:
 # Python's int() and float() also take other scripts' digits ('٣'), '_' between digits and a
 # leading '+': a YOLO file holds plain ASCII numbers, anything else is a mistake to report.
 _CLASS_INDEX = re.compile(r"[0-9]{1,18}")
+_BLANKS = re.compile(r"[ \t\f\v]+")
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
@@ -115,7 +116,8 @@ def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record 
         item = f"{source.name}: line {number}"
         # At most MAX_VERTICES points (the cap COCO polygons and the API have), found without
         # splitting a hostile 3M-point line into millions of strings first.
-        parts = line.split(None, 2 * gate.MAX_VERTICES + 1)
+        # Split on ASCII blanks only: str.split() also splits on NBSP and em spaces (round 12).
+        parts = _BLANKS.split(line.strip(" \t\r\f\v"), 2 * gate.MAX_VERTICES + 1)
         if len(parts) > 2 * gate.MAX_VERTICES + 1:
             yield ItemError(item, f"has more than {gate.MAX_VERTICES} vertices")
             continue

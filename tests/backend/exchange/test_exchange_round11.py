@@ -198,7 +198,7 @@ def test_label_studio_reader_gives_item_errors_for_any_json_value_in_any_field(k
 def test_yolo_lines_take_only_plain_ascii_numbers(target, admin_user):
     project, _, _ = target
     lines = ["\u0660 0.5 0.5 0.2 0.2", "+0 0.5 0.5 0.2 0.2", "0 \u0660.5 0.5 0.2 0.2", "0 0.5 0.5 0.2 0_0.2",
-             "0_0 0.5 0.5 0.2 0.2", "0 5e-1 .5 2E-1 0.2"]
+             "0_0 0.5 0.5 0.2 0.2", "0 5e-1 .5 2E-1 0.2", "0\u00a00.5 0.5 0.2 0.2", "0 0.5\u20030.5 0.2 0.2"]
     upload = zip_bytes({"data.yaml": b"names: [hammer]\n", "labels/img1.txt": "\n".join(lines).encode()})
     job = run_import(project, admin_user, "yolo", json_upload(upload, "y.zip"))
     assert job.status == "failed"
@@ -211,6 +211,11 @@ def test_yolo_lines_take_only_plain_ascii_numbers(target, admin_user):
         {"item": "labels/img1.txt: line 4",
          "error": expected + "'0_0.2' is not a plain decimal number (ASCII digits, '.', an exponent)"},
         {"item": "labels/img1.txt: line 5", "error": expected + "the class index '0_0' is not a whole number in ASCII digits"},
+        # Only ASCII blanks separate numbers: str.split() took NBSP and em spaces too (round 12).
+        {"item": "labels/img1.txt: line 7",
+         "error": expected + "the class index '0\\xa00.5' is not a whole number in ASCII digits"},
+        {"item": "labels/img1.txt: line 8",
+         "error": expected + "'0.5\\u20030.5' is not a plain decimal number (ASCII digits, '.', an exponent)"},
     ]  # line 6, exponents and a leading '.', is a plain YOLO box
 
 
