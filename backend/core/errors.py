@@ -164,6 +164,9 @@ def exception_handler(exc, context):
         # script that sent a token it must replace is told so the standard way (RFC 9110: 401 with
         # a challenge). The browser, which sends no Authorization header, keeps its 403.
         exc.status_code, exc.auth_header = 401, "Token"
+        if isinstance(exc, exceptions.NotAuthenticated):  # an Authorization header of another scheme
+            exc.detail = exceptions.ErrorDetail("Send the key as 'Authorization: Token <key>' (POST /api/auth/token/ "
+                                                "gives one); Bearer and Basic are not accepted.", code="not_authenticated")
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))

@@ -53,8 +53,12 @@ class StartJobSerializer(StrictFieldsMixin, serializers.Serializer):
 
 def words_only(prompts: list[str]) -> list[str]:
     """A prompt of punctuation alone ("...") ran as an empty phrase and found nothing, unsaid.
-    Repeats go (the first spelling stays): the detectors' tokenizers are uncased, so "Hammer"
-    after "hammer" only took room in the text window."""
+    Each is written one way (core/text.one_spelling) and repeats go (the first spelling stays):
+    the detectors' tokenizers are uncased, so "Hammer" after "hammer" only took room in the text
+    window, as did "a" + a zero-width space after "a"."""
+    from backend.core.text import one_spelling
+
+    prompts = [one_spelling(p) for p in prompts]
     bad = [p for p in prompts if not any(ch.isalnum() for ch in p)]
     if bad:
         raise serializers.ValidationError(f"A prompt names what to find in words: {bad[0][:40]!r} has no letter or digit.")

@@ -45,7 +45,7 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("At most 20 prompts of at most 200 characters.")
         from backend.jobs.serializers import words_only
 
-        return words_only([p.strip() for p in value])
+        return words_only(value)
 
     def validate(self, attrs):
         """Prompts that cannot fit the engine's text window failed every image of every job."""
@@ -106,11 +106,9 @@ def clean_class_name(value: str) -> str:
     """One spelling per name: compatibility forms folded (full-width "ｂｉｒｄ" is "bird"),
     invisible format characters (a zero-width space) dropped, runs of spaces made one. Such
     lookalikes made visually identical classes beside each other."""
-    import unicodedata
+    from backend.core.text import one_spelling
 
-    folded = unicodedata.normalize("NFKC", value)
-    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
-    cleaned = " ".join(visible.split())
+    cleaned = one_spelling(value)
     if not cleaned:
         raise serializers.ValidationError("A class needs a name.")
     return cleaned

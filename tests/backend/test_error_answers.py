@@ -290,6 +290,8 @@ def test_a_token_dies_with_its_sign_out_and_with_a_new_password(client_for):
     assert gone.status_code == 401 and "Invalid token" in gone.json()["detail"]
     assert gone["WWW-Authenticate"] == "Token"
     assert APIClient().get("/api/projects/").status_code == 403  # no credentials at all (the browser): as before
+    bearer = APIClient().get("/api/projects/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert bearer.status_code == 401 and "Authorization: Token <key>" in bearer.json()["detail"]  # not "not provided"
     token = api.post("/api/auth/token/", {"username": "tomas", "password": "old-Pass-9876!"}, format="json").json()["token"]
     script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     browser = APIClient()

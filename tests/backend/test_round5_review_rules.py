@@ -97,7 +97,10 @@ def test_repeated_prompts_are_kept_once_in_the_first_spelling(client_for):
     owner = make_user("own")
     project = make_project(owner)
     response = client_for(owner).patch(f"/api/projects/{project.pk}/",
-                                       {"version": project.version, "prompts": ["hammer", "Hammer", "hammer ", "saw"]},
+                                       {"version": project.version, "prompts": ["hammer", "Hammer", "hammer ", "saw",
+                                                                                 "ham\u200bmer", "caf\u00e9", "cafe\u0301",
+                                                                                 "red  saw", "red saw"]},
                                        format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["prompts"] == ["hammer", "saw"]
+    # Also one spelling per prompt (round 12): NFD and NFC, a zero-width space, double spaces.
+    assert response.json()["prompts"] == ["hammer", "saw", "caf\u00e9", "red saw"]
