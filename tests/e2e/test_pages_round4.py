@@ -95,6 +95,9 @@ def test_a_404_met_by_another_tab_shows_the_notice_too(page, project, login_as):
     login_as(rita)
     page.goto(f"/p/{proj.pk}/export")
     expect(page.get_by_test_id("project-name")).to_be_visible()
+    # The Export page's own reads done first: one still on its way met the 404 itself (the notice
+    # replaced the tabs before the click, a flake on a loaded machine).
+    page.wait_for_load_state("networkidle")
     Project.objects.filter(pk=proj.pk).delete()
     page.get_by_role("link", name="Classes & gallery").click()
     expect(page.get_by_test_id("project-error")).to_contain_text("no longer have access to this project")
