@@ -16,7 +16,7 @@ import time
 from django.conf import settings
 from django.db import connection, transaction
 
-from backend.core.task_retry import DB_DOWN
+from backend.core.task_retry import DB_DOWN, RETRY_AFTER_S
 
 from backend.gallery.versions import current_version
 from backend.jobs.engine import get_pipeline, read_rgb
@@ -56,9 +56,10 @@ def _register_despite_outages(**kwargs) -> None:
         except DB_DOWN:
             if time.monotonic() > deadline:
                 raise  # the task is run again (core/task_retry.py)
-            logger.warning("training %s: the database is away; registering its model again in 5 s", kwargs["run"].pk)
+            logger.warning("training %s: the database is away; registering its model again in %s s",
+                           kwargs["run"].pk, RETRY_AFTER_S)
             connection.close()
-            time.sleep(5)
+            time.sleep(RETRY_AFTER_S)
 
 
 def _image_files(image_ids) -> dict[int, str]:
