@@ -375,6 +375,18 @@ def fill_yolo_polygons(polygons: list[list[tuple[float, float]]], height: int, w
     return mask
 
 
+def as_yolo_carries(rle: dict) -> dict:
+    """The mask as a YOLO line brings it back (YoloWriter, then fill_yolo_polygons): holes filled,
+    parts joined by bridge lines. A re-imported export is compared with this, not the original:
+    a many-part small object gains enough bridge pixels to miss the duplicate test otherwise."""
+    height, width = (int(v) for v in rle["size"])
+    mask = np.zeros((height, width), dtype=np.uint8)
+    parts = outermost_center_polygons(decode_window(rle))
+    if parts:
+        cv2.fillPoly(mask, [join_parts(parts).astype(np.int32).reshape(-1, 2)], 1)
+    return encode(mask)
+
+
 def fill_box(box: tuple[float, float, float, float], height: int, width: int) -> np.ndarray:
     """A rectangle mask for [x0, y0, x1, y1] in continuous (edge) coordinates."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)

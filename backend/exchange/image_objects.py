@@ -23,8 +23,13 @@ class ImageObjects:
     pixels, so equality would not catch it. Only the objects an image had before this import
     count: each image's are read once, before any of its rows is written (the images are locked)."""
 
-    def __init__(self, project_id: int):
+    def __init__(self, project_id: int, carried=None):
         self.project_id = project_id
+        # rle -> rle: an object as the file's format brings it back (None: unchanged). A row is
+        # also a twin of an object it matches only in that form (a YOLO line fills holes and
+        # bridges parts), so importing the project's own export adds nothing.
+        self.carried = carried
+        self._carried: dict[int, dict] = {}  # id() of an object's rle -> its carried form
         # image id -> class id -> (boxes as x0, y0, x1, y1; areas; masks), the image's objects before
         self.before: dict[int, dict[int | None, tuple[np.ndarray, np.ndarray, list[dict]]]] = {}
         self.count: dict[int, int] = {}  # image id -> objects before
@@ -84,7 +89,18 @@ class ImageObjects:
             # TWINS_COMPARED mask comparisons. At worst a duplicate is added; nothing is lost.
             order = np.lexsort((-inter[possible], np.abs(areas[possible] - area)))
             possible = possible[order[:TWINS_COMPARED]]
-        return bool(possible.size) and _most_overlap(rle, [masks[i] for i in possible]) >= DUPLICATE_IOU
+        if not possible.size:
+            return False
+        twins = [masks[i] for i in possible]
+        if _most_overlap(rle, twins) >= DUPLICATE_IOU:
+            return True
+        return self.carried is not None and _most_overlap(rle, [self._carried_form(m) for m in twins]) >= DUPLICATE_IOU
+
+    def _carried_form(self, rle: dict) -> dict:
+        key = id(rle)  # the rle dicts live as long as self.before
+        if key not in self._carried:
+            self._carried[key] = self.carried(rle)
+        return self._carried[key]
 
 
 def _most_overlap(rle: dict, others: list[dict]) -> float:

@@ -56,6 +56,9 @@ READS = {
     "yolo": (".txt", ".yaml", ".yml"),
 }
 
+# How a format brings an object back, where that is not the object (image_objects.ImageObjects).
+CARRIED = {"yolo": geometry.as_yolo_carries}
+
 Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0 = not known yet
 
 
@@ -517,7 +520,7 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     # Per-object live events only for small imports; a big one announces itself once, at the
     # end (import.finished), instead of queueing a million on-commit callbacks.
     live = plan.count <= LIVE_EVENTS_MAX
-    box_only, done, already = [], 0, ImageObjects(project.pk)
+    box_only, done, already = [], 0, ImageObjects(project.pk, carried=CARRIED.get(job.format))
     spool.seek(0)
     progress(WRITING, 0, plan.count)
     while read := [json.loads(line) for line in islice(spool, batch)]:

@@ -112,3 +112,53 @@ def test_a_twin_is_found_among_many_objects_in_the_same_box(admin_user):
     job = run_import(project, admin_user, "coco", json_upload(coco))
     assert job.status == "done", job.errors
     assert (job.result["annotations"], job.result["already_present"]) == (0, 1), job.result
+
+
+def test_a_yolo_export_imported_back_adds_nothing_though_lines_fill_holes_and_bridge_parts(admin_user):
+    """Black-box round 12: a YOLO line fills an object's holes and joins its parts by bridge lines;
+    an object of twelve small islands came back ~25 % bigger and was added a second time."""
+    import numpy as np
+
+    from .helpers import build_project
+
+    project, (hammer, wrench), images = build_project(admin_user)
+    islands = np.zeros_like(rect(0, 1, 0, 1))
+    for i in range(12):
+        y, x = 4 + 10 * (i // 4), 4 + 8 * (i % 4)
+        islands[y:y + 3, x:x + 3] = 1
+    ring = rect(20, 46, 38, 62)
+    ring[23:43, 41:59] = 0  # a hole of 360 of the 624 pixels' box: filled, the object is 2.4x
+    annotate(images[0], hammer, islands)
+    annotate(images[0], wrench, ring)
+    before = sorted(Annotation.objects.filter(project=project).values_list("id", "version"))
+    _, exported = export(project, admin_user, "yolo")
+    job = run_import(project, admin_user, "yolo", zip_upload(exported), as_accepted=True)
+    assert job.status == "done", job.errors
+    assert job.result["annotations"] == 0 and job.result["already_present"] == 2, job.result
+    assert sorted(Annotation.objects.filter(project=project).values_list("id", "version")) == before
+
+
+def test_a_yolo_line_of_another_object_is_still_added(admin_user):
+    """The carried form is a second chance for a twin, not a looser test: a different object of
+    the same class, inside the first one's hole, is imported."""
+    from .helpers import build_project
+
+    project, (hammer, _), images = build_project(admin_user)
+    ring = rect(4, 44, 4, 60)
+    ring[6:42, 6:58] = 0
+    annotate(images[0], hammer, ring)
+    yaml_text = "names:\n  0: hammer\n"
+    # the hole's own area as a plain square: IoU with the filled ring ~0.8, with the ring 0
+    line = "0 " + " ".join(f"{x / 64:.6f} {y / 48:.6f}" for x, y in [(6, 6), (57, 6), (57, 41), (6, 41)])
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("data.yaml", yaml_text)
+        zf.writestr(f"labels/{images[0].original_name.rpartition('.')[0]}.txt", line + "\n")
+    job = run_import(project, admin_user, "yolo", SimpleUploadedFile("y.zip", out.getvalue(), content_type="application/zip"))
+    assert job.status == "done", job.errors
+    assert job.result["annotations"] == 1 and job.result["already_present"] == 0, job.result
