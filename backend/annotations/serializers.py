@@ -50,11 +50,14 @@ MAX_SEEN = MAX_OBJECTS_PER_IMAGE  # a reviewer lists every object of an image
 class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="The image's version, if the client wants it checked.")
     seen = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2), required=False,
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2), allow_empty=True,
         max_length=MAX_SEEN,
-        help_text="[[object id, version], …] as the reviewer saw them. An object this would accept that is missing "
-                  "here or at another version refuses the whole call: 409 with `changed` (ids) and `current` (those "
-                  "objects now). The image's `version` does not change when its objects do.",
+        # Required: left out, every object that had appeared or changed since the screen was drawn
+        # was accepted in the reviewer's name (black-box round 13). [] is "I saw none".
+        error_messages={"required": "Send `seen`: [[object id, version], …] of the objects you saw ([] for none)."},
+        help_text="[[object id, version], …] as the reviewer saw them ([] if none). An object this would accept that "
+                  "is missing here or at another version refuses the whole call: 409 with `changed` (ids) and "
+                  "`current` (those objects now). The image's `version` does not change when its objects do.",
     )
 
     def validate_seen(self, pairs):

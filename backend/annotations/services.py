@@ -225,7 +225,7 @@ def _undelete(*, project: Project, annotation_id: int, event_id: int, user, vers
     """A deleted object back under its own id, as it was after one of its events (its deletion's
     last state, or an earlier one): its history stays one. The API answered 404 although the
     trail held every state; only the workspace's undo could re-create it, under a new id.
-    `version`: the one it had when it was deleted."""
+    `version`: one more than it had when it was deleted (the deletion's own version)."""
     deleted = (AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id,
                                               action=AnnotationEvent.Action.DELETED).order_by("-pk").first())
     if deleted is None:
@@ -235,12 +235,19 @@ def _undelete(*, project: Project, annotation_id: int, event_id: int, user, vers
         raise NotFound("The object's image has been deleted; the object cannot be restored.")
     if Annotation.objects.filter(pk=annotation_id).exists():  # restored meanwhile (the image lock orders us)
         raise VersionConflict("This object was restored by someone else meanwhile. Reload it.")
-    last = deleted.before["version"]
+    # A deletion is a change like any other: it moves the version on. A restore sent at the
+    # version someone read before the deletion (to undo an edit) brought back an object another
+    # person had deleted meanwhile, with no conflict; only one who knows of the deletion (the
+    # undo of it, or a reload of the history) sends the deleted version.
+    deleted_version = deleted.before["version"] + 1
     if version is None:
-        raise DomainError("'version' is required: send the version the object had when it was deleted.")
-    if version != last:
-        raise VersionConflict(f"The object was deleted at version {last}, not {version}. Reload its history and "
-                              "restore again.", extra={"current_version": last})
+        raise DomainError(f"'version' is required: a deleted object is at version {deleted_version} "
+                          "(one more than when it was deleted).")
+    if version != deleted_version:
+        who = f" by {deleted.actor.username}" if deleted.actor_id else ""
+        raise VersionConflict(f"This object was deleted{who} (it is now at version {deleted_version}, not {version}); "
+                              f"to bring it back, restore with version {deleted_version}.",
+                              extra={"current_version": deleted_version, "deleted": True})
     caps = _capabilities(project, user)
     override = _may_write(image, user=user, caps=caps, force=force)
     event = AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id, pk=event_id).first()
@@ -269,7 +276,7 @@ def _undelete(*, project: Project, annotation_id: int, event_id: int, user, vers
         "class_score": state.get("class_score"), "candidates": state.get("candidates") or [],
         # restored parts are the restorer's decision, as any edit (pending for an annotator)
         "class_review": _edited(caps) if label_class is not None else ReviewState.PENDING,
-        "mask_review": _edited(caps), "version": last + 1,
+        "mask_review": _edited(caps), "version": deleted_version + 1,
     }
     applied = apply_changes(
         project_id=project.pk, changes=[Create(image.pk, fields, action=AnnotationEvent.Action.RESTORED)], actor=user,

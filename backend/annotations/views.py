@@ -176,6 +176,6 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         changed = services.accept_all(
             project=self.project, image_id=int_or_404(pk), user=request.user,
             image_version=serializer.validated_data.get("version"), force=force_from(request),
-            seen=serializer.validated_data.get("seen"),
+            seen=serializer.validated_data["seen"],
         )
         return Response(AnnotationSerializer(changed, many=True).data)

@@ -7,6 +7,7 @@ costs no more than reading it.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -61,6 +62,18 @@ def unique_keys(pairs: list) -> dict:
     return obj
 
 
+class NumberOutOfRange(ValueError):
+    """A JSON number too large for a float (1e999): Python reads it as infinity, which a field
+    then refused as "Value must be valid JSON" although the body was valid JSON."""
+
+
+def finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise NumberOutOfRange(literal)
+    return value
+
+
 class LimitedJSONParser(JSONParser):
     """DRF's JSON parser behind the size and depth limits, refusing duplicate keys; every JSON
     endpoint uses it."""
@@ -72,7 +85,10 @@ class LimitedJSONParser(JSONParser):
         try:
             text = body.decode(encoding)
             return drf_json.loads(text, parse_constant=drf_json.strict_constant if self.strict else None,
-                                  object_pairs_hook=unique_keys)
+                                  object_pairs_hook=unique_keys, parse_float=finite_float)
+        except NumberOutOfRange as exc:
+            raise ParseError(f"The number {exc.args[0][:40]} is out of range (beyond ±1.8e308); send a finite "
+                             "number.") from None
         except DuplicateKey as exc:
             raise ParseError(f"The key '{str(exc.args[0])[:80]}' appears twice in one object of the JSON body; "
                              "send it once.") from None

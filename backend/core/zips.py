@@ -72,10 +72,37 @@ def clashing_names(names: Iterable[str]) -> set[str]:
     return {key for key, n in Counter(entry_key(name) for name in names).items() if n > 1}
 
 
+def open_zip(fileobj) -> zipfile.ZipFile:
+    """A zip opened for reading whose entry names are read as their maker wrote them. A name
+    without the UTF-8 flag is CP437 by the standard, and zipfile reads it so; but Info-ZIP on
+    Linux and macOS's Archive Utility write UTF-8 without the flag, and a gallery folder
+    'triangle ▲' became the class 'triangle Γû▓'. Such a name that is valid UTF-8 (which real
+    CP437 text with accents almost never is) is read as UTF-8."""
+    archive = zipfile.ZipFile(fileobj)
+    renamed = False
+    for info in archive.filelist:
+        if info.flag_bits & 0x800:
+            continue
+        raw = info.orig_filename.encode("cp437")  # CP437 maps every byte: the name's own bytes
+        if raw.isascii():
+            continue
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        # ZipInfo's own clean-up of a name (NUL cut, os.sep); orig_filename stays what the header
+        # holds, which open() compares with the entry's local header.
+        info.filename = zipfile.ZipInfo(name).filename
+        renamed = True
+    if renamed:
+        archive.NameToInfo = {info.filename: info for info in archive.filelist}
+    return archive
+
+
 def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntry]:
     max_entry_bytes = max_entry_bytes or settings.MAX_IMAGE_BYTES
     try:
-        archive = zipfile.ZipFile(fileobj)
+        archive = open_zip(fileobj)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ZipRejected(f"Not a readable zip archive: {exc}.") from None
     with archive:

@@ -33,7 +33,7 @@ from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
 from backend.core.uploads import has_format_extension
-from backend.core.zips import SAME_NAME, clashing_names, entry_key
+from backend.core.zips import SAME_NAME, clashing_names, entry_key, open_zip
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -106,7 +106,7 @@ def open_upload(job: ImportJob) -> Iterator[tuple[list[UploadEntry], list[dict]]
         errors = _unsafe_entries(fh, job.upload_name)
         fh.seek(0)
         try:
-            archive = zipfile.ZipFile(fh)
+            archive = open_zip(fh)
         except (zipfile.BadZipFile, OSError) as exc:
             yield [], errors + [{"item": job.upload_name, "error": f"Not a readable zip archive: {exc}."}]
             return
@@ -156,7 +156,7 @@ def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> t
 def _unsafe_entries(fh, upload_name: str) -> list[dict]:
     """Dot-entries are skipped as hidden files, '../x' among them; an import refuses them."""
     try:
-        names = zipfile.ZipFile(fh).namelist()
+        names = open_zip(fh).namelist()
     except (zipfile.BadZipFile, OSError):
         return []  # reported when the archive is opened
     errors = []
@@ -344,7 +344,8 @@ def _aliases(base: str, exported: str, stored_ext: str) -> set[str]:
 
 
 def _entry_name(key: tuple) -> str:
-    return f"image {key[-1]}" if len(key) == 2 else str(key)
+    """A COCO image entry (file, id), or a file that is one image's entry (LabelMe, YOLO)."""
+    return f"image {key[-1]}" if len(key) == 2 else f"'{key[0]}'"
 
 
 def _match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, str | None]:

@@ -8,7 +8,10 @@ from .models import ExchangeFormat, ExportJob, ImportJob
 
 class ExportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     format = serializers.ChoiceField(choices=ExchangeFormat.choices)
-    segmentation = serializers.ChoiceField(choices=["rle", "polygon"], default="rle")
+    segmentation = serializers.ChoiceField(
+        choices=["rle", "polygon"], required=False,
+        help_text="COCO: rle (default) or polygon; LabelMe and YOLO write polygons, native and Label Studio RLE.",
+    )
     include_pending = serializers.BooleanField(default=False)
     include_empty_images = serializers.BooleanField(
         default=False, help_text="Also list images with no exported object (unreviewed or empty ones).",
@@ -20,6 +23,21 @@ class ExportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
         child=serializers.IntegerField(min_value=1), required=False, max_length=10_000,
         help_text="Only objects of these classes (ids of this project's classes); empty = all classes.",
     )
+
+
+    def validate(self, attrs):
+        # A segmentation the format cannot write was accepted and ignored (YOLO "rle" gave polygons).
+        allowed = SEGMENTATIONS_OF[attrs["format"]]
+        chosen = attrs.setdefault("segmentation", allowed[0])
+        if chosen not in allowed:
+            raise serializers.ValidationError(
+                {"segmentation": f"{attrs['format']} writes {' or '.join(allowed)} only; send that or leave it out."})
+        return attrs
+
+
+# What each format can write, its default first.
+SEGMENTATIONS_OF = {"coco": ("rle", "polygon"), "labelme": ("polygon",), "yolo": ("polygon",), "native": ("rle",),
+                    "labelstudio": ("rle",)}
 
 
 class ImportRequestSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from backend.core.errors import DomainError, NotFound
 from backend.core.files import create_with_file
 from backend.core.uploads import UploadItem, iter_upload_items
-from backend.core.zips import _skippable, _unsafe_name
+from backend.core.zips import _skippable, _unsafe_name, open_zip
 from backend.projects.models import LabelClass, Project
 from backend.projects.colors import distinct_colors
 from backend.projects.services import gallery_changed
@@ -77,7 +77,7 @@ def _upload_names(files) -> Iterator[str]:
             yield name
             continue
         try:
-            with zipfile.ZipFile(upload) as archive:
+            with open_zip(upload) as archive:
                 infos = archive.infolist()
         except (zipfile.BadZipFile, OSError):
             infos = None

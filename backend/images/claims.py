@@ -13,7 +13,7 @@ from django.utils import timezone
 from backend.core import events
 from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from backend.projects.access import ROLE_CAPABILITIES, Capability
-from backend.projects.models import Project
+from backend.projects.models import Membership, Project
 
 from .models import Image
 
@@ -38,6 +38,10 @@ def active_claimant(image: Image):
 @transaction.atomic
 def claim_image(*, project: Project, image_id: int, user) -> Image:
     """Claim, or extend one's own claim (the heartbeat). Someone else's live claim is a 409."""
+    # One claim of a person's at a time in a project: two sent at once (two tabs, a retry) each
+    # released the other's image before either had committed, and both images stayed held.
+    # The membership row first, then the image: the order of member removal (release_held).
+    list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
     image = _locked(project, image_id)
     holder = active_claimant(image)
     if holder is not None and holder.pk != user.pk:

@@ -97,6 +97,7 @@ def add_member(*, project: Project, username: str, role: str) -> Membership:
 @transaction.atomic
 def change_role(*, project: Project, membership_id: int, role: str, actor=None) -> Membership:
     membership = _membership(project, membership_id, actor)
+    _spare_instance_admin(membership, actor, "change the role of")
     if role not in Role.values:
         raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
     if membership.role == Role.ADMIN and role != Role.ADMIN:
@@ -112,6 +113,7 @@ def change_role(*, project: Project, membership_id: int, role: str, actor=None) 
 @transaction.atomic
 def remove_member(*, project: Project, membership_id: int, actor=None) -> None:
     membership = _membership(project, membership_id, actor)
+    _spare_instance_admin(membership, actor, "remove")
     if membership.role == Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.delete()
@@ -288,6 +290,17 @@ def _lock_project(project: Project) -> None:
     one at a time per project, each checking its rules (an admin stays; no instance of an
     instance) against the others'. Together, two of either passed and broke them."""
     Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True).first()
+
+
+def _spare_instance_admin(membership: Membership, actor, what: str) -> None:
+    """A project admin demoted and then removed the instance admin, who could then not reach the
+    project again (404 on it, on its members and on deleting it) though they make the accounts:
+    an instance admin's membership changes only by them or another instance admin."""
+    if actor is None or getattr(actor, "is_staff", False) or membership.user_id == actor.pk:
+        return
+    if membership.user.is_staff:
+        raise PermissionDenied(f"'{membership.user.username}' is an instance admin: only they or another instance "
+                               f"admin can {what} them here.")
 
 
 def _keep_an_admin(project: Project, leaving: Membership) -> None:

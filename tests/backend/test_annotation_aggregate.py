@@ -90,7 +90,8 @@ def test_a_persons_changes_are_recorded_as_human_with_the_actor(setup):
     created = client.post(url(project, "annotations"), {"image": image.pk, "label_class": hammer.pk,
                                                        "mask_rle": rect_rle(48, 64, 2, 2, 10, 10)}, format="json").json()
     client.patch(url(project, "annotations", created["id"]), {"version": 1, "label_class": wrench.pk}, format="json")
-    client.post(url(project, "images", image.pk, "accept-all"), {}, format="json")
+    seen = [[a.pk, a.version] for a in Annotation.objects.filter(image=image)]
+    client.post(url(project, "images", image.pk, "accept-all"), {"seen": seen}, format="json")
     assert _sources(annotation_id=created["id"]) == [("created", "human"), ("updated", "human"), ("reviewed", "human")]
     assert set(AnnotationEvent.objects.filter(annotation_id=created["id"]).values_list("actor", flat=True)) == {owner.pk}
     # The live trail carries the source too.
@@ -236,18 +237,38 @@ def test_a_deleted_object_is_restored_under_its_own_id(setup):
     history = client.get(url(project, "annotations", proposal.pk, "events")).json()["results"]
     deleted = next(e for e in history if e["action"] == "deleted")
     stale = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 1, "event": deleted["id"]}, format="json")
-    assert stale.status_code == 409 and "deleted at version 2" in stale.json()["detail"]
-    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 2, "event": deleted["id"]},
+    assert stale.status_code == 409 and "it is now at version 3" in stale.json()["detail"]
+    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 3, "event": deleted["id"]},
                            format="json")
     assert restored.status_code == 200, restored.content
     body = restored.json()
-    assert (body["id"], body["label_class"], body["version"], body["class_review"]) == (proposal.pk, wrench.pk, 3, "accepted")
+    assert (body["id"], body["label_class"], body["version"], body["class_review"]) == (proposal.pk, wrench.pk, 4, "accepted")
     assert body["mask_rle"] == deleted["before"]["mask_rle"]
     assert _sources(annotation_id=proposal.pk)[-1] == ("restored", "human")
-    again = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 2, "event": deleted["id"]}, format="json")
-    assert again.status_code == 409  # it is live again at version 3
+    again = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 3, "event": deleted["id"]}, format="json")
+    assert again.status_code == 409  # it is live again at version 4
     never = client.post(url(project, "annotations", 999999, "restore"), {"version": 1, "event": deleted["id"]}, format="json")
     assert never.status_code == 404
+
+
+def test_a_restore_by_someone_who_read_the_object_before_its_deletion_is_a_conflict(setup, client_for):
+    """Black-box round 13: a reviewer who had read an object at version 2 sent a restore (to undo an
+    edit) after an admin deleted it at version 2; the restore passed and brought back what the admin
+    had deleted, with no conflict. The deletion moves the version on: the stale restore is a 409."""
+    client, owner, project, image, hammer, wrench = setup
+    reviewer = make_user("rev")
+    add_member(project, reviewer, "reviewer")
+    proposal = make_model_annotation(image, hammer)
+    client.patch(url(project, "annotations", proposal.pk), {"version": 1, "label_class": wrench.pk}, format="json")
+    edited = AnnotationEvent.objects.filter(annotation_id=proposal.pk, action="updated").first()
+    assert client.delete(url(project, "annotations", proposal.pk) + "?version=2").status_code == 204
+    stale = client_for(reviewer).post(url(project, "annotations", proposal.pk, "restore"),
+                                      {"version": 2, "event": edited.pk}, format="json")
+    assert stale.status_code == 409, stale.content
+    body = stale.json()
+    assert body["current_version"] == 3 and body["deleted"] is True and f"deleted by {owner.username}" in body["detail"]
+    assert not Annotation.objects.filter(pk=proposal.pk).exists()
+    assert [e.action for e in AnnotationEvent.objects.filter(annotation_id=proposal.pk)] == ["updated", "deleted"]
 
 
 def test_a_restored_model_proposal_keeps_its_source_scores_and_job(setup):
@@ -259,7 +280,7 @@ def test_a_restored_model_proposal_keeps_its_source_scores_and_job(setup):
     assert client.delete(url(project, "annotations", proposal.pk) + "?version=1").status_code == 204
     deleted = next(e for e in client.get(url(project, "annotations", proposal.pk, "events")).json()["results"]
                    if e["action"] == "deleted")
-    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 1, "event": deleted["id"]},
+    restored = client.post(url(project, "annotations", proposal.pk, "restore"), {"version": 2, "event": deleted["id"]},
                            format="json")
     assert restored.status_code == 200, restored.content
     body = restored.json()

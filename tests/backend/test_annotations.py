@@ -96,7 +96,8 @@ def test_accept_all_marks_image_done(setup):
     client, project, image, hammer, wrench = setup
     a = make_model_annotation(image, hammer)
     b = make_model_annotation(image, wrench)
-    response = client.post(url(project, "images", image.pk, "accept-all"), {}, format="json")
+    seen = [[a.pk, a.version], [b.pk, b.version]]
+    response = client.post(url(project, "images", image.pk, "accept-all"), {"seen": seen}, format="json")
     assert response.status_code == 200 and len(response.json()) == 2
     assert set(Annotation.objects.filter(pk__in=[a.pk, b.pk]).values_list("class_review", "mask_review")) == {("accepted", "accepted")}
     image.refresh_from_db()

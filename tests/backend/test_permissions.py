@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from backend.annotations.models import Annotation
 from backend.gallery.models import GalleryImage
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import Role
@@ -47,7 +48,7 @@ ROUTES = [
     Route("get", "/api/projects/{p}/images/{i}/", Capability.READ),
     Route("get", "/api/projects/{p}/images/{i}/file/", Capability.READ),
     Route("get", "/api/projects/{p}/images/{i}/events/", Capability.READ),
-    Route("post", "/api/projects/{p}/images/{i}/accept-all/", Capability.REVIEW, "empty"),
+    Route("post", "/api/projects/{p}/images/{i}/accept-all/", Capability.REVIEW, "seen_all"),
     Route("delete", "/api/projects/{p}/images/{i}/?version=1", Capability.MANAGE),
     Route("get", "/api/projects/{p}/annotations/{a}/", Capability.READ),
     Route("post", "/api/projects/{p}/annotations/", Capability.ANNOTATE, "annotation_new"),
@@ -101,6 +102,7 @@ class World:
         return {
             None: None,
             "empty": {},
+            "seen_all": {"seen": [[a.pk, a.version] for a in Annotation.objects.filter(image_id=ids["i"])]},
             "project_patch": {"name": "Renamed", "version": 1},
             "member_add": {"username": "newcomer", "role": "viewer"},
             "member_role": {"role": "annotator"},

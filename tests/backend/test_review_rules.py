@@ -128,7 +128,7 @@ def test_writes_to_an_image_someone_else_holds_are_409_naming_the_holder(team):
         ("ann", "patch", url(project, "annotations", ann.pk), {"version": 1, "label_class": wrench.pk}),
         ("ann", "delete", url(project, "annotations", ann.pk, query="?version=1"), None),
         ("rita", "post", url(project, "annotations", ann.pk, "review"), {"version": 1, "target": "both", "decision": "accepted"}),
-        ("rita", "post", url(project, "images", image.pk, "accept-all"), {}),
+        ("rita", "post", url(project, "images", image.pk, "accept-all"), {"seen": [[ann.pk, 1]]}),
         ("admin", "patch", url(project, "annotations", ann.pk), {"version": 1, "label_class": wrench.pk}),  # no ?force=1
     ]
     for who, method, path, body in attempts:
@@ -146,7 +146,7 @@ def test_writes_to_an_image_someone_else_holds_are_409_naming_the_holder(team):
     Image.objects.filter(pk=image.pk).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
     response = c["ann"].patch(url(project, "annotations", ann.pk), {"version": 2, "label_class": wrench.pk}, format="json")
     assert response.status_code == 200, response.content
-    assert c["rita"].post(url(project, "images", image.pk, "accept-all"), {}, format="json").status_code == 200
+    assert c["rita"].post(url(project, "images", image.pk, "accept-all"), {"seen": [[ann.pk, 3]]}, format="json").status_code == 200
     assert state(ann.pk) == ("accepted", "accepted")
 
 
@@ -169,7 +169,8 @@ def test_admin_overrides_a_claim_with_force_and_it_is_audited(team):
     event = AnnotationEvent.objects.filter(annotation_id=other.pk).last()
     assert event.action == "deleted" and event.after is None and event.before["claim_override"]["held_by"] == "bob"
 
-    accepted = c["admin"].post(url(project, "images", image.pk, "accept-all", query="?force=1"), {}, format="json")
+    accepted = c["admin"].post(url(project, "images", image.pk, "accept-all", query="?force=1"), {"seen": [[ann.pk, 2]]},
+                               format="json")
     assert accepted.status_code == 200 and len(accepted.json()) == 1
     event = AnnotationEvent.objects.filter(annotation_id=ann.pk).last()
     assert event.action == "reviewed" and event.after["claim_override"]["held_by"] == "bob"

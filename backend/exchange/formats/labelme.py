@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -99,14 +100,18 @@ def _parse_file(source: SourceFile) -> Iterator[Record | ItemError]:
             yield ItemError(item, why)
             continue
         group_id = raw.get("group_id")
+        if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int)):
+            # true was grouped with 1 (Python's True == 1); LabelMe writes a whole number or null
+            yield ItemError(item, f"group_id must be a whole number or null, not {json.dumps(group_id)[:40]}")
+            continue
         # Same label and group id = one object (LabelMe's own rule); no group id = alone.
-        key = (raw["label"], group_id) if isinstance(group_id, int) else ("", index)
+        key = (raw["label"], group_id) if group_id is not None else ("", index)
         if key in groups:
             groups[key].shapes.append(shape)
         else:
             groups[key] = Record(item=item, file_name=name, class_name=raw["label"], shapes=[shape], size=size,
                                  instance_name=instance_from(raw.get("attributes")),
-                                 file_path=image_path(doc.get("imagePath")))
+                                 file_path=image_path(doc.get("imagePath")), image_key=(source.name,))
     yield from groups.values()
 
 

@@ -19,6 +19,7 @@ PREDICTIONS_PATH = "predictions.json"
 class NativeWriter(Writer):
     def begin(self, ctx: ExportContext) -> None:
         self.spool = JsonArraySpool()
+        self.names = dict(ctx.classes)  # candidates keep the name they were scored under; a rename since
 
     def add(self, ctx: ExportContext, image: ExportImage) -> None:
         ctx.add_image(f"images/{image.file_name}", image)
@@ -29,7 +30,8 @@ class NativeWriter(Writer):
                 "bbox_xyxy": [x, y, x + w, y + h], "class": obj.class_name,
                 "score_metric": obj.class_score, "score_vlm": obj.det_score,
                 "vlm_class": obj.det_phrase or None,  # the detector's phrase; null on a drawn object
-                "ranked": [{"name": c.get("name"), "score": c.get("score")} for c in obj.candidates],
+                "ranked": [{"name": self.names.get(c.get("class_id"), c.get("name")), "score": c.get("score")}
+                           for c in obj.candidates],
                 "mask_rle": {"size": [image.height, image.width], "counts": geometry.row_major_runs(obj.mask()),
                              "order": "row-major"},
             })

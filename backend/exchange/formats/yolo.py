@@ -137,4 +137,5 @@ def _parse_labels(source: SourceFile, names: dict[int, str]) -> Iterator[Record 
             yield ItemError(item, "expected 4 numbers (box) or 3+ x y pairs (polygon)")
             continue
         # YOLO names no image: the label file's stem is the image's, with any extension.
-        yield Record(item=item, file_name=f"{stem}.*", class_name=names[cls], shapes=[shape])
+        # The label file is the image's entry: two (labels/x.txt, train/labels/x.txt) are ambiguous.
+        yield Record(item=item, file_name=f"{stem}.*", class_name=names[cls], shapes=[shape], image_key=(source.name,))

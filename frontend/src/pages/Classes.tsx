@@ -150,14 +150,21 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     const next = (chains.current.get(c.id) ?? Promise.resolve()).then(run);
     chains.current.set(c.id, next.catch(() => undefined));
   };
+  // A double click on × asked twice and the second delete's 404 said "Gallery image not found."
+  const removing = useRef(new Set<number>());
   const remove = async (g: GalleryImage) => {
-    // Jobs already started keep their gallery version; new matches and re-scoring lose this one.
-    if (!window.confirm(`Remove exemplar "${g.original_name}" from the gallery? Pending objects will be re-scored without it.`)) return;
+    if (removing.current.has(g.id)) return;
+    removing.current.add(g.id);
     try {
+      // Jobs already started keep their gallery version; new matches and re-scoring lose this one.
+      if (!window.confirm(`Remove exemplar "${g.original_name}" from the gallery? Pending objects will be re-scored without it.`)) return;
       await del(`${P(pid)}/gallery/${g.id}/`);
       setTick((t) => t + 1);
     } catch (e: any) {
-      notify(e.message, "error");
+      if (e instanceof ApiError && e.status === 404) setTick((t) => t + 1); // gone already: what was asked
+      else notify(e.message, "error");
+    } finally {
+      removing.current.delete(g.id);
     }
   };
 

@@ -204,15 +204,19 @@ function ObjectRow(props: {
       {selected && <div className="object-review"><ClassPicker a={a} classes={props.classes} onClass={props.onClass} disabled={noWrite} /></div>}
       {selected && a.candidates && a.candidates.length > 0 && (
         <div className="candidates">
-          {a.candidates.slice(0, 9).map((c: Candidate & { kind?: string; parent_id?: number | null }, i) => (
-            <button key={`${c.class_id}-${i}`} disabled={noWrite} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${c.name}`}
+          {a.candidates.slice(0, 9).map((c: Candidate & { kind?: string; parent_id?: number | null }, i) => {
+            // The class's name now: a candidate keeps the name it had when it was scored (a rename since).
+            const name = props.classes.find((k) => k.id === c.class_id)?.name ?? c.name;
+            return (
+            <button key={`${c.class_id}-${i}`} disabled={noWrite} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${name}`}
               data-kind={c.kind ?? "class"}
               title={`Set class to ${classLabel(c.class_id, props.classes, c.name)} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
               {c.exemplar_id ? <img src={`${P(props.pid)}/gallery/${c.exemplar_id}/file/`} alt="" loading="lazy" /> : null}
-              <span className="cand-name"><kbd>{i + 1}</kbd> {c.parent_id ? "› " : ""}{c.name}</span>
+              <span className="cand-name"><kbd>{i + 1}</kbd> {c.parent_id ? "› " : ""}{name}</span>
               <span className="small muted">{fmt(c.score)}</span>
             </button>
-          ))}
+            );
+          })}
         </div>
       )}
     </li>

@@ -169,7 +169,7 @@ export function useMaskEditor(opts: {
         updateAnns((list) => [...list, created]);
         setSelId(created.id);
         writes.history.current.record({ t: "delete", id: created.id });
-        notify(res.label_class ? `New object: ${res.class_name ?? "class"} proposed from the gallery (pending review).` : "New object added without a class: no gallery match. Pick one with 1–9 or /.");
+        notify(res.label_class ? `New object: ${res.class_name ?? "class"} proposed from the gallery (pending review).` : `New object added without a class: no gallery match. ${created.candidates?.length ? `Pick one with 1–${Math.min(9, created.candidates.length)} or /.` : "Press / to pick one."}`);
       }
     } catch (e) {
       const refused = claimRefusal(e);

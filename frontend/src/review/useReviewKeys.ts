@@ -1,6 +1,7 @@
 /** The workspace's keyboard shortcuts (listed for users in Help.tsx and docs/frontend.md). */
 import { useEffect, useRef, type Dispatch, type SetStateAction } from "react";
 import type { Annotation } from "../api/client";
+import { notify } from "../notify";
 import type { Decision, ReviewTarget } from "./ObjectList";
 import type { Tool } from "./StageBar";
 
@@ -82,7 +83,12 @@ function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
   else if (/^[1-9]$/.test(k)) {
     const cand = sel?.candidates?.[Number(k) - 1];
     if (cand) void x.setClass(sel, cand.class_id);
-    else handled = false;
+    else if (sel) {
+      // A drawn object has no suggestions: the digit did nothing, silently.
+      const n = sel.candidates?.length ?? 0;
+      notify(n ? `This object has ${n} class suggestion${n > 1 ? "s" : ""} (1–${n}); press / to search every class.`
+        : "This object has no class suggestions; press / to search the classes.", "info");
+    } else handled = false;
   } else if (k === "/") x.setSearch("");
   else if (k === "Delete" || k === "Backspace") void x.remove(sel);
   else if (k === "v") x.setTool("select");

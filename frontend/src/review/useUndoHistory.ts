@@ -167,7 +167,8 @@ export function useUndoHistory(opts: {
     try {
       const event = await deletionEvent(snap.id);
       if (event === null) return null;
-      return await post<Annotation>(`${P(pid)}/annotations/${snap.id}/restore/`, { event, version: snap.version });
+      // The deletion moved the version on by one (a restore by someone who never saw it is a 409).
+      return await post<Annotation>(`${P(pid)}/annotations/${snap.id}/restore/`, { event, version: snap.version + 1 });
     } catch (err) {
       if (err instanceof ApiError && (err.status === 404 || err.status === 405) && !err.body?.code) return null;
       throw err;

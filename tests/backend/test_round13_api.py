@@ -1,0 +1,97 @@
+"""Black-box round 13 (API): accept-all without what the screen showed."""
+from __future__ import annotations
+
+import pytest
+
+from backend.annotations.models import Annotation
+
+from .factories import add_member, make_class, make_image, make_model_annotation, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_accept_all_without_seen_is_refused_and_accepts_nothing(client_for):
+    """`seen` was optional: left out, accept-all approved an object an annotator had added after the
+    reviewer's screen was drawn, in the reviewer's name."""
+    owner, rita = make_user("owner"), make_user("rita")
+    project = make_project(owner)
+    add_member(project, rita, "reviewer")
+    image = make_image(project)
+    hammer = make_class(project, "hammer")
+    shown = make_model_annotation(image, hammer)
+    unseen = make_model_annotation(image, hammer)
+    path = f"/api/projects/{project.pk}/images/{image.pk}/accept-all/"
+    client = client_for(rita)
+    for body in ({}, {"seen": None}):
+        refused = client.post(path, body, format="json")
+        assert refused.status_code == 400, refused.content
+        assert list(refused.json()) == ["seen"], refused.content
+    assert set(Annotation.objects.values_list("class_review", flat=True)) == {"pending"}
+    stale = client.post(path, {"seen": [[shown.pk, shown.version]]}, format="json")
+    assert stale.status_code == 409 and stale.json()["changed"] == [unseen.pk], stale.content
+    fine = client.post(path, {"seen": [[shown.pk, shown.version], [unseen.pk, unseen.version]]}, format="json")
+    assert fine.status_code == 200 and len(fine.json()) == 2, fine.content
+
+
+def test_accept_all_with_nothing_seen_marks_an_empty_prelabeled_image_done(client_for):
+    from backend.images.models import Image
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    Image.objects.filter(pk=image.pk).update(status="prelabeled")
+    answer = client_for(owner).post(f"/api/projects/{project.pk}/images/{image.pk}/accept-all/", {"seen": []}, format="json")
+    assert answer.status_code == 200 and answer.json() == [], answer.content
+    image.refresh_from_db()
+    assert image.status == "done"
+
+
+def test_a_project_admin_cannot_demote_or_remove_the_instance_admin(client_for):
+    """A project admin demoted and removed the instance admin (who makes the accounts), who then got
+    404 on the project and could not add themselves back."""
+    from backend.projects.models import Membership
+
+    boss = make_user("boss")
+    boss.is_staff = True
+    boss.save(update_fields=["is_staff"])
+    project = make_project(boss)
+    pia = make_user("pia")
+    add_member(project, pia, "admin")
+    theirs = Membership.objects.get(project=project, user=boss)
+    base = f"/api/projects/{project.pk}/members/{theirs.pk}/"
+    demote = client_for(pia).patch(base, {"role": "viewer"}, format="json")
+    assert demote.status_code == 403 and "instance admin" in demote.json()["detail"], demote.content
+    remove = client_for(pia).delete(base)
+    assert remove.status_code == 403 and "instance admin" in remove.json()["detail"], remove.content
+    theirs.refresh_from_db()
+    assert theirs.role == "admin"
+    # The instance admin may step down or leave themselves, and may change the project admin.
+    mine = Membership.objects.get(project=project, user=pia)
+    assert client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "reviewer"},
+                                  format="json").status_code == 200
+    client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "admin"}, format="json")
+    assert client_for(boss).delete(base).status_code == 204
+
+
+def test_a_number_too_large_for_a_float_is_named_not_called_invalid_json(client_for):
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = make_image(project)
+    hammer = make_class(project, "hammer")
+    body = '{"image": %d, "label_class": %d, "polygons": [[1, 1, 1e999, 1, 5, 5]]}' % (image.pk, hammer.pk)
+    answer = client_for(owner).post(f"/api/projects/{project.pk}/annotations/", body, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    assert "1e999 is out of range" in answer.json()["detail"], answer.content
+    assert not Annotation.objects.exists()
+
+
+def test_an_export_refuses_a_segmentation_its_format_cannot_write(client_for):
+    owner = make_user("owner")
+    project = make_project(owner)
+    path = f"/api/projects/{project.pk}/exports/"
+    refused = client_for(owner).post(path, {"format": "yolo", "segmentation": "rle"}, format="json")
+    assert refused.status_code == 400 and "yolo writes polygon only" in str(refused.json()), refused.content
+    refused = client_for(owner).post(path, {"format": "native", "segmentation": "polygon"}, format="json")
+    assert refused.status_code == 400, refused.content
+    started = client_for(owner).post(path, {"format": "labelme"}, format="json")
+    assert started.status_code == 202 and started.json()["options"]["segmentation"] == "polygon", started.content

@@ -1,0 +1,106 @@
+"""Black-box round 13 in the browser: candidates under their class's name now (a rename kept the
+old name on every candidate), a digit on an object without suggestions says so, the stage fits
+again when the window narrows, and a double click on an exemplar's × removes it once."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+from playwright.sync_api import expect
+
+from backend.gallery.models import GalleryImage
+from backend.gallery.services import upload_exemplars
+from backend.projects.services import update_class
+from tests.backend.factories import image_bytes
+
+from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, stage_drawn, toast
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+SHOTS = Path("/tmp/shots-round13")
+BACKGROUND = (0x1F, 0x23, 0x29)  # the stage's fill around the image
+
+
+@pytest.fixture
+def project():
+    owner = make_user("olga")
+    return make_project(owner, name="Hand tools"), owner
+
+
+def test_candidates_show_their_class_under_its_current_name(page, project, login_as):
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    image = make_image(proj, width=400, height=300, seed=5)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 10, 10, 60, 60), candidates=[
+        {"class_id": hammer.pk, "name": "hammer", "score": 0.9, "exemplar_id": None},
+        {"class_id": wrench.pk, "name": "wrench", "score": 0.4, "exemplar_id": None},
+    ])
+    mark_prelabeled(image)
+    update_class(project=proj, class_id=hammer.pk, version=hammer.version, name="mallet")
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    expect(page.get_by_test_id("candidate-mallet")).to_contain_text("mallet")
+    expect(page.locator(".candidates")).not_to_contain_text("hammer")
+
+
+def test_a_digit_on_an_object_without_suggestions_says_how_to_pick_a_class(page, project, login_as):
+    proj, owner = project
+    make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=6)
+    ann = add_prediction(image, None, rect_mask(300, 400, 10, 10, 60, 60), candidates=[])
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("3")
+    expect(toast(page, "no class suggestions; press / to search")).to_be_visible()
+
+
+def _background_share(page, rows: slice) -> float:
+    """The share of the stage's pixels in `rows` (of the canvas) that are the empty background."""
+    png = page.locator("canvas").first.screenshot()
+    pixels = np.asarray(PILImage.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    band = pixels[rows]
+    return float((np.abs(band - BACKGROUND).sum(axis=-1) < 12).mean())
+
+
+def test_the_image_fits_again_when_the_window_narrows(page, project, login_as):
+    proj, owner = project
+    image = make_image(proj, width=400, height=300, seed=7)
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.wait_for_timeout(400)  # a resize observer's frame
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "narrowed.png"))
+    box = page.locator("canvas").first.bounding_box()
+    # Fitted, the 4:3 image spans the narrow stage's width with background above and below; kept at
+    # the wide window's zoom it overflowed the stage and hid that background.
+    top, bottom = _background_share(page, slice(6, 12)), _background_share(page, slice(-12, -6))
+    assert box["width"] <= 375 and top > 0.9 and bottom > 0.9, (box, top, bottom)
+
+
+def test_a_double_click_on_an_exemplars_remove_asks_once_and_says_no_error(page, project, login_as):
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    exemplar = upload_exemplars(project=proj, user=owner, class_id=hammer.pk,
+                                files=[SimpleUploadedFile("h.png", image_bytes(40, 40, (200, 60, 60)))])
+    exemplar_id = GalleryImage.objects.get(project=proj).pk
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/classes")
+    page.get_by_role("button", name=f"remove exemplar {exemplar_id}").dblclick()
+    expect(page.get_by_test_id(f"exemplar-{exemplar_id}")).to_have_count(0)
+    page.wait_for_timeout(500)
+    assert len(dialogs) == 1, dialogs
+    expect(page.locator("[data-testid=toast].note-error")).to_have_count(0)
+    assert GalleryImage.objects.get(pk=exemplar_id).removed_at is not None
+    assert exemplar is not None
