@@ -4,7 +4,7 @@ from __future__ import annotations
 from itertools import groupby
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from backend.annotations.changes import Update, apply_changes
 from backend.annotations.models import Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
@@ -60,8 +60,21 @@ def rescore_project(*, project_id: int) -> int:
     return changed
 
 
+# pg_advisory_xact_lock(RESCORE_LOCK, project id): one re-score batch of a project at a time.
+RESCORE_LOCK = 0x1A4E  # beside the exchange's and uploads' (0x1A4B-0x1A4D)
+
+
 @transaction.atomic
 def _rescore_images(project_id, version, image_ids, gallery, matcher, classes, gallery_version: int) -> int:
+    # Two re-scores of a project ran at once on the cpu worker's two processes: the older one
+    # (gallery 28) wrote last, and 50 objects kept a deactivated class though the gallery was at
+    # 56. Batches now run one at a time, and one computed against a gallery that has since moved
+    # on writes nothing: the change that moved it queued a re-score that writes the newest.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RESCORE_LOCK, project_id])
+    counter = Project.objects.filter(pk=project_id).values_list("gallery_version", flat=True).first()
+    if counter is None or counter > gallery_version:
+        return 0
     rows = list(
         _pending(project_id).filter(embedder_version=version, image_id__in=image_ids)
         .select_for_update(skip_locked=True).order_by("image_id", "id").defer("embedding")

@@ -141,3 +141,36 @@ def test_a_job_matches_against_the_gallery_version_it_pinned(celery_worker):
     created = list(AnnotationEvent.objects.filter(project=project, action="created").values_list("after", flat=True))
     assert created
     assert all({"hammer", "wrench"} == {c["name"] for c in after["candidates"]} for after in created)
+
+
+@pytest.mark.django_db
+def test_a_rescore_computed_against_an_older_gallery_writes_nothing(admin_user):
+    """Black-box round 13: two re-scores of a project overlapped on the cpu worker's two processes
+    and the older one (gallery 28) wrote last: 50 objects kept a deactivated class at gallery 56."""
+    from backend.gallery.versions import current_version
+    from backend.jobs.gallery_index import load_gallery, project_matcher
+    from backend.jobs.rescoring import _rescore_images
+    from backend.jobs.services import classes_by_id
+
+    project = make_project(admin_user, unknown_threshold=0.0)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    add_exemplar(hammer, unit(1, 0, 0, 0), 1)
+    close = add_exemplar(wrench, unit(0, 1, 0, 0), 2)
+    annotation = model_annotation(make_image(project))
+    # The older run reads its gallery (wrench's exemplar in it) and is held up ...
+    older = current_version(project.pk)
+    gallery = load_gallery(project_id=project.pk, embedder_version=VERSION, exemplar_ids=older.exemplar_ids,
+                           negative_ids=older.negative_ids)
+    matcher = project_matcher(project, embedder_version=VERSION)
+    # ... while wrench's exemplar goes and the newer re-score writes hammer.
+    delete_exemplar(project=project, exemplar_id=close.pk)
+    assert rescore_project(project_id=project.pk) == 1
+    annotation.refresh_from_db()
+    assert annotation.label_class_id == hammer.pk
+    written = AnnotationEvent.objects.filter(annotation_id=annotation.pk).count()
+    # The older run comes to write: nothing, the gallery moved on.
+    assert _rescore_images(project.pk, VERSION, [annotation.image_id], gallery, matcher, classes_by_id(project.pk),
+                           older.number) == 0
+    annotation.refresh_from_db()
+    assert annotation.label_class_id == hammer.pk
+    assert AnnotationEvent.objects.filter(annotation_id=annotation.pk).count() == written
