@@ -22,3 +22,8 @@ class ModelLoadError(MLError):
 
 class ConfigError(MLError):
     """The config file is malformed or has an invalid value."""
+
+
+class TrainingRefused(MLError, ValueError):
+    """A training that cannot finish as asked (it would outrun the worker's time limit); the
+    message says what to change. Shown to the person as it is, not as a failure's class name."""

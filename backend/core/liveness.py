@@ -54,6 +54,9 @@ KINDS = (
     Kind("exchange.run_import", "exchange.ImportJob", "status", "split the file into smaller ones"),
 )
 _BY_TASK = {kind.task: kind for kind in KINDS}
+# A training's advice by what it trains: the Mask R-CNN settings above were given for a head too,
+# whose trainings refuse them (400 "Unknown training setting(s): min_size").
+HINTS_BY_MODEL_KIND = {"head": "train with fewer epochs or a smaller hidden layer (hidden)"}
 
 
 def _key(kind: Kind, pk) -> str:
@@ -125,6 +128,8 @@ def _fail(kind: Kind, pk: int) -> bool:
     run = model.objects.filter(pk=pk, **{kind.state: "running"}).first()
     if run is None:
         return False
+    if getattr(run, "kind", None) in HINTS_BY_MODEL_KIND:  # a head takes none of Mask R-CNN's settings
+        message = STOPPED.format(hint=HINTS_BY_MODEL_KIND[run.kind])
     services.fail(run, message)
     return True
 

@@ -41,10 +41,18 @@ def _emit_progress(job: PrelabelJob) -> None:
     events.emit(job.project_id, "job.progress", job=job_payload(job))
 
 
+def _in_live_jobs(project: Project):
+    """Items of this project's unfinished jobs that are still to run."""
+    return (PrelabelJobImage.objects.filter(job__project=project).exclude(job__status__in=FINAL_JOB_STATES)
+            .exclude(status__in=FINAL_ITEM_STATES))
+
+
 def _select_images(project: Project, images) -> list[int]:
     queryset = Image.objects.filter(project=project)
     if images == "new":
-        queryset = queryset.filter(status=ImageStatus.NEW)
+        # An image waiting in a running job is still "new": two starts (a double click, two
+        # admins) each took all of them and the models ran 2-4 times over the same images.
+        queryset = queryset.filter(status=ImageStatus.NEW).exclude(pk__in=_in_live_jobs(project).values("image_id"))
     elif images == "all":
         pass
     elif isinstance(images, list) and images and all(isinstance(i, int) and not isinstance(i, bool) for i in images):
@@ -60,9 +68,13 @@ def _select_images(project: Project, images) -> list[int]:
 
 @transaction.atomic
 def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.Kind.PRELABEL, overrides: dict | None = None) -> PrelabelJob:
+    # The project row lock serialises concurrent starts, so two jobs never take the same number
+    # (nor, with images "new", the same images). It is also the lock current_version takes: the
+    # gallery counter comes with it.
+    counter = Project.objects.select_for_update().filter(pk=project.pk).values_list("gallery_version", flat=True).get()
     image_ids = _select_images(project, images)
     if not image_ids:
-        raise DomainError("No images to pre-annotate (no new images in this project).")
+        raise DomainError(_nothing_to_run(project, images))
     overrides = overrides or {}
     if kind == PrelabelJob.Kind.BOXES and not images_with_unreviewed_boxes(image_ids):
         # It ended "done" with 0 objects and no word of why.
@@ -75,11 +87,8 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         problem = prompt_window_error(overrides.get("prompts") or project.prompts, project.engine)
         if problem:
             raise DomainError(problem, extra={"field": "prompts"})
-    # The project row lock serialises concurrent starts, so two jobs never take the same number.
-    # It is also the lock current_version takes: the gallery counter comes with it. The last
-    # number is read after it, in a statement of its own: a subquery beside the lock would still
-    # see the snapshot from before a concurrent start committed.
-    counter = Project.objects.select_for_update().filter(pk=project.pk).values_list("gallery_version", flat=True).get()
+    # The last number is read after the lock, in a statement of its own: a subquery beside the
+    # lock would still see the snapshot from before a concurrent start committed.
     last = PrelabelJob.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
     gallery = current_version_locked(project.pk, counter)
     active = active_ids(project.pk)
@@ -112,6 +121,17 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     _enqueue(job, image_ids)
     _emit_progress(job)
     return job
+
+
+def _nothing_to_run(project: Project, images) -> str:
+    if images == "all":
+        return "No images to pre-annotate: this project has no images yet."
+    waiting = sorted(set(_in_live_jobs(project).filter(image__status=ImageStatus.NEW).values_list("job__number", flat=True)))
+    if images == "new" and waiting:
+        names = ", ".join(f"#{n}" for n in waiting[:5])
+        return (f"Every new image is already waiting in a running pre-annotation job ({names}); it pre-annotates "
+                "them. Choose \"all\" or pick images to run them again.")
+    return "No images to pre-annotate (no new images in this project)."
 
 
 def _enqueue(job: PrelabelJob, image_ids: list[int]) -> None:

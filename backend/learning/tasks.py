@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from backend.core.task_retry import run_or_retry
 from backend.jobs.engine import item_error
+from ml.errors import TrainingRefused
 
 from . import services
 from .models import FINAL_STATES, EvaluationRun, RunState, TrainingRun
@@ -35,7 +36,7 @@ def _guarded(run, work) -> None:
             # Its data went away with the project (or it was cancelled) under it: not a fault.
             logger.info("%s %s stopped (%s: %s) after it was cancelled or deleted", name, run.pk, type(exc).__name__, exc)
             return
-        if isinstance(exc, ModelUnavailable):  # its message names the version and what to do
+        if isinstance(exc, (ModelUnavailable, TrainingRefused)):  # its message says what to do
             logger.warning("%s %s failed: %s", name, run.pk, exc)
             services.fail(run, str(exc))
             return

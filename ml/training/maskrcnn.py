@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ml import evaluation
+from ml.errors import TrainingRefused
 from ml.masks import encode_rle
 from ml.maskrcnn_model import build_model, load_checkpoint, save_checkpoint
 from ml.training.split import stratified_split
@@ -113,10 +114,11 @@ def _check_budget(elapsed: float, done: int, cfg: MaskRCNNTrainingConfig, device
     # Room for saving and scoring the held-out images after the steps.
     fits = int(cfg.time_budget_s * 0.8 / per_step)
     if fits < cfg.steps:
-        raise ValueError(
-            f"at {per_step:.1f} s a step on {device}, {cfg.steps} steps would take about "
-            f"{cfg.steps * per_step / 60:.0f} min, longer than the worker's limit of {cfg.time_budget_s / 60:.0f} min: "
-            f"train with at most {max(1, fits)} steps, smaller images (min_size, max_size) or on a GPU worker")
+        raise TrainingRefused(
+            f"At {per_step:.1f} s a step on {device}, {cfg.steps} steps would take about "
+            f"{cfg.steps * per_step / 60:.0f} min; with the time to save and score the model after them (a fifth "
+            f"of the budget) that does not fit the worker's limit of {cfg.time_budget_s / 60:.0f} min. Train with "
+            f"at most {max(1, fits)} steps, smaller images (min_size, max_size) or on a GPU worker.")
 
 
 def train_maskrcnn(samples: list[Sample], out_dir: str | Path, cfg: MaskRCNNTrainingConfig | None = None, *,

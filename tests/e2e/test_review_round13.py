@@ -104,3 +104,19 @@ def test_a_double_click_on_an_exemplars_remove_asks_once_and_says_no_error(page,
     expect(page.locator("[data-testid=toast].note-error")).to_have_count(0)
     assert GalleryImage.objects.get(pk=exemplar_id).removed_at is not None
     assert exemplar is not None
+
+
+def test_the_per_class_table_names_a_renamed_class_by_its_name_now(page, project, login_as):
+    """An evaluation keeps the class names it ran under; after a rename the Models page's table
+    showed a class the project no longer has."""
+    from backend.learning.models import EvaluationRun
+
+    proj, owner = project
+    cat = make_class(proj, "ka")
+    EvaluationRun.objects.create(project=proj, engine="gdino-sam2", total=1, created_by=owner, state="done", metrics={
+        "per_class": [{"class_id": cat.pk, "name": "ka", "gt": 3, "tp": 2, "fp": 1, "precision": 0.67, "recall": 0.67}]})
+    update_class(project=proj, class_id=cat.pk, version=cat.version, name="ka renamed")
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/models")
+    table = page.get_by_test_id("per-class")
+    expect(table).to_contain_text("ka renamed")

@@ -116,6 +116,7 @@ def test_mask_targets_from_photo_sized_masks_stay_small_without_compiled_ops():
 def test_a_maskrcnn_training_that_cannot_fit_its_time_budget_stops_early_saying_what_fits(tmp_path):
     """A ResNet-50 Mask R-CNN on a CPU worker takes ~50 s a step: 200 steps ran into the worker's
     30-minute limit and were killed there. After its first steps it now stops and says how many fit."""
+    from ml.errors import TrainingRefused
     from ml.training.maskrcnn import MaskRCNNTrainingConfig, Sample, train_maskrcnn
 
     rng = np.random.default_rng(0)
@@ -126,6 +127,6 @@ def test_a_maskrcnn_training_that_cannot_fit_its_time_budget_stops_early_saying_
         samples.append(Sample(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), [("hammer", mask)], i))
     cfg = MaskRCNNTrainingConfig(arch="tiny", steps=100000, min_size=64, max_size=64, batch_size=1,
                                  rois_per_image=16, time_budget_s=1.0)
-    with pytest.raises(ValueError, match=r"100000 steps would take .* train with at most \d+ steps"):
+    with pytest.raises(TrainingRefused, match=r"100000 steps would take .* Train with at most \d+ steps"):
         train_maskrcnn(samples, tmp_path / "out", cfg)
     assert not (tmp_path / "out").exists()

@@ -126,7 +126,7 @@ export function ModelsPage({ ctx }: { ctx: ProjectCtx }) {
           </table>
         )}
       </section>
-      {latest?.metrics.per_class && <PerClassTable run={latest} />}
+      {latest?.metrics.per_class && <PerClassTable run={latest} classes={ctx.classes} />}
       <section className="card">
         <div className="toolbar" style={{ justifyContent: "space-between" }}>
           <h2>Trained models</h2>
@@ -221,8 +221,10 @@ function EvalRow({ run, onCancel, busy }: { run: EvaluationRun; onCancel?: () =>
   );
 }
 
-function PerClassTable({ run }: { run: EvaluationRun }) {
+function PerClassTable({ run, classes }: { run: EvaluationRun; classes: { id: number; name: string }[] }) {
   const rows = run.metrics.per_class ?? [];
+  // A class renamed since the evaluation ran is shown by its name now (its id is kept).
+  const nameOf = (c: PerClass) => classes.find((k) => k.id === c.class_id)?.name ?? c.name;
   return (
     <section className="card" data-testid="per-class">
       <h2>Per class <span className="muted small">(evaluation #{run.id})</span></h2>
@@ -231,7 +233,7 @@ function PerClassTable({ run }: { run: EvaluationRun }) {
         <tbody>
           {rows.map((c) => (
             <tr key={c.name}>
-              <td>{c.name}</td><td>{c.gt}</td><td>{c.tp}</td><td>{c.fp}</td><td>{pct(c.precision)}</td><td>{pct(c.recall)}</td>
+              <td>{nameOf(c)}</td><td>{c.gt}</td><td>{c.tp}</td><td>{c.fp}</td><td>{pct(c.precision)}</td><td>{pct(c.recall)}</td>
               <td><span title={`recall ${pct(c.recall)}`} style={{ display: "inline-block", width: 120, height: 8, background: "#eef0f3", borderRadius: 4 }}>
                 <span style={{ display: "block", height: 8, borderRadius: 4, background: "#16a34a", width: `${(c.recall ?? 0) * 100}%` }} />
               </span></td>
