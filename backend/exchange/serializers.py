@@ -24,7 +24,6 @@ class ExportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
         help_text="Only objects of these classes (ids of this project's classes); empty = all classes.",
     )
 
-
     def validate(self, attrs):
         # A segmentation the format cannot write was accepted and ignored (YOLO "rle" gave polygons).
         allowed = SEGMENTATIONS_OF[attrs["format"]]
