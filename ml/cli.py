@@ -34,24 +34,29 @@ def read_rgb(path: Path):
     return cv2.cvtColor(to_uint8(im), cv2.COLOR_BGR2RGB)
 
 
+def _ascii_int(v: str, fallback: int) -> int:
+    # ASCII digits only: int() also takes '٣' and '３' (and '1_0').
+    return int(v) if v.isascii() and v.strip().isdigit() else fallback
+
+
 def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        n = 0
+    n = _ascii_int(v, 0)
     if n < 1:
         raise argparse.ArgumentTypeError(f"{v!r} must be a positive integer")
     return n
 
 
 def _non_negative_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        n = -1
+    n = _ascii_int(v, -1)
     if n < 0:
         raise argparse.ArgumentTypeError(f"{v!r} must be 0 or a positive integer")
     return n
+
+
+def _prompt(v: str) -> str:
+    if not v.strip():  # reached the detector and ended in a traceback
+        raise argparse.ArgumentTypeError("a prompt must not be blank")
+    return v
 
 
 SEED000_SIDE = (32, 16384)  # --seed000-size: each side, in pixels (16384 x 16384 RGB is 0.8 GB)
@@ -241,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, help="output json; timings.csv is written next to it")
     a.add_argument("--format", choices=["native", "coco"], default="native")
     a.add_argument("--config", help="config json/yaml (default: env RAZMETKA_ML_CONFIG, else built-in)")
-    a.add_argument("--prompt", action="append", help="detector text prompt (repeatable; default from config)")
+    a.add_argument("--prompt", action="append", type=_prompt, help="detector text prompt (repeatable; default from config)")
     a.add_argument("--limit", type=_positive_int, help="annotate only the first N images (sorted by name)")
     a.add_argument("--visualize", action="store_true",
                    help="write <image>_ann.jpg (masks, boxes, class and score) next to --out")

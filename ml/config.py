@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ml.errors import ConfigError
+from ml.errors import ConfigError, missing_path
 
 ENV_CONFIG = "RAZMETKA_ML_CONFIG"
 
@@ -147,7 +148,7 @@ class PipelineConfig:
     def from_file(cls, path: str | os.PathLike) -> "PipelineConfig":
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} not found (env {ENV_CONFIG} or --config)")
+            raise ConfigError(f"config file {str(p)!r} {missing_path(p)} (env {ENV_CONFIG} or --config)")
         try:
             text = p.read_text(encoding="utf-8")
             if p.suffix.lower() in (".yaml", ".yml"):
@@ -225,6 +226,10 @@ def _check_types(obj, prefix: str):
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             want = " or ".join(_SAID.get(a, a) for a in allowed)
             raise ConfigError(f"{prefix}{f.name}: {value!r} must be {want}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON's NaN passed every range test (NaN compares false): segmenter.mask_threshold NaN
+            # gave empty masks, matcher.unknown_threshold NaN made every object unknown, exit 0.
+            raise ConfigError(f"{prefix}{f.name}: {value!r} must be a finite number")
     return obj
 
 
@@ -247,7 +252,7 @@ def _get(cfg, name: str):
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_values(cfg) -> None:

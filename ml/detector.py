@@ -10,7 +10,7 @@ import torch
 from ml import batching
 from ml.config import DetectorConfig
 from ml.device import autocast
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 from ml.inputs import PromptTooLongError, check_image, frame_for_resize
 from ml.types import Box
 
@@ -71,7 +71,7 @@ class Detector:
 
         src = os.path.expanduser(cfg.model)
         if _is_local(src) and not os.path.isdir(src):
-            raise ModelLoadError("detector.model", cfg.model, "not found")
+            raise ModelLoadError("detector.model", cfg.model, missing_path(src, "folder"))
         try:
             processor = AutoProcessor.from_pretrained(src)
             model = AutoModelForZeroShotObjectDetection.from_pretrained(src)

@@ -1,6 +1,8 @@
 """Errors raised by the ML engine."""
 from __future__ import annotations
 
+import os
+
 
 class MLError(Exception):
     """Base class for every error raised by ``ml``."""
@@ -27,3 +29,13 @@ class ConfigError(MLError):
 class TrainingRefused(MLError, ValueError):
     """A training that cannot finish as asked (it would outrun the worker's time limit); the
     message says what to change. Shown to the person as it is, not as a failure's class name."""
+
+
+def missing_path(path: str | os.PathLike, want: str = "file") -> str:
+    """Why `path` is not the `want` ("file" or "folder") asked for: "not found" was said of a
+    folder given as a checkpoint, of /dev/null and of a file given as a gallery folder."""
+    if not os.path.exists(path):
+        return "not found"
+    if want == "file":
+        return "is a folder, not a file" if os.path.isdir(path) else "is not a regular file"
+    return "is a file, not a folder"

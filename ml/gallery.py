@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ml.errors import missing_path
+from ml.inputs import ImageInputError
 from ml.vectors import l2_normalize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -49,7 +51,7 @@ class Gallery:
         folder has sub-folders with images, else flat: class = file stem (seed 000)."""
         root = Path(path)
         if not root.is_dir():
-            raise FileNotFoundError(f"gallery folder {str(root)!r} not found")
+            raise FileNotFoundError(f"gallery folder {str(root)!r} {missing_path(root, 'folder')}")
         subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         items: list[tuple[str, Path]] = []
         for d in subdirs:
@@ -71,8 +73,9 @@ class Gallery:
         crops = []
         for _, f in items:
             im = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-            if im is None:
-                raise ValueError(f"gallery: cannot read image {str(f)!r}")
+            if im is None:  # one error line from the CLI, not a traceback
+                raise ImageInputError(f"gallery: cannot read image {str(f)!r} (empty, damaged or not an image "
+                                      "file): remove or replace it")
             if im.ndim == 2:
                 im = cv2.cvtColor(im, cv2.COLOR_GRAY2RGB)
             elif im.shape[2] == 4:

@@ -10,7 +10,7 @@ from ml import batching
 from ml.config import SegmenterConfig
 from ml.device import autocast
 from ml.embedding_cache import EmbeddingCache
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 from ml.masks import bbox_from_mask, mask_area
 from ml.types import MaskResult
 
@@ -41,7 +41,7 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
         except Exception as e:
             raise ModelLoadError("segmenter.checkpoint", checkpoint, f"cannot be fetched ({type(e).__name__})") from e
     elif ckpt and not os.path.isfile(ckpt):
-        raise ModelLoadError("segmenter.checkpoint", checkpoint, "not found")
+        raise ModelLoadError("segmenter.checkpoint", checkpoint, missing_path(ckpt))
 
     if config.endswith((".yaml", ".yml")) and os.path.isfile(config):
         cfg = OmegaConf.load(config)

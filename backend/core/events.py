@@ -83,8 +83,9 @@ class Publisher:
                 payloads = [payload for _, _, payload in run]
                 try:
                     loop.run_until_complete(_deliver(project_id, group, payloads))
-                except Exception:  # a down Redis or channel layer must never stop later events
-                    logger.exception("could not send live event(s) %s", sorted({p.get("type") for p in payloads}))
+                except Exception as exc:  # a down Redis or channel layer must never stop later events
+                    logger.warning("could not send live event(s) %s: %s: %s", sorted({p.get("type") for p in payloads}),
+                                   type(exc).__name__, exc)
 
 
 BATCH_MAX = 200
@@ -101,8 +102,10 @@ async def _deliver(project_id: int | None, group: str, payloads: list[dict]) -> 
             # Numbered and kept before they go out, so a client that misses one live can ask for it.
             seqs = backlog.append_many(project_id, payloads)
             payloads = [{**payload, "seq": seq} for payload, seq in zip(payloads, seqs)]
-        except Exception:  # sent without a seq still beats not sent; the write is committed either way
-            logger.exception("could not number live events %s", sorted({p.get("type") for p in payloads}))
+        except Exception as exc:  # sent without a seq still beats not sent; the write is committed either way
+            # One line, not a traceback per write: a Redis outage filled the log with them.
+            logger.warning("could not number live events %s: %s: %s", sorted({p.get("type") for p in payloads}),
+                           type(exc).__name__, exc)
     layer = get_channel_layer()
     if layer is None:
         return

@@ -72,8 +72,8 @@ class _Beat:
     def _set(self) -> None:
         try:
             redis_client.shared().set(self.key, 1, ex=TTL_S)
-        except Exception:  # Redis down: the sweeper cannot look either, and the next beat tries again
-            logger.warning("could not mark %s alive", self.key, exc_info=True)
+        except Exception as exc:  # Redis down: the sweeper cannot look either, and the next beat tries again
+            logger.warning("could not mark %s alive: %s: %s", self.key, type(exc).__name__, exc)  # one line a beat
 
     def _run(self) -> None:
         while not self.stop.wait(BEAT_S):

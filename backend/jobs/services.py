@@ -15,7 +15,7 @@ from backend.annotations.changes import Create, Delete, apply_changes
 from backend.annotations.models import Annotation, ChangeSource, ReviewState, Source
 from backend.annotations.selectors import images_with_unreviewed_boxes
 from backend.core import events
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, DomainError, NotFound
 from backend.core.geometry import validate_rle
 from backend.gallery.versions import current_version_locked
 from backend.images.models import Image, ImageStatus
@@ -147,8 +147,8 @@ def cancel_job(*, project: Project, job_id: int) -> PrelabelJob:
     job = PrelabelJob.objects.select_for_update().filter(project=project, pk=job_id).first()
     if job is None:
         raise NotFound("Job not found.")
-    if job.status in FINAL_JOB_STATES:
-        raise DomainError(f"The job is already {job.status}.")
+    if job.status in FINAL_JOB_STATES:  # 409 as for a training or evaluation (a second click)
+        raise Conflict(f"The job is already {job.status}; there is nothing to cancel.")
     # Running items too: a worker writes only items still open (write_results locks them), so
     # nothing lands after this answer; it stops at its next chunk. (Running items finished their
     # batch, and their proposals appeared for seconds after "cancelled".)

@@ -14,7 +14,7 @@ import numpy as np
 from ml.config import EmbedderConfig
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.crops import square_resize
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 
 
 def _to_float(x: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ class OnnxEmbedder(Embedder):
         import onnxruntime as ort
 
         if not os.path.isfile(cfg.model):
-            raise ModelLoadError("embedder.model", cfg.model, "not found (.onnx file)")
+            raise ModelLoadError("embedder.model", cfg.model, f"{missing_path(cfg.model)} (.onnx file)")
         providers = ["CPUExecutionProvider"]
         if device is not None and getattr(device, "type", "cpu") == "cuda" and \
                 "CUDAExecutionProvider" in ort.get_available_providers():

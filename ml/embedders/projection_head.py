@@ -17,7 +17,7 @@ from ml.config import EmbedderConfig
 from ml.device import autocast
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.timm_dinov3 import CropTensorizer, create_timm_backbone, mean_std
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 
 
 def make_head(dims: list[int]) -> nn.Sequential:
@@ -48,7 +48,7 @@ class ProjectionHeadEmbedder(Embedder):
     @classmethod
     def load(cls, cfg: EmbedderConfig, device: torch.device, dtype: str = "float32") -> "ProjectionHeadEmbedder":
         if not os.path.isfile(cfg.model):
-            raise ModelLoadError("embedder.model", cfg.model, "not found (projection head checkpoint .pt)")
+            raise ModelLoadError("embedder.model", cfg.model, f"{missing_path(cfg.model)} (projection head checkpoint .pt)")
         try:
             ck = torch.load(cfg.model, map_location="cpu", weights_only=True)
             dims = [int(d) for d in ck["head_dims"]]

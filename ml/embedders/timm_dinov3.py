@@ -11,7 +11,7 @@ from ml.config import EmbedderConfig
 from ml.device import autocast
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.crops import square_resize
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 
 
 def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, model_kwargs: dict,
@@ -27,7 +27,7 @@ def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, mo
     kwargs = dict(model_kwargs or {}, num_classes=0, global_pool=global_pool)
     if checkpoint:
         if not os.path.isfile(checkpoint):
-            raise ModelLoadError(f"{setting}.checkpoint", checkpoint, "not found")
+            raise ModelLoadError(f"{setting}.checkpoint", checkpoint, missing_path(checkpoint))
         try:
             return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=checkpoint), **kwargs)
         except Exception as e:

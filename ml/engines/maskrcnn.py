@@ -9,7 +9,7 @@ import numpy as np
 
 from ml import batching
 from ml.engines.base import Engine, EngineInfo, mask_result, timed
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 from ml.types import Box
 
 
@@ -30,7 +30,7 @@ class MaskRCNNEngine(Engine):
 
         path = os.path.expanduser(cfg.maskrcnn.model)
         if not os.path.isdir(path):
-            raise ModelLoadError("maskrcnn.model", cfg.maskrcnn.model, "not found",
+            raise ModelLoadError("maskrcnn.model", cfg.maskrcnn.model, missing_path(path, "folder"),
                                  hint="a Mask R-CNN checkpoint folder (maskrcnn.json + model.pt)")
         try:
             model, spec = load_checkpoint(path, device)

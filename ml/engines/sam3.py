@@ -10,7 +10,7 @@ import numpy as np
 
 from ml import batching
 from ml.engines.base import Engine, EngineInfo, mask_result, timed
-from ml.errors import ModelLoadError
+from ml.errors import ModelLoadError, missing_path
 from ml.types import Box
 
 
@@ -31,7 +31,7 @@ class Sam3Engine(Engine):
 
         src = os.path.expanduser(cfg.sam3.model)
         if src.startswith((".", "/", "~")) and not os.path.isdir(src):
-            raise ModelLoadError("sam3.model", cfg.sam3.model, "not found")
+            raise ModelLoadError("sam3.model", cfg.sam3.model, missing_path(src, "folder"))
         try:
             processor = Sam3Processor.from_pretrained(src)
             model = Sam3Model.from_pretrained(src)

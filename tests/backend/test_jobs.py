@@ -181,7 +181,7 @@ def test_cancel_and_permissions(client_for, settings):
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert set(job.items.values_list("status", flat=True)) == {"cancelled"}
     again = client_for(owner).post(f"/api/projects/{project.pk}/jobs/{job.pk}/cancel/")
-    assert again.status_code == 400 and "already cancelled" in again.json()["detail"]
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
 
 
 def test_unconfigured_engine_names_the_setting(settings):

@@ -80,3 +80,20 @@ def test_an_all_images_job_on_an_empty_project_says_it_has_no_images(client_for)
     project = make_project(owner)
     answer = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": "all"}, format="json")
     assert answer.status_code == 400 and "has no images yet" in answer.json()["detail"], answer.content
+
+
+def test_a_redis_outage_is_one_log_line_a_beat_not_a_traceback(monkeypatch, caplog, tmp_path):
+    """While Redis was frozen, serve.log filled with a traceback per live event and per liveness
+    beat (every few seconds per running task)."""
+    import logging
+
+    import redis
+
+    from backend.core import liveness, redis_client
+
+    dead = redis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), socket_connect_timeout=0.2)
+    monkeypatch.setattr(redis_client, "_client", dead)
+    with caplog.at_level(logging.WARNING, logger="razmetka.liveness"):
+        liveness._Beat("razmetka:alive:test:x:1")._set()
+    (record,) = [r for r in caplog.records if "could not mark" in r.getMessage()]
+    assert record.exc_info is None and "ConnectionError" in record.getMessage(), record.getMessage()

@@ -82,3 +82,19 @@ def test_matcher_works_in_a_process_without_torch():
         "assert not any(m.startswith(('timm', 'sam2', 'transformers')) for m in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("section,name", [("segmenter", "mask_threshold"), ("matcher", "unknown_threshold"),
+                                          ("matcher", "margin"), ("matcher", "min_assign_score"),
+                                          ("detector", "box_threshold")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_setting_that_is_not_a_finite_number_is_refused(section, name, value):
+    """Black-box round 13: NaN passed five settings' checks (NaN compares false with every bound);
+    mask_threshold NaN gave empty masks and unknown_threshold NaN made every object unknown."""
+    with pytest.raises(ConfigError, match=rf"{section}\.{name}: (nan|inf) must be a finite number"):
+        PipelineConfig.from_dict({section: {name: value}})
+
+
+def test_an_embedder_mean_with_nan_is_refused():
+    with pytest.raises(ConfigError, match=r"embedder\.mean"):
+        PipelineConfig.from_dict({"embedder": {"mean": [0.5, float("nan"), 0.5]}})

@@ -1,0 +1,67 @@
+"""Black-box round 13 (`python -m ml`): an unreadable gallery exemplar and a blank --prompt ended
+in tracebacks (exit 1); --limit took an Arabic-Indic digit."""
+import cv2
+import pytest
+
+from ml.cli import main
+
+
+def _annotate(tiny_dir, images_dir, out, *extra):
+    return main(["annotate", "--images", str(images_dir), "--out", str(out),
+                 "--config", str(tiny_dir / "config.json"), *extra])
+
+
+@pytest.fixture
+def folder(tmp_path, images):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / "a.png"), images[0][:, :, ::-1])
+    return imgs
+
+
+def test_an_unreadable_gallery_exemplar_is_one_error_line(tiny_dir, folder, tmp_path, capsys):
+    gallery = tmp_path / "gal" / "hammer"
+    gallery.mkdir(parents=True)
+    (gallery / "fake.png").write_text("not an image")
+    with pytest.raises(SystemExit) as e:
+        _annotate(tiny_dir, folder, tmp_path / "p.json", "--gallery", str(tmp_path / "gal"))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err, err
+    assert err.count("error:") == 1 and "gallery: cannot read image" in err and "fake.png" in err, err
+
+
+@pytest.mark.parametrize("args,said", [(["--prompt", ""], "a prompt must not be blank"),
+                                       (["--prompt", "  "], "a prompt must not be blank"),
+                                       (["--limit", "٣"], "must be a positive integer"),
+                                       (["--limit", "３"], "must be a positive integer")])
+def test_blank_prompts_and_non_ascii_numbers_are_refused(tiny_dir, folder, tmp_path, capsys, args, said):
+    with pytest.raises(SystemExit) as e:
+        _annotate(tiny_dir, folder, tmp_path / "p.json", *args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and said in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_a_path_of_the_wrong_kind_is_named_so_not_called_missing(tiny_dir, folder, tmp_path, capsys):
+    """"config file '/dev/null' not found", "segmenter.checkpoint: '<a folder>' not found", "gallery
+    folder '<a file>' not found": each exists, it is only the wrong kind."""
+    import json
+
+    from ml.config import PipelineConfig
+    from ml.errors import ConfigError, ModelLoadError
+    from ml.segmenter import Segmenter
+
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        PipelineConfig.from_file(tmp_path)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        PipelineConfig.from_file("/dev/null")
+    cfg = PipelineConfig.from_dict(json.loads((tiny_dir / "config.json").read_text()))
+    cfg.segmenter.checkpoint = str(tmp_path)
+    import torch
+
+    with pytest.raises(ModelLoadError, match="segmenter.checkpoint: .* is a folder, not a file"):
+        Segmenter.load(cfg.segmenter, torch.device("cpu"))
+    (tmp_path / "g.txt").write_text("x")
+    with pytest.raises(SystemExit) as e:
+        _annotate(tiny_dir, folder, tmp_path / "p.json", "--gallery", str(tmp_path / "g.txt"))
+    assert e.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
