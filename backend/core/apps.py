@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "backend.core"
     label = "core"
+
+    def ready(self):
+        from . import account_signals
+
+        account_signals.connect()

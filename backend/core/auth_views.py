@@ -3,8 +3,9 @@ import hashlib
 import math
 import secrets
 import time
+import unicodedata
 
-from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.contrib.auth import authenticate, get_user_model, login, logout, update_session_auth_hash
 from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
@@ -55,7 +56,9 @@ SIGN_IN_LOCKOUT_S = 15 * 60
 
 
 def _failures_key(username: str) -> str:
-    return "sign-in-failures:" + hashlib.sha256(username.strip().lower().encode()).hexdigest()
+    # One account whatever the spelling it is typed in (as _account_name finds it).
+    folded = unicodedata.normalize("NFKC", username).strip().lower()
+    return "sign-in-failures:" + hashlib.sha256(folded.encode()).hexdigest()
 
 
 class LockedOut(Throttled):
@@ -116,6 +119,18 @@ def _device_of(request, account_key: str) -> str | None:
     return value.get("d") if isinstance(value, dict) and value.get("a") == account_key[-32:] else None
 
 
+def _account_name(typed: str) -> str:
+    """The account a typed name means. Names are unique whatever their case and are stored NFKC
+    (as Django's create_user folds them), and adding a member finds them so; sign-in looked up
+    the exact spelling only, and 'NINA' or a full-width 'ｎｉｎａ' was "Wrong username or password"."""
+    users = get_user_model().objects
+    if users.filter(username=typed).exists():
+        return typed
+    folded = unicodedata.normalize("NFKC", typed.strip())
+    found = list(users.filter(username__iexact=folded).values_list("username", flat=True)[:2])
+    return found[0] if len(found) == 1 else typed
+
+
 def _authenticate(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -123,7 +138,8 @@ def _authenticate(request):
     device = _device_of(request, account)
     key = f"{account}:device:{device}" if device else account
     _refuse_if_locked(key, "sign-ins" if not device else "sign-ins from this browser")
-    user = authenticate(request, **serializer.validated_data)
+    data = dict(serializer.validated_data, username=_account_name(serializer.validated_data["username"]))
+    user = authenticate(request, **data)
     if user is None:
         _count_failure(key)
     else:

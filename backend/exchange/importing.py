@@ -14,6 +14,7 @@ import json
 import posixpath
 import re
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -315,6 +316,7 @@ def _images_by_name(project) -> ImagesByName:
     found = ImagesByName()
     rows = Image.objects.filter(project=project).values_list("id", "original_name", "width", "height", "file")
     for pk, name, width, height, stored in rows:
+        name = unicodedata.normalize("NFC", name)  # as _match_image reads the file's names
         entry = (pk, height, width)
         found.paths[pk] = name.replace("\\", "/").lower()
         base = posixpath.basename(found.paths[pk])
@@ -353,6 +355,9 @@ def _match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, 
     # '<stem>_<image id>.<ext>'. Such a name means image <id> whenever that image's own name is
     # '<stem>.<ext>' (YOLO: its stem is <stem>), before any image whose real name it is: an export
     # never writes a real name that reads so (selectors.suffix_lookalikes renames that image too).
+    # Compared composed (NFC): a name uploaded from macOS ('é' as e + accent) and the same name in
+    # a file written elsewhere look alike but were "not in this project".
+    file_name, path = unicodedata.normalize("NFC", file_name), unicodedata.normalize("NFC", path)
     generated = _generated_match(file_name, images)
     if generated is not None:
         return generated, None

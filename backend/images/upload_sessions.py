@@ -283,22 +283,33 @@ def process_session(session_id: int, *, resume: bool = False) -> UploadSession |
     )
     if not claimed:  # a redelivered task: another run has it, or it is finished
         return None
-    session = UploadSession.objects.select_related("project", "created_by").get(pk=session_id)
+    session = UploadSession.objects.select_related("project", "created_by").filter(pk=session_id).first()
+    if session is None:  # deleted with its project just after the claim
+        logger.info("upload session %s went with its project before it was processed", session_id)
+        return None
     try:
         result = _process_file(session, upload_images)
         status = UploadStatus.DONE
     except DB_DOWN:
         raise  # the database, not the file: the task runs again (images/tasks.py)
     except Exception as exc:  # the user sees the file's name and why; the traceback goes to the log
-        logger.exception("upload session %s failed", session_id)
-        result = {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": f"Processing failed: {exc}"}]}
-        status = UploadStatus.FAILED
-    session.result = result
-    session.status = status
-    session.save(update_fields=["result", "status", "updated_at"])
+        if not Project.objects.filter(pk=session.project_id).exists():
+            result, status = None, None  # the project was deleted while this ran: not the file's fault
+        else:
+            logger.exception("upload session %s failed", session_id)
+            result = {"created": [], "duplicates": [], "errors": [{"name": session.file_name, "error": f"Processing failed: {exc}"}]}
+            status = UploadStatus.FAILED
+    # An UPDATE, not save(): a project deleted meanwhile took the row, and save() raised
+    # "did not affect any rows" (a traceback per file) and left the file in incoming/.
+    kept = status is not None and UploadSession.objects.filter(pk=session.pk).update(
+        result=result, status=status, updated_at=timezone.now())
     if session.stored_name:
         default_storage.delete(session.stored_name)
     temp_path(session).unlink(missing_ok=True)
+    if not kept:
+        logger.info("upload session %s went with its project while it was processed", session_id)
+        return None
+    session.result, session.status = result, status
     events.emit(session.project_id, "upload.finished", upload=session.pk)
     return session
 

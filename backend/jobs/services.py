@@ -337,10 +337,12 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     for old in Annotation.objects.filter(image_id__in=open_ids).select_for_update().defer("embedding").order_by("id"):
         olds.setdefault(old.image_id, []).append(old)
     by_image = {r.image_id: r for r in results}
+    usable = _usable_class_ids(job.project_id)
     changes, written, failed = [], [], {}
     for image_id in open_ids:
         try:
-            changes += _image_changes(job, images[image_id], olds.get(image_id, []), by_image[image_id].detections)
+            detections = [_without_retired_classes(det, usable) for det in by_image[image_id].detections]
+            changes += _image_changes(job, images[image_id], olds.get(image_id, []), detections)
             written.append(image_id)
         except Exception as exc:  # a bad mask fails its image, not the batch
             if raise_errors:
@@ -371,6 +373,28 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     _maybe_finish(job)
     _emit_progress(job)
     return per_image
+
+
+def _usable_class_ids(project_id: int) -> set[int]:
+    """Classes a proposal may carry now: active, and not an instance of an inactive type."""
+    return set(LabelClass.objects.filter(project_id=project_id, active=True).exclude(parent__active=False)
+               .values_list("pk", flat=True))
+
+
+def _without_retired_classes(det: dict, usable: set[int]) -> dict:
+    """A job matches against the gallery pinned at its start; a class deactivated (or deleted)
+    since then was still written on its proposals, which no person could then choose or delete
+    (black-box round 13). Such a class is dropped from the proposal, as a re-score drops it."""
+    label_class = det.get("label_class")
+    candidates = det.get("candidates") or []
+    stale = label_class is not None and getattr(label_class, "pk", label_class) not in usable
+    kept = [c for c in candidates if c.get("class_id") is None or c["class_id"] in usable]
+    if not stale and len(kept) == len(candidates):
+        return det
+    det = {**det, "candidates": kept}
+    if stale:
+        det.update(label_class=None, class_score=None, class_margin=None)
+    return det
 
 
 def _finish_items(job_id: int, done: dict[int, tuple[dict, int]], failed: dict[int, str]) -> None:

@@ -23,6 +23,11 @@ def reset_member_password(*, project: Project, by, membership_id: int) -> tuple[
         raise NotFound("Not a member of this project.")
     password = reset_password(by=by, user=membership.user)
     events.signed_out(user_id=membership.user_id)
+    # Signed out everywhere, so the images they held are free: others were kept out 5 minutes.
+    from backend.images.claims import release_held
+    from backend.images.models import Image
+
+    release_held(Image.objects.filter(claimed_by_id=membership.user_id))
     return membership, password
 
 

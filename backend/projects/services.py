@@ -277,9 +277,12 @@ def _membership(project: Project, membership_id: int, actor=None) -> Membership:
     other at once each counted the other as the admin who stays, and the project kept none. Under
     the lock the actor (if given) must still be an admin: the other change may have demoted them."""
     _lock_project(project)
-    if actor is not None and not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
-        raise PermissionDenied("You are no longer an admin of this project.")
     membership = Membership.objects.select_for_update().filter(project=project, pk=membership_id).first()
+    own_as_instance_admin = membership is not None and actor is not None and getattr(actor, "is_staff", False) \
+        and membership.user_id == actor.pk
+    if actor is not None and not own_as_instance_admin and \
+            not Membership.objects.filter(project=project, user=actor, role=Role.ADMIN).exists():
+        raise PermissionDenied("You are no longer an admin of this project.")
     if membership is None:
         raise NotFound("Membership not found.")
     return membership

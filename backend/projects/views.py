@@ -11,7 +11,7 @@ from backend.core.filters import apply_filters, bool_filter, choice_filter, only
 
 from . import onboarding, selectors, services
 from .access import Capability, ProjectScopedMixin, require_capability
-from .models import LabelClass
+from .models import LabelClass, Membership
 from .serializers import (
     LabelClassSerializer,
     LabelClassUpdateSerializer,
@@ -78,6 +78,18 @@ class ProjectViewSet(viewsets.GenericViewSet):
 class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = MembershipSerializer
     capabilities = {"list": Capability.READ}
+
+    def required_capability(self) -> Capability:
+        # An instance admin added here as a viewer could not change or drop their own membership
+        # (and a project admin could not either): their own membership is theirs to manage.
+        if self.action in ("partial_update", "destroy") and self.request.user.is_staff and self._own_membership():
+            return Capability.READ
+        return super().required_capability()
+
+    def _own_membership(self) -> bool:
+        pk = str(self.kwargs.get("pk", ""))
+        return pk.isdigit() and Membership.objects.filter(
+            project_id=self.kwargs["project_pk"], pk=int(pk), user=self.request.user).exists()
 
     def list(self, request, project_pk=None):
         only_params(request.query_params)

@@ -443,3 +443,33 @@ def test_a_zip_whose_processing_lost_the_database_half_way_reports_its_own_image
     [duplicate] = result["duplicates"]
     assert duplicate["name"] == "set.zip/copy/a.png" and by_id[duplicate["existing_id"]] == "set.zip/a.png"
     assert result["errors"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_project_deleted_while_its_upload_is_processed_ends_it_quietly_and_leaves_no_file(owner_project, client_for,
+                                                                                            monkeypatch, caplog, settings):
+    """Black-box round 13: a project deleted while its uploads were processed gave a traceback per
+    file ("Save with update_fields did not affect any rows") and left incoming/<project>/<id>.bin."""
+    import logging
+
+    from backend.projects.services import delete_project
+
+    settings.QUEUE_CPU = f"nobody-{os.getpid()}-cpu"  # committed here: a live test worker must not take it
+    owner, project = owner_project
+    finished = send_all(client_for(owner), project, "photo.jpg", noisy_jpeg(3))
+    stored = UploadSession.objects.get(pk=finished["id"]).stored_name
+    real = upload_sessions._process_file
+
+    def deleted_meanwhile(session, upload_images):
+        delete_project(project_id=project.pk, version=project.version)  # another request, as it happens
+        return real(session, upload_images)
+
+    monkeypatch.setattr(upload_sessions, "_process_file", deleted_meanwhile)
+    with caplog.at_level(logging.INFO, logger="razmetka"):
+        assert upload_sessions.process_session(finished["id"]) is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert not default_storage.exists(stored)
+    assert not Image.objects.filter(project_id=project.pk).exists()
+    folder = f"projects/{project.pk}/images"
+    left = default_storage.listdir(folder)[1] if default_storage.exists(folder) else []
+    assert left == [], left  # the image stored before its row failed went too

@@ -88,3 +88,20 @@ def test_only_the_unfinished_items_of_a_batch_are_written(batch):
     assert Annotation.objects.filter(image=a).count() == 1  # a's first result stands
     job.refresh_from_db()
     assert job.processed == 2
+
+
+def test_a_class_deactivated_while_the_job_ran_is_not_written(batch):
+    """Black-box round 13: a running job wrote 16 proposals of a class deactivated after it
+    started; no person could choose that class, and it could no longer be deleted."""
+    project, hammer, (a, *_), job = batch
+    wrench = make_class(project, "wrench")
+    det = _det(hammer, 30, 5, 50, 30)
+    det["candidates"] = [{"class_id": hammer.pk, "name": "hammer", "score": 0.7, "exemplar_id": 1},
+                         {"class_id": wrench.pk, "name": "wrench", "score": 0.4, "exemplar_id": 2}]
+    type(hammer).objects.filter(pk=hammer.pk).update(active=False)
+    assert services.write_results(job_id=job.pk, results=[services.ItemResult(a.pk, [det], {})]) == {a.pk: 1}
+    written = Annotation.objects.get(image=a, job_id=job.pk)
+    assert written.label_class_id is None and written.class_score is None
+    assert [c["class_id"] for c in written.candidates] == [wrench.pk]
+    hammer.refresh_from_db()
+    hammer.delete()  # nothing of it was written: it can go

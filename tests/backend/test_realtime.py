@@ -525,3 +525,29 @@ async def test_events_queued_together_leave_as_one_batch_in_order_with_consecuti
     # The backlog kept every one of them, so a client that missed the burst can replay it.
     replay = await sync_to_async(backlog.since)(project.pk, first)
     assert [e["annotation"] for e in replay.events] == list(range(40))
+
+
+async def test_a_deactivated_account_is_disconnected_and_lets_go_of_its_claims():
+    """Black-box round 13: switched off in Django's admin (or a shell), the account's requests were
+    refused at once but its open socket kept streaming every event (and replaying the backlog on
+    resume), and its claim kept others out for 5 minutes."""
+    from backend.images.models import Image
+
+    owner, member, _, project, _ = await world()
+    image = await sync_to_async(make_image)(project)
+    communicator, connected, _ = await connect(project.pk, member)
+    assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+
+    def claim_then_switch_off():
+        client = Client()
+        client.force_login(member)
+        assert client.post(f"/api/projects/{project.pk}/images/{image.pk}/claim/").status_code == 200
+        member.is_active = False
+        member.save()
+        return Image.objects.get(pk=image.pk).claimed_by_id
+
+    assert await sync_to_async(claim_then_switch_off)() is None
+    output = await communicator.receive_output(timeout=5)
+    while output["type"] == "websocket.send":  # the claim's own events first
+        output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4401

@@ -95,3 +95,61 @@ def test_an_export_refuses_a_segmentation_its_format_cannot_write(client_for):
     assert refused.status_code == 400, refused.content
     started = client_for(owner).post(path, {"format": "labelme"}, format="json")
     assert started.status_code == 202 and started.json()["options"]["segmentation"] == "polygon", started.content
+
+
+def test_an_admins_password_reset_lets_go_of_the_members_claims(client_for):
+    """The reset ended the member's sessions, tokens and sockets but kept their claim: the image
+    stayed locked to everyone for up to 5 minutes."""
+    from backend.images.models import Image
+
+    from .factories import make_staff
+
+    root = make_staff()
+    project = make_project(root)
+    nina = make_user("nina")
+    membership = add_member(project, nina, "reviewer")
+    image = make_image(project)
+    assert client_for(nina).post(f"/api/projects/{project.pk}/images/{image.pk}/claim/").status_code == 200
+    reset = client_for(root).post(f"/api/projects/{project.pk}/members/{membership.pk}/reset-password/", {},
+                                  format="json")
+    assert reset.status_code == 200, reset.content
+    assert Image.objects.get(pk=image.pk).claimed_by_id is None
+
+
+def test_an_instance_admin_added_as_a_viewer_manages_their_own_membership(client_for):
+    """A project admin added the instance admin as a viewer: the instance admin then got 403 on
+    changing or dropping their own membership, and nobody else could either."""
+    from backend.projects.models import Membership
+
+    from .factories import make_staff
+
+    pia = make_user("pia")
+    project = make_project(pia)
+    root = make_staff()
+    added = client_for(pia).post(f"/api/projects/{project.pk}/members/", {"username": root.username, "role": "viewer"},
+                                 format="json")
+    assert added.status_code == 201, added.content
+    mine = f"/api/projects/{project.pk}/members/{added.json()['id']}/"
+    promoted = client_for(root).patch(mine, {"role": "admin"}, format="json")
+    assert promoted.status_code == 200 and promoted.json()["role"] == "admin", promoted.content
+    client_for(root).patch(mine, {"role": "viewer"}, format="json")
+    assert client_for(root).delete(mine).status_code == 204
+    assert not Membership.objects.filter(project=project, user=root).exists()
+    # A viewer who is not an instance admin still cannot.
+    vic = make_user("vic")
+    theirs = Membership.objects.create(project=project, user=vic, role="viewer")
+    assert client_for(vic).patch(f"/api/projects/{project.pk}/members/{theirs.pk}/", {"role": "admin"},
+                                 format="json").status_code == 403
+
+
+def test_sign_in_finds_the_account_whatever_case_or_width_it_is_typed_in():
+    """Names are unique whatever their case and adding a member finds 'NINA' as nina, but signing in
+    as 'NINA' (or a full-width 'ｎｉｎａ') was "Wrong username or password"."""
+    from rest_framework.test import APIClient
+
+    make_user("nina", password="ninas-secret-pass-1")
+    for typed in ("nina", "NINA", "ｎｉｎａ", " Nina "):
+        answer = APIClient().post("/api/auth/login/", {"username": typed, "password": "ninas-secret-pass-1"}, format="json")
+        assert answer.status_code == 200 and answer.json()["username"] == "nina", (typed, answer.content)
+    wrong = APIClient().post("/api/auth/login/", {"username": "NINA", "password": "not-her-password"}, format="json")
+    assert wrong.status_code == 400

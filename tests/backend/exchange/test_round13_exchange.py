@@ -67,3 +67,21 @@ def test_a_native_export_ranks_candidates_under_their_classes_names_now(source, 
     _, zf = export(project, admin_user, "native")
     det = json.loads(zf.read("predictions.json"))[0]["detections"][0]
     assert det["class"] == "mallet" and det["ranked"] == [{"name": "mallet", "score": 0.75}], det
+
+
+@pytest.mark.parametrize("stored,written", [("cafe\u0301.png", "caf\u00e9.png"), ("caf\u00e9.png", "cafe\u0301.png")])
+def test_an_image_name_matches_whether_its_accents_are_composed_or_not(admin_user, stored, written):
+    """An image uploaded from macOS ('é' as e + combining accent) was "not in this project" for a
+    file naming it with the composed 'é' (and the other way round): they look the same."""
+    from backend.images.services import upload_images
+    from tests.backend.factories import image_bytes
+
+    project, (hammer, _), _ = build_project(admin_user)
+    image = upload_images(project=project, user=admin_user,
+                          files=[SimpleUploadedFile(stored, image_bytes(64, 48, (9, 99, 199)))]).created[0]
+    coco = {"images": [{"id": 1, "file_name": written, "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "hammer"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]}]}
+    job = run_import(project, admin_user, "coco", json_upload(coco))
+    assert job.status == "done", job.errors
+    assert Annotation.objects.filter(image=image, label_class=hammer).count() == 1
