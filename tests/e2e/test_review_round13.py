@@ -120,3 +120,79 @@ def test_the_per_class_table_names_a_renamed_class_by_its_name_now(page, project
     page.goto(f"/p/{proj.pk}/models")
     table = page.get_by_test_id("per-class")
     expect(table).to_contain_text("ka renamed")
+
+
+def test_z_right_after_restore_this_version_takes_the_restore_back(page, project, login_as):
+    """Black-box round 14: z after "Restore this version" undid an older edit instead, leaving the
+    object in a state it never had."""
+    from backend.annotations.models import Annotation
+    from backend.annotations.services import update_annotation
+
+    from .seed import rle_of
+
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    image = make_image(proj, width=400, height=300, seed=31)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 20, 20, 80, 80))
+    mark_prelabeled(image)
+    big = rle_of(rect_mask(300, 400, 20, 20, 200, 200))
+    ann = update_annotation(project=proj, annotation_id=ann.pk, user=owner, version=ann.version, class_id=wrench.pk)
+    ann = update_annotation(project=proj, annotation_id=ann.pk, user=owner, version=ann.version, mask_rle=big)
+    ann = update_annotation(project=proj, annotation_id=ann.pk, user=owner, version=ann.version, class_id=hammer.pk)
+    before = (ann.label_class_id, ann.mask_rle["counts"])
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("i")
+    panel = page.get_by_test_id("history")
+    expect(panel.locator("li.history-item")).to_have_count(3)
+    panel.locator("li.history-item").nth(2).get_by_role("button", name="Restore this version").click()  # wrench, small
+    def state():
+        a = Annotation.objects.get(pk=ann.pk)
+        return a.label_class_id, a.mask_rle["counts"]
+    from .steps import until
+
+    until(page, lambda: state()[0] == wrench.pk, what="the restore")
+    assert state()[1] != before[1]
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("z")
+    until(page, lambda: state() == before, what="z took the restore back")
+    expect(toast(page, "Undid the restore")).to_be_visible()
+
+
+def test_the_delete_key_on_an_accepted_object_tells_an_annotator_why_not(page, project, login_as):
+    """The Delete button is disabled for an annotator on an accepted object, but the Delete key sent
+    it and the server's 403 showed as "Couldn't save the deletion"."""
+    from backend.annotations.models import Annotation
+
+    from .seed import add_member
+
+    proj, owner = project
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=32)
+    ann = add_prediction(image, hammer, rect_mask(300, 400, 20, 20, 80, 80))
+    Annotation.objects.filter(pk=ann.pk).update(class_review="accepted", mask_review="accepted")
+    mark_prelabeled(image)
+    anna = make_user("anna")
+    add_member(proj, anna, "annotator")
+    login_as(anna)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.keyboard.press("Delete")
+    expect(toast(page, "only a reviewer or admin can delete it")).to_be_visible()
+    expect(toast(page, "Couldn't save")).to_have_count(0)
+    assert Annotation.objects.filter(pk=ann.pk).exists()
+
+
+def test_the_review_link_keeps_the_filters_it_carries(page, project, login_as):
+    """/p/{id}/review?status=done&label_class=3 opened a pre-labeled image without that class."""
+    proj, owner = project
+    hammer, wrench = make_class(proj, "hammer"), make_class(proj, "wrench")
+    plain = make_image(proj, width=400, height=300, seed=33)
+    add_prediction(plain, hammer, rect_mask(300, 400, 20, 20, 80, 80))
+    wanted = make_image(proj, width=400, height=300, seed=34)
+    add_prediction(wanted, wrench, rect_mask(300, 400, 20, 20, 80, 80))
+    mark_prelabeled(plain, wanted)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review?label_class={wrench.pk}")
+    page.wait_for_url(f"**/p/{proj.pk}/review/{wanted.pk}")

@@ -12,7 +12,12 @@ import { Thumb } from "./Images";
 export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
   const pid = ctx.project.id;
   const picking = typeof location !== "undefined" && new URLSearchParams(location.search).has("filters");
-  const [filters, setFilters] = useState(queueFilters(pid));
+  // A link may carry the filters (?status=done&label_class=3): they were ignored for the last ones used.
+  const [filters, setFilters] = useState(() => {
+    const q = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
+    const stored = queueFilters(pid);
+    return { status: q.get("status") ?? stored.status, label_class: q.get("label_class") ?? stored.label_class };
+  });
   const [state, setState] = useState<"searching" | "empty" | "picking" | string>(picking ? "picking" : "searching");
   const [go, setGo] = useState(!picking);
   const [round, setRound] = useState(0); // a new search after the set-aside images are offered again

@@ -29,7 +29,7 @@ export interface AuditEvent {
 
 export function HistoryPanel(props: {
   pid: number; imageId: number; sel: Annotation | null; anns: Annotation[]; classes: LabelClass[]; readOnly: boolean;
-  onRestored: (a: Annotation) => void; onClose: () => void; refuseReadOnly: () => void;
+  onRestored: (a: Annotation, before: Annotation) => void; onClose: () => void; refuseReadOnly: () => void;
 }) {
   const { pid, imageId, sel, classes } = props;
   const [scope, setScope] = useState<"object" | "image">(sel ? "object" : "image");
@@ -60,7 +60,7 @@ export function HistoryPanel(props: {
     setBusy(ev.id);
     try {
       const restored = await post<Annotation>(`${P(pid)}/annotations/${a.id}/restore/`, { event: ev.id, version: a.version });
-      props.onRestored(restored);
+      props.onRestored(restored, a);
       notify(`Restored the version of ${new Date(ev.created_at).toLocaleString()}.`);
     } catch (e) {
       const refused = claimRefusal(e);

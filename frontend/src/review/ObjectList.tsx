@@ -48,7 +48,7 @@ function typesWithInstances(classes: LabelClass[]): { type: LabelClass; instance
 }
 
 /** The class picker: instances grouped under their type (the type itself stays choosable). */
-const ACCEPTED_DELETE_HINT = "Accepted in review: only a reviewer or admin can delete it. Edit it instead (an edit sends it back to review).";
+export const ACCEPTED_DELETE_HINT = "Accepted in review: only a reviewer or admin can delete it. Edit it instead (an edit sends it back to review).";
 
 /** What the score and margin mean; a negative margin puzzled reviewers (round 6). */
 /** The score and margin of the class the object has now: after a class change the row kept the

@@ -28,7 +28,7 @@ import { UNSAVED_MESSAGE, UNSAVED_REVIEW_MESSAGE, unsavedMessage, useReviewNavig
 import { useStage } from "./useStage";
 import { useStagePointer } from "./useStagePointer";
 import { usePolygonTool } from "./usePolygonTool";
-import { useUndoHistory } from "./useUndoHistory";
+import { reviewsOf, useUndoHistory } from "./useUndoHistory";
 
 export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }) {
   const pid = ctx.project.id;
@@ -269,7 +269,12 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
         {historyOpen && (
           <HistoryPanel pid={pid} imageId={imageId} sel={sel} anns={anns} classes={classes} readOnly={readOnly}
             refuseReadOnly={writes.refuseReadOnly} onClose={() => setHistoryOpen(false)}
-            onRestored={(a) => { if (stage.editRef.current?.annId === a.id) stage.editRef.current = null; writes.replace(a); }} />
+            onRestored={(a, before) => {
+              if (stage.editRef.current?.annId === a.id) stage.editRef.current = null;
+              writes.replace(a);
+              // z takes the restore back (class and mask as they were before it)
+              history.record({ t: "shape", id: a.id, classId: before.label_class ?? null, rle: before.mask_rle, review: reviewsOf(before) });
+            }} />
         )}
         <div className="object-list-wrap" aria-disabled={readOnly}>
         <ObjectList anns={anns} pid={pid} classes={classes} selId={selId} loaded={!!detail} canReview={ctx.canReview} readOnly={readOnly} unsaved={editor.unsaved}

@@ -17,5 +17,6 @@ describe("undo stack ids", () => {
   it("names what an undo takes back", () => {
     expect(describeEntry({ t: "recreate", snap: {} as any })).toBe("the deletion");
     expect(describeEntry({ t: "delete", id: 1 })).toBe("the new object");
+    expect(describeEntry({ t: "shape", id: 1, classId: null, rle: { size: [1, 1], counts: "1" } })).toBe("the restore");
   });
 });

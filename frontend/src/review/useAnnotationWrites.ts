@@ -12,7 +12,7 @@ import { checkProjectAccess, retryable } from "../api/access";
 import { ApiError, del, get, onSignedIn, P, patch, post, signedOutError, type Annotation } from "../api/client";
 import { currentNotes, dismiss, notify } from "../notify";
 import { InFlight } from "./inflight";
-import type { Decision, ReviewTarget } from "./ObjectList";
+import { ACCEPTED_DELETE_HINT, type Decision, type ReviewTarget } from "./ObjectList";
 import { claimMessage, claimRefusal, reviewPlan } from "./rules";
 import type { ClaimState } from "./useClaim";
 import { reviewsOf, type UndoEntry } from "./useUndoHistory";
@@ -287,6 +287,11 @@ export function useAnnotationWrites(opts: {
     // "deleted by someone else".
     if (!a || deleting.current.has(a.id)) return Promise.resolve();
     if (readOnly) return Promise.resolve(refuseReadOnly());
+    if (!canReview && (a.class_review === "accepted" || a.mask_review === "accepted")) {
+      // The button is disabled for this; the Delete key sent it and the server's 403 read as an outage.
+      notify(ACCEPTED_DELETE_HINT, "warn");
+      return Promise.resolve();
+    }
     deleting.current.add(a.id);
     return inFlight.current.track((async () => {
       try {

@@ -21,6 +21,8 @@ export type UndoEntry =
   | { t: "delete"; id: number }
   | { t: "class"; id: number; classId: number | null; review?: Reviews }
   | { t: "mask"; id: number; rle: Rle; review?: Reviews }
+  /** Class and mask together: what "Restore this version" changed (z undid an older edit instead). */
+  | { t: "shape"; id: number; classId: number | null; rle: Rle; review?: Reviews }
   | { t: "review"; id: number; class_review: Decision; mask_review: Decision };
 
 const LIMIT = 100;
@@ -46,6 +48,7 @@ export function describe(e: UndoEntry): string {
     case "delete": return "the new object";
     case "class": return "the class change";
     case "mask": return "the mask edit";
+    case "shape": return "the restore";
     case "review": return "the review decision";
   }
 }
@@ -114,6 +117,12 @@ export function useUndoHistory(opts: {
     if (e.t === "class") {
       const before = a.label_class ?? null;
       const review = reviewsOf(a);
+      if (before === e.classId && (!e.review || (e.review.class_review === review.class_review && e.review.mask_review === review.mask_review))) {
+        // "Undid the class change." was said with nothing written (the object already had that class)
+        notify("Nothing was undone: the object already has that class.");
+        setSelId(a.id);
+        return null;
+      }
       let ok = await writes.write(a, "the class", (v) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, { version: v, label_class: e.classId }));
       if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
       setSelId(a.id);
@@ -127,6 +136,16 @@ export function useUndoHistory(opts: {
       if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
       setSelId(a.id);
       return ok ? { t: "mask", id: a.id, rle: before, review } : null;
+    }
+    if (e.t === "shape") {
+      const back: UndoEntry = { t: "shape", id: a.id, classId: a.label_class ?? null, rle: a.mask_rle, review: reviewsOf(a) };
+      if (editRef.current?.annId === a.id) editRef.current = null;
+      let ok = await writes.write(a, "the restore", (v) => patch<Annotation>(`${P(pid)}/annotations/${a.id}/`, {
+        version: v, label_class: e.classId, mask_rle: e.rle,
+      }));
+      if (ok && e.review && canReview) ok = await reviewTo(writes.latest(a), e.review.class_review, e.review.mask_review);
+      setSelId(a.id);
+      return ok ? back : null;
     }
     const before = { class_review: a.class_review as Decision, mask_review: a.mask_review as Decision };
     if (before.class_review === e.class_review && before.mask_review === e.mask_review) {
