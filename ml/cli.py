@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ml.errors import missing_path
 from ml.gallery import IMAGE_EXTS
 
 
@@ -82,7 +83,7 @@ def _image_files(folder: str, limit: int | None) -> list[Path]:
     if root.is_file():
         raise CLIError(f"--images: {folder!r} is a file, not a folder of images ({', '.join(sorted(IMAGE_EXTS))})")
     if not root.is_dir():
-        raise CLIError(f"--images: folder {folder!r} not found")
+        raise CLIError(f"--images: folder {folder!r} {missing_path(root, 'folder')}")
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise CLIError(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder!r}")
@@ -106,8 +107,13 @@ def cmd_annotate(args) -> int:
 
     files = _image_files(args.images, args.limit)
     out = Path(args.out)
+    if out.exists() and not out.is_file():  # /dev/null: timings.csv beside it landed in /dev
+        raise CLIError(f"--out: {args.out!r} {missing_path(out)}; give a .json file path")
     vis_dir = Path(args.vis_dir) if args.vis_dir else (out.parent if args.visualize else None)
     debug_dir = Path(args.debug) if args.debug else None
+    for flag, folder in (("--vis-dir", vis_dir), ("--debug", debug_dir)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise CLIError(f"{flag}: {str(folder)!r} {missing_path(folder, 'folder')}")
     cfg = PipelineConfig.from_env(args.config)
     pipe = Pipeline.from_config(cfg)
     gallery = Gallery.from_dir(args.gallery, pipe, cfg.embedder.background) if args.gallery else None

@@ -40,8 +40,14 @@ class RunStopped(Exception):
         self.reason = reason  # "cancelled", "deleted", or the state it was found in
 
 
+_KIND_NAMES = {"head": "Projection head", "maskrcnn": "Mask R-CNN"}
+
+
 def _what(run) -> str:
-    return f"{run.kind} training #{run.pk}" if isinstance(run, TrainingRun) else f"evaluation #{run.pk}"
+    """How a message names the run, capitalized ("Maskrcnn training" was str.capitalize's)."""
+    if isinstance(run, TrainingRun):
+        return f"{_KIND_NAMES.get(run.kind, run.kind)} training #{run.pk}"
+    return f"Evaluation #{run.pk}"
 
 
 def _lock_project(project_id: int) -> None:
@@ -58,7 +64,7 @@ def _one_live_run(queryset, what: str) -> None:
     project's pre-annotation, and each run holds it for up to CELERY_TASK_TIME_LIMIT."""
     live = queryset.filter(state__in=LIVE_STATES).order_by("pk").first()
     if live is not None:
-        raise RunConflict(f"{_what(live).capitalize()} is already {live.state} in this project: wait for it to "
+        raise RunConflict(f"{_what(live)} is already {live.state} in this project: wait for it to "
                           f"finish or cancel it before starting another {what}.",
                           extra={"running": {"id": live.pk, "state": live.state}})
 
@@ -177,7 +183,7 @@ def cancel_run(*, project: Project, model: type[EvaluationRun] | type[TrainingRu
 
         raise NotFound(f"{'Training run' if model is TrainingRun else 'Evaluation'} not found.")
     if run.state not in LIVE_STATES:
-        raise RunConflict(f"{_what(run).capitalize()} is already {run.state}; there is nothing to cancel.")
+        raise RunConflict(f"{_what(run)} is already {run.state}; there is nothing to cancel.")
     run.state, run.finished_at = RunState.CANCELLED, timezone.now()
     run.error = f"Cancelled by {getattr(user, 'username', None) or 'an admin'}."
     run.save(update_fields=["state", "finished_at", "error"])

@@ -109,16 +109,19 @@ def evaluate_model(model, spec: dict, samples: list[Sample], score_threshold: fl
     return metrics
 
 
-def _check_budget(elapsed: float, done: int, cfg: MaskRCNNTrainingConfig, device: str) -> None:
+def _check_budget(elapsed: float, done: int, cfg: MaskRCNNTrainingConfig, device: str, slack: float = 1.0) -> None:
+    """Refuse a training its time limit cannot hold. `slack`: how far over it must be to refuse
+    already (one timed step is noisy, but 4,000x over needs no more: the worker was held 5 min)."""
     per_step = elapsed / done
     # Room for saving and scoring the held-out images after the steps.
     fits = int(cfg.time_budget_s * 0.8 / per_step)
-    if fits < cfg.steps:
+    if fits * slack < cfg.steps:
         raise TrainingRefused(
             f"At {per_step:.1f} s a step on {device}, {cfg.steps} steps would take about "
             f"{cfg.steps * per_step / 60:.0f} min; with the time to save and score the model after them (a fifth "
             f"of the budget) that does not fit the worker's limit of {cfg.time_budget_s / 60:.0f} min. Train with "
-            f"at most {max(1, fits)} steps, smaller images (min_size, max_size) or on a GPU worker.")
+            f"at most {max(1, fits)} steps, smaller images (min_size, max_size) or on a GPU worker. (Measured over "
+            f"{done} step{'s' if done > 1 else ''}.)")
 
 
 def train_maskrcnn(samples: list[Sample], out_dir: str | Path, cfg: MaskRCNNTrainingConfig | None = None, *,
@@ -165,6 +168,8 @@ def train_maskrcnn(samples: list[Sample], out_dir: str | Path, cfg: MaskRCNNTrai
         losses.append(loss.item())
         if step == 0:
             started = time.perf_counter()  # the first step pays one-off set-up: timed from its end
+        elif cfg.time_budget_s and step == 1 and step + 1 < cfg.steps:
+            _check_budget(time.perf_counter() - started, step, cfg, device, slack=1 / 3)  # far over: now
         elif cfg.time_budget_s and step + 1 == BUDGET_CHECK_STEPS < cfg.steps:
             _check_budget(time.perf_counter() - started, step, cfg, device)
         if progress and (step % 10 == 9 or step == cfg.steps - 1):

@@ -97,3 +97,13 @@ def test_a_redis_outage_is_one_log_line_a_beat_not_a_traceback(monkeypatch, capl
         liveness._Beat("razmetka:alive:test:x:1")._set()
     (record,) = [r for r in caplog.records if "could not mark" in r.getMessage()]
     assert record.exc_info is None and "ConnectionError" in record.getMessage(), record.getMessage()
+
+
+def test_a_conflict_names_a_mask_rcnn_training_as_such(client_for):
+    """"Maskrcnn training #6 is already running" (str.capitalize of the kind)."""
+    owner = make_user("own")
+    project = make_project(owner)
+    run = TrainingRun.objects.create(project=project, kind="maskrcnn", created_by=owner, state="done")
+    answer = client_for(owner).post(f"/api/projects/{project.pk}/trainings/{run.pk}/cancel/", {}, format="json")
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["detail"].startswith(f"Mask R-CNN training #{run.pk} is already done"), answer.content

@@ -65,3 +65,21 @@ def test_a_path_of_the_wrong_kind_is_named_so_not_called_missing(tiny_dir, folde
     with pytest.raises(SystemExit) as e:
         _annotate(tiny_dir, folder, tmp_path / "p.json", "--gallery", str(tmp_path / "g.txt"))
     assert e.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--out", "/dev/null"], "--out: '/dev/null' is not a regular file"),
+    (["--vis-dir", "/dev/null"], "--vis-dir: '/dev/null' is a file, not a folder"),
+])
+def test_an_output_that_is_not_a_file_or_folder_is_refused_up_front(tiny_dir, folder, tmp_path, capsys, args, said):
+    """Round 14: --out /dev/null wrote its timings.csv beside it, into /dev; --vis-dir /dev/null said
+    "File exists"; --images /dev/null said "not found"."""
+    out = ["--out", str(tmp_path / "p.json")] if args[0] != "--out" else []
+    with pytest.raises(SystemExit) as e:
+        main(["annotate", "--images", str(folder), "--config", str(tiny_dir / "config.json"), *out, *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and said in err, err
+    with pytest.raises(SystemExit):
+        _annotate(tiny_dir, "/dev/null", tmp_path / "p.json")
+    assert "--images: folder '/dev/null' is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "timings.csv").exists()
