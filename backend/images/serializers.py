@@ -89,3 +89,23 @@ class UploadReportSerializer(serializers.Serializer):
 class ClaimSerializer(serializers.Serializer):
     claimed_by = serializers.CharField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeleteImagesSerializer(StrictFieldsMixin, serializers.Serializer):
+    images = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=2, max_length=2),
+        min_length=1, max_length=1000,
+        help_text="[[image id, version], …] as the list showed them (at most 1000): all are deleted, or none.",
+    )
+
+    def validate_images(self, pairs):
+        versions = {}
+        for image_id, version in pairs:
+            if image_id in versions:
+                raise serializers.ValidationError(f"image {image_id} is listed twice")
+            versions[image_id] = version
+        return versions
+
+
+class DeleteImagesResultSerializer(serializers.Serializer):
+    deleted = serializers.ListField(child=serializers.IntegerField())

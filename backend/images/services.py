@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from backend.core import events
-from backend.core.errors import NotFound
+from backend.core.errors import NotFound, VersionConflict
 from backend.core.files import create_with_file, store_file
 from backend.core.locking import check_version
 from backend.core.uploads import THUMBNAIL_EXTENSION, image_file_name, iter_upload_items, thumbnail_from_stored
@@ -104,6 +104,38 @@ def delete_image(*, project: Project, image_id: int, version: int | None, user=N
     transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
     # Who: the reviewer who had it open reads "deleted by olga", not "by someone else".
     events.emit(project.pk, "image.deleted", image=image_id, by=getattr(user, "username", None))
+
+
+BULK_DELETE_MAX = 1000
+
+
+@transaction.atomic
+def delete_images(*, project: Project, versions: dict[int, int], user=None) -> list[int]:
+    """Several images at once, all or none ({image id: version as the client read it}): clearing a
+    set meant a click and a confirm per image. Any image gone or changed meanwhile refuses the
+    whole call (404 / 409 naming them); nothing is deleted then. Returns the ids deleted."""
+    from backend.jobs.models import PrelabelJobImage
+    from backend.jobs.services import forget_deleted_images
+
+    ids = sorted(versions)
+    images = list(Image.objects.select_for_update().filter(project=project, pk__in=ids).order_by("id"))
+    missing = sorted(set(ids) - {im.pk for im in images})
+    if missing:
+        raise NotFound(f"Image(s) not in this project (deleted meanwhile?): {', '.join(map(str, missing[:20]))}; "
+                       "nothing was deleted.")
+    changed = [im.pk for im in images if im.version != versions[im.pk]]
+    if changed:
+        raise VersionConflict(f"{len(changed)} of these images changed since you loaded them; nothing was deleted. "
+                              "Reload the list and delete again.", extra={"changed": changed})
+    names = [n for im in images for n in (im.file.name, im.thumbnail) if n]
+    jobs = set(PrelabelJobImage.objects.filter(image_id__in=ids).values_list("job_id", flat=True))
+    Image.objects.filter(pk__in=ids).delete()
+    forget_deleted_images(jobs)
+    transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
+    by = getattr(user, "username", None)
+    for image_id in ids:
+        events.emit(project.pk, "image.deleted", image=image_id, by=by)
+    return ids
 
 
 def ensure_thumbnail(image: Image) -> str:

@@ -23,6 +23,8 @@ from . import claims, display, selectors, services, upload_sessions
 from .models import ImageStatus
 from .serializers import (
     ClaimSerializer,
+    DeleteImagesResultSerializer,
+    DeleteImagesSerializer,
     ImageSerializer,
     UploadReportSerializer,
     UploadSerializer,
@@ -89,6 +91,16 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
                 return private_bytes_response(display.png_rendition(read_stored(image.file.name)), "image/png", f"{name}.png")
         return private_file_response(image.file.name, image.content_type, name)
 
+
+    @extend_schema(request=DeleteImagesSerializer, responses={200: DeleteImagesResultSerializer})
+    @action(detail=False, methods=["post"], url_path="delete")
+    def delete_many(self, request, project_pk=None):
+        """Delete several images at once (admins): all of them, or none when one changed or went."""
+        serializer = DeleteImagesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        deleted = services.delete_images(project=self.project, versions=serializer.validated_data["images"],
+                                         user=request.user)
+        return Response({"deleted": deleted})
 
     @extend_schema(request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})
     @action(detail=False, methods=["post"])

@@ -54,6 +54,8 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const [tick, setTick] = useState(0);
   const [deleting, setDeleting] = useState<number | null>(null);
   const deletingRef = useRef(false);
+  /** Rows ticked for "Delete selected": ids with the version the list showed (checked by the server). */
+  const [picked, setPicked] = useState<Map<number, ImageRow>>(new Map());
   const canDelete = ctx.isAdmin; // the API: DELETE /images/{id}/ needs the manage capability (admins)
   const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>) => {
     const next = { status, label_class: cls, ordering, page, ...patch };
@@ -101,8 +103,43 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  const pick = (im: ImageRow, on: boolean) => setPicked((old) => {
+    const next = new Map(old);
+    if (on) next.set(im.id, im); else next.delete(im.id);
+    return next;
+  });
+  const pageRows = data?.results ?? [];
+  const allPicked = pageRows.length > 0 && pageRows.every((im) => picked.has(im.id));
+  const pickPage = (on: boolean) => setPicked((old) => {
+    const next = new Map(old);
+    for (const im of pageRows) if (on) next.set(im.id, im); else next.delete(im.id);
+    return next;
+  });
+  // Clearing 200 images took 200 clicks and 200 confirms: one request for the ticked ones.
+  const removePicked = async () => {
+    const rows = [...picked.values()];
+    if (!rows.length || deletingRef.current) return;
+    const open = rows.filter((im) => im.claimed_by && im.claimed_by !== ctx.me.username).length;
+    const question = `Delete ${count(rows.length, "image")} with their objects?${open ? ` ${count(open, "image")} ${open > 1 ? "are" : "is"} open by someone now.` : ""} This can't be undone.`;
+    if (!window.confirm(question)) return;
+    deletingRef.current = true;
+    setDeleting(-1);
+    try {
+      const res = await api<{ deleted: number[] }>("POST", `${P(pid)}/images/delete/`, { images: rows.map((im) => [im.id, im.version]) });
+      notify(`Deleted ${count(res.deleted.length, "image")}.`);
+      setPicked(new Map());
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
+      notify(`Nothing was deleted: ${(e as Error).message}`, "error");
+    } finally {
+      deletingRef.current = false;
+      setDeleting(null);
+      setTick((t) => t + 1);
+    }
+  };
+
   // Column widths in px; the name's 0 takes what is left (at least NAME_MIN).
-  const cols = [70, 64, 0, 110, 110, 86, 86, 150, ...(canDelete ? [90] : [])];
+  const cols = [...(canDelete ? [36] : []), 70, 64, 0, 110, 110, 86, 86, 150, ...(canDelete ? [90] : [])];
   const sortHeader = (key: SortKey) => {
     const active = ordering.replace(/^-/, "") === key || (!ordering && key === "id");
     const desc = active && ordering.startsWith("-");
@@ -130,17 +167,30 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
           {ctx.classes.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
         </select>
         <span className="muted small">{data ? count(data.count, "image") : ""}</span>
+        {canDelete && picked.size > 0 && (
+          <>
+            <span className="spacer" />
+            <button type="button" className="link small" onClick={() => setPicked(new Map())}>Clear selection</button>
+            <button type="button" className="danger" data-testid="delete-selected" disabled={deleting !== null}
+              onClick={() => void removePicked()}>
+              {deleting === -1 ? "Deleting…" : `Delete selected (${picked.size})`}
+            </button>
+          </>
+        )}
       </div>
       {/* The name is the link into an image: it keeps NAME_MIN px, and a narrower window scrolls the
           table in its wrapper (the name column shrank to 0 px at 800 px). */}
       <div className="table-scroll">
       <table className="table fixed" data-testid="images-table" style={{ minWidth: cols.reduce((a, b) => a + b, 0) + NAME_MIN }}>
         <colgroup>{cols.map((w, i) => <col key={i} style={w ? { width: w } : undefined} />)}</colgroup>
-        <thead><tr>{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th>{canDelete && <th aria-label="Actions"></th>}</tr></thead>
+        <thead><tr>{canDelete && <th><input type="checkbox" aria-label="select every image on this page" checked={allPicked}
+          onChange={(e) => pickPage(e.target.checked)} /></th>}{sortHeader("id")}<th aria-label="Preview"></th>{sortHeader("original_name")}<th>Size</th>{sortHeader("status")}<th>Objects</th><th>Pending</th><th></th>{canDelete && <th aria-label="Actions"></th>}</tr></thead>
         <tbody>
           {data?.results.map((im) => (
             <tr key={im.id} className="clickable"
-              onClick={(e) => { if (!(e.target as HTMLElement).closest("a, button")) navigate(`/p/${pid}/review/${im.id}`); }}>
+              onClick={(e) => { if (!(e.target as HTMLElement).closest("a, button, input, label")) navigate(`/p/${pid}/review/${im.id}`); }}>
+              {canDelete && <td><input type="checkbox" aria-label={`select image ${im.original_name}`} data-testid={`pick-image-${im.id}`}
+                checked={picked.has(im.id)} onChange={(e) => pick(im, e.target.checked)} /></td>}
               <td>{im.id}</td>
               <td><Thumb src={im.thumbnail_url} /></td>
               {/* a link: reached with Tab, opened in a new tab with a middle click */}
