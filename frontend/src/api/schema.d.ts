@@ -707,6 +707,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_pk}/images/delete/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Delete several images at once (admins): all of them, or none when one changed or went. */
+        post: operations["projects_images_delete_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_pk}/images/next/": {
         parameters: {
             query?: never;
@@ -1180,8 +1197,8 @@ export interface components {
         AcceptAllRequest: {
             /** @description The image's version, if the client wants it checked. */
             version?: number;
-            /** @description [[object id, version], …] as the reviewer saw them. An object this would accept that is missing here or at another version refuses the whole call: 409 with `changed` (ids) and `current` (those objects now). The image's `version` does not change when its objects do. */
-            seen?: number[][];
+            /** @description [[object id, version], …] as the reviewer saw them ([] if none). An object this would accept that is missing here or at another version refuses the whole call: 409 with `changed` (ids) and `current` (those objects now). The image's `version` does not change when its objects do. */
+            seen: number[][];
         };
         /**
          * @description * `created` - Created
@@ -1269,6 +1286,13 @@ export interface components {
         DecisionRequest: {
             version: number;
         };
+        DeleteImagesRequest: {
+            /** @description [[image id, version], …] as the list showed them (at most 1000): all are deleted, or none. */
+            images: number[][];
+        };
+        DeleteImagesResult: {
+            deleted: number[];
+        };
         Engine: {
             name: string;
             title: string;
@@ -1349,8 +1373,13 @@ export interface components {
         };
         ExportRequestRequest: {
             format: components["schemas"]["FormatEnum"];
-            /** @default rle */
-            segmentation: components["schemas"]["SegmentationEnum"];
+            /**
+             * @description COCO: rle (default) or polygon; LabelMe and YOLO write polygons, native and Label Studio RLE.
+             *
+             *     * `rle` - rle
+             *     * `polygon` - polygon
+             */
+            segmentation?: components["schemas"]["SegmentationEnum"];
             /** @default false */
             include_pending: boolean;
             /**
@@ -3288,7 +3317,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": components["schemas"]["AcceptAllRequest"];
             };
@@ -3396,7 +3425,7 @@ export interface operations {
     projects_images_file_retrieve: {
         parameters: {
             query?: {
-                /** @description 1: a format browsers cannot draw (TIFF) comes as PNG */
+                /** @description 1: a format browsers cannot draw (TIFF) or draw darkened (16-bit PNG) comes as an 8-bit PNG */
                 display?: boolean;
             };
             header?: never;
@@ -3496,6 +3525,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    projects_images_delete_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteImagesRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteImagesResult"];
+                };
             };
         };
     };
