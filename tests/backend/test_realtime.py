@@ -27,6 +27,13 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 @pytest_asyncio.fixture(autouse=True)
 async def close_thread_connections():
+    # A fresh channel layer per test: each test runs on its own event loop, and the layer's
+    # per-channel receive locks are asyncio locks bound to the loop that first took them. A
+    # consumer of an earlier test still waiting in receive() when its loop ended left such a lock
+    # taken, and every later test failed with "bound to a different event loop" (seen once in CI).
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
     yield
     # sync_to_async runs ORM calls on a helper thread; its connection would block the test DB's drop.
     from django.db import connections

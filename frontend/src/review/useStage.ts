@@ -61,9 +61,6 @@ export function useStage(opts: {
   /** The image the view was fitted to: a draw between opening an image and its detail arriving
    * fitted the previous image's size, and the next image kept that zoom. */
   const viewFor = useRef<number | null>(null);
-  /** The view as fitted, until the user zooms or pans (each makes a new object): a resize
-   * fits such a view again (a window narrowed to a phone's width kept the wide fit, cut off). */
-  const fitted = useRef<View | null>(null);
 
   const draw = useCallback(() => {
     rafRef.current = 0;
@@ -80,7 +77,6 @@ export function useStage(opts: {
     if (!v || viewFor.current !== d.id) {
       v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
       viewFor.current = d.id;
-      fitted.current = v;
     }
     // The view drawn, for tests and support ("image:scale:tx:ty"; reading pixels back is not reliable).
     canvas.dataset.view = `${d.id}:${v.scale.toFixed(5)}:${v.tx.toFixed(1)}:${v.ty.toFixed(1)}`;
@@ -156,9 +152,6 @@ export function useStage(opts: {
       const dpr = window.devicePixelRatio || 1;
       canvas.width = Math.max(1, Math.round(wrap.clientWidth * dpr));
       canvas.height = Math.max(1, Math.round(wrap.clientHeight * dpr));
-      // Not under a drawing in progress: its points would move under the cursor.
-      const drawing = polyRef.current.draft || editRef.current || dragRef.current || refineRef.current;
-      if (!drawing && viewRef.current && viewRef.current === fitted.current) viewRef.current = null;
       requestDraw();
     });
     ro.observe(wrap);
