@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backend.core.strict import StrictFieldsMixin
+from backend.core.strict import StrictFieldsMixin, id_versions
 from backend.images.serializers import ImageSerializer
 
 from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ReviewState
@@ -61,12 +61,7 @@ class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate_seen(self, pairs):
-        seen = {}
-        for object_id, version in pairs:
-            if object_id in seen:
-                raise serializers.ValidationError(f"object {object_id} is listed twice")
-            seen[object_id] = version
-        return seen
+        return id_versions(pairs, "object")
 
 
 class AnnotationEventSerializer(serializers.ModelSerializer):

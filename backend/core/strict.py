@@ -228,3 +228,14 @@ def single_form_fields(request, *, files: tuple[str, ...] = ("files",)) -> None:
         for name in uploaded:
             if name not in files or (len(uploaded.getlist(name)) > 1 and name != "files"):
                 raise ValidationError({name: f"'{name}' is sent more than once, or is no file field here."})
+
+
+def id_versions(pairs, what: str) -> dict[int, int]:
+    """[[id, version], …] as a client read them -> {id: version}; an id listed twice is refused
+    (accept-all's `seen`, a bulk delete's `images`)."""
+    versions: dict[int, int] = {}
+    for item_id, version in pairs:
+        if item_id in versions:
+            raise serializers.ValidationError(f"{what} {item_id} is listed twice")
+        versions[item_id] = version
+    return versions

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backend.core.strict import StrictFieldsMixin
+from backend.core.strict import StrictFieldsMixin, id_versions
 
 from .models import Image, UploadSession
 
@@ -99,12 +99,7 @@ class DeleteImagesSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate_images(self, pairs):
-        versions = {}
-        for image_id, version in pairs:
-            if image_id in versions:
-                raise serializers.ValidationError(f"image {image_id} is listed twice")
-            versions[image_id] = version
-        return versions
+        return id_versions(pairs, "image")
 
 
 class DeleteImagesResultSerializer(serializers.Serializer):
