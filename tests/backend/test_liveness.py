@@ -35,9 +35,10 @@ def test_a_training_whose_worker_is_killed_ends_failed_and_can_be_started_again(
     settings.RAZMETKA_ML_CONFIG = tiny_models_config  # the web checks the workers have models
     owner, project, _ = reviewed_project(n_reviewed=2, n_pending=0)
     prefix = worker_queues(settings, "alive")  # a worker of this test's own, to kill
-    monkeypatch.setattr(liveness, "TTL_S", 2)
+    # A beat a second, a key living 6 s: a loaded CI host once left a 2 s key unrenewed on both looks.
+    monkeypatch.setattr(liveness, "TTL_S", 6)
     worker = start_worker(queues=[settings.QUEUE_GPU], name="alive", extra_env={
-        "RAZMETKA_ML_CONFIG": tiny_models_config, "RAZMETKA_QUEUE_PREFIX": prefix, "RAZMETKA_ALIVE_TTL_S": "2",
+        "RAZMETKA_ML_CONFIG": tiny_models_config, "RAZMETKA_QUEUE_PREFIX": prefix, "RAZMETKA_ALIVE_TTL_S": "6",
         "CELERY_TASK_TIME_LIMIT": "360000"})  # room for the long training below (it stops early if it cannot fit)
     try:
         params = {"arch": "tiny", "steps": 100000, "min_size": 64, "max_size": 128, "batch_size": 1, "rois_per_image": 32}
@@ -49,11 +50,11 @@ def test_a_training_whose_worker_is_killed_ends_failed_and_can_be_started_again(
         while TrainingRun.objects.get(pk=run_id).progress <= 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         liveness.sweep()
-        time.sleep(3)
+        time.sleep(7)
         assert liveness.sweep() == 0 and TrainingRun.objects.get(pk=run_id).state == "running", "a live worker's run"
     finally:
         stop_worker(worker, hard=True)  # as the kernel's OOM killer does: no cleanup, no ack
-    sweep_until(lambda: TrainingRun.objects.get(pk=run_id).state == "failed")
+    sweep_until(lambda: TrainingRun.objects.get(pk=run_id).state == "failed", timeout=60.0)
     body = client_for(owner).get(f"/api/projects/{project.pk}/trainings/{run_id}/").json()
     assert body["state"] == "failed" and "stopped before it finished" in body["error"] and "min_size" in body["error"]
     again = client_for(owner).post(f"/api/projects/{project.pk}/trainings/", {"kind": "head"}, format="json")
