@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from .errors import DomainError, PermissionDenied
+from .text import lookalike_mix
 
 MUST_CHANGE_PASSWORD_GROUP = "must-change-password"
 USERNAME_MAX = 150
@@ -40,6 +41,11 @@ def create_user_with_one_time_password(*, by, username: str) -> tuple[object, st
         raise DomainError(f"'{username}' is not a valid username: {' '.join(exc.messages)}") from None
     if not username or len(username) > USERNAME_MAX:
         raise DomainError(f"A username has 1 to {USERNAME_MAX} characters.")
+    mixed = lookalike_mix(username)
+    if mixed:  # 'аdmin' with a Cyrillic 'а' would pass for 'admin' in every list and message
+        main, odd, letter = mixed
+        raise DomainError(f"'{username}' mixes {main} and {odd} letters ('{letter}' is {odd}), so it can pass for "
+                          "another name: write it in one alphabet.")
     taken = f"A user named '{username}' already exists; add them by name instead."
     if User.objects.filter(username__iexact=username).exists():  # 'Bob' and 'bob' would confuse people
         raise DomainError(taken)

@@ -171,6 +171,21 @@ def test_new_user_name_clash_and_bad_role_create_nothing(client_for):
     assert not get_user_model().objects.filter(username="zed").exists()
 
 
+def test_a_new_username_mixing_look_alike_alphabets_is_refused(client_for):
+    """'аdmin' with a Cyrillic 'а' was made beside 'admin' and passed for it in every member list
+    (black-box round 14, left then); names in one alphabet, any alphabet, are still made."""
+    root = make_staff()
+    project = make_project(root)
+    url = f"/api/projects/{project.pk}/members/new-user/"
+    spoof = client_for(root).post(url, {"username": "\u0430dmin", "role": "viewer"}, format="json")
+    assert spoof.status_code == 400, spoof.content
+    assert "mixes Latin and Cyrillic letters ('\u0430' is Cyrillic)" in spoof.json()["detail"]
+    assert not get_user_model().objects.filter(username="\u0430dmin").exists()
+    for name in ("\u0438\u0432\u0430\u043d", "jos\u00e9", "\u5c71\u7530\u305f\u308d\u3046", "nina.2"):
+        made = client_for(root).post(url, {"username": name, "role": "viewer"}, format="json")
+        assert made.status_code == 201, (name, made.content)
+
+
 def test_new_user_in_a_foreign_project_is_404(client_for):
     root = make_staff()
     stranger = make_user("stranger")
