@@ -18,6 +18,16 @@ _MISSING = (
 )
 
 
+# The app's page may run only its own bundle: an injected <script> or inline handler (a name that
+# slipped past escaping, say) is refused by the browser, and no other site may frame the page.
+# Inline styles stay allowed (React sets style attributes; the canvas tools size elements so).
+APP_CSP = "; ".join((
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self'", "worker-src 'self' blob:",
+    "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
+))
+
+
 def _server_prefixes() -> tuple[str, ...]:
     static = settings.STATIC_URL.strip("/")
     media = settings.MEDIA_URL.strip("/")
@@ -54,4 +64,5 @@ def frontend_view(request, path: str = ""):
         return HttpResponse(_MISSING)
     response = StreamedFile(open(index, "rb"), content_type="text/html; charset=utf-8")
     response["Cache-Control"] = "no-cache"
+    response["Content-Security-Policy"] = APP_CSP
     return response

@@ -34,3 +34,14 @@ def test_index_and_assets_stream_without_the_buffering_warning(settings, tmp_pat
 
     assert run("").startswith(b"<!doctype html>")
     assert run("assets/app-1234.js") == b"x" * 600_000
+
+
+def test_the_app_page_carries_a_content_security_policy(settings, tmp_path):
+    """Only the app's own scripts run in its page, and no other site may frame it."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>Razmetka</title>")
+    settings.FRONTEND_DIST = tmp_path
+    response = frontend_view(RequestFactory().get("/p/1/review"), "p/1/review")
+    response.close()
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'" and "unsafe-inline" not in policy["script-src"]

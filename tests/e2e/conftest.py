@@ -109,6 +109,10 @@ def page(browser, live_url, request):
         (RESULTS / f"{name}.console.txt").write_text("\n".join(console))
     _leave_quietly(pg, in_flight)
     context.close()
+    # The page's Content-Security-Policy (core/frontend.py) must not block anything the app does.
+    if rep is not None and rep.passed and not request.node.get_closest_marker("csp_refusals_expected"):
+        refused = [line for line in console if "Content Security Policy" in line]
+        assert not refused, f"the app's CSP refused something: {refused[:3]}"
 
 
 def _leave_quietly(pg, in_flight: set, timeout_s: float = 5.0) -> None:
