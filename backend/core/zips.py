@@ -6,9 +6,11 @@ from the header) and compression ratio (zip bombs).
 """
 from __future__ import annotations
 
+import lzma
 import stat
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +34,39 @@ class ZipEntry:
 
 class ZipRejected(Exception):
     """The archive as a whole cannot be read."""
+
+
+# What reading one entry's data can raise: a bad CRC or header (BadZipFile), corrupt deflate,
+# bzip2 (OSError) or LZMA data, a cut-off stream, a method zipfile cannot read (NotImplementedError).
+ENTRY_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error,
+                     lzma.LZMAError)
+
+# The compression methods zipfile reads (stored, deflate, bzip2, LZMA); others by their names.
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "xz", 96: "JPEG", 97: "WavPack", 98: "PPMd",
+                 99: "AES encryption"}
+
+
+def raised_reading_zip(exc: BaseException) -> bool:
+    """Whether `exc` came out of reading a zip entry's data (a corrupt or cut-off entry that a
+    streaming reader met midway), not out of our own code."""
+    if not isinstance(exc, ENTRY_READ_ERRORS):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.endswith(
+        ("/zipfile.py", "/zipfile/__init__.py", "/bz2.py", "/lzma.py", "/_compression.py"))
+
+
+def unreadable_method(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry's compression cannot be read (Windows Explorer and 7-Zip write Deflate64 for
+    big files, password zips AES), or None."""
+    if info.compress_type in _READABLE_METHODS:
+        return None
+    name = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+    return (f"compressed with {name}, which cannot be read here: zip it again with standard (deflate) "
+            "compression, without a password")
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -78,7 +113,14 @@ def open_zip(fileobj) -> zipfile.ZipFile:
     Linux and macOS's Archive Utility write UTF-8 without the flag, and a gallery folder
     'triangle ▲' became the class 'triangle Γû▓'. Such a name that is valid UTF-8 (which real
     CP437 text with accents almost never is) is read as UTF-8."""
-    archive = zipfile.ZipFile(fileobj)
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except UnicodeDecodeError as exc:
+        # zipfile decodes a name flagged UTF-8 strictly; some Windows tools flag names in their
+        # own code page (CP1251 'кот' as bytes that are not UTF-8).
+        raise zipfile.BadZipFile(
+            f"an entry name is marked as UTF-8 but is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); "
+            "zip the files again with a current zip tool") from None
     renamed = False
     for info in archive.filelist:
         if info.flag_bits & 0x800:
@@ -128,6 +170,9 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
             if info.flag_bits & 0x1:
                 yield ZipEntry(name, error="encrypted entry refused")
                 continue
+            if unreadable_method(info):
+                yield ZipEntry(name, error=unreadable_method(info))
+                continue
             if info.file_size > max_entry_bytes:
                 yield ZipEntry(name, error=f"entry is larger than the limit of {max_entry_bytes} bytes")
                 continue
@@ -139,7 +184,7 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
                 continue
             try:
                 data = _read_bounded(archive, info, max_entry_bytes)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            except ENTRY_READ_ERRORS as exc:
                 yield ZipEntry(name, error=f"unreadable entry: {exc}")
                 continue
             if data is None:

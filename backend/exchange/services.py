@@ -18,6 +18,7 @@ from backend.core import events, outbox
 from backend.core.errors import Conflict, DomainError, NotFound, storage_problem
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
+from backend.core.zips import raised_reading_zip
 from backend.projects.models import LabelClass, Project
 
 from . import selectors
@@ -395,9 +396,13 @@ def _run_claimed_import(job: ImportJob) -> ImportJob | None:
     except DB_DOWN:
         raise  # the database, not the file: the task runs again and takes the job back
     except Exception as exc:
-        logger.exception("import %s failed", job_id)
-        errors, result = [{"item": job.upload_name or "upload",
-                           "error": f"internal error: {public_message(exc)}"[:2000]}], {}
+        if raised_reading_zip(exc):  # the upload's fault (a corrupt entry), not ours: no traceback
+            logger.info("import %s: the zip could not be read (%s)", job_id, exc)
+            message = f"the zip could not be read: {public_message(exc)}; zip the files again"
+        else:
+            logger.exception("import %s failed", job_id)
+            message = f"internal error: {public_message(exc)}"
+        errors, result = [{"item": job.upload_name or "upload", "error": message[:2000]}], {}
     finally:
         progress.close()
     if errors:  # "done" committed with the writes; only a job still running can fail (not one
