@@ -153,6 +153,9 @@ def _same(sent, current) -> bool:
         return False
 
 
+UNKNOWN_NAMED = 10
+
+
 class StrictFieldsMixin:
     def get_fields(self):
         return {name: strict_field(field) for name, field in super().get_fields().items()}
@@ -162,7 +165,13 @@ class StrictFieldsMixin:
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 known = ", ".join(sorted(name for name, field in self.fields.items() if not field.read_only))
-                raise serializers.ValidationError({name: [f"Unknown field. Known: {known}."] for name in unknown})
+                # A few named, the rest counted: a body of 200,000 unknown keys was answered 39 MB.
+                errors = {name: [f"Unknown field. Known: {known}."] for name in unknown[:UNKNOWN_NAMED]}
+                if len(unknown) > UNKNOWN_NAMED:
+                    errors["non_field_errors"] = [f"{len(unknown)} unknown fields in all (the first {UNKNOWN_NAMED} "
+                                                  f"are named). Known: {known}."]
+                raise serializers.ValidationError(errors)
+            self._refuse_long_lists(data)
             read_only = sorted(name for name in data if self.fields[name].read_only)
             changed = [name for name in read_only if not self._is_current(name, data[name])]
             if changed:
@@ -170,6 +179,16 @@ class StrictFieldsMixin:
                     {name: [f"`{name}` is read-only: leave it out (or send the value you read)."] for name in changed}
                 )
         return super().to_internal_value(data)
+
+    def _refuse_long_lists(self, data: Mapping) -> None:
+        """A list above its max_length is refused before its items are validated one by one (DRF
+        checks the length after: 300,000 pairs cost 5 s of a web process before the 400)."""
+        for name, field in self.fields.items():
+            value = data.get(name)
+            limit = getattr(field, "max_length", None) if isinstance(field, serializers.ListField) else None
+            if limit is not None and isinstance(value, list) and len(value) > limit:
+                raise serializers.ValidationError({name: [f"Ensure this field has no more than {limit} elements "
+                                                          f"(it has {len(value)})."]})
 
     def _is_current(self, name: str, sent) -> bool:
         """`sent` is what a read of the object shows for this read-only field."""

@@ -485,3 +485,26 @@ def test_a_request_for_another_host_logs_one_line_not_a_traceback():
     assert answer.status_code == 400
     assert "Invalid HTTP_HOST header: 'evil.example'" in out.getvalue()
     assert "Traceback" not in out.getvalue() and out.getvalue().count("\n") == 1, out.getvalue()
+
+
+def test_a_body_of_many_unknown_keys_is_answered_briefly(client_for):
+    """Black-box round 15: 200,000 unknown keys were each named with the list of known fields (a
+    39 MB answer after seconds of a web process); a few are named, the rest counted."""
+    user = make_user("keys")
+    body = {f"k{i}": 1 for i in range(20_000)} | {"name": "x"}
+    response = client_for(user).post("/api/projects/", body, format="json")
+    assert response.status_code == 400
+    assert len(response.content) < 5_000, len(response.content)
+    errors = response.json()
+    assert len([k for k in errors if k.startswith("k")]) == 10
+    assert "20000 unknown fields in all" in errors["non_field_errors"][0]
+
+
+def test_a_list_past_its_cap_is_refused_before_its_items_are_read(client_for):
+    """300,000 [id, version] pairs were each validated before the length check (5 s per request)."""
+    owner = make_user("bulk")
+    project = make_project(owner)
+    response = client_for(owner).post(f"/api/projects/{project.pk}/images/delete/",
+                                      {"images": [["x", "y"]] * 5_000}, format="json")
+    assert response.status_code == 400
+    assert response.json()["images"] == ["Ensure this field has no more than 1000 elements (it has 5000)."]
