@@ -28,11 +28,13 @@ UNSET = object()
 def _class_in_project(project: Project, class_id: int | None) -> LabelClass | None:
     if class_id is None:
         return None
-    label_class = LabelClass.objects.filter(project=project, pk=class_id).first()
+    label_class = LabelClass.objects.filter(project=project, pk=class_id).select_related("parent").first()
     if label_class is None:
         raise DomainError(f"Class {class_id} does not exist in this project.")
     if not label_class.active:
         raise DomainError(f"Class '{label_class.name}' is inactive.")
+    if label_class.parent_id is not None and not label_class.parent.active:  # as jobs and the gallery drop it
+        raise DomainError(f"Class '{label_class.name}' is an instance of the inactive type '{label_class.parent.name}'.")
     return label_class
 
 

@@ -275,7 +275,7 @@ def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO
     """Pass 1: validate every item, spool the valid rows; nothing is written to the database."""
     project = job.project
     images = _images_by_name(project)
-    plan = Plan(classes={c.name.lower(): c for c in LabelClass.objects.filter(project=project)}, missing={},
+    plan = Plan(classes={c.name.lower(): c for c in LabelClass.objects.filter(project=project).select_related("parent")}, missing={},
                 image_ids=set())
     create_missing = bool(job.options.get("create_missing_classes"))
     progress(CHECKING, 0, 0)
@@ -434,6 +434,9 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         # has comes back as itself; an unknown one falls back to its type.
         name = plan.classes[instance].name
     key = name.lower()
+    inactive = _inactive(plan.classes.get(key))
+    if inactive:  # a person's create refuses such a class; an import (as accepted too) did not
+        return None, inactive
     if key not in plan.classes and key not in plan.missing:
         if not create_missing:
             return None, f"unknown class '{name}': tick “Create missing classes” to create it"
@@ -554,6 +557,19 @@ def _write(job: ImportJob, plan: Plan, spool: IO[bytes], progress: Progress, bat
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE, errors=[], result=result,
                                                finished_at=timezone.now())
     return result
+
+
+def _inactive(label_class: LabelClass | None) -> str | None:
+    """Why objects cannot be imported into `label_class` (deactivated, or an instance of a
+    deactivated type), or None."""
+    if label_class is None:
+        return None
+    if not label_class.active:
+        return f"class '{label_class.name}' is inactive: activate it to import objects of it"
+    if label_class.parent_id is not None and not label_class.parent.active:
+        return (f"class '{label_class.name}' is an instance of the inactive type '{label_class.parent.name}': "
+                "activate the type to import objects of it")
+    return None
 
 
 def _lock_classes(existing: dict[int, str]) -> None:
