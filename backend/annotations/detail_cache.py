@@ -32,10 +32,12 @@ def _sql() -> tuple[str, str, list[str]]:
     user_t = get_user_model()._meta.db_table
     columns = [f.column for f in Image._meta.concrete_fields]
     head = (
-        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes "
+        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes, r.pending "
         f"FROM {image_t} i LEFT JOIN {user_t} cu ON cu.id = i.claimed_by_id "
         f"CROSS JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.id) ids, array_agg(a.version ORDER BY a.id) versions, "
-        f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes FROM {ann_t} a "
+        f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes, "
+        "count(*) FILTER (WHERE a.class_review = 'pending' OR a.mask_review = 'pending') pending FROM "
+        f"{ann_t} a "
         f"LEFT JOIN {class_t} lc ON lc.id = a.label_class_id WHERE a.image_id = i.id) r "
         "WHERE i.id = %(i)s AND i.project_id = %(p)s"
     )
@@ -75,7 +77,7 @@ def head_matches_serializer() -> bool:
     return list(ImageSerializer.Meta.fields) == _HEAD_FIELDS
 
 
-def _head(image: Image) -> bytes:
+def _head(image: Image, count: int, pending: int) -> bytes:
     from backend.images.claims import active_claimant
 
     holder = active_claimant(image)
@@ -83,7 +85,7 @@ def _head(image: Image) -> bytes:
         "id": image.pk, "original_name": image.original_name, "content_type": image.content_type,
         "sha256": image.sha256, "size_bytes": image.size_bytes, "width": image.width, "height": image.height,
         "status": image.status, "created_at": drf_datetime(image.created_at), "updated_at": drf_datetime(image.updated_at),
-        "version": image.version, "annotation_count": None, "pending_count": None,
+        "version": image.version, "annotation_count": count, "pending_count": pending,
         "file_url": f"/api/projects/{image.project_id}/images/{image.pk}/file/",
         "thumbnail_url": f"/api/projects/{image.project_id}/images/{image.pk}/thumbnail/?v={image.sha256[:12]}",
         "claimed_by": holder.username if holder else None,
@@ -150,7 +152,8 @@ async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
     row = await cursor.fetchone()
     if row is None:
         return None
-    ids, versions, classes = (row[-3] or []), (row[-2] or []), (row[-1] or [])
+    ids, versions, classes, pending = (row[-4] or []), (row[-3] or []), (row[-2] or []), row[-1]
+    count = len(ids)
     image = _image_from(row, attnames)
     parts: dict[int, bytes] = {}
     missing = []
@@ -167,5 +170,5 @@ async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
         # queries would) and cached under its own versions; a row deleted meanwhile is left out.
         parts.update(remember(await (await conn.execute(rows_sql, (image_id, missing))).fetchall()))
         ids = [pk for pk in ids if pk in parts]
-    head = _head(image)
+    head = _head(image, count, pending)
     return head[:-1] + b',"annotations":[' + b",".join(parts[pk] for pk in ids) + b"]}"

@@ -2,7 +2,7 @@ import json
 import threading
 from collections import OrderedDict
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from backend.core.hot_asgi import drf_datetime
 
@@ -80,11 +80,14 @@ def image_for_detail(project, image_id: int):
     image = (
         Image.objects.filter(project=project, pk=image_id).select_related("claimed_by")
         .annotate(_n=Count("annotations"), _top=Max("annotations__id"), _versions=Sum("annotations__version"),
-                  _classes=Sum("annotations__label_class__version"))
+                  _classes=Sum("annotations__label_class__version"),
+                  _pending=Count("annotations", filter=Q(annotations__class_review="pending") | Q(annotations__mask_review="pending")))
         .first()
     )
     if image is not None:
         image.rows_fingerprint = (image._n, image._top, image._versions or 0, image._classes or 0)
+        # The counts the list shows (the detail answered null for them, against its schema).
+        image.annotation_count, image.pending_count = image._n, image._pending
     return image
 
 

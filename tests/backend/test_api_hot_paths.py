@@ -150,6 +150,20 @@ def test_detail_is_byte_identical_for_token_and_session_and_served_hot(scene):
         assert [a["id"] for a in json.loads(hot[2])["annotations"]] == [scene["first"].pk, scene["second"].pk]
 
 
+def test_detail_counts_its_objects_as_the_list_does(scene, client_for):
+    """Black-box round 15: the detail answered annotation_count / pending_count null (the schema
+    says integer; the list answers numbers)."""
+    from backend.annotations.models import Annotation
+
+    Annotation.objects.filter(pk=scene["first"].pk).update(class_review="accepted", mask_review="accepted")
+    hot, handed_on, django = hot_and_django("GET", detail_path(scene), token_headers(scene["reviewer"]))
+    assert not handed_on and hot == django
+    body = json.loads(hot[2])
+    assert (body["annotation_count"], body["pending_count"]) == (2, 1)
+    listed = client_for(scene["reviewer"]).get(f"/api/projects/{scene['project'].pk}/images/").json()["results"][0]
+    assert (listed["annotation_count"], listed["pending_count"]) == (2, 1)
+
+
 def test_detail_with_a_live_and_an_expired_claim_and_no_objects(scene):
     image = scene["image"]
     Image.objects.filter(pk=image.pk).update(claimed_by=scene["owner"], claim_expires_at=timezone.now() + timedelta(minutes=5))
