@@ -103,6 +103,19 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     }
   };
 
+  // Only rows on screen stay ticked: a filter, sort or page change hid ticked rows and "Delete
+  // selected" then deleted them unseen (black-box round 15). A reload keeps the ticked rows it
+  // still shows, as shown now (their version is what the server checks).
+  useEffect(() => { setPicked(new Map()); }, [pid, status, cls, ordering, page]);
+  useEffect(() => {
+    if (!data) return;
+    setPicked((old) => {
+      if (!old.size) return old;
+      const next = new Map<number, ImageRow>();
+      for (const im of data.results) if (old.has(im.id)) next.set(im.id, im);
+      return next.size === old.size && [...next].every(([id, im]) => old.get(id) === im) ? old : next;
+    });
+  }, [data]);
   const pick = (im: ImageRow, on: boolean) => setPicked((old) => {
     const next = new Map(old);
     if (on) next.set(im.id, im); else next.delete(im.id);
@@ -119,8 +132,11 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const removePicked = async () => {
     const rows = [...picked.values()];
     if (!rows.length || deletingRef.current) return;
-    const open = rows.filter((im) => im.claimed_by && im.claimed_by !== ctx.me.username).length;
-    const question = `Delete ${count(rows.length, "image")} with their objects?${open ? ` ${count(open, "image")} ${open > 1 ? "are" : "is"} open by someone now.` : ""} This can't be undone.`;
+    const openRows = rows.filter((im) => im.claimed_by && im.claimed_by !== ctx.me.username);
+    const open = openRows.length;
+    const holders = [...new Set(openRows.map((im) => im.claimed_by))].join(", ");
+    const names = rows.slice(0, 5).map((im) => `"${im.original_name}"`).join(", ") + (rows.length > 5 ? ` and ${rows.length - 5} more` : "");
+    const question = `Delete ${count(rows.length, "image")} with their objects (${names})?${open ? ` ${count(open, "image")} ${open > 1 ? "are" : "is"} open by ${holders} now.` : ""} This can't be undone.`;
     if (!window.confirm(question)) return;
     deletingRef.current = true;
     setDeleting(-1);
