@@ -1,4 +1,5 @@
 import { Fragment, useEffect, useRef, useState } from "react";
+import { onSignInElsewhere } from "./api/accountChannel";
 import { ApiError, get, post, setOnUnauthorized, signedInAgain, type Me } from "./api/client";
 import { clearForNavigation, Notes, notify } from "./notify";
 import { Link, navigate, usePath } from "./router";
@@ -39,6 +40,26 @@ export function App() {
         setMe(null);
         if (!(e instanceof ApiError) || e.status !== 401) notify(e.message, "error");
       });
+  }, []);
+  // Another tab of this browser signed in as someone else: this tab's requests now go as them,
+  // so it stops under the sign-in form (its page kept) until its user signs in again or reloads.
+  useEffect(() => {
+    const switched = (username: string) => {
+      const mine = meRef.current;
+      if (!mine || username === mine.username) return;
+      setEnded(mine);
+      setMe(null);
+      notify(`This browser is now signed in as ${username} (in another tab). Sign in here to go on as ${mine.username}, `
+        + `or reload the page to go on as ${username}.`, "warn");
+    };
+    const offChannel = onSignInElsewhere(switched);
+    // A tab that slept through the message (or a browser without BroadcastChannel) looks when shown.
+    const onVisible = () => {
+      if (document.visibilityState !== "visible" || !meRef.current) return;
+      get<Me>("/api/auth/me/").then((m) => switched(m.username)).catch(() => {});
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => { offChannel(); document.removeEventListener("visibilitychange", onVisible); };
   }, []);
   // Messages belong to the page they were raised on.
   useEffect(() => clearForNavigation(), [pathname]);

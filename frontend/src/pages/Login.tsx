@@ -1,3 +1,4 @@
+import { announceSignIn } from "../api/accountChannel";
 import { useState } from "react";
 import { ApiError, get, post, type Me } from "../api/client";
 
@@ -31,6 +32,7 @@ export function LoginPage({ onLogin }: { onLogin: (me: Me) => void }) {
     try {
       await get("/api/auth/me/").catch(() => undefined); // sets the CSRF cookie
       const me = await post<Me>("/api/auth/login/", { username, password });
+      announceSignIn(me.username);
       onLogin(me);
     } catch (err) {
       setError(signInError(err));
