@@ -34,6 +34,16 @@ export function ObjectList(props: {
 }
 
 /** "type › instance" for an instance class, the name for a type. */
+/** Why a class cannot be chosen now (deactivated, or an instance of a deactivated type), or null. */
+export function retiredClass(classId: number, classes: LabelClass[]): string | null {
+  const c = classes.find((k) => k.id === classId);
+  if (!c) return null;
+  if (c.active === false) return `“${c.name}” is deactivated: choose another class (press / to search).`;
+  const parent = c.parent != null ? classes.find((k) => k.id === c.parent) : undefined;
+  if (parent && parent.active === false) return `“${c.name}” is an instance of the deactivated type “${parent.name}”: choose another class (press / to search).`;
+  return null;
+}
+
 export function classLabel(classId: number | null | undefined, classes: LabelClass[], fallback = ""): string {
   const c = classes.find((k) => k.id === classId);
   if (!c) return fallback;
@@ -207,10 +217,12 @@ function ObjectRow(props: {
           {a.candidates.slice(0, 9).map((c: Candidate & { kind?: string; parent_id?: number | null }, i) => {
             // The class's name now: a candidate keeps the name it had when it was scored (a rename since).
             const name = props.classes.find((k) => k.id === c.class_id)?.name ?? c.name;
+            // A class deactivated since the scoring stays listed (its number keeps its place), greyed.
+            const retired = retiredClass(c.class_id, props.classes);
             return (
-            <button key={`${c.class_id}-${i}`} disabled={noWrite} className={`candidate ${c.class_id === a.label_class ? "current" : ""}`} data-testid={`candidate-${name}`}
+            <button key={`${c.class_id}-${i}`} disabled={noWrite || !!retired} className={`candidate ${c.class_id === a.label_class ? "current" : ""} ${retired ? "retired" : ""}`} data-testid={`candidate-${name}`}
               data-kind={c.kind ?? "class"}
-              title={`Set class to ${classLabel(c.class_id, props.classes, c.name)} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
+              title={retired ?? `Set class to ${classLabel(c.class_id, props.classes, c.name)} (${i + 1})`} onClick={(e) => { e.stopPropagation(); props.onClass(c.class_id); }}>
               {c.exemplar_id ? <img src={`${P(props.pid)}/gallery/${c.exemplar_id}/file/`} alt="" loading="lazy" /> : null}
               <span className="cand-name"><kbd>{i + 1}</kbd> {c.parent_id ? "› " : ""}{name}</span>
               <span className="small muted">{fmt(c.score)}</span>

@@ -6,14 +6,14 @@
 import { useEffect, useRef, useState } from "react";
 import { get, P, type Annotation, type ImageDetail, type Project } from "../api/client";
 import { subscribe } from "../api/live";
-import { currentNotes, dismiss, dismissWhere } from "../notify";
+import { currentNotes, dismiss, dismissWhere, notify } from "../notify";
 import type { ProjectCtx } from "../pages/ProjectLayout";
 import { addNavigationGuard, Link } from "../router";
 import { useUnsavedGuard } from "../unsavedGuard";
 import { HelpOverlay } from "./Help";
 import { HistoryPanel } from "./HistoryPanel";
 import { LockIcon } from "./icons";
-import { ObjectList } from "./ObjectList";
+import { ObjectList, retiredClass } from "./ObjectList";
 import { StageBar, type Tool } from "./StageBar";
 import { IMAGE_GONE_MESSAGE, useAnnotationWrites } from "./useAnnotationWrites";
 import { dropBundle } from "./bundle";
@@ -150,6 +150,9 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   }), [pid]);
   const setClass = async (a: Annotation | null, classId: number) => {
     if (!a) return;
+    // A suggestion whose class was deactivated since: said here, not as a failed save.
+    const retired = retiredClass(classId, classes);
+    if (retired) { notify(retired, "info"); return; }
     await writes.setClass(a, classId);
     setSearch(null);
   };
