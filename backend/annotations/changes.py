@@ -239,6 +239,7 @@ async def record_review_raw(conn, *, project_id: int, row: dict, fields: dict, a
     from psycopg.types.json import Jsonb
 
     from backend.images.models import Image
+    from backend.images.versions import last_event_sql
 
     from .status import derive
 
@@ -273,7 +274,8 @@ async def record_review_raw(conn, *, project_id: int, row: dict, fields: dict, a
         status = derive(counts[0], total=counts[1], settled=counts[2], started=counts[3])
         if status != counts[0]:
             moved = await (await conn.execute(
-                f"UPDATE {image_t} SET status = %s, version = version + 1, updated_at = now() WHERE id = %s RETURNING version",
+                f"UPDATE {image_t} SET status = %s, version = version + 1, updated_at = now() WHERE id = %s "
+                f"RETURNING version + {last_event_sql(image_t + '.id')}",  # the API's version (images/versions.py)
                 (status, row["image_id"]),
             )).fetchone()
             notices.append(("image.status", {"image": row["image_id"], "status": status, "version": moved[0]}))

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 
 from backend.core.hot_asgi import drf_datetime
 from backend.images.models import Image
+from backend.images.versions import last_event_sql
 from backend.projects.models import LabelClass
 
 from .models import Annotation
@@ -32,7 +33,8 @@ def _sql() -> tuple[str, str, list[str]]:
     user_t = get_user_model()._meta.db_table
     columns = [f.column for f in Image._meta.concrete_fields]
     head = (
-        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, r.ids, r.versions, r.classes, r.pending "
+        f"SELECT {', '.join('i.' + c for c in columns)}, cu.username, {last_event_sql('i.id')}, r.ids, r.versions, "
+        "r.classes, r.pending "
         f"FROM {image_t} i LEFT JOIN {user_t} cu ON cu.id = i.claimed_by_id "
         f"CROSS JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.id) ids, array_agg(a.version ORDER BY a.id) versions, "
         f"array_agg(coalesce(lc.version, 0) ORDER BY a.id) classes, "
@@ -77,7 +79,7 @@ def head_matches_serializer() -> bool:
     return list(ImageSerializer.Meta.fields) == _HEAD_FIELDS
 
 
-def _head(image: Image, count: int, pending: int) -> bytes:
+def _head(image: Image, count: int, pending: int, last_event: int) -> bytes:
     from backend.images.claims import active_claimant
 
     holder = active_claimant(image)
@@ -85,7 +87,7 @@ def _head(image: Image, count: int, pending: int) -> bytes:
         "id": image.pk, "original_name": image.original_name, "content_type": image.content_type,
         "sha256": image.sha256, "size_bytes": image.size_bytes, "width": image.width, "height": image.height,
         "status": image.status, "created_at": drf_datetime(image.created_at), "updated_at": drf_datetime(image.updated_at),
-        "version": image.version, "annotation_count": count, "pending_count": pending,
+        "version": image.version + last_event, "annotation_count": count, "pending_count": pending,
         "file_url": f"/api/projects/{image.project_id}/images/{image.pk}/file/",
         "thumbnail_url": f"/api/projects/{image.project_id}/images/{image.pk}/thumbnail/?v={image.sha256[:12]}",
         "claimed_by": holder.username if holder else None,
@@ -152,7 +154,7 @@ async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
     row = await cursor.fetchone()
     if row is None:
         return None
-    ids, versions, classes, pending = (row[-4] or []), (row[-3] or []), (row[-2] or []), row[-1]
+    last_event, ids, versions, classes, pending = row[-5], (row[-4] or []), (row[-3] or []), (row[-2] or []), row[-1]
     count = len(ids)
     image = _image_from(row, attnames)
     parts: dict[int, bytes] = {}
@@ -170,5 +172,5 @@ async def finish_detail(conn, cursor, image_id: int) -> bytes | None:
         # queries would) and cached under its own versions; a row deleted meanwhile is left out.
         parts.update(remember(await (await conn.execute(rows_sql, (image_id, missing))).fetchall()))
         ids = [pk for pk in ids if pk in parts]
-    head = _head(image, count, pending)
+    head = _head(image, count, pending, last_event)
     return head[:-1] + b',"annotations":[' + b",".join(parts[pk] for pk in ids) + b"]}"

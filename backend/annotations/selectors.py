@@ -77,8 +77,10 @@ def image_for_detail(project, image_id: int):
     is not in the project."""
     from backend.images.models import Image
 
+    from backend.images.versions import with_api_version
+
     image = (
-        Image.objects.filter(project=project, pk=image_id).select_related("claimed_by")
+        with_api_version(Image.objects.filter(project=project, pk=image_id)).select_related("claimed_by")
         .annotate(_n=Count("annotations"), _top=Max("annotations__id"), _versions=Sum("annotations__version"),
                   _classes=Sum("annotations__label_class__version"),
                   _pending=Count("annotations", filter=Q(annotations__class_review="pending") | Q(annotations__mask_review="pending")))

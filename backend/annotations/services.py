@@ -14,6 +14,7 @@ from backend.core.masks import mask_geometry, normalize_mask
 from backend.gallery import learning
 from backend.images.claims import guard_write
 from backend.images.models import Image
+from backend.images.versions import check_api_version
 from backend.projects.access import ROLE_CAPABILITIES, Capability
 from backend.projects.models import LabelClass, Membership, Project
 
@@ -295,9 +296,8 @@ def accept_all(
     """Accept every pending class and mask on an image (objects with no class are left pending).
 
     `seen` ({object id: version}, what the reviewer's screen showed): an object this would accept
-    that is missing from it or at another version refuses the whole call. The image's version
-    does not move when its objects are edited or added, so it alone let a reviewer approve
-    objects changed (or created, or replaced by a job) after they looked."""
+    that is missing from it or at another version refuses the whole call (the image's version
+    moves with its objects too, images/versions.py, but a client may not send it)."""
     caps = _capabilities(project, user)
     _require_review(caps)
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
@@ -305,7 +305,7 @@ def accept_all(
         raise NotFound("Image not found.")
     override = _may_write(image, user=user, caps=caps, force=force)
     if image_version is not None:
-        check_version(image, image_version)
+        check_api_version(image, image_version)
     changes, unseen = [], []
     # No embeddings: nothing here reads them, and the ORM parses each from text (~0.5 ms).
     for annotation in image.annotations.select_for_update().defer("embedding").order_by("id"):

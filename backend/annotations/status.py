@@ -8,6 +8,7 @@ from django.db.models.functions import Now
 
 from backend.core import events
 from backend.images.models import Image, ImageStatus
+from backend.images.versions import with_api_version
 
 from .models import ReviewState, Source
 
@@ -59,5 +60,5 @@ def _refresh(ids: list[int], examined: set[int], reviewed: set[int]) -> None:
             moves.setdefault(status, []).append(image_id)
     for status, moved in moves.items():
         Image.objects.filter(pk__in=moved).update(status=status, version=F("version") + 1, updated_at=Now())
-        for image_id, project_id, version in Image.objects.filter(pk__in=moved).values_list("id", "project_id", "version"):
-            events.emit(project_id, "image.status", image=image_id, status=status, version=version)
+        for image in with_api_version(Image.objects.filter(pk__in=moved).only("id", "project_id", "version")):
+            events.emit(image.project_id, "image.status", image=image.pk, status=status, version=image.api_version)

@@ -44,6 +44,13 @@ class Image(models.Model):
         ]
         indexes = [models.Index(fields=["project", "status"])]
 
+    @property
+    def api_version(self) -> int:
+        """The version the API shows and checks (images/versions.py)."""
+        from .versions import api_version
+
+        return api_version(self)
+
     def __str__(self) -> str:
         return self.original_name
 

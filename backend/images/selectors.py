@@ -8,6 +8,7 @@ from backend.core.filters import apply_filters, choice_filter, int_filter, int_l
 from backend.projects.models import Project
 
 from .models import Image, ImageStatus
+from .versions import with_api_version
 
 IMAGE_FILTERS = {
     "status": choice_filter("status", ImageStatus.values),
@@ -27,7 +28,7 @@ def images_of_project(project: Project, params) -> QuerySet[Image]:
         ),
     )
     queryset = apply_filters(queryset, params, filters=IMAGE_FILTERS, orderings=IMAGE_ORDERINGS, default_ordering="id")
-    return queryset.distinct() if "label_class" in params else queryset
+    return with_api_version(queryset.distinct() if "label_class" in params else queryset)
 
 
 def get_image(project: Project, image_id: int) -> Image:

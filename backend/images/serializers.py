@@ -7,6 +7,9 @@ from .models import Image, UploadSession
 
 
 class ImageSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(
+        source="api_version", read_only=True,
+        help_text="Moves with every change to the image or its objects (a token to send back, not a count).")
     annotation_count = serializers.IntegerField(read_only=True, default=None)
     pending_count = serializers.IntegerField(read_only=True, default=None)
     file_url = serializers.SerializerMethodField()

@@ -9,11 +9,11 @@ from django.db import transaction
 from backend.core import events
 from backend.core.errors import NotFound, VersionConflict
 from backend.core.files import create_with_file, store_file
-from backend.core.locking import check_version
 from backend.core.uploads import THUMBNAIL_EXTENSION, image_file_name, iter_upload_items, thumbnail_from_stored
 from backend.projects.models import Project
 
 from .models import Image
+from .versions import check_api_version, with_api_version
 
 
 @dataclass
@@ -93,7 +93,7 @@ def delete_image(*, project: Project, image_id: int, version: int | None, user=N
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
-    check_version(image, version)
+    check_api_version(image, version)
     names = [n for n in (image.file.name, image.thumbnail) if n]
     from backend.jobs.models import PrelabelJobImage
     from backend.jobs.services import forget_deleted_images
@@ -118,12 +118,12 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None) -> l
     from backend.jobs.services import forget_deleted_images
 
     ids = sorted(versions)
-    images = list(Image.objects.select_for_update().filter(project=project, pk__in=ids).order_by("id"))
+    images = list(with_api_version(Image.objects.select_for_update().filter(project=project, pk__in=ids)).order_by("id"))
     missing = sorted(set(ids) - {im.pk for im in images})
     if missing:
         raise NotFound(f"Image(s) not in this project (deleted meanwhile?): {', '.join(map(str, missing[:20]))}; "
                        "nothing was deleted.")
-    changed = [im.pk for im in images if im.version != versions[im.pk]]
+    changed = [im.pk for im in images if im.api_version != versions[im.pk]]
     if changed:
         raise VersionConflict(f"{len(changed)} of these images changed since you loaded them; nothing was deleted. "
                               "Reload the list and delete again.", extra={"changed": changed})

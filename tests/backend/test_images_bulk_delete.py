@@ -54,3 +54,46 @@ def test_only_admins_delete_images(client_for):
     answer = client_for(rita).post(_url(project), {"images": [[image.pk, image.version]]}, format="json")
     assert answer.status_code == 403
     assert Image.objects.filter(pk=image.pk).exists()
+
+
+def test_a_change_to_an_images_objects_refuses_a_delete_made_with_the_listed_version(client_for):
+    """Black-box round 15: five objects added to an image in review, a mask edited on another, an
+    object deleted on a third, and the list still showed each "at version 2": the bulk delete (and
+    DELETE ?version=) with those versions took the work nobody had seen. The version the API shows
+    moves with the image's objects (images/versions.py)."""
+    from .factories import rect_rle
+
+    owner = make_user("owner")
+    annotator = make_user("ann")
+    project = make_project(owner)
+    add_member(project, annotator, "annotator")
+    hammer = make_class(project, "hammer")
+    images = [make_image(project, seed=s) for s in range(4)]
+    objects = [make_model_annotation(im, hammer) for im in images[:3]]
+    admin, worker = client_for(owner), client_for(annotator)
+    listed = {row["id"]: row["version"] for row in admin.get(f"/api/projects/{project.pk}/images/").json()["results"]}
+    detail = admin.get(f"/api/projects/{project.pk}/images/{images[0].pk}/").json()
+    assert detail["version"] == listed[images[0].pk]  # the detail shows the same version as the list
+
+    base = f"/api/projects/{project.pk}/annotations/"
+    added = worker.post(base, {"image": images[0].pk, "label_class": hammer.pk,
+                               "mask_rle": rect_rle(images[0].height, images[0].width, 30, 20, 40, 30)}, format="json")
+    assert added.status_code == 201, added.content
+    edited = worker.patch(f"{base}{objects[1].pk}/", {"version": objects[1].version,
+                                                      "mask_rle": rect_rle(images[1].height, images[1].width, 1, 1, 9, 9)},
+                          format="json")
+    assert edited.status_code == 200, edited.content
+    gone = worker.delete(f"{base}{objects[2].pk}/?version={objects[2].version}")
+    assert gone.status_code == 204, gone.content
+
+    stale = admin.post(_url(project), {"images": [[pk, listed[pk]] for pk in listed]}, format="json")
+    assert stale.status_code == 409, stale.content
+    assert stale.json()["changed"] == sorted(im.pk for im in images[:3])
+    single = admin.delete(f"/api/projects/{project.pk}/images/{images[0].pk}/?version={listed[images[0].pk]}")
+    assert single.status_code == 409 and "changed since you read it" in single.json()["detail"]
+    assert Image.objects.filter(project=project).count() == 4
+    # Read again, the same deletes go through; the untouched image's listed version was right all along.
+    fresh = {row["id"]: row["version"] for row in admin.get(f"/api/projects/{project.pk}/images/").json()["results"]}
+    assert fresh[images[3].pk] == listed[images[3].pk]
+    done = admin.post(_url(project), {"images": [[pk, fresh[pk]] for pk in fresh]}, format="json")
+    assert done.status_code == 200 and not Image.objects.filter(project=project).exists()
