@@ -9,7 +9,7 @@ import { ProjectLayout } from "./pages/ProjectLayout";
 import { NotFoundPage } from "./pages/NotFound";
 import { SetPasswordPage } from "./pages/SetPassword";
 import { forgetClaimsForSignOut } from "./review/useClaim";
-import { runningCount, stopAllUploads } from "./pages/uploadStore";
+import { resetUploads, runningCount, stopAllUploads } from "./pages/uploadStore";
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -28,7 +28,7 @@ export function App() {
     setOnUnauthorized(() => {
       // Signed out elsewhere (or the session ended): the uploads stop too, resumable after signing in.
       const uploading = runningCount();
-      stopAllUploads();
+      stopAllUploads({ keep: true }); // the list stays, its unfinished files marked, under the sign-in form
       if (uploading) notify(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`, "warn");
       else if (signedIn.current) notify("You were signed out (here or in another tab). Sign in to go on where you were.", "warn");
       if (signedIn.current && meRef.current) setEnded(meRef.current);
@@ -97,6 +97,7 @@ export function App() {
   // to save is sent again; someone else starts afresh.
   const signInAgain = (m: Me) => {
     const same = ended?.username === m.username;
+    if (!same) resetUploads(); // the previous user's upload list is not the next one's
     setEnded(null);
     setMe(m);
     if (same) window.setTimeout(signedInAgain, 0);

@@ -124,7 +124,8 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
     const parts = [`${plural(r.created.length, "exemplar")} added to “${className}”`];
     if (r.duplicates.length) parts.push(`${plural(r.duplicates.length, "duplicate")} skipped`);
     if (r.errors.length) parts.push(`${plural(r.errors.length, "file")} refused: ${r.errors.slice(0, 3).map((e: any) => `${String(e.name)} (${String(e.error)})`).join("; ")}`);
-    notify(`${parts.join(", ")}.`, r.errors.length ? "error" : "info");
+    // Some added and some refused is a warning; red is for nothing added.
+    notify(`${parts.join(", ")}.`, !r.errors.length ? "info" : r.created.length || r.duplicates.length ? "warn" : "error");
   };
   /** Delete a class (admins). The server refuses while objects have the class (they would lose
    * it) or while it has instances; its exemplars and hard negatives go with it. */

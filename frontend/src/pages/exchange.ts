@@ -81,7 +81,8 @@ export function parseIdList(text: string, max = 100_000): number[] {
     if (!m) throw new Error(`"${raw}" is not an image id or a range like 3-7.`);
     const a = Number(m[1]);
     const b = m[2] ? Number(m[2]) : a;
-    if (a < 1 || b < a) throw new Error(`"${raw}" is not a valid range.`);
+    if (a < 1) throw new Error(`"${raw}": image ids start at 1.`);
+    if (b < a) throw new Error(`"${raw}" is not a valid range: write the smaller id first (${b}-${a}).`);
     if (b - a + out.size > max) throw new Error(`At most ${max} images in one export.`);
     for (let i = a; i <= b; i++) out.add(i);
   }

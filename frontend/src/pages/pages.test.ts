@@ -66,7 +66,9 @@ describe("export image ids", () => {
   it("reads ids and ranges", () => {
     expect(parseIdList("")).toEqual([]);
     expect(parseIdList("3, 1-2 9;9")).toEqual([1, 2, 3, 9]);
-    expect(() => parseIdList("4-2")).toThrow(/not a valid range/);
+    expect(() => parseIdList("4-2")).toThrow(/not a valid range: write the smaller id first \(2-4\)/);
+    // Black-box round 15: "0" was "not a valid range".
+    expect(() => parseIdList("0")).toThrow(/"0": image ids start at 1/);
     expect(() => parseIdList("a")).toThrow(/"a" is not an image id/);
     expect(() => parseIdList("1-200000")).toThrow(/At most/);
   });

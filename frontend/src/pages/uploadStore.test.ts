@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { CANCEL, UploadCancelled, type Progress, type UploadResult } from "../api/upload";
-import { cancelAllUploads, cancelUpload, runningCount, resetUploads, startUploads, stopAllUploads, subscribeUploads, uploadsOf, warnBeforeUnload } from "./uploadStore";
+import { cancelAllUploads, cancelUpload, runningCount, resetUploads, startUploads, STOPPED_SIGNED_OUT, stopAllUploads, subscribeUploads, uploadsOf, warnBeforeUnload } from "./uploadStore";
 
 const file = (name: string) => new File([new Uint8Array(10)], name);
 const ok: UploadResult = { created: [1], duplicates: [], errors: [] };
@@ -139,6 +139,23 @@ describe("cancelling", () => {
     expect(uploadsOf(8)[0].phase).toBe("cancelled");
     expect(uploadsOf(8)[0].error).toBeUndefined();
     expect(uploadsOf(8)[0].note).toMatch(/already had the whole file/);
+  });
+
+  it("a session ended elsewhere keeps the list, the unfinished files marked stopped", async () => {
+    // Round 15: the whole list vanished; only a toast of a few seconds said what to do.
+    const { send, pending } = manualSender();
+    const done = startUploads(11, ["a.png", "b.png", "c.png", "d.png"].map(file), send);
+    await Promise.resolve();
+    pending.get("a.png")!.resolve(ok);
+    await new Promise((r) => setTimeout(r, 0));
+    stopAllUploads({ keep: true });
+    const list = uploadsOf(11);
+    expect(list.map((i) => i.phase)).toEqual(["done", "failed", "failed", "failed"]);
+    expect(list.slice(1).every((i) => i.error === STOPPED_SIGNED_OUT)).toBe(true);
+    expect(runningCount()).toBe(0);
+    pending.forEach((p, name) => name !== "a.png" && p.resolve(ok));
+    await done;
+    expect(uploadsOf(11).map((i) => i.phase)).toEqual(["done", "failed", "failed", "failed"]); // nothing overwrote them
   });
 
   it("a sign-out still stops everything after a cancel", async () => {

@@ -54,12 +54,21 @@ export function resetUploads() {
 
 /** Sign-out: stop every upload and forget the list. The server keeps what it received (for 24 h)
  * and this browser keeps the sessions, so the same files picked after signing in resume. */
-export function stopAllUploads() {
+export const STOPPED_SIGNED_OUT = "Stopped: you were signed out. Sign in and pick the same files again to resume where it stopped.";
+
+/** A sign-out: everything stops. This tab's own sign-out clears the list (the next user of the
+ * tab starts afresh); a session that ended elsewhere (`keep`) leaves it on the page, each file
+ * not finished marked stopped, for its user to pick the files again (it was wiped, round 15). */
+export function stopAllUploads({ keep = false }: { keep?: boolean } = {}) {
   controller.abort();
   controller = new AbortController();
   cancels.forEach((c) => c.abort()); // no reason: stopped, not cancelled (the sessions are kept)
   cancels.clear();
-  resetUploads();
+  if (!keep) { resetUploads(); return; }
+  for (const [pid, items] of lists) {
+    lists.set(pid, items.map((i) => (isRunning(i) ? { ...i, phase: "failed", note: undefined, error: STOPPED_SIGNED_OUT } : i)));
+  }
+  emit();
 }
 
 /** The user's Cancel: stop sending this file, have the server drop what it received, and show
