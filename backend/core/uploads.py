@@ -156,6 +156,7 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
     if _has_markup(data):
         raise UploadError("The file contains HTML/SVG markup; image/markup polyglots are refused.")
     PILImage.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+    fmt = None
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x the pixel limit; we refuse there too.
@@ -199,7 +200,10 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
     except UploadError:
         raise
     except Exception as exc:  # Pillow raises many types for truncated or corrupt files
-        raise UploadError(f"The image could not be decoded: {exc}.") from None
+        # "Truncated File Read" alone read as if the file were cut off: say what it means for it.
+        kind = f"a {fmt} image" if fmt else "an image"
+        raise UploadError(f"The image could not be decoded: it starts as {kind} but its data is damaged, cut off "
+                          f"or not an image ({exc}).") from None
     content_type, extension = ALLOWED_FORMATS[fmt]
     return ValidatedImage(
         data=data,
@@ -374,8 +378,9 @@ def _validated(name: str, data: bytes, sha256: str | None = None) -> UploadItem:
     except UploadError as exc:
         if name.lower().endswith(LABEL_FILE_SUFFIXES) and not _looks_like_image(data):
             # An export's annotations beside its images: not a broken image, a file for the Import page.
-            return UploadItem(name, error="Not an image but an annotation or text file: skipped. Import annotations "
-                                          "on the Import page once the images are uploaded.")
+            # Said so it fits the gallery's upload too, where "import it after the images" made no sense.
+            return UploadItem(name, error="Not an image but an annotation or text file: skipped (annotation files "
+                                          "go to the Import page).")
         return UploadItem(name, error=str(exc))
 
 

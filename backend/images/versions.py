@@ -20,9 +20,11 @@ from backend.core.errors import DomainError, VersionConflict
 
 
 def _events():
-    from backend.annotations.models import AnnotationEvent
+    """The objects' audit events, through Image's reverse relation: images sits below annotations
+    and does not import it (as its selectors count Image.annotations)."""
+    from .models import Image
 
-    return AnnotationEvent.objects
+    return Image._meta.get_field("events").related_model.objects
 
 
 def with_api_version(queryset: QuerySet) -> QuerySet:

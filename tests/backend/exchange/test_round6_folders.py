@@ -96,5 +96,4 @@ def test_an_upload_says_an_exports_annotation_file_is_for_the_import_page(admin_
     report = upload_images(project=project, user=admin_user, files=[SimpleUploadedFile("export.zip", out.getvalue())])
     assert len(report.created) == 1
     assert report.errors == [{"name": "export.zip/annotations/instances.json", "error": (
-        "Not an image but an annotation or text file: skipped. Import annotations on the Import page once the "
-        "images are uploaded.")}]
+        "Not an image but an annotation or text file: skipped (annotation files go to the Import page).")}]
