@@ -68,6 +68,21 @@ def _image_files(image_ids) -> dict[int, str]:
     return dict(Image.objects.filter(pk__in=list(image_ids)).values_list("pk", "file"))
 
 
+def _read_image(image_id: int, name: str) -> np.ndarray:
+    """An approved image's pixels; one that cannot be read refuses the training naming it, as a job
+    names it (the training said "UnidentifiedImageError: cannot identify image file <_io.BytesIO>")."""
+    from backend.images.models import Image
+    from backend.jobs.engine import unreadable_reason
+    from ml.errors import TrainingRefused
+
+    try:
+        return read_rgb(name)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: refused with its name
+        shown = Image.objects.filter(pk=image_id).values_list("original_name", flat=True).first() or f"#{image_id}"
+        raise TrainingRefused(f"could not read the image '{shown}' (#{image_id}): {unreadable_reason(exc)}. Delete it "
+                              "(or upload it again) and train again.") from None
+
+
 def object_features(objects: list[data.ApprovedObject], pipeline, check=None) -> np.ndarray:
     """Each object's embedding: the stored crop vector when this embedder made it, else the
     masked crop embedded now (hand-drawn objects, or another embedder's vectors)."""
@@ -88,7 +103,7 @@ def object_features(objects: list[data.ApprovedObject], pipeline, check=None) ->
     for image_id, idx in todo.items():
         if check is not None:
             check()  # a cancel is heeded between images here too, not only between epochs
-        image = read_rgb(files[image_id])
+        image = _read_image(image_id, files[image_id])
         crops = []
         for i in idx:
             x, y, w, h = objects[i].bbox
@@ -133,7 +148,7 @@ def maskrcnn_samples(project_id: int):
     for o in data.approved_for_training(project_id):
         by_image[o.image_id].append(o)
     files = _image_files(by_image)
-    return [Sample(read_rgb(files[i]), [(names[o.label], decode_rle(o.mask_rle)) for o in objs], i)
+    return [Sample(_read_image(i, files[i]), [(names[o.label], decode_rle(o.mask_rle)) for o in objs], i)
             for i, objs in sorted(by_image.items())]
 
 

@@ -1,0 +1,59 @@
+"""Black-box round 15 (jobs and learning): one gallery exemplar whose stored file went bad failed
+every job of its project on every image ("UnidentifiedImageError: cannot identify image file
+<_io.BytesIO>", blamed on each healthy image; retry could never succeed), and a training whose
+approved image could not be read failed with the same unnamed text. The exemplar is left out of
+matching (named in the worker's log); the training names the image."""
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from backend.gallery.models import GalleryEmbedding
+from backend.gallery.services import upload_exemplars
+from backend.images.services import upload_images
+from backend.jobs import services as job_services
+from backend.learning.models import TrainingRun
+
+from .factories import make_class, make_project, make_user, synthetic_png
+from .test_jobs import wait_for_job
+from .test_learning_jobs import reviewed_project, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def spoil(name: str) -> None:
+    Path(default_storage.path(name)).write_bytes(b"not an image any more")
+
+
+def test_one_unreadable_exemplar_does_not_fail_the_projects_jobs(celery_worker):
+    owner = make_user("gallery-owner")
+    project = make_project(owner, box_threshold=0.0, text_threshold=0.0)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    for label, seeds in ((hammer, (101, 102)), (wrench, (103,))):
+        upload_exemplars(project=project, user=owner, class_id=label.pk,
+                         files=[SimpleUploadedFile(f"{label.name}{s}.png", synthetic_png(s)) for s in seeds])
+    bad = upload_exemplars(project=project, user=owner, class_id=wrench.pk,
+                           files=[SimpleUploadedFile("new_wrench.png", synthetic_png(104))]).created[0]
+    spoil(bad.file.name)
+    GalleryEmbedding.objects.filter(gallery_image=bad).delete()  # as if it had never been embedded
+    upload_images(project=project, user=owner, files=[SimpleUploadedFile(f"img{i}.png", synthetic_png(i)) for i in range(3)])
+    job = wait_for_job(job_services.start_job(project=project, user=owner, images="all").pk)
+    assert job.status == "done" and job.failed == 0, (job.status, job.error, list(job.items.values("status", "error")))
+    assert not GalleryEmbedding.objects.filter(gallery_image=bad).exists()
+    assert GalleryEmbedding.objects.filter(gallery_image__project=project).count() == 3
+
+
+def test_a_training_names_the_approved_image_it_cannot_read(celery_worker, client_for, settings, tiny_models_config):
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner, project, images = reviewed_project(n_reviewed=2, n_pending=0)
+    spoil(images[0].file.name)
+    # A Mask R-CNN reads every approved image (a head uses the job's stored crop vectors).
+    params = {"arch": "tiny", "steps": 2, "min_size": 64, "max_size": 128, "batch_size": 1}
+    response = client_for(owner).post(f"/api/projects/{project.pk}/trainings/", {"kind": "maskrcnn", "params": params},
+                                      format="json")
+    assert response.status_code == 201, response.content
+    run = wait_for(TrainingRun, response.json()["id"])
+    assert run.state == "failed"
+    assert run.error.startswith(f"could not read the image '{images[0].original_name}' (#{images[0].pk}): "), run.error
+    assert "UnidentifiedImageError" not in run.error and "BytesIO" not in run.error
