@@ -54,10 +54,11 @@ class Gallery:
             raise FileNotFoundError(f"gallery folder {str(root)!r} {missing_path(root, 'folder')}")
         subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         items: list[tuple[str, Path]] = []
+        # Regular files only, as --images reads: a named pipe called 'x.png' blocked the read for ever.
         for d in subdirs:
-            items += [(d.name, f) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+            items += [(d.name, f) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
         if not items:
-            items = [(f.stem, f) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+            items = [(f.stem, f) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
         return items
 
     @classmethod

@@ -83,3 +83,22 @@ def test_an_output_that_is_not_a_file_or_folder_is_refused_up_front(tiny_dir, fo
         _annotate(tiny_dir, "/dev/null", tmp_path / "p.json")
     assert "--images: folder '/dev/null' is a file, not a folder" in capsys.readouterr().err
     assert not (tmp_path / "timings.csv").exists()
+
+
+def test_a_named_pipe_in_the_gallery_is_passed_over_not_read_for_ever(tiny_dir, folder, tmp_path):
+    """Black-box round 15: `mkfifo gal/ka/pipe.png` hung `ml annotate` with no output."""
+    import os
+    import threading
+
+    from ml.gallery import Gallery
+
+    gallery = tmp_path / "gal" / "ka"
+    gallery.mkdir(parents=True)
+    cv2.imwrite(str(gallery / "real.png"), cv2.imread(str(folder / "a.png")))
+    os.mkfifo(gallery / "pipe.png")
+    found = {}
+    scan = threading.Thread(target=lambda: found.update(items=Gallery.scan_dir(tmp_path / "gal")), daemon=True)
+    scan.start()
+    scan.join(10)
+    assert found, "scanning the gallery blocked"
+    assert [f.name for _, f in found["items"]] == ["real.png"]
