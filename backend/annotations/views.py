@@ -132,7 +132,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     serializer_class = ImageDetailSerializer
     capabilities = {"accept_all": Capability.REVIEW, "destroy": Capability.MANAGE}
-    write_params = {"accept_all": ("force",), "destroy": ("version",)}
+    write_params = {"accept_all": ("force",), "destroy": ("version", "force")}
 
     @extend_schema(responses=ImageDetailSerializer)
     def retrieve(self, request, project_pk=None, pk=None):
@@ -145,10 +145,13 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         body = head[:-1] + b',"annotations":' + selectors.annotation_rows_json(image, image.rows_fingerprint) + b"}"
         return HttpResponse(body, content_type="application/json")
 
-    @extend_schema(responses={204: None}, parameters=[version_parameter()])
+    @extend_schema(responses={204: None}, parameters=[
+        version_parameter(),
+        OpenApiParameter("force", bool, description="1: delete it though someone else holds it (a claim)")])
     def destroy(self, request, project_pk=None, pk=None):
-        image_services.delete_image(project=self.project, image_id=int_or_404(pk), version=version_from(request),
-                                    user=request.user)
+        image_services.delete_image(project=self.project, image_id=int_or_404(pk),
+                                    version=version_from(request, also=("force",)), user=request.user,
+                                    force=force_from(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

@@ -88,12 +88,33 @@ def _known(report: UploadReport, own: set, project: Project, sha256: str, name: 
     return True
 
 
+def _refuse_held(images: list[Image], *, user, force: bool) -> None:
+    """An image someone else holds (a claim) is not deleted under them unless the admin forces it,
+    as every other write on it is refused (black-box round 15: a held image went without a word)."""
+    from .claims import ClaimConflict, active_claimant
+
+    if force:
+        return
+    held = [(im, holder) for im in images if (holder := active_claimant(im)) is not None
+            and holder.pk != getattr(user, "pk", None)]
+    if not held:
+        return
+    names = ", ".join(f"'{im.original_name}' ({holder.username})" for im, holder in held[:5])
+    more = f" and {len(held) - 5} more" if len(held) > 5 else ""
+    raise ClaimConflict(
+        f"{'This image is' if len(images) == 1 else f'{len(held)} of these images are'} open by someone now: "
+        f"{names}{more}. Nothing was deleted; delete with ?force=1 to take {'it' if len(held) == 1 else 'them'} "
+        "from under them.",
+        extra={"claimed": [{"image": im.pk, "claimed_by": holder.username} for im, holder in held]})
+
+
 @transaction.atomic
-def delete_image(*, project: Project, image_id: int, version: int | None, user=None) -> None:
+def delete_image(*, project: Project, image_id: int, version: int | None, user=None, force: bool = False) -> None:
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
     check_api_version(image, version)
+    _refuse_held([image], user=user, force=force)
     names = [n for n in (image.file.name, image.thumbnail) if n]
     from backend.jobs.models import PrelabelJobImage
     from backend.jobs.services import forget_deleted_images
@@ -110,7 +131,7 @@ BULK_DELETE_MAX = 1000
 
 
 @transaction.atomic
-def delete_images(*, project: Project, versions: dict[int, int], user=None) -> list[int]:
+def delete_images(*, project: Project, versions: dict[int, int], user=None, force: bool = False) -> list[int]:
     """Several images at once, all or none ({image id: version as the client read it}): clearing a
     set meant a click and a confirm per image. Any image gone or changed meanwhile refuses the
     whole call (404 / 409 naming them); nothing is deleted then. Returns the ids deleted."""
@@ -127,6 +148,7 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None) -> l
     if changed:
         raise VersionConflict(f"{len(changed)} of these images changed since you loaded them; nothing was deleted. "
                               "Reload the list and delete again.", extra={"changed": changed})
+    _refuse_held(images, user=user, force=force)
     names = [n for im in images for n in (im.file.name, im.thumbnail) if n]
     jobs = set(PrelabelJobImage.objects.filter(image_id__in=ids).values_list("job_id", flat=True))
     Image.objects.filter(pk__in=ids).delete()

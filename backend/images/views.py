@@ -12,7 +12,7 @@ from django.http import HttpResponseNotModified
 from backend.core.errors import DomainError
 from backend.core.files import private_bytes_response, private_file_response, read_stored
 from backend.core.filters import only_params
-from backend.core.params import flag_from, int_or_404
+from backend.core.params import flag_from, force_from, int_or_404
 from backend.core.strict import empty_body
 from backend.core.upload_guard import check_upload_request
 from backend.core.uploads import THUMBNAIL_CONTENT_TYPE
@@ -48,7 +48,7 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
         """The query parameters each write takes (backend.core.params.check_write_params): a
         chunk's PUT takes offset and finish; a DELETE of the same route none."""
         method = getattr(getattr(self, "request", None), "method", None)
-        return {"upload": ("offset", "finish") if method == "PUT" else ()}
+        return {"upload": ("offset", "finish") if method == "PUT" else (), "delete_many": ("force",)}
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=ImageStatus.values),
@@ -92,14 +92,16 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
         return private_file_response(image.file.name, image.content_type, name)
 
 
-    @extend_schema(request=DeleteImagesSerializer, responses={200: DeleteImagesResultSerializer})
+    @extend_schema(request=DeleteImagesSerializer, responses={200: DeleteImagesResultSerializer}, parameters=[
+        OpenApiParameter("force", bool, description="1: delete them though someone else holds some (claims)")])
     @action(detail=False, methods=["post"], url_path="delete")
     def delete_many(self, request, project_pk=None):
-        """Delete several images at once (admins): all of them, or none when one changed or went."""
+        """Delete several images at once (admins): all of them, or none when one changed, went, or is
+        held by someone else (unless ?force=1)."""
         serializer = DeleteImagesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         deleted = services.delete_images(project=self.project, versions=serializer.validated_data["images"],
-                                         user=request.user)
+                                         user=request.user, force=force_from(request))
         return Response({"deleted": deleted})
 
     @extend_schema(request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})

@@ -97,3 +97,31 @@ def test_a_change_to_an_images_objects_refuses_a_delete_made_with_the_listed_ver
     assert fresh[images[3].pk] == listed[images[3].pk]
     done = admin.post(_url(project), {"images": [[pk, fresh[pk]] for pk in fresh]}, format="json")
     assert done.status_code == 200 and not Image.objects.filter(project=project).exists()
+
+
+def test_an_image_someone_holds_is_deleted_only_when_forced(client_for):
+    """Black-box round 15: an admin's edits on an image a reviewer holds are refused (409, or
+    ?force=1), but deleting it, alone or in a batch, went ahead without a word."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner, reviewer = make_user("owner"), make_user("rita")
+    project = make_project(owner)
+    add_member(project, reviewer, "reviewer")
+    held, free = make_image(project, seed=1), make_image(project, seed=2)
+    Image.objects.filter(pk=held.pk).update(claimed_by=reviewer, claim_expires_at=timezone.now() + timedelta(minutes=5))
+    admin = client_for(owner)
+    versions = {row["id"]: row["version"] for row in admin.get(f"/api/projects/{project.pk}/images/").json()["results"]}
+    pairs = [[pk, v] for pk, v in versions.items()]
+    bulk = admin.post(_url(project), {"images": pairs}, format="json")
+    assert bulk.status_code == 409 and bulk.json()["code"] == "claimed", bulk.content
+    assert bulk.json()["claimed"] == [{"image": held.pk, "claimed_by": "rita"}]
+    assert "open by someone now" in bulk.json()["detail"] and "(rita)" in bulk.json()["detail"]
+    single = admin.delete(f"/api/projects/{project.pk}/images/{held.pk}/?version={versions[held.pk]}")
+    assert single.status_code == 409 and single.json()["claimed"][0]["claimed_by"] == "rita"
+    assert Image.objects.filter(project=project).count() == 2
+    forced = admin.delete(f"/api/projects/{project.pk}/images/{held.pk}/?version={versions[held.pk]}&force=1")
+    assert forced.status_code == 204, forced.content
+    assert admin.post(_url(project) + "?force=1", {"images": [[free.pk, versions[free.pk]]]}, format="json").status_code == 200
+    assert not Image.objects.filter(project=project).exists()

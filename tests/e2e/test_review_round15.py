@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from backend.annotations.models import Annotation
 from backend.projects.models import LabelClass
 
-from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
 from .steps import open_review, toast
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -38,3 +38,28 @@ def test_a_deactivated_suggestion_is_greyed_and_its_digit_says_so(page, login_as
     page.wait_for_timeout(300)
     assert not patches, patches
     assert Annotation.objects.get(pk=ann.pk).label_class_id == circle.pk
+
+
+def test_an_admin_deletes_an_image_someone_holds_after_the_confirm_names_them(page, login_as):
+    """The server now refuses deleting a held image unless forced (black-box round 15); the Images
+    page's confirm names the holder, and once accepted the deletion is meant: it is forced."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.images.models import Image
+
+    owner, rita = make_user("olga"), make_user("rita")
+    proj = make_project(owner, name="Held")
+    add_member(proj, rita, "reviewer")
+    held, free = make_image(proj, width=40, height=30, seed=70), make_image(proj, width=40, height=30, seed=71)
+    Image.objects.filter(pk__in=[held.pk, free.pk]).update(claimed_by=rita, claim_expires_at=timezone.now() + timedelta(minutes=10))
+    asked = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.accept()))
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/images")
+    page.get_by_test_id(f"pick-image-{held.pk}").check()
+    page.get_by_test_id("delete-selected").click()
+    expect(toast(page, "Deleted 1 image")).to_be_visible()
+    assert "is open by rita now" in asked[-1], asked
+    assert list(Image.objects.filter(project=proj).values_list("pk", flat=True)) == [free.pk]

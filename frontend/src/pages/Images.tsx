@@ -21,6 +21,9 @@ export function deleteImageQuestion(im: Pick<ImageRow, "id" | "original_name" | 
 
 /** What a refused image deletion means, in words (null: nothing to say, the project is gone). */
 export function deleteImageError(e: unknown, name: string): string {
+  if (e instanceof ApiError && e.status === 409 && e.code === "claimed")
+    return `"${name}" was opened by ${e.body?.claimed?.[0]?.claimed_by ?? "someone"} since this list was loaded, so it was not deleted. `
+      + "The list is reloaded: delete it again if you still mean to.";
   if (e instanceof ApiError && e.status === 409)
     return `"${name}" changed since this list was loaded (someone reviewed or edited it), so it was not deleted. `
       + "The list is reloaded: check the image and delete it again if you still mean to.";
@@ -90,7 +93,9 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     deletingRef.current = true;
     setDeleting(im.id);
     try {
-      await api("DELETE", `${P(pid)}/images/${im.id}/`, { version: im.version });
+      // The confirm named who holds it: deleting it from under them is then meant (?force=1).
+      const held = im.claimed_by && im.claimed_by !== ctx.me.username;
+      await api("DELETE", `${P(pid)}/images/${im.id}/${held ? "?force=1" : ""}`, { version: im.version });
       notify(`Deleted "${im.original_name}".`);
       setData((d) => d && { ...d, count: d.count - 1, results: d.results.filter((r) => r.id !== im.id) });
     } catch (e) {
@@ -141,7 +146,8 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     deletingRef.current = true;
     setDeleting(-1);
     try {
-      const res = await api<{ deleted: number[] }>("POST", `${P(pid)}/images/delete/`, { images: rows.map((im) => [im.id, im.version]) });
+      const res = await api<{ deleted: number[] }>("POST", `${P(pid)}/images/delete/${open ? "?force=1" : ""}`,
+        { images: rows.map((im) => [im.id, im.version]) });
       notify(`Deleted ${count(res.deleted.length, "image")}.`);
       setPicked(new Map());
     } catch (e) {

@@ -41,6 +41,10 @@ describe("deleting things", () => {
     expect(text).toContain("changed since this list was loaded");
     expect(text).toContain("not deleted");
   });
+  it("an image opened by someone since the list loaded is named so (round 15)", () => {
+    const text = deleteImageError(new ApiError(409, { code: "claimed", claimed: [{ image: 3, claimed_by: "rita" }] }, "held"), "a.png");
+    expect(text).toContain("was opened by rita since this list was loaded");
+  });
   it("the project is deleted only once its exact name is typed", () => {
     expect(namesProject("Shop floor", "Shop floor")).toBe(true);
     expect(namesProject(" Shop floor ", "Shop floor")).toBe(true);
