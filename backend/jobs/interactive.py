@@ -14,6 +14,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import connection
 
+import logging
 import math
 import threading
 import time
@@ -59,10 +60,33 @@ def segment_box_now(*, image, box: list[float], user=None) -> dict:
     return answer
 
 
+logger = logging.getLogger(__name__)
+GONE = {"gone": True}  # the answer of a click whose image was deleted meanwhile (the web says 404)
+
+
+def _unless_gone(image_id: int, work):
+    """`work()`, or GONE when it failed because its image was deleted meanwhile: a worker traceback
+    per click racing a deletion (black-box round 15) for what is no fault of the worker's."""
+    from backend.images.models import Image
+
+    try:
+        return work()
+    except Exception as exc:
+        if Image.objects.filter(pk=image_id).exists():
+            raise
+        logger.info("interactive segmentation of image %s: the image was deleted meanwhile (%s)", image_id,
+                    type(exc).__name__)
+        return GONE
+
+
 @shared_task(name=TASK_NAME, ignore_result=False)
 def segment_box_match(image_id: int, box: list[float]) -> dict:
     """SAM 2 on one box, then embed + match the crop exactly as a boxes job does (same ROI
     margin, same crop, the project's live matcher settings, the newest gallery version)."""
+    return _unless_gone(image_id, lambda: _segment_box_match(image_id, box))
+
+
+def _segment_box_match(image_id: int, box: list[float]) -> dict:
     from backend.gallery.versions import current_version
     from backend.images.models import Image
 
@@ -132,7 +156,7 @@ def _send_and_wait(task, args: list, image_id: int) -> dict:
 
 def _wait(result, image_id: int) -> dict:
     try:
-        return result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
+        answer = result.get(timeout=SEGMENT_TIMEOUT_S, propagate=True)
     except CeleryTimeout:
         result.revoke()
         raise SegmentUnavailable(f"No worker answered within {SEGMENT_TIMEOUT_S} s: is the interactive worker running "
@@ -143,6 +167,9 @@ def _wait(result, image_id: int) -> dict:
         if not Image.objects.filter(pk=image_id).exists():  # deleted meanwhile: not the worker's fault (was a 503)
             raise NotFound("Image not found (it was deleted).") from None
         raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
+    if answer == GONE:
+        raise NotFound("Image not found (it was deleted).")
+    return answer
 
 
 def validate_points(points, labels, *, height: int, width: int) -> tuple[list[list[float]], list[int]]:
@@ -193,6 +220,10 @@ def refine_now(*, image, user, points, labels, box=None, annotation_id: int | No
 def refine_mask(image_id: int, points: list, labels: list, box: list | None, annotation_id: int | None) -> dict:
     """SAM 2 on the cached image embedding (encoded on the first click of an image in this worker
     process) with the clicks, the box and the object's current mask as SAM's mask prompt."""
+    return _unless_gone(image_id, lambda: _refine_mask(image_id, points, labels, box, annotation_id))
+
+
+def _refine_mask(image_id: int, points: list, labels: list, box: list | None, annotation_id: int | None) -> dict:
     from backend.annotations.models import Annotation
     from backend.images.models import Image
     from ml.masks import decode_rle, encode_rle
