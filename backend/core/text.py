@@ -4,12 +4,34 @@ from __future__ import annotations
 import unicodedata
 
 
+# Characters that show nothing but are not format characters (Cf): the combining grapheme joiner,
+# Hangul and Khmer fillers; and the braille blank, which shows as a space. 'tool', 'tool\u034f' and
+# 'tool\u2800' were three classes that print the same (black-box round 15).
+_INVISIBLE = {"\u034f", "\u115f", "\u1160", "\u17b4", "\u17b5", "\u3164", "\uffa0"}
+_BLANK = {"\u2800"}
+
+
 def one_spelling(value: str) -> str:
     """Compatibility forms folded (full-width "ｂｉｒｄ" is "bird", NFD accents composed), invisible
-    format characters (a zero-width space) dropped, runs of blanks made one space, ends trimmed."""
+    characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed."""
     folded = unicodedata.normalize("NFKC", value)
-    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    visible = "".join(" " if c in _BLANK else c for c in folded
+                      if unicodedata.category(c) != "Cf" and c not in _INVISIBLE)
     return " ".join(visible.split())
+
+
+def control_character(value: str) -> str | None:
+    """The first control character (C0, DEL, C1: an ESC that starts a terminal colour code) in
+    `value`, as U+XXXX, or None."""
+    for c in value:
+        if unicodedata.category(c) == "Cc":
+            return f"U+{ord(c):04X}"
+    return None
+
+
+def shows_something(value: str) -> bool:
+    """Whether `value` has a character that is drawn on its own (not only combining marks)."""
+    return any(not unicodedata.category(c).startswith(("M", "Z")) for c in value)
 
 
 # Alphabets whose letters look alike: a name mixing them ('аdmin' with a Cyrillic 'а') passes for

@@ -423,8 +423,9 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
         return None, f"class name '{without_nul(name)}' contains an unpaired surrogate (\\ud800-\\udfff)"
     try:  # one spelling, as POST /classes/ and gallery folders fold it: "ｃａｔ" and "c\u200bat" are "cat"
         name = clean_class_name(name)
-    except ValidationError:
-        return None, "the object has no class name"
+    except ValidationError as exc:
+        why = str(exc.detail[0])
+        return None, "the object has no class name" if why.endswith("needs a name.") else f"class name {name!r}: {why}"
     try:
         instance = clean_class_name(record.instance_name).lower() if record.instance_name else ""
     except ValidationError:

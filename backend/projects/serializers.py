@@ -32,11 +32,7 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     def validate_name(self, value):
         """A name of only invisible characters (a zero-width space) made an invisible project."""
-        try:
-            clean_class_name(value)
-        except serializers.ValidationError:
-            raise serializers.ValidationError("A project needs a name.") from None
-        return value.strip()
+        return clean_class_name(value, "project")
 
     def validate_prompts(self, value):
         if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
@@ -102,15 +98,19 @@ class NewUserMembershipResultSerializer(MembershipSerializer):
         fields = [*MembershipSerializer.Meta.fields, "one_time_password"]
 
 
-def clean_class_name(value: str) -> str:
+def clean_class_name(value: str, what: str = "class") -> str:
     """One spelling per name: compatibility forms folded (full-width "ｂｉｒｄ" is "bird"),
-    invisible format characters (a zero-width space) dropped, runs of spaces made one. Such
-    lookalikes made visually identical classes beside each other."""
-    from backend.core.text import one_spelling
+    invisible characters (a zero-width space, a filler) dropped, runs of spaces made one. Such
+    lookalikes made visually identical classes beside each other. Control characters (a terminal
+    colour code reached CLI output and exports) and names of combining marks alone are refused."""
+    from backend.core.text import control_character, one_spelling, shows_something
 
     cleaned = one_spelling(value)
-    if not cleaned:
-        raise serializers.ValidationError("A class needs a name.")
+    if not cleaned or not shows_something(cleaned):
+        raise serializers.ValidationError(f"A {what} needs a name.")
+    bad = control_character(cleaned)
+    if bad:
+        raise serializers.ValidationError(f"A {what} name cannot hold control characters ({bad}).")
     return cleaned
 
 

@@ -1,5 +1,7 @@
 """Requests a black-box tester sent that got a 500, an HTML page or a silent default: each now
 answers in the API's JSON shape with a status and a message that name what is wrong."""
+import json
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -386,7 +388,7 @@ def test_an_empty_file_is_named_as_such_when_its_upload_opens(client_for):
     ("annotation", "", {"version": 1, "reason": "dup"}, "reason"),
     ("annotation", "", [1], "detail"),
     ("annotation", "", {"version": True}, "version"),
-    ("image", "?version=1&force=1", None, "force"),
+    ("image", "?version=1&forse=1", None, "forse"),
     ("class", "?versoin=1", None, "versoin"),
     ("project", "?version=1.0", None, "version"),
 ])
@@ -508,3 +510,32 @@ def test_a_list_past_its_cap_is_refused_before_its_items_are_read(client_for):
                                       {"images": [["x", "y"]] * 5_000}, format="json")
     assert response.status_code == 400
     assert response.json()["images"] == ["Ensure this field has no more than 1000 elements (it has 5000)."]
+
+
+@pytest.mark.parametrize("name, said", [
+    ("\x7f", "control characters (U+007F)"), ("\x1b[2J\x1b[31mred", "control characters (U+001B)"),
+    ("\x9b", "control characters (U+009B)"), ("\u0301", "needs a name"), ("\u3164", "needs a name"),
+    ("\u115f", "needs a name"), ("\u17b4", "needs a name"), ("\u034f", "needs a name"), ("\u2800", "needs a name"),
+])
+def test_class_and_project_names_that_show_nothing_or_steer_a_terminal_are_refused(client_for, name, said):
+    """Black-box round 15: DEL, ESC colour codes, a lone combining mark, the combining grapheme
+    joiner, Hangul fillers and the braille blank made classes and projects that print as nothing."""
+    owner = make_user("names")
+    project = make_project(owner)
+    as_class = client_for(owner).post(f"/api/projects/{project.pk}/classes/", {"name": name}, format="json")
+    assert as_class.status_code == 400 and said in json.dumps(as_class.json()), as_class.content
+    as_project = client_for(owner).post("/api/projects/", {"name": name}, format="json")
+    assert as_project.status_code == 400 and said.replace("needs a name", "project needs a name") in json.dumps(
+        as_project.json()) or said in json.dumps(as_project.json()), as_project.content
+
+
+def test_invisible_characters_in_a_name_make_no_second_class(client_for):
+    owner = make_user("twins")
+    project = make_project(owner)
+    url = f"/api/projects/{project.pk}/classes/"
+    assert client_for(owner).post(url, {"name": "tool"}, format="json").status_code == 201
+    for twin in ("tool\u034f", "tool\u3164", "\ufefftool"):
+        again = client_for(owner).post(url, {"name": twin}, format="json")
+        assert again.status_code == 400, (twin, again.content)
+    made = client_for(owner).post("/api/projects/", {"name": "\ufeffShop floor"}, format="json")
+    assert made.status_code == 201 and made.json()["name"] == "Shop floor"
