@@ -716,7 +716,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Delete several images at once (admins): all of them, or none when one changed or went. */
+        /**
+         * @description Delete several images at once (admins): all of them, or none when one changed, went, or is
+         *     held by someone else (unless ?force=1).
+         */
         post: operations["projects_images_delete_create"];
         delete?: never;
         options?: never;
@@ -1474,6 +1477,7 @@ export interface components {
             readonly created_at: string;
             /** Format: date-time */
             readonly updated_at: string;
+            /** @description Moves with every change to the image or its objects (a token to send back, not a count). */
             readonly version: number;
             readonly annotation_count: number;
             readonly pending_count: number;
@@ -1497,6 +1501,7 @@ export interface components {
             readonly created_at: string;
             /** Format: date-time */
             readonly updated_at: string;
+            /** @description Moves with every change to the image or its objects (a token to send back, not a count). */
             readonly version: number;
             readonly annotation_count: number;
             readonly pending_count: number;
@@ -3283,6 +3288,8 @@ export interface operations {
     projects_images_destroy: {
         parameters: {
             query?: {
+                /** @description 1: delete it though someone else holds it (a claim) */
+                force?: boolean;
                 /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
                 version?: number;
             };
@@ -3530,7 +3537,10 @@ export interface operations {
     };
     projects_images_delete_create: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: delete them though someone else holds some (claims) */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 project_pk: number;
