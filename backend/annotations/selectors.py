@@ -6,7 +6,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from backend.core.hot_asgi import drf_datetime
 
-from .models import Annotation, AnnotationEvent, ReviewState
+from .models import Annotation, AnnotationEvent, ReviewState, Source
 
 
 def annotations_of_image(image) -> QuerySet[Annotation]:
@@ -23,18 +23,22 @@ def events_of_annotation(project, annotation_id: int) -> QuerySet[AnnotationEven
     return AnnotationEvent.objects.filter(project=project, annotation_id=annotation_id).select_related("actor").order_by("id")
 
 
+def _box_prompts():
+    """A boxes job's input: objects nobody has reviewed that a model or an import proposed. A
+    person's pending drawing is their shape, not a box to segment: a job took a hand-drawn
+    triangle's bounding box and added a second object over it (black-box round 15)."""
+    return Annotation.objects.filter(class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING).exclude(
+        source=Source.HUMAN)
+
+
 def unreviewed_boxes(image_id: int) -> list[tuple]:
-    """(bbox, class id, class score) of the image's objects nobody has reviewed, in id order."""
-    return list(
-        Annotation.objects.filter(image_id=image_id, class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING)
-        .order_by("id").values_list("bbox", "label_class_id", "class_score")
-    )
+    """(bbox, class id, class score) of the image's box prompts (_box_prompts), in id order."""
+    return list(_box_prompts().filter(image_id=image_id).order_by("id").values_list("bbox", "label_class_id", "class_score"))
 
 
 def images_with_unreviewed_boxes(image_ids: list[int]) -> int:
     """How many of these images hold a box unreviewed_boxes() would give (a boxes job's input)."""
-    return (Annotation.objects.filter(image_id__in=image_ids, class_review=ReviewState.PENDING,
-                                      mask_review=ReviewState.PENDING).values("image_id").distinct().count())
+    return _box_prompts().filter(image_id__in=image_ids).values("image_id").distinct().count()
 
 
 _ROW_FIELDS = (

@@ -22,7 +22,7 @@ def test_an_admin_deletes_several_images_with_their_objects_and_files(client_for
     images = [make_image(project, seed=s) for s in range(4)]
     make_model_annotation(images[0], hammer)
     files = [images[0].file.name, images[1].file.name]
-    answer = client_for(owner).post(_url(project), {"images": [[im.pk, im.version] for im in images[:2]]}, format="json")
+    answer = client_for(owner).post(_url(project), {"images": [[im.pk, im.api_version] for im in images[:2]]}, format="json")
     assert answer.status_code == 200 and answer.json() == {"deleted": sorted(im.pk for im in images[:2])}, answer.content
     assert sorted(Image.objects.filter(project=project).values_list("pk", flat=True)) == [images[2].pk, images[3].pk]
     assert not Annotation.objects.filter(image_id=images[0].pk).exists()

@@ -125,7 +125,7 @@ def test_images_deleted_during_an_evaluation_are_left_out_and_counted(celery_wor
         calls.append(name)
         victim = {1: d, 3: a}.get(len(calls))  # d before its batch is read, a after it was scored
         if victim is not None:
-            delete_image(project=project, image_id=victim, version=Image.objects.get(pk=victim).version)
+            delete_image(project=project, image_id=victim, version=Image.objects.get(pk=victim).api_version)
         return real_read(name)
 
     monkeypatch.setattr(evaluating, "read_rgb", read_while_someone_deletes)

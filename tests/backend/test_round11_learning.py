@@ -162,3 +162,22 @@ def test_a_rescore_of_a_project_deleted_meanwhile_ends_quietly():
     project.delete()
     assert tasks._rescore(project_id) == 0
     assert tasks._rescore(project_id, after_embedding=True) == 0
+
+
+def test_a_persons_pending_drawing_is_not_a_box_to_segment(client_for):
+    """Black-box round 15: a boxes job took an annotator's pending hand-drawn triangle as a box
+    and added a model object over it; a person's shape is theirs, not a prompt."""
+    from backend.annotations import selectors
+    from backend.annotations.models import Source
+
+    owner = make_user("own")
+    project = make_project(owner)
+    drawn = make_image(project, seed=4)
+    mine = make_model_annotation(drawn, make_class(project, "tri"))
+    type(mine).objects.filter(pk=mine.pk).update(source=Source.HUMAN, created_by=owner)
+    answer = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": [drawn.pk], "kind": "boxes"},
+                                    format="json")
+    assert answer.status_code == 400 and "unreviewed box" in answer.json()["detail"], answer.content
+    assert selectors.unreviewed_boxes(drawn.pk) == []
+    imported = make_model_annotation(drawn)  # an import's (or a model's) pending box is still one
+    assert [row[0] for row in selectors.unreviewed_boxes(drawn.pk)] == [imported.bbox]

@@ -178,7 +178,7 @@ def test_a_finished_jobs_counters_follow_its_items_after_an_image_is_deleted_and
     job.refresh_from_db()
     assert (job.status, job.total, job.processed, job.failed) == (JobStatus.FAILED, 2, 2, 2)
     first.refresh_from_db()
-    delete_image(project=project, image_id=first.pk, version=first.version)
+    delete_image(project=project, image_id=first.pk, version=first.api_version)
     job.refresh_from_db()
     assert (job.total, job.processed, job.failed) == (1, 1, 1) == (job.items.count(), 1, 1)
     services.retry_failed(project=project, job_id=job.pk, user=owner)
@@ -198,7 +198,7 @@ def test_a_finished_job_is_done_once_its_only_failed_image_is_deleted():
     PrelabelJob.objects.filter(pk=job.pk).update(processed=1)
     services.fail_items(job_id=job.pk, image_ids=[bad.pk], error="boom")
     bad.refresh_from_db()
-    delete_image(project=project, image_id=bad.pk, version=bad.version)
+    delete_image(project=project, image_id=bad.pk, version=bad.api_version)
     job.refresh_from_db()
     assert (job.status, job.error, job.total, job.processed, job.failed) == (JobStatus.DONE, "", 1, 1, 0)
 

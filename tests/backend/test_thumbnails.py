@@ -126,5 +126,5 @@ def test_deleting_an_image_deletes_its_thumbnail(owner_project, django_capture_o
     owner, project = owner_project
     image = make_image(project, seed=5)
     with django_capture_on_commit_callbacks(execute=True):
-        delete_image(project=project, image_id=image.pk, version=image.version)
+        delete_image(project=project, image_id=image.pk, version=image.api_version)
     assert not default_storage.exists(image.thumbnail) and not default_storage.exists(image.file.name)
