@@ -208,12 +208,23 @@ class Errors:
     def hints(self) -> list[dict]:
         """What to do first, when the errors say it (a list of 24 "not in this project" lines said
         nothing of uploading the images, which an export zip holds, before its annotations)."""
-        missing = sum(1 for e in self.kept if e["error"].endswith("is not in this project"))
+        missing = [e for e in self.kept if e["error"].endswith("is not in this project")]
         if not missing:
             return []
-        return [{"item": "hint", "error": f"{missing} item{'s name images' if missing > 1 else ' names an image'} this project "
-                 "does not have. Imports add objects to the project's images, matched by file name: upload the images "
-                 "first (an export zip with images can be uploaded as it is on the Upload page), then import again."}]
+        hints = [{"item": "hint", "error": f"{len(missing)} item{'s name images' if len(missing) > 1 else ' names an image'} "
+                  "this project does not have. Imports add objects to the project's images, matched by file name: upload "
+                  "the images first (an export zip with images can be uploaded as it is on the Upload page), then import "
+                  "again."}]
+        generated = next((m for e in missing if (m := _GENERATED_ERROR.search(e["error"]))), None)
+        if generated:
+            # 'x_41.png' is how an export names one of two images called 'x.png' (a/x.png, b/x.png), by
+            # its id in the project exported: another project has other ids (black-box round 15).
+            stem, number, ext = generated.groups()
+            hints.append({"item": "hint", "error": (
+                f"Names like '{stem}_{number}.{ext}' are how an export names images that share one name ('{stem}.{ext}' "
+                f"in two folders), by their ids in the project it came from ({number} there). Into another project, "
+                "export with “Include the image files” and upload that zip (images and objects come together).")})
+        return hints
 
 
 # --------------------------------------------------------------------------- the import
@@ -389,6 +400,7 @@ def _same_path(stored: str, given: str) -> bool:
 
 
 _GENERATED_NAME = re.compile(r"^(.+)_([0-9]{1,18})\.([^.]*)$", re.DOTALL)
+_GENERATED_ERROR = re.compile(r"^image '(.+)_([0-9]{1,18})\.([^.']*)' is not in this project$", re.DOTALL)
 
 
 def _generated_match(file_name: str, images) -> tuple | None:

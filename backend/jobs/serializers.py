@@ -118,3 +118,19 @@ class RefineResultSerializer(serializers.Serializer):
     ms = serializers.FloatField(help_text="worker time: decode, plus encode when not cached")
     round_trip_ms = serializers.FloatField(help_text="request → answer through the gpu queue")
     encoder_runs = serializers.IntegerField(help_text="image-encoder runs of this worker's cache so far (diagnostics)")
+
+
+class HeldByOthersSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="images of the job someone else has open now")
+    people = serializers.ListField(child=serializers.CharField(), help_text="who has them open")
+
+
+class StartedJobSerializer(PrelabelJobSerializer):
+    """A job as it starts, with the images someone else has open: their untouched proposals are
+    replaced under them."""
+
+    held_by_others = HeldByOthersSerializer(read_only=True)
+
+    class Meta(PrelabelJobSerializer.Meta):
+        fields = PrelabelJobSerializer.Meta.fields + ["held_by_others"]
+        read_only_fields = fields

@@ -357,7 +357,8 @@ def write_results(*, job_id: int, results: list[ItemResult], raise_errors: bool 
     ).created if written else []
     if changes:
         changed = sorted({c.image_id if isinstance(c, Create) else c.annotation.image_id for c in changes})
-        events.emit(job.project_id, "annotations.bulk", images=changed, count=len(changes))
+        # The job's number: a reviewer with one of these images open is told which job rewrote it.
+        events.emit(job.project_id, "annotations.bulk", images=changed, count=len(changes), job=job.number)
     per_image = {image_id: 0 for image_id in written}
     for annotation in created:
         per_image[annotation.image_id] += 1

@@ -10,7 +10,7 @@ from backend.core.params import int_or_404
 from backend.images import selectors as image_selectors
 from backend.projects.access import Capability, ProjectScopedMixin
 
-from . import services
+from . import selectors, services
 from .models import ItemStatus, JobStatus, PrelabelJob
 from .interactive import refine_now, segment_box_now
 from .serializers import (
@@ -21,6 +21,7 @@ from .serializers import (
     SegmentRequestSerializer,
     SegmentResultSerializer,
     StartJobSerializer,
+    StartedJobSerializer,
 )
 
 
@@ -48,7 +49,7 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def retrieve(self, request, project_pk=None, pk=None):
         return Response(PrelabelJobSerializer(self._job(pk)).data)
 
-    @extend_schema(request=StartJobSerializer, responses={201: PrelabelJobSerializer})
+    @extend_schema(request=StartJobSerializer, responses={201: StartedJobSerializer})
     def create(self, request, project_pk=None):
         serializer = StartJobSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -56,7 +57,8 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         job = services.start_job(
             project=self.project, user=request.user, images=data.pop("images"), kind=data.pop("kind"), overrides=data,
         )
-        return Response(PrelabelJobSerializer(job).data, status=201)
+        return Response({**PrelabelJobSerializer(job).data, "held_by_others": selectors.held_by_others(job, request.user)},
+                        status=201)
 
     @extend_schema(request=None, responses=PrelabelJobSerializer)
     @action(detail=True, methods=["post"])

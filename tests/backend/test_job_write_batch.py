@@ -105,3 +105,20 @@ def test_a_class_deactivated_while_the_job_ran_is_not_written(batch):
     assert [c["class_id"] for c in written.candidates] == [wrench.pk]
     hammer.refresh_from_db()
     hammer.delete()  # nothing of it was written: it can go
+
+
+def test_the_live_notice_of_a_batch_names_its_job(batch, django_capture_on_commit_callbacks):
+    """Black-box round 15: a reviewer's open image lost three proposals to a re-run with no word;
+    the notice names the job, so the workspace can say which job rewrote the image."""
+    from backend.core import events
+    from backend.realtime import backlog
+
+    project, hammer, (a, *_), job = batch
+    make_model_annotation(a, hammer)
+    events.publisher.flush()
+    start = backlog.current(project.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.write_results(job_id=job.pk, results=[services.ItemResult(a.pk, [_det(hammer, 30, 5, 50, 30)], {})])
+    events.publisher.flush()
+    bulk = [e for e in backlog.since(project.pk, start).events if e["type"] == "annotations.bulk"]
+    assert bulk and bulk[0]["job"] == job.number and bulk[0]["images"] == [a.pk], bulk

@@ -181,3 +181,26 @@ def test_a_persons_pending_drawing_is_not_a_box_to_segment(client_for):
     assert selectors.unreviewed_boxes(drawn.pk) == []
     imported = make_model_annotation(drawn)  # an import's (or a model's) pending box is still one
     assert [row[0] for row in selectors.unreviewed_boxes(drawn.pk)] == [imported.bbox]
+
+
+def test_a_job_start_says_which_of_its_images_someone_has_open(client_for):
+    """Black-box round 15: a re-run replaced the proposals of an image a reviewer had open, and the
+    admin starting it heard nothing of it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.images.models import Image
+
+    from .factories import add_member
+
+    owner, rita = make_user("own"), make_user("rita")
+    project = make_project(owner)
+    add_member(project, rita, "reviewer")
+    held, free, mine = (make_image(project, seed=s) for s in (1, 2, 3))
+    soon = timezone.now() + timedelta(minutes=5)
+    Image.objects.filter(pk=held.pk).update(claimed_by=rita, claim_expires_at=soon)
+    Image.objects.filter(pk=mine.pk).update(claimed_by=owner, claim_expires_at=soon)
+    started = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": "all"}, format="json")
+    assert started.status_code == 201, started.content
+    assert started.json()["held_by_others"] == {"count": 1, "people": ["rita"]}

@@ -1464,6 +1464,12 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        HeldByOthers: {
+            /** @description images of the job someone else has open now */
+            count: number;
+            /** @description who has them open */
+            people: string[];
+        };
         Image: {
             readonly id: number;
             readonly original_name: string;
@@ -2152,6 +2158,33 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * @description A job as it starts, with the images someone else has open: their untouched proposals are
+         *     replaced under them.
+         */
+        StartedJob: {
+            readonly id: number;
+            readonly number: number;
+            readonly kind: components["schemas"]["PrelabelJobKindEnum"];
+            readonly status: components["schemas"]["RunStateEnum"];
+            readonly total: number;
+            readonly processed: number;
+            readonly failed: number;
+            readonly stage_ms: unknown;
+            readonly error: string;
+            readonly errors: {
+                [key: string]: unknown;
+            }[];
+            readonly settings_snapshot: unknown;
+            readonly created_by: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly started_at: string | null;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+            readonly held_by_others: components["schemas"]["HeldByOthers"];
         };
         /**
          * @description * `class` - class
@@ -3845,7 +3878,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PrelabelJob"];
+                    "application/json": components["schemas"]["StartedJob"];
                 };
             };
         };

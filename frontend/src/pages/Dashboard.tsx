@@ -70,7 +70,11 @@ export function Dashboard({ ctx }: { ctx: ProjectCtx }) {
         const list = prompts.split(/[.\n,]/).map((s) => s.trim()).filter(Boolean);
         const job = await post<Job>(`${P(pid)}/jobs/`, { images: scope, ...(list.length ? { prompts: list } : {}), box_threshold: boxT, text_threshold: textT });
         setJobs((old) => (Array.isArray(old) ? [job, ...old.filter((j) => j.id !== job.id)] : [job]));
-        notify(`Pre-annotation job #${jobNumber(job)} started for ${count(job.total, "image")}.`);
+        // Images someone has open get their untouched proposals replaced under them: say so (round 15).
+        const held = (job as Job & { held_by_others?: { count: number; people: string[] } }).held_by_others;
+        const open = held?.count ? ` ${count(held.count, "image")} ${held.count > 1 ? "are" : "is"} open by ${held.people.join(", ")} now: `
+          + "their untouched proposals will be replaced under them (they are told; their own edits stay)." : "";
+        notify(`Pre-annotation job #${jobNumber(job)} started for ${count(job.total, "image")}.${open}`, open ? "warn" : "info");
       } catch (err: any) {
         notify(`Couldn't start pre-annotation: ${err.message}`, "error");
       }

@@ -3,7 +3,27 @@ import { useEffect, useRef, type Dispatch, type RefObject, type SetStateAction }
 import { checkProjectAccess } from "../api/access";
 import { ApiError, get, P, type Annotation, type ImageDetail } from "../api/client";
 import { subscribe } from "../api/live";
+import { notify } from "../notify";
 import { heldByOther, type ClaimState } from "./useClaim";
+
+/** A job (or a big import) rewrote the open image's proposals: objects vanished and appeared
+ * under the reviewer without a word (black-box round 15). Say what changed, and by what. */
+export function replacedText(before: Pick<Annotation, "id">[], after: Pick<Annotation, "id">[], job?: number): string | null {
+  const now = new Set(after.map((a) => a.id));
+  const was = new Set(before.map((a) => a.id));
+  const removed = before.filter((a) => !now.has(a.id)).length;
+  const added = after.filter((a) => !was.has(a.id)).length;
+  if (!removed && !added) return null;
+  const parts = [removed && `${removed} removed`, added && `${added} added`].filter(Boolean).join(", ");
+  return job
+    ? `Pre-annotation job #${job} replaced this image's untouched proposals (${parts}); edits people made are kept.`
+    : `An import or a re-score changed this image's objects (${parts}).`;
+}
+
+function sayReplaced(before: Annotation[], after: Annotation[], job?: number) {
+  const text = replacedText(before, after, job);
+  if (text) notify(text, "info");
+}
 
 export function useLiveAnnotations(opts: {
   pid: number; imageId: number; me: string;
@@ -26,6 +46,7 @@ export function useLiveAnnotations(opts: {
       // Live events were missed: take the server's current status, objects and claim.
       get<ImageDetail>(`${P(pid)}/images/${imageId}/`).then((fresh) => {
         if (open.current !== imageId) return;
+        if (bulkHere) sayReplaced(annsRef.current ?? [], fresh.annotations, e.job);
         setDetail(fresh);
         updateAnns((list) => fresh.annotations.map((a) => {
           const local = list.find((x) => x.id === a.id);

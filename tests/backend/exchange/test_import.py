@@ -192,3 +192,20 @@ def test_a_padded_rle_is_imported_in_its_canonical_form(target, admin_user):
     one = np.zeros((H, W), np.uint8, order="F")
     one[5, 7] = 1
     assert stored.mask_rle["counts"] == mask_utils.encode(one)["counts"].decode("ascii") and stored.area == 1
+
+
+def test_an_exports_generated_name_in_another_project_gets_a_hint_saying_what_it_is(admin_user):
+    """Black-box round 15: 'x_41.png' (how an export names one of two 'x.png' by its id there) was
+    only "not in this project" in a new project holding both images as coll/a/x.png, coll/b/x.png."""
+    from .helpers import json_upload, run_import
+    from ..factories import make_project
+
+    project = make_project(admin_user, name="Dst")
+    doc = {"images": [{"id": 1, "file_name": "x_987654.png", "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": "blob"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "iscrowd": 0,
+                            "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]], "area": 100}]}
+    job = run_import(project, admin_user, "coco", json_upload(doc), create_missing_classes=True)
+    hints = [e["error"] for e in job.errors if e["item"] == "hint"]
+    assert any("Names like 'x_987654.png' are how an export names images that share one name ('x.png'" in h
+               for h in hints), job.errors
