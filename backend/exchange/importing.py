@@ -382,6 +382,11 @@ def _match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, 
     candidates = next((images[k] for k in keys if images.get(k)), None) or next(
         (aliases[k] for k in keys if aliases.get(k)), None)
     if not candidates:
+        looks = _GENERATED_NAME.match(file_name)
+        if looks and looks[2][0] != "0" and images.get(f"{looks[1]}.{looks[3]}".lower()):
+            # Here several images have the name it stands for: it was generated in another project.
+            return None, (f"image '{file_name}' (an export's name for one of several images called "
+                          f"'{looks[1]}.{looks[3]}', by its id in the project exported) is not in this project")
         return None, f"image '{file_name}' is not in this project"
     if len(candidates) > 1 and path:
         # Folder uploads keep their folders in the name ('cams/a/IMG_1.jpg', 'cams/b/IMG_1.jpg'):
@@ -400,7 +405,7 @@ def _same_path(stored: str, given: str) -> bool:
 
 
 _GENERATED_NAME = re.compile(r"^(.+)_([0-9]{1,18})\.([^.]*)$", re.DOTALL)
-_GENERATED_ERROR = re.compile(r"^image '(.+)_([0-9]{1,18})\.([^.']*)' is not in this project$", re.DOTALL)
+_GENERATED_ERROR = re.compile(r"^image '(.+)_([0-9]{1,18})\.([^.']*)' \(an export's name for one", re.DOTALL)
 
 
 def _generated_match(file_name: str, images) -> tuple | None:

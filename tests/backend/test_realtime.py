@@ -176,6 +176,22 @@ async def test_an_event_after_the_socket_closed_is_not_sent():
     assert await communicator.receive_nothing(timeout=1), "a frame after websocket.close"
 
 
+async def test_events_batched_after_a_sign_out_are_not_sent_after_the_close():
+    """Black-box round 15 saw "Unexpected ASGI message 'websocket.send', after sending
+    'websocket.close'" once in a server log (not reproduced): a batch that holds the sign-out and
+    then more events sends nothing after the close (ProjectConsumer.closing)."""
+    _, member, _, project, _ = await world()
+    communicator, connected, _ = await connect(project.pk, member)
+    assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    await get_channel_layer().group_send(events.project_group(project.pk), {"type": "event.batch", "payloads": [
+        {"type": "session.ended", "session": None},
+        {"type": "job.progress", "project": project.pk, "seq": 10**9, "job": {"id": 1}},
+    ]})
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close" and output["code"] == 4401
+    assert await communicator.receive_nothing(timeout=1), "a frame after websocket.close"
+
+
 # ---------------------------------------------------------------- a real server
 
 

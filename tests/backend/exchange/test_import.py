@@ -197,15 +197,28 @@ def test_a_padded_rle_is_imported_in_its_canonical_form(target, admin_user):
 def test_an_exports_generated_name_in_another_project_gets_a_hint_saying_what_it_is(admin_user):
     """Black-box round 15: 'x_41.png' (how an export names one of two 'x.png' by its id there) was
     only "not in this project" in a new project holding both images as coll/a/x.png, coll/b/x.png."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.images.services import upload_images
+
+    from ..factories import image_bytes, make_project
     from .helpers import json_upload, run_import
-    from ..factories import make_project
 
     project = make_project(admin_user, name="Dst")
-    doc = {"images": [{"id": 1, "file_name": "x_987654.png", "width": 64, "height": 48}],
+    upload_images(project=project, user=admin_user, files=[
+        SimpleUploadedFile("coll/a/x.png", image_bytes(64, 48, (1, 2, 3))),
+        SimpleUploadedFile("coll/b/x.png", image_bytes(64, 48, (4, 5, 6)))])
+    doc = {"images": [{"id": 1, "file_name": "x_987654.png", "width": 64, "height": 48},
+                      {"id": 2, "file_name": "table_01.png", "width": 64, "height": 48}],
            "categories": [{"id": 1, "name": "blob"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10], "iscrowd": 0,
-                            "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]], "area": 100}]}
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 2, 10, 10], "iscrowd": 0,
+                            "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]], "area": 100} for i in (1, 2)]}
     job = run_import(project, admin_user, "coco", json_upload(doc), create_missing_classes=True)
+    said = [e["error"] for e in job.errors]
+    assert "image 'x_987654.png' (an export's name for one of several images called 'x.png', by its id in the " \
+           "project exported) is not in this project" in said, said
+    assert "image 'table_01.png' is not in this project" in said  # a name of its own: no such reading
     hints = [e["error"] for e in job.errors if e["item"] == "hint"]
+    assert hints[0].startswith("2 items name images this project does not have")
     assert any("Names like 'x_987654.png' are how an export names images that share one name ('x.png'" in h
                for h in hints), job.errors
