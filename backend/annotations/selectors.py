@@ -80,7 +80,6 @@ def image_for_detail(project, image_id: int):
     """The image (with its claimer) and the fingerprint of its rows, in one query; None if it
     is not in the project."""
     from backend.images.models import Image
-
     from backend.images.versions import with_api_version
 
     image = (
