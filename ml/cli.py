@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import unicodedata
 from pathlib import Path
 
 from ml.errors import missing_path
@@ -57,6 +59,11 @@ def _non_negative_int(v: str) -> int:
 def _prompt(v: str) -> str:
     if not v.strip():  # reached the detector and ended in a traceback
         raise argparse.ArgumentTypeError("a prompt must not be blank")
+    # As the API refuses them: "!!!" or "🔧" named nothing the detector could find (0 objects, exit 0).
+    if not any(c.isalnum() for c in v):
+        raise argparse.ArgumentTypeError(f"{v!r} has no letter or digit: name what to find, e.g. 'hammer'")
+    if any(unicodedata.category(c) == "Cc" for c in v):
+        raise argparse.ArgumentTypeError(f"{v!r} holds a control character")
     return v
 
 
@@ -84,7 +91,11 @@ def _image_files(folder: str, limit: int | None) -> list[Path]:
         raise CLIError(f"--images: {folder!r} is a file, not a folder of images ({', '.join(sorted(IMAGE_EXTS))})")
     if not root.is_dir():
         raise CLIError(f"--images: folder {folder!r} {missing_path(root, 'folder')}")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    entries = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    for p in entries:
+        if p.is_symlink() and not p.exists():  # dropped in silence, where an empty file is warned of
+            print(f"warning: skipped {p.name}: a link to {os.readlink(p)!r}, which does not exist", file=sys.stderr)
+    files = [p for p in entries if p.is_file()]
     if not files:
         raise CLIError(f"--images: no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder!r}")
     return files[:limit] if limit else files
@@ -109,6 +120,9 @@ def cmd_annotate(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_file():  # /dev/null: timings.csv beside it landed in /dev
         raise CLIError(f"--out: {args.out!r} {missing_path(out)}; give a .json file path")
+    if out.is_symlink() and not out.exists() and not out.resolve().parent.is_dir():
+        # Found only when the results were written, after the whole run: refused before it.
+        raise CLIError(f"--out: {args.out!r} is a link to {os.readlink(out)!r}, whose folder does not exist")
     vis_dir = Path(args.vis_dir) if args.vis_dir else (out.parent if args.visualize else None)
     debug_dir = Path(args.debug) if args.debug else None
     for flag, folder in (("--vis-dir", vis_dir), ("--debug", debug_dir)):
@@ -204,6 +218,8 @@ def _write_extras(name, stem, image, result, vis_dir, debug_dir, cfg, input_size
 def cmd_tiny(args) -> int:
     from ml.tiny import TINY_WARNING, build_tiny_models
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # said only "File exists"
+        raise CLIError(f"--out: {args.out!r} {missing_path(args.out, 'folder')}")
     cfg = build_tiny_models(args.out)
     print(f"WARNING: {TINY_WARNING}")
     print(f"config: {cfg}  (variants: config_head.json, config_onnx.json)")

@@ -102,3 +102,35 @@ def test_a_named_pipe_in_the_gallery_is_passed_over_not_read_for_ever(tiny_dir, 
     scan.join(10)
     assert found, "scanning the gallery blocked"
     assert [f.name for _, f in found["items"]] == ["real.png"]
+
+
+@pytest.mark.parametrize("prompt, said", [("!!!", "has no letter or digit"), ("\U0001f527", "has no letter or digit"),
+                                          ("a\x01b", "holds a control character")])
+def test_a_prompt_the_api_would_refuse_is_refused(tiny_dir, folder, tmp_path, capsys, prompt, said):
+    """Black-box round 15: '!!!', an emoji and a control character were taken (0 objects, exit 0)
+    while the API refuses them."""
+    with pytest.raises(SystemExit) as e:
+        _annotate(tiny_dir, folder, tmp_path / "p.json", "--prompt", prompt)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and said in err and "Traceback" not in err, err
+
+
+def test_out_paths_that_would_fail_late_are_refused_up_front(tiny_dir, folder, tmp_path, capsys):
+    """A dangling --out link failed only after the whole run; tiny-models --out <a file> said
+    'File exists'; a dangling link among --images was dropped without a warning."""
+    import os
+
+    link = tmp_path / "outlink.json"
+    os.symlink(tmp_path / "missing" / "p.json", link)
+    with pytest.raises(SystemExit) as e:
+        _annotate(tiny_dir, folder, link)
+    assert e.value.code == 2 and "whose folder does not exist" in capsys.readouterr().err
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as e:
+        main(["tiny-models", "--out", str(a_file)])
+    assert e.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    os.symlink(tmp_path / "gone.png", folder / "dangling.png")
+    assert main(["annotate", "--images", str(folder), "--out", str(tmp_path / "q.json"),
+                 "--config", str(tiny_dir / "config.json")]) == 0
+    assert "warning: skipped dangling.png" in capsys.readouterr().err
