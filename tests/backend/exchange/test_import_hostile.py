@@ -317,8 +317,10 @@ def test_a_suffixed_name_resolves_to_its_image_when_the_plain_name_is_shared(dup
         ext = "PNG" if image == images[2] else "png"
         found, problem = importing._match_image(f"{stem}_{image.pk}.{ext}", plan_images)
         assert problem is None and found[0] == image.pk
-    # An id that is not an image of that name stays unknown.
-    assert importing._match_image("x_99999999.png", plan_images)[1] == "image 'x_99999999.png' is not in this project"
+    # An id that is not an image of that name stays unknown, said to be another project's generated name.
+    assert importing._match_image("x_99999999.png", plan_images)[1] == (
+        "image 'x_99999999.png' (an export's name for one of several images called 'x.png', by its id in the project "
+        "exported) is not in this project")
     # A suffixed name that is itself shared (two images literally called so) still means that image.
     suffixed = f"x_{images[0].pk}.png"
     Image.objects.filter(pk__in=[images[2].pk, make_image(project, seed=4).pk]).update(original_name=suffixed)
