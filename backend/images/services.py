@@ -115,16 +115,25 @@ def delete_image(*, project: Project, image_id: int, version: int | None, user=N
         raise NotFound("Image not found.")
     check_api_version(image, version)
     _refuse_held([image], user=user, force=force)
-    names = [n for n in (image.file.name, image.thumbnail) if n]
+    _delete_locked(project, [image], user)
+
+
+def _delete_locked(project: Project, images: list[Image], user) -> None:
+    """Delete these locked, checked images: their rows (objects and trail cascade), their files
+    after commit, the jobs they leave empty, and one image.deleted notice each."""
     from backend.jobs.models import PrelabelJobImage
     from backend.jobs.services import forget_deleted_images
 
-    jobs = set(PrelabelJobImage.objects.filter(image=image).values_list("job_id", flat=True))
-    image.delete()
+    ids = [im.pk for im in images]
+    names = [n for im in images for n in (im.file.name, im.thumbnail) if n]
+    jobs = set(PrelabelJobImage.objects.filter(image_id__in=ids).values_list("job_id", flat=True))
+    Image.objects.filter(pk__in=ids).delete()
     forget_deleted_images(jobs)  # a job whose images all went must not stay "running"
     transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
     # Who: the reviewer who had it open reads "deleted by olga", not "by someone else".
-    events.emit(project.pk, "image.deleted", image=image_id, by=getattr(user, "username", None))
+    by = getattr(user, "username", None)
+    for image_id in ids:
+        events.emit(project.pk, "image.deleted", image=image_id, by=by)
 
 
 BULK_DELETE_MAX = 1000
@@ -135,9 +144,6 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None, forc
     """Several images at once, all or none ({image id: version as the client read it}): clearing a
     set meant a click and a confirm per image. Any image gone or changed meanwhile refuses the
     whole call (404 / 409 naming them); nothing is deleted then. Returns the ids deleted."""
-    from backend.jobs.models import PrelabelJobImage
-    from backend.jobs.services import forget_deleted_images
-
     ids = sorted(versions)
     images = list(with_api_version(Image.objects.select_for_update().filter(project=project, pk__in=ids)).order_by("id"))
     missing = sorted(set(ids) - {im.pk for im in images})
@@ -149,14 +155,7 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None, forc
         raise VersionConflict(f"{len(changed)} of these images changed since you loaded them; nothing was deleted. "
                               "Reload the list and delete again.", extra={"changed": changed})
     _refuse_held(images, user=user, force=force)
-    names = [n for im in images for n in (im.file.name, im.thumbnail) if n]
-    jobs = set(PrelabelJobImage.objects.filter(image_id__in=ids).values_list("job_id", flat=True))
-    Image.objects.filter(pk__in=ids).delete()
-    forget_deleted_images(jobs)
-    transaction.on_commit(lambda: [default_storage.delete(n) for n in names])
-    by = getattr(user, "username", None)
-    for image_id in ids:
-        events.emit(project.pk, "image.deleted", image=image_id, by=by)
+    _delete_locked(project, images, user)
     return ids
 
 
