@@ -141,6 +141,26 @@ def open_zip(fileobj) -> zipfile.ZipFile:
     return archive
 
 
+def entry_refusal(info: zipfile.ZipInfo, *, max_entry_bytes: int, total: int) -> str | None:
+    """Why one entry is refused before it is read (a link, a password, a method zipfile lacks, a
+    size or ratio past the limits, the zip's total reached with `total` bytes taken), or None.
+    Image uploads (iter_zip) and imports (exchange.importing) refuse entries alike."""
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link refused"
+    if info.flag_bits & 0x1:
+        return "encrypted entry refused"
+    method = unreadable_method(info)
+    if method:
+        return method
+    if info.file_size > max_entry_bytes:
+        return f"entry is larger than the limit of {max_entry_bytes} bytes"
+    if info.compress_size and info.file_size / info.compress_size > settings.ZIP_MAX_RATIO:
+        return f"compression ratio above {settings.ZIP_MAX_RATIO}:1 refused (zip bomb?)"
+    if total + info.file_size > settings.ZIP_MAX_TOTAL_BYTES:
+        return f"the zip's total size limit of {settings.ZIP_MAX_TOTAL_BYTES} bytes was reached"
+    return None
+
+
 def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntry]:
     max_entry_bytes = max_entry_bytes or settings.MAX_IMAGE_BYTES
     try:
@@ -164,23 +184,9 @@ def iter_zip(fileobj, *, max_entry_bytes: int | None = None) -> Iterator[ZipEntr
             if clashes and entry_key(name) in clashes:
                 yield ZipEntry(name, error=SAME_NAME)
                 continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                yield ZipEntry(name, error="symbolic link refused")
-                continue
-            if info.flag_bits & 0x1:
-                yield ZipEntry(name, error="encrypted entry refused")
-                continue
-            if unreadable_method(info):
-                yield ZipEntry(name, error=unreadable_method(info))
-                continue
-            if info.file_size > max_entry_bytes:
-                yield ZipEntry(name, error=f"entry is larger than the limit of {max_entry_bytes} bytes")
-                continue
-            if info.compress_size and info.file_size / info.compress_size > settings.ZIP_MAX_RATIO:
-                yield ZipEntry(name, error=f"compression ratio above {settings.ZIP_MAX_RATIO}:1 refused (zip bomb?)")
-                continue
-            if total + info.file_size > settings.ZIP_MAX_TOTAL_BYTES:
-                yield ZipEntry(name, error=f"the zip's total size limit of {settings.ZIP_MAX_TOTAL_BYTES} bytes was reached")
+            refusal = entry_refusal(info, max_entry_bytes=max_entry_bytes, total=total)
+            if refusal:
+                yield ZipEntry(name, error=refusal)
                 continue
             try:
                 data = _read_bounded(archive, info, max_entry_bytes)

@@ -34,7 +34,7 @@ from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
 from backend.core.uploads import has_format_extension
-from backend.core.zips import SAME_NAME, clashing_names, entry_key, open_zip, unreadable_method
+from backend.core.zips import SAME_NAME, clashing_names, entry_key, entry_refusal, open_zip
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -134,20 +134,8 @@ def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> t
             problem = SAME_NAME
         elif "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
             problem = "absolute or Windows-style path refused"
-        elif (info.external_attr >> 16) & 0o170000 == 0o120000:
-            problem = "symbolic link refused"
-        elif info.flag_bits & 0x1:
-            problem = "encrypted entry refused"
-        elif unreadable_method(info):
-            problem = unreadable_method(info)
-        elif info.file_size > settings.MAX_UPLOAD_BYTES:
-            problem = f"entry is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes"
-        elif info.compress_size and info.file_size / info.compress_size > settings.ZIP_MAX_RATIO:
-            problem = f"compression ratio above {settings.ZIP_MAX_RATIO}:1 refused (zip bomb?)"
-        elif total + info.file_size > settings.ZIP_MAX_TOTAL_BYTES:
-            problem = f"the zip's total size limit of {settings.ZIP_MAX_TOTAL_BYTES} bytes was reached"
         else:
-            problem = None
+            problem = entry_refusal(info, max_entry_bytes=settings.MAX_UPLOAD_BYTES, total=total)
         if problem:
             errors.append({"item": f"{upload_name}/{name}", "error": problem})
             continue
