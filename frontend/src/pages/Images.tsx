@@ -9,13 +9,20 @@ import type { ProjectCtx } from "./ProjectLayout";
 import { LockIcon } from "../review/icons";
 import "./pages-round4.css";
 
+/** Who else has the row's image open (as the list showed it), or null: the badge, the confirms and
+ * the deletions' ?force=1 all ask this. */
+export function otherHolder(im: { claimed_by?: string | null }, me?: string): string | null {
+  return im.claimed_by && im.claimed_by !== me ? im.claimed_by : null;
+}
+
 /** The question before deleting an image: which one, and what goes with it. */
 export function deleteImageQuestion(im: Pick<ImageRow, "id" | "original_name" | "annotation_count"> & { claimed_by?: string | null },
   me?: string): string {
   const n = im.annotation_count ?? 0;
   const objects = n === 0 ? "It has no objects." : `Its ${n} object${n === 1 ? "" : "s"} and their review history go with it.`;
   // Someone reviewing it loses their open work: say who (it went unsaid).
-  const open = im.claimed_by && im.claimed_by !== me ? ` ${im.claimed_by} has it open for review right now.` : "";
+  const holder = otherHolder(im, me);
+  const open = holder ? ` ${holder} has it open for review right now.` : "";
   return `Delete image #${im.id} "${im.original_name}"?${open} ${objects} This can't be undone.`;
 }
 
@@ -94,7 +101,7 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
     setDeleting(im.id);
     try {
       // The confirm named who holds it: deleting it from under them is then meant (?force=1).
-      const held = im.claimed_by && im.claimed_by !== ctx.me.username;
+      const held = otherHolder(im, ctx.me.username);
       await api("DELETE", `${P(pid)}/images/${im.id}/${held ? "?force=1" : ""}`, { version: im.version });
       notify(`Deleted "${im.original_name}".`);
       setData((d) => d && { ...d, count: d.count - 1, results: d.results.filter((r) => r.id !== im.id) });
@@ -137,9 +144,9 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   const removePicked = async () => {
     const rows = [...picked.values()];
     if (!rows.length || deletingRef.current) return;
-    const openRows = rows.filter((im) => im.claimed_by && im.claimed_by !== ctx.me.username);
-    const open = openRows.length;
-    const holders = [...new Set(openRows.map((im) => im.claimed_by))].join(", ");
+    const others = rows.map((im) => otherHolder(im, ctx.me.username)).filter((h): h is string => h !== null);
+    const open = others.length;
+    const holders = [...new Set(others)].join(", ");
     const names = rows.slice(0, 5).map((im) => `"${im.original_name}"`).join(", ") + (rows.length > 5 ? ` and ${rows.length - 5} more` : "");
     const question = `Delete ${count(rows.length, "image")} with their objects (${names})?${open ? ` ${count(open, "image")} ${open > 1 ? "are" : "is"} open by ${holders} now.` : ""} This can't be undone.`;
     if (!window.confirm(question)) return;
@@ -221,7 +228,7 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
               <td><span className={`badge badge-${im.status}`}>{im.status.replace("_", " ")}</span></td>
               <td>{im.annotation_count}</td>
               <td>{im.pending_count}</td>
-              <td>{im.claimed_by && im.claimed_by !== ctx.me.username ? <span className="badge badge-locked ellipsis" title={`Open by ${im.claimed_by}`}><LockIcon /> {im.claimed_by}</span> : null}</td>
+              <td>{otherHolder(im, ctx.me.username) ? <span className="badge badge-locked ellipsis" title={`Open by ${im.claimed_by}`}><LockIcon /> {im.claimed_by}</span> : null}</td>
               {canDelete && (
                 <td className="images-actions">
                   <button type="button" className="small danger" data-testid={`delete-image-${im.id}`}
