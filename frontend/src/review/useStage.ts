@@ -61,6 +61,9 @@ export function useStage(opts: {
   /** The image the view was fitted to: a draw between opening an image and its detail arriving
    * fitted the previous image's size, and the next image kept that zoom. */
   const viewFor = useRef<number | null>(null);
+  /** The view as fitted, until a zoom or pan replaces it: a stage resized while the image is
+   * still fitted fits again (narrowing the window kept the wide fit and cut the image off). */
+  const fittedRef = useRef<View | null>(null);
 
   const draw = useCallback(() => {
     rafRef.current = 0;
@@ -75,7 +78,7 @@ export function useStage(opts: {
     ctx2.fillRect(0, 0, canvas.width, canvas.height);
     let v = viewRef.current;
     if (!v || viewFor.current !== d.id) {
-      v = viewRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
+      v = viewRef.current = fittedRef.current = fitView(d.width, d.height, canvas.width / dpr, canvas.height / dpr);
       viewFor.current = d.id;
     }
     // The view drawn, for tests and support ("image:scale:tx:ty"; reading pixels back is not reliable).
@@ -152,6 +155,7 @@ export function useStage(opts: {
       const dpr = window.devicePixelRatio || 1;
       canvas.width = Math.max(1, Math.round(wrap.clientWidth * dpr));
       canvas.height = Math.max(1, Math.round(wrap.clientHeight * dpr));
+      if (viewRef.current && viewRef.current === fittedRef.current) viewRef.current = null; // fit the new size
       requestDraw();
     });
     ro.observe(wrap);

@@ -1,0 +1,40 @@
+"""Review workspace, round 16: a stage that is resized while its image is still fitted fits again
+(narrowing the window kept the wide fit, so the image's right side was cut off); a stage the
+reviewer zoomed keeps their zoom."""
+from __future__ import annotations
+
+import pytest
+
+from .seed import add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import open_review, stage_drawn, until
+from .test_review_round4 import drawn_view, fitted
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_fitted_image_fits_again_when_the_window_narrows(page, login_as):
+    owner = make_user("olga")
+    proj = make_project(owner, name="Resize")
+    image = make_image(proj, width=640, height=480, seed=16)
+    add_prediction(image, make_class(proj, "hammer"), rect_mask(480, 640, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    until(page, lambda: fitted(drawn_view(page), 640, 480), what=f"fitted at first ({drawn_view(page)})")
+    wide = drawn_view(page)
+
+    page.set_viewport_size({"width": 1000, "height": 700})
+    until(page, lambda: drawn_view(page)[4] < wide[4] and fitted(drawn_view(page), 640, 480),
+          what=f"fitted to the narrower stage (drawn {drawn_view(page)}, was {wide})")
+
+    # Zoomed by the reviewer: a resize keeps their scale.
+    box = page.get_by_test_id("review-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    until(page, lambda: not fitted(drawn_view(page), 640, 480), what="zoomed in")
+    _, zoomed, _, _, narrow_width, _ = drawn_view(page)
+    page.set_viewport_size({"width": 1300, "height": 850})
+    until(page, lambda: drawn_view(page)[4] > narrow_width, what="the stage widened")
+    page.wait_for_timeout(200)
+    assert drawn_view(page)[1] == pytest.approx(zoomed), drawn_view(page)
