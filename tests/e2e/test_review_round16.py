@@ -38,3 +38,41 @@ def test_a_fitted_image_fits_again_when_the_window_narrows(page, login_as):
     until(page, lambda: drawn_view(page)[4] > narrow_width, what="the stage widened")
     page.wait_for_timeout(200)
     assert drawn_view(page)[1] == pytest.approx(zoomed), drawn_view(page)
+
+
+def test_keyboard_users_reach_the_controls_with_f6(page, login_as):
+    """Tab stepped objects everywhere, so keyboard-only users never reached a button of the
+    workspace (black-box round 14, F4): F6 moves focus into the tool bar / side panel / header, Tab
+    then moves between controls, and Esc gives Tab back to the objects."""
+    owner = make_user("olga")
+    proj = make_project(owner, name="Keys")
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=17)
+    first = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    second = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    active = "() => { const a = document.activeElement; return a ? a.tagName + ':' + (a.closest('[data-testid=stage-bar]') ? 'bar' : a.closest('aside.side') ? 'side' : a.closest('header.topbar') ? 'header' : 'other') : '' }"
+
+    page.keyboard.press("F6")
+    assert page.evaluate(active) == "BUTTON:bar"
+    seen = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate("() => document.activeElement.outerHTML.slice(0, 120)"))
+    assert len(set(seen)) == 4 and not any(s.startswith("<body") for s in seen), seen  # focus moved control to control
+    page.keyboard.press("F6")
+    assert page.evaluate(active).endswith(":side")
+    page.keyboard.press("Shift+F6")
+    assert page.evaluate(active).endswith(":bar")
+
+    page.keyboard.press("Escape")  # back to the stage: Tab steps objects again
+    assert page.evaluate(active) == "BODY:other"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    until(page, lambda: "selected" in (page.get_by_test_id(f"object-{second.pk}").get_attribute("class") or "")
+          or "selected" in (page.get_by_test_id(f"object-{first.pk}").get_attribute("class") or ""),
+          what="Tab selects an object again")
+    assert page.evaluate(active) == "BODY:other"

@@ -2,6 +2,7 @@ export const SHORTCUTS: [string, string][] = [
   ["Enter", "Accept all objects and open the next image (an annotator: done here, next image; nothing is accepted)"],
   ["Tab / j / ↓", "Next object"],
   ["Shift+Tab / k / ↑", "Previous object"],
+  ["F6 / Shift+F6", "Move keyboard focus to the tool bar, the side panel or the page header; Tab then moves between their controls until Esc or a click"],
   ["a", "Accept the object (class and mask)"],
   ["r", "Reject the object (class and mask)"],
   ["c / Shift+C", "Accept / reject the class"],

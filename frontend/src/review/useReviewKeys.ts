@@ -35,23 +35,56 @@ export interface ReviewKeyActions {
 /** Listens on the window; the handler always sees the latest render's actions. */
 export function useReviewKeys(actions: ReviewKeyActions) {
   const keyRef = useRef<(e: KeyboardEvent) => void>(() => {});
-  keyRef.current = (e: KeyboardEvent) => onKey(e, actions);
+  const focus = useRef<FocusMode>({ controls: false });
+  keyRef.current = (e: KeyboardEvent) => onKey(e, actions, focus.current);
   useEffect(() => {
     const h = (e: KeyboardEvent) => keyRef.current(e);
+    // A click ends keyboard navigation: Tab steps objects again, as before F6.
+    const p = () => { focus.current.controls = false; };
     window.addEventListener("keydown", h);
-    return () => window.removeEventListener("keydown", h);
+    window.addEventListener("pointerdown", p, true);
+    return () => { window.removeEventListener("keydown", h); window.removeEventListener("pointerdown", p, true); };
   }, []);
+}
+
+/** Tab steps objects, so keyboard-only users could never reach a control of the workspace
+ * (black-box round 14). F6 / Shift+F6 move focus between the regions (tool bar, side panel,
+ * page header) and hand Tab back to the browser until Esc or a click. */
+interface FocusMode { controls: boolean }
+
+const REGIONS = ["[data-testid=stage-bar]", "aside.side", "header.topbar"];
+const FOCUSABLE = "a[href], button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), summary, [tabindex]:not([tabindex='-1'])";
+
+function cycleRegion(from: HTMLElement | null, delta: number): boolean {
+  const regions = REGIONS.map((s) => document.querySelector<HTMLElement>(s));
+  const at = regions.findIndex((r) => r && from && r.contains(from));
+  for (let i = 1; i <= regions.length; i++) {
+    const r = regions[(((at < 0 ? (delta > 0 ? -1 : 0) : at) + delta * i) % regions.length + regions.length) % regions.length];
+    const first = r && [...r.querySelectorAll<HTMLElement>(FOCUSABLE)].find((el) => el.offsetParent !== null);
+    if (first) { first.focus(); return true; }
+  }
+  return false;
 }
 
 /** Keys that decide something. A held key repeats: one press is one decision, not a run of
  * images nobody saw (a 0.7 s hold of Enter accepted seven images). */
 const ONE_PRESS_KEYS = new Set(["Enter", "a", "r", "c", "C", "m", "M", "u", "Delete", "Backspace", "n", "p", ..."123456789"]);
 
-function onKey(e: KeyboardEvent, x: ReviewKeyActions) {
+function onKey(e: KeyboardEvent, x: ReviewKeyActions, focus: FocusMode) {
   const t = e.target as HTMLElement;
-  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
-    if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); }
+  if (e.key === "F6") {
+    focus.controls = cycleRegion(document.activeElement as HTMLElement | null, e.shiftKey ? -1 : 1);
+    e.preventDefault();
     return;
+  }
+  if (e.key === "Tab" && focus.controls) return; // the browser's: focus moves between controls
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
+    if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); focus.controls = false; }
+    return;
+  }
+  if (e.key === "Escape" && focus.controls) {
+    focus.controls = false;
+    (document.activeElement as HTMLElement | null)?.blur?.(); // the keys are the stage's again
   }
   if (e.repeat && ONE_PRESS_KEYS.has(e.key)) { e.preventDefault(); return; }
   if (x.help && e.key !== "?" && e.key !== "Escape") return;
