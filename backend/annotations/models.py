@@ -32,6 +32,9 @@ class Annotation(models.Model):
     # COCO compressed RLE: {"size": [h, w], "counts": "<str>"}.
     mask_rle = models.JSONField()
     bbox = models.JSONField()  # [x, y, w, h] in pixels, tight around the mask
+    # [x, y, w, h] a boxes job prompted SAM with: a re-run prompts with it again, not with the
+    # last mask's bbox (each run's box drifted to its mask's). None: the bbox is the box.
+    prompt_box = models.JSONField(null=True, blank=True)
     area = models.PositiveIntegerField()
     source = models.CharField(max_length=8, choices=Source.choices)
     det_score = models.FloatField(null=True, blank=True)

@@ -32,8 +32,13 @@ def _box_prompts():
 
 
 def unreviewed_boxes(image_id: int) -> list[tuple]:
-    """(bbox, class id, class score) of the image's box prompts (_box_prompts), in id order."""
-    return list(_box_prompts().filter(image_id=image_id).order_by("id").values_list("bbox", "label_class_id", "class_score"))
+    """(box, class id, class score) of the image's box prompts (_box_prompts), in id order. The
+    box is the one an earlier boxes job was given (prompt_box) unless a person has edited the
+    object since; else its bbox."""
+    rows = _box_prompts().filter(image_id=image_id).order_by("id").values_list(
+        "bbox", "prompt_box", "updated_by_id", "label_class_id", "class_score")
+    return [(prompt if prompt is not None and edited is None else bbox, class_id, score)
+            for bbox, prompt, edited, class_id, score in rows]
 
 
 def images_with_unreviewed_boxes(image_ids: list[int]) -> int:

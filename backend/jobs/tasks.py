@@ -230,12 +230,12 @@ def _prepared(job_id: int, pipeline, classes: dict, ok_ids: list[int], results, 
         if settings.JOB_TEST_ITEM_DELAY_S:
             time.sleep(settings.JOB_TEST_ITEM_DELAY_S)  # tests: a batch that outlives its lease
         dets = result.detections
-        kept = [imported for _, imported in given[index]] if given is not None else [None] * len(dets)
+        prompts = given[index] if given is not None else [(None, None)] * len(dets)
         try:
             fields = [
-                _with_imported_class(services.annotation_fields(d, classification(d.match, classes), pipeline.embedder_version),
-                                     imported, classes)
-                for d, imported in zip(dets, kept)
+                _with_prompt_box(_with_imported_class(
+                    services.annotation_fields(d, classification(d.match, classes), pipeline.embedder_version), imported, classes), box)
+                for d, (box, imported) in zip(dets, prompts)
             ]
         except Exception as exc:  # one bad image must not leave the job unfinished
             logger.exception("preparing results of image %s failed", image_id)
@@ -301,6 +301,14 @@ def _write(job_id: int, batch: list) -> int:
             logger.exception("writing results of image %s failed", item.image_id)
             services.fail_items(job_id=job_id, image_ids=[item.image_id], error=item_error(exc))
     return created
+
+
+def _with_prompt_box(fields: dict, box_xyxy: list | None) -> dict:
+    """A boxes job's object keeps the box it was made from (Annotation.prompt_box, x y w h)."""
+    if box_xyxy is None:
+        return fields
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    return {**fields, "prompt_box": [x0, y0, x1 - x0, y1 - y0]}
 
 
 def _with_imported_class(fields: dict, imported: tuple | None, classes: dict) -> dict:

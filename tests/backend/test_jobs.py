@@ -219,6 +219,31 @@ def test_box_prompt_job_segments_imported_boxes(celery_worker, client_for):
     assert after[0].mask_score is not None
 
 
+def test_a_boxes_job_run_again_prompts_with_the_box_it_was_given(celery_worker, client_for):
+    """Each run took the last run's mask bbox as its box, so the boxes drifted run after run;
+    the object keeps the box it was made from and a re-run prompts with it again."""
+    from backend.annotations.selectors import unreviewed_boxes
+
+    from .factories import make_model_annotation
+
+    owner, project, (hammer, _) = build_project(n_images=1)
+    image = Image.objects.get(project=project)
+    imported = make_model_annotation(image, hammer)
+    Annotation.objects.filter(pk=imported.pk).update(bbox=[3.0, 4.0, 50.0, 40.0])  # a loose box, as imported
+    for run in range(2):
+        response = client_for(owner).post(f"/api/projects/{project.pk}/jobs/", {"images": [image.pk], "kind": "boxes"}, format="json")
+        assert response.status_code == 201, response.content
+        job = wait_for_job(response.json()["id"])
+        assert job.status == JobStatus.DONE, job.error
+        (made,) = Annotation.objects.filter(image=image)
+        assert made.job_id == job.pk and made.prompt_box == [3.0, 4.0, 50.0, 40.0], (run, made.prompt_box)
+        assert made.bbox != made.prompt_box  # the mask's own box
+        assert [box for box, _, _ in unreviewed_boxes(image.pk)] == [[3.0, 4.0, 50.0, 40.0]]
+    # A person's edit makes the object theirs: its own bbox is the box from then on.
+    Annotation.objects.filter(pk=made.pk).update(updated_by=owner)
+    assert [box for box, _, _ in unreviewed_boxes(image.pk)] == [made.bbox]
+
+
 def test_a_cancel_closes_the_running_batch_and_nothing_lands_after_it(client_for, settings, tiny_models_config):
     """Cancel let a running batch finish: proposals were written seconds after the 200
     "cancelled" (black-box api6 F14)."""
