@@ -9,21 +9,14 @@ one transaction, so any error anywhere still means nothing is applied.
 """
 from __future__ import annotations
 
-import functools
 import json
-import posixpath
 import re
 import tempfile
-import unicodedata
-import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO
 
-from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, reset_queries, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -33,8 +26,6 @@ from backend.annotations.models import Annotation, ChangeSource, ReviewState, So
 from backend.annotations.status import refresh_statuses
 from backend.core import geometry as gate
 from backend.core.masks import canonical_rle
-from backend.core.uploads import has_format_extension
-from backend.core.zips import SAME_NAME, clashing_names, entry_key, entry_refusal, open_zip
 from backend.images.models import Image
 from backend.projects.colors import distinct_colors
 from backend.projects.models import LabelClass
@@ -43,19 +34,15 @@ from backend.projects.serializers import clean_class_name
 from . import geometry
 from .image_objects import ImageObjects, TooManyObjects
 from .formats import jsonstream, parser_for
-from .formats.base import ItemError, Record, finite_number, image_base_name, rasterize
+from .formats.base import ItemError, Record, finite_number, rasterize
+from .image_names import GENERATED_ERROR, entry_name, images_by_name, match_image
+from .import_upload import UploadEntry, open_upload
 from .models import ImportJob, JobStatus
 
 MAX_ERRORS = 500  # errors kept on the job; the rest are only counted
 MAX_NEW_CLASSES = 1_000
 BATCH = 2_000  # rows per bulk insert, and items between progress reports
 CHECKING, WRITING = "checking", "writing"
-_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with a hash
-# Entries of an uploaded zip each format reads; anything else (e.g. the images) is skipped.
-READS = {
-    "coco": (".json",), "labelme": (".json",), "native": (".json",), "labelstudio": (".json",),
-    "yolo": (".txt", ".yaml", ".yml"),
-}
 
 # How a format brings an object back, where that is not the object (image_objects.ImageObjects).
 CARRIED = {"yolo": geometry.as_yolo_carries}
@@ -74,88 +61,6 @@ IMPORT_WRITE_LOCK = 0x1A4B
 class AlreadyApplied(Exception):
     """Another run of the same import committed it first (two messages for one job, both retried
     after a database outage, both took the job back); this run applies nothing."""
-
-
-# --------------------------------------------------------------------------- the upload
-
-
-@dataclass
-class UploadEntry:
-    """One file of the upload, opened on demand: a parser streams it (`open()`, possibly twice)
-    or reads it whole (`data`, for formats made of many small files)."""
-
-    name: str
-    opener: Callable[[], IO[bytes]]
-
-    def open(self) -> IO[bytes]:
-        return self.opener()
-
-    @property
-    def data(self) -> bytes:
-        with self.open() as fh:
-            return fh.read()
-
-
-@contextmanager
-def open_upload(job: ImportJob) -> Iterator[tuple[list[UploadEntry], list[dict]]]:
-    """The upload's entries the format reads, and the errors of the zip itself."""
-    with default_storage.open(job.upload_file, "rb") as fh:
-        if not fh.read(4).startswith(b"PK"):
-            yield [UploadEntry(job.upload_name or "upload.json", lambda: default_storage.open(job.upload_file, "rb"))], []
-            return
-        fh.seek(0)
-        errors = _unsafe_entries(fh, job.upload_name)
-        fh.seek(0)
-        try:
-            archive = open_zip(fh)
-        except (zipfile.BadZipFile, OSError) as exc:
-            yield [], errors + [{"item": job.upload_name, "error": f"Not a readable zip archive: {exc}."}]
-            return
-        with archive:
-            entries, problems = _zip_entries(archive, job.upload_name, READS[job.format])
-            yield entries, errors + problems
-
-
-def _zip_entries(archive: zipfile.ZipFile, upload_name: str, wanted: tuple) -> tuple[list[UploadEntry], list[dict]]:
-    """The wanted entries, opened lazily (zipfile streams and stops at the declared size), with
-    backend.core.zips' refusals; JSON entries may be as big as an upload, since they stream."""
-    infos = archive.infolist()
-    if len(infos) > settings.ZIP_MAX_ENTRIES:
-        return [], [{"item": upload_name, "error": f"The zip has {len(infos)} entries; the limit is "
-                                                   f"{settings.ZIP_MAX_ENTRIES} (ZIP_MAX_ENTRIES)."}]
-    entries, errors, total = [], [], 0
-    clashes = clashing_names(info.filename for info in infos if not info.is_dir())
-    for info in infos:
-        name = info.filename
-        parts = name.split("/")
-        if info.is_dir() or not name.lower().endswith(wanted) or any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX":
-            continue  # '..' and absolute names were reported by _unsafe_entries
-        if clashes and entry_key(name) in clashes:
-            problem = SAME_NAME
-        elif "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            problem = "absolute or Windows-style path refused"
-        else:
-            problem = entry_refusal(info, max_entry_bytes=settings.MAX_UPLOAD_BYTES, total=total)
-        if problem:
-            errors.append({"item": f"{upload_name}/{name}", "error": problem})
-            continue
-        total += info.file_size
-        entries.append(UploadEntry(name, functools.partial(archive.open, info)))
-    return entries, errors
-
-
-def _unsafe_entries(fh, upload_name: str) -> list[dict]:
-    """Dot-entries are skipped as hidden files, '../x' among them; an import refuses them."""
-    try:
-        names = open_zip(fh).namelist()
-    except (zipfile.BadZipFile, OSError):
-        return []  # reported when the archive is opened
-    errors = []
-    for name in names:
-        _, why = image_base_name(name)
-        if why and ("'..'" in why or "absolute" in why):
-            errors.append({"item": f"{upload_name}/{name}", "error": why.replace("file name", "zip entry")})
-    return errors
 
 
 # --------------------------------------------------------------------------- errors
@@ -203,7 +108,7 @@ class Errors:
                   "this project does not have. Imports add objects to the project's images, matched by file name: upload "
                   "the images first (an export zip with images can be uploaded as it is on the Upload page), then import "
                   "again."}]
-        generated = next((m for e in missing if (m := _GENERATED_ERROR.search(e["error"]))), None)
+        generated = next((m for e in missing if (m := GENERATED_ERROR.search(e["error"]))), None)
         if generated:
             # 'x_41.png' is how an export names one of two images called 'x.png' (a/x.png, b/x.png), by
             # its id in the project exported: another project has other ids (black-box round 15).
@@ -273,7 +178,7 @@ def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO
            batch: int) -> Plan:
     """Pass 1: validate every item, spool the valid rows; nothing is written to the database."""
     project = job.project
-    images = _images_by_name(project)
+    images = images_by_name(project)
     plan = Plan(classes={c.name.lower(): c for c in LabelClass.objects.filter(project=project).select_related("parent")}, missing={},
                 image_ids=set())
     create_missing = bool(job.options.get("create_missing_classes"))
@@ -300,125 +205,16 @@ def _check(job: ImportJob, entries: list[UploadEntry], errors: Errors, spool: IO
     return plan
 
 
-class ImagesByName(dict):
-    """Lowercased base name (and '<stem>.*', for YOLO) -> [(id, height, width)] of the project's
-    images; `aliases` the same for the names an image answers to only when no image has the name
-    itself (see _aliases)."""
-
-    def __init__(self):
-        super().__init__()
-        self.aliases: dict[str, list[tuple[int, int, int]]] = {}
-        self.paths: dict[int, str] = {}  # id -> the name with its folders, lowercased, '/'-separated
-
-
-def _images_by_name(project) -> ImagesByName:
-    from .selectors import export_base_name
-
-    found = ImagesByName()
-    rows = Image.objects.filter(project=project).values_list("id", "original_name", "width", "height", "file")
-    for pk, name, width, height, stored in rows:
-        name = unicodedata.normalize("NFC", name)  # as _match_image reads the file's names
-        entry = (pk, height, width)
-        found.paths[pk] = name.replace("\\", "/").lower()
-        base = posixpath.basename(found.paths[pk])
-        exported = export_base_name(name, pk, stored).lower()
-        found.setdefault(base, []).append(entry)
-        # YOLO labels name only the stem ('<stem>.*'), the stem of the name exports write: an image
-        # 'a.json' stored before round 5 is exported as 'a.json.png' with 'labels/a.json.txt'.
-        found.setdefault(f"{exported.rpartition('.')[0] or exported}.*", []).append(entry)
-        for alias in _aliases(base, exported, stored.rpartition(".")[2].lower()):
-            found.aliases.setdefault(alias, []).append(entry)
-    return found
-
-
-def _aliases(base: str, exported: str, stored_ext: str) -> set[str]:
-    """Other names (lowercased) a file may give an image of this base name. Uploads end every
-    name with an extension of the image's format ('a.json' holding a PNG is stored as
-    'a.json.png'; trailing dots and spaces are dropped), so a file naming the image as it was
-    sent, 'a.json', means 'a.json.png'. Images stored before that keep their names ('a.json'),
-    and exports write them as such a name ('a.json.png': selectors.export_parts)."""
-    out = set()
-    if exported != base:
-        out |= {exported, f"{base.rpartition('.')[0] or base}.*"}
-    stem, dot, ext = base.rpartition(".")
-    if dot and stem and ext == stored_ext and not has_format_extension(stem, stored_ext):
-        out |= {stem, f"{stem.rpartition('.')[0] or stem}.*"}  # 'a.json.png' was sent as 'a.json'
-    return out - {base, f"{exported.rpartition('.')[0] or exported}.*"}
-
-
-def _entry_name(key: tuple) -> str:
-    """A COCO image entry (file, id), or a file that is one image's entry (LabelMe, YOLO)."""
-    return f"image {key[-1]}" if len(key) == 2 else f"'{key[0]}'"
-
-
-def _match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, str | None]:
-    # Exports name every image whose name (or, for LabelMe and YOLO, stem) is shared
-    # '<stem>_<image id>.<ext>'. Such a name means image <id> whenever that image's own name is
-    # '<stem>.<ext>' (YOLO: its stem is <stem>), before any image whose real name it is: an export
-    # never writes a real name that reads so (selectors.suffix_lookalikes renames that image too).
-    # Compared composed (NFC): a name uploaded from macOS ('é' as e + accent) and the same name in
-    # a file written elsewhere look alike but were "not in this project".
-    file_name, path = unicodedata.normalize("NFC", file_name), unicodedata.normalize("NFC", path)
-    generated = _generated_match(file_name, images)
-    if generated is not None:
-        return generated, None
-    aliases = getattr(images, "aliases", {})
-    keys = [file_name.lower()]
-    if _UPLOAD_PREFIX.match(file_name):
-        keys.append(_UPLOAD_PREFIX.sub("", file_name).lower())
-    # The name itself first; only when no image has it, the names images answer to (_aliases).
-    candidates = next((images[k] for k in keys if images.get(k)), None) or next(
-        (aliases[k] for k in keys if aliases.get(k)), None)
-    if not candidates:
-        looks = _GENERATED_NAME.match(file_name)
-        if looks and looks[2][0] != "0" and images.get(f"{looks[1]}.{looks[3]}".lower()):
-            # Here several images have the name it stands for: it was generated in another project.
-            return None, (f"image '{file_name}' (an export's name for one of several images called "
-                          f"'{looks[1]}.{looks[3]}', by its id in the project exported) is not in this project")
-        return None, f"image '{file_name}' is not in this project"
-    if len(candidates) > 1 and path:
-        # Folder uploads keep their folders in the name ('cams/a/IMG_1.jpg', 'cams/b/IMG_1.jpg'):
-        # a file that gives the folders too says which one it means.
-        named = [c for c in candidates if _same_path(images.paths.get(c[0], ""), path.lower())]
-        candidates = named if len(named) == 1 else candidates
-    if len(candidates) > 1:
-        return None, f"image '{path or file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
-    return candidates[0], None
-
-
-def _same_path(stored: str, given: str) -> bool:
-    """The file's path is the stored name, or its end at a folder boundary (a file written in a
-    folder above the one uploaded: 'photos/cams/a/IMG_1.jpg' for 'cams/a/IMG_1.jpg', or below)."""
-    return stored == given or stored.endswith("/" + given) or given.endswith("/" + stored)
-
-
-_GENERATED_NAME = re.compile(r"^(.+)_([0-9]{1,18})\.([^.]*)$", re.DOTALL)
-_GENERATED_ERROR = re.compile(r"^image '(.+)_([0-9]{1,18})\.([^.']*)' \(an export's name for one", re.DOTALL)
-
-
-def _generated_match(file_name: str, images) -> tuple | None:
-    """The image a generated export name '<stem>_<id>.<ext>' stands for, or None."""
-    found = _GENERATED_NAME.match(file_name)
-    if not found:
-        return None
-    head, image_id, ext = found.groups()
-    key = f"{head}.{ext}".lower()
-    for option in [*images.get(key, []), *getattr(images, "aliases", {}).get(key, [])]:
-        if option[0] == int(image_id):
-            return option
-    return None
-
-
 def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[list | None, str | None]:
     """(spool row, None) or (None, why the item is refused)."""
-    image, problem = _match_image(record.file_name, images, record.file_path)
+    image, problem = match_image(record.file_name, images, record.file_path)
     if problem:
         return None, problem
     if record.image_key is not None:
         first = plan.image_entries.setdefault(image[0], (record.image_key, record.file_name))
         if first[0] != record.image_key:  # 'i.png' and 'I.PNG': which entry's objects are the image's?
             return None, (f"image '{record.file_name}' is ambiguous: it and the file's entry '{first[1]}' "
-                          f"({_entry_name(first[0])}) both name image {image[0]} of the project")
+                          f"({entry_name(first[0])}) both name image {image[0]} of the project")
     name = (record.class_name or "").strip()
     if not name:
         return None, "the object has no class name"

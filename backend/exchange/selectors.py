@@ -186,7 +186,7 @@ def export_parts(original_name: str, image_id: int, storage_name: str) -> tuple[
     none or one that is no image format's. Uploads are stored so now (core.uploads.image_file_name);
     an image stored before may be named "a.json" (a PNG: it would be LabelMe's label file of
     stem "a", or an entry an import reads as JSON) or "b.png.", and is exported as "a.json.png"
-    or "b.png", which an import into the project resolves back (importing._aliases)."""
+    or "b.png", which an import into the project resolves back (image_names.aliases)."""
     base = _base(original_name).rstrip(" .") or f"image_{image_id}"
     stored = storage_name.rpartition(".")[2].lower()
     if "." not in base or (stored in FORMAT_EXTENSIONS and base.rpartition(".")[2].lower() not in IMAGE_EXTENSIONS):
@@ -204,7 +204,7 @@ def export_base_name(original_name: str, image_id: int, storage_name: str) -> st
 def suffix_lookalikes(project: Project, rows: list[tuple[int, str, str]]) -> set[int]:
     """Ids of the (id, original name, stored file) rows whose own name reads as another image's
     generated name: 'x_65.png' while image 65 of the project is 'x.png' (or 'x.jpg'). An import reads
-    '<stem>_<id>.<ext>' as image <id> whenever that image's stem is <stem> (importing._match_image),
+    '<stem>_<id>.<ext>' as image <id> whenever that image's stem is <stem> (image_names.match_image),
     so such an image is exported under a generated name of its own ('x_65_67.png'), in every
     export, whatever its scope: no name an export writes can mean two images."""
     wanted: dict[int, list[tuple[int, str]]] = {}
@@ -228,7 +228,7 @@ def unique_file_name(original_name: str, image_id: int, storage_name: str, used:
     project's images share, see shared_names, or one an earlier image of the export took, compared
     as file systems compare names; `by_stem`: the same for stems) gets the image id appended, so
     two 'IMG_0001.JPG' from different folders, or 'Café.png' spelt composed and decomposed, both
-    survive and an import back finds each (importing._match_image reads the suffix).
+    survive and an import back finds each (image_names.match_image reads the suffix).
     `rename`: the name reads as another image's generated name (suffix_lookalikes)."""
     stem, ext = export_parts(original_name, image_id, storage_name)
     keys = _name_keys(stem, ext, by_stem)

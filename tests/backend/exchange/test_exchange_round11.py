@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.annotations.models import Annotation
-from backend.exchange import geometry, importing
+from backend.exchange import geometry, image_names, importing
 from backend.exchange.formats.base import ItemError, Record, SourceFile
 from backend.exchange.formats.labelstudio import LabelStudioParser, brush_decode, brush_encode
 
@@ -182,7 +182,7 @@ def test_label_studio_reader_gives_item_errors_for_any_json_value_in_any_field(k
     for path, value in changes:
         doc = _put(doc, path, value)
     data = json.dumps([doc] if as_list else doc).encode()
-    images = importing.ImagesByName()
+    images = image_names.ImagesByName()
     images["img1.png"] = [(1, H, W)]
     plan = importing.Plan(classes={}, missing={}, image_ids=set())
     for item in LabelStudioParser().parse([SourceFile("ls.json", data)]):

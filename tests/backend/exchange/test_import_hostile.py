@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 
 from backend.annotations.models import Annotation
 from backend.core import json_limits
-from backend.exchange import importing, services
+from backend.exchange import image_names, importing, services
 from backend.exchange.formats import jsonstream
 from backend.images.models import Image
 
@@ -310,21 +310,21 @@ def test_duplicate_names_round_trip_into_the_same_project(duplicates, admin_user
 @pytest.mark.django_db
 def test_a_suffixed_name_resolves_to_its_image_when_the_plain_name_is_shared(duplicates, admin_user):
     project, images = duplicates
-    plan_images = importing._images_by_name(project)
-    assert importing._match_image("x.png", plan_images)[1].startswith("image 'x.png' is ambiguous")
+    plan_images = image_names.images_by_name(project)
+    assert image_names.match_image("x.png", plan_images)[1].startswith("image 'x.png' is ambiguous")
     for image in images:
         stem = "X" if image == images[2] else "x"
         ext = "PNG" if image == images[2] else "png"
-        found, problem = importing._match_image(f"{stem}_{image.pk}.{ext}", plan_images)
+        found, problem = image_names.match_image(f"{stem}_{image.pk}.{ext}", plan_images)
         assert problem is None and found[0] == image.pk
     # An id that is not an image of that name stays unknown, said to be another project's generated name.
-    assert importing._match_image("x_99999999.png", plan_images)[1] == (
+    assert image_names.match_image("x_99999999.png", plan_images)[1] == (
         "image 'x_99999999.png' (an export's name for one of several images called 'x.png', by its id in the project "
         "exported) is not in this project")
     # A suffixed name that is itself shared (two images literally called so) still means that image.
     suffixed = f"x_{images[0].pk}.png"
     Image.objects.filter(pk__in=[images[2].pk, make_image(project, seed=4).pk]).update(original_name=suffixed)
-    found, problem = importing._match_image(suffixed, importing._images_by_name(project))
+    found, problem = image_names.match_image(suffixed, image_names.images_by_name(project))
     assert problem is None and found[0] == images[0].pk
 
 

@@ -17,7 +17,7 @@ from backend.exchange import geometry, importing, services
 from backend.exchange.formats.coco import CocoParser
 from backend.exchange.formats.labelstudio import LabelStudioParser
 from backend.exchange.formats.native import NativeParser
-from backend.exchange.importing import UploadEntry
+from backend.exchange.import_upload import UploadEntry
 from backend.exchange.models import ImportJob
 from backend.projects.models import LabelClass
 
