@@ -155,12 +155,15 @@ export function useStage(opts: {
       const dpr = window.devicePixelRatio || 1;
       canvas.width = Math.max(1, Math.round(wrap.clientWidth * dpr));
       canvas.height = Math.max(1, Math.round(wrap.clientHeight * dpr));
-      if (viewRef.current && viewRef.current === fittedRef.current) viewRef.current = null; // fit the new size
+      if (refitOnResize(viewRef.current, fittedRef.current, detail, wrap.clientWidth, wrap.clientHeight)
+          && !dragRef.current && !editRef.current && !polyRef.current.draft && !refineRef.current) {
+        viewRef.current = null; // fit the new size
+      }
       requestDraw();
     });
     ro.observe(wrap);
     return () => ro.disconnect();
-  }, [requestDraw]);
+  }, [requestDraw, detail]);
 
   // A new image opens fitted, with no edit in progress.
   useEffect(() => {
@@ -192,6 +195,17 @@ export function useStage(opts: {
   };
 
   return { viewRef, editRef, dragRef, cursorRef, polyRef, refineRef, requestDraw, zoomCenter, fit };
+}
+
+/** Whether a resize refits: only a view still as fitted (a zoom or pan is the reviewer's), and
+ * only when the image no longer fits the stage or the stage changed by over a fifth. A scroll bar
+ * or a banner that moves the stage by a few pixels must not move the image under a pointer
+ * (refitting on every resize failed tests that click by image coordinates under load). */
+function refitOnResize(view: View | null, fitted: View | null, d: ImageDetail | null, w: number, h: number): boolean {
+  if (!view || view !== fitted || !d) return false;
+  const right = view.tx + d.width * view.scale, bottom = view.ty + d.height * view.scale;
+  const cut = view.tx < 0 || view.ty < 0 || right > w || bottom > h;
+  return cut || Math.abs(fitView(d.width, d.height, w, h).scale - view.scale) > view.scale / 5;
 }
 
 /** The outline being edited (cyan, square handles) and the polygon being drawn (yellow; red for a hole). */
