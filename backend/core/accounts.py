@@ -6,17 +6,21 @@ Django's own, and a group needs no schema change and shows up in the Django admi
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .errors import DomainError, PermissionDenied
 from .text import lookalike_mix
 
 MUST_CHANGE_PASSWORD_GROUP = "must-change-password"
 USERNAME_MAX = 150
+# pg_advisory_xact_lock key: one new account at a time, so the "name taken?" check and the insert
+# are one step (six simultaneous 'fold' / 'FOLD' / 'ｆｏｌｄ' made four accounts, black-box round 16).
+NEW_USER_LOCK = 0x5E4D
 
 
 def _group() -> Group:
@@ -33,7 +37,8 @@ def create_user_with_one_time_password(*, by, username: str) -> tuple[object, st
     is shown once to the admin and never stored in clear."""
     if not getattr(by, "is_staff", False):
         raise PermissionDenied("Only an instance admin can create users.")
-    username = (username or "").strip()
+    # Stored as create_user stores it (NFKC: 'ｆｏｌｄ' is 'fold'), so the check below sees that name.
+    username = unicodedata.normalize("NFKC", username or "").strip()
     User = get_user_model()
     try:
         User.username_validator(username)
@@ -47,6 +52,8 @@ def create_user_with_one_time_password(*, by, username: str) -> tuple[object, st
         raise DomainError(f"'{username}' mixes {main} and {odd} letters ('{letter}' is {odd}), so it can pass for "
                           "another name: write it in one alphabet.")
     taken = f"A user named '{username}' already exists; add them by name instead."
+    with connection.cursor() as cursor:  # held to the end of this transaction
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [NEW_USER_LOCK])
     if User.objects.filter(username__iexact=username).exists():  # 'Bob' and 'bob' would confuse people
         raise DomainError(taken)
     password = secrets.token_urlsafe(12)

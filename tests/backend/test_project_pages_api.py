@@ -194,3 +194,43 @@ def test_new_user_in_a_foreign_project_is_404(client_for):
         f"/api/projects/{project.pk}/members/new-user/", {"username": "zed", "role": "viewer"}, format="json",
     )
     assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_new_users_whose_names_fold_alike_make_one_account(client_for):
+    """Six 'fold' / 'FOLD' / 'ｆｏｌｄ' sent at the same moment made four accounts (black-box round
+    16): the check came before the insert with nothing between them."""
+    from django.db import close_old_connections
+
+    root = make_staff()
+    project = make_project(root)
+    url = f"/api/projects/{project.pk}/members/new-user/"
+    names = ["foldxy", "FOLDXY", "Foldxy", "\uff46\uff4f\uff4c\uff44\uff58\uff59", "foldxY", "fOLDxy"]
+    start, answers = threading.Barrier(len(names)), []
+
+    def create(name):
+        try:
+            client = APIClient()
+            client.force_authenticate(root)
+            start.wait()
+            answers.append(client.post(url, {"username": name, "role": "viewer"}, format="json").status_code)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [201] + [400] * 5, answers
+    assert get_user_model().objects.filter(username__iexact="foldxy").count() == 1
+
+
+def test_a_fullwidth_name_is_the_name_it_folds_to(client_for):
+    root = make_staff()
+    project = make_project(root)
+    make_user("WIDE")
+    clash = client_for(root).post(f"/api/projects/{project.pk}/members/new-user/",
+                                  {"username": "\uff57\uff49\uff44\uff45", "role": "viewer"}, format="json")
+    assert clash.status_code == 400 and "already exists" in clash.json()["detail"], clash.content
+    assert get_user_model().objects.filter(username__iexact="wide").count() == 1
