@@ -11,12 +11,21 @@ _INVISIBLE = {"\u034f", "\u115f", "\u1160", "\u17b4", "\u17b5", "\u3164", "\uffa
 _BLANK = {"\u2800"}
 
 
+def _ignorable(c: str) -> bool:
+    """Shows nothing of its own: format characters (Cf: zero-width space, joiners), the fillers
+    above, variation selectors (U+FE00-FE0F, U+E0100-E01EF) and Mongolian free variation
+    selectors (U+180B-180F), and noncharacters (U+FDD0-FDEF, U+xFFFE/xFFFF). 'tool', 'tool\ufe0f'
+    and 'tool\uffff' were separate classes that print the same (black-box round 16)."""
+    o = ord(c)
+    return (unicodedata.category(c) == "Cf" or c in _INVISIBLE or 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF
+            or 0x180B <= o <= 0x180F or 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE)
+
+
 def one_spelling(value: str) -> str:
     """Compatibility forms folded (full-width "ｂｉｒｄ" is "bird", NFD accents composed), invisible
     characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed."""
     folded = unicodedata.normalize("NFKC", value)
-    visible = "".join(" " if c in _BLANK else c for c in folded
-                      if unicodedata.category(c) != "Cf" and c not in _INVISIBLE)
+    visible = "".join(" " if c in _BLANK else c for c in folded if not _ignorable(c))
     return " ".join(visible.split())
 
 
@@ -25,6 +34,15 @@ def control_character(value: str) -> str | None:
     `value`, as U+XXXX, or None."""
     for c in value:
         if unicodedata.category(c) == "Cc":
+            return f"U+{ord(c):04X}"
+    return None
+
+
+def unassigned_character(value: str) -> str | None:
+    """The first code point Unicode has not assigned (U+0378) in `value`, as U+XXXX, or None: no
+    font draws it, so two names differing by one print alike."""
+    for c in value:
+        if unicodedata.category(c) == "Cn":
             return f"U+{ord(c):04X}"
     return None
 

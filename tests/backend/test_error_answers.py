@@ -539,3 +539,22 @@ def test_invisible_characters_in_a_name_make_no_second_class(client_for):
         assert again.status_code == 400, (twin, again.content)
     made = client_for(owner).post("/api/projects/", {"name": "\ufeffShop floor"}, format="json")
     assert made.status_code == 201 and made.json()["name"] == "Shop floor"
+
+
+def test_variation_selectors_and_noncharacters_make_no_second_class(client_for):
+    """Black-box round 16: 'tool' with U+FE0F, U+FE00, U+E0100, a Mongolian selector, U+FFFF or
+    U+FDD0 were eight classes printing 'tool'; a gallery folder '🐱\ufe0f' beside '🐱' two."""
+    owner = make_user("selectors")
+    project = make_project(owner)
+    url = f"/api/projects/{project.pk}/classes/"
+    assert client_for(owner).post(url, {"name": "tool"}, format="json").status_code == 201
+    for twin in ("tool\ufe0f", "tool\ufe00", "tool\U000e0100", "tool\u180b", "to\u180col", "tool\uffff", "tool\ufdd0"):
+        again = client_for(owner).post(url, {"name": twin}, format="json")
+        assert again.status_code == 400 and "already" in json.dumps(again.json()), (twin, again.content)
+    cat = client_for(owner).post(url, {"name": "\U0001f431\ufe0f"}, format="json")
+    assert cat.status_code == 201 and cat.json()["name"] == "\U0001f431"
+    unassigned = client_for(owner).post(url, {"name": "tool\u0378"}, format="json")
+    assert unassigned.status_code == 400 and "has not assigned (U+0378)" in json.dumps(unassigned.json()), unassigned.content
+    renamed = client_for(owner).patch(f"/api/projects/{project.pk}/", {"name": "proj\ufe0f", "version": project.version},
+                                      format="json")
+    assert renamed.status_code == 200 and renamed.json()["name"] == "proj", renamed.content
