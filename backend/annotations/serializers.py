@@ -8,7 +8,7 @@ from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ReviewSt
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
-    class_name = serializers.CharField(source="label_class.name", read_only=True, default=None)
+    class_name = serializers.CharField(source="label_class.name", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Annotation
@@ -65,7 +65,7 @@ class AcceptAllSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class AnnotationEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = AnnotationEvent

@@ -31,6 +31,13 @@ def images_of_project(project: Project, params) -> QuerySet[Image]:
     return with_api_version(queryset.distinct() if "label_class" in params else queryset)
 
 
+def object_counts(image_id: int) -> tuple[int, int]:
+    """(objects, objects with a pending class or mask) of one image, in one query."""
+    counts = Image.annotations.rel.related_model.objects.filter(image_id=image_id).aggregate(
+        total=Count("id"), pending=Count("id", filter=Q(class_review="pending") | Q(mask_review="pending")))
+    return counts["total"], counts["pending"]
+
+
 def get_image(project: Project, image_id: int) -> Image:
     image = Image.objects.filter(project=project, pk=image_id).first()
     if image is None:

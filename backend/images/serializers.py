@@ -25,6 +25,15 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, image):
+        if not hasattr(image, "annotation_count"):
+            # Lists annotate both counts in their query; a single image (next/, a claim) counts
+            # here: null broke the schema's plain integer (black-box round 16).
+            from .selectors import object_counts
+
+            image.annotation_count, image.pending_count = object_counts(image.pk)
+        return super().to_representation(image)
+
     def get_claimed_by(self, image) -> str | None:
         from .claims import active_claimant
 

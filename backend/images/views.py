@@ -63,6 +63,8 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
     @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={201: UploadReportSerializer})
     def create(self, request, project_pk=None):
         report = services.upload_images(project=self.project, user=request.user, files=check_upload_request(request))
+        for image in report.created:  # new: no objects yet (and no query each to say so)
+            image.annotation_count = image.pending_count = 0
         body = {
             "created": ImageSerializer(report.created, many=True).data,
             "duplicates": report.duplicates,

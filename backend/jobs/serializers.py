@@ -8,7 +8,7 @@ from .models import PrelabelJob, PrelabelJobImage
 
 class PrelabelJobSerializer(serializers.ModelSerializer):
     errors = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = PrelabelJob

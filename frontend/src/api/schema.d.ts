@@ -1224,7 +1224,7 @@ export interface components {
             readonly id: number;
             readonly image: number;
             readonly label_class: number | null;
-            readonly class_name: string;
+            readonly class_name: string | null;
             readonly mask_rle: unknown;
             readonly bbox: unknown;
             readonly area: number;
@@ -1259,7 +1259,7 @@ export interface components {
         AnnotationEvent: {
             readonly id: number;
             readonly annotation_id: number;
-            readonly actor: string;
+            readonly actor: string | null;
             readonly action: components["schemas"]["ActionEnum"];
             readonly source: components["schemas"]["AnnotationEventSourceEnum"];
             readonly before: unknown;
@@ -1930,7 +1930,7 @@ export interface components {
                 [key: string]: unknown;
             }[];
             readonly settings_snapshot: unknown;
-            readonly created_by: string;
+            readonly created_by: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -2177,7 +2177,7 @@ export interface components {
                 [key: string]: unknown;
             }[];
             readonly settings_snapshot: unknown;
-            readonly created_by: string;
+            readonly created_by: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */

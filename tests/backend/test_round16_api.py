@@ -1,0 +1,35 @@
+"""Black-box round 16 (API): answers that broke the OpenAPI schema, member role writes without a
+version, read-only fields sent back."""
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from backend.annotations.models import Annotation
+from backend.images.models import Image
+
+from .factories import image_bytes, make_class, make_image, make_model_annotation, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_next_and_a_plain_upload_count_the_images_objects(client_for):
+    """images/next/ and the upload's `created` answered annotation_count / pending_count null
+    where the schema says integer (the detail route was mended in round 15)."""
+    owner = make_user("counts")
+    project = make_project(owner)
+    image = make_image(project, seed=1)
+    tool = make_class(project, "tool")
+    make_model_annotation(image, tool)
+    done = make_model_annotation(image, tool)
+    Annotation.objects.filter(pk=done.pk).update(class_review="accepted", mask_review="accepted")
+    Image.objects.filter(pk=image.pk).update(status="in_review")
+    nxt = client_for(owner).get(f"/api/projects/{project.pk}/images/next/")
+    assert nxt.status_code == 200, nxt.content
+    assert (nxt.json()["annotation_count"], nxt.json()["pending_count"]) == (2, 1)
+
+    upload = SimpleUploadedFile("fresh.png", image_bytes(color=(1, 2, 3)), content_type="image/png")
+    made = client_for(owner).post(f"/api/projects/{project.pk}/images/", {"files": [upload]}, format="multipart")
+    assert made.status_code == 201, made.content
+    (created,) = made.json()["created"]
+    assert (created["annotation_count"], created["pending_count"]) == (0, 0)
