@@ -1,11 +1,14 @@
 from rest_framework.exceptions import NotFound, ValidationError
+
+from backend.core import errors
 from rest_framework.pagination import PageNumberPagination
 
 
 class Pagination(PageNumberPagination):
     """Pages of 50 (page_size up to 500; more is a 400). A page or page_size that is not a positive integer
     answers 400 naming the parameter (DRF said 404 "Invalid page." for page=abc and silently used
-    the default for page_size=abc); a page past the end stays 404, with how many there are."""
+    the default for page_size=abc); a page past the end stays 404, with how many there are
+    (`last_page` in the body)."""
 
     page_size = 50
     page_size_query_param = "page_size"
@@ -25,8 +28,9 @@ class Pagination(PageNumberPagination):
             return super().paginate_queryset(queryset, request, view)
         except NotFound:
             pages = self.django_paginator_class(queryset, self.get_page_size(request)).num_pages
-            raise NotFound(f"There is no page {request.query_params[self.page_query_param]}; "
-                           f"the last is {pages}.") from None
+            # last_page: a client whose last page emptied (its rows deleted) goes there.
+            raise errors.NotFound(f"There is no page {request.query_params[self.page_query_param]}; "
+                                  f"the last is {pages}.", extra={"last_page": pages}) from None
 
 
 def _positive_int(raw: str) -> bool:

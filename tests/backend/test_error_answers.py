@@ -85,6 +85,7 @@ def test_a_page_past_the_end_says_which_is_the_last(client_for):
     make_image(project)
     response = client_for(owner).get(f"/api/projects/{project.pk}/images/?page=7")
     assert response.status_code == 404 and "the last is 1" in response.json()["detail"]
+    assert response.json()["last_page"] == 1  # where a client whose last page emptied goes
     assert client_for(owner).get(f"/api/projects/{project.pk}/images/?page=last").status_code == 200
 
 

@@ -76,3 +76,32 @@ def test_keyboard_users_reach_the_controls_with_f6(page, login_as):
           or "selected" in (page.get_by_test_id(f"object-{first.pk}").get_attribute("class") or ""),
           what="Tab selects an object again")
     assert page.evaluate(active) == "BODY:other"
+
+
+def test_emptying_the_last_page_of_images_shows_the_page_before(page, login_as):
+    """Deleting every row of page 2 left them listed under "Couldn't load images: There is no page
+    2; the last is 1", with the old count (black-box round 16)."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from backend.images.models import Image
+
+    from .steps import toast
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Many")
+    images = [make_image(proj, width=16, height=12, seed=s) for s in range(102)]
+    page.on("dialog", lambda d: d.accept())
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/images?page=2")
+    expect(page.get_by_text("102 images")).to_be_visible()
+    page.get_by_label("select every image on this page").check()
+    page.get_by_test_id("delete-selected").click()
+    expect(toast(page, "Deleted 2 images")).to_be_visible()
+    expect(page.get_by_text("100 images")).to_be_visible()
+    expect(page).not_to_have_url(re.compile(r"page=2"))
+    expect(page.get_by_test_id(f"pick-image-{images[0].pk}")).to_be_visible()
+    expect(page.get_by_test_id(f"pick-image-{images[-1].pk}")).to_have_count(0)
+    expect(toast(page, "Couldn't load images")).to_have_count(0)
+    assert Image.objects.filter(project=proj).count() == 100

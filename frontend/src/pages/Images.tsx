@@ -67,11 +67,11 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
   /** Rows ticked for "Delete selected": ids with the version the list showed (checked by the server). */
   const [picked, setPicked] = useState<Map<number, ImageRow>>(new Map());
   const canDelete = ctx.isAdmin; // the API: DELETE /images/{id}/ needs the manage capability (admins)
-  const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>) => {
+  const update = (patch: Partial<{ status: string; label_class: string; ordering: string; page: number }>, replace = false) => {
     const next = { status, label_class: cls, ordering, page, ...patch };
     // A history entry per filter, sort or page: Back returns to the list as it was (it replaced
     // the entry, and Back after a deep link left the app).
-    navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`);
+    navigate(`/p/${pid}/images${qs({ ...next, page: next.page > 1 ? next.page : undefined })}`, replace);
   };
   useEffect(() => {
     let stale = false; // a slower answer to an older query must not overwrite a newer one
@@ -79,6 +79,10 @@ export function ImagesPage({ ctx }: { ctx: ProjectCtx }) {
       .then((d) => !stale && setData(d))
       .catch(async (e) => {
         if (stale) return;
+        // The page's rows went (deleted here or elsewhere): show the last page there is, not the
+        // rows that were deleted under "There is no page 2" (black-box round 16).
+        const last = e instanceof ApiError && e.status === 404 ? Number(e.body?.last_page) : NaN;
+        if (Number.isInteger(last) && last >= 1 && last < page) { update({ page: last }, true); return; }
         // A 404 here is the project's: the layout then says it is gone, instead of this toast.
         if (e instanceof ApiError && e.status === 404 && (await checkProjectAccess(pid)) === "lost") return;
         if (!stale) notify(`Couldn't load images: ${e.message}`, "error");
