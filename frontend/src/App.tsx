@@ -1,5 +1,5 @@
 import { Fragment, useEffect, useRef, useState } from "react";
-import { onSignInElsewhere } from "./api/accountChannel";
+import { announceSignOut, onSignInElsewhere } from "./api/accountChannel";
 import { ApiError, get, post, setOnUnauthorized, signedInAgain, type Me } from "./api/client";
 import { clearForNavigation, Notes, notify } from "./notify";
 import { Link, navigate, usePath } from "./router";
@@ -17,23 +17,32 @@ export function App() {
   // with what it held (a failed decision and its Retry, a polygon being drawn); it went, and with
   // it every write the ended session had refused.
   const [ended, setEnded] = useState<Me | null>(null);
+  const endedRef = useRef(ended);
+  endedRef.current = ended;
+  /** Why the sign-in form is over the page, said in the form for as long as it shows (a toast
+   * was gone a few seconds later, leaving an unexplained form; black-box round 16). */
+  const [why, setWhy] = useState<string | null>(null);
   const signedIn = useRef(false);
+  const signInAgainRef = useRef<(m: Me) => void>(() => {});
   signedIn.current = !!me;
   const meRef = useRef(me);
   meRef.current = me;
+  /** The session ended (signed out here, in another tab, or expired): the page stays under the
+   * sign-in form; the uploads stop too, resumable after signing in. */
+  const sessionEndedRef = useRef(() => {});
+  sessionEndedRef.current = () => {
+    const uploading = runningCount();
+    stopAllUploads({ keep: true }); // the list stays, its unfinished files marked, under the sign-in form
+    if (uploading) setWhy(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`);
+    else if (signedIn.current) setWhy("You were signed out (here or in another tab). Sign in to go on where you were.");
+    if (signedIn.current && meRef.current) setEnded(meRef.current);
+    setMe(null);
+  };
   const path = usePath();
   const pathname = path.split("?")[0];
 
   useEffect(() => {
-    setOnUnauthorized(() => {
-      // Signed out elsewhere (or the session ended): the uploads stop too, resumable after signing in.
-      const uploading = runningCount();
-      stopAllUploads({ keep: true }); // the list stays, its unfinished files marked, under the sign-in form
-      if (uploading) notify(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`, "warn");
-      else if (signedIn.current) notify("You were signed out (here or in another tab). Sign in to go on where you were.", "warn");
-      if (signedIn.current && meRef.current) setEnded(meRef.current);
-      setMe(null);
-    });
+    setOnUnauthorized(() => sessionEndedRef.current());
     get<Me>("/api/auth/me/")
       .then(setMe)
       .catch((e) => {
@@ -44,13 +53,23 @@ export function App() {
   // Another tab of this browser signed in as someone else: this tab's requests now go as them,
   // so it stops under the sign-in form (its page kept) until its user signs in again or reloads.
   useEffect(() => {
-    const switched = (username: string) => {
-      const mine = meRef.current;
-      if (!mine || username === mine.username) return;
+    const switched = (username: string | null) => {
+      if (username === null) { if (meRef.current) sessionEndedRef.current(); return; } // signed out in another tab
+      const mine = meRef.current ?? endedRef.current;
+      if (!mine) {
+        // The plain sign-in page: signed in in another tab, this one goes on as that user too.
+        get<Me>("/api/auth/me/").then((m) => { if (meRef.current === null && !endedRef.current) setMe(m); }).catch(() => {});
+        return;
+      }
+      if (username === mine.username) {
+        // Behind the form, and its own user signed in again elsewhere: go on where it was.
+        if (!meRef.current) get<Me>("/api/auth/me/").then((m) => { if (m.username === mine.username) signInAgainRef.current(m); }).catch(() => {});
+        return;
+      }
       setEnded(mine);
       setMe(null);
-      notify(`This browser is now signed in as ${username} (in another tab). Sign in here to go on as ${mine.username}, `
-        + `or reload the page to go on as ${username}.`, "warn");
+      setWhy(`This browser is now signed in as ${username} (in another tab). Sign in here to go on as ${mine.username} `
+        + `(that tab then stops), or reload the page to go on as ${username}.`);
     };
     const offChannel = onSignInElsewhere(switched);
     // A tab that slept through the message (or a browser without BroadcastChannel) looks when shown.
@@ -84,11 +103,13 @@ export function App() {
     stopAllUploads(); // nothing goes on uploading under the next user of this tab
     forgetClaimsForSignOut(); // the server releases them on sign-out
     setEnded(null);
+    setWhy(null);
     try {
       await post("/api/auth/logout/");
     } catch {
       /* signed out either way */
     }
+    announceSignOut();
     setMe(null);
     navigate("/");
   };
@@ -99,9 +120,11 @@ export function App() {
     const same = ended?.username === m.username;
     if (!same) resetUploads(); // the previous user's upload list is not the next one's
     setEnded(null);
+    setWhy(null);
     setMe(m);
     if (same) window.setTimeout(signedInAgain, 0);
   };
+  signInAgainRef.current = signInAgain;
   const user = (me ?? ended)!;
   const projectMatch = /^\/p\/(\d+)(\/.*)?$/.exec(pathname);
   const body = user.must_change_password ? (
@@ -124,14 +147,14 @@ export function App() {
         <button className="link" onClick={logout}>Sign out</button>
       </header>
       <Fragment key={user.username}>{body}</Fragment>
-      {!me && <SignInAgain onLogin={signInAgain} />}
+      {!me && <SignInAgain onLogin={signInAgain} why={why} />}
       <Notes />
     </div>
   );
 }
 
 /** The sign-in form over the page whose session ended; keys typed outside it don't reach the page. */
-function SignInAgain({ onLogin }: { onLogin: (me: Me) => void }) {
+function SignInAgain({ onLogin, why }: { onLogin: (me: Me) => void; why: string | null }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const keep = (e: KeyboardEvent) => {
@@ -142,7 +165,7 @@ function SignInAgain({ onLogin }: { onLogin: (me: Me) => void }) {
   }, []);
   return (
     <div className="overlay signin-again" ref={box} data-testid="sign-in-again">
-      <LoginPage onLogin={onLogin} />
+      <LoginPage onLogin={onLogin} notice={why} />
     </div>
   );
 }

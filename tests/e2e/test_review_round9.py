@@ -138,7 +138,7 @@ def test_signed_out_in_another_tab_asks_to_sign_in_not_that_access_was_lost(page
     other_tab.goto("/")
     other_tab.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    expect(toast(page, "You were signed out")).to_be_visible()
+    expect(page.get_by_test_id("sign-in-why")).to_contain_text("You were signed out")  # in the form, kept
     expect(page.get_by_test_id("project-error")).to_have_count(0)
     login_as(owner)  # signing in again goes on where the user was
     page.reload()

@@ -7,11 +7,17 @@ export function announceSignIn(username: string): void {
   channel?.postMessage({ username });
 }
 
-/** `listener` hears the user another tab of this browser signed in as. */
-export function onSignInElsewhere(listener: (username: string) => void): () => void {
+/** A sign-out ends every tab's session (one cookie): the others stop at once, not at their next request. */
+export function announceSignOut(): void {
+  channel?.postMessage({ signedOut: true });
+}
+
+/** `listener` hears the user another tab of this browser signed in as (null: it signed out). */
+export function onSignInElsewhere(listener: (username: string | null) => void): () => void {
   if (!channel) return () => {};
   const h = (e: MessageEvent) => {
     if (typeof e.data?.username === "string") listener(e.data.username);
+    else if (e.data?.signedOut === true) listener(null);
   };
   channel.addEventListener("message", h);
   return () => channel.removeEventListener("message", h);

@@ -20,7 +20,8 @@ export function signInError(err: unknown): string {
   return `${rest || "Too many sign-in attempts from this address."} Try again in ${waitText(Number(m[1]))}.`;
 }
 
-export function LoginPage({ onLogin }: { onLogin: (me: Me) => void }) {
+/** `notice`: why the form is shown over a page (signed out, or another tab signed in as someone else). */
+export function LoginPage({ onLogin, notice }: { onLogin: (me: Me) => void; notice?: string | null }) {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState("");
@@ -43,6 +44,7 @@ export function LoginPage({ onLogin }: { onLogin: (me: Me) => void }) {
   return (
     <form className="login card" onSubmit={submit}>
       <h1>Razmetka</h1>
+      {notice && <p className="notice warn" role="status" data-testid="sign-in-why">{notice}</p>}
       <label>
         Username
         <input name="username" autoFocus autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />
