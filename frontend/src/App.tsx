@@ -40,6 +40,15 @@ export function App() {
   };
   const path = usePath();
   const pathname = path.split("?")[0];
+  // Said in the header while the browser has no connection (failed writes said only "can't be
+  // reached", one by one); what failed is sent again when it is back (useAnnotationWrites).
+  const [offline, setOffline] = useState(() => typeof navigator !== "undefined" && navigator.onLine === false);
+  useEffect(() => {
+    const on = () => setOffline(false), off = () => setOffline(true);
+    window.addEventListener("online", on);
+    window.addEventListener("offline", off);
+    return () => { window.removeEventListener("online", on); window.removeEventListener("offline", off); };
+  }, []);
 
   useEffect(() => {
     setOnUnauthorized(() => sessionEndedRef.current());
@@ -143,6 +152,7 @@ export function App() {
       <header className="topbar">
         <Link to="/" className="brand">Razmetka</Link>
         <span className="spacer" />
+        {offline && <span className="offline-badge" role="status" data-testid="offline">Offline: changes are not saved until the connection is back</span>}
         <span data-testid="whoami"><Link to="/account" className="whoami" title="Your account: change your password">{user.username}</Link></span>
         <button className="link" onClick={logout}>Sign out</button>
       </header>

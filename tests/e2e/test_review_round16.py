@@ -105,3 +105,42 @@ def test_emptying_the_last_page_of_images_shows_the_page_before(page, login_as):
     expect(page.get_by_test_id(f"pick-image-{images[-1].pk}")).to_have_count(0)
     expect(toast(page, "Couldn't load images")).to_have_count(0)
     assert Image.objects.filter(project=proj).count() == 100
+
+
+def test_offline_a_failed_deletion_offers_retry_and_goes_when_the_connection_is_back(page, login_as):
+    """Black-box round 16: offline, a failed deletion had no Retry (reviews had), nothing was sent
+    again when the connection came back, and nothing said the browser was offline."""
+    from playwright.sync_api import expect
+
+    from backend.annotations.models import Annotation, ReviewState
+
+    from .steps import toasts
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Offline")
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=18)
+    gone = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    judged = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.context.set_offline(True)
+    expect(page.get_by_test_id("offline")).to_be_visible()
+    page.get_by_test_id(f"object-{gone.pk}").click()
+    page.keyboard.press("Delete")
+    failed = toasts(page).filter(has_text="Couldn't save the deletion")
+    expect(failed).to_have_count(1)
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    page.get_by_test_id(f"object-{judged.pk}").click()
+    page.keyboard.press("r")
+    expect(toasts(page).filter(has_text="Couldn't save the review")).to_have_count(1)
+    assert Annotation.objects.filter(pk=gone.pk).exists()
+
+    page.context.set_offline(False)  # back: both are sent again without a click
+    expect(page.get_by_test_id("offline")).to_have_count(0)
+    until(page, lambda: not Annotation.objects.filter(pk=gone.pk).exists(), what="the deletion sent again")
+    until(page, lambda: Annotation.objects.get(pk=judged.pk).class_review == ReviewState.REJECTED, what="the review sent again")
+    expect(toasts(page).filter(has_text="Couldn't save")).to_have_count(0)
+    expect(page.get_by_test_id(f"object-{gone.pk}")).to_have_count(0)

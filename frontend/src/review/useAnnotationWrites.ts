@@ -86,8 +86,13 @@ export function useAnnotationWrites(opts: {
     failureNotes.current.clear();
     setFailed(new Map());
   }, [pid, imageId]);
-  // Signed in again after the session ended: what it failed is sent again at once.
+  // Signed in again after the session ended, or the connection is back: what failed is sent again at once.
   useEffect(() => onSignedIn(() => retryAll()), []);
+  useEffect(() => {
+    const back = () => retryAll();
+    window.addEventListener("online", back);
+    return () => window.removeEventListener("online", back);
+  }, []);
   const setFailedFor = (id: number, f: FailedReview | null) => setFailed((m) => {
     if (!f && !m.has(id)) return m;
     const n = new Map(m);
@@ -292,25 +297,30 @@ export function useAnnotationWrites(opts: {
       notify(ACCEPTED_DELETE_HINT, "warn");
       return Promise.resolve();
     }
-    deleting.current.add(a.id);
-    return inFlight.current.track((async () => {
-      try {
-        const idx = annsRef.current.findIndex((x) => x.id === a.id);
-        const ok = await write(a, "the deletion", (version) => del(`${P(pid)}/annotations/${a.id}/?version=${version}`));
-        if (!ok) return;
-        const snap = latest(a);
-        const rest = annsRef.current.filter((x) => x.id !== a.id);
-        updateAnns(() => rest);
-        setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
-        setFailedFor(a.id, null);
-        const entry: UndoEntry = { t: "recreate", snap };
-        // The message's Undo takes back this deletion only, and goes once it is undone.
-        const note = notify("Object deleted — press z to undo.", "info", { label: "Undo", run: () => void history.current.undoEntry(entry) });
-        history.current.record(entry, note);
-      } finally {
-        deleting.current.delete(a.id);
-      }
-    })());
+    // A deletion the network failed is offered again like any failed write (Retry, sign-in, back online).
+    const run = (): Promise<void> => {
+      if (deleting.current.has(a.id)) return Promise.resolve();
+      deleting.current.add(a.id);
+      return inFlight.current.track((async () => {
+        try {
+          const idx = annsRef.current.findIndex((x) => x.id === a.id);
+          const ok = await write(a, "the deletion", (version) => del(`${P(pid)}/annotations/${a.id}/?version=${version}`), run);
+          if (!ok) return;
+          const snap = latest(a);
+          const rest = annsRef.current.filter((x) => x.id !== a.id);
+          updateAnns(() => rest);
+          setSelId(rest[Math.min(idx, rest.length - 1)]?.id ?? null);
+          setFailedFor(a.id, null);
+          const entry: UndoEntry = { t: "recreate", snap };
+          // The message's Undo takes back this deletion only, and goes once it is undone.
+          const note = notify("Object deleted — press z to undo.", "info", { label: "Undo", run: () => void history.current.undoEntry(entry) });
+          history.current.record(entry, note);
+        } finally {
+          deleting.current.delete(a.id);
+        }
+      })());
+    };
+    return run();
   };
 
   /** Resolves once every action started here (and what it records for undo) has finished. */
