@@ -65,6 +65,9 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A role change or removal names the version it was based on: an admin working from a stale
+    # list silently undid another admin's demotion (black-box round 16).
+    version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["id"]

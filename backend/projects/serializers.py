@@ -72,7 +72,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "role", "created_at"]
+        fields = ["id", "username", "role", "created_at", "version"]
 
 
 class MembershipCreateSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -82,6 +82,7 @@ class MembershipCreateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class MembershipUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
+    version = serializers.IntegerField(help_text="The membership's version you last read; a newer one is a 409.")
 
 
 class NewUserMembershipSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -95,15 +95,17 @@ def add_member(*, project: Project, username: str, role: str) -> Membership:
 
 
 @transaction.atomic
-def change_role(*, project: Project, membership_id: int, role: str, actor=None) -> Membership:
+def change_role(*, project: Project, membership_id: int, role: str, version: int | None, actor=None) -> Membership:
     membership = _membership(project, membership_id, actor)
     _spare_instance_admin(membership, actor, "change the role of")
+    check_version(membership, version)
     if role not in Role.values:
         raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
     if membership.role == Role.ADMIN and role != Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.role = role
-    membership.save(update_fields=["role"])
+    membership.version += 1  # the row is locked (_membership)
+    membership.save(update_fields=["role", "version"])
     if role == Role.VIEWER:
         _release_claims(project, membership.user_id)
     _notify_membership_changed(membership)
@@ -111,9 +113,10 @@ def change_role(*, project: Project, membership_id: int, role: str, actor=None) 
 
 
 @transaction.atomic
-def remove_member(*, project: Project, membership_id: int, actor=None) -> None:
+def remove_member(*, project: Project, membership_id: int, version: int | None, actor=None) -> None:
     membership = _membership(project, membership_id, actor)
     _spare_instance_admin(membership, actor, "remove")
+    check_version(membership, version)
     if membership.role == Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.delete()

@@ -78,6 +78,7 @@ class ProjectViewSet(viewsets.GenericViewSet):
 class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     serializer_class = MembershipSerializer
     capabilities = {"list": Capability.READ}
+    write_params = {"destroy": ("version",)}
 
     def required_capability(self) -> Capability:
         # An instance admin added here as a viewer could not change or drop their own membership
@@ -134,10 +135,10 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
                                           **serializer.validated_data)
         return Response(MembershipSerializer(membership).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(request=VersionSerializer, responses={204: None}, parameters=[version_parameter()])
     def destroy(self, request, project_pk=None, pk=None):
-        empty_body(request)
-        services.remove_member(project=self.project, membership_id=int_or_404(pk), actor=request.user)
+        services.remove_member(project=self.project, membership_id=int_or_404(pk), version=version_from(request),
+                               actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

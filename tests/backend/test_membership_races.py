@@ -49,8 +49,8 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(client_for, how)
         def act(actor, target):
             client = client_for(actor)
             if how == "demote":
-                return lambda: client.patch(f"{base}{mine[target.pk]}/", {"role": "viewer"}, format="json")
-            return lambda: client.delete(f"{base}{mine[target.pk]}/")
+                return lambda: client.patch(f"{base}{mine[target.pk]}/", {"role": "viewer", "version": 1}, format="json")
+            return lambda: client.delete(f"{base}{mine[target.pk]}/?version=1")
 
         answers = at_once([act(anna, oleg), act(oleg, anna)])
         codes = sorted(a.status_code for a in answers)
@@ -70,9 +70,9 @@ def test_a_removed_or_viewer_member_holds_no_image(client_for):
     Image.objects.filter(pk=first.pk).update(claimed_by=ann, claim_expires_at=until)
     Image.objects.filter(pk=second.pk).update(claimed_by=vic, claim_expires_at=until)
     base = f"/api/projects/{project.pk}/members/"
-    assert client_for(owner).delete(f"{base}{Membership.objects.get(project=project, user=ann).pk}/").status_code == 204
+    assert client_for(owner).delete(f"{base}{Membership.objects.get(project=project, user=ann).pk}/?version=1").status_code == 204
     demoted = client_for(owner).patch(f"{base}{Membership.objects.get(project=project, user=vic).pk}/",
-                                      {"role": "viewer"}, format="json")
+                                      {"role": "viewer", "version": 1}, format="json")
     assert demoted.status_code == 200
     assert list(Image.objects.filter(project=project).values_list("claimed_by", flat=True)) == [None, None]
     taken = client_for(owner).post(f"/api/projects/{project.pk}/images/{first.pk}/claim/")

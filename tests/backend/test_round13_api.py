@@ -59,18 +59,18 @@ def test_a_project_admin_cannot_demote_or_remove_the_instance_admin(client_for):
     add_member(project, pia, "admin")
     theirs = Membership.objects.get(project=project, user=boss)
     base = f"/api/projects/{project.pk}/members/{theirs.pk}/"
-    demote = client_for(pia).patch(base, {"role": "viewer"}, format="json")
+    demote = client_for(pia).patch(base, {"role": "viewer", "version": 1}, format="json")
     assert demote.status_code == 403 and "instance admin" in demote.json()["detail"], demote.content
-    remove = client_for(pia).delete(base)
+    remove = client_for(pia).delete(f"{base}?version=1")
     assert remove.status_code == 403 and "instance admin" in remove.json()["detail"], remove.content
     theirs.refresh_from_db()
     assert theirs.role == "admin"
     # The instance admin may step down or leave themselves, and may change the project admin.
     mine = Membership.objects.get(project=project, user=pia)
-    assert client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "reviewer"},
+    assert client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "reviewer", "version": 1},
                                   format="json").status_code == 200
-    client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "admin"}, format="json")
-    assert client_for(boss).delete(base).status_code == 204
+    client_for(boss).patch(f"/api/projects/{project.pk}/members/{mine.pk}/", {"role": "admin", "version": 2}, format="json")
+    assert client_for(boss).delete(f"{base}?version=1").status_code == 204
 
 
 def test_a_number_too_large_for_a_float_is_named_not_called_invalid_json(client_for):
@@ -130,15 +130,15 @@ def test_an_instance_admin_added_as_a_viewer_manages_their_own_membership(client
                                  format="json")
     assert added.status_code == 201, added.content
     mine = f"/api/projects/{project.pk}/members/{added.json()['id']}/"
-    promoted = client_for(root).patch(mine, {"role": "admin"}, format="json")
+    promoted = client_for(root).patch(mine, {"role": "admin", "version": 1}, format="json")
     assert promoted.status_code == 200 and promoted.json()["role"] == "admin", promoted.content
-    client_for(root).patch(mine, {"role": "viewer"}, format="json")
-    assert client_for(root).delete(mine).status_code == 204
+    client_for(root).patch(mine, {"role": "viewer", "version": 2}, format="json")
+    assert client_for(root).delete(f"{mine}?version=3").status_code == 204
     assert not Membership.objects.filter(project=project, user=root).exists()
     # A viewer who is not an instance admin still cannot.
     vic = make_user("vic")
     theirs = Membership.objects.create(project=project, user=vic, role="viewer")
-    assert client_for(vic).patch(f"/api/projects/{project.pk}/members/{theirs.pk}/", {"role": "admin"},
+    assert client_for(vic).patch(f"/api/projects/{project.pk}/members/{theirs.pk}/", {"role": "admin", "version": 1},
                                  format="json").status_code == 403
 
 

@@ -33,3 +33,27 @@ def test_next_and_a_plain_upload_count_the_images_objects(client_for):
     assert made.status_code == 201, made.content
     (created,) = made.json()["created"]
     assert (created["annotation_count"], created["pending_count"]) == (0, 0)
+
+
+def test_a_role_change_from_a_stale_member_list_is_a_conflict(client_for):
+    """A member's role had no version: an admin working from a stale list silently undid another
+    admin's demotion (200), and `version` was an unknown field."""
+    from backend.projects.models import Membership
+
+    from .factories import add_member
+
+    anna, oleg, vic = make_user("anna"), make_user("oleg"), make_user("vic")
+    project = make_project(anna)
+    add_member(project, oleg, "admin")
+    member = add_member(project, vic, "annotator")
+    url = f"/api/projects/{project.pk}/members/{member.pk}/"
+    listed = {m["id"]: m for m in client_for(anna).get(f"/api/projects/{project.pk}/members/").json()["results"]}
+    assert listed[member.pk]["version"] == 1
+    demoted = client_for(oleg).patch(url, {"role": "viewer", "version": 1}, format="json")
+    assert demoted.status_code == 200 and demoted.json()["version"] == 2
+    stale = client_for(anna).patch(url, {"role": "reviewer", "version": 1}, format="json")
+    assert stale.status_code == 409 and stale.json()["current_version"] == 2, stale.content
+    assert client_for(anna).patch(url, {"role": "reviewer"}, format="json").status_code == 400  # version required
+    assert client_for(anna).delete(f"{url}?version=1").status_code == 409
+    assert Membership.objects.get(pk=member.pk).role == "viewer"
+    assert client_for(anna).delete(f"{url}?version=2").status_code == 204

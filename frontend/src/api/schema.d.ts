@@ -1598,6 +1598,7 @@ export interface components {
             role: components["schemas"]["RoleEnum"];
             /** Format: date-time */
             readonly created_at: string;
+            version?: number;
         };
         MembershipCreateRequest: {
             username: string;
@@ -1642,6 +1643,7 @@ export interface components {
             role: components["schemas"]["RoleEnum"];
             /** Format: date-time */
             readonly created_at: string;
+            version?: number;
             /** @description Shown once; the user sets their own at first sign-in. */
             readonly one_time_password: string;
         };
@@ -1891,6 +1893,8 @@ export interface components {
         };
         PatchedMembershipUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
+            /** @description The membership's version you last read; a newer one is a 409. */
+            version?: number;
         };
         PatchedPasswordChangeRequest: {
             current_password?: string;
@@ -4029,7 +4033,10 @@ export interface operations {
     };
     projects_members_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The version you last read (or send {"version": n} as the body); one of the two is required. A newer one on the server is a 409. */
+                version?: number;
+            };
             header?: never;
             path: {
                 id: number;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { del, get, P, patch, post, type Membership, type Page } from "../api/client";
+import { ApiError, del, get, P, patch, post, type Membership, type Page } from "../api/client";
 import { notify } from "../notify";
 import { useInFlight } from "./inFlight";
 import { useUnsavedGuard } from "../unsavedGuard";
@@ -75,13 +75,14 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
     if (self && m.role === "admin" && next !== "admin"
       && !confirm(`Change your own role in ${ctx.project.name} from admin to ${next}? You lose the Members and Settings pages at once, and only another admin can make you admin again.`)) return;
     try {
-      const updated = await patch<Membership>(`${P(pid)}/members/${m.id}/`, { role: next });
+      const updated = await patch<Membership>(`${P(pid)}/members/${m.id}/`, { role: next, version: m.version });
       setMembers((old) => old?.map((x) => (x.id === m.id ? updated : x)) ?? old);
       notify(`${m.username} is now ${updated.role}.`);
       // Your own role changed: the project's tabs and pages follow it.
       if (self) ctx.setProject({ ...ctx.project, my_role: updated.role });
     } catch (err: any) {
-      notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
+      if (changedMeanwhile(err)) notify(`${m.username}'s role was changed by someone else meanwhile: the list shows it as it is now. Choose again if you still want to.`, "warn");
+      else notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
       load();
     }
   };
@@ -98,11 +99,14 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
   const remove = async (m: Membership) => {
     if (!confirm(`Remove ${m.username} from ${ctx.project.name}? They lose access at once.`)) return;
     try {
-      await del(`${P(pid)}/members/${m.id}/`);
+      await del(`${P(pid)}/members/${m.id}/?version=${m.version}`);
       setMembers((old) => old?.filter((x) => x.id !== m.id) ?? old);
       notify(`${m.username} removed.`);
     } catch (err: any) {
-      notify(`Couldn't remove ${m.username}: ${err.message}`, "error");
+      if (changedMeanwhile(err)) {
+        notify(`${m.username}'s role was changed by someone else meanwhile: the list shows it as it is now. Remove them again if you still want to.`, "warn");
+        load();
+      } else notify(`Couldn't remove ${m.username}: ${err.message}`, "error");
     }
   };
 
@@ -187,4 +191,9 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
       </div>
     </main>
   );
+}
+
+/** A 409 for a stale version: another admin changed this membership since the list was read. */
+function changedMeanwhile(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 409;
 }
