@@ -5,6 +5,7 @@ import logging
 import numbers
 
 import numpy as np
+from django.db import transaction
 
 from backend.core.bulk_sql import read_vectors
 from backend.gallery.models import GalleryEmbedding, GalleryImage, GalleryVersion, HardNegative
@@ -48,13 +49,26 @@ def ensure_exemplar_embeddings(*, project_id: int, pipeline, exemplar_ids: list[
         if not chunk:
             continue
         vectors = pipeline.embed_crops(crops)
+        added += _store_vectors(version, [pk for pk, _ in chunk], vectors)
+    return added
+
+
+def _store_vectors(version: str, ids: list[int], vectors) -> int:
+    """The vectors of the exemplars that still exist. An exemplar deleted while it was embedded
+    (its class deleted just after a job started) failed the job's batch with a foreign-key error
+    on every image (black-box round 16): the rows are locked against deletion first (FOR NO KEY
+    UPDATE lets the insert's key check through, and holds a DELETE until the commit), and the
+    vectors of those gone are dropped, as the matcher drops their ids."""
+    with transaction.atomic():
+        alive = set(GalleryImage.objects.select_for_update(no_key=True).filter(pk__in=ids).values_list("pk", flat=True))
         GalleryEmbedding.objects.bulk_create(
             [GalleryEmbedding(gallery_image_id=pk, embedder_version=version, vector=vec.tolist())
-             for (pk, _), vec in zip(chunk, vectors)],
+             for pk, vec in zip(ids, vectors) if pk in alive],
             ignore_conflicts=True,  # another worker embedded it meanwhile: same vector
         )
-        added += len(chunk)
-    return added
+    if len(alive) < len(ids):
+        logger.info("gallery exemplars %s were deleted while they were embedded", sorted(set(ids) - alive))
+    return len(alive)
 
 
 def live_embedded_ids(project_id: int) -> list[int]:

@@ -57,3 +57,36 @@ def test_a_training_names_the_approved_image_it_cannot_read(celery_worker, clien
     assert run.state == "failed"
     assert run.error.startswith(f"could not read the image '{images[0].original_name}' (#{images[0].pk}): "), run.error
     assert "UnidentifiedImageError" not in run.error and "BytesIO" not in run.error
+
+
+def test_an_exemplar_deleted_while_it_is_embedded_is_left_out(settings, tiny_models_config):
+    """Black-box round 16: a class deleted just after a job started took its exemplars while the job
+    embedded them, and the job's batch failed on every image with "IntegrityError: insert or update
+    on table gallery_galleryembedding violates foreign key constraint"."""
+    from backend.gallery.models import GalleryImage
+    from backend.jobs.engine import get_pipeline
+    from backend.jobs.gallery_index import ensure_exemplar_embeddings
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("race-owner")
+    project = make_project(owner)
+    hammer, wrench = make_class(project, "hammer"), make_class(project, "wrench")
+    kept = upload_exemplars(project=project, user=owner, class_id=hammer.pk,
+                            files=[SimpleUploadedFile("h.png", synthetic_png(201))]).created[0]
+    going = upload_exemplars(project=project, user=owner, class_id=wrench.pk,
+                             files=[SimpleUploadedFile("w.png", synthetic_png(202))]).created[0]
+    GalleryEmbedding.objects.filter(gallery_image__project=project).delete()
+    pipeline = get_pipeline()
+    embed = pipeline.embed_crops
+
+    def embed_while_the_class_goes(crops):
+        GalleryImage.objects.filter(pk=going.pk).delete()  # the class delete's cascade, committed meanwhile
+        return embed(crops)
+
+    pipeline.embed_crops = embed_while_the_class_goes
+    try:
+        added = ensure_exemplar_embeddings(project_id=project.pk, pipeline=pipeline, exemplar_ids=[kept.pk, going.pk])
+    finally:
+        pipeline.embed_crops = embed
+    assert added == 1
+    assert list(GalleryEmbedding.objects.filter(gallery_image__project=project).values_list("gallery_image_id", flat=True)) == [kept.pk]
