@@ -6,7 +6,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from backend.core.task_retry import run_or_retry
+from backend.core.task_retry import DB_DOWN, run_or_retry
 from backend.jobs.engine import item_error
 from ml.errors import TrainingRefused
 
@@ -26,6 +26,11 @@ def _guarded(run, work) -> None:
         return  # a redelivered message of a finished run, or one cancelled / deleted while queued
     try:
         work(run)
+    except DB_DOWN:
+        # PostgreSQL restarting under the run: no verdict on it. run_or_retry runs it again once the
+        # database answers (the run stays "running"; mark_running takes it again). It failed with
+        # "OperationalError: terminating connection due to administrator command" (black-box round 16).
+        raise
     except services.RunStopped as stop:
         logger.info("%s %s was %s while it ran; it stops here, nothing registered", name, run.pk, stop.reason)
     except SoftTimeLimitExceeded:

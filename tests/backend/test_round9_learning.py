@@ -109,6 +109,28 @@ def test_a_training_or_evaluation_that_meets_a_broken_model_fails_with_its_messa
     assert run.state == "failed" and run.error.startswith("The active model version #3"), run.error
 
 
+def test_a_database_restart_under_a_run_is_retried_not_failed():
+    """Black-box round 16: an evaluation whose PostgreSQL restarted under it ended failed with
+    "OperationalError: terminating connection due to administrator command"; the error now goes
+    to run_or_retry (which sends the task again) and the run stays running, not failed."""
+    from django.db import OperationalError
+
+    from backend.learning import tasks
+    from backend.learning.models import TrainingRun
+
+    owner = make_user("bounce")
+    project = make_project(owner)
+    run = TrainingRun.objects.create(project=project, kind="head", created_by=owner)
+
+    def work(_run):
+        raise OperationalError("terminating connection due to administrator command")
+
+    with pytest.raises(OperationalError):
+        tasks._guarded(run, work)
+    run.refresh_from_db()
+    assert run.state == "running" and run.error == "", (run.state, run.error)
+
+
 @pytest.mark.worker
 def test_a_job_with_a_broken_active_head_fails_naming_it(celery_worker, client_for, settings, tiny_models_config):
     from backend.jobs.models import PrelabelJobImage
