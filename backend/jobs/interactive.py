@@ -42,6 +42,18 @@ class SegmentQueueFull(Busy):
     code = "segment_queue_full"
 
 
+class ImageUnreadable(DomainError):
+    """The image's stored file cannot be read: trying again later does not help (was a 503 with
+    "cannot identify image file <_io.BytesIO object at 0x…>" and a worker traceback per click)."""
+
+    status_code = 422
+    code = "image_unreadable"
+
+
+class _Unreadable(Exception):
+    """Raised in the worker by _pixels; the task answers {"unreadable": why}."""
+
+
 # Clicks of this process now waiting for a worker (settings.INTERACTIVE_MAX_WAITING at most).
 _waiting = 0
 _waiting_lock = threading.Lock()
@@ -71,12 +83,26 @@ def _unless_gone(image_id: int, work):
 
     try:
         return work()
+    except _Unreadable as exc:
+        logger.info("interactive segmentation of image %s: %s", image_id, exc)
+        return {"unreadable": str(exc)}
     except Exception as exc:
         if Image.objects.filter(pk=image_id).exists():
             raise
         logger.info("interactive segmentation of image %s: the image was deleted meanwhile (%s)", image_id,
                     type(exc).__name__)
         return GONE
+
+
+def _pixels(image):
+    """The image's RGB pixels, or _Unreadable saying why as a job item says it (no path, no repr)."""
+    from .engine import read_rgb, unreadable_reason
+
+    try:
+        return read_rgb(image.file.name)
+    except Exception as exc:  # any unreadable file: a plain reason, not a crash
+        raise _Unreadable(f"could not read the image '{image.original_name}': {unreadable_reason(exc)}. "
+                          "Upload it again (or delete it).") from exc
 
 
 @shared_task(name=TASK_NAME, ignore_result=False)
@@ -90,7 +116,7 @@ def _segment_box_match(image_id: int, box: list[float]) -> dict:
     from backend.gallery.versions import current_version
     from backend.images.models import Image
 
-    from .engine import get_pipeline, read_rgb
+    from .engine import get_pipeline
     from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery, project_matcher
     from .services import classes_by_id
 
@@ -100,7 +126,7 @@ def _segment_box_match(image_id: int, box: list[float]) -> dict:
     exemplar_ids = current_version(project.pk).exemplar_ids
     ensure_exemplar_embeddings(project_id=project.pk, pipeline=pipeline, exemplar_ids=exemplar_ids)
     gallery = load_gallery(project_id=project.pk, embedder_version=pipeline.embedder_version, exemplar_ids=exemplar_ids)
-    detection = pipeline.annotate([read_rgb(image.file.name)], gallery, boxes=[[box]], matcher=project_matcher(project, embedder_version=pipeline.embedder_version))[0].detections[0]
+    detection = pipeline.annotate([_pixels(image)], gallery, boxes=[[box]], matcher=project_matcher(project, embedder_version=pipeline.embedder_version))[0].detections[0]
     fields = classification(detection.match, classes_by_id(project.pk))
     chosen = fields["label_class"]
     x0, y0, x1, y1 = detection.bbox_xyxy
@@ -169,6 +195,8 @@ def _wait(result, image_id: int) -> dict:
         raise SegmentUnavailable(f"Segmentation failed: {exc}") from None
     if answer == GONE:
         raise NotFound("Image not found (it was deleted).")
+    if "unreadable" in answer:
+        raise ImageUnreadable(answer["unreadable"][:1].upper() + answer["unreadable"][1:])
     return answer
 
 
@@ -228,7 +256,7 @@ def _refine_mask(image_id: int, points: list, labels: list, box: list | None, an
     from backend.images.models import Image
     from ml.masks import decode_rle, encode_rle
 
-    from .engine import get_pipeline, read_rgb
+    from .engine import get_pipeline
 
     started = time.perf_counter()
     segmenter = get_pipeline().segmenter
@@ -239,7 +267,7 @@ def _refine_mask(image_id: int, points: list, labels: list, box: list | None, an
         mask = decode_rle(rle) if rle else None
     # The content hash keys the entry: a replaced file never meets an old embedding.
     key = ("sam2", image.pk, image.sha256, image.width, image.height)
-    result, cached = segmenter.refine_cached(key, lambda: read_rgb(image.file.name), points, labels, box=box, mask=mask)
+    result, cached = segmenter.refine_cached(key, lambda: _pixels(image), points, labels, box=box, mask=mask)
     x0, y0, x1, y1 = result.bbox_xyxy
     return {
         "mask_rle": encode_rle(result.mask),

@@ -90,3 +90,23 @@ def test_an_exemplar_deleted_while_it_is_embedded_is_left_out(settings, tiny_mod
         pipeline.embed_crops = embed
     assert added == 1
     assert list(GalleryEmbedding.objects.filter(gallery_image__project=project).values_list("gallery_image_id", flat=True)) == [kept.pk]
+
+
+def test_segment_and_refine_on_an_unreadable_image_say_so_plainly(celery_worker, client_for):
+    """Black-box round 16: a damaged or missing stored file answered 503 "Segmentation failed: cannot
+    identify image file <_io.BytesIO object at 0x…>" (try later?) with a worker traceback per click."""
+    owner = make_user("clicker")
+    project = make_project(owner)
+    damaged, missing = upload_images(project=project, user=owner, files=[
+        SimpleUploadedFile("damaged.png", synthetic_png(301)), SimpleUploadedFile("missing.png", synthetic_png(302))]).created
+    spoil(damaged.file.name)
+    Path(default_storage.path(missing.file.name)).unlink()
+    for image, why in ((damaged, "the stored file is not a readable image"), (missing, "the stored file is missing")):
+        base = f"/api/projects/{project.pk}/images/{image.pk}"
+        for answer in (client_for(owner).post(f"{base}/segment/", {"box": [4, 4, 40, 36]}, format="json"),
+                       client_for(owner).post(f"{base}/refine/", {"points": [[20, 20]], "labels": [1]}, format="json")):
+            assert answer.status_code == 422, answer.content
+            body = answer.json()
+            assert body["code"] == "image_unreadable"
+            assert body["detail"].startswith(f"Could not read the image '{image.original_name}': {why}."), body
+            assert "BytesIO" not in body["detail"] and "Errno" not in body["detail"]
