@@ -160,6 +160,8 @@ class PipelineConfig:
             raise
         except Exception as exc:  # a bare JSONDecodeError did not say which file was broken
             raise ConfigError(f"config file {str(p)!r} cannot be parsed: {exc}") from None
+        if data is None:  # JSON null meant "every default" and then tried the hub for minutes offline
+            raise ConfigError(f"config file {str(p)!r} holds null; it must be a mapping of settings ({{}} for the defaults)")
         try:
             return cls.from_dict(data, base_dir=p.parent)
         except ConfigError as exc:  # "<file>: <setting>: <what is allowed>": which file to edit, too

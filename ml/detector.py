@@ -48,7 +48,25 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, prefer: str = "score"
 
 
 def _is_local(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or os.path.sep in path and os.path.exists(path)
+    """A folder, not a hub id. Hub ids are "org/name": a bare name ("sam3", "grounding_dino") is a
+    folder that is missing (a model folder copied without it), which from_pretrained tried on the
+    hub for minutes of retries offline (black-box round 16)."""
+    return path.startswith((".", "/", "~")) or os.path.sep in path and os.path.exists(path) or "/" not in path
+
+
+def _check_tokenizer(processor, cfg: DetectorConfig) -> None:
+    """A folder without its tokenizer files loads with a 5-token stand-in: every prompt word read
+    as [UNK], so every image had 0 detections and the run exit 0 (black-box round 16)."""
+    tok = getattr(processor, "tokenizer", None)
+    unk = getattr(tok, "unk_token_id", None)
+    if tok is None or unk is None:
+        return
+    ids = tok(" ".join(cfg.prompts), add_special_tokens=False)["input_ids"]
+    if ids and all(i == unk for i in ids):
+        raise ModelLoadError("detector.model", cfg.model,
+                             f"has no usable tokenizer: every word of {cfg.prompts!r} reads as {tok.unk_token!r} "
+                             f"(its vocabulary has {len(tok)} tokens; are tokenizer.json / vocab.txt missing from "
+                             "the folder?)")
 
 
 @dataclass
@@ -77,6 +95,7 @@ class Detector:
             model = AutoModelForZeroShotObjectDetection.from_pretrained(src)
         except Exception as e:  # hub miss, offline, corrupt files: all the same fix
             raise ModelLoadError("detector.model", cfg.model, f"cannot be loaded ({type(e).__name__}: {e})") from e
+        _check_tokenizer(processor, cfg)
         return cls(model.to(device).eval(), processor, cfg, device, dtype)
 
     def _prompt(self, prompts: list[str] | None) -> _Prompt:

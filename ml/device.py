@@ -17,6 +17,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         device = torch.device(name)
     except (RuntimeError, TypeError):
         raise ConfigError(f"device: {name!r} is not a device; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"") from None
+    if device.type not in ("cpu", "cuda"):  # 'mps', 'xpu': a RuntimeError traceback at the first model load
+        raise ConfigError(f"device: {name!r} is not supported here; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")
     # Said here, by name: the first model load failed with "AssertionError: Torch not compiled with CUDA".
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r}, but this machine's torch cannot use CUDA (a CPU build or no GPU); "

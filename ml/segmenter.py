@@ -44,7 +44,10 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
         raise ModelLoadError("segmenter.checkpoint", checkpoint, missing_path(ckpt))
 
     if config.endswith((".yaml", ".yml")) and os.path.isfile(config):
-        cfg = OmegaConf.load(config)
+        try:
+            cfg = OmegaConf.load(config)
+        except Exception as e:  # a yaml ParserError traceback (black-box round 16)
+            raise ModelLoadError("segmenter.config", config, f"cannot be parsed ({type(e).__name__}: {e})") from e
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in _POSTPROCESSING]))
     else:
         from hydra import compose

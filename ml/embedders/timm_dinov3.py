@@ -11,7 +11,7 @@ from ml.config import EmbedderConfig
 from ml.device import autocast
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.crops import square_resize
-from ml.errors import ModelLoadError, missing_path
+from ml.errors import ConfigError, ModelLoadError, missing_path
 
 
 def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, model_kwargs: dict,
@@ -39,6 +39,17 @@ def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, mo
         except Exception as e:
             raise ModelLoadError(f"{setting}.model", name, f"weights cannot be loaded ({type(e).__name__}: {e})") from e
     return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def check_input_size(model: torch.nn.Module, size: int, setting: str = "embedder.input_size") -> None:
+    """A ViT takes sides that are a multiple of its patch: 518 (DINOv2's patch 14) on DINOv3's
+    patch 16 failed the first crop with an AssertionError traceback (black-box round 16)."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    patch = patch[0] if isinstance(patch, (tuple, list)) else patch
+    if isinstance(patch, int) and patch > 1 and size % patch:
+        lower, upper = size - size % patch, size - size % patch + patch
+        raise ConfigError(f"{setting}: {size} is not a multiple of the model's patch size {patch}; use "
+                          f"{lower or upper} or {upper}")
 
 
 def mean_std(model: torch.nn.Module) -> tuple[list[float], list[float]]:
@@ -79,6 +90,7 @@ class TimmEmbedder(Embedder):
     @classmethod
     def load(cls, cfg: EmbedderConfig, device: torch.device, dtype: str = "float32") -> "TimmEmbedder":
         model = create_timm_backbone(cfg.model, cfg.checkpoint, cfg.pretrained, cfg.model_kwargs, cfg.global_pool)
+        check_input_size(model, cfg.input_size)
         return cls(model, cfg, device, dtype)
 
     @torch.inference_mode()

@@ -30,7 +30,8 @@ class Sam3Engine(Engine):
         from transformers import Sam3Model, Sam3Processor
 
         src = os.path.expanduser(cfg.sam3.model)
-        if src.startswith((".", "/", "~")) and not os.path.isdir(src):
+        # A bare name is a folder (hub ids are "org/name"): see detector._is_local.
+        if (src.startswith((".", "/", "~")) or "/" not in src) and not os.path.isdir(src):
             raise ModelLoadError("sam3.model", cfg.sam3.model, missing_path(src, "folder"))
         try:
             processor = Sam3Processor.from_pretrained(src)
