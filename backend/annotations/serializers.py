@@ -37,6 +37,9 @@ class AnnotationUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     mask_rle = serializers.JSONField(required=False)
     polygons = serializers.JSONField(required=False)
 
+    class Meta:
+        echo_of = AnnotationSerializer  # the object as read may be sent back (core/strict.py)
+
 
 class ReviewSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField()

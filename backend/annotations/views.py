@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from backend.core.errors import NotFound
 from backend.core.filters import one_id, only_params
 from backend.core.params import force_from, int_or_404, version_from, version_parameter
+from backend.core.strict import echo_context
 from backend.images import selectors as image_selectors
 from backend.images import services as image_services
 from backend.images.serializers import ImageSerializer
@@ -67,7 +68,9 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=AnnotationUpdateSerializer, responses=AnnotationSerializer, parameters=[FORCE])
     def partial_update(self, request, project_pk=None, pk=None):
-        serializer = AnnotationUpdateSerializer(data=request.data)
+        serializer = AnnotationUpdateSerializer(data=request.data, context=echo_context(
+            request.data, AnnotationUpdateSerializer,
+            lambda: Annotation.objects.filter(project=self.project, pk=int_or_404(pk)).select_related("label_class").first()))
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         changes = {}

@@ -84,6 +84,9 @@ class MembershipUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     version = serializers.IntegerField(help_text="The membership's version you last read; a newer one is a 409.")
 
+    class Meta:
+        echo_of = MembershipSerializer  # the member as read may be sent back (core/strict.py)
+
 
 class NewUserMembershipSerializer(StrictFieldsMixin, serializers.Serializer):
     """A new account (instance admins only), added to this project at once."""
@@ -147,6 +150,7 @@ class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer)
         fields = ["name", "color", "kind", "parent", "active", "version"]
         extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}
         extra_kwargs["name"]["error_messages"] = {"max_length": NAME_TOO_LONG}
+        echo_of = LabelClassSerializer  # the class as read may be sent back (core/strict.py)
 
     def validate_name(self, value):
         return clean_class_name(value)

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from backend.core.errors import NotFound
 from backend.core.params import int_or_404, version_from, version_parameter
-from backend.core.strict import empty_body
+from backend.core.strict import echo_context, empty_body
 from backend.core.filters import apply_filters, bool_filter, choice_filter, only_params
 
 from . import onboarding, selectors, services
@@ -129,7 +129,9 @@ class MembershipViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request, project_pk=None, pk=None):
-        serializer = MembershipUpdateSerializer(data=request.data)
+        serializer = MembershipUpdateSerializer(data=request.data, context=echo_context(
+            request.data, MembershipUpdateSerializer,
+            lambda: Membership.objects.filter(project=self.project, pk=int_or_404(pk)).select_related("user").first()))
         serializer.is_valid(raise_exception=True)
         membership = services.change_role(project=self.project, membership_id=int_or_404(pk), actor=request.user,
                                           **serializer.validated_data)
@@ -172,7 +174,8 @@ class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.Gene
 
     @extend_schema(request=LabelClassUpdateSerializer, responses=LabelClassSerializer)
     def partial_update(self, request, project_pk=None, pk=None):
-        serializer = LabelClassUpdateSerializer(data=request.data, partial=True)
+        serializer = LabelClassUpdateSerializer(data=request.data, partial=True, context=echo_context(
+            request.data, LabelClassUpdateSerializer, lambda: self.get_queryset().filter(pk=int_or_404(pk)).first()))
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         label_class = services.update_class(

@@ -57,3 +57,37 @@ def test_a_role_change_from_a_stale_member_list_is_a_conflict(client_for):
     assert client_for(anna).delete(f"{url}?version=1").status_code == 409
     assert Membership.objects.get(pk=member.pk).role == "viewer"
     assert client_for(anna).delete(f"{url}?version=2").status_code == 204
+
+
+def test_a_client_may_send_back_what_it_read_for_classes_objects_and_members(client_for):
+    """Black-box round 16: the README's "send back what you read" held for projects only; a class,
+    an object or a member sent back as read was "Unknown field" for its own `id`."""
+    from .factories import add_member
+
+    owner, vic = make_user("echo"), make_user("vic")
+    project = make_project(owner)
+    member = add_member(project, vic, "annotator")
+    tool, saw = make_class(project, "tool"), make_class(project, "saw")
+    obj = make_model_annotation(make_image(project, seed=3), tool)
+    api = client_for(owner)
+    base = f"/api/projects/{project.pk}"
+
+    read = api.get(f"{base}/classes/{tool.pk}/").json()
+    sent = api.patch(f"{base}/classes/{tool.pk}/", {**read, "name": "hammer"}, format="json")
+    assert sent.status_code == 200 and sent.json()["name"] == "hammer", sent.content
+    wrong = api.patch(f"{base}/classes/{tool.pk}/", {**sent.json(), "id": saw.pk, "name": "tool"}, format="json")
+    assert wrong.status_code == 400 and "`id` is read-only" in wrong.json()["id"][0], wrong.content
+
+    read = api.get(f"{base}/annotations/{obj.pk}/").json()
+    sent = api.patch(f"{base}/annotations/{obj.pk}/", {**read, "label_class": saw.pk}, format="json")
+    assert sent.status_code == 200 and sent.json()["label_class"] == saw.pk, sent.content
+    wrong = api.patch(f"{base}/annotations/{obj.pk}/", {**sent.json(), "area": 1}, format="json")
+    assert wrong.status_code == 400 and "`area` is read-only" in wrong.json()["area"][0], wrong.content
+
+    read = next(m for m in api.get(f"{base}/members/").json()["results"] if m["id"] == member.pk)
+    sent = api.patch(f"{base}/members/{member.pk}/", {**read, "role": "reviewer"}, format="json")
+    assert sent.status_code == 200 and sent.json()["role"] == "reviewer", sent.content
+    wrong = api.patch(f"{base}/members/{member.pk}/", {**sent.json(), "username": "someone", "role": "viewer"}, format="json")
+    assert wrong.status_code == 400 and "`username` is read-only" in wrong.json()["username"][0], wrong.content
+    assert api.patch(f"{base}/members/{member.pk}/", {"role": "viewer", "version": 2, "bogus": 1},
+                     format="json").json()["bogus"][0].startswith("Unknown field")
