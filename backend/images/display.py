@@ -14,10 +14,32 @@ from backend.core.pixels import HIGH_BIT_MODES, eight_bit
 BROWSER_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp"}
 
 
+# How much of the file needs_rendition looks at: an APNG's acTL comes before its first IDAT.
+HEAD_BYTES = 4096
+
+
 def needs_rendition(content_type: str, head: bytes = b"") -> bool:
-    """A format browsers cannot draw, or a 16-bit PNG (`head`: the file's first bytes), which they
-    draw by its high byte: a 12-bit scan almost black where the models see it scaled."""
-    return content_type not in BROWSER_TYPES or (content_type == "image/png" and _png_bit_depth(head) == 16)
+    """A format browsers cannot draw, a 16-bit PNG (`head`: the file's first HEAD_BYTES), which
+    they draw by its high byte: a 12-bit scan almost black where the models see it scaled, or an
+    animation (APNG, animated WebP): a browser plays it while the masks and the models are of its
+    first frame (black-box round 16). The rendition is that first frame."""
+    if content_type not in BROWSER_TYPES:
+        return True
+    if content_type == "image/png":
+        return _png_bit_depth(head) == 16 or _apng(head)
+    if content_type == "image/webp":
+        return _animated_webp(head)
+    return False
+
+
+def _apng(head: bytes) -> bool:
+    at = head.find(b"acTL")
+    return at != -1 and (head.find(b"IDAT") == -1 or at < head.find(b"IDAT"))
+
+
+def _animated_webp(head: bytes) -> bool:
+    # RIFF size WEBP, then the extended header "VP8X" whose flags byte carries the animation bit.
+    return len(head) > 20 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
 
 
 def _png_bit_depth(head: bytes) -> int | None:

@@ -80,15 +80,16 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
 
     @extend_schema(
         responses={(200, "image/*"): bytes},
-        parameters=[OpenApiParameter("display", bool, description="1: a format browsers cannot draw (TIFF) or draw darkened "
-                                                              "(16-bit PNG) comes as an 8-bit PNG")],
+        parameters=[OpenApiParameter("display", bool, description="1: a format browsers cannot draw (TIFF), draw darkened "
+                                                              "(16-bit PNG) or animate (APNG, animated WebP) comes as an 8-bit "
+                                                              "PNG (an animation's first frame, the one annotated)")],
     )
     @action(detail=True, methods=["get"])
     def file(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
         name = image.original_name.rsplit("/", 1)[-1]
         if request.query_params.get("display") in ("1", "true"):
-            head = read_stored(image.file.name, 32) if image.content_type == "image/png" else b""
+            head = read_stored(image.file.name, display.HEAD_BYTES) if image.content_type in ("image/png", "image/webp") else b""
             if display.needs_rendition(image.content_type, head):
                 return private_bytes_response(display.png_rendition(read_stored(image.file.name)), "image/png", f"{name}.png")
         return private_file_response(image.file.name, image.content_type, name)

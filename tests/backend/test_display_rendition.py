@@ -97,3 +97,28 @@ def test_a_high_bit_scan_looks_on_the_review_page_as_the_models_and_the_thumbnai
     with PILImage.open(io.BytesIO(b"".join(thumb.streaming_content) if thumb.streaming else thumb.content)) as jpeg:
         small = np.asarray(jpeg.convert("L")).astype(int)
     assert abs(small[5, 5] - models[0, 0]) <= 6 and abs(small[5, -5] - models[0, -1]) <= 6
+
+
+@pytest.mark.parametrize("fmt, name", [("PNG", "anim.png"), ("WEBP", "anim.webp")])
+def test_an_animation_is_drawn_from_its_first_frame(client_for, fmt, name):
+    """Black-box round 16: an APNG or animated WebP was sent to the page as stored, and a browser
+    plays it, while width/height, the models and the masks are of its first frame."""
+    owner = make_user("owner")
+    project = make_project(owner)
+    first = np.zeros((30, 40, 3), np.uint8)
+    first[:10, :10] = (255, 0, 0)
+    second = np.zeros((30, 40, 3), np.uint8)
+    second[20:, 30:] = (0, 0, 255)
+    out = io.BytesIO()
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    PILImage.fromarray(first).save(out, format=fmt, save_all=True, append_images=[PILImage.fromarray(second)],
+                                   duration=200, loop=0, **kwargs)
+    image = upload_images(project=project, user=owner, files=[SimpleUploadedFile(name, out.getvalue())]).created[0]
+    url = f"/api/projects/{project.pk}/images/{image.pk}/file/"
+    shown = client_for(owner).get(url + "?display=1")
+    assert shown.status_code == 200 and shown["Content-Type"] == "image/png"
+    with PILImage.open(io.BytesIO(shown.content)) as png:
+        assert getattr(png, "n_frames", 1) == 1 and not getattr(png, "is_animated", False)
+        assert np.array_equal(np.asarray(png.convert("RGB")), first)
+    original = client_for(owner).get(url)  # the download stays the uploaded animation
+    assert b"".join(original.streaming_content) == out.getvalue()

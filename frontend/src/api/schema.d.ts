@@ -3469,7 +3469,7 @@ export interface operations {
     projects_images_file_retrieve: {
         parameters: {
             query?: {
-                /** @description 1: a format browsers cannot draw (TIFF) or draw darkened (16-bit PNG) comes as an 8-bit PNG */
+                /** @description 1: a format browsers cannot draw (TIFF), draw darkened (16-bit PNG) or animate (APNG, animated WebP) comes as an 8-bit PNG (an animation's first frame, the one annotated) */
                 display?: boolean;
             };
             header?: never;
