@@ -11,13 +11,14 @@ RESERVED_PARAMS = {"page", "page_size"}
 FilterFn = Callable[[QuerySet, str], QuerySet]
 
 
-def single_valued(params: Mapping[str, str]) -> None:
+def single_valued(params: Mapping[str, str], *, lists: bool = True) -> None:
     """A parameter sent twice is a 400: `?status=new&status=in_review` answered for in_review
-    alone (the last one won), so a client that repeats keys for a list got a narrowed answer."""
+    alone (the last one won), so a client that repeats keys for a list got a narrowed answer.
+    `lists`: the parameters are a list's filters (the message says how to give several values)."""
     for name, values in getattr(params, "lists", lambda: ())():
         if len(values) > 1:
-            raise ValidationError({name: f"'{name}' is sent {len(values)} times; send it once (a filter that takes "
-                                         f"several values takes them comma-separated, e.g. {name}=a,b)."})
+            how = (f" (a filter that takes several values takes them comma-separated, e.g. {name}=a,b)" if lists else "")
+            raise ValidationError({name: f"'{name}' is sent {len(values)} times; send it once{how}."})
 
 
 def apply_filters(
@@ -36,11 +37,13 @@ def apply_filters(
         )
     for name, fn in filters.items():
         value = params.get(name)
-        if value not in (None, ""):
+        if value == "":  # '?id=' returned every row and '?id=,' none
+            raise ValidationError({name: f"'{name}' is empty: give a value, or leave the parameter out."})
+        if value is not None:
             queryset = run_filter(name, fn, queryset, value)
     ordering = params.get("ordering") or default_ordering
     descending = ordering.startswith("-")
-    field = orderings.get(ordering.lstrip("-"))
+    field = orderings.get(ordering[1:] if descending else ordering)  # '--id' is no ordering
     if field is None:
         raise ValidationError({"ordering": f"Unknown ordering '{ordering}'. Allowed: {', '.join(sorted(orderings))}."})
     return queryset.order_by(f"-{field}" if descending else field, "-id" if descending else "id")
@@ -66,11 +69,12 @@ def run_filter(name: str, fn: FilterFn, queryset: QuerySet, value: str) -> Query
 
 
 def int_list(value: str) -> list[int]:
-    """"3" or "3,5,8": ids as PostgreSQL's bigint holds them; anything else is a 400."""
-    try:
-        ids = [int(v) for v in value.split(",") if v]
-    except ValueError:
-        raise ValidationError("Expected an integer or a comma-separated list of integers.") from None
+    """"3" or "3,5,8": ids as PostgreSQL's bigint holds them, in ASCII digits ('٢' and '２' were
+    taken as 2); anything else, an empty id list (',') included, is a 400."""
+    parts = value.split(",")
+    if not all(p.isascii() and p.isdigit() for p in parts if p) or not any(parts):
+        raise ValidationError("Expected an integer or a comma-separated list of integers (ASCII digits).")
+    ids = [int(v) for v in parts if v]
     if any(not 0 <= i < 2**63 for i in ids):
         raise ValidationError("Expected ids from 0 to 2^63-1.")
     return ids

@@ -27,7 +27,7 @@ def version_from(request, *, also: tuple[str, ...] = ()) -> int | None:
     if extra:
         allowed = ", ".join(sorted({"version", *also}))
         raise ValidationError({extra[0]: f"Unknown field or parameter '{extra[0]}'. Allowed: {allowed}."})
-    single_valued(request.query_params)  # `?version=1&version=2` took the last one
+    single_valued(request.query_params, lists=False)  # `?version=1&version=2` took the last one
     raw = body.get("version") if body else request.query_params.get("version")
     if raw is None:
         return None
@@ -71,7 +71,7 @@ def check_write_params(request, view) -> None:
     params = request.query_params
     if not params:
         return
-    single_valued(params)
+    single_valued(params, lists=False)
     action = getattr(view, "action", None)
     allowed = set((getattr(view, "write_params", None) or {}).get(action, ()))
     unknown = sorted(set(params) - allowed)

@@ -99,6 +99,18 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictChoiceField(serializers.ChoiceField):
+    """DRF said '"accept" is not a valid choice.' without the choices (black-box round 16)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            shown = str(data)[:60] if isinstance(data, (str, int, float)) else _kind(data)
+            allowed = ", ".join(str(key) for key in self.choices)
+            raise serializers.ValidationError(f'"{shown}" is not a valid choice: use one of {allowed}.', code="invalid_choice") from None
+
+
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """An id as a strict integer (DRF looked up "1" and 1.0 as well)."""
 
@@ -117,6 +129,7 @@ _STRICT = {
     serializers.FloatField: StrictFloatField,
     serializers.BooleanField: StrictBooleanField,
     serializers.CharField: StrictCharField,
+    serializers.ChoiceField: StrictChoiceField,
     serializers.PrimaryKeyRelatedField: StrictPrimaryKeyRelatedField,
 }
 

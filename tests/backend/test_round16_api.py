@@ -91,3 +91,40 @@ def test_a_client_may_send_back_what_it_read_for_classes_objects_and_members(cli
     assert wrong.status_code == 400 and "`username` is read-only" in wrong.json()["username"][0], wrong.content
     assert api.patch(f"{base}/members/{member.pk}/", {"role": "viewer", "version": 2, "bogus": 1},
                      format="json").json()["bogus"][0].startswith("Unknown field")
+
+
+@pytest.mark.parametrize("query, key", [
+    ("ordering=--id", "ordering"), ("id=%D9%A2", "id"), ("id=%EF%BC%92", "id"), ("id=", "id"), ("id=,", "id"),
+    ("status=", "status"),
+])
+def test_list_parameters_that_are_not_what_the_list_takes_are_refused(client_for, query, key):
+    """'--id' was taken as '-id', an Arabic-Indic or fullwidth 2 as 2, '?id=' returned everything."""
+    owner = make_user("lister")
+    project = make_project(owner)
+    make_image(project, seed=2)
+    answer = client_for(owner).get(f"/api/projects/{project.pk}/images/?{query}")
+    assert answer.status_code == 400 and key in answer.json(), answer.content
+
+
+def test_display_takes_a_flag_and_nothing_else(client_for):
+    owner = make_user("viewer-of-files")
+    project = make_project(owner)
+    image = make_image(project, seed=5)
+    url = f"/api/projects/{project.pk}/images/{image.pk}/file/"
+    for query, key in (("display=2", "display"), ("display=1&display=0", "display"), ("display=1&zzz=1", "zzz")):
+        answer = client_for(owner).get(f"{url}?{query}")
+        assert answer.status_code == 400 and key in answer.json(), (query, answer.content)
+    assert client_for(owner).get(f"{url}?display=1").status_code == 200
+
+
+def test_a_wrong_choice_names_the_choices_and_a_repeated_write_flag_gets_no_list_hint(client_for):
+    owner = make_user("chooser")
+    project = make_project(owner)
+    obj = make_model_annotation(make_image(project, seed=6), make_class(project, "tool"))
+    base = f"/api/projects/{project.pk}/annotations/{obj.pk}"
+    answer = client_for(owner).post(f"{base}/review/", {"version": obj.version, "target": "both", "decision": "accept"},
+                                    format="json")
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["decision"] == ['"accept" is not a valid choice: use one of pending, accepted, rejected.']
+    twice = client_for(owner).delete(f"{base}/?version={obj.version}&force=1&force=0")
+    assert twice.status_code == 400 and twice.json()["force"] == "'force' is sent 2 times; send it once.", twice.content
