@@ -22,7 +22,7 @@ from ml.config import PipelineConfig
 from ml.detector import Detector
 from ml.device import resolve_device
 from ml.embedders import Embedder, EmbedOutput, load_embedder
-from ml.embedders.crops import make_crop
+from ml.embedders.crops import make_crop, square_resize
 from ml.engines import Engine, load_engine
 from ml.engines.base import timed as _timed
 from ml.engines.gdino_sam2 import GdinoSam2Engine
@@ -93,7 +93,11 @@ class Pipeline:
 
     def _crop(self, image: np.ndarray, m: MaskResult) -> np.ndarray:
         e = self.cfg.embedder
-        return make_crop(image, m.bbox_xyxy, m.mask, e.crop_mode, e.background, e.crop_padding)
+        crop = make_crop(image, m.bbox_xyxy, m.mask, e.crop_mode, e.background, e.crop_padding)
+        size = self.embedder.crop_size
+        # Shrunk at once, as the embedder would (the same call: its own square_resize then finds a
+        # square of its size and leaves it as is), so a chunk holds small crops, not full-size ones.
+        return crop if size is None else square_resize(crop, size, e.background)
 
     def _match(self, emb: EmbedOutput, gallery: Gallery | None, matcher: Matcher | None = None) -> list[MatchResult]:
         matcher = self.matcher if matcher is None else matcher

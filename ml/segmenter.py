@@ -66,6 +66,10 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     return model.to(device).eval()
 
 
+# The float32 upscaled masks one step of _upscaled may hold (bytes).
+UPSCALE_BYTES = 64 * 1024 * 1024
+
+
 class ResizedToTensor:
     """ToTensor for SAM 2's transform, applied to the image already resized to the encoder's
     square input (area interpolation when shrinking), so the float conversion touches 1024² pixels
@@ -181,8 +185,18 @@ class Segmenter:
         best = ious.float().argmax(dim=1)
         rows = torch.arange(len(best), device=best.device)
         chosen = low_res[rows, best].unsqueeze(1)  # [N, 1, h, w]
-        masks = p._transforms.postprocess_masks(chosen, p._orig_hw[img_idx])[:, 0] > p.mask_threshold
-        return masks.cpu().numpy(), ious[rows, best].float().cpu().numpy()
+        return self._upscaled(chosen, p._orig_hw[img_idx]), ious[rows, best].float().cpu().numpy()
+
+    def _upscaled(self, logits: torch.Tensor, hw) -> np.ndarray:
+        """Low-res mask logits [N, 1, h, w] -> bool masks [N, H, W] at the image's size, a few at a
+        time: all N upscaled at once were N float32 images (a 100 MP photo with 20 boxes, 8 GB)."""
+        p = self.predictor
+        per = max(1, int(UPSCALE_BYTES // (4 * int(hw[0]) * int(hw[1]))))
+        out = np.empty((logits.shape[0], int(hw[0]), int(hw[1])), dtype=bool)
+        for start in range(0, logits.shape[0], per):
+            part = p._transforms.postprocess_masks(logits[start:start + per], hw)[:, 0] > p.mask_threshold
+            out[start:start + part.shape[0]] = part.cpu().numpy()
+        return out
 
     def _picked(self, masks: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> list[MaskResult]:
         res = []

@@ -38,6 +38,14 @@ class Embedder:
 
     class_names: list[str] = []
 
+    @property
+    def crop_size(self) -> int | None:
+        """The square side crops are resized to (square_resize), when the embedder does that:
+        the pipeline then shrinks each crop as soon as it is cut, instead of holding every
+        full-size crop of a chunk (a 100 MP photo's crops took gigabytes, black-box round 16)."""
+        tensorize = getattr(self, "tensorize", None)
+        return getattr(tensorize, "size", None)
+
     def _embed_batch(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 

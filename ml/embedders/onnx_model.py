@@ -76,6 +76,10 @@ class OnnxEmbedder(Embedder):
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x)
 
+    @property
+    def crop_size(self) -> int | None:
+        return int(self.cfg.input_size)
+
     def _embed_batch(self, crops):
         names = [self.feature_output] + ([self.probs_output] if self.probs_output else [])
         outs = self.session.run(names, {self.input_name: self.preprocess(crops)})
