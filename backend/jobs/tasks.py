@@ -84,8 +84,9 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # frozen when the job started: a later edit of the project does not reach this job.
         matcher = job_matcher(snapshot, pipeline.embedder_version)
         # The batch's files and original names (what an item error calls the image), in one query.
-        files = {pk: (file, name) for pk, file, name in
-                 Image.objects.filter(pk__in=todo).values_list("pk", "file", "original_name")}
+        rows = Image.objects.filter(pk__in=todo).values_list("pk", "file", "original_name", "width", "height")
+        files = {pk: (file, name) for pk, file, name, _, _ in rows}
+        pixels = {pk: width * height for pk, _, _, width, height in rows}
     except PASS_THROUGH:
         raise  # no verdict on the images: their leases lapse and the sweeper re-queues them
     except Exception as exc:
@@ -93,8 +94,7 @@ def _run_claimed(job, todo: list[int]) -> dict:
         logger.exception("pre-annotation batch failed")
         services.fail_items(job_id=job_id, image_ids=todo, error=item_error(exc))
         return {"failed": len(todo)}
-    size = max(1, int(settings.PRELABEL_CHUNK_SIZE))
-    chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
+    chunks = chunked(todo, pixels, max(1, int(settings.PRELABEL_CHUNK_SIZE)), int(settings.PRELABEL_CHUNK_PIXELS))
     classes, pending = None, []
     processed = written = 0
     last_write = time.monotonic()
@@ -151,6 +151,22 @@ def _run_claimed(job, todo: list[int]) -> dict:
     # The rest, also when the last chunk failed: its earlier chunks' results are kept.
     written += _write(job_id, pending)
     return {"processed": processed, "annotations": written}
+
+
+def chunked(ids: list[int], pixels: dict[int, int], size: int, max_pixels: int) -> list[list[int]]:
+    """`ids` in order, `size` at a time, a chunk ending early once the next image would take it
+    past `max_pixels` (an image bigger than that is a chunk of its own)."""
+    chunks, current, total = [], [], 0
+    for image_id in ids:
+        n = pixels.get(image_id, 0)
+        if current and (len(current) == size or total + n > max_pixels):
+            chunks.append(current)
+            current, total = [], 0
+        current.append(image_id)
+        total += n
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _raise_if_gone(job_id: int) -> None:

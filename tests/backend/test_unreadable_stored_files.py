@@ -110,3 +110,15 @@ def test_segment_and_refine_on_an_unreadable_image_say_so_plainly(celery_worker,
             assert body["code"] == "image_unreadable"
             assert body["detail"].startswith(f"Could not read the image '{image.original_name}': {why}."), body
             assert "BytesIO" not in body["detail"] and "Errno" not in body["detail"]
+
+
+def test_a_chunk_of_big_photos_ends_before_its_pixel_budget():
+    """Black-box round 16: four 100 MP photos ran as one chunk (and the next chunk was read ahead):
+    a worker at 8.8 GB with the tiny models. A chunk ends before its images pass the budget."""
+    from backend.jobs.tasks import chunked
+
+    mp = 1_000_000
+    pixels = {1: 12 * mp, 2: 12 * mp, 3: 99 * mp, 4: 12 * mp, 5: 30 * mp, 6: 30 * mp, 7: mp, 8: mp, 9: mp, 10: mp, 11: mp}
+    ids = list(pixels)
+    assert chunked(ids, pixels, 4, 50 * mp) == [[1, 2], [3], [4, 5], [6, 7, 8, 9], [10, 11]]
+    assert chunked(ids, {}, 4, 50 * mp) == [ids[0:4], ids[4:8], ids[8:]]  # sizes unknown: by count

@@ -30,6 +30,9 @@ RAZMETKA_ML_DEVICE = os.environ.get("RAZMETKA_ML_DEVICE", "cpu")
 # locks, status refresh, counters, events) is not paid for every 4 images (docs/benchmarks.md).
 PRELABEL_BATCH_SIZE = env_int("PRELABEL_BATCH_SIZE", 16)
 PRELABEL_CHUNK_SIZE = env_int("PRELABEL_CHUNK_SIZE", 4)
+# A chunk also ends before its images pass this many pixels (one bigger image is a chunk alone):
+# four 100 MP photos in one chunk, and the next chunk read ahead, took a worker to 8.8 GB.
+PRELABEL_CHUNK_PIXELS = env_int("PRELABEL_CHUNK_PIXELS", 50_000_000)
 PRELABEL_WRITE_EVERY_S = float(os.environ.get("PRELABEL_WRITE_EVERY_S") or 1.0)
 
 # Box-segment / click-refine requests one web process lets wait for the interactive worker at
