@@ -155,7 +155,7 @@ async def test_removed_member_is_disconnected():
     communicator, connected, _ = await connect(project.pk, member)
     assert connected
     await communicator.receive_json_from(timeout=5)
-    await sync_to_async(project_services.remove_member)(project=project, membership_id=membership.pk)
+    await sync_to_async(project_services.remove_member)(project=project, membership_id=membership.pk, version=membership.version)
     message = await communicator.receive_json_from(timeout=5)
     assert message["type"] == "access.revoked"
     output = await communicator.receive_output(timeout=5)

@@ -18,7 +18,8 @@ async def test_a_members_new_role_is_pushed_to_their_open_pages():
     communicator, connected, _ = await connect(project.pk, member)
     assert connected
     await communicator.receive_json_from(timeout=5)  # hello
-    await sync_to_async(project_services.change_role)(project=project, membership_id=membership.pk, role=Role.VIEWER)
+    await sync_to_async(project_services.change_role)(project=project, membership_id=membership.pk, role=Role.VIEWER,
+                                                         version=membership.version)
     message = await communicator.receive_json_from(timeout=5)
     assert message == {"type": "membership.changed", "project": project.pk}
     await communicator.disconnect()

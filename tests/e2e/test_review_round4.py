@@ -242,7 +242,7 @@ def test_a_reviewer_demoted_while_reviewing_gets_a_read_only_workspace_at_once(p
     open_review(page, proj, image)
     expect(page.get_by_test_id("workspace")).to_have_attribute("data-read-only", "false")
     page.wait_for_timeout(300)  # let the websocket join
-    in_thread(project_services.change_role, project=proj, membership_id=membership.pk, role=Role.VIEWER)
+    in_thread(project_services.change_role, project=proj, membership_id=membership.pk, role=Role.VIEWER, version=membership.version)
     expect(page.get_by_test_id("read-only-reason")).to_contain_text("your role (viewer) can only view this project")
     page.get_by_test_id(f"object-{ann.pk}").click()
     page.keyboard.press("a")
