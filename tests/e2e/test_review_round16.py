@@ -12,6 +12,21 @@ from .test_review_round4 import drawn_view, fitted
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+def two_objects_open(page, login_as, name: str, seed: int):
+    """A project with one 400x300 image holding two pending objects, open in the workspace."""
+    owner = make_user("olga")
+    proj = make_project(owner, name=name)
+    hammer = make_class(proj, "hammer")
+    image = make_image(proj, width=400, height=300, seed=seed)
+    first = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
+    second = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    return first, second
+
+
 def test_a_fitted_image_fits_again_when_the_window_narrows(page, login_as):
     owner = make_user("olga")
     proj = make_project(owner, name="Resize")
@@ -44,16 +59,7 @@ def test_keyboard_users_reach_the_controls_with_f6(page, login_as):
     """Tab stepped objects everywhere, so keyboard-only users never reached a button of the
     workspace (black-box round 14, F4): F6 moves focus into the tool bar / side panel / header, Tab
     then moves between controls, and Esc gives Tab back to the objects."""
-    owner = make_user("olga")
-    proj = make_project(owner, name="Keys")
-    hammer = make_class(proj, "hammer")
-    image = make_image(proj, width=400, height=300, seed=17)
-    first = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
-    second = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
-    mark_prelabeled(image)
-    login_as(owner)
-    open_review(page, proj, image)
-    stage_drawn(page, image.pk)
+    first, second = two_objects_open(page, login_as, "Keys", 17)
     active = "() => { const a = document.activeElement; return a ? a.tagName + ':' + (a.closest('[data-testid=stage-bar]') ? 'bar' : a.closest('aside.side') ? 'side' : a.closest('header.topbar') ? 'header' : 'other') : '' }"
 
     page.keyboard.press("F6")
@@ -116,16 +122,7 @@ def test_offline_a_failed_deletion_offers_retry_and_goes_when_the_connection_is_
 
     from .steps import toasts
 
-    owner = make_user("olga")
-    proj = make_project(owner, name="Offline")
-    hammer = make_class(proj, "hammer")
-    image = make_image(proj, width=400, height=300, seed=18)
-    gone = add_prediction(image, hammer, rect_mask(300, 400, 0, 0, 20, 20))
-    judged = add_prediction(image, hammer, rect_mask(300, 400, 100, 100, 140, 140))
-    mark_prelabeled(image)
-    login_as(owner)
-    open_review(page, proj, image)
-    stage_drawn(page, image.pk)
+    gone, judged = two_objects_open(page, login_as, "Offline", 18)
     page.context.set_offline(True)
     expect(page.get_by_test_id("offline")).to_be_visible()
     page.get_by_test_id(f"object-{gone.pk}").click()
