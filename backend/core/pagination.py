@@ -1,7 +1,7 @@
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
 
 from backend.core import errors
-from rest_framework.pagination import PageNumberPagination
 
 
 class Pagination(PageNumberPagination):

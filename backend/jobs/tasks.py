@@ -83,8 +83,8 @@ def _run_claimed(job, todo: list[int]) -> dict:
         # One matching pass, inside the pipeline (so stage_ms.match times it), with the settings
         # frozen when the job started: a later edit of the project does not reach this job.
         matcher = job_matcher(snapshot, pipeline.embedder_version)
-        # The batch's files and original names (what an item error calls the image), in one query.
-        rows = Image.objects.filter(pk__in=todo).values_list("pk", "file", "original_name", "width", "height")
+        # The batch's files, original names (what an item error calls the image) and sizes, in one query.
+        rows = list(Image.objects.filter(pk__in=todo).values_list("pk", "file", "original_name", "width", "height"))
         files = {pk: (file, name) for pk, file, name, _, _ in rows}
         pixels = {pk: width * height for pk, _, _, width, height in rows}
     except PASS_THROUGH:
