@@ -38,15 +38,6 @@ def control_character(value: str) -> str | None:
     return None
 
 
-def unassigned_character(value: str) -> str | None:
-    """The first code point Unicode has not assigned (U+0378) in `value`, as U+XXXX, or None: no
-    font draws it, so two names differing by one print alike."""
-    for c in value:
-        if unicodedata.category(c) == "Cn":
-            return f"U+{ord(c):04X}"
-    return None
-
-
 def shows_something(value: str) -> bool:
     """Whether `value` has a character that is drawn on its own (not only combining marks)."""
     return any(not unicodedata.category(c).startswith(("M", "Z")) for c in value)

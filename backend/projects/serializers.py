@@ -107,7 +107,7 @@ def clean_class_name(value: str, what: str = "class") -> str:
     invisible characters (a zero-width space, a filler) dropped, runs of spaces made one. Such
     lookalikes made visually identical classes beside each other. Control characters (a terminal
     colour code reached CLI output and exports) and names of combining marks alone are refused."""
-    from backend.core.text import control_character, one_spelling, shows_something, unassigned_character
+    from backend.core.text import control_character, one_spelling, shows_something
 
     cleaned = one_spelling(value)
     if not cleaned or not shows_something(cleaned):
@@ -115,9 +115,6 @@ def clean_class_name(value: str, what: str = "class") -> str:
     bad = control_character(cleaned)
     if bad:
         raise serializers.ValidationError(f"A {what} name cannot hold control characters ({bad}).")
-    bad = unassigned_character(cleaned)
-    if bad:
-        raise serializers.ValidationError(f"A {what} name cannot hold a code point Unicode has not assigned ({bad}).")
     return cleaned
 
 
