@@ -27,6 +27,14 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class ImageUnreadable(DomainError):
+    """An image's stored file cannot be read (damaged, cut off, missing): trying again later does
+    not help, so not a 503; the message names the image and why."""
+
+    status_code = 422
+    code = "image_unreadable"
+
+
 class PermissionDenied(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "permission_denied"

@@ -49,14 +49,16 @@ def apply_filters(
     return queryset.order_by(f"-{field}" if descending else field, "-id" if descending else "id")
 
 
-def only_params(params: Mapping[str, str], allowed=()) -> None:
+def only_params(params: Mapping[str, str], allowed=(), *, paged: bool = True) -> None:
     """A list without filters (or with its own few): an unknown parameter is a 400 naming it, as on
-    the lists that filter (a typo such as `?stauts=failed` returned everything)."""
-    single_valued(params)
-    unknown = sorted(set(params) - RESERVED_PARAMS - set(allowed))
+    the lists that filter (a typo such as `?stauts=failed` returned everything). `paged=False`: a
+    single object (a file), which takes no page parameters either."""
+    single_valued(params, lists=paged)
+    known = (RESERVED_PARAMS if paged else set()) | set(allowed)
+    unknown = sorted(set(params) - known)
     if unknown:
         raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}'. Allowed: "
-                                           f"{', '.join(sorted(set(allowed) | RESERVED_PARAMS))}."})
+                                           f"{', '.join(sorted(known)) or 'none'}."})
 
 
 def run_filter(name: str, fn: FilterFn, queryset: QuerySet, value: str) -> QuerySet:

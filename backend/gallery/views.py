@@ -86,5 +86,6 @@ class GalleryViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericVi
     @extend_schema(responses={(200, "image/*"): bytes})
     @action(detail=True, methods=["get"])
     def file(self, request, project_pk=None, pk=None):
+        only_params(request.query_params, paged=False)  # any parameter was taken in silence
         exemplar = selectors.get_exemplar(self.project, int_or_404(pk))
         return private_file_response(exemplar.file.name, exemplar.content_type, exemplar.original_name.rsplit("/", 1)[-1])

@@ -8,7 +8,7 @@ import io
 from PIL import Image as PILImage
 
 from backend.core import decode_budget
-from backend.core.errors import Busy
+from backend.core.errors import Busy, ImageUnreadable
 from backend.core.pixels import HIGH_BIT_MODES, eight_bit
 
 BROWSER_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp"}
@@ -47,15 +47,20 @@ def _png_bit_depth(head: bytes) -> int | None:
     return head[24] if len(head) > 24 and head[12:16] == b"IHDR" else None
 
 
-def png_rendition(data: bytes) -> bytes:
+def png_rendition(data: bytes, name: str = "the image") -> bytes:
     """The image as a PNG of the same pixels (high-bit scans scaled to 8 bits as core/pixels.py
-    says, transparency kept)."""
-    with PILImage.open(io.BytesIO(data)) as img:
-        try:
+    says, transparency kept). A stored file that cannot be decoded (damaged, cut off) is a 422
+    naming `name` and why (was an HTML 500 with a traceback, black-box round 16)."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
             with decode_budget.budget.reserve(decode_budget.decode_cost(img)):
                 return _png_of(img)
-        except decode_budget.DecodeRefused as exc:
-            raise Busy(str(exc)) from None
+    except decode_budget.DecodeRefused as exc:
+        raise Busy(str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways of saying "not decodable"
+        from backend.jobs.engine import unreadable_reason
+
+        raise ImageUnreadable(f"Could not read the image '{name}': {unreadable_reason(exc)}.") from None
 
 
 def _png_of(img: PILImage.Image) -> bytes:

@@ -88,11 +88,13 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
     def file(self, request, project_pk=None, pk=None):
         image = selectors.get_image(self.project, int_or_404(pk))
         name = image.original_name.rsplit("/", 1)[-1]
-        only_params(request.query_params, ("display",))  # '?display=2&zzz=1' was taken as no rendition
+        only_params(request.query_params, ("display",), paged=False)  # '?display=2&zzz=1' was taken as no rendition
         if flag_from(request, "display"):
             head = read_stored(image.file.name, display.HEAD_BYTES) if image.content_type in ("image/png", "image/webp") else b""
             if display.needs_rendition(image.content_type, head):
-                return private_bytes_response(display.png_rendition(read_stored(image.file.name)), "image/png", f"{name}.png")
+                stem = name.rsplit(".", 1)[0] or name  # 'x.png' as 'x.png', not 'x.png.png'
+                return private_bytes_response(display.png_rendition(read_stored(image.file.name), image.original_name),
+                                              "image/png", f"{stem}.png")
         return private_file_response(image.file.name, image.content_type, name)
 
 

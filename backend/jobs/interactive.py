@@ -20,7 +20,7 @@ import threading
 import time
 
 from backend.annotations import proposals
-from backend.core.errors import Busy, DomainError, NotFound
+from backend.core.errors import Busy, DomainError, ImageUnreadable, NotFound
 from backend.core.geometry import GeometryError, validate_box
 from backend.images.claims import ClaimConflict, active_claimant
 
@@ -40,14 +40,6 @@ class SegmentUnavailable(DomainError):
 
 class SegmentQueueFull(Busy):
     code = "segment_queue_full"
-
-
-class ImageUnreadable(DomainError):
-    """The image's stored file cannot be read: trying again later does not help (was a 503 with
-    "cannot identify image file <_io.BytesIO object at 0x…>" and a worker traceback per click)."""
-
-    status_code = 422
-    code = "image_unreadable"
 
 
 class _Unreadable(Exception):

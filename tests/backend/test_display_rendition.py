@@ -122,3 +122,27 @@ def test_an_animation_is_drawn_from_its_first_frame(client_for, fmt, name):
         assert np.array_equal(np.asarray(png.convert("RGB")), first)
     original = client_for(owner).get(url)  # the download stays the uploaded animation
     assert b"".join(original.streaming_content) == out.getvalue()
+
+
+def test_a_damaged_file_shown_for_display_is_a_plain_422(client_for):
+    """Black-box round 16b: ?display=1 on a TIFF (or an animation) whose stored file was damaged
+    answered an HTML 500 with a traceback; the rendition of 'x.tiff' downloaded as 'x.tiff.png'."""
+    from pathlib import Path
+
+    from django.core.files.storage import default_storage
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = upload_images(project=project, user=owner, files=[SimpleUploadedFile("scan.tiff", _tiff())]).created[0]
+    url = f"/api/projects/{project.pk}/images/{image.pk}/file/"
+    shown = client_for(owner).get(url + "?display=1")
+    assert shown["Content-Disposition"].endswith('filename="scan.png"'), shown["Content-Disposition"]
+    path = Path(default_storage.path(image.file.name))
+    path.write_bytes(path.read_bytes()[:60])
+    broken = client_for(owner).get(url + "?display=1")
+    assert broken.status_code == 422 and broken["Content-Type"] == "application/json", broken.content[:200]
+    assert broken.json()["code"] == "image_unreadable"
+    assert broken.json()["detail"].startswith("Could not read the image 'scan.tiff': the stored file"), broken.json()
+    for query in ("page=2", "page_size=5", "display=1&display=1"):
+        refused = client_for(owner).get(f"{url}?{query}")
+        assert refused.status_code == 400 and "comma" not in refused.content.decode(), (query, refused.content)
