@@ -141,3 +141,43 @@ def test_offline_a_failed_deletion_offers_retry_and_goes_when_the_connection_is_
     until(page, lambda: Annotation.objects.get(pk=judged.pk).class_review == ReviewState.REJECTED, what="the review sent again")
     expect(toasts(page).filter(has_text="Couldn't save")).to_have_count(0)
     expect(page.get_by_test_id(f"object-{gone.pk}")).to_have_count(0)
+
+
+def test_a_keyboard_user_types_a_class_into_the_class_select(page, login_as):
+    """Black-box round 16b: reached with F6 / Tab, typing 'circle' in the class select ran review
+    shortcuts (accepted the class, rejected the mask, opened History); Esc left a keyboard step
+    shown that was never saved."""
+    from playwright.sync_api import expect
+
+    from backend.annotations.models import Annotation, ReviewState
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Typing")
+    square, circle = make_class(proj, "square"), make_class(proj, "circle")
+    image = make_image(proj, width=400, height=300, seed=19)
+    obj = add_prediction(image, square, rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.get_by_test_id(f"object-{obj.pk}").click()
+    page.keyboard.press("F6")
+    page.keyboard.press("F6")  # the side panel
+    picker = page.get_by_test_id(f"class-picker-{obj.pk}")
+    for _ in range(30):
+        if page.evaluate("() => document.activeElement?.getAttribute('aria-label')") == "class of the object":
+            break
+        page.keyboard.press("Tab")
+    expect(picker).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Escape")  # the unsaved step is taken back
+    expect(picker).to_have_value(str(square.pk))
+    page.keyboard.type("circle", delay=50)
+    expect(picker).to_have_value(str(circle.pk))
+    page.wait_for_timeout(300)
+    fresh = Annotation.objects.get(pk=obj.pk)
+    assert (fresh.label_class_id, fresh.class_review, fresh.mask_review) == (square.pk, ReviewState.PENDING, ReviewState.PENDING)
+    page.keyboard.press("Enter")  # saved on Enter
+    until(page, lambda: Annotation.objects.get(pk=obj.pk).label_class_id == circle.pk, what="the typed class saved")
+    assert Annotation.objects.get(pk=obj.pk).mask_review == ReviewState.PENDING
+    expect(page.get_by_test_id("history")).to_have_count(0)  # no "i" reached the workspace

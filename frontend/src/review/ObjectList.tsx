@@ -5,6 +5,7 @@ import { P, type Annotation, type LabelClass } from "../api/client";
 import type { Candidate } from "../api/extra";
 import { colorOf } from "./bundle";
 import { awaitsReview, NO_CLASS_HINT } from "./rules";
+import { keyboardNavigation } from "./useReviewKeys";
 
 export type ReviewTarget = "class" | "mask" | "both";
 export type Decision = "accepted" | "rejected" | "pending";
@@ -107,8 +108,20 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
       onClick={(e) => e.stopPropagation()}
       onKeyDown={(e) => {
         e.stopPropagation();
+        if (e.key === "Escape" && stepped !== null) {
+          // Esc takes back a keyboard step not saved yet: it stayed shown over the saved class.
+          e.preventDefault();
+          setStepped(null);
+          return;
+        }
+        const letter = e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey;
+        if (letter && keyboardNavigation()) {
+          // Reached with F6 / Tab, the keyboard is the select's: type-ahead steps, Enter or leaving saves.
+          byKey.current = true;
+          return;
+        }
         const undoKey = (e.ctrlKey || e.metaKey) && /^[zZyY]$/.test(e.key); // Ctrl+Z did nothing here
-        if (undoKey || (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey)) {
+        if (undoKey || letter) {
           // A letter or digit is a review key (a, r, c, 1…), not the select's type-ahead: after a
           // look at the list, "a" picked the first class starting with a and saved it accepted.
           e.preventDefault();

@@ -40,7 +40,7 @@ export function useReviewKeys(actions: ReviewKeyActions) {
   useEffect(() => {
     const h = (e: KeyboardEvent) => keyRef.current(e);
     // A click ends keyboard navigation: Tab steps objects again, as before F6.
-    const p = () => { focus.current.controls = false; };
+    const p = () => setControls(focus.current, false);
     window.addEventListener("keydown", h);
     window.addEventListener("pointerdown", p, true);
     return () => { window.removeEventListener("keydown", h); window.removeEventListener("pointerdown", p, true); };
@@ -51,6 +51,18 @@ export function useReviewKeys(actions: ReviewKeyActions) {
  * (black-box round 14). F6 / Shift+F6 move focus between the regions (tool bar, side panel,
  * page header) and hand Tab back to the browser until Esc or a click. */
 interface FocusMode { controls: boolean }
+
+let navigating = false;
+
+function setControls(focus: FocusMode, on: boolean): void {
+  focus.controls = navigating = on;
+}
+
+/** Whether the keyboard user moved into the controls with F6 (the class select then takes letters
+ * as type-ahead, not as review keys). */
+export function keyboardNavigation(): boolean {
+  return navigating;
+}
 
 const REGIONS = ["[data-testid=stage-bar]", "aside.side", "header.topbar"];
 const FOCUSABLE = "a[href], button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), summary, [tabindex]:not([tabindex='-1'])";
@@ -73,17 +85,17 @@ const ONE_PRESS_KEYS = new Set(["Enter", "a", "r", "c", "C", "m", "M", "u", "Del
 function onKey(e: KeyboardEvent, x: ReviewKeyActions, focus: FocusMode) {
   const t = e.target as HTMLElement;
   if (e.key === "F6") {
-    focus.controls = cycleRegion(document.activeElement as HTMLElement | null, e.shiftKey ? -1 : 1);
+    setControls(focus, cycleRegion(document.activeElement as HTMLElement | null, e.shiftKey ? -1 : 1));
     e.preventDefault();
     return;
   }
   if (e.key === "Tab" && focus.controls) return; // the browser's: focus moves between controls
   if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
-    if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); focus.controls = false; }
+    if (e.key === "Escape") { x.setSearch(null); (t as HTMLInputElement).blur(); setControls(focus, false); }
     return;
   }
   if (e.key === "Escape" && focus.controls) {
-    focus.controls = false;
+    setControls(focus, false);
     (document.activeElement as HTMLElement | null)?.blur?.(); // the keys are the stage's again
   }
   if (e.repeat && ONE_PRESS_KEYS.has(e.key)) { e.preventDefault(); return; }
