@@ -10,7 +10,7 @@ from django.db import transaction
 
 from backend.core.errors import DomainError, NotFound, PermissionDenied, VersionConflict
 from backend.core.locking import check_version
-from backend.core.masks import mask_geometry, normalize_mask
+from backend.core.masks import canonical_rle, mask_geometry, normalize_mask
 from backend.gallery import learning
 from backend.images.claims import guard_write
 from backend.images.models import Image
@@ -131,12 +131,17 @@ def update_annotation(
         fields["class_review"] = _edited(caps) if fields["label_class"] is not None else ReviewState.PENDING
     if mask_rle is not UNSET or polygons is not UNSET:
         image = annotation.image
-        fields["mask_rle"] = normalize_mask(
+        rle = normalize_mask(
             height=image.height, width=image.width,
             rle=None if mask_rle is UNSET else mask_rle, polygons=None if polygons is UNSET else polygons,
         )
-        fields["bbox"], fields["area"] = mask_geometry(fields["mask_rle"])
-        fields["mask_review"] = _edited(caps)
+        # The same mask sent back (a client saving the object as it read it) is no mask edit: it
+        # approved a pending mask for a reviewer and sent an accepted one back to review for an
+        # annotator (black-box round 16b).
+        if rle != canonical_rle(annotation.mask_rle):
+            fields["mask_rle"] = rle
+            fields["bbox"], fields["area"] = mask_geometry(rle)
+            fields["mask_review"] = _edited(caps)
     _commit(annotation, fields, user=user, action=AnnotationEvent.Action.UPDATED, claim_override=override)
     if "label_class" in fields:  # a reviewer's class fix can teach the gallery (gallery.learning)
         learning.class_changed(project=project, annotation=annotation, caps=caps)

@@ -61,6 +61,8 @@ class ProjectUpdateSerializer(ProjectSerializer):
 
     class Meta(ProjectSerializer.Meta):
         read_only_fields = ["id", "gallery_version", "created_at", "updated_at", "my_role"]
+        # Moved by a gallery change, not by the project's version (core/strict.py).
+        echo_derived = {"gallery_version": "counter"}
 
 
 class VersionSerializer(serializers.Serializer):
@@ -148,6 +150,7 @@ class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer)
         extra_kwargs = {f: {"required": False} for f in ["name", "color", "kind", "active"]}
         extra_kwargs["name"]["error_messages"] = {"max_length": NAME_TOO_LONG}
         echo_of = LabelClassSerializer  # the class as read may be sent back (core/strict.py)
+        echo_derived = {"exemplar_count": "count"}  # a gallery change does not move the class's version
 
     def validate_name(self, value):
         return clean_class_name(value)

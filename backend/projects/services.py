@@ -1,6 +1,8 @@
 """Writes for projects, memberships and classes (keyword-only, atomic, version-checked)."""
 from __future__ import annotations
 
+import unicodedata
+
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError, RestrictedError
@@ -82,7 +84,10 @@ def add_member(*, project: Project, username: str, role: str) -> Membership:
     users = get_user_model().objects.filter(is_active=True)
     # New names are unique whatever their case ("ADMIN" is refused beside "admin"), so a name is
     # found the same way; the exact spelling first, for accounts made before that rule.
-    user = users.filter(username=username).first() or users.filter(username__iexact=username).first()
+    # Width folded as names are stored (NFKC): 'ｎｉｎａ' is nina, as at sign-in and for new users.
+    folded = unicodedata.normalize("NFKC", username).strip()
+    user = (users.filter(username=username).first() or users.filter(username=folded).first()
+            or users.filter(username__iexact=folded).first())
     if user is None:
         raise DomainError(f"No active user named '{username}'.")
     if role not in Role.values:
@@ -101,6 +106,8 @@ def change_role(*, project: Project, membership_id: int, role: str, version: int
     check_version(membership, version)
     if role not in Role.values:
         raise DomainError(f"Unknown role '{role}'. Allowed: {', '.join(Role.values)}.")
+    if role == membership.role:
+        return membership  # nothing changes: no new version, no notice (as a PATCH that changes nothing)
     if membership.role == Role.ADMIN and role != Role.ADMIN:
         _keep_an_admin(project, membership)
     membership.role = role

@@ -181,7 +181,8 @@ class LabelClassViewSet(ProjectScopedMixin, mixins.ListModelMixin, viewsets.Gene
         label_class = services.update_class(
             project=self.project, class_id=int_or_404(pk), version=data.pop("version", None), **data
         )
-        return Response(LabelClassSerializer(label_class).data)
+        # Read again with its exemplar count: the answer said 0 exemplars whatever the class had.
+        return Response(LabelClassSerializer(self.get_queryset().get(pk=label_class.pk)).data)
 
     @extend_schema(request=VersionSerializer, responses={204: None}, parameters=[version_parameter()])
     def destroy(self, request, project_pk=None, pk=None):

@@ -128,3 +128,73 @@ def test_a_wrong_choice_names_the_choices_and_a_repeated_write_flag_gets_no_list
     assert answer.json()["decision"] == ['"accept" is not a valid choice: use one of pending, accepted, rejected.']
     twice = client_for(owner).delete(f"{base}/?version={obj.version}&force=1&force=0")
     assert twice.status_code == 400 and twice.json()["force"] == "'force' is sent 2 times; send it once.", twice.content
+
+
+def test_an_object_saved_as_read_is_no_edit(client_for):
+    """Black-box round 16b: the mask sent back exactly as read was a mask edit: a reviewer's
+    unchanged save approved a pending mask, an annotator's sent an accepted one back to review, and
+    the version and the audit trail moved each time. A member PATCH with its own role moved too."""
+    from backend.annotations.models import AnnotationEvent
+
+    from .factories import add_member
+
+    owner, ann = make_user("saver"), make_user("ann")
+    project = make_project(owner)
+    add_member(project, ann, "annotator")
+    obj = make_model_annotation(make_image(project, seed=7), make_class(project, "tool"))
+    url = f"/api/projects/{project.pk}/annotations/{obj.pk}/"
+    read = client_for(owner).get(url).json()
+    saved = client_for(owner).patch(url, read, format="json")
+    assert saved.status_code == 200 and saved.json()["version"] == read["version"], saved.content
+    assert saved.json()["mask_review"] == "pending"
+    same = client_for(owner).patch(url, {"mask_rle": read["mask_rle"], "version": read["version"]}, format="json")
+    assert same.json()["version"] == read["version"] and same.json()["mask_review"] == "pending"
+    Annotation.objects.filter(pk=obj.pk).update(mask_review="accepted", class_review="accepted")
+    read = client_for(ann).get(url).json()
+    kept = client_for(ann).patch(url, {"mask_rle": read["mask_rle"], "version": read["version"]}, format="json")
+    assert kept.status_code == 200 and kept.json()["mask_review"] == "accepted", kept.content
+    assert not AnnotationEvent.objects.filter(annotation_id=obj.pk, action="updated").exists()
+
+    member = add_member(project, make_user("vic"), "reviewer")
+    again = client_for(owner).patch(f"/api/projects/{project.pk}/members/{member.pk}/",
+                                    {"role": "reviewer", "version": 1}, format="json")
+    assert again.status_code == 200 and again.json()["version"] == 1
+
+
+def test_an_object_sent_back_from_an_older_read_is_a_conflict_and_moved_counts_are_not_compared(client_for):
+    from backend.gallery.services import upload_exemplars
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import synthetic_png
+
+    owner = make_user("stale")
+    project = make_project(owner)
+    tool, saw = make_class(project, "tool"), make_class(project, "saw")
+    obj = make_model_annotation(make_image(project, seed=8), tool)
+    api = client_for(owner)
+    url = f"/api/projects/{project.pk}/annotations/{obj.pk}/"
+    read = api.get(url).json()
+    assert api.patch(url, {"label_class": saw.pk, "version": read["version"]}, format="json").status_code == 200
+    stale = api.patch(url, {**read, "label_class": tool.pk}, format="json")  # class_name moved too
+    assert stale.status_code == 409, stale.content
+
+    klass = api.get(f"/api/projects/{project.pk}/classes/{tool.pk}/").json()
+    upload_exemplars(project=project, user=owner, class_id=tool.pk, files=[SimpleUploadedFile("t.png", synthetic_png(9))])
+    recolored = api.patch(f"/api/projects/{project.pk}/classes/{tool.pk}/", {**klass, "color": "#112233"}, format="json")
+    assert recolored.status_code == 200 and recolored.json()["exemplar_count"] == 1, recolored.content
+
+    proj = api.get(f"/api/projects/{project.pk}/").json()
+    upload_exemplars(project=project, user=owner, class_id=tool.pk, files=[SimpleUploadedFile("u.png", synthetic_png(10))])
+    renamed = api.patch(f"/api/projects/{project.pk}/", {**proj, "description": "edited"}, format="json")
+    assert renamed.status_code == 200, renamed.content
+
+
+def test_add_by_name_finds_a_width_variant(client_for):
+    from .factories import make_staff
+
+    root = make_staff()
+    project = make_project(root)
+    make_user("nina")
+    added = client_for(root).post(f"/api/projects/{project.pk}/members/", {"username": "\uff4e\uff49\uff4e\uff41", "role": "viewer"},
+                                  format="json")
+    assert added.status_code == 201 and added.json()["username"] == "nina", added.content
