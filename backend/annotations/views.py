@@ -167,7 +167,7 @@ class ImageBundleViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
         only_params(request.query_params, {"annotation"})
         raw = request.query_params.get("annotation")
         # A filter, not a path: a bad value is the client's 400, not a 404.
-        annotation_id = one_id("annotation", raw) if raw not in (None, "") else None
+        annotation_id = one_id("annotation", raw) if raw is not None else None  # "" is a 400, not "all"
         page = self.paginate_queryset(selectors.events_of_image(image, annotation_id))
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 

@@ -41,6 +41,8 @@ def apply_filters(
             raise ValidationError({name: f"'{name}' is empty: give a value, or leave the parameter out."})
         if value is not None:
             queryset = run_filter(name, fn, queryset, value)
+    if params.get("ordering") == "":
+        raise ValidationError({"ordering": "'ordering' is empty: give a value, or leave the parameter out."})
     ordering = params.get("ordering") or default_ordering
     descending = ordering.startswith("-")
     field = orderings.get(ordering[1:] if descending else ordering)  # '--id' is no ordering
@@ -72,9 +74,9 @@ def run_filter(name: str, fn: FilterFn, queryset: QuerySet, value: str) -> Query
 
 def int_list(value: str) -> list[int]:
     """"3" or "3,5,8": ids as PostgreSQL's bigint holds them, in ASCII digits ('٢' and '２' were
-    taken as 2); anything else, an empty id list (',') included, is a 400."""
+    taken as 2); anything else, an empty item ('1,,2', ',') included, is a 400."""
     parts = value.split(",")
-    if not all(p.isascii() and p.isdigit() for p in parts if p) or not any(parts):
+    if not all(p.isascii() and p.isdigit() for p in parts):  # '1,,2' and ',' too
         raise ValidationError("Expected an integer or a comma-separated list of integers (ASCII digits).")
     ids = [int(v) for v in parts if v]
     if any(not 0 <= i < 2**63 for i in ids):
@@ -92,8 +94,8 @@ def one_id(name: str, value: str) -> int:
 
 def choice_filter(field: str, choices: list[str]) -> FilterFn:
     def apply(queryset: QuerySet, value: str) -> QuerySet:
-        values = [v for v in value.split(",") if v]
-        bad = [v for v in values if v not in choices]
+        values = value.split(",")
+        bad = [v for v in values if v not in choices]  # '' too: 'status=new,' is a typo, not 'new'
         if bad:
             raise ValidationError(f"Unknown value '{bad[0]}'. Allowed: {', '.join(choices)}.")
         return queryset.filter(**{f"{field}__in": values})

@@ -198,3 +198,18 @@ def test_add_by_name_finds_a_width_variant(client_for):
     added = client_for(root).post(f"/api/projects/{project.pk}/members/", {"username": "\uff4e\uff49\uff4e\uff41", "role": "viewer"},
                                   format="json")
     assert added.status_code == 201 and added.json()["username"] == "nina", added.content
+
+
+@pytest.mark.parametrize("path, query, key", [
+    ("images/next/", "status=", "status"), ("images/next/", "label_class=", "label_class"), ("images/next/", "after=", "after"),
+    ("images/", "id=1,,2", "id"), ("images/", "status=new,", "status"), ("images/", "ordering=", "ordering"),
+    ("classes/", "ordering=", "ordering"), ("images/{i}/events/", "annotation=", "annotation"),
+])
+def test_empty_values_are_refused_on_next_events_and_in_lists(client_for, path, query, key):
+    """Black-box round 16b: the rule held for the image list only; next/ took `status=` as no filter,
+    events `annotation=` answered every event, `id=1,,2` passed."""
+    owner = make_user("empties")
+    project = make_project(owner)
+    image = make_image(project, seed=11)
+    answer = client_for(owner).get(f"/api/projects/{project.pk}/{path.format(i=image.pk)}?{query}")
+    assert answer.status_code == 400 and key in answer.json(), answer.content
