@@ -181,3 +181,45 @@ def test_a_keyboard_user_types_a_class_into_the_class_select(page, login_as):
     until(page, lambda: Annotation.objects.get(pk=obj.pk).label_class_id == circle.pk, what="the typed class saved")
     assert Annotation.objects.get(pk=obj.pk).mask_review == ReviewState.PENDING
     expect(page.get_by_test_id("history")).to_have_count(0)  # no "i" reached the workspace
+
+
+def test_removing_a_member_another_admin_removed_clears_the_row(page, login_as):
+    """Black-box round 16b: "Couldn't remove ann1: Membership not found." and the row stayed for good."""
+    from playwright.sync_api import expect
+
+    from backend.projects.models import Membership
+
+    from .seed import add_member
+    from .steps import toast
+
+    owner, ann = make_user("olga"), make_user("ann1")
+    proj = make_project(owner, name="Members")
+    add_member(proj, ann, "annotator")
+    page.on("dialog", lambda d: d.accept())
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/members")
+    row = page.get_by_test_id("member-ann1")
+    expect(row).to_be_visible()
+    Membership.objects.filter(project=proj, user=ann).delete()  # another admin, meanwhile
+    row.get_by_role("button", name="Remove").click()
+    expect(toast(page, "ann1 was already removed")).to_be_visible()
+    expect(page.get_by_test_id("member-ann1")).to_have_count(0)
+    expect(toast(page, "Couldn't remove")).to_have_count(0)
+
+
+def test_a_window_widened_in_small_steps_refits_the_image(page, login_as):
+    """Black-box round 16b: each step under a fifth, the image stayed at 87 % of its fit in a corner."""
+    owner = make_user("olga")
+    proj = make_project(owner, name="Widen")
+    image = make_image(proj, width=640, height=480, seed=20)
+    add_prediction(image, make_class(proj, "hammer"), rect_mask(480, 640, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    page.set_viewport_size({"width": 1000, "height": 900})
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    until(page, lambda: fitted(drawn_view(page), 640, 480), what="fitted at first")
+    for width in (1060, 1120, 1180, 1240, 1300, 1360):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(150)
+    until(page, lambda: fitted(drawn_view(page), 640, 480), what=f"fitted after widening step by step ({drawn_view(page)})")

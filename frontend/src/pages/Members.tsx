@@ -106,6 +106,10 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
       if (changedMeanwhile(err)) {
         notify(`${m.username}'s role was changed by someone else meanwhile: the list shows it as it is now. Remove them again if you still want to.`, "warn");
         load();
+      } else if (err instanceof ApiError && err.status === 404) {
+        // Removed by another admin meanwhile: the row stayed for good, and a re-add could not be removed here.
+        notify(`${m.username} was already removed (by another admin).`, "info");
+        load();
       } else notify(`Couldn't remove ${m.username}: ${err.message}`, "error");
     }
   };

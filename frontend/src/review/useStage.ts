@@ -198,14 +198,15 @@ export function useStage(opts: {
 }
 
 /** Whether a resize refits: only a view still as fitted (a zoom or pan is the reviewer's), and
- * only when the image no longer fits the stage or the stage changed by over a fifth. A scroll bar
+ * only when the image no longer fits the stage or its fit changed by over 5 % (a window dragged wider
+ * in small steps stayed at 87 % of its fit, black-box round 16b). A scroll bar
  * or a banner that moves the stage by a few pixels must not move the image under a pointer
  * (refitting on every resize failed tests that click by image coordinates under load). */
 function refitOnResize(view: View | null, fitted: View | null, d: ImageDetail | null, w: number, h: number): boolean {
   if (!view || view !== fitted || !d) return false;
   const right = view.tx + d.width * view.scale, bottom = view.ty + d.height * view.scale;
   const cut = view.tx < 0 || view.ty < 0 || right > w || bottom > h;
-  return cut || Math.abs(fitView(d.width, d.height, w, h).scale - view.scale) > view.scale / 5;
+  return cut || Math.abs(fitView(d.width, d.height, w, h).scale - view.scale) > view.scale / 20;
 }
 
 /** The outline being edited (cyan, square handles) and the polygon being drawn (yellow; red for a hole). */
