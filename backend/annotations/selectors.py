@@ -24,21 +24,21 @@ def events_of_annotation(project, annotation_id: int) -> QuerySet[AnnotationEven
 
 
 def _box_prompts():
-    """A boxes job's input: objects nobody has reviewed that a model or an import proposed. A
-    person's pending drawing is their shape, not a box to segment: a job took a hand-drawn
-    triangle's bounding box and added a second object over it (black-box round 15)."""
-    return Annotation.objects.filter(class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING).exclude(
-        source=Source.HUMAN)
+    """A boxes job's input: objects nobody has touched that a model or an import proposed (what a
+    job replaces). A person's pending drawing or edit is their shape, not a box to segment: a job
+    took a hand-drawn triangle's box and added a second object over it (black-box round 15), and an
+    annotator's edited object gained one more copy at every re-run (round 16b)."""
+    return Annotation.objects.filter(
+        class_review=ReviewState.PENDING, mask_review=ReviewState.PENDING, updated_by__isnull=True,
+    ).exclude(source=Source.HUMAN)
 
 
 def unreviewed_boxes(image_id: int) -> list[tuple]:
-    """(box, class id, class score) of the image's box prompts (_box_prompts), in id order. The
-    box is the one an earlier boxes job was given (prompt_box) unless a person has edited the
-    object since; else its bbox."""
+    """(box, class id, class score) of the image's box prompts (_box_prompts), in id order: the
+    box an earlier boxes job was given (prompt_box), else the object's bbox."""
     rows = _box_prompts().filter(image_id=image_id).order_by("id").values_list(
-        "bbox", "prompt_box", "updated_by_id", "label_class_id", "class_score")
-    return [(prompt if prompt is not None and edited is None else bbox, class_id, score)
-            for bbox, prompt, edited, class_id, score in rows]
+        "bbox", "prompt_box", "label_class_id", "class_score")
+    return [(bbox if prompt is None else prompt, class_id, score) for bbox, prompt, class_id, score in rows]
 
 
 def images_with_unreviewed_boxes(image_ids: list[int]) -> int:
