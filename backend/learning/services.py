@@ -10,6 +10,7 @@ from django.utils import timezone
 from backend.core import events, outbox
 from backend.core.errors import Conflict, DomainError
 from backend.core.locking import check_version
+from backend.core.task_retry import riding_out_outages
 from backend.projects.models import Project
 
 from . import data
@@ -213,14 +214,15 @@ def mark_running(run) -> bool:
 
 
 def check_live(run) -> None:
-    """The worker's check between steps / images: raises RunStopped once the run is cancelled or gone."""
-    if not type(run).objects.filter(pk=run.pk, state__in=LIVE_STATES).exists():
+    """The worker's check between steps / images: raises RunStopped once the run is cancelled or
+    gone. A short PostgreSQL restart is waited out (core/task_retry.riding_out_outages)."""
+    if not riding_out_outages(type(run).objects.filter(pk=run.pk, state__in=LIVE_STATES).exists):
         raise _stopped(run)
 
 
 def record_progress(run, **fields) -> None:
     """Progress, and the check between steps: raises RunStopped once it is cancelled or gone."""
-    if not _update(run, LIVE_STATES, **fields):
+    if not riding_out_outages(_update, run, LIVE_STATES, **fields):
         raise _stopped(run)
 
 

@@ -91,13 +91,14 @@ def test_a_database_restart_during_a_training_does_not_start_it_over(settings, t
 
     thread = threading.Thread(target=restart_midway)
     thread.start()
-    with caplog.at_level("WARNING", logger="razmetka.learning"):
+    with caplog.at_level("WARNING"):
         training.train_maskrcnn_run(run)
     thread.join(30)
     assert cut == [True], "the connection was not cut mid-training"
     run.refresh_from_db()
     assert run.state == "done" and run.model_version_id, run.error
-    assert "progress not recorded, the database is away" in caplog.text
+    # The note waits for the database (core/task_retry.riding_out_outages), or is skipped.
+    assert "the database is unreachable, trying again" in caplog.text or "progress not recorded" in caplog.text
     ids = dict(project.classes.values_list("name", "pk"))
     assert run.model_version.metrics["class_ids"] == ids  # the classes by id, which a rename keeps
 

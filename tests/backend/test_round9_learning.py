@@ -208,3 +208,30 @@ def test_objects_a_running_job_writes_after_an_activation_get_the_heads_scores(c
     while time.monotonic() < deadline and scores() != with_head:
         time.sleep(0.3)
     assert scores() == pytest.approx(with_head), "objects written by a job running at the activation kept stale scores"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_checks_between_steps_ride_out_a_dropped_connection(monkeypatch):
+    """Black-box round 16b: a PostgreSQL restart 3 s into a Mask R-CNN training broke its
+    connection; the next progress check raised and the whole training ran again (then failed). The
+    check drops the broken connection and asks again."""
+    import psycopg
+    from django.db import connection
+
+    from backend.core import task_retry
+    from backend.learning import services
+    from backend.learning.models import TrainingRun
+
+    monkeypatch.setattr(task_retry, "RETRY_AFTER_S", 0.2)
+    owner = make_user("bounced")
+    project = make_project(owner)
+    run = TrainingRun.objects.create(project=project, kind="head", created_by=owner, state="running")
+    for check in (lambda: services.check_live(run), lambda: services.record_progress(run, progress=0.5)):
+        pid = connection.cursor().connection.info.backend_pid
+        params = connection.get_connection_params()
+        with psycopg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")},
+                             autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])  # what a restart does to it
+        check()
+    run.refresh_from_db()
+    assert run.state == "running" and run.progress == 0.5
