@@ -186,8 +186,16 @@ class PipelineConfig:
                           ("embedder", "model"), ("embedder", "checkpoint"), ("sam3", "model"), ("maskrcnn", "model")):
             obj = getattr(self, sec)
             val = getattr(obj, attr)
-            if val and not os.path.isabs(val) and (base / val).exists():
+            if val and not os.path.isabs(val) and ((base / val).exists() or _folder_beside(base, val)):
+                # A missing 'models/x' whose 'models' is beside the config is a missing folder, not a
+                # hub id (tried on the hub for minutes offline, black-box round 16b): its full path
+                # is what the loader then says is not found.
                 setattr(obj, attr, str((base / val).resolve()))
+
+
+def _folder_beside(base: Path, value: str) -> bool:
+    head = value.replace(os.sep, "/").split("/", 1)[0]
+    return "/" in value.replace(os.sep, "/") and head not in ("", ".", "..") and (base / head).is_dir()
 
 
 def check_engine(name) -> str:

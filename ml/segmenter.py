@@ -30,7 +30,7 @@ _POSTPROCESSING = [
 def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     """Build SAM 2 from a packaged hydra config name or from a yaml FILE path."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES, _load_checkpoint
 
     ckpt = checkpoint
@@ -46,9 +46,12 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     if config.endswith((".yaml", ".yml")) and os.path.isfile(config):
         try:
             cfg = OmegaConf.load(config)
+            if not isinstance(cfg, DictConfig) or "model" not in cfg:  # a list, or no `model:` (round 16b)
+                raise ValueError("it has no `model:` section, as sam2's configs do")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in _POSTPROCESSING]))
+            OmegaConf.resolve(cfg)  # an unresolved ${...} was a traceback
         except Exception as e:  # a yaml ParserError traceback (black-box round 16)
             raise ModelLoadError("segmenter.config", config, f"cannot be parsed ({type(e).__name__}: {e})") from e
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in _POSTPROCESSING]))
     else:
         from hydra import compose
         import sam2  # noqa: F401  (initialises hydra with sam2's packaged config module)

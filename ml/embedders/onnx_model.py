@@ -14,7 +14,7 @@ import numpy as np
 from ml.config import EmbedderConfig
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.crops import square_resize
-from ml.errors import ModelLoadError, missing_path
+from ml.errors import ConfigError, ModelLoadError, missing_path
 
 
 def _to_float(x: np.ndarray) -> np.ndarray:
@@ -62,6 +62,7 @@ class OnnxEmbedder(Embedder):
             sess = ort.InferenceSession(cfg.model, providers=providers)
         except Exception as e:
             raise ModelLoadError("embedder.model", cfg.model, f"cannot be loaded by onnxruntime ({e})") from e
+        _check_input_size(sess, cfg)
         return cls(sess, cfg)
 
     def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -86,3 +87,23 @@ class OnnxEmbedder(Embedder):
         feat = _to_float(outs[0]).reshape(len(crops), -1)
         probs = _to_float(outs[1]).reshape(len(crops), -1) if self.probs_output else None
         return feat, probs
+
+
+def _check_input_size(sess, cfg: EmbedderConfig) -> None:
+    """A model with a fixed input side other than embedder.input_size (or laid out the other way)
+    failed on the first crop with an onnxruntime traceback (black-box round 16b): said at load."""
+    shape = sess.get_inputs()[0].shape
+    if len(shape) != 4:
+        return
+    sides = {"NCHW": (shape[1], shape[2], shape[3]), "NHWC": (shape[3], shape[1], shape[2])}  # channels, h, w
+    channels, h, w = sides[cfg.layout]
+    if not all(isinstance(v, int) for v in (channels, h, w)):
+        return  # dynamic axes: any size goes
+    if channels != 3:
+        other = "NHWC" if cfg.layout == "NCHW" else "NCHW"
+        raise ConfigError(f"embedder.layout: {cfg.layout!r} but the model {cfg.model!r} takes {shape} "
+                          f"(3 channels last/first): set embedder.layout to {other!r}")
+    if (h, w) != (cfg.input_size, cfg.input_size):
+        raise ConfigError(f"embedder.input_size: {cfg.input_size} but the model {cfg.model!r} takes {h}x{w}; "
+                          f"set embedder.input_size to {h}" if h == w else
+                          f"embedder.input_size: the model {cfg.model!r} takes {h}x{w}, not a square")

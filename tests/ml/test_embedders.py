@@ -32,9 +32,10 @@ def test_onnx_classifier_seed001_interface(tiny_dir, crops):
 
 def test_onnx_nchw_float_layout(tiny_dir, crops):
     cfg = PipelineConfig.from_file(tiny_dir / "config_onnx.json")
-    cfg.embedder.layout, cfg.embedder.input_dtype = "NCHW", "float32"
-    cfg.embedder.mean, cfg.embedder.std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
     emb = load_embedder(cfg.embedder, torch.device("cpu"))
+    # The preprocessing alone (the tiny model is NHWC: loaded so, it is refused, test_round16_config).
+    emb.cfg.layout, emb.cfg.input_dtype = "NCHW", "float32"
+    emb.cfg.mean, emb.cfg.std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
     x = emb.preprocess(crops)
     assert x.shape == (3, 3, 112, 112) and x.dtype == np.float32
 

@@ -76,3 +76,47 @@ def test_a_bare_model_name_missing_beside_the_config_is_not_tried_on_the_hub(tin
         Sam3Engine.load(cfg, CPU, with_detector=False)
     with pytest.raises(ModelLoadError, match=r"detector.model: 'grounding_dino' not found;"):
         Detector.load(cfg.detector, CPU)
+
+
+@pytest.mark.parametrize("text", ["- model\n- other\n", "model:\n  x: ${nowhere.to_be_found}\n", "{}\n"])
+def test_a_segmenter_yaml_without_a_usable_model_section_names_the_setting(tiny_dir, tmp_path, text):
+    """Black-box round 16b: a yaml that is a list or has an unresolved ${...} was a traceback; an
+    empty one was blamed on the checkpoint."""
+    from ml.segmenter import Segmenter
+
+    cfg = PipelineConfig.from_file(tiny_dir / "config.json")
+    broken = tmp_path / "sam2_tiny.yaml"
+    broken.write_text(text)
+    cfg.segmenter.config = str(broken)
+    with pytest.raises(ModelLoadError, match=r"segmenter.config: .* cannot be parsed"):
+        Segmenter.load(cfg.segmenter, CPU)
+
+
+def test_an_onnx_embedder_of_another_input_size_is_named(tiny_dir):
+    from ml.embedders import load_embedder
+
+    cfg = PipelineConfig.from_file(tiny_dir / "config_onnx.json")
+    size = cfg.embedder.input_size
+    cfg.embedder.input_size = size + 16
+    with pytest.raises(ConfigError, match=rf"embedder.input_size: {size + 16} but the model .* takes {size}x{size}"):
+        load_embedder(cfg.embedder, CPU)
+    cfg.embedder.input_size = size
+    cfg.embedder.layout = "NCHW"
+    with pytest.raises(ConfigError, match=r"embedder.layout: 'NCHW' but the model .* set embedder.layout to 'NHWC'"):
+        load_embedder(cfg.embedder, CPU)
+    cfg.embedder.layout = "NHWC"
+    load_embedder(cfg.embedder, CPU)
+
+
+def test_a_missing_folder_under_one_beside_the_config_is_not_a_hub_id(tiny_dir, tmp_path):
+    """Black-box round 16b: 'models/gd_missing' (with 'models' beside the config) was tried on the hub."""
+    from ml.detector import Detector
+
+    data = json.loads((tiny_dir / "config.json").read_text())
+    data["detector"]["model"] = "models/gd_missing"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    cfg = PipelineConfig.from_file(tmp_path / "config.json")
+    assert cfg.detector.model == str((tmp_path / "models" / "gd_missing").resolve())
+    with pytest.raises(ModelLoadError, match=r"detector.model: .*gd_missing' not found;"):
+        Detector.load(cfg.detector, CPU)
