@@ -48,8 +48,10 @@ def test_a_sent_training_whose_message_is_gone_is_sent_again(settings, monkeypat
         monkeypatch.setattr(outbox, "publish", lambda task, *, args, queue, kwargs=None: sent.append(
             (task.name, args, queue)) or True)
         totals = sweeper.sweep_once()
-        assert sent == [("learning.run_training", [lost.pk], queue)], sent
-        assert totals["records_sent"] == 1
+        # A live worker's own sweeper (the session's shared worker) may have sent it first (CI,
+        # stop 32): then this sweep finds it sent already. Either way only `lost` went again.
+        assert sent in ([("learning.run_training", [lost.pk], queue)], []), sent
+        assert totals["records_sent"] == len(sent)
         # Sent again now: the next sweeps leave it alone until LOST_GRACE has passed once more.
         assert TrainingRun.objects.get(pk=lost.pk).dispatched_at > long_ago
         sent.clear()
