@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from backend.core import decode_budget
 from backend.core.errors import Busy, ImageUnreadable
 from backend.core.pixels import HIGH_BIT_MODES, eight_bit
+from backend.core.unreadable import could_not_read
 
 BROWSER_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp"}
 
@@ -58,9 +59,8 @@ def png_rendition(data: bytes, name: str = "the image") -> bytes:
     except decode_budget.DecodeRefused as exc:
         raise Busy(str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways of saying "not decodable"
-        from backend.jobs.engine import unreadable_reason
-
-        raise ImageUnreadable(f"Could not read the image '{name}': {unreadable_reason(exc)}.") from None
+        said = could_not_read(name, exc)
+        raise ImageUnreadable(f"{said[0].upper()}{said[1:]}.") from None
 
 
 def _png_of(img: PILImage.Image) -> bytes:

@@ -93,25 +93,6 @@ def read_rgb(name: str) -> np.ndarray:
         return decode_rgb(fh.read())
 
 
-def unreadable_reason(exc: BaseException) -> str:
-    """Why read_rgb failed, as a job item may say it to the project's members: no path on the
-    server ("[Errno 2] … '/srv/…/var/media/projects/7/…'") and no object repr ("cannot identify
-    image file <_io.BytesIO object at 0x…>")."""
-    if isinstance(exc, FileNotFoundError):
-        return "the stored file is missing"
-    if isinstance(exc, PILImage.UnidentifiedImageError):
-        return "the stored file is not a readable image"
-    text = str(exc).lower()
-    if "truncated" in text or isinstance(exc, EOFError):
-        return "the stored file is truncated"
-    if isinstance(exc, PILImage.DecompressionBombError):
-        return "the image has too many pixels to decode"
-    if isinstance(exc, (OSError, SyntaxError, ValueError, cv2.error)):
-        # Pillow's decoders: "broken PNG file", "decoder error -2", …
-        return "the stored file is damaged or not a readable image"
-    return item_error(exc)
-
-
 def item_error(exc: BaseException) -> str:
     """An exception as a job item's error: its type and public_text; one written for people (a
     broken model version says which and what to do) as it is."""

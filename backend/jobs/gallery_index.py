@@ -13,7 +13,9 @@ from backend.gallery.versions import current_version
 from backend.learning.selectors import active_transform, transform_for
 from backend.projects.models import LabelClass, Project
 
-from .engine import read_rgb, unreadable_reason
+from backend.core.unreadable import unreadable_reason
+
+from .engine import read_rgb
 
 EMBED_BATCH = 16
 logger = logging.getLogger(__name__)

@@ -88,13 +88,14 @@ def _unless_gone(image_id: int, work):
 
 def _pixels(image):
     """The image's RGB pixels, or _Unreadable saying why as a job item says it (no path, no repr)."""
-    from .engine import read_rgb, unreadable_reason
+    from backend.core.unreadable import could_not_read
+
+    from .engine import read_rgb
 
     try:
         return read_rgb(image.file.name)
     except Exception as exc:  # any unreadable file: a plain reason, not a crash
-        raise _Unreadable(f"could not read the image '{image.original_name}': {unreadable_reason(exc)}. "
-                          "Upload it again (or delete it).") from exc
+        raise _Unreadable(f"{could_not_read(image.original_name, exc)}. Upload it again (or delete it).") from exc
 
 
 @shared_task(name=TASK_NAME, ignore_result=False)

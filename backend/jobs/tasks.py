@@ -12,6 +12,7 @@ from django.conf import settings
 from backend.annotations import selectors as annotation_selectors
 from backend.core import outbox
 from backend.core.task_retry import DB_DOWN, run_or_retry
+from backend.core.unreadable import could_not_read
 from backend.gallery.versions import pinned_version
 from backend.images.models import Image
 from backend.learning.models import ModelVersion
@@ -19,7 +20,7 @@ from backend.learning.selectors import maskrcnn_checkpoint
 
 from . import leases, services
 from .models import JobStatus
-from .engine import get_pipeline, item_error, job_matcher, read_rgb, unreadable_reason
+from .engine import get_pipeline, item_error, job_matcher, read_rgb
 from .gallery_index import classification, ensure_exemplar_embeddings, load_gallery
 
 logger = logging.getLogger("razmetka.jobs")
@@ -189,7 +190,7 @@ def _read_images(files: dict[int, tuple[str, str]], ids: list[int]) -> list[tupl
             read.append((image_id, read_rgb(file)))
         except Exception as exc:  # an unreadable image fails alone (in _annotate)
             logger.info("image %s (%s) cannot be read: %r", image_id, file, exc)  # the full story: log only
-            read.append((image_id, Unreadable(f"could not read the image {original_name!r}: {unreadable_reason(exc)}")))
+            read.append((image_id, Unreadable(could_not_read(original_name, exc))))
     return read
 
 

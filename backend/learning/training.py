@@ -71,8 +71,8 @@ def _image_files(image_ids) -> dict[int, str]:
 def _read_image(image_id: int, name: str) -> np.ndarray:
     """An approved image's pixels; one that cannot be read refuses the training naming it, as a job
     names it (the training said "UnidentifiedImageError: cannot identify image file <_io.BytesIO>")."""
+    from backend.core.unreadable import unreadable_reason
     from backend.images.models import Image
-    from backend.jobs.engine import unreadable_reason
     from ml.errors import TrainingRefused
 
     try:

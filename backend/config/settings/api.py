@@ -37,6 +37,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ loaded Swagger UI from a CDN: blank on a host without internet. Served from
+    # /static/ (drf-spectacular-sidecar) instead.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ReviewStateEnum": "backend.annotations.models.ReviewState",
         # also a pre-annotation job's status: the same five states (queued … cancelled)
