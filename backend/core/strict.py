@@ -207,16 +207,21 @@ class StrictFieldsMixin:
                 raise serializers.ValidationError(errors)
             self._refuse_long_lists(data)
             read_only = sorted(name for name in data if self.fields[name].read_only)
-            stale = "version" in data and not self._is_current_version(data["version"])
-            derived = getattr(getattr(self, "Meta", None), "echo_derived", {})
-            changed = [] if stale else [
-                name for name in read_only if not self._is_current(name, data[name])
-                and not (name in derived and _could_have_read(derived[name], data[name], self._current(name)))]
-            if changed:
-                raise serializers.ValidationError(
-                    {name: [f"`{name}` is read-only: leave it out (or send the value you read)."] for name in changed}
-                )
+            if not ("version" in data and not self._is_current_version(data["version"])):  # stale: a 409 later
+                has_instance = getattr(self, "instance", None) is not None
+                self._refuse_unread(read_only, data, lambda name: self._current(name, missing=_MISSING)
+                                    if has_instance else _MISSING)
         return super().to_internal_value(data)
+
+    def _refuse_unread(self, names, data: Mapping, shown) -> None:
+        """A 400 "read-only" for each of `names` whose value in `data` no read of the object could
+        have shown (`shown(name)`: what a read shows now; Meta.echo_derived numbers may lag it)."""
+        derived = getattr(getattr(self, "Meta", None), "echo_derived", {})
+        changed = [name for name in names if not _same(data[name], shown(name))
+                   and not (name in derived and _could_have_read(derived[name], data[name], shown(name)))]
+        if changed:
+            raise serializers.ValidationError(
+                {name: [f"`{name}` is read-only: leave it out (or send the value you read)."] for name in changed})
 
     def _without_echoes(self, data: Mapping) -> Mapping:
         """`data` less the fields of the object's read form (Meta.echo_of, rendered from
@@ -234,13 +239,7 @@ class StrictFieldsMixin:
             # Sent back from an older read: the write's version check says so (409), not a
             # "read-only" complaint about fields that moved since (black-box round 16b).
             return {name: value for name, value in data.items() if name not in echoed}
-        derived = getattr(self.Meta, "echo_derived", {})
-        shown = read.data
-        changed = [name for name in echoed if not _same(data[name], shown.get(name))
-                   and not (name in derived and _could_have_read(derived[name], data[name], shown.get(name)))]
-        if changed:
-            raise serializers.ValidationError(
-                {name: [f"`{name}` is read-only: leave it out (or send the value you read)."] for name in changed})
+        self._refuse_unread(echoed, data, read.data.get)
         return {name: value for name, value in data.items() if name not in echoed}
 
     def _refuse_long_lists(self, data: Mapping) -> None:
@@ -257,13 +256,6 @@ class StrictFieldsMixin:
         """`sent` is the object's version now (an older one: the write answers 409, not 400)."""
         instance = getattr(self, "instance", None)
         return instance is None or _same(sent, getattr(instance, "version", None))
-
-    def _is_current(self, name: str, sent) -> bool:
-        """`sent` is what a read of the object shows for this read-only field."""
-        if getattr(self, "instance", None) is None:
-            return False
-        current = self._current(name, missing=_MISSING)
-        return current is not _MISSING and _same(sent, current)
 
     def _current(self, name: str, missing=None):
         """What a read of the object shows for this field (`missing` if it cannot be rendered)."""
