@@ -11,6 +11,7 @@ from ml import batching
 from ml.config import DetectorConfig
 from ml.device import autocast
 from ml.errors import ModelLoadError, missing_path
+from ml.hub_guard import require_hub_files
 from ml.inputs import PromptTooLongError, check_image, frame_for_resize
 from ml.types import Box
 
@@ -90,6 +91,8 @@ class Detector:
         src = os.path.expanduser(cfg.model)
         if _is_local(src) and not os.path.isdir(src):
             raise ModelLoadError("detector.model", cfg.model, missing_path(src, "folder"))
+        if not _is_local(src):
+            require_hub_files("detector.model", cfg.model, src)
         try:
             processor = AutoProcessor.from_pretrained(src)
             model = AutoModelForZeroShotObjectDetection.from_pretrained(src)

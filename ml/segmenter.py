@@ -11,6 +11,7 @@ from ml.config import SegmenterConfig
 from ml.device import autocast
 from ml.embedding_cache import EmbeddingCache
 from ml.errors import ModelLoadError, missing_path
+from ml.hub_guard import require_hub_files
 from ml.masks import bbox_from_mask, mask_area
 from ml.types import MaskResult
 
@@ -36,6 +37,8 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     ckpt = checkpoint
     if ckpt and ckpt in HF_MODEL_ID_TO_FILENAMES:  # hub id -> cached download
         from huggingface_hub import hf_hub_download
+
+        require_hub_files("segmenter.checkpoint", checkpoint, ckpt, HF_MODEL_ID_TO_FILENAMES[ckpt][1])
         try:
             ckpt = hf_hub_download(repo_id=ckpt, filename=HF_MODEL_ID_TO_FILENAMES[ckpt][1])
         except Exception as e:

@@ -11,6 +11,7 @@ import numpy as np
 from ml import batching
 from ml.engines.base import Engine, EngineInfo, mask_result, timed
 from ml.errors import ModelLoadError, missing_path
+from ml.hub_guard import require_hub_files
 from ml.types import Box
 
 
@@ -33,6 +34,8 @@ class Sam3Engine(Engine):
         # A bare name is a folder (hub ids are "org/name"): see detector._is_local.
         if (src.startswith((".", "/", "~")) or "/" not in src) and not os.path.isdir(src):
             raise ModelLoadError("sam3.model", cfg.sam3.model, missing_path(src, "folder"))
+        if not os.path.isdir(src):
+            require_hub_files("sam3.model", cfg.sam3.model, src)
         try:
             processor = Sam3Processor.from_pretrained(src)
             model = Sam3Model.from_pretrained(src)
