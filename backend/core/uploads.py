@@ -162,7 +162,9 @@ def validate_image(data: bytes, *, with_thumbnail: bool = True, sha256: str | No
             # Pillow only warns between 1x and 2x the pixel limit; we refuse there too.
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as probe:
-                fmt = probe.format
+                # A JPEG with an MPF index (phones' gain-map / Ultra HDR photos, many cameras) is
+                # "MPO" to Pillow: a JPEG whose first picture is the photo, as browsers show it.
+                fmt = "JPEG" if probe.format == "MPO" else probe.format
                 if fmt not in ALLOWED_FORMATS:
                     raise UploadError(f"Unsupported image format {fmt}; allowed: JPEG, PNG, WebP, BMP, TIFF.")
                 check_shape(*probe.size)  # from the header: before any pixel is decoded

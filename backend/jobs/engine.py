@@ -115,7 +115,7 @@ _REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
 # Stored images OpenCV decodes to the same pixels as Pillow, in two thirds of the time (a 12 MP
 # JPEG: ~115 ms against ~170 ms here; Pillow's decode is followed by two full copies, convert()
 # and asarray()). Both use libjpeg-turbo and libpng; tests/backend/test_decode_rgb.py holds them equal.
-_OPENCV_FORMATS = {"JPEG", "PNG"}
+_OPENCV_FORMATS = {"JPEG", "MPO", "PNG"}  # MPO: a JPEG with more pictures after it; OpenCV reads the first
 _OPENCV_MODES = {"RGB", "L"}  # not CMYK, 16-bit grey, palettes or alpha: those go through Pillow
 _OPENCV_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # Pillow does not turn by EXIF either
 

@@ -56,3 +56,51 @@ def test_names_that_grow_when_folded_are_measured_folded(client_for):
                       {"files": [SimpleUploadedFile("g.zip", folder, content_type="application/zip")]}, format="multipart")
     assert upload.status_code in (200, 201, 400), upload.content
     assert "at most 120 characters" in upload.content.decode(), upload.content
+
+
+def _mpo_bytes() -> bytes:
+    """A 640 x 480 photo with a 160 x 120 second picture and an MPF index, as phones write."""
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    photo = PILImage.fromarray((np.random.default_rng(3).random((480, 640, 3)) * 255).astype("uint8"))
+    out = io.BytesIO()
+    photo.save(out, "MPO", save_all=True, append_images=[PILImage.new("RGB", (160, 120), (200, 0, 0))])
+    return out.getvalue()
+
+
+def test_a_jpeg_with_more_pictures_is_a_jpeg(client_for):
+    """Phones' gain-map photos and many cameras write a JPEG with an MPF index, which Pillow calls
+    MPO: uploads refused them ("Unsupported image format MPO; allowed: JPEG, …"). Stored as sent,
+    read as its first picture."""
+    import io
+
+    import numpy as np
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image as PILImage
+
+    from backend.images.models import Image
+    from backend.jobs.engine import read_rgb
+
+    from .factories import make_project, zip_bytes
+
+    data = _mpo_bytes()
+    owner = make_user("phone")
+    project = make_project(owner)
+    api = client_for(owner)
+    made = api.post(f"/api/projects/{project.pk}/images/",
+                    {"files": [SimpleUploadedFile("IMG_0001.jpg", data, content_type="image/jpeg")]}, format="multipart")
+    assert made.status_code == 201, made.content
+    image = Image.objects.get(pk=made.json()["created"][0]["id"])
+    assert (image.width, image.height) == (640, 480)
+    with image.file.open("rb") as fh:
+        assert fh.read() == data  # kept byte for byte
+    first = np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(read_rgb(image.file.name), first)
+
+    gallery = api.post(f"/api/projects/{project.pk}/gallery/", {"files": [SimpleUploadedFile(
+        "g.zip", zip_bytes({"wrench/IMG_0002.jpg": data}), content_type="application/zip")]}, format="multipart")
+    assert gallery.status_code in (200, 201), gallery.content
+    assert "MPO" not in gallery.content.decode()
