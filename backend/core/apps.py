@@ -6,6 +6,7 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self):
-        from . import account_signals
+        from . import account_signals, body_parsers
 
         account_signals.connect()
+        body_parsers.install()

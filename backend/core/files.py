@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 
 from .errors import NotFound
+from .text import printable
 
 BLOCK = 256 * 1024
 _END = object()
@@ -100,7 +101,10 @@ def content_disposition(download_name: str, *, attachment: bool = False) -> str:
     """RFC 6266: `inline|attachment; filename="<ascii>"`, plus `filename*=UTF-8''<percent-encoded>`
     (RFC 5987) when the name is not plain ASCII. The value itself is always ASCII, so Django never
     MIME-encodes the whole header (which browsers do not understand)."""
-    safe = "".join(c for c in download_name if c.isalnum() or c in "._- ")[:200] or "file"
+    # Anything drawn but path and quoting characters; NFC, so a decomposed 'été' is not cut to 'ete'.
+    # Emoji were dropped: '😀.png' downloaded as '.png' (black-box round 17).
+    safe = "".join(c for c in unicodedata.normalize("NFC", download_name)
+                   if printable(c) and c not in '";\\/')[:200].strip() or "file"
     fallback = _ascii_fallback(safe)
     value = f'{"attachment" if attachment else "inline"}; filename="{fallback}"'
     if fallback != safe:

@@ -21,6 +21,12 @@ def _ignorable(c: str) -> bool:
             or 0x180B <= o <= 0x180F or 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE)
 
 
+def printable(c: str) -> bool:
+    """str.isprintable(), also for characters newer than this Python's Unicode tables (🩷, U+1FA77,
+    is Unicode 15: 'unassigned' here, drawn by today's browsers and typed by people)."""
+    return c.isprintable() or (unicodedata.category(c) == "Cn" and not _ignorable(c))
+
+
 def one_spelling(value: str) -> str:
     """Compatibility forms folded (full-width "ｂｉｒｄ" is "bird", NFD accents composed), invisible
     characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed."""

@@ -104,3 +104,33 @@ def test_a_jpeg_with_more_pictures_is_a_jpeg(client_for):
         "g.zip", zip_bytes({"wrench/IMG_0002.jpg": data}), content_type="application/zip")]}, format="multipart")
     assert gallery.status_code in (200, 201), gallery.content
     assert "MPO" not in gallery.content.decode()
+
+
+def test_file_names_keep_characters_newer_than_pythons_tables(client_for):
+    """Django's upload parser drops what str.isprintable() calls non-printable, which on Python 3.11
+    is every Unicode 15 character: '🩷.png' and '🫨.png' were both stored as '.png', and a COCO
+    file naming '🫨.png' matched nothing. Downloads lost emoji and decomposed accents from the
+    name ('😀.png' came down as '.png', NFD 'été.png' as 'ete.png' with no filename*)."""
+    import unicodedata
+    from urllib.parse import quote
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import image_bytes, make_project
+
+    owner = make_user("emoji")
+    project = make_project(owner)
+    api = client_for(owner)
+    names = ["\U0001fa77.png", "\U0001fae8.png", "cat \U0001fa77.png", "😀.png", unicodedata.normalize("NFD", "été.png")]
+    stored = {}
+    for i, name in enumerate(names):
+        made = api.post(f"/api/projects/{project.pk}/images/", {"files": [SimpleUploadedFile(
+            name, image_bytes(color=(i * 40, 9, 9)), content_type="image/png")]}, format="multipart")
+        assert made.status_code == 201, made.content
+        stored[name] = made.json()["created"][0]
+    assert [stored[n]["original_name"] for n in names[:4]] == names[:4]
+    for name in ("😀.png", names[4]):
+        got = api.get(f"/api/projects/{project.pk}/images/{stored[name]['id']}/file/")
+        assert got.status_code == 200
+        nfc = unicodedata.normalize("NFC", name)
+        assert f"filename*=UTF-8''{quote(nfc, safe='')}" in got["Content-Disposition"], got["Content-Disposition"]
