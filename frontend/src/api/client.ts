@@ -84,6 +84,13 @@ export function signedInAgain() {
   signedInSubs.forEach((fn) => fn());
 }
 
+const refusedSubs = new Set<(project: number) => void>();
+/** A project's route refused the user's role (403): their role may have changed meanwhile. */
+export function onRoleRefused(fn: (project: number) => void): () => void {
+  refusedSubs.add(fn);
+  return () => void refusedSubs.delete(fn);
+}
+
 export async function api<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
@@ -110,6 +117,10 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   }
   if (!res.ok) {
     if (res.status === 401 || (res.status === 403 && data?.code === "not_authenticated")) onUnauthorized();
+    else if (res.status === 403) {
+      const project = /\/projects\/(\d+)\//.exec(path);
+      if (project) refusedSubs.forEach((fn) => fn(Number(project[1])));
+    }
     throw new ApiError(res.status, data, errorText(data, res.status));
   }
   return data as T;

@@ -82,7 +82,10 @@ export function MembersPage({ ctx }: { ctx: ProjectCtx }) {
       if (self) ctx.setProject({ ...ctx.project, my_role: updated.role });
     } catch (err: any) {
       if (changedMeanwhile(err)) notify(`${m.username}'s role was changed by someone else meanwhile: the list shows it as it is now. Choose again if you still want to.`, "warn");
-      else notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
+      else if (err instanceof ApiError && err.status === 404) {
+        // Removed (and maybe added again) by another admin meanwhile: said "Membership not found."
+        notify(`${m.username} was removed by another admin meanwhile: the list shows the members as they are now. Choose again if you still want to.`, "warn");
+      } else notify(`Couldn't change ${m.username}'s role: ${err.message}`, "error");
       load();
     }
   };

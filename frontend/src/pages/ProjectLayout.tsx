@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ApiError, get, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
+import { ApiError, get, onRoleRefused, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
 import { checkProjectAccess, lostAccessMessage, onLostAccess, PROJECT_NOT_FOUND, type LostAccess } from "../api/access";
 import { subscribe } from "../api/live";
 import { currentNotes, dismiss, notify, subscribeNotes } from "../notify";
@@ -112,6 +112,13 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   }, [projectId, reloadClasses]);
   // Removed from the project, or it was deleted, while a page of it is open: say so, offer the
   // list. A deletion's "by whom" is kept when the generic notice (the socket's close) follows it.
+  // A write refused for the role: another admin changed it. The tabs and pages follow the role as
+  // it is now (a demoted admin kept the admin pages, each click a 403, until a reload).
+  useEffect(() => onRoleRefused((p) => {
+    if (p !== projectId) return;
+    get<Project>(`${P(projectId)}/`).then((fresh) => setProject((old) => (old && old.my_role === fresh.my_role ? old : fresh)))
+      .catch(() => undefined); // a lost project is told by checkProjectAccess
+  }), [projectId]);
   useEffect(() => onLostAccess((p, how) => {
     if (p === projectId) setLost((prev) => (prev && prev.deletedBy !== undefined ? prev : how));
   }), [projectId]);

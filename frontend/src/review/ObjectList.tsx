@@ -107,6 +107,9 @@ function ClassPicker(props: { a: Annotation; classes: LabelClass[]; onClass: (id
     <select aria-label="class of the object" disabled={props.disabled} data-testid={`class-picker-${props.a.id}`} value={stepped ?? current ?? ""}
       onClick={(e) => e.stopPropagation()}
       onKeyDown={(e) => {
+        // F6 moves on to the next region, and Esc with nothing to take back leaves the select: the
+        // workspace's keys (both were swallowed here, black-box round 17). Leaving saves a step.
+        if (e.key === "F6" || (e.key === "Escape" && stepped === null)) return;
         e.stopPropagation();
         if (e.key === "Escape" && stepped !== null) {
           // Esc takes back a keyboard step not saved yet: it stayed shown over the saved class.

@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
 import { ApiError, P, post, type Annotation, type ImageDetail } from "../api/client";
-import { notify } from "../notify";
+import { dismiss, notify } from "../notify";
 import { navigate } from "../router";
 import { dropBundle } from "./bundle";
 import { markSkipped, nextImageId, queueFilters } from "./queue";
@@ -68,6 +68,24 @@ export function useReviewNavigation(opts: {
   const trail = useRef<number[]>([]);
   const shown = useRef<number | null>(null);
   const goingBack = useRef<{ id: number; rest: number[] } | null>(null);
+  // An accept-all that failed and may still succeed: its message, and the image it was for.
+  const failedAccept = useRef<{ note: number; imageId: number } | null>(null);
+  const latestAccept = useRef<() => Promise<void>>(async () => {});
+  useEffect(() => {
+    const back = () => {
+      const failed = failedAccept.current;
+      if (failed && failed.imageId === openImage.current) void latestAccept.current();
+    };
+    window.addEventListener("online", back);
+    return () => window.removeEventListener("online", back);
+  }, []);
+  useEffect(() => {
+    // Another image opened: the failed accept was for the one left.
+    if (failedAccept.current && failedAccept.current.imageId !== imageId) {
+      dismiss(failedAccept.current.note);
+      failedAccept.current = null;
+    }
+  }, [imageId]);
   useEffect(() => {
     const back = goingBack.current?.id === imageId ? goingBack.current : null;
     goingBack.current = null;
@@ -144,6 +162,8 @@ export function useReviewNavigation(opts: {
     }
     accepting.current = true;
     setBusy(true);
+    if (failedAccept.current) dismiss(failedAccept.current.note);
+    failedAccept.current = null;
     try {
       // What this screen shows: an object changed or added since then refuses the accept (409).
       // With no objects it marks the image done (reviewed: nothing to label); it stayed
@@ -178,7 +198,11 @@ export function useReviewNavigation(opts: {
         notify(`${IMAGE_GONE_MESSAGE} Opened the next image.`, "warn");
         await nextImage();
       } else if (retryable(e)) {
-        notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost; try again.`, "error");
+        // Offline or a server hiccup: Retry on the message, and sent again by itself once the
+        // connection is back (black-box round 17: the accept was the one write with neither).
+        const note = notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost; try again.`, "error",
+          { label: "Retry", run: () => void latestAccept.current() });
+        failedAccept.current = { note, imageId };
       } else notify(`Couldn't accept this image: ${sentence(e.message)}`, "error");
     } finally {
       accepting.current = false;
@@ -186,5 +210,6 @@ export function useReviewNavigation(opts: {
     }
   };
 
+  latestAccept.current = acceptAllAndNext;
   return { busy, skip, previous, toQueue, acceptAllAndNext };
 }
