@@ -115,3 +115,21 @@ class AnnotationEvent(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(source__in=ChangeSource.values), name="event_valid_source"),
         ]
+
+
+class CreateKey(models.Model):
+    """An object created with an Idempotency-Key header: the same create sent again (a retry after
+    an answer lost on the way back) answers this object instead of making a second one. Kept
+    KEY_DAYS days (services.create_annotation prunes a user's older keys)."""
+
+    KEY_DAYS = 7
+    MAX_LENGTH = 100
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=MAX_LENGTH)
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="createkey_unique_per_user")]
+        indexes = [models.Index(fields=["user", "created_at"])]

@@ -6,9 +6,12 @@ overridden claim), and only reviewers approve: an annotator's edit leaves the ch
 pending review; a reviewer's or admin's edit is their decision and is accepted."""
 from __future__ import annotations
 
-from django.db import transaction
+from datetime import timedelta
 
-from backend.core.errors import DomainError, NotFound, PermissionDenied, VersionConflict
+from django.db import transaction
+from django.utils import timezone
+
+from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, VersionConflict
 from backend.core.locking import check_version
 from backend.core.masks import canonical_rle, mask_geometry, normalize_mask
 from backend.gallery import learning
@@ -20,7 +23,7 @@ from backend.projects.models import LabelClass, Membership, Project
 
 from . import proposals
 from .changes import PROVENANCE, Create, Delete, Update, apply_changes
-from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ChangeSource, ReviewState, Source
+from .models import MAX_OBJECTS_PER_IMAGE, Annotation, AnnotationEvent, ChangeSource, CreateKey, ReviewState, Source
 from .status import refresh_statuses
 
 UNSET = object()
@@ -84,14 +87,25 @@ def _commit(annotation: Annotation, fields: dict, *, user, action: str, claim_ov
 @transaction.atomic
 def create_annotation(
     *, project: Project, image_id: int, user, class_id: int | None, mask_rle: dict | None = None,
-    polygons: list | None = None, force: bool = False, proposal: str | None = None,
+    polygons: list | None = None, force: bool = False, proposal: str | None = None, key: str | None = None,
 ) -> Annotation:
     """A person's new object starts pending review, whoever drew it: a reviewer accepts it like
     any other. `proposal`: a segment answer's token; its server-kept evidence for exactly this
-    mask (candidates, and the scores if the proposed class was kept) goes on the object."""
+    mask (candidates, and the scores if the proposed class was kept) goes on the object.
+    `key`: the request's Idempotency-Key; a create sent again with it answers the object the first
+    one made, as it is now, with `replayed` set on it (two copies were made, black-box round 17)."""
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
     if image is None:
         raise DomainError(f"Image {image_id} does not exist in this project.")
+    if key is not None:
+        # Under the image's lock: the same create sent twice at once waits here for the first.
+        earlier = _created_with(user, key)
+        if earlier is not None:
+            if earlier.image_id != image.pk or earlier.project_id != project.pk:
+                raise Conflict("This Idempotency-Key was already used for an object on another image: "
+                                      "send a new key with each new object.")
+            earlier.replayed = True
+            return earlier
     override = _may_write(image, user=user, caps=_capabilities(project, user), force=force)
     if Annotation.objects.filter(image_id=image.pk).count() >= MAX_OBJECTS_PER_IMAGE:  # the image row is locked
         raise DomainError(f"Image {image.pk} already has {MAX_OBJECTS_PER_IMAGE} objects, the most one image holds: "
@@ -107,7 +121,16 @@ def create_annotation(
         project_id=project.pk, changes=[Create(image.pk, fields)], actor=user, source=ChangeSource.HUMAN,
         claim_override=override,
     )
-    return applied.created[0]
+    created = applied.created[0]
+    if key is not None:
+        CreateKey.objects.filter(user=user, created_at__lt=timezone.now() - timedelta(days=CreateKey.KEY_DAYS)).delete()
+        CreateKey.objects.create(user=user, key=key, annotation=created)
+    return created
+
+
+def _created_with(user, key: str) -> Annotation | None:
+    return (Annotation.objects.select_related("label_class")
+            .filter(pk__in=CreateKey.objects.filter(user=user, key=key).values("annotation_id")).first())
 
 
 def _edited(caps: frozenset[Capability]) -> str:

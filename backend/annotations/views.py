@@ -2,6 +2,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -15,7 +16,7 @@ from backend.images.serializers import ImageSerializer
 from backend.projects.access import Capability, ProjectScopedMixin
 
 from . import selectors, services
-from .models import Annotation
+from .models import Annotation, CreateKey
 from .serializers import (
     AcceptAllSerializer,
     AnnotationCreateSerializer,
@@ -31,6 +32,23 @@ from .serializers import (
 FORCE = OpenApiParameter(
     "force", bool, description="1: a project admin writes through another person's claim (audited); otherwise such a write is a 409",
 )
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, location=OpenApiParameter.HEADER,
+    description="Any unique text (a UUID) per new object: the same create sent again with it (a retry after a "
+                "lost answer) answers 200 with the object the first one made, instead of making a second one",
+)
+
+
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= CreateKey.MAX_LENGTH or not all("!" <= c <= "~" for c in key):
+        raise ValidationError({"Idempotency-Key": [f"Send 1 to {CreateKey.MAX_LENGTH} printable ASCII characters "
+                                                   "without spaces (a UUID), or leave the header out."]})
+    return key
 
 
 class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
@@ -55,15 +73,20 @@ class AnnotationViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             raise NotFound("Annotation not found.")
         return Response(AnnotationSerializer(annotation).data)
 
-    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer}, parameters=[FORCE])
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer, 200: AnnotationSerializer},
+                   parameters=[FORCE, IDEMPOTENCY_KEY])
     def create(self, request, project_pk=None):
+        key = idempotency_key(request)
         serializer = AnnotationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         annotation = services.create_annotation(
             project=self.project, image_id=data["image"], user=request.user, class_id=data["label_class"],
             mask_rle=data["mask_rle"], polygons=data["polygons"], force=force_from(request), proposal=data["proposal"],
+            key=key,
         )
+        if getattr(annotation, "replayed", False):
+            return Response(AnnotationSerializer(annotation).data, status=200, headers={"Idempotent-Replayed": "true"})
         return Response(AnnotationSerializer(annotation).data, status=201)
 
     @extend_schema(request=AnnotationUpdateSerializer, responses=AnnotationSerializer, parameters=[FORCE])

@@ -134,3 +134,40 @@ def test_file_names_keep_characters_newer_than_pythons_tables(client_for):
         assert got.status_code == 200
         nfc = unicodedata.normalize("NFC", name)
         assert f"filename*=UTF-8''{quote(nfc, safe='')}" in got["Content-Disposition"], got["Content-Disposition"]
+
+
+def test_a_create_sent_again_with_its_idempotency_key_makes_one_object(client_for):
+    """The same POST /annotations/ sent twice (a retry after the answer was lost) made two
+    identical objects: with an Idempotency-Key the second answers the first's object (200)."""
+    from backend.annotations.models import Annotation
+
+    from .factories import make_class, make_image, make_project
+
+    owner = make_user("retrier")
+    project = make_project(owner)
+    image, other = make_image(project, seed=1), make_image(project, seed=2)
+    tool = make_class(project, "tool")
+    api = client_for(owner)
+    body = {"image": image.pk, "label_class": tool.pk, "polygons": [[2, 2, 20, 2, 20, 20, 2, 20]]}
+    url = f"/api/projects/{project.pk}/annotations/"
+    first = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    again = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    assert (first.status_code, again.status_code) == (201, 200), again.content
+    assert again.json()["id"] == first.json()["id"] and again["Idempotent-Replayed"] == "true"
+    assert Annotation.objects.filter(image=image).count() == 1
+    fresh = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-b")
+    assert fresh.status_code == 201 and Annotation.objects.filter(image=image).count() == 2
+    plain = api.post(url, body, format="json")  # no key: a create each time, as before
+    assert plain.status_code == 201 and Annotation.objects.filter(image=image).count() == 3
+
+    elsewhere = api.post(url, {**body, "image": other.pk}, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    assert elsewhere.status_code == 409 and "another image" in elsewhere.json()["detail"], elsewhere.content
+    teammate = make_user("teammate")
+    from .factories import add_member
+
+    add_member(project, teammate, "annotator")
+    theirs = client_for(teammate).post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]  # keys are per person
+    for bad in ("", "a b", "x" * 101, "ключ"):
+        refused = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=bad)
+        assert refused.status_code == 400 and "Idempotency-Key" in refused.json(), (bad, refused.content)

@@ -99,3 +99,44 @@ def test_a_demoted_admin_loses_the_admin_pages_at_the_first_refusal(page, login_
     page.get_by_label("role of ann1").select_option("reviewer")
     expect(bar.get_by_text("Settings")).to_have_count(0)
     expect(page.get_by_test_id("forbidden")).to_be_visible()
+
+
+def test_a_polygon_whose_answer_was_lost_is_sent_again_as_one_object(page, login_as):
+    """The server made the object but the answer never arrived: the outline was gone, and drawing
+    it again made a second object. It stays drawn; Enter sends it again with the same
+    Idempotency-Key, and the server answers the object it already made."""
+    from backend.annotations.models import Annotation
+
+    from .test_workspace_journeys import to_screen
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Lost answer")
+    image = make_image(proj, width=400, height=300, seed=23)
+    add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    lost = []
+
+    def lose_the_answer(route):
+        if route.request.method == "POST" and not lost:
+            route.fetch()  # the server makes the object...
+            lost.append(route.request.headers.get("idempotency-key"))
+            return route.abort()  # ...and the answer is lost on the way back
+        return route.continue_()
+
+    page.route("**/annotations/", lose_the_answer)
+    page.keyboard.press("l")
+    for x, y in ((200, 60), (360, 60), (360, 260)):
+        page.mouse.click(*to_screen(page, image, x, y))
+    page.keyboard.press("Enter")
+    until(page, lambda: lost and Annotation.objects.filter(image=image).count() == 2, what="the object made, its answer lost")
+    from .steps import toasts
+
+    from playwright.sync_api import expect
+
+    expect(toasts(page).filter(has_text="It is still drawn")).to_have_count(1)
+    page.keyboard.press("Enter")
+    until(page, lambda: page.locator("[data-testid^=object-]").count() == 2, what="the object listed")
+    assert Annotation.objects.filter(image=image).count() == 2 and lost[0]

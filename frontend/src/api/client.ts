@@ -91,8 +91,8 @@ export function onRoleRefused(fn: (project: number) => void): () => void {
   return () => void refusedSubs.delete(fn);
 }
 
-export async function api<T = any>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+export async function api<T = any>(method: string, path: string, body?: unknown, { headers: extra, ...init }: RequestInit = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", ...(extra as Record<string, string> | undefined) };
   if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
   let res: Response;
@@ -128,6 +128,11 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
 
 export const get = <T = any>(path: string, init?: RequestInit) => api<T>("GET", path, undefined, init);
 export const post = <T = any>(path: string, body?: unknown) => api<T>("POST", path, body ?? {});
+/** A create that may be sent again (a retry after a lost answer): the same `key` makes one object. */
+export const postOnce = <T = any>(path: string, body: unknown, key: string) =>
+  api<T>("POST", path, body, { headers: { "Idempotency-Key": key } });
+/** A fresh Idempotency-Key (crypto.randomUUID needs https; this works on a plain-http LAN address too). */
+export const newKey = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
 export const patch = <T = any>(path: string, body: unknown) => api<T>("PATCH", path, body);
 export const del = <T = any>(path: string) => api<T>("DELETE", path);
 

@@ -2529,7 +2529,10 @@ export interface operations {
                 /** @description 1: a project admin writes through another person's claim (audited); otherwise such a write is a 409 */
                 force?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description Any unique text (a UUID) per new object: the same create sent again with it (a retry after a lost answer) answers 200 with the object the first one made, instead of making a second one */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 project_pk: number;
             };
@@ -2541,6 +2544,14 @@ export interface operations {
             };
         };
         responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Annotation"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;

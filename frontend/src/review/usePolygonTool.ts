@@ -6,7 +6,8 @@
  * Alt+click deletes one; the mask is re-rasterized keeping its holes and other parts.
  */
 import { useEffect, useRef } from "react";
-import { ApiError, P, post, type Annotation, type ImageDetail } from "../api/client";
+import { retryable } from "../api/access";
+import { ApiError, newKey, P, postOnce, type Annotation, type ImageDetail } from "../api/client";
 import { decode, fillPolygon, nearestVertex, outerContour, replaceOutline, type Pt } from "../canvas";
 import { notify } from "../notify";
 import { claimMessage, claimRefusal } from "./rules";
@@ -29,6 +30,9 @@ export function usePolygonTool(opts: {
   const baseRef = useRef<Pt[] | null>(null);
   const dragVertex = useRef<number>(-1);
   const modeRef = useRef<"new" | "hole" | "add">("new");
+  // The new object's Idempotency-Key, kept with its outline: sent again (Enter after a failure),
+  // the server answers the object the first try made if that one did arrive.
+  const createKey = useRef<{ pts: Pt[]; key: string } | null>(null);
 
   // The selected object's outline, traced again whenever its mask changes.
   useEffect(() => {
@@ -117,9 +121,12 @@ export function usePolygonTool(opts: {
       await editor.applyMask(sel, mask);
       return;
     }
+    if (createKey.current?.pts !== pts) createKey.current = { pts, key: newKey() };
     try {
-      const created = await post<Annotation>(`${P(pid)}/annotations/`, { image: imageId, label_class: null, polygons: [pts.flat().map((v) => Math.round(v * 10) / 10)] });
-      updateAnns((list) => [...list, created]);
+      const created = await postOnce<Annotation>(`${P(pid)}/annotations/`,
+        { image: imageId, label_class: null, polygons: [pts.flat().map((v) => Math.round(v * 10) / 10)] }, createKey.current.key);
+      createKey.current = null;
+      updateAnns((list) => [...list.filter((a) => a.id !== created.id), created]);
       setSelId(created.id);
       writes.history.current.record({ t: "delete", id: created.id });
       notify("New object from the polygon — give it a class (/ to search).");
@@ -128,6 +135,11 @@ export function usePolygonTool(opts: {
       if (refused) {
         setClaim({ state: "other", by: refused.by });
         notify(claimMessage(refused, "the new object"), "error");
+      } else if (retryable(e) && !polyRef.current.draft && tool === "polygon") {
+        // The outline was dropped with the failure: it stays drawn, and Enter sends it again.
+        polyRef.current.draft = pts;
+        requestDraw();
+        notify(`Couldn't save the polygon: ${e instanceof ApiError ? e.message : String(e)} It is still drawn: press Enter to send it again.`, "error");
       } else notify(`Couldn't save the polygon: ${e instanceof ApiError ? e.message : String(e)}`, "error");
     }
   };
