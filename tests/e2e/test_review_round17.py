@@ -140,3 +140,27 @@ def test_a_polygon_whose_answer_was_lost_is_sent_again_as_one_object(page, login
     page.keyboard.press("Enter")
     until(page, lambda: page.locator("[data-testid^=object-]").count() == 2, what="the object listed")
     assert Annotation.objects.filter(image=image).count() == 2 and lost[0]
+
+
+def test_two_copies_picked_together_say_so(page, login_as, celery_worker):
+    """A file and its copy picked in one go: the one that lost the race read "already in the
+    project (already image #1)", though the project had no images before this upload."""
+    from playwright.sync_api import expect
+
+    from backend.images.models import Image
+    from tests.backend.factories import image_bytes
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Copies")
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/upload")
+    same = image_bytes(40, 30, (9, 99, 199))
+    page.set_input_files("input[name=files]", files=[
+        {"name": "shape.png", "mimeType": "image/png", "buffer": same},
+        {"name": "shape copy.png", "mimeType": "image/png", "buffer": same},
+    ])
+    duplicate = page.get_by_test_id("upload-duplicate")
+    expect(duplicate).to_have_count(1, timeout=30_000)
+    expect(duplicate).to_contain_text(" in this upload")
+    expect(page.get_by_text("already in the project")).to_have_count(0)
+    assert Image.objects.filter(project=proj).count() == 1

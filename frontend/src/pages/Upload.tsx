@@ -15,6 +15,14 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /** Every image in it was already in the project. */
 const allKnown = (r?: UploadResult) => !!r && r.created.length === 0 && r.errors.length === 0 && r.duplicates.length > 0;
 
+/** The name of another file of this list that stored the image `it` was a duplicate of: two copies
+ * picked together read "already in the project" for the one that lost the race. */
+function twinIn(rows: { id: number | string; name: string; result?: UploadResult }[], it: { id: number | string; result?: UploadResult }): string | null {
+  const dup = it.result?.duplicates.length === 1 ? it.result.duplicates[0].existing_id : null;
+  if (dup === null || dup === undefined) return null;
+  return rows.find((o) => o.id !== it.id && o.result?.created.includes(dup))?.name ?? null;
+}
+
 const LABEL: Record<Phase, string> = {
   waiting: "waiting", hashing: "preparing", sending: "", reconnecting: "reconnecting…", processing: "processing…", done: "uploaded", failed: "failed", cancelled: "cancelled",
 };
@@ -112,7 +120,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <span className="small nowrap" data-testid="upload-state">
                 {it.phase === "sending" ? `${Math.floor((it.sent / Math.max(it.size, 1)) * 100)}%`
                   : it.phase === "done" && isEmpty(it.result) ? "nothing added"
-                  : it.phase === "done" && allKnown(it.result) ? "already in the project" : LABEL[it.phase]}
+                  : it.phase === "done" && allKnown(it.result) ? (twinIn(rows, it) ? "a copy of another file here" : "already in the project") : LABEL[it.phase]}
               </span>
               {isCancellable(it) && (
                 <button type="button" className="small" aria-label={`Cancel ${it.name}`} title={`Stop uploading ${it.name}`}
@@ -141,7 +149,9 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
                 {it.result.created.length > 0 && <span data-testid="upload-created">{it.result.created.length} added</span>}
                 {it.result.duplicates.length > 0 && (
                   <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{plural(it.result.duplicates.length, "duplicate")} skipped
-                    {it.result.duplicates.length === 1 && ` (already image #${it.result.duplicates[0].existing_id})`}</span>
+                    {it.result.duplicates.length === 1 && (twinIn(rows, it)
+                      ? ` (the same file as ${twinIn(rows, it)} in this upload: image #${it.result.duplicates[0].existing_id})`
+                      : ` (already image #${it.result.duplicates[0].existing_id})`)}</span>
                 )}
                 {it.result.errors.length > 0 && (
                   <ul className="errors" data-testid="upload-errors">
