@@ -8,7 +8,7 @@ from django.db import transaction
 
 from backend.core import events
 from backend.core.errors import NotFound, VersionConflict
-from backend.core.files import create_with_file, store_file
+from backend.core.files import create_with_file, read_stored, store_file
 from backend.core.uploads import THUMBNAIL_EXTENSION, image_file_name, iter_upload_items, thumbnail_from_stored
 from backend.projects.models import Project
 
@@ -125,7 +125,7 @@ def _delete_locked(project: Project, images: list[Image], user) -> None:
     from backend.jobs.services import forget_deleted_images
 
     ids = [im.pk for im in images]
-    names = [n for im in images for n in (im.file.name, im.thumbnail) if n]
+    names = [n for im in images for n in (im.file.name, im.thumbnail, im.rendition) if n]
     jobs = set(PrelabelJobImage.objects.filter(image_id__in=ids).values_list("job_id", flat=True))
     Image.objects.filter(pk__in=ids).delete()
     forget_deleted_images(jobs)  # a job whose images all went must not stay "running"
@@ -157,6 +157,23 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None, forc
     _refuse_held(images, user=user, force=force)
     _delete_locked(project, images, user)
     return ids
+
+
+def ensure_rendition(image: Image) -> str:
+    """The stored name of the image's display PNG (display.png_rendition), made now if it has none.
+    Two requests racing: the first stored name wins and the loser's file is deleted (as thumbnails)."""
+    from . import display
+
+    if image.rendition:
+        return image.rendition
+    data = display.png_rendition(read_stored(image.file.name), image.original_name)
+    name = store_file(f"projects/{image.project_id}/renditions", "png", data)
+    if Image.objects.filter(pk=image.pk, rendition="").update(rendition=name):
+        image.rendition = name
+        return name
+    default_storage.delete(name)
+    image.rendition = Image.objects.values_list("rendition", flat=True).get(pk=image.pk)
+    return image.rendition
 
 
 def ensure_thumbnail(image: Image) -> str:

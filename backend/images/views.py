@@ -10,7 +10,7 @@ from django.db import transaction
 from django.http import HttpResponseNotModified
 
 from backend.core.errors import DomainError
-from backend.core.files import private_bytes_response, private_file_response, read_stored
+from backend.core.files import private_file_response, read_stored
 from backend.core.filters import only_params
 from backend.core.params import flag_from, force_from, int_or_404
 from backend.core.strict import empty_body
@@ -93,8 +93,7 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
             head = read_stored(image.file.name, display.HEAD_BYTES) if image.content_type in ("image/png", "image/webp") else b""
             if display.needs_rendition(image.content_type, head):
                 stem = name.rsplit(".", 1)[0] or name  # 'x.png' as 'x.png', not 'x.png.png'
-                return private_bytes_response(display.png_rendition(read_stored(image.file.name), image.original_name),
-                                              "image/png", f"{stem}.png")
+                return private_file_response(services.ensure_rendition(image), "image/png", f"{stem}.png")
         return private_file_response(image.file.name, image.content_type, name)
 
 

@@ -68,7 +68,7 @@ def _stored_files(project_id: int) -> list[str]:
     from backend.learning.models import ModelVersion
 
     names: list[str] = []
-    for model, fields in ((Image, ("file", "thumbnail")), (GalleryImage, ("file",)), (ExportJob, ("result_file",)),
+    for model, fields in ((Image, ("file", "thumbnail", "rendition")), (GalleryImage, ("file",)), (ExportJob, ("result_file",)),
                           (ImportJob, ("upload_file",)), (UploadSession, ("stored_name",)), (ModelVersion, ("file",))):
         for row in model.objects.filter(project_id=project_id).values_list(*fields):
             names.extend(n for n in row if n)

@@ -25,9 +25,13 @@ def test_deleting_a_project_deletes_its_files_and_no_other_projects(celery_worke
         make_image(project, seed=seed)
     kept = make_image(other, seed=3)
     upload_exemplars(project=project, user=owner, files=[SimpleUploadedFile("h.png", synthetic_png(7))], class_id=hammer.pk)
-    names = [n for row in Image.objects.filter(project=project).values_list("file", "thumbnail") for n in row if n]
+    from backend.images.services import ensure_rendition
+
+    ensure_rendition(Image.objects.filter(project=project).first())  # the display PNG a TIFF is shown by
+    names = [n for row in Image.objects.filter(project=project).values_list("file", "thumbnail", "rendition")
+             for n in row if n]
     names += list(GalleryImage.objects.filter(project=project).values_list("file", flat=True))
-    assert len(names) == 5 and all(default_storage.exists(n) for n in names)
+    assert len(names) == 6 and all(default_storage.exists(n) for n in names)
     project.refresh_from_db()
     response = client_for(owner).delete(f"/api/projects/{project.pk}/?version={project.version}")
     assert response.status_code == 204, response.content
