@@ -8,13 +8,13 @@ whole budget is refused. Per process: web processes and worker children each hol
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 from contextlib import contextmanager
 
 from django.conf import settings
 from PIL import Image as PILImage
+
+from .memory import give_back
 
 # Bytes per pixel of the full-size copies the thumbnail or a rendition makes of a mode
 # (uploads._reducible, display.png_rendition): 16-bit grey becomes 32-bit "I"; a palette with
@@ -25,8 +25,6 @@ _WIDENED = {"P": 7, "PA": 7, "I;16": 4, "I;16B": 4, "I;16L": 4, "I;16N": 4}
 
 # glibc keeps some of what a big decode freed in its thread's arena; a trim after each hands it
 # back before the next one starts (8 palette bombs: peak 1,206 MB without, 1,094 MB with).
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-_trim = getattr(_libc, "malloc_trim", None)
 TRIM_FROM = 64 * 2**20
 
 
@@ -62,8 +60,8 @@ class _Budget:
         try:
             yield
         finally:
-            if _trim is not None and cost >= TRIM_FROM:
-                _trim(0)
+            if cost >= TRIM_FROM:
+                give_back()
             with self._free:
                 self._used -= cost
                 self._free.notify_all()

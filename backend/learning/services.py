@@ -114,10 +114,10 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
 
 HEAD_PARAMS = {"epochs": (1, 5000), "hidden": (4, 4096), "holdout": (0.05, 0.5), "seed": (0, 2**31)}
 MASKRCNN_PARAMS = {"steps": (1, 100000), "holdout": (0.05, 0.5), "seed": (0, 2**31), "batch_size": (1, 16),
-                   "min_size": (32, 2048), "max_size": (32, 4096), "rois_per_image": (8, 1024), "arch": ("resnet50_fpn", "tiny")}
+                   "min_size": (32, 2048), "max_size": (32, 4096), "rois_per_image": (8, 1024), "lr": (1e-6, 0.1), "arch": ("resnet50_fpn", "tiny")}
 
 MASKRCNN_SIZE_DEFAULTS = (800, 1333)  # ml.training.maskrcnn.MaskRCNNTrainingConfig's min_size, max_size
-FRACTIONAL_PARAMS = {"holdout"}  # every other numeric setting is a whole number
+FRACTIONAL_PARAMS = {"holdout", "lr"}  # every other numeric setting is a whole number
 
 
 def _params(kind: str, given: dict) -> dict:

@@ -161,7 +161,7 @@ def train_maskrcnn_run(run: TrainingRun) -> None:
     class_ids = {name: int(pk) for pk, name in data.class_names(run.project_id).items()}
     samples = maskrcnn_samples(run.project_id)
     services.check_live(run)
-    keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image")
+    keys = ("steps", "holdout", "seed", "batch_size", "arch", "min_size", "max_size", "rois_per_image", "lr")
     cfg = MaskRCNNTrainingConfig(**{k: v for k, v in run.params.items() if k in keys},
                                  time_budget_s=settings.CELERY_TASK_SOFT_TIME_LIMIT)
     tmp = Path(tempfile.mkdtemp(prefix="razmetka-maskrcnn-"))

@@ -171,3 +171,57 @@ def test_a_create_sent_again_with_its_idempotency_key_makes_one_object(client_fo
     for bad in ("", "a b", "x" * 101, "ключ"):
         refused = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=bad)
         assert refused.status_code == 400 and "Idempotency-Key" in refused.json(), (bad, refused.content)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_fails_after_a_database_restart_is_failed_not_sent_again(monkeypatch):
+    """A Mask R-CNN training met a 1 s PostgreSQL restart, trained on, then diverged: the failure's
+    first query on the broken connection raised OperationalError, and the whole training was sent
+    again from step 0 (4 more minutes of a shared worker, black-box round 17 J1). The verdict waits
+    for the database instead."""
+    import psycopg
+    from django.db import connection
+
+    from backend.core import task_retry
+    from backend.learning import tasks
+    from backend.learning.models import TrainingRun
+
+    from .factories import make_project
+
+    monkeypatch.setattr(task_retry, "RETRY_AFTER_S", 0.2)
+    owner = make_user("diverged")
+    run = TrainingRun.objects.create(project=make_project(owner), kind="maskrcnn", created_by=owner, state="queued")
+
+    def work(run):
+        pid = connection.cursor().connection.info.backend_pid
+        params = connection.get_connection_params()
+        with psycopg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")},
+                             autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])  # what a restart does to it
+        raise ValueError("training diverged at step 8 (loss nan)")
+
+    tasks._guarded(run, work)
+    run.refresh_from_db()
+    assert run.state == "failed" and "diverged at step 8" in run.error, (run.state, run.error)
+
+
+def test_a_maskrcnn_training_takes_a_learning_rate(client_for, settings, tiny_models_config):
+    """Its NaN failure said "lower the learning rate" while `lr` was an unknown setting (400)."""
+    from backend.annotations.models import ReviewState
+
+    from .factories import make_class, make_image, make_model_annotation, make_project
+
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    owner = make_user("trainer")
+    project = make_project(owner)
+    for seed, name in ((1, "cat"), (2, "dog"), (3, "cat")):
+        label = project.classes.filter(name=name).first() or make_class(project, name)
+        ann = make_model_annotation(make_image(project, width=96, height=72, seed=seed), label)
+        type(ann).objects.filter(pk=ann.pk).update(class_review=ReviewState.ACCEPTED, mask_review=ReviewState.ACCEPTED)
+    url = f"/api/projects/{project.pk}/trainings/"
+    for bad in (0, 0.5, "0.001", True):
+        refused = client_for(owner).post(url, {"kind": "maskrcnn", "params": {"lr": bad}}, format="json")
+        assert refused.status_code == 400 and "lr must be a number" in refused.json()["detail"], (bad, refused.content)
+    made = client_for(owner).post(url, {"kind": "maskrcnn", "params": {"lr": 0.0005, "steps": 3}}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["params"]["lr"] == 0.0005
