@@ -155,7 +155,7 @@ class PipelineConfig:
                 from omegaconf import OmegaConf  # yaml without adding a dependency (sam2 needs it)
                 data = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
             else:
-                data = json.loads(text)
+                data = json.loads(text, object_pairs_hook=_no_repeats)
         except OSError:
             raise
         except Exception as exc:  # a bare JSONDecodeError did not say which file was broken
@@ -191,6 +191,17 @@ class PipelineConfig:
                 # hub id (tried on the hub for minutes offline, black-box round 16b): its full path
                 # is what the loader then says is not found.
                 setattr(obj, attr, str((base / val).resolve()))
+
+
+def _no_repeats(pairs: list) -> dict:
+    """A JSON object whose keys are all different: a repeated one silently kept its last value
+    ('"device": "cpu" … "device": "cuda"'), where a yaml file with one is refused (black-box round 17)."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _folder_beside(base: Path, value: str) -> bool:

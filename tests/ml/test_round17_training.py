@@ -47,3 +47,16 @@ def test_warm_up_and_clipping_tame_a_high_rate(tmp_path):
     raw = train_maskrcnn(_samples(), tmp_path / "raw", _cfg(lr=0.5, warmup_steps=1, clip_norm=0.0))
     tamed = train_maskrcnn(_samples(), tmp_path / "tamed", _cfg(lr=0.5))
     assert tamed.metrics["last_loss"] < raw.metrics["last_loss"] / 3, (tamed.metrics["last_loss"], raw.metrics["last_loss"])
+
+
+def test_a_config_file_with_a_repeated_key_is_refused(tmp_path):
+    """'"device": "cpu", …, "device": "cuda"' took the last value without a word (a yaml file with a
+    repeated key is refused)."""
+    from ml.config import PipelineConfig
+    from ml.errors import ConfigError
+
+    path = tmp_path / "config.json"
+    path.write_text('{"device": "cpu", "detector": {"box_threshold": 0.3, "box_threshold": 0.4}}')
+    with pytest.raises(ConfigError) as refused:
+        PipelineConfig.from_file(path)
+    assert "'box_threshold' is given twice" in str(refused.value) and str(path) in str(refused.value)
