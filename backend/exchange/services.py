@@ -79,6 +79,17 @@ def _check_format(fmt: str) -> None:
 
 
 @transaction.atomic
+def _nothing_to_export(options: dict) -> str:
+    narrowed = [what for key, what in (("image_ids", "images"), ("status", "statuses"), ("class_ids", "classes"))
+                if options.get(key)]
+    among = f" among the chosen {', '.join(narrowed)}" if narrowed else ""
+    if options["include_empty_images"]:
+        return f"Nothing to export: no image{among}."
+    objects = "approved or pending objects" if options["include_pending"] else "approved objects (both reviews accepted)"
+    return (f"Nothing to export: no image{among} has {objects} with a class. Review some first, or include "
+            "pending objects (include_pending) or images without objects (include_empty_images).")
+
+
 def start_export(
     *, project: Project, user, format: str, segmentation: str = "rle", include_pending: bool = False,
     include_empty_images: bool = False, include_images: bool = False, image_ids: list[int] | None = None,
@@ -104,6 +115,9 @@ def start_export(
         "include_images": include_images, "image_ids": sorted(set(image_ids or [])), "status": sorted(set(status or [])),
         "class_ids": sorted(set(class_ids or [])),
     }
+    if not selectors.export_images(project, options).exists():
+        # It ended "done" with an archive of no images and nothing said why (black-box round 16).
+        raise DomainError(_nothing_to_export(options))
     # One queued-or-running export per project: each one can write gigabytes (include_images), so
     # a member may not pile them up; finished ones are bounded by retention (expire_old_exports).
     with connection.cursor() as cursor:

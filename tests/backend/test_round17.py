@@ -225,3 +225,17 @@ def test_a_maskrcnn_training_takes_a_learning_rate(client_for, settings, tiny_mo
     made = client_for(owner).post(url, {"kind": "maskrcnn", "params": {"lr": 0.0005, "steps": 3}}, format="json")
     assert made.status_code == 201, made.content
     assert made.json()["params"]["lr"] == 0.0005
+
+
+def test_an_export_that_matches_nothing_is_refused_saying_why(client_for):
+    """It was queued, ran and ended "done" with an archive of no images, and nothing said why."""
+    from .factories import make_class, make_image, make_model_annotation, make_project
+
+    owner = make_user("exporter")
+    project = make_project(owner)
+    make_model_annotation(make_image(project, seed=1), make_class(project, "tool"))  # pending only
+    url = f"/api/projects/{project.pk}/exports/"
+    refused = client_for(owner).post(url, {"format": "coco"}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["detail"].startswith("Nothing to export: no image has approved objects"), refused.json()
+    assert client_for(owner).post(url, {"format": "coco", "include_pending": True}, format="json").status_code == 202
