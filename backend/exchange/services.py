@@ -80,14 +80,17 @@ def _check_format(fmt: str) -> None:
 
 @transaction.atomic
 def _nothing_to_export(options: dict) -> str:
+    """Said in words the export page's options use; the API's names follow in brackets."""
     narrowed = [what for key, what in (("image_ids", "images"), ("status", "statuses"), ("class_ids", "classes"))
                 if options.get(key)]
-    among = f" among the chosen {', '.join(narrowed)}" if narrowed else ""
+    among = f" among the chosen {' and '.join(narrowed)}" if narrowed else ""
     if options["include_empty_images"]:
-        return f"Nothing to export: no image{among}."
-    objects = "approved or pending objects" if options["include_pending"] else "approved objects (both reviews accepted)"
-    return (f"Nothing to export: no image{among} has {objects} with a class. Review some first, or include "
-            "pending objects (include_pending) or images without objects (include_empty_images).")
+        return f"Nothing to export: there is no image{among}."
+    if options["include_pending"]:
+        return (f"Nothing to export: no image{among} has an approved or pending object with a class. Give the "
+                "objects a class first, or also list images without objects (include_empty_images).")
+    return (f"Nothing to export: no image{among} has an approved object with a class yet. Review some first, or "
+            "also export objects still pending (include_pending) or images without objects (include_empty_images).")
 
 
 def start_export(

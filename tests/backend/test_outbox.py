@@ -26,6 +26,7 @@ def test_an_upload_and_an_export_finished_while_the_broker_is_down_are_sent_by_t
     private_queues(settings, "recordoutbox")
     owner = make_user("outbox-uploader")
     project = make_project(owner)
+    make_image(project, seed=1)  # something for the export to list (an export of nothing is refused)
     data = noisy_jpeg(5)
     client = client_for(owner)
     sid = open_session(client, project, "while-redis-restarts.jpg", data)["id"]
@@ -41,7 +42,7 @@ def test_an_upload_and_an_export_finished_while_the_broker_is_down_are_sent_by_t
         f"project = Project.objects.get(pk={project.pk}); user = get_user_model().objects.get(pk={owner.pk}); "
         f"session = finish_session(project=project, user=user, session_id={sid}); "
         "UploadSession.objects.filter(pk=session.pk).update(updated_at=later); print('SESSION', session.status); "
-        "job = start_export(project=project, user=user, format='coco'); "
+        "job = start_export(project=project, user=user, format='coco', include_empty_images=True); "
         "ExportJob.objects.filter(pk=job.pk).update(created_at=later); print('EXPORT', job.pk)"
     )
     out = shell_with_broker_down(settings, script)

@@ -93,7 +93,8 @@ def test_an_export_refuses_a_segmentation_its_format_cannot_write(client_for):
     assert refused.status_code == 400 and "yolo writes polygon only" in str(refused.json()), refused.content
     refused = client_for(owner).post(path, {"format": "native", "segmentation": "polygon"}, format="json")
     assert refused.status_code == 400, refused.content
-    started = client_for(owner).post(path, {"format": "labelme"}, format="json")
+    make_image(project, seed=1)  # something to list: an export of nothing is refused at its start
+    started = client_for(owner).post(path, {"format": "labelme", "include_empty_images": True}, format="json")
     assert started.status_code == 202 and started.json()["options"]["segmentation"] == "polygon", started.content
 
 

@@ -237,5 +237,5 @@ def test_an_export_that_matches_nothing_is_refused_saying_why(client_for):
     url = f"/api/projects/{project.pk}/exports/"
     refused = client_for(owner).post(url, {"format": "coco"}, format="json")
     assert refused.status_code == 400, refused.content
-    assert refused.json()["detail"].startswith("Nothing to export: no image has approved objects"), refused.json()
+    assert refused.json()["detail"].startswith("Nothing to export: no image has an approved object with a class yet"), refused.json()
     assert client_for(owner).post(url, {"format": "coco", "include_pending": True}, format="json").status_code == 202

@@ -15,7 +15,7 @@ from backend.images.models import Image, UploadSession
 
 from ..db_proxy import DbProxy
 from ..worker import start_worker, stop_worker
-from .factories import make_project, make_user
+from .factories import make_image, make_project, make_user
 from .test_batch_retry import queue_size, wait_until
 from .test_chunked_uploads import noisy_jpeg, send_all
 
@@ -63,13 +63,14 @@ def test_an_export_started_during_a_database_outage_runs_once_it_is_back(setting
     settings.QUEUE_CPU, settings.QUEUE_GPU = f"{prefix}cpu", f"{prefix}gpu"
     owner = make_user("outage-exporter")
     project = make_project(owner)
+    make_image(project, seed=1)  # something to list: an export of nothing is refused at its start
     proxy = DbProxy(connection.settings_dict)
     try:
         worker = start_worker(queues=[settings.QUEUE_CPU], name="export-retry",
                               extra_env={"RAZMETKA_QUEUE_PREFIX": prefix, "DATABASE_URL": proxy.url()})
         try:
             proxy.refuse()
-            job = start_export(project=project, user=owner, format="coco")
+            job = start_export(project=project, user=owner, format="coco", include_empty_images=True)
             wait_until(lambda: queue_size(settings.QUEUE_CPU) == 0, 60, "the worker to take the export")
             wait_until(lambda: proxy.refused > 0, 30, "the worker to meet the outage")
             time.sleep(2)

@@ -3,25 +3,9 @@
 clipping keep a high rate from blowing up."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-
-def _samples():
-    from ml.training.maskrcnn import Sample
-
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(6):
-        image = rng.integers(0, 60, size=(64, 80, 3), dtype=np.uint8)
-        objects = []
-        for label, color, (x0, y0) in (("hammer", (230, 40, 40), (5 + i, 8)), ("wrench", (40, 40, 230), (45, 20 + i))):
-            mask = np.zeros((64, 80), bool)
-            mask[y0:y0 + 24, x0:x0 + 22] = True
-            image[mask] = color
-            objects.append((label, mask))
-        samples.append(Sample(image, objects, i))
-    return samples
+from maskrcnn_samples import two_class_samples  # tests/ml is on the path (no package)
 
 
 def _cfg(**kw):
@@ -36,7 +20,7 @@ def test_a_diverged_training_names_the_setting_to_lower(tmp_path):
     from ml.training.maskrcnn import train_maskrcnn
 
     with pytest.raises(TrainingRefused) as refused:
-        train_maskrcnn(_samples(), tmp_path / "ck", _cfg(lr=1e4))
+        train_maskrcnn(two_class_samples(), tmp_path / "ck", _cfg(lr=1e4))
     assert "diverged" in str(refused.value) and "(lr, 10000 now: try 1000)" in str(refused.value)
 
 
@@ -44,8 +28,8 @@ def test_warm_up_and_clipping_tame_a_high_rate(tmp_path):
     """lr 0.5 from the first step: the last loss was ~19 (blowing up); warmed up and clipped ~2."""
     from ml.training.maskrcnn import train_maskrcnn
 
-    raw = train_maskrcnn(_samples(), tmp_path / "raw", _cfg(lr=0.5, warmup_steps=1, clip_norm=0.0))
-    tamed = train_maskrcnn(_samples(), tmp_path / "tamed", _cfg(lr=0.5))
+    raw = train_maskrcnn(two_class_samples(), tmp_path / "raw", _cfg(lr=0.5, warmup_steps=1, clip_norm=0.0))
+    tamed = train_maskrcnn(two_class_samples(), tmp_path / "tamed", _cfg(lr=0.5))
     assert tamed.metrics["last_loss"] < raw.metrics["last_loss"] / 3, (tamed.metrics["last_loss"], raw.metrics["last_loss"])
 
 

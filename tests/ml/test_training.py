@@ -65,19 +65,11 @@ def test_gallery_top1_is_the_nearest_exemplar_rule():
 
 def test_tiny_maskrcnn_trains_saves_and_loads(tmp_path):
     from ml.maskrcnn_model import load_checkpoint
-    from ml.training.maskrcnn import MaskRCNNTrainingConfig, Sample, predict, train_maskrcnn
+    from ml.training.maskrcnn import MaskRCNNTrainingConfig, predict, train_maskrcnn
 
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(6):
-        image = rng.integers(0, 60, size=(64, 80, 3), dtype=np.uint8)
-        objects = []
-        for label, color, (x0, y0) in (("hammer", (230, 40, 40), (5 + i, 8)), ("wrench", (40, 40, 230), (45, 20 + i))):
-            mask = np.zeros((64, 80), bool)
-            mask[y0:y0 + 24, x0:x0 + 22] = True
-            image[mask] = color
-            objects.append((label, mask))
-        samples.append(Sample(image, objects, i))
+    from maskrcnn_samples import two_class_samples  # tests/ml is on the path (no package)
+
+    samples = two_class_samples()
     cfg = MaskRCNNTrainingConfig(arch="tiny", min_size=64, max_size=96, steps=6, batch_size=2, lr=0.002,
                                  rois_per_image=32, rpn_proposals=100)
     progress = []

@@ -48,7 +48,7 @@ def test_export_scope_pending_and_image_filter(source, admin_user):
     # Nothing matches: refused at the start, saying why (it ended "done" with no images, round 16).
     from backend.core.errors import DomainError
 
-    with pytest.raises(DomainError, match="Nothing to export: no image among the chosen statuses has approved"):
+    with pytest.raises(DomainError, match="Nothing to export: no image among the chosen statuses has an approved object"):
         export(project, admin_user, "coco", status=["done"])
 
 
