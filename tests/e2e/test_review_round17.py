@@ -164,3 +164,27 @@ def test_two_copies_picked_together_say_so(page, login_as, celery_worker):
     expect(duplicate).to_contain_text(" in this upload")
     expect(page.get_by_text("already in the project")).to_have_count(0)
     assert Image.objects.filter(project=proj).count() == 1
+
+
+@pytest.mark.parametrize("objects", [0, 1])
+def test_a_picture_that_arrives_late_is_drawn(page, login_as, objects):
+    """Black-box round 17b: a picture slower than ~150 ms (any real network; every first open of a
+    TIFF, whose display PNG is made then) arrived after the detail and objects, and nothing drew it:
+    a dark stage, or masks on it, until Fit."""
+    import time
+
+    owner = make_user("olga")
+    proj = make_project(owner, name=f"Late picture {objects}")
+    image = make_image(proj, width=400, height=300, seed=24 + objects)
+    if objects:
+        add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    login_as(owner)
+    page.route("**/file/**", lambda route: (time.sleep(0.6), route.continue_()))
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.wait_for_timeout(300)
+    # The middle of the stage is the picture's middle: not the stage's dark background (#1f2329).
+    pixel = page.evaluate("""() => { const c = document.querySelector('[data-testid=review-canvas]');
+        return Array.from(c.getContext('2d').getImageData(c.width / 2 | 0, c.height / 2 | 0, 1, 1).data); }""")
+    assert pixel[:3] != [31, 35, 41], pixel

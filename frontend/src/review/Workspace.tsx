@@ -61,12 +61,12 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));
     setSelId(firstPending(d.annotations));
   };
-  const { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
+  const { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef, pixelsFor } = useImageBundle(pid, imageId, classes, canvasRef, onOpened);
   useEffect(() => setSelId(null), [pid, imageId]);
   const selIndex = anns.findIndex((a) => a.id === selId);
   const sel = selIndex >= 0 ? anns[selIndex] : null;
 
-  const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx });
+  const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, pixelsFor, selId, showOverlays, tool, brushPx });
   const role = ctx.project.my_role ?? "viewer";
   const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId, gone, onImageGone });
   const history = useUndoHistory({

@@ -29,6 +29,8 @@ export function useImageBundle(
   // refuses to accept what nobody has seen (it accepted both objects of a blank stage).
   const [pixelsError, setPixelsError] = useState("");
   const [, setFrame] = useState(0);
+  /** The image whose pixels have arrived (the stage draws again then: see useStage). */
+  const [pixelsFor, setPixelsFor] = useState<number | null>(null);
   const bundleRef = useRef<Bundle | null>(null);
   const pixelsRef = useRef<Pixels | null>(null);
   const annsRef = useRef<Annotation[]>([]);
@@ -46,6 +48,7 @@ export function useImageBundle(
     setDetail(null);
     updateAnns(() => []);
     pixelsRef.current = null;
+    setPixelsFor(null);
     const b = loadBundle(pid, imageId, classes);
     bundleRef.current = b;
     if (canvasRef.current) delete canvasRef.current.dataset.overlaysReady;
@@ -74,8 +77,7 @@ export function useImageBundle(
         if (cancelled) return;
         pixelsRef.current = px;
         window.__razmetka = { ...(window.__razmetka ?? { overlayMs: 0, overlays: 0, imageId }), imageMs: performance.now() - t0 };
-        if (canvasRef.current) canvasRef.current.dataset.imageReady = String(imageId);
-        setFrame((f) => f + 1);
+        setPixelsFor(imageId); // data-image-ready is set by the draw that shows them (useStage)
       })
       .catch(async (e) => {
         if (cancelled) return;
@@ -108,5 +110,5 @@ export function useImageBundle(
     return () => clearTimeout(t);
   }, [detail?.id]);
 
-  return { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef };
+  return { detail, setDetail, anns, annsRef, updateAnns, loadError, retryLoad, pixelsError, bundleRef, pixelsRef, pixelsFor };
 }

@@ -47,7 +47,7 @@ export interface Drag {
 export function useStage(opts: {
   canvasRef: RefObject<HTMLCanvasElement | null>; wrapRef: RefObject<HTMLDivElement | null>;
   pid: number; imageId: number; detail: ImageDetail | null; anns: Annotation[]; annsRef: RefObject<Annotation[]>;
-  classes: LabelClass[]; bundleRef: RefObject<Bundle | null>; pixelsRef: RefObject<Pixels | null>;
+  classes: LabelClass[]; bundleRef: RefObject<Bundle | null>; pixelsRef: RefObject<Pixels | null>; pixelsFor?: number | null;
   selId: number | null; showOverlays: boolean; tool: Tool; brushPx: number;
 }) {
   const { canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, selId, showOverlays, tool, brushPx } = opts;
@@ -89,6 +89,7 @@ export function useStage(opts: {
       ctx2.imageSmoothingEnabled = v.scale < 2;
       const img = px.small && v.scale * dpr < px.small.width / d.width ? px.small : px.full;
       ctx2.drawImage(img, 0, 0, d.width, d.height);
+      canvas.dataset.imageReady = String(d.id); // drawn, not only downloaded
     }
     ctx2.imageSmoothingEnabled = false;
     const overlays = bundleRef.current!.overlays;
@@ -146,7 +147,9 @@ export function useStage(opts: {
   const requestDraw = useCallback(() => {
     if (!rafRef.current) rafRef.current = requestAnimationFrame(draw);
   }, [draw]);
-  useEffect(() => requestDraw(), [requestDraw, anns]);
+  // Pixels that arrive after the detail and the objects are drawn when they come: nothing else
+  // asked for a draw then, and a photo slower than ~150 ms stayed a dark stage (black-box round 17b).
+  useEffect(() => requestDraw(), [requestDraw, anns, opts.pixelsFor]);
 
   useEffect(() => {
     const wrap = wrapRef.current, canvas = canvasRef.current;
