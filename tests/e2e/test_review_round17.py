@@ -101,17 +101,18 @@ def test_a_demoted_admin_loses_the_admin_pages_at_the_first_refusal(page, login_
     expect(page.get_by_test_id("forbidden")).to_be_visible()
 
 
-def test_a_polygon_whose_answer_was_lost_is_sent_again_as_one_object(page, login_as):
-    """The server made the object but the answer never arrived: the outline was gone, and drawing
-    it again made a second object. It stays drawn; Enter sends it again with the same
-    Idempotency-Key, and the server answers the object it already made."""
+def _polygon_with_a_lost_answer(page, login_as, name: str, seed: int):
+    """A polygon drawn on a fresh image whose create the server makes but whose answer is lost."""
+    from playwright.sync_api import expect
+
     from backend.annotations.models import Annotation
 
+    from .steps import toasts
     from .test_workspace_journeys import to_screen
 
     owner = make_user("olga")
-    proj = make_project(owner, name="Lost answer")
-    image = make_image(proj, width=400, height=300, seed=23)
+    proj = make_project(owner, name=name)
+    image = make_image(proj, width=400, height=300, seed=seed)
     add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 20, 20))
     mark_prelabeled(image)
     login_as(owner)
@@ -132,14 +133,37 @@ def test_a_polygon_whose_answer_was_lost_is_sent_again_as_one_object(page, login
         page.mouse.click(*to_screen(page, image, x, y))
     page.keyboard.press("Enter")
     until(page, lambda: lost and Annotation.objects.filter(image=image).count() == 2, what="the object made, its answer lost")
-    from .steps import toasts
+    resend = toasts(page).filter(has_text="It is still drawn")
+    expect(resend).to_have_count(1)
+    return image, lost, resend
 
+
+def test_a_polygon_whose_answer_was_lost_is_sent_again_as_one_object(page, login_as):
+    """The server made the object but the answer never arrived: the outline was gone, and drawing
+    it again made a second object. It stays drawn; Enter sends it again with the same
+    Idempotency-Key, and the server answers the object it already made."""
     from playwright.sync_api import expect
 
-    expect(toasts(page).filter(has_text="It is still drawn")).to_have_count(1)
+    from backend.annotations.models import Annotation
+
+    image, lost, resend = _polygon_with_a_lost_answer(page, login_as, "Lost answer", 23)
     page.keyboard.press("Enter")
     until(page, lambda: page.locator("[data-testid^=object-]").count() == 2, what="the object listed")
     assert Annotation.objects.filter(image=image).count() == 2 and lost[0]
+    expect(resend).to_have_count(0)  # sent: "press Enter" goes with it
+
+
+def test_a_dropped_resend_takes_its_press_enter_message_along(page, login_as):
+    """Black-box round 17b: after Esc dropped the kept outline, "press Enter to send it again" stayed,
+    and Enter, as it said, accepted the whole image and left it."""
+    from playwright.sync_api import expect
+
+    from backend.images.models import Image
+
+    image, _, resend = _polygon_with_a_lost_answer(page, login_as, "Dropped resend", 26)
+    page.keyboard.press("Escape")
+    expect(resend).to_have_count(0)
+    assert Image.objects.get(pk=image.pk).status != "done"
 
 
 def test_two_copies_picked_together_say_so(page, login_as, celery_worker):

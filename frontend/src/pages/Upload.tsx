@@ -120,7 +120,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <span className="small nowrap" data-testid="upload-state">
                 {it.phase === "sending" ? `${Math.floor((it.sent / Math.max(it.size, 1)) * 100)}%`
                   : it.phase === "done" && isEmpty(it.result) ? "nothing added"
-                  : it.phase === "done" && allKnown(it.result) ? (twinIn(rows, it) ? "a copy of another file here" : "already in the project") : LABEL[it.phase]}
+                  : it.phase === "done" && allKnown(it.result) ? (twinIn(rows, it) ? (twinIn(rows, it) === it.name ? "uploaded above" : "a copy of another file here") : "already in the project") : LABEL[it.phase]}
               </span>
               {isCancellable(it) && (
                 <button type="button" className="small" aria-label={`Cancel ${it.name}`} title={`Stop uploading ${it.name}`}
@@ -150,7 +150,8 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
                 {it.result.duplicates.length > 0 && (
                   <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{plural(it.result.duplicates.length, "duplicate")} skipped
                     {it.result.duplicates.length === 1 && (twinIn(rows, it)
-                      ? ` (the same file as ${twinIn(rows, it)} in this upload: image #${it.result.duplicates[0].existing_id})`
+                      ? (twinIn(rows, it) === it.name ? ` (uploaded above: image #${it.result.duplicates[0].existing_id})`
+                        : ` (the same file as ${twinIn(rows, it)} in this upload: image #${it.result.duplicates[0].existing_id})`)
                       : ` (already image #${it.result.duplicates[0].existing_id})`)}</span>
                 )}
                 {it.result.errors.length > 0 && (

@@ -9,7 +9,7 @@ import { useEffect, useRef } from "react";
 import { retryable } from "../api/access";
 import { ApiError, newKey, P, postOnce, type Annotation, type ImageDetail } from "../api/client";
 import { decode, fillPolygon, nearestVertex, outerContour, replaceOutline, type Pt } from "../canvas";
-import { notify } from "../notify";
+import { dismiss, notify } from "../notify";
 import { claimMessage, claimRefusal } from "./rules";
 import type { Tool } from "./StageBar";
 import type { useAnnotationWrites } from "./useAnnotationWrites";
@@ -32,7 +32,14 @@ export function usePolygonTool(opts: {
   const modeRef = useRef<"new" | "hole" | "add">("new");
   // The new object's Idempotency-Key, kept with its outline: sent again (Enter after a failure),
   // the server answers the object the first try made if that one did arrive.
-  const createKey = useRef<{ pts: Pt[]; key: string } | null>(null);
+  const createKey = useRef<{ pts: Pt[]; key: string; note?: number } | null>(null);
+  /** The outline kept for a resend is gone (sent, dropped with Esc, another tool or image): its
+   * "press Enter to send it again" goes too, or Enter, as it said, accepted the whole image. */
+  const forgetResend = () => {
+    if (createKey.current?.note !== undefined) dismiss(createKey.current.note);
+    createKey.current = null;
+  };
+  useEffect(() => forgetResend, [imageId]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // The selected object's outline, traced again whenever its mask changes.
   useEffect(() => {
@@ -46,7 +53,10 @@ export function usePolygonTool(opts: {
       p.outline = pts ? pts.map((q) => [...q] as Pt) : null;
       baseRef.current = pts;
     }
-    if (tool !== "polygon") p.draft = null;
+    if (tool !== "polygon") {
+      p.draft = null;
+      forgetResend();
+    }
     requestDraw();
   }, [tool, sel?.id, sel?.mask_rle.counts, detail?.id]);
 
@@ -121,11 +131,14 @@ export function usePolygonTool(opts: {
       await editor.applyMask(sel, mask);
       return;
     }
-    if (createKey.current?.pts !== pts) createKey.current = { pts, key: newKey() };
+    if (createKey.current?.pts !== pts) {
+      forgetResend();
+      createKey.current = { pts, key: newKey() };
+    } else if (createKey.current.note !== undefined) dismiss(createKey.current.note);
     try {
       const created = await postOnce<Annotation>(`${P(pid)}/annotations/`,
         { image: imageId, label_class: null, polygons: [pts.flat().map((v) => Math.round(v * 10) / 10)] }, createKey.current.key);
-      createKey.current = null;
+      forgetResend();
       updateAnns((list) => [...list.filter((a) => a.id !== created.id), created]);
       setSelId(created.id);
       writes.history.current.record({ t: "delete", id: created.id });
@@ -139,7 +152,8 @@ export function usePolygonTool(opts: {
         // The outline was dropped with the failure: it stays drawn, and Enter sends it again.
         polyRef.current.draft = pts;
         requestDraw();
-        notify(`Couldn't save the polygon: ${e instanceof ApiError ? e.message : String(e)} It is still drawn: press Enter to send it again.`, "error");
+        createKey.current!.note = notify(`Couldn't save the polygon: ${e instanceof ApiError ? e.message : String(e)} `
+          + "It is still drawn: press Enter to send it again (Esc drops it).", "error");
       } else notify(`Couldn't save the polygon: ${e instanceof ApiError ? e.message : String(e)}`, "error");
     }
   };
@@ -149,7 +163,10 @@ export function usePolygonTool(opts: {
     const p = polyRef.current;
     if (tool !== "polygon" || !p.draft) return false;
     if (k === "Enter") void close();
-    else if (k === "Escape") p.draft = null;
+    else if (k === "Escape") {
+      p.draft = null;
+      forgetResend();
+    }
     else if (k === "Backspace" || k === "Delete") p.draft = p.draft.length > 1 ? p.draft.slice(0, -1) : null;
     else return false;
     requestDraw();

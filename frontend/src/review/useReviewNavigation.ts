@@ -200,7 +200,7 @@ export function useReviewNavigation(opts: {
       } else if (retryable(e)) {
         // Offline or a server hiccup: Retry on the message, and sent again by itself once the
         // connection is back (black-box round 17: the accept was the one write with neither).
-        const note = notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost; try again.`, "error",
+        const note = notify(`Couldn't accept this image: ${sentence(e.message)} Nothing was lost: Retry, or it is sent again once the connection is back.`, "error",
           { label: "Retry", run: () => void latestAccept.current() });
         failedAccept.current = { note, imageId };
       } else notify(`Couldn't accept this image: ${sentence(e.message)}`, "error");
