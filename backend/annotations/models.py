@@ -119,15 +119,19 @@ class AnnotationEvent(models.Model):
 
 class CreateKey(models.Model):
     """An object created with an Idempotency-Key header: the same create sent again (a retry after
-    an answer lost on the way back) answers this object instead of making a second one. Kept
-    KEY_DAYS days (services.create_annotation prunes a user's older keys)."""
+    an answer lost on the way back) answers this object instead of making a second one. Plain ids,
+    not foreign keys: a key outlives its object, so a resend after a deletion is told so instead of
+    making the object again. Kept KEY_DAYS days (services.create_annotation prunes a user's older keys)."""
 
     KEY_DAYS = 7
     MAX_LENGTH = 100
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=MAX_LENGTH)
-    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    image_id = models.BigIntegerField()
+    annotation_id = models.BigIntegerField()
+    request_hash = models.CharField(max_length=64)  # SHA-256 of what the create asked for
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,12 +6,14 @@ overridden claim), and only reviewers approve: an annotator's edit leaves the ch
 pending review; a reviewer's or admin's edit is their decision and is accepted."""
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backend.core.errors import Conflict, DomainError, NotFound, PermissionDenied, VersionConflict
+from backend.core.errors import Conflict, DomainError, IdempotencyKeyReused, NotFound, PermissionDenied, VersionConflict
 from backend.core.locking import check_version
 from backend.core.masks import canonical_rle, mask_geometry, normalize_mask
 from backend.gallery import learning
@@ -97,14 +99,11 @@ def create_annotation(
     image = Image.objects.select_for_update().filter(project=project, pk=image_id).first()  # no join: see claims._locked
     if image is None:
         raise DomainError(f"Image {image_id} does not exist in this project.")
+    asked = _request_hash(image.pk, class_id, mask_rle, polygons, proposal) if key is not None else ""
     if key is not None:
         # Under the image's lock: the same create sent twice at once waits here for the first.
-        earlier = _created_with(user, key)
+        earlier = _created_with(user, key, project=project, image=image, asked=asked)
         if earlier is not None:
-            if earlier.image_id != image.pk or earlier.project_id != project.pk:
-                raise Conflict("This Idempotency-Key was already used for an object on another image: "
-                                      "send a new key with each new object.")
-            earlier.replayed = True
             return earlier
     override = _may_write(image, user=user, caps=_capabilities(project, user), force=force)
     if Annotation.objects.filter(image_id=image.pk).count() >= MAX_OBJECTS_PER_IMAGE:  # the image row is locked
@@ -124,13 +123,40 @@ def create_annotation(
     created = applied.created[0]
     if key is not None:
         CreateKey.objects.filter(user=user, created_at__lt=timezone.now() - timedelta(days=CreateKey.KEY_DAYS)).delete()
-        CreateKey.objects.create(user=user, key=key, annotation=created)
+        try:
+            with transaction.atomic():
+                CreateKey.objects.create(user=user, project=project, key=key, image_id=image.pk,
+                                         annotation_id=created.pk, request_hash=asked)
+        except IntegrityError:  # the same key on another image at this very moment: this create is undone
+            raise Conflict(KEY_ELSEWHERE) from None
     return created
 
 
-def _created_with(user, key: str) -> Annotation | None:
-    return (Annotation.objects.select_related("label_class")
-            .filter(pk__in=CreateKey.objects.filter(user=user, key=key).values("annotation_id")).first())
+KEY_ELSEWHERE = "This Idempotency-Key was already used for an object on another image: send a new key with each new object."
+
+
+def _request_hash(image_id, class_id, mask_rle, polygons, proposal) -> str:
+    asked = [image_id, class_id, mask_rle, polygons, proposal]
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _created_with(user, key: str, *, project: Project, image: Image, asked: str) -> Annotation | None:
+    """The object a create with this key made, as it is now (`replayed` set); None for a new key.
+    The key used for another image or object, or its object deleted since: a refusal saying so."""
+    earlier = CreateKey.objects.filter(user=user, key=key).first()
+    if earlier is None:
+        return None
+    if earlier.project_id != project.pk or earlier.image_id != image.pk:
+        raise Conflict(KEY_ELSEWHERE)
+    if earlier.request_hash != asked:
+        raise IdempotencyKeyReused("This Idempotency-Key was sent before with another object (another class, mask "
+                                   "or polygon): send a new key with each new object.")
+    annotation = Annotation.objects.select_related("label_class").filter(pk=earlier.annotation_id).first()
+    if annotation is None:
+        raise Conflict(f"The object this Idempotency-Key made (#{earlier.annotation_id}) was deleted since; nothing "
+                       "was created again. Send a new key to create it anew.")
+    annotation.replayed = True
+    return annotation
 
 
 def _edited(caps: frozenset[Capability]) -> str:

@@ -54,6 +54,13 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
+class IdempotencyKeyReused(DomainError):
+    """An Idempotency-Key sent again with another request than the one it was first sent with."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
 class Busy(DomainError):
     """The server can't take this now (its decoding budget is spent); the same request can succeed later."""
 

@@ -172,6 +172,39 @@ def test_a_create_sent_again_with_its_idempotency_key_makes_one_object(client_fo
         refused = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=bad)
         assert refused.status_code == 400 and "Idempotency-Key" in refused.json(), (bad, refused.content)
 
+    # Black-box round 17b: another object under a used key was answered with the first one (its
+    # shape dropped); a resend after the object's deletion made it again.
+    other_shape = api.post(url, {**body, "polygons": [[3, 3, 30, 3, 30, 30]]}, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    assert other_shape.status_code == 422 and other_shape.json()["code"] == "idempotency_key_reused", other_shape.content
+    made = Annotation.objects.get(pk=first.json()["id"])
+    assert api.delete(f"{url}{made.pk}/?version={made.version}").status_code == 204
+    after_delete = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="3f1c-a")
+    assert after_delete.status_code == 409 and "was deleted since" in after_delete.json()["detail"], after_delete.content
+    assert not Annotation.objects.filter(image=image, mask_rle=made.mask_rle, created_by=owner).exclude(
+        pk__in=[fresh.json()["id"], plain.json()["id"]]).exists()  # not made again
+
+
+def test_the_same_key_on_two_images_at_once_is_a_conflict_not_a_500(client_for, monkeypatch):
+    """Two creates with one key on two images at the same moment: both passed the look-up (each
+    holds its own image's lock) and the second INSERT of the key failed: an HTML 500. Here the
+    look-up is made to miss as in that race; the create is undone and answered 409."""
+    from backend.annotations import services
+    from backend.annotations.models import Annotation
+
+    from .factories import make_image, make_project
+
+    owner = make_user("racer")
+    project = make_project(owner)
+    image, other = make_image(project, seed=1), make_image(project, seed=2)
+    api = client_for(owner)
+    url = f"/api/projects/{project.pk}/annotations/"
+    body = {"image": image.pk, "label_class": None, "polygons": [[2, 2, 20, 2, 20, 20, 2, 20]]}
+    assert api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
+    monkeypatch.setattr(services, "_created_with", lambda *a, **k: None)  # the race's window
+    raced = api.post(url, {**body, "image": other.pk}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert raced.status_code == 409 and raced["Content-Type"] == "application/json", raced.content
+    assert not Annotation.objects.filter(image=other).exists()
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_that_fails_after_a_database_restart_is_failed_not_sent_again(monkeypatch):
