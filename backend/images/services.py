@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 
 from backend.core import events
 from backend.core.errors import NotFound, VersionConflict
@@ -159,36 +159,44 @@ def delete_images(*, project: Project, versions: dict[int, int], user=None, forc
     return ids
 
 
-def ensure_rendition(image: Image) -> str:
-    """The stored name of the image's display PNG (display.png_rendition), made now if it has none.
-    Two requests racing: the first stored name wins and the loser's file is deleted (as thumbnails)."""
+def ensure_rendition(image: Image, *, missing: bool = False) -> str:
+    """The stored name of the image's display PNG (display.png_rendition), made now if it has none."""
     from . import display
 
-    if image.rendition:
-        return image.rendition
-    data = display.png_rendition(read_stored(image.file.name), image.original_name)
-    name = store_file(f"projects/{image.project_id}/renditions", "png", data)
-    if Image.objects.filter(pk=image.pk, rendition="").update(rendition=name):
-        image.rendition = name
-        return name
-    default_storage.delete(name)
-    image.rendition = Image.objects.values_list("rendition", flat=True).get(pk=image.pk)
-    return image.rendition
+    return _derived(image, "rendition", "renditions", "png", missing,
+                    lambda: display.png_rendition(read_stored(image.file.name), image.original_name))
 
 
-def ensure_thumbnail(image: Image) -> str:
+def ensure_thumbnail(image: Image, *, missing: bool = False) -> str:
     """The image's thumbnail name, made now for images stored before thumbnails existed.
 
-    Not a user-visible change, so no version bump and no event; when two requests race, the
-    first stored name wins and the loser's file is deleted."""
-    if image.thumbnail:
-        return image.thumbnail
-    with default_storage.open(image.file.name, "rb") as fh:
-        data = fh.read()
-    name = store_file(f"projects/{image.project_id}/thumbs", THUMBNAIL_EXTENSION, thumbnail_from_stored(data))
-    if Image.objects.filter(pk=image.pk, thumbnail="").update(thumbnail=name):
-        image.thumbnail = name
+    Not a user-visible change, so no version bump and no event."""
+    return _derived(image, "thumbnail", "thumbs", THUMBNAIL_EXTENSION, missing,
+                    lambda: thumbnail_from_stored(read_stored(image.file.name)))
+
+
+def _derived(image: Image, field: str, folder: str, extension: str, missing: bool, make) -> str:
+    """The stored name of a file made from the image's (`field`: "thumbnail", "rendition"), made
+    now with `make()` if it has none, or if `missing`: its stored file is gone (a disk restored
+    without it answered 404 for good). Two requests racing: the first stored name wins and the
+    loser's file is deleted; the image deleted meanwhile: the file is deleted and a 404."""
+    if missing and getattr(image, field):
+        Image.objects.filter(pk=image.pk, **{field: getattr(image, field)}).update(**{field: ""})
+        setattr(image, field, "")
+    if getattr(image, field):
+        return getattr(image, field)
+    name = store_file(f"projects/{image.project_id}/{folder}", extension, make())
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A project deletion holds its row FOR UPDATE while it lists the files to delete: waited
+        # for here, so the name is not written after that list was made (the PNG stayed on disk).
+        cursor.execute("SELECT 1 FROM projects_project WHERE id = %s FOR KEY SHARE", [image.project_id])
+        written = Image.objects.filter(pk=image.pk, **{field: ""}).update(**{field: name})
+    if written:
+        setattr(image, field, name)
         return name
     default_storage.delete(name)
-    image.thumbnail = Image.objects.values_list("thumbnail", flat=True).get(pk=image.pk)
-    return image.thumbnail
+    current = Image.objects.filter(pk=image.pk).values_list(field, flat=True).first()
+    if not current:
+        raise NotFound("Image not found.")
+    setattr(image, field, current)
+    return current

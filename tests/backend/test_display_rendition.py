@@ -175,3 +175,76 @@ def test_the_rendition_is_made_once_and_goes_with_the_image(client_for, django_c
         gone = client_for(owner).delete(f"/api/projects/{project.pk}/images/{image.pk}/?version={image.version}")
     assert gone.status_code == 204, gone.content
     assert not default_storage.exists(stored)
+
+
+def test_a_rendition_or_thumbnail_missing_from_storage_is_made_again(client_for):
+    """Black-box round 17b: a stored display PNG that went missing (a disk restored without it) was a
+    404 "The file is missing from storage." for good, the original intact; thumbnails too."""
+    from django.core.files.storage import default_storage
+
+    from backend.images.models import Image
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = upload_images(project=project, user=owner, files=[SimpleUploadedFile("scan.tiff", _tiff())]).created[0]
+    base = f"/api/projects/{project.pk}/images/{image.pk}"
+    first = b"".join(client_for(owner).get(f"{base}/file/?display=1").streaming_content)
+    thumb = b"".join(client_for(owner).get(f"{base}/thumbnail/").streaming_content)
+    stored = Image.objects.get(pk=image.pk)
+    default_storage.delete(stored.rendition)
+    default_storage.delete(stored.thumbnail)
+    again = client_for(owner).get(f"{base}/file/?display=1")
+    assert again.status_code == 200 and b"".join(again.streaming_content) == first
+    thumb_again = client_for(owner).get(f"{base}/thumbnail/")
+    assert thumb_again.status_code == 200 and b"".join(thumb_again.streaming_content) == thumb
+    fresh = Image.objects.get(pk=image.pk)
+    assert default_storage.exists(fresh.rendition) and default_storage.exists(fresh.thumbnail)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rendition_made_while_its_project_is_deleted_is_not_left_on_disk():
+    """Black-box round 17b: the first ?display=1 stored its PNG after the project's deletion had
+    listed the files to delete: the PNG stayed on disk. The name is written only once a deletion
+    in progress is over, and then the image is gone: the file goes, 404."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.core.files.storage import default_storage
+
+    from backend.core.errors import NotFound
+    from backend.images import services
+    from backend.projects.models import Project
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    image = upload_images(project=project, user=owner, files=[SimpleUploadedFile("scan.tiff", _tiff())]).created[0]
+    stored = []
+    real_store = services.store_file
+    locked, release = threading.Event(), threading.Event()
+
+    def delete_project():  # another request: holds the project's row as delete_project does
+        try:
+            with transaction.atomic():
+                Project.objects.select_for_update().get(pk=project.pk)
+                locked.set()
+                release.wait(10)
+                Project.objects.filter(pk=project.pk).delete()
+        finally:
+            connection.close()
+
+    def store_then_let_go(*args, **kwargs):
+        stored.append(real_store(*args, **kwargs))
+        release.set()  # the deletion commits while this request writes the name
+        return stored[-1]
+
+    deleter = threading.Thread(target=delete_project)
+    deleter.start()
+    assert locked.wait(10)
+    services.store_file = store_then_let_go
+    try:
+        with pytest.raises(NotFound):
+            services.ensure_rendition(image)
+    finally:
+        services.store_file = real_store
+        deleter.join(10)
+    assert stored and not default_storage.exists(stored[0])
