@@ -104,7 +104,10 @@ def content_disposition(download_name: str, *, attachment: bool = False) -> str:
     # Anything drawn but path and quoting characters; NFC, so a decomposed 'été' is not cut to 'ete'.
     # Emoji were dropped: '😀.png' downloaded as '.png' (black-box round 17).
     safe = "".join(c for c in unicodedata.normalize("NFC", download_name)
-                   if printable(c) and c not in '";\\/')[:200].strip() or "file"
+                   if printable(c) and c not in '";\\/').strip() or "file"
+    if len(safe) > 200:  # cut from the stem: the extension is what opens the file (it was cut off)
+        stem, dot, extension = safe.rpartition(".")
+        safe = f"{stem[:199 - len(extension)]}.{extension}" if dot and stem and len(extension) <= 10 else safe[:200]
     fallback = _ascii_fallback(safe)
     value = f'{"attachment" if attachment else "inline"}; filename="{fallback}"'
     if fallback != safe:

@@ -21,10 +21,18 @@ def _ignorable(c: str) -> bool:
             or 0x180B <= o <= 0x180F or 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE)
 
 
+# Format characters that are part of what is written: the joiners of emoji sequences (👨‍👩‍👧) and of
+# Persian / Indic words, and the tag characters of subdivision flags (the Scotland flag).
+_JOINING = {"\u200c", "\u200d"}
+
+
 def printable(c: str) -> bool:
-    """str.isprintable(), also for characters newer than this Python's Unicode tables (🩷, U+1FA77,
-    is Unicode 15: 'unassigned' here, drawn by today's browsers and typed by people)."""
-    return c.isprintable() or (unicodedata.category(c) == "Cn" and not _ignorable(c))
+    """For file names: str.isprintable(), also for characters newer than this Python's Unicode
+    tables (🩷, U+1FA77, is Unicode 15: 'unassigned' here, drawn by browsers and typed by people)
+    and for joiners and tag characters; bidi controls (a right-to-left override) and other
+    invisible format characters stay out."""
+    return (c.isprintable() or c in _JOINING or 0xE0020 <= ord(c) <= 0xE007F
+            or (unicodedata.category(c) == "Cn" and not _ignorable(c)))
 
 
 def one_spelling(value: str) -> str:
