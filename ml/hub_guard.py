@@ -13,13 +13,22 @@ from .errors import ModelLoadError
 PROBE_TIMEOUT_S = 3.0
 
 
-def require_hub_files(setting: str, value: object, repo_id: str, filename: str = "config.json") -> None:
-    """Pass when `repo_id`'s `filename` is in the local hub cache or the hub can be reached; else a
-    ModelLoadError naming `setting` and how to get the weights here."""
+# What a transformers model folder needs: its config, its weights (one of the forms) and its
+# processor's config. A cache holding config.json alone (a download cut short) passed a check of
+# config.json and then retried the rest for 5 minutes offline (black-box round 17b).
+TRANSFORMERS_FILES = (("config.json",),
+                      ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"),
+                      ("preprocessor_config.json", "processor_config.json"))
+WEIGHTS_FILES = (("model.safetensors", "pytorch_model.bin"),)
+
+
+def require_hub_files(setting: str, value: object, repo_id: str, files: tuple[tuple[str, ...], ...] = TRANSFORMERS_FILES) -> None:
+    """Pass when `repo_id` has one file of each group of `files` in the local hub cache, or the hub
+    can be reached; else a ModelLoadError naming `setting` and how to get the weights here."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        if isinstance(try_to_load_from_cache(repo_id, filename), str):
+        if all(any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in group) for group in files):
             return
     except ValueError:  # not a valid repo id: the library's own load says so
         return
@@ -27,7 +36,7 @@ def require_hub_files(setting: str, value: object, repo_id: str, filename: str =
     if why:
         raise ModelLoadError(
             setting, value,
-            f"is a hub id whose files are not on this machine, and the hub cannot be reached ({why})",
+            f"is a hub id whose files are not (all) on this machine, and the hub cannot be reached ({why})",
             hint="a local copy: `make models` downloads the default weights where there is internet "
                  "(copy var/models/ here), `make tiny-models` writes random-weight models for a trial")
 

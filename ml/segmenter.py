@@ -38,7 +38,7 @@ def build_sam2_model(config: str, checkpoint: str | None, device: torch.device):
     if ckpt and ckpt in HF_MODEL_ID_TO_FILENAMES:  # hub id -> cached download
         from huggingface_hub import hf_hub_download
 
-        require_hub_files("segmenter.checkpoint", checkpoint, ckpt, HF_MODEL_ID_TO_FILENAMES[ckpt][1])
+        require_hub_files("segmenter.checkpoint", checkpoint, ckpt, ((HF_MODEL_ID_TO_FILENAMES[ckpt][1],),))
         try:
             ckpt = hf_hub_download(repo_id=ckpt, filename=HF_MODEL_ID_TO_FILENAMES[ckpt][1])
         except Exception as e:

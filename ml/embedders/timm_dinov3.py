@@ -12,7 +12,7 @@ from ml.device import autocast
 from ml.embedders.base import Embedder, file_fingerprint
 from ml.embedders.crops import square_resize
 from ml.errors import ConfigError, ModelLoadError, missing_path
-from ml.hub_guard import require_hub_files
+from ml.hub_guard import WEIGHTS_FILES, require_hub_files
 
 
 def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, model_kwargs: dict,
@@ -37,7 +37,7 @@ def create_timm_backbone(name: str, checkpoint: str | None, pretrained: bool, mo
     if pretrained:
         hub_id = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
         if hub_id:  # timm fetches the weights from there
-            require_hub_files(f"{setting}.model", name, hub_id)
+            require_hub_files(f"{setting}.model", name, hub_id, WEIGHTS_FILES)
         try:
             return timm.create_model(name, pretrained=True, **kwargs)
         except Exception as e:
