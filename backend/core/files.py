@@ -57,11 +57,6 @@ def private_file_response(name: str, content_type: str, download_name: str, *, a
     return _private(response, download_name, attachment)
 
 
-def private_bytes_response(data: bytes, content_type: str, download_name: str, *, attachment: bool = False) -> HttpResponse:
-    """private_file_response for bytes made by the view (a rendition), with the same headers."""
-    return _private(HttpResponse(data, content_type=content_type), download_name, attachment)
-
-
 def read_stored(name: str, size: int = -1) -> bytes:
     """The stored file's bytes (its first `size` bytes when size >= 0)."""
     try:

@@ -169,9 +169,11 @@ def test_a_keyboard_user_types_a_class_into_the_class_select(page, login_as):
             break
         page.keyboard.press("Tab")
     expect(picker).to_be_focused()
-    page.keyboard.press("ArrowDown")
-    page.keyboard.press("Escape")  # the unsaved step is taken back
+    page.keyboard.press("Home")  # a keyboard step (to the first class, circle), shown but not saved
+    expect(picker).to_have_value(str(circle.pk))
+    page.keyboard.press("Escape")  # the unsaved step is taken back; focus stays (a second Esc leaves)
     expect(picker).to_have_value(str(square.pk))
+    expect(picker).to_be_focused()
     page.keyboard.type("circle", delay=50)
     expect(picker).to_have_value(str(circle.pk))
     page.wait_for_timeout(300)
