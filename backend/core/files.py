@@ -12,7 +12,7 @@ from urllib.parse import quote
 from asgiref.sync import sync_to_async
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse
 
 from .errors import NotFound
 from .text import printable
