@@ -37,12 +37,10 @@ def apply_filters(
         )
     for name, fn in filters.items():
         value = params.get(name)
-        if value == "":  # '?id=' returned every row and '?id=,' none
-            raise ValidationError({name: f"'{name}' is empty: give a value, or leave the parameter out."})
+        refuse_if_empty(name, value)
         if value is not None:
             queryset = run_filter(name, fn, queryset, value)
-    if params.get("ordering") == "":
-        raise ValidationError({"ordering": "'ordering' is empty: give a value, or leave the parameter out."})
+    refuse_if_empty("ordering", params.get("ordering"))
     ordering = params.get("ordering") or default_ordering
     descending = ordering.startswith("-")
     field = orderings.get(ordering[1:] if descending else ordering)  # '--id' is no ordering
@@ -61,6 +59,12 @@ def only_params(params: Mapping[str, str], allowed=(), *, paged: bool = True) ->
     if unknown:
         raise ValidationError({unknown[0]: f"Unknown parameter '{unknown[0]}'. Allowed: "
                                            f"{', '.join(sorted(known)) or 'none'}."})
+
+
+def refuse_if_empty(name: str, value: str | None) -> None:
+    """An empty value is a 400 naming the parameter: '?id=' returned every row and '?id=,' none."""
+    if value == "":
+        raise ValidationError({name: f"'{name}' is empty: give a value, or leave the parameter out."})
 
 
 def run_filter(name: str, fn: FilterFn, queryset: QuerySet, value: str) -> QuerySet:

@@ -35,12 +35,13 @@ def run_or_retry(task, fn, /, *args, **kwargs):
 RIDE_OUT_S = 60
 
 
-def riding_out_outages(fn, /, *args, **kwargs):
+def riding_out_outages(fn, /, *args, within: float | None = None, **kwargs):
     """fn(*args, **kwargs) for a long run's check between steps (progress, "still live?"), outside
     any transaction: a PostgreSQL restart of a few seconds broke the run's connection, and the
     next check started a Mask R-CNN training over from scratch (black-box round 16b). The broken
-    connection is dropped and the call tried again every few seconds, for up to RIDE_OUT_S."""
-    deadline = time.monotonic() + RIDE_OUT_S
+    connection is dropped and the call tried again every few seconds, for up to `within` seconds
+    (RIDE_OUT_S unless given)."""
+    deadline = time.monotonic() + (RIDE_OUT_S if within is None else within)
     while True:
         try:
             return fn(*args, **kwargs)

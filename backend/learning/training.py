@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import logging
-import time
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from backend.core.task_retry import DB_DOWN, RETRY_AFTER_S
+from backend.core.task_retry import DB_DOWN, riding_out_outages
 
 from backend.gallery.versions import current_version
 from backend.jobs.engine import get_pipeline, read_rgb
@@ -48,18 +47,8 @@ REGISTER_WAIT_S = 120
 
 
 def _register_despite_outages(**kwargs) -> None:
-    deadline = time.monotonic() + REGISTER_WAIT_S
-    while True:
-        try:
-            services.register_version(**kwargs)
-            return
-        except DB_DOWN:
-            if time.monotonic() > deadline:
-                raise  # the task is run again (core/task_retry.py)
-            logger.warning("training %s: the database is away; registering its model again in %s s",
-                           kwargs["run"].pk, RETRY_AFTER_S)
-            connection.close()
-            time.sleep(RETRY_AFTER_S)
+    # Past REGISTER_WAIT_S the task is run again (core/task_retry.run_or_retry).
+    riding_out_outages(services.register_version, within=REGISTER_WAIT_S, **kwargs)
 
 
 def _image_files(image_ids) -> dict[int, str]:
