@@ -15,12 +15,28 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /** Every image in it was already in the project. */
 const allKnown = (r?: UploadResult) => !!r && r.created.length === 0 && r.errors.length === 0 && r.duplicates.length > 0;
 
+type Row = { id: number | string; name: string; result?: UploadResult };
+
+/** Image id → the files of this list that stored it, in list order (made once a render: a search
+ * of the whole list for each shown row cost 10,000 x 200 steps at every progress tick). */
+function storers(rows: Row[]): Map<number, Row[]> {
+  const by = new Map<number, Row[]>();
+  for (const row of rows) {
+    for (const id of row.result?.created ?? []) {
+      const list = by.get(id);
+      if (list) list.push(row);
+      else by.set(id, [row]);
+    }
+  }
+  return by;
+}
+
 /** The name of another file of this list that stored the image `it` was a duplicate of: two copies
  * picked together read "already in the project" for the one that lost the race. */
-function twinIn(rows: { id: number | string; name: string; result?: UploadResult }[], it: { id: number | string; result?: UploadResult }): string | null {
+function twinIn(stored: Map<number, Row[]>, it: Row): string | null {
   const dup = it.result?.duplicates.length === 1 ? it.result.duplicates[0].existing_id : null;
   if (dup === null || dup === undefined) return null;
-  return rows.find((o) => o.id !== it.id && o.result?.created.includes(dup))?.name ?? null;
+  return stored.get(dup)?.find((o) => o.id !== it.id)?.name ?? null;
 }
 
 const LABEL: Record<Phase, string> = {
@@ -59,6 +75,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
   const errors = items.reduce((s, i) => s + (i.result?.errors.length ?? 0) + (i.error ? 1 : 0), 0);
   // Failures first so they are never hidden below a long list of successes.
   const rows = [...items.filter((i) => i.phase === "failed" || i.result?.errors.length), ...items.filter((i) => !(i.phase === "failed" || i.result?.errors.length))];
+  const stored = storers(rows);
 
   return (
     <main className="page">
@@ -112,7 +129,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
         </section>
       )}
       <ul className="uploads">
-        {rows.slice(0, SHOWN).map((it) => (
+        {rows.slice(0, SHOWN).map((it) => { const twin = twinIn(stored, it); return (
           <li key={it.id} className={`upload upload-${it.phase}`} data-testid="upload-item" data-phase={it.phase}>
             <div className="job-head">
               <b className="ellipsis" title={it.name}>{it.name}</b>
@@ -120,7 +137,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               <span className="small nowrap" data-testid="upload-state">
                 {it.phase === "sending" ? `${Math.floor((it.sent / Math.max(it.size, 1)) * 100)}%`
                   : it.phase === "done" && isEmpty(it.result) ? "nothing added"
-                  : it.phase === "done" && allKnown(it.result) ? (twinIn(rows, it) ? (twinIn(rows, it) === it.name ? "uploaded above" : "a copy of another file here") : "already in the project") : LABEL[it.phase]}
+                  : it.phase === "done" && allKnown(it.result) ? (twin ? (twin === it.name ? "uploaded above" : "a copy of another file here") : "already in the project") : LABEL[it.phase]}
               </span>
               {isCancellable(it) && (
                 <button type="button" className="small" aria-label={`Cancel ${it.name}`} title={`Stop uploading ${it.name}`}
@@ -149,9 +166,9 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
                 {it.result.created.length > 0 && <span data-testid="upload-created">{it.result.created.length} added</span>}
                 {it.result.duplicates.length > 0 && (
                   <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{plural(it.result.duplicates.length, "duplicate")} skipped
-                    {it.result.duplicates.length === 1 && (twinIn(rows, it)
-                      ? (twinIn(rows, it) === it.name ? ` (uploaded above: image #${it.result.duplicates[0].existing_id})`
-                        : ` (the same file as ${twinIn(rows, it)} in this upload: image #${it.result.duplicates[0].existing_id})`)
+                    {it.result.duplicates.length === 1 && (twin
+                      ? (twin === it.name ? ` (uploaded above: image #${it.result.duplicates[0].existing_id})`
+                        : ` (the same file as ${twin} in this upload: image #${it.result.duplicates[0].existing_id})`)
                       : ` (already image #${it.result.duplicates[0].existing_id})`)}</span>
                 )}
                 {it.result.errors.length > 0 && (
@@ -162,7 +179,7 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
               </div>
             )}
           </li>
-        ))}
+        ); })}
       </ul>
       {rows.length > SHOWN && <p className="muted small">…and {rows.length - SHOWN} more files (counted in the totals above).</p>}
       {items.some((i) => i.phase === "done") && <Link to={`/p/${ctx.project.id}`}>Back to the dashboard to pre-annotate →</Link>}
