@@ -123,8 +123,13 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     if (p === projectId) setLost((prev) => (prev && prev.deletedBy !== undefined ? prev : how));
   }), [projectId]);
   const open = !!project && !lost && !error;
-  // Every page of the project keeps its socket open, so a deletion or removal is told at once.
-  useEffect(() => (open ? subscribe(projectId, () => undefined) : undefined), [open, projectId]);
+  // Every page of the project keeps its socket open, so a deletion or removal is told at once, and a
+  // role changed by an admin is followed at once (a promoted member saw the admin tabs only after a reload).
+  useEffect(() => (open ? subscribe(projectId, (ev) => {
+    if (ev.type !== "membership.changed") return;
+    get<Project>(`${P(projectId)}/`).then((fresh) => setProject((old) => (old && old.my_role === fresh.my_role ? old : fresh)))
+      .catch(() => undefined); // a lost project is told by checkProjectAccess
+  }) : undefined), [open, projectId]);
   // Going to another tab asks for the project again: a socket that was down (asleep, offline)
   // missed the news, and the new page's 404 would otherwise be its only sign.
   // (Per section, not per image: the review loop's next image must not wait on it.)

@@ -4,7 +4,7 @@
  * with heartbeat and live updates from other reviewers. The parts live in the use* hooks beside it.
  */
 import { useEffect, useRef, useState } from "react";
-import { get, P, type Annotation, type ImageDetail, type Project } from "../api/client";
+import { type Annotation, type ImageDetail } from "../api/client";
 import { subscribe } from "../api/live";
 import { currentNotes, dismiss, dismissWhere, notify } from "../notify";
 import type { ProjectCtx } from "../pages/ProjectLayout";
@@ -143,9 +143,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   useEffect(() => subscribe(pid, (ev) => {
     if (ev.type === "classes.changed") void ctx.reloadClasses();
     else if (ev.type === "membership.changed") {
-      // What the old role was told ("your role can't…") no longer holds.
+      // What the old role was told ("your role can't…") no longer holds; ProjectLayout reloads the role.
       currentNotes().filter((n) => /your role/i.test(n.text)).forEach((n) => dismiss(n.id));
-      get<Project>(`${P(pid)}/`).then(ctx.setProject).catch(() => undefined);
     }
   }), [pid]);
   const setClass = async (a: Annotation | null, classId: number) => {
