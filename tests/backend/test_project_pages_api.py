@@ -234,3 +234,14 @@ def test_a_fullwidth_name_is_the_name_it_folds_to(client_for):
                                   {"username": "\uff57\uff49\uff44\uff45", "role": "viewer"}, format="json")
     assert clash.status_code == 400 and "already exists" in clash.json()["detail"], clash.content
     assert get_user_model().objects.filter(username__iexact="wide").count() == 1
+
+
+def test_names_that_fold_alike_only_in_full_case_folding_are_one_name(client_for):
+    """'STRASSE' made a second account beside 'straße' (PostgreSQL's iexact folds letter by letter)."""
+    root = make_staff()
+    project = make_project(root)
+    make_user("straße")
+    clash = client_for(root).post(f"/api/projects/{project.pk}/members/new-user/",
+                                  {"username": "STRASSE", "role": "viewer"}, format="json")
+    assert clash.status_code == 400 and "already exists" in clash.json()["detail"], clash.content
+    assert not get_user_model().objects.filter(username="STRASSE").exists()
