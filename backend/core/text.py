@@ -37,10 +37,35 @@ def printable(c: str) -> bool:
 
 def one_spelling(value: str) -> str:
     """Compatibility forms folded (full-width "ｂｉｒｄ" is "bird", NFD accents composed), invisible
-    characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed."""
+    characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed.
+    Joiners that are part of the writing stay (see _kept)."""
     folded = unicodedata.normalize("NFKC", value)
-    visible = "".join(" " if c in _BLANK else c for c in folded if not _ignorable(c))
+    kept = [c for c in folded if not _ignorable(c) or c in _JOINING or _is_tag(c)]
+    visible = "".join(" " if c in _BLANK else c for i, c in enumerate(kept) if _kept(kept, i))
     return " ".join(visible.split())
+
+
+def _is_tag(c: str) -> bool:
+    return 0xE0020 <= ord(c) <= 0xE007F
+
+
+def _kept(chars: list[str], i: int) -> bool:
+    """A joiner stays only between two characters it joins: emoji of a sequence (👨‍🔧) or letters
+    of a script that writes with it (Persian, Indic); beside a space, an end, another joiner or an
+    ASCII / look-alike-alphabet letter it shows nothing and goes ('to\u200dol' is 'tool'). Tag
+    characters stay only after the waving black flag or another tag (a subdivision flag)."""
+    c = chars[i]
+    if _is_tag(c):
+        return i > 0 and (chars[i - 1] == "\U0001F3F4" or _is_tag(chars[i - 1]))
+    if c not in _JOINING:
+        return True
+    return 0 < i < len(chars) - 1 and _joinable(chars[i - 1]) and _joinable(chars[i + 1])
+
+
+def _joinable(c: str) -> bool:
+    if c.isspace() or ord(c) < 0x80 or c in _JOINING or _is_tag(c):
+        return False
+    return unicodedata.name(c, "").split(" ", 1)[0] not in _LOOKALIKE_SCRIPTS
 
 
 def control_character(value: str) -> str | None:

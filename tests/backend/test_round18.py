@@ -1,0 +1,29 @@
+"""Round 18: items left alone at earlier stops, and black-box round 18."""
+from __future__ import annotations
+
+import pytest
+
+from .factories import make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one emoji: three joined by ZWJ
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # a flag of tag characters
+PERSIAN = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # ZWNJ is part of the word's spelling
+
+
+def test_class_names_keep_the_joiners_of_their_writing_and_drop_stray_ones(client_for):
+    """Class names dropped every zero-width joiner and tag character: '👨‍👩‍👧' became three
+    emoji, the Scotland flag a black flag, a Persian word lost its non-joiner. A joiner that joins
+    nothing ('to\\u200dol') still goes, so it cannot make a second 'tool'."""
+    owner = make_user("joiners")
+    project = make_project(owner)
+    api = client_for(owner)
+    url = f"/api/projects/{project.pk}/classes/"
+    for name in (f"{FAMILY} crew", SCOTLAND, PERSIAN):
+        made = api.post(url, {"name": name}, format="json")
+        assert made.status_code == 201, made.content
+        assert made.json()["name"] == name, (made.json()["name"], name)
+    assert api.post(url, {"name": "tool"}, format="json").status_code == 201
+    twin = api.post(url, {"name": "to\u200dol\u200d"}, format="json")
+    assert twin.status_code == 400, twin.content
