@@ -10,8 +10,8 @@ import torch
 from ml import batching
 from ml.config import DetectorConfig
 from ml.device import autocast
-from ml.errors import ModelLoadError, missing_path
-from ml.hub_guard import require_hub_files
+from ml.errors import ModelLoadError
+from ml.hub_guard import require_model_source
 from ml.inputs import PromptTooLongError, check_image, frame_for_resize
 from ml.types import Box
 
@@ -48,13 +48,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, prefer: str = "score"
     return keep
 
 
-def _is_local(path: str) -> bool:
-    """A folder, not a hub id. Hub ids are "org/name": a bare name ("sam3", "grounding_dino") is a
-    folder that is missing (a model folder copied without it), which from_pretrained tried on the
-    hub for minutes of retries offline (black-box round 16)."""
-    return path.startswith((".", "/", "~")) or os.path.sep in path and os.path.exists(path) or "/" not in path
-
-
 def _check_tokenizer(processor, cfg: DetectorConfig) -> None:
     """A folder without its tokenizer files loads with a 5-token stand-in: every prompt word read
     as [UNK], so every image had 0 detections and the run exit 0 (black-box round 16)."""
@@ -89,10 +82,7 @@ class Detector:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         src = os.path.expanduser(cfg.model)
-        if _is_local(src) and not os.path.isdir(src):
-            raise ModelLoadError("detector.model", cfg.model, missing_path(src, "folder"))
-        if not _is_local(src):
-            require_hub_files("detector.model", cfg.model, src)
+        require_model_source("detector.model", cfg.model, src)
         try:
             processor = AutoProcessor.from_pretrained(src)
             model = AutoModelForZeroShotObjectDetection.from_pretrained(src)

@@ -4,11 +4,12 @@ black-box round 16b): a hub id whose files are not cached on this machine is ref
 the hub does not take a connection."""
 from __future__ import annotations
 
+import os
 import socket
 import urllib.request
 from urllib.parse import urlparse
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, missing_path
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -20,6 +21,19 @@ TRANSFORMERS_FILES = (("config.json",),
                       ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"),
                       ("preprocessor_config.json", "processor_config.json"))
 WEIGHTS_FILES = (("model.safetensors", "pytorch_model.bin"),)
+
+
+def require_model_source(setting: str, value: object, src: str) -> None:
+    """A transformers model given as a folder or a hub id ("org/name"): a folder must be there; a
+    hub id must be cached or the hub reachable (require_hub_files). A bare name ("sam3",
+    "grounding_dino") or a path ("./x", "/x", "~/x", an existing file) is a folder that is missing
+    (a model folder copied without it): from_pretrained tried it on the hub for minutes of
+    retries offline (black-box round 16)."""
+    if os.path.isdir(src):
+        return
+    if src.startswith((".", "/", "~")) or "/" not in src or os.path.exists(src):
+        raise ModelLoadError(setting, value, missing_path(src, "folder"))
+    require_hub_files(setting, value, src)
 
 
 def require_hub_files(setting: str, value: object, repo_id: str, files: tuple[tuple[str, ...], ...] = TRANSFORMERS_FILES) -> None:

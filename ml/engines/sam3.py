@@ -10,8 +10,8 @@ import numpy as np
 
 from ml import batching
 from ml.engines.base import Engine, EngineInfo, mask_result, timed
-from ml.errors import ModelLoadError, missing_path
-from ml.hub_guard import require_hub_files
+from ml.errors import ModelLoadError
+from ml.hub_guard import require_model_source
 from ml.types import Box
 
 
@@ -31,11 +31,7 @@ class Sam3Engine(Engine):
         from transformers import Sam3Model, Sam3Processor
 
         src = os.path.expanduser(cfg.sam3.model)
-        # A bare name is a folder (hub ids are "org/name"): see detector._is_local.
-        if (src.startswith((".", "/", "~")) or "/" not in src) and not os.path.isdir(src):
-            raise ModelLoadError("sam3.model", cfg.sam3.model, missing_path(src, "folder"))
-        if not os.path.isdir(src):
-            require_hub_files("sam3.model", cfg.sam3.model, src)
+        require_model_source("sam3.model", cfg.sam3.model, src)
         try:
             processor = Sam3Processor.from_pretrained(src)
             model = Sam3Model.from_pretrained(src)

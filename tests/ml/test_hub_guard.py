@@ -70,3 +70,28 @@ def test_a_hub_id_offline_is_refused_at_once(tiny_dir, tmp_path, case):
     assert r.returncode != 0, r.stdout
     assert f"{setting}: " in r.stderr and "is a hub id whose files are not (all) on this machine" in r.stderr, r.stderr[-2000:]
     assert "make models" in r.stderr and "make tiny-models" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("setting", ["detector.model", "sam3.model"])
+def test_a_model_path_that_is_a_file_is_said_to_be_a_file(tmp_path, monkeypatch, setting):
+    """'weights/sam3' naming a file (not a folder) was taken by SAM 3 for a hub id and answered 'a hub id
+    whose files are not on this machine' after probing the hub; the detector said 'is a file, not a
+    folder'. One rule for both (hub_guard.require_model_source)."""
+    import torch
+
+    from ml.config import DetectorConfig, PipelineConfig, Sam3Config
+    from ml.detector import Detector
+    from ml.engines.sam3 import Sam3Engine
+    from ml.errors import ModelLoadError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "model").write_bytes(b"not a folder")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(ModelLoadError) as err:
+        if setting == "detector.model":
+            Detector.load(DetectorConfig(model="weights/model"), torch.device("cpu"))
+        else:
+            Sam3Engine.load(PipelineConfig(sam3=Sam3Config(model="weights/model")), torch.device("cpu"),
+                            with_detector=False)
+    assert setting in str(err.value) and "is a file, not a folder" in str(err.value), str(err.value)
