@@ -12,6 +12,7 @@ class OwnPasswordSet(IsAuthenticated):
     """The default API permission: signed in, and no longer on a one-time password."""
 
     message = "Set your own password first (PATCH /api/auth/me/ with current_password and new_password)."
+    code = "password_change_required"  # the browser keeps a refused write until the password is set
 
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):

@@ -22,6 +22,10 @@ export function App() {
   /** Why the sign-in form is over the page, said in the form for as long as it shows (a toast
    * was gone a few seconds later, leaving an unexplained form; black-box round 16). */
   const [why, setWhy] = useState<string | null>(null);
+  /** Signed in again over an open page on a one-time password (an admin reset it): the page stays
+   * under the set-password form, and what the ended session failed to save goes once the password
+   * is set (it went at once and was refused "set your own password first", lost; black-box round 18). */
+  const [passwordFirst, setPasswordFirst] = useState(false);
   const signedIn = useRef(false);
   const signInAgainRef = useRef<(m: Me) => void>(() => {});
   signedIn.current = !!me;
@@ -34,7 +38,7 @@ export function App() {
     const uploading = runningCount();
     stopAllUploads({ keep: true }); // the list stays, its unfinished files marked, under the sign-in form
     if (uploading) setWhy(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`);
-    else if (signedIn.current) setWhy("You were signed out (here or in another tab). Sign in to go on where you were.");
+    else if (signedIn.current) setWhy("You were signed out (here, in another tab, or by a password reset). Sign in to go on where you were.");
     if (signedIn.current && meRef.current) setEnded(meRef.current);
     setMe(null);
   };
@@ -131,12 +135,18 @@ export function App() {
     setEnded(null);
     setWhy(null);
     setMe(m);
-    if (same) window.setTimeout(signedInAgain, 0);
+    if (same && m.must_change_password) setPasswordFirst(true);
+    else if (same) window.setTimeout(signedInAgain, 0);
+  };
+  const passwordSet = (m: Me) => {
+    setPasswordFirst(false);
+    setMe(m);
+    window.setTimeout(signedInAgain, 0);
   };
   signInAgainRef.current = signInAgain;
   const user = (me ?? ended)!;
   const projectMatch = /^\/p\/(\d+)(\/.*)?$/.exec(pathname);
-  const body = user.must_change_password ? (
+  const body = user.must_change_password && !passwordFirst ? (
     <SetPasswordPage me={user} onDone={setMe} />
   ) : projectMatch ? (
     <ProjectLayout projectId={Number(projectMatch[1])} sub={projectMatch[2] || "/"} me={user} />
@@ -157,14 +167,26 @@ export function App() {
         <button className="link" onClick={logout}>Sign out</button>
       </header>
       <Fragment key={user.username}>{body}</Fragment>
-      {!me && <SignInAgain onLogin={signInAgain} why={why} />}
+      {!me && <SignInAgain onLogin={signInAgain} why={why} username={ended?.username} />}
+      {me && passwordFirst && (
+        <Overlay testId="set-password-again"><SetPasswordPage me={me} onDone={passwordSet} /></Overlay>
+      )}
       <Notes />
     </div>
   );
 }
 
-/** The sign-in form over the page whose session ended; keys typed outside it don't reach the page. */
-function SignInAgain({ onLogin, why }: { onLogin: (me: Me) => void; why: string | null }) {
+/** The sign-in form over the page whose session ended, its user's name filled in. */
+function SignInAgain({ onLogin, why, username }: { onLogin: (me: Me) => void; why: string | null; username?: string }) {
+  return (
+    <Overlay testId="sign-in-again">
+      <LoginPage onLogin={onLogin} notice={why} username={username} />
+    </Overlay>
+  );
+}
+
+/** A form over the page; keys typed outside it don't reach the page. */
+function Overlay({ testId, children }: { testId: string; children: React.ReactNode }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const keep = (e: KeyboardEvent) => {
@@ -174,8 +196,8 @@ function SignInAgain({ onLogin, why }: { onLogin: (me: Me) => void; why: string 
     return () => window.removeEventListener("keydown", keep, true);
   }, []);
   return (
-    <div className="overlay signin-again" ref={box} data-testid="sign-in-again">
-      <LoginPage onLogin={onLogin} notice={why} />
+    <div className="overlay signin-again" ref={box} data-testid={testId}>
+      {children}
     </div>
   );
 }

@@ -138,6 +138,8 @@ def test_staff_creates_a_user_who_must_set_a_password_at_first_login(client_for)
     # The one-time password opens nothing but the password change (and signing out).
     blocked = browser.get(f"/api/projects/{project.pk}/images/")
     assert blocked.status_code == 403 and "Set your own password first" in blocked.json()["detail"]
+    # Told apart from a role's refusal: the browser keeps a refused write until the password is set.
+    assert blocked.json()["code"] == "password_change_required", blocked.json()
     assert browser.get("/api/projects/").status_code == 403
     token = APIClient().post("/api/auth/token/", {"username": "nina", "password": body["one_time_password"]}, format="json")
     assert token.status_code == 403 and token.json()["code"] == "password_change_required"

@@ -1,10 +1,10 @@
 """Browser, round 18: a role changed by another admin is followed live on every page of the
-project (a promoted member saw the admin tabs only after a reload)."""
+project; a write refused by a password reset is kept until the new password is set."""
 from __future__ import annotations
 
 import pytest
 
-from .seed import add_member, make_project, make_user
+from .seed import add_member, make_project, make_staff, make_user
 from .steps import in_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -32,3 +32,48 @@ def test_a_promoted_member_gets_the_admin_pages_without_a_reload(page, login_as)
     in_thread(project_services.change_role, project=proj, membership_id=membership.pk, role=Role.ANNOTATOR,
               version=membership.version)
     expect(bar.get_by_text("Settings")).to_have_count(0)
+
+
+def test_a_decision_refused_by_a_password_reset_is_sent_once_the_new_password_is_set(page, login_as):
+    """An admin reset the reviewer's password while a decision was failing: signing in again with the
+    one-time password sent the decision at once, it was refused ("Set your own password first
+    (PATCH /api/auth/me/ …)", no Retry) and after the password was set it was never sent: lost."""
+    from playwright.sync_api import expect
+
+    from backend.annotations.models import Annotation, ReviewState
+    from backend.core.accounts import reset_password
+
+    from .seed import add_prediction, make_class, make_image, mark_prelabeled, rect_mask
+    from .steps import open_review, toast, toasts, until
+
+    owner = make_user("olga")
+    root = make_staff()
+    proj = make_project(owner, name="Reset")
+    image = make_image(proj, width=400, height=300, seed=181)
+    ann = add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 40, 40))
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    one_time = reset_password(by=root, user=owner)  # ends the browser's session (it holds the old password's hash)
+    page.keyboard.press("r")
+    form = page.get_by_test_id("sign-in-again")
+    expect(form).to_be_visible()
+    expect(toast(page, "Your session ended")).to_be_visible()
+    expect(form.locator("input[name=username]")).to_have_value("olga")  # the page's own user
+    form.locator("input[name=password]").fill(one_time)
+    form.get_by_role("button", name="Sign in").click()
+    again = page.get_by_test_id("set-password-again")
+    expect(again).to_be_visible()
+    expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_count(1)  # the page stays under the form
+    page.wait_for_timeout(500)
+    expect(toasts(page).filter(has_text="Set your own password first")).to_have_count(0)
+    assert Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.PENDING
+    again.locator("input[name=current_password]").fill(one_time)
+    again.locator("input[name=new_password]").fill("a-brand-new-secret-18")
+    again.locator("input[name=new_password_again]").fill("a-brand-new-secret-18")
+    again.get_by_role("button", name="Set password").click()
+    until(page, lambda: Annotation.objects.get(pk=ann.pk).mask_review == ReviewState.REJECTED, what="the reject saved")
+    expect(again).to_have_count(0)
+    expect(toasts(page).filter(has_text="Your session ended")).to_have_count(0)
+    expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_attribute("data-mask-review", "rejected")

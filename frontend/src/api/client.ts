@@ -73,6 +73,10 @@ export function setOnUnauthorized(fn: () => void) {
 export function signedOutError(e: unknown): boolean {
   return e instanceof ApiError && (e.status === 401 || (e.status === 403 && e.code === "not_authenticated"));
 }
+/** Signed in on a one-time password: nothing but setting one's own password is taken yet. */
+export function passwordFirstError(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 403 && e.code === "password_change_required";
+}
 
 const signedInSubs = new Set<() => void>();
 /** Told when the user signs in again after the session ended on an open page (its failed writes go again). */

@@ -20,9 +20,10 @@ export function signInError(err: unknown): string {
   return `${rest || "Too many sign-in attempts from this address."} Try again in ${waitText(Number(m[1]))}.`;
 }
 
-/** `notice`: why the form is shown over a page (signed out, or another tab signed in as someone else). */
-export function LoginPage({ onLogin, notice }: { onLogin: (me: Me) => void; notice?: string | null }) {
-  const [username, setUsername] = useState("");
+/** `notice`: why the form is shown over a page (signed out, or another tab signed in as someone else);
+ * `known`: the name of the user whose page it is (filled in, the password field takes the keys). */
+export function LoginPage({ onLogin, notice, username: known }: { onLogin: (me: Me) => void; notice?: string | null; username?: string }) {
+  const [username, setUsername] = useState(known ?? "");
   const [password, setPassword] = useState("");
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
@@ -47,11 +48,11 @@ export function LoginPage({ onLogin, notice }: { onLogin: (me: Me) => void; noti
       {notice && <p className="notice warn" role="status" data-testid="sign-in-why">{notice}</p>}
       <label>
         Username
-        <input name="username" autoFocus autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />
+        <input name="username" autoFocus={!known} autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />
       </label>
       <label>
         Password
-        <input name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} />
+        <input name="password" type="password" autoFocus={!!known} autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} />
       </label>
       {error && <p className="error" role="alert">{error}</p>}
       <button type="submit" className="primary" disabled={busy || !username || !password}>

@@ -9,7 +9,7 @@
  */
 import { useEffect, useRef, useState, type RefObject } from "react";
 import { checkProjectAccess, retryable } from "../api/access";
-import { ApiError, del, get, onSignedIn, P, patch, post, signedOutError, type Annotation } from "../api/client";
+import { ApiError, del, get, onSignedIn, P, passwordFirstError, patch, post, signedOutError, type Annotation } from "../api/client";
 import { currentNotes, dismiss, notify } from "../notify";
 import { InFlight } from "./inflight";
 import { ACCEPTED_DELETE_HINT, type Decision, type ReviewTarget } from "./ObjectList";
@@ -178,11 +178,12 @@ export function useAnnotationWrites(opts: {
       return "ok";
     } catch (e) {
       const refused = claimRefusal(e);
-      if (signedOutError(e)) {
+      if (signedOutError(e) || passwordFirstError(e)) {
         // The session ended (here or in another tab): the app asks to sign in and, once signed
-        // in, this write is sent again (the message's Retry does the same).
+        // in (and the password set, after a reset), this write is sent again (as Retry does).
+        const when = passwordFirstError(e) ? "you have set your password" : "you sign in";
         if (retry) {
-          failedNote(key, `Your session ended, so ${what} wasn't saved yet. It is sent again once you sign in (or press Retry).`, retry);
+          failedNote(key, `Your session ended, so ${what} wasn't saved yet. It is sent again once ${when} (or press Retry).`, retry);
           return "retryable";
         }
         notify(`Your session ended, so ${what} wasn't saved. Sign in again and redo it.`, "error");
