@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from backend.annotations.views import AnnotationViewSet, ImageBundleViewSet
 from backend.core import auth_views
 from backend.core.frontend import frontend_view
 from backend.core.health import health_view
+from backend.core.schema_view import SchemaView
 from backend.exchange.views import ExportViewSet, ImportViewSet
 from backend.gallery.views import GalleryViewSet
 from backend.images.views import ImageReviewViewSet, ImageViewSet
@@ -38,7 +39,7 @@ api = [
     path("", include(root.urls)),
     path("projects/<int:project_pk>/", include(nested.urls)),
     path("projects/<int:project_pk>/", include("backend.learning.urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("health/", health_view, name="health"),
     path("engines/", include("backend.jobs.engines_api")),

@@ -27,3 +27,17 @@ def test_class_names_keep_the_joiners_of_their_writing_and_drop_stray_ones(clien
     assert api.post(url, {"name": "tool"}, format="json").status_code == 201
     twin = api.post(url, {"name": "to\u200dol\u200d"}, format="json")
     assert twin.status_code == 400, twin.content
+
+
+def test_the_schema_takes_no_version_from_the_query(client):
+    """/api/schema/?version= went unescaped into Content-Disposition and the YAML (an outsider's link
+    offered a download named 'setup.bat'); a newline there was an HTML 500. Its errors were YAML."""
+    named = client.get('/api/schema/?version=x"; filename="setup.bat"; x="')
+    assert named.status_code == 200
+    assert named["Content-Disposition"] == 'inline; filename="Razmetka API.yaml"', named["Content-Disposition"]
+    assert b"setup.bat" not in named.content
+    newline = client.get("/api/schema/?version=%0a")
+    assert newline.status_code == 200 and b"version: 1.0.0\n" in newline.content, newline.content[:300]
+    refused = client.delete("/api/schema/")
+    assert refused.status_code == 405 and refused["Content-Type"].startswith("application/json"), refused.content
+    assert refused.json()["code"] == "method_not_allowed"
