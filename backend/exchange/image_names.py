@@ -89,14 +89,25 @@ def match_image(file_name: str, images, path: str = "") -> tuple[tuple | None, s
             return None, (f"image '{file_name}' (an export's name for one of several images called "
                           f"'{looks[1]}.{looks[3]}', by its id in the project exported) is not in this project")
         return None, f"image '{file_name}' is not in this project"
-    if len(candidates) > 1 and path:
-        # Folder uploads keep their folders in the name ('cams/a/IMG_1.jpg', 'cams/b/IMG_1.jpg'):
-        # a file that gives the folders too says which one it means.
-        named = [c for c in candidates if same_path(images.paths.get(c[0], ""), path.lower())]
-        candidates = named if len(named) == 1 else candidates
+    if len(candidates) > 1:
+        candidates = _named_by_path(candidates, images, (path or file_name).lower())
     if len(candidates) > 1:
         return None, f"image '{path or file_name}' is ambiguous: images {', '.join(str(c[0]) for c in candidates)} share that name"
     return candidates[0], None
+
+
+def _named_by_path(candidates: list, images, given: str) -> list:
+    """Of images sharing a base name, the one a name with folders means: the image stored under
+    exactly that name, else the one whose folders it gives ('cams/a/IMG_1.jpg' of 'cams/a/IMG_1.jpg'
+    and 'cams/b/IMG_1.jpg': folder uploads and zips keep their folders in the name). A bare name
+    stays ambiguous, and an image stored without folders is matched by no folders: 'other.zip/a.png'
+    went silently to 'a.png' beside 'batch.zip/a.png', whose exact name was "ambiguous" (round 18)."""
+    if "/" not in given:
+        return candidates
+    paths = getattr(images, "paths", {})
+    exact = [c for c in candidates if paths.get(c[0]) == given]
+    named = exact or [c for c in candidates if "/" in paths.get(c[0], "") and same_path(paths[c[0]], given)]
+    return named if len(named) == 1 else candidates
 
 
 def same_path(stored: str, given: str) -> bool:

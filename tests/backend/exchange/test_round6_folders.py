@@ -97,3 +97,27 @@ def test_an_upload_says_an_exports_annotation_file_is_for_the_import_page(admin_
     assert len(report.created) == 1
     assert report.errors == [{"name": "export.zip/annotations/instances.json", "error": (
         "Not an image but an annotation or text file: skipped (annotation files go to the Import page).")}]
+
+
+@pytest.mark.parametrize("given, expect", [
+    ("a.png", None),  # a bare name two images have
+    ("batch.zip/a.png", "zipped"),  # the exact stored name of one, with its folder (was "ambiguous")
+    ("other.zip/a.png", None),  # folders neither has (went silently to 'a.png')
+    ("http://host/x/a.png", None),
+])
+def test_an_exact_stored_name_wins_and_unknown_folders_stay_ambiguous(admin_user, given, expect):
+    """'a.png' beside 'batch.zip/a.png' (a zip's entry): the exact name 'batch.zip/a.png' was refused
+    as ambiguous while 'other.zip/a.png' or a URL went to 'a.png' without a word (black-box round 18)."""
+    project = make_project(admin_user, name="Zipped")
+    make_class(project, "hammer")
+    plain, zipped = make_image(project, seed=3), make_image(project, seed=4)
+    Image.objects.filter(pk=plain.pk).update(original_name="a.png")
+    Image.objects.filter(pk=zipped.pk).update(original_name="batch.zip/a.png")
+    job = run_import(project, admin_user, "coco", json_upload(_coco(given)))
+    if expect is None:
+        assert job.status == "failed" and "is ambiguous" in job.errors[0]["error"], job.errors
+        assert not Annotation.objects.filter(project=project).exists()
+    else:
+        assert job.status == "done", job.errors
+        image = {"plain": plain, "zipped": zipped}[expect]
+        assert list(Annotation.objects.filter(project=project).values_list("image_id", flat=True)) == [image.pk]
