@@ -1,6 +1,7 @@
 """One spelling for names people type (class names, prompts)."""
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -101,3 +102,14 @@ def lookalike_mix(value: str) -> tuple[str, str, str] | None:
         return None
     ranked = sorted(letters, key=lambda name: -len(letters[name]))
     return ranked[0].title(), ranked[-1].title(), letters[ranked[-1]][0]
+
+
+def lookalike_word(value: str) -> tuple[str, str, str, str] | None:
+    """(word, main script, odd script, odd letter) for the first word of `value` whose letters mix
+    look-alike alphabets ('dоg' with a Cyrillic 'о'); None when every word keeps to one. Per word:
+    'USB-кабель' and 'Wi-Fi роутер' are how names are written."""
+    for word in re.findall(r"[^\W\d_]+", value):
+        mixed = lookalike_mix(word)
+        if mixed:
+            return (word, *mixed)
+    return None

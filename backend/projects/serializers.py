@@ -109,7 +109,7 @@ def clean_class_name(value: str, what: str = "class") -> str:
     invisible characters (a zero-width space, a filler) dropped, runs of spaces made one. Such
     lookalikes made visually identical classes beside each other. Control characters (a terminal
     colour code reached CLI output and exports) and names of combining marks alone are refused."""
-    from backend.core.text import control_character, one_spelling, shows_something
+    from backend.core.text import control_character, lookalike_word, one_spelling, shows_something
 
     cleaned = one_spelling(value)
     if not cleaned or not shows_something(cleaned):
@@ -117,6 +117,12 @@ def clean_class_name(value: str, what: str = "class") -> str:
     bad = control_character(cleaned)
     if bad:
         raise serializers.ValidationError(f"A {what} name cannot hold control characters ({bad}).")
+    mixed = lookalike_word(cleaned)
+    if mixed:  # 'dоg' (Cyrillic 'о') beside 'dog': two classes that look one in every list and export
+        word, main, odd, letter = mixed
+        raise serializers.ValidationError(
+            f"'{word}' in this {what} name mixes {main} and {odd} letters ('{letter}' is {odd}), so it can pass "
+            "for another name: write each word in one alphabet.")
     # Measured once folded: 7 x U+FDFA fold to 126 characters, which passed the field's check of
     # the name as sent and failed the INSERT with an HTML 500 (black-box round 17).
     limit = (Project if what == "project" else LabelClass)._meta.get_field("name").max_length

@@ -41,3 +41,20 @@ def test_the_schema_takes_no_version_from_the_query(client):
     refused = client.delete("/api/schema/")
     assert refused.status_code == 405 and refused["Content-Type"].startswith("application/json"), refused.content
     assert refused.json()["code"] == "method_not_allowed"
+
+
+def test_a_name_word_that_mixes_lookalike_alphabets_is_refused(client_for):
+    """'dоg' (a Cyrillic 'о') was taken beside 'dog': two classes that look one in every list, picker
+    and export. Usernames refused this already; words in one alphabet each ('USB-кабель') stay fine."""
+    owner = make_user("mixer")
+    project = make_project(owner)
+    api = client_for(owner)
+    url = f"/api/projects/{project.pk}/classes/"
+    assert api.post(url, {"name": "dog"}, format="json").status_code == 201
+    mixed = api.post(url, {"name": "big d\u043eg"}, format="json")
+    assert mixed.status_code == 400, mixed.content
+    assert "'d\u043eg' in this class name mixes Latin and Cyrillic letters ('\u043e' is Cyrillic)" in str(mixed.json())
+    assert api.post(url, {"name": "USB-\u043a\u0430\u0431\u0435\u043b\u044c"}, format="json").status_code == 201
+    renamed = api.patch(f"/api/projects/{project.pk}/", {"name": "\u0441\u0430t pics", "version": project.version},
+                        format="json")
+    assert renamed.status_code == 400 and "project name mixes" in str(renamed.json()), renamed.content
