@@ -270,15 +270,22 @@ class StrictFieldsMixin:
 def empty_body(request) -> None:
     """For a write that takes no body (a claim, a password reset): anything sent is a 400 naming
     it, as an unknown field is elsewhere, rather than read as nothing."""
+    from django.http.multipartparser import MultiPartParserError
     from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 
     try:
         data = request.data
-    except UnsupportedMediaType:
+    except UnsupportedMediaType as refused:
         # An empty form (what a plain form post or Django's test client sends for "no body") is
         # no body either; one with fields is refused as any form on a JSON route.
         raw = request._request
-        if raw.content_type in ("multipart/form-data", "application/x-www-form-urlencoded") and not raw.POST and not raw.FILES:
+        if raw.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            raise
+        try:
+            empty_form = not raw.POST and not raw.FILES
+        except MultiPartParserError:  # no boundary: was a traceback and a bare 400, now the 415
+            raise refused from None
+        if empty_form:
             return
         raise
     if isinstance(data, Mapping):

@@ -58,3 +58,19 @@ def test_a_name_word_that_mixes_lookalike_alphabets_is_refused(client_for):
     renamed = api.patch(f"/api/projects/{project.pk}/", {"name": "\u0441\u0430t pics", "version": project.version},
                         format="json")
     assert renamed.status_code == 400 and "project name mixes" in str(renamed.json()), renamed.content
+
+
+def test_a_bodyless_write_sent_as_multipart_without_a_boundary_is_a_415(client_for, caplog):
+    """claim/, cancel/, finish/, logout/ and reset-password/ read such a body with a traceback in the
+    log and answered a bare 400 'Bad request.'; every JSON route answers the documented 415."""
+    from .factories import make_image
+
+    owner = make_user("boundless")
+    project = make_project(owner)
+    image = make_image(project)
+    with caplog.at_level("ERROR"):
+        answer = client_for(owner).generic("POST", f"/api/projects/{project.pk}/images/{image.pk}/claim/", b"abc",
+                                           content_type="multipart/form-data")
+    assert answer.status_code == 415, answer.content
+    assert "multipart/form-data" in answer.json()["detail"], answer.json()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
