@@ -1,6 +1,6 @@
 """Who is calling, and their role in one project, in one raw query: for the hot routes only.
 
-It mirrors what DRF + Django do for the API (session first, then `Authorization: Token`), but
+It mirrors what DRF + Django do for the API (`Authorization: Token` when sent, else the session), but
 only recognises the plain, valid case: a live session of an active user whose password hash still
 matches the session (and who is not on a one-time password), or a valid token of an active user.
 Anything else (no credentials, a bad token, a session Django would flush or rotate, a failed CSRF
@@ -49,25 +49,30 @@ def cookies(scope) -> dict[str, str]:
 
 
 async def caller(conn, scope, project_id: int) -> Caller | None:
+    if names_token(scope):  # the token alone decides, session or not (core.authentication)
+        key = token_key(scope)
+        if key is None:
+            return None
+        return _token_caller(key, await (await send_token_query(conn, key, project_id)).fetchone())
     jar = cookies(scope)
     session_key = jar.get(settings.SESSION_COOKIE_NAME)
     if session_key:
         return await _by_session(conn, session_key, project_id)
-    key = token_key(scope)
-    if key is None:
-        return None
-    return _token_caller(key, await (await send_token_query(conn, key, project_id)).fetchone())
+    return None
+
+
+def names_token(scope) -> bool:
+    """The request sends `Authorization: Token …` (well-formed or not)."""
+    scheme = (header(scope, b"authorization") or b"").split()[:1]
+    return bool(scheme) and scheme[0].lower() == b"token"
 
 
 def token_key(scope) -> str | None:
-    """The `Authorization: Token <key>` key of a request without a session cookie; else None."""
-    if settings.SESSION_COOKIE_NAME.encode() in (header(scope, b"cookie") or b""):
-        return None  # maybe a session: caller() decides
-    raw = header(scope, b"authorization")
-    if raw is None:
+    """The key of a well-formed `Authorization: Token <key>`; else None."""
+    if not names_token(scope):
         return None
-    parts = raw.split()
-    if len(parts) != 2 or parts[0].lower() != b"token":
+    parts = header(scope, b"authorization").split()
+    if len(parts) != 2:
         return None
     try:
         return parts[1].decode()
@@ -181,8 +186,10 @@ class Proof:
 
 def proof(scope) -> Proof | None:
     """The caller as last verified by this process, or None (never seen, or not the plain case)."""
-    key = token_key(scope)
-    if key is not None:
+    if names_token(scope):
+        key = token_key(scope)
+        if key is None:
+            return None
         user_id = _TOKEN_USERS.get(key)
         return None if user_id is None else Proof(user_id, False, {"proof_key": key})
     key = session_key(scope)
@@ -224,8 +231,10 @@ async def send_lookup(conn, scope, project_id: int):
     """For a pipeline: send the caller's lookup now and return a coroutine function that reads
     the Caller (or None) once its rows arrive; None when it cannot be sent ahead (a session this
     process has not decoded yet, or no credentials: caller() then asks step by step)."""
-    token = token_key(scope)
-    if token is not None:
+    if names_token(scope):
+        token = token_key(scope)
+        if token is None:
+            return None
         found = await send_token_query(conn, token, project_id)
 
         async def read_token() -> Caller | None:

@@ -178,7 +178,8 @@ def test_detail_with_a_live_and_an_expired_claim_and_no_objects(scene):
 
 
 @pytest.mark.parametrize("case", ["anonymous", "bad token", "non-member", "other project's image", "missing image",
-                                  "query string", "one-time password", "inactive", "bad host", "unicode digits"])
+                                  "query string", "one-time password", "inactive", "bad host", "unicode digits",
+                                  "session and a bad token", "session and a stranger's token"])
 def test_detail_refusals_are_djangos(scene, case):
     stranger = make_user("sam")
     path, headers, query = detail_path(scene), token_headers(scene["reviewer"]), b""
@@ -208,11 +209,16 @@ def test_detail_refusals_are_djangos(scene, case):
         headers = [(b"host", b"evil.example")] + headers
     elif case == "unicode digits":
         path = f"/api/projects/{scene['project'].pk}/images/\u0663/"
+    elif case == "session and a bad token":
+        # A token sent beside a session decides alone (it went on as the session's user: 200).
+        headers = session_headers(scene["reviewer"], csrf=False) + [(b"authorization", b"Token nope")]
+    elif case == "session and a stranger's token":
+        headers = session_headers(scene["reviewer"], csrf=False) + token_headers(stranger)
     hot, handed_on, django = hot_and_django("GET", path, headers, query=query)
     assert handed_on and hot == django
     # A token that no longer works is a 401 with its challenge (a script must get a new one).
     expected = {"query string": 200, "bad host": 400, "anonymous": 403, "bad token": 401, "one-time password": 403,
-                "inactive": 401}
+                "inactive": 401, "session and a bad token": 401}
     assert hot[0] == expected.get(case, 404), hot
 
 

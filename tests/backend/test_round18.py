@@ -74,3 +74,16 @@ def test_a_bodyless_write_sent_as_multipart_without_a_boundary_is_a_415(client_f
     assert answer.status_code == 415, answer.content
     assert "multipart/form-data" in answer.json()["detail"], answer.json()
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_a_token_sent_beside_a_session_decides_alone(client):
+    """With a session cookie, 'Authorization: Token <revoked>' answered 200 as the session's user: a
+    script never learnt its token was dead (the README promises 401). Other schemes (a proxy's Basic
+    auth) are not the API's and leave the session alone."""
+    user = make_user("both")
+    client.force_login(user)
+    assert client.get("/api/auth/me/").json()["username"] == "both"
+    for header in ("Token bogus", "Token a b", "token "):
+        refused = client.get("/api/auth/me/", HTTP_AUTHORIZATION=header)
+        assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token", (header, refused.content)
+    assert client.get("/api/auth/me/", HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz").status_code == 200

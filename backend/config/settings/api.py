@@ -8,7 +8,7 @@ RAZMETKA_MAX_JSON_DEPTH = env_int("RAZMETKA_MAX_JSON_DEPTH", 64)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "backend.core.authentication.SessionUnlessToken",
         "rest_framework.authentication.TokenAuthentication",
     ],
     # StrictWriteParams: a write's unknown or repeated query parameter is a 400 (after sign-in).
