@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -192,7 +193,26 @@ def export_parts(original_name: str, image_id: int, storage_name: str) -> tuple[
     if "." not in base or (stored in FORMAT_EXTENSIONS and base.rpartition(".")[2].lower() not in IMAGE_EXTENSIONS):
         base = f"{base}.{stored}"
     stem, _, ext = base.rpartition(".")
-    return stem, ext
+    return _fit_bytes(stem, STEM_MAX_BYTES) or f"image_{image_id}", ext
+
+
+# File systems hold 255 bytes per name (NTFS 255 UTF-16 units): a stem of at most this many UTF-8
+# bytes leaves room for '_<id>' and the extension. 300 x 'ğ' (604 bytes) was written as it was, and
+# unzip lost that image and its label file ("File name too long", black-box round 18).
+STEM_MAX_BYTES = 200
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes at a character boundary, no joiner, mark or blank
+    left dangling at the cut. Composed (NFC) first, as imports read names: the cut of a decomposed
+    name and of its composed spelling (images_by_name) are then one name."""
+    if len(text.encode("utf-8", "surrogatepass")) <= limit:
+        return text
+    raw = unicodedata.normalize("NFC", text).encode("utf-8", "surrogatepass")
+    cut = raw[:limit].decode("utf-8", "ignore")
+    while cut and (unicodedata.category(cut[-1]) in ("Mn", "Me", "Cf") or cut[-1] in " ."):
+        cut = cut[:-1]
+    return cut
 
 
 def export_base_name(original_name: str, image_id: int, storage_name: str) -> str:
