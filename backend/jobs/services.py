@@ -96,6 +96,7 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
         problem = retired_maskrcnn_problem(project.pk)
         if problem:
             raise DomainError(problem, extra={"field": "engine"})
+    _refuse_unrunnable(project.engine)
     snapshot_ = {
         "prompts": overrides.get("prompts") or project.prompts,
         "box_threshold": overrides.get("box_threshold", project.box_threshold),
@@ -121,6 +122,18 @@ def start_job(*, project: Project, user, images="new", kind: str = PrelabelJob.K
     _enqueue(job, image_ids)
     _emit_progress(job)
     return job
+
+
+def _refuse_unrunnable(engine: str) -> None:
+    """A job the models surely cannot run is refused at its start (it was accepted and every image
+    failed in the worker, while the engine list said 'configured', black-box round 18)."""
+    from .engines_api import engine_problem
+
+    problem = engine_problem(engine)
+    if problem:
+        raise DomainError(f"The '{engine}' engine can't run with this server's models: {problem}. Fix the pipeline "
+                          "config (`make tiny-models` writes one for a trial); nothing was started.",
+                          extra={"field": "engine"})
 
 
 def _nothing_to_run(project: Project, images) -> str:
@@ -170,13 +183,18 @@ def retry_failed(*, project: Project, job_id: int, user) -> PrelabelJob:
     failed = list(job.items.filter(status=ItemStatus.FAILED).values_list("image_id", flat=True))
     if not failed:
         raise DomainError("The job has no failed images.")
+    _refuse_unrunnable(job.settings_snapshot.get("engine", "gdino-sam2"))
+    # The retry runs on the models configured now: the record says so (it named the config the
+    # first run failed on, one that never produced these results).
+    job.settings_snapshot = {**job.settings_snapshot, "ml_config": settings.RAZMETKA_ML_CONFIG,
+                             "device": settings.RAZMETKA_ML_DEVICE}
     job.items.filter(status=ItemStatus.FAILED).update(
         status=ItemStatus.PENDING, error="", attempts=0, dispatched_at=None, updated_at=Now(),
     )
     job.status = JobStatus.QUEUED
     job.finished_at = None
     job.error = ""
-    job.save(update_fields=["status", "finished_at", "error"])
+    job.save(update_fields=["status", "finished_at", "error", "settings_snapshot"])
     _recount(job)  # from the items, not by arithmetic on counters that may have drifted
     job.refresh_from_db()
     _enqueue(job, failed)

@@ -70,10 +70,16 @@ def _one_live_run(queryset, what: str) -> None:
                           extra={"running": {"id": live.pk, "state": live.state}})
 
 
-def _check_engine_config() -> None:
+def _check_engine_config(engine: str | None = None) -> None:
     if not settings.RAZMETKA_ML_CONFIG:
         raise DomainError("No models are configured on the workers: set RAZMETKA_ML_CONFIG to a pipeline config "
                           "(`make tiny-models` writes one for a trial) before measuring or training.")
+    from backend.jobs.engines_api import engine_problem
+
+    problem = engine_problem(engine)
+    if problem:  # it started, then failed in the worker (black-box round 18)
+        raise DomainError(f"The models can't run: {problem}. Fix the pipeline config (`make tiny-models` writes "
+                          "one for a trial); nothing was started.", extra={"field": "engine"})
 
 
 @transaction.atomic
@@ -98,7 +104,7 @@ def start_evaluation(*, project: Project, user, engine: str | None = None, model
         problem = retired_maskrcnn_problem(project.pk)
         if problem:
             raise DomainError(problem)
-    _check_engine_config()
+    _check_engine_config(engine)
     images = data.reviewed_image_ids(project.pk)
     if not images:
         raise DomainError("Nothing to measure against: no image has approved objects with nothing left pending. "

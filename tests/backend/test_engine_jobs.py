@@ -73,7 +73,8 @@ def test_engines_api_lists_the_registry_and_what_this_server_has(settings, tmp_p
     assert [r["name"] for r in rows] == ["gdino-sam2", "sam3", "maskrcnn"]
     assert all(r["configured"] is True for r in rows)  # the tiny models have every engine's weights
     assert [r["default"] for r in rows] == [True, False, False]
-    assert [{k: v for k, v in r.items() if k not in ("configured", "default")} for r in rows] == describe()
+    assert [{k: v for k, v in r.items() if k not in ("configured", "problem", "default")} for r in rows] == describe()
+    assert {r["problem"] for r in rows} == {None}
     cfg = PipelineConfig.from_file(tiny_models_config)
     cfg.maskrcnn.model = str(tmp_path / "missing")
     cfg.sam3.model = "facebook/sam3"

@@ -87,3 +87,66 @@ def test_a_token_sent_beside_a_session_decides_alone(client):
         refused = client.get("/api/auth/me/", HTTP_AUTHORIZATION=header)
         assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Token", (header, refused.content)
     assert client.get("/api/auth/me/", HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz").status_code == 200
+
+
+def _config_with(tmp_path, tiny_models_config, **changes):
+    from ml.config import PipelineConfig
+
+    cfg = PipelineConfig.from_file(tiny_models_config)  # the models' paths, made absolute
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        setattr(getattr(cfg, section), key, value)
+    cfg.to_file(tmp_path / "config.json")
+    return str(tmp_path / "config.json")
+
+
+def test_an_engine_whose_files_are_missing_is_said_so_and_its_runs_refused(settings, tmp_path, tiny_models_config,
+                                                                           client_for):
+    """A config whose SAM 2 checkpoint is missing: /api/engines/ said gdino-sam2 'configured: true',
+    and jobs and evaluations started (201) to fail every image in the worker. A config file that is
+    not there: 'configured: false', yet both still started."""
+    from backend.jobs.models import PrelabelJob
+    from backend.learning.models import EvaluationRun
+
+    from .factories import make_class, make_image
+
+    owner = make_user("engine-check")
+    project = make_project(owner)
+    make_class(project, "hammer")
+    make_image(project)
+    api = client_for(owner)
+    settings.RAZMETKA_ML_CONFIG = _config_with(tmp_path, tiny_models_config, segmenter__checkpoint="/nonexistent/sam2.pt")
+    row = {r["name"]: r for r in api.get("/api/engines/").json()}["gdino-sam2"]
+    assert row["configured"] is False and "segmenter.checkpoint '/nonexistent/sam2.pt'" in row["problem"], row
+    started = api.post(f"/api/projects/{project.pk}/jobs/", {"images": "all"}, format="json")
+    assert started.status_code == 400 and "segmenter.checkpoint" in started.json()["detail"], started.content
+    measured = api.post(f"/api/projects/{project.pk}/evaluations/", {}, format="json")
+    assert measured.status_code == 400 and "segmenter.checkpoint" in measured.json()["detail"], measured.content
+    settings.RAZMETKA_ML_CONFIG = str(tmp_path / "gone" / "config.json")
+    assert {r["configured"] for r in api.get("/api/engines/").json()} == {False}
+    started = api.post(f"/api/projects/{project.pk}/jobs/", {"images": "all"}, format="json")
+    assert started.status_code == 400 and "is not on this server" in started.json()["detail"], started.content
+    assert not PrelabelJob.objects.filter(project=project).exists()
+    assert not EvaluationRun.objects.filter(project=project).exists()
+
+
+def test_a_retried_job_records_the_config_it_runs_with(settings, tmp_path, tiny_models_config):
+    """A job failed under one config and retried after the server moved to another: its snapshot still
+    named the first config, which never produced the results."""
+    from backend.jobs import services
+    from backend.jobs.models import ItemStatus, JobStatus, PrelabelJob
+
+    from .factories import make_image
+
+    owner = make_user("retrier")
+    project = make_project(owner)
+    make_image(project)
+    settings.QUEUE_GPU = "nobody-listens-retry-test"
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    job = services.start_job(project=project, user=owner, images="all")
+    job.items.update(status=ItemStatus.FAILED, error="x")
+    PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
+    settings.RAZMETKA_ML_CONFIG = _config_with(tmp_path, tiny_models_config)
+    retried = services.retry_failed(project=project, job_id=job.pk, user=owner)
+    assert retried.settings_snapshot["ml_config"] == settings.RAZMETKA_ML_CONFIG
+    assert PrelabelJob.objects.get(pk=job.pk).settings_snapshot["ml_config"] == settings.RAZMETKA_ML_CONFIG

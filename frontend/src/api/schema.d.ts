@@ -1308,6 +1308,7 @@ export interface components {
             config_section: string;
             model_setting: string;
             configured: boolean | null;
+            problem: string | null;
             default: boolean;
         };
         /**

@@ -19,6 +19,7 @@ type EngineName = NonNullable<Project["engine"]>;
 export type EngineInfo = {
   name: EngineName; title: string; weights: string; hub_ids: string[]; gated: boolean; text_prompts: boolean;
   boxes_given: string; trainable: boolean; config_section: string; configured: boolean | null; default: boolean;
+  problem?: string | null; // why it cannot run here (a missing file, no config)
 };
 // Shown until /api/engines/ answers (or if it cannot): the names the API accepts.
 const FALLBACK_ENGINES: EngineInfo[] = (["gdino-sam2", "sam3", "maskrcnn"] as EngineName[]).map((name) => ({
@@ -145,7 +146,7 @@ export function SettingsPage({ ctx }: { ctx: ProjectCtx }) {
               </span>
               {engine.configured === false && (
                 <span className="error small field-error" data-testid="engine-missing">
-                  This server has no weights for this engine: its jobs fail until an operator sets {engine.config_section || "its model"} in the model config.
+                  This server has no weights for this engine{engine.problem ? ` (${engine.problem})` : ""}: its jobs are refused until an operator sets {engine.config_section || "its model"} in the model config.
                 </span>
               )}
               {errors.engine && <span className="error small field-error">{errors.engine}</span>}
