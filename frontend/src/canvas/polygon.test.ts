@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fillPolygon, nearestVertex, outerContour, polygonMask, replaceOutline, simplify, type Pt } from "./polygon";
+import { coversAPixel, fillPolygon, nearestVertex, outerContour, polygonMask, replaceOutline, simplify, type Pt } from "./polygon";
 
 const count = (m: Uint8Array) => m.reduce((s, v) => s + v, 0);
 function rect(w: number, h: number, x0: number, y0: number, x1: number, y1: number) {
@@ -55,5 +55,12 @@ describe("polygons on masks", () => {
     expect(nearestVertex(pts, 9, 1, 3)).toBe(1);
     expect(nearestVertex(pts, 5, 5, 2)).toBe(-1);
     expect(simplify(pts, 5)).toHaveLength(3);
+  });
+
+  it("tells a polygon that covers no pixel of the image", () => {
+    expect(coversAPixel(40, 30, [[-20, -20], [-5, -20], [-5, -5]])).toBe(false); // beside the image
+    expect(coversAPixel(40, 30, [[45, 0], [60, 0], [60, 30]])).toBe(false);
+    expect(coversAPixel(40, 30, [[-10, -10], [5, -10], [5, 5], [-10, 5]])).toBe(true); // partly on it
+    expect(coversAPixel(40, 30, [[-10, -10], [100, -10], [100, 100], [-10, 100]])).toBe(true); // around it
   });
 });

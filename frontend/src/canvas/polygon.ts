@@ -5,8 +5,8 @@
  */
 export type Pt = [number, number];
 
-/** Fill the polygon into `mask` with `value` (1 adds, 0 cuts a hole). */
-export function fillPolygon(mask: Uint8Array, w: number, h: number, pts: Pt[], value: 0 | 1): void {
+/** The polygon's runs of pixels inside the image, row by row; `visit` returning true stops the walk. */
+function spans(w: number, h: number, pts: Pt[], visit: (y: number, from: number, to: number) => boolean | void): void {
   if (pts.length < 3) return;
   let minY = Infinity, maxY = -Infinity;
   for (const [, y] of pts) { minY = Math.min(minY, y); maxY = Math.max(maxY, y); }
@@ -23,9 +23,21 @@ export function fillPolygon(mask: Uint8Array, w: number, h: number, pts: Pt[], v
     for (let k = 0; k + 1 < xs.length; k += 2) {
       // pixel x is inside when its centre x + 0.5 lies in [xs[k], xs[k+1])
       const from = Math.max(0, Math.ceil(xs[k] - 0.5)), to = Math.min(w - 1, Math.ceil(xs[k + 1] - 0.5) - 1);
-      for (let x = from; x <= to; x++) mask[y * w + x] = value;
+      if (from <= to && visit(y, from, to)) return;
     }
   }
+}
+
+/** Fill the polygon into `mask` with `value` (1 adds, 0 cuts a hole). */
+export function fillPolygon(mask: Uint8Array, w: number, h: number, pts: Pt[], value: 0 | 1): void {
+  spans(w, h, pts, (y, from, to) => void mask.fill(value, y * w + from, y * w + to + 1));
+}
+
+/** Whether the polygon covers any pixel of a w×h image (one drawn wholly beside it covers none). */
+export function coversAPixel(w: number, h: number, pts: Pt[]): boolean {
+  let any = false;
+  spans(w, h, pts, () => (any = true));
+  return any;
 }
 
 export function polygonMask(w: number, h: number, pts: Pt[]): Uint8Array {

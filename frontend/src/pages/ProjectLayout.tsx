@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, get, onRoleRefused, P, type LabelClass, type Me, type Page, type Project } from "../api/client";
 import { checkProjectAccess, lostAccessMessage, onLostAccess, PROJECT_NOT_FOUND, type LostAccess } from "../api/access";
 import { subscribe } from "../api/live";
-import { currentNotes, dismiss, notify, subscribeNotes } from "../notify";
+import { currentNotes, dismiss, dismissWhere, notify, subscribeNotes } from "../notify";
 import { Link } from "../router";
 import { Dashboard } from "./Dashboard";
 import { UploadPage } from "./Upload";
@@ -140,9 +140,12 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     if (open) void checkProjectAccess(projectId);
   }, [sectionNow]); // eslint-disable-line react-hooks/exhaustive-deps
   useProjectGoneNotes(open, () => void checkProjectAccess(projectId));
-  // Messages the gone project's pages raised meanwhile would stand under the notice: drop them.
+  // Messages the gone project's pages raised would stand under the notice ("Couldn't save the
+  // polygon" beside "No access to this project"): drop them, and any "Project not found." a
+  // request still on its way raises.
   useEffect(() => {
     if (!lost) return;
+    dismissWhere(() => true);
     const sweep = () => currentNotes().filter((n) => isProjectGoneNote(n.text)).forEach((n) => dismiss(n.id));
     sweep();
     return subscribeNotes(sweep);

@@ -8,7 +8,7 @@
 import { useEffect, useRef } from "react";
 import { retryable } from "../api/access";
 import { ApiError, newKey, P, postOnce, type Annotation, type ImageDetail } from "../api/client";
-import { decode, fillPolygon, nearestVertex, outerContour, replaceOutline, type Pt } from "../canvas";
+import { coversAPixel, decode, fillPolygon, nearestVertex, outerContour, replaceOutline, type Pt } from "../canvas";
 import { dismiss, notify } from "../notify";
 import { claimMessage, claimRefusal } from "./rules";
 import type { Tool } from "./StageBar";
@@ -121,6 +121,10 @@ export function usePolygonTool(opts: {
     const p = polyRef.current;
     const pts = p.draft;
     if (!pts || pts.length < 3 || !detail) return notify("A polygon needs at least 3 vertices.", "warn");
+    // Drawn on the margin beside the picture: the server refuses it in its own words. It stays drawn to mend.
+    if (!coversAPixel(detail.width, detail.height, pts)) {
+      return notify("The polygon lies outside the image. Draw it over the image (Backspace drops the last vertex, Esc the outline).", "warn");
+    }
     p.draft = null;
     requestDraw();
     const mode = modeRef.current;

