@@ -79,3 +79,22 @@ def test_the_no_access_notice_takes_the_project_pages_messages_along(page, login
     in_thread(project_services.remove_member, project=proj, membership_id=membership.pk, version=membership.version)
     expect(page.get_by_test_id("project-error")).to_contain_text("No access to this project")
     expect(toasts(page)).to_have_count(0)
+
+
+def test_the_shortcut_help_keeps_focus_inside_and_gives_it_back(page, login_as):
+    """Tab in the help reached "Reject class (Shift+C)" behind the overlay."""
+    from playwright.sync_api import expect
+
+    _wide_image_open(page, login_as, "Help", 33)
+    opener = page.get_by_title("Keyboard shortcuts (?)")
+    opener.focus()
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    inside = "() => !!document.activeElement?.closest('[role=dialog]')"
+    for key in ("Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab"):
+        page.keyboard.press(key)
+        assert page.evaluate(inside), f"focus left the help after {key}"
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(opener).to_be_focused()

@@ -1,3 +1,5 @@
+import { useEffect, useRef } from "react";
+
 export const SHORTCUTS: [string, string][] = [
   ["Enter", "Accept all objects and open the next image (an annotator: done here, next image; nothing is accepted)"],
   ["Tab / j / ↓", "Next object"],
@@ -29,10 +31,29 @@ export const SHORTCUTS: [string, string][] = [
   ["?", "This help"],
 ];
 
+const FOCUSABLE = "a[href], button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), [tabindex]:not([tabindex='-1'])";
+
+/** A modal: focus moves into it, Tab and Shift+Tab stay inside (they reached the workspace's
+ * buttons behind the overlay), and focus goes back where it was when it closes. */
 export function HelpOverlay({ onClose }: { onClose: () => void }) {
+  const card = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null;
+    card.current?.focus();
+    return () => { if (before?.isConnected) before.focus(); };
+  }, []);
+  const trap = (e: React.KeyboardEvent) => {
+    if (e.key !== "Tab") return;
+    e.preventDefault();
+    const inside = [...card.current!.querySelectorAll<HTMLElement>(FOCUSABLE)];
+    if (!inside.length) return;
+    const at = inside.indexOf(document.activeElement as HTMLElement);
+    const next = at < 0 ? (e.shiftKey ? inside.length - 1 : 0) : (at + (e.shiftKey ? -1 : 1) + inside.length) % inside.length;
+    inside[next].focus();
+  };
   return (
-    <div className="overlay" role="dialog" aria-label="Keyboard shortcuts" onClick={onClose}>
-      <div className="card help" onClick={(e) => e.stopPropagation()}>
+    <div className="overlay" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={onClose} onKeyDown={trap}>
+      <div className="card help" ref={card} tabIndex={-1} onClick={(e) => e.stopPropagation()}>
         <h2>Keyboard shortcuts</h2>
         <table>
           <tbody>
