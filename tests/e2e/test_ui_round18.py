@@ -98,3 +98,19 @@ def test_the_shortcut_help_keeps_focus_inside_and_gives_it_back(page, login_as):
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
     expect(opener).to_be_focused()
+
+
+def test_a_deleted_image_shows_one_enter_badge(page, login_as):
+    from playwright.sync_api import expect
+
+    from backend.images import services as image_services
+    from backend.images.models import Image
+
+    proj, image, _ = _wide_image_open(page, login_as, "Deleted", 34)
+    page.wait_for_timeout(300)  # the socket is up
+    boris = make_user("boris")
+    in_thread(image_services.delete_image, project=proj, image_id=image.pk,
+              version=Image.objects.get(pk=image.pk).api_version, user=boris, force=True)
+    expect(page.get_by_test_id("gone-next")).to_be_visible()
+    expect(page.get_by_test_id("accept-all")).to_be_disabled()
+    expect(page.locator("kbd", has_text="Enter")).to_have_count(1)

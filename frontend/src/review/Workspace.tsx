@@ -235,7 +235,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
           )}
           {ctx.canReview || readOnly ? (
             <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || readOnly || !detail || !ctx.canReview} data-testid="accept-all">
-              Accept all &amp; next image <kbd>Enter</kbd>
+              {/* Read-only, Enter is "Next image" above (or nothing): no second Enter badge. */}
+              Accept all &amp; next image {!readOnly && ctx.canReview && <kbd>Enter</kbd>}
             </button>
           ) : (
             <button className="primary wide" onClick={nav.acceptAllAndNext} disabled={nav.busy || !detail} data-testid="done-next"
