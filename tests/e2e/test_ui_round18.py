@@ -114,3 +114,87 @@ def test_a_deleted_image_shows_one_enter_badge(page, login_as):
     expect(page.get_by_test_id("gone-next")).to_be_visible()
     expect(page.get_by_test_id("accept-all")).to_be_disabled()
     expect(page.locator("kbd", has_text="Enter")).to_have_count(1)
+
+
+def test_a_refused_exemplar_file_reads_with_single_punctuation(page, login_as):
+    """"…skipped (annotation files go to the Import page).)." """
+    from playwright.sync_api import expect
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Gallery")
+    make_class(proj, "hammer")
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/classes")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("class-hammer").get_by_role("button", name="Add exemplars").click()
+    chooser.value.set_files(files=[{"name": "labels.json", "mimeType": "application/json", "buffer": b'{"a": 1}'}])
+    note = toast(page, "labels.json")
+    expect(note).to_contain_text("go to the Import page)).")
+    expect(note).not_to_contain_text(".).")
+
+
+def test_the_add_class_labels_sit_in_one_line(page, login_as):
+    from playwright.sync_api import expect
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Aligned")
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/classes")
+    form = page.locator("form.form-row")
+    expect(form).to_be_visible()
+    tops = {name: round(form.locator("label", has_text=name).first.bounding_box()["y"]) for name in ("Name", "Kind", "Color")}
+    assert len(set(tops.values())) == 1, tops
+
+
+@pytest.mark.parametrize("role", ["admin", "annotator"])
+def test_the_upload_page_says_image_ids_and_offers_pre_annotation_to_admins_only(page, login_as, celery_worker, role):
+    """"the same file as img0.jpg in this upload: image #3" read as the third file; annotators were
+    sent "Back to the dashboard to pre-annotate", which only admins start."""
+    from playwright.sync_api import expect
+
+    from backend.images.models import Image
+    from tests.backend.factories import image_bytes
+
+    owner, ann = make_user("olga"), make_user("ann1")
+    proj = make_project(owner, name="Uploads")
+    add_member(proj, ann, role)
+    login_as(ann)
+    page.goto(f"/p/{proj.pk}/upload")
+    same = image_bytes(40, 30, (9, 99, 199))
+    page.set_input_files("input[name=files]", files=[
+        {"name": "shape.png", "mimeType": "image/png", "buffer": same},
+        {"name": "shape copy.png", "mimeType": "image/png", "buffer": same},
+    ])
+    duplicate = page.get_by_test_id("upload-duplicate")
+    expect(duplicate).to_have_count(1, timeout=30_000)
+    stored = Image.objects.get(project=proj)
+    expect(duplicate).to_contain_text(f"stored as image id {stored.pk}")
+    expect(duplicate).not_to_contain_text("#")
+    onward = page.locator("a.upload-next")
+    if role == "admin":
+        expect(onward).to_have_text("Back to the dashboard to pre-annotate →")
+    else:
+        expect(onward).to_be_visible()
+        expect(onward).not_to_contain_text("pre-annotate")
+
+
+def test_a_mask_edit_in_the_history_says_so_in_words(page, login_as):
+    """Only two thumbnails and "→": hard to scan."""
+    from playwright.sync_api import expect
+
+    from backend.annotations import services as annotation_services
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="History")
+    image = make_image(proj, width=400, height=100, seed=35)
+    obj = add_prediction(image, make_class(proj, "hammer"), rect_mask(100, 400, 0, 0, 20, 20))
+    mark_prelabeled(image)
+    in_thread(annotation_services.update_annotation, project=proj, annotation_id=obj.pk, user=owner,
+              version=obj.version, polygons=[[0, 0, 40, 0, 40, 20, 0, 20]])
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.keyboard.press("i")
+    panel = page.get_by_test_id("history")
+    expect(panel.locator("li.history-item")).to_have_count(1)
+    expect(panel.get_by_test_id("mask-change")).to_have_text("mask changed: 400 px → 800 px")

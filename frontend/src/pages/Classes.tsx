@@ -123,7 +123,8 @@ export function ClassesPage({ ctx }: { ctx: ProjectCtx }) {
   const sayAdded = (r: UploadReport, className: string) => {
     const parts = [`${plural(r.created.length, "exemplar")} added to “${className}”`];
     if (r.duplicates.length) parts.push(`${plural(r.duplicates.length, "duplicate")} skipped`);
-    if (r.errors.length) parts.push(`${plural(r.errors.length, "file")} refused: ${r.errors.slice(0, 3).map((e: any) => `${String(e.name)} (${String(e.error)})`).join("; ")}`);
+    if (r.errors.length) parts.push(`${plural(r.errors.length, "file")} refused: ${r.errors.slice(0, 3).map((e: any) => `${String(e.name)} (${String(e.error).replace(/\.$/, "")})`).join("; ")}`);
+    // (A reason's own full stop goes inside the brackets: "…Import page).)." read doubled.)
     // Some added and some refused is a warning; red is for nothing added.
     notify(`${parts.join(", ")}.`, !r.errors.length ? "info" : r.created.length || r.duplicates.length ? "warn" : "error");
   };

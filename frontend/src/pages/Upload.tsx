@@ -167,9 +167,9 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
                 {it.result.duplicates.length > 0 && (
                   <span data-testid="upload-duplicate">{it.result.created.length > 0 ? ", " : ""}{plural(it.result.duplicates.length, "duplicate")} skipped
                     {it.result.duplicates.length === 1 && (twin
-                      ? (twin === it.name ? ` (uploaded above: image #${it.result.duplicates[0].existing_id})`
-                        : ` (the same file as ${twin} in this upload: image #${it.result.duplicates[0].existing_id})`)
-                      : ` (already image #${it.result.duplicates[0].existing_id})`)}</span>
+                      ? (twin === it.name ? ` (uploaded above, stored as image id ${it.result.duplicates[0].existing_id})`
+                        : ` (the same file as ${twin} in this upload, stored as image id ${it.result.duplicates[0].existing_id})`)
+                      : ` (already in the project as image id ${it.result.duplicates[0].existing_id})`)}</span>
                 )}
                 {it.result.errors.length > 0 && (
                   <ul className="errors" data-testid="upload-errors">
@@ -182,7 +182,10 @@ export function UploadPage({ ctx }: { ctx: ProjectCtx }) {
         ); })}
       </ul>
       {rows.length > SHOWN && <p className="muted small">…and {rows.length - SHOWN} more files (counted in the totals above).</p>}
-      {items.some((i) => i.phase === "done") && <Link to={`/p/${ctx.project.id}`}>Back to the dashboard to pre-annotate →</Link>}
+      {/* Only admins start pre-annotation; the others were sent to a dashboard that said so. */}
+      {items.some((i) => i.phase === "done") && (ctx.isAdmin
+        ? <Link to={`/p/${ctx.project.id}`} className="upload-next">Back to the dashboard to pre-annotate →</Link>
+        : <Link to={`/p/${ctx.project.id}/images`} className="upload-next">See the images →</Link>)}
     </main>
   );
 }
