@@ -1,19 +1,23 @@
+from django.db.models import Sum
 from rest_framework import serializers
 
 from backend.core.paths import shown_path
 from backend.core.strict import StrictFieldsMixin
 
-from .models import PrelabelJob, PrelabelJobImage
+from .models import FINAL_JOB_STATES, PrelabelJob, PrelabelJobImage
 
 
 class PrelabelJobSerializer(serializers.ModelSerializer):
     errors = serializers.SerializerMethodField()
+    objects = serializers.SerializerMethodField(
+        help_text="Objects the models proposed, once the job has ended (null while it runs): 'done 8/8' alone "
+                  "did not tell 'nothing found' from a fault.")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = PrelabelJob
         fields = [
-            "id", "number", "kind", "status", "total", "processed", "failed", "stage_ms", "error", "errors",
+            "id", "number", "kind", "status", "total", "processed", "failed", "objects", "stage_ms", "error", "errors",
             "settings_snapshot", "created_by", "created_at", "started_at", "finished_at",
         ]
         read_only_fields = fields
@@ -24,6 +28,11 @@ class PrelabelJobSerializer(serializers.ModelSerializer):
         if snapshot.get("ml_config"):  # the host's absolute path is nobody's business here
             data["settings_snapshot"] = {**snapshot, "ml_config": shown_path(snapshot["ml_config"])}
         return data
+
+    def get_objects(self, job) -> int | None:
+        if job.status not in FINAL_JOB_STATES:  # no query per progress event of a running job
+            return None
+        return job.items.aggregate(n=Sum("detections"))["n"] or 0
 
     def get_errors(self, job) -> list[dict]:
         if job.failed == 0:  # the counter moves with every failure: no query per progress event

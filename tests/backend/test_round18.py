@@ -150,3 +150,26 @@ def test_a_retried_job_records_the_config_it_runs_with(settings, tmp_path, tiny_
     retried = services.retry_failed(project=project, job_id=job.pk, user=owner)
     assert retried.settings_snapshot["ml_config"] == settings.RAZMETKA_ML_CONFIG
     assert PrelabelJob.objects.get(pk=job.pk).settings_snapshot["ml_config"] == settings.RAZMETKA_ML_CONFIG
+
+
+def test_a_finished_job_says_how_many_objects_it_proposed(settings, tiny_models_config, client_for):
+    """'done 8/8' alone did not tell a job that found nothing from one that worked (black-box round 18)."""
+    from backend.jobs import services
+    from backend.jobs.models import ItemStatus, JobStatus, PrelabelJob
+
+    from .factories import make_image
+
+    owner = make_user("counter")
+    project = make_project(owner)
+    make_image(project)
+    make_image(project, seed=2)
+    settings.QUEUE_GPU = "nobody-listens-count-test"
+    settings.RAZMETKA_ML_CONFIG = tiny_models_config
+    job = services.start_job(project=project, user=owner, images="all")
+    url = f"/api/projects/{project.pk}/jobs/{job.pk}/"
+    assert client_for(owner).get(url).json()["objects"] is None  # still running: not counted
+    first, second = job.items.order_by("image_id")
+    job.items.filter(pk=first.pk).update(status=ItemStatus.DONE, detections=3)
+    job.items.filter(pk=second.pk).update(status=ItemStatus.DONE, detections=0)
+    PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
+    assert client_for(owner).get(url).json()["objects"] == 3

@@ -1929,6 +1929,8 @@ export interface components {
             readonly total: number;
             readonly processed: number;
             readonly failed: number;
+            /** @description Objects the models proposed, once the job has ended (null while it runs): 'done 8/8' alone did not tell 'nothing found' from a fault. */
+            readonly objects: number | null;
             readonly stage_ms: unknown;
             readonly error: string;
             readonly errors: {
@@ -2176,6 +2178,8 @@ export interface components {
             readonly total: number;
             readonly processed: number;
             readonly failed: number;
+            /** @description Objects the models proposed, once the job has ended (null while it runs): 'done 8/8' alone did not tell 'nothing found' from a fault. */
+            readonly objects: number | null;
             readonly stage_ms: unknown;
             readonly error: string;
             readonly errors: {

@@ -147,6 +147,13 @@ function JobRow({ job, onAct }: { job: Job; onAct: ((j: Job, what: "cancel" | "r
       <div className="job-head">
         <b title={`job id ${job.id}`}>#{jobNumber(job)}</b> <span className={`badge badge-${job.status}`}>{job.status}</span>
         <span className="muted small">{job.processed}/{job.total}{job.failed ? `, ${job.failed} failed` : ""}</span>
+        {typeof job.objects === "number" && (
+          <span className="muted small" data-testid={`job-objects-${job.id}`}>
+            · {job.objects === 0
+              ? `no objects proposed${job.status === "done" ? " (lower the thresholds or change the prompts to find more)" : ""}`
+              : `${job.objects} object${job.objects === 1 ? "" : "s"} proposed`}
+          </span>
+        )}
         <span className="spacer" />
         {onAct && live && <button className="small" onClick={() => onAct(job, "cancel")}>Cancel</button>}
         {onAct && !live && job.failed > 0 && <button className="small" onClick={() => onAct(job, "retry-failed")}>Retry failed</button>}
