@@ -77,3 +77,39 @@ def test_a_decision_refused_by_a_password_reset_is_sent_once_the_new_password_is
     expect(again).to_have_count(0)
     expect(toasts(page).filter(has_text="Your session ended")).to_have_count(0)
     expect(page.get_by_test_id(f"object-{ann.pk}")).to_have_attribute("data-mask-review", "rejected")
+
+
+def test_a_pass_over_done_images_offers_each_once(page, login_as):
+    """The queue filtered to Done went 2 → 3 → 2 → 3 on Enter over seven done images: a reviewed image
+    stays done, and only the one just left was passed over."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from backend.images.models import Image, ImageStatus
+
+    from .seed import make_image
+    from .steps import stage_drawn
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="QA pass")
+    images = [make_image(proj, width=120, height=90, seed=40 + i) for i in range(4)]
+    Image.objects.filter(pk__in=[i.pk for i in images]).update(status=ImageStatus.DONE)
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/review?filters")
+    page.get_by_label("queue status").select_option("done")
+    page.get_by_test_id("queue-start").click()
+    seen = []
+    for _ in range(len(images)):
+        page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/\d+$"))
+        current = int(page.url.rsplit("/", 1)[1])
+        assert current not in seen, (seen, current)
+        seen.append(current)
+        stage_drawn(page, current)
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url, current=current: not url.endswith(f"/review/{current}"))
+    assert sorted(seen) == sorted(i.pk for i in images)
+    expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    expect(page.get_by_test_id("queue-pass-done")).to_contain_text("4 images")
+    page.get_by_test_id("queue-pass-again").click()
+    page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/\d+$"))

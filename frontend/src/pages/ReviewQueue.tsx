@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { get, P, qs, type ImageRow, type Page } from "../api/client";
 import { Link, navigate } from "../router";
 import { CelebrateIcon } from "../review/icons";
-import { clearSkipped, nextImageId, queueFilters, setQueueFilters, skippedCount } from "../review/queue";
+import { clearPass, clearSkipped, nextImageId, passedCount, queueFilters, setQueueFilters, skippedCount } from "../review/queue";
 import type { ProjectCtx } from "./ProjectLayout";
 import { Thumb } from "./Images";
 
@@ -35,6 +35,7 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
   // no model has looked at yet (it said "Nothing left" with 18 new images in the project).
   const [newCount, setNewCount] = useState(0);
   const setAside = state === "empty" ? skippedCount(pid) : 0;
+  const wentThrough = state === "empty" ? passedCount(pid, filters) : 0;
   useEffect(() => {
     if (state !== "empty") return;
     get<Page<ImageRow>>(`${P(pid)}/images/${qs({ status: "new", page_size: 1 })}`).then((d) => setNewCount(d.count)).catch(() => setNewCount(0));
@@ -74,6 +75,12 @@ export function ReviewQueue({ ctx }: { ctx: ProjectCtx }) {
             <p data-testid="queue-set-aside">
               {setAside} image{setAside > 1 ? "s" : ""} you skipped (or left with objects that have no class) this session {setAside > 1 ? "are" : "is"} not offered again.{" "}
               <button onClick={() => { clearSkipped(pid); setRound((r) => r + 1); }} data-testid="queue-show-set-aside">Review {setAside > 1 ? "them" : "it"} again</button>
+            </p>
+          )}
+          {wentThrough > 0 && (
+            <p data-testid="queue-pass-done">
+              You went through {wentThrough} image{wentThrough > 1 ? "s" : ""} of this filter in this session; each is offered once.{" "}
+              <button onClick={() => { clearPass(pid, filters); setRound((r) => r + 1); }} data-testid="queue-pass-again">Go through them again</button>
             </p>
           )}
           {newCount > 0 && filters.status === "" && (
