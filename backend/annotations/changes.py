@@ -206,6 +206,8 @@ def _announce(project_id: int, trail: list[AnnotationEvent]) -> None:
             events.emit(
                 project_id, "annotation.changed", image=e.image_id, annotation=e.annotation_id, action=e.action,
                 source=e.source, version=None if e.after is None else e.after["version"],
+                # who: the holder of the image is told when someone else (an admin's forced edit) changed it
+                by=e.actor.username if e.actor_id else None,
             )
         return
     images = sorted({e.image_id for e in trail})

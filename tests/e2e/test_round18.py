@@ -113,3 +113,38 @@ def test_a_pass_over_done_images_offers_each_once(page, login_as):
     expect(page.get_by_test_id("queue-pass-done")).to_contain_text("4 images")
     page.get_by_test_id("queue-pass-again").click()
     page.wait_for_url(re.compile(rf"/p/{proj.pk}/review/\d+$"))
+
+
+def test_a_forced_change_by_an_admin_is_told_to_the_reviewer_holding_the_image(page, login_as):
+    """An admin's forced class change (cat → dog) on an image a reviewer held showed up with no word;
+    the reviewer then accepted 'dog' without noticing."""
+    import json
+
+    from django.test import Client
+    from playwright.sync_api import expect
+
+    from .seed import add_prediction, make_class, make_image, mark_prelabeled, rect_mask
+    from .steps import open_review, stage_drawn, toast
+
+    owner, rev = make_user("olga"), make_user("rev")
+    proj = make_project(owner, name="Forced")
+    add_member(proj, rev, "reviewer")
+    cat, dog = make_class(proj, "cat"), make_class(proj, "dog")
+    image = make_image(proj, width=400, height=300, seed=182)
+    ann = add_prediction(image, cat, rect_mask(300, 400, 10, 10, 60, 60))
+    mark_prelabeled(image)
+    login_as(rev)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    expect(page.get_by_test_id("workspace")).to_have_attribute("data-read-only", "false")
+    page.wait_for_timeout(300)  # let the websocket join
+
+    def force():
+        admin = Client()
+        admin.force_login(owner)
+        return admin.patch(f"/api/projects/{proj.pk}/annotations/{ann.pk}/?force=1",
+                           json.dumps({"label_class": dog.pk, "version": ann.version}), content_type="application/json")
+
+    answer = in_thread(force)
+    assert answer.status_code == 200, answer.content
+    expect(toast(page, "olga changed an object's class: cat → dog")).to_be_visible()

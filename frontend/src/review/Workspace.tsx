@@ -97,7 +97,10 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     setTool("box");
     editor.setBoxMode((m) => (m === "new" ? "replace" : "new"));
   };
-  useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone });
+  const claimRef = useRef(claim);
+  claimRef.current = claim;
+  useLiveAnnotations({ pid, imageId, me, annsRef, updateAnns, setDetail, setClaim, onImageGone,
+    holding: () => claimRef.current.state === "mine" });
   const nav = useReviewNavigation({
     pid, imageId, detail, anns, readOnly, canReview: ctx.canReview, role, unsaved: editor.unsaved, unsavedReviews: writes.failed,
     retryUnsaved: writes.canRetry, retryAll: writes.retryAll,

@@ -25,6 +25,15 @@ function sayReplaced(before: Annotation[], after: Annotation[], job?: number) {
   if (text) notify(text, "info");
 }
 
+/** What someone else's change to an object of the open image did, in words. */
+export function changedText(by: string, before: Annotation | undefined, after: Annotation): string {
+  if (!before) return `${by} added an object to this image (${after.class_name ?? "no class"}).`;
+  if (before.label_class !== after.label_class)
+    return `${by} changed an object's class: ${before.class_name ?? "no class"} → ${after.class_name ?? "no class"}.`;
+  if (JSON.stringify(before.mask_rle) !== JSON.stringify(after.mask_rle)) return `${by} changed the mask of an object (${after.class_name ?? "no class"}).`;
+  return `${by} reviewed an object on this image (${after.class_name ?? "no class"}).`;
+}
+
 export function useLiveAnnotations(opts: {
   pid: number; imageId: number; me: string;
   annsRef: RefObject<Annotation[]>; updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void;
@@ -32,6 +41,8 @@ export function useLiveAnnotations(opts: {
   setClaim: Dispatch<SetStateAction<ClaimState>>;
   /** Someone deleted the open image (`image.deleted`, backend/images/services.py). */
   onImageGone?: (by?: string) => void;
+  /** This user holds the open image: a change someone else makes (an admin's forced edit) is told. */
+  holding?: () => boolean;
 }) {
   const { pid, imageId, me, annsRef, updateAnns, setDetail, setClaim } = opts;
   // The image open now: an answer that arrives after the reviewer moved on belongs to the image
@@ -67,7 +78,9 @@ export function useLiveAnnotations(opts: {
     }
     if (ev.type === "annotation.changed") {
       const local = annsRef.current.find((a) => a.id === e.annotation);
+      const byOther = typeof e.by === "string" && e.by !== me && !!opts.holding?.();
       if (e.action === "deleted") {
+        if (byOther && local) notify(`${e.by} deleted an object on this image (${local.class_name ?? "no class"}).`, "warn");
         updateAnns((list) => list.filter((a) => a.id !== e.annotation));
         return;
       }
@@ -75,6 +88,8 @@ export function useLiveAnnotations(opts: {
       get<Annotation>(`${P(pid)}/annotations/${e.annotation}/`)
         .then((a) => {
           if (open.current !== imageId || a.image !== imageId) return;
+          // Said, not only shown: a class switched under the reviewer was accepted unnoticed (black-box round 18).
+          if (byOther) notify(changedText(e.by, local, a), "warn");
           updateAnns((list) => (list.some((x) => x.id === a.id) ? list.map((x) => (x.id === a.id && x.version < a.version ? a : x)) : [...list, a]));
         })
         .catch(() => undefined);
