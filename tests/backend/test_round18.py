@@ -173,3 +173,26 @@ def test_a_finished_job_says_how_many_objects_it_proposed(settings, tiny_models_
     job.items.filter(pk=second.pk).update(status=ItemStatus.DONE, detections=0)
     PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
     assert client_for(owner).get(url).json()["objects"] == 3
+
+
+def test_a_zip_entry_name_loses_its_bidi_controls_as_other_uploads_do(client_for):
+    """A zip entry 'inv\\u202egnp.exe' kept its right-to-left override (it showed reversed in the app,
+    exports and on disk) while plain and chunked uploads drop it."""
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import image_bytes
+
+    owner = make_user("zipper")
+    project = make_project(owner)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("inv\u202egnp.exe", image_bytes(color=(9, 8, 7)))
+        zf.writestr(f"{FAMILY}.png", image_bytes(color=(7, 8, 9)))
+    made = client_for(owner).post(f"/api/projects/{project.pk}/images/", {"files": [SimpleUploadedFile(
+        "b.zip", buf.getvalue(), content_type="application/zip")]}, format="multipart")
+    assert made.status_code == 201, made.content
+    assert sorted(i["original_name"] for i in made.json()["created"]) == sorted(
+        ["b.zip/invgnp.exe.png", f"b.zip/{FAMILY}.png"]), made.json()
