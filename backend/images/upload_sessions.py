@@ -107,6 +107,14 @@ def _locked_session(project: Project, user, session_id: int) -> UploadSession:
 # --------------------------------------------------------------------------- reads
 
 
+def open_sessions(project: Project, user) -> list[UploadSession]:
+    """The user's uploads still taking bytes in this project (those the cap counts), oldest first."""
+    return list(UploadSession.objects.filter(
+        project=project, created_by_id=user.pk, status=UploadStatus.RECEIVING,
+        updated_at__gte=timezone.now() - OPEN_WINDOW,
+    ).order_by("pk")[:MAX_OPEN_SESSIONS * 2])
+
+
 def get_session(project: Project, session_id: int, user) -> UploadSession:
     """A session is its uploader's: other members cannot write into or read someone's upload."""
     session = UploadSession.objects.filter(project=project, pk=session_id, created_by_id=user.pk).first()
@@ -151,7 +159,9 @@ def create_session(*, project: Project, user, file_name: str, size_bytes: int, s
         ).count()
         if open_now >= MAX_OPEN_SESSIONS:
             raise DomainError(
-                f"You have {open_now} uploads in progress in this project; finish or cancel some before starting more.",
+                f"You have {open_now} uploads in progress in this project; finish or cancel some before starting more "
+                f"(GET .../images/uploads/ lists them; an upload untouched for {int(OPEN_WINDOW.total_seconds() // 60)} "
+                "minutes no longer counts).",
                 extra={"code": "too_many_uploads"},
             )
         existing = (

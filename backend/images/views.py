@@ -118,10 +118,17 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
                                          user=request.user, force=force_from(request))
         return Response({"deleted": deleted})
 
-    @extend_schema(request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})
-    @action(detail=False, methods=["post"])
+    @extend_schema(methods=["POST"], request=UploadSessionCreateSerializer, responses={201: UploadSessionSerializer})
+    @extend_schema(methods=["GET"], responses=UploadSessionSerializer(many=True))
+    @action(detail=False, methods=["get", "post"])
     def uploads(self, request, project_pk=None):
-        """Open a chunked upload for one file (an image or a zip)."""
+        """POST: open a chunked upload for one file (an image or a zip). GET: your uploads still
+        taking bytes here (a client that lost their ids could only guess them to cancel them, and
+        the cap on open uploads refused new ones)."""
+        if request.method == "GET":
+            only_params(request.query_params, (), paged=False)  # not a paged list: 64 at most
+            sessions = upload_sessions.open_sessions(self.project, request.user)
+            return Response(UploadSessionSerializer(sessions, many=True).data)
         serializer = UploadSessionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

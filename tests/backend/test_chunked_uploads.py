@@ -486,3 +486,20 @@ def test_a_project_deleted_while_its_upload_is_processed_ends_it_quietly_and_lea
     folder = f"projects/{project.pk}/images"
     left = default_storage.listdir(folder)[1] if default_storage.exists(folder) else []
     assert left == [], left  # the image stored before its row failed went too
+
+
+def test_your_open_uploads_can_be_listed_to_cancel_them(owner_project, client_for, settings):
+    """A client that lost its uploads' ids (a reloaded tab, a crashed script) could only guess them
+    to cancel them, while the cap on open uploads refused new ones (black-box round 18)."""
+    owner, project = owner_project
+    other = make_user("other-uploader")
+    add_member(project, other, "annotator")
+    settings.MAX_UPLOAD_BYTES = 10_000
+    mine = [open_session(client_for(owner), project, f"{n}.png", b"x" * 10) for n in ("a", "b")]
+    open_session(client_for(other), project, "c.png", b"x" * 10)
+    listed = client_for(owner).get(base(project))
+    assert listed.status_code == 200, listed.content
+    assert [s["id"] for s in listed.json()] == [s["id"] for s in mine]
+    assert client_for(owner).delete(f"{base(project)}{mine[0]['id']}/").status_code == 204
+    assert [s["id"] for s in client_for(owner).get(base(project)).json()] == [mine[1]["id"]]
+    assert client_for(owner).get(base(project) + "?page=2").status_code == 400

@@ -751,9 +751,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * @description POST: open a chunked upload for one file (an image or a zip). GET: your uploads still
+         *     taking bytes here (a client that lost their ids could only guess them to cancel them, and
+         *     the cap on open uploads refused new ones).
+         */
+        get: operations["projects_images_uploads_list"];
         put?: never;
-        /** @description Open a chunked upload for one file (an image or a zip). */
+        /**
+         * @description POST: open a chunked upload for one file (an image or a zip). GET: your uploads still
+         *     taking bytes here (a client that lost their ids could only guess them to cancel them, and
+         *     the cap on open uploads refused new ones).
+         */
         post: operations["projects_images_uploads_create"];
         delete?: never;
         options?: never;
@@ -1877,6 +1886,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["TrainingRun"][];
+        };
+        PaginatedUploadSessionList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["UploadSession"][];
         };
         PatchedAnnotationUpdateRequest: {
             version?: number;
@@ -3647,6 +3671,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    projects_images_uploads_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                project_pk: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedUploadSessionList"];
+                };
             };
         };
     };
