@@ -25,16 +25,14 @@ class CLIError(SystemExit):
 
 
 def read_rgb(path: Path):
-    import cv2
+    """The file's pixels as the workers decode an upload (ml.decode: 16-bit and float scaled, alpha
+    composited), turned as its EXIF says (uploads are stored turned)."""
+    from ml.decode import decode_rgb
 
-    from ml.inputs import to_uint8
-
-    # ANYDEPTH: a 16-bit file arrives as 16 bits and is scaled by to_uint8 (OpenCV's 8-bit read
-    # keeps the top byte: a 12-bit scan in a 16-bit file came out almost black).
-    im = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if im is None:
-        raise ValueError("not a readable image (empty, damaged or not an image file)")
-    return cv2.cvtColor(to_uint8(im), cv2.COLOR_BGR2RGB)
+    try:
+        return decode_rgb(path.read_bytes(), exif_turn=True)
+    except Exception as exc:  # Pillow's own words name what it could not read
+        raise ValueError(f"not a readable image (empty, damaged or not an image file: {type(exc).__name__})") from None
 
 
 def _ascii_int(v: str, fallback: int) -> int:
@@ -88,7 +86,9 @@ def _image_files(folder: str, limit: int | None) -> list[Path]:
     if root.is_file() and root.suffix.lower() in IMAGE_EXTS:
         return [root]  # one image given by name
     if root.is_file():
-        raise CLIError(f"--images: {folder!r} is a file, not a folder of images ({', '.join(sorted(IMAGE_EXTS))})")
+        # 'x.gif' was told it is "a file, not a folder", as if one file could not be given.
+        raise CLIError(f"--images: {folder!r} is not an image format this reads ({root.suffix or 'no extension'}); "
+                       f"give one image or a folder of images ({', '.join(sorted(IMAGE_EXTS))})")
     if not root.is_dir():
         raise CLIError(f"--images: folder {folder!r} {missing_path(root, 'folder')}")
     entries = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS)

@@ -66,7 +66,7 @@ def test_one_image_file_can_be_given(tiny_dir, images, tmp_path):
     assert _annotate(tiny_dir, tmp_path / "img0.png", tmp_path / "p.json") == 0
     assert [r["image"] for r in json.loads((tmp_path / "p.json").read_text())] == ["img0.png"]
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(SystemExit, match="is a file, not a folder") as e:
+    with pytest.raises(SystemExit, match="is not an image format this reads") as e:
         _annotate(tiny_dir, tmp_path / "notes.txt", tmp_path / "p.json")
     assert e.value.code == 2
 
