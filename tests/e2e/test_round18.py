@@ -148,3 +148,31 @@ def test_a_forced_change_by_an_admin_is_told_to_the_reviewer_holding_the_image(p
     answer = in_thread(force)
     assert answer.status_code == 200, answer.content
     expect(toast(page, "olga changed an object's class: cat → dog")).to_be_visible()
+
+
+def test_an_object_drawn_on_a_done_image_and_undone_leaves_it_done(page, login_as):
+    """Drawn on a done image with no objects and taken back with z, the image stayed 'in review' with
+    0 objects: back in the queue, one less in the dashboard's Done count, though nothing changed."""
+    from backend.annotations.models import Annotation
+    from backend.images.models import Image, ImageStatus
+
+    from .seed import make_image
+    from .steps import open_review, stage_drawn, until
+    from .test_workspace_journeys import to_screen
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Undo on done")
+    image = make_image(proj, width=400, height=300, seed=183)
+    Image.objects.filter(pk=image.pk).update(status=ImageStatus.DONE)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.keyboard.press("l")
+    for x, y in ((100, 60), (300, 60), (300, 240)):
+        page.mouse.click(*to_screen(page, image, x, y))
+    page.keyboard.press("Enter")
+    until(page, lambda: Annotation.objects.filter(image=image).count() == 1, what="the polygon saved")
+    until(page, lambda: Image.objects.get(pk=image.pk).status == ImageStatus.IN_REVIEW, what="in review")
+    page.keyboard.press("z")
+    until(page, lambda: not Annotation.objects.filter(image=image).exists(), what="the object undone")
+    until(page, lambda: Image.objects.get(pk=image.pk).status == ImageStatus.DONE, what="done again")

@@ -57,7 +57,10 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
     dropBundle(pid, imageId);
   };
   const readOnly = gone || claim.state === "other" || !ctx.canAnnotate;
+  // Done when opened: an object drawn there and taken back with z leaves it done again.
+  const openedDone = useRef(false);
   const onOpened = (d: ImageDetail) => {
+    openedDone.current = d.status === "done";
     if (heldByOther(d, me)) setClaim((c) => (c.state === "mine" ? c : { state: "other", by: d.claimed_by! }));
     setSelId(firstPending(d.annotations));
   };
@@ -71,6 +74,7 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId, gone, onImageGone });
   const history = useUndoHistory({
     pid, imageId, canReview: ctx.canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef: stage.editRef, setClaim,
+    openedDone: () => openedDone.current,
   });
   writes.history.current = { record: history.record, discard: history.discard, undoEntry: history.undoEntry };
   const editor = useMaskEditor({

@@ -58,6 +58,8 @@ export function useUndoHistory(opts: {
   writes: ReturnType<typeof useAnnotationWrites>; annsRef: RefObject<Annotation[]>;
   updateAnns: (fn: (list: Annotation[]) => Annotation[]) => void; setSelId: (id: number | null) => void;
   editRef: RefObject<EditSession | null>; setClaim: (c: ClaimState) => void;
+  /** The image was done when opened (its objects all reviewed, or none to label). */
+  openedDone?: () => boolean;
 }) {
   const { pid, imageId, canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef, setClaim } = opts;
   const undoRef = useRef<UndoEntry[]>([]);
@@ -250,6 +252,11 @@ export function useUndoHistory(opts: {
       forgetNote(entry);
       changed();
       const inverse = await apply(entry);
+      if (inverse && !redo && entry.t === "delete" && !annsRef.current.length && canReview && opts.openedDone?.()) {
+        // The only object, drawn here and taken back: the image is as it was, done. It stayed "in review"
+        // with nothing on it and left the Done count (black-box round 18); the accept says "nothing to label".
+        await post(`${P(pid)}/images/${imageId}/accept-all/`, { seen: [] }).catch(() => undefined);
+      }
       if (inverse) {
         to.current = [...to.current, inverse].slice(-LIMIT);
         // A redo is told by what it did again (the inverse now on the undo stack): redoing a new
