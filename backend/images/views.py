@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from django.db import transaction
@@ -125,7 +126,7 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
         """POST: open a chunked upload for one file (an image or a zip). GET: your uploads still
         taking bytes here (a client that lost their ids could only guess them to cancel them, and
         the cap on open uploads refused new ones)."""
-        if request.method == "GET":
+        if request.method in SAFE_METHODS:  # HEAD too: it ran the POST below and opened an upload
             only_params(request.query_params, (), paged=False)  # not a paged list: 64 at most
             sessions = upload_sessions.open_sessions(self.project, request.user)
             return Response(UploadSessionSerializer(sessions, many=True).data)
@@ -153,12 +154,12 @@ class ImageViewSet(FilesOnlyWhereNamed, ProjectScopedMixin, viewsets.GenericView
         as the raw body at `?offset=` (`&finish=1` on the last one also finishes the upload).
         DELETE: cancel and drop the received bytes."""
         sid = int_or_404(session_id)
-        if request.method in ("GET", "DELETE") and request.query_params:
+        if request.method in (*SAFE_METHODS, "DELETE") and request.query_params:
             # `?offset=5&finish=1` on a DELETE cancelled the upload as if it were a plain one.
             name = sorted(request.query_params)[0]
             raise ValidationError({name: f"Unknown parameter '{name}': {request.method} on an upload takes no parameters "
                                          "(offset and finish go with a chunk's PUT)."})
-        if request.method == "GET":
+        if request.method in SAFE_METHODS:  # HEAD as GET: it ran the PUT below (a chunk written, CSRF unchecked)
             return Response(UploadSessionSerializer(upload_sessions.get_session(self.project, sid, request.user)).data)
         if request.method == "DELETE":
             empty_body(request)

@@ -503,3 +503,23 @@ def test_your_open_uploads_can_be_listed_to_cancel_them(owner_project, client_fo
     assert client_for(owner).delete(f"{base(project)}{mine[0]['id']}/").status_code == 204
     assert [s["id"] for s in client_for(owner).get(base(project)).json()] == [mine[1]["id"]]
     assert client_for(owner).get(base(project) + "?page=2").status_code == 400
+
+
+def test_a_head_request_writes_nothing(owner_project, client_for, settings):
+    """HEAD ran the write branch of the upload routes (HEAD is answered by the GET handler, which
+    took anything not 'GET' for a POST or PUT): it opened uploads and wrote chunks, past the CSRF
+    check that safe methods skip (black-box round 18b)."""
+    owner, project = owner_project
+    client = client_for(owner)
+    settings.MAX_UPLOAD_BYTES = 10_000
+    listed = client.generic("HEAD", base(project), b'{"file_name": "a.png", "size_bytes": 10}',
+                            content_type="application/json")
+    assert listed.status_code == 200, listed.content
+    assert not UploadSession.objects.filter(project=project).exists()
+    session = open_session(client, project, "b.png", b"x" * 10)
+    head = client.generic("HEAD", f"{base(project)}{session['id']}/?offset=0", b"x" * 10,
+                          content_type="application/octet-stream")
+    assert head.status_code == 400, head.content  # no parameters on a read
+    head = client.generic("HEAD", f"{base(project)}{session['id']}/", b"x" * 10, content_type="application/octet-stream")
+    assert head.status_code == 200
+    assert UploadSession.objects.get(pk=session["id"]).received_bytes == 0
