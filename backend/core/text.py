@@ -104,12 +104,33 @@ def lookalike_mix(value: str) -> tuple[str, str, str] | None:
     return ranked[0].title(), ranked[-1].title(), letters[ranked[-1]][0]
 
 
+# Cyrillic, Greek and Armenian letters drawn like a Latin one: only these make a mixed word pass
+# for another. 'μm', '10kΩ', 'ΔT' or 'λmax' mix alphabets as units and formulas are written
+# (black-box round 18b: they were refused).
+_LATIN_LOOKALIKES = set(
+    "АВЕКМНОРСТУХІЈЅԀԌԚԜаеорсуххіјѕԁһӏԛԝѵԍ"  # Cyrillic
+    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοικνρτυχϲϳ"  # Greek
+    "ՕՍօսոհցգ"  # Armenian
+)
+
+
 def lookalike_word(value: str) -> tuple[str, str, str, str] | None:
     """(word, main script, odd script, odd letter) for the first word of `value` whose letters mix
-    look-alike alphabets ('dоg' with a Cyrillic 'о'); None when every word keeps to one. Per word:
-    'USB-кабель' and 'Wi-Fi роутер' are how names are written."""
+    look-alike alphabets with a letter drawn like a Latin one ('dоg' with a Cyrillic 'о', 'саt');
+    None otherwise. Per word: 'USB-кабель' and 'Wi-Fi роутер' are how names are written."""
     for word in re.findall(r"[^\W\d_]+", value):
         mixed = lookalike_mix(word)
-        if mixed:
+        if mixed and any(c in _LATIN_LOOKALIKES for c in word):
             return (word, *mixed)
     return None
+
+
+def lookalike_problem(name: str, what: str = "class") -> str | None:
+    """Why `name` cannot be a new name, or None: 'dоg' (Cyrillic 'о') beside 'dog' made two classes
+    that look one in every list and export."""
+    mixed = lookalike_word(name)
+    if not mixed:
+        return None
+    word, main, odd, letter = mixed
+    return (f"'{word}' in this {what} name mixes {main} and {odd} letters ('{letter}' is {odd}), so it can pass "
+            "for another name: write each word in one alphabet.")

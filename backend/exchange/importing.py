@@ -223,7 +223,7 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
     if stored_text(name) != name:
         return None, f"class name '{without_nul(name)}' contains an unpaired surrogate (\\ud800-\\udfff)"
     try:  # one spelling, as POST /classes/ and gallery folders fold it: "ｃａｔ" and "c\u200bat" are "cat"
-        name = clean_class_name(name)
+        name = clean_class_name(name, new=False)  # a new class's letters are checked where it is planned
     except ValidationError as exc:
         why = str(exc.detail[0])
         return None, "the object has no class name" if why.endswith("needs a name.") else f"class name {name!r}: {why}"
@@ -244,6 +244,10 @@ def _plan(record: Record, images, plan: Plan, create_missing: bool) -> tuple[lis
             return None, f"unknown class '{name}': tick “Create missing classes” to create it"
         if len(name) > 120:
             return None, f"class name '{name[:40]}…' is longer than 120 characters"
+        try:
+            clean_class_name(name)  # as a person's new class: no word mixing look-alike alphabets
+        except ValidationError as exc:
+            return None, f"class name {name!r}: {exc.detail[0]}"
         if len(plan.missing) >= MAX_NEW_CLASSES:
             return None, f"more than {MAX_NEW_CLASSES} new classes; create the classes first"
         plan.missing[key] = name

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from backend.core.errors import DomainError, NotFound
 from backend.core.files import create_with_file
+from backend.core.text import lookalike_problem
 from backend.core.uploads import UploadItem, iter_upload_items
 from backend.core.zips import _skippable, _unsafe_name, open_zip
 from backend.projects.models import LabelClass, Project
@@ -187,6 +188,13 @@ def _class_from_path(
         return None
     label_class = LabelClass.objects.annotate(lname=Lower("name")).filter(project=project, lname=class_name.lower()).first()
     if label_class is None:
+        problem = lookalike_problem(class_name)  # a new class: as POST /classes/ (an existing one is matched)
+        if problem:
+            entry = {"name": folder + "/", "error": f"folder '{parts[1][:60]}': {problem[:1].lower()}{problem[1:-1]}; "
+                     "its images were not imported", "skipped_files": 1}
+            refused_folders[folder] = entry
+            report.errors.append(entry)
+            return None
         try:
             with transaction.atomic():
                 label_class = LabelClass.objects.create(
@@ -206,7 +214,7 @@ def _folder_class_name(folder: str) -> str:
     from backend.projects.serializers import LabelClassSerializer, clean_class_name
 
     try:
-        return clean_class_name(LabelClassSerializer().fields["name"].run_validation(folder))
+        return clean_class_name(LabelClassSerializer().fields["name"].run_validation(folder), new=False)
     except ValidationError as exc:
         messages = exc.detail if isinstance(exc.detail, list) else [exc.detail]
         reason = " ".join(str(m).rstrip(".") for m in messages).replace("This field", "the class name")

@@ -32,7 +32,7 @@ class ProjectSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     def validate_name(self, value):
         """A name of only invisible characters (a zero-width space) made an invisible project."""
-        return clean_class_name(value, "project")
+        return clean_class_name(value, "project", new=_renamed(self.instance, value))
 
     def validate_prompts(self, value):
         if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
@@ -104,12 +104,12 @@ class NewUserMembershipResultSerializer(MembershipSerializer):
         fields = [*MembershipSerializer.Meta.fields, "one_time_password"]
 
 
-def clean_class_name(value: str, what: str = "class") -> str:
+def clean_class_name(value: str, what: str = "class", *, new: bool = True) -> str:
     """One spelling per name: compatibility forms folded (full-width "ｂｉｒｄ" is "bird"),
     invisible characters (a zero-width space, a filler) dropped, runs of spaces made one. Such
     lookalikes made visually identical classes beside each other. Control characters (a terminal
     colour code reached CLI output and exports) and names of combining marks alone are refused."""
-    from backend.core.text import control_character, lookalike_word, one_spelling, shows_something
+    from backend.core.text import control_character, one_spelling, shows_something
 
     cleaned = one_spelling(value)
     if not cleaned or not shows_something(cleaned):
@@ -117,12 +117,8 @@ def clean_class_name(value: str, what: str = "class") -> str:
     bad = control_character(cleaned)
     if bad:
         raise serializers.ValidationError(f"A {what} name cannot hold control characters ({bad}).")
-    mixed = lookalike_word(cleaned)
-    if mixed:  # 'dоg' (Cyrillic 'о') beside 'dog': two classes that look one in every list and export
-        word, main, odd, letter = mixed
-        raise serializers.ValidationError(
-            f"'{word}' in this {what} name mixes {main} and {odd} letters ('{letter}' is {odd}), so it can pass "
-            "for another name: write each word in one alphabet.")
+    if new:  # a name that is already there is matched (imports, gallery folders, a rename), not refused
+        refuse_lookalike_name(cleaned, what)
     # Measured once folded: 7 x U+FDFA fold to 126 characters, which passed the field's check of
     # the name as sent and failed the INSERT with an HTML 500 (black-box round 17).
     limit = (Project if what == "project" else LabelClass)._meta.get_field("name").max_length
@@ -130,6 +126,14 @@ def clean_class_name(value: str, what: str = "class") -> str:
         raise serializers.ValidationError(f"A {what} name has at most {limit} characters: shorten it (written "
                                           f"in one spelling it has {len(cleaned)}).")
     return cleaned
+
+
+def refuse_lookalike_name(name: str, what: str = "class") -> None:
+    from backend.core.text import lookalike_problem
+
+    problem = lookalike_problem(name, what)
+    if problem:
+        raise serializers.ValidationError(problem)
 
 
 # DRF said "Ensure this field has no more than 120 characters." under the field's name.
@@ -165,4 +169,13 @@ class LabelClassUpdateSerializer(StrictFieldsMixin, serializers.ModelSerializer)
         echo_derived = {"exemplar_count": "count"}  # a gallery change does not move the class's version
 
     def validate_name(self, value):
-        return clean_class_name(value)
+        # Look-alike letters are checked by services.update_class, against the class's own name (one
+        # named before the rule could not be saved unchanged).
+        return clean_class_name(value, new=False)
+
+
+def _renamed(instance, value: str) -> bool:
+    """`value` is another name than the object's own."""
+    from backend.core.text import one_spelling
+
+    return instance is None or one_spelling(value).lower() != (instance.name or "").lower()

@@ -10,6 +10,7 @@ from django.db.models import F, ProtectedError, RestrictedError
 from backend.core.errors import DomainError, NotFound, PermissionDenied
 from backend.core.files import delete_later
 from backend.core.locking import check_version
+from backend.core.text import lookalike_problem
 
 from .colors import distinct_colors
 from .models import LabelClass, Membership, Project, Role
@@ -174,6 +175,10 @@ def update_class(*, project: Project, class_id: int, version: int | None, **fiel
         raise NotFound("Class not found.")
     check_version(label_class, version)
     fields = _only(fields, CLASS_FIELDS)
+    if "name" in fields and fields["name"].lower() != label_class.name.lower():
+        problem = lookalike_problem(fields["name"])  # a new name; its own, kept, is not checked again
+        if problem:
+            raise DomainError(problem, extra={"field": "name"})
     before = {key: getattr(label_class, key) for key in _MATCHING_FIELDS}
     stored = {key: getattr(label_class, key) for key in CLASS_FIELDS}
     for key, value in fields.items():

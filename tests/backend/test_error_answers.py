@@ -117,22 +117,36 @@ def test_an_account_locks_after_ten_wrong_passwords_whatever_the_address(client_
     assert api.post("/api/auth/token/", {"username": "bystander", "password": "right-pass-456"}, format="json").status_code == 200
 
 
-def test_members_see_the_model_config_relative_to_the_app_not_the_hosts_path(client_for, settings, tmp_path):
+def test_members_see_the_model_config_relative_to_the_app_not_the_hosts_path(client_for, settings, tmp_path,
+                                                                           tiny_models_config):
+    import os
+    import shutil
+
     from django.conf import settings as django_settings
 
     from backend.jobs.services import start_job
+    from ml.config import PipelineConfig
 
     owner = make_user("owner")
     project = make_project(owner)
     make_image(project)
-    inside = django_settings.BASE_DIR / "var" / "tiny-models" / "config.json"
-    for configured, shown in ((str(inside), "var/tiny-models/config.json"),
-                              (str(tmp_path / "models" / "config.json"), "…/models/config.json")):
-        settings.RAZMETKA_ML_CONFIG = configured
-        job = start_job(project=project, user=owner, images="all")
-        body = client_for(owner).get(f"/api/projects/{project.pk}/jobs/{job.pk}/").json()
-        assert body["settings_snapshot"]["ml_config"] == shown
-        assert str(tmp_path) not in str(body) and str(django_settings.BASE_DIR) not in str(body)
+    settings.QUEUE_GPU = "nobody-listens-config-path-test"
+    # Real configs at both places (a job the config cannot run is refused at its start).
+    inside_dir = django_settings.BASE_DIR / "var" / f"config-path-test-{os.getpid()}"
+    outside = tmp_path / "models" / "config.json"
+    try:
+        for path in (inside_dir / "config.json", outside):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            PipelineConfig.from_file(tiny_models_config).to_file(path)  # its models' paths made absolute
+        for configured, shown in ((str(inside_dir / "config.json"), f"var/{inside_dir.name}/config.json"),
+                                  (str(outside), "…/models/config.json")):
+            settings.RAZMETKA_ML_CONFIG = configured
+            job = start_job(project=project, user=owner, images="all")
+            body = client_for(owner).get(f"/api/projects/{project.pk}/jobs/{job.pk}/").json()
+            assert body["settings_snapshot"]["ml_config"] == shown
+            assert str(tmp_path) not in str(body) and str(django_settings.BASE_DIR) not in str(body)
+    finally:
+        shutil.rmtree(inside_dir, ignore_errors=True)
 
 
 @pytest.mark.parametrize("path, body", [("evaluations/", {"split": "bogus"}), ("trainings/", {"kind": "head", "epochs": 3}),

@@ -196,3 +196,35 @@ def test_a_zip_entry_name_loses_its_bidi_controls_as_other_uploads_do(client_for
     assert made.status_code == 201, made.content
     assert sorted(i["original_name"] for i in made.json()["created"]) == sorted(
         ["b.zip/invgnp.exe.png", f"b.zip/{FAMILY}.png"]), made.json()
+
+
+def test_units_and_formulas_mixing_alphabets_stay_names_and_old_names_still_match(client_for, admin_user):
+    """The look-alike rule refused 'μm', '10kΩ resistor', 'ΔT sensor' (Greek letters drawn like no
+    Latin one); a class named so before could not be saved unchanged, and an import could no
+    longer add objects to it (black-box round 18b)."""
+    from backend.projects.models import LabelClass
+
+    from .exchange.helpers import json_upload, run_import
+    from .factories import make_class, make_image
+
+    project = make_project(admin_user)
+    api = client_for(admin_user)
+    url = f"/api/projects/{project.pk}/classes/"
+    for name in ("5\u00b5m particle", "10k\u03a9 resistor", "\u0394T sensor", "\u03bbmax"):
+        made = api.post(url, {"name": name}, format="json")
+        assert made.status_code == 201, (name, made.content)
+    old = make_class(project, "big d\u043eg")  # named before the rule (a direct insert, as an upgrade)
+    kept = api.patch(f"{url}{old.pk}/", {"name": "big d\u043eg", "version": old.version}, format="json")
+    assert kept.status_code == 200, kept.content
+    renamed = api.patch(f"{url}{old.pk}/", {"name": "small d\u043eg", "version": kept.json()["version"]}, format="json")
+    assert renamed.status_code == 400 and "mixes Latin and Cyrillic" in str(renamed.json()), renamed.content
+    image = make_image(project)
+    coco = {"images": [{"id": 1, "file_name": image.original_name, "width": image.width, "height": image.height}],
+            "categories": [{"id": 1, "name": "big d\u043eg"}, {"id": 2, "name": "c\u0430t"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]}]}
+    job = run_import(project, admin_user, "coco", json_upload(coco))
+    assert job.status == "done", job.errors
+    coco["annotations"] = [{"id": 2, "image_id": 1, "category_id": 2, "bbox": [3, 3, 10, 10]}]
+    job = run_import(project, admin_user, "coco", json_upload(coco), create_missing_classes=True)
+    assert job.status == "failed" and "mixes" in job.errors[0]["error"], job.errors
+    assert not LabelClass.objects.filter(project=project, name="c\u0430t").exists()
