@@ -16,3 +16,15 @@ def held_by_others(job: PrelabelJob, user) -> dict:
             .exclude(claimed_by=user).values_list("claimed_by__username", flat=True))
     people = list(held)
     return {"count": len(people), "people": sorted(set(people))}
+
+
+def with_objects_found(queryset):
+    """Each job with `objects_found`, the objects its images got: a subquery PostgreSQL runs for the
+    page's rows only (the list's serializer asked once per finished job)."""
+    from django.db.models import IntegerField, OuterRef, Subquery, Sum
+
+    from .models import PrelabelJobImage
+
+    found = (PrelabelJobImage.objects.filter(job=OuterRef("pk")).order_by().values("job")
+             .annotate(n=Sum("detections")).values("n"))
+    return queryset.annotate(objects_found=Subquery(found, output_field=IntegerField()))

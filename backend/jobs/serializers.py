@@ -32,7 +32,8 @@ class PrelabelJobSerializer(serializers.ModelSerializer):
     def get_objects(self, job) -> int | None:
         if job.status not in FINAL_JOB_STATES:  # no query per progress event of a running job
             return None
-        return job.items.aggregate(n=Sum("detections"))["n"] or 0
+        found = getattr(job, "objects_found", None)  # selectors.with_objects_found: a list's page in its query
+        return (found if found is not None else job.items.aggregate(n=Sum("detections"))["n"]) or 0
 
     def get_errors(self, job) -> list[dict]:
         if job.failed == 0:  # the counter moves with every failure: no query per progress event

@@ -43,7 +43,7 @@ class PrelabelJobViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
             filters={"status": choice_filter("status", JobStatus.values)},
             orderings={"id": "id", "created_at": "created_at"}, default_ordering="-id",
         )
-        page = self.paginate_queryset(queryset)
+        page = self.paginate_queryset(selectors.with_objects_found(queryset))
         return self.get_paginated_response(PrelabelJobSerializer(page, many=True).data)
 
     def retrieve(self, request, project_pk=None, pk=None):

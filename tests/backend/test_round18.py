@@ -173,6 +173,8 @@ def test_a_finished_job_says_how_many_objects_it_proposed(settings, tiny_models_
     job.items.filter(pk=second.pk).update(status=ItemStatus.DONE, detections=0)
     PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
     assert client_for(owner).get(url).json()["objects"] == 3
+    listed = client_for(owner).get(f"/api/projects/{project.pk}/jobs/").json()["results"]
+    assert [j["objects"] for j in listed] == [3]  # counted in the list's own query
 
 
 def test_a_zip_entry_name_loses_its_bidi_controls_as_other_uploads_do(client_for):
