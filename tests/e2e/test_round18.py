@@ -176,3 +176,60 @@ def test_an_object_drawn_on_a_done_image_and_undone_leaves_it_done(page, login_a
     page.keyboard.press("z")
     until(page, lambda: not Annotation.objects.filter(image=image).exists(), what="the object undone")
     until(page, lambda: Image.objects.get(pk=image.pk).status == ImageStatus.DONE, what="done again")
+
+
+def test_a_change_waiting_to_be_sent_again_holds_the_page(page, login_as):
+    """A class change kept for after the sign-in (and the password to set) was dropped without a word
+    by a reload: only a half-drawn polygon or a click-mask asked before leaving (black-box round 18b)."""
+    from playwright.sync_api import expect
+
+    from .seed import add_prediction, make_class, make_image, mark_prelabeled, rect_mask
+    from .steps import open_review, stage_drawn, toast
+    from .test_review_guards import beforeunload_blocks
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Held")
+    image = make_image(proj, width=400, height=300, seed=184)
+    ann = add_prediction(image, make_class(proj, "hammer"), rect_mask(300, 400, 0, 0, 40, 40))
+    make_class(proj, "wrench")
+    mark_prelabeled(image)
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    assert not beforeunload_blocks(page)
+    page.get_by_test_id(f"object-{ann.pk}").click()
+    page.context.set_offline(True)
+    page.keyboard.press("/")
+    page.keyboard.type("wrench")
+    page.keyboard.press("Enter")
+    expect(toast(page, "Couldn't save the class")).to_have_count(1)
+    assert beforeunload_blocks(page)
+    page.context.set_offline(False)
+
+
+def test_a_password_set_in_another_tab_lets_this_one_go_on(page, login_as):
+    """Two tabs on 'Set your password': after the first set it, the second said 'The current password
+    is wrong.' for the one-time password, and only a reload got out (black-box round 18b)."""
+    from playwright.sync_api import expect
+
+    from backend.core.accounts import reset_password
+
+    owner = make_user("olga")
+    make_project(owner, name="Two tabs")
+    one_time = reset_password(by=make_staff(), user=owner)
+    page.goto("/")
+    page.locator("input[name=username]").fill("olga")
+    page.locator("input[name=password]").fill(one_time)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("set-password")).to_be_visible()
+    other = page.context.new_page()
+    other.goto("/")
+    expect(other.get_by_test_id("set-password")).to_be_visible()
+    for tab in (page, other):
+        form = tab.get_by_test_id("set-password")
+        form.locator("input[name=current_password]").fill(one_time)
+        form.locator("input[name=new_password]").fill("a-brand-new-secret-18b")
+        form.locator("input[name=new_password_again]").fill("a-brand-new-secret-18b")
+        form.get_by_role("button", name="Set password").click()
+        expect(tab.get_by_test_id("set-password")).to_have_count(0)
+    expect(other.get_by_role("alert")).to_have_count(0)

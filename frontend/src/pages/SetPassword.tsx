@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { ApiError, patch, type Me } from "../api/client";
+import { ApiError, get, patch, type Me } from "../api/client";
 
 /** First sign-in with a one-time password: the user picks their own before anything else.
  *  `change`: the Account page, where a signed-in user changes theirs (there was no way to). */
@@ -27,6 +27,12 @@ export function SetPasswordPage({ me, onDone, change = false }: { me: Me; onDone
         setAgain("");
       }
     } catch (err) {
+      if (!change && err instanceof ApiError && err.status === 400) {
+        // Set in another tab meanwhile: this one goes on (it said "the current password is wrong"
+        // for the one-time password, and only a reload got out; black-box round 18b).
+        const fresh = await get<Me>("/api/auth/me/").catch(() => null);
+        if (fresh && !fresh.must_change_password) return onDone(fresh);
+      }
       setError(err instanceof ApiError ? err.message : String(err));
     } finally {
       setBusy(false);

@@ -72,6 +72,8 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
   const stage = useStage({ canvasRef, wrapRef, pid, imageId, detail, anns, annsRef, classes, bundleRef, pixelsRef, pixelsFor, selId, showOverlays, tool, brushPx });
   const role = ctx.project.my_role ?? "viewer";
   const writes = useAnnotationWrites({ pid, imageId, canReview: ctx.canReview, role, readOnly, claim, setClaim, annsRef, updateAnns, setSelId, gone, onImageGone });
+  const writesRef = useRef(writes);
+  writesRef.current = writes;
   const history = useUndoHistory({
     pid, imageId, canReview: ctx.canReview, readOnly, writes, annsRef, updateAnns, setSelId, editRef: stage.editRef, setClaim,
     openedDone: () => openedDone.current,
@@ -135,7 +137,9 @@ export function Workspace({ ctx, imageId }: { ctx: ProjectCtx; imageId: number }
       return message ? `${message}\n\nLeave this image anyway? It will be lost.` : null;
     });
     const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      if (!draftMessage()) return;
+      // Also a change waiting to be sent again (offline, signed out, a password to set first): a reload
+      // dropped it without a word (black-box round 18b).
+      if (!draftMessage() && !writesRef.current.canRetry()) return;
       e.preventDefault();
       e.returnValue = "";
     };
