@@ -108,7 +108,7 @@ def lookalike_mix(value: str) -> tuple[str, str, str] | None:
 # for another. 'μm', '10kΩ', 'ΔT' or 'λmax' mix alphabets as units and formulas are written
 # (black-box round 18b: they were refused).
 _LATIN_LOOKALIKES = set(
-    "АВЕКМНОРСТУХІЈЅԀԌԚԜаеорсуххіјѕԁһӏԛԝѵԍ"  # Cyrillic
+    "АВЕКМНОРСТУХІЈЅԀԌԚԜаеорсухіјѕԁһӏԛԝѵԍ"  # Cyrillic
     "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοικνρτυχϲϳ"  # Greek
     "ՕՍօսոհցգ"  # Armenian
 )

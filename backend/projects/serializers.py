@@ -109,7 +109,7 @@ def clean_class_name(value: str, what: str = "class", *, new: bool = True) -> st
     invisible characters (a zero-width space, a filler) dropped, runs of spaces made one. Such
     lookalikes made visually identical classes beside each other. Control characters (a terminal
     colour code reached CLI output and exports) and names of combining marks alone are refused."""
-    from backend.core.text import control_character, one_spelling, shows_something
+    from backend.core.text import control_character, lookalike_problem, one_spelling, shows_something
 
     cleaned = one_spelling(value)
     if not cleaned or not shows_something(cleaned):
@@ -117,8 +117,9 @@ def clean_class_name(value: str, what: str = "class", *, new: bool = True) -> st
     bad = control_character(cleaned)
     if bad:
         raise serializers.ValidationError(f"A {what} name cannot hold control characters ({bad}).")
-    if new:  # a name that is already there is matched (imports, gallery folders, a rename), not refused
-        refuse_lookalike_name(cleaned, what)
+    problem = lookalike_problem(cleaned, what) if new else None  # a name already there is matched, not refused
+    if problem:
+        raise serializers.ValidationError(problem)
     # Measured once folded: 7 x U+FDFA fold to 126 characters, which passed the field's check of
     # the name as sent and failed the INSERT with an HTML 500 (black-box round 17).
     limit = (Project if what == "project" else LabelClass)._meta.get_field("name").max_length
@@ -126,14 +127,6 @@ def clean_class_name(value: str, what: str = "class", *, new: bool = True) -> st
         raise serializers.ValidationError(f"A {what} name has at most {limit} characters: shorten it (written "
                                           f"in one spelling it has {len(cleaned)}).")
     return cleaned
-
-
-def refuse_lookalike_name(name: str, what: str = "class") -> None:
-    from backend.core.text import lookalike_problem
-
-    problem = lookalike_problem(name, what)
-    if problem:
-        raise serializers.ValidationError(problem)
 
 
 # DRF said "Ensure this field has no more than 120 characters." under the field's name.
