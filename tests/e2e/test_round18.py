@@ -233,3 +233,26 @@ def test_a_password_set_in_another_tab_lets_this_one_go_on(page, login_as):
         form.get_by_role("button", name="Set password").click()
         expect(tab.get_by_test_id("set-password")).to_have_count(0)
     expect(other.get_by_role("alert")).to_have_count(0)
+
+
+def test_the_help_closes_from_its_top_on_a_phone(page, login_as):
+    """At 375 px the help's only button, 'Close (Esc)', was ~1,240 px down the card (black-box round 18b)."""
+    from playwright.sync_api import expect
+
+    from .seed import make_image
+    from .steps import open_review, stage_drawn
+
+    owner = make_user("olga")
+    proj = make_project(owner, name="Phone help")
+    image = make_image(proj, width=400, height=300, seed=185)
+    page.set_viewport_size({"width": 375, "height": 740})
+    login_as(owner)
+    open_review(page, proj, image)
+    stage_drawn(page, image.pk)
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    close = dialog.get_by_role("button", name="Close (Esc)")
+    expect(close).to_be_in_viewport()
+    close.click()
+    expect(dialog).to_have_count(0)

@@ -54,7 +54,11 @@ export function HelpOverlay({ onClose }: { onClose: () => void }) {
   return (
     <div className="overlay" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={onClose} onKeyDown={trap}>
       <div className="card help" ref={card} tabIndex={-1} onClick={(e) => e.stopPropagation()}>
-        <h2>Keyboard shortcuts</h2>
+        {/* Closing at the top too: on a phone the card's only button was ~1,200 px down. */}
+        <div className="help-head">
+          <h2>Keyboard shortcuts</h2>
+          <button className="small" onClick={onClose} data-testid="help-close-top">Close (Esc)</button>
+        </div>
         <table>
           <tbody>
             {SHORTCUTS.map(([k, v]) => (
@@ -62,7 +66,7 @@ export function HelpOverlay({ onClose }: { onClose: () => void }) {
             ))}
           </tbody>
         </table>
-        <button onClick={onClose}>Close (Esc)</button>
+        <button onClick={onClose}>Close</button>
       </div>
     </div>
   );
