@@ -256,3 +256,25 @@ def test_the_help_closes_from_its_top_on_a_phone(page, login_as):
     expect(close).to_be_in_viewport()
     close.click()
     expect(dialog).to_have_count(0)
+
+
+def test_a_member_added_back_goes_on_from_the_no_access_notice(page, login_as):
+    """Removed and added back, a member stayed on "No access to this project" until a reload."""
+    from playwright.sync_api import expect
+
+    from backend.projects import services as project_services
+    from backend.projects.models import Role
+
+    owner, bob = make_user("olga"), make_user("bob")
+    proj = make_project(owner, name="Back again")
+    membership = add_member(proj, bob, Role.ANNOTATOR)
+    login_as(bob)
+    page.goto(f"/p/{proj.pk}/images")
+    expect(page.get_by_test_id("project-bar")).to_be_visible()
+    page.wait_for_timeout(300)  # let the websocket join
+    in_thread(project_services.remove_member, project=proj, membership_id=membership.pk, version=membership.version)
+    expect(page.get_by_test_id("project-error")).to_contain_text("No access to this project")
+    add_member(proj, bob, Role.ANNOTATOR)
+    page.evaluate("() => window.dispatchEvent(new Event('focus'))")  # the user comes back to the tab
+    expect(page.get_by_test_id("project-bar")).to_be_visible()
+    expect(page.get_by_test_id("project-error")).to_have_count(0)

@@ -150,6 +150,23 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
     sweep();
     return subscribeNotes(sweep);
   }, [lost]);
+  // Removed, then added back: the page looks again every 15 s and when it is shown, and goes on
+  // (it stayed on "No access" until a reload, black-box round 18b). A deleted project stays gone.
+  useEffect(() => {
+    if (!lost || lost.deletedBy !== undefined) return;
+    const look = () => {
+      if (document.visibilityState !== "visible") return;
+      get<Project>(`${P(projectId)}/`).then((fresh) => { setProject(fresh); setLost(null); }).catch(() => undefined);
+    };
+    const timer = window.setInterval(look, 15_000);
+    document.addEventListener("visibilitychange", look);
+    window.addEventListener("focus", look);
+    return () => {
+      window.clearInterval(timer);
+      document.removeEventListener("visibilitychange", look);
+      window.removeEventListener("focus", look);
+    };
+  }, [lost, projectId]);
   const uploading = useRunningUploads(projectId);
   if (lost) {
     const deleted = lost.deletedBy !== undefined;
