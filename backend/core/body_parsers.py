@@ -12,7 +12,7 @@ import html
 from django.http import multipartparser
 from rest_framework.parsers import MultiPartParser
 
-from .text import printable
+from .text import drawn
 
 
 def _takes_files(view) -> bool:
@@ -49,7 +49,7 @@ def sanitize_file_name(self, file_name):
     Unicode tables: '🩷.png' and '🫨.png' were both stored as '.png' (black-box round 17)."""
     file_name = html.unescape(file_name)
     file_name = file_name.rsplit("/")[-1].rsplit("\\")[-1]
-    file_name = "".join(char for char in file_name if printable(char))
+    file_name = drawn(file_name)
     return None if file_name in {"", ".", ".."} else file_name
 
 

@@ -36,6 +36,14 @@ def printable(c: str) -> bool:
             or (unicodedata.category(c) == "Cn" and not _ignorable(c)))
 
 
+def drawn(text: str) -> str:
+    """`text` with only what is drawn (printable) and the joiners and tags that join something
+    (_kept): a ZWJ between Latin letters or a lone tag character stayed in file names while class
+    names dropped them (black-box round 18b)."""
+    chars = [c for c in text if printable(c)]
+    return "".join(c for i, c in enumerate(chars) if _kept(chars, i))
+
+
 def one_spelling(value: str) -> str:
     """Compatibility forms folded (full-width "ｂｉｒｄ" is "bird", NFD accents composed), invisible
     characters (a zero-width space, a filler) dropped, runs of blanks made one space, ends trimmed.

@@ -313,11 +313,11 @@ def image_file_name(name: str, content_type: str) -> str:
     drops them, so "b.png." and "b.png" would be one file there), then ending with an extension
     of the format the bytes decoded as ("a.json" holding a PNG is "a.json.png"). At most
     MAX_NAME_LENGTH characters, cut at the front so the base name and extension are kept."""
-    from .text import printable
+    from .text import drawn
 
     # Drawn characters only, as plain and chunked uploads' names: a zip entry kept its right-to-left
     # override ('inv\u202egnp.exe' showed reversed here and in exports, black-box round 18).
-    name = "".join(c for c in name if printable(c))
+    name = drawn(name)
     extension = _EXTENSION_OF_TYPE.get(content_type)
     cut = max(name.rfind("/"), name.rfind("\\"))
     head, base = name[:cut + 1], name[cut + 1:]

@@ -25,7 +25,7 @@ from backend.core import events, outbox
 from backend.core.errors import Conflict, DomainError, NotFound, PayloadTooLarge
 from backend.core.files import save_finished_file
 from backend.core.task_retry import DB_DOWN
-from backend.core.text import printable
+from backend.core.text import drawn
 from backend.projects.models import Project
 
 from .models import Image, UploadSession, UploadStatus
@@ -132,7 +132,7 @@ def session_file_name(file_name: str) -> str:
     "C:\\x\\a.jpg" were stored and exported as sent)."""
     # Drawn characters only, as a plain upload's name (core/body_parsers): a right-to-left override
     # showed 'gpj.exe' as 'exe.jpg' here while the same file sent whole lost it (black-box round 17b).
-    parts = ["".join(c for c in p if printable(c)).strip() for p in re.split(r"[/\\]", file_name or "")]
+    parts = [drawn(p).strip() for p in re.split(r"[/\\]", file_name or "")]
     parts = [p for p in parts if p not in ("", ".", "..") and not re.fullmatch(r"[A-Za-z]:", p)]
     return "/".join(parts)[-500:] or "upload"
 

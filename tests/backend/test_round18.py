@@ -230,3 +230,39 @@ def test_units_and_formulas_mixing_alphabets_stay_names_and_old_names_still_matc
     job = run_import(project, admin_user, "coco", json_upload(coco), create_missing_classes=True)
     assert job.status == "failed" and "mixes" in job.errors[0]["error"], job.errors
     assert not LabelClass.objects.filter(project=project, name="c\u0430t").exists()
+
+
+@pytest.mark.parametrize("route", ["multipart", "zip", "chunked"])
+def test_file_names_drop_joiners_and_tags_that_join_nothing(client_for, route):
+    """A ZWJ between Latin letters ('in\\u200dv.png') and a lone tag character stayed in image names on
+    all three upload routes (and in exports), while class names dropped them; emoji joiners stay."""
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import image_bytes
+
+    owner = make_user(f"joiner-{route}")
+    project = make_project(owner)
+    api = client_for(owner)
+    names = ["in\u200dv.png", "a\U000e0067b.png", f"{FAMILY}.png"]
+    if route == "chunked":
+        from backend.images.upload_sessions import session_file_name
+
+        assert [session_file_name(n) for n in names] == ["inv.png", "ab.png", f"{FAMILY}.png"]
+        return
+    if route == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for i, name in enumerate(names):
+                zf.writestr(name, image_bytes(color=(i * 40, 3, 3)))
+        files = [SimpleUploadedFile("z.zip", buf.getvalue(), content_type="application/zip")]
+        expected = ["z.zip/inv.png", "z.zip/ab.png", f"z.zip/{FAMILY}.png"]
+    else:
+        files = [SimpleUploadedFile(n, image_bytes(color=(i * 40, 5, 5)), content_type="image/png")
+                 for i, n in enumerate(names)]
+        expected = ["inv.png", "ab.png", f"{FAMILY}.png"]
+    made = api.post(f"/api/projects/{project.pk}/images/", {"files": files}, format="multipart")
+    assert made.status_code == 201, made.content
+    assert sorted(i["original_name"] for i in made.json()["created"]) == sorted(expected), made.json()
