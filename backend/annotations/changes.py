@@ -203,11 +203,12 @@ def _event(annotation: Annotation, actor, action: str, source: str, before: dict
 def _announce(project_id: int, trail: list[AnnotationEvent]) -> None:
     if len(trail) <= LIVE_EVENTS_MAX:
         for e in trail:
+            # Who, when it went through someone's claim (an admin's forced edit): the holder is told.
+            overrode = "claim_override" in (e.after or {}) or "claim_override" in (e.before or {})
             events.emit(
                 project_id, "annotation.changed", image=e.image_id, annotation=e.annotation_id, action=e.action,
                 source=e.source, version=None if e.after is None else e.after["version"],
-                # who: the holder of the image is told when someone else (an admin's forced edit) changed it
-                by=e.actor.username if e.actor_id else None,
+                **({"by": e.actor.username} if overrode and e.actor_id else {}),
             )
         return
     images = sorted({e.image_id for e in trail})

@@ -51,7 +51,7 @@ _SESSION = re.compile(r"^/api/projects/([0-9]{1,18})/images/uploads/([0-9]{1,18}
 _CHUNK_QUERY = re.compile(rb"^offset=([0-9]{1,18})(?:&finish=(?i:(1|true)|0|false))?$")
 _SINGLE = (b"host", b"cookie", b"authorization", b"content-length", b"content-type")
 _ALLOW_ONE = b"GET, PUT, DELETE, HEAD, OPTIONS"
-_ALLOW_OPEN = b"POST, OPTIONS"
+_ALLOW_OPEN = b"GET, POST, HEAD, OPTIONS"  # as the view answers (GET lists your open uploads)
 _OPEN_BODY_MAX = 8 * 1024  # a file name (<= 5,000 characters), a size and a hash
 BUFFERS = 8
 _FIELDS = ("id", "file_name", "size_bytes", "received_bytes", "sha256", "status", "result", "created_at", "updated_at")
