@@ -114,22 +114,19 @@ export function ProjectLayout({ projectId, sub, me }: { projectId: number; sub: 
   // list. A deletion's "by whom" is kept when the generic notice (the socket's close) follows it.
   // A write refused for the role: another admin changed it. The tabs and pages follow the role as
   // it is now (a demoted admin kept the admin pages, each click a 403, until a reload).
-  useEffect(() => onRoleRefused((p) => {
-    if (p !== projectId) return;
+  const reloadRole = useCallback(() => {
     get<Project>(`${P(projectId)}/`).then((fresh) => setProject((old) => (old && old.my_role === fresh.my_role ? old : fresh)))
       .catch(() => undefined); // a lost project is told by checkProjectAccess
-  }), [projectId]);
+  }, [projectId]);
+  useEffect(() => onRoleRefused((p) => { if (p === projectId) reloadRole(); }), [projectId, reloadRole]);
   useEffect(() => onLostAccess((p, how) => {
     if (p === projectId) setLost((prev) => (prev && prev.deletedBy !== undefined ? prev : how));
   }), [projectId]);
   const open = !!project && !lost && !error;
   // Every page of the project keeps its socket open, so a deletion or removal is told at once, and a
   // role changed by an admin is followed at once (a promoted member saw the admin tabs only after a reload).
-  useEffect(() => (open ? subscribe(projectId, (ev) => {
-    if (ev.type !== "membership.changed") return;
-    get<Project>(`${P(projectId)}/`).then((fresh) => setProject((old) => (old && old.my_role === fresh.my_role ? old : fresh)))
-      .catch(() => undefined); // a lost project is told by checkProjectAccess
-  }) : undefined), [open, projectId]);
+  useEffect(() => (open ? subscribe(projectId, (ev) => { if (ev.type === "membership.changed") reloadRole(); }) : undefined),
+    [open, projectId, reloadRole]);
   // Going to another tab asks for the project again: a socket that was down (asleep, offline)
   // missed the news, and the new page's 404 would otherwise be its only sign.
   // (Per section, not per image: the review loop's next image must not wait on it.)
