@@ -40,6 +40,7 @@ export function App() {
     if (uploading) setWhy(`You were signed out: ${uploading} upload${uploading > 1 ? "s" : ""} stopped. Sign in and pick the same files again to resume them.`);
     else if (signedIn.current) setWhy("You were signed out (here, in another tab, or by a password reset). Sign in to go on where you were.");
     if (signedIn.current && meRef.current) setEnded(meRef.current);
+    setPasswordFirst(false); // asked again at the next sign-in if still due
     setMe(null);
   };
   const path = usePath();
@@ -117,6 +118,7 @@ export function App() {
     forgetClaimsForSignOut(); // the server releases them on sign-out
     setEnded(null);
     setWhy(null);
+    setPasswordFirst(false);
     try {
       await post("/api/auth/logout/");
     } catch {

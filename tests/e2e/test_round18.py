@@ -278,3 +278,38 @@ def test_a_member_added_back_goes_on_from_the_no_access_notice(page, login_as):
     page.evaluate("() => window.dispatchEvent(new Event('focus'))")  # the user comes back to the tab
     expect(page.get_by_test_id("project-bar")).to_be_visible()
     expect(page.get_by_test_id("project-error")).to_have_count(0)
+
+
+def test_a_session_ended_under_the_set_password_form_leaves_nothing_behind(page, login_as):
+    """Signed in again on a one-time password over a page (the set-password form over it), then signed
+    out in another tab: the next user to sign in there on a one-time password got the old page under
+    a set-password overlay instead of the plain set-password page."""
+    from playwright.sync_api import expect
+
+    from backend.core.accounts import reset_password
+
+    owner, bob = make_user("olga"), make_user("bob")
+    root = make_staff()
+    proj = make_project(owner, name="Sign out")
+    add_member(proj, bob, "annotator")
+    login_as(owner)
+    page.goto(f"/p/{proj.pk}/images")
+    bar = page.get_by_test_id("project-bar")
+    expect(bar).to_be_visible()
+    one_time = reset_password(by=root, user=owner)  # ends the session
+    bar.get_by_text("Classes").click()
+    overlay = page.get_by_test_id("sign-in-again")
+    expect(overlay).to_be_visible()
+    overlay.locator("input[name=password]").fill(one_time)
+    overlay.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("set-password-again")).to_be_visible()
+    other = page.context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Sign out").click()
+    expect(overlay).to_be_visible()  # this tab is told
+    bobs = reset_password(by=root, user=bob)
+    overlay.locator("input[name=username]").fill("bob")
+    overlay.locator("input[name=password]").fill(bobs)
+    overlay.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("set-password")).to_be_visible()
+    expect(page.get_by_test_id("set-password-again")).to_have_count(0)
